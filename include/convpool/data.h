@@ -1,0 +1,39 @@
+// CIFAR-10 in its binary layout (cifar-10-batches-bin): records of 1 label byte and 3072
+// pixel bytes (R plane, G plane, B plane). Images stay uint8 in memory.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace convpool {
+
+constexpr int kCifarImageBytes = 3072;
+constexpr int kCifarRecordBytes = 3073;
+constexpr int kCifarClasses = 10;
+
+struct Dataset {
+  std::vector<uint8_t> pixels;  // count x 3072
+  std::vector<uint8_t> labels;  // count
+  std::vector<std::string> class_names;
+  size_t size() const { return labels.size(); }
+  const uint8_t* image(size_t i) const { return pixels.data() + i * kCifarImageBytes; }
+};
+
+// Reads and validates one batch file, appending its records; errors name the file.
+void read_cifar_file(const std::string& path, Dataset& out, size_t max_records = SIZE_MAX);
+
+// Loads the five training batches (split "train") or test_batch.bin ("test") from dir,
+// stopping after `limit` records (0 = all). Class names come from batches.meta.txt if present.
+Dataset load_cifar10(const std::string& dir, const std::string& split, size_t limit = 0);
+
+// The directory to read: --data if given, else $CIFAR10_DIR, else data/cifar-10-batches-bin.
+// Throws a one-line error naming every place it looked when none holds the data.
+std::string resolve_cifar_dir(const std::string& flag_value);
+
+// A permutation of [0, n) for `epoch`, drawn from Philox with `seed` (same on every platform).
+std::vector<uint32_t> epoch_order(size_t n, uint64_t seed, uint64_t epoch);
+
+// Converts images order[first .. first+count) to float NCHW in [0,1] (optionally normalised).
+void images_to_float(const Dataset& ds, const uint32_t* order, int count, float* out);
+
+}  // namespace convpool

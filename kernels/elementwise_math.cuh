@@ -1,0 +1,34 @@
+// Per-element formulas for activations, loss and optimizers, shared by both backends.
+#pragma once
+#include <cmath>
+
+#include "hd.cuh"
+
+namespace convpool {
+
+CP_HD float relu_forward(float x) { return x > 0.f ? x : 0.f; }
+// Uses the output: y > 0 exactly where x > 0, so the input need not be kept.
+CP_HD float relu_backward(float y, float dy) { return y > 0.f ? dy : 0.f; }
+
+// Adam, as Keras does it: the bias correction folded into the step size.
+// lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t); p -= lr_t * m / (sqrt(v) + eps).
+CP_HD void adam_update(float& p, float g, float& m, float& v, float lr_t, float beta1,
+                       float beta2, float eps) {
+  m = beta1 * m + (1.f - beta1) * g;
+  v = beta2 * v + (1.f - beta2) * g * g;
+  p -= lr_t * m / (sqrtf(v) + eps);
+}
+
+// SGD with momentum (Keras form: velocity = momentum*velocity - lr*g), optional Nesterov.
+CP_HD void sgd_update(float& p, float g, float* velocity, float lr, float momentum,
+                      bool nesterov) {
+  if (!velocity) {
+    p -= lr * g;
+    return;
+  }
+  const float vel = momentum * *velocity - lr * g;
+  *velocity = vel;
+  p += nesterov ? momentum * vel - lr * g : vel;
+}
+
+}  // namespace convpool

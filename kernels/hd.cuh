@@ -1,0 +1,8 @@
+// CP_HD marks functions compiled for both the CPU backend and CUDA kernels, so both
+// backends share one definition of every per-element formula.
+#pragma once
+#if defined(__CUDACC__)
+#define CP_HD __host__ __device__ __forceinline__
+#else
+#define CP_HD inline
+#endif

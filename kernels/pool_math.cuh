@@ -1,0 +1,210 @@
+// Per-window pooling math shared by the CPU backend and the CUDA kernels.
+// A window is given as its n valid values v[0..n) in row-major window order (padding
+// excluded); `divisor` is what an average divides by (n, or KH*KW with count-include-pad).
+// Ties are broken towards the lowest window index everywhere; NaN ranks above +inf, so
+// max, min and top-k propagate NaN.
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "hd.cuh"
+
+namespace convpool {
+
+enum class PoolMethod : int {
+  max = 0, avg, min, lp, mixed, stochastic, avgtopk, tmaxavg, softpool,
+};
+constexpr int kPoolMaxTopK = 64;
+
+struct PoolWindowParams {
+  PoolMethod method = PoolMethod::max;
+  int k = 2;              // avgtopk, tmaxavg
+  float p = 2.f;          // lp
+  float threshold = 0.f;  // tmaxavg
+  float lambda = 0.5f;    // mixed: weight of max (drawn per step in training, 0.5 in eval)
+  float u = 0.f;          // stochastic: the uniform draw for this window (training)
+  bool training = false;
+};
+
+// True if (a, ia) ranks before (b, ib) in descending order: NaN first, then larger values,
+// then the lower index.
+CP_HD bool pool_ranks_before(float a, int ia, float b, int ib) {
+  const bool na = a != a, nb = b != b;
+  if (na != nb) return na;
+  if (!na && a != b) return a > b;
+  return ia < ib;
+}
+
+// The element following (prev, iprev) in descending rank order; -1 if none. Used K times
+// it selects the top K with no mask, in O(n*K).
+CP_HD int pool_next_ranked(const float* v, int n, int iprev) {
+  int best = -1;
+  for (int i = 0; i < n; ++i) {
+    if (iprev >= 0 && !pool_ranks_before(v[iprev], iprev, v[i], i)) continue;
+    if (best < 0 || pool_ranks_before(v[i], i, v[best], best)) best = i;
+  }
+  return best;
+}
+
+CP_HD int pool_argmax(const float* v, int n) { return pool_next_ranked(v, n, -1); }
+
+CP_HD int pool_argmin(const float* v, int n) {
+  int best = 0;
+  for (int i = 1; i < n; ++i) {
+    const bool ni = v[i] != v[i], nb = v[best] != v[best];
+    if (nb) break;
+    if (ni || v[i] < v[best]) best = i;
+  }
+  return best;
+}
+
+CP_HD float pool_mean(const float* v, int n, int divisor) {
+  float s = 0.f;
+  for (int i = 0; i < n; ++i) s += v[i];
+  return s / float(divisor);
+}
+
+// Mean of the top k (k clipped to n); writes the selected indices to idx if given.
+CP_HD float pool_topk_mean(const float* v, int n, int k, int* idx) {
+  if (k > n) k = n;
+  float s = 0.f;
+  int prev = -1;
+  for (int r = 0; r < k; ++r) {
+    prev = pool_next_ranked(v, n, prev);
+    if (idx) idx[r] = prev;
+    s += v[prev];
+  }
+  return s / float(k);
+}
+
+// (sum |v|^p)^(1/p), scaled by max|v| so large p neither overflows nor underflows.
+CP_HD float pool_lp(const float* v, int n, float p) {
+  float m = 0.f;
+  for (int i = 0; i < n; ++i) m = fmaxf(m, fabsf(v[i]));
+  if (!(m > 0.f)) return m == 0.f ? 0.f : m;  // all-zero window gives 0; NaN propagates
+  float s = 0.f;
+  for (int i = 0; i < n; ++i) s += powf(fabsf(v[i]) / m, p);
+  return m * powf(s, 1.f / p);
+}
+
+// Softmax-weighted sum, with the max subtracted before exponentiation.
+CP_HD float pool_softpool(const float* v, int n) {
+  float m = v[0];
+  for (int i = 1; i < n; ++i) m = fmaxf(m, v[i]);
+  float num = 0.f, den = 0.f;
+  for (int i = 0; i < n; ++i) {
+    const float e = expf(v[i] - m);
+    num += e * v[i];
+    den += e;
+  }
+  return num / den;
+}
+
+// Stochastic pooling picks i with probability max(v_i,0)/sum; all-zero windows pick 0.
+CP_HD int pool_stochastic_pick(const float* v, int n, float u) {
+  float s = 0.f;
+  for (int i = 0; i < n; ++i) s += fmaxf(v[i], 0.f);
+  if (!(s > 0.f)) return 0;
+  const float target = u * s;
+  float c = 0.f;
+  int last_positive = 0;
+  for (int i = 0; i < n; ++i) {
+    const float w = fmaxf(v[i], 0.f);
+    if (w > 0.f) last_positive = i;
+    c += w;
+    if (target < c) return i;
+  }
+  return last_positive;  // rounding put target at the very end
+}
+
+// Evaluation-time stochastic pooling: sum_i p_i v_i = sum v_i^2 / sum v_i over v_i > 0.
+CP_HD float pool_stochastic_expect(const float* v, int n) {
+  float s = 0.f, q = 0.f;
+  for (int i = 0; i < n; ++i) {
+    const float w = fmaxf(v[i], 0.f);
+    s += w;
+    q += w * w;
+  }
+  return s > 0.f ? q / s : 0.f;
+}
+
+CP_HD float pool_window_forward(const PoolWindowParams& P, const float* v, int n, int divisor) {
+  switch (P.method) {
+    case PoolMethod::max: return v[pool_argmax(v, n)];
+    case PoolMethod::avg: return pool_mean(v, n, divisor);
+    case PoolMethod::min: return v[pool_argmin(v, n)];
+    case PoolMethod::lp: return pool_lp(v, n, P.p);
+    case PoolMethod::mixed:
+      return P.lambda * v[pool_argmax(v, n)] + (1.f - P.lambda) * pool_mean(v, n, divisor);
+    case PoolMethod::stochastic:
+      return P.training ? v[pool_stochastic_pick(v, n, P.u)] : pool_stochastic_expect(v, n);
+    case PoolMethod::avgtopk: return pool_topk_mean(v, n, P.k, nullptr);
+    case PoolMethod::tmaxavg: {
+      const float m = v[pool_argmax(v, n)];
+      return m >= P.threshold ? m : pool_topk_mean(v, n, P.k, nullptr);
+    }
+    case PoolMethod::softpool: return pool_softpool(v, n);
+  }
+  return 0.f;
+}
+
+// g[i] = dy * d(forward)/d(v_i) for the window, given y = forward(v). g has n entries.
+CP_HD void pool_window_backward(const PoolWindowParams& P, const float* v, int n, int divisor,
+                                float y, float dy, float* g) {
+  for (int i = 0; i < n; ++i) g[i] = 0.f;
+  switch (P.method) {
+    case PoolMethod::max: g[pool_argmax(v, n)] = dy; return;
+    case PoolMethod::min: g[pool_argmin(v, n)] = dy; return;
+    case PoolMethod::avg:
+      for (int i = 0; i < n; ++i) g[i] = dy / float(divisor);
+      return;
+    case PoolMethod::lp:
+      if (!(y > 0.f)) return;  // all-zero window: the subgradient 0, never NaN
+      for (int i = 0; i < n; ++i) {
+        const float a = fabsf(v[i]);
+        const float s = v[i] > 0.f ? 1.f : (v[i] < 0.f ? -1.f : 0.f);
+        g[i] = dy * s * powf(a / y, P.p - 1.f);
+      }
+      return;
+    case PoolMethod::mixed:
+      for (int i = 0; i < n; ++i) g[i] = dy * (1.f - P.lambda) / float(divisor);
+      g[pool_argmax(v, n)] += dy * P.lambda;
+      return;
+    case PoolMethod::stochastic:
+      if (P.training) {
+        g[pool_stochastic_pick(v, n, P.u)] = dy;
+      } else {
+        float s = 0.f, q = 0.f;
+        for (int i = 0; i < n; ++i) s += fmaxf(v[i], 0.f), q += fmaxf(v[i], 0.f) * fmaxf(v[i], 0.f);
+        if (!(s > 0.f)) return;
+        for (int i = 0; i < n; ++i)
+          if (v[i] > 0.f) g[i] = dy * (2.f * v[i] * s - q) / (s * s);
+      }
+      return;
+    case PoolMethod::avgtopk:
+    case PoolMethod::tmaxavg: {
+      const int am = pool_argmax(v, n);
+      if (P.method == PoolMethod::tmaxavg && v[am] >= P.threshold) {
+        g[am] = dy;
+        return;
+      }
+      const int k = P.k < n ? P.k : n;
+      int prev = -1;
+      for (int r = 0; r < k; ++r) {
+        prev = pool_next_ranked(v, n, prev);
+        g[prev] = dy / float(k);
+      }
+      return;
+    }
+    case PoolMethod::softpool: {
+      float m = v[0];
+      for (int i = 1; i < n; ++i) m = fmaxf(m, v[i]);
+      float den = 0.f;
+      for (int i = 0; i < n; ++i) den += expf(v[i] - m);
+      for (int i = 0; i < n; ++i) g[i] = dy * expf(v[i] - m) / den * (1.f + v[i] - y);
+      return;
+    }
+  }
+}
+
+}  // namespace convpool

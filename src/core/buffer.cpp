@@ -1,0 +1,86 @@
+#include "convpool/buffer.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <utility>
+
+#include "convpool/error.h"
+#ifdef CONVPOOL_HAVE_CUDA
+#include "cuda/check.h"
+#endif
+
+namespace convpool {
+
+#ifndef CONVPOOL_HAVE_CUDA
+namespace {
+[[noreturn]] void no_cuda() {
+  CP_USER_ERROR("this convpool binary was built without CUDA; rebuild on a machine with the "
+                "CUDA toolkit, cuDNN and cuBLAS, or use --device cpu");
+}
+}  // namespace
+#endif
+
+Buffer::Buffer(Device device, size_t bytes) : bytes_(bytes), device_(device) {
+  if (bytes == 0) return;
+  if (device == Device::cpu) {
+    // 64-byte alignment for SIMD; aligned_alloc needs a size that is a multiple of it.
+    ptr_ = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!ptr_) CP_FAIL("out of host memory allocating " << bytes << " bytes");
+    return;
+  }
+#ifdef CONVPOOL_HAVE_CUDA
+  if (cudaMalloc(&ptr_, bytes) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky-free error so the report below works
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    ptr_ = nullptr;
+    CP_FAIL("out of device memory: asked for " << bytes << " bytes, device has " << free_b
+                                               << " free of " << total_b);
+  }
+#else
+  no_cuda();
+#endif
+}
+
+void Buffer::release() noexcept {
+  if (!ptr_) return;
+  if (device_ == Device::cpu) {
+    std::free(ptr_);
+  } else {
+#ifdef CONVPOOL_HAVE_CUDA
+    cudaFree(ptr_);  // a destructor must not throw; an error here is reported by the next call
+#endif
+  }
+  ptr_ = nullptr;
+}
+
+Buffer::~Buffer() { release(); }
+
+Buffer::Buffer(Buffer&& o) noexcept
+    : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)),
+      device_(o.device_) {}
+
+Buffer& Buffer::operator=(Buffer&& o) noexcept {
+  if (this != &o) {
+    release();
+    ptr_ = std::exchange(o.ptr_, nullptr);
+    bytes_ = std::exchange(o.bytes_, 0);
+    device_ = o.device_;
+  }
+  return *this;
+}
+
+void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes) {
+  if (bytes == 0) return;
+  if (dst_dev == Device::cpu && src_dev == Device::cpu) {
+    std::memcpy(dst, src, bytes);
+    return;
+  }
+#ifdef CONVPOOL_HAVE_CUDA
+  CP_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault));
+#else
+  no_cuda();
+#endif
+}
+
+}  // namespace convpool

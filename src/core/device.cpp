@@ -1,0 +1,84 @@
+#include "convpool/device.h"
+
+#include <sstream>
+
+#include "convpool/error.h"
+#ifdef CONVPOOL_HAVE_CUDA
+#include <cudnn.h>
+
+#include "../cuda/check.h"
+#endif
+
+namespace convpool {
+
+#ifndef CONVPOOL_HAVE_CUDA
+
+bool cuda_built() { return false; }
+bool cuda_device_available() { return false; }
+void require_cuda_device() {
+  CP_USER_ERROR("this convpool binary was built without CUDA (configure found no nvcc, cuDNN "
+                "or cuBLAS); rebuild where they are installed, or use --device cpu");
+}
+std::string cuda_device_report() { return "CUDA backend not built"; }
+
+#else
+
+namespace {
+// Why there is no usable device, or "" when device 0 can run our kernels.
+std::string no_device_reason() {
+  int count = 0;
+  // Any error here (no driver gives cudaErrorInsufficientDriver) means "no device".
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    return std::string("no usable CUDA driver/device (") + cudaGetErrorName(err) + ": " +
+           cudaGetErrorString(err) + ")";
+  }
+  if (count == 0) return "no CUDA device found";
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) return "cannot query CUDA device 0";
+  const int cc = prop.major * 10 + prop.minor;
+  // The binary carries SASS for CONVPOOL_CUDA_ARCHS; a device of another major family cannot
+  // run it (we ship no PTX for forward compatibility beyond the listed architectures).
+  std::istringstream archs(CONVPOOL_CUDA_ARCHS);
+  bool ok = false;
+  for (std::string a; std::getline(archs, a, ';');) {
+    const int built = std::atoi(a.c_str());
+    if (built / 10 == cc / 10 && built <= cc) ok = true;
+  }
+  if (!ok)
+    return std::string("device ") + prop.name + " has compute capability " +
+           std::to_string(prop.major) + "." + std::to_string(prop.minor) +
+           " but this binary was built for sm_" CONVPOOL_CUDA_ARCHS
+           "; rebuild with cmake -DCMAKE_CUDA_ARCHITECTURES=" +
+           std::to_string(cc);
+  return "";
+}
+}  // namespace
+
+bool cuda_built() { return true; }
+bool cuda_device_available() { return no_device_reason().empty(); }
+void require_cuda_device() {
+  const std::string why = no_device_reason();
+  if (!why.empty()) CP_USER_ERROR("--device cuda: " << why);
+}
+
+std::string cuda_device_report() {
+  const std::string why = no_device_reason();
+  if (!why.empty()) return why;
+  cudaDeviceProp prop{};
+  CP_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  int driver = 0, runtime = 0;
+  CP_CUDA_CHECK(cudaDriverGetVersion(&driver));
+  CP_CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
+  std::ostringstream os;
+  os << prop.name << ", compute " << prop.major << "." << prop.minor << ", "
+     << prop.totalGlobalMem / (1u << 20) << " MiB, driver " << driver / 1000 << "."
+     << driver % 1000 / 10 << ", runtime " << runtime / 1000 << "." << runtime % 1000 / 10
+     << ", cuDNN " << cudnnGetVersion() << ", built for sm_" << CONVPOOL_CUDA_ARCHS;
+  return os.str();
+}
+
+#endif
+
+}  // namespace convpool

@@ -1,0 +1,113 @@
+#include "conv.h"
+
+#include <cblas.h>
+
+#include <cstring>
+
+namespace convpool::cpu {
+
+size_t conv_col_floats(const ConvGeom& g, int n) { return size_t(g.K()) * n * g.P(); }
+size_t conv_tmp_floats(const ConvGeom& g, int n) {
+  // forward: the OC x nP output before transposition; backward: dy as OC x nP, then the
+  // K x nP column gradient after it.
+  return size_t(g.OC + g.K()) * n * g.P();
+}
+
+namespace {
+
+// col[k][i*P + p] = x_i[c][oh*SH - PH + kh][ow*SW - PW + kw], zero outside the image.
+void im2col(const ConvGeom& g, int n, const float* x, float* col) {
+  const size_t NP = size_t(n) * g.P();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int k = 0; k < g.K(); ++k)
+    for (int i = 0; i < n; ++i) {
+      const int c = k / (g.KH * g.KW), kh = (k / g.KW) % g.KH, kw = k % g.KW;
+      const float* xc = x + (size_t(i) * g.C + c) * g.H * g.W;
+      float* out = col + k * NP + size_t(i) * g.P();
+      for (int oh = 0; oh < g.OH; ++oh) {
+        const int h = oh * g.SH - g.PH + kh;
+        float* row = out + oh * g.OW;
+        if (h < 0 || h >= g.H) {
+          std::memset(row, 0, sizeof(float) * g.OW);
+          continue;
+        }
+        for (int ow = 0; ow < g.OW; ++ow) {
+          const int w = ow * g.SW - g.PW + kw;
+          row[ow] = (w >= 0 && w < g.W) ? xc[h * g.W + w] : 0.f;
+        }
+      }
+    }
+}
+
+// dx_i[c][h][w] += sum of dcol over the (k, p) that read it. Parallel over (i, c): each
+// output plane is written by one thread, so the sum is deterministic.
+void col2im(const ConvGeom& g, int n, const float* dcol, float* dx) {
+  const size_t NP = size_t(n) * g.P();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int i = 0; i < n; ++i)
+    for (int c = 0; c < g.C; ++c) {
+      float* dxc = dx + (size_t(i) * g.C + c) * g.H * g.W;
+      std::memset(dxc, 0, sizeof(float) * g.H * g.W);
+      for (int kh = 0; kh < g.KH; ++kh)
+        for (int kw = 0; kw < g.KW; ++kw) {
+          const int k = (c * g.KH + kh) * g.KW + kw;
+          const float* in = dcol + k * NP + size_t(i) * g.P();
+          for (int oh = 0; oh < g.OH; ++oh) {
+            const int h = oh * g.SH - g.PH + kh;
+            if (h < 0 || h >= g.H) continue;
+            for (int ow = 0; ow < g.OW; ++ow) {
+              const int w = ow * g.SW - g.PW + kw;
+              if (w >= 0 && w < g.W) dxc[h * g.W + w] += in[oh * g.OW + ow];
+            }
+          }
+        }
+    }
+}
+
+}  // namespace
+
+void conv_forward(const ConvGeom& g, int n, const float* x, const float* w, const float* b,
+                  float* y, float* col, float* tmp) {
+  const int NP = n * g.P();
+  im2col(g, n, x, col);
+  // tmp[OC x NP] = W[OC x K] * col[K x NP]
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.OC, NP, g.K(), 1.f, w, g.K(), col,
+              NP, 0.f, tmp, NP);
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int i = 0; i < n; ++i)
+    for (int oc = 0; oc < g.OC; ++oc) {
+      const float* src = tmp + size_t(oc) * NP + size_t(i) * g.P();
+      float* dst = y + (size_t(i) * g.OC + oc) * g.P();
+      const float bias = b[oc];
+      for (int p = 0; p < g.P(); ++p) dst[p] = src[p] + bias;
+    }
+}
+
+void conv_backward(const ConvGeom& g, int n, const float* w, const float* dy, const float* col,
+                   float* dw, float* db, float* dx, float* tmp) {
+  const int NP = n * g.P();
+  // Reuse the front of tmp for dy as [OC x NP]; the column gradient goes after it.
+  float* dyt = tmp;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int oc = 0; oc < g.OC; ++oc)
+    for (int i = 0; i < n; ++i)
+      std::memcpy(dyt + size_t(oc) * NP + size_t(i) * g.P(), dy + (size_t(i) * g.OC + oc) * g.P(),
+                  sizeof(float) * g.P());
+  for (int oc = 0; oc < g.OC; ++oc) {
+    double s = 0;
+    const float* row = dyt + size_t(oc) * NP;
+    for (int j = 0; j < NP; ++j) s += row[j];
+    db[oc] = float(s);
+  }
+  // dW[OC x K] = dyt[OC x NP] * col^T[NP x K]
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.OC, g.K(), NP, 1.f, dyt, NP, col, NP,
+              0.f, dw, g.K());
+  if (!dx) return;
+  // dcol[K x NP] = W^T[K x OC] * dyt[OC x NP]; it lives after dyt in the scratch.
+  float* dcol = tmp + size_t(g.OC) * NP;
+  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.K(), NP, g.OC, 1.f, w, g.K(), dyt, NP,
+              0.f, dcol, NP);
+  col2im(g, n, dcol, dx);
+}
+
+}  // namespace convpool::cpu

@@ -1,0 +1,26 @@
+// CPU convolution: im2col over the whole batch, then one OpenBLAS sgemm per direction.
+#pragma once
+#include <cstddef>
+
+namespace convpool::cpu {
+
+struct ConvGeom {
+  int C, H, W;  // input
+  int OC, KH, KW, SH, SW, PH, PW;
+  int OH, OW;
+  int K() const { return C * KH * KW; }
+  int P() const { return OH * OW; }
+};
+
+// Floats of scratch needed for a batch of n: the column matrix and a transposed output.
+size_t conv_col_floats(const ConvGeom& g, int n);
+size_t conv_tmp_floats(const ConvGeom& g, int n);
+
+// y = conv(x, w) + b. col (K x n*P) is left filled for backward; tmp is scratch.
+void conv_forward(const ConvGeom& g, int n, const float* x, const float* w, const float* b,
+                  float* y, float* col, float* tmp);
+// Uses col as left by conv_forward on the same x. Overwrites dw, db and (if non-null) dx.
+void conv_backward(const ConvGeom& g, int n, const float* w, const float* dy, const float* col,
+                   float* dw, float* db, float* dx, float* tmp);
+
+}  // namespace convpool::cpu

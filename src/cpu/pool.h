@@ -1,0 +1,29 @@
+// CPU pooling: every method, by gathering each window and applying kernels/pool_math.cuh.
+#pragma once
+#include <cstdint>
+
+#include "../../kernels/pool_math.cuh"
+
+namespace convpool::cpu {
+
+struct PoolGeom {
+  int C, H, W;    // input plane count and size
+  int KH, KW, SH, SW, PH, PW;
+  int OH, OW;
+  bool include_pad;  // avg divisor: KH*KW (true) or the valid count (false)
+};
+
+// Randomness of one pooling call: stochastic draws come from (seed, layer, step, output index).
+struct PoolRng {
+  uint64_t seed = 0;
+  uint32_t layer = 0;
+  uint64_t step = 0;
+};
+
+void pool_forward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
+                  const float* x, float* y);
+// dx is overwritten. If dlambda is non-null (learned mixed), it receives sum dy*(max-avg).
+void pool_backward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
+                   const float* x, const float* y, const float* dy, float* dx, float* dlambda);
+
+}  // namespace convpool::cpu

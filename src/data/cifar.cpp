@@ -1,0 +1,136 @@
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+
+#include "../../kernels/philox.cuh"
+#include "convpool/data.h"
+#include "convpool/error.h"
+
+namespace convpool {
+
+namespace {
+bool is_file(const std::string& p) {
+  struct stat st{};
+  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+bool is_dir(const std::string& p) {
+  struct stat st{};
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+const char* kDefaultClassNames[kCifarClasses] = {"airplane", "automobile", "bird",  "cat",
+                                                 "deer",     "dog",        "frog",  "horse",
+                                                 "ship",     "truck"};
+}  // namespace
+
+void read_cifar_file(const std::string& path, Dataset& out, size_t max_records) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) CP_USER_ERROR(path << ": cannot open CIFAR-10 file");
+  const std::streamoff size = f.tellg();
+  if (size <= 0) CP_USER_ERROR(path << ": file is empty");
+  if (size % kCifarRecordBytes != 0)
+    CP_USER_ERROR(path << ": size " << size << " bytes is not a multiple of the "
+                       << kCifarRecordBytes << "-byte record (truncated or not a CIFAR-10 file)");
+  const size_t records = size_t(size) / kCifarRecordBytes;
+  if (records > 100000)
+    CP_USER_ERROR(path << ": " << records << " records is more than any CIFAR-10 batch file");
+  const size_t take = std::min(records, max_records);
+  std::vector<uint8_t> raw(take * kCifarRecordBytes);
+  f.seekg(0);
+  if (!f.read(reinterpret_cast<char*>(raw.data()), std::streamsize(raw.size())))
+    CP_USER_ERROR(path << ": read failed");
+  const size_t base = out.labels.size();
+  out.labels.resize(base + take);
+  out.pixels.resize((base + take) * kCifarImageBytes);
+  for (size_t r = 0; r < take; ++r) {
+    const uint8_t* rec = raw.data() + r * kCifarRecordBytes;
+    if (rec[0] >= kCifarClasses)
+      CP_USER_ERROR(path << ": record " << r << " has label " << int(rec[0])
+                         << ", outside 0..9 (not a CIFAR-10 file?)");
+    out.labels[base + r] = rec[0];
+    std::copy(rec + 1, rec + kCifarRecordBytes, out.pixels.begin() + (base + r) * kCifarImageBytes);
+  }
+}
+
+Dataset load_cifar10(const std::string& dir, const std::string& split, size_t limit) {
+  if (!is_dir(dir)) CP_USER_ERROR("CIFAR-10 directory '" << dir << "' does not exist");
+  std::vector<std::string> files;
+  if (split == "train") {
+    for (int i = 1; i <= 5; ++i) files.push_back(dir + "/data_batch_" + std::to_string(i) + ".bin");
+  } else if (split == "test") {
+    files.push_back(dir + "/test_batch.bin");
+  } else {
+    CP_FAIL("unknown split " << split);
+  }
+  Dataset ds;
+  for (auto& f : files) {
+    if (!is_file(f))
+      CP_USER_ERROR(f << ": missing (expected the CIFAR-10 binary layout: data_batch_1..5.bin "
+                         "and test_batch.bin)");
+    const size_t want = limit ? limit - ds.size() : SIZE_MAX;
+    if (want == 0) break;
+    read_cifar_file(f, ds, want);
+  }
+  std::ifstream meta(dir + "/batches.meta.txt");
+  for (std::string line; meta && std::getline(meta, line);)
+    if (!line.empty() && ds.class_names.size() < kCifarClasses) ds.class_names.push_back(line);
+  if (ds.class_names.size() != kCifarClasses)
+    ds.class_names.assign(kDefaultClassNames, kDefaultClassNames + kCifarClasses);
+  return ds;
+}
+
+std::string resolve_cifar_dir(const std::string& flag_value) {
+  auto has_data = [](const std::string& d) {
+    return is_file(d + "/data_batch_1.bin") && is_file(d + "/test_batch.bin");
+  };
+  if (!flag_value.empty()) {
+    if (has_data(flag_value)) return flag_value;
+    if (has_data(flag_value + "/cifar-10-batches-bin")) return flag_value + "/cifar-10-batches-bin";
+    CP_USER_ERROR("--data " << flag_value
+                            << ": no CIFAR-10 binary files there (expected data_batch_1.bin .. "
+                               "test_batch.bin, or a cifar-10-batches-bin/ folder)");
+  }
+  std::vector<std::string> looked;
+  if (const char* env = std::getenv("CIFAR10_DIR"); env && *env) {
+    std::string d = env;
+    if (has_data(d)) return d;
+    if (has_data(d + "/cifar-10-batches-bin")) return d + "/cifar-10-batches-bin";
+    looked.push_back("$CIFAR10_DIR=" + d);
+  } else {
+    looked.push_back("$CIFAR10_DIR (unset)");
+  }
+  if (has_data("data/cifar-10-batches-bin")) return "data/cifar-10-batches-bin";
+  looked.push_back("data/cifar-10-batches-bin");
+  std::string where;
+  for (auto& l : looked) where += (where.empty() ? "" : ", ") + l;
+  CP_USER_ERROR("CIFAR-10 not found (looked in " << where
+                                                  << "); run data/get-cifar10 to download it, or "
+                                                     "pass --data DIR / set CIFAR10_DIR");
+}
+
+std::vector<uint32_t> epoch_order(size_t n, uint64_t seed, uint64_t epoch) {
+  std::vector<uint32_t> order(n);
+  std::iota(order.begin(), order.end(), 0u);
+  // Fisher-Yates with 64-bit Philox draws: the modulo bias is below 2^-40 for any data set.
+  for (size_t i = n; i > 1; --i) {
+    Philox4 r = philox4x32_10(Philox4{{kRngShuffle, uint32_t(epoch), uint32_t(i >> 32),
+                                       uint32_t(i)}}, seed);
+    const uint64_t wide = (uint64_t(r.v[0]) << 32) | r.v[1];
+    const size_t j = size_t(wide % i);
+    std::swap(order[i - 1], order[j]);
+  }
+  return order;
+}
+
+void images_to_float(const Dataset& ds, const uint32_t* order, int count, float* out) {
+#pragma omp parallel for schedule(static) if (count >= 64)
+  for (int i = 0; i < count; ++i) {
+    const uint8_t* src = ds.image(order[i]);
+    float* dst = out + size_t(i) * kCifarImageBytes;
+    for (int k = 0; k < kCifarImageBytes; ++k) dst[k] = float(src[k]) * (1.f / 255.f);
+  }
+}
+
+}  // namespace convpool

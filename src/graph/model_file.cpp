@@ -1,0 +1,194 @@
+// The model text format: one layer per line, `TYPE [positional...] [key=value...]`,
+// '#' starts a comment. An optional `input channels=C height=H width=W` line sets the input.
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "convpool/error.h"
+#include "convpool/model.h"
+
+namespace convpool {
+
+namespace {
+
+std::vector<std::string> split_ws(const std::string& line) {
+  std::istringstream is(line);
+  std::vector<std::string> out;
+  for (std::string tok; is >> tok;) out.push_back(tok);
+  return out;
+}
+
+void parse_input_line(LayerSpec& spec, ModelSpec& model) {
+  LayerArgs args(spec);
+  model.input.c = args.get_int("channels", 3, 1, 4096);
+  model.input.h = args.get_int("height", 32, 1, 65536);
+  model.input.w = args.get_int("width", 32, 1, 65536);
+  model.input.n = 1;
+  if (!spec.positional.empty()) args.fail("unexpected word '" + spec.positional[0] + "'");
+  args.finish();
+}
+
+}  // namespace
+
+ModelSpec parse_model_text(const std::string& text, const std::string& origin) {
+  ModelSpec model;
+  model.text = text;
+  std::istringstream is(text);
+  std::string line;
+  int lineno = 0;
+  bool seen_layer = false;
+  while (std::getline(is, line)) {
+    ++lineno;
+    const std::string where = origin + ":" + std::to_string(lineno);
+    if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+    auto tokens = split_ws(line);
+    if (tokens.empty()) continue;
+    LayerSpec spec;
+    spec.where = where;
+    spec.type = tokens[0];
+    for (size_t i = 1; i < tokens.size(); ++i) {
+      const std::string& t = tokens[i];
+      auto eq = t.find('=');
+      if (eq == std::string::npos) {
+        spec.positional.push_back(t);
+        continue;
+      }
+      if (eq == 0 || eq + 1 == t.size())
+        CP_USER_ERROR(where << ": malformed argument '" << t << "' (expected key=value)");
+      std::string key = t.substr(0, eq), value = t.substr(eq + 1);
+      for (auto& [k, v] : spec.args)
+        if (k == key) CP_USER_ERROR(where << ": argument '" << key << "' given twice");
+      if (key == "name") {
+        spec.name = value;
+        continue;
+      }
+      spec.args.emplace_back(key, value);
+    }
+    if (spec.type == "input") {
+      if (seen_layer) CP_USER_ERROR(where << ": 'input' must come before the first layer");
+      parse_input_line(spec, model);
+      continue;
+    }
+    seen_layer = true;
+    model.layers.push_back(std::move(spec));
+  }
+  if (model.layers.empty()) CP_USER_ERROR(origin << ": the model defines no layers");
+  return model;
+}
+
+ModelSpec load_model_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) CP_USER_ERROR("cannot open model file '" << path << "'");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  std::string text = ss.str();
+  if (text.size() > (1u << 20)) CP_USER_ERROR(path << ": model file is larger than 1 MiB");
+  if (text.find('\0') != std::string::npos)
+    CP_USER_ERROR(path << ": not a text model file (contains NUL bytes)");
+  return parse_model_text(text, path);
+}
+
+// ---- LayerArgs ----
+
+void LayerArgs::fail(const std::string& msg) const {
+  std::string who = spec_.name.empty() ? spec_.type : spec_.type + " '" + spec_.name + "'";
+  CP_USER_ERROR(spec_.where << ": " << who << ": " << msg);
+}
+
+bool LayerArgs::has(const std::string& key) const {
+  for (auto& kv : spec_.args)
+    if (kv.first == key) return true;
+  return false;
+}
+
+const std::string* LayerArgs::find(const std::string& key) {
+  known_.push_back(key);
+  for (size_t i = 0; i < spec_.args.size(); ++i)
+    if (spec_.args[i].first == key) {
+      used_[i] = true;
+      return &spec_.args[i].second;
+    }
+  return nullptr;
+}
+
+int LayerArgs::get_int(const std::string& key, int def, int min_value, int max_value) {
+  const std::string* v = find(key);
+  if (!v) return def;
+  int out = 0;
+  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
+  if (ec != std::errc() || p != v->data() + v->size())
+    fail(key + "=" + *v + " is not an integer");
+  if (out < min_value || out > max_value)
+    fail(key + "=" + *v + " is out of range [" + std::to_string(min_value) + ", " +
+         std::to_string(max_value) + "]");
+  return out;
+}
+
+double LayerArgs::get_double(const std::string& key, double def, double min_value,
+                             double max_value) {
+  const std::string* v = find(key);
+  if (!v) return def;
+  double out = 0;
+  auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
+  if (ec != std::errc() || p != v->data() + v->size() || !std::isfinite(out))
+    fail(key + "=" + *v + " is not a finite number");
+  if (out < min_value || out > max_value) {
+    std::ostringstream os;
+    os << key << "=" << *v << " is out of range [" << min_value << ", " << max_value << "]";
+    fail(os.str());
+  }
+  return out;
+}
+
+std::string LayerArgs::get_string(const std::string& key, const std::string& def) {
+  const std::string* v = find(key);
+  return v ? *v : def;
+}
+
+std::string LayerArgs::get_choice(const std::string& key, const std::string& def,
+                                  const std::vector<std::string>& choices) {
+  const std::string* v = find(key);
+  if (!v) return def;
+  if (std::find(choices.begin(), choices.end(), *v) != choices.end()) return *v;
+  std::string msg = key + "=" + *v + " is not one of:";
+  for (auto& c : choices) msg += " " + c;
+  std::string near = nearest_word(*v, choices);
+  if (!near.empty()) msg += " (did you mean '" + near + "'?)";
+  fail(msg);
+}
+
+void LayerArgs::finish() {
+  for (size_t i = 0; i < spec_.args.size(); ++i) {
+    if (used_[i]) continue;
+    std::string msg = "unknown argument '" + spec_.args[i].first + "'";
+    std::string near = nearest_word(spec_.args[i].first, known_);
+    if (!near.empty()) msg += " (did you mean '" + near + "'?)";
+    fail(msg);
+  }
+}
+
+std::string nearest_word(const std::string& word, const std::vector<std::string>& options) {
+  auto distance = [](const std::string& a, const std::string& b) {
+    std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+      cur[0] = i;
+      for (size_t j = 1; j <= b.size(); ++j)
+        cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+      std::swap(prev, cur);
+    }
+    return prev[b.size()];
+  };
+  std::string best;
+  size_t best_d = SIZE_MAX;
+  for (auto& o : options) {
+    size_t d = distance(word, o);
+    if (d < best_d) best_d = d, best = o;
+  }
+  // Close enough to be a typo: at most a third of the word (and at least one edit) differs.
+  return best_d <= std::max<size_t>(1, word.size() / 3) ? best : std::string();
+}
+
+}  // namespace convpool

@@ -1,0 +1,93 @@
+// conv: 2-D convolution with bias. `conv filters=32 size=3 [stride=1] [padding=valid|same|N]`
+#include <algorithm>
+#include <cstdlib>
+#include <sstream>
+
+#include "../cpu/conv.h"
+#include "convpool/layer.h"
+
+namespace convpool {
+
+namespace {
+
+class ConvLayer : public Layer {
+ public:
+  explicit ConvLayer(const LayerSpec& spec) : Layer(spec) {
+    LayerArgs a(spec_);
+    g_.OC = a.get_int("filters", 0, 1, 65536);
+    if (g_.OC == 0) a.fail("needs filters=N");
+    g_.KH = g_.KW = a.get_int("size", 3, 1, 64);
+    g_.KH = a.get_int("size_h", g_.KH, 1, 64);
+    g_.KW = a.get_int("size_w", g_.KW, 1, 64);
+    g_.SH = g_.SW = a.get_int("stride", 1, 1, 64);
+    padding_ = a.get_string("padding", "valid");
+    if (padding_ != "valid" && padding_ != "same") {
+      const int pad = std::atoi(padding_.c_str());
+      if (padding_ != std::to_string(pad) || pad < 0 || pad > 64)
+        a.fail("padding=" + padding_ + " is not valid, same or an integer 0..64");
+    }
+    if (!spec_.positional.empty()) a.fail("unexpected word '" + spec_.positional[0] + "'");
+    a.finish();
+  }
+
+  Shape infer_shape(const Shape& in) override {
+    g_.C = in.c, g_.H = in.h, g_.W = in.w;
+    if (padding_ == "valid" || padding_ == "0") {
+      g_.PH = g_.PW = 0;
+      if (g_.KH > in.h || g_.KW > in.w)
+        fail("kernel " + std::to_string(g_.KH) + "x" + std::to_string(g_.KW) +
+             " is larger than its input " + in.str() + " (use padding=same)");
+      g_.OH = (in.h - g_.KH) / g_.SH + 1;
+      g_.OW = (in.w - g_.KW) / g_.SW + 1;
+    } else if (padding_ == "same") {  // TensorFlow's rule: out = ceil(in / stride)
+      g_.OH = (in.h + g_.SH - 1) / g_.SH;
+      g_.OW = (in.w + g_.SW - 1) / g_.SW;
+      g_.PH = std::max(0, (g_.OH - 1) * g_.SH + g_.KH - in.h) / 2;
+      g_.PW = std::max(0, (g_.OW - 1) * g_.SW + g_.KW - in.w) / 2;
+    } else {
+      g_.PH = g_.PW = std::stoi(padding_);
+      if (in.h + 2 * g_.PH < g_.KH || in.w + 2 * g_.PW < g_.KW)
+        fail("kernel is larger than its padded input " + in.str());
+      g_.OH = (in.h + 2 * g_.PH - g_.KH) / g_.SH + 1;
+      g_.OW = (in.w + 2 * g_.PW - g_.KW) / g_.SW + 1;
+    }
+    return {1, g_.OC, g_.OH, g_.OW};
+  }
+
+  std::vector<ParamDecl> param_decls() const override {
+    const int fan_in = g_.C * g_.KH * g_.KW, fan_out = g_.OC * g_.KH * g_.KW;
+    return {{"weight", {g_.OC, g_.C, g_.KH, g_.KW}, Init::glorot_uniform, fan_in, fan_out},
+            {"bias", {g_.OC, 1, 1, 1}, Init::zeros}};
+  }
+  size_t state_floats(int batch) const override { return cpu::conv_col_floats(g_, batch); }
+  size_t workspace_floats(int batch) const override { return cpu::conv_tmp_floats(g_, batch); }
+  std::string describe() const override {
+    std::ostringstream os;
+    os << g_.OC << " filters " << g_.KH << "x" << g_.KW << " stride " << g_.SH << " padding "
+       << padding_;
+    return os.str();
+  }
+  double forward_flops() const override { return 2.0 * g_.OC * g_.K() * g_.P(); }
+
+  void forward(const StepContext&, const Tensor& x, const Tensor& y) override {
+    cpu::conv_forward(g_, x.shape.n, x.data, params_[0].data, params_[1].data, y.data, state_,
+                      workspace_);
+  }
+  void backward(const StepContext&, const Tensor&, const Tensor&, const Tensor& dy,
+                const Tensor& dx) override {
+    cpu::conv_backward(g_, dy.shape.n, params_[0].data, dy.data, state_, grads_[0].data,
+                       grads_[1].data, dx.data, workspace_);
+  }
+
+ private:
+  cpu::ConvGeom g_{};
+  std::string padding_;
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_conv_layer(const LayerSpec& spec) {
+  return std::make_unique<ConvLayer>(spec);
+}
+
+}  // namespace convpool

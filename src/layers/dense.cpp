@@ -1,0 +1,52 @@
+// dense: fully connected layer with bias. `dense units=64`
+#include "../cpu/dense.h"
+#include "convpool/layer.h"
+
+namespace convpool {
+
+namespace {
+
+class DenseLayer : public Layer {
+ public:
+  explicit DenseLayer(const LayerSpec& spec) : Layer(spec) {
+    LayerArgs a(spec_);
+    out_ = a.get_int("units", 0, 1, 1 << 20);
+    if (out_ == 0) a.fail("needs units=N");
+    if (!spec_.positional.empty()) a.fail("unexpected word '" + spec_.positional[0] + "'");
+    a.finish();
+  }
+  Shape infer_shape(const Shape& in) override {
+    if (in.h != 1 || in.w != 1)
+      fail("input " + in.str() + " is not flat: put a 'flatten' layer before it");
+    in_ = in.c;
+    return {1, out_, 1, 1};
+  }
+  std::vector<ParamDecl> param_decls() const override {
+    return {{"weight", {out_, in_, 1, 1}, Init::glorot_uniform, in_, out_},
+            {"bias", {out_, 1, 1, 1}, Init::zeros}};
+  }
+  std::string describe() const override {
+    return std::to_string(in_) + " -> " + std::to_string(out_);
+  }
+  double forward_flops() const override { return 2.0 * in_ * out_; }
+
+  void forward(const StepContext&, const Tensor& x, const Tensor& y) override {
+    cpu::dense_forward(x.shape.n, in_, out_, x.data, params_[0].data, params_[1].data, y.data);
+  }
+  void backward(const StepContext&, const Tensor& x, const Tensor&, const Tensor& dy,
+                const Tensor& dx) override {
+    cpu::dense_backward(x.shape.n, in_, out_, x.data, params_[0].data, dy.data, grads_[0].data,
+                        grads_[1].data, dx.data);
+  }
+
+ private:
+  int in_ = 0, out_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Layer> make_dense_layer(const LayerSpec& spec) {
+  return std::make_unique<DenseLayer>(spec);
+}
+
+}  // namespace convpool

@@ -1,0 +1,229 @@
+// pool: every pooling method. `pool METHOD [global] [size=2] [stride=size] [pad=0] [k=2] [p=2]
+// [t=0] [include_pad=1] [learned=0]`
+#include <cmath>
+#include <sstream>
+
+#include "../../kernels/philox.cuh"
+#include "../cpu/pool.h"
+#include "convpool/error.h"
+#include "convpool/layer.h"
+#include "convpool/pooling.h"
+
+namespace convpool {
+
+namespace {
+
+struct MethodRow {
+  PoolMethodInfo info;
+  PoolMethod method;
+  std::vector<std::string> keys;  // the method's own parameters
+};
+
+const std::vector<MethodRow>& method_rows() {
+  static const std::vector<MethodRow> rows = {
+      {{"max", "", "max over the window; gradient to the first argmax; NaN propagates"},
+       PoolMethod::max, {}},
+      {{"avg", "include_pad=1 (0|1)", "mean over the window, padding counted or not"},
+       PoolMethod::avg, {"include_pad"}},
+      {{"min", "", "min over the window; gradient to the first argmin"}, PoolMethod::min, {}},
+      {{"lp", "p=2 (>0)", "(sum |x|^p)^(1/p); 0 at all-zero windows"}, PoolMethod::lp, {"p"}},
+      {{"mixed", "learned=0 (0|1)",
+        "lambda*max + (1-lambda)*avg; lambda in {0,1} per layer per step in training, 0.5 in "
+        "eval; learned=1: lambda = sigmoid(a), a trained"},
+       PoolMethod::mixed, {"learned"}},
+      {{"stochastic", "",
+        "training: sample x_i with probability x_i/sum(x); eval: sum p_i x_i (inputs >= 0)"},
+       PoolMethod::stochastic, {}},
+      {{"avgtopk", "k=2 (1..64)", "mean of the k largest values"}, PoolMethod::avgtopk, {"k"}},
+      {{"tmaxavg", "k=2 (1..64), t=0", "max if max >= t, else the mean of the k largest"},
+       PoolMethod::tmaxavg, {"k", "t"}},
+      {{"softpool", "", "sum softmax(x)_i * x_i, computed stably"}, PoolMethod::softpool, {}},
+  };
+  return rows;
+}
+
+const MethodRow* find_method(const std::string& name) {
+  for (auto& r : method_rows())
+    if (r.info.name == name) return &r;
+  return nullptr;
+}
+
+std::vector<std::string> method_names() {
+  std::vector<std::string> v;
+  for (auto& r : method_rows()) v.push_back(r.info.name);
+  return v;
+}
+
+class PoolLayer : public Layer {
+ public:
+  explicit PoolLayer(const LayerSpec& spec) : Layer(spec) {
+    LayerArgs a(spec_);
+    std::string method_name = a.get_string("method", "");
+    for (auto& word : spec_.positional) {
+      if (word == "global") {
+        global_ = true;
+      } else if (method_name.empty()) {
+        method_name = word;
+      } else {
+        a.fail("unexpected word '" + word + "'");
+      }
+    }
+    if (method_name.empty()) a.fail("needs a method, e.g. 'pool max size=2'");
+    const MethodRow* row = find_method(method_name);
+    if (!row) {
+      std::string near = nearest_word(method_name, method_names());
+      a.fail("unknown pooling method '" + method_name + "'" +
+             (near.empty() ? std::string(" (see `convpool pool-methods`)")
+                           : " (did you mean '" + near + "'?)"));
+    }
+    method_name_ = method_name;
+    wp_.method = row->method;
+    if (!global_) {
+      kh_ = kw_ = a.get_int("size", 2, 1, 1024);
+      sh_ = sw_ = a.get_int("stride", kh_, 1, 1024);
+      ph_ = pw_ = a.get_int("pad", 0, 0, 512);
+      if (ph_ > kh_ / 2) a.fail("pad must be at most half the window size");
+    }
+    // Method parameters: only the method's own keys are read, so others are rejected.
+    for (auto& key : row->keys) {
+      if (key == "k") wp_.k = a.get_int("k", 2, 1, kPoolMaxTopK);
+      if (key == "p") wp_.p = float(a.get_double("p", 2.0, 1e-3, 1e3));
+      if (key == "t") wp_.threshold = float(a.get_double("t", 0.0, -1e30, 1e30));
+      if (key == "include_pad") include_pad_ = a.get_int("include_pad", 1, 0, 1) == 1;
+      if (key == "learned") learned_ = a.get_int("learned", 0, 0, 1) == 1;
+    }
+    a.finish();
+  }
+
+  Shape infer_shape(const Shape& in) override {
+    if (global_) kh_ = in.h, kw_ = in.w, sh_ = in.h, sw_ = in.w;
+    if (kh_ > in.h + 2 * ph_ || kw_ > in.w + 2 * pw_) {
+      fail("window " + std::to_string(kh_) + "x" + std::to_string(kw_) +
+           " is larger than its input " + in.str());
+    }
+    const int window = kh_ * kw_;
+    if ((wp_.method == PoolMethod::avgtopk || wp_.method == PoolMethod::tmaxavg) &&
+        wp_.k > window)
+      fail("k=" + std::to_string(wp_.k) + " is larger than the window (" +
+           std::to_string(window) + " elements)");
+    g_ = {in.c, in.h, in.w, kh_, kw_, sh_, sw_, ph_, pw_,
+          (in.h + 2 * ph_ - kh_) / sh_ + 1, (in.w + 2 * pw_ - kw_) / sw_ + 1, include_pad_};
+    return {1, in.c, g_.OH, g_.OW};
+  }
+
+  std::vector<ParamDecl> param_decls() const override {
+    if (!learned_) return {};
+    return {{"alpha", {1, 1, 1, 1}, Init::zeros}};  // lambda = sigmoid(0) = 0.5 at the start
+  }
+
+  std::string describe() const override {
+    std::ostringstream os;
+    os << method_name_;
+    if (wp_.method == PoolMethod::avgtopk || wp_.method == PoolMethod::tmaxavg) os << " k=" << wp_.k;
+    if (wp_.method == PoolMethod::tmaxavg) os << " t=" << wp_.threshold;
+    if (wp_.method == PoolMethod::lp) os << " p=" << wp_.p;
+    if (learned_) os << " learned";
+    if (global_) {
+      os << " global";
+    } else {
+      os << " " << kh_ << "x" << kw_ << " stride " << sh_;
+      if (ph_) os << " pad " << ph_;
+    }
+    return os.str();
+  }
+
+  void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) override {
+    cpu::pool_forward(g_, window_params(ctx), rng(ctx), x.shape.n, x.data, y.data);
+  }
+
+  void backward(const StepContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy,
+                const Tensor& dx) override {
+    float dlambda = 0;
+    const PoolWindowParams wp = window_params(ctx);
+    cpu::pool_backward(g_, wp, rng(ctx), x.shape.n, x.data, y.data, dy.data, dx.data,
+                       learned_ ? &dlambda : nullptr);
+    if (learned_) grads_[0].data[0] = dlambda * wp.lambda * (1.f - wp.lambda);
+  }
+
+ private:
+  cpu::PoolRng rng(const StepContext& ctx) const { return {ctx.seed, index_, ctx.step}; }
+
+  PoolWindowParams window_params(const StepContext& ctx) const {
+    PoolWindowParams p = wp_;
+    p.training = ctx.training;
+    if (p.method == PoolMethod::mixed) {
+      if (learned_) {
+        p.lambda = 1.f / (1.f + std::exp(-params_[0].data[0]));
+      } else if (ctx.training) {  // one draw per layer per step
+        p.lambda = philox_uniform(ctx.seed, kRngPoolMix, index_, uint32_t(ctx.step), 0) < 0.5f
+                       ? 1.f
+                       : 0.f;
+      } else {
+        p.lambda = 0.5f;
+      }
+    }
+    return p;
+  }
+
+  std::string method_name_;
+  PoolWindowParams wp_;
+  bool global_ = false, include_pad_ = true, learned_ = false;
+  int kh_ = 2, kw_ = 2, sh_ = 2, sw_ = 2, ph_ = 0, pw_ = 0;
+  cpu::PoolGeom g_{};
+};
+
+}  // namespace
+
+const std::vector<PoolMethodInfo>& pool_methods() {
+  static const std::vector<PoolMethodInfo> infos = [] {
+    std::vector<PoolMethodInfo> v;
+    for (auto& r : method_rows()) v.push_back(r.info);
+    return v;
+  }();
+  return infos;
+}
+
+void apply_pool_override(ModelSpec& spec, const std::string& text) {
+  const auto colon = text.find(':');
+  const std::string method = text.substr(0, colon);
+  const MethodRow* row = find_method(method);
+  if (!row) {
+    std::string near = nearest_word(method, method_names());
+    CP_USER_ERROR("--pool: unknown pooling method '"
+                  << method << "'"
+                  << (near.empty() ? " (see `convpool pool-methods`)"
+                                   : " (did you mean '" + near + "'?)"));
+  }
+  std::vector<std::pair<std::string, std::string>> params;
+  if (colon != std::string::npos) {
+    std::istringstream is(text.substr(colon + 1));
+    for (std::string kv; std::getline(is, kv, ',');) {
+      const auto eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == kv.size())
+        CP_USER_ERROR("--pool: malformed parameter '" << kv << "' (expected key=value)");
+      params.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+  }
+  bool any = false;
+  for (auto& layer : spec.layers) {
+    if (layer.type != "pool") continue;
+    any = true;
+    std::vector<std::string> positional = {method};
+    for (auto& w : layer.positional)
+      if (w == "global") positional.push_back(w);
+    layer.positional = positional;
+    std::vector<std::pair<std::string, std::string>> kept;
+    for (auto& kv : layer.args)  // keep the geometry, drop the old method's parameters
+      if (kv.first == "size" || kv.first == "stride" || kv.first == "pad") kept.push_back(kv);
+    for (auto& kv : params) kept.push_back(kv);
+    layer.args = kept;
+    layer.where += " (with --pool " + text + ")";
+  }
+  if (!any) CP_USER_ERROR("--pool " << text << ": the model has no pool layers to override");
+}
+
+std::unique_ptr<Layer> make_pool_layer(const LayerSpec& spec) {
+  return std::make_unique<PoolLayer>(spec);
+}
+
+}  // namespace convpool
