@@ -1,0 +1,35 @@
+// Small helpers shared by tests: temporary directories, synthetic CIFAR files, running the CLI.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace convpool::test {
+
+// A fresh directory under the system temp dir, removed when the object dies.
+struct TempDir {
+  std::filesystem::path path;
+  TempDir();
+  ~TempDir();
+  std::string str(const std::string& name = "") const;
+};
+
+// Writes `records` synthetic CIFAR-10 records (random pixels, labels 0..9) to `path`.
+// Labels follow a pattern learnable from the pixels when `learnable` is set.
+void write_cifar_file(const std::string& path, int records, uint64_t seed);
+// A complete synthetic data directory: 5 train batches and a test batch.
+void write_cifar_dir(const std::string& dir, int per_batch, uint64_t seed);
+
+// The real CIFAR-10 directory from $CIFAR10_DIR, or "" (tests then skip with the reason).
+std::string real_cifar_dir();
+
+struct CommandResult {
+  int exit_code;
+  std::string output;  // stdout and stderr together
+};
+CommandResult run_command(const std::string& cmd);
+// Runs the convpool binary built with the tests.
+CommandResult run_convpool(const std::string& args);
+
+}  // namespace convpool::test

@@ -1,0 +1,75 @@
+// Optimizer steps against values computed by hand (and, for Adam, by its closed form).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "convpool/error.h"
+#include "convpool/optim.h"
+
+using namespace convpool;
+
+TEST(Adam, FirstTwoStepsMatchHandComputedValues) {
+  OptimizerConfig c;  // Keras defaults: lr 1e-3, 0.9, 0.999, 1e-7
+  float p[2] = {0.5f, -1.0f}, g[2] = {0.2f, -0.4f}, m[2] = {0, 0}, v[2] = {0, 0};
+  optimizer_step(Device::cpu, c, 1, p, g, m, v, 2);
+  // Step 1: m = 0.1 g, v = 0.001 g^2, lr_t = 1e-3 * sqrt(0.001) / 0.1, so the update is
+  // lr_t * 0.1 g / (sqrt(0.001)|g| + 1e-7) ~= 1e-3 * sign(g).
+  EXPECT_NEAR(m[0], 0.02, 1e-8);
+  EXPECT_NEAR(v[1], double(1.f - 0.999f) * 0.16, 1e-6 * 0.00016);  // as float computes 1 - beta2
+  EXPECT_NEAR(p[0], 0.5 - 1e-3 * 0.02 * std::sqrt(0.001) / 0.1 / (std::sqrt(0.001 * 0.04) + 1e-7),
+              1e-7);
+  EXPECT_NEAR(p[1], -1.0 + 1e-3, 1e-6);
+  // Step 2 with a new gradient.
+  const float g2[2] = {-0.1f, 0.3f};
+  const double m2 = 0.9 * 0.02 + 0.1 * -0.1, v2 = 0.999 * 0.001 * 0.04 + 0.001 * 0.01;
+  const double lr2 = 1e-3 * std::sqrt(1 - 0.999 * 0.999) / (1 - 0.9 * 0.9);
+  const double want = p[0] - lr2 * m2 / (std::sqrt(v2) + 1e-7);
+  optimizer_step(Device::cpu, c, 2, p, g2, m, v, 2);
+  EXPECT_NEAR(p[0], want, 1e-7);
+}
+
+TEST(Sgd, PlainMomentumNesterovAndWeightDecay) {
+  OptimizerConfig c;
+  c.kind = "sgd";
+  c.lr = 0.1f;
+  float p = 1.f, g = 0.5f;
+  optimizer_step(Device::cpu, c, 1, &p, &g, nullptr, nullptr, 1);
+  EXPECT_FLOAT_EQ(p, 0.95f);
+
+  c.momentum = 0.9f;
+  float q = 1.f, vel = 0.f;
+  optimizer_step(Device::cpu, c, 1, &q, &g, &vel, nullptr, 1);  // vel = -0.05
+  optimizer_step(Device::cpu, c, 2, &q, &g, &vel, nullptr, 1);  // vel = -0.045 - 0.05
+  EXPECT_FLOAT_EQ(vel, -0.095f);
+  EXPECT_FLOAT_EQ(q, 1.f - 0.05f - 0.095f);
+
+  c.nesterov = true;
+  float r = 1.f, vr = 0.f;
+  optimizer_step(Device::cpu, c, 1, &r, &g, &vr, nullptr, 1);  // r += 0.9*(-0.05) - 0.05
+  EXPECT_FLOAT_EQ(r, 1.f - 0.045f - 0.05f);
+
+  OptimizerConfig wd;
+  wd.kind = "sgd";
+  wd.lr = 0.1f;
+  wd.weight_decay = 0.01f;
+  float s = 2.f, zero = 0.f;
+  optimizer_step(Device::cpu, wd, 1, &s, &zero, nullptr, nullptr, 1);
+  EXPECT_FLOAT_EQ(s, 2.f - 0.1f * 0.02f);
+}
+
+TEST(OptimizerConfig, AbsurdValuesAreRejected) {
+  OptimizerConfig c;
+  c.lr = -1.f;
+  EXPECT_THROW(validate(c), Error);
+  c = {};
+  c.kind = "adamw";
+  EXPECT_THROW(validate(c), Error);
+  c = {};
+  c.beta1 = 1.f;
+  EXPECT_THROW(validate(c), Error);
+  c = {};
+  c.kind = "sgd";
+  c.nesterov = true;
+  EXPECT_THROW(validate(c), Error);
+  EXPECT_NO_THROW(validate(OptimizerConfig{}));
+}

@@ -1,0 +1,75 @@
+// relu, flatten and the fused softmax cross-entropy.
+#include <gtest/gtest.h>
+
+#include "cpu/loss.h"
+#include "layer_harness.h"
+
+using namespace convpool;
+using namespace convpool::test;
+
+TEST(Relu, ForwardAndGradient) {
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  LayerHarness h("relu", {1, 3, 5, 4}, 2, seed);
+  h.forward(StepContext{});
+  for (size_t i = 0; i < h.x.size(); ++i) EXPECT_EQ(h.y[i], h.x[i] > 0 ? h.x[i] : 0.f);
+  EXPECT_GT(check_gradients(h, StepContext{}), h.x.size() * 9 / 10);
+}
+
+TEST(Flatten, SharesMemoryAndKeepsNchwOrder) {
+  LayerHarness h("flatten", {1, 3, 2, 5}, 2, 1);
+  EXPECT_EQ(h.out, (Shape{1, 30, 1, 1}));
+  EXPECT_TRUE(h.layer->aliases_input());
+}
+
+namespace {
+double naive_xent(const float* z, int classes, int label) {
+  double m = z[0];
+  for (int k = 1; k < classes; ++k) m = std::max<double>(m, z[k]);
+  double s = 0;
+  for (int k = 0; k < classes; ++k) s += std::exp(z[k] - m);
+  return -(z[label] - m - std::log(s));
+}
+}  // namespace
+
+TEST(SoftmaxXent, LossAccuracyAndGradientMatchNaive) {
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  const int n = 9, classes = 10;
+  std::vector<float> z(n * classes), dz(n * classes);
+  fill_uniform(z, rng, -5.f, 5.f);
+  poison(dz);
+  std::vector<uint8_t> labels(n);
+  for (auto& l : labels) l = uint8_t(rng() % classes);
+  const auto s = cpu::softmax_xent(n, classes, z.data(), labels.data(), dz.data(), 1.f / n);
+  double want = 0;
+  int correct = 0;
+  for (int i = 0; i < n; ++i) {
+    want += naive_xent(&z[i * classes], classes, labels[i]);
+    correct += int(std::max_element(&z[i * classes], &z[i * classes] + classes) -
+                   &z[i * classes]) == labels[i];
+  }
+  EXPECT_NEAR(s.loss, want, 1e-9 * want);
+  EXPECT_EQ(s.correct, correct);
+  // Gradient by central differences of the mean loss.
+  for (int i = 0; i < n * classes; ++i) {
+    const float h = 1e-2f, orig = z[i];
+    z[i] = orig + h;
+    const double fp = cpu::softmax_xent(n, classes, z.data(), labels.data(), nullptr, 0).loss / n;
+    z[i] = orig - h;
+    const double fm = cpu::softmax_xent(n, classes, z.data(), labels.data(), nullptr, 0).loss / n;
+    z[i] = orig;
+    EXPECT_NEAR(dz[i], (fp - fm) / (2 * h), 1e-4) << i;
+  }
+}
+
+TEST(SoftmaxXent, StableForHugeLogits) {
+  std::vector<float> z = {1e30f, -1e30f, 0.f, 3e38f, 3e38f, -3e38f};
+  std::vector<uint8_t> labels = {0, 1};
+  std::vector<float> dz(6);
+  const auto s = cpu::softmax_xent(2, 3, z.data(), labels.data(), dz.data(), 1.f);
+  EXPECT_TRUE(std::isfinite(s.loss));
+  for (float g : dz) EXPECT_TRUE(std::isfinite(g));
+  EXPECT_NEAR(s.loss, std::log(2.0), 1e-6);  // first sample: 0 loss; second: log 2
+}
