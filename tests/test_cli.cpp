@@ -1,0 +1,72 @@
+// The convpool CLI: bad input gives one clear line and a non-zero exit; good input trains.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "layer_harness.h"
+#include "test_helpers.h"
+
+using namespace convpool::test;
+
+namespace {
+// Exit code non-zero, output is exactly one line containing `needle`.
+void expect_one_line_error(const std::string& args, const std::string& needle) {
+  const CommandResult r = run_convpool(args);
+  EXPECT_NE(r.exit_code, 0) << args;
+  EXPECT_NE(r.output.find(needle), std::string::npos) << args << "\n" << r.output;
+  EXPECT_LE(std::count(r.output.begin(), r.output.end(), '\n'), 2) << args << "\n" << r.output;
+}
+}  // namespace
+
+TEST(Cli, AbsurdValuesAreRejected) {
+  TempDir d;
+  write_cifar_dir(d.str(), 4, fresh_seed());
+  const std::string data = " --data " + d.str() + " --out " + d.str("run");
+  expect_one_line_error("train --batch 0" + data, "--batch");
+  expect_one_line_error("train --lr -0.1" + data, "--lr");
+  expect_one_line_error("train --epochs 1000000" + data, "--epochs");
+  expect_one_line_error("train --optimizer adamw" + data, "--optimizer");
+  expect_one_line_error("train --device tpu" + data, "--device");
+  expect_one_line_error("train --bach 4" + data, "bach");
+  expect_one_line_error("train --pool maxx" + data, "did you mean 'max'?");
+  expect_one_line_error("train --pool avgtopk:k=9" + data, "larger than the window");
+}
+
+TEST(Cli, MissingDataAndModelSayWhereTheyLooked) {
+  TempDir d;
+  expect_one_line_error("train --data " + d.str("nowhere"), "nowhere");
+  const CommandResult r = run_command("cd " + d.str() + " && CIFAR10_DIR= " +
+                                      std::string(CONVPOOL_BINARY) + " train --epochs 1");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("data/cifar-10-batches-bin"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("CIFAR10_DIR"), std::string::npos) << r.output;
+  std::ofstream(d.str("bad.cfg")) << "conv filters=8 size=3\npoool max\n";
+  write_cifar_dir(d.str("data"), 4, fresh_seed());
+  expect_one_line_error("train --model " + d.str("bad.cfg") + " --data " + d.str("data"),
+                        "bad.cfg:2: unknown layer type 'poool' (did you mean 'pool'?)");
+}
+
+TEST(Cli, TrainsOnSyntheticDataAndWritesMetrics) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 40, fresh_seed());
+  const CommandResult r = run_convpool("train --device cpu --epochs 2 --batch 16 --data " +
+                                       d.str("data") + " --out " + d.str("run"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("epoch 2/2"), std::string::npos) << r.output;
+  std::ifstream f(d.str("run/metrics.csv"));
+  std::string header, l1, l2, extra;
+  std::getline(f, header), std::getline(f, l1), std::getline(f, l2);
+  EXPECT_EQ(header.rfind("epoch,loss,accuracy,test_loss,test_accuracy", 0), 0u);
+  EXPECT_EQ(l1.rfind("1,", 0), 0u);
+  EXPECT_EQ(l2.rfind("2,", 0), 0u);
+  EXPECT_FALSE(std::getline(f, extra));
+}
+
+TEST(Cli, PoolMethodsListsEveryMethod) {
+  const CommandResult r = run_convpool("pool-methods");
+  ASSERT_EQ(r.exit_code, 0);
+  for (const char* m : {"max", "avg", "min", "lp", "mixed", "stochastic", "avgtopk", "tmaxavg",
+                        "softpool"})
+    EXPECT_NE(r.output.find(std::string("\n") + m + " "), std::string::npos) << m;
+}
