@@ -24,12 +24,12 @@ TEST(EndToEnd, TwoThousandImagesOneEpochOnCpuLearns) {
   g->init_params(cfg.seed);
   Trainer t(*g, cfg);
   const EvalResult before = t.evaluate(test);
-  const EpochMetrics m = t.train_epoch(train, 0);
+  const EpochMetrics m = t.train_epoch(train);
   const EvalResult after = t.evaluate(test);
   std::printf("test loss %.4f -> %.4f, accuracy %.3f -> %.3f, train loss %.4f\n", before.loss,
               after.loss, before.accuracy, after.accuracy, m.loss);
   EXPECT_NEAR(before.loss, std::log(10.0), 0.15);  // Glorot init starts near uniform
   EXPECT_LT(after.loss, before.loss - 0.1);
   EXPECT_GT(after.accuracy, 0.18);  // chance is 0.10; 0.18 is 8 standard errors above it
-  EXPECT_EQ(t.step(), 63u);          // 2000 / 32 rounded up: the partial batch is kept
+  EXPECT_EQ(t.state().step, 63u);         // 2000 / 32 rounded up: the partial batch is kept
 }

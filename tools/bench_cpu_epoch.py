@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """One CPU training epoch of the reference CNN: convpool against PyTorch, in one run.
 
 Both read the same CIFAR-10 binary files, use the same batch size, the same thread count,

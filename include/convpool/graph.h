@@ -22,6 +22,7 @@ struct ParamInfo {
   Shape shape;
   size_t offset;  // into the flat parameter (and gradient) buffer, in floats
   int layer;      // index of the owning layer
+  int rank;       // dimensions in checkpoints (PyTorch layout): the leading `rank` of n,c,h,w
 };
 
 class Graph {

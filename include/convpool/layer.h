@@ -30,6 +30,7 @@ struct ParamDecl {
   Init init = Init::zeros;
   int fan_in = 0, fan_out = 0;
   float value = 0.f;  // for Init::constant
+  int rank = 4;       // dimensions in checkpoints: conv weight 4, dense weight 2, bias 1
 };
 
 class Layer {

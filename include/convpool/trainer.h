@@ -1,13 +1,16 @@
 // Trainer: runs epochs of shuffled mini-batches through a Graph, evaluates on the test set
-// after each epoch, prints a Keras-style line and appends it to the run's metrics file.
+// after each epoch, prints a Keras-style line, appends it to the run's metrics file, and
+// saves checkpoints (last, best, and every N steps). Stops cleanly on SIGINT/SIGTERM and on
+// non-finite values.
 #pragma once
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "convpool/checkpoint.h"
 #include "convpool/data.h"
+#include "convpool/error.h"
 #include "convpool/graph.h"
 #include "convpool/optim.h"
 
@@ -19,7 +22,12 @@ struct TrainConfig {
   uint64_t seed = 1;
   Device device = Device::cpu;
   OptimizerConfig optimizer;
-  std::string out_dir;  // metrics.csv goes here; empty: no files written
+  std::string out_dir;        // metrics.csv and checkpoints go here; empty: nothing written
+  std::string model_text;     // saved in checkpoints
+  std::string pool_override;  // saved in checkpoints
+  uint64_t save_every = 0;    // also save last.safetensors every N steps (0: per epoch only)
+  int keep = 0;               // keep the N newest step-NNN.safetensors history files
+  std::string nan_policy = "stop";  // "stop" or "skip" (skip the update of that batch)
   bool quiet = false;
 };
 
@@ -28,6 +36,7 @@ struct EpochMetrics {
   double loss = 0, accuracy = 0;            // running means over the epoch's training batches
   double test_loss = 0, test_accuracy = 0;  // over the whole test set, evaluation mode
   double seconds = 0, images_per_second = 0;
+  uint64_t skipped_batches = 0;             // non-finite batches skipped (nan_policy skip)
 };
 
 struct EvalResult {
@@ -35,22 +44,38 @@ struct EvalResult {
   std::vector<int> predictions;  // per test image
 };
 
+// Thrown when a stop signal ended training after a checkpoint was saved.
+class Interrupted : public Error {
+ public:
+  using Error::Error;
+};
+
+// SIGINT/SIGTERM: the first asks the trainer to finish the step, save and exit; a second
+// SIGINT exits at once (checkpoints are written atomically, so the last one stays intact).
+void install_stop_handlers();
+bool stop_requested();
+void request_stop();         // what the handler does; also for tests
+void clear_stop_requests();  // for tests
+
 class Trainer {
  public:
-  Trainer(Graph& graph, const TrainConfig& cfg);
+  // `state` is where training starts: default for a fresh run, a checkpoint's for --resume.
+  Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state = {});
   ~Trainer();
-  // Runs every epoch; returns the metrics of each.
+  // Runs the remaining epochs; returns the metrics of each epoch run here.
   std::vector<EpochMetrics> fit(const Dataset& train, const Dataset& test);
-  // One epoch of training (0-based epoch index drives the shuffle).
-  EpochMetrics train_epoch(const Dataset& train, int epoch);
   EvalResult evaluate(const Dataset& test);
-  uint64_t step() const { return step_; }
+  const TrainState& state() const { return state_; }
+  // Epoch (0-based) of training, from state().epoch_batches on. Saves as configured.
+  EpochMetrics train_epoch(const Dataset& train);
 
  private:
   struct Impl;
+  void save(const std::string& reason);
+  [[noreturn]] void non_finite(const char* what, int n);
   Graph& graph_;
   TrainConfig cfg_;
-  uint64_t step_ = 0;
+  TrainState state_;
   std::unique_ptr<Impl> impl_;
 };
 

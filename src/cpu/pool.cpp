@@ -59,8 +59,9 @@ void pool_backward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& 
                    const float* x, const float* y, const float* dy, float* dx,
                    float* dlambda) {
   const int planes = n * g.C, win = g.KH * g.KW;
-  double lambda_sum = 0;
-#pragma omp parallel reduction(+ : lambda_sum)
+  // Per-plane partial sums, added in order afterwards, keep dlambda deterministic.
+  std::vector<double> lambda_part(dlambda ? planes : 0, 0.0);
+#pragma omp parallel
   {
     std::vector<float> v(win), gr(win);
     std::vector<int> src(win);
@@ -78,12 +79,16 @@ void pool_backward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& 
                                gr.data());
           for (int i = 0; i < cnt; ++i) dxp[src[i]] += gr[i];
           if (dlambda)
-            lambda_sum += double(dy[oi]) *
+            lambda_part[pl] += double(dy[oi]) *
                           (v[pool_argmax(v.data(), cnt)] - pool_mean(v.data(), cnt, divisor));
         }
     }
   }
-  if (dlambda) *dlambda = float(lambda_sum);
+  if (dlambda) {
+    double sum = 0;
+    for (double v : lambda_part) sum += v;
+    *dlambda = float(sum);
+  }
 }
 
 }  // namespace convpool::cpu

@@ -40,7 +40,7 @@ std::unique_ptr<Graph> Graph::build(const ModelSpec& spec, const GraphOptions& o
   for (size_t i = 0; i < g->layers_.size(); ++i)
     for (auto& d : g->layers_[i]->param_decls()) {
       g->param_infos_.push_back(
-          {g->layers_[i]->name() + "." + d.suffix, d.shape, g->num_params_, int(i)});
+          {g->layers_[i]->name() + "." + d.suffix, d.shape, g->num_params_, int(i), d.rank});
       g->param_decls_.push_back(d);
       // Keep each tensor 8-float aligned so vector loads never straddle two tensors.
       g->num_params_ += (d.shape.numel() + 7) / 8 * 8;

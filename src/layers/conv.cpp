@@ -57,7 +57,7 @@ class ConvLayer : public Layer {
   std::vector<ParamDecl> param_decls() const override {
     const int fan_in = g_.C * g_.KH * g_.KW, fan_out = g_.OC * g_.KH * g_.KW;
     return {{"weight", {g_.OC, g_.C, g_.KH, g_.KW}, Init::glorot_uniform, fan_in, fan_out},
-            {"bias", {g_.OC, 1, 1, 1}, Init::zeros}};
+            {"bias", {g_.OC, 1, 1, 1}, Init::zeros, 0, 0, 0.f, 1}};
   }
   size_t state_floats(int batch) const override { return cpu::conv_col_floats(g_, batch); }
   size_t workspace_floats(int batch) const override { return cpu::conv_tmp_floats(g_, batch); }

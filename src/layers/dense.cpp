@@ -22,8 +22,8 @@ class DenseLayer : public Layer {
     return {1, out_, 1, 1};
   }
   std::vector<ParamDecl> param_decls() const override {
-    return {{"weight", {out_, in_, 1, 1}, Init::glorot_uniform, in_, out_},
-            {"bias", {out_, 1, 1, 1}, Init::zeros}};
+    return {{"weight", {out_, in_, 1, 1}, Init::glorot_uniform, in_, out_, 0.f, 2},
+            {"bias", {out_, 1, 1, 1}, Init::zeros, 0, 0, 0.f, 1}};
   }
   std::string describe() const override {
     return std::to_string(in_) + " -> " + std::to_string(out_);

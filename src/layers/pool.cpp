@@ -113,7 +113,7 @@ class PoolLayer : public Layer {
 
   std::vector<ParamDecl> param_decls() const override {
     if (!learned_) return {};
-    return {{"alpha", {1, 1, 1, 1}, Init::zeros}};  // lambda = sigmoid(0) = 0.5 at the start
+    return {{"alpha", {1, 1, 1, 1}, Init::zeros, 0, 0, 0.f, 1}};  // lambda = sigmoid(0) = 0.5 at the start
   }
 
   std::string describe() const override {

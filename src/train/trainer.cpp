@@ -1,48 +1,84 @@
 #include "convpool/trainer.h"
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <unistd.h>
 
 #include "../cpu/loss.h"
-#include "convpool/error.h"
 
 namespace convpool {
 
+namespace fs = std::filesystem;
+
+// ---- stop signals ----
 namespace {
+std::atomic<int> g_stop_requests{0};
+
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop_requests.fetch_add(1) >= 1 && sig == SIGINT) {
+    static const char msg[] = "\nconvpool: second interrupt, exiting now\n";
+    (void)!::write(2, msg, sizeof msg - 1);
+    ::_exit(130);
+  }
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
+
+bool all_finite(const float* p, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i])) return false;
+  return true;
+}
 }  // namespace
 
-// Host-side scratch for the CPU path.
+void install_stop_handlers() {
+  struct sigaction sa{};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+bool stop_requested() { return g_stop_requests.load() > 0; }
+void request_stop() { g_stop_requests.fetch_add(1); }
+void clear_stop_requests() { g_stop_requests.store(0); }
+
+// ---- trainer ----
 struct Trainer::Impl {
   std::vector<uint8_t> labels;
   std::ofstream metrics;
+  std::string last_saved;  // path of the newest good checkpoint, for messages
 };
 
-Trainer::Trainer(Graph& graph, const TrainConfig& cfg)
-    : graph_(graph), cfg_(cfg), impl_(std::make_unique<Impl>()) {
+Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state)
+    : graph_(graph), cfg_(cfg), state_(state), impl_(std::make_unique<Impl>()) {
   validate(cfg.optimizer);
+  if (cfg.nan_policy != "stop" && cfg.nan_policy != "skip")
+    CP_USER_ERROR("--nan-policy must be stop or skip (got " << cfg.nan_policy << ")");
   if (graph.device() != Device::cpu)
     CP_USER_ERROR("the trainer's CUDA path is not built yet; use --device cpu");
   if (cfg.batch > graph.max_batch()) CP_FAIL("batch larger than the graph was built for");
   if (graph.output_shape(1).numel() != size_t(kCifarClasses))
     CP_USER_ERROR("the model's output has " << graph.output_shape(1).numel()
                                             << " values; CIFAR-10 needs 10 logits");
-  if (optimizer_state_slots(cfg.optimizer) > 0 && graph.num_params() > 0)
-    CP_CHECK(graph.optimizer_state(optimizer_state_slots(cfg.optimizer) - 1) != nullptr,
-             "graph built without optimizer state");
+  state_.seed = cfg.seed;
+  state_.batch = cfg.batch;
+  state_.optimizer = cfg.optimizer;
   impl_->labels.resize(cfg.batch);
   if (!cfg.out_dir.empty()) {
     std::error_code ec;
-    std::filesystem::create_directories(cfg.out_dir, ec);
+    fs::create_directories(cfg.out_dir, ec);
     const std::string path = cfg.out_dir + "/metrics.csv";
-    const bool fresh = !std::filesystem::exists(path);
+    const bool fresh = !fs::exists(path);
     impl_->metrics.open(path, std::ios::app);
-    if (!impl_->metrics) CP_USER_ERROR("cannot write " << path << " (is the directory writable?)");
+    if (!impl_->metrics)
+      CP_USER_ERROR("cannot write " << path << " (is the run directory writable?)");
     if (fresh)
       impl_->metrics << "epoch,loss,accuracy,test_loss,test_accuracy,seconds,images_per_second\n";
   }
@@ -50,40 +86,111 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg)
 
 Trainer::~Trainer() = default;
 
-EpochMetrics Trainer::train_epoch(const Dataset& train, int epoch) {
+void Trainer::save(const std::string& reason) {
+  if (cfg_.out_dir.empty()) return;
+  const std::string last = cfg_.out_dir + "/last.safetensors";
+  save_checkpoint(last, graph_, cfg_.model_text, cfg_.pool_override, state_);
+  impl_->last_saved = last;
+  if (reason == "best")
+    save_checkpoint(cfg_.out_dir + "/best.safetensors", graph_, cfg_.model_text,
+                    cfg_.pool_override, state_);
+  if (cfg_.keep > 0 && reason != "stop") {
+    char name[64];
+    std::snprintf(name, sizeof name, "/step-%010llu.safetensors",
+                  static_cast<unsigned long long>(state_.step));
+    save_checkpoint(cfg_.out_dir + name, graph_, cfg_.model_text, cfg_.pool_override, state_);
+    std::vector<fs::path> history;
+    for (auto& e : fs::directory_iterator(cfg_.out_dir))
+      if (e.path().filename().string().rfind("step-", 0) == 0 &&
+          e.path().extension() == ".safetensors")
+        history.push_back(e.path());
+    std::sort(history.begin(), history.end());
+    for (size_t i = 0; i + cfg_.keep < history.size(); ++i) fs::remove(history[i]);
+  }
+}
+
+void Trainer::non_finite(const char* what, int n) {
+  // Find the first layer whose output (forward order), else gradient (backward order), holds
+  // a non-finite value.
+  std::string where = "none found in activations or gradients";
+  for (size_t i = 0; i < graph_.num_layers(); ++i) {
+    const Tensor y = graph_.activation(i + 1, n);
+    if (!all_finite(y.data, y.numel())) {
+      where = "first in the output of layer " + graph_.layer(i).name();
+      break;
+    }
+  }
+  if (where.rfind("none", 0) == 0)
+    for (size_t i = graph_.num_layers(); i-- > 0;) {
+      const Tensor g = graph_.gradient(i, n);
+      if (g.data && !all_finite(g.data, g.numel())) {
+        where = "first in the input gradient of layer " + graph_.layer(i).name();
+        break;
+      }
+    }
+  CP_USER_ERROR("non-finite " << what << " at step " << state_.step << " (epoch "
+                              << state_.epoch + 1 << "), " << where << "; "
+                              << (impl_->last_saved.empty()
+                                      ? std::string("no checkpoint was written")
+                                      : "the last good checkpoint " + impl_->last_saved +
+                                            " is untouched")
+                              << "; try a lower --lr or --nan-policy skip");
+}
+
+EpochMetrics Trainer::train_epoch(const Dataset& train) {
   const auto t0 = std::chrono::steady_clock::now();
-  const auto order = epoch_order(train.size(), cfg_.seed, uint64_t(epoch));
+  const auto order = epoch_order(train.size(), cfg_.seed, uint64_t(state_.epoch));
   const int B = cfg_.batch;
-  double loss_sum = 0;
-  long correct = 0;
   const OptimizerConfig& oc = cfg_.optimizer;
   const int slots = optimizer_state_slots(oc);
-  for (size_t first = 0; first < train.size(); first += B) {
+  EpochMetrics m;
+  size_t images = 0;
+  for (size_t first = state_.epoch_batches * B; first < train.size(); first += B) {
     // The last batch may be partial: it is trained on, never dropped.
     const int n = int(std::min<size_t>(B, train.size() - first));
     images_to_float(train, order.data() + first, n, graph_.input(n).data);
     for (int i = 0; i < n; ++i) impl_->labels[i] = train.labels[order[first + i]];
-    ++step_;
-    StepContext ctx{Device::cpu, true, cfg_.seed, step_, nullptr};
+    StepContext ctx{Device::cpu, true, cfg_.seed, state_.step + 1, nullptr};
     graph_.forward(ctx, n);
-    const auto s = cpu::softmax_xent(n, kCifarClasses, graph_.output(n).data, impl_->labels.data(),
-                                     graph_.output_grad(n).data, 1.f / float(n));
-    if (!std::isfinite(s.loss))
-      CP_USER_ERROR("loss became non-finite at step " << step_ << " (epoch " << epoch + 1
-                                                      << "); try a lower --lr");
-    loss_sum += s.loss;
-    correct += s.correct;
+    const auto s = cpu::softmax_xent(n, kCifarClasses, graph_.output(n).data,
+                                     impl_->labels.data(), graph_.output_grad(n).data,
+                                     1.f / float(n));
     graph_.backward(ctx, n);
-    optimizer_step(Device::cpu, oc, step_, graph_.params(), graph_.grads(),
-                   slots > 0 ? graph_.optimizer_state(0) : nullptr,
-                   slots > 1 ? graph_.optimizer_state(1) : nullptr, graph_.num_params());
+    bool finite = std::isfinite(s.loss) && all_finite(graph_.grads(), graph_.num_params());
+    if (!finite && cfg_.nan_policy == "stop")
+      non_finite(std::isfinite(s.loss) ? "gradient" : "loss", n);
+    ++state_.epoch_batches;
+    images += n;
+    if (finite) {
+      ++state_.step;
+      optimizer_step(Device::cpu, oc, state_.step, graph_.params(), graph_.grads(),
+                     slots > 0 ? graph_.optimizer_state(0) : nullptr,
+                     slots > 1 ? graph_.optimizer_state(1) : nullptr, graph_.num_params());
+      state_.epoch_loss_sum += s.loss;
+      state_.epoch_correct += s.correct;
+    } else {
+      ++m.skipped_batches;
+    }
+    if (stop_requested()) {
+      save("stop");
+      throw Interrupted("interrupted at step " + std::to_string(state_.step) +
+                        (impl_->last_saved.empty()
+                             ? std::string("; no run directory, nothing saved")
+                             : "; checkpoint saved to " + impl_->last_saved +
+                                   " (continue with --resume " + impl_->last_saved + ")"));
+    }
+    if (cfg_.save_every && state_.step % cfg_.save_every == 0 && finite) save("periodic");
   }
-  EpochMetrics m;
-  m.epoch = epoch + 1;
-  m.loss = loss_sum / double(train.size());
-  m.accuracy = double(correct) / double(train.size());
+  m.epoch = state_.epoch + 1;
+  const double seen = double(train.size());
+  m.loss = state_.epoch_loss_sum / seen;
+  m.accuracy = double(state_.epoch_correct) / seen;
   m.seconds = seconds_since(t0);
-  m.images_per_second = double(train.size()) / m.seconds;
+  m.images_per_second = double(images) / m.seconds;
+  ++state_.epoch;
+  state_.epoch_batches = 0;
+  state_.epoch_loss_sum = 0;
+  state_.epoch_correct = 0;
   return m;
 }
 
@@ -98,7 +205,7 @@ EvalResult Trainer::evaluate(const Dataset& test) {
   for (size_t first = 0; first < test.size(); first += B) {
     const int n = int(std::min<size_t>(B, test.size() - first));
     images_to_float(test, order.data() + first, n, graph_.input(n).data);
-    StepContext ctx{Device::cpu, false, cfg_.seed, step_, nullptr};
+    StepContext ctx{Device::cpu, false, cfg_.seed, state_.step, nullptr};
     graph_.forward(ctx, n);
     const float* logits = graph_.output(n).data;
     const auto s = cpu::softmax_xent(n, kCifarClasses, logits, test.labels.data() + first,
@@ -120,16 +227,26 @@ EvalResult Trainer::evaluate(const Dataset& test) {
 std::vector<EpochMetrics> Trainer::fit(const Dataset& train, const Dataset& test) {
   if (train.size() == 0) CP_USER_ERROR("no training images");
   if (test.size() == 0) CP_USER_ERROR("no test images");
+  if (state_.epoch_batches * size_t(cfg_.batch) > train.size())
+    CP_USER_ERROR("the checkpoint is further into its epoch than this training set is long "
+                  "(was it saved with another --limit-train?)");
   std::vector<EpochMetrics> all;
-  for (int e = 0; e < cfg_.epochs; ++e) {
-    EpochMetrics m = train_epoch(train, e);
+  while (state_.epoch < cfg_.epochs) {
+    EpochMetrics m = train_epoch(train);
     const EvalResult ev = evaluate(test);
     m.test_loss = ev.loss;
     m.test_accuracy = ev.accuracy;
+    const bool best = ev.accuracy > state_.best_accuracy;
+    if (best) state_.best_accuracy = ev.accuracy;
+    save(best ? "best" : "epoch");
     if (!cfg_.quiet) {
-      std::printf("epoch %d/%d  loss %.4f  acc %.4f  test_loss %.4f  test_acc %.4f  %.1fs  %.0f img/s\n",
+      std::printf("epoch %d/%d  loss %.4f  acc %.4f  test_loss %.4f  test_acc %.4f  %.1fs  "
+                  "%.0f img/s%s\n",
                   m.epoch, cfg_.epochs, m.loss, m.accuracy, m.test_loss, m.test_accuracy,
-                  m.seconds, m.images_per_second);
+                  m.seconds, m.images_per_second,
+                  m.skipped_batches ? ("  (" + std::to_string(m.skipped_batches) +
+                                       " non-finite batches skipped)").c_str()
+                                    : "");
       std::fflush(stdout);
     }
     if (impl_->metrics.is_open()) {

@@ -1,0 +1,46 @@
+// Checkpoints: a safetensors file holding every parameter (conv1.weight, ...), the optimizer
+// state (optim.m.conv1.weight, ...) and, in __metadata__, the model text, the pooling
+// override and the training state needed to resume exactly. See docs/checkpoints.md.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "convpool/graph.h"
+#include "convpool/optim.h"
+#include "convpool/safetensors.h"
+
+namespace convpool {
+
+constexpr int kCheckpointVersion = 1;
+
+// Where a run stands. Randomness is counter-based (Philox keyed by seed, counted by step and
+// epoch), so seed + epoch + step is the whole RNG state.
+struct TrainState {
+  int epoch = 0;              // epochs fully completed
+  uint64_t step = 0;          // optimizer steps taken
+  uint64_t epoch_batches = 0; // batches done in the current (unfinished) epoch
+  double epoch_loss_sum = 0;  // running sums of the unfinished epoch
+  uint64_t epoch_correct = 0;
+  double best_accuracy = -1;
+  uint64_t seed = 1;
+  int batch = 32;
+  OptimizerConfig optimizer;
+};
+
+struct Checkpoint {
+  std::string model_text;
+  std::string pool_override;
+  TrainState state;
+  SafetensorsFile file;
+};
+
+void save_checkpoint(const std::string& path, const Graph& graph, const std::string& model_text,
+                     const std::string& pool_override, const TrainState& state);
+// Reads and validates (CRC, version, metadata). Errors are one line naming the file.
+Checkpoint load_checkpoint(const std::string& path);
+// Copies weights (and, if asked, optimizer state) into graph; any missing, extra or
+// mis-shaped tensor is a one-line error naming it.
+void restore_graph(const Checkpoint& ckpt, const std::string& origin, Graph& graph,
+                   bool with_optimizer_state);
+
+}  // namespace convpool

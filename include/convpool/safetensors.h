@@ -1,0 +1,39 @@
+// safetensors files: an 8-byte little-endian header length, a JSON header giving each
+// tensor's dtype, shape and data_offsets plus a "__metadata__" string map, then raw
+// little-endian row-major data. convpool writes only F32 tensors, 8-byte aligned.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace convpool {
+
+struct NamedTensor {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<float> data;
+};
+
+struct SafetensorsFile {
+  std::vector<NamedTensor> tensors;  // in file order
+  std::map<std::string, std::string> metadata;
+  const NamedTensor* find(const std::string& name) const;
+};
+
+uint32_t crc32(const void* data, size_t bytes, uint32_t crc = 0);
+
+// Serialises to bytes; metadata gains "data_crc32" (hex CRC32 of the data section).
+std::string encode_safetensors(const std::vector<NamedTensor>& tensors,
+                               std::map<std::string, std::string> metadata);
+// Parses and validates bytes (sizes, offsets, dtypes, JSON, CRC when present). Every failure
+// is a one-line Error prefixed with `origin`.
+SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& origin);
+
+// Atomic replace: writes PATH.tmp-PID in the same directory, fsyncs it, renames it over
+// PATH and fsyncs the directory. On any failure the temporary is removed and PATH is
+// untouched.
+void write_file_atomic(const std::string& path, const std::string& bytes);
+std::string read_file_bytes(const std::string& path, size_t max_bytes = size_t(1) << 32);
+
+}  // namespace convpool

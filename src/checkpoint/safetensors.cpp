@@ -1,0 +1,219 @@
+#include "convpool/safetensors.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "convpool/error.h"
+
+namespace convpool {
+
+namespace {
+constexpr uint64_t kMaxHeaderBytes = 100u << 20;  // the safetensors reference limit
+
+const std::array<uint32_t, 256>& crc_table() {
+  static const std::array<uint32_t, 256> table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  return table;
+}
+
+std::string hex32(uint32_t v) {
+  char buf[9];
+  std::snprintf(buf, sizeof buf, "%08x", v);
+  return buf;
+}
+}  // namespace
+
+uint32_t crc32(const void* data, size_t bytes, uint32_t crc) {
+  const auto& t = crc_table();
+  const auto* p = static_cast<const uint8_t*>(data);
+  crc = ~crc;
+  for (size_t i = 0; i < bytes; ++i) crc = t[(crc ^ p[i]) & 0xFF] ^ (crc >> 8);
+  return ~crc;
+}
+
+const NamedTensor* SafetensorsFile::find(const std::string& name) const {
+  for (auto& t : tensors)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+std::string encode_safetensors(const std::vector<NamedTensor>& tensors,
+                               std::map<std::string, std::string> metadata) {
+  static_assert(sizeof(float) == 4);
+  std::string data;
+  nlohmann::ordered_json header;
+  for (auto& t : tensors) {
+    int64_t count = 1;
+    for (auto d : t.shape) count *= d;
+    CP_CHECK(size_t(count) == t.data.size(), t.name << ": shape does not match data");
+    const size_t begin = data.size();
+    data.append(reinterpret_cast<const char*>(t.data.data()), t.data.size() * 4);
+    header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {begin, data.size()}}};
+  }
+  metadata["data_crc32"] = hex32(crc32(data.data(), data.size()));
+  nlohmann::ordered_json meta(metadata);
+  nlohmann::ordered_json full;
+  full["__metadata__"] = meta;
+  for (auto& [k, v] : header.items()) full[k] = v;
+  std::string json = full.dump();
+  // Pad with spaces so the data section, and so every F32 tensor, starts 8-byte aligned.
+  while ((8 + json.size()) % 8) json.push_back(' ');
+  std::string out(8, '\0');
+  const uint64_t n = json.size();
+  for (int i = 0; i < 8; ++i) out[i] = char((n >> (8 * i)) & 0xFF);
+  return out + json + data;
+}
+
+SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& origin) {
+  auto bad = [&](const std::string& why) -> void { CP_USER_ERROR(origin << ": " << why); };
+  if (bytes.size() < 8) bad("truncated: shorter than the 8-byte header length");
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= uint64_t(uint8_t(bytes[i])) << (8 * i);
+  if (n > kMaxHeaderBytes || n > bytes.size() - 8)
+    bad("truncated or not a safetensors file: header length " + std::to_string(n) +
+        " exceeds the file");
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + std::ptrdiff_t(n));
+  } catch (const nlohmann::json::exception&) {
+    bad("header is not valid JSON");
+  }
+  if (!header.is_object()) bad("header is not a JSON object");
+  const size_t data_begin = 8 + n, data_size = bytes.size() - data_begin;
+  SafetensorsFile f;
+  struct Span {
+    size_t begin, end;
+    std::string name;
+  };
+  std::vector<Span> spans;
+  for (auto& [key, value] : header.items()) {
+    if (key == "__metadata__") {
+      if (!value.is_object()) bad("__metadata__ is not an object");
+      for (auto& [mk, mv] : value.items()) {
+        if (!mv.is_string()) bad("metadata value '" + mk + "' is not a string");
+        f.metadata[mk] = mv.get<std::string>();
+      }
+      continue;
+    }
+    if (!value.is_object() || !value.contains("dtype") || !value.contains("shape") ||
+        !value.contains("data_offsets"))
+      bad("tensor '" + key + "' lacks dtype, shape or data_offsets");
+    const auto& dtype = value["dtype"];
+    if (!dtype.is_string() || dtype.get<std::string>() != "F32")
+      bad("tensor '" + key + "' has dtype " + dtype.dump() + "; convpool reads F32 only");
+    const auto& shape = value["shape"];
+    const auto& offs = value["data_offsets"];
+    if (!shape.is_array() || shape.size() > 8) bad("tensor '" + key + "' has a bad shape");
+    if (!offs.is_array() || offs.size() != 2 || !offs[0].is_number_unsigned() ||
+        !offs[1].is_number_unsigned())
+      bad("tensor '" + key + "' has bad data_offsets");
+    NamedTensor t;
+    t.name = key;
+    uint64_t count = 1;
+    for (auto& d : shape) {
+      if (!d.is_number_unsigned() || d.get<uint64_t>() > (1ull << 32))
+        bad("tensor '" + key + "' has a bad dimension " + d.dump());
+      t.shape.push_back(d.get<int64_t>());
+      count *= d.get<uint64_t>();
+      if (count > (1ull << 34)) bad("tensor '" + key + "' is impossibly large");
+    }
+    const uint64_t b = offs[0].get<uint64_t>(), e = offs[1].get<uint64_t>();
+    if (b > e || e > data_size)
+      bad("tensor '" + key + "' data_offsets [" + std::to_string(b) + ", " + std::to_string(e) +
+          "] lie outside the " + std::to_string(data_size) + "-byte data section (truncated?)");
+    if (e - b != count * 4)
+      bad("tensor '" + key + "' has " + std::to_string(e - b) + " bytes for " +
+          std::to_string(count) + " floats");
+    t.data.resize(count);
+    if (count) std::memcpy(t.data.data(), bytes.data() + data_begin + b, count * 4);
+    spans.push_back({b, e, key});
+    f.tensors.push_back(std::move(t));
+  }
+  std::sort(spans.begin(), spans.end(), [](auto& a, auto& b) { return a.begin < b.begin; });
+  for (size_t i = 1; i < spans.size(); ++i)
+    if (spans[i].begin < spans[i - 1].end)
+      bad("tensors '" + spans[i - 1].name + "' and '" + spans[i].name + "' overlap");
+  if (auto it = f.metadata.find("data_crc32"); it != f.metadata.end()) {
+    const std::string got = hex32(crc32(bytes.data() + data_begin, data_size));
+    if (got != it->second)
+      bad("data checksum mismatch (CRC32 " + got + ", header says " + it->second +
+          "): the file is corrupt");
+  }
+  // Keep file order stable: order by offset, as written.
+  std::sort(f.tensors.begin(), f.tensors.end(), [&](auto& a, auto& b) {
+    auto pos = [&](const std::string& nm) {
+      for (auto& s : spans)
+        if (s.name == nm) return s.begin;
+      return size_t(0);
+    };
+    return pos(a.name) < pos(b.name);
+  });
+  return f;
+}
+
+void write_file_atomic(const std::string& path, const std::string& bytes) {
+  namespace fs = std::filesystem;
+  const fs::path target(path);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  auto fail = [&](const std::string& what) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    CP_USER_ERROR("cannot save " << path << ": " << what << ": " << std::strerror(err)
+                                 << " (the previous file, if any, is intact)");
+  };
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail("cannot create " + tmp);
+  size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      if (w == 0) errno = ENOSPC;
+      ::close(fd);
+      fail("write failed");
+    }
+    done += size_t(w);
+  }
+  if (::fsync(fd) != 0) {
+    ::close(fd);
+    fail("fsync failed");
+  }
+  if (::close(fd) != 0) fail("close failed");
+  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("rename failed");
+  // Make the rename itself durable.
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+}
+
+std::string read_file_bytes(const std::string& path, size_t max_bytes) {
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
+  if (!f) CP_USER_ERROR("cannot open " << path);
+  const std::streamoff size = f.tellg();
+  if (size < 0) CP_USER_ERROR("cannot read " << path);
+  if (size_t(size) > max_bytes) CP_USER_ERROR(path << ": file is too large (" << size << " bytes)");
+  std::string bytes(size_t(size), '\0');
+  f.seekg(0);
+  if (!f.read(bytes.data(), size)) CP_USER_ERROR("cannot read " << path);
+  return bytes;
+}
+
+}  // namespace convpool

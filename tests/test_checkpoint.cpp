@@ -1,0 +1,279 @@
+// Checkpoints: round trips, reading from Python, exact resume, corrupt files, full disks,
+// SIGKILL during saves.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "convpool/checkpoint.h"
+#include "convpool/trainer.h"
+#include "layer_harness.h"
+#include "test_helpers.h"
+
+using namespace convpool;
+using namespace convpool::test;
+
+namespace {
+
+const char* kSmallModel =
+    "input channels=3 height=32 width=32\n"
+    "conv filters=4 size=3 stride=2\nrelu\npool avgtopk k=2 size=2\nflatten\ndense units=10\n";
+
+std::unique_ptr<Graph> small_graph(uint64_t seed, int slots = 2) {
+  auto g = Graph::build(parse_model_text(kSmallModel, "small"), GraphOptions{Device::cpu, 8, slots});
+  g->init_params(seed);
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> d(-1, 1);
+  for (int s = 0; s < slots; ++s)
+    for (size_t i = 0; i < g->num_params(); ++i) g->optimizer_state(s)[i] = d(rng);
+  return g;
+}
+
+TrainState some_state(uint64_t seed) {
+  TrainState s;
+  s.epoch = 3;
+  s.step = 1234;
+  s.epoch_batches = 7;
+  s.epoch_loss_sum = 12.5;
+  s.epoch_correct = 99;
+  s.best_accuracy = 0.625;
+  s.seed = seed;
+  s.batch = 8;
+  s.optimizer.lr = 0.0025f;
+  return s;
+}
+
+// The values of every tensor (slot -1: parameters, else optimizer state), padding excluded.
+std::vector<float> values(const Graph& g, int slot = -1) {
+  std::vector<float> out;
+  const float* base = slot < 0 ? g.params() : g.optimizer_state(slot);
+  for (auto& p : g.param_infos()) out.insert(out.end(), base + p.offset, base + p.offset + p.shape.numel());
+  return out;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Checkpoint, RoundTripRestoresEveryTensorAndTheState) {
+  TempDir d;
+  const uint64_t seed = fresh_seed();
+  auto a = small_graph(seed);
+  save_checkpoint(d.str("c.safetensors"), *a, kSmallModel, "avgtopk:k=2", some_state(seed));
+  const Checkpoint c = load_checkpoint(d.str("c.safetensors"));
+  EXPECT_EQ(c.model_text, kSmallModel);
+  EXPECT_EQ(c.pool_override, "avgtopk:k=2");
+  EXPECT_EQ(c.state.step, 1234u);
+  EXPECT_EQ(c.state.epoch_batches, 7u);
+  EXPECT_EQ(c.state.best_accuracy, 0.625);
+  EXPECT_EQ(c.state.optimizer.lr, 0.0025f);
+  EXPECT_EQ(c.file.tensors.size(), 3 * a->param_infos().size());
+  auto b = small_graph(seed + 1);
+  restore_graph(c, "c", *b, true);
+  EXPECT_EQ(values(*a), values(*b));
+  EXPECT_EQ(values(*a, 0), values(*b, 0));
+  EXPECT_EQ(values(*a, 1), values(*b, 1));
+  EXPECT_EQ(c.file.find("fc1"), nullptr);
+}
+
+TEST(Checkpoint, PythonWithNumpyReadsTheSameValues) {
+  if (run_command("/usr/bin/python3 -c 'import numpy'").exit_code != 0)
+    GTEST_SKIP() << "python3 with numpy not installed (apt-get install python3-numpy)";
+  TempDir d;
+  const uint64_t seed = fresh_seed();
+  auto g = small_graph(seed);
+  save_checkpoint(d.str("c.safetensors"), *g, kSmallModel, "", some_state(seed));
+  const auto r = run_command("/usr/bin/python3 " + std::string(CONVPOOL_SOURCE_DIR) +
+                             "/tools/load_checkpoint.py " + d.str("c.safetensors"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::istringstream lines(r.output);
+  size_t seen = 0;
+  for (std::string name, shape; lines >> name && name != "metadata";) {
+    double sum, first;
+    lines >> shape >> sum >> first;
+    const ParamInfo* info = nullptr;
+    int slot = -1;
+    for (auto& p : g->param_infos()) {
+      if (name == p.name) info = &p, slot = -1;
+      if (name == "optim.m." + p.name) info = &p, slot = 0;
+      if (name == "optim.v." + p.name) info = &p, slot = 1;
+    }
+    ASSERT_NE(info, nullptr) << name;
+    const float* v = (slot < 0 ? g->params() : g->optimizer_state(slot)) + info->offset;
+    double want = 0;
+    for (size_t i = 0; i < info->shape.numel(); ++i) want += v[i];
+    EXPECT_NEAR(sum, want, 1e-6 * (1 + std::abs(want))) << name;
+    EXPECT_EQ(float(first), v[0]) << name;
+    ++seen;
+  }
+  EXPECT_EQ(seen, 3 * g->param_infos().size());
+  EXPECT_NE(r.output.find("data_crc32"), std::string::npos);
+}
+
+TEST(Checkpoint, ResumeIsBitExact) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 50, fresh_seed());  // 250 images: 32 batches of 8, one partial
+  const Dataset train = load_cifar10(d.str("data"), "train");
+  const Dataset test = load_cifar10(d.str("data"), "test");
+  const uint64_t seed = fresh_seed();
+  TrainConfig cfg;
+  cfg.batch = 8;
+  cfg.seed = seed;
+  cfg.quiet = true;
+  cfg.model_text = kSmallModel;
+  cfg.save_every = 5;  // exercises a mid-epoch save too
+
+  cfg.epochs = 2;
+  cfg.out_dir = d.str("straight");
+  auto a = small_graph(seed);
+  a->init_params(seed);
+  const auto straight = Trainer(*a, cfg).fit(train, test);
+
+  cfg.epochs = 1;
+  cfg.out_dir = d.str("first");
+  auto b = small_graph(seed);
+  b->init_params(seed);
+  Trainer(*b, cfg).fit(train, test);
+  const Checkpoint c = load_checkpoint(d.str("first/last.safetensors"));
+  EXPECT_EQ(c.state.epoch, 1);
+  auto r = small_graph(seed + 5);
+  restore_graph(c, "c", *r, true);
+  cfg.epochs = 2;
+  cfg.out_dir = d.str("resumed");
+  const auto resumed = Trainer(*r, cfg, c.state).fit(train, test);
+  ASSERT_EQ(resumed.size(), 1u);
+  EXPECT_EQ(resumed[0].loss, straight[1].loss);
+  EXPECT_EQ(resumed[0].test_loss, straight[1].test_loss);
+  EXPECT_EQ(values(*a), values(*r));
+  EXPECT_EQ(values(*a, 1), values(*r, 1));
+
+  // Mid-epoch: a run stopped after its first step, resumed, equals an uninterrupted epoch.
+  cfg.epochs = 1;
+  cfg.out_dir = d.str("mid");
+  auto m = small_graph(seed);
+  m->init_params(seed);
+  const auto one_epoch = Trainer(*m, cfg).fit(train, test);
+  TrainConfig stop_cfg = cfg;
+  stop_cfg.out_dir = d.str("mid-stop");
+  auto s = small_graph(seed);
+  s->init_params(seed);
+  Trainer stopper(*s, stop_cfg);
+  request_stop();  // seen after the first step
+  EXPECT_THROW(stopper.fit(train, test), Interrupted);
+  clear_stop_requests();
+  const Checkpoint mid = load_checkpoint(d.str("mid-stop/last.safetensors"));
+  EXPECT_EQ(mid.state.step, 1u);
+  EXPECT_EQ(mid.state.epoch_batches, 1u);
+  auto t = small_graph(seed + 9);
+  restore_graph(mid, "mid", *t, true);
+  const auto finished = Trainer(*t, stop_cfg, mid.state).fit(train, test);
+  EXPECT_EQ(finished[0].loss, one_epoch[0].loss);
+  EXPECT_EQ(values(*m), values(*t));
+}
+
+TEST(Checkpoint, CorruptFilesGiveOneLineErrors) {
+  TempDir d;
+  const uint64_t seed = fresh_seed();
+  auto g = small_graph(seed);
+  const std::string good = d.str("good.safetensors");
+  save_checkpoint(good, *g, kSmallModel, "", some_state(seed));
+  const std::string bytes = read_file_bytes(good);
+  auto write = [&](const std::string& name, const std::string& content) {
+    std::ofstream(d.str(name), std::ios::binary) << content;
+    return d.str(name);
+  };
+  auto expect = [&](const std::string& path, const std::string& needle) {
+    const std::string msg = error_of([&] { load_checkpoint(path); });
+    EXPECT_NE(msg.find(needle), std::string::npos) << path << ": " << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  };
+  expect(write("trunc.safetensors", bytes.substr(0, bytes.size() - 100)), "outside");
+  expect(write("tiny.safetensors", bytes.substr(0, 5)), "truncated");
+  std::string flipped = bytes;
+  flipped[bytes.size() - 3] ^= 0x40;
+  expect(write("crc.safetensors", flipped), "checksum mismatch");
+  std::string badjson = bytes;
+  badjson[9] = '#';
+  expect(write("json.safetensors", badjson), "not valid JSON");
+  std::string version = bytes;
+  const auto pos = version.find("\"format_version\":\"1\"");
+  ASSERT_NE(pos, std::string::npos);
+  version[pos + 18] = '7';
+  expect(write("version.safetensors", version), "format version 7 is not supported");
+  expect(write("text.safetensors", "hello, I am not a checkpoint at all"), "header length");
+  expect(d.str("missing.safetensors"), "cannot open");
+  // A checkpoint of another model.
+  auto other = Graph::build(parse_model_text("conv filters=5 size=3\nflatten\ndense units=10\n", "o"),
+                            GraphOptions{Device::cpu, 2, 2});
+  const Checkpoint c = load_checkpoint(good);
+  const std::string msg = error_of([&] { restore_graph(c, good, *other, true); });
+  EXPECT_NE(msg.find("does not match the model"), std::string::npos) << msg;
+}
+
+TEST(Checkpoint, FullDiskLeavesThePreviousCheckpointIntact) {
+  TempDir d;
+  const uint64_t seed = fresh_seed();
+  auto g = small_graph(seed);
+  const std::string path = d.str("last.safetensors");
+  save_checkpoint(path, *g, kSmallModel, "", some_state(seed));
+  const pid_t pid = fork();
+  if (pid == 0) {
+    // The child can write at most 4 KiB per file: the save fails part-way, as on a full disk.
+    signal(SIGXFSZ, SIG_IGN);
+    rlimit lim{4096, 4096};
+    setrlimit(RLIMIT_FSIZE, &lim);
+    g->params()[0] += 1.f;
+    try {
+      save_checkpoint(path, *g, kSmallModel, "", some_state(seed));
+    } catch (const Error& e) {
+      _exit(std::string(e.what()).find("intact") != std::string::npos ? 42 : 43);
+    }
+    _exit(0);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 42) << "the save should fail with a clear message";
+  const Checkpoint c = load_checkpoint(path);  // still the old, valid file
+  EXPECT_EQ(c.file.find("conv1.weight")->data[0], g->params()[0]);
+  for (auto& e : std::filesystem::directory_iterator(d.path))
+    EXPECT_EQ(e.path().string().find(".tmp-"), std::string::npos) << "temporary left behind";
+}
+
+TEST(Checkpoint, SigkillDuringRepeatedSavesNeverLeavesABrokenFile) {
+  TempDir d;
+  const std::string path = d.str("last.safetensors");
+  std::mt19937_64 rng(fresh_seed());
+  int verified = 0;
+  for (int round = 0; round < 20; ++round) {
+    const pid_t pid = fork();
+    if (pid == 0) {
+      auto g = small_graph(uint64_t(round) + 1);
+      for (uint64_t i = 0;; ++i) {
+        g->params()[0] = float(i);
+        save_checkpoint(path, *g, kSmallModel, "", some_state(i));
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(2000 + rng() % 30000));
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    if (!std::filesystem::exists(path)) continue;  // killed before the first rename
+    EXPECT_NO_THROW(load_checkpoint(path)) << "round " << round;
+    ++verified;
+  }
+  EXPECT_GE(verified, 15);
+}

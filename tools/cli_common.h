@@ -1,0 +1,21 @@
+// Shared pieces of the convpool subcommands.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+
+#include "convpool/tensor.h"
+
+namespace convpool::cli {
+
+std::string default_model_path();
+std::string timestamp();
+void set_threads(int threads);
+Device pick_device(const std::string& name);  // auto | cpu | cuda
+
+// Each subcommand registers its options and returns the function that runs it.
+using Runner = std::function<int()>;
+Runner add_train_command(CLI::App& app);
+Runner add_eval_command(CLI::App& app);
+
+}  // namespace convpool::cli

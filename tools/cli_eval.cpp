@@ -1,0 +1,108 @@
+// convpool eval: test accuracy, loss, per-class accuracy and the confusion matrix of a
+// checkpoint.
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "cli_common.h"
+#include "convpool/checkpoint.h"
+#include "convpool/data.h"
+#include "convpool/graph.h"
+#include "convpool/pooling.h"
+#include "convpool/trainer.h"
+
+namespace convpool::cli {
+
+namespace {
+
+struct EvalOptions {
+  std::string checkpoint, data, device = "auto";
+  int batch = 256, threads = 0;
+  size_t limit_test = 0;
+  bool json = false;
+};
+
+int run(const EvalOptions& o) {
+  set_threads(o.threads);
+  const Checkpoint ckpt = load_checkpoint(o.checkpoint);
+  ModelSpec spec = parse_model_text(ckpt.model_text, o.checkpoint + " (model)");
+  if (!ckpt.pool_override.empty()) apply_pool_override(spec, ckpt.pool_override);
+  const Device device = pick_device(o.device);
+  auto graph = Graph::build(spec, GraphOptions{device, o.batch, 0});
+  restore_graph(ckpt, o.checkpoint, *graph, false);
+  const std::string dir = resolve_cifar_dir(o.data);
+  const Dataset test = load_cifar10(dir, "test", o.limit_test);
+
+  TrainConfig cfg;
+  cfg.batch = o.batch;
+  cfg.seed = ckpt.state.seed;
+  cfg.device = device;
+  TrainState state = ckpt.state;
+  state.batch = o.batch;
+  Trainer evaluator(*graph, cfg, state);
+  const EvalResult r = evaluator.evaluate(test);
+
+  std::vector<std::vector<int>> confusion(kCifarClasses, std::vector<int>(kCifarClasses, 0));
+  std::vector<int> per_class_total(kCifarClasses, 0);
+  for (size_t i = 0; i < test.size(); ++i) {
+    confusion[test.labels[i]][r.predictions[i]]++;
+    per_class_total[test.labels[i]]++;
+  }
+  auto class_acc = [&](int c) {
+    return per_class_total[c] ? double(confusion[c][c]) / per_class_total[c] : 0.0;
+  };
+  if (o.json) {
+    nlohmann::ordered_json j;
+    j["checkpoint"] = o.checkpoint;
+    j["device"] = device_name(device);
+    j["images"] = test.size();
+    j["accuracy"] = r.accuracy;
+    j["loss"] = r.loss;
+    j["epoch"] = ckpt.state.epoch;
+    j["step"] = ckpt.state.step;
+    for (int c = 0; c < kCifarClasses; ++c)
+      j["per_class"][test.class_names[c]] = {{"accuracy", class_acc(c)},
+                                             {"images", per_class_total[c]}};
+    j["confusion"] = confusion;  // rows: true class, columns: predicted class
+    std::printf("%s\n", j.dump(2).c_str());
+    return 0;
+  }
+  std::printf("checkpoint %s (epoch %d, step %llu) on %s\n", o.checkpoint.c_str(),
+              ckpt.state.epoch, (unsigned long long)ckpt.state.step, device_name(device));
+  std::printf("test accuracy %.4f  loss %.4f  (%zu images from %s)\n\n", r.accuracy, r.loss,
+              test.size(), dir.c_str());
+  std::printf("%-12s %8s %7s\n", "class", "accuracy", "images");
+  for (int c = 0; c < kCifarClasses; ++c)
+    std::printf("%-12s %8.4f %7d\n", test.class_names[c].c_str(), class_acc(c), per_class_total[c]);
+  std::printf("\nconfusion matrix (rows: true class, columns: predicted)\n%-12s", "");
+  for (int c = 0; c < kCifarClasses; ++c) std::printf(" %5.5s", test.class_names[c].c_str());
+  std::printf("\n");
+  for (int t = 0; t < kCifarClasses; ++t) {
+    std::printf("%-12s", test.class_names[t].c_str());
+    for (int p = 0; p < kCifarClasses; ++p) std::printf(" %5d", confusion[t][p]);
+    std::printf("\n");
+  }
+  return 0;
+}
+
+}  // namespace
+
+Runner add_eval_command(CLI::App& app) {
+  auto o = std::make_shared<EvalOptions>();
+  CLI::App* cmd = app.add_subcommand("eval", "evaluate a checkpoint on the CIFAR-10 test set");
+  cmd->add_option("--checkpoint", o->checkpoint, "a .safetensors checkpoint from train")
+      ->required();
+  cmd->add_option("--data", o->data, "CIFAR-10 binary directory (default: $CIFAR10_DIR, then "
+                                     "data/cifar-10-batches-bin)");
+  cmd->add_option("--device", o->device, "auto, cpu or cuda")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  cmd->add_option("--batch", o->batch, "evaluation batch size")
+      ->capture_default_str()->check(CLI::Range(1, 65536));
+  cmd->add_option("--threads", o->threads, "CPU threads")->check(CLI::Range(1, 1024));
+  cmd->add_option("--limit-test", o->limit_test, "use only the first N test images");
+  cmd->add_flag("--json", o->json, "machine-readable output");
+  cmd->footer("Example:\n  convpool eval --checkpoint runs/NAME/best.safetensors --json");
+  return [o] { return run(*o); };
+}
+
+}  // namespace convpool::cli
