@@ -6,7 +6,8 @@
 
 namespace convpool {
 
-CP_HD float relu_forward(float x) { return x > 0.f ? x : 0.f; }
+// NaN passes through (as in PyTorch), so a broken value is never hidden from the checks.
+CP_HD float relu_forward(float x) { return (x > 0.f || x != x) ? x : 0.f; }
 // Uses the output: y > 0 exactly where x > 0, so the input need not be kept.
 CP_HD float relu_backward(float y, float dy) { return y > 0.f ? dy : 0.f; }
 

@@ -14,6 +14,8 @@ struct ConvCase {
   int pad_h, pad_w, stride;
 };
 
+void PrintTo(const ConvCase& c, std::ostream* os) { *os << c.line << " on " << c.in.str(); }
+
 class ConvTest : public ::testing::TestWithParam<ConvCase> {};
 
 TEST_P(ConvTest, ForwardMatchesNaiveLoop) {

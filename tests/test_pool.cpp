@@ -60,6 +60,8 @@ std::string line_of(const PoolCase& c) {
          " stride=" + std::to_string(c.stride) + " pad=" + std::to_string(c.pad);
 }
 
+void PrintTo(const PoolCase& c, std::ostream* os) { *os << line_of(c); }
+
 class PoolMethodTest : public ::testing::TestWithParam<PoolCase> {};
 
 TEST_P(PoolMethodTest, ForwardMatchesReference) {

@@ -38,6 +38,7 @@ void save_checkpoint(const std::string& path, const Graph& graph, const std::str
                      const std::string& pool_override, const TrainState& state);
 // Reads and validates (CRC, version, metadata). Errors are one line naming the file.
 Checkpoint load_checkpoint(const std::string& path);
+Checkpoint decode_checkpoint(const std::string& bytes, const std::string& origin);
 // Copies weights (and, if asked, optimizer state) into graph; any missing, extra or
 // mis-shaped tensor is a one-line error naming it.
 void restore_graph(const Checkpoint& ckpt, const std::string& origin, Graph& graph,

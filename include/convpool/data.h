@@ -21,6 +21,9 @@ struct Dataset {
 
 // Reads and validates one batch file, appending its records; errors name the file.
 void read_cifar_file(const std::string& path, Dataset& out, size_t max_records = SIZE_MAX);
+// The same checks on bytes already in memory; `origin` names them in errors.
+void parse_cifar_records(const std::string& bytes, const std::string& origin, Dataset& out,
+                         size_t max_records = SIZE_MAX);
 
 // Loads the five training batches (split "train") or test_batch.bin ("test") from dir,
 // stopping after `limit` records (0 = all). Class names come from batches.meta.txt if present.

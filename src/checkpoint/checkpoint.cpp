@@ -69,8 +69,12 @@ void save_checkpoint(const std::string& path, const Graph& graph, const std::str
 }
 
 Checkpoint load_checkpoint(const std::string& path) {
+  return decode_checkpoint(read_file_bytes(path), path);
+}
+
+Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path) {
   Checkpoint c;
-  c.file = decode_safetensors(read_file_bytes(path), path);
+  c.file = decode_safetensors(bytes, path);
   const auto& m = c.file.metadata;
   auto need = [&](const std::string& key) -> const std::string& {
     auto it = m.find(key);

@@ -8,6 +8,7 @@
 #include "../../kernels/philox.cuh"
 #include "convpool/data.h"
 #include "convpool/error.h"
+#include "convpool/safetensors.h"
 
 namespace convpool {
 
@@ -25,33 +26,36 @@ const char* kDefaultClassNames[kCifarClasses] = {"airplane", "automobile", "bird
                                                  "ship",     "truck"};
 }  // namespace
 
-void read_cifar_file(const std::string& path, Dataset& out, size_t max_records) {
-  std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f) CP_USER_ERROR(path << ": cannot open CIFAR-10 file");
-  const std::streamoff size = f.tellg();
-  if (size <= 0) CP_USER_ERROR(path << ": file is empty");
+void parse_cifar_records(const std::string& bytes, const std::string& path, Dataset& out,
+                         size_t max_records) {
+  const size_t size = bytes.size();
+  if (size == 0) CP_USER_ERROR(path << ": file is empty");
   if (size % kCifarRecordBytes != 0)
     CP_USER_ERROR(path << ": size " << size << " bytes is not a multiple of the "
                        << kCifarRecordBytes << "-byte record (truncated or not a CIFAR-10 file)");
-  const size_t records = size_t(size) / kCifarRecordBytes;
+  const size_t records = size / kCifarRecordBytes;
   if (records > 100000)
     CP_USER_ERROR(path << ": " << records << " records is more than any CIFAR-10 batch file");
   const size_t take = std::min(records, max_records);
-  std::vector<uint8_t> raw(take * kCifarRecordBytes);
-  f.seekg(0);
-  if (!f.read(reinterpret_cast<char*>(raw.data()), std::streamsize(raw.size())))
-    CP_USER_ERROR(path << ": read failed");
+  const auto* raw = reinterpret_cast<const uint8_t*>(bytes.data());
+  for (size_t r = 0; r < take; ++r)
+    if (raw[r * kCifarRecordBytes] >= kCifarClasses)
+      CP_USER_ERROR(path << ": record " << r << " has label " << int(raw[r * kCifarRecordBytes])
+                         << ", outside 0..9 (not a CIFAR-10 file?)");
   const size_t base = out.labels.size();
   out.labels.resize(base + take);
   out.pixels.resize((base + take) * kCifarImageBytes);
   for (size_t r = 0; r < take; ++r) {
-    const uint8_t* rec = raw.data() + r * kCifarRecordBytes;
-    if (rec[0] >= kCifarClasses)
-      CP_USER_ERROR(path << ": record " << r << " has label " << int(rec[0])
-                         << ", outside 0..9 (not a CIFAR-10 file?)");
+    const uint8_t* rec = raw + r * kCifarRecordBytes;
     out.labels[base + r] = rec[0];
     std::copy(rec + 1, rec + kCifarRecordBytes, out.pixels.begin() + (base + r) * kCifarImageBytes);
   }
+}
+
+void read_cifar_file(const std::string& path, Dataset& out, size_t max_records) {
+  // A batch file is 30,730,000 bytes; 100,000 records is the most any CIFAR file holds.
+  parse_cifar_records(read_file_bytes(path, size_t(100001) * kCifarRecordBytes), path, out,
+                      max_records);
 }
 
 Dataset load_cifar10(const std::string& dir, const std::string& split, size_t limit) {

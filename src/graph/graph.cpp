@@ -32,6 +32,12 @@ std::unique_ptr<Graph> Graph::build(const ModelSpec& spec, const GraphOptions& o
     if (out.c < 1 || out.h < 1 || out.w < 1)
       CP_USER_ERROR(ls.where << ": " << ls.type << " '" << ls.name << "': input " << in.str()
                              << " gives an empty output " << out.str());
+    // Every buffer must stay indexable by int (BLAS and kernel arguments).
+    constexpr size_t kMaxFloats = size_t(1) << 31;
+    if (out.numel() * opts.batch >= kMaxFloats || layer->state_floats(opts.batch) >= kMaxFloats ||
+        layer->workspace_floats(opts.batch) >= kMaxFloats)
+      CP_USER_ERROR(ls.where << ": " << ls.type << " '" << ls.name << "': output " << out.str()
+                             << " at batch " << opts.batch << " is too large");
     g->shapes_.push_back(out);
     g->layers_.push_back(std::move(layer));
   }
@@ -69,6 +75,10 @@ std::unique_ptr<Graph> Graph::build(const ModelSpec& spec, const GraphOptions& o
     workspace = std::max(workspace, L.workspace_floats(B));
   }
   const int workspace_region = a.reserve(workspace, "workspace");
+  if (a.bytes() > opts.max_arena_bytes)
+    CP_USER_ERROR("the model needs " << a.bytes() / 1048576 << " MiB at batch " << opts.batch
+                                     << ", more than the " << opts.max_arena_bytes / 1048576
+                                     << " MiB limit");
   a.allocate(opts.device);
 
   for (size_t i = 0; i < g->layers_.size(); ++i) {

@@ -23,8 +23,8 @@ std::vector<std::string> split_ws(const std::string& line) {
 void parse_input_line(LayerSpec& spec, ModelSpec& model) {
   LayerArgs args(spec);
   model.input.c = args.get_int("channels", 3, 1, 4096);
-  model.input.h = args.get_int("height", 32, 1, 65536);
-  model.input.w = args.get_int("width", 32, 1, 65536);
+  model.input.h = args.get_int("height", 32, 1, 4096);
+  model.input.w = args.get_int("width", 32, 1, 4096);
   model.input.n = 1;
   if (!spec.positional.empty()) args.fail("unexpected word '" + spec.positional[0] + "'");
   args.finish();

@@ -36,7 +36,10 @@ class ReluLayer : public Layer {
 class FlattenLayer : public Layer {
  public:
   explicit FlattenLayer(const LayerSpec& spec) : Layer(spec) { no_arguments(spec_); }
-  Shape infer_shape(const Shape& in) override { return {1, in.c * in.h * in.w, 1, 1}; }
+  Shape infer_shape(const Shape& in) override {
+    if (in.per_sample() >= (size_t(1) << 31)) fail("input " + in.str() + " is too large to flatten");
+    return {1, int(in.per_sample()), 1, 1};
+  }
   std::string describe() const override { return "NCHW order, no copy"; }
   bool aliases_input() const override { return true; }
   void forward(const StepContext&, const Tensor&, const Tensor&) override {}
