@@ -4,5 +4,6 @@
 #if defined(__CUDACC__)
 #define CP_HD __host__ __device__ __forceinline__
 #else
-#define CP_HD inline
+// Always inlined on the host too, so a constant method or mode folds its switch away.
+#define CP_HD inline __attribute__((always_inline))
 #endif

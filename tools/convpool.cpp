@@ -6,13 +6,13 @@
 #include <ctime>
 #include <filesystem>
 
+#include "../src/cpu/gemm.h"
 #include "cli_common.h"
 #include "convpool/trainer.h"
 #include "convpool/device.h"
 #include "convpool/error.h"
 #include "convpool/pooling.h"
 
-extern "C" void openblas_set_num_threads(int);
 
 namespace convpool::cli {
 
@@ -30,9 +30,8 @@ std::string timestamp() {
 }
 
 void set_threads(int threads) {
-  if (threads <= 0) return;
-  omp_set_num_threads(threads);
-  openblas_set_num_threads(threads);
+  cpu::blas_single_threaded();  // convpool parallelises around BLAS calls itself
+  if (threads > 0) omp_set_num_threads(threads);
 }
 
 Device pick_device(const std::string& name) {

@@ -1,6 +1,6 @@
 #include "conv.h"
 
-#include <cblas.h>
+#include "gemm.h"
 
 #include <cstring>
 
@@ -71,8 +71,7 @@ void conv_forward(const ConvGeom& g, int n, const float* x, const float* w, cons
   const int NP = n * g.P();
   im2col(g, n, x, col);
   // tmp[OC x NP] = W[OC x K] * col[K x NP]
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, g.OC, NP, g.K(), 1.f, w, g.K(), col,
-              NP, 0.f, tmp, NP);
+  sgemm_split_n(false, g.OC, NP, g.K(), w, g.K(), col, NP, tmp, NP);
 #pragma omp parallel for collapse(2) schedule(static)
   for (int i = 0; i < n; ++i)
     for (int oc = 0; oc < g.OC; ++oc) {
@@ -100,13 +99,11 @@ void conv_backward(const ConvGeom& g, int n, const float* w, const float* dy, co
     db[oc] = float(s);
   }
   // dW[OC x K] = dyt[OC x NP] * col^T[NP x K]
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, g.OC, g.K(), NP, 1.f, dyt, NP, col, NP,
-              0.f, dw, g.K());
+  sgemm_split_k(g.OC, g.K(), NP, dyt, NP, col, NP, dw, g.K());
   if (!dx) return;
   // dcol[K x NP] = W^T[K x OC] * dyt[OC x NP]; it lives after dyt in the scratch.
   float* dcol = tmp + size_t(g.OC) * NP;
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, g.K(), NP, g.OC, 1.f, w, g.K(), dyt, NP,
-              0.f, dcol, NP);
+  sgemm_split_n(true, g.K(), NP, g.OC, w, g.K(), dyt, NP, dcol, NP);
   col2im(g, n, dcol, dx);
 }
 

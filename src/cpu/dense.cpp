@@ -1,5 +1,7 @@
 #include "dense.h"
 
+#include "gemm.h"
+
 #include <cblas.h>
 
 namespace convpool::cpu {
@@ -20,8 +22,7 @@ void dense_backward(int n, int in, int out, const float* x, const float* w, cons
     db[o] = float(s);
   }
   // dW[OUT x IN] = dy^T[OUT x N] * x[N x IN]
-  cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.f, dy, out, x, in, 0.f, dw,
-              in);
+  sgemm_split_n(true, out, in, n, dy, out, x, in, dw, in);
   // dx[N x IN] = dy[N x OUT] * W[OUT x IN]
   if (dx)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.f, dy, out, w, in, 0.f,

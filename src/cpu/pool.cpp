@@ -1,5 +1,6 @@
 #include "pool.h"
 
+#include <algorithm>
 #include <vector>
 
 #include "../../kernels/philox.cuh"
@@ -10,7 +11,8 @@ namespace {
 
 // Gathers the valid values of window (oh, ow) of one plane; returns their count and fills
 // src with their plane offsets.
-int gather_window(const PoolGeom& g, const float* plane, int oh, int ow, float* v, int* src) {
+inline int gather_window(const PoolGeom& g, const float* plane, int oh, int ow, float* v,
+                         int* src) {
   int n = 0;
   const int h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
   for (int kh = 0; kh < g.KH; ++kh) {
@@ -26,15 +28,21 @@ int gather_window(const PoolGeom& g, const float* plane, int oh, int ow, float* 
   return n;
 }
 
-PoolWindowParams for_window(PoolWindowParams p, const PoolRng& rng, uint64_t out_index) {
-  if (p.method == PoolMethod::stochastic && p.training)
-    p.u = philox_uniform(rng.seed, kRngPoolSample, rng.layer, uint32_t(rng.step), out_index);
+// The per-window parameters with the method fixed at compile time (so the method switch in
+// pool_math.cuh folds away) and the stochastic draw for this output.
+template <PoolMethod M>
+inline PoolWindowParams for_window(const PoolWindowParams& base, const PoolRng& rng,
+                                   uint64_t out_index) {
+  PoolWindowParams p = base;
+  p.method = M;
+  if constexpr (M == PoolMethod::stochastic)
+    if (p.training)
+      p.u = philox_uniform(rng.seed, kRngPoolSample, rng.layer, uint32_t(rng.step), out_index);
   return p;
 }
 
-}  // namespace
-
-void pool_forward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
+template <PoolMethod M>
+void forward_impl(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                   const float* x, float* y) {
   const int planes = n * g.C, win = g.KH * g.KW;
 #pragma omp parallel
@@ -49,15 +57,15 @@ void pool_forward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& r
           const uint64_t oi = (uint64_t(pl) * g.OH + oh) * g.OW + ow;
           const int cnt = gather_window(g, xp, oh, ow, v.data(), src.data());
           const int divisor = g.include_pad ? win : cnt;
-          y[oi] = pool_window_forward(for_window(p, rng, oi), v.data(), cnt, divisor);
+          y[oi] = pool_window_forward(for_window<M>(p, rng, oi), v.data(), cnt, divisor);
         }
     }
   }
 }
 
-void pool_backward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
-                   const float* x, const float* y, const float* dy, float* dx,
-                   float* dlambda) {
+template <PoolMethod M>
+void backward_impl(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
+                   const float* x, const float* y, const float* dy, float* dx, float* dlambda) {
   const int planes = n * g.C, win = g.KH * g.KW;
   // Per-plane partial sums, added in order afterwards, keep dlambda deterministic.
   std::vector<double> lambda_part(dlambda ? planes : 0, 0.0);
@@ -75,20 +83,104 @@ void pool_backward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& 
           const uint64_t oi = (uint64_t(pl) * g.OH + oh) * g.OW + ow;
           const int cnt = gather_window(g, xp, oh, ow, v.data(), src.data());
           const int divisor = g.include_pad ? win : cnt;
-          pool_window_backward(for_window(p, rng, oi), v.data(), cnt, divisor, y[oi], dy[oi],
+          pool_window_backward(for_window<M>(p, rng, oi), v.data(), cnt, divisor, y[oi], dy[oi],
                                gr.data());
           for (int i = 0; i < cnt; ++i) dxp[src[i]] += gr[i];
           if (dlambda)
-            lambda_part[pl] += double(dy[oi]) *
-                          (v[pool_argmax(v.data(), cnt)] - pool_mean(v.data(), cnt, divisor));
+            lambda_part[pl] += double(dy[oi]) * (v[pool_argmax(v.data(), cnt)] -
+                                                 pool_mean(v.data(), cnt, divisor));
         }
     }
   }
   if (dlambda) {
     double sum = 0;
-    for (double v : lambda_part) sum += v;
+    for (double part : lambda_part) sum += part;
     *dlambda = float(sum);
   }
+}
+
+// Runs F<M>(args...) for the runtime method m.
+template <template <PoolMethod> class F, class... Args>
+void dispatch(PoolMethod m, Args&&... args) {
+  switch (m) {
+    case PoolMethod::max: return F<PoolMethod::max>::run(args...);
+    case PoolMethod::avg: return F<PoolMethod::avg>::run(args...);
+    case PoolMethod::min: return F<PoolMethod::min>::run(args...);
+    case PoolMethod::lp: return F<PoolMethod::lp>::run(args...);
+    case PoolMethod::mixed: return F<PoolMethod::mixed>::run(args...);
+    case PoolMethod::stochastic: return F<PoolMethod::stochastic>::run(args...);
+    case PoolMethod::avgtopk: return F<PoolMethod::avgtopk>::run(args...);
+    case PoolMethod::tmaxavg: return F<PoolMethod::tmaxavg>::run(args...);
+    case PoolMethod::softpool: return F<PoolMethod::softpool>::run(args...);
+  }
+}
+
+template <PoolMethod M>
+struct Forward {
+  template <class... A>
+  static void run(A&&... a) { forward_impl<M>(a...); }
+};
+template <PoolMethod M>
+struct Backward {
+  template <class... A>
+  static void run(A&&... a) { backward_impl<M>(a...); }
+};
+
+// Max pooling, the common case, without the generic gather: same result and tie/NaN rules
+// as pool_argmax (first NaN wins, then the first maximum), and the choice is recorded.
+void max_forward_recording(const PoolGeom& g, int n, const float* x, float* y, int32_t* argmax) {
+  const int planes = n * g.C;
+#pragma omp parallel for schedule(static)
+  for (int pl = 0; pl < planes; ++pl) {
+    const float* xp = x + size_t(pl) * g.H * g.W;
+    float* yp = y + size_t(pl) * g.OH * g.OW;
+    int32_t* ap = argmax + size_t(pl) * g.OH * g.OW;
+    for (int oh = 0; oh < g.OH; ++oh) {
+      const int h0 = std::max(oh * g.SH - g.PH, 0), h1 = std::min(oh * g.SH - g.PH + g.KH, g.H);
+      for (int ow = 0; ow < g.OW; ++ow) {
+        const int w0 = std::max(ow * g.SW - g.PW, 0), w1 = std::min(ow * g.SW - g.PW + g.KW, g.W);
+        int best = h0 * g.W + w0;
+        float m = xp[best];
+        for (int h = h0; h < h1; ++h)
+          for (int w = w0; w < w1; ++w) {
+            // Branch-free: the comparison outcome is data-dependent and mispredicts often.
+            const float v = xp[h * g.W + w];
+            const bool take = (v > m) | ((v != v) & (m == m));
+            m = take ? v : m;
+            best = take ? h * g.W + w : best;
+          }
+        yp[oh * g.OW + ow] = m;
+        ap[oh * g.OW + ow] = best;
+      }
+    }
+  }
+}
+
+void scatter_to_argmax(const PoolGeom& g, int n, const float* dy, const int32_t* argmax,
+                       float* dx) {
+  const int planes = n * g.C;
+#pragma omp parallel for schedule(static)
+  for (int pl = 0; pl < planes; ++pl) {
+    float* dxp = dx + size_t(pl) * g.H * g.W;
+    std::fill(dxp, dxp + g.H * g.W, 0.f);
+    const size_t o = size_t(pl) * g.OH * g.OW;
+    for (int i = 0; i < g.OH * g.OW; ++i) dxp[argmax[o + i]] += dy[o + i];
+  }
+}
+
+}  // namespace
+
+void pool_forward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
+                  const float* x, float* y, int32_t* argmax) {
+  if (p.method == PoolMethod::max && argmax) return max_forward_recording(g, n, x, y, argmax);
+  dispatch<Forward>(p.method, g, p, rng, n, x, y);
+}
+
+void pool_backward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
+                   const float* x, const float* y, const float* dy, float* dx, float* dlambda,
+                   const int32_t* argmax) {
+  if (p.method == PoolMethod::max && argmax) return scatter_to_argmax(g, n, dy, argmax, dx);
+  dispatch<Backward>(p.method, g, p, rng, n, x, y, dy, dx, dlambda);
 }
 
 }  // namespace convpool::cpu

@@ -132,8 +132,13 @@ class PoolLayer : public Layer {
     return os.str();
   }
 
+  // Max pooling records its argmax (one int32 per output) for a scatter-only backward.
+  size_t state_floats(int batch) const override {
+    return wp_.method == PoolMethod::max ? size_t(batch) * g_.C * g_.OH * g_.OW : 0;
+  }
+
   void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) override {
-    cpu::pool_forward(g_, window_params(ctx), rng(ctx), x.shape.n, x.data, y.data);
+    cpu::pool_forward(g_, window_params(ctx), rng(ctx), x.shape.n, x.data, y.data, argmax());
   }
 
   void backward(const StepContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy,
@@ -141,11 +146,12 @@ class PoolLayer : public Layer {
     float dlambda = 0;
     const PoolWindowParams wp = window_params(ctx);
     cpu::pool_backward(g_, wp, rng(ctx), x.shape.n, x.data, y.data, dy.data, dx.data,
-                       learned_ ? &dlambda : nullptr);
+                       learned_ ? &dlambda : nullptr, argmax());
     if (learned_) grads_[0].data[0] = dlambda * wp.lambda * (1.f - wp.lambda);
   }
 
  private:
+  int32_t* argmax() const { return reinterpret_cast<int32_t*>(state_); }
   cpu::PoolRng rng(const StepContext& ctx) const { return {ctx.seed, index_, ctx.step}; }
 
   PoolWindowParams window_params(const StepContext& ctx) const {

@@ -18,16 +18,21 @@ class ReluLayer : public Layer {
   Shape infer_shape(const Shape& in) override { return in; }
   std::string describe() const override { return "max(x, 0)"; }
   void forward(const StepContext&, const Tensor& x, const Tensor& y) override {
-    const size_t n = x.numel();
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; ++i) y.data[i] = relu_forward(x.data[i]);
+    const long n = long(x.numel());
+    const float* __restrict in = x.data;
+    float* __restrict out = y.data;
+#pragma omp parallel for simd schedule(static)
+    for (long i = 0; i < n; ++i) out[i] = relu_forward(in[i]);
   }
   void backward(const StepContext&, const Tensor&, const Tensor& y, const Tensor& dy,
                 const Tensor& dx) override {
     if (!dx.data) return;
-    const size_t n = y.numel();
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; ++i) dx.data[i] = relu_backward(y.data[i], dy.data[i]);
+    const long n = long(y.numel());
+    const float* __restrict yv = y.data;
+    const float* __restrict g = dy.data;
+    float* __restrict out = dx.data;
+#pragma omp parallel for simd schedule(static)
+    for (long i = 0; i < n; ++i) out[i] = relu_backward(yv[i], g[i]);
   }
 };
 
