@@ -2,6 +2,7 @@
 
 #include "gemm.h"
 
+#include <algorithm>
 #include <cstring>
 
 namespace convpool::cpu {
@@ -14,6 +15,13 @@ size_t conv_tmp_floats(const ConvGeom& g, int n) {
 }
 
 namespace {
+
+// First output column whose input column ow*S - P + kw is >= 0, given lo = P - kw.
+inline int valid_begin(int lo, int S) { return lo <= 0 ? 0 : (lo + S - 1) / S; }
+// One past the last output column whose input column is < W, given hi = W + P - kw.
+inline int valid_end(int hi, int S, int OW) {
+  return hi <= 0 ? 0 : std::min(OW, (hi - 1) / S + 1);
+}
 
 // col[k][i*P + p] = x_i[c][oh*SH - PH + kh][ow*SW - PW + kw], zero outside the image.
 void im2col(const ConvGeom& g, int n, const float* x, float* col) {
@@ -31,10 +39,16 @@ void im2col(const ConvGeom& g, int n, const float* x, float* col) {
           std::memset(row, 0, sizeof(float) * g.OW);
           continue;
         }
-        for (int ow = 0; ow < g.OW; ++ow) {
-          const int w = ow * g.SW - g.PW + kw;
-          row[ow] = (w >= 0 && w < g.W) ? xc[h * g.W + w] : 0.f;
+        // Outputs [ow0, ow1) read inside the image; the rest read padding.
+        const int ow0 = valid_begin(g.PW - kw, g.SW), ow1 = valid_end(g.W + g.PW - kw, g.SW, g.OW);
+        for (int ow = 0; ow < ow0; ++ow) row[ow] = 0.f;
+        const float* src = xc + h * g.W + ow0 * g.SW - g.PW + kw;
+        if (g.SW == 1) {
+          std::memcpy(row + ow0, src, sizeof(float) * std::max(ow1 - ow0, 0));
+        } else {
+          for (int ow = ow0; ow < ow1; ++ow) row[ow] = src[(ow - ow0) * g.SW];
         }
+        for (int ow = std::max(ow1, ow0); ow < g.OW; ++ow) row[ow] = 0.f;
       }
     }
 }
@@ -55,10 +69,11 @@ void col2im(const ConvGeom& g, int n, const float* dcol, float* dx) {
           for (int oh = 0; oh < g.OH; ++oh) {
             const int h = oh * g.SH - g.PH + kh;
             if (h < 0 || h >= g.H) continue;
-            for (int ow = 0; ow < g.OW; ++ow) {
-              const int w = ow * g.SW - g.PW + kw;
-              if (w >= 0 && w < g.W) dxc[h * g.W + w] += in[oh * g.OW + ow];
-            }
+            const int ow0 = valid_begin(g.PW - kw, g.SW),
+                      ow1 = valid_end(g.W + g.PW - kw, g.SW, g.OW);
+            float* dst = dxc + h * g.W + ow0 * g.SW - g.PW + kw;
+            const float* row = in + oh * g.OW;
+            for (int ow = ow0; ow < ow1; ++ow) dst[(ow - ow0) * g.SW] += row[ow];
           }
         }
     }
