@@ -12,6 +12,8 @@ std::string default_model_path();
 std::string timestamp();
 void set_threads(int threads);
 Device pick_device(const std::string& name);  // auto | cpu | cuda
+// "; did you mean --x?" for the first unknown --flag on the command line, or "".
+std::string suggest_flag(const CLI::App& app, int argc, char** argv);
 
 // Each subcommand registers its options and returns the function that runs it.
 using Runner = std::function<int()>;

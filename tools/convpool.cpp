@@ -1,6 +1,7 @@
 // convpool: the command-line interface. Each subcommand lives in its own tools/cli_*.cpp.
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -11,6 +12,7 @@
 #include "convpool/trainer.h"
 #include "convpool/device.h"
 #include "convpool/error.h"
+#include "convpool/model.h"
 #include "convpool/pooling.h"
 
 
@@ -41,6 +43,23 @@ Device pick_device(const std::string& name) {
     return Device::cuda;
   }
   return cuda_device_available() ? Device::cuda : Device::cpu;
+}
+
+std::string suggest_flag(const CLI::App& app, int argc, char** argv) {
+  const CLI::App* cmd = &app;
+  for (auto* sub : app.get_subcommands()) cmd = sub;  // the subcommand that was given
+  std::vector<std::string> names;
+  for (const CLI::Option* opt : cmd->get_options())
+    for (auto& name : opt->get_lnames()) names.push_back("--" + name);
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("--", 0) != 0) continue;
+    const std::string flag = arg.substr(0, arg.find('='));
+    if (std::find(names.begin(), names.end(), flag) != names.end()) continue;
+    const std::string near = nearest_word(flag, names);
+    if (!near.empty()) return "; did you mean " + near + "?";
+  }
+  return "";
 }
 
 }  // namespace convpool::cli
@@ -74,8 +93,14 @@ int main(int argc, char** argv) {
   auto* methods_cmd = app.add_subcommand("pool-methods", "list the pooling methods");
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "convpool: error: %s%s (see --help)\n", e.what(),
+                 cli::suggest_flag(app, argc, argv).c_str());
+    return 2;
   }
   try {
     if (*app.get_subcommand("train")) return run_train();
