@@ -26,6 +26,21 @@ struct PoolWindowParams {
   bool training = false;
 };
 
+// Geometry of one pooling layer: input planes C x H x W, window, stride, padding, output.
+struct PoolGeom {
+  int C, H, W;
+  int KH, KW, SH, SW, PH, PW;
+  int OH, OW;
+  bool include_pad;  // avg divisor: KH*KW (true) or the valid count (false)
+};
+
+// Randomness of one pooling call: draws come from (seed, layer, step, output index).
+struct PoolRng {
+  uint64_t seed = 0;
+  uint32_t layer = 0;
+  uint64_t step = 0;
+};
+
 // True if (a, ia) ranks before (b, ib) in descending order: NaN first, then larger values,
 // then the lower index.
 CP_HD bool pool_ranks_before(float a, int ia, float b, int ib) {

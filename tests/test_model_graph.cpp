@@ -104,6 +104,23 @@ TEST(Graph, ForwardBackwardOfTheWholeNetworkMatchesFiniteDifferences) {
   EXPECT_GT(checked, 20);
 }
 
+TEST(Graph, PoolingAsTheFirstLayerTrains) {
+  auto g = Graph::build(parse_model_text("pool mixed learned=1 size=2\nflatten\ndense units=10\n", "m"),
+                        GraphOptions{Device::cpu, 2, 0});
+  g->init_params(fresh_seed());
+  std::mt19937_64 rng(fresh_seed());
+  std::vector<float> x(g->input(2).numel()), r(g->output(2).numel());
+  fill_uniform(x, rng, 0, 1);
+  fill_uniform(r, rng, -1, 1);
+  std::copy(x.begin(), x.end(), g->input(2).data);
+  std::copy(r.begin(), r.end(), g->output_grad(2).data);
+  g->forward(StepContext{}, 2);
+  g->grads()[0] = std::nanf("");
+  g->backward(StepContext{}, 2);
+  EXPECT_TRUE(std::isfinite(g->grads()[0]));  // d(alpha) is computed without an input gradient
+  EXPECT_NE(g->grads()[0], 0.f);
+}
+
 TEST(ModelFile, ErrorsNameFileLineAndSuggest) {
   EXPECT_EQ(build_error("conv filters=4 size=3\nconvv filters=2\n"),
             "m.cfg:2: unknown layer type 'convv' (did you mean 'conv'?)");

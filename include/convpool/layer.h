@@ -20,6 +20,9 @@ struct StepContext {
   uint64_t seed = 0;
   uint64_t step = 0;  // optimizer step: drives per-step randomness (stochastic/mixed pooling)
   void* stream = nullptr;
+  // CUDA runs: the step counter in device memory. Kernels read it there, so a captured CUDA
+  // Graph replays with the current step rather than the one it was captured with.
+  const uint64_t* device_step = nullptr;
 };
 
 enum class Init { glorot_uniform, zeros, constant };
@@ -48,6 +51,9 @@ class Layer {
   // Build time. `in` is a per-sample shape (n = 1). Throws with the layer name on bad shapes.
   virtual Shape infer_shape(const Shape& in) = 0;
   virtual std::vector<ParamDecl> param_decls() const { return {}; }
+  // Called by the graph after infer_shape, before sizing buffers: backend-specific setup
+  // (cuDNN descriptors and algorithm choice) happens here, never inside a step.
+  virtual void prepare(Device device, int /*max_batch*/) { device_ = device; }
   // Floats kept from forward to backward (e.g. argmax indices) and scratch, for `batch`.
   virtual size_t state_floats(int /*batch*/) const { return 0; }
   virtual size_t workspace_floats(int /*batch*/) const { return 0; }
@@ -81,6 +87,7 @@ class Layer {
   float* state_ = nullptr;
   float* workspace_ = nullptr;
   uint32_t index_ = 0;
+  Device device_ = Device::cpu;
 };
 
 using LayerFactory = std::function<std::unique_ptr<Layer>(const LayerSpec&)>;

@@ -76,16 +76,18 @@ void backward_impl(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& 
 #pragma omp for schedule(static)
     for (int pl = 0; pl < planes; ++pl) {
       const float* xp = x + size_t(pl) * g.H * g.W;
-      float* dxp = dx + size_t(pl) * g.H * g.W;
-      for (int i = 0; i < g.H * g.W; ++i) dxp[i] = 0.f;
+      float* dxp = dx ? dx + size_t(pl) * g.H * g.W : nullptr;  // null: dlambda only
+      if (dxp) std::fill(dxp, dxp + g.H * g.W, 0.f);
       for (int oh = 0; oh < g.OH; ++oh)
         for (int ow = 0; ow < g.OW; ++ow) {
           const uint64_t oi = (uint64_t(pl) * g.OH + oh) * g.OW + ow;
           const int cnt = gather_window(g, xp, oh, ow, v.data(), src.data());
           const int divisor = g.include_pad ? win : cnt;
-          pool_window_backward(for_window<M>(p, rng, oi), v.data(), cnt, divisor, y[oi], dy[oi],
-                               gr.data());
-          for (int i = 0; i < cnt; ++i) dxp[src[i]] += gr[i];
+          if (dxp) {
+            pool_window_backward(for_window<M>(p, rng, oi), v.data(), cnt, divisor, y[oi], dy[oi],
+                                 gr.data());
+            for (int i = 0; i < cnt; ++i) dxp[src[i]] += gr[i];
+          }
           if (dlambda)
             lambda_part[pl] += double(dy[oi]) * (v[pool_argmax(v.data(), cnt)] -
                                                  pool_mean(v.data(), cnt, divisor));
@@ -179,7 +181,10 @@ void pool_forward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& r
 void pool_backward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                    const float* x, const float* y, const float* dy, float* dx, float* dlambda,
                    const int32_t* argmax) {
-  if (p.method == PoolMethod::max && argmax) return scatter_to_argmax(g, n, dy, argmax, dx);
+  if (p.method == PoolMethod::max && argmax) {
+    if (dx) scatter_to_argmax(g, n, dy, argmax, dx);
+    return;
+  }
   dispatch<Backward>(p.method, g, p, rng, n, x, y, dy, dx, dlambda);
 }
 

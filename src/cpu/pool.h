@@ -6,25 +6,15 @@
 
 namespace convpool::cpu {
 
-struct PoolGeom {
-  int C, H, W;    // input plane count and size
-  int KH, KW, SH, SW, PH, PW;
-  int OH, OW;
-  bool include_pad;  // avg divisor: KH*KW (true) or the valid count (false)
-};
-
-// Randomness of one pooling call: stochastic draws come from (seed, layer, step, output index).
-struct PoolRng {
-  uint64_t seed = 0;
-  uint32_t layer = 0;
-  uint64_t step = 0;
-};
+using convpool::PoolGeom;
+using convpool::PoolRng;
 
 // `argmax` (one int per output, or null) lets max pooling remember its choice so backward
 // is a scatter; other methods recompute their windows in backward.
 void pool_forward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                   const float* x, float* y, int32_t* argmax);
-// dx is overwritten. If dlambda is non-null (learned mixed), it receives sum dy*(max-avg).
+// dx (null: not wanted) is overwritten. If dlambda is non-null (learned mixed), it receives
+// sum dy*(max-avg).
 void pool_backward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                    const float* x, const float* y, const float* dy, float* dx, float* dlambda,
                    const int32_t* argmax);

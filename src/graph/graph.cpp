@@ -29,6 +29,7 @@ std::unique_ptr<Graph> Graph::build(const ModelSpec& spec, const GraphOptions& o
     layer->set_index(uint32_t(i));
     const Shape in = g->shapes_.back();
     const Shape out = layer->infer_shape(in);
+    layer->prepare(opts.device, opts.batch);
     if (out.c < 1 || out.h < 1 || out.w < 1)
       CP_USER_ERROR(ls.where << ": " << ls.type << " '" << ls.name << "': input " << in.str()
                              << " gives an empty output " << out.str());

@@ -4,6 +4,9 @@
 #include <sstream>
 
 #include "../cpu/conv.h"
+#ifdef CONVPOOL_HAVE_CUDA
+#include "../cuda/conv_cudnn.h"
+#endif
 #include "convpool/layer.h"
 
 namespace convpool {
@@ -59,8 +62,22 @@ class ConvLayer : public Layer {
     return {{"weight", {g_.OC, g_.C, g_.KH, g_.KW}, Init::glorot_uniform, fan_in, fan_out},
             {"bias", {g_.OC, 1, 1, 1}, Init::zeros, 0, 0, 0.f, 1}};
   }
-  size_t state_floats(int batch) const override { return cpu::conv_col_floats(g_, batch); }
-  size_t workspace_floats(int batch) const override { return cpu::conv_tmp_floats(g_, batch); }
+  void prepare(Device device, int max_batch) override {
+    Layer::prepare(device, max_batch);
+#ifdef CONVPOOL_HAVE_CUDA
+    if (device == Device::cuda) plan_ = cuda::make_conv_plan(g_, max_batch);
+#endif
+  }
+  // CPU: the column matrix is kept from forward for backward; cuDNN reads x directly.
+  size_t state_floats(int batch) const override {
+    return device_ == Device::cpu ? cpu::conv_col_floats(g_, batch) : 0;
+  }
+  size_t workspace_floats(int batch) const override {
+#ifdef CONVPOOL_HAVE_CUDA
+    if (device_ == Device::cuda) return (cuda::conv_workspace_bytes(*plan_) + 3) / 4;
+#endif
+    return cpu::conv_tmp_floats(g_, batch);
+  }
   std::string describe() const override {
     std::ostringstream os;
     os << g_.OC << " filters " << g_.KH << "x" << g_.KW << " stride " << g_.SH << " padding "
@@ -69,12 +86,24 @@ class ConvLayer : public Layer {
   }
   double forward_flops() const override { return 2.0 * g_.OC * g_.K() * g_.P(); }
 
-  void forward(const StepContext&, const Tensor& x, const Tensor& y) override {
+  void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) override {
+#ifdef CONVPOOL_HAVE_CUDA
+    if (ctx.device == Device::cuda)
+      return cuda::conv_forward(*plan_, x.shape.n, x.data, params_[0].data, params_[1].data,
+                                y.data, workspace_, ctx.stream);
+#endif
     cpu::conv_forward(g_, x.shape.n, x.data, params_[0].data, params_[1].data, y.data, state_,
                       workspace_);
   }
-  void backward(const StepContext&, const Tensor&, const Tensor&, const Tensor& dy,
+  void backward(const StepContext& ctx, const Tensor& x, const Tensor&, const Tensor& dy,
                 const Tensor& dx) override {
+#ifdef CONVPOOL_HAVE_CUDA
+    if (ctx.device == Device::cuda)
+      return cuda::conv_backward(*plan_, dy.shape.n, x.data, params_[0].data, dy.data,
+                                 grads_[0].data, grads_[1].data, dx.data, workspace_, ctx.stream);
+#endif
+    (void)ctx;
+    (void)x;
     cpu::conv_backward(g_, dy.shape.n, params_[0].data, dy.data, state_, grads_[0].data,
                        grads_[1].data, dx.data, workspace_);
   }
@@ -82,6 +111,9 @@ class ConvLayer : public Layer {
  private:
   cpu::ConvGeom g_{};
   std::string padding_;
+#ifdef CONVPOOL_HAVE_CUDA
+  cuda::ConvPlanPtr plan_;
+#endif
 };
 
 }  // namespace

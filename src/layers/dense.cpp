@@ -1,5 +1,8 @@
 // dense: fully connected layer with bias. `dense units=64`
 #include "../cpu/dense.h"
+#ifdef CONVPOOL_HAVE_CUDA
+#include "../cuda/dense_cublas.h"
+#endif
 #include "convpool/layer.h"
 
 namespace convpool {
@@ -30,11 +33,23 @@ class DenseLayer : public Layer {
   }
   double forward_flops() const override { return 2.0 * in_ * out_; }
 
-  void forward(const StepContext&, const Tensor& x, const Tensor& y) override {
+  void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) override {
+#ifdef CONVPOOL_HAVE_CUDA
+    if (ctx.device == Device::cuda)
+      return cuda::dense_forward(x.shape.n, in_, out_, x.data, params_[0].data, params_[1].data,
+                                 y.data, ctx.stream);
+#endif
+    (void)ctx;
     cpu::dense_forward(x.shape.n, in_, out_, x.data, params_[0].data, params_[1].data, y.data);
   }
-  void backward(const StepContext&, const Tensor& x, const Tensor&, const Tensor& dy,
+  void backward(const StepContext& ctx, const Tensor& x, const Tensor&, const Tensor& dy,
                 const Tensor& dx) override {
+#ifdef CONVPOOL_HAVE_CUDA
+    if (ctx.device == Device::cuda)
+      return cuda::dense_backward(x.shape.n, in_, out_, x.data, params_[0].data, dy.data,
+                                  grads_[0].data, grads_[1].data, dx.data, ctx.stream);
+#endif
+    (void)ctx;
     cpu::dense_backward(x.shape.n, in_, out_, x.data, params_[0].data, dy.data, grads_[0].data,
                         grads_[1].data, dx.data);
   }

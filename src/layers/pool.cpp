@@ -8,6 +8,9 @@
 #include "convpool/error.h"
 #include "convpool/layer.h"
 #include "convpool/pooling.h"
+#ifdef CONVPOOL_HAVE_CUDA
+#include "../cuda/ops.h"
+#endif
 
 namespace convpool {
 
@@ -134,15 +137,35 @@ class PoolLayer : public Layer {
 
   // Max pooling records its argmax (one int32 per output) for a scatter-only backward.
   size_t state_floats(int batch) const override {
-    return wp_.method == PoolMethod::max ? size_t(batch) * g_.C * g_.OH * g_.OW : 0;
+    const bool record = wp_.method == PoolMethod::max && device_ == Device::cpu;
+    return record ? size_t(batch) * g_.C * g_.OH * g_.OW : 0;
   }
 
   void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) override {
+#ifdef CONVPOOL_HAVE_CUDA
+    if (ctx.device == Device::cuda) {
+      PoolWindowParams p = wp_;
+      p.training = ctx.training;
+      return cuda::pool_forward(g_, p, ctx.seed, index_, ctx.device_step,
+                                learned_ ? params_[0].data : nullptr, x.shape.n, x.data, y.data,
+                                ctx.stream);
+    }
+#endif
     cpu::pool_forward(g_, window_params(ctx), rng(ctx), x.shape.n, x.data, y.data, argmax());
   }
 
   void backward(const StepContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy,
                 const Tensor& dx) override {
+#ifdef CONVPOOL_HAVE_CUDA
+    if (ctx.device == Device::cuda) {
+      PoolWindowParams p = wp_;
+      p.training = ctx.training;
+      return cuda::pool_backward(g_, p, ctx.seed, index_, ctx.device_step,
+                                 learned_ ? params_[0].data : nullptr, x.shape.n, x.data, y.data,
+                                 dy.data, dx.data, learned_ ? grads_[0].data : nullptr,
+                                 ctx.stream);
+    }
+#endif
     float dlambda = 0;
     const PoolWindowParams wp = window_params(ctx);
     cpu::pool_backward(g_, wp, rng(ctx), x.shape.n, x.data, y.data, dy.data, dx.data,
@@ -152,7 +175,7 @@ class PoolLayer : public Layer {
 
  private:
   int32_t* argmax() const { return reinterpret_cast<int32_t*>(state_); }
-  cpu::PoolRng rng(const StepContext& ctx) const { return {ctx.seed, index_, ctx.step}; }
+  PoolRng rng(const StepContext& ctx) const { return {ctx.seed, index_, ctx.step}; }
 
   PoolWindowParams window_params(const StepContext& ctx) const {
     PoolWindowParams p = wp_;
@@ -175,7 +198,7 @@ class PoolLayer : public Layer {
   PoolWindowParams wp_;
   bool global_ = false, include_pad_ = true, learned_ = false;
   int kh_ = 2, kw_ = 2, sh_ = 2, sw_ = 2, ph_ = 0, pw_ = 0;
-  cpu::PoolGeom g_{};
+  PoolGeom g_{};
 };
 
 }  // namespace

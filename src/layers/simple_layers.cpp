@@ -1,6 +1,9 @@
 // relu and flatten: layers with no parameters and no arguments.
 #include "../../kernels/elementwise_math.cuh"
 #include "convpool/layer.h"
+#ifdef CONVPOOL_HAVE_CUDA
+#include "../cuda/ops.h"
+#endif
 
 namespace convpool {
 
@@ -17,16 +20,25 @@ class ReluLayer : public Layer {
   explicit ReluLayer(const LayerSpec& spec) : Layer(spec) { no_arguments(spec_); }
   Shape infer_shape(const Shape& in) override { return in; }
   std::string describe() const override { return "max(x, 0)"; }
-  void forward(const StepContext&, const Tensor& x, const Tensor& y) override {
+  void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) override {
+#ifdef CONVPOOL_HAVE_CUDA
+    if (ctx.device == Device::cuda) return cuda::relu_forward(x.data, y.data, x.numel(), ctx.stream);
+#endif
+    (void)ctx;
     const long n = long(x.numel());
     const float* __restrict in = x.data;
     float* __restrict out = y.data;
 #pragma omp parallel for simd schedule(static)
     for (long i = 0; i < n; ++i) out[i] = relu_forward(in[i]);
   }
-  void backward(const StepContext&, const Tensor&, const Tensor& y, const Tensor& dy,
+  void backward(const StepContext& ctx, const Tensor&, const Tensor& y, const Tensor& dy,
                 const Tensor& dx) override {
     if (!dx.data) return;
+#ifdef CONVPOOL_HAVE_CUDA
+    if (ctx.device == Device::cuda)
+      return cuda::relu_backward(y.data, dy.data, dx.data, y.numel(), ctx.stream);
+#endif
+    (void)ctx;
     const long n = long(y.numel());
     const float* __restrict yv = y.data;
     const float* __restrict g = dy.data;

@@ -1,0 +1,56 @@
+// Fused softmax cross-entropy: one warp per sample computes the stable log-sum-exp, the
+// gradient and the argmax, and adds the loss and the correct count to device accumulators
+// that the trainer reads once per epoch (no host sync per step).
+#include <climits>
+
+#include "../src/cuda/check.h"
+#include "../src/cuda/ops.h"
+
+namespace convpool::cuda {
+
+namespace {
+__global__ void softmax_xent_kernel(int n, int classes, const float* __restrict__ logits,
+                                    const uint8_t* __restrict__ labels, float* __restrict__ dlogits,
+                                    float grad_scale, double* loss_sum,
+                                    unsigned long long* correct) {
+  const int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
+  if (warp >= n) return;
+  const float* z = logits + size_t(warp) * classes;
+  // Max and argmax (first index on ties), lane-strided then butterfly-reduced.
+  float m = -INFINITY;
+  int arg = INT_MAX;  // lanes with no class lose every comparison
+  for (int k = lane; k < classes; k += 32)
+    if (arg == INT_MAX || z[k] > m) m = z[k], arg = k;
+  for (int off = 16; off; off /= 2) {
+    const float om = __shfl_xor_sync(0xffffffffu, m, off);
+    const int oa = __shfl_xor_sync(0xffffffffu, arg, off);
+    if (om > m || (om == m && oa < arg)) m = om, arg = oa;
+  }
+  double den = 0;
+  for (int k = lane; k < classes; k += 32) den += exp(double(z[k]) - m);
+  for (int off = 16; off; off /= 2) den += __shfl_xor_sync(0xffffffffu, den, off);
+  const double log_den = log(den);
+  const int label = labels[warp];
+  if (dlogits)
+    for (int k = lane; k < classes; k += 32) {
+      const double p = exp(double(z[k]) - m - log_den);
+      dlogits[size_t(warp) * classes + k] = float((p - (k == label ? 1.0 : 0.0)) * grad_scale);
+    }
+  if (lane == 0) {
+    atomicAdd(loss_sum, log_den - (double(z[label]) - m));
+    if (arg == label) atomicAdd(correct, 1ull);
+  }
+}
+}  // namespace
+
+void softmax_xent(int n, int classes, const float* logits, const uint8_t* labels,
+                  float* dlogits, float grad_scale, double* loss_sum,
+                  unsigned long long* correct, void* stream) {
+  if (n <= 0) return;
+  constexpr unsigned kThreads = 256;  // 8 samples per block
+  softmax_xent_kernel<<<ceil_div(size_t(n) * 32, kThreads), kThreads, 0, as_stream(stream)>>>(
+      n, classes, logits, labels, dlogits, grad_scale, loss_sum, correct);
+  CP_CUDA_CHECK_LAUNCH("softmax_xent_kernel");
+}
+
+}  // namespace convpool::cuda

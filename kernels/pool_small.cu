@@ -1,0 +1,177 @@
+// Pooling kernels for windows of up to kMaxWindow elements, every method: one thread per
+// output in forward, one thread per input element in backward (gather form: each input sums
+// the gradients of the windows covering it, so overlapping windows need no atomics and the
+// result is deterministic). The window math is kernels/pool_math.cuh, shared with the CPU.
+#include <cub/block/block_reduce.cuh>
+
+#include "../src/cuda/check.h"
+#include "../src/cuda/ops.h"
+#include "philox.cuh"
+#include "pool_math.cuh"
+
+namespace convpool::cuda {
+
+namespace {
+
+constexpr int kMaxWindow = 64;
+
+struct PoolLaunch {
+  PoolGeom g;
+  PoolWindowParams p;
+  uint64_t seed;
+  uint32_t layer;
+  const uint64_t* step;  // device
+  const float* alpha;    // device, learned mixed only
+};
+
+// Gathers the valid values of window (oh, ow); returns their count. If `want` >= 0, also
+// returns through `pos` the window index at which plane offset `want` was gathered (-1: none).
+__device__ __forceinline__ int gather(const PoolGeom& g, const float* plane, int oh, int ow,
+                                      float* v, int want, int& pos) {
+  int n = 0;
+  pos = -1;
+  const int h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
+  for (int kh = 0; kh < g.KH; ++kh) {
+    const int h = h0 + kh;
+    if (h < 0 || h >= g.H) continue;
+    for (int kw = 0; kw < g.KW; ++kw) {
+      const int w = w0 + kw;
+      if (w < 0 || w >= g.W) continue;
+      if (h * g.W + w == want) pos = n;
+      v[n++] = plane[h * g.W + w];
+    }
+  }
+  return n;
+}
+
+// The window parameters of one output at the current step: the same draws as the CPU backend.
+__device__ __forceinline__ PoolWindowParams params_for(const PoolLaunch& L, uint64_t out_index) {
+  PoolWindowParams p = L.p;
+  const uint64_t step = *L.step;
+  if (p.method == PoolMethod::mixed) {
+    if (L.alpha) {
+      p.lambda = 1.f / (1.f + expf(-L.alpha[0]));
+    } else if (p.training) {
+      p.lambda = philox_uniform(L.seed, kRngPoolMix, L.layer, uint32_t(step), 0) < 0.5f ? 1.f : 0.f;
+    } else {
+      p.lambda = 0.5f;
+    }
+  }
+  if (p.method == PoolMethod::stochastic && p.training)
+    p.u = philox_uniform(L.seed, kRngPoolSample, L.layer, uint32_t(step), out_index);
+  return p;
+}
+
+__global__ void pool_forward_kernel(PoolLaunch L, int planes, const float* __restrict__ x,
+                                    float* __restrict__ y) {
+  const PoolGeom& g = L.g;
+  const size_t total = size_t(planes) * g.OH * g.OW;
+  float v[kMaxWindow];
+  for (size_t oi = blockIdx.x * size_t(blockDim.x) + threadIdx.x; oi < total;
+       oi += size_t(gridDim.x) * blockDim.x) {
+    const int ow = int(oi % g.OW), oh = int((oi / g.OW) % g.OH);
+    const size_t pl = oi / (size_t(g.OH) * g.OW);
+    int unused;
+    const int cnt = gather(g, x + pl * g.H * g.W, oh, ow, v, -1, unused);
+    y[oi] = pool_window_forward(params_for(L, oi), v, cnt, g.include_pad ? g.KH * g.KW : cnt);
+  }
+}
+
+__global__ void pool_backward_kernel(PoolLaunch L, int planes, const float* __restrict__ x,
+                                     const float* __restrict__ y, const float* __restrict__ dy,
+                                     float* __restrict__ dx) {
+  const PoolGeom& g = L.g;
+  const size_t total = size_t(planes) * g.H * g.W;
+  float v[kMaxWindow], gr[kMaxWindow];
+  for (size_t ii = blockIdx.x * size_t(blockDim.x) + threadIdx.x; ii < total;
+       ii += size_t(gridDim.x) * blockDim.x) {
+    const int w = int(ii % g.W), h = int((ii / g.W) % g.H);
+    const size_t pl = ii / (size_t(g.H) * g.W);
+    const float* plane = x + pl * g.H * g.W;
+    // Windows covering (h, w): oh*SH - PH <= h < oh*SH - PH + KH.
+    const int oh0 = max(0, (h + g.PH - g.KH + g.SH) / g.SH), oh1 = min(g.OH - 1, (h + g.PH) / g.SH);
+    const int ow0 = max(0, (w + g.PW - g.KW + g.SW) / g.SW), ow1 = min(g.OW - 1, (w + g.PW) / g.SW);
+    float sum = 0.f;
+    for (int oh = oh0; oh <= oh1; ++oh)
+      for (int ow = ow0; ow <= ow1; ++ow) {
+        int pos;
+        const int cnt = gather(g, plane, oh, ow, v, h * g.W + w, pos);
+        if (pos < 0) continue;
+        const size_t oi = (pl * g.OH + oh) * g.OW + ow;
+        pool_window_backward(params_for(L, oi), v, cnt, g.include_pad ? g.KH * g.KW : cnt, y[oi],
+                             dy[oi], gr);
+        sum += gr[pos];
+      }
+    dx[ii] = sum;
+  }
+}
+
+// d(alpha) for learned mixed pooling: sigma'(alpha) * sum dy * (max - avg), reduced by one
+// block in a fixed order (deterministic).
+template <int kThreads>
+__global__ void pool_dalpha_kernel(PoolLaunch L, int planes, const float* __restrict__ x,
+                                   const float* __restrict__ dy, float* __restrict__ dalpha) {
+  using Reduce = cub::BlockReduce<float, kThreads>;
+  __shared__ typename Reduce::TempStorage tmp;
+  const PoolGeom& g = L.g;
+  const size_t total = size_t(planes) * g.OH * g.OW;
+  float v[kMaxWindow];
+  float s = 0.f;
+  for (size_t oi = threadIdx.x; oi < total; oi += kThreads) {
+    const int ow = int(oi % g.OW), oh = int((oi / g.OW) % g.OH);
+    const size_t pl = oi / (size_t(g.OH) * g.OW);
+    int unused;
+    const int cnt = gather(g, x + pl * g.H * g.W, oh, ow, v, -1, unused);
+    const int divisor = g.include_pad ? g.KH * g.KW : cnt;
+    s += dy[oi] * (v[pool_argmax(v, cnt)] - pool_mean(v, cnt, divisor));
+  }
+  const float total_sum = Reduce(tmp).Sum(s);
+  if (threadIdx.x == 0) {
+    const float lambda = 1.f / (1.f + expf(-L.alpha[0]));
+    dalpha[0] = total_sum * lambda * (1.f - lambda);
+  }
+}
+
+PoolLaunch make_launch(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed,
+                       uint32_t layer, const uint64_t* step, const float* alpha) {
+  if (g.KH * g.KW > kMaxWindow)
+    CP_USER_ERROR("CUDA pooling supports windows of up to " << kMaxWindow << " elements (got "
+                                                            << g.KH << "x" << g.KW
+                                                            << "); use --device cpu");
+  CP_CHECK(step != nullptr, "CUDA pooling needs the device step counter");
+  return {g, p, seed, layer, step, alpha};
+}
+
+constexpr unsigned kThreads = 256;
+
+}  // namespace
+
+void pool_forward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, uint32_t layer,
+                  const uint64_t* step, const float* alpha, int n, const float* x, float* y,
+                  void* stream) {
+  const PoolLaunch L = make_launch(g, p, seed, layer, step, alpha);
+  const size_t total = size_t(n) * g.C * g.OH * g.OW;
+  if (!total) return;
+  pool_forward_kernel<<<std::min(ceil_div(total, kThreads), 65535u), kThreads, 0,
+                        as_stream(stream)>>>(L, n * g.C, x, y);
+  CP_CUDA_CHECK_LAUNCH("pool_forward_kernel");
+}
+
+void pool_backward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, uint32_t layer,
+                   const uint64_t* step, const float* alpha, int n, const float* x,
+                   const float* y, const float* dy, float* dx, float* dalpha, void* stream) {
+  const PoolLaunch L = make_launch(g, p, seed, layer, step, alpha);
+  const size_t total = size_t(n) * g.C * g.H * g.W;
+  if (!total) return;
+  if (dx) {  // null when the pooling layer is the first layer
+    pool_backward_kernel<<<std::min(ceil_div(total, kThreads), 65535u), kThreads, 0,
+                           as_stream(stream)>>>(L, n * g.C, x, y, dy, dx);
+    CP_CUDA_CHECK_LAUNCH("pool_backward_kernel");
+  }
+  if (alpha && dalpha) {
+    pool_dalpha_kernel<1024><<<1, 1024, 0, as_stream(stream)>>>(L, n * g.C, x, dy, dalpha);
+    CP_CUDA_CHECK_LAUNCH("pool_dalpha_kernel");
+  }
+}
+
+}  // namespace convpool::cuda

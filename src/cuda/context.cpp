@@ -1,0 +1,37 @@
+#define CONVPOOL_CHECK_CUDNN
+#define CONVPOOL_CHECK_CUBLAS
+#include "context.h"
+
+#include "check.h"
+#include "convpool/device.h"
+
+namespace convpool::cuda {
+
+Context::Context() {
+  require_cuda_device();
+  CP_CUDA_CHECK(cudaSetDevice(0));
+  CP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  CP_CUDNN_CHECK(cudnnCreate(&cudnn_));
+  CP_CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
+  CP_CUBLAS_CHECK(cublasCreate(&cublas_));
+  CP_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+  // Plain fp32: no TF32 tensor-core rounding unless asked for.
+  CP_CUBLAS_CHECK(cublasSetMathMode(cublas_, CUBLAS_PEDANTIC_MATH));
+  constexpr size_t kCublasWorkspace = size_t(32) << 20;  // cuBLAS's recommendation for Hopper
+  cublas_workspace_ = Buffer(Device::cuda, kCublasWorkspace);
+  CP_CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_.get(), kCublasWorkspace));
+}
+
+Context::~Context() {
+  // Destructors must not throw; failures here only leak handles at process exit.
+  if (cublas_) cublasDestroy(cublas_);
+  if (cudnn_) cudnnDestroy(cudnn_);
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+Context& context() {
+  static Context ctx;
+  return ctx;
+}
+
+}  // namespace convpool::cuda

@@ -1,0 +1,32 @@
+// The process-wide CUDA context: one compute stream, one cuDNN and one cuBLAS handle bound to
+// it, and a cuBLAS workspace we own (so cuBLAS never allocates during CUDA Graph capture).
+#pragma once
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cudnn.h>
+
+#include "convpool/buffer.h"
+
+namespace convpool::cuda {
+
+class Context {
+ public:
+  Context();
+  ~Context();
+  Context(const Context&) = delete;
+  Context& operator=(const Context&) = delete;
+  cudaStream_t stream() const { return stream_; }
+  cudnnHandle_t cudnn() const { return cudnn_; }
+  cublasHandle_t cublas() const { return cublas_; }
+
+ private:
+  cudaStream_t stream_ = nullptr;
+  cudnnHandle_t cudnn_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  Buffer cublas_workspace_;
+};
+
+// Created on first use (on device 0); throws with the reason if no device is usable.
+Context& context();
+
+}  // namespace convpool::cuda

@@ -1,0 +1,157 @@
+// cuDNN 9's legacy convolution API is deprecated but present and well understood; it is used
+// here deliberately, with the deprecation warnings silenced for this file only.
+#define CONVPOOL_CHECK_CUDNN
+#include "conv_cudnn.h"
+
+#include <algorithm>
+#include <map>
+#include <vector>
+
+#include "check.h"
+#include "context.h"
+#include "ops.h"
+
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+
+namespace convpool::cuda {
+
+namespace {
+struct TensorDesc {
+  cudnnTensorDescriptor_t d = nullptr;
+  TensorDesc(int n, int c, int h, int w) {
+    CP_CUDNN_CHECK(cudnnCreateTensorDescriptor(&d));
+    CP_CUDNN_CHECK(cudnnSetTensor4dDescriptor(d, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, n, c, h, w));
+  }
+  ~TensorDesc() { cudnnDestroyTensorDescriptor(d); }
+  TensorDesc(const TensorDesc&) = delete;
+  TensorDesc& operator=(const TensorDesc&) = delete;
+};
+
+// Picks the first (fastest by heuristics) algorithm that succeeds within the workspace limit,
+// preferring deterministic ones when asked.
+template <class Perf>
+Perf pick(const std::vector<Perf>& perfs, int count, size_t limit, bool deterministic,
+          const char* what) {
+  for (int pass = deterministic ? 0 : 1; pass < 2; ++pass)
+    for (int i = 0; i < count; ++i) {
+      const Perf& p = perfs[i];
+      if (p.status != CUDNN_STATUS_SUCCESS || p.memory > limit) continue;
+      if (pass == 0 && p.determinism != CUDNN_DETERMINISTIC) continue;
+      return p;
+    }
+  CP_FAIL("cuDNN offers no usable " << what << " algorithm for this shape");
+}
+}  // namespace
+
+class ConvPlan {
+ public:
+  ConvPlan(const cpu::ConvGeom& g, int max_batch) : g_(g) {
+    CP_CUDNN_CHECK(cudnnCreateFilterDescriptor(&filter_));
+    CP_CUDNN_CHECK(cudnnSetFilter4dDescriptor(filter_, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, g.OC,
+                                              g.C, g.KH, g.KW));
+    CP_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv_));
+    CP_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv_, g.PH, g.PW, g.SH, g.SW, 1, 1,
+                                                   CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    // fp32 FMA only: no TF32 rounding, so results match the CPU oracle to ~1e-6.
+    CP_CUDNN_CHECK(cudnnSetConvolutionMathType(conv_, CUDNN_FMA_MATH));
+    workspace_limit_ = size_t(256) << 20;
+    const Batch& b = batch(max_batch);
+    workspace_limit_ = b.workspace;  // smaller batches must fit in the same workspace
+  }
+  ~ConvPlan() {
+    cudnnDestroyConvolutionDescriptor(conv_);
+    cudnnDestroyFilterDescriptor(filter_);
+  }
+
+  struct Batch {
+    std::unique_ptr<TensorDesc> x, y;
+    cudnnConvolutionFwdAlgo_t fwd;
+    cudnnConvolutionBwdDataAlgo_t bwd_data;
+    cudnnConvolutionBwdFilterAlgo_t bwd_filter;
+    size_t workspace = 0;
+  };
+
+  // Descriptors and algorithms for batch n; host-only work, safe during graph capture.
+  const Batch& batch(int n) {
+    auto it = batches_.find(n);
+    if (it != batches_.end()) return it->second;
+    Batch b;
+    b.x = std::make_unique<TensorDesc>(n, g_.C, g_.H, g_.W);
+    b.y = std::make_unique<TensorDesc>(n, g_.OC, g_.OH, g_.OW);
+    int on, oc, oh, ow;
+    CP_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(conv_, b.x->d, filter_, &on, &oc, &oh, &ow));
+    CP_CHECK(on == n && oc == g_.OC && oh == g_.OH && ow == g_.OW,
+             "cuDNN output shape " << on << "x" << oc << "x" << oh << "x" << ow
+                                   << " differs from the graph's");
+    cudnnHandle_t h = context().cudnn();
+    int count = 0;
+    std::vector<cudnnConvolutionFwdAlgoPerf_t> fwd(CUDNN_CONVOLUTION_FWD_ALGO_COUNT);
+    CP_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, b.x->d, filter_, conv_, b.y->d,
+                                                          int(fwd.size()), &count, fwd.data()));
+    const auto f = pick(fwd, count, workspace_limit_, false, "forward");
+    std::vector<cudnnConvolutionBwdDataAlgoPerf_t> bd(CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT);
+    CP_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, filter_, b.y->d, conv_, b.x->d,
+                                                               int(bd.size()), &count, bd.data()));
+    const auto d = pick(bd, count, workspace_limit_, true, "backward-data");
+    std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> bf(CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT);
+    CP_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
+        h, b.x->d, b.y->d, conv_, filter_, int(bf.size()), &count, bf.data()));
+    const auto w = pick(bf, count, workspace_limit_, true, "backward-filter");
+    b.fwd = f.algo;
+    b.bwd_data = d.algo;
+    b.bwd_filter = w.algo;
+    b.workspace = std::max({f.memory, d.memory, w.memory});
+    return batches_.emplace(n, std::move(b)).first->second;
+  }
+
+  const cpu::ConvGeom& geom() const { return g_; }
+  cudnnFilterDescriptor_t filter() const { return filter_; }
+  cudnnConvolutionDescriptor_t conv() const { return conv_; }
+  size_t workspace_limit() const { return workspace_limit_; }
+
+ private:
+  cpu::ConvGeom g_;
+  cudnnFilterDescriptor_t filter_ = nullptr;
+  cudnnConvolutionDescriptor_t conv_ = nullptr;
+  size_t workspace_limit_ = 0;
+  std::map<int, Batch> batches_;
+};
+
+void ConvPlanDeleter::operator()(ConvPlan* p) const { delete p; }
+
+ConvPlanPtr make_conv_plan(const cpu::ConvGeom& g, int max_batch) {
+  return ConvPlanPtr(new ConvPlan(g, max_batch));
+}
+
+size_t conv_workspace_bytes(const ConvPlan& plan) { return plan.workspace_limit(); }
+
+void conv_forward(ConvPlan& plan, int n, const float* x, const float* w, const float* b, float* y,
+                  void* workspace, void* stream) {
+  const auto& B = plan.batch(n);
+  cudnnHandle_t h = context().cudnn();
+  CP_CUDNN_CHECK(cudnnSetStream(h, as_stream(stream)));
+  const float one = 1.f, zero = 0.f;
+  CP_CUDNN_CHECK(cudnnConvolutionForward(h, &one, B.x->d, x, plan.filter(), w, plan.conv(), B.fwd,
+                                         workspace, plan.workspace_limit(), &zero, B.y->d, y));
+  const auto& g = plan.geom();
+  bias_add(y, b, n, g.OC, g.OH * g.OW, stream);
+}
+
+void conv_backward(ConvPlan& plan, int n, const float* x, const float* w, const float* dy,
+                   float* dw, float* db, float* dx, void* workspace, void* stream) {
+  const auto& B = plan.batch(n);
+  cudnnHandle_t h = context().cudnn();
+  CP_CUDNN_CHECK(cudnnSetStream(h, as_stream(stream)));
+  const float one = 1.f, zero = 0.f;
+  CP_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, B.x->d, x, B.y->d, dy, plan.conv(),
+                                                B.bwd_filter, workspace, plan.workspace_limit(),
+                                                &zero, plan.filter(), dw));
+  const auto& g = plan.geom();
+  bias_grad(dy, db, n, g.OC, g.OH * g.OW, stream);
+  if (dx)
+    CP_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, plan.filter(), w, B.y->d, dy, plan.conv(),
+                                                B.bwd_data, workspace, plan.workspace_limit(),
+                                                &zero, B.x->d, dx));
+}
+
+}  // namespace convpool::cuda

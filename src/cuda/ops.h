@@ -1,0 +1,41 @@
+// Host launchers of the CUDA backend. Each takes device pointers and a stream (void* so that
+// this header needs no CUDA headers), launches, and checks the launch. Defined in kernels/*.cu
+// and src/cuda/*.cpp; only built when CONVPOOL_HAVE_CUDA.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "../../kernels/pool_math.cuh"
+
+namespace convpool::cuda {
+
+// kernels/relu.cu
+void relu_forward(const float* x, float* y, size_t n, void* stream);
+void relu_backward(const float* y, const float* dy, float* dx, size_t n, void* stream);
+
+// kernels/bias.cu: y[n][c][p] += b[c]; db[c] = sum over n, p of dy[n][c][p] (overwritten).
+void bias_add(float* y, const float* b, int n, int c, int plane, void* stream);
+void bias_grad(const float* dy, float* db, int n, int c, int plane, void* stream);
+
+// kernels/pool_small.cu: every method, one thread per output (forward) or per input element
+// (backward, gather form: deterministic, no atomics). `step` is a device pointer (drives
+// mixed and stochastic draws); `alpha` is the learned-mixed parameter (device, or null).
+void pool_forward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, uint32_t layer,
+                  const uint64_t* step, const float* alpha, int n, const float* x, float* y,
+                  void* stream);
+// dx (null: not wanted) is overwritten. dalpha (device, learned mixed only) receives the
+// gradient of alpha.
+void pool_backward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, uint32_t layer,
+                   const uint64_t* step, const float* alpha, int n, const float* x,
+                   const float* y, const float* dy, float* dx, float* dalpha, void* stream);
+
+// kernels/loss.cu: fused softmax cross-entropy. dlogits = (softmax - onehot) * grad_scale.
+// Adds the batch's summed loss and correct count to the device accumulators.
+void softmax_xent(int n, int classes, const float* logits, const uint8_t* labels,
+                  float* dlogits, float grad_scale, double* loss_sum,
+                  unsigned long long* correct, void* stream);
+
+// kernels/convert.cu: uint8 pixels -> float in [0, 1].
+void u8_to_float(const uint8_t* src, float* dst, size_t n, void* stream);
+
+}  // namespace convpool::cuda
