@@ -1,0 +1,213 @@
+// Every CUDA op against the CPU backend on the same random inputs: layers (forward and
+// backward, every pooling method), the loss and the optimizers. Outputs are poisoned with NaN
+// first, so an element a kernel fails to write fails the test. Without a usable GPU each test
+// skips with the reason (CI shows them as skipped).
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "convpool/buffer.h"
+#include "convpool/device.h"
+#include "convpool/optim.h"
+#include "cpu/loss.h"
+#include "layer_harness.h"
+#ifdef CONVPOOL_HAVE_CUDA
+#include "cuda/ops.h"
+#endif
+
+using namespace convpool;
+using namespace convpool::test;
+
+namespace {
+
+#define SKIP_WITHOUT_GPU()                                                                   \
+  do {                                                                                       \
+    if (!cuda_device_available())                                                            \
+      GTEST_SKIP() << "no usable CUDA device: " << cuda_device_report();                     \
+  } while (0)
+
+// Host vector <-> device buffer.
+Buffer to_device(const std::vector<float>& v) {
+  Buffer b(Device::cuda, std::max<size_t>(v.size(), 1) * sizeof(float));
+  copy_bytes(b.get(), Device::cuda, v.data(), Device::cpu, v.size() * sizeof(float));
+  return b;
+}
+std::vector<float> to_host(const Buffer& b, size_t n) {
+  std::vector<float> v(n);
+  copy_bytes(v.data(), Device::cpu, b.get(), Device::cuda, n * sizeof(float));
+  return v;
+}
+Buffer poisoned_device(size_t n) {
+  std::vector<float> nan(n, std::nanf(""));
+  return to_device(nan);
+}
+
+// Relative error in the 2-norm; every element must also be finite where the reference is.
+void expect_close(const std::vector<float>& got, const std::vector<float>& want, double tol,
+                  const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  double num = 0, den = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(std::isfinite(got[i]), std::isfinite(want[i])) << what << "[" << i << "]";
+    if (!std::isfinite(want[i])) continue;
+    num += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+    den += double(want[i]) * want[i];
+  }
+  EXPECT_LE(std::sqrt(num / std::max(den, 1e-30)), tol) << what;
+}
+
+struct LayerCase {
+  std::string line;
+  Shape in;
+  int batch;
+  bool training;
+};
+void PrintTo(const LayerCase& c, std::ostream* os) {
+  *os << c.line << " on " << c.in.str() << " x" << c.batch << (c.training ? " train" : " eval");
+}
+
+class CudaLayerParity : public ::testing::TestWithParam<LayerCase> {};
+
+TEST_P(CudaLayerParity, ForwardAndBackwardMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  const auto& c = GetParam();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  const bool non_negative = c.line.find("stochastic") != std::string::npos;
+  LayerHarness h(c.line, c.in, c.batch, seed, non_negative ? 0.f : -1.f, 1.f);
+  StepContext cpu_ctx;
+  cpu_ctx.training = c.training;
+  cpu_ctx.seed = seed;
+  cpu_ctx.step = 7;
+  h.forward(cpu_ctx);
+  h.backward(cpu_ctx);
+
+  // The same layer on the GPU, with the same parameters and inputs.
+  ModelSpec spec = parse_model_text(c.line + "\n", "test");
+  LayerSpec ls = spec.layers.at(0);
+  ls.name = ls.type + "1";
+  auto layer = make_layer(ls);
+  layer->infer_shape(h.in);
+  layer->prepare(Device::cuda, c.batch);
+  Buffer x = to_device(h.x), dy = to_device(h.dy), params = to_device(h.params);
+  Buffer y = poisoned_device(h.y.size()), dx = poisoned_device(h.dx.size());
+  Buffer grads = poisoned_device(h.grads.size());
+  Buffer state(Device::cuda, (layer->state_floats(c.batch) + 1) * sizeof(float));
+  Buffer workspace(Device::cuda, (layer->workspace_floats(c.batch) + 1) * sizeof(float));
+  Buffer step(Device::cuda, sizeof(uint64_t));
+  const uint64_t step_value = cpu_ctx.step;
+  copy_bytes(step.get(), Device::cuda, &step_value, Device::cpu, sizeof step_value);
+  std::vector<Tensor> p, g;
+  for (size_t i = 0; i < h.decls.size(); ++i) {
+    p.push_back({params.as<float>() + h.offsets[i], h.decls[i].shape, Device::cuda});
+    g.push_back({grads.as<float>() + h.offsets[i], h.decls[i].shape, Device::cuda});
+  }
+  layer->bind(p, g, state.as<float>(), workspace.as<float>());
+  StepContext gpu_ctx = cpu_ctx;
+  gpu_ctx.device = Device::cuda;
+  gpu_ctx.device_step = step.as<uint64_t>();
+  const Shape in_n = h.in.with_batch(c.batch), out_n = h.out.with_batch(c.batch);
+  layer->forward(gpu_ctx, {x.as<float>(), in_n, Device::cuda}, {y.as<float>(), out_n, Device::cuda});
+  layer->backward(gpu_ctx, {x.as<float>(), in_n, Device::cuda}, {y.as<float>(), out_n, Device::cuda},
+                  {dy.as<float>(), out_n, Device::cuda}, {dx.as<float>(), in_n, Device::cuda});
+  expect_close(to_host(y, h.y.size()), h.y, 1e-5, "y");
+  expect_close(to_host(dx, h.dx.size()), h.dx, 1e-5, "dx");
+  if (!h.grads.empty()) expect_close(to_host(grads, h.grads.size()), h.grads, 1e-5, "grads");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    CudaOps, CudaLayerParity,
+    ::testing::Values(
+        LayerCase{"conv filters=32 size=3", {1, 3, 32, 32}, 32, true},
+        LayerCase{"conv filters=7 size=3 stride=2 padding=same", {1, 5, 13, 11}, 3, true},
+        LayerCase{"conv filters=4 size=5 padding=2", {1, 3, 9, 17}, 2, true},
+        LayerCase{"dense units=64", {1, 2304, 1, 1}, 32, true},
+        LayerCase{"dense units=10", {1, 37, 1, 1}, 5, true},
+        LayerCase{"relu", {1, 6, 7, 9}, 3, true},
+        LayerCase{"pool max size=2", {1, 32, 30, 30}, 4, true},
+        LayerCase{"pool max size=3 stride=2 pad=1", {1, 5, 13, 11}, 3, true},
+        LayerCase{"pool avg size=3 stride=2 pad=1", {1, 5, 13, 11}, 3, true},
+        LayerCase{"pool avg size=3 stride=2 pad=1 include_pad=0", {1, 5, 13, 11}, 3, true},
+        LayerCase{"pool min size=2", {1, 3, 9, 7}, 2, true},
+        LayerCase{"pool lp p=3 size=3 stride=2", {1, 3, 9, 7}, 2, true},
+        LayerCase{"pool mixed size=2", {1, 3, 9, 7}, 2, true},
+        LayerCase{"pool mixed size=2", {1, 3, 9, 7}, 2, false},
+        LayerCase{"pool mixed learned=1 size=3 stride=2", {1, 3, 9, 7}, 2, true},
+        LayerCase{"pool stochastic size=2", {1, 3, 9, 7}, 2, true},
+        LayerCase{"pool stochastic size=3 stride=2", {1, 3, 9, 7}, 2, false},
+        LayerCase{"pool avgtopk k=2 size=2", {1, 32, 30, 30}, 4, true},
+        LayerCase{"pool avgtopk k=3 size=3 stride=2 pad=1", {1, 5, 13, 11}, 3, true},
+        LayerCase{"pool tmaxavg k=3 t=0.5 size=3 stride=2", {1, 3, 9, 7}, 2, true},
+        LayerCase{"pool softpool size=3 stride=2 pad=1", {1, 3, 9, 7}, 2, true},
+        LayerCase{"pool avgtopk global k=4", {1, 6, 7, 5}, 3, true}));
+
+#ifdef CONVPOOL_HAVE_CUDA
+TEST(CudaParity, SoftmaxXentMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const uint64_t seed = fresh_seed();
+  std::mt19937_64 rng(seed);
+  const int n = 37, classes = 10;
+  std::vector<float> z(n * classes);
+  fill_uniform(z, rng, -6.f, 6.f);
+  std::vector<uint8_t> labels(n);
+  for (auto& l : labels) l = uint8_t(rng() % classes);
+  std::vector<float> dz_cpu(z.size());
+  const auto s = cpu::softmax_xent(n, classes, z.data(), labels.data(), dz_cpu.data(), 1.f / n);
+  Buffer dz = to_device(z), dgrad = poisoned_device(z.size());
+  Buffer dlabels(Device::cuda, n);
+  copy_bytes(dlabels.get(), Device::cuda, labels.data(), Device::cpu, n);
+  Buffer acc(Device::cuda, 16);
+  std::vector<uint8_t> zeros(16, 0);
+  copy_bytes(acc.get(), Device::cuda, zeros.data(), Device::cpu, 16);
+  cuda::softmax_xent(n, classes, dz.as<float>(), dlabels.as<uint8_t>(), dgrad.as<float>(), 1.f / n,
+                     acc.as<double>(), reinterpret_cast<unsigned long long*>(acc.as<char>() + 8),
+                     nullptr);
+  double loss = 0;
+  unsigned long long correct = 0;
+  copy_bytes(&loss, Device::cpu, acc.get(), Device::cuda, 8);
+  copy_bytes(&correct, Device::cpu, acc.as<char>() + 8, Device::cuda, 8);
+  EXPECT_NEAR(loss, s.loss, 1e-9 * s.loss);
+  EXPECT_EQ(correct, (unsigned long long)s.correct);
+  expect_close(to_host(dgrad, z.size()), dz_cpu, 1e-6, "dlogits");
+}
+
+TEST(CudaParity, U8ToFloatMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(fresh_seed());
+  std::vector<uint8_t> px(3 * 3072);
+  for (auto& b : px) b = uint8_t(rng());
+  Buffer src(Device::cuda, px.size());
+  copy_bytes(src.get(), Device::cuda, px.data(), Device::cpu, px.size());
+  Buffer dst = poisoned_device(px.size());
+  cuda::u8_to_float(src.as<uint8_t>(), dst.as<float>(), px.size(), nullptr);
+  const auto got = to_host(dst, px.size());
+  for (size_t i = 0; i < px.size(); ++i) ASSERT_EQ(got[i], float(px[i]) * (1.f / 255.f)) << i;
+}
+#endif
+
+TEST(CudaParity, OptimizersMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  std::mt19937_64 rng(fresh_seed());
+  const size_t n = 100003;  // not a multiple of any block size
+  for (const char* kind : {"adam", "sgd"}) {
+    OptimizerConfig c;
+    c.kind = kind;
+    c.momentum = 0.9f;
+    c.weight_decay = 1e-4f;
+    std::vector<float> p(n), g(n), s0(n), s1(n);
+    fill_uniform(p, rng, -1, 1);
+    fill_uniform(g, rng, -1, 1);
+    fill_uniform(s0, rng, -0.1f, 0.1f);
+    fill_uniform(s1, rng, 0, 0.1f);
+    Buffer dp = to_device(p), dg = to_device(g), d0 = to_device(s0), d1 = to_device(s1);
+    for (uint64_t step = 1; step <= 3; ++step) {
+      optimizer_step(Device::cpu, c, step, p.data(), g.data(), s0.data(), s1.data(), n);
+      optimizer_step(Device::cuda, c, step, dp.as<float>(), dg.as<float>(), d0.as<float>(),
+                     d1.as<float>(), n);
+    }
+    expect_close(to_host(dp, n), p, 1e-6, std::string(kind) + " params");
+    expect_close(to_host(d0, n), s0, 1e-6, std::string(kind) + " state");
+  }
+}
+
+}  // namespace
