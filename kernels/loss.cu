@@ -12,7 +12,8 @@ namespace {
 __global__ void softmax_xent_kernel(int n, int classes, const float* __restrict__ logits,
                                     const uint8_t* __restrict__ labels, float* __restrict__ dlogits,
                                     float grad_scale, double* loss_sum,
-                                    unsigned long long* correct) {
+                                    unsigned long long* correct, const StepScalars* scalars,
+                                    unsigned long long* first_bad_step) {
   const int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
   if (warp >= n) return;
   const float* z = logits + size_t(warp) * classes;
@@ -37,7 +38,9 @@ __global__ void softmax_xent_kernel(int n, int classes, const float* __restrict_
       dlogits[size_t(warp) * classes + k] = float((p - (k == label ? 1.0 : 0.0)) * grad_scale);
     }
   if (lane == 0) {
-    atomicAdd(loss_sum, log_den - (double(z[label]) - m));
+    const double loss = log_den - (double(z[label]) - m);
+    if (!isfinite(loss) && first_bad_step) atomicMin(first_bad_step, (unsigned long long)scalars->step);
+    atomicAdd(loss_sum, loss);
     if (arg == label) atomicAdd(correct, 1ull);
   }
 }
@@ -45,11 +48,13 @@ __global__ void softmax_xent_kernel(int n, int classes, const float* __restrict_
 
 void softmax_xent(int n, int classes, const float* logits, const uint8_t* labels,
                   float* dlogits, float grad_scale, double* loss_sum,
-                  unsigned long long* correct, void* stream) {
+                  unsigned long long* correct, void* stream, const StepScalars* scalars,
+                  unsigned long long* first_bad_step) {
+  CP_CHECK(!first_bad_step || scalars, "first_bad_step needs the step scalars");
   if (n <= 0) return;
   constexpr unsigned kThreads = 256;  // 8 samples per block
   softmax_xent_kernel<<<ceil_div(size_t(n) * 32, kThreads), kThreads, 0, as_stream(stream)>>>(
-      n, classes, logits, labels, dlogits, grad_scale, loss_sum, correct);
+      n, classes, logits, labels, dlogits, grad_scale, loss_sum, correct, scalars, first_bad_step);
   CP_CUDA_CHECK_LAUNCH("softmax_xent_kernel");
 }
 

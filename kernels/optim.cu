@@ -1,5 +1,9 @@
-// Fused optimizer update over the flat parameter buffer: one launch per training step.
+// Fused optimizer update over the flat parameter buffer: one launch per training step. The
+// step size comes from device memory (StepScalars), so the launch can live in a CUDA Graph.
+#include <cmath>
+
 #include "../src/cuda/check.h"
+#include "../src/cuda/ops.h"
 #include "convpool/optim.h"
 #include "elementwise_math.cuh"
 
@@ -7,9 +11,21 @@ namespace convpool::cuda {
 
 namespace {
 
+__global__ void begin_step_kernel(StepScalars* s, bool adam, float lr, float beta1, float beta2) {
+  const uint64_t t = ++s->step;
+  // The same double-precision formula as the CPU path (optim.cpp step_size).
+  s->lr_t = adam ? float(double(lr) * sqrt(1.0 - pow(double(beta2), double(t))) /
+                         (1.0 - pow(double(beta1), double(t))))
+                 : lr;
+}
+
+__global__ void set_step_kernel(StepScalars* s, uint64_t step) { s->step = step; }
+
 __global__ void adam_kernel(float* __restrict__ p, const float* __restrict__ g,
-                            float* __restrict__ m, float* __restrict__ v, size_t n, float lr_t,
-                            float beta1, float beta2, float eps, float wd) {
+                            float* __restrict__ m, float* __restrict__ v, size_t n,
+                            const StepScalars* __restrict__ s, float beta1, float beta2,
+                            float eps, float wd) {
+  const float lr_t = s->lr_t;
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x) {
     float pi = p[i], mi = m[i], vi = v[i];
@@ -19,8 +35,9 @@ __global__ void adam_kernel(float* __restrict__ p, const float* __restrict__ g,
 }
 
 __global__ void sgd_kernel(float* __restrict__ p, const float* __restrict__ g,
-                           float* __restrict__ vel, size_t n, float lr, float momentum,
-                           bool nesterov, float wd) {
+                           float* __restrict__ vel, size_t n, const StepScalars* __restrict__ s,
+                           float momentum, bool nesterov, float wd) {
+  const float lr = s->lr_t;
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x) {
     float pi = p[i];
@@ -31,17 +48,29 @@ __global__ void sgd_kernel(float* __restrict__ p, const float* __restrict__ g,
 
 }  // namespace
 
-void optimizer_step(const OptimizerConfig& cfg, float lr_t, float* params, const float* grads,
-                    float* state0, float* state1, size_t n, void* stream) {
+void begin_step(StepScalars* scalars, const OptimizerConfig& cfg, void* stream) {
+  begin_step_kernel<<<1, 1, 0, as_stream(stream)>>>(scalars, cfg.kind == "adam", cfg.lr,
+                                                     cfg.beta1, cfg.beta2);
+  CP_CUDA_CHECK_LAUNCH("begin_step_kernel");
+}
+
+void set_step(StepScalars* scalars, uint64_t step, void* stream) {
+  set_step_kernel<<<1, 1, 0, as_stream(stream)>>>(scalars, step);
+  CP_CUDA_CHECK_LAUNCH("set_step_kernel");
+}
+
+void optimizer_update(const OptimizerConfig& cfg, const StepScalars* scalars, float* params,
+                      const float* grads, float* state0, float* state1, size_t n, void* stream) {
   if (n == 0) return;
   constexpr unsigned kThreads = 256;
   const unsigned blocks = std::min(ceil_div(n, kThreads), 4096u);
   if (cfg.kind == "adam") {
-    adam_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(
-        params, grads, state0, state1, n, lr_t, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay);
+    adam_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(params, grads, state0, state1, n,
+                                                            scalars, cfg.beta1, cfg.beta2,
+                                                            cfg.eps, cfg.weight_decay);
     CP_CUDA_CHECK_LAUNCH("adam_kernel");
   } else {
-    sgd_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(params, grads, state0, n, lr_t,
+    sgd_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(params, grads, state0, n, scalars,
                                                            cfg.momentum, cfg.nesterov,
                                                            cfg.weight_decay);
     CP_CUDA_CHECK_LAUNCH("sgd_kernel");

@@ -8,6 +8,7 @@
 #include "cli_common.h"
 #include "convpool/checkpoint.h"
 #include "convpool/data.h"
+#include "convpool/device.h"
 #include "convpool/graph.h"
 #include "convpool/pooling.h"
 #include "convpool/trainer.h"
@@ -20,6 +21,7 @@ struct TrainOptions {
   std::string data, model = default_model_path(), out, pool, device = "auto", resume;
   int threads = 0;
   size_t limit_train = 0, limit_test = 0;
+  bool no_graph = false;
   TrainConfig cfg;
 };
 
@@ -50,6 +52,7 @@ int run(TrainOptions& o, const CLI::App& cmd) {
     spec = load_model_file(o.model);
     if (!o.pool.empty()) apply_pool_override(spec, o.pool);
   }
+  o.cfg.cuda_graph = !o.no_graph;
   o.cfg.model_text = spec.text;
   o.cfg.pool_override = o.pool;
   o.cfg.device = pick_device(o.device);
@@ -71,6 +74,7 @@ int run(TrainOptions& o, const CLI::App& cmd) {
     std::printf("convpool train: %s on %s, %zu train / %zu test images from %s\n",
                 ckpt ? o.resume.c_str() : o.model.c_str(), device_name(o.cfg.device),
                 train.size(), test.size(), dir.c_str());
+    if (o.cfg.device == Device::cuda) std::printf("device: %s\n", cuda_device_report().c_str());
     std::printf("%s\n", graph->summary().c_str());
     std::printf("threads %d, batch %d, %s lr %g, seed %llu, run directory %s\n",
                 omp_get_max_threads(), o.cfg.batch, o.cfg.optimizer.kind.c_str(),
@@ -131,6 +135,8 @@ Runner add_train_command(CLI::App& app) {
                   "on a non-finite loss or gradient: stop, or skip that batch's update")
       ->capture_default_str()->check(CLI::IsMember({"stop", "skip"}));
   cmd->add_flag("--quiet", o->cfg.quiet, "print only errors");
+  cmd->add_flag("--no-graph", o->no_graph,
+                "CUDA: launch every kernel eagerly instead of replaying a captured CUDA Graph");
   cmd->footer("Examples:\n"
               "  convpool train --data data/cifar-10-batches-bin --epochs 10 --device cpu\n"
               "  convpool train --pool mixed --save-every 500 --keep 3\n"

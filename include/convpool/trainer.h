@@ -27,7 +27,8 @@ struct TrainConfig {
   std::string pool_override;  // saved in checkpoints
   uint64_t save_every = 0;    // also save last.safetensors every N steps (0: per epoch only)
   int keep = 0;               // keep the N newest step-NNN.safetensors history files
-  std::string nan_policy = "stop";  // "stop" or "skip" (skip the update of that batch)
+  std::string nan_policy = "stop";  // "stop" or "skip" (skip the update of that batch; CPU)
+  bool cuda_graph = true;           // CUDA: replay full batches as a captured CUDA Graph
   bool quiet = false;
 };
 
@@ -37,6 +38,7 @@ struct EpochMetrics {
   double test_loss = 0, test_accuracy = 0;  // over the whole test set, evaluation mode
   double seconds = 0, images_per_second = 0;
   uint64_t skipped_batches = 0;             // non-finite batches skipped (nan_policy skip)
+  double data_wait_seconds = 0;             // CUDA: host time waiting for a free staging slot
 };
 
 struct EvalResult {
@@ -73,6 +75,7 @@ class Trainer {
   struct Impl;
   void save(const std::string& reason);
   [[noreturn]] void non_finite(const char* what, int n);
+  EpochMetrics train_epoch_cuda(const Dataset& train, const std::vector<uint32_t>& order);
   Graph& graph_;
   TrainConfig cfg_;
   TrainState state_;

@@ -7,14 +7,20 @@
 
 namespace convpool::cuda {
 
-Context::Context() {
+namespace {
+// Runs before the members are built, so a missing device is reported before any CUDA call.
+int checked_device() {
   require_cuda_device();
   CP_CUDA_CHECK(cudaSetDevice(0));
-  CP_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  return 0;
+}
+}  // namespace
+
+Context::Context() : device_(checked_device()) {
   CP_CUDNN_CHECK(cudnnCreate(&cudnn_));
-  CP_CUDNN_CHECK(cudnnSetStream(cudnn_, stream_));
+  CP_CUDNN_CHECK(cudnnSetStream(cudnn_, stream()));
   CP_CUBLAS_CHECK(cublasCreate(&cublas_));
-  CP_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+  CP_CUBLAS_CHECK(cublasSetStream(cublas_, stream()));
   // Plain fp32: no TF32 tensor-core rounding unless asked for.
   CP_CUBLAS_CHECK(cublasSetMathMode(cublas_, CUBLAS_PEDANTIC_MATH));
   constexpr size_t kCublasWorkspace = size_t(32) << 20;  // cuBLAS's recommendation for Hopper
@@ -26,7 +32,6 @@ Context::~Context() {
   // Destructors must not throw; failures here only leak handles at process exit.
   if (cublas_) cublasDestroy(cublas_);
   if (cudnn_) cudnnDestroy(cudnn_);
-  if (stream_) cudaStreamDestroy(stream_);
 }
 
 Context& context() {

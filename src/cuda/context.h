@@ -6,6 +6,7 @@
 #include <cudnn.h>
 
 #include "convpool/buffer.h"
+#include "pinned.h"
 
 namespace convpool::cuda {
 
@@ -15,12 +16,13 @@ class Context {
   ~Context();
   Context(const Context&) = delete;
   Context& operator=(const Context&) = delete;
-  cudaStream_t stream() const { return stream_; }
+  cudaStream_t stream() const { return stream_.get(); }
   cudnnHandle_t cudnn() const { return cudnn_; }
   cublasHandle_t cublas() const { return cublas_; }
 
  private:
-  cudaStream_t stream_ = nullptr;
+  int device_;  // initialised first: checks the device before any handle is created
+  Stream stream_;
   cudnnHandle_t cudnn_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   Buffer cublas_workspace_;

@@ -7,7 +7,26 @@
 
 #include "../../kernels/pool_math.cuh"
 
+namespace convpool {
+struct OptimizerConfig;
+}
+
 namespace convpool::cuda {
+
+// Per-step scalars kept in device memory, so a captured CUDA Graph replays with the current
+// step: kernels read the step (random draws) and the Adam step size from here.
+struct StepScalars {
+  uint64_t step;  // the step being run, counting from 1
+  float lr_t;     // the optimizer's step size at `step` (Adam's bias correction folded in)
+};
+
+// kernels/optim.cu: step += 1 and lr_t for the new step (one thread).
+void begin_step(StepScalars* scalars, const OptimizerConfig& cfg, void* stream);
+// Sets step (so the next begin_step runs step + 1).
+void set_step(StepScalars* scalars, uint64_t step, void* stream);
+// One fused update of the flat parameter buffer with the scalars' lr_t.
+void optimizer_update(const OptimizerConfig& cfg, const StepScalars* scalars, float* params,
+                      const float* grads, float* state0, float* state1, size_t n, void* stream);
 
 // kernels/relu.cu
 void relu_forward(const float* x, float* y, size_t n, void* stream);
@@ -30,10 +49,13 @@ void pool_backward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, 
                    const float* y, const float* dy, float* dx, float* dalpha, void* stream);
 
 // kernels/loss.cu: fused softmax cross-entropy. dlogits = (softmax - onehot) * grad_scale.
-// Adds the batch's summed loss and correct count to the device accumulators.
+// Adds the batch's summed loss and correct count to the device accumulators. If `scalars`
+// and `first_bad_step` are given, a non-finite loss lowers *first_bad_step to the step.
 void softmax_xent(int n, int classes, const float* logits, const uint8_t* labels,
                   float* dlogits, float grad_scale, double* loss_sum,
-                  unsigned long long* correct, void* stream);
+                  unsigned long long* correct, void* stream,
+                  const StepScalars* scalars = nullptr,
+                  unsigned long long* first_bad_step = nullptr);
 
 // kernels/convert.cu: uint8 pixels -> float in [0, 1].
 void u8_to_float(const uint8_t* src, float* dst, size_t n, void* stream);

@@ -3,16 +3,14 @@
 #include <cmath>
 
 #include "../../kernels/elementwise_math.cuh"
+#include "convpool/buffer.h"
+#ifdef CONVPOOL_HAVE_CUDA
+#include "../cuda/ops.h"
+#endif
 #include "convpool/error.h"
 
 namespace convpool {
 
-#ifdef CONVPOOL_HAVE_CUDA
-namespace cuda {
-void optimizer_step(const OptimizerConfig& cfg, float lr_t, float* params, const float* grads,
-                    float* state0, float* state1, size_t n, void* stream);
-}
-#endif
 
 int optimizer_state_slots(const OptimizerConfig& cfg) {
   if (cfg.kind == "adam") return 2;
@@ -49,7 +47,14 @@ void optimizer_step(Device device, const OptimizerConfig& cfg, uint64_t step, fl
   const float lr_t = step_size(cfg, step);
   if (device == Device::cuda) {
 #ifdef CONVPOOL_HAVE_CUDA
-    cuda::optimizer_step(cfg, lr_t, params, grads, state0, state1, n, stream);
+    // A stand-alone update (tests, tools): the trainer keeps its own scalars instead.
+    Buffer scalars(Device::cuda, sizeof(cuda::StepScalars));
+    cuda::set_step(scalars.as<cuda::StepScalars>(), step - 1, stream);
+    cuda::begin_step(scalars.as<cuda::StepScalars>(), cfg, stream);
+    cuda::optimizer_update(cfg, scalars.as<cuda::StepScalars>(), params, grads, state0, state1,
+                           n, stream);
+    float check = 0;  // the synchronous copy orders the free of `scalars` after the kernels
+    copy_bytes(&check, Device::cpu, params, Device::cuda, sizeof check);
     return;
 #else
     CP_USER_ERROR("this convpool binary was built without CUDA");

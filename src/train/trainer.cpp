@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include "../cpu/loss.h"
+#ifdef CONVPOOL_HAVE_CUDA
+#include "../cuda/train_step.h"
+#endif
 
 namespace convpool {
 
@@ -52,8 +55,12 @@ void clear_stop_requests() { g_stop_requests.store(0); }
 // ---- trainer ----
 struct Trainer::Impl {
   std::vector<uint8_t> labels;
+  std::vector<float> logits;  // CUDA evaluation: logits copied back per batch
   std::ofstream metrics;
   std::string last_saved;  // path of the newest good checkpoint, for messages
+#ifdef CONVPOOL_HAVE_CUDA
+  std::unique_ptr<cuda::TrainStepper> stepper;
+#endif
 };
 
 Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state)
@@ -61,9 +68,18 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state)
   validate(cfg.optimizer);
   if (cfg.nan_policy != "stop" && cfg.nan_policy != "skip")
     CP_USER_ERROR("--nan-policy must be stop or skip (got " << cfg.nan_policy << ")");
-  if (graph.device() != Device::cpu)
-    CP_USER_ERROR("the trainer's CUDA path is not built yet; use --device cpu");
   if (cfg.batch > graph.max_batch()) CP_FAIL("batch larger than the graph was built for");
+  if (graph.device() == Device::cuda) {
+#ifdef CONVPOOL_HAVE_CUDA
+    if (cfg.nan_policy == "skip")
+      CP_USER_ERROR("--nan-policy skip is only available on the CPU; CUDA runs stop instead");
+    impl_->stepper = std::make_unique<cuda::TrainStepper>(graph, cfg.optimizer, cfg.seed,
+                                                          state.step, cfg.cuda_graph);
+    impl_->logits.resize(size_t(graph.max_batch()) * kCifarClasses);
+#else
+    CP_USER_ERROR("this convpool binary was built without CUDA");
+#endif
+  }
   if (graph.output_shape(1).numel() != size_t(kCifarClasses))
     CP_USER_ERROR("the model's output has " << graph.output_shape(1).numel()
                                             << " values; CIFAR-10 needs 10 logits");
@@ -88,6 +104,9 @@ Trainer::~Trainer() = default;
 
 void Trainer::save(const std::string& reason) {
   if (cfg_.out_dir.empty()) return;
+#ifdef CONVPOOL_HAVE_CUDA
+  if (impl_->stepper) impl_->stepper->synchronize();  // the weights must be final before copying
+#endif
   const std::string last = cfg_.out_dir + "/last.safetensors";
   save_checkpoint(last, graph_, cfg_.model_text, cfg_.pool_override, state_);
   impl_->last_saved = last;
@@ -140,6 +159,12 @@ void Trainer::non_finite(const char* what, int n) {
 EpochMetrics Trainer::train_epoch(const Dataset& train) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto order = epoch_order(train.size(), cfg_.seed, uint64_t(state_.epoch));
+  if (graph_.device() == Device::cuda) {
+    EpochMetrics m = train_epoch_cuda(train, order);
+    m.seconds = seconds_since(t0);
+    m.images_per_second = double(train.size()) / m.seconds;
+    return m;
+  }
   const int B = cfg_.batch;
   const OptimizerConfig& oc = cfg_.optimizer;
   const int slots = optimizer_state_slots(oc);
@@ -194,6 +219,64 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
   return m;
 }
 
+EpochMetrics Trainer::train_epoch_cuda(const Dataset& train, const std::vector<uint32_t>& order) {
+  EpochMetrics m;
+#ifdef CONVPOOL_HAVE_CUDA
+  const int B = cfg_.batch;
+  const size_t first_image = state_.epoch_batches * B;
+  for (size_t first = first_image; first < train.size(); first += B) {
+    const int n = int(std::min<size_t>(B, train.size() - first));
+    impl_->stepper->step(train, order.data() + first, n);
+    ++state_.step;
+    ++state_.epoch_batches;
+    if (stop_requested()) {
+      // Sums of the partial epoch come from the device; the checkpoint then resumes exactly.
+      const auto c = impl_->stepper->finish_epoch();
+      state_.epoch_loss_sum += c.loss_sum;
+      state_.epoch_correct += c.correct;
+      save("stop");
+      throw Interrupted("interrupted at step " + std::to_string(state_.step) +
+                        (impl_->last_saved.empty()
+                             ? std::string("; no run directory, nothing saved")
+                             : "; checkpoint saved to " + impl_->last_saved +
+                                   " (continue with --resume " + impl_->last_saved + ")"));
+    }
+    if (cfg_.save_every && state_.step % cfg_.save_every == 0) {
+      const auto c = impl_->stepper->finish_epoch();
+      state_.epoch_loss_sum += c.loss_sum;
+      state_.epoch_correct += c.correct;
+      if (c.first_bad_step)
+        CP_USER_ERROR("non-finite loss at step " << c.first_bad_step << " (epoch " << state_.epoch + 1
+                                                 << "); no checkpoint was written for it");
+      save("periodic");
+    }
+  }
+  const auto c = impl_->stepper->finish_epoch();
+  if (c.first_bad_step)
+    CP_USER_ERROR("non-finite loss at step " << c.first_bad_step << " (epoch " << state_.epoch + 1
+                                             << "); "
+                                             << (impl_->last_saved.empty()
+                                                     ? std::string("no checkpoint was written")
+                                                     : "the last good checkpoint " +
+                                                           impl_->last_saved + " is untouched")
+                                             << "; try a lower --lr");
+  state_.epoch_loss_sum += c.loss_sum;
+  state_.epoch_correct += c.correct;
+  m.data_wait_seconds = c.host_wait_seconds;
+  m.epoch = state_.epoch + 1;
+  m.loss = state_.epoch_loss_sum / double(train.size());
+  m.accuracy = double(state_.epoch_correct) / double(train.size());
+  ++state_.epoch;
+  state_.epoch_batches = 0;
+  state_.epoch_loss_sum = 0;
+  state_.epoch_correct = 0;
+#else
+  (void)train;
+  (void)order;
+#endif
+  return m;
+}
+
 EvalResult Trainer::evaluate(const Dataset& test) {
   EvalResult r;
   r.predictions.resize(test.size());
@@ -204,10 +287,19 @@ EvalResult Trainer::evaluate(const Dataset& test) {
   long correct = 0;
   for (size_t first = 0; first < test.size(); first += B) {
     const int n = int(std::min<size_t>(B, test.size() - first));
-    images_to_float(test, order.data() + first, n, graph_.input(n).data);
-    StepContext ctx{Device::cpu, false, cfg_.seed, state_.step, nullptr};
-    graph_.forward(ctx, n);
-    const float* logits = graph_.output(n).data;
+    const float* logits = nullptr;
+#ifdef CONVPOOL_HAVE_CUDA
+    if (impl_->stepper) {
+      impl_->stepper->eval_batch(test, order.data() + first, n, impl_->logits.data());
+      logits = impl_->logits.data();
+    }
+#endif
+    if (!logits) {
+      images_to_float(test, order.data() + first, n, graph_.input(n).data);
+      StepContext ctx{Device::cpu, false, cfg_.seed, state_.step, nullptr};
+      graph_.forward(ctx, n);
+      logits = graph_.output(n).data;
+    }
     const auto s = cpu::softmax_xent(n, kCifarClasses, logits, test.labels.data() + first,
                                      nullptr, 0.f);
     loss_sum += s.loss;

@@ -1,0 +1,195 @@
+#include "train_step.h"
+
+#include <array>
+#include <chrono>
+#include <cstring>
+
+#include "check.h"
+#include "context.h"
+#include "convpool/buffer.h"
+#include "ops.h"
+#include "pinned.h"
+
+namespace convpool::cuda {
+
+namespace {
+constexpr int kSlots = 2;  // staging slots: one being copied while the other is computed
+
+// Device accumulators of one epoch, read once at its end.
+struct Counters {
+  double loss_sum;
+  unsigned long long correct;
+  unsigned long long first_bad_step;
+};
+}  // namespace
+
+struct TrainStepper::Impl {
+  Graph& graph;
+  OptimizerConfig opt;
+  uint64_t seed;
+  bool use_graph;
+  int batch;
+  Stream copy_stream;
+  Buffer scalars{Device::cuda, sizeof(StepScalars)};
+  Buffer counters{Device::cuda, sizeof(Counters)};
+  struct Slot {
+    PinnedBuffer host_pixels, host_labels;
+    Buffer pixels, labels;
+    Event copied, free;
+    cudaGraphExec_t exec = nullptr;  // the captured full-batch step reading this slot
+  };
+  std::array<Slot, kSlots> slots;
+  uint64_t queued = 0;
+  double host_wait = 0;
+
+  Impl(Graph& g, const OptimizerConfig& o, uint64_t s, bool graphs)
+      : graph(g), opt(o), seed(s), use_graph(graphs), batch(g.max_batch()) {
+    for (auto& slot : slots) {
+      slot.host_pixels = PinnedBuffer(size_t(batch) * kCifarImageBytes);
+      slot.host_labels = PinnedBuffer(size_t(batch));
+      slot.pixels = Buffer(Device::cuda, size_t(batch) * kCifarImageBytes);
+      slot.labels = Buffer(Device::cuda, size_t(batch));
+    }
+  }
+  ~Impl() {
+    for (auto& slot : slots)
+      if (slot.exec) cudaGraphExecDestroy(slot.exec);
+  }
+
+  cudaStream_t stream() const { return context().stream(); }
+  StepScalars* step_scalars() const { return scalars.as<StepScalars>(); }
+  Counters* device_counters() const { return counters.as<Counters>(); }
+
+  void reset_counters() {
+    const Counters zero{0.0, 0, ~0ull};
+    CP_CUDA_CHECK(cudaMemcpyAsync(device_counters(), &zero, sizeof zero, cudaMemcpyHostToDevice,
+                                  stream()));
+    CP_CUDA_CHECK(cudaStreamSynchronize(stream()));  // `zero` lives on this stack frame
+  }
+
+  // Everything one training step launches, in order, on the compute stream.
+  void launch_step(const Slot& slot, int n) {
+    cudaStream_t s = stream();
+    begin_step(step_scalars(), opt, s);
+    u8_to_float(slot.pixels.as<uint8_t>(), graph.input(n).data, size_t(n) * kCifarImageBytes, s);
+    StepContext ctx;
+    ctx.device = Device::cuda;
+    ctx.training = true;
+    ctx.seed = seed;
+    ctx.stream = s;
+    ctx.device_step = &step_scalars()->step;
+    graph.forward(ctx, n);
+    Counters* c = device_counters();
+    softmax_xent(n, kCifarClasses, graph.output(n).data, slot.labels.as<uint8_t>(),
+                 graph.output_grad(n).data, 1.f / float(n), &c->loss_sum, &c->correct, s,
+                 step_scalars(), &c->first_bad_step);
+    graph.backward(ctx, n);
+    const int slots_used = optimizer_state_slots(opt);
+    optimizer_update(opt, step_scalars(), graph.params(), graph.grads(),
+                     slots_used > 0 ? graph.optimizer_state(0) : nullptr,
+                     slots_used > 1 ? graph.optimizer_state(1) : nullptr, graph.num_params(), s);
+  }
+
+  void capture(Slot& slot) {
+    cudaStream_t s = stream();
+    CP_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    try {
+      launch_step(slot, batch);
+    } catch (...) {
+      cudaGraph_t broken = nullptr;
+      cudaStreamEndCapture(s, &broken);  // leave the stream usable before reporting
+      if (broken) cudaGraphDestroy(broken);
+      throw;
+    }
+    cudaGraph_t g = nullptr;
+    CP_CUDA_CHECK(cudaStreamEndCapture(s, &g));
+    const cudaError_t err = cudaGraphInstantiate(&slot.exec, g, 0);
+    cudaGraphDestroy(g);
+    if (err != cudaSuccess)
+      CP_FAIL("instantiating the training step's CUDA Graph failed: " << cudaGetErrorString(err)
+                                                                      << " (try --no-graph)");
+  }
+
+  // Stages images idx[0..n) and labels in the slot and starts their copy to the device.
+  void stage(Slot& slot, const Dataset& ds, const uint32_t* idx, int n, cudaStream_t copy) {
+    const auto t0 = std::chrono::steady_clock::now();
+    CP_CUDA_CHECK(cudaEventSynchronize(slot.free.get()));  // the GPU is done with the slot
+    host_wait += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    uint8_t* px = slot.host_pixels.as<uint8_t>();
+    uint8_t* lb = slot.host_labels.as<uint8_t>();
+    for (int i = 0; i < n; ++i) {
+      std::memcpy(px + size_t(i) * kCifarImageBytes, ds.image(idx[i]), kCifarImageBytes);
+      lb[i] = ds.labels[idx[i]];
+    }
+    CP_CUDA_CHECK(cudaMemcpyAsync(slot.pixels.get(), px, size_t(n) * kCifarImageBytes,
+                                  cudaMemcpyHostToDevice, copy));
+    CP_CUDA_CHECK(cudaMemcpyAsync(slot.labels.get(), lb, size_t(n), cudaMemcpyHostToDevice, copy));
+    CP_CUDA_CHECK(cudaEventRecord(slot.copied.get(), copy));
+  }
+};
+
+TrainStepper::TrainStepper(Graph& graph, const OptimizerConfig& opt, uint64_t seed,
+                           uint64_t start_step, bool use_graph)
+    : impl_(std::make_unique<Impl>(graph, opt, seed, use_graph)) {
+  CP_CHECK(graph.device() == Device::cuda, "TrainStepper needs a graph built on cuda");
+  set_step(impl_->step_scalars(), start_step, impl_->stream());
+  impl_->reset_counters();
+}
+
+TrainStepper::~TrainStepper() {
+  if (impl_) cudaStreamSynchronize(impl_->stream());  // no kernel may outlive the buffers
+}
+
+bool TrainStepper::pinned() const { return impl_->slots[0].host_pixels.pinned(); }
+
+void TrainStepper::step(const Dataset& ds, const uint32_t* idx, int n) {
+  Impl& m = *impl_;
+  Impl::Slot& slot = m.slots[m.queued++ % kSlots];
+  m.stage(slot, ds, idx, n, m.copy_stream.get());
+  CP_CUDA_CHECK(cudaStreamWaitEvent(m.stream(), slot.copied.get(), 0));
+  if (m.use_graph && n == m.batch) {
+    if (!slot.exec) m.capture(slot);
+    CP_CUDA_CHECK(cudaGraphLaunch(slot.exec, m.stream()));
+  } else {
+    m.launch_step(slot, n);  // the last, partial batch (or --no-graph) runs eagerly
+  }
+  CP_CUDA_CHECK(cudaEventRecord(slot.free.get(), m.stream()));
+}
+
+EpochCounters TrainStepper::finish_epoch() {
+  Counters c{};
+  CP_CUDA_CHECK(cudaMemcpyAsync(&c, impl_->device_counters(), sizeof c, cudaMemcpyDeviceToHost,
+                                impl_->stream()));
+  CP_CUDA_CHECK(cudaStreamSynchronize(impl_->stream()));
+  impl_->reset_counters();
+  EpochCounters out;
+  out.loss_sum = c.loss_sum;
+  out.correct = c.correct;
+  out.first_bad_step = c.first_bad_step == ~0ull ? 0 : c.first_bad_step;
+  out.host_wait_seconds = impl_->host_wait;
+  impl_->host_wait = 0;
+  return out;
+}
+
+void TrainStepper::eval_batch(const Dataset& ds, const uint32_t* idx, int n, float* logits) {
+  Impl& m = *impl_;
+  Impl::Slot& slot = m.slots[m.queued++ % kSlots];
+  m.stage(slot, ds, idx, n, m.stream());
+  cudaStream_t s = m.stream();
+  u8_to_float(slot.pixels.as<uint8_t>(), m.graph.input(n).data, size_t(n) * kCifarImageBytes, s);
+  StepContext ctx;
+  ctx.device = Device::cuda;
+  ctx.training = false;
+  ctx.seed = m.seed;
+  ctx.stream = s;
+  ctx.device_step = &m.step_scalars()->step;
+  m.graph.forward(ctx, n);
+  CP_CUDA_CHECK(cudaMemcpyAsync(logits, m.graph.output(n).data,
+                                sizeof(float) * size_t(n) * kCifarClasses, cudaMemcpyDeviceToHost, s));
+  CP_CUDA_CHECK(cudaEventRecord(slot.free.get(), s));
+  CP_CUDA_CHECK(cudaStreamSynchronize(s));
+}
+
+void TrainStepper::synchronize() { CP_CUDA_CHECK(cudaStreamSynchronize(impl_->stream())); }
+
+}  // namespace convpool::cuda
