@@ -1,7 +1,9 @@
 // Every CUDA op against the CPU backend on the same random inputs: layers (forward and
 // backward, every pooling method), the loss and the optimizers. Outputs are poisoned with NaN
 // first, so an element a kernel fails to write fails the test. Without a usable GPU each test
-// skips with the reason (CI shows them as skipped).
+// skips with the reason (CI shows them as skipped). Kernels covered: kernels/relu.cu,
+// kernels/bias.cu (through conv and dense), kernels/convert.cu, kernels/pool_small.cu,
+// kernels/loss.cu and kernels/optim.cu, plus src/cuda/conv_cudnn.cpp and dense_cublas.cpp.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -207,6 +209,47 @@ TEST(CudaParity, OptimizersMatchCpu) {
     }
     expect_close(to_host(dp, n), p, 1e-6, std::string(kind) + " params");
     expect_close(to_host(d0, n), s0, 1e-6, std::string(kind) + " state");
+  }
+}
+
+}  // namespace
+
+#include "convpool/trainer.h"
+#include "test_helpers.h"
+
+namespace {
+
+// The same seed and the same first 20 batches on CPU and CUDA give matching losses and
+// weights, with and without the CUDA Graph.
+TEST(CudaParity, TwentyBatchesOfTheReferenceNetworkMatchCpu) {
+  SKIP_WITHOUT_GPU();
+  TempDir d;
+  write_cifar_dir(d.str("data"), 128, fresh_seed());  // 640 training images = 20 batches of 32
+  const Dataset train = load_cifar10(d.str("data"), "train");
+  const Dataset test = load_cifar10(d.str("data"), "test");
+  const ModelSpec spec =
+      load_model_file(std::string(CONVPOOL_SOURCE_DIR) + "/models/keras_cifar10.cfg");
+  const uint64_t seed = fresh_seed();
+  auto run = [&](Device device, bool graph) {
+    auto g = Graph::build(spec, GraphOptions{device, 32, 2});
+    g->init_params(seed);
+    TrainConfig cfg;
+    cfg.epochs = 1;
+    cfg.seed = seed;
+    cfg.quiet = true;
+    cfg.cuda_graph = graph;
+    cfg.device = device;
+    const auto m = Trainer(*g, cfg).fit(train, test);
+    std::vector<float> w(g->num_params());
+    copy_bytes(w.data(), Device::cpu, g->params(), device, w.size() * sizeof(float));
+    return std::make_pair(m[0], w);
+  };
+  const auto cpu = run(Device::cpu, false);
+  for (bool graph : {false, true}) {
+    const auto gpu = run(Device::cuda, graph);
+    EXPECT_NEAR(gpu.first.loss, cpu.first.loss, 1e-4 * cpu.first.loss) << "graph=" << graph;
+    EXPECT_NEAR(gpu.first.test_loss, cpu.first.test_loss, 1e-3 * cpu.first.test_loss);
+    expect_close(gpu.second, cpu.second, 1e-3, graph ? "weights (graph)" : "weights (eager)");
   }
 }
 
