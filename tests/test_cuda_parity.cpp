@@ -9,10 +9,13 @@
 #include <cmath>
 
 #include "convpool/buffer.h"
+#include "convpool/checkpoint.h"
 #include "convpool/device.h"
 #include "convpool/optim.h"
 #include "cpu/loss.h"
+#include "convpool/trainer.h"
 #include "layer_harness.h"
+#include "test_helpers.h"
 #ifdef CONVPOOL_HAVE_CUDA
 #include "cuda/ops.h"
 #endif
@@ -214,8 +217,6 @@ TEST(CudaParity, OptimizersMatchCpu) {
 
 }  // namespace
 
-#include "convpool/trainer.h"
-#include "test_helpers.h"
 
 namespace {
 
@@ -251,6 +252,35 @@ TEST(CudaParity, TwentyBatchesOfTheReferenceNetworkMatchCpu) {
     EXPECT_NEAR(gpu.first.test_loss, cpu.first.test_loss, 1e-3 * cpu.first.test_loss);
     expect_close(gpu.second, cpu.second, 1e-3, graph ? "weights (graph)" : "weights (eager)");
   }
+}
+
+}  // namespace
+
+namespace {
+
+// A checkpoint evaluated on the CPU and on CUDA gives the same predictions and loss.
+TEST(CudaParity, CheckpointEvaluatesTheSameOnCpuAndCuda) {
+  SKIP_WITHOUT_GPU();
+  TempDir d;
+  write_cifar_dir(d.str("data"), 40, fresh_seed());
+  const Dataset test = load_cifar10(d.str("data"), "test");
+  const ModelSpec spec =
+      load_model_file(std::string(CONVPOOL_SOURCE_DIR) + "/models/keras_cifar10.cfg");
+  auto cpu_graph = Graph::build(spec, GraphOptions{Device::cpu, 16, 2});
+  cpu_graph->init_params(fresh_seed());
+  TrainState state;
+  save_checkpoint(d.str("c.safetensors"), *cpu_graph, spec.text, "", state);
+  const Checkpoint c = load_checkpoint(d.str("c.safetensors"));
+  auto gpu_graph = Graph::build(spec, GraphOptions{Device::cuda, 16, 0});
+  restore_graph(c, "c", *gpu_graph, false);
+  TrainConfig cfg;
+  cfg.batch = 16;
+  cfg.device = Device::cuda;
+  const EvalResult on_gpu = Trainer(*gpu_graph, cfg).evaluate(test);
+  cfg.device = Device::cpu;
+  const EvalResult on_cpu = Trainer(*cpu_graph, cfg).evaluate(test);
+  EXPECT_NEAR(on_gpu.loss, on_cpu.loss, 1e-5 * on_cpu.loss);
+  EXPECT_EQ(on_gpu.predictions, on_cpu.predictions);
 }
 
 }  // namespace
