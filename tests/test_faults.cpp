@@ -145,3 +145,20 @@ TEST(CliFaults, UnwritableRunDirectoryAndBadCheckpoints) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("--lr cannot change it"), std::string::npos) << r.output;
 }
+
+TEST(CliCheckpoints, KeepBoundsTheStepHistoryAndBestFollowsTestAccuracy) {
+  Fixture f;  // 100 training images: 25 steps of 4 per epoch
+  const auto r = run_convpool("train --device cpu --quiet --epochs 2 --batch 4 --save-every 5 "
+                              "--keep 3 --data " + f.d.str("data") + " --out " + f.d.str("run"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::vector<std::string> history;
+  for (auto& e : std::filesystem::directory_iterator(f.d.str("run")))
+    if (e.path().filename().string().rfind("step-", 0) == 0) history.push_back(e.path().filename());
+  std::sort(history.begin(), history.end());
+  ASSERT_EQ(history.size(), 3u);
+  EXPECT_EQ(history.back(), "step-0000000050.safetensors");
+  const Checkpoint last = load_checkpoint(f.d.str("run/last.safetensors"));
+  const Checkpoint best = load_checkpoint(f.d.str("run/best.safetensors"));
+  EXPECT_EQ(last.state.step, 50u);
+  EXPECT_EQ(best.state.best_accuracy, std::max(best.state.best_accuracy, last.state.best_accuracy));
+}

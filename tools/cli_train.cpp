@@ -21,7 +21,7 @@ struct TrainOptions {
   std::string data, model = default_model_path(), out, pool, device = "auto", resume;
   int threads = 0;
   size_t limit_train = 0, limit_test = 0;
-  bool no_graph = false;
+  bool no_graph = false, deterministic = false;
   TrainConfig cfg;
 };
 
@@ -56,6 +56,10 @@ int run(TrainOptions& o, const CLI::App& cmd) {
   o.cfg.model_text = spec.text;
   o.cfg.pool_override = o.pool;
   o.cfg.device = pick_device(o.device);
+  // The CPU backend has no unordered reductions (split-K partial sums are added in thread
+  // order), so it is reproducible as it is; the CUDA loss counters use atomics, so it is not.
+  if (o.deterministic && o.cfg.device == Device::cuda)
+    CP_USER_ERROR("--deterministic is not available on CUDA yet; use --device cpu");
   if (o.out.empty())
     o.out = "runs/" + std::filesystem::path(o.model).stem().string() + "-" + timestamp();
   o.cfg.out_dir = o.out;
@@ -135,6 +139,9 @@ Runner add_train_command(CLI::App& app) {
                   "on a non-finite loss or gradient: stop, or skip that batch's update")
       ->capture_default_str()->check(CLI::IsMember({"stop", "skip"}));
   cmd->add_flag("--quiet", o->cfg.quiet, "print only errors");
+  cmd->add_flag("--deterministic", o->deterministic,
+                "bit-reproducible runs: always true on the CPU for a fixed --threads; "
+                "not yet available on CUDA (refused there)");
   cmd->add_flag("--no-graph", o->no_graph,
                 "CUDA: launch every kernel eagerly instead of replaying a captured CUDA Graph");
   cmd->footer("Examples:\n"
