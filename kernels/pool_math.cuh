@@ -41,6 +41,35 @@ struct PoolRng {
   uint64_t step = 0;
 };
 
+// Gathers the valid (non-padding) values of window (oh, ow) of one plane into v, in row-major
+// window order; returns their count. src, if given, receives their offsets in the plane.
+CP_HD int pool_gather_window(const PoolGeom& g, const float* plane, int oh, int ow, float* v,
+                             int* src) {
+  int n = 0;
+  const int h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
+  for (int kh = 0; kh < g.KH; ++kh) {
+    const int h = h0 + kh;
+    if (h < 0 || h >= g.H) continue;
+    for (int kw = 0; kw < g.KW; ++kw) {
+      const int w = w0 + kw;
+      if (w < 0 || w >= g.W) continue;
+      if (src) src[n] = h * g.W + w;
+      v[n++] = plane[h * g.W + w];
+    }
+  }
+  return n;
+}
+
+// Where plane element (h, w) sits among the values pool_gather_window returns for window
+// (oh, ow), or -1 if the window does not cover it. The valid part of a window is a rectangle.
+CP_HD int pool_window_position(const PoolGeom& g, int oh, int ow, int h, int w) {
+  const int h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
+  if (h < h0 || h >= h0 + g.KH || w < w0 || w >= w0 + g.KW) return -1;
+  const int h_lo = h0 > 0 ? h0 : 0, w_lo = w0 > 0 ? w0 : 0;
+  const int w_hi = w0 + g.KW < g.W ? w0 + g.KW : g.W;
+  return (h - h_lo) * (w_hi - w_lo) + (w - w_lo);
+}
+
 // True if (a, ia) ranks before (b, ib) in descending order: NaN first, then larger values,
 // then the lower index.
 CP_HD bool pool_ranks_before(float a, int ia, float b, int ib) {

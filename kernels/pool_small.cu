@@ -24,26 +24,6 @@ struct PoolLaunch {
   const float* alpha;    // device, learned mixed only
 };
 
-// Gathers the valid values of window (oh, ow); returns their count. If `want` >= 0, also
-// returns through `pos` the window index at which plane offset `want` was gathered (-1: none).
-__device__ __forceinline__ int gather(const PoolGeom& g, const float* plane, int oh, int ow,
-                                      float* v, int want, int& pos) {
-  int n = 0;
-  pos = -1;
-  const int h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
-  for (int kh = 0; kh < g.KH; ++kh) {
-    const int h = h0 + kh;
-    if (h < 0 || h >= g.H) continue;
-    for (int kw = 0; kw < g.KW; ++kw) {
-      const int w = w0 + kw;
-      if (w < 0 || w >= g.W) continue;
-      if (h * g.W + w == want) pos = n;
-      v[n++] = plane[h * g.W + w];
-    }
-  }
-  return n;
-}
-
 // The window parameters of one output at the current step: the same draws as the CPU backend.
 __device__ __forceinline__ PoolWindowParams params_for(const PoolLaunch& L, uint64_t out_index) {
   PoolWindowParams p = L.p;
@@ -71,8 +51,7 @@ __global__ void pool_forward_kernel(PoolLaunch L, int planes, const float* __res
        oi += size_t(gridDim.x) * blockDim.x) {
     const int ow = int(oi % g.OW), oh = int((oi / g.OW) % g.OH);
     const size_t pl = oi / (size_t(g.OH) * g.OW);
-    int unused;
-    const int cnt = gather(g, x + pl * g.H * g.W, oh, ow, v, -1, unused);
+    const int cnt = pool_gather_window(g, x + pl * g.H * g.W, oh, ow, v, nullptr);
     y[oi] = pool_window_forward(params_for(L, oi), v, cnt, g.include_pad ? g.KH * g.KW : cnt);
   }
 }
@@ -94,9 +73,9 @@ __global__ void pool_backward_kernel(PoolLaunch L, int planes, const float* __re
     float sum = 0.f;
     for (int oh = oh0; oh <= oh1; ++oh)
       for (int ow = ow0; ow <= ow1; ++ow) {
-        int pos;
-        const int cnt = gather(g, plane, oh, ow, v, h * g.W + w, pos);
+        const int pos = pool_window_position(g, oh, ow, h, w);
         if (pos < 0) continue;
+        const int cnt = pool_gather_window(g, plane, oh, ow, v, nullptr);
         const size_t oi = (pl * g.OH + oh) * g.OW + ow;
         pool_window_backward(params_for(L, oi), v, cnt, g.include_pad ? g.KH * g.KW : cnt, y[oi],
                              dy[oi], gr);
@@ -120,8 +99,7 @@ __global__ void pool_dalpha_kernel(PoolLaunch L, int planes, const float* __rest
   for (size_t oi = threadIdx.x; oi < total; oi += kThreads) {
     const int ow = int(oi % g.OW), oh = int((oi / g.OW) % g.OH);
     const size_t pl = oi / (size_t(g.OH) * g.OW);
-    int unused;
-    const int cnt = gather(g, x + pl * g.H * g.W, oh, ow, v, -1, unused);
+    const int cnt = pool_gather_window(g, x + pl * g.H * g.W, oh, ow, v, nullptr);
     const int divisor = g.include_pad ? g.KH * g.KW : cnt;
     s += dy[oi] * (v[pool_argmax(v, cnt)] - pool_mean(v, cnt, divisor));
   }

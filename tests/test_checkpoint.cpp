@@ -58,14 +58,6 @@ std::vector<float> values(const Graph& g, int slot = -1) {
   return out;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 }  // namespace
 

@@ -15,17 +15,6 @@
 using namespace convpool;
 using namespace convpool::test;
 
-namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-}  // namespace
-
 TEST(CifarReader, ReadsGoodFilesExactly) {
   TempDir dir;
   const uint64_t seed = fresh_seed();

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "convpool/data.h"
+#include "convpool/error.h"
 #include "layer_harness.h"
 
 namespace convpool::test {
@@ -70,6 +71,15 @@ CommandResult run_command(const std::string& cmd) {
 
 CommandResult run_convpool(const std::string& args) {
   return run_command(std::string(CONVPOOL_BINARY) + " " + args);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace convpool::test

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -31,5 +32,8 @@ struct CommandResult {
 CommandResult run_command(const std::string& cmd);
 // Runs the convpool binary built with the tests.
 CommandResult run_convpool(const std::string& args);
+
+// The message of the convpool::Error that f throws, or "" if it throws none.
+std::string error_of(const std::function<void()>& f);
 
 }  // namespace convpool::test

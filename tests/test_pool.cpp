@@ -269,3 +269,37 @@ TEST(PoolLearnedMixed, LambdaGradientMatchesFiniteDifference) {
 }
 
 }  // namespace
+
+// The CUDA backward finds an input's place in each window arithmetically
+// (pool_window_position); it must agree with the gather order on every geometry.
+TEST(PoolGather, WindowPositionMatchesGatherOrder) {
+  std::mt19937_64 rng(fresh_seed());
+  for (int trial = 0; trial < 200; ++trial) {
+    PoolGeom g{};
+    g.C = 1;
+    g.H = 1 + int(rng() % 9);
+    g.W = 1 + int(rng() % 9);
+    g.KH = 1 + int(rng() % std::min(g.H + 1, 4));
+    g.KW = 1 + int(rng() % std::min(g.W + 1, 4));
+    g.SH = 1 + int(rng() % 3);
+    g.SW = 1 + int(rng() % 3);
+    g.PH = int(rng() % (g.KH / 2 + 1));
+    g.PW = int(rng() % (g.KW / 2 + 1));
+    if (g.KH > g.H + 2 * g.PH || g.KW > g.W + 2 * g.PW) continue;
+    g.OH = (g.H + 2 * g.PH - g.KH) / g.SH + 1;
+    g.OW = (g.W + 2 * g.PW - g.KW) / g.SW + 1;
+    std::vector<float> plane(g.H * g.W), v(g.KH * g.KW);
+    std::vector<int> src(g.KH * g.KW);
+    for (int oh = 0; oh < g.OH; ++oh)
+      for (int ow = 0; ow < g.OW; ++ow) {
+        const int cnt = pool_gather_window(g, plane.data(), oh, ow, v.data(), src.data());
+        for (int h = 0; h < g.H; ++h)
+          for (int w = 0; w < g.W; ++w) {
+            const int pos = pool_window_position(g, oh, ow, h, w);
+            const auto it = std::find(src.begin(), src.begin() + cnt, h * g.W + w);
+            const int want = it == src.begin() + cnt ? -1 : int(it - src.begin());
+            ASSERT_EQ(pos, want) << "trial " << trial << " window " << oh << "," << ow;
+          }
+      }
+  }
+}

@@ -75,6 +75,7 @@ class Trainer {
   struct Impl;
   void save(const std::string& reason);
   [[noreturn]] void non_finite(const char* what, int n);
+  [[noreturn]] void stop_and_save();  // saves last.safetensors, throws Interrupted
   EpochMetrics train_epoch_cuda(const Dataset& train, const std::vector<uint32_t>& order);
   Graph& graph_;
   TrainConfig cfg_;

@@ -9,25 +9,6 @@ namespace convpool::cpu {
 
 namespace {
 
-// Gathers the valid values of window (oh, ow) of one plane; returns their count and fills
-// src with their plane offsets.
-inline int gather_window(const PoolGeom& g, const float* plane, int oh, int ow, float* v,
-                         int* src) {
-  int n = 0;
-  const int h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
-  for (int kh = 0; kh < g.KH; ++kh) {
-    const int h = h0 + kh;
-    if (h < 0 || h >= g.H) continue;
-    for (int kw = 0; kw < g.KW; ++kw) {
-      const int w = w0 + kw;
-      if (w < 0 || w >= g.W) continue;
-      v[n] = plane[h * g.W + w];
-      src[n++] = h * g.W + w;
-    }
-  }
-  return n;
-}
-
 // The per-window parameters with the method fixed at compile time (so the method switch in
 // pool_math.cuh folds away) and the stochastic draw for this output.
 template <PoolMethod M>
@@ -55,7 +36,7 @@ void forward_impl(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& r
       for (int oh = 0; oh < g.OH; ++oh)
         for (int ow = 0; ow < g.OW; ++ow) {
           const uint64_t oi = (uint64_t(pl) * g.OH + oh) * g.OW + ow;
-          const int cnt = gather_window(g, xp, oh, ow, v.data(), src.data());
+          const int cnt = pool_gather_window(g, xp, oh, ow, v.data(), src.data());
           const int divisor = g.include_pad ? win : cnt;
           y[oi] = pool_window_forward(for_window<M>(p, rng, oi), v.data(), cnt, divisor);
         }
@@ -81,7 +62,7 @@ void backward_impl(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& 
       for (int oh = 0; oh < g.OH; ++oh)
         for (int ow = 0; ow < g.OW; ++ow) {
           const uint64_t oi = (uint64_t(pl) * g.OH + oh) * g.OW + ow;
-          const int cnt = gather_window(g, xp, oh, ow, v.data(), src.data());
+          const int cnt = pool_gather_window(g, xp, oh, ow, v.data(), src.data());
           const int divisor = g.include_pad ? win : cnt;
           if (dxp) {
             pool_window_backward(for_window<M>(p, rng, oi), v.data(), cnt, divisor, y[oi], dy[oi],

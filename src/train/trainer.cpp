@@ -128,6 +128,15 @@ void Trainer::save(const std::string& reason) {
   }
 }
 
+void Trainer::stop_and_save() {
+  save("stop");
+  throw Interrupted("interrupted at step " + std::to_string(state_.step) +
+                    (impl_->last_saved.empty()
+                         ? std::string("; no run directory, nothing saved")
+                         : "; checkpoint saved to " + impl_->last_saved +
+                               " (continue with --resume " + impl_->last_saved + ")"));
+}
+
 void Trainer::non_finite(const char* what, int n) {
   // Find the first layer whose output (forward order), else gradient (backward order), holds
   // a non-finite value.
@@ -196,14 +205,7 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
     } else {
       ++m.skipped_batches;
     }
-    if (stop_requested()) {
-      save("stop");
-      throw Interrupted("interrupted at step " + std::to_string(state_.step) +
-                        (impl_->last_saved.empty()
-                             ? std::string("; no run directory, nothing saved")
-                             : "; checkpoint saved to " + impl_->last_saved +
-                                   " (continue with --resume " + impl_->last_saved + ")"));
-    }
+    if (stop_requested()) stop_and_save();
     if (cfg_.save_every && state_.step % cfg_.save_every == 0 && finite) save("periodic");
   }
   m.epoch = state_.epoch + 1;
@@ -234,12 +236,7 @@ EpochMetrics Trainer::train_epoch_cuda(const Dataset& train, const std::vector<u
       const auto c = impl_->stepper->finish_epoch();
       state_.epoch_loss_sum += c.loss_sum;
       state_.epoch_correct += c.correct;
-      save("stop");
-      throw Interrupted("interrupted at step " + std::to_string(state_.step) +
-                        (impl_->last_saved.empty()
-                             ? std::string("; no run directory, nothing saved")
-                             : "; checkpoint saved to " + impl_->last_saved +
-                                   " (continue with --resume " + impl_->last_saved + ")"));
+      stop_and_save();
     }
     if (cfg_.save_every && state_.step % cfg_.save_every == 0) {
       const auto c = impl_->stepper->finish_epoch();
