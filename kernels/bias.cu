@@ -16,8 +16,8 @@ __global__ void bias_add_kernel(float* __restrict__ y, const float* __restrict__
 }
 
 template <int kThreads>
-__global__ void bias_grad_kernel(const float* __restrict__ dy, float* __restrict__ db, int n,
-                                 int c, int plane) {
+__global__ void bias_grad_kernel(const float* __restrict__ dy, float* __restrict__ db, int n, int c,
+                                 int plane) {
   using Reduce = cub::BlockReduce<float, kThreads>;
   __shared__ typename Reduce::TempStorage tmp;
   const int ch = blockIdx.x;

@@ -13,16 +13,15 @@ CP_HD float relu_backward(float y, float dy) { return y > 0.f ? dy : 0.f; }
 
 // Adam, as Keras does it: the bias correction folded into the step size.
 // lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t); p -= lr_t * m / (sqrt(v) + eps).
-CP_HD void adam_update(float& p, float g, float& m, float& v, float lr_t, float beta1,
-                       float beta2, float eps) {
+CP_HD void adam_update(float& p, float g, float& m, float& v, float lr_t, float beta1, float beta2,
+                       float eps) {
   m = beta1 * m + (1.f - beta1) * g;
   v = beta2 * v + (1.f - beta2) * g * g;
   p -= lr_t * m / (sqrtf(v) + eps);
 }
 
 // SGD with momentum (Keras form: velocity = momentum*velocity - lr*g), optional Nesterov.
-CP_HD void sgd_update(float& p, float g, float* velocity, float lr, float momentum,
-                      bool nesterov) {
+CP_HD void sgd_update(float& p, float g, float* velocity, float lr, float momentum, bool nesterov) {
   if (!velocity) {
     p -= lr * g;
     return;

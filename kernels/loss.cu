@@ -11,8 +11,8 @@ namespace convpool::cuda {
 namespace {
 __global__ void softmax_xent_kernel(int n, int classes, const float* __restrict__ logits,
                                     const uint8_t* __restrict__ labels, float* __restrict__ dlogits,
-                                    float grad_scale, double* loss_sum,
-                                    unsigned long long* correct, const StepScalars* scalars,
+                                    float grad_scale, double* loss_sum, unsigned long long* correct,
+                                    const StepScalars* scalars,
                                     unsigned long long* first_bad_step) {
   const int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
   if (warp >= n) return;
@@ -39,17 +39,17 @@ __global__ void softmax_xent_kernel(int n, int classes, const float* __restrict_
     }
   if (lane == 0) {
     const double loss = log_den - (double(z[label]) - m);
-    if (!isfinite(loss) && first_bad_step) atomicMin(first_bad_step, (unsigned long long)scalars->step);
+    if (!isfinite(loss) && first_bad_step)
+      atomicMin(first_bad_step, (unsigned long long)scalars->step);
     atomicAdd(loss_sum, loss);
     if (arg == label) atomicAdd(correct, 1ull);
   }
 }
 }  // namespace
 
-void softmax_xent(int n, int classes, const float* logits, const uint8_t* labels,
-                  float* dlogits, float grad_scale, double* loss_sum,
-                  unsigned long long* correct, void* stream, const StepScalars* scalars,
-                  unsigned long long* first_bad_step) {
+void softmax_xent(int n, int classes, const float* logits, const uint8_t* labels, float* dlogits,
+                  float grad_scale, double* loss_sum, unsigned long long* correct, void* stream,
+                  const StepScalars* scalars, unsigned long long* first_bad_step) {
   CP_CHECK(!first_bad_step || scalars, "first_bad_step needs the step scalars");
   if (n <= 0) return;
   constexpr unsigned kThreads = 256;  // 8 samples per block

@@ -23,8 +23,8 @@ __global__ void set_step_kernel(StepScalars* s, uint64_t step) { s->step = step;
 
 __global__ void adam_kernel(float* __restrict__ p, const float* __restrict__ g,
                             float* __restrict__ m, float* __restrict__ v, size_t n,
-                            const StepScalars* __restrict__ s, float beta1, float beta2,
-                            float eps, float wd) {
+                            const StepScalars* __restrict__ s, float beta1, float beta2, float eps,
+                            float wd) {
   const float lr_t = s->lr_t;
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x) {
@@ -49,8 +49,8 @@ __global__ void sgd_kernel(float* __restrict__ p, const float* __restrict__ g,
 }  // namespace
 
 void begin_step(StepScalars* scalars, const OptimizerConfig& cfg, void* stream) {
-  begin_step_kernel<<<1, 1, 0, as_stream(stream)>>>(scalars, cfg.kind == "adam", cfg.lr,
-                                                     cfg.beta1, cfg.beta2);
+  begin_step_kernel<<<1, 1, 0, as_stream(stream)>>>(scalars, cfg.kind == "adam", cfg.lr, cfg.beta1,
+                                                    cfg.beta2);
   CP_CUDA_CHECK_LAUNCH("begin_step_kernel");
 }
 
@@ -65,14 +65,12 @@ void optimizer_update(const OptimizerConfig& cfg, const StepScalars* scalars, fl
   constexpr unsigned kThreads = 256;
   const unsigned blocks = std::min(ceil_div(n, kThreads), 4096u);
   if (cfg.kind == "adam") {
-    adam_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(params, grads, state0, state1, n,
-                                                            scalars, cfg.beta1, cfg.beta2,
-                                                            cfg.eps, cfg.weight_decay);
+    adam_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(
+        params, grads, state0, state1, n, scalars, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay);
     CP_CUDA_CHECK_LAUNCH("adam_kernel");
   } else {
-    sgd_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(params, grads, state0, n, scalars,
-                                                           cfg.momentum, cfg.nesterov,
-                                                           cfg.weight_decay);
+    sgd_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(
+        params, grads, state0, n, scalars, cfg.momentum, cfg.nesterov, cfg.weight_decay);
     CP_CUDA_CHECK_LAUNCH("sgd_kernel");
   }
 }

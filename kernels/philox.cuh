@@ -47,8 +47,8 @@ enum RngPurpose : uint32_t {
 // One uniform [0,1) draw for (purpose, a, b, index): four draws share one Philox call.
 CP_HD float philox_uniform(uint64_t seed, uint32_t purpose, uint32_t a, uint32_t b,
                            uint64_t index) {
-  Philox4 r = philox4x32_10(
-      Philox4{{purpose, a, b ^ uint32_t(index >> 34), uint32_t(index >> 2)}}, seed);
+  Philox4 r =
+      philox4x32_10(Philox4{{purpose, a, b ^ uint32_t(index >> 34), uint32_t(index >> 2)}}, seed);
   return uniform_from_bits(r.v[index & 3]);
 }
 

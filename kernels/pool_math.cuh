@@ -12,7 +12,15 @@
 namespace convpool {
 
 enum class PoolMethod : int {
-  max = 0, avg, min, lp, mixed, stochastic, avgtopk, tmaxavg, softpool,
+  max = 0,
+  avg,
+  min,
+  lp,
+  mixed,
+  stochastic,
+  avgtopk,
+  tmaxavg,
+  softpool,
 };
 constexpr int kPoolMaxTopK = 64;
 
@@ -174,20 +182,26 @@ CP_HD float pool_stochastic_expect(const float* v, int n) {
 
 CP_HD float pool_window_forward(const PoolWindowParams& P, const float* v, int n, int divisor) {
   switch (P.method) {
-    case PoolMethod::max: return v[pool_argmax(v, n)];
-    case PoolMethod::avg: return pool_mean(v, n, divisor);
-    case PoolMethod::min: return v[pool_argmin(v, n)];
-    case PoolMethod::lp: return pool_lp(v, n, P.p);
+    case PoolMethod::max:
+      return v[pool_argmax(v, n)];
+    case PoolMethod::avg:
+      return pool_mean(v, n, divisor);
+    case PoolMethod::min:
+      return v[pool_argmin(v, n)];
+    case PoolMethod::lp:
+      return pool_lp(v, n, P.p);
     case PoolMethod::mixed:
       return P.lambda * v[pool_argmax(v, n)] + (1.f - P.lambda) * pool_mean(v, n, divisor);
     case PoolMethod::stochastic:
       return P.training ? v[pool_stochastic_pick(v, n, P.u)] : pool_stochastic_expect(v, n);
-    case PoolMethod::avgtopk: return pool_topk_mean(v, n, P.k, nullptr);
+    case PoolMethod::avgtopk:
+      return pool_topk_mean(v, n, P.k, nullptr);
     case PoolMethod::tmaxavg: {
       const float m = v[pool_argmax(v, n)];
       return m >= P.threshold ? m : pool_topk_mean(v, n, P.k, nullptr);
     }
-    case PoolMethod::softpool: return pool_softpool(v, n);
+    case PoolMethod::softpool:
+      return pool_softpool(v, n);
   }
   return 0.f;
 }
@@ -197,8 +211,12 @@ CP_HD void pool_window_backward(const PoolWindowParams& P, const float* v, int n
                                 float y, float dy, float* g) {
   for (int i = 0; i < n; ++i) g[i] = 0.f;
   switch (P.method) {
-    case PoolMethod::max: g[pool_argmax(v, n)] = dy; return;
-    case PoolMethod::min: g[pool_argmin(v, n)] = dy; return;
+    case PoolMethod::max:
+      g[pool_argmax(v, n)] = dy;
+      return;
+    case PoolMethod::min:
+      g[pool_argmin(v, n)] = dy;
+      return;
     case PoolMethod::avg:
       for (int i = 0; i < n; ++i) g[i] = dy / float(divisor);
       return;

@@ -110,8 +110,8 @@ __global__ void pool_dalpha_kernel(PoolLaunch L, int planes, const float* __rest
   }
 }
 
-PoolLaunch make_launch(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed,
-                       uint32_t layer, const uint64_t* step, const float* alpha) {
+PoolLaunch make_launch(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, uint32_t layer,
+                       const uint64_t* step, const float* alpha) {
   if (g.KH * g.KW > kMaxWindow)
     CP_USER_ERROR("CUDA pooling supports windows of up to " << kMaxWindow << " elements (got "
                                                             << g.KH << "x" << g.KW
@@ -136,8 +136,8 @@ void pool_forward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, u
 }
 
 void pool_backward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, uint32_t layer,
-                   const uint64_t* step, const float* alpha, int n, const float* x,
-                   const float* y, const float* dy, float* dx, float* dalpha, void* stream) {
+                   const uint64_t* step, const float* alpha, int n, const float* x, const float* y,
+                   const float* dy, float* dx, float* dalpha, void* stream) {
   const PoolLaunch L = make_launch(g, p, seed, layer, step, alpha);
   const size_t total = size_t(n) * g.C * g.H * g.W;
   if (!total) return;

@@ -81,8 +81,7 @@ size_t compare(LayerHarness& h, const StepContext& ctx, std::vector<float>& v,
     if (std::abs(fwd - bwd) > tol) continue;
     ++compared;
     const double a = analytic[i];
-    EXPECT_NEAR(a, central, tol)
-        << what << "[" << i << "]";
+    EXPECT_NEAR(a, central, tol) << what << "[" << i << "]";
   }
   return compared;
 }
@@ -93,12 +92,10 @@ size_t check_gradients(LayerHarness& h, const StepContext& ctx, const GradCheckO
   h.backward(ctx);
   const std::vector<float> dx = h.dx, grads = h.grads;
   size_t compared = 0;
-  if (opt.check_input)
-    compared += compare(h, ctx, h.x, dx.data(), dx.size(), 0, "dx", opt);
+  if (opt.check_input) compared += compare(h, ctx, h.x, dx.data(), dx.size(), 0, "dx", opt);
   for (size_t p = 0; p < h.decls.size(); ++p)
-    compared += compare(h, ctx, h.params, grads.data() + h.offsets[p],
-                        h.decls[p].shape.numel(), h.offsets[p],
-                        h.layer->name() + "." + h.decls[p].suffix, opt);
+    compared += compare(h, ctx, h.params, grads.data() + h.offsets[p], h.decls[p].shape.numel(),
+                        h.offsets[p], h.layer->name() + "." + h.decls[p].suffix, opt);
   h.forward(ctx);  // leave y consistent with the unperturbed inputs
   return compared;
 }

@@ -55,7 +55,6 @@ struct GradCheckOptions {
   double rel_tol = 2e-2, abs_tol = 2e-3;
   bool check_input = true;
 };
-size_t check_gradients(LayerHarness& h, const StepContext& ctx,
-                       const GradCheckOptions& opt = {});
+size_t check_gradients(LayerHarness& h, const StepContext& ctx, const GradCheckOptions& opt = {});
 
 }  // namespace convpool::test

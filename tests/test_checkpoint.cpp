@@ -27,7 +27,8 @@ const char* kSmallModel =
     "conv filters=4 size=3 stride=2\nrelu\npool avgtopk k=2 size=2\nflatten\ndense units=10\n";
 
 std::unique_ptr<Graph> small_graph(uint64_t seed, int slots = 2) {
-  auto g = Graph::build(parse_model_text(kSmallModel, "small"), GraphOptions{Device::cpu, 8, slots});
+  auto g =
+      Graph::build(parse_model_text(kSmallModel, "small"), GraphOptions{Device::cpu, 8, slots});
   g->init_params(seed);
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> d(-1, 1);
@@ -54,10 +55,10 @@ TrainState some_state(uint64_t seed) {
 std::vector<float> values(const Graph& g, int slot = -1) {
   std::vector<float> out;
   const float* base = slot < 0 ? g.params() : g.optimizer_state(slot);
-  for (auto& p : g.param_infos()) out.insert(out.end(), base + p.offset, base + p.offset + p.shape.numel());
+  for (auto& p : g.param_infos())
+    out.insert(out.end(), base + p.offset, base + p.offset + p.shape.numel());
   return out;
 }
-
 
 }  // namespace
 
@@ -209,8 +210,9 @@ TEST(Checkpoint, CorruptFilesGiveOneLineErrors) {
   expect(write("text.safetensors", "hello, I am not a checkpoint at all"), "header length");
   expect(d.str("missing.safetensors"), "cannot open");
   // A checkpoint of another model.
-  auto other = Graph::build(parse_model_text("conv filters=5 size=3\nflatten\ndense units=10\n", "o"),
-                            GraphOptions{Device::cpu, 2, 2});
+  auto other =
+      Graph::build(parse_model_text("conv filters=5 size=3\nflatten\ndense units=10\n", "o"),
+                   GraphOptions{Device::cpu, 2, 2});
   const Checkpoint c = load_checkpoint(good);
   const std::string msg = error_of([&] { restore_graph(c, good, *other, true); });
   EXPECT_NE(msg.find("does not match the model"), std::string::npos) << msg;

@@ -36,8 +36,8 @@ TEST(Cli, AbsurdValuesAreRejected) {
 TEST(Cli, MissingDataAndModelSayWhereTheyLooked) {
   TempDir d;
   expect_one_line_error("train --data " + d.str("nowhere"), "nowhere");
-  const CommandResult r = run_command("cd " + d.str() + " && CIFAR10_DIR= " +
-                                      std::string(CONVPOOL_BINARY) + " train --epochs 1");
+  const CommandResult r = run_command(
+      "cd " + d.str() + " && CIFAR10_DIR= " + std::string(CONVPOOL_BINARY) + " train --epochs 1");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("data/cifar-10-batches-bin"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("CIFAR10_DIR"), std::string::npos) << r.output;
@@ -66,7 +66,7 @@ TEST(Cli, TrainsOnSyntheticDataAndWritesMetrics) {
 TEST(Cli, PoolMethodsListsEveryMethod) {
   const CommandResult r = run_convpool("pool-methods");
   ASSERT_EQ(r.exit_code, 0);
-  for (const char* m : {"max", "avg", "min", "lp", "mixed", "stochastic", "avgtopk", "tmaxavg",
-                        "softpool"})
+  for (const char* m :
+       {"max", "avg", "min", "lp", "mixed", "stochastic", "avgtopk", "tmaxavg", "softpool"})
     EXPECT_NE(r.output.find(std::string("\n") + m + " "), std::string::npos) << m;
 }

@@ -12,8 +12,8 @@
 #include "convpool/checkpoint.h"
 #include "convpool/device.h"
 #include "convpool/optim.h"
-#include "cpu/loss.h"
 #include "convpool/trainer.h"
+#include "cpu/loss.h"
 #include "layer_harness.h"
 #include "test_helpers.h"
 #ifdef CONVPOOL_HAVE_CUDA
@@ -25,10 +25,10 @@ using namespace convpool::test;
 
 namespace {
 
-#define SKIP_WITHOUT_GPU()                                                                   \
-  do {                                                                                       \
-    if (!cuda_device_available())                                                            \
-      GTEST_SKIP() << "no usable CUDA device: " << cuda_device_report();                     \
+#define SKIP_WITHOUT_GPU()                                               \
+  do {                                                                   \
+    if (!cuda_device_available())                                        \
+      GTEST_SKIP() << "no usable CUDA device: " << cuda_device_report(); \
   } while (0)
 
 // Host vector <-> device buffer.
@@ -112,9 +112,11 @@ TEST_P(CudaLayerParity, ForwardAndBackwardMatchCpu) {
   gpu_ctx.device = Device::cuda;
   gpu_ctx.device_step = step.as<uint64_t>();
   const Shape in_n = h.in.with_batch(c.batch), out_n = h.out.with_batch(c.batch);
-  layer->forward(gpu_ctx, {x.as<float>(), in_n, Device::cuda}, {y.as<float>(), out_n, Device::cuda});
-  layer->backward(gpu_ctx, {x.as<float>(), in_n, Device::cuda}, {y.as<float>(), out_n, Device::cuda},
-                  {dy.as<float>(), out_n, Device::cuda}, {dx.as<float>(), in_n, Device::cuda});
+  layer->forward(gpu_ctx, {x.as<float>(), in_n, Device::cuda},
+                 {y.as<float>(), out_n, Device::cuda});
+  layer->backward(gpu_ctx, {x.as<float>(), in_n, Device::cuda},
+                  {y.as<float>(), out_n, Device::cuda}, {dy.as<float>(), out_n, Device::cuda},
+                  {dx.as<float>(), in_n, Device::cuda});
   expect_close(to_host(y, h.y.size()), h.y, 1e-5, "y");
   expect_close(to_host(dx, h.dx.size()), h.dx, 1e-5, "dx");
   if (!h.grads.empty()) expect_close(to_host(grads, h.grads.size()), h.grads, 1e-5, "grads");
@@ -216,7 +218,6 @@ TEST(CudaParity, OptimizersMatchCpu) {
 }
 
 }  // namespace
-
 
 namespace {
 

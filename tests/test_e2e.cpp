@@ -19,8 +19,9 @@ TEST(EndToEnd, TwoThousandImagesOneEpochOnCpuLearns) {
   cfg.epochs = 1;
   cfg.seed = 42;
   cfg.quiet = true;
-  auto g = Graph::build(load_model_file(std::string(CONVPOOL_SOURCE_DIR) + "/models/keras_cifar10.cfg"),
-                        GraphOptions{Device::cpu, cfg.batch, 2});
+  auto g =
+      Graph::build(load_model_file(std::string(CONVPOOL_SOURCE_DIR) + "/models/keras_cifar10.cfg"),
+                   GraphOptions{Device::cpu, cfg.batch, 2});
   g->init_params(cfg.seed);
   Trainer t(*g, cfg);
   const EvalResult before = t.evaluate(test);
@@ -31,5 +32,5 @@ TEST(EndToEnd, TwoThousandImagesOneEpochOnCpuLearns) {
   EXPECT_NEAR(before.loss, std::log(10.0), 0.15);  // Glorot init starts near uniform
   EXPECT_LT(after.loss, before.loss - 0.1);
   EXPECT_GT(after.accuracy, 0.18);  // chance is 0.10; 0.18 is 8 standard errors above it
-  EXPECT_EQ(t.state().step, 63u);         // 2000 / 32 rounded up: the partial batch is kept
+  EXPECT_EQ(t.state().step, 63u);   // 2000 / 32 rounded up: the partial batch is kept
 }

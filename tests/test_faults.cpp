@@ -19,7 +19,8 @@ using namespace convpool;
 using namespace convpool::test;
 
 namespace {
-const char* kModel = "conv filters=4 size=3 stride=2\nrelu\npool max size=2\nflatten\ndense units=10\n";
+const char* kModel =
+    "conv filters=4 size=3 stride=2\nrelu\npool max size=2\nflatten\ndense units=10\n";
 
 struct Fixture {
   TempDir d;
@@ -129,7 +130,8 @@ TEST(CliFaults, UnwritableRunDirectoryAndBadCheckpoints) {
   EXPECT_NE(r.output.find("cannot write"), std::string::npos) << r.output;
 
   std::ofstream(f.d.str("junk.safetensors")) << "definitely not a checkpoint";
-  r = run_convpool("eval --checkpoint " + f.d.str("junk.safetensors") + " --data " + f.d.str("data"));
+  r = run_convpool("eval --checkpoint " + f.d.str("junk.safetensors") + " --data " +
+                   f.d.str("data"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("junk.safetensors"), std::string::npos) << r.output;
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
@@ -148,8 +150,10 @@ TEST(CliFaults, UnwritableRunDirectoryAndBadCheckpoints) {
 
 TEST(CliCheckpoints, KeepBoundsTheStepHistoryAndBestFollowsTestAccuracy) {
   Fixture f;  // 100 training images: 25 steps of 4 per epoch
-  const auto r = run_convpool("train --device cpu --quiet --epochs 2 --batch 4 --save-every 5 "
-                              "--keep 3 --data " + f.d.str("data") + " --out " + f.d.str("run"));
+  const auto r = run_convpool(
+      "train --device cpu --quiet --epochs 2 --batch 4 --save-every 5 "
+      "--keep 3 --data " +
+      f.d.str("data") + " --out " + f.d.str("run"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::vector<std::string> history;
   for (auto& e : std::filesystem::directory_iterator(f.d.str("run")))

@@ -44,8 +44,8 @@ void write_cifar_dir(const std::string& dir, int per_batch, uint64_t seed) {
     write_cifar_file(dir + "/data_batch_" + std::to_string(b) + ".bin", per_batch, seed + b);
   write_cifar_file(dir + "/test_batch.bin", per_batch, seed + 99);
   std::ofstream meta(dir + "/batches.meta.txt");
-  for (const char* n : {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                        "ship", "truck"})
+  for (const char* n :
+       {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"})
     meta << n << "\n";
 }
 

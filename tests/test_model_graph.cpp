@@ -49,7 +49,8 @@ TEST(Graph, GlorotInitIsBoundedAndBiasesAreZero) {
     if (p.name.ends_with(".bias")) {
       EXPECT_EQ(maxabs, 0.0) << p.name;
     } else {
-      const int fan_in = p.shape.c * p.shape.h * p.shape.w, fan_out = p.shape.n * p.shape.h * p.shape.w;
+      const int fan_in = p.shape.c * p.shape.h * p.shape.w,
+                fan_out = p.shape.n * p.shape.h * p.shape.w;
       const double limit = std::sqrt(6.0 / (fan_in + fan_out));
       EXPECT_LE(maxabs, limit) << p.name;
       // Uniform on [-l, l] has variance l^2/3.
@@ -105,8 +106,9 @@ TEST(Graph, ForwardBackwardOfTheWholeNetworkMatchesFiniteDifferences) {
 }
 
 TEST(Graph, PoolingAsTheFirstLayerTrains) {
-  auto g = Graph::build(parse_model_text("pool mixed learned=1 size=2\nflatten\ndense units=10\n", "m"),
-                        GraphOptions{Device::cpu, 2, 0});
+  auto g =
+      Graph::build(parse_model_text("pool mixed learned=1 size=2\nflatten\ndense units=10\n", "m"),
+                   GraphOptions{Device::cpu, 2, 0});
   g->init_params(fresh_seed());
   std::mt19937_64 rng(fresh_seed());
   std::vector<float> x(g->input(2).numel()), r(g->output(2).numel());
@@ -126,11 +128,13 @@ TEST(ModelFile, ErrorsNameFileLineAndSuggest) {
             "m.cfg:2: unknown layer type 'convv' (did you mean 'conv'?)");
   EXPECT_EQ(build_error("conv filters=4 sise=3\n"),
             "m.cfg:1: conv 'conv1': unknown argument 'sise' (did you mean 'size'?)");
-  EXPECT_EQ(build_error("conv filters=four\n"), "m.cfg:1: conv 'conv1': filters=four is not an integer");
+  EXPECT_EQ(build_error("conv filters=four\n"),
+            "m.cfg:1: conv 'conv1': filters=four is not an integer");
   EXPECT_NE(build_error("input channels=3 height=4 width=4\npool max size=5\n")
                 .find("m.cfg:2: pool 'pool1': window 5x5 is larger than its input 1x3x4x4"),
             std::string::npos);
-  EXPECT_NE(build_error("conv filters=2 size=3\ndense units=3\n").find("m.cfg:2:"), std::string::npos);
+  EXPECT_NE(build_error("conv filters=2 size=3\ndense units=3\n").find("m.cfg:2:"),
+            std::string::npos);
   EXPECT_NE(build_error("conv name=a filters=2\nconv name=a filters=2\n").find("used twice"),
             std::string::npos);
   EXPECT_NE(build_error("# only a comment\n").find("no layers"), std::string::npos);
@@ -149,7 +153,8 @@ TEST(ModelFile, MissingFileIsOneLineError) {
 }
 
 TEST(PoolOverride, ReplacesMethodAndKeepsGeometry) {
-  ModelSpec m = parse_model_text("pool max size=3 stride=2\nrelu\npool avg size=2 include_pad=0\n", "m");
+  ModelSpec m =
+      parse_model_text("pool max size=3 stride=2\nrelu\npool avg size=2 include_pad=0\n", "m");
   apply_pool_override(m, "avgtopk:k=3");
   EXPECT_EQ(m.layers[0].positional, std::vector<std::string>{"avgtopk"});
   EXPECT_EQ(m.layers[0].args.size(), 3u);  // size, stride, k

@@ -168,9 +168,12 @@ TEST(PoolIdentities, MixedDrawsLambdaZeroOrOnePerStep) {
   int saw_max = 0, saw_avg = 0;
   for (uint64_t step = 1; step <= 40; ++step) {
     const auto m = run("pool mixed", x, in, true, step);
-    if (m == mx) ++saw_max;
-    else if (m == av) ++saw_avg;
-    else ADD_FAILURE() << "step " << step << " is neither max nor avg";
+    if (m == mx)
+      ++saw_max;
+    else if (m == av)
+      ++saw_avg;
+    else
+      ADD_FAILURE() << "step " << step << " is neither max nor avg";
   }
   EXPECT_GT(saw_max, 5);  // a fair coin over 40 steps
   EXPECT_GT(saw_avg, 5);

@@ -67,8 +67,8 @@ int run(const EvalOptions& o) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf("checkpoint %s (epoch %d, step %llu) on %s\n", o.checkpoint.c_str(),
-              ckpt.state.epoch, (unsigned long long)ckpt.state.step, device_name(device));
+  std::printf("checkpoint %s (epoch %d, step %llu) on %s\n", o.checkpoint.c_str(), ckpt.state.epoch,
+              (unsigned long long)ckpt.state.step, device_name(device));
   std::printf("test accuracy %.4f  loss %.4f  (%zu images from %s)\n\n", r.accuracy, r.loss,
               test.size(), dir.c_str());
   std::printf("%-12s %8s %7s\n", "class", "accuracy", "images");
@@ -92,12 +92,15 @@ Runner add_eval_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("eval", "evaluate a checkpoint on the CIFAR-10 test set");
   cmd->add_option("--checkpoint", o->checkpoint, "a .safetensors checkpoint from train")
       ->required();
-  cmd->add_option("--data", o->data, "CIFAR-10 binary directory (default: $CIFAR10_DIR, then "
-                                     "data/cifar-10-batches-bin)");
+  cmd->add_option("--data", o->data,
+                  "CIFAR-10 binary directory (default: $CIFAR10_DIR, then "
+                  "data/cifar-10-batches-bin)");
   cmd->add_option("--device", o->device, "auto, cpu or cuda")
-      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cmd->add_option("--batch", o->batch, "evaluation batch size")
-      ->capture_default_str()->check(CLI::Range(1, 65536));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
   cmd->add_option("--threads", o->threads, "CPU threads")->check(CLI::Range(1, 1024));
   cmd->add_option("--limit-test", o->limit_test, "use only the first N test images");
   cmd->add_flag("--json", o->json, "machine-readable output");

@@ -76,8 +76,8 @@ int run(TrainOptions& o, const CLI::App& cmd) {
   Dataset test = load_cifar10(dir, "test", o.limit_test);
   if (!o.cfg.quiet) {
     std::printf("convpool train: %s on %s, %zu train / %zu test images from %s\n",
-                ckpt ? o.resume.c_str() : o.model.c_str(), device_name(o.cfg.device),
-                train.size(), test.size(), dir.c_str());
+                ckpt ? o.resume.c_str() : o.model.c_str(), device_name(o.cfg.device), train.size(),
+                test.size(), dir.c_str());
     if (o.cfg.device == Device::cuda) std::printf("device: %s\n", cuda_device_report().c_str());
     std::printf("%s\n", graph->summary().c_str());
     std::printf("threads %d, batch %d, %s lr %g, seed %llu, run directory %s\n",
@@ -102,34 +102,44 @@ int run(TrainOptions& o, const CLI::App& cmd) {
 Runner add_train_command(CLI::App& app) {
   auto o = std::make_shared<TrainOptions>();
   CLI::App* cmd = app.add_subcommand("train", "train a model on CIFAR-10");
-  cmd->add_option("--data", o->data, "CIFAR-10 binary directory (default: $CIFAR10_DIR, then "
-                                     "data/cifar-10-batches-bin)");
+  cmd->add_option("--data", o->data,
+                  "CIFAR-10 binary directory (default: $CIFAR10_DIR, then "
+                  "data/cifar-10-batches-bin)");
   cmd->add_option("--model", o->model, "model file")->capture_default_str();
   cmd->add_option("--epochs", o->cfg.epochs, "total epochs to train (also when resuming)")
-      ->capture_default_str()->check(CLI::Range(1, 100000));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
   cmd->add_option("--batch", o->cfg.batch, "batch size")
-      ->capture_default_str()->check(CLI::Range(1, 65536));
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
   cmd->add_option("--optimizer", o->cfg.optimizer.kind, "adam or sgd")
-      ->capture_default_str()->check(CLI::IsMember({"adam", "sgd"}));
+      ->capture_default_str()
+      ->check(CLI::IsMember({"adam", "sgd"}));
   cmd->add_option("--lr", o->cfg.optimizer.lr, "learning rate")
-      ->capture_default_str()->check(CLI::Range(1e-12, 10.0));
+      ->capture_default_str()
+      ->check(CLI::Range(1e-12, 10.0));
   cmd->add_option("--momentum", o->cfg.optimizer.momentum, "SGD momentum")
-      ->capture_default_str()->check(CLI::Range(0.0, 0.999999));
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.999999));
   cmd->add_flag("--nesterov", o->cfg.optimizer.nesterov, "SGD with Nesterov momentum");
   cmd->add_option("--weight-decay", o->cfg.optimizer.weight_decay, "L2 weight decay")
-      ->capture_default_str()->check(CLI::Range(0.0, 0.999999));
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.999999));
   cmd->add_option("--seed", o->cfg.seed, "seed for initialisation, shuffling and pooling draws")
       ->capture_default_str();
   cmd->add_option("--device", o->device, "auto, cpu or cuda")
-      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--limit-train", o->limit_train, "use only the first N training images");
   cmd->add_option("--limit-test", o->limit_test, "use only the first N test images");
-  cmd->add_option("--pool", o->pool, "override every pooling layer: METHOD[:key=value,...], "
-                                     "e.g. avgtopk:k=3 (see `convpool pool-methods`)");
-  cmd->add_option("--out", o->out, "run directory (default: runs/<model>-<time>; with --resume, "
-                                   "the checkpoint's directory)");
+  cmd->add_option("--pool", o->pool,
+                  "override every pooling layer: METHOD[:key=value,...], "
+                  "e.g. avgtopk:k=3 (see `convpool pool-methods`)");
+  cmd->add_option("--out", o->out,
+                  "run directory (default: runs/<model>-<time>; with --resume, "
+                  "the checkpoint's directory)");
   cmd->add_option("--resume", o->resume, "continue exactly from a checkpoint");
   cmd->add_option("--save-every", o->cfg.save_every, "also save last.safetensors every N steps")
       ->check(CLI::Range(uint64_t(1), uint64_t(1) << 40));
@@ -137,17 +147,19 @@ Runner add_train_command(CLI::App& app) {
       ->check(CLI::Range(0, 100000));
   cmd->add_option("--nan-policy", o->cfg.nan_policy,
                   "on a non-finite loss or gradient: stop, or skip that batch's update")
-      ->capture_default_str()->check(CLI::IsMember({"stop", "skip"}));
+      ->capture_default_str()
+      ->check(CLI::IsMember({"stop", "skip"}));
   cmd->add_flag("--quiet", o->cfg.quiet, "print only errors");
   cmd->add_flag("--deterministic", o->deterministic,
                 "bit-reproducible runs: always true on the CPU for a fixed --threads; "
                 "not yet available on CUDA (refused there)");
   cmd->add_flag("--no-graph", o->no_graph,
                 "CUDA: launch every kernel eagerly instead of replaying a captured CUDA Graph");
-  cmd->footer("Examples:\n"
-              "  convpool train --data data/cifar-10-batches-bin --epochs 10 --device cpu\n"
-              "  convpool train --pool mixed --save-every 500 --keep 3\n"
-              "  convpool train --resume runs/NAME/last.safetensors --epochs 20");
+  cmd->footer(
+      "Examples:\n"
+      "  convpool train --data data/cifar-10-batches-bin --epochs 10 --device cpu\n"
+      "  convpool train --pool mixed --save-every 500 --keep 3\n"
+      "  convpool train --resume runs/NAME/last.safetensors --epochs 20");
   return [o, cmd] { return run(*o, *cmd); };
 }
 

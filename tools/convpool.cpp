@@ -9,12 +9,11 @@
 
 #include "../src/cpu/gemm.h"
 #include "cli_common.h"
-#include "convpool/trainer.h"
 #include "convpool/device.h"
 #include "convpool/error.h"
 #include "convpool/model.h"
 #include "convpool/pooling.h"
-
+#include "convpool/trainer.h"
 
 namespace convpool::cli {
 
@@ -70,9 +69,10 @@ int run_pool_methods() {
   for (auto& m : convpool::pool_methods())
     std::printf("%-11s %-22s %s\n", m.name.c_str(), m.params.empty() ? "-" : m.params.c_str(),
                 m.definition.c_str());
-  std::printf("\nEvery method takes size=N stride=N pad=N, or the word 'global' for the whole "
-              "plane.\nExamples: `pool avgtopk k=3 size=2` in a model file; "
-              "`convpool train --pool avgtopk:k=3`.\n");
+  std::printf(
+      "\nEvery method takes size=N stride=N pad=N, or the word 'global' for the whole "
+      "plane.\nExamples: `pool avgtopk k=3 size=2` in a model file; "
+      "`convpool train --pool avgtopk:k=3`.\n");
   return 0;
 }
 }  // namespace

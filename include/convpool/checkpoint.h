@@ -16,10 +16,10 @@ constexpr int kCheckpointVersion = 1;
 // Where a run stands. Randomness is counter-based (Philox keyed by seed, counted by step and
 // epoch), so seed + epoch + step is the whole RNG state.
 struct TrainState {
-  int epoch = 0;              // epochs fully completed
-  uint64_t step = 0;          // optimizer steps taken
-  uint64_t epoch_batches = 0; // batches done in the current (unfinished) epoch
-  double epoch_loss_sum = 0;  // running sums of the unfinished epoch
+  int epoch = 0;               // epochs fully completed
+  uint64_t step = 0;           // optimizer steps taken
+  uint64_t epoch_batches = 0;  // batches done in the current (unfinished) epoch
+  double epoch_loss_sum = 0;   // running sums of the unfinished epoch
   uint64_t epoch_correct = 0;
   double best_accuracy = -1;
   uint64_t seed = 1;

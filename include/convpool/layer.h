@@ -66,8 +66,7 @@ class Layer {
   virtual double forward_flops() const { return 0; }
 
   // Called once by the graph after allocation.
-  void bind(std::vector<Tensor> params, std::vector<Tensor> grads, float* state,
-            float* workspace) {
+  void bind(std::vector<Tensor> params, std::vector<Tensor> grads, float* state, float* workspace) {
     params_ = std::move(params);
     grads_ = std::move(grads);
     state_ = state;
@@ -77,8 +76,8 @@ class Layer {
   // y = f(x). x and y carry the actual batch size (which may be below the built batch).
   virtual void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) = 0;
   // Given x, y and dy, writes parameter gradients (overwriting) and, if dx.data, dx.
-  virtual void backward(const StepContext& ctx, const Tensor& x, const Tensor& y,
-                        const Tensor& dy, const Tensor& dx) = 0;
+  virtual void backward(const StepContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy,
+                        const Tensor& dx) = 0;
 
  protected:
   [[noreturn]] void fail(const std::string& msg) const;  // "where: layer NAME: msg"

@@ -22,11 +22,11 @@ struct TrainConfig {
   uint64_t seed = 1;
   Device device = Device::cpu;
   OptimizerConfig optimizer;
-  std::string out_dir;        // metrics.csv and checkpoints go here; empty: nothing written
-  std::string model_text;     // saved in checkpoints
-  std::string pool_override;  // saved in checkpoints
-  uint64_t save_every = 0;    // also save last.safetensors every N steps (0: per epoch only)
-  int keep = 0;               // keep the N newest step-NNN.safetensors history files
+  std::string out_dir;              // metrics.csv and checkpoints go here; empty: nothing written
+  std::string model_text;           // saved in checkpoints
+  std::string pool_override;        // saved in checkpoints
+  uint64_t save_every = 0;          // also save last.safetensors every N steps (0: per epoch only)
+  int keep = 0;                     // keep the N newest step-NNN.safetensors history files
   std::string nan_policy = "stop";  // "stop" or "skip" (skip the update of that batch; CPU)
   bool cuda_graph = true;           // CUDA: replay full batches as a captured CUDA Graph
   bool quiet = false;
@@ -37,8 +37,8 @@ struct EpochMetrics {
   double loss = 0, accuracy = 0;            // running means over the epoch's training batches
   double test_loss = 0, test_accuracy = 0;  // over the whole test set, evaluation mode
   double seconds = 0, images_per_second = 0;
-  uint64_t skipped_batches = 0;             // non-finite batches skipped (nan_policy skip)
-  double data_wait_seconds = 0;             // CUDA: host time waiting for a free staging slot
+  uint64_t skipped_batches = 0;  // non-finite batches skipped (nan_policy skip)
+  double data_wait_seconds = 0;  // CUDA: host time waiting for a free staging slot
 };
 
 struct EvalResult {

@@ -27,9 +27,10 @@ std::vector<std::string> state_prefixes(const OptimizerConfig& opt) {
 }
 
 nlohmann::json optimizer_json(const OptimizerConfig& o) {
-  return {{"kind", o.kind}, {"lr", o.lr}, {"beta1", o.beta1}, {"beta2", o.beta2},
-          {"eps", o.eps}, {"momentum", o.momentum}, {"nesterov", o.nesterov},
-          {"weight_decay", o.weight_decay}};
+  return {{"kind", o.kind},         {"lr", o.lr},
+          {"beta1", o.beta1},       {"beta2", o.beta2},
+          {"eps", o.eps},           {"momentum", o.momentum},
+          {"nesterov", o.nesterov}, {"weight_decay", o.weight_decay}};
 }
 
 }  // namespace
@@ -78,7 +79,8 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path) 
   const auto& m = c.file.metadata;
   auto need = [&](const std::string& key) -> const std::string& {
     auto it = m.find(key);
-    if (it == m.end()) CP_USER_ERROR(path << ": not a convpool checkpoint (no '" << key << "' metadata)");
+    if (it == m.end())
+      CP_USER_ERROR(path << ": not a convpool checkpoint (no '" << key << "' metadata)");
     return it->second;
   };
   if (need("format") != "convpool") CP_USER_ERROR(path << ": not a convpool checkpoint");

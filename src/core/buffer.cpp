@@ -14,8 +14,9 @@ namespace convpool {
 #ifndef CONVPOOL_HAVE_CUDA
 namespace {
 [[noreturn]] void no_cuda() {
-  CP_USER_ERROR("this convpool binary was built without CUDA; rebuild on a machine with the "
-                "CUDA toolkit, cuDNN and cuBLAS, or use --device cpu");
+  CP_USER_ERROR(
+      "this convpool binary was built without CUDA; rebuild on a machine with the "
+      "CUDA toolkit, cuDNN and cuBLAS, or use --device cpu");
 }
 }  // namespace
 #endif
@@ -57,7 +58,8 @@ void Buffer::release() noexcept {
 Buffer::~Buffer() { release(); }
 
 Buffer::Buffer(Buffer&& o) noexcept
-    : ptr_(std::exchange(o.ptr_, nullptr)), bytes_(std::exchange(o.bytes_, 0)),
+    : ptr_(std::exchange(o.ptr_, nullptr)),
+      bytes_(std::exchange(o.bytes_, 0)),
       device_(o.device_) {}
 
 Buffer& Buffer::operator=(Buffer&& o) noexcept {

@@ -16,8 +16,9 @@ namespace convpool {
 bool cuda_built() { return false; }
 bool cuda_device_available() { return false; }
 void require_cuda_device() {
-  CP_USER_ERROR("this convpool binary was built without CUDA (configure found no nvcc, cuDNN "
-                "or cuBLAS); rebuild where they are installed, or use --device cpu");
+  CP_USER_ERROR(
+      "this convpool binary was built without CUDA (configure found no nvcc, cuDNN "
+      "or cuBLAS); rebuild where they are installed, or use --device cpu");
 }
 std::string cuda_device_report() { return "CUDA backend not built"; }
 

@@ -1,9 +1,9 @@
 #include "conv.h"
 
-#include "gemm.h"
-
 #include <algorithm>
 #include <cstring>
+
+#include "gemm.h"
 
 namespace convpool::cpu {
 
@@ -19,9 +19,7 @@ namespace {
 // First output column whose input column ow*S - P + kw is >= 0, given lo = P - kw.
 inline int valid_begin(int lo, int S) { return lo <= 0 ? 0 : (lo + S - 1) / S; }
 // One past the last output column whose input column is < W, given hi = W + P - kw.
-inline int valid_end(int hi, int S, int OW) {
-  return hi <= 0 ? 0 : std::min(OW, (hi - 1) / S + 1);
-}
+inline int valid_end(int hi, int S, int OW) { return hi <= 0 ? 0 : std::min(OW, (hi - 1) / S + 1); }
 
 // col[k][i*P + p] = x_i[c][oh*SH - PH + kh][ow*SW - PW + kw], zero outside the image.
 void im2col(const ConvGeom& g, int n, const float* x, float* col) {

@@ -1,8 +1,8 @@
 #include "dense.h"
 
-#include "gemm.h"
-
 #include <cblas.h>
+
+#include "gemm.h"
 
 namespace convpool::cpu {
 
@@ -10,8 +10,7 @@ void dense_forward(int n, int in, int out, const float* x, const float* w, const
                    float* y) {
   for (int i = 0; i < n; ++i)
     for (int o = 0; o < out; ++o) y[i * out + o] = b[o];
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.f, x, in, w, in, 1.f, y,
-              out);
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.f, x, in, w, in, 1.f, y, out);
 }
 
 void dense_backward(int n, int in, int out, const float* x, const float* w, const float* dy,
@@ -25,8 +24,8 @@ void dense_backward(int n, int in, int out, const float* x, const float* w, cons
   sgemm_split_n(true, out, in, n, dy, out, x, in, dw, in);
   // dx[N x IN] = dy[N x OUT] * W[OUT x IN]
   if (dx)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.f, dy, out, w, in, 0.f,
-                dx, in);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, in, out, 1.f, dy, out, w, in, 0.f, dx,
+                in);
 }
 
 }  // namespace convpool::cpu

@@ -26,13 +26,13 @@ void sgemm_split_n(bool trans_a, int M, int N, int K, const float* A, int lda, c
     int n0, n1;
     share(N, omp_get_thread_num(), omp_get_num_threads(), n0, n1);
     if (n1 > n0)
-      cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, M, n1 - n0,
-                  K, 1.f, A, lda, B + n0, ldb, 0.f, C + n0, ldc);
+      cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, CblasNoTrans, M, n1 - n0, K,
+                  1.f, A, lda, B + n0, ldb, 0.f, C + n0, ldc);
   }
 }
 
-void sgemm_split_k(int M, int N, int K, const float* A, int lda, const float* B, int ldb,
-                   float* C, int ldc) {
+void sgemm_split_k(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C,
+                   int ldc) {
   const int T = omp_get_max_threads();
   // Partial products of threads 1..T-1; thread 0 writes C directly.
   static thread_local std::vector<float> partial;
@@ -46,8 +46,8 @@ void sgemm_split_k(int M, int N, int K, const float* A, int lda, const float* B,
     float* out = t == 0 ? C : partial_base + size_t(t - 1) * M * N;
     const int ld = t == 0 ? ldc : N;
     if (k1 > k0) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, k1 - k0, 1.f, A + k0, lda,
-                  B + k0, ldb, 0.f, out, ld);
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, k1 - k0, 1.f, A + k0, lda, B + k0,
+                  ldb, 0.f, out, ld);
     } else {
       for (int i = 0; i < M; ++i) std::fill(out + size_t(i) * ld, out + size_t(i) * ld + N, 0.f);
     }

@@ -11,8 +11,8 @@ void sgemm_split_n(bool trans_a, int M, int N, int K, const float* A, int lda, c
 // C[M x N] = A[M x K] * op(B)^T with B given as [N x K] when trans_b; the K (reduction) range
 // is split across threads and the partial products are added in thread order, so the result
 // is deterministic for a given thread count.
-void sgemm_split_k(int M, int N, int K, const float* A, int lda, const float* B, int ldb,
-                   float* C, int ldc);
+void sgemm_split_k(int M, int N, int K, const float* A, int lda, const float* B, int ldb, float* C,
+                   int ldc);
 // Makes OpenBLAS single-threaded; called once at startup and by --threads.
 void blas_single_threaded();
 

@@ -70,8 +70,8 @@ void backward_impl(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& 
             for (int i = 0; i < cnt; ++i) dxp[src[i]] += gr[i];
           }
           if (dlambda)
-            lambda_part[pl] += double(dy[oi]) * (v[pool_argmax(v.data(), cnt)] -
-                                                 pool_mean(v.data(), cnt, divisor));
+            lambda_part[pl] += double(dy[oi]) *
+                               (v[pool_argmax(v.data(), cnt)] - pool_mean(v.data(), cnt, divisor));
         }
     }
   }
@@ -86,27 +86,40 @@ void backward_impl(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& 
 template <template <PoolMethod> class F, class... Args>
 void dispatch(PoolMethod m, Args&&... args) {
   switch (m) {
-    case PoolMethod::max: return F<PoolMethod::max>::run(args...);
-    case PoolMethod::avg: return F<PoolMethod::avg>::run(args...);
-    case PoolMethod::min: return F<PoolMethod::min>::run(args...);
-    case PoolMethod::lp: return F<PoolMethod::lp>::run(args...);
-    case PoolMethod::mixed: return F<PoolMethod::mixed>::run(args...);
-    case PoolMethod::stochastic: return F<PoolMethod::stochastic>::run(args...);
-    case PoolMethod::avgtopk: return F<PoolMethod::avgtopk>::run(args...);
-    case PoolMethod::tmaxavg: return F<PoolMethod::tmaxavg>::run(args...);
-    case PoolMethod::softpool: return F<PoolMethod::softpool>::run(args...);
+    case PoolMethod::max:
+      return F<PoolMethod::max>::run(args...);
+    case PoolMethod::avg:
+      return F<PoolMethod::avg>::run(args...);
+    case PoolMethod::min:
+      return F<PoolMethod::min>::run(args...);
+    case PoolMethod::lp:
+      return F<PoolMethod::lp>::run(args...);
+    case PoolMethod::mixed:
+      return F<PoolMethod::mixed>::run(args...);
+    case PoolMethod::stochastic:
+      return F<PoolMethod::stochastic>::run(args...);
+    case PoolMethod::avgtopk:
+      return F<PoolMethod::avgtopk>::run(args...);
+    case PoolMethod::tmaxavg:
+      return F<PoolMethod::tmaxavg>::run(args...);
+    case PoolMethod::softpool:
+      return F<PoolMethod::softpool>::run(args...);
   }
 }
 
 template <PoolMethod M>
 struct Forward {
   template <class... A>
-  static void run(A&&... a) { forward_impl<M>(a...); }
+  static void run(A&&... a) {
+    forward_impl<M>(a...);
+  }
 };
 template <PoolMethod M>
 struct Backward {
   template <class... A>
-  static void run(A&&... a) { backward_impl<M>(a...); }
+  static void run(A&&... a) {
+    backward_impl<M>(a...);
+  }
 };
 
 // Max pooling, the common case, without the generic gather: same result and tie/NaN rules

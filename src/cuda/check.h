@@ -5,41 +5,41 @@
 
 #include "convpool/error.h"
 
-#define CP_CUDA_CHECK(call)                                                              \
-  do {                                                                                   \
-    cudaError_t cp_err_ = (call);                                                        \
-    if (cp_err_ != cudaSuccess)                                                          \
-      CP_FAIL("CUDA call `" #call "` failed: " << cudaGetErrorName(cp_err_) << ": "      \
-                                               << cudaGetErrorString(cp_err_));          \
+#define CP_CUDA_CHECK(call)                                                         \
+  do {                                                                              \
+    cudaError_t cp_err_ = (call);                                                   \
+    if (cp_err_ != cudaSuccess)                                                     \
+      CP_FAIL("CUDA call `" #call "` failed: " << cudaGetErrorName(cp_err_) << ": " \
+                                               << cudaGetErrorString(cp_err_));     \
   } while (0)
 
 // After a kernel launch: reports launch-configuration errors without synchronising.
-#define CP_CUDA_CHECK_LAUNCH(kernel_name)                                                \
-  do {                                                                                   \
-    cudaError_t cp_err_ = cudaPeekAtLastError();                                         \
-    if (cp_err_ != cudaSuccess)                                                          \
+#define CP_CUDA_CHECK_LAUNCH(kernel_name)                                                    \
+  do {                                                                                       \
+    cudaError_t cp_err_ = cudaPeekAtLastError();                                             \
+    if (cp_err_ != cudaSuccess)                                                              \
       CP_FAIL("kernel " << kernel_name << " failed to launch: " << cudaGetErrorName(cp_err_) \
-                        << ": " << cudaGetErrorString(cp_err_));                         \
+                        << ": " << cudaGetErrorString(cp_err_));                             \
   } while (0)
 
 #ifdef CONVPOOL_CHECK_CUDNN
 #include <cudnn.h>
-#define CP_CUDNN_CHECK(call)                                                             \
-  do {                                                                                   \
-    cudnnStatus_t cp_st_ = (call);                                                       \
-    if (cp_st_ != CUDNN_STATUS_SUCCESS)                                                  \
-      CP_FAIL("cuDNN call `" #call "` failed: " << cudnnGetErrorString(cp_st_));         \
+#define CP_CUDNN_CHECK(call)                                                     \
+  do {                                                                           \
+    cudnnStatus_t cp_st_ = (call);                                               \
+    if (cp_st_ != CUDNN_STATUS_SUCCESS)                                          \
+      CP_FAIL("cuDNN call `" #call "` failed: " << cudnnGetErrorString(cp_st_)); \
   } while (0)
 #endif
 
 #ifdef CONVPOOL_CHECK_CUBLAS
 #include <cublas_v2.h>
-#define CP_CUBLAS_CHECK(call)                                                            \
-  do {                                                                                   \
-    cublasStatus_t cp_st_ = (call);                                                      \
-    if (cp_st_ != CUBLAS_STATUS_SUCCESS)                                                 \
-      CP_FAIL("cuBLAS call `" #call "` failed: " << cublasGetStatusName(cp_st_) << ": "  \
-                                                 << cublasGetStatusString(cp_st_));      \
+#define CP_CUBLAS_CHECK(call)                                                           \
+  do {                                                                                  \
+    cublasStatus_t cp_st_ = (call);                                                     \
+    if (cp_st_ != CUBLAS_STATUS_SUCCESS)                                                \
+      CP_FAIL("cuBLAS call `" #call "` failed: " << cublasGetStatusName(cp_st_) << ": " \
+                                                 << cublasGetStatusString(cp_st_));     \
   } while (0)
 #endif
 

@@ -79,7 +79,8 @@ class ConvPlan {
     b.x = std::make_unique<TensorDesc>(n, g_.C, g_.H, g_.W);
     b.y = std::make_unique<TensorDesc>(n, g_.OC, g_.OH, g_.OW);
     int on, oc, oh, ow;
-    CP_CUDNN_CHECK(cudnnGetConvolution2dForwardOutputDim(conv_, b.x->d, filter_, &on, &oc, &oh, &ow));
+    CP_CUDNN_CHECK(
+        cudnnGetConvolution2dForwardOutputDim(conv_, b.x->d, filter_, &on, &oc, &oh, &ow));
     CP_CHECK(on == n && oc == g_.OC && oh == g_.OH && ow == g_.OW,
              "cuDNN output shape " << on << "x" << oc << "x" << oh << "x" << ow
                                    << " differs from the graph's");

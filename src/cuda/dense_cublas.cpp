@@ -1,21 +1,22 @@
 // Dense layers through cuBLAS. cuBLAS is column-major: a row-major [R x C] matrix is a
 // column-major [C x R] one, so y = x W^T (row-major) is Y' = W'^T X' (column-major).
 #define CONVPOOL_CHECK_CUBLAS
+#include "dense_cublas.h"
+
 #include "check.h"
 #include "context.h"
-#include "dense_cublas.h"
 #include "ops.h"
 
 namespace convpool::cuda {
 
-void dense_forward(int n, int in, int out, const float* x, const float* w, const float* b,
-                   float* y, void* stream) {
+void dense_forward(int n, int in, int out, const float* x, const float* w, const float* b, float* y,
+                   void* stream) {
   const float one = 1.f, zero = 0.f;
   cublasHandle_t h = context().cublas();
   CP_CUBLAS_CHECK(cublasSetStream(h, as_stream(stream)));
   // Y'[out x n] = (W'[in x out])^T X'[in x n]
-  CP_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &one, w, in, x, in, &zero,
-                              y, out));
+  CP_CUBLAS_CHECK(
+      cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &one, w, in, x, in, &zero, y, out));
   bias_add(y, b, n, out, 1, stream);
 }
 
@@ -25,13 +26,13 @@ void dense_backward(int n, int in, int out, const float* x, const float* w, cons
   cublasHandle_t h = context().cublas();
   CP_CUBLAS_CHECK(cublasSetStream(h, as_stream(stream)));
   // dW'[in x out] = X'[in x n] (dY'[out x n])^T
-  CP_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, &one, x, in, dy, out,
-                              &zero, dw, in));
+  CP_CUBLAS_CHECK(
+      cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, &one, x, in, dy, out, &zero, dw, in));
   bias_grad(dy, db, n, out, 1, stream);
   // dX'[in x n] = W'[in x out] dY'[out x n]
   if (dx)
-    CP_CUBLAS_CHECK(cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, &one, w, in, dy, out,
-                                &zero, dx, in));
+    CP_CUBLAS_CHECK(
+        cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, in, n, out, &one, w, in, dy, out, &zero, dx, in));
 }
 
 }  // namespace convpool::cuda

@@ -45,15 +45,14 @@ void pool_forward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, u
 // dx (null: not wanted) is overwritten. dalpha (device, learned mixed only) receives the
 // gradient of alpha.
 void pool_backward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, uint32_t layer,
-                   const uint64_t* step, const float* alpha, int n, const float* x,
-                   const float* y, const float* dy, float* dx, float* dalpha, void* stream);
+                   const uint64_t* step, const float* alpha, int n, const float* x, const float* y,
+                   const float* dy, float* dx, float* dalpha, void* stream);
 
 // kernels/loss.cu: fused softmax cross-entropy. dlogits = (softmax - onehot) * grad_scale.
 // Adds the batch's summed loss and correct count to the device accumulators. If `scalars`
 // and `first_bad_step` are given, a non-finite loss lowers *first_bad_step to the step.
-void softmax_xent(int n, int classes, const float* logits, const uint8_t* labels,
-                  float* dlogits, float grad_scale, double* loss_sum,
-                  unsigned long long* correct, void* stream,
+void softmax_xent(int n, int classes, const float* logits, const uint8_t* labels, float* dlogits,
+                  float grad_scale, double* loss_sum, unsigned long long* correct, void* stream,
                   const StepScalars* scalars = nullptr,
                   unsigned long long* first_bad_step = nullptr);
 

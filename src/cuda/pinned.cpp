@@ -16,8 +16,9 @@ PinnedBuffer::PinnedBuffer(size_t bytes) {
   cudaGetLastError();  // clear the failed allocation's error
   static bool warned = false;
   if (!warned) {
-    std::fprintf(stderr, "convpool: warning: pinned host memory unavailable; using pageable "
-                         "memory (host-to-device copies will overlap less)\n");
+    std::fprintf(stderr,
+                 "convpool: warning: pinned host memory unavailable; using pageable "
+                 "memory (host-to-device copies will overlap less)\n");
     warned = true;
   }
   ptr_ = std::malloc(bytes);

@@ -62,8 +62,8 @@ struct TrainStepper::Impl {
 
   void reset_counters() {
     const Counters zero{0.0, 0, ~0ull};
-    CP_CUDA_CHECK(cudaMemcpyAsync(device_counters(), &zero, sizeof zero, cudaMemcpyHostToDevice,
-                                  stream()));
+    CP_CUDA_CHECK(
+        cudaMemcpyAsync(device_counters(), &zero, sizeof zero, cudaMemcpyHostToDevice, stream()));
     CP_CUDA_CHECK(cudaStreamSynchronize(stream()));  // `zero` lives on this stack frame
   }
 
@@ -185,7 +185,8 @@ void TrainStepper::eval_batch(const Dataset& ds, const uint32_t* idx, int n, flo
   ctx.device_step = &m.step_scalars()->step;
   m.graph.forward(ctx, n);
   CP_CUDA_CHECK(cudaMemcpyAsync(logits, m.graph.output(n).data,
-                                sizeof(float) * size_t(n) * kCifarClasses, cudaMemcpyDeviceToHost, s));
+                                sizeof(float) * size_t(n) * kCifarClasses, cudaMemcpyDeviceToHost,
+                                s));
   CP_CUDA_CHECK(cudaEventRecord(slot.free.get(), s));
   CP_CUDA_CHECK(cudaStreamSynchronize(s));
 }

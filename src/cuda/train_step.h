@@ -15,8 +15,8 @@ namespace convpool::cuda {
 struct EpochCounters {
   double loss_sum = 0;
   uint64_t correct = 0;
-  uint64_t first_bad_step = 0;  // 0: every loss was finite
-  double host_wait_seconds = 0; // time the host waited for a free staging slot
+  uint64_t first_bad_step = 0;   // 0: every loss was finite
+  double host_wait_seconds = 0;  // time the host waited for a free staging slot
 };
 
 class TrainStepper {

@@ -14,16 +14,15 @@ namespace convpool {
 
 namespace {
 bool is_file(const std::string& p) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 bool is_dir(const std::string& p) {
-  struct stat st{};
+  struct stat st {};
   return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
-const char* kDefaultClassNames[kCifarClasses] = {"airplane", "automobile", "bird",  "cat",
-                                                 "deer",     "dog",        "frog",  "horse",
-                                                 "ship",     "truck"};
+const char* kDefaultClassNames[kCifarClasses] = {
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
 }  // namespace
 
 void parse_cifar_records(const std::string& bytes, const std::string& path, Dataset& out,
@@ -110,8 +109,8 @@ std::string resolve_cifar_dir(const std::string& flag_value) {
   std::string where;
   for (auto& l : looked) where += (where.empty() ? "" : ", ") + l;
   CP_USER_ERROR("CIFAR-10 not found (looked in " << where
-                                                  << "); run data/get-cifar10 to download it, or "
-                                                     "pass --data DIR / set CIFAR10_DIR");
+                                                 << "); run data/get-cifar10 to download it, or "
+                                                    "pass --data DIR / set CIFAR10_DIR");
 }
 
 std::vector<uint32_t> epoch_order(size_t n, uint64_t seed, uint64_t epoch) {
@@ -119,8 +118,8 @@ std::vector<uint32_t> epoch_order(size_t n, uint64_t seed, uint64_t epoch) {
   std::iota(order.begin(), order.end(), 0u);
   // Fisher-Yates with 64-bit Philox draws: the modulo bias is below 2^-40 for any data set.
   for (size_t i = n; i > 1; --i) {
-    Philox4 r = philox4x32_10(Philox4{{kRngShuffle, uint32_t(epoch), uint32_t(i >> 32),
-                                       uint32_t(i)}}, seed);
+    Philox4 r = philox4x32_10(
+        Philox4{{kRngShuffle, uint32_t(epoch), uint32_t(i >> 32), uint32_t(i)}}, seed);
     const uint64_t wide = (uint64_t(r.v[0]) << 32) | r.v[1];
     const size_t j = size_t(wide % i);
     std::swap(order[i - 1], order[j]);

@@ -148,8 +148,8 @@ void Graph::init_params(uint64_t seed) {
 
 std::string Graph::summary() const {
   std::ostringstream os;
-  os << std::left << std::setw(10) << "layer" << std::setw(9) << "type" << std::setw(14)
-     << "output" << std::right << std::setw(10) << "params"
+  os << std::left << std::setw(10) << "layer" << std::setw(9) << "type" << std::setw(14) << "output"
+     << std::right << std::setw(10) << "params"
      << "  details\n";
   os << std::left << std::setw(10) << "input" << std::setw(9) << "" << std::setw(14)
      << shapes_[0].str().substr(2) << std::right << std::setw(10) << 0 << "\n";
@@ -163,8 +163,8 @@ std::string Graph::summary() const {
        << "  " << layers_[i]->describe() << "\n";
   }
   os << "total parameters: " << total << "; arena " << std::fixed << std::setprecision(1)
-     << arena_.bytes() / 1048576.0 << " MiB on " << device_name(opts_.device)
-     << " for batch " << opts_.batch;
+     << arena_.bytes() / 1048576.0 << " MiB on " << device_name(opts_.device) << " for batch "
+     << opts_.batch;
   return os.str();
 }
 

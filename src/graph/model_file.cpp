@@ -118,8 +118,7 @@ int LayerArgs::get_int(const std::string& key, int def, int min_value, int max_v
   if (!v) return def;
   int out = 0;
   auto [p, ec] = std::from_chars(v->data(), v->data() + v->size(), out);
-  if (ec != std::errc() || p != v->data() + v->size())
-    fail(key + "=" + *v + " is not an integer");
+  if (ec != std::errc() || p != v->data() + v->size()) fail(key + "=" + *v + " is not an integer");
   if (out < min_value || out > max_value)
     fail(key + "=" + *v + " is out of range [" + std::to_string(min_value) + ", " +
          std::to_string(max_value) + "]");

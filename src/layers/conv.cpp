@@ -1,9 +1,9 @@
 // conv: 2-D convolution with bias. `conv filters=32 size=3 [stride=1] [padding=valid|same|N]`
+#include "../cpu/conv.h"
+
 #include <algorithm>
 #include <cstdlib>
 #include <sstream>
-
-#include "../cpu/conv.h"
 #ifdef CONVPOOL_HAVE_CUDA
 #include "../cuda/conv_cudnn.h"
 #endif
@@ -89,8 +89,8 @@ class ConvLayer : public Layer {
   void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) override {
 #ifdef CONVPOOL_HAVE_CUDA
     if (ctx.device == Device::cuda)
-      return cuda::conv_forward(*plan_, x.shape.n, x.data, params_[0].data, params_[1].data,
-                                y.data, workspace_, ctx.stream);
+      return cuda::conv_forward(*plan_, x.shape.n, x.data, params_[0].data, params_[1].data, y.data,
+                                workspace_, ctx.stream);
 #endif
     cpu::conv_forward(g_, x.shape.n, x.data, params_[0].data, params_[1].data, y.data, state_,
                       workspace_);

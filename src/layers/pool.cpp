@@ -1,10 +1,11 @@
 // pool: every pooling method. `pool METHOD [global] [size=2] [stride=size] [pad=0] [k=2] [p=2]
 // [t=0] [include_pad=1] [learned=0]`
+#include "../cpu/pool.h"
+
 #include <cmath>
 #include <sstream>
 
 #include "../../kernels/philox.cuh"
-#include "../cpu/pool.h"
 #include "convpool/error.h"
 #include "convpool/layer.h"
 #include "convpool/pooling.h"
@@ -25,21 +26,26 @@ struct MethodRow {
 const std::vector<MethodRow>& method_rows() {
   static const std::vector<MethodRow> rows = {
       {{"max", "", "max over the window; gradient to the first argmax; NaN propagates"},
-       PoolMethod::max, {}},
+       PoolMethod::max,
+       {}},
       {{"avg", "include_pad=1 (0|1)", "mean over the window, padding counted or not"},
-       PoolMethod::avg, {"include_pad"}},
+       PoolMethod::avg,
+       {"include_pad"}},
       {{"min", "", "min over the window; gradient to the first argmin"}, PoolMethod::min, {}},
       {{"lp", "p=2 (>0)", "(sum |x|^p)^(1/p); 0 at all-zero windows"}, PoolMethod::lp, {"p"}},
       {{"mixed", "learned=0 (0|1)",
         "lambda*max + (1-lambda)*avg; lambda in {0,1} per layer per step in training, 0.5 in "
         "eval; learned=1: lambda = sigmoid(a), a trained"},
-       PoolMethod::mixed, {"learned"}},
+       PoolMethod::mixed,
+       {"learned"}},
       {{"stochastic", "",
         "training: sample x_i with probability x_i/sum(x); eval: sum p_i x_i (inputs >= 0)"},
-       PoolMethod::stochastic, {}},
+       PoolMethod::stochastic,
+       {}},
       {{"avgtopk", "k=2 (1..64)", "mean of the k largest values"}, PoolMethod::avgtopk, {"k"}},
       {{"tmaxavg", "k=2 (1..64), t=0", "max if max >= t, else the mean of the k largest"},
-       PoolMethod::tmaxavg, {"k", "t"}},
+       PoolMethod::tmaxavg,
+       {"k", "t"}},
       {{"softpool", "", "sum softmax(x)_i * x_i, computed stably"}, PoolMethod::softpool, {}},
   };
   return rows;
@@ -105,24 +111,35 @@ class PoolLayer : public Layer {
            " is larger than its input " + in.str());
     }
     const int window = kh_ * kw_;
-    if ((wp_.method == PoolMethod::avgtopk || wp_.method == PoolMethod::tmaxavg) &&
-        wp_.k > window)
-      fail("k=" + std::to_string(wp_.k) + " is larger than the window (" +
-           std::to_string(window) + " elements)");
-    g_ = {in.c, in.h, in.w, kh_, kw_, sh_, sw_, ph_, pw_,
-          (in.h + 2 * ph_ - kh_) / sh_ + 1, (in.w + 2 * pw_ - kw_) / sw_ + 1, include_pad_};
+    if ((wp_.method == PoolMethod::avgtopk || wp_.method == PoolMethod::tmaxavg) && wp_.k > window)
+      fail("k=" + std::to_string(wp_.k) + " is larger than the window (" + std::to_string(window) +
+           " elements)");
+    g_ = {in.c,
+          in.h,
+          in.w,
+          kh_,
+          kw_,
+          sh_,
+          sw_,
+          ph_,
+          pw_,
+          (in.h + 2 * ph_ - kh_) / sh_ + 1,
+          (in.w + 2 * pw_ - kw_) / sw_ + 1,
+          include_pad_};
     return {1, in.c, g_.OH, g_.OW};
   }
 
   std::vector<ParamDecl> param_decls() const override {
     if (!learned_) return {};
-    return {{"alpha", {1, 1, 1, 1}, Init::zeros, 0, 0, 0.f, 1}};  // lambda = sigmoid(0) = 0.5 at the start
+    return {{"alpha", {1, 1, 1, 1}, Init::zeros, 0, 0, 0.f, 1}};  // lambda = sigmoid(0) = 0.5 at
+                                                                  // the start
   }
 
   std::string describe() const override {
     std::ostringstream os;
     os << method_name_;
-    if (wp_.method == PoolMethod::avgtopk || wp_.method == PoolMethod::tmaxavg) os << " k=" << wp_.k;
+    if (wp_.method == PoolMethod::avgtopk || wp_.method == PoolMethod::tmaxavg)
+      os << " k=" << wp_.k;
     if (wp_.method == PoolMethod::tmaxavg) os << " t=" << wp_.threshold;
     if (wp_.method == PoolMethod::lp) os << " p=" << wp_.p;
     if (learned_) os << " learned";
@@ -162,8 +179,7 @@ class PoolLayer : public Layer {
       p.training = ctx.training;
       return cuda::pool_backward(g_, p, ctx.seed, index_, ctx.device_step,
                                  learned_ ? params_[0].data : nullptr, x.shape.n, x.data, y.data,
-                                 dy.data, dx.data, learned_ ? grads_[0].data : nullptr,
-                                 ctx.stream);
+                                 dy.data, dx.data, learned_ ? grads_[0].data : nullptr, ctx.stream);
     }
 #endif
     float dlambda = 0;
@@ -184,9 +200,8 @@ class PoolLayer : public Layer {
       if (learned_) {
         p.lambda = 1.f / (1.f + std::exp(-params_[0].data[0]));
       } else if (ctx.training) {  // one draw per layer per step
-        p.lambda = philox_uniform(ctx.seed, kRngPoolMix, index_, uint32_t(ctx.step), 0) < 0.5f
-                       ? 1.f
-                       : 0.f;
+        p.lambda =
+            philox_uniform(ctx.seed, kRngPoolMix, index_, uint32_t(ctx.step), 0) < 0.5f ? 1.f : 0.f;
       } else {
         p.lambda = 0.5f;
       }
@@ -218,10 +233,10 @@ void apply_pool_override(ModelSpec& spec, const std::string& text) {
   const MethodRow* row = find_method(method);
   if (!row) {
     std::string near = nearest_word(method, method_names());
-    CP_USER_ERROR("--pool: unknown pooling method '"
-                  << method << "'"
-                  << (near.empty() ? " (see `convpool pool-methods`)"
-                                   : " (did you mean '" + near + "'?)"));
+    CP_USER_ERROR(
+        "--pool: unknown pooling method '"
+        << method << "'"
+        << (near.empty() ? " (see `convpool pool-methods`)" : " (did you mean '" + near + "'?)"));
   }
   std::vector<std::pair<std::string, std::string>> params;
   if (colon != std::string::npos) {

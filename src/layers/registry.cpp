@@ -15,9 +15,8 @@ std::unique_ptr<Layer> make_flatten_layer(const LayerSpec&);
 namespace {
 const std::vector<std::pair<std::string, LayerFactory>>& registry() {
   static const std::vector<std::pair<std::string, LayerFactory>> table = {
-      {"conv", make_conv_layer},       {"dense", make_dense_layer},
-      {"pool", make_pool_layer},       {"relu", make_relu_layer},
-      {"flatten", make_flatten_layer},
+      {"conv", make_conv_layer}, {"dense", make_dense_layer},     {"pool", make_pool_layer},
+      {"relu", make_relu_layer}, {"flatten", make_flatten_layer},
   };
   return table;
 }
@@ -35,9 +34,9 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& spec) {
   std::string near = nearest_word(spec.type, layer_type_names());
   std::string known;
   for (auto& n : layer_type_names()) known += (known.empty() ? "" : ", ") + n;
-  CP_USER_ERROR(spec.where << ": unknown layer type '" << spec.type << "'"
-                           << (near.empty() ? " (known: " + known + ")"
-                                            : " (did you mean '" + near + "'?)"));
+  CP_USER_ERROR(
+      spec.where << ": unknown layer type '" << spec.type << "'"
+                 << (near.empty() ? " (known: " + known + ")" : " (did you mean '" + near + "'?)"));
 }
 
 void Layer::fail(const std::string& msg) const {

@@ -22,7 +22,8 @@ class ReluLayer : public Layer {
   std::string describe() const override { return "max(x, 0)"; }
   void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) override {
 #ifdef CONVPOOL_HAVE_CUDA
-    if (ctx.device == Device::cuda) return cuda::relu_forward(x.data, y.data, x.numel(), ctx.stream);
+    if (ctx.device == Device::cuda)
+      return cuda::relu_forward(x.data, y.data, x.numel(), ctx.stream);
 #endif
     (void)ctx;
     const long n = long(x.numel());
@@ -54,7 +55,8 @@ class FlattenLayer : public Layer {
  public:
   explicit FlattenLayer(const LayerSpec& spec) : Layer(spec) { no_arguments(spec_); }
   Shape infer_shape(const Shape& in) override {
-    if (in.per_sample() >= (size_t(1) << 31)) fail("input " + in.str() + " is too large to flatten");
+    if (in.per_sample() >= (size_t(1) << 31))
+      fail("input " + in.str() + " is too large to flatten");
     return {1, int(in.per_sample()), 1, 1};
   }
   std::string describe() const override { return "NCHW order, no copy"; }

@@ -11,7 +11,6 @@
 
 namespace convpool {
 
-
 int optimizer_state_slots(const OptimizerConfig& cfg) {
   if (cfg.kind == "adam") return 2;
   return cfg.momentum > 0.f ? 1 : 0;
@@ -29,8 +28,7 @@ void validate(const OptimizerConfig& cfg) {
     CP_USER_ERROR("momentum must be in [0, 1) (got " << cfg.momentum << ")");
   if (!(cfg.weight_decay >= 0.f && cfg.weight_decay < 1.f))
     CP_USER_ERROR("weight decay must be in [0, 1) (got " << cfg.weight_decay << ")");
-  if (cfg.nesterov && !(cfg.momentum > 0.f))
-    CP_USER_ERROR("--nesterov needs a momentum above 0");
+  if (cfg.nesterov && !(cfg.momentum > 0.f)) CP_USER_ERROR("--nesterov needs a momentum above 0");
 }
 
 // The step size each kind uses at `step`: Adam folds its bias correction in here, in double.
@@ -51,8 +49,8 @@ void optimizer_step(Device device, const OptimizerConfig& cfg, uint64_t step, fl
     Buffer scalars(Device::cuda, sizeof(cuda::StepScalars));
     cuda::set_step(scalars.as<cuda::StepScalars>(), step - 1, stream);
     cuda::begin_step(scalars.as<cuda::StepScalars>(), cfg, stream);
-    cuda::optimizer_update(cfg, scalars.as<cuda::StepScalars>(), params, grads, state0, state1,
-                           n, stream);
+    cuda::optimizer_update(cfg, scalars.as<cuda::StepScalars>(), params, grads, state0, state1, n,
+                           stream);
     float check = 0;  // the synchronous copy orders the free of `scalars` after the kernels
     copy_bytes(&check, Device::cpu, params, Device::cuda, sizeof check);
     return;

@@ -1,5 +1,7 @@
 #include "convpool/trainer.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -7,7 +9,6 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <unistd.h>
 
 #include "../cpu/loss.h"
 #ifdef CONVPOOL_HAVE_CUDA
@@ -42,7 +43,7 @@ bool all_finite(const float* p, size_t n) {
 }  // namespace
 
 void install_stop_handlers() {
-  struct sigaction sa{};
+  struct sigaction sa {};
   sa.sa_handler = on_stop_signal;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
@@ -111,8 +112,8 @@ void Trainer::save(const std::string& reason) {
   save_checkpoint(last, graph_, cfg_.model_text, cfg_.pool_override, state_);
   impl_->last_saved = last;
   if (reason == "best")
-    save_checkpoint(cfg_.out_dir + "/best.safetensors", graph_, cfg_.model_text,
-                    cfg_.pool_override, state_);
+    save_checkpoint(cfg_.out_dir + "/best.safetensors", graph_, cfg_.model_text, cfg_.pool_override,
+                    state_);
   if (cfg_.keep > 0 && reason != "stop") {
     char name[64];
     std::snprintf(name, sizeof name, "/step-%010llu.safetensors",
@@ -156,13 +157,13 @@ void Trainer::non_finite(const char* what, int n) {
         break;
       }
     }
-  CP_USER_ERROR("non-finite " << what << " at step " << state_.step << " (epoch "
-                              << state_.epoch + 1 << "), " << where << "; "
-                              << (impl_->last_saved.empty()
-                                      ? std::string("no checkpoint was written")
-                                      : "the last good checkpoint " + impl_->last_saved +
-                                            " is untouched")
-                              << "; try a lower --lr or --nan-policy skip");
+  CP_USER_ERROR(
+      "non-finite " << what << " at step " << state_.step << " (epoch " << state_.epoch + 1 << "), "
+                    << where << "; "
+                    << (impl_->last_saved.empty()
+                            ? std::string("no checkpoint was written")
+                            : "the last good checkpoint " + impl_->last_saved + " is untouched")
+                    << "; try a lower --lr or --nan-policy skip");
 }
 
 EpochMetrics Trainer::train_epoch(const Dataset& train) {
@@ -186,9 +187,8 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
     for (int i = 0; i < n; ++i) impl_->labels[i] = train.labels[order[first + i]];
     StepContext ctx{Device::cpu, true, cfg_.seed, state_.step + 1, nullptr};
     graph_.forward(ctx, n);
-    const auto s = cpu::softmax_xent(n, kCifarClasses, graph_.output(n).data,
-                                     impl_->labels.data(), graph_.output_grad(n).data,
-                                     1.f / float(n));
+    const auto s = cpu::softmax_xent(n, kCifarClasses, graph_.output(n).data, impl_->labels.data(),
+                                     graph_.output_grad(n).data, 1.f / float(n));
     graph_.backward(ctx, n);
     bool finite = std::isfinite(s.loss) && all_finite(graph_.grads(), graph_.num_params());
     if (!finite && cfg_.nan_policy == "stop")
@@ -243,20 +243,20 @@ EpochMetrics Trainer::train_epoch_cuda(const Dataset& train, const std::vector<u
       state_.epoch_loss_sum += c.loss_sum;
       state_.epoch_correct += c.correct;
       if (c.first_bad_step)
-        CP_USER_ERROR("non-finite loss at step " << c.first_bad_step << " (epoch " << state_.epoch + 1
+        CP_USER_ERROR("non-finite loss at step " << c.first_bad_step << " (epoch "
+                                                 << state_.epoch + 1
                                                  << "); no checkpoint was written for it");
       save("periodic");
     }
   }
   const auto c = impl_->stepper->finish_epoch();
   if (c.first_bad_step)
-    CP_USER_ERROR("non-finite loss at step " << c.first_bad_step << " (epoch " << state_.epoch + 1
-                                             << "); "
-                                             << (impl_->last_saved.empty()
-                                                     ? std::string("no checkpoint was written")
-                                                     : "the last good checkpoint " +
-                                                           impl_->last_saved + " is untouched")
-                                             << "; try a lower --lr");
+    CP_USER_ERROR("non-finite loss at step "
+                  << c.first_bad_step << " (epoch " << state_.epoch + 1 << "); "
+                  << (impl_->last_saved.empty()
+                          ? std::string("no checkpoint was written")
+                          : "the last good checkpoint " + impl_->last_saved + " is untouched")
+                  << "; try a lower --lr");
   state_.epoch_loss_sum += c.loss_sum;
   state_.epoch_correct += c.correct;
   m.data_wait_seconds = c.host_wait_seconds;
@@ -297,8 +297,8 @@ EvalResult Trainer::evaluate(const Dataset& test) {
       graph_.forward(ctx, n);
       logits = graph_.output(n).data;
     }
-    const auto s = cpu::softmax_xent(n, kCifarClasses, logits, test.labels.data() + first,
-                                     nullptr, 0.f);
+    const auto s =
+        cpu::softmax_xent(n, kCifarClasses, logits, test.labels.data() + first, nullptr, 0.f);
     loss_sum += s.loss;
     correct += s.correct;
     for (int i = 0; i < n; ++i) {
@@ -317,8 +317,9 @@ std::vector<EpochMetrics> Trainer::fit(const Dataset& train, const Dataset& test
   if (train.size() == 0) CP_USER_ERROR("no training images");
   if (test.size() == 0) CP_USER_ERROR("no test images");
   if (state_.epoch_batches * size_t(cfg_.batch) > train.size())
-    CP_USER_ERROR("the checkpoint is further into its epoch than this training set is long "
-                  "(was it saved with another --limit-train?)");
+    CP_USER_ERROR(
+        "the checkpoint is further into its epoch than this training set is long "
+        "(was it saved with another --limit-train?)");
   std::vector<EpochMetrics> all;
   while (state_.epoch < cfg_.epochs) {
     EpochMetrics m = train_epoch(train);
@@ -329,13 +330,14 @@ std::vector<EpochMetrics> Trainer::fit(const Dataset& train, const Dataset& test
     if (best) state_.best_accuracy = ev.accuracy;
     save(best ? "best" : "epoch");
     if (!cfg_.quiet) {
-      std::printf("epoch %d/%d  loss %.4f  acc %.4f  test_loss %.4f  test_acc %.4f  %.1fs  "
-                  "%.0f img/s%s\n",
-                  m.epoch, cfg_.epochs, m.loss, m.accuracy, m.test_loss, m.test_accuracy,
-                  m.seconds, m.images_per_second,
-                  m.skipped_batches ? ("  (" + std::to_string(m.skipped_batches) +
-                                       " non-finite batches skipped)").c_str()
-                                    : "");
+      std::printf(
+          "epoch %d/%d  loss %.4f  acc %.4f  test_loss %.4f  test_acc %.4f  %.1fs  "
+          "%.0f img/s%s\n",
+          m.epoch, cfg_.epochs, m.loss, m.accuracy, m.test_loss, m.test_accuracy, m.seconds,
+          m.images_per_second,
+          m.skipped_batches
+              ? ("  (" + std::to_string(m.skipped_batches) + " non-finite batches skipped)").c_str()
+              : "");
       std::fflush(stdout);
     }
     if (impl_->metrics.is_open()) {
