@@ -92,6 +92,7 @@ class ConvLayer : public Layer {
       return cuda::conv_forward(*plan_, x.shape.n, x.data, params_[0].data, params_[1].data, y.data,
                                 workspace_, ctx.stream);
 #endif
+    (void)ctx;
     cpu::conv_forward(g_, x.shape.n, x.data, params_[0].data, params_[1].data, y.data, state_,
                       workspace_);
   }

@@ -55,6 +55,7 @@ void optimizer_step(Device device, const OptimizerConfig& cfg, uint64_t step, fl
     copy_bytes(&check, Device::cpu, params, Device::cuda, sizeof check);
     return;
 #else
+    (void)stream;
     CP_USER_ERROR("this convpool binary was built without CUDA");
 #endif
   }
