@@ -160,13 +160,9 @@ class PoolLayer : public Layer {
 
   void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) override {
 #ifdef CONVPOOL_HAVE_CUDA
-    if (ctx.device == Device::cuda) {
-      PoolWindowParams p = wp_;
-      p.training = ctx.training;
-      return cuda::pool_forward(g_, p, ctx.seed, index_, ctx.device_step,
-                                learned_ ? params_[0].data : nullptr, x.shape.n, x.data, y.data,
-                                ctx.stream);
-    }
+    if (ctx.device == Device::cuda)
+      return cuda::pool_forward(g_, device_params(ctx), ctx.seed, index_, ctx.device_step, alpha(),
+                                x.shape.n, x.data, y.data, ctx.stream);
 #endif
     cpu::pool_forward(g_, window_params(ctx), rng(ctx), x.shape.n, x.data, y.data, argmax());
   }
@@ -174,13 +170,10 @@ class PoolLayer : public Layer {
   void backward(const StepContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy,
                 const Tensor& dx) override {
 #ifdef CONVPOOL_HAVE_CUDA
-    if (ctx.device == Device::cuda) {
-      PoolWindowParams p = wp_;
-      p.training = ctx.training;
-      return cuda::pool_backward(g_, p, ctx.seed, index_, ctx.device_step,
-                                 learned_ ? params_[0].data : nullptr, x.shape.n, x.data, y.data,
-                                 dy.data, dx.data, learned_ ? grads_[0].data : nullptr, ctx.stream);
-    }
+    if (ctx.device == Device::cuda)
+      return cuda::pool_backward(g_, device_params(ctx), ctx.seed, index_, ctx.device_step, alpha(),
+                                 x.shape.n, x.data, y.data, dy.data, dx.data,
+                                 learned_ ? grads_[0].data : nullptr, ctx.stream);
 #endif
     float dlambda = 0;
     const PoolWindowParams wp = window_params(ctx);
@@ -190,6 +183,13 @@ class PoolLayer : public Layer {
   }
 
  private:
+  // On CUDA the kernels draw lambda and the samples themselves, from the device step.
+  PoolWindowParams device_params(const StepContext& ctx) const {
+    PoolWindowParams p = wp_;
+    p.training = ctx.training;
+    return p;
+  }
+  const float* alpha() const { return learned_ ? params_[0].data : nullptr; }
   int32_t* argmax() const { return reinterpret_cast<int32_t*>(state_); }
   PoolRng rng(const StepContext& ctx) const { return {ctx.seed, index_, ctx.step}; }
 
