@@ -170,9 +170,11 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
   const auto t0 = std::chrono::steady_clock::now();
   const auto order = epoch_order(train.size(), cfg_.seed, uint64_t(state_.epoch));
   if (graph_.device() == Device::cuda) {
+    // A resumed epoch trains only the images after its saved position.
+    const size_t images = train.size() - std::min(train.size(), state_.epoch_batches * cfg_.batch);
     EpochMetrics m = train_epoch_cuda(train, order);
     m.seconds = seconds_since(t0);
-    m.images_per_second = double(train.size()) / m.seconds;
+    m.images_per_second = double(images) / m.seconds;
     return m;
   }
   const int B = cfg_.batch;
