@@ -126,7 +126,6 @@ TEST(Checkpoint, ResumeIsBitExact) {
   TrainConfig cfg;
   cfg.batch = 8;
   cfg.seed = seed;
-  cfg.quiet = true;
   cfg.model_text = kSmallModel;
   cfg.save_every = 5;  // exercises a mid-epoch save too
 

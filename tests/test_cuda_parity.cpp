@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "convpool/buffer.h"
 #include "convpool/checkpoint.h"
@@ -178,17 +179,40 @@ TEST(CudaParity, SoftmaxXentMatchesCpu) {
   expect_close(to_host(dgrad, z.size()), dz_cpu, 1e-6, "dlogits");
 }
 
-TEST(CudaParity, U8ToFloatMatchesCpu) {
+// Conversion, normalisation, and the training crop/flip draws: bit-equal to the CPU path.
+TEST(CudaParity, InputConversionMatchesCpu) {
   SKIP_WITHOUT_GPU();
-  std::mt19937_64 rng(fresh_seed());
-  std::vector<uint8_t> px(3 * 3072);
-  for (auto& b : px) b = uint8_t(rng());
+  const uint64_t seed = fresh_seed();
+  TempDir d;
+  write_cifar_dir(d.str("data"), 40, seed);
+  const Dataset ds = load_cifar10(d.str("data"), "test");
+  const int n = 7;
+  std::vector<uint32_t> order(n);
+  for (int i = 0; i < n; ++i) order[i] = uint32_t((i * 13 + 5) % ds.size());
+  std::vector<uint8_t> px(size_t(n) * kCifarImageBytes);
+  for (int i = 0; i < n; ++i)
+    std::memcpy(px.data() + size_t(i) * kCifarImageBytes, ds.image(order[i]), kCifarImageBytes);
   Buffer src(Device::cuda, px.size());
   copy_bytes(src.get(), Device::cuda, px.data(), Device::cpu, px.size());
-  Buffer dst = poisoned_device(px.size());
-  cuda::u8_to_float(src.as<uint8_t>(), dst.as<float>(), px.size(), nullptr);
-  const auto got = to_host(dst, px.size());
-  for (size_t i = 0; i < px.size(); ++i) ASSERT_EQ(got[i], float(px[i]) * (1.f / 255.f)) << i;
+  const uint64_t step = 1 + seed % 1000;
+  Buffer dstep(Device::cuda, sizeof step);
+  copy_bytes(dstep.get(), Device::cuda, &step, Device::cpu, sizeof step);
+  InputTransform aug;
+  aug.crop_pad = 4;
+  aug.flip = true;
+  aug.mean[0] = 0.49f, aug.mean[1] = 0.48f, aug.mean[2] = 0.45f;
+  aug.std[0] = 0.25f, aug.std[1] = 0.24f, aug.std[2] = 0.26f;
+  for (const InputTransform& t : {InputTransform{}, aug})
+    for (bool training : {false, true}) {
+      Buffer dst = poisoned_device(px.size());
+      cuda::input_to_float(src.as<uint8_t>(), dst.as<float>(), n, t, training, seed,
+                           dstep.as<uint64_t>(), nullptr);
+      std::vector<float> want(px.size());
+      images_to_float(ds, order.data(), n, want.data(), t, training, seed, step);
+      const auto got = to_host(dst, px.size());
+      for (size_t i = 0; i < px.size(); ++i)
+        ASSERT_EQ(got[i], want[i]) << i << " training " << training << " " << describe(t);
+    }
 }
 #endif
 
@@ -222,7 +246,7 @@ TEST(CudaParity, OptimizersMatchCpu) {
 namespace {
 
 // The same seed and the same first 20 batches on CPU and CUDA give matching losses and
-// weights, with and without the CUDA Graph.
+// weights, with and without the CUDA Graph, with augmentation and normalisation on.
 TEST(CudaParity, TwentyBatchesOfTheReferenceNetworkMatchCpu) {
   SKIP_WITHOUT_GPU();
   TempDir d;
@@ -238,9 +262,12 @@ TEST(CudaParity, TwentyBatchesOfTheReferenceNetworkMatchCpu) {
     TrainConfig cfg;
     cfg.epochs = 1;
     cfg.seed = seed;
-    cfg.quiet = true;
     cfg.cuda_graph = graph;
     cfg.device = device;
+    cfg.input.crop_pad = 2;  // the augmentation draws must match too
+    cfg.input.flip = true;
+    cfg.input.mean[1] = 0.5f;
+    cfg.input.std[2] = 0.3f;
     const auto m = Trainer(*g, cfg).fit(train, test);
     std::vector<float> w(g->num_params());
     copy_bytes(w.data(), Device::cpu, g->params(), device, w.size() * sizeof(float));

@@ -18,7 +18,6 @@ TEST(EndToEnd, TwoThousandImagesOneEpochOnCpuLearns) {
   TrainConfig cfg;
   cfg.epochs = 1;
   cfg.seed = 42;
-  cfg.quiet = true;
   auto g =
       Graph::build(load_model_file(std::string(CONVPOOL_SOURCE_DIR) + "/models/keras_cifar10.cfg"),
                    GraphOptions{Device::cpu, cfg.batch, 2});

@@ -40,7 +40,6 @@ TEST(NonFinite, StopNamesTheStepAndTheFirstBadLayer) {
   g->params()[g->param_infos()[2].offset] = INFINITY;  // the dense weight: conv1 stays finite
   TrainConfig cfg;
   cfg.batch = 8;
-  cfg.quiet = true;
   cfg.epochs = 1;
   cfg.out_dir = f.d.str("run");
   try {
@@ -63,7 +62,6 @@ TEST(NonFinite, SkipPolicyLeavesWeightsUntouchedAndCounts) {
   const std::vector<float> before(g->params(), g->params() + g->num_params());
   TrainConfig cfg;
   cfg.batch = 8;
-  cfg.quiet = true;
   cfg.epochs = 1;
   cfg.nan_policy = "skip";
   const auto m = Trainer(*g, cfg).fit(f.train, f.test);

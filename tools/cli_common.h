@@ -19,5 +19,6 @@ std::string suggest_flag(const CLI::App& app, int argc, char** argv);
 using Runner = std::function<int()>;
 Runner add_train_command(CLI::App& app);
 Runner add_eval_command(CLI::App& app);
+Runner add_study_command(CLI::App& app);
 
 }  // namespace convpool::cli

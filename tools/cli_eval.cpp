@@ -37,6 +37,7 @@ int run(const EvalOptions& o) {
   cfg.batch = o.batch;
   cfg.seed = ckpt.state.seed;
   cfg.device = device;
+  cfg.input = ckpt.state.input;
   TrainState state = ckpt.state;
   state.batch = o.batch;
   Trainer evaluator(*graph, cfg, state);

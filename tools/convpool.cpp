@@ -87,9 +87,11 @@ int main(int argc, char** argv) {
       "  convpool train --pool avgtopk:k=3 --device cpu --limit-train 2000 --epochs 1\n"
       "  convpool eval --checkpoint runs/NAME/best.safetensors\n"
       "  convpool train --resume runs/NAME/last.safetensors --epochs 20\n"
+      "  convpool study --pools max,avg,avgtopk:k=2 --seeds 2 --epochs 10 --out studies/first\n"
       "  convpool pool-methods");
   auto run_train = cli::add_train_command(app);
   auto run_eval = cli::add_eval_command(app);
+  auto run_study = cli::add_study_command(app);
   auto* methods_cmd = app.add_subcommand("pool-methods", "list the pooling methods");
   try {
     app.parse(argc, argv);
@@ -105,6 +107,7 @@ int main(int argc, char** argv) {
   try {
     if (*app.get_subcommand("train")) return run_train();
     if (*app.get_subcommand("eval")) return run_eval();
+    if (*app.get_subcommand("study")) return run_study();
     if (*methods_cmd) return run_pool_methods();
   } catch (const Interrupted& e) {
     std::fprintf(stderr, "convpool: %s\n", e.what());

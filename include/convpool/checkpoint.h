@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "convpool/data.h"
 #include "convpool/graph.h"
 #include "convpool/optim.h"
 #include "convpool/safetensors.h"
@@ -25,6 +26,7 @@ struct TrainState {
   uint64_t seed = 1;
   int batch = 32;
   OptimizerConfig optimizer;
+  InputTransform input;  // evaluation must normalise as training did
 };
 
 struct Checkpoint {

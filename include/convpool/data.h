@@ -10,6 +10,23 @@ namespace convpool {
 constexpr int kCifarImageBytes = 3072;
 constexpr int kCifarRecordBytes = 3073;
 constexpr int kCifarClasses = 10;
+constexpr int kCifarSide = 32;  // images are 3 x 32 x 32, stored as R, G and B planes
+constexpr int kCifarChannels = 3;
+
+// What is done to every input image (kernels/input_math.cuh holds the per-pixel formula).
+// The defaults (no crop, no flip, mean 0, std 1) give pixel / 255: the reference recipe.
+struct InputTransform {
+  int crop_pad = 0;   // training: crop 32x32 out of the image padded by this many zero pixels
+  bool flip = false;  // training: mirror left-right with probability 1/2
+  float mean[kCifarChannels] = {0.f, 0.f, 0.f};  // subtracted from pixel / 255, per channel
+  float std[kCifarChannels] = {1.f, 1.f, 1.f};   // then divided by this
+  bool augments() const { return crop_pad > 0 || flip; }
+  bool operator==(const InputTransform&) const = default;
+};
+// Throws a one-line error for a negative or over-large crop or a non-positive std.
+void validate(const InputTransform& t);
+// "crop_pad=4 flip mean=... std=..." or "none", for run summaries.
+std::string describe(const InputTransform& t);
 
 struct Dataset {
   std::vector<uint8_t> pixels;  // count x 3072
@@ -36,7 +53,10 @@ std::string resolve_cifar_dir(const std::string& flag_value);
 // A permutation of [0, n) for `epoch`, drawn from Philox with `seed` (same on every platform).
 std::vector<uint32_t> epoch_order(size_t n, uint64_t seed, uint64_t epoch);
 
-// Converts images order[first .. first+count) to float NCHW in [0,1] (optionally normalised).
-void images_to_float(const Dataset& ds, const uint32_t* order, int count, float* out);
+// Converts images order[0 .. count) to float NCHW: pixel / 255, normalised by `t`. In training
+// mode the crop and flip of `t` are drawn per image from (seed, step, position in the batch).
+void images_to_float(const Dataset& ds, const uint32_t* order, int count, float* out,
+                     const InputTransform& t = {}, bool training = false, uint64_t seed = 0,
+                     uint64_t step = 0);
 
 }  // namespace convpool

@@ -22,6 +22,7 @@ struct TrainConfig {
   uint64_t seed = 1;
   Device device = Device::cpu;
   OptimizerConfig optimizer;
+  InputTransform input;             // normalisation; crop/flip of training batches
   std::string out_dir;              // metrics.csv and checkpoints go here; empty: nothing written
   std::string model_text;           // saved in checkpoints
   std::string pool_override;        // saved in checkpoints
@@ -29,7 +30,6 @@ struct TrainConfig {
   int keep = 0;                     // keep the N newest step-NNN.safetensors history files
   std::string nan_policy = "stop";  // "stop" or "skip" (skip the update of that batch; CPU)
   bool cuda_graph = true;           // CUDA: replay full batches as a captured CUDA Graph
-  bool quiet = false;
 };
 
 struct EpochMetrics {
@@ -40,6 +40,29 @@ struct EpochMetrics {
   uint64_t skipped_batches = 0;  // non-finite batches skipped (nan_policy skip)
   double data_wait_seconds = 0;  // CUDA: host time waiting for a free staging slot
 };
+
+// Where an epoch stands, for progress displays.
+struct BatchProgress {
+  int epoch = 0, epochs = 0;            // 1-based epoch being trained, of `epochs`
+  uint64_t batch = 0, batches = 0;      // batches done in this epoch, of `batches`
+  double loss = 0, accuracy = 0;        // running means over the batches done
+  double seconds = 0;                   // since this epoch (or this resumed part of it) began
+  double images_per_second = 0;
+};
+
+// Receives progress. The trainer prints nothing itself; the CLI's reporter draws bars and
+// lines. on_batch is called at most every batch_interval_seconds(): on CUDA each call reads
+// the device counters (one sync), so the interval bounds how often training syncs.
+class TrainObserver {
+ public:
+  virtual ~TrainObserver() = default;
+  virtual double batch_interval_seconds() const { return 0.25; }
+  virtual void on_batch(const BatchProgress&) {}
+  virtual void on_epoch(const EpochMetrics&, int /*epochs*/) {}
+};
+
+// "epoch 3/10  loss 1.2345  acc 0.5678  test_loss ...  12.3s  4056 img/s"
+std::string format_epoch_line(const EpochMetrics& m, int epochs);
 
 struct EvalResult {
   double loss = 0, accuracy = 0;
@@ -62,7 +85,9 @@ void clear_stop_requests();  // for tests
 class Trainer {
  public:
   // `state` is where training starts: default for a fresh run, a checkpoint's for --resume.
-  Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state = {});
+  // `observer` (optional, not owned) receives progress and epoch results.
+  Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state = {},
+          TrainObserver* observer = nullptr);
   ~Trainer();
   // Runs the remaining epochs; returns the metrics of each epoch run here.
   std::vector<EpochMetrics> fit(const Dataset& train, const Dataset& test);
@@ -77,10 +102,16 @@ class Trainer {
   [[noreturn]] void non_finite(const char* what, int n);
   [[noreturn]] void stop_and_save();  // saves last.safetensors, throws Interrupted
   EpochMetrics train_epoch_cuda(const Dataset& train, const std::vector<uint32_t>& order);
+  // Progress: due when there is an observer and its interval has passed (or the epoch ended);
+  // only then do callers gather the running sums (a device read on CUDA) and report them.
+  bool progress_due(uint64_t batches);
+  void report_progress(uint64_t batches, size_t train_size, size_t images_trained,
+                       double loss_sum, uint64_t correct);
   Graph& graph_;
   TrainConfig cfg_;
   TrainState state_;
   std::unique_ptr<Impl> impl_;
+  TrainObserver* observer_;
 };
 
 }  // namespace convpool

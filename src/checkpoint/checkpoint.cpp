@@ -33,6 +33,13 @@ nlohmann::json optimizer_json(const OptimizerConfig& o) {
           {"nesterov", o.nesterov}, {"weight_decay", o.weight_decay}};
 }
 
+nlohmann::json input_json(const InputTransform& t) {
+  return {{"crop_pad", t.crop_pad},
+          {"flip", t.flip},
+          {"mean", std::vector<float>(t.mean, t.mean + kCifarChannels)},
+          {"std", std::vector<float>(t.std, t.std + kCifarChannels)}};
+}
+
 }  // namespace
 
 void save_checkpoint(const std::string& path, const Graph& graph, const std::string& model_text,
@@ -64,6 +71,7 @@ void save_checkpoint(const std::string& path, const Graph& graph, const std::str
       {"pool", pool_override},
       {"training_state", state.dump()},
       {"optimizer", optimizer_json(st.optimizer).dump()},
+      {"input", input_json(st.input).dump()},
       {"rng", "philox4x32-10, key = seed, counters = (purpose, epoch|step, layer, element)"},
   };
   write_file_atomic(path, encode_safetensors(tensors, meta));
@@ -110,6 +118,25 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path) 
     c.state.optimizer.momentum = o.at("momentum").get<float>();
     c.state.optimizer.nesterov = o.at("nesterov").get<bool>();
     c.state.optimizer.weight_decay = o.at("weight_decay").get<float>();
+    // Checkpoints written before the input options existed used the defaults.
+    if (auto it = m.find("input"); it != m.end()) {
+      const auto in = nlohmann::json::parse(it->second);
+      c.state.input.crop_pad = in.at("crop_pad").get<int>();
+      c.state.input.flip = in.at("flip").get<bool>();
+      const auto mean = in.at("mean").get<std::vector<float>>();
+      const auto sd = in.at("std").get<std::vector<float>>();
+      if (mean.size() != kCifarChannels || sd.size() != kCifarChannels)
+        CP_USER_ERROR(path << ": bad input metadata in checkpoint (mean/std need 3 values)");
+      for (int k = 0; k < kCifarChannels; ++k) {
+        c.state.input.mean[k] = mean[k];
+        c.state.input.std[k] = sd[k];
+      }
+      try {
+        validate(c.state.input);
+      } catch (const Error& e) {
+        CP_USER_ERROR(path << ": bad input metadata in checkpoint (" << e.what() << ")");
+      }
+    }
   } catch (const nlohmann::json::exception& e) {
     CP_USER_ERROR(path << ": bad training state in checkpoint metadata (" << e.what() << ")");
   }

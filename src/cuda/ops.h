@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "../../kernels/pool_math.cuh"
+#include "convpool/data.h"
 
 namespace convpool {
 struct OptimizerConfig;
@@ -56,7 +57,10 @@ void softmax_xent(int n, int classes, const float* logits, const uint8_t* labels
                   const StepScalars* scalars = nullptr,
                   unsigned long long* first_bad_step = nullptr);
 
-// kernels/convert.cu: uint8 pixels -> float in [0, 1].
-void u8_to_float(const uint8_t* src, float* dst, size_t n, void* stream);
+// kernels/convert.cu: n uint8 CIFAR images -> float NCHW, pixel / 255 normalised by `t`; in
+// training, cropped and flipped by draws from (seed, *step, image), as images_to_float does.
+// `step` is a device pointer (read at run time, so a captured graph replays correctly).
+void input_to_float(const uint8_t* src, float* dst, int n, const InputTransform& t, bool training,
+                    uint64_t seed, const uint64_t* step, void* stream);
 
 }  // namespace convpool::cuda

@@ -26,6 +26,7 @@ struct Counters {
 struct TrainStepper::Impl {
   Graph& graph;
   OptimizerConfig opt;
+  InputTransform input;
   uint64_t seed;
   bool use_graph;
   int batch;
@@ -42,8 +43,8 @@ struct TrainStepper::Impl {
   uint64_t queued = 0;
   double host_wait = 0;
 
-  Impl(Graph& g, const OptimizerConfig& o, uint64_t s, bool graphs)
-      : graph(g), opt(o), seed(s), use_graph(graphs), batch(g.max_batch()) {
+  Impl(Graph& g, const OptimizerConfig& o, const InputTransform& in, uint64_t s, bool graphs)
+      : graph(g), opt(o), input(in), seed(s), use_graph(graphs), batch(g.max_batch()) {
     for (auto& slot : slots) {
       slot.host_pixels = PinnedBuffer(size_t(batch) * kCifarImageBytes);
       slot.host_labels = PinnedBuffer(size_t(batch));
@@ -71,7 +72,8 @@ struct TrainStepper::Impl {
   void launch_step(const Slot& slot, int n) {
     cudaStream_t s = stream();
     begin_step(step_scalars(), opt, s);
-    u8_to_float(slot.pixels.as<uint8_t>(), graph.input(n).data, size_t(n) * kCifarImageBytes, s);
+    input_to_float(slot.pixels.as<uint8_t>(), graph.input(n).data, n, input, true, seed,
+                   &step_scalars()->step, s);
     StepContext ctx;
     ctx.device = Device::cuda;
     ctx.training = true;
@@ -128,9 +130,10 @@ struct TrainStepper::Impl {
   }
 };
 
-TrainStepper::TrainStepper(Graph& graph, const OptimizerConfig& opt, uint64_t seed,
-                           uint64_t start_step, bool use_graph)
-    : impl_(std::make_unique<Impl>(graph, opt, seed, use_graph)) {
+TrainStepper::TrainStepper(Graph& graph, const OptimizerConfig& opt, const InputTransform& input,
+                           uint64_t seed, uint64_t start_step, bool use_graph)
+    : impl_(std::make_unique<Impl>(graph, opt, input, seed, use_graph)) {
+  validate(input);
   CP_CHECK(graph.device() == Device::cuda, "TrainStepper needs a graph built on cuda");
   set_step(impl_->step_scalars(), start_step, impl_->stream());
   impl_->reset_counters();
@@ -156,17 +159,22 @@ void TrainStepper::step(const Dataset& ds, const uint32_t* idx, int n) {
   CP_CUDA_CHECK(cudaEventRecord(slot.free.get(), m.stream()));
 }
 
-EpochCounters TrainStepper::finish_epoch() {
+EpochCounters TrainStepper::peek_counters() {
   Counters c{};
   CP_CUDA_CHECK(cudaMemcpyAsync(&c, impl_->device_counters(), sizeof c, cudaMemcpyDeviceToHost,
                                 impl_->stream()));
   CP_CUDA_CHECK(cudaStreamSynchronize(impl_->stream()));
-  impl_->reset_counters();
   EpochCounters out;
   out.loss_sum = c.loss_sum;
   out.correct = c.correct;
   out.first_bad_step = c.first_bad_step == ~0ull ? 0 : c.first_bad_step;
   out.host_wait_seconds = impl_->host_wait;
+  return out;
+}
+
+EpochCounters TrainStepper::finish_epoch() {
+  EpochCounters out = peek_counters();
+  impl_->reset_counters();
   impl_->host_wait = 0;
   return out;
 }
@@ -176,7 +184,8 @@ void TrainStepper::eval_batch(const Dataset& ds, const uint32_t* idx, int n, flo
   Impl::Slot& slot = m.slots[m.queued++ % kSlots];
   m.stage(slot, ds, idx, n, m.stream());
   cudaStream_t s = m.stream();
-  u8_to_float(slot.pixels.as<uint8_t>(), m.graph.input(n).data, size_t(n) * kCifarImageBytes, s);
+  input_to_float(slot.pixels.as<uint8_t>(), m.graph.input(n).data, n, m.input, false, m.seed,
+                 &m.step_scalars()->step, s);
   StepContext ctx;
   ctx.device = Device::cuda;
   ctx.training = false;

@@ -23,13 +23,16 @@ class TrainStepper {
  public:
   // `start_step`: optimizer steps already taken (a resumed run); `use_graph`: capture and
   // replay full batches as a CUDA Graph (else launch eagerly, for debugging).
-  TrainStepper(Graph& graph, const OptimizerConfig& opt, uint64_t seed, uint64_t start_step,
-               bool use_graph);
+  // `input`: normalisation, and the augmentation applied to training batches.
+  TrainStepper(Graph& graph, const OptimizerConfig& opt, const InputTransform& input,
+               uint64_t seed, uint64_t start_step, bool use_graph);
   ~TrainStepper();
   // Queues one training step on images idx[0..n); returns without waiting for the GPU.
   void step(const Dataset& ds, const uint32_t* idx, int n);
   // Waits for the queued steps, returns the epoch's counters and resets them.
   EpochCounters finish_epoch();
+  // Waits for the queued steps and returns the running counters without resetting them.
+  EpochCounters peek_counters();
   // Evaluation-mode forward of images idx[0..n); copies the logits to host `logits`.
   void eval_batch(const Dataset& ds, const uint32_t* idx, int n, float* logits);
   void synchronize();

@@ -1,10 +1,12 @@
 #include <sys/stat.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <numeric>
 #include <sstream>
 
+#include "../../kernels/input_math.cuh"
 #include "../../kernels/philox.cuh"
 #include "convpool/data.h"
 #include "convpool/error.h"
@@ -127,12 +129,47 @@ std::vector<uint32_t> epoch_order(size_t n, uint64_t seed, uint64_t epoch) {
   return order;
 }
 
-void images_to_float(const Dataset& ds, const uint32_t* order, int count, float* out) {
+void validate(const InputTransform& t) {
+  if (t.crop_pad < 0 || t.crop_pad > kCifarSide / 2)
+    CP_USER_ERROR("--crop-pad must be between 0 and " << kCifarSide / 2 << " (got " << t.crop_pad
+                                                      << ")");
+  for (int c = 0; c < kCifarChannels; ++c) {
+    if (!(t.std[c] > 0.f) || !std::isfinite(t.std[c]))
+      CP_USER_ERROR("--std values must be positive (got " << t.std[c] << ")");
+    if (!std::isfinite(t.mean[c])) CP_USER_ERROR("--mean values must be finite");
+  }
+}
+
+std::string describe(const InputTransform& t) {
+  std::ostringstream s;
+  if (t.crop_pad) s << "crop_pad=" << t.crop_pad << " ";
+  if (t.flip) s << "flip ";
+  InputTransform plain = t;
+  plain.crop_pad = 0;
+  plain.flip = false;
+  if (plain != InputTransform{})  // normalised
+    s << "mean=" << t.mean[0] << "," << t.mean[1] << "," << t.mean[2] << " std=" << t.std[0] << ","
+      << t.std[1] << "," << t.std[2];
+  std::string out = s.str();
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out.empty() ? "none" : out;
+}
+
+void images_to_float(const Dataset& ds, const uint32_t* order, int count, float* out,
+                     const InputTransform& t, bool training, uint64_t seed, uint64_t step) {
+  float inv_std[kCifarChannels];
+  for (int c = 0; c < kCifarChannels; ++c) inv_std[c] = 1.f / t.std[c];
+  const bool augment = training && t.augments();
 #pragma omp parallel for schedule(static) if (count >= 64)
   for (int i = 0; i < count; ++i) {
     const uint8_t* src = ds.image(order[i]);
     float* dst = out + size_t(i) * kCifarImageBytes;
-    for (int k = 0; k < kCifarImageBytes; ++k) dst[k] = float(src[k]) * (1.f / 255.f);
+    const AugmentDraw d =
+        augment ? augment_draw(seed, step, uint32_t(i), t.crop_pad, t.flip) : AugmentDraw{};
+    for (int c = 0; c < kCifarChannels; ++c)
+      for (int y = 0; y < kCifarSide; ++y)
+        for (int x = 0; x < kCifarSide; ++x)
+          *dst++ = input_pixel(src, c, y, x, d, t.mean[c], inv_std[c]);
   }
 }
 

@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "../cpu/loss.h"
+#include "convpool/metrics.h"
 #ifdef CONVPOOL_HAVE_CUDA
 #include "../cuda/train_step.h"
 #endif
@@ -59,14 +60,21 @@ struct Trainer::Impl {
   std::vector<float> logits;  // CUDA evaluation: logits copied back per batch
   std::ofstream metrics;
   std::string last_saved;  // path of the newest good checkpoint, for messages
+  std::chrono::steady_clock::time_point epoch_start, last_report;
 #ifdef CONVPOOL_HAVE_CUDA
   std::unique_ptr<cuda::TrainStepper> stepper;
 #endif
 };
 
-Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state)
-    : graph_(graph), cfg_(cfg), state_(state), impl_(std::make_unique<Impl>()) {
+Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
+                 TrainObserver* observer)
+    : graph_(graph),
+      cfg_(cfg),
+      state_(state),
+      impl_(std::make_unique<Impl>()),
+      observer_(observer) {
   validate(cfg.optimizer);
+  validate(cfg.input);
   if (cfg.nan_policy != "stop" && cfg.nan_policy != "skip")
     CP_USER_ERROR("--nan-policy must be stop or skip (got " << cfg.nan_policy << ")");
   if (cfg.batch > graph.max_batch()) CP_FAIL("batch larger than the graph was built for");
@@ -74,7 +82,7 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state)
 #ifdef CONVPOOL_HAVE_CUDA
     if (cfg.nan_policy == "skip")
       CP_USER_ERROR("--nan-policy skip is only available on the CPU; CUDA runs stop instead");
-    impl_->stepper = std::make_unique<cuda::TrainStepper>(graph, cfg.optimizer, cfg.seed,
+    impl_->stepper = std::make_unique<cuda::TrainStepper>(graph, cfg.optimizer, cfg.input, cfg.seed,
                                                           state.step, cfg.cuda_graph);
     impl_->logits.resize(size_t(graph.max_batch()) * kCifarClasses);
 #else
@@ -87,6 +95,7 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state)
   state_.seed = cfg.seed;
   state_.batch = cfg.batch;
   state_.optimizer = cfg.optimizer;
+  state_.input = cfg.input;
   impl_->labels.resize(cfg.batch);
   if (!cfg.out_dir.empty()) {
     std::error_code ec;
@@ -94,10 +103,10 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state)
     const std::string path = cfg.out_dir + "/metrics.csv";
     const bool fresh = !fs::exists(path);
     impl_->metrics.open(path, std::ios::app);
+    impl_->metrics.precision(9);  // losses round-trip: reruns compare bit for bit
     if (!impl_->metrics)
       CP_USER_ERROR("cannot write " << path << " (is the run directory writable?)");
-    if (fresh)
-      impl_->metrics << "epoch,loss,accuracy,test_loss,test_accuracy,seconds,images_per_second\n";
+    if (fresh) impl_->metrics << kMetricsCsvHeader << "\n";
   }
 }
 
@@ -127,6 +136,33 @@ void Trainer::save(const std::string& reason) {
     std::sort(history.begin(), history.end());
     for (size_t i = 0; i + cfg_.keep < history.size(); ++i) fs::remove(history[i]);
   }
+}
+
+bool Trainer::progress_due(uint64_t batches) {
+  if (!observer_) return false;
+  const auto now = std::chrono::steady_clock::now();
+  if (state_.epoch_batches < batches &&
+      std::chrono::duration<double>(now - impl_->last_report).count() <
+          observer_->batch_interval_seconds())
+    return false;
+  impl_->last_report = now;
+  return true;
+}
+
+void Trainer::report_progress(uint64_t batches, size_t train_size, size_t images_trained,
+                              double loss_sum, uint64_t correct) {
+  BatchProgress p;
+  p.epoch = state_.epoch + 1;
+  p.epochs = cfg_.epochs;
+  p.batch = state_.epoch_batches;
+  p.batches = batches;
+  // The sums cover every image of the epoch so far, including a resumed run's earlier part.
+  const uint64_t in_sums = std::min<uint64_t>(state_.epoch_batches * cfg_.batch, train_size);
+  p.loss = loss_sum / double(std::max<uint64_t>(1, in_sums));
+  p.accuracy = double(correct) / double(std::max<uint64_t>(1, in_sums));
+  p.seconds = seconds_since(impl_->epoch_start);
+  p.images_per_second = double(images_trained) / std::max(1e-9, p.seconds);
+  observer_->on_batch(p);
 }
 
 void Trainer::stop_and_save() {
@@ -168,6 +204,7 @@ void Trainer::non_finite(const char* what, int n) {
 
 EpochMetrics Trainer::train_epoch(const Dataset& train) {
   const auto t0 = std::chrono::steady_clock::now();
+  impl_->epoch_start = impl_->last_report = t0;
   const auto order = epoch_order(train.size(), cfg_.seed, uint64_t(state_.epoch));
   if (graph_.device() == Device::cuda) {
     // A resumed epoch trains only the images after its saved position.
@@ -180,12 +217,14 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
   const int B = cfg_.batch;
   const OptimizerConfig& oc = cfg_.optimizer;
   const int slots = optimizer_state_slots(oc);
+  const uint64_t batches = (train.size() + B - 1) / B;
   EpochMetrics m;
   size_t images = 0;
   for (size_t first = state_.epoch_batches * B; first < train.size(); first += B) {
     // The last batch may be partial: it is trained on, never dropped.
     const int n = int(std::min<size_t>(B, train.size() - first));
-    images_to_float(train, order.data() + first, n, graph_.input(n).data);
+    images_to_float(train, order.data() + first, n, graph_.input(n).data, cfg_.input, true,
+                    cfg_.seed, state_.step + 1);
     for (int i = 0; i < n; ++i) impl_->labels[i] = train.labels[order[first + i]];
     StepContext ctx{Device::cpu, true, cfg_.seed, state_.step + 1, nullptr};
     graph_.forward(ctx, n);
@@ -207,6 +246,8 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
     } else {
       ++m.skipped_batches;
     }
+    if (progress_due(batches))
+      report_progress(batches, train.size(), images, state_.epoch_loss_sum, state_.epoch_correct);
     if (stop_requested()) stop_and_save();
     if (cfg_.save_every && state_.step % cfg_.save_every == 0 && finite) save("periodic");
   }
@@ -228,11 +269,17 @@ EpochMetrics Trainer::train_epoch_cuda(const Dataset& train, const std::vector<u
 #ifdef CONVPOOL_HAVE_CUDA
   const int B = cfg_.batch;
   const size_t first_image = state_.epoch_batches * B;
+  const uint64_t batches = (train.size() + B - 1) / B;
   for (size_t first = first_image; first < train.size(); first += B) {
     const int n = int(std::min<size_t>(B, train.size() - first));
     impl_->stepper->step(train, order.data() + first, n);
     ++state_.step;
     ++state_.epoch_batches;
+    if (progress_due(batches)) {
+      const auto c = impl_->stepper->peek_counters();  // one sync, a few times a second at most
+      report_progress(batches, train.size(), first + n - first_image,
+                      state_.epoch_loss_sum + c.loss_sum, state_.epoch_correct + c.correct);
+    }
     if (stop_requested()) {
       // Sums of the partial epoch come from the device; the checkpoint then resumes exactly.
       const auto c = impl_->stepper->finish_epoch();
@@ -294,7 +341,7 @@ EvalResult Trainer::evaluate(const Dataset& test) {
     }
 #endif
     if (!logits) {
-      images_to_float(test, order.data() + first, n, graph_.input(n).data);
+      images_to_float(test, order.data() + first, n, graph_.input(n).data, cfg_.input);
       StepContext ctx{Device::cpu, false, cfg_.seed, state_.step, nullptr};
       graph_.forward(ctx, n);
       logits = graph_.output(n).data;
@@ -315,6 +362,18 @@ EvalResult Trainer::evaluate(const Dataset& test) {
   return r;
 }
 
+std::string format_epoch_line(const EpochMetrics& m, int epochs) {
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "epoch %d/%d  loss %.4f  acc %.4f  test_loss %.4f  test_acc %.4f  %.1fs  %.0f img/s",
+                m.epoch, epochs, m.loss, m.accuracy, m.test_loss, m.test_accuracy, m.seconds,
+                m.images_per_second);
+  std::string s = line;
+  if (m.skipped_batches)
+    s += "  (" + std::to_string(m.skipped_batches) + " non-finite batches skipped)";
+  return s;
+}
+
 std::vector<EpochMetrics> Trainer::fit(const Dataset& train, const Dataset& test) {
   if (train.size() == 0) CP_USER_ERROR("no training images");
   if (test.size() == 0) CP_USER_ERROR("no test images");
@@ -330,23 +389,16 @@ std::vector<EpochMetrics> Trainer::fit(const Dataset& train, const Dataset& test
     m.test_accuracy = ev.accuracy;
     const bool best = ev.accuracy > state_.best_accuracy;
     if (best) state_.best_accuracy = ev.accuracy;
-    save(best ? "best" : "epoch");
-    if (!cfg_.quiet) {
-      std::printf(
-          "epoch %d/%d  loss %.4f  acc %.4f  test_loss %.4f  test_acc %.4f  %.1fs  "
-          "%.0f img/s%s\n",
-          m.epoch, cfg_.epochs, m.loss, m.accuracy, m.test_loss, m.test_accuracy, m.seconds,
-          m.images_per_second,
-          m.skipped_batches
-              ? ("  (" + std::to_string(m.skipped_batches) + " non-finite batches skipped)").c_str()
-              : "");
-      std::fflush(stdout);
-    }
+    if (observer_) observer_->on_epoch(m, cfg_.epochs);
     if (impl_->metrics.is_open()) {
       impl_->metrics << m.epoch << "," << m.loss << "," << m.accuracy << "," << m.test_loss << ","
-                     << m.test_accuracy << "," << m.seconds << "," << m.images_per_second << "\n";
+                     << m.test_accuracy << "," << m.seconds << "," << m.images_per_second << ","
+                     << m.data_wait_seconds << "\n";
       impl_->metrics.flush();
     }
+    // The row first: a crash before the checkpoint repeats the epoch, and readers keep the
+    // last row of each epoch.
+    save(best ? "best" : "epoch");
     all.push_back(m);
   }
   return all;

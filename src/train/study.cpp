@@ -1,0 +1,158 @@
+#include "convpool/study.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "convpool/error.h"
+
+namespace convpool {
+
+std::vector<std::string> parse_pool_list(const std::string& list) {
+  std::vector<std::string> pools;
+  std::stringstream in(list);
+  for (std::string item; std::getline(in, item, ',');) {
+    if (item.empty()) CP_USER_ERROR("--pools '" << list << "': empty entry");
+    const bool continues = item.find('=') != std::string::npos && item.find(':') == std::string::npos;
+    if (continues) {
+      if (pools.empty())
+        CP_USER_ERROR("--pools '" << list << "': parameter '" << item << "' before any method");
+      pools.back() += "," + item;
+    } else {
+      pools.push_back(item);
+    }
+  }
+  if (pools.empty()) CP_USER_ERROR("--pools is empty");
+  std::set<std::string> labels;
+  for (auto& p : pools)
+    if (!labels.insert(pool_label(p)).second)
+      CP_USER_ERROR("--pools names '" << p << "' twice");
+  return pools;
+}
+
+std::string pool_label(const std::string& pool) {
+  std::string s;
+  for (char c : pool) {
+    if (c == ':' || c == ',') s += '-';
+    else if (c == '=') continue;
+    else if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-') s += c;
+    else s += '_';
+  }
+  return s;
+}
+
+std::string study_results_csv(const std::vector<StudyRow>& rows) {
+  std::ostringstream s;
+  s << "method,seed,epoch,loss,accuracy,test_loss,test_accuracy,seconds,images_per_second\n";
+  s.precision(8);
+  for (auto& r : rows)
+    s << '"' << r.method << '"' << "," << r.seed << "," << r.m.epoch << "," << r.m.loss << ","
+      << r.m.accuracy << "," << r.m.test_loss << "," << r.m.test_accuracy << "," << r.m.seconds
+      << "," << r.m.images_per_second << "\n";
+  return s.str();
+}
+
+std::vector<StudyRow> parse_study_results_csv(const std::string& text, const std::string& origin) {
+  std::istringstream in(text);
+  std::string line;
+  std::getline(in, line);
+  if (line.rfind("method,seed,epoch,", 0) != 0)
+    CP_USER_ERROR(origin << ":1: not a study results file");
+  std::vector<StudyRow> rows;
+  for (int lineno = 2; std::getline(in, line); ++lineno) {
+    if (line.empty()) continue;
+    const size_t close = line.find("\",");
+    if (line[0] != '"' || close == std::string::npos)
+      CP_USER_ERROR(origin << ":" << lineno << ": malformed row");
+    StudyRow r;
+    r.method = line.substr(1, close - 1);
+    unsigned long long seed = 0;
+    char tail = 0;
+    if (std::sscanf(line.c_str() + close + 2, "%llu,%d,%lf,%lf,%lf,%lf,%lf,%lf%c", &seed,
+                    &r.m.epoch, &r.m.loss, &r.m.accuracy, &r.m.test_loss, &r.m.test_accuracy,
+                    &r.m.seconds, &r.m.images_per_second, &tail) != 8)
+      CP_USER_ERROR(origin << ":" << lineno << ": malformed row");
+    r.seed = seed;
+    rows.push_back(r);
+  }
+  return rows;
+}
+
+std::vector<MethodSummary> summarize_study(const std::vector<StudyRow>& rows) {
+  std::vector<std::string> order;  // methods in first-seen order (stable sort below)
+  std::map<std::string, std::map<uint64_t, std::vector<EpochMetrics>>> runs;
+  for (auto& r : rows) {
+    if (!runs.count(r.method)) order.push_back(r.method);
+    runs[r.method][r.seed].push_back(r.m);
+  }
+  std::vector<MethodSummary> out;
+  for (auto& method : order) {
+    MethodSummary s;
+    s.method = method;
+    std::vector<double> finals;
+    std::map<int, std::pair<double, int>> by_epoch;  // epoch -> (sum of test acc, count)
+    double seconds = 0;
+    int epochs_timed = 0;
+    for (auto& [seed, ms] : runs[method]) {
+      const EpochMetrics* last = &ms[0];
+      for (auto& m : ms) {
+        if (m.epoch > last->epoch) last = &m;
+        by_epoch[m.epoch].first += m.test_accuracy;
+        by_epoch[m.epoch].second += 1;
+        seconds += m.seconds;
+        ++epochs_timed;
+      }
+      finals.push_back(last->test_accuracy);
+      s.epochs = std::max(s.epochs, last->epoch);
+    }
+    s.seeds = int(finals.size());
+    for (double a : finals) s.mean_accuracy += a / double(finals.size());
+    if (finals.size() > 1) {
+      double ss = 0;
+      for (double a : finals) ss += (a - s.mean_accuracy) * (a - s.mean_accuracy);
+      s.std_accuracy = std::sqrt(ss / double(finals.size() - 1));
+    }
+    s.best_mean_accuracy = -1;
+    for (auto& [epoch, sum] : by_epoch) {
+      const double mean = sum.first / sum.second;
+      if (mean > s.best_mean_accuracy) s.best_mean_accuracy = mean, s.best_epoch = epoch;
+    }
+    s.seconds_per_epoch = epochs_timed ? seconds / epochs_timed : 0;
+    out.push_back(s);
+  }
+  for (auto& s : out)
+    for (auto& base : out)
+      if (base.method == "max" && base.seconds_per_epoch > 0)
+        s.relative_cost = s.seconds_per_epoch / base.seconds_per_epoch;
+  std::stable_sort(out.begin(), out.end(), [](const MethodSummary& a, const MethodSummary& b) {
+    return a.mean_accuracy > b.mean_accuracy;
+  });
+  return out;
+}
+
+std::string study_summary_markdown(const std::vector<MethodSummary>& s, const std::string& title) {
+  std::ostringstream md;
+  md << "# " << title << "\n\n"
+     << "| method | seeds | epochs | test accuracy (mean ± std) | best epoch (seed mean) | "
+        "s/epoch | cost vs max |\n"
+     << "|---|---|---|---|---|---|---|\n";
+  char buf[320];
+  for (auto& m : s) {
+    char cost[32] = "n/a";
+    if (m.relative_cost > 0) std::snprintf(cost, sizeof cost, "%.2fx", m.relative_cost);
+    std::snprintf(buf, sizeof buf, "| %s | %d | %d | %.4f ± %.4f | %d (%.4f) | %.1f | %s |\n",
+                  m.method.c_str(), m.seeds, m.epochs, m.mean_accuracy, m.std_accuracy,
+                  m.best_epoch, m.best_mean_accuracy, m.seconds_per_epoch, cost);
+    md << buf;
+  }
+  md << "\nTest accuracy is that of each run's last epoch; std is the sample standard deviation "
+        "over seeds (0 for one seed). s/epoch is training time per epoch (evaluation "
+        "excluded), averaged over all epochs and seeds.\n";
+  return md.str();
+}
+
+}  // namespace convpool

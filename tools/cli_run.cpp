@@ -1,0 +1,230 @@
+#include "cli_run.h"
+
+#include <omp.h>
+
+#include <filesystem>
+#include <fstream>
+#include <memory>
+
+#include "cli_common.h"
+#include "convpool/checkpoint.h"
+#include "convpool/device.h"
+#include "convpool/graph.h"
+#include "convpool/metrics.h"
+#include "convpool/model.h"
+#include "convpool/pooling.h"
+#include "convpool/safetensors.h"
+
+namespace convpool::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+// Per-channel statistics of the CIFAR-10 training set (pixel / 255), for --normalize.
+constexpr float kCifarMean[3] = {0.4914f, 0.4822f, 0.4465f};
+constexpr float kCifarStd[3] = {0.2470f, 0.2435f, 0.2616f};
+
+std::string float_str(float v) {
+  std::ostringstream s;
+  s.precision(9);  // round-trips a float exactly
+  s << v;
+  return s.str();
+}
+
+// Replaces what an option holds by `values`, as if they had been given.
+void set_effective(CLI::App* cmd, const std::string& name, const std::vector<std::string>& values) {
+  CLI::Option* opt = cmd->get_option(name);
+  opt->clear();
+  for (auto& v : values) opt->add_result(v);
+}
+}  // namespace
+
+Verbosity TrainOptions::verbosity() const {
+  return quiet ? Verbosity::quiet : verbose ? Verbosity::verbose : Verbosity::normal;
+}
+
+void add_training_options(CLI::App* cmd, TrainOptions& o) {
+  o.model = default_model_path();
+  cmd->add_option("--config", o.config,
+                  "read options from a TOML file, e.g. a run's config.toml (the command line "
+                  "wins)")
+      ->configurable(false);
+  cmd->add_option("--data", o.data,
+                  "CIFAR-10 binary directory (default: $CIFAR10_DIR, then "
+                  "data/cifar-10-batches-bin)")
+      ->configurable(false);  // where the data lives is not part of the run
+  cmd->add_option("--model", o.model, "model file")->capture_default_str();
+  cmd->add_option("--epochs", o.cfg.epochs, "total epochs to train (also when resuming)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  cmd->add_option("--batch", o.cfg.batch, "batch size")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
+  cmd->add_option("--optimizer", o.cfg.optimizer.kind, "adam or sgd")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"adam", "sgd"}));
+  cmd->add_option("--lr", o.cfg.optimizer.lr, "learning rate")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-12, 10.0));
+  cmd->add_option("--momentum", o.cfg.optimizer.momentum, "SGD momentum")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.999999));
+  cmd->add_flag("--nesterov", o.cfg.optimizer.nesterov, "SGD with Nesterov momentum");
+  cmd->add_option("--weight-decay", o.cfg.optimizer.weight_decay, "L2 weight decay")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 0.999999));
+  cmd->add_option("--device", o.device, "auto, cpu or cuda")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  cmd->add_option("--threads", o.threads, "CPU threads (default: all cores)")
+      ->check(CLI::Range(1, 1024));
+  cmd->add_option("--limit-train", o.limit_train, "use only the first N training images (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--limit-test", o.limit_test, "use only the first N test images (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--crop-pad", o.cfg.input.crop_pad,
+                  "augment: random 32x32 crop of the image zero-padded by N pixels (0: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, kCifarSide / 2));
+  cmd->add_flag("--flip", o.cfg.input.flip, "augment: random horizontal flip");
+  cmd->add_flag("--normalize", o.normalize,
+                "normalise each channel by the CIFAR-10 training mean and std");
+  cmd->add_option("--mean", o.mean, "per-channel mean subtracted from pixel/255: R,G,B")
+      ->expected(3)
+      ->delimiter(',');
+  cmd->add_option("--std", o.std, "per-channel std dividing it: R,G,B")
+      ->expected(3)
+      ->delimiter(',');
+  cmd->add_flag("--no-graph", o.no_graph,
+                "CUDA: launch every kernel eagerly instead of replaying a captured CUDA Graph");
+  auto* quiet = cmd->add_flag("--quiet", o.quiet, "print only errors")->configurable(false);
+  cmd->add_flag("--verbose", o.verbose,
+                "more detail: progress lines every 10% of an epoch even without a terminal, "
+                "data-wait times")
+      ->configurable(false)
+      ->excludes(quiet);
+}
+
+void apply_config_file(CLI::App* cmd, const std::string& path) {
+  std::vector<CLI::ConfigItem> items;
+  try {
+    items = CLI::ConfigTOML().from_file(path);
+  } catch (const CLI::Error& e) {
+    CP_USER_ERROR("--config " << path << ": " << e.what());
+  }
+  std::vector<std::string> names;
+  for (const CLI::Option* opt : cmd->get_options())
+    if (opt->get_configurable() && !opt->get_lnames().empty())
+      names.push_back(opt->get_lnames()[0]);
+  for (const CLI::ConfigItem& item : items) {
+    if (item.name == "++" || item.name == "--") continue;  // section markers
+    if (!item.parents.empty())
+      CP_USER_ERROR("--config " << path << ": sections ([" << item.parents[0]
+                                << "]) are not used; write key = value lines");
+    CLI::Option* opt = cmd->get_option_no_throw("--" + item.name);
+    if (!opt || !opt->get_configurable()) {
+      const std::string near = nearest_word(item.name, names);
+      CP_USER_ERROR("--config " << path << ": unknown option '" << item.name << "'"
+                                << (near.empty() ? "" : "; did you mean '" + near + "'?"));
+    }
+    if (opt->count() > 0) continue;  // given on the command line: it wins
+    try {
+      for (const std::string& v : item.inputs) opt->add_result(v);
+      opt->run_callback();
+    } catch (const CLI::Error& e) {
+      CP_USER_ERROR("--config " << path << ": " << item.name << ": " << e.what());
+    }
+  }
+}
+
+void resolve_options(CLI::App* cmd, TrainOptions& o) {
+  set_threads(o.threads);
+  o.threads = omp_get_max_threads();
+  o.cfg.device = pick_device(o.device);
+  o.device = device_name(o.cfg.device);
+  if (!o.mean.empty() || !o.std.empty() || o.normalize) {
+    for (int c = 0; c < kCifarChannels; ++c) {
+      o.cfg.input.mean[c] = o.mean.empty() ? (o.normalize ? kCifarMean[c] : 0.f) : o.mean[c];
+      o.cfg.input.std[c] = o.std.empty() ? (o.normalize ? kCifarStd[c] : 1.f) : o.std[c];
+    }
+  }
+  validate(o.cfg.input);
+  o.cfg.cuda_graph = !o.no_graph;
+  std::vector<std::string> mean, sd;
+  for (int c = 0; c < kCifarChannels; ++c) {
+    mean.push_back(float_str(o.cfg.input.mean[c]));
+    sd.push_back(float_str(o.cfg.input.std[c]));
+  }
+  if (fs::exists(o.model)) o.model = fs::absolute(o.model).lexically_normal().string();
+  set_effective(cmd, "--model", {o.model});  // a config read from elsewhere finds it
+  set_effective(cmd, "--threads", {std::to_string(o.threads)});
+  set_effective(cmd, "--device", {o.device});
+  set_effective(cmd, "--mean", mean);
+  set_effective(cmd, "--std", sd);
+  set_effective(cmd, "--normalize", {"false"});  // folded into mean and std
+}
+
+void write_config(const CLI::App* cmd, const std::string& path) {
+  const std::string text =
+      "# convpool " + cmd->get_name() +
+      ": the effective configuration of this run. Repeat it with\n#   convpool " +
+      cmd->get_name() + " --config " + path + " --out NEW_DIR\n" + cmd->config_to_str(true, true);
+  write_file_atomic(path, text);
+}
+
+std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const Dataset& test,
+                                    ConsoleReporter& reporter) {
+  ModelSpec spec;
+  TrainState state;
+  std::unique_ptr<Checkpoint> ckpt;
+  if (!o.resume.empty()) {
+    ckpt = std::make_unique<Checkpoint>(load_checkpoint(o.resume));
+    spec = parse_model_text(ckpt->model_text, o.resume + " (model)");
+    o.pool = ckpt->pool_override;
+    state = ckpt->state;
+    o.cfg.batch = state.batch;
+    o.cfg.seed = state.seed;
+    o.cfg.optimizer = state.optimizer;
+    o.cfg.input = state.input;
+    if (state.epoch >= o.cfg.epochs)
+      CP_USER_ERROR(o.resume << " has already trained " << state.epoch
+                             << " epochs; pass --epochs above that to continue");
+  } else {
+    spec = load_model_file(o.model);
+  }
+  if (!o.pool.empty()) apply_pool_override(spec, o.pool);
+  o.cfg.model_text = spec.text;
+  o.cfg.pool_override = o.pool;
+  o.cfg.out_dir = o.out;
+  validate(o.cfg.optimizer);
+
+  GraphOptions gopts{o.cfg.device, o.cfg.batch, optimizer_state_slots(o.cfg.optimizer)};
+  auto graph = Graph::build(spec, gopts);
+  graph->init_params(o.cfg.seed);
+  if (ckpt) restore_graph(*ckpt, o.resume, *graph, true);
+
+  if (o.verbosity() != Verbosity::quiet) {
+    std::ostringstream head;
+    head << (ckpt ? o.resume : o.model) << " on " << device_name(o.cfg.device) << ", "
+         << train.size() << " train / " << test.size() << " test images";
+    if (o.cfg.device == Device::cuda) head << "\ndevice: " << cuda_device_report();
+    if (o.verbosity() == Verbosity::verbose) head << "\n" << graph->summary();
+    head << "\nthreads " << o.threads << ", batch " << o.cfg.batch << ", "
+         << o.cfg.optimizer.kind << " lr " << o.cfg.optimizer.lr << ", seed " << o.cfg.seed
+         << ", pool " << (o.pool.empty() ? "as in the model" : o.pool) << ", input "
+         << describe(o.cfg.input) << "\nrun directory " << o.out;
+    if (ckpt)
+      head << "\nresuming at epoch " << state.epoch + 1 << ", step " << state.step << " (batch "
+           << state.epoch_batches << " of the epoch)";
+    reporter.line(head.str());
+  }
+  Trainer trainer(*graph, o.cfg, state, &reporter);
+  auto metrics = trainer.fit(train, test);
+  if (!o.out.empty()) {
+    const auto rows = read_metrics_csv(o.out + "/metrics.csv");
+    write_file_atomic(o.out + "/summary.txt", run_summary_line(rows) + "\n");
+  }
+  return metrics;
+}
+
+}  // namespace convpool::cli

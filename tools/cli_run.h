@@ -1,0 +1,46 @@
+// What `train` and `study` share: the training options, their registration on a subcommand,
+// the run-directory config file (write and read back), and running one training run.
+#pragma once
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+#include "cli_progress.h"
+#include "convpool/data.h"
+#include "convpool/trainer.h"
+
+namespace convpool::cli {
+
+struct TrainOptions {
+  std::string data, model, out, pool, device = "auto", resume, config;
+  int threads = 0;
+  size_t limit_train = 0, limit_test = 0;
+  bool no_graph = false, deterministic = false, normalize = false, quiet = false,
+       verbose = false;
+  std::vector<float> mean, std;  // empty: from --normalize, else 0 and 1
+  TrainConfig cfg;
+  Verbosity verbosity() const;
+};
+
+// The options every training command takes: data, model, schedule, optimizer, device,
+// input pipeline, output verbosity, and --config FILE.
+void add_training_options(CLI::App* cmd, TrainOptions& o);
+
+// Fills options not given on the command line from a TOML config file (a run's config.toml):
+// the command line wins. Unknown keys are a one-line error with the nearest valid name.
+void apply_config_file(CLI::App* cmd, const std::string& path);
+
+// Resolves what the flags leave open (device, threads, input normalisation) into `o`, and
+// records the resolved values in `cmd`, so that write_config() stores the effective run.
+void resolve_options(CLI::App* cmd, TrainOptions& o);
+
+// Writes `cmd`'s full effective configuration (given and default values, with descriptions)
+// to path, atomically. It reads back with --config.
+void write_config(const CLI::App* cmd, const std::string& path);
+
+// Trains one run as `o` says (fresh, or from o.resume) on data already loaded, printing
+// through `reporter`. Writes the run directory: checkpoints, metrics.csv and summary.txt.
+std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const Dataset& test,
+                                    ConsoleReporter& reporter);
+
+}  // namespace convpool::cli
