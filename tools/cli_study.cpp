@@ -10,6 +10,7 @@
 #include "cli_common.h"
 #include "cli_run.h"
 #include "convpool/checkpoint.h"
+#include "convpool/graph.h"
 #include "convpool/metrics.h"
 #include "convpool/model.h"
 #include "convpool/pooling.h"
@@ -72,6 +73,7 @@ int run(StudyOptions& so, CLI::App* cmd) {
   for (auto& p : pools) {  // every method must build before hours of training start
     ModelSpec trial = spec;
     apply_pool_override(trial, p);
+    Graph::build(trial, GraphOptions{Device::cpu, 1, 0});
   }
   fs::create_directories(base.out);
   write_config(cmd, base.out + "/config.toml");

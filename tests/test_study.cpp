@@ -1,0 +1,207 @@
+// convpool study and run directories: pool lists, the summary's arithmetic, the files a study
+// writes, resuming, config files that repeat a run, and console output without a terminal.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+
+#include "convpool/metrics.h"
+#include "convpool/safetensors.h"
+#include "convpool/study.h"
+#include "layer_harness.h"
+#include "test_helpers.h"
+
+using namespace convpool;
+using namespace convpool::test;
+
+namespace {
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+bool has_control_characters(const std::string& s) {
+  for (unsigned char c : s)
+    if (c < 0x20 && c != '\n' && c != '\t') return true;
+  return false;
+}
+}  // namespace
+
+TEST(Study, PoolListsSplitMethodsFromTheirParameters) {
+  EXPECT_EQ(parse_pool_list("max,avg,avgtopk:k=2,tmaxavg:t=0.5,k=3,lp:p=3"),
+            (std::vector<std::string>{"max", "avg", "avgtopk:k=2", "tmaxavg:t=0.5,k=3", "lp:p=3"}));
+  EXPECT_NE(error_of([] { parse_pool_list("max,,avg"); }).find("empty"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_pool_list("k=2,max"); }).find("before any method"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { parse_pool_list("max,avg,max"); }).find("twice"), std::string::npos);
+  EXPECT_EQ(pool_label("tmaxavg:t=0.5,k=3"), "tmaxavg-t0.5-k3");
+  EXPECT_EQ(pool_label("a/b c"), "a_b_c");
+}
+
+TEST(Study, SummaryIsTheMeanAndSampleStdOfEachMethodsFinalEpoch) {
+  std::mt19937_64 rng(fresh_seed());
+  std::uniform_real_distribution<double> u(0.1, 0.9);
+  std::vector<StudyRow> rows;
+  std::map<std::string, std::vector<double>> finals;
+  std::map<std::string, double> seconds;
+  for (const char* method : {"avg", "max", "avgtopk:k=2"})
+    for (uint64_t seed = 1; seed <= 3; ++seed)
+      for (int epoch = 1; epoch <= 4; ++epoch) {
+        StudyRow r{method, seed, {}};
+        r.m.epoch = epoch;
+        r.m.test_accuracy = u(rng);
+        r.m.seconds = 1 + u(rng);
+        seconds[method] += r.m.seconds / 12;
+        if (epoch == 4) finals[method].push_back(r.m.test_accuracy);
+        rows.push_back(r);
+      }
+  std::shuffle(rows.begin(), rows.end(), rng);  // order in the file must not matter
+  const auto round = parse_study_results_csv(study_results_csv(rows), "results.csv");
+  ASSERT_EQ(round.size(), rows.size());
+  const auto s = summarize_study(round);
+  ASSERT_EQ(s.size(), 3u);
+  for (size_t i = 0; i + 1 < s.size(); ++i) EXPECT_GE(s[i].mean_accuracy, s[i + 1].mean_accuracy);
+  for (auto& m : s) {
+    const auto& f = finals[m.method];
+    const double mean = (f[0] + f[1] + f[2]) / 3;
+    double ss = 0;
+    for (double a : f) ss += (a - mean) * (a - mean);
+    EXPECT_NEAR(m.mean_accuracy, mean, 1e-7) << m.method;
+    EXPECT_NEAR(m.std_accuracy, std::sqrt(ss / 2), 1e-7) << m.method;
+    EXPECT_EQ(m.seeds, 3);
+    EXPECT_EQ(m.epochs, 4);
+    EXPECT_NEAR(m.seconds_per_epoch, seconds[m.method], 1e-6);
+    EXPECT_NEAR(m.relative_cost, seconds[m.method] / seconds["max"], 1e-6);
+  }
+}
+
+// Writes all files; summary.md agrees with results.csv; a second run skips finished runs; a
+// longer --epochs resumes each run from its checkpoint.
+TEST(Study, WritesItsFilesAndResumes) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 400, fresh_seed());  // 2,000 training images
+  const std::string args = "study --device cpu --pools max,avgtopk:k=2 --seeds 1 --batch 50 "
+                           "--data " + d.str("data") + " --out " + d.str("study");
+  CommandResult r = run_convpool(args + " --epochs 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(has_control_characters(r.output)) << r.output;
+  for (const char* f : {"config.toml", "results.csv", "summary.md", "runs/max/seed-1/metrics.csv",
+                        "runs/avgtopk-k2/seed-1/last.safetensors",
+                        "runs/avgtopk-k2/seed-1/summary.txt"})
+    EXPECT_TRUE(std::filesystem::exists(d.str("study/") + f)) << f;
+  if (r.output.find("plot skipped") == std::string::npos) {
+    EXPECT_TRUE(std::filesystem::exists(d.str("study/study.png"))) << r.output;
+  }
+
+  auto check_summary = [&](int epochs) {
+    const auto rows = parse_study_results_csv(slurp(d.str("study/results.csv")), "results.csv");
+    ASSERT_EQ(rows.size(), size_t(2 * epochs));
+    const std::string md = slurp(d.str("study/summary.md"));
+    for (const char* method : {"max", "avgtopk:k=2"}) {
+      double final_acc = -1;
+      for (auto& row : rows)
+        if (row.method == method && row.m.epoch == epochs) final_acc = row.m.test_accuracy;
+      char cell[64];
+      std::snprintf(cell, sizeof cell, "| %s | 1 | %d | %.4f ± 0.0000 |", method, epochs,
+                    final_acc);
+      EXPECT_NE(md.find(cell), std::string::npos) << cell << "\n" << md;
+    }
+  };
+  check_summary(1);
+
+  r = run_convpool(args + " --epochs 1");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("max seed 1: finished earlier, skipped"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("avgtopk:k=2 seed 1: finished earlier, skipped"), std::string::npos);
+  EXPECT_EQ(r.output.find("epoch 1/1"), std::string::npos) << r.output;
+
+  r = run_convpool(args + " --epochs 2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("resuming at epoch 2"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("epoch 1/2"), std::string::npos) << r.output;
+  check_summary(2);
+}
+
+TEST(Study, BadPoolsFailBeforeTraining) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 4, fresh_seed());
+  const CommandResult r = run_convpool("study --device cpu --pools max,avgtopk:k=9 --data " +
+                                       d.str("data") + " --out " + d.str("s"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("larger than the window"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(d.str("s/runs")));
+}
+
+// A run's config.toml repeats it: the same losses, bit for bit, on the CPU.
+TEST(RunDirectory, ConfigRepeatsTheRunExactly) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 60, fresh_seed());
+  const uint64_t seed = fresh_seed() % 100000;
+  CommandResult r = run_convpool(
+      "train --device cpu --deterministic --threads 2 --epochs 2 --batch 16 --pool mixed "
+      "--crop-pad 2 --flip --normalize --lr 0.002 --seed " + std::to_string(seed) + " --data " +
+      d.str("data") + " --out " + d.str("a"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_FALSE(has_control_characters(r.output)) << r.output;
+  const std::string config = slurp(d.str("a/config.toml"));
+  for (const char* line : {"pool=\"mixed\"", "crop-pad=2", "flip=true", "lr=0.002", "threads=2"})
+    EXPECT_NE(config.find(line), std::string::npos) << line << "\n" << config;
+  EXPECT_NE(config.find("seed=" + std::to_string(seed)), std::string::npos) << config;
+  r = run_convpool("train --config " + d.str("a/config.toml") + " --data " + d.str("data") +
+                   " --out " + d.str("b"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto losses = [&](const std::string& run) {
+    std::vector<std::string> cols;
+    for (auto& m : read_metrics_csv(d.str(run + "/metrics.csv"))) {
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "%.9g %.9g %.9g", m.loss, m.accuracy, m.test_loss);
+      cols.push_back(buf);
+    }
+    return cols;
+  };
+  ASSERT_EQ(losses("a").size(), 2u);
+  EXPECT_EQ(losses("a"), losses("b"));
+  // The command line wins over the file.
+  r = run_convpool("train --config " + d.str("a/config.toml") + " --epochs 1 --data " +
+                   d.str("data") + " --out " + d.str("c"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_metrics_csv(d.str("c/metrics.csv")).size(), 1u);
+  EXPECT_EQ(losses("c")[0], losses("a")[0]);
+  EXPECT_NE(slurp(d.str("c/summary.txt")).find("epochs 1"), std::string::npos);
+}
+
+TEST(RunDirectory, BadConfigFilesGiveOneLine) {
+  TempDir d;
+  std::ofstream(d.str("typo.toml")) << "epochs=1\nlearning-rate=0.1\n";
+  std::ofstream(d.str("range.toml")) << "batch=0\n";
+  for (auto [file, needle] : {std::pair{"typo.toml", "unknown option 'learning-rate'"},
+                              std::pair{"range.toml", "batch"},
+                              std::pair{"missing.toml", "missing.toml"}}) {
+    const CommandResult r = run_convpool("train --device cpu --config " + d.str(file));
+    EXPECT_NE(r.exit_code, 0) << file;
+    EXPECT_NE(r.output.find(needle), std::string::npos) << r.output;
+    EXPECT_LE(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  }
+}
+
+// On a terminal the epoch shows a live bar; `script` gives the command a pseudo-terminal.
+TEST(RunDirectory, ATerminalGetsALiveProgressBar) {
+  if (run_command("command -v script >/dev/null").exit_code != 0)
+    GTEST_SKIP() << "util-linux `script` is not installed, so no pseudo-terminal";
+  TempDir d;
+  write_cifar_dir(d.str("data"), 200, fresh_seed());
+  const CommandResult r = run_command(
+      "script -qec \"" + std::string(CONVPOOL_BINARY) + " train --device cpu --epochs 1 --batch 8 "
+      "--data " + d.str("data") + " --out " + d.str("run") + "\" /dev/null");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("\r"), std::string::npos);
+  EXPECT_NE(r.output.find("125/125"), std::string::npos) << r.output;  // 1000 images / 8
+  EXPECT_NE(r.output.find("ETA"), std::string::npos);
+  EXPECT_NE(r.output.find("epoch 1/1  loss"), std::string::npos);
+}
