@@ -48,6 +48,10 @@ TrainState some_state(uint64_t seed) {
   s.seed = seed;
   s.batch = 8;
   s.optimizer.lr = 0.0025f;
+  s.input.crop_pad = 1 + int(seed % 8);
+  s.input.flip = true;
+  s.input.mean[1] = 0.3f + float(seed % 100) * 1e-3f;
+  s.input.std[2] = 0.7f;
   return s;
 }
 
@@ -74,6 +78,7 @@ TEST(Checkpoint, RoundTripRestoresEveryTensorAndTheState) {
   EXPECT_EQ(c.state.epoch_batches, 7u);
   EXPECT_EQ(c.state.best_accuracy, 0.625);
   EXPECT_EQ(c.state.optimizer.lr, 0.0025f);
+  EXPECT_TRUE(c.state.input == some_state(seed).input) << describe(c.state.input);
   EXPECT_EQ(c.file.tensors.size(), 3 * a->param_infos().size());
   auto b = small_graph(seed + 1);
   restore_graph(c, "c", *b, true);

@@ -164,6 +164,12 @@ void resolve_options(CLI::App* cmd, TrainOptions& o) {
   set_effective(cmd, "--normalize", {"false"});  // folded into mean and std
 }
 
+void make_directory(const std::string& path) {
+  std::error_code ec;
+  fs::create_directories(path, ec);
+  if (ec) CP_USER_ERROR("cannot write the run directory " << path << " (" << ec.message() << ")");
+}
+
 void write_config(const CLI::App* cmd, const std::string& path) {
   const std::string text =
       "# convpool " + cmd->get_name() +

@@ -34,6 +34,9 @@ void apply_config_file(CLI::App* cmd, const std::string& path);
 // records the resolved values in `cmd`, so that write_config() stores the effective run.
 void resolve_options(CLI::App* cmd, TrainOptions& o);
 
+// Creates a run or study directory; a one-line error says why it cannot.
+void make_directory(const std::string& path);
+
 // Writes `cmd`'s full effective configuration (given and default values, with descriptions)
 // to path, atomically. It reads back with --config.
 void write_config(const CLI::App* cmd, const std::string& path);

@@ -75,7 +75,7 @@ int run(StudyOptions& so, CLI::App* cmd) {
     apply_pool_override(trial, p);
     Graph::build(trial, GraphOptions{Device::cpu, 1, 0});
   }
-  fs::create_directories(base.out);
+  make_directory(base.out);
   write_config(cmd, base.out + "/config.toml");
 
   const std::string data_dir = resolve_cifar_dir(base.data);
@@ -115,7 +115,7 @@ int run(StudyOptions& so, CLI::App* cmd) {
         reporter.line(title + ": finished earlier, skipped");
       } else {
         reporter.line(title + (o.resume.empty() ? "" : " (resuming)"));
-        fs::create_directories(o.out);
+        make_directory(o.out);
         train_run(o, train, test, reporter);
       }
       for (auto& m : read_metrics_csv(o.out + "/metrics.csv"))

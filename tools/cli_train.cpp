@@ -36,7 +36,7 @@ int run(TrainOptions& o, CLI::App* cmd) {
   const Dataset train = load_cifar10(dir, "train", o.limit_train);
   const Dataset test = load_cifar10(dir, "test", o.limit_test);
   if (o.resume.empty()) {
-    std::filesystem::create_directories(o.out);
+    make_directory(o.out);
     write_config(cmd, o.out + "/config.toml");
   }
   install_stop_handlers();
