@@ -20,5 +20,6 @@ using Runner = std::function<int()>;
 Runner add_train_command(CLI::App& app);
 Runner add_eval_command(CLI::App& app);
 Runner add_study_command(CLI::App& app);
+Runner add_profile_command(CLI::App& app);
 
 }  // namespace convpool::cli

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "cli_common.h"
+#include "convpool/buffer.h"
 #include "convpool/checkpoint.h"
 #include "convpool/device.h"
 #include "convpool/graph.h"
@@ -226,6 +227,13 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
   }
   Trainer trainer(*graph, o.cfg, state, &reporter);
   auto metrics = trainer.fit(train, test);
+  if (o.verbosity() != Verbosity::quiet) {
+    const MemoryStats mem = memory_stats(o.cfg.device);
+    char line[160];
+    std::snprintf(line, sizeof line, "peak %s memory %.1f MiB (all convpool buffers)",
+                  o.cfg.device == Device::cuda ? "device" : "host", double(mem.peak) / 1048576.0);
+    reporter.line(line);
+  }
   if (!o.out.empty()) {
     const auto rows = read_metrics_csv(o.out + "/metrics.csv");
     write_file_atomic(o.out + "/summary.txt", run_summary_line(rows) + "\n");

@@ -32,6 +32,15 @@ class Buffer {
   Device device_ = Device::cpu;
 };
 
+// Bytes held by live Buffers of a device, now and at most since the last reset: the engine's
+// peak memory (every allocation goes through Buffer). Library-internal workspaces of cuBLAS
+// and the CUDA context itself are not included.
+struct MemoryStats {
+  size_t current = 0, peak = 0;
+};
+MemoryStats memory_stats(Device device);
+void reset_peak_memory(Device device);
+
 // Copies between any two devices (host<->host, host<->cuda, cuda<->cuda), synchronously.
 void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);
 

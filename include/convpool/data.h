@@ -50,6 +50,10 @@ Dataset load_cifar10(const std::string& dir, const std::string& split, size_t li
 // Throws a one-line error naming every place it looked when none holds the data.
 std::string resolve_cifar_dir(const std::string& flag_value);
 
+// `images` random images with random labels (for benchmarks and profiles that need no real
+// data), drawn from Philox with `seed`; class names "class0".."class9".
+Dataset synthetic_cifar(size_t images, uint64_t seed);
+
 // A permutation of [0, n) for `epoch`, drawn from Philox with `seed` (same on every platform).
 std::vector<uint32_t> epoch_order(size_t n, uint64_t seed, uint64_t epoch);
 

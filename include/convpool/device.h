@@ -9,6 +9,17 @@ bool cuda_device_available();  // built with CUDA, a driver is present and a dev
 // Throws a one-line error saying why no usable device exists (not built, no driver, no
 // device, or an architecture the binary was not built for, with how to rebuild).
 void require_cuda_device();
+// TF32 tensor-core math for cuDNN convolutions and cuBLAS dense layers (default off: plain
+// fp32). Process-wide; set it before building a CUDA graph. Results then differ from the CPU
+// oracle by up to ~1e-3 relative (TF32 keeps 10 mantissa bits); see docs/benchmarks.md.
+void set_cuda_tf32(bool on);
+bool cuda_tf32();
+
+// cudaProfilerStart/Stop: the capture range of `nsys --capture-range=cudaProfilerApi` and
+// `ncu --profile-from-start off`. No-ops without CUDA.
+void cuda_profiler_start();
+void cuda_profiler_stop();
+
 // One line: device name, compute capability, driver/runtime and cuDNN versions, built archs.
 std::string cuda_device_report();
 

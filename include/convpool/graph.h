@@ -1,6 +1,7 @@
 // Graph: a built network. Graph::build infers every shape, names every layer, and allocates
 // parameters, gradients, optimizer state, activations and scratch in one Arena.
 #pragma once
+#include <array>
 #include <memory>
 #include <string>
 #include <vector>
@@ -45,7 +46,8 @@ class Graph {
   void forward(const StepContext& ctx, int n);
   // From output_grad(n) back to the parameter gradients (overwritten each call).
   void backward(const StepContext& ctx, int n);
-  // Single-layer steps, for profiling; the whole pass is exactly these in order.
+  // Single-layer steps; the whole pass is exactly these in order. Each is a profile Region
+  // named "<layer>/fwd" or "<layer>/bwd" (convpool/profile.h).
   void forward_layer(size_t i, const StepContext& ctx, int n);
   void backward_layer(size_t i, const StepContext& ctx, int n);
 
@@ -73,6 +75,7 @@ class Graph {
   std::vector<int> state_regions_;
   std::vector<ParamInfo> param_infos_;
   std::vector<ParamDecl> param_decls_;
+  std::vector<std::array<std::string, 2>> region_names_;  // per layer: "<name>/fwd", "/bwd"
   size_t num_params_ = 0;
 };
 

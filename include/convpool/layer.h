@@ -64,6 +64,9 @@ class Layer {
   virtual bool aliases_input() const { return false; }
   // FLOPs of forward for one sample (used by profile tables); 0 when not meaningful.
   virtual double forward_flops() const { return 0; }
+  // How the built backend runs this layer at batch n, for profile and bench tables (e.g. the
+  // cuDNN algorithms chosen); "" when there is nothing to say.
+  virtual std::string backend_detail(int /*batch*/) { return ""; }
 
   // Called once by the graph after allocation.
   void bind(std::vector<Tensor> params, std::vector<Tensor> grads, float* state, float* workspace) {

@@ -1,5 +1,6 @@
 #include "convpool/buffer.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -21,12 +22,33 @@ namespace {
 }  // namespace
 #endif
 
+namespace {
+struct Counter {
+  std::atomic<size_t> current{0}, peak{0};
+};
+Counter& counter(Device d) {
+  static Counter c[2];
+  return c[d == Device::cpu ? 0 : 1];
+}
+void count_alloc(Device d, size_t bytes) {
+  Counter& c = counter(d);
+  const size_t now = c.current.fetch_add(bytes) + bytes;
+  size_t peak = c.peak.load();
+  while (now > peak && !c.peak.compare_exchange_weak(peak, now)) {
+  }
+}
+}  // namespace
+
+MemoryStats memory_stats(Device d) { return {counter(d).current.load(), counter(d).peak.load()}; }
+void reset_peak_memory(Device d) { counter(d).peak.store(counter(d).current.load()); }
+
 Buffer::Buffer(Device device, size_t bytes) : bytes_(bytes), device_(device) {
   if (bytes == 0) return;
   if (device == Device::cpu) {
     // 64-byte alignment for SIMD; aligned_alloc needs a size that is a multiple of it.
     ptr_ = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
     if (!ptr_) CP_FAIL("out of host memory allocating " << bytes << " bytes");
+    count_alloc(device, bytes);
     return;
   }
 #ifdef CONVPOOL_HAVE_CUDA
@@ -38,6 +60,7 @@ Buffer::Buffer(Device device, size_t bytes) : bytes_(bytes), device_(device) {
     CP_FAIL("out of device memory: asked for " << bytes << " bytes, device has " << free_b
                                                << " free of " << total_b);
   }
+  count_alloc(device, bytes);
 #else
   no_cuda();
 #endif
@@ -45,6 +68,7 @@ Buffer::Buffer(Device device, size_t bytes) : bytes_(bytes), device_(device) {
 
 void Buffer::release() noexcept {
   if (!ptr_) return;
+  counter(device_).current.fetch_sub(bytes_);
   if (device_ == Device::cpu) {
     std::free(ptr_);
   } else {

@@ -1,15 +1,23 @@
 #include "convpool/device.h"
 
+#include <atomic>
 #include <sstream>
 
 #include "convpool/error.h"
 #ifdef CONVPOOL_HAVE_CUDA
+#include <cuda_profiler_api.h>
 #include <cudnn.h>
 
 #include "../cuda/check.h"
 #endif
 
 namespace convpool {
+
+namespace {
+std::atomic<bool> g_tf32{false};
+}
+void set_cuda_tf32(bool on) { g_tf32.store(on); }
+bool cuda_tf32() { return g_tf32.load(); }
 
 #ifndef CONVPOOL_HAVE_CUDA
 
@@ -21,6 +29,8 @@ void require_cuda_device() {
       "or cuBLAS); rebuild where they are installed, or use --device cpu");
 }
 std::string cuda_device_report() { return "CUDA backend not built"; }
+void cuda_profiler_start() {}
+void cuda_profiler_stop() {}
 
 #else
 
@@ -79,6 +89,9 @@ std::string cuda_device_report() {
      << ", cuDNN " << cudnnGetVersion() << ", built for sm_" << CONVPOOL_CUDA_ARCHS;
   return os.str();
 }
+
+void cuda_profiler_start() { CP_CUDA_CHECK(cudaProfilerStart()); }
+void cuda_profiler_stop() { CP_CUDA_CHECK(cudaProfilerStop()); }
 
 #endif
 

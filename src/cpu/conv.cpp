@@ -95,8 +95,8 @@ void conv_forward(const ConvGeom& g, int n, const float* x, const float* w, cons
     }
 }
 
-void conv_backward(const ConvGeom& g, int n, const float* w, const float* dy, const float* col,
-                   float* dw, float* db, float* dx, float* tmp) {
+void conv_backward_filter(const ConvGeom& g, int n, const float* dy, const float* col, float* dw,
+                          float* db, float* tmp) {
   const int NP = n * g.P();
   // Reuse the front of tmp for dy as [OC x NP]; the column gradient goes after it.
   float* dyt = tmp;
@@ -113,7 +113,11 @@ void conv_backward(const ConvGeom& g, int n, const float* w, const float* dy, co
   }
   // dW[OC x K] = dyt[OC x NP] * col^T[NP x K]
   sgemm_split_k(g.OC, g.K(), NP, dyt, NP, col, NP, dw, g.K());
-  if (!dx) return;
+}
+
+void conv_backward_data(const ConvGeom& g, int n, const float* w, float* dx, float* tmp) {
+  const int NP = n * g.P();
+  const float* dyt = tmp;  // left by conv_backward_filter
   // dcol[K x NP] = W^T[K x OC] * dyt[OC x NP]; it lives after dyt in the scratch.
   float* dcol = tmp + size_t(g.OC) * NP;
   sgemm_split_n(true, g.K(), NP, g.OC, w, g.K(), dyt, NP, dcol, NP);

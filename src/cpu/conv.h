@@ -19,8 +19,11 @@ size_t conv_tmp_floats(const ConvGeom& g, int n);
 // y = conv(x, w) + b. col (K x n*P) is left filled for backward; tmp is scratch.
 void conv_forward(const ConvGeom& g, int n, const float* x, const float* w, const float* b,
                   float* y, float* col, float* tmp);
-// Uses col as left by conv_forward on the same x. Overwrites dw, db and (if non-null) dx.
-void conv_backward(const ConvGeom& g, int n, const float* w, const float* dy, const float* col,
-                   float* dw, float* db, float* dx, float* tmp);
+// Backward in its two directions. The filter direction uses col as left by conv_forward on
+// the same x, overwrites dw and db, and leaves dy transposed at the front of tmp; the data
+// direction, which must follow it, reads that and overwrites dx.
+void conv_backward_filter(const ConvGeom& g, int n, const float* dy, const float* col, float* dw,
+                          float* db, float* tmp);
+void conv_backward_data(const ConvGeom& g, int n, const float* w, float* dx, float* tmp);
 
 }  // namespace convpool::cpu

@@ -21,8 +21,9 @@ Context::Context() : device_(checked_device()) {
   CP_CUDNN_CHECK(cudnnSetStream(cudnn_, stream()));
   CP_CUBLAS_CHECK(cublasCreate(&cublas_));
   CP_CUBLAS_CHECK(cublasSetStream(cublas_, stream()));
-  // Plain fp32: no TF32 tensor-core rounding unless asked for.
-  CP_CUBLAS_CHECK(cublasSetMathMode(cublas_, CUBLAS_PEDANTIC_MATH));
+  // Plain fp32 (no TF32 tensor-core rounding) unless --tf32 asked for it.
+  CP_CUBLAS_CHECK(
+      cublasSetMathMode(cublas_, cuda_tf32() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
   constexpr size_t kCublasWorkspace = size_t(32) << 20;  // cuBLAS's recommendation for Hopper
   cublas_workspace_ = Buffer(Device::cuda, kCublasWorkspace);
   CP_CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_.get(), kCublasWorkspace));

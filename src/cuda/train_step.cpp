@@ -7,6 +7,7 @@
 #include "check.h"
 #include "context.h"
 #include "convpool/buffer.h"
+#include "convpool/profile.h"
 #include "ops.h"
 #include "pinned.h"
 
@@ -71,9 +72,12 @@ struct TrainStepper::Impl {
   // Everything one training step launches, in order, on the compute stream.
   void launch_step(const Slot& slot, int n) {
     cudaStream_t s = stream();
-    begin_step(step_scalars(), opt, s);
-    input_to_float(slot.pixels.as<uint8_t>(), graph.input(n).data, n, input, true, seed,
-                   &step_scalars()->step, s);
+    {
+      Region region(regions::input, Device::cuda, s);
+      begin_step(step_scalars(), opt, s);
+      input_to_float(slot.pixels.as<uint8_t>(), graph.input(n).data, n, input, true, seed,
+                     &step_scalars()->step, s);
+    }
     StepContext ctx;
     ctx.device = Device::cuda;
     ctx.training = true;
@@ -81,12 +85,16 @@ struct TrainStepper::Impl {
     ctx.stream = s;
     ctx.device_step = &step_scalars()->step;
     graph.forward(ctx, n);
-    Counters* c = device_counters();
-    softmax_xent(n, kCifarClasses, graph.output(n).data, slot.labels.as<uint8_t>(),
-                 graph.output_grad(n).data, 1.f / float(n), &c->loss_sum, &c->correct, s,
-                 step_scalars(), &c->first_bad_step);
+    {
+      Region region(regions::loss, Device::cuda, s);
+      Counters* c = device_counters();
+      softmax_xent(n, kCifarClasses, graph.output(n).data, slot.labels.as<uint8_t>(),
+                   graph.output_grad(n).data, 1.f / float(n), &c->loss_sum, &c->correct, s,
+                   step_scalars(), &c->first_bad_step);
+    }
     graph.backward(ctx, n);
     const int slots_used = optimizer_state_slots(opt);
+    Region region(regions::optimizer, Device::cuda, s);
     optimizer_update(opt, step_scalars(), graph.params(), graph.grads(),
                      slots_used > 0 ? graph.optimizer_state(0) : nullptr,
                      slots_used > 1 ? graph.optimizer_state(1) : nullptr, graph.num_params(), s);
@@ -115,7 +123,10 @@ struct TrainStepper::Impl {
   // Stages images idx[0..n) and labels in the slot and starts their copy to the device.
   void stage(Slot& slot, const Dataset& ds, const uint32_t* idx, int n, cudaStream_t copy) {
     const auto t0 = std::chrono::steady_clock::now();
-    CP_CUDA_CHECK(cudaEventSynchronize(slot.free.get()));  // the GPU is done with the slot
+    {
+      Region region(regions::data_wait, Device::cpu);
+      CP_CUDA_CHECK(cudaEventSynchronize(slot.free.get()));  // the GPU is done with the slot
+    }
     host_wait += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     uint8_t* px = slot.host_pixels.as<uint8_t>();
     uint8_t* lb = slot.host_labels.as<uint8_t>();

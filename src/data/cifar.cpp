@@ -115,6 +115,21 @@ std::string resolve_cifar_dir(const std::string& flag_value) {
                                                     "pass --data DIR / set CIFAR10_DIR");
 }
 
+Dataset synthetic_cifar(size_t images, uint64_t seed) {
+  Dataset ds;
+  ds.pixels.resize(images * kCifarImageBytes);
+  ds.labels.resize(images);
+  for (size_t i = 0; i < ds.pixels.size(); i += 16) {
+    const Philox4 r = philox4x32_10(
+        Philox4{{kRngInit, 0xDA7Au, uint32_t(i >> 36), uint32_t(i >> 4)}}, seed);
+    for (size_t k = 0; k < 16 && i + k < ds.pixels.size(); ++k)
+      ds.pixels[i + k] = uint8_t(r.v[k / 4] >> (8 * (k % 4)));
+  }
+  for (size_t i = 0; i < images; ++i) ds.labels[i] = uint8_t(ds.pixels[i * kCifarImageBytes] % 10);
+  for (int c = 0; c < kCifarClasses; ++c) ds.class_names.push_back("class" + std::to_string(c));
+  return ds;
+}
+
 std::vector<uint32_t> epoch_order(size_t n, uint64_t seed, uint64_t epoch) {
   std::vector<uint32_t> order(n);
   std::iota(order.begin(), order.end(), 0u);

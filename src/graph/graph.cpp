@@ -8,6 +8,7 @@
 
 #include "../../kernels/philox.cuh"
 #include "convpool/error.h"
+#include "convpool/profile.h"
 
 namespace convpool {
 
@@ -40,6 +41,7 @@ std::unique_ptr<Graph> Graph::build(const ModelSpec& spec, const GraphOptions& o
       CP_USER_ERROR(ls.where << ": " << ls.type << " '" << ls.name << "': output " << out.str()
                              << " at batch " << opts.batch << " is too large");
     g->shapes_.push_back(out);
+    g->region_names_.push_back({layer->name() + "/fwd", layer->name() + "/bwd"});
     g->layers_.push_back(std::move(layer));
   }
 
@@ -105,10 +107,12 @@ Tensor Graph::gradient(size_t i, int n) const {
 }
 
 void Graph::forward_layer(size_t i, const StepContext& ctx, int n) {
+  Region region(region_names_[i][0], ctx.device, ctx.stream);
   layers_[i]->forward(ctx, activation(i, n), activation(i + 1, n));
 }
 
 void Graph::backward_layer(size_t i, const StepContext& ctx, int n) {
+  Region region(region_names_[i][1], ctx.device, ctx.stream);
   layers_[i]->backward(ctx, activation(i, n), activation(i + 1, n), gradient(i + 1, n),
                        gradient(i, n));
 }

@@ -2,12 +2,14 @@
 #include "../cpu/conv.h"
 
 #include <algorithm>
+#include <array>
 #include <cstdlib>
 #include <sstream>
 #ifdef CONVPOOL_HAVE_CUDA
 #include "../cuda/conv_cudnn.h"
 #endif
 #include "convpool/layer.h"
+#include "convpool/profile.h"
 
 namespace convpool {
 
@@ -64,6 +66,7 @@ class ConvLayer : public Layer {
   }
   void prepare(Device device, int max_batch) override {
     Layer::prepare(device, max_batch);
+    region_names_ = {name() + "/bwd-filter", name() + "/bwd-data"};
 #ifdef CONVPOOL_HAVE_CUDA
     if (device == Device::cuda) plan_ = cuda::make_conv_plan(g_, max_batch);
 #endif
@@ -85,6 +88,13 @@ class ConvLayer : public Layer {
     return os.str();
   }
   double forward_flops() const override { return 2.0 * g_.OC * g_.K() * g_.P(); }
+  std::string backend_detail(int batch) override {
+#ifdef CONVPOOL_HAVE_CUDA
+    if (device_ == Device::cuda) return cuda::conv_algorithms(*plan_, batch);
+#endif
+    (void)batch;
+    return "im2col + OpenBLAS sgemm";
+  }
 
   void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) override {
 #ifdef CONVPOOL_HAVE_CUDA
@@ -96,22 +106,36 @@ class ConvLayer : public Layer {
     cpu::conv_forward(g_, x.shape.n, x.data, params_[0].data, params_[1].data, y.data, state_,
                       workspace_);
   }
+  // Each direction is its own profile Region ("conv1/bwd-filter", "conv1/bwd-data").
   void backward(const StepContext& ctx, const Tensor& x, const Tensor&, const Tensor& dy,
                 const Tensor& dx) override {
+    const int n = dy.shape.n;
+    {
+      Region region(region_names_[0], ctx.device, ctx.stream);
+#ifdef CONVPOOL_HAVE_CUDA
+      if (ctx.device == Device::cuda)
+        cuda::conv_backward_filter(*plan_, n, x.data, dy.data, grads_[0].data, grads_[1].data,
+                                   workspace_, ctx.stream);
+      else
+#endif
+        cpu::conv_backward_filter(g_, n, dy.data, state_, grads_[0].data, grads_[1].data,
+                                  workspace_);
+    }
+    if (!dx.data) return;  // the first layer: nothing wants the images' gradient
+    Region region(region_names_[1], ctx.device, ctx.stream);
 #ifdef CONVPOOL_HAVE_CUDA
     if (ctx.device == Device::cuda)
-      return cuda::conv_backward(*plan_, dy.shape.n, x.data, params_[0].data, dy.data,
-                                 grads_[0].data, grads_[1].data, dx.data, workspace_, ctx.stream);
+      return cuda::conv_backward_data(*plan_, n, params_[0].data, dy.data, dx.data, workspace_,
+                                      ctx.stream);
 #endif
-    (void)ctx;
     (void)x;
-    cpu::conv_backward(g_, dy.shape.n, params_[0].data, dy.data, state_, grads_[0].data,
-                       grads_[1].data, dx.data, workspace_);
+    cpu::conv_backward_data(g_, n, params_[0].data, dx.data, workspace_);
   }
 
  private:
   cpu::ConvGeom g_{};
   std::string padding_;
+  std::array<std::string, 2> region_names_;  // "<name>/bwd-filter", "<name>/bwd-data"
 #ifdef CONVPOOL_HAVE_CUDA
   cuda::ConvPlanPtr plan_;
 #endif

@@ -3,6 +3,7 @@
 #ifdef CONVPOOL_HAVE_CUDA
 #include "../cuda/dense_cublas.h"
 #endif
+#include "convpool/device.h"
 #include "convpool/layer.h"
 
 namespace convpool {
@@ -32,6 +33,11 @@ class DenseLayer : public Layer {
     return std::to_string(in_) + " -> " + std::to_string(out_);
   }
   double forward_flops() const override { return 2.0 * in_ * out_; }
+  std::string backend_detail(int) override {
+    if (device_ == Device::cuda)
+      return std::string("cuBLAS sgemm, ") + (cuda_tf32() ? "tf32" : "fp32");
+    return "OpenBLAS sgemm";
+  }
 
   void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) override {
 #ifdef CONVPOOL_HAVE_CUDA

@@ -12,6 +12,7 @@
 
 #include "../cpu/loss.h"
 #include "convpool/metrics.h"
+#include "convpool/profile.h"
 #ifdef CONVPOOL_HAVE_CUDA
 #include "../cuda/train_step.h"
 #endif
@@ -203,6 +204,7 @@ void Trainer::non_finite(const char* what, int n) {
 }
 
 EpochMetrics Trainer::train_epoch(const Dataset& train) {
+  Region epoch_region(regions::epoch, Device::cpu);
   const auto t0 = std::chrono::steady_clock::now();
   impl_->epoch_start = impl_->last_report = t0;
   const auto order = epoch_order(train.size(), cfg_.seed, uint64_t(state_.epoch));
@@ -223,28 +225,39 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
   for (size_t first = state_.epoch_batches * B; first < train.size(); first += B) {
     // The last batch may be partial: it is trained on, never dropped.
     const int n = int(std::min<size_t>(B, train.size() - first));
-    images_to_float(train, order.data() + first, n, graph_.input(n).data, cfg_.input, true,
-                    cfg_.seed, state_.step + 1);
-    for (int i = 0; i < n; ++i) impl_->labels[i] = train.labels[order[first + i]];
+    {
+      Region region(regions::input, Device::cpu);
+      images_to_float(train, order.data() + first, n, graph_.input(n).data, cfg_.input, true,
+                      cfg_.seed, state_.step + 1);
+      for (int i = 0; i < n; ++i) impl_->labels[i] = train.labels[order[first + i]];
+    }
     StepContext ctx{Device::cpu, true, cfg_.seed, state_.step + 1, nullptr};
     graph_.forward(ctx, n);
-    const auto s = cpu::softmax_xent(n, kCifarClasses, graph_.output(n).data, impl_->labels.data(),
-                                     graph_.output_grad(n).data, 1.f / float(n));
+    cpu::LossSums s;
+    {
+      Region region(regions::loss, Device::cpu);
+      s = cpu::softmax_xent(n, kCifarClasses, graph_.output(n).data, impl_->labels.data(),
+                            graph_.output_grad(n).data, 1.f / float(n));
+    }
     graph_.backward(ctx, n);
-    bool finite = std::isfinite(s.loss) && all_finite(graph_.grads(), graph_.num_params());
-    if (!finite && cfg_.nan_policy == "stop")
-      non_finite(std::isfinite(s.loss) ? "gradient" : "loss", n);
-    ++state_.epoch_batches;
-    images += n;
-    if (finite) {
-      ++state_.step;
-      optimizer_step(Device::cpu, oc, state_.step, graph_.params(), graph_.grads(),
-                     slots > 0 ? graph_.optimizer_state(0) : nullptr,
-                     slots > 1 ? graph_.optimizer_state(1) : nullptr, graph_.num_params());
-      state_.epoch_loss_sum += s.loss;
-      state_.epoch_correct += s.correct;
-    } else {
-      ++m.skipped_batches;
+    bool finite = false;
+    {
+      Region region(regions::optimizer, Device::cpu);  // the finite check and the update
+      finite = std::isfinite(s.loss) && all_finite(graph_.grads(), graph_.num_params());
+      if (!finite && cfg_.nan_policy == "stop")
+        non_finite(std::isfinite(s.loss) ? "gradient" : "loss", n);
+      ++state_.epoch_batches;
+      images += n;
+      if (finite) {
+        ++state_.step;
+        optimizer_step(Device::cpu, oc, state_.step, graph_.params(), graph_.grads(),
+                       slots > 0 ? graph_.optimizer_state(0) : nullptr,
+                       slots > 1 ? graph_.optimizer_state(1) : nullptr, graph_.num_params());
+        state_.epoch_loss_sum += s.loss;
+        state_.epoch_correct += s.correct;
+      } else {
+        ++m.skipped_batches;
+      }
     }
     if (progress_due(batches))
       report_progress(batches, train.size(), images, state_.epoch_loss_sum, state_.epoch_correct);
@@ -324,6 +337,7 @@ EpochMetrics Trainer::train_epoch_cuda(const Dataset& train, const std::vector<u
 }
 
 EvalResult Trainer::evaluate(const Dataset& test) {
+  Region eval_region(regions::eval, Device::cpu);
   EvalResult r;
   r.predictions.resize(test.size());
   std::vector<uint32_t> order(test.size());

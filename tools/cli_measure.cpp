@@ -1,0 +1,70 @@
+#include "cli_measure.h"
+
+#include <chrono>
+#include <cstdio>
+
+#include "convpool/device.h"
+
+namespace convpool::cli {
+
+namespace {
+// A view of images [first, first + count) of `data` as its own dataset (copied: it is small).
+Dataset slice(const Dataset& data, size_t first, size_t count) {
+  Dataset d;
+  d.pixels.assign(data.pixels.begin() + first * kCifarImageBytes,
+                  data.pixels.begin() + (first + count) * kCifarImageBytes);
+  d.labels.assign(data.labels.begin() + first, data.labels.begin() + first + count);
+  d.class_names = data.class_names;
+  return d;
+}
+}  // namespace
+
+StepTiming time_training_steps(Graph& graph, const TrainConfig& cfg, const Dataset& data,
+                               int warmup, int steps, RegionTotals* timer, bool profiler_range) {
+  const size_t B = size_t(cfg.batch);
+  CP_CHECK(data.size() >= (size_t(warmup) + size_t(steps)) * B, "not enough images to time");
+  const Dataset warm = slice(data, 0, size_t(warmup) * B);
+  const Dataset measured = slice(data, size_t(warmup) * B, size_t(steps) * B);
+  profiler_range = profiler_range && graph.device() == Device::cuda;
+  TrainConfig c = cfg;
+  c.out_dir.clear();  // nothing is written
+  Trainer trainer(graph, c);
+  if (warmup > 0) trainer.train_epoch(warm);  // algorithm choice, graph capture, caches
+  if (timer) {
+    timer->reset();
+    install_region_timer(timer);
+  }
+  if (profiler_range) cuda_profiler_start();
+  const auto t0 = std::chrono::steady_clock::now();
+  EpochMetrics m;
+  try {
+    m = trainer.train_epoch(measured);  // ends with a device sync on CUDA
+  } catch (...) {
+    install_region_timer(nullptr);
+    if (profiler_range) cuda_profiler_stop();
+    throw;
+  }
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (profiler_range) cuda_profiler_stop();
+  install_region_timer(nullptr);
+  StepTiming t;
+  t.steps = steps;
+  t.batch = cfg.batch;
+  t.seconds = seconds;
+  t.data_wait_seconds = m.data_wait_seconds;
+  return t;
+}
+
+std::string human_bytes(double bytes) {
+  char buf[32];
+  if (bytes >= 1 << 30)
+    std::snprintf(buf, sizeof buf, "%.2f GiB", bytes / (1 << 30));
+  else if (bytes >= 1 << 20)
+    std::snprintf(buf, sizeof buf, "%.1f MiB", bytes / (1 << 20));
+  else
+    std::snprintf(buf, sizeof buf, "%.1f KiB", bytes / 1024);
+  return buf;
+}
+
+}  // namespace convpool::cli
