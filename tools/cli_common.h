@@ -21,5 +21,6 @@ Runner add_train_command(CLI::App& app);
 Runner add_eval_command(CLI::App& app);
 Runner add_study_command(CLI::App& app);
 Runner add_profile_command(CLI::App& app);
+Runner add_bench_command(CLI::App& app);
 
 }  // namespace convpool::cli

@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
   auto run_eval = cli::add_eval_command(app);
   auto run_study = cli::add_study_command(app);
   auto run_profile = cli::add_profile_command(app);
+  auto run_bench = cli::add_bench_command(app);
   auto* methods_cmd = app.add_subcommand("pool-methods", "list the pooling methods");
   try {
     app.parse(argc, argv);
@@ -110,6 +111,7 @@ int main(int argc, char** argv) {
     if (*app.get_subcommand("eval")) return run_eval();
     if (*app.get_subcommand("study")) return run_study();
     if (*app.get_subcommand("profile")) return run_profile();
+    if (*app.get_subcommand("bench")) return run_bench();
     if (*methods_cmd) return run_pool_methods();
   } catch (const Interrupted& e) {
     std::fprintf(stderr, "convpool: %s\n", e.what());

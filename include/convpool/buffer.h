@@ -41,6 +41,10 @@ struct MemoryStats {
 MemoryStats memory_stats(Device device);
 void reset_peak_memory(Device device);
 
+// The device's copy bandwidth in GB/s (bytes read + bytes written, per second) for a buffer
+// of `bytes` copied `reps` times: the yardstick of memory-bound kernels in `convpool bench`.
+double measure_copy_gbps(Device device, size_t bytes, int reps);
+
 // Copies between any two devices (host<->host, host<->cuda, cuda<->cuda), synchronously.
 void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, size_t bytes);
 

@@ -17,6 +17,7 @@ struct GraphOptions {
   int batch = 32;                 // the largest batch the graph will run
   int optimizer_state_slots = 2;  // flat buffers the size of the parameters (Adam: m and v)
   size_t max_arena_bytes = size_t(16) << 30;  // a model needing more is refused at build time
+  bool input_gradient = false;  // also compute the gradient of the input (benchmarks, saliency)
 };
 
 struct ParamInfo {

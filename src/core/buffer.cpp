@@ -1,6 +1,7 @@
 #include "convpool/buffer.h"
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -107,6 +108,19 @@ void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, size
 #else
   no_cuda();
 #endif
+}
+
+double measure_copy_gbps(Device device, size_t bytes, int reps) {
+  Buffer src(device, bytes), dst(device, bytes);
+  if (device == Device::cpu) std::memset(src.get(), 1, bytes);  // touch every page first
+  copy_bytes(dst.get(), device, src.get(), device, bytes);      // warm-up
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int r = 0; r < reps; ++r) copy_bytes(dst.get(), device, src.get(), device, bytes);
+#ifdef CONVPOOL_HAVE_CUDA
+  if (device == Device::cuda) CP_CUDA_CHECK(cudaDeviceSynchronize());
+#endif
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return 2.0 * double(bytes) * reps / s / 1e9;
 }
 
 }  // namespace convpool

@@ -62,7 +62,9 @@ std::unique_ptr<Graph> Graph::build(const ModelSpec& spec, const GraphOptions& o
     g->state_regions_.push_back(a.reserve(g->num_params_, "optimizer state"));
   const int B = opts.batch;
   g->act_regions_.push_back(a.reserve(g->shapes_[0].numel() * B, "input"));
-  g->grad_regions_.push_back(-1);  // nothing needs the gradient of the input images
+  // Training never needs the gradient of the input images.
+  g->grad_regions_.push_back(
+      opts.input_gradient ? a.reserve(g->shapes_[0].numel() * B, "input grad") : -1);
   std::vector<int> layer_state;
   size_t workspace = 0;
   for (size_t i = 0; i < g->layers_.size(); ++i) {

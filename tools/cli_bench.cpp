@@ -1,0 +1,308 @@
+// convpool bench: benchmarks of the production code paths, each printing a table (or --json)
+//   bench train   whole training steps (CUDA Graph on the GPU): images/s, peak memory
+//   bench pool    one pooling layer's forward and backward: time, GB/s, share of copy bandwidth
+//   bench conv    each convolution of a model: the backend's algorithms, time per direction
+// Peers (PyTorch) run in tools/peer-compare, which calls these with --json.
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
+
+#include "cli_common.h"
+#include "cli_measure.h"
+#include "convpool/buffer.h"
+#include "convpool/data.h"
+#include "convpool/device.h"
+#include "convpool/model.h"
+#include "convpool/pooling.h"
+
+namespace convpool::cli {
+
+namespace {
+
+struct BenchOptions {
+  std::string model = default_model_path(), pool, device = "auto", batches = "32,256";
+  std::string method = "max", shape = "256,64,32,32";
+  int size = 2, stride = 0, pad = 0, warmup = 10, steps = 50, reps = 20, batch = 32, threads = 0;
+  bool json = false, tf32 = false;
+};
+
+std::vector<int> parse_ints(const std::string& text, const char* flag, size_t count) {
+  std::vector<int> v;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    char* end = nullptr;
+    const long x = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end || x < 1 || x > (1 << 20))
+      CP_USER_ERROR(flag << " '" << text << "': '" << item << "' is not a positive integer");
+    v.push_back(int(x));
+  }
+  if (count && v.size() != count)
+    CP_USER_ERROR(flag << " '" << text << "' needs " << count << " comma-separated values");
+  if (v.empty()) CP_USER_ERROR(flag << " is empty");
+  return v;
+}
+
+void fill_random(const Tensor& t, uint64_t seed, float lo, float hi) {
+  if (!t.data) return;
+  std::vector<float> host(t.numel());
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  for (auto& v : host) v = u(rng);
+  copy_bytes(t.data, t.device, host.data(), Device::cpu, host.size() * sizeof(float));
+}
+
+// A training-mode context at step 1; on CUDA the step also lives in device memory.
+struct BenchContext {
+  Buffer device_step;
+  StepContext ctx;
+  explicit BenchContext(Device d) {
+    ctx.device = d;
+    ctx.training = true;
+    ctx.seed = 1;
+    ctx.step = 1;
+    if (d == Device::cuda) {
+      device_step = Buffer(Device::cuda, sizeof(uint64_t));
+      const uint64_t one = 1;
+      copy_bytes(device_step.get(), Device::cuda, &one, Device::cpu, sizeof one);
+      ctx.device_step = device_step.as<uint64_t>();
+    }
+  }
+};
+
+void print_json(const nlohmann::ordered_json& j) { std::printf("%s\n", j.dump(2).c_str()); }
+
+std::string device_line(Device d) { return d == Device::cuda ? cuda_device_report() : "cpu"; }
+
+int bench_train(const BenchOptions& o, Device device) {
+  const std::vector<int> batches = parse_ints(o.batches, "--batch", 0);
+  nlohmann::ordered_json out;
+  out["device"] = device_line(device);
+  out["model"] = o.model;
+  out["pool"] = o.pool;
+  if (!o.json)
+    std::printf("convpool bench train: %s on %s, %d warm-up + %d timed steps, synthetic data\n\n"
+                "%7s %10s %12s %14s\n",
+                o.model.c_str(), device_line(device).c_str(), o.warmup, o.steps, "batch",
+                "step ms", "images/s", "peak memory");
+  for (int batch : batches) {
+    ModelSpec spec = load_model_file(o.model);
+    if (!o.pool.empty()) apply_pool_override(spec, o.pool);
+    reset_peak_memory(device);
+    auto graph = Graph::build(spec, GraphOptions{device, batch, 2});
+    graph->init_params(1);
+    const Dataset data = synthetic_cifar(size_t(o.warmup + o.steps) * batch, 1);
+    TrainConfig cfg;
+    cfg.batch = batch;
+    cfg.device = device;
+    const StepTiming t = time_training_steps(*graph, cfg, data, o.warmup, o.steps);
+    const size_t peak = memory_stats(device).peak;
+    out["runs"].push_back({{"batch", batch},
+                           {"step_ms", t.step_ms()},
+                           {"images_per_second", t.images_per_second()},
+                           {"peak_memory_bytes", peak},
+                           {"cuda_graph", device == Device::cuda}});
+    if (!o.json)
+      std::printf("%7d %10.3f %12.0f %14s\n", batch, t.step_ms(), t.images_per_second(),
+                  human_bytes(double(peak)).c_str());
+  }
+  if (o.json) print_json(out);
+  return 0;
+}
+
+int bench_pool(const BenchOptions& o, Device device) {
+  const auto s = parse_ints(o.shape, "--shape", 4);
+  const int N = s[0], C = s[1], H = s[2], W = s[3];
+  // "avgtopk:k=2,size=3" -> "pool avgtopk k=2 size=3"; --size/--stride/--pad fill the rest.
+  std::string words = o.method;
+  for (char& ch : words)
+    if (ch == ':' || ch == ',') ch = ' ';
+  std::ostringstream text;
+  text << "input channels=" << C << " height=" << H << " width=" << W << "\npool " << words;
+  if (words.find("global") == std::string::npos && words.find("size=") == std::string::npos)
+    text << " size=" << o.size << " stride=" << (o.stride ? o.stride : o.size) << " pad=" << o.pad;
+  GraphOptions gopts{device, N, 0};
+  gopts.input_gradient = true;  // the layer's backward must write dx
+  auto graph = Graph::build(parse_model_text(text.str() + "\n", "--method " + o.method), gopts);
+  const bool nonnegative = o.method.rfind("stochastic", 0) == 0;  // its inputs must be >= 0
+  fill_random(graph->input(N), 11, nonnegative ? 0.f : -1.f, 1.f);
+  fill_random(graph->gradient(1, N), 12, -1.f, 1.f);
+  BenchContext bc(device);
+  for (int r = 0; r < 3; ++r) {  // warm-up
+    graph->forward_layer(0, bc.ctx, N);
+    graph->backward_layer(0, bc.ctx, N);
+  }
+  RegionTotals timer;
+  install_region_timer(&timer);
+  for (int r = 0; r < o.reps; ++r) {
+    graph->forward_layer(0, bc.ctx, N);
+    graph->backward_layer(0, bc.ctx, N);
+  }
+  install_region_timer(nullptr);
+  std::map<std::string, double> ms;
+  for (auto& e : timer.totals()) ms[e.name] = e.ms / o.reps;
+  const std::string& name = graph->layer(0).name();
+  const double fwd = ms[name + "/fwd"], bwd = ms[name + "/bwd"];
+  const double in_bytes = 4.0 * graph->input(N).numel(), out_bytes = 4.0 * graph->output(N).numel();
+  // Forward reads x and writes y; the gather-form backward reads x and dy and writes dx.
+  const double fwd_gbs = (in_bytes + out_bytes) / (fwd * 1e6);
+  const double bwd_gbs = (2 * in_bytes + out_bytes) / (bwd * 1e6);
+  const double copy_gbs = measure_copy_gbps(device, size_t(in_bytes), o.reps);
+  const Shape out_shape = graph->output_shape(N);
+  if (o.json) {
+    nlohmann::ordered_json j;
+    j["device"] = device_line(device);
+    j["method"] = o.method;
+    j["layer"] = graph->layer(0).describe();
+    j["shape"] = {N, C, H, W};
+    j["output_shape"] = {out_shape.n, out_shape.c, out_shape.h, out_shape.w};
+    j["forward_ms"] = fwd;
+    j["backward_ms"] = bwd;
+    j["forward_gb_per_s"] = fwd_gbs;
+    j["backward_gb_per_s"] = bwd_gbs;
+    j["copy_gb_per_s"] = copy_gbs;
+    j["forward_share_of_copy"] = fwd_gbs / copy_gbs;
+    j["reps"] = o.reps;
+    print_json(j);
+    return 0;
+  }
+  std::printf("convpool bench pool: %s (%s) on %s, input %dx%dx%dx%d -> %dx%dx%dx%d, %d reps\n",
+              o.method.c_str(), graph->layer(0).describe().c_str(), device_line(device).c_str(), N,
+              C, H, W, out_shape.n, out_shape.c, out_shape.h, out_shape.w, o.reps);
+  std::printf("forward  %9.4f ms  %8.1f GB/s  (%.0f%% of the device's copy bandwidth, %.1f GB/s)\n",
+              fwd, fwd_gbs, 100 * fwd_gbs / copy_gbs, copy_gbs);
+  std::printf("backward %9.4f ms  %8.1f GB/s\n", bwd, bwd_gbs);
+  return 0;
+}
+
+int bench_conv(const BenchOptions& o, Device device) {
+  ModelSpec spec = load_model_file(o.model);
+  auto graph = Graph::build(spec, GraphOptions{device, o.batch, 0});
+  graph->init_params(1);
+  fill_random(graph->input(o.batch), 21, 0.f, 1.f);
+  BenchContext bc(device);
+  graph->forward(bc.ctx, o.batch);  // every activation holds real values
+  for (size_t i = 0; i <= graph->num_layers(); ++i)
+    fill_random(graph->gradient(i, o.batch), 22 + i, -1.f, 1.f);
+  std::vector<size_t> convs;
+  for (size_t i = 0; i < graph->num_layers(); ++i)
+    if (graph->layer(i).type() == "conv") convs.push_back(i);
+  if (convs.empty()) CP_USER_ERROR(o.model << " has no conv layer");
+  for (size_t i : convs) {  // warm-up
+    graph->forward_layer(i, bc.ctx, o.batch);
+    graph->backward_layer(i, bc.ctx, o.batch);
+  }
+  RegionTotals timer;
+  install_region_timer(&timer);
+  for (int r = 0; r < o.reps; ++r)
+    for (size_t i : convs) {
+      graph->forward_layer(i, bc.ctx, o.batch);
+      graph->backward_layer(i, bc.ctx, o.batch);
+    }
+  install_region_timer(nullptr);
+  std::map<std::string, double> ms;
+  for (auto& e : timer.totals()) ms[e.name] = e.ms / o.reps;
+  nlohmann::ordered_json j;
+  j["device"] = device_line(device);
+  j["batch"] = o.batch;
+  if (!o.json)
+    std::printf("convpool bench conv: %s on %s, batch %d, %d reps\n\n%-8s %-22s %9s %11s %9s %9s  %s\n",
+                o.model.c_str(), device_line(device).c_str(), o.batch, o.reps, "layer", "shape",
+                "fwd ms", "bwd-filt ms", "bwd-data", "TFLOP/s", "algorithms");
+  for (size_t i : convs) {
+    Layer& layer = const_cast<Layer&>(graph->layer(i));
+    const std::string& n = layer.name();
+    const double fwd = ms[n + "/fwd"], bf = ms[n + "/bwd-filter"], bd = ms[n + "/bwd-data"];
+    const double flops = o.batch * layer.forward_flops();
+    const double tflops = flops * (bd > 0 ? 3 : 2) / ((fwd + bf + bd) * 1e9);
+    const Shape in = graph->activation(i, o.batch).shape;
+    const Shape out = graph->activation(i + 1, o.batch).shape;
+    auto dims = [](const Shape& s) {
+      return std::to_string(s.c) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
+    };
+    const std::string shape = dims(in) + " -> " + dims(out);
+    if (o.json) {
+      j["layers"].push_back({{"name", n},
+                             {"input", {in.n, in.c, in.h, in.w}},
+                             {"layer", layer.describe()},
+                             {"forward_ms", fwd},
+                             {"backward_filter_ms", bf},
+                             {"backward_data_ms", bd},
+                             {"tflop_per_s", tflops},
+                             {"algorithms", layer.backend_detail(o.batch)}});
+    } else {
+      char data_ms[16] = "-";  // the first layer computes no input gradient
+      if (bd > 0) std::snprintf(data_ms, sizeof data_ms, "%.4f", bd);
+      std::printf("%-8s %-32.32s %9.4f %11.4f %9s %9.3f  %s\n", n.c_str(), shape.c_str(), fwd, bf,
+                  data_ms, tflops, layer.backend_detail(o.batch).c_str());
+    }
+  }
+  if (o.json) print_json(j);
+  return 0;
+}
+
+}  // namespace
+
+Runner add_bench_command(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* cmd = app.add_subcommand("bench", "benchmarks: train, pool, conv");
+  cmd->require_subcommand(1);
+  auto common = [o](CLI::App* sub) {
+    sub->add_option("--device", o->device, "auto, cpu or cuda")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+    sub->add_option("--threads", o->threads, "CPU threads")->check(CLI::Range(1, 1024));
+    sub->add_flag("--tf32", o->tf32, "CUDA: TF32 tensor-core math for convolutions and dense");
+    sub->add_flag("--json", o->json, "machine-readable output");
+  };
+  CLI::App* train = cmd->add_subcommand("train", "images/s of whole training steps, peak memory");
+  common(train);
+  train->add_option("--model", o->model, "model file")->capture_default_str();
+  train->add_option("--pool", o->pool, "override every pooling layer");
+  train->add_option("--batch", o->batches, "batch sizes, comma-separated")->capture_default_str();
+  train->add_option("--warmup", o->warmup, "untimed steps")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
+  train->add_option("--steps", o->steps, "timed steps")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  CLI::App* pool = cmd->add_subcommand("pool", "one pooling layer: forward/backward time, GB/s");
+  common(pool);
+  pool->add_option("--method", o->method, "METHOD[:key=value,...], e.g. avgtopk:k=2")
+      ->capture_default_str();
+  pool->add_option("--shape", o->shape, "input N,C,H,W")->capture_default_str();
+  pool->add_option("--size", o->size, "window")->capture_default_str()->check(CLI::Range(1, 64));
+  pool->add_option("--stride", o->stride, "stride (default: the window)")->check(CLI::Range(1, 64));
+  pool->add_option("--pad", o->pad, "padding")->capture_default_str()->check(CLI::Range(0, 32));
+  pool->add_option("--reps", o->reps, "timed repetitions")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  CLI::App* conv = cmd->add_subcommand("conv", "each convolution: algorithms, time per direction");
+  common(conv);
+  conv->add_option("--model", o->model, "model file")->capture_default_str();
+  conv->add_option("--batch", o->batch, "batch size")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
+  conv->add_option("--reps", o->reps, "timed repetitions")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  cmd->footer(
+      "Examples:\n"
+      "  convpool bench train --batch 32,256\n"
+      "  convpool bench pool --method avgtopk:k=2 --shape 256,64,32,32 --json\n"
+      "  convpool bench conv --batch 256\n"
+      "  tools/peer-compare --device cpu      # the same work in PyTorch, with ratios");
+  return [o, train, pool, conv] {
+    set_threads(o->threads);
+    const Device device = pick_device(o->device);
+    set_cuda_tf32(o->tf32);
+    if (*train) return bench_train(*o, device);
+    if (*pool) return bench_pool(*o, device);
+    if (*conv) return bench_conv(*o, device);
+    return 0;
+  };
+}
+
+}  // namespace convpool::cli
