@@ -180,10 +180,34 @@ CP_HD float pool_stochastic_expect(const float* v, int n) {
   return s > 0.f ? q / s : 0.f;
 }
 
-CP_HD float pool_window_forward(const PoolWindowParams& P, const float* v, int n, int divisor) {
+// How many of the window's top-ranked elements a method reads: its selection, which
+// pool_rank_top computes sequentially and warp_rank_top (kernels/warp_select.cuh) by warp.
+CP_HD int pool_ranks_needed(const PoolWindowParams& P, int n) {
   switch (P.method) {
     case PoolMethod::max:
-      return v[pool_argmax(v, n)];
+    case PoolMethod::mixed:
+      return n > 0 ? 1 : 0;
+    case PoolMethod::avgtopk:
+    case PoolMethod::tmaxavg:
+      return P.k < n ? P.k : n;
+    default:
+      return 0;
+  }
+}
+
+// ranked[0..r): indices of the r top-ranked elements, in rank order (pool_ranks_before).
+CP_HD void pool_rank_top(const float* v, int n, int r, int* ranked) {
+  int prev = -1;
+  for (int i = 0; i < r; ++i) ranked[i] = prev = pool_next_ranked(v, n, prev);
+}
+
+// Forward of one window whose selection is given: ranked[0..pool_ranks_needed) as
+// pool_rank_top returns it. Top-k sums add the values in rank order on every backend.
+CP_HD float pool_window_forward_ranked(const PoolWindowParams& P, const float* v, int n,
+                                       int divisor, const int* ranked) {
+  switch (P.method) {
+    case PoolMethod::max:
+      return v[ranked[0]];
     case PoolMethod::avg:
       return pool_mean(v, n, divisor);
     case PoolMethod::min:
@@ -191,14 +215,17 @@ CP_HD float pool_window_forward(const PoolWindowParams& P, const float* v, int n
     case PoolMethod::lp:
       return pool_lp(v, n, P.p);
     case PoolMethod::mixed:
-      return P.lambda * v[pool_argmax(v, n)] + (1.f - P.lambda) * pool_mean(v, n, divisor);
+      return P.lambda * v[ranked[0]] + (1.f - P.lambda) * pool_mean(v, n, divisor);
     case PoolMethod::stochastic:
       return P.training ? v[pool_stochastic_pick(v, n, P.u)] : pool_stochastic_expect(v, n);
     case PoolMethod::avgtopk:
-      return pool_topk_mean(v, n, P.k, nullptr);
     case PoolMethod::tmaxavg: {
-      const float m = v[pool_argmax(v, n)];
-      return m >= P.threshold ? m : pool_topk_mean(v, n, P.k, nullptr);
+      const float m = v[ranked[0]];
+      if (P.method == PoolMethod::tmaxavg && m >= P.threshold) return m;
+      const int k = pool_ranks_needed(P, n);
+      float s = 0.f;
+      for (int r = 0; r < k; ++r) s += v[ranked[r]];
+      return s / float(k);
     }
     case PoolMethod::softpool:
       return pool_softpool(v, n);
@@ -206,13 +233,22 @@ CP_HD float pool_window_forward(const PoolWindowParams& P, const float* v, int n
   return 0.f;
 }
 
+CP_HD float pool_window_forward(const PoolWindowParams& P, const float* v, int n, int divisor) {
+  int ranked[kPoolMaxTopK];
+  ranked[0] = 0;  // an empty window (n = 0) selects nothing
+  pool_rank_top(v, n, pool_ranks_needed(P, n), ranked);
+  return pool_window_forward_ranked(P, v, n, divisor, ranked);
+}
+
 // g[i] = dy * d(forward)/d(v_i) for the window, given y = forward(v). g has n entries.
-CP_HD void pool_window_backward(const PoolWindowParams& P, const float* v, int n, int divisor,
-                                float y, float dy, float* g) {
+// `ranked` is the window's selection, as for pool_window_forward_ranked.
+CP_HD void pool_window_backward_ranked(const PoolWindowParams& P, const float* v, int n,
+                                       int divisor, const int* ranked, float y, float dy,
+                                       float* g) {
   for (int i = 0; i < n; ++i) g[i] = 0.f;
   switch (P.method) {
     case PoolMethod::max:
-      g[pool_argmax(v, n)] = dy;
+      g[ranked[0]] = dy;
       return;
     case PoolMethod::min:
       g[pool_argmin(v, n)] = dy;
@@ -230,7 +266,7 @@ CP_HD void pool_window_backward(const PoolWindowParams& P, const float* v, int n
       return;
     case PoolMethod::mixed:
       for (int i = 0; i < n; ++i) g[i] = dy * (1.f - P.lambda) / float(divisor);
-      g[pool_argmax(v, n)] += dy * P.lambda;
+      g[ranked[0]] += dy * P.lambda;
       return;
     case PoolMethod::stochastic:
       if (P.training) {
@@ -245,17 +281,12 @@ CP_HD void pool_window_backward(const PoolWindowParams& P, const float* v, int n
       return;
     case PoolMethod::avgtopk:
     case PoolMethod::tmaxavg: {
-      const int am = pool_argmax(v, n);
-      if (P.method == PoolMethod::tmaxavg && v[am] >= P.threshold) {
-        g[am] = dy;
+      if (P.method == PoolMethod::tmaxavg && v[ranked[0]] >= P.threshold) {
+        g[ranked[0]] = dy;
         return;
       }
-      const int k = P.k < n ? P.k : n;
-      int prev = -1;
-      for (int r = 0; r < k; ++r) {
-        prev = pool_next_ranked(v, n, prev);
-        g[prev] = dy / float(k);
-      }
+      const int k = pool_ranks_needed(P, n);
+      for (int r = 0; r < k; ++r) g[ranked[r]] = dy / float(k);
       return;
     }
     case PoolMethod::softpool: {
@@ -267,6 +298,14 @@ CP_HD void pool_window_backward(const PoolWindowParams& P, const float* v, int n
       return;
     }
   }
+}
+
+CP_HD void pool_window_backward(const PoolWindowParams& P, const float* v, int n, int divisor,
+                                float y, float dy, float* g) {
+  int ranked[kPoolMaxTopK];
+  ranked[0] = 0;  // an empty window (n = 0) selects nothing
+  pool_rank_top(v, n, pool_ranks_needed(P, n), ranked);
+  pool_window_backward_ranked(P, v, n, divisor, ranked, y, dy, g);
 }
 
 }  // namespace convpool

@@ -1,4 +1,5 @@
-// Pooling kernels for windows of up to kMaxWindow elements, every method: one thread per
+// Pooling kernels for windows of up to kPoolSmallWindow elements (larger ones go to
+// kernels/pool_warp.cu), every method: one thread per
 // output in forward, one thread per input element in backward (gather form: each input sums
 // the gradients of the windows covering it, so overlapping windows need no atomics and the
 // result is deterministic). The window math is kernels/pool_math.cuh, shared with the CPU.
@@ -7,40 +8,14 @@
 #include "../src/cuda/check.h"
 #include "../src/cuda/ops.h"
 #include "philox.cuh"
+#include "pool_launch.cuh"
 #include "pool_math.cuh"
 
 namespace convpool::cuda {
 
 namespace {
 
-constexpr int kMaxWindow = 64;
-
-struct PoolLaunch {
-  PoolGeom g;
-  PoolWindowParams p;
-  uint64_t seed;
-  uint32_t layer;
-  const uint64_t* step;  // device
-  const float* alpha;    // device, learned mixed only
-};
-
-// The window parameters of one output at the current step: the same draws as the CPU backend.
-__device__ __forceinline__ PoolWindowParams params_for(const PoolLaunch& L, uint64_t out_index) {
-  PoolWindowParams p = L.p;
-  const uint64_t step = *L.step;
-  if (p.method == PoolMethod::mixed) {
-    if (L.alpha) {
-      p.lambda = 1.f / (1.f + expf(-L.alpha[0]));
-    } else if (p.training) {
-      p.lambda = philox_uniform(L.seed, kRngPoolMix, L.layer, uint32_t(step), 0) < 0.5f ? 1.f : 0.f;
-    } else {
-      p.lambda = 0.5f;
-    }
-  }
-  if (p.method == PoolMethod::stochastic && p.training)
-    p.u = philox_uniform(L.seed, kRngPoolSample, L.layer, uint32_t(step), out_index);
-  return p;
-}
+constexpr int kMaxWindow = kPoolSmallWindow;
 
 __global__ void pool_forward_kernel(PoolLaunch L, int planes, const float* __restrict__ x,
                                     float* __restrict__ y) {
@@ -112,10 +87,19 @@ __global__ void pool_dalpha_kernel(PoolLaunch L, int planes, const float* __rest
 
 PoolLaunch make_launch(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, uint32_t layer,
                        const uint64_t* step, const float* alpha) {
-  if (g.KH * g.KW > kMaxWindow)
-    CP_USER_ERROR("CUDA pooling supports windows of up to " << kMaxWindow << " elements (got "
-                                                            << g.KH << "x" << g.KW
-                                                            << "); use --device cpu");
+  if (pool_uses_warp_kernels(g)) {
+    if (g.KH * g.KW > kPoolWarpWindow)
+      CP_USER_ERROR("CUDA pooling supports windows of up to " << kPoolWarpWindow
+                                                              << " elements (got " << g.KH << "x"
+                                                              << g.KW << "); use --device cpu");
+    if (g.SH < g.KH || g.SW < g.KW)
+      CP_USER_ERROR("CUDA pooling supports overlapping windows of up to "
+                    << kMaxWindow << " elements (got " << g.KH << "x" << g.KW << " stride " << g.SH
+                    << "x" << g.SW << "); use --device cpu");
+    if (alpha)
+      CP_USER_ERROR("CUDA: learned mixed pooling supports windows of up to "
+                    << kMaxWindow << " elements; use --device cpu");
+  }
   CP_CHECK(step != nullptr, "CUDA pooling needs the device step counter");
   return {g, p, seed, layer, step, alpha};
 }
@@ -126,10 +110,11 @@ constexpr unsigned kThreads = 256;
 
 void pool_forward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, uint32_t layer,
                   const uint64_t* step, const float* alpha, int n, const float* x, float* y,
-                  void* stream) {
+                  int32_t* ranked, void* stream) {
   const PoolLaunch L = make_launch(g, p, seed, layer, step, alpha);
   const size_t total = size_t(n) * g.C * g.OH * g.OW;
   if (!total) return;
+  if (pool_uses_warp_kernels(g)) return pool_forward_warp(L, n * g.C, x, y, ranked, stream);
   pool_forward_kernel<<<std::min(ceil_div(total, kThreads), 65535u), kThreads, 0,
                         as_stream(stream)>>>(L, n * g.C, x, y);
   CP_CUDA_CHECK_LAUNCH("pool_forward_kernel");
@@ -137,10 +122,15 @@ void pool_forward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, u
 
 void pool_backward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, uint32_t layer,
                    const uint64_t* step, const float* alpha, int n, const float* x, const float* y,
-                   const float* dy, float* dx, float* dalpha, void* stream) {
+                   const float* dy, float* dx, float* dalpha, const int32_t* ranked,
+                   void* stream) {
   const PoolLaunch L = make_launch(g, p, seed, layer, step, alpha);
   const size_t total = size_t(n) * g.C * g.H * g.W;
   if (!total) return;
+  if (pool_uses_warp_kernels(g)) {
+    if (dx) pool_backward_warp(L, n * g.C, x, y, dy, dx, ranked, stream);
+    return;
+  }
   if (dx) {  // null when the pooling layer is the first layer
     pool_backward_kernel<<<std::min(ceil_div(total, kThreads), 65535u), kThreads, 0,
                            as_stream(stream)>>>(L, n * g.C, x, y, dy, dx);

@@ -147,7 +147,18 @@ INSTANTIATE_TEST_SUITE_P(
         LayerCase{"pool avgtopk k=3 size=3 stride=2 pad=1", {1, 5, 13, 11}, 3, true},
         LayerCase{"pool tmaxavg k=3 t=0.5 size=3 stride=2", {1, 3, 9, 7}, 2, true},
         LayerCase{"pool softpool size=3 stride=2 pad=1", {1, 3, 9, 7}, 2, true},
-        LayerCase{"pool avgtopk global k=4", {1, 6, 7, 5}, 3, true}));
+        LayerCase{"pool avgtopk global k=4", {1, 6, 7, 5}, 3, true},
+        // The warp family: windows above 64 elements, global pooling up to 32x32 planes.
+        LayerCase{"pool max global", {1, 6, 31, 29}, 3, true},
+        LayerCase{"pool avg global", {1, 5, 32, 32}, 2, true},
+        LayerCase{"pool avgtopk global k=7", {1, 6, 17, 23}, 3, true},
+        LayerCase{"pool avgtopk global k=32", {1, 3, 32, 32}, 2, true},
+        LayerCase{"pool tmaxavg global k=5 t=0.9", {1, 4, 13, 11}, 2, true},
+        LayerCase{"pool lp p=2 size=9 stride=9", {1, 3, 20, 19}, 2, true},
+        LayerCase{"pool softpool size=10 stride=12", {1, 3, 25, 23}, 2, true},
+        LayerCase{"pool stochastic global", {1, 4, 15, 15}, 2, true},
+        LayerCase{"pool mixed size=9", {1, 3, 18, 20}, 2, true},
+        LayerCase{"pool min size=9 pad=4", {1, 3, 17, 11}, 2, true}));
 
 #ifdef CONVPOOL_HAVE_CUDA
 TEST(CudaParity, SoftmaxXentMatchesCpu) {

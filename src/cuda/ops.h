@@ -37,17 +37,48 @@ void relu_backward(const float* y, const float* dy, float* dx, size_t n, void* s
 void bias_add(float* y, const float* b, int n, int c, int plane, void* stream);
 void bias_grad(const float* dy, float* db, int n, int c, int plane, void* stream);
 
-// kernels/pool_small.cu: every method, one thread per output (forward) or per input element
-// (backward, gather form: deterministic, no atomics). `step` is a device pointer (drives
-// mixed and stochastic draws); `alpha` is the learned-mixed parameter (device, or null).
+// Pooling, every method, in two kernel families chosen by window size:
+//  - kernels/pool_small.cu, windows of up to kPoolSmallWindow elements: one thread per output
+//    (forward) or per input element (backward, gather form: deterministic, no atomics);
+//  - kernels/pool_warp.cu, larger windows up to kPoolWarpWindow elements (global pooling of
+//    planes up to 32x32, or e.g. 9x9 windows) that do not overlap: one warp per window, the
+//    selection by warp-level partial sort (kernels/warp_select.cuh), the indices it picked
+//    kept in `ranked` (pool_state_ints of them) for backward.
+// `step` is a device pointer (drives mixed and stochastic draws); `alpha` is the
+// learned-mixed parameter (device, or null).
+constexpr int kPoolSmallWindow = 64, kPoolWarpWindow = 1024;
+inline bool pool_uses_warp_kernels(const PoolGeom& g) { return g.KH * g.KW > kPoolSmallWindow; }
+// The layer state the warp kernels need: the selection of every output.
+inline size_t pool_state_ints(const PoolGeom& g, const PoolWindowParams& p, int batch) {
+  if (!pool_uses_warp_kernels(g)) return 0;
+  return size_t(batch) * g.C * g.OH * g.OW * size_t(pool_ranks_needed(p, g.KH * g.KW));
+}
 void pool_forward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, uint32_t layer,
                   const uint64_t* step, const float* alpha, int n, const float* x, float* y,
-                  void* stream);
+                  int32_t* ranked, void* stream);
 // dx (null: not wanted) is overwritten. dalpha (device, learned mixed only) receives the
 // gradient of alpha.
 void pool_backward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, uint32_t layer,
                    const uint64_t* step, const float* alpha, int n, const float* x, const float* y,
-                   const float* dy, float* dx, float* dalpha, void* stream);
+                   const float* dy, float* dx, float* dalpha, const int32_t* ranked,
+                   void* stream);
+
+// kernels/pool_warp.cu, called by the two above for large windows.
+struct PoolLaunch;
+void pool_forward_warp(const PoolLaunch& L, int planes, const float* x, float* y,
+                       int32_t* ranked, void* stream);
+void pool_backward_warp(const PoolLaunch& L, int planes, const float* x, const float* y,
+                        const float* dy, float* dx, const int32_t* ranked, void* stream);
+
+// What every pooling kernel needs to know about its call.
+struct PoolLaunch {
+  PoolGeom g;
+  PoolWindowParams p;
+  uint64_t seed;
+  uint32_t layer;
+  const uint64_t* step;  // device
+  const float* alpha;    // device, learned mixed only
+};
 
 // kernels/loss.cu: fused softmax cross-entropy. dlogits = (softmax - onehot) * grad_scale.
 // Adds the batch's summed loss and correct count to the device accumulators. If `scalars`

@@ -152,8 +152,12 @@ class PoolLayer : public Layer {
     return os.str();
   }
 
-  // Max pooling records its argmax (one int32 per output) for a scatter-only backward.
+  // CPU max pooling records its argmax (one int32 per output) for a scatter-only backward;
+  // the CUDA large-window kernels keep each output's selection.
   size_t state_floats(int batch) const override {
+#ifdef CONVPOOL_HAVE_CUDA
+    if (device_ == Device::cuda) return cuda::pool_state_ints(g_, wp_, batch);
+#endif
     const bool record = wp_.method == PoolMethod::max && device_ == Device::cpu;
     return record ? size_t(batch) * g_.C * g_.OH * g_.OW : 0;
   }
@@ -162,9 +166,9 @@ class PoolLayer : public Layer {
 #ifdef CONVPOOL_HAVE_CUDA
     if (ctx.device == Device::cuda)
       return cuda::pool_forward(g_, device_params(ctx), ctx.seed, index_, ctx.device_step, alpha(),
-                                x.shape.n, x.data, y.data, ctx.stream);
+                                x.shape.n, x.data, y.data, state_ints(), ctx.stream);
 #endif
-    cpu::pool_forward(g_, window_params(ctx), rng(ctx), x.shape.n, x.data, y.data, argmax());
+    cpu::pool_forward(g_, window_params(ctx), rng(ctx), x.shape.n, x.data, y.data, state_ints());
   }
 
   void backward(const StepContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy,
@@ -173,12 +177,12 @@ class PoolLayer : public Layer {
     if (ctx.device == Device::cuda)
       return cuda::pool_backward(g_, device_params(ctx), ctx.seed, index_, ctx.device_step, alpha(),
                                  x.shape.n, x.data, y.data, dy.data, dx.data,
-                                 learned_ ? grads_[0].data : nullptr, ctx.stream);
+                                 learned_ ? grads_[0].data : nullptr, state_ints(), ctx.stream);
 #endif
     float dlambda = 0;
     const PoolWindowParams wp = window_params(ctx);
     cpu::pool_backward(g_, wp, rng(ctx), x.shape.n, x.data, y.data, dy.data, dx.data,
-                       learned_ ? &dlambda : nullptr, argmax());
+                       learned_ ? &dlambda : nullptr, state_ints());
     if (learned_) grads_[0].data[0] = dlambda * wp.lambda * (1.f - wp.lambda);
   }
 
@@ -190,7 +194,8 @@ class PoolLayer : public Layer {
     return p;
   }
   const float* alpha() const { return learned_ ? params_[0].data : nullptr; }
-  int32_t* argmax() const { return reinterpret_cast<int32_t*>(state_); }
+  // The layer state as int32: CPU max's argmax, or the CUDA large-window selections.
+  int32_t* state_ints() const { return reinterpret_cast<int32_t*>(state_); }
   PoolRng rng(const StepContext& ctx) const { return {ctx.seed, index_, ctx.step}; }
 
   PoolWindowParams window_params(const StepContext& ctx) const {
