@@ -116,7 +116,13 @@ int run(StudyOptions& so, CLI::App* cmd) {
       } else {
         reporter.line(title + (o.resume.empty() ? "" : " (resuming)"));
         make_directory(o.out);
-        train_run(o, train, test, reporter);
+        try {
+          train_run(o, train, test, reporter);
+        } catch (const Interrupted&) {
+          throw Interrupted("study interrupted during " + title +
+                            "; its checkpoint is saved: run the same study command again to "
+                            "resume (finished runs are skipped)");
+        }
       }
       for (auto& m : read_metrics_csv(o.out + "/metrics.csv"))
         if (m.epoch <= base.cfg.epochs) rows.push_back(StudyRow{pool, seed, m});

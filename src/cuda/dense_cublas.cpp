@@ -5,15 +5,26 @@
 
 #include "check.h"
 #include "context.h"
+#include "convpool/device.h"
 #include "ops.h"
 
 namespace convpool::cuda {
 
+namespace {
+// The shared handle on `stream`, in the math mode --tf32 asks for (host-side settings only,
+// so this is safe during CUDA Graph capture).
+cublasHandle_t handle_on(void* stream) {
+  cublasHandle_t h = handle_on(stream);
+  CP_CUBLAS_CHECK(
+      cublasSetMathMode(h, cuda_tf32() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
+  return h;
+}
+}  // namespace
+
 void dense_forward(int n, int in, int out, const float* x, const float* w, const float* b, float* y,
                    void* stream) {
   const float one = 1.f, zero = 0.f;
-  cublasHandle_t h = context().cublas();
-  CP_CUBLAS_CHECK(cublasSetStream(h, as_stream(stream)));
+  cublasHandle_t h = handle_on(stream);
   // Y'[out x n] = (W'[in x out])^T X'[in x n]
   CP_CUBLAS_CHECK(
       cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &one, w, in, x, in, &zero, y, out));
@@ -23,8 +34,7 @@ void dense_forward(int n, int in, int out, const float* x, const float* w, const
 void dense_backward(int n, int in, int out, const float* x, const float* w, const float* dy,
                     float* dw, float* db, float* dx, void* stream) {
   const float one = 1.f, zero = 0.f;
-  cublasHandle_t h = context().cublas();
-  CP_CUBLAS_CHECK(cublasSetStream(h, as_stream(stream)));
+  cublasHandle_t h = handle_on(stream);
   // dW'[in x out] = X'[in x n] (dY'[out x n])^T
   CP_CUBLAS_CHECK(
       cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, &one, x, in, dy, out, &zero, dw, in));
