@@ -14,7 +14,8 @@ namespace {
 // The shared handle on `stream`, in the math mode --tf32 asks for (host-side settings only,
 // so this is safe during CUDA Graph capture).
 cublasHandle_t handle_on(void* stream) {
-  cublasHandle_t h = handle_on(stream);
+  cublasHandle_t h = context().cublas();
+  CP_CUBLAS_CHECK(cublasSetStream(h, as_stream(stream)));
   CP_CUBLAS_CHECK(
       cublasSetMathMode(h, cuda_tf32() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
   return h;
