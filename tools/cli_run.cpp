@@ -169,6 +169,12 @@ void resolve_options(CLI::App* cmd, TrainOptions& o) {
   set_effective(cmd, "--normalize", {"false"});  // folded into mean and std
 }
 
+void check_model(const std::string& model, const std::string& pool) {
+  ModelSpec spec = load_model_file(model);
+  if (!pool.empty()) apply_pool_override(spec, pool);
+  Graph::build(spec, GraphOptions{Device::cpu, 1, 0});
+}
+
 void make_directory(const std::string& path) {
   std::error_code ec;
   fs::create_directories(path, ec);

@@ -34,6 +34,10 @@ void apply_config_file(CLI::App* cmd, const std::string& path);
 // records the resolved values in `cmd`, so that write_config() stores the effective run.
 void resolve_options(CLI::App* cmd, TrainOptions& o);
 
+// Builds `model` with the pooling override `pool` on the CPU at batch 1, so that a bad model
+// file or method fails in a moment, before data is read or hours of training start.
+void check_model(const std::string& model, const std::string& pool);
+
 // Creates a run or study directory; a one-line error says why it cannot.
 void make_directory(const std::string& path);
 

@@ -69,12 +69,7 @@ int run(StudyOptions& so, CLI::App* cmd) {
   if (base.out.empty()) CP_USER_ERROR("--out DIR is required: the study writes its runs there");
   resolve_options(cmd, base);
   const auto pools = parse_pool_list(so.pools);
-  const ModelSpec spec = load_model_file(base.model);
-  for (auto& p : pools) {  // every method must build before hours of training start
-    ModelSpec trial = spec;
-    apply_pool_override(trial, p);
-    Graph::build(trial, GraphOptions{Device::cpu, 1, 0});
-  }
+  for (auto& p : pools) check_model(base.model, p);
   make_directory(base.out);
   write_config(cmd, base.out + "/config.toml");
 

@@ -32,6 +32,7 @@ int run(TrainOptions& o, CLI::App* cmd) {
   if (o.out.empty())
     o.out = "runs/" + std::filesystem::path(o.model).stem().string() + "-" + timestamp();
 
+  if (o.resume.empty()) check_model(o.model, o.pool);
   const std::string dir = resolve_cifar_dir(o.data);
   const Dataset train = load_cifar10(dir, "train", o.limit_train);
   const Dataset test = load_cifar10(dir, "test", o.limit_test);

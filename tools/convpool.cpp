@@ -45,6 +45,12 @@ Device pick_device(const std::string& name) {
 }
 
 std::string suggest_flag(const CLI::App& app, int argc, char** argv) {
+  if (argc > 1 && argv[1][0] != '-' && app.get_subcommands().empty()) {  // a misspelled command
+    std::vector<std::string> commands;
+    for (const CLI::App* sub : app.get_subcommands({})) commands.push_back(sub->get_name());
+    const std::string near = nearest_word(argv[1], commands);
+    if (!near.empty()) return "; did you mean '" + near + "'?";
+  }
   const CLI::App* cmd = &app;
   for (auto* sub : app.get_subcommands()) cmd = sub;  // the subcommand that was given
   std::vector<std::string> names;
@@ -88,6 +94,8 @@ int main(int argc, char** argv) {
       "  convpool eval --checkpoint runs/NAME/best.safetensors\n"
       "  convpool train --resume runs/NAME/last.safetensors --epochs 20\n"
       "  convpool study --pools max,avg,avgtopk:k=2 --seeds 2 --epochs 10 --out studies/first\n"
+      "  convpool profile --device cpu                    # per-layer times of the training step\n"
+      "  convpool bench pool --method avgtopk:k=2 --shape 256,64,32,32\n"
       "  convpool pool-methods");
   auto run_train = cli::add_train_command(app);
   auto run_eval = cli::add_eval_command(app);
