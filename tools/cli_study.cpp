@@ -10,10 +10,7 @@
 #include "cli_common.h"
 #include "cli_run.h"
 #include "convpool/checkpoint.h"
-#include "convpool/graph.h"
 #include "convpool/metrics.h"
-#include "convpool/model.h"
-#include "convpool/pooling.h"
 #include "convpool/safetensors.h"
 #include "convpool/study.h"
 
