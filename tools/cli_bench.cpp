@@ -250,10 +250,7 @@ Runner add_bench_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("bench", "benchmarks: train, pool, conv");
   cmd->require_subcommand(1);
   auto common = [o](CLI::App* sub) {
-    sub->add_option("--device", o->device, "auto, cpu or cuda")
-        ->capture_default_str()
-        ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-    sub->add_option("--threads", o->threads, "CPU threads")->check(CLI::Range(1, 1024));
+    add_device_options(sub, o->device, o->threads);
     sub->add_flag("--tf32", o->tf32, "CUDA: TF32 tensor-core math for convolutions and dense");
     sub->add_flag("--json", o->json, "machine-readable output");
   };

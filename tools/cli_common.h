@@ -15,6 +15,9 @@ Device pick_device(const std::string& name);  // auto | cpu | cuda
 // "; did you mean --x?" for the first unknown --flag on the command line, or "".
 std::string suggest_flag(const CLI::App& app, int argc, char** argv);
 
+// --device (auto | cpu | cuda) and --threads, as every command that computes takes them.
+void add_device_options(CLI::App* cmd, std::string& device, int& threads);
+
 // Each subcommand registers its options and returns the function that runs it.
 using Runner = std::function<int()>;
 Runner add_train_command(CLI::App& app);

@@ -96,13 +96,10 @@ Runner add_eval_command(CLI::App& app) {
   cmd->add_option("--data", o->data,
                   "CIFAR-10 binary directory (default: $CIFAR10_DIR, then "
                   "data/cifar-10-batches-bin)");
-  cmd->add_option("--device", o->device, "auto, cpu or cuda")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_device_options(cmd, o->device, o->threads);
   cmd->add_option("--batch", o->batch, "evaluation batch size")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));
-  cmd->add_option("--threads", o->threads, "CPU threads")->check(CLI::Range(1, 1024));
   cmd->add_option("--limit-test", o->limit_test, "use only the first N test images");
   cmd->add_flag("--json", o->json, "machine-readable output");
   cmd->footer("Example:\n  convpool eval --checkpoint runs/NAME/best.safetensors --json");

@@ -181,10 +181,7 @@ Runner add_profile_command(CLI::App& app) {
   cmd->add_option("--steps", o->steps, "timed steps (inside cudaProfilerStart/Stop)")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
-  cmd->add_option("--device", o->device, "auto, cpu or cuda")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  cmd->add_option("--threads", o->threads, "CPU threads")->check(CLI::Range(1, 1024));
+  add_device_options(cmd, o->device, o->threads);
   cmd->add_option("--data", o->data, "CIFAR-10 directory (default: synthetic random images)");
   cmd->add_flag("--tf32", o->tf32, "CUDA: TF32 tensor-core math for convolutions and dense");
   cmd->add_flag("--json", o->json, "machine-readable output");

@@ -74,11 +74,7 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_option("--weight-decay", o.cfg.optimizer.weight_decay, "L2 weight decay")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 0.999999));
-  cmd->add_option("--device", o.device, "auto, cpu or cuda")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  cmd->add_option("--threads", o.threads, "CPU threads (default: all cores)")
-      ->check(CLI::Range(1, 1024));
+  add_device_options(cmd, o.device, o.threads);
   cmd->add_option("--limit-train", o.limit_train, "use only the first N training images (0: all)")
       ->capture_default_str();
   cmd->add_option("--limit-test", o.limit_test, "use only the first N test images (0: all)")

@@ -44,6 +44,14 @@ Device pick_device(const std::string& name) {
   return cuda_device_available() ? Device::cuda : Device::cpu;
 }
 
+void add_device_options(CLI::App* cmd, std::string& device, int& threads) {
+  cmd->add_option("--device", device, "auto, cpu or cuda")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  cmd->add_option("--threads", threads, "CPU threads (default: all cores)")
+      ->check(CLI::Range(1, 1024));
+}
+
 std::string suggest_flag(const CLI::App& app, int argc, char** argv) {
   if (argc > 1 && argv[1][0] != '-' && app.get_subcommands().empty()) {  // a misspelled command
     std::vector<std::string> commands;
