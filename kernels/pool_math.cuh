@@ -80,20 +80,26 @@ CP_HD int pool_window_position(const PoolGeom& g, int oh, int ow, int h, int w) 
 
 // True if (a, ia) ranks before (b, ib) in descending order: NaN first, then larger values,
 // then the lower index.
+// Written without branches (bitwise & and |): on random data every branch here would
+// mispredict half the time, and selection calls it a few times per element.
 CP_HD bool pool_ranks_before(float a, int ia, float b, int ib) {
   const bool na = a != a, nb = b != b;
-  if (na != nb) return na;
-  if (!na && a != b) return a > b;
-  return ia < ib;
+  const bool tie = (a == b) | (na & nb);
+  return (na & !nb) | (!na & !nb & (a > b)) | (tie & (ia < ib));
 }
 
 // The element following (prev, iprev) in descending rank order; -1 if none. Used K times
 // it selects the top K with no mask, in O(n*K).
 CP_HD int pool_next_ranked(const float* v, int n, int iprev) {
+  const float pv = iprev >= 0 ? v[iprev] : 0.f;
   int best = -1;
+  float bv = 0.f;
   for (int i = 0; i < n; ++i) {
-    if (iprev >= 0 && !pool_ranks_before(v[iprev], iprev, v[i], i)) continue;
-    if (best < 0 || pool_ranks_before(v[i], i, v[best], best)) best = i;
+    const bool after = (iprev < 0) | pool_ranks_before(pv, iprev, v[i], i);
+    const bool better = (best < 0) | pool_ranks_before(v[i], i, bv, best);
+    const bool take = after & better;
+    best = take ? i : best;
+    bv = take ? v[i] : bv;
   }
   return best;
 }

@@ -22,7 +22,28 @@ inline PoolWindowParams for_window(const PoolWindowParams& base, const PoolRng& 
   return p;
 }
 
-template <PoolMethod M>
+// True when every window is a whole 2x2 square inside the plane: the common case, where the
+// window size is a compile-time 4 and the per-window math unrolls.
+bool all_full_2x2(const PoolGeom& g) {
+  return g.KH == 2 && g.KW == 2 && g.PH == 0 && g.PW == 0 && (g.OH - 1) * g.SH + 2 <= g.H &&
+         (g.OW - 1) * g.SW + 2 <= g.W;
+}
+
+// Window (oh, ow) into v (and its plane offsets into src), in pool_gather_window's order.
+// kFull4: the window is a full 2x2 square (all_full_2x2), so the count is the constant 4.
+template <bool kFull4>
+inline int gather(const PoolGeom& g, const float* xp, int oh, int ow, float* v, int* src) {
+  if constexpr (kFull4) {
+    const int o = oh * g.SH * g.W + ow * g.SW;
+    src[0] = o, src[1] = o + 1, src[2] = o + g.W, src[3] = o + g.W + 1;
+    for (int i = 0; i < 4; ++i) v[i] = xp[src[i]];
+    return 4;
+  } else {
+    return pool_gather_window(g, xp, oh, ow, v, src);
+  }
+}
+
+template <PoolMethod M, bool kFull4>
 void forward_impl(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                   const float* x, float* y) {
   const int planes = n * g.C, win = g.KH * g.KW;
@@ -36,7 +57,7 @@ void forward_impl(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& r
       for (int oh = 0; oh < g.OH; ++oh)
         for (int ow = 0; ow < g.OW; ++ow) {
           const uint64_t oi = (uint64_t(pl) * g.OH + oh) * g.OW + ow;
-          const int cnt = pool_gather_window(g, xp, oh, ow, v.data(), src.data());
+          const int cnt = gather<kFull4>(g, xp, oh, ow, v.data(), src.data());
           const int divisor = g.include_pad ? win : cnt;
           y[oi] = pool_window_forward(for_window<M>(p, rng, oi), v.data(), cnt, divisor);
         }
@@ -44,7 +65,7 @@ void forward_impl(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& r
   }
 }
 
-template <PoolMethod M>
+template <PoolMethod M, bool kFull4>
 void backward_impl(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                    const float* x, const float* y, const float* dy, float* dx, float* dlambda) {
   const int planes = n * g.C, win = g.KH * g.KW;
@@ -62,7 +83,7 @@ void backward_impl(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& 
       for (int oh = 0; oh < g.OH; ++oh)
         for (int ow = 0; ow < g.OW; ++ow) {
           const uint64_t oi = (uint64_t(pl) * g.OH + oh) * g.OW + ow;
-          const int cnt = pool_gather_window(g, xp, oh, ow, v.data(), src.data());
+          const int cnt = gather<kFull4>(g, xp, oh, ow, v.data(), src.data());
           const int divisor = g.include_pad ? win : cnt;
           if (dxp) {
             pool_window_backward(for_window<M>(p, rng, oi), v.data(), cnt, divisor, y[oi], dy[oi],
@@ -109,16 +130,18 @@ void dispatch(PoolMethod m, Args&&... args) {
 
 template <PoolMethod M>
 struct Forward {
-  template <class... A>
-  static void run(A&&... a) {
-    forward_impl<M>(a...);
+  static void run(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
+                  const float* x, float* y) {
+    if (all_full_2x2(g)) return forward_impl<M, true>(g, p, rng, n, x, y);
+    forward_impl<M, false>(g, p, rng, n, x, y);
   }
 };
 template <PoolMethod M>
 struct Backward {
-  template <class... A>
-  static void run(A&&... a) {
-    backward_impl<M>(a...);
+  static void run(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
+                  const float* x, const float* y, const float* dy, float* dx, float* dlambda) {
+    if (all_full_2x2(g)) return backward_impl<M, true>(g, p, rng, n, x, y, dy, dx, dlambda);
+    backward_impl<M, false>(g, p, rng, n, x, y, dy, dx, dlambda);
   }
 };
 
