@@ -19,11 +19,19 @@ __global__ void input_to_float_kernel(const uint8_t* __restrict__ src, float* __
                                       InputParams p, bool augment, uint64_t seed,
                                       const uint64_t* __restrict__ step) {
   const int image = blockIdx.x;
-  __shared__ AugmentDraw draw;
-  if (threadIdx.x == 0)
-    draw = augment ? augment_draw(seed, *step, uint32_t(image), p.crop_pad, p.flip)
-                   : AugmentDraw{};
+  __shared__ int shared_draw[3];  // dy, dx, flip: plain ints (no constructor in shared memory)
+  if (threadIdx.x == 0) {
+    const AugmentDraw d =
+        augment ? augment_draw(seed, *step, uint32_t(image), p.crop_pad, p.flip) : AugmentDraw{};
+    shared_draw[0] = d.dy;
+    shared_draw[1] = d.dx;
+    shared_draw[2] = d.flip;
+  }
   __syncthreads();
+  AugmentDraw draw;
+  draw.dy = shared_draw[0];
+  draw.dx = shared_draw[1];
+  draw.flip = shared_draw[2] != 0;
   const uint8_t* img = src + size_t(image) * kCifarImageBytes;
   float* out = dst + size_t(image) * kCifarImageBytes;
   for (int i = threadIdx.x; i < kCifarImageBytes; i += blockDim.x) {
