@@ -5,6 +5,9 @@
 // lane 0 applies the shared window formula, so results match the CPU bit for bit. Forward
 // keeps the selection per output; backward recomputes nothing but the window formula and
 // writes dx directly (windows do not overlap: deterministic, no atomics).
+#include <cstdlib>
+#include <string>
+
 #include "../src/cuda/check.h"
 #include "../src/cuda/ops.h"
 #include "pool_launch.cuh"
@@ -15,6 +18,36 @@ namespace convpool::cuda {
 namespace {
 
 constexpr int kWarpsPerBlock = 4;
+
+// Which warp partial sort selects (kernels/warp_select.cuh). `automatic` follows a cost model
+// (rounds ~ r * (n/32 + 10) steps, bitonic ~ 42 * n/32), not a measurement: no GPU has run
+// these yet. CONVPOOL_WARP_SELECT=rounds|bitonic forces one, for benchmarking both.
+enum class SelectAlgo : int { automatic, rounds, bitonic };
+
+SelectAlgo select_algo() {
+  static const SelectAlgo algo = [] {
+    const char* env = std::getenv("CONVPOOL_WARP_SELECT");
+    const std::string s = env ? env : "";
+    if (s == "rounds") return SelectAlgo::rounds;
+    if (s == "bitonic") return SelectAlgo::bitonic;
+    if (!s.empty() && s != "auto")
+      CP_USER_ERROR("CONVPOOL_WARP_SELECT must be auto, rounds or bitonic (got '" << s << "')");
+    return SelectAlgo::automatic;
+  }();
+  return algo;
+}
+
+__device__ void select_top(SelectAlgo algo, const float* v, int n, int r, int* ranked) {
+  const DeviceWarp w;
+  const int chunks = (n + kWarpLanes - 1) / kWarpLanes;
+  const bool bitonic = r <= kWarpLanes && (algo == SelectAlgo::bitonic ||
+                                           (algo == SelectAlgo::automatic &&
+                                            42 * chunks < r * (chunks + 10)));
+  if (bitonic)
+    warp_rank_top_bitonic(w, v, n, r, ranked);
+  else
+    warp_rank_top(w, v, n, r, ranked);
+}
 
 // Where the valid (unpadded) part of window (oh, ow) lies: rows [h0, h1), columns [w0, w1).
 struct WindowRect {
@@ -43,13 +76,12 @@ __device__ WarpOutput decompose(const PoolGeom& g, size_t oi) {
 
 __global__ void pool_forward_warp_kernel(PoolLaunch L, int planes, const float* __restrict__ x,
                                          float* __restrict__ y, int32_t* __restrict__ ranked_out,
-                                         int ranks) {
+                                         int ranks, SelectAlgo algo) {
   __shared__ float values[kWarpsPerBlock][kPoolWarpWindow];
   __shared__ int ranked[kWarpsPerBlock][kPoolMaxTopK];
   const PoolGeom& g = L.g;
   const int warp = threadIdx.x / kWarpLanes, lane = threadIdx.x % kWarpLanes;
   const size_t total = size_t(planes) * g.OH * g.OW;
-  const DeviceWarp w;
   // Every lane of a warp runs the same iterations: the shuffles and __syncwarp stay uniform.
   for (size_t oi = size_t(blockIdx.x) * kWarpsPerBlock + warp; oi < total;
        oi += size_t(gridDim.x) * kWarpsPerBlock) {
@@ -61,7 +93,7 @@ __global__ void pool_forward_warp_kernel(PoolLaunch L, int planes, const float* 
     __syncwarp();
     const PoolWindowParams p = params_for(L, oi);
     const int need = pool_ranks_needed(p, cnt);
-    warp_rank_top(w, values[warp], cnt, need, ranked[warp]);
+    if (need > 0) select_top(algo, values[warp], cnt, need, ranked[warp]);
     __syncwarp();
     if (lane == 0) {
       y[oi] = pool_window_forward_ranked(p, values[warp], cnt, g.include_pad ? g.KH * g.KW : cnt,
@@ -113,7 +145,8 @@ void pool_forward_warp(const PoolLaunch& L, int planes, const float* x, float* y
   CP_CHECK(ranks == 0 || ranked, "large-window pooling needs its selection state");
   const size_t windows = size_t(planes) * L.g.OH * L.g.OW;
   pool_forward_warp_kernel<<<blocks_for(windows), kWarpsPerBlock * kWarpLanes, 0,
-                             as_stream(stream)>>>(L, planes, x, y, ranked, ranks);
+                             as_stream(stream)>>>(L, planes, x, y, ranked, ranks,
+                                                  select_algo());
   CP_CUDA_CHECK_LAUNCH("pool_forward_warp_kernel");
 }
 

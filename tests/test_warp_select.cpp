@@ -1,6 +1,7 @@
-// The warp partial sort of kernels/warp_select.cuh, executed on the CPU lane model: the same
-// code the CUDA large-window and global pooling kernels run, checked against the sequential
-// selection (pool_rank_top) on random planes with ties, NaN and infinities.
+// The warp partial sorts of kernels/warp_select.cuh (k rounds of arg-max, and the bitonic
+// top-32 list), executed on the CPU lane model: the same code the CUDA large-window and global
+// pooling kernels run, checked against the sequential selection (pool_rank_top) on random
+// planes with ties, NaN and infinities.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -41,7 +42,12 @@ TEST(WarpSelect, MatchesTheSequentialSelectionOnRandomPlanes) {
         std::vector<int> want(static_cast<size_t>(r), -7), got(static_cast<size_t>(r), -7);
         pool_rank_top(v.data(), n, r, want.data());
         warp_rank_top(w, v.data(), n, r, got.data());
-        ASSERT_EQ(got, want) << "n=" << n << " r=" << r << " trial " << trial;
+        ASSERT_EQ(got, want) << "rounds: n=" << n << " r=" << r << " trial " << trial;
+        if (r <= kWarpLanes) {
+          std::vector<int> bitonic(static_cast<size_t>(r), -7);
+          warp_rank_top_bitonic(w, v.data(), n, r, bitonic.data());
+          ASSERT_EQ(bitonic, want) << "bitonic: n=" << n << " r=" << r << " trial " << trial;
+        }
         ++cases;
       }
     }
