@@ -40,14 +40,18 @@ void bias_grad(const float* dy, float* db, int n, int c, int plane, void* stream
 // Pooling, every method, in two kernel families chosen by window size:
 //  - kernels/pool_small.cu, windows of up to kPoolSmallWindow elements: one thread per output
 //    (forward) or per input element (backward, gather form: deterministic, no atomics);
-//  - kernels/pool_warp.cu, larger windows up to kPoolWarpWindow elements (global pooling of
-//    planes up to 32x32, or e.g. 9x9 windows) that do not overlap: one warp per window, the
+//  - kernels/pool_warp.cu, global pooling of planes up to 32x32 and other windows above
+//    kPoolSmallWindow elements (up to kPoolWarpWindow) that do not overlap: one warp per window, the
 //    selection by warp-level partial sort (kernels/warp_select.cuh), the indices it picked
 //    kept in `ranked` (pool_state_ints of them) for backward.
 // `step` is a device pointer (drives mixed and stochastic draws); `alpha` is the
 // learned-mixed parameter (device, or null).
 constexpr int kPoolSmallWindow = 64, kPoolWarpWindow = 1024;
-inline bool pool_uses_warp_kernels(const PoolGeom& g) { return g.KH * g.KW > kPoolSmallWindow; }
+// Global pooling (one window covering the plane) always takes the warp family.
+inline bool pool_uses_warp_kernels(const PoolGeom& g) {
+  const bool global = g.OH == 1 && g.OW == 1 && g.KH == g.H && g.KW == g.W;
+  return global || g.KH * g.KW > kPoolSmallWindow;
+}
 // The layer state the warp kernels need: the selection of every output.
 inline size_t pool_state_ints(const PoolGeom& g, const PoolWindowParams& p, int batch) {
   if (!pool_uses_warp_kernels(g)) return 0;
