@@ -147,6 +147,7 @@ struct Backward {
 
 // Max pooling, the common case, without the generic gather: same result and tie/NaN rules
 // as pool_argmax (first NaN wins, then the first maximum), and the choice is recorded.
+template <bool kFull4>
 void max_forward_recording(const PoolGeom& g, int n, const float* x, float* y, int32_t* argmax) {
   const int planes = n * g.C;
 #pragma omp parallel for schedule(static)
@@ -154,6 +155,24 @@ void max_forward_recording(const PoolGeom& g, int n, const float* x, float* y, i
     const float* xp = x + size_t(pl) * g.H * g.W;
     float* yp = y + size_t(pl) * g.OH * g.OW;
     int32_t* ap = argmax + size_t(pl) * g.OH * g.OW;
+    if constexpr (kFull4) {
+      for (int oh = 0; oh < g.OH; ++oh)
+        for (int ow = 0; ow < g.OW; ++ow) {
+          const int o = oh * g.SH * g.W + ow * g.SW;
+          const int src[4] = {o, o + 1, o + g.W, o + g.W + 1};
+          int best = src[0];
+          float m = xp[best];
+          for (int i = 1; i < 4; ++i) {
+            const float v = xp[src[i]];
+            const bool take = (v > m) | ((v != v) & (m == m));
+            m = pool_select(take, v, m);
+            best = pool_select(take, src[i], best);
+          }
+          yp[oh * g.OW + ow] = m;
+          ap[oh * g.OW + ow] = best;
+        }
+      continue;
+    }
     for (int oh = 0; oh < g.OH; ++oh) {
       const int h0 = std::max(oh * g.SH - g.PH, 0), h1 = std::min(oh * g.SH - g.PH + g.KH, g.H);
       for (int ow = 0; ow < g.OW; ++ow) {
@@ -191,7 +210,10 @@ void scatter_to_argmax(const PoolGeom& g, int n, const float* dy, const int32_t*
 
 void pool_forward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                   const float* x, float* y, int32_t* argmax) {
-  if (p.method == PoolMethod::max && argmax) return max_forward_recording(g, n, x, y, argmax);
+  if (p.method == PoolMethod::max && argmax) {
+    if (all_full_2x2(g)) return max_forward_recording<true>(g, n, x, y, argmax);
+    return max_forward_recording<false>(g, n, x, y, argmax);
+  }
   dispatch<Forward>(p.method, g, p, rng, n, x, y);
 }
 
