@@ -96,8 +96,8 @@ CP_HD float pool_select(bool take, float a, float b) {
   return take ? a : b;
 #else
   const uint32_t mask = 0u - uint32_t(take);
-  return __builtin_bit_cast(float, (__builtin_bit_cast(uint32_t, a) & mask) |
-                                       (__builtin_bit_cast(uint32_t, b) & ~mask));
+  return __builtin_bit_cast(
+      float, (__builtin_bit_cast(uint32_t, a) & mask) | (__builtin_bit_cast(uint32_t, b) & ~mask));
 #endif
 }
 CP_HD int pool_select(bool take, int a, int b) {

@@ -89,9 +89,9 @@ PoolLaunch make_launch(const PoolGeom& g, const PoolWindowParams& p, uint64_t se
                        const uint64_t* step, const float* alpha) {
   if (pool_uses_warp_kernels(g)) {
     if (g.KH * g.KW > kPoolWarpWindow)
-      CP_USER_ERROR("CUDA pooling supports windows of up to " << kPoolWarpWindow
-                                                              << " elements (got " << g.KH << "x"
-                                                              << g.KW << "); use --device cpu");
+      CP_USER_ERROR("CUDA pooling supports windows of up to "
+                    << kPoolWarpWindow << " elements (got " << g.KH << "x" << g.KW
+                    << "); use --device cpu");
     if (g.SH < g.KH || g.SW < g.KW)
       CP_USER_ERROR("CUDA pooling supports overlapping windows of up to "
                     << kMaxWindow << " elements (got " << g.KH << "x" << g.KW << " stride " << g.SH
@@ -122,8 +122,7 @@ void pool_forward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, u
 
 void pool_backward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, uint32_t layer,
                    const uint64_t* step, const float* alpha, int n, const float* x, const float* y,
-                   const float* dy, float* dx, float* dalpha, const int32_t* ranked,
-                   void* stream) {
+                   const float* dy, float* dx, float* dalpha, const int32_t* ranked, void* stream) {
   const PoolLaunch L = make_launch(g, p, seed, layer, step, alpha);
   const size_t total = size_t(n) * g.C * g.H * g.W;
   if (!total) return;

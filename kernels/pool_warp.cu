@@ -40,9 +40,9 @@ SelectAlgo select_algo() {
 __device__ void select_top(SelectAlgo algo, const float* v, int n, int r, int* ranked) {
   const DeviceWarp w;
   const int chunks = (n + kWarpLanes - 1) / kWarpLanes;
-  const bool bitonic = r <= kWarpLanes && (algo == SelectAlgo::bitonic ||
-                                           (algo == SelectAlgo::automatic &&
-                                            42 * chunks < r * (chunks + 10)));
+  const bool bitonic =
+      r <= kWarpLanes && (algo == SelectAlgo::bitonic ||
+                          (algo == SelectAlgo::automatic && 42 * chunks < r * (chunks + 10)));
   if (bitonic)
     warp_rank_top_bitonic(w, v, n, r, ranked);
   else
@@ -105,8 +105,8 @@ __global__ void pool_forward_warp_kernel(PoolLaunch L, int planes, const float* 
 }
 
 __global__ void pool_backward_warp_kernel(PoolLaunch L, int planes, const float* __restrict__ x,
-                                          const float* __restrict__ y,
-                                          const float* __restrict__ dy, float* __restrict__ dx,
+                                          const float* __restrict__ y, const float* __restrict__ dy,
+                                          float* __restrict__ dx,
                                           const int32_t* __restrict__ ranked_in, int ranks) {
   __shared__ float values[kWarpsPerBlock][kPoolWarpWindow];
   __shared__ float grads[kWarpsPerBlock][kPoolWarpWindow];
@@ -139,14 +139,13 @@ unsigned blocks_for(size_t windows) {
 
 }  // namespace
 
-void pool_forward_warp(const PoolLaunch& L, int planes, const float* x, float* y,
-                       int32_t* ranked, void* stream) {
+void pool_forward_warp(const PoolLaunch& L, int planes, const float* x, float* y, int32_t* ranked,
+                       void* stream) {
   const int ranks = pool_ranks_needed(L.p, L.g.KH * L.g.KW);
   CP_CHECK(ranks == 0 || ranked, "large-window pooling needs its selection state");
   const size_t windows = size_t(planes) * L.g.OH * L.g.OW;
   pool_forward_warp_kernel<<<blocks_for(windows), kWarpsPerBlock * kWarpLanes, 0,
-                             as_stream(stream)>>>(L, planes, x, y, ranked, ranks,
-                                                  select_algo());
+                             as_stream(stream)>>>(L, planes, x, y, ranked, ranks, select_algo());
   CP_CUDA_CHECK_LAUNCH("pool_forward_warp_kernel");
 }
 
@@ -158,8 +157,8 @@ void pool_backward_warp(const PoolLaunch& L, int planes, const float* x, const f
   const bool covers_all = g.SH == g.KH && g.SW == g.KW && g.PH == 0 && g.PW == 0 &&
                           g.OH * g.KH == g.H && g.OW * g.KW == g.W;
   if (!covers_all)
-    CP_CUDA_CHECK(cudaMemsetAsync(dx, 0, sizeof(float) * size_t(planes) * g.H * g.W,
-                                  as_stream(stream)));
+    CP_CUDA_CHECK(
+        cudaMemsetAsync(dx, 0, sizeof(float) * size_t(planes) * g.H * g.W, as_stream(stream)));
   const size_t windows = size_t(planes) * g.OH * g.OW;
   pool_backward_warp_kernel<<<blocks_for(windows), kWarpsPerBlock * kWarpLanes, 0,
                               as_stream(stream)>>>(L, planes, x, y, dy, dx, ranked, ranks);

@@ -38,8 +38,8 @@ CP_HD void warp_rank_top(const Warp& w, const float* v, int n, int r, int* ranke
       const auto other_i = w.shfl_xor(best_i, mask);
       w.for_lanes([&](int lane) {
         const int oi = other_i[lane];
-        if (oi >= 0 && (best_i[lane] < 0 || pool_ranks_before(other_v[lane], oi, best_v[lane],
-                                                              best_i[lane]))) {
+        if (oi >= 0 && (best_i[lane] < 0 ||
+                        pool_ranks_before(other_v[lane], oi, best_v[lane], best_i[lane]))) {
           best_v[lane] = other_v[lane];
           best_i[lane] = oi;
         }

@@ -37,8 +37,7 @@ TEST(Input, DefaultsArePixelOver255AndNormalisationIsPerChannel) {
   images_to_float(ds, order.data(), 2, out.data());
   for (int i = 0; i < 2; ++i)
     for (int k = 0; k < kCifarImageBytes; ++k)
-      ASSERT_FLOAT_EQ(out[size_t(i) * kCifarImageBytes + k],
-                      float(ds.image(order[i])[k]) / 255.f);
+      ASSERT_FLOAT_EQ(out[size_t(i) * kCifarImageBytes + k], float(ds.image(order[i])[k]) / 255.f);
   InputTransform t;
   t.mean[0] = 0.4f, t.mean[1] = 0.5f, t.mean[2] = 0.6f;
   t.std[0] = 0.2f, t.std[1] = 0.25f, t.std[2] = 0.5f;

@@ -51,7 +51,8 @@ TEST(Regions, TotalsCountAndTimeNestedHostRegions) {
 
 // The profile's layers are the network's, every time is positive, and they fit in the step.
 TEST(Profile, TableMatchesTheNetworkAndFitsInTheStep) {
-  const auto j = run_json("profile --device cpu --threads 1 --batch 8 --warmup 1 --steps 3 --pool avgtopk:k=2");
+  const auto j = run_json(
+      "profile --device cpu --threads 1 --batch 8 --warmup 1 --steps 3 --pool avgtopk:k=2");
   ASSERT_TRUE(j.contains("layers")) << j.dump();
   auto graph = Graph::build(load_model_file(kModel), GraphOptions{Device::cpu, 8, 0});
   ASSERT_EQ(j["layers"].size(), graph->num_layers());
@@ -81,7 +82,8 @@ TEST(Profile, TextTableNamesEveryLayer) {
 }
 
 TEST(Bench, TrainPoolAndConvWriteJson) {
-  const auto train = run_json("bench train --device cpu --threads 1 --batch 4,8 --warmup 1 --steps 2");
+  const auto train =
+      run_json("bench train --device cpu --threads 1 --batch 4,8 --warmup 1 --steps 2");
   ASSERT_EQ(train["runs"].size(), 2u) << train.dump();
   for (auto& r : train["runs"]) {
     EXPECT_GT(r["images_per_second"].get<double>(), 0);
@@ -91,7 +93,9 @@ TEST(Bench, TrainPoolAndConvWriteJson) {
   EXPECT_GT(train["runs"][1]["peak_memory_bytes"].get<double>(),
             train["runs"][0]["peak_memory_bytes"].get<double>());
 
-  const auto pool = run_json("bench pool --device cpu --threads 1 --method avgtopk:k=2 --shape 3,5,9,7 --size 3 --stride 2 --reps 2");
+  const auto pool = run_json(
+      "bench pool --device cpu --threads 1 --method avgtopk:k=2 --shape 3,5,9,7 --size 3 --stride "
+      "2 --reps 2");
   EXPECT_EQ(pool["output_shape"], (std::vector<int>{3, 5, 4, 3})) << pool.dump();
   EXPECT_GT(pool["forward_ms"].get<double>(), 0);
   EXPECT_GT(pool["backward_ms"].get<double>(), 0);

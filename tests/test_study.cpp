@@ -86,14 +86,16 @@ TEST(Study, SummaryIsTheMeanAndSampleStdOfEachMethodsFinalEpoch) {
 TEST(Study, WritesItsFilesAndResumes) {
   TempDir d;
   write_cifar_dir(d.str("data"), 400, fresh_seed());  // 2,000 training images
-  const std::string args = "study --device cpu --pools max,avgtopk:k=2 --seeds 1 --batch 50 "
-                           "--data " + d.str("data") + " --out " + d.str("study");
+  const std::string args =
+      "study --device cpu --pools max,avgtopk:k=2 --seeds 1 --batch 50 "
+      "--data " +
+      d.str("data") + " --out " + d.str("study");
   CommandResult r = run_convpool(args + " --epochs 1");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_FALSE(has_control_characters(r.output)) << r.output;
-  for (const char* f : {"config.toml", "results.csv", "summary.md", "runs/max/seed-1/metrics.csv",
-                        "runs/avgtopk-k2/seed-1/last.safetensors",
-                        "runs/avgtopk-k2/seed-1/summary.txt"})
+  for (const char* f :
+       {"config.toml", "results.csv", "summary.md", "runs/max/seed-1/metrics.csv",
+        "runs/avgtopk-k2/seed-1/last.safetensors", "runs/avgtopk-k2/seed-1/summary.txt"})
     EXPECT_TRUE(std::filesystem::exists(d.str("study/") + f)) << f;
   if (r.output.find("plot skipped") == std::string::npos) {
     EXPECT_TRUE(std::filesystem::exists(d.str("study/study.png"))) << r.output;
@@ -145,8 +147,8 @@ TEST(RunDirectory, ConfigRepeatsTheRunExactly) {
   const uint64_t seed = fresh_seed() % 100000;
   CommandResult r = run_convpool(
       "train --device cpu --deterministic --threads 2 --epochs 2 --batch 16 --pool mixed "
-      "--crop-pad 2 --flip --normalize --lr 0.002 --seed " + std::to_string(seed) + " --data " +
-      d.str("data") + " --out " + d.str("a"));
+      "--crop-pad 2 --flip --normalize --lr 0.002 --seed " +
+      std::to_string(seed) + " --data " + d.str("data") + " --out " + d.str("a"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_FALSE(has_control_characters(r.output)) << r.output;
   const std::string config = slurp(d.str("a/config.toml"));
@@ -180,9 +182,9 @@ TEST(RunDirectory, BadConfigFilesGiveOneLine) {
   TempDir d;
   std::ofstream(d.str("typo.toml")) << "epochs=1\nlearning-rate=0.1\n";
   std::ofstream(d.str("range.toml")) << "batch=0\n";
-  for (auto [file, needle] : {std::pair{"typo.toml", "unknown option 'learning-rate'"},
-                              std::pair{"range.toml", "batch"},
-                              std::pair{"missing.toml", "missing.toml"}}) {
+  for (auto [file, needle] :
+       {std::pair{"typo.toml", "unknown option 'learning-rate'"}, std::pair{"range.toml", "batch"},
+        std::pair{"missing.toml", "missing.toml"}}) {
     const CommandResult r = run_convpool("train --device cpu --config " + d.str(file));
     EXPECT_NE(r.exit_code, 0) << file;
     EXPECT_NE(r.output.find(needle), std::string::npos) << r.output;
@@ -196,9 +198,10 @@ TEST(RunDirectory, ATerminalGetsALiveProgressBar) {
     GTEST_SKIP() << "util-linux `script` is not installed, so no pseudo-terminal";
   TempDir d;
   write_cifar_dir(d.str("data"), 200, fresh_seed());
-  const CommandResult r = run_command(
-      "script -qec \"" + std::string(CONVPOOL_BINARY) + " train --device cpu --epochs 1 --batch 8 "
-      "--data " + d.str("data") + " --out " + d.str("run") + "\" /dev/null");
+  const CommandResult r = run_command("script -qec \"" + std::string(CONVPOOL_BINARY) +
+                                      " train --device cpu --epochs 1 --batch 8 "
+                                      "--data " +
+                                      d.str("data") + " --out " + d.str("run") + "\" /dev/null");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("\r"), std::string::npos);
   EXPECT_NE(r.output.find("125/125"), std::string::npos) << r.output;  // 1000 images / 8

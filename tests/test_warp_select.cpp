@@ -60,8 +60,8 @@ TEST(WarpSelect, RankedWindowMathAgreesWithThePlainForm) {
   std::mt19937_64 rng(test::fresh_seed());
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   HostWarp w;
-  for (PoolMethod m : {PoolMethod::max, PoolMethod::avgtopk, PoolMethod::tmaxavg,
-                       PoolMethod::mixed}) {
+  for (PoolMethod m :
+       {PoolMethod::max, PoolMethod::avgtopk, PoolMethod::tmaxavg, PoolMethod::mixed}) {
     PoolWindowParams p;
     p.method = m;
     p.k = 5;

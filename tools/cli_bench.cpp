@@ -83,10 +83,11 @@ int bench_train(const BenchOptions& o, Device device) {
   out["model"] = o.model;
   out["pool"] = o.pool;
   if (!o.json)
-    std::printf("convpool bench train: %s on %s, %d warm-up + %d timed steps, synthetic data\n\n"
-                "%7s %10s %12s %14s\n",
-                o.model.c_str(), device_line(device).c_str(), o.warmup, o.steps, "batch",
-                "step ms", "images/s", "peak memory");
+    std::printf(
+        "convpool bench train: %s on %s, %d warm-up + %d timed steps, synthetic data\n\n"
+        "%7s %10s %12s %14s\n",
+        o.model.c_str(), device_line(device).c_str(), o.warmup, o.steps, "batch", "step ms",
+        "images/s", "peak memory");
   for (int batch : batches) {
     ModelSpec spec = load_model_file(o.model);
     if (!o.pool.empty()) apply_pool_override(spec, o.pool);
@@ -208,9 +209,10 @@ int bench_conv(const BenchOptions& o, Device device) {
   j["device"] = device_line(device);
   j["batch"] = o.batch;
   if (!o.json)
-    std::printf("convpool bench conv: %s on %s, batch %d, %d reps\n\n%-8s %-22s %9s %11s %9s %9s  %s\n",
-                o.model.c_str(), device_line(device).c_str(), o.batch, o.reps, "layer", "shape",
-                "fwd ms", "bwd-filt ms", "bwd-data", "TFLOP/s", "algorithms");
+    std::printf(
+        "convpool bench conv: %s on %s, batch %d, %d reps\n\n%-8s %-22s %9s %11s %9s %9s  %s\n",
+        o.model.c_str(), device_line(device).c_str(), o.batch, o.reps, "layer", "shape", "fwd ms",
+        "bwd-filt ms", "bwd-data", "TFLOP/s", "algorithms");
   for (size_t i : convs) {
     Layer& layer = const_cast<Layer&>(graph->layer(i));
     const std::string& n = layer.name();

@@ -41,7 +41,8 @@ LayerRow estimate(Graph& g, size_t i, int n) {
   double params = 0;
   for (auto& p : g.param_infos())
     if (p.layer == int(i)) params += double(p.shape.numel());
-  const double in = double(g.activation(i, n).numel()), out = double(g.activation(i + 1, n).numel());
+  const double in = double(g.activation(i, n).numel()),
+               out = double(g.activation(i + 1, n).numel());
   r.bytes = 4.0 * ((in + out + params) + (in + out + in + 2 * params));
   r.flops = 3.0 * n * layer.forward_flops();  // backward is about twice forward
   return r;
@@ -135,9 +136,9 @@ int run(const ProfileOptions& o) {
               o.model.c_str(), o.pool.empty() ? "" : (" --pool " + o.pool).c_str(),
               device == Device::cuda ? cuda_device_report().c_str() : "cpu", o.batch, o.warmup,
               o.steps, source.c_str());
-  std::printf("times per step: %s\n\n",
-              device == Device::cuda ? "CUDA events around each layer, launched eagerly"
-                                     : "steady clock around each layer");
+  std::printf("times per step: %s\n\n", device == Device::cuda
+                                            ? "CUDA events around each layer, launched eagerly"
+                                            : "steady clock around each layer");
   std::printf("%-10s %-8s %9s %9s %7s %10s %9s %9s  %s\n", "layer", "type", "fwd ms", "bwd ms",
               "share", "bytes", "GB/s", "TFLOP/s", "backend");
   for (auto& r : rows) {
@@ -145,17 +146,18 @@ int run(const ProfileOptions& o) {
     char gbs[16] = "-", tfs[16] = "-";
     if (r.bytes > 0 && ms > 0) std::snprintf(gbs, sizeof gbs, "%.1f", r.bytes / (ms * 1e6));
     if (r.flops > 0 && ms > 0) std::snprintf(tfs, sizeof tfs, "%.3f", r.flops / (ms * 1e9));
-    std::printf("%-10s %-8s %9.4f %9.4f %6.1f%% %10s %9s %9s  %s\n", r.name.c_str(),
-                r.type.c_str(), r.fwd_ms, r.bwd_ms, 100 * ms / step_ms,
+    std::printf("%-10s %-8s %9.4f %9.4f %6.1f%% %10s %9s %9s  %s\n", r.name.c_str(), r.type.c_str(),
+                r.fwd_ms, r.bwd_ms, 100 * ms / step_ms,
                 r.bytes > 0 ? human_bytes(r.bytes).c_str() : "-", gbs, tfs, r.detail.c_str());
   }
   for (auto& name : others)
     std::printf("%-10s %-8s %9.4f %9s %6.1f%%\n", name.c_str(), "", per_step(name), "",
                 100 * per_step(name) / step_ms);
-  std::printf("\nstep %.3f ms (%.0f images/s); timed regions sum to %.3f ms (%.1f%%); data wait "
-              "%.3f ms (%.1f%% of the step)\n",
-              step_ms, eager.images_per_second(), regions_ms, 100 * regions_ms / step_ms, wait_ms,
-              100 * wait_ms / step_ms);
+  std::printf(
+      "\nstep %.3f ms (%.0f images/s); timed regions sum to %.3f ms (%.1f%%); data wait "
+      "%.3f ms (%.1f%% of the step)\n",
+      step_ms, eager.images_per_second(), regions_ms, 100 * regions_ms / step_ms, wait_ms,
+      100 * wait_ms / step_ms);
   if (device == Device::cuda)
     std::printf("with the CUDA Graph (no per-layer events): step %.3f ms (%.0f images/s)\n",
                 replay.step_ms(), replay.images_per_second());

@@ -180,8 +180,8 @@ void make_directory(const std::string& path) {
 void write_config(const CLI::App* cmd, const std::string& path) {
   const std::string text =
       "# convpool " + cmd->get_name() +
-      ": the effective configuration of this run. Repeat it with\n#   convpool " +
-      cmd->get_name() + " --config " + path + " --out NEW_DIR\n" + cmd->config_to_str(true, true);
+      ": the effective configuration of this run. Repeat it with\n#   convpool " + cmd->get_name() +
+      " --config " + path + " --out NEW_DIR\n" + cmd->config_to_str(true, true);
   write_file_atomic(path, text);
 }
 
@@ -222,10 +222,10 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
          << train.size() << " train / " << test.size() << " test images";
     if (o.cfg.device == Device::cuda) head << "\ndevice: " << cuda_device_report();
     if (o.verbosity() == Verbosity::verbose) head << "\n" << graph->summary();
-    head << "\nthreads " << o.threads << ", batch " << o.cfg.batch << ", "
-         << o.cfg.optimizer.kind << " lr " << o.cfg.optimizer.lr << ", seed " << o.cfg.seed
-         << ", pool " << (o.pool.empty() ? "as in the model" : o.pool) << ", input "
-         << describe(o.cfg.input) << "\nrun directory " << o.out;
+    head << "\nthreads " << o.threads << ", batch " << o.cfg.batch << ", " << o.cfg.optimizer.kind
+         << " lr " << o.cfg.optimizer.lr << ", seed " << o.cfg.seed << ", pool "
+         << (o.pool.empty() ? "as in the model" : o.pool) << ", input " << describe(o.cfg.input)
+         << "\nrun directory " << o.out;
     if (ckpt)
       head << "\nresuming at epoch " << state.epoch + 1 << ", step " << state.step << " (batch "
            << state.epoch_batches << " of the epoch)";

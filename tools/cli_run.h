@@ -15,8 +15,8 @@ struct TrainOptions {
   std::string data, model, out, pool, device = "auto", resume, config;
   int threads = 0;
   size_t limit_train = 0, limit_test = 0;
-  bool no_graph = false, deterministic = false, normalize = false, quiet = false,
-       verbose = false, tf32 = false;
+  bool no_graph = false, deterministic = false, normalize = false, quiet = false, verbose = false,
+       tf32 = false;
   std::vector<float> mean, std;  // empty: from --normalize, else 0 and 1
   TrainConfig cfg;
   Verbosity verbosity() const;

@@ -51,8 +51,10 @@ std::string python_with_matplotlib() {
 void plot_study(const std::string& dir, ConsoleReporter& out) {
   const std::string py = python_with_matplotlib();
   if (py.empty()) {
-    out.line("plot skipped: no python3 with matplotlib (apt install python3-matplotlib, or set "
-             "CONVPOOL_PYTHON), then run: tools/plot --study " + dir);
+    out.line(
+        "plot skipped: no python3 with matplotlib (apt install python3-matplotlib, or set "
+        "CONVPOOL_PYTHON), then run: tools/plot --study " +
+        dir);
     return;
   }
   const std::string cmd = "'" + py + "' '" + plot_script() + "' --study '" + dir + "'";

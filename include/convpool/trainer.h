@@ -43,10 +43,10 @@ struct EpochMetrics {
 
 // Where an epoch stands, for progress displays.
 struct BatchProgress {
-  int epoch = 0, epochs = 0;            // 1-based epoch being trained, of `epochs`
-  uint64_t batch = 0, batches = 0;      // batches done in this epoch, of `batches`
-  double loss = 0, accuracy = 0;        // running means over the batches done
-  double seconds = 0;                   // since this epoch (or this resumed part of it) began
+  int epoch = 0, epochs = 0;        // 1-based epoch being trained, of `epochs`
+  uint64_t batch = 0, batches = 0;  // batches done in this epoch, of `batches`
+  double loss = 0, accuracy = 0;    // running means over the batches done
+  double seconds = 0;               // since this epoch (or this resumed part of it) began
   double images_per_second = 0;
 };
 
@@ -105,8 +105,8 @@ class Trainer {
   // Progress: due when there is an observer and its interval has passed (or the epoch ended);
   // only then do callers gather the running sums (a device read on CUDA) and report them.
   bool progress_due(uint64_t batches);
-  void report_progress(uint64_t batches, size_t train_size, size_t images_trained,
-                       double loss_sum, uint64_t correct);
+  void report_progress(uint64_t batches, size_t train_size, size_t images_trained, double loss_sum,
+                       uint64_t correct);
   Graph& graph_;
   TrainConfig cfg_;
   TrainState state_;

@@ -16,8 +16,8 @@
 namespace convpool {
 
 namespace regions {
-const std::string input = "input", loss = "loss", optimizer = "optimizer",
-                  data_wait = "data/wait", epoch = "epoch", eval = "eval";
+const std::string input = "input", loss = "loss", optimizer = "optimizer", data_wait = "data/wait",
+                  epoch = "epoch", eval = "eval";
 }
 
 namespace {

@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "check.h"
-#include "convpool/device.h"
 #include "context.h"
+#include "convpool/device.h"
 #include "ops.h"
 
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
@@ -55,8 +55,8 @@ class ConvPlan {
                                                    CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     // fp32 FMA only by default: no TF32 rounding, so results match the CPU oracle to ~1e-6.
     // --tf32 lets cuDNN use tensor cores with TF32 inputs.
-    CP_CUDNN_CHECK(cudnnSetConvolutionMathType(
-        conv_, cuda_tf32() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
+    CP_CUDNN_CHECK(
+        cudnnSetConvolutionMathType(conv_, cuda_tf32() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
     workspace_limit_ = size_t(256) << 20;
     const Batch& b = batch(max_batch);
     workspace_limit_ = b.workspace;  // smaller batches must fit in the same workspace
@@ -131,12 +131,13 @@ size_t conv_workspace_bytes(const ConvPlan& plan) { return plan.workspace_limit(
 
 std::string conv_algorithms(ConvPlan& plan, int n) {
   // cuDNN has no names for its algorithm enums; these follow cudnn_cnn.h's order.
-  static const char* fwd[] = {"implicit_gemm", "implicit_precomp_gemm", "gemm", "direct",
-                              "fft", "fft_tiling", "winograd", "winograd_nonfused"};
-  static const char* bwd_data[] = {"algo_0", "algo_1", "fft", "fft_tiling", "winograd",
-                                   "winograd_nonfused"};
-  static const char* bwd_filter[] = {"algo_0", "algo_1", "fft", "algo_3", "winograd",
-                                     "winograd_nonfused", "fft_tiling"};
+  static const char* fwd[] = {
+      "implicit_gemm", "implicit_precomp_gemm", "gemm", "direct", "fft", "fft_tiling",
+      "winograd",      "winograd_nonfused"};
+  static const char* bwd_data[] = {"algo_0",     "algo_1",   "fft",
+                                   "fft_tiling", "winograd", "winograd_nonfused"};
+  static const char* bwd_filter[] = {
+      "algo_0", "algo_1", "fft", "algo_3", "winograd", "winograd_nonfused", "fft_tiling"};
   auto name = [](const char* const* names, size_t count, int algo) {
     return algo >= 0 && size_t(algo) < count ? std::string(names[algo])
                                              : "algo " + std::to_string(algo);
@@ -144,8 +145,9 @@ std::string conv_algorithms(ConvPlan& plan, int n) {
   const auto& b = plan.batch(n);
   return "cuDNN fwd " + name(fwd, std::size(fwd), b.fwd) + ", bwd-data " +
          name(bwd_data, std::size(bwd_data), b.bwd_data) + ", bwd-filter " +
-         name(bwd_filter, std::size(bwd_filter), b.bwd_filter) + (cuda_tf32() ? ", tf32" : ", fp32") +
-         ", workspace " + std::to_string(plan.workspace_limit() >> 10) + " KiB";
+         name(bwd_filter, std::size(bwd_filter), b.bwd_filter) +
+         (cuda_tf32() ? ", tf32" : ", fp32") + ", workspace " +
+         std::to_string(plan.workspace_limit() >> 10) + " KiB";
 }
 
 void conv_forward(ConvPlan& plan, int n, const float* x, const float* w, const float* b, float* y,
@@ -180,8 +182,8 @@ void conv_backward_data(ConvPlan& plan, int n, const float* w, const float* dy, 
   CP_CUDNN_CHECK(cudnnSetStream(h, as_stream(stream)));
   const float one = 1.f, zero = 0.f;
   CP_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, plan.filter(), w, B.y->d, dy, plan.conv(),
-                                              B.bwd_data, workspace, plan.workspace_limit(),
-                                              &zero, B.x->d, dx));
+                                              B.bwd_data, workspace, plan.workspace_limit(), &zero,
+                                              B.x->d, dx));
 }
 
 }  // namespace convpool::cuda

@@ -11,7 +11,7 @@ namespace convpool::cuda {
 struct IntervalRecorder::Impl {
   std::deque<Event> pool;  // deque: events never move once made
   size_t used = 0;
-  std::map<int, cudaEvent_t> open;                      // key -> start event
+  std::map<int, cudaEvent_t> open;  // key -> start event
   std::vector<std::pair<int, std::pair<cudaEvent_t, cudaEvent_t>>> done;
 
   cudaEvent_t next() {

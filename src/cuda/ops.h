@@ -41,9 +41,9 @@ void bias_grad(const float* dy, float* db, int n, int c, int plane, void* stream
 //  - kernels/pool_small.cu, windows of up to kPoolSmallWindow elements: one thread per output
 //    (forward) or per input element (backward, gather form: deterministic, no atomics);
 //  - kernels/pool_warp.cu, global pooling of planes up to 32x32 and other windows above
-//    kPoolSmallWindow elements (up to kPoolWarpWindow) that do not overlap: one warp per window, the
-//    selection by warp-level partial sort (kernels/warp_select.cuh), the indices it picked
-//    kept in `ranked` (pool_state_ints of them) for backward.
+//    kPoolSmallWindow elements (up to kPoolWarpWindow) that do not overlap: one warp per window,
+//    the selection by warp-level partial sort (kernels/warp_select.cuh), the indices it picked kept
+//    in `ranked` (pool_state_ints of them) for backward.
 // `step` is a device pointer (drives mixed and stochastic draws); `alpha` is the
 // learned-mixed parameter (device, or null).
 constexpr int kPoolSmallWindow = 64, kPoolWarpWindow = 1024;
@@ -64,13 +64,12 @@ void pool_forward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, u
 // gradient of alpha.
 void pool_backward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, uint32_t layer,
                    const uint64_t* step, const float* alpha, int n, const float* x, const float* y,
-                   const float* dy, float* dx, float* dalpha, const int32_t* ranked,
-                   void* stream);
+                   const float* dy, float* dx, float* dalpha, const int32_t* ranked, void* stream);
 
 // kernels/pool_warp.cu, called by the two above for large windows.
 struct PoolLaunch;
-void pool_forward_warp(const PoolLaunch& L, int planes, const float* x, float* y,
-                       int32_t* ranked, void* stream);
+void pool_forward_warp(const PoolLaunch& L, int planes, const float* x, float* y, int32_t* ranked,
+                       void* stream);
 void pool_backward_warp(const PoolLaunch& L, int planes, const float* x, const float* y,
                         const float* dy, float* dx, const int32_t* ranked, void* stream);
 

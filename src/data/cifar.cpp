@@ -120,8 +120,8 @@ Dataset synthetic_cifar(size_t images, uint64_t seed) {
   ds.pixels.resize(images * kCifarImageBytes);
   ds.labels.resize(images);
   for (size_t i = 0; i < ds.pixels.size(); i += 16) {
-    const Philox4 r = philox4x32_10(
-        Philox4{{kRngInit, 0xDA7Au, uint32_t(i >> 36), uint32_t(i >> 4)}}, seed);
+    const Philox4 r =
+        philox4x32_10(Philox4{{kRngInit, 0xDA7Au, uint32_t(i >> 36), uint32_t(i >> 4)}}, seed);
     for (size_t k = 0; k < 16 && i + k < ds.pixels.size(); ++k)
       ds.pixels[i + k] = uint8_t(r.v[k / 4] >> (8 * (k % 4)));
   }

@@ -21,8 +21,8 @@ std::vector<EpochMetrics> read_metrics_csv(const std::string& path) {
     if (line.empty()) continue;
     EpochMetrics m;
     char tail = 0;
-    const int got = std::sscanf(line.c_str(), "%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf%c", &m.epoch,
-                                &m.loss, &m.accuracy, &m.test_loss, &m.test_accuracy, &m.seconds,
+    const int got = std::sscanf(line.c_str(), "%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf%c", &m.epoch, &m.loss,
+                                &m.accuracy, &m.test_loss, &m.test_accuracy, &m.seconds,
                                 &m.images_per_second, &m.data_wait_seconds, &tail);
     if (got != 8 || m.epoch < 1)
       CP_USER_ERROR(path << ":" << lineno << ": malformed metrics row '" << line << "'");

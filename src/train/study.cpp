@@ -17,7 +17,8 @@ std::vector<std::string> parse_pool_list(const std::string& list) {
   std::stringstream in(list);
   for (std::string item; std::getline(in, item, ',');) {
     if (item.empty()) CP_USER_ERROR("--pools '" << list << "': empty entry");
-    const bool continues = item.find('=') != std::string::npos && item.find(':') == std::string::npos;
+    const bool continues =
+        item.find('=') != std::string::npos && item.find(':') == std::string::npos;
     if (continues) {
       if (pools.empty())
         CP_USER_ERROR("--pools '" << list << "': parameter '" << item << "' before any method");
@@ -29,18 +30,21 @@ std::vector<std::string> parse_pool_list(const std::string& list) {
   if (pools.empty()) CP_USER_ERROR("--pools is empty");
   std::set<std::string> labels;
   for (auto& p : pools)
-    if (!labels.insert(pool_label(p)).second)
-      CP_USER_ERROR("--pools names '" << p << "' twice");
+    if (!labels.insert(pool_label(p)).second) CP_USER_ERROR("--pools names '" << p << "' twice");
   return pools;
 }
 
 std::string pool_label(const std::string& pool) {
   std::string s;
   for (char c : pool) {
-    if (c == ':' || c == ',') s += '-';
-    else if (c == '=') continue;
-    else if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-') s += c;
-    else s += '_';
+    if (c == ':' || c == ',')
+      s += '-';
+    else if (c == '=')
+      continue;
+    else if (std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')
+      s += c;
+    else
+      s += '_';
   }
   return s;
 }

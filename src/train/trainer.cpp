@@ -378,10 +378,10 @@ EvalResult Trainer::evaluate(const Dataset& test) {
 
 std::string format_epoch_line(const EpochMetrics& m, int epochs) {
   char line[256];
-  std::snprintf(line, sizeof line,
-                "epoch %d/%d  loss %.4f  acc %.4f  test_loss %.4f  test_acc %.4f  %.1fs  %.0f img/s",
-                m.epoch, epochs, m.loss, m.accuracy, m.test_loss, m.test_accuracy, m.seconds,
-                m.images_per_second);
+  std::snprintf(
+      line, sizeof line,
+      "epoch %d/%d  loss %.4f  acc %.4f  test_loss %.4f  test_acc %.4f  %.1fs  %.0f img/s", m.epoch,
+      epochs, m.loss, m.accuracy, m.test_loss, m.test_accuracy, m.seconds, m.images_per_second);
   std::string s = line;
   if (m.skipped_batches)
     s += "  (" + std::to_string(m.skipped_batches) + " non-finite batches skipped)";
