@@ -128,6 +128,11 @@ TEST(Study, WritesItsFilesAndResumes) {
   EXPECT_NE(r.output.find("resuming at epoch 2"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("epoch 1/2"), std::string::npos) << r.output;
   check_summary(2);
+
+  // Resuming with other settings would mix two experiments in one table: refused.
+  r = run_convpool(args + " --epochs 3 --lr 0.01");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("trained with other settings"), std::string::npos) << r.output;
 }
 
 TEST(Study, BadPoolsFailBeforeTraining) {

@@ -102,6 +102,13 @@ int run(StudyOptions& so, CLI::App* cmd) {
         if (c.pool_override != pool || c.state.seed != seed)
           CP_USER_ERROR(last << " belongs to another run (pool '" << c.pool_override << "', seed "
                              << c.state.seed << "); use a fresh --out");
+        const auto& opt = c.state.optimizer;
+        if (c.state.batch != base.cfg.batch || opt.kind != base.cfg.optimizer.kind ||
+            opt.lr != base.cfg.optimizer.lr || !(c.state.input == base.cfg.input))
+          CP_USER_ERROR(last << " was trained with other settings (batch " << c.state.batch << ", "
+                             << opt.kind << " lr " << opt.lr << ", input "
+                             << describe(c.state.input)
+                             << "); a study resumes only with its own: use a fresh --out");
         finished = c.state.epoch >= base.cfg.epochs;
         if (!finished) o.resume = last;
       }
