@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "elementwise_math.cuh"
 #include "hd.cuh"
 
 namespace convpool {
@@ -40,7 +41,17 @@ struct PoolGeom {
   int KH, KW, SH, SW, PH, PW;
   int OH, OW;
   bool include_pad;  // avg divisor: KH*KW (true) or the valid count (false)
+  // The preceding ReLU is fused in: windows see relu(x), and backward writes the gradient of
+  // x (the ReLU's input), masked as the ReLU's backward would.
+  bool relu_in = false;
 };
+
+// A plane element as the window sees it.
+CP_HD float pool_input(const PoolGeom& g, float x) { return g.relu_in ? relu_forward(x) : x; }
+// The gradient reaching plane element x, through the fused ReLU if there is one.
+CP_HD float pool_input_grad(const PoolGeom& g, float x, float grad) {
+  return g.relu_in ? relu_backward(relu_forward(x), grad) : grad;
+}
 
 // Randomness of one pooling call: draws come from (seed, layer, step, output index).
 struct PoolRng {
@@ -62,7 +73,7 @@ CP_HD int pool_gather_window(const PoolGeom& g, const float* plane, int oh, int 
       const int w = w0 + kw;
       if (w < 0 || w >= g.W) continue;
       if (src) src[n] = h * g.W + w;
-      v[n++] = plane[h * g.W + w];
+      v[n++] = pool_input(g, plane[h * g.W + w]);
     }
   }
   return n;

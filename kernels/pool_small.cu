@@ -56,7 +56,7 @@ __global__ void pool_backward_kernel(PoolLaunch L, int planes, const float* __re
                              dy[oi], gr);
         sum += gr[pos];
       }
-    dx[ii] = sum;
+    dx[ii] = pool_input_grad(g, plane[h * g.W + w], sum);
   }
 }
 

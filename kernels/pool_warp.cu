@@ -89,7 +89,8 @@ __global__ void pool_forward_warp_kernel(PoolLaunch L, int planes, const float* 
     const WindowRect r = window_rect(g, o.oh, o.ow);
     const float* plane = x + o.plane * g.H * g.W;
     const int cnt = r.count();
-    for (int e = lane; e < cnt; e += kWarpLanes) values[warp][e] = plane[r.offset(e, g.W)];
+    for (int e = lane; e < cnt; e += kWarpLanes)
+      values[warp][e] = pool_input(g, plane[r.offset(e, g.W)]);
     __syncwarp();
     const PoolWindowParams p = params_for(L, oi);
     const int need = pool_ranks_needed(p, cnt);
@@ -120,7 +121,8 @@ __global__ void pool_backward_warp_kernel(PoolLaunch L, int planes, const float*
     const WindowRect r = window_rect(g, o.oh, o.ow);
     const size_t base = o.plane * g.H * g.W;
     const int cnt = r.count();
-    for (int e = lane; e < cnt; e += kWarpLanes) values[warp][e] = x[base + r.offset(e, g.W)];
+    for (int e = lane; e < cnt; e += kWarpLanes)
+      values[warp][e] = pool_input(g, x[base + r.offset(e, g.W)]);
     for (int i = lane; i < ranks; i += kWarpLanes) ranked[warp][i] = ranked_in[oi * ranks + i];
     __syncwarp();
     if (lane == 0)
@@ -128,7 +130,10 @@ __global__ void pool_backward_warp_kernel(PoolLaunch L, int planes, const float*
                                   g.include_pad ? g.KH * g.KW : cnt, ranked[warp], y[oi], dy[oi],
                                   grads[warp]);
     __syncwarp();
-    for (int e = lane; e < cnt; e += kWarpLanes) dx[base + r.offset(e, g.W)] = grads[warp][e];
+    for (int e = lane; e < cnt; e += kWarpLanes) {
+      const size_t at = base + r.offset(e, g.W);
+      dx[at] = pool_input_grad(g, x[at], grads[warp][e]);
+    }
     __syncwarp();
   }
 }

@@ -339,3 +339,57 @@ TEST(CudaParity, CheckpointEvaluatesTheSameOnCpuAndCuda) {
 }
 
 }  // namespace
+
+namespace {
+
+// A ReLU fused into the pooling layer gives on CUDA what it gives on the CPU, on both kernel
+// families (small windows, and the warp kernels for global and large windows).
+TEST(CudaParity, FusedReluPoolMatchesCpu) {
+  SKIP_WITHOUT_GPU();
+  const uint64_t seed = fresh_seed();
+  for (const char* pool : {"max size=2", "avgtopk k=3 size=3 stride=2", "mixed size=2",
+                           "avgtopk k=5 global", "softpool size=10", "max global"}) {
+    const std::string model = std::string("input channels=3 height=22 width=22\n") +
+                              "conv filters=6 size=3\nrelu\npool " + pool +
+                              "\nflatten\ndense units=4\n";
+    const int n = 3;
+    auto cpu = Graph::build(parse_model_text(model, "t"), GraphOptions{Device::cpu, n, 0});
+    auto gpu = Graph::build(parse_model_text(model, "t"), GraphOptions{Device::cuda, n, 0});
+    ASSERT_TRUE(cpu->layer(1).aliases_input());
+    cpu->init_params(seed);
+    gpu->init_params(seed);
+    std::mt19937_64 rng(seed);
+    std::vector<float> x(cpu->input(n).numel()), dy(cpu->output_grad(n).numel());
+    fill_uniform(x, rng, -1.f, 1.f);
+    fill_uniform(dy, rng, -1.f, 1.f);
+    std::copy(x.begin(), x.end(), cpu->input(n).data);
+    std::copy(dy.begin(), dy.end(), cpu->output_grad(n).data);
+    copy_bytes(gpu->input(n).data, Device::cuda, x.data(), Device::cpu, x.size() * 4);
+    copy_bytes(gpu->output_grad(n).data, Device::cuda, dy.data(), Device::cpu, dy.size() * 4);
+    Buffer step(Device::cuda, sizeof(uint64_t));
+    const uint64_t step_value = 5;
+    copy_bytes(step.get(), Device::cuda, &step_value, Device::cpu, sizeof step_value);
+    // Poisoned: an output or gradient the kernels leave unwritten fails the comparison.
+    const std::vector<float> nan_out(cpu->output(n).numel(), std::nanf("")),
+        nan_grads(cpu->num_params(), std::nanf(""));
+    copy_bytes(gpu->output(n).data, Device::cuda, nan_out.data(), Device::cpu, nan_out.size() * 4);
+    copy_bytes(gpu->grads(), Device::cuda, nan_grads.data(), Device::cpu, nan_grads.size() * 4);
+    StepContext cctx{Device::cpu, true, seed, step_value, nullptr};
+    StepContext gctx = cctx;
+    gctx.device = Device::cuda;
+    gctx.device_step = step.as<uint64_t>();
+    cpu->forward(cctx, n);
+    cpu->backward(cctx, n);
+    gpu->forward(gctx, n);
+    gpu->backward(gctx, n);
+    std::vector<float> out(cpu->output(n).numel()), grads(cpu->num_params());
+    copy_bytes(out.data(), Device::cpu, gpu->output(n).data, Device::cuda, out.size() * 4);
+    copy_bytes(grads.data(), Device::cpu, gpu->grads(), Device::cuda, grads.size() * 4);
+    expect_close(out, std::vector<float>(cpu->output(n).data, cpu->output(n).data + out.size()),
+                 1e-5, std::string("output ") + pool);
+    expect_close(grads, std::vector<float>(cpu->grads(), cpu->grads() + grads.size()), 1e-5,
+                 std::string("grads ") + pool);
+  }
+}
+
+}  // namespace

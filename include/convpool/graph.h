@@ -18,6 +18,7 @@ struct GraphOptions {
   int optimizer_state_slots = 2;  // flat buffers the size of the parameters (Adam: m and v)
   size_t max_arena_bytes = size_t(16) << 30;  // a model needing more is refused at build time
   bool input_gradient = false;  // also compute the gradient of the input (benchmarks, saliency)
+  bool fuse_relu = true;        // fold a ReLU into the pooling layer after it (same results)
 };
 
 struct ParamInfo {

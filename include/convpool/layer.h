@@ -62,6 +62,12 @@ class Layer {
   // True if the output is the input reinterpreted (flatten): the graph then gives the output
   // and its gradient the input's memory, and forward/backward have nothing to do.
   virtual bool aliases_input() const { return false; }
+  // Fusion. A layer that can apply the ReLU before it inside its own kernels agrees here (and
+  // from then on does so); the graph then calls fuse_into_next() on that ReLU, which becomes a
+  // no-op whose output and gradient are its input's memory. Saves a pass over the activation.
+  virtual bool absorb_preceding_relu() { return false; }
+  virtual void fuse_into_next() {}
+
   // FLOPs of forward for one sample (used by profile tables); 0 when not meaningful.
   virtual double forward_flops() const { return 0; }
   // How the built backend runs this layer at batch n, for profile and bench tables (e.g. the

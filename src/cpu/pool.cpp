@@ -36,7 +36,7 @@ inline int gather(const PoolGeom& g, const float* xp, int oh, int ow, float* v, 
   if constexpr (kFull4) {
     const int o = oh * g.SH * g.W + ow * g.SW;
     src[0] = o, src[1] = o + 1, src[2] = o + g.W, src[3] = o + g.W + 1;
-    for (int i = 0; i < 4; ++i) v[i] = xp[src[i]];
+    for (int i = 0; i < 4; ++i) v[i] = pool_input(g, xp[src[i]]);
     return 4;
   } else {
     return pool_gather_window(g, xp, oh, ow, v, src);
@@ -94,6 +94,8 @@ void backward_impl(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& 
             lambda_part[pl] += double(dy[oi]) *
                                (v[pool_argmax(v.data(), cnt)] - pool_mean(v.data(), cnt, divisor));
         }
+      if (dxp && g.relu_in)
+        for (int i = 0; i < g.H * g.W; ++i) dxp[i] = pool_input_grad(g, xp[i], dxp[i]);
     }
   }
   if (dlambda) {
@@ -161,9 +163,9 @@ void max_forward_recording(const PoolGeom& g, int n, const float* x, float* y, i
           const int o = oh * g.SH * g.W + ow * g.SW;
           const int src[4] = {o, o + 1, o + g.W, o + g.W + 1};
           int best = src[0];
-          float m = xp[best];
+          float m = pool_input(g, xp[best]);
           for (int i = 1; i < 4; ++i) {
-            const float v = xp[src[i]];
+            const float v = pool_input(g, xp[src[i]]);
             const bool take = (v > m) | ((v != v) & (m == m));
             m = pool_select(take, v, m);
             best = pool_select(take, src[i], best);
@@ -178,11 +180,11 @@ void max_forward_recording(const PoolGeom& g, int n, const float* x, float* y, i
       for (int ow = 0; ow < g.OW; ++ow) {
         const int w0 = std::max(ow * g.SW - g.PW, 0), w1 = std::min(ow * g.SW - g.PW + g.KW, g.W);
         int best = h0 * g.W + w0;
-        float m = xp[best];
+        float m = pool_input(g, xp[best]);
         for (int h = h0; h < h1; ++h)
           for (int w = w0; w < w1; ++w) {
             // Branch-free: the comparison outcome is data-dependent and mispredicts often.
-            const float v = xp[h * g.W + w];
+            const float v = pool_input(g, xp[h * g.W + w]);
             const bool take = (v > m) | ((v != v) & (m == m));
             m = take ? v : m;
             best = take ? h * g.W + w : best;
@@ -194,8 +196,8 @@ void max_forward_recording(const PoolGeom& g, int n, const float* x, float* y, i
   }
 }
 
-void scatter_to_argmax(const PoolGeom& g, int n, const float* dy, const int32_t* argmax,
-                       float* dx) {
+void scatter_to_argmax(const PoolGeom& g, int n, const float* x, const float* dy,
+                       const int32_t* argmax, float* dx) {
   const int planes = n * g.C;
 #pragma omp parallel for schedule(static)
   for (int pl = 0; pl < planes; ++pl) {
@@ -203,6 +205,10 @@ void scatter_to_argmax(const PoolGeom& g, int n, const float* dy, const int32_t*
     std::fill(dxp, dxp + g.H * g.W, 0.f);
     const size_t o = size_t(pl) * g.OH * g.OW;
     for (int i = 0; i < g.OH * g.OW; ++i) dxp[argmax[o + i]] += dy[o + i];
+    if (g.relu_in) {
+      const float* xp = x + size_t(pl) * g.H * g.W;
+      for (int i = 0; i < g.H * g.W; ++i) dxp[i] = pool_input_grad(g, xp[i], dxp[i]);
+    }
   }
 }
 
@@ -221,7 +227,7 @@ void pool_backward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& 
                    const float* x, const float* y, const float* dy, float* dx, float* dlambda,
                    const int32_t* argmax) {
   if (p.method == PoolMethod::max && argmax) {
-    if (dx) scatter_to_argmax(g, n, dy, argmax, dx);
+    if (dx) scatter_to_argmax(g, n, x, dy, argmax, dx);
     return;
   }
   dispatch<Backward>(p.method, g, p, rng, n, x, y, dy, dx, dlambda);

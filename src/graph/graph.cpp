@@ -28,6 +28,9 @@ std::unique_ptr<Graph> Graph::build(const ModelSpec& spec, const GraphOptions& o
       CP_USER_ERROR(ls.where << ": layer name '" << ls.name << "' is used twice");
     auto layer = make_layer(ls);
     layer->set_index(uint32_t(i));
+    if (opts.fuse_relu && !g->layers_.empty() && g->layers_.back()->type() == "relu" &&
+        layer->absorb_preceding_relu())
+      g->layers_.back()->fuse_into_next();
     const Shape in = g->shapes_.back();
     const Shape out = layer->infer_shape(in);
     layer->prepare(opts.device, opts.batch);

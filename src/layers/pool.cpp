@@ -125,8 +125,15 @@ class PoolLayer : public Layer {
           pw_,
           (in.h + 2 * ph_ - kh_) / sh_ + 1,
           (in.w + 2 * pw_ - kw_) / sw_ + 1,
-          include_pad_};
+          include_pad_,
+          relu_in_};
     return {1, in.c, g_.OH, g_.OW};
+  }
+
+  // Every method reads its window through pool_input, so the ReLU folds into the gather.
+  bool absorb_preceding_relu() override {
+    relu_in_ = true;
+    return true;
   }
 
   std::vector<ParamDecl> param_decls() const override {
@@ -149,6 +156,7 @@ class PoolLayer : public Layer {
       os << " " << kh_ << "x" << kw_ << " stride " << sh_;
       if (ph_) os << " pad " << ph_;
     }
+    if (relu_in_) os << ", relu fused in";
     return os.str();
   }
 
@@ -217,6 +225,7 @@ class PoolLayer : public Layer {
   std::string method_name_;
   PoolWindowParams wp_;
   bool global_ = false, include_pad_ = true, learned_ = false;
+  bool relu_in_ = false;  // the preceding ReLU is fused in (absorb_preceding_relu)
   int kh_ = 2, kw_ = 2, sh_ = 2, sw_ = 2, ph_ = 0, pw_ = 0;
   PoolGeom g_{};
 };

@@ -19,8 +19,13 @@ class ReluLayer : public Layer {
  public:
   explicit ReluLayer(const LayerSpec& spec) : Layer(spec) { no_arguments(spec_); }
   Shape infer_shape(const Shape& in) override { return in; }
-  std::string describe() const override { return "max(x, 0)"; }
+  std::string describe() const override {
+    return fused_ ? "max(x, 0), fused into the next layer" : "max(x, 0)";
+  }
+  void fuse_into_next() override { fused_ = true; }
+  bool aliases_input() const override { return fused_; }
   void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) override {
+    if (fused_) return;
 #ifdef CONVPOOL_HAVE_CUDA
     if (ctx.device == Device::cuda)
       return cuda::relu_forward(x.data, y.data, x.numel(), ctx.stream);
@@ -34,7 +39,7 @@ class ReluLayer : public Layer {
   }
   void backward(const StepContext& ctx, const Tensor&, const Tensor& y, const Tensor& dy,
                 const Tensor& dx) override {
-    if (!dx.data) return;
+    if (fused_ || !dx.data) return;
 #ifdef CONVPOOL_HAVE_CUDA
     if (ctx.device == Device::cuda)
       return cuda::relu_backward(y.data, dy.data, dx.data, y.numel(), ctx.stream);
@@ -47,6 +52,9 @@ class ReluLayer : public Layer {
 #pragma omp parallel for simd schedule(static)
     for (long i = 0; i < n; ++i) out[i] = relu_backward(yv[i], g[i]);
   }
+
+ private:
+  bool fused_ = false;
 };
 
 // Flatten keeps NCHW memory order (c, then h, then w), as torch.flatten does, so its
