@@ -7,9 +7,9 @@
 namespace convpool {
 
 // NaN passes through (as in PyTorch), so a broken value is never hidden from the checks.
-CP_HD float relu_forward(float x) { return (x > 0.f || x != x) ? x : 0.f; }
+CP_HD float relu_forward(float x) { return cp_select((x > 0.f) | (x != x), x, 0.f); }
 // Uses the output: y > 0 exactly where x > 0, so the input need not be kept.
-CP_HD float relu_backward(float y, float dy) { return y > 0.f ? dy : 0.f; }
+CP_HD float relu_backward(float y, float dy) { return cp_select(y > 0.f, dy, 0.f); }
 
 // Adam, as Keras does it: the bias correction folded into the step size.
 // lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t); p -= lr_t * m / (sqrt(v) + eps).

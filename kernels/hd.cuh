@@ -7,3 +7,30 @@
 // Always inlined on the host too, so a constant method or mode folds its switch away.
 #define CP_HD inline __attribute__((always_inline))
 #endif
+
+#include <cstdint>
+
+namespace convpool {
+
+// take ? a : b without a branch. GCC compiles a plain ?: in scalar selection loops into
+// branches that mispredict on random data (measured: CPU max pooling ran 2x slower with
+// them); the GPU predicates ?: by itself.
+CP_HD float cp_select(bool take, float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return take ? a : b;
+#else
+  const uint32_t mask = 0u - uint32_t(take);
+  return __builtin_bit_cast(
+      float, (__builtin_bit_cast(uint32_t, a) & mask) | (__builtin_bit_cast(uint32_t, b) & ~mask));
+#endif
+}
+CP_HD int cp_select(bool take, int a, int b) {
+#if defined(__CUDA_ARCH__)
+  return take ? a : b;
+#else
+  const uint32_t mask = 0u - uint32_t(take);
+  return int((uint32_t(a) & mask) | (uint32_t(b) & ~mask));
+#endif
+}
+
+}  // namespace convpool

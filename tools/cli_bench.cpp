@@ -237,7 +237,7 @@ int bench_conv(const BenchOptions& o, Device device) {
     } else {
       char data_ms[16] = "-";  // the first layer computes no input gradient
       if (bd > 0) std::snprintf(data_ms, sizeof data_ms, "%.4f", bd);
-      std::printf("%-8s %-32.32s %9.4f %11.4f %9s %9.3f  %s\n", n.c_str(), shape.c_str(), fwd, bf,
+      std::printf("%-8s %-22s %9.4f %11.4f %9s %9.3f  %s\n", n.c_str(), shape.c_str(), fwd, bf,
                   data_ms, tflops, layer.backend_detail(o.batch).c_str());
     }
   }

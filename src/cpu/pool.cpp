@@ -158,21 +158,30 @@ void max_forward_recording(const PoolGeom& g, int n, const float* x, float* y, i
     float* yp = y + size_t(pl) * g.OH * g.OW;
     int32_t* ap = argmax + size_t(pl) * g.OH * g.OW;
     if constexpr (kFull4) {
-      for (int oh = 0; oh < g.OH; ++oh)
+      // A tournament (a vs b, c vs d, then the winners) in which the later side wins only if
+      // strictly better picks what the in-order scan picks; written so the row vectorises.
+      auto later_wins = [](float later, float earlier) {
+        return (later > earlier) | ((later != later) & (earlier == earlier));
+      };
+      for (int oh = 0; oh < g.OH; ++oh) {
+        const int row = oh * g.SH * g.W;
+        const float* r0 = xp + row;
+        const float* r1 = r0 + g.W;
+        float* yrow = yp + oh * g.OW;
+        int32_t* arow = ap + oh * g.OW;
+#pragma omp simd
         for (int ow = 0; ow < g.OW; ++ow) {
-          const int o = oh * g.SH * g.W + ow * g.SW;
-          const int src[4] = {o, o + 1, o + g.W, o + g.W + 1};
-          int best = src[0];
-          float m = pool_input(g, xp[best]);
-          for (int i = 1; i < 4; ++i) {
-            const float v = pool_input(g, xp[src[i]]);
-            const bool take = (v > m) | ((v != v) & (m == m));
-            m = pool_select(take, v, m);
-            best = pool_select(take, src[i], best);
-          }
-          yp[oh * g.OW + ow] = m;
-          ap[oh * g.OW + ow] = best;
+          const int c = ow * g.SW;
+          const float a = pool_input(g, r0[c]), b = pool_input(g, r0[c + 1]);
+          const float d0 = pool_input(g, r1[c]), d1 = pool_input(g, r1[c + 1]);
+          const bool tb = later_wins(b, a), td = later_wins(d1, d0);
+          const float top = cp_select(tb, b, a), bottom = cp_select(td, d1, d0);
+          const int itop = row + c + int(tb), ibottom = row + g.W + c + int(td);
+          const bool tt = later_wins(bottom, top);
+          yrow[ow] = cp_select(tt, bottom, top);
+          arow[ow] = cp_select(tt, ibottom, itop);
         }
+      }
       continue;
     }
     for (int oh = 0; oh < g.OH; ++oh) {
