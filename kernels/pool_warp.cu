@@ -74,6 +74,17 @@ __device__ WarpOutput decompose(const PoolGeom& g, size_t oi) {
   return {oi, oi / (size_t(g.OH) * g.OW), int((oi / g.OW) % g.OH), int(oi % g.OW)};
 }
 
+// The warp loads window (o.oh, o.ow) of its plane into `values` (coalesced along rows, the
+// fused ReLU applied); returns the window's valid count. All lanes call it.
+__device__ int warp_load_window(const PoolGeom& g, const float* x, const WarpOutput& o,
+                                const WindowRect& r, float* values, int lane) {
+  const float* plane = x + o.plane * g.H * g.W;
+  const int cnt = r.count();
+  for (int e = lane; e < cnt; e += kWarpLanes) values[e] = pool_input(g, plane[r.offset(e, g.W)]);
+  __syncwarp();
+  return cnt;
+}
+
 __global__ void pool_forward_warp_kernel(PoolLaunch L, int planes, const float* __restrict__ x,
                                          float* __restrict__ y, int32_t* __restrict__ ranked_out,
                                          int ranks, SelectAlgo algo) {
@@ -87,11 +98,7 @@ __global__ void pool_forward_warp_kernel(PoolLaunch L, int planes, const float* 
        oi += size_t(gridDim.x) * kWarpsPerBlock) {
     const WarpOutput o = decompose(g, oi);
     const WindowRect r = window_rect(g, o.oh, o.ow);
-    const float* plane = x + o.plane * g.H * g.W;
-    const int cnt = r.count();
-    for (int e = lane; e < cnt; e += kWarpLanes)
-      values[warp][e] = pool_input(g, plane[r.offset(e, g.W)]);
-    __syncwarp();
+    const int cnt = warp_load_window(g, x, o, r, values[warp], lane);
     const PoolWindowParams p = params_for(L, oi);
     const int need = pool_ranks_needed(p, cnt);
     if (need > 0) select_top(algo, values[warp], cnt, need, ranked[warp]);
@@ -120,11 +127,8 @@ __global__ void pool_backward_warp_kernel(PoolLaunch L, int planes, const float*
     const WarpOutput o = decompose(g, oi);
     const WindowRect r = window_rect(g, o.oh, o.ow);
     const size_t base = o.plane * g.H * g.W;
-    const int cnt = r.count();
-    for (int e = lane; e < cnt; e += kWarpLanes)
-      values[warp][e] = pool_input(g, x[base + r.offset(e, g.W)]);
     for (int i = lane; i < ranks; i += kWarpLanes) ranked[warp][i] = ranked_in[oi * ranks + i];
-    __syncwarp();
+    const int cnt = warp_load_window(g, x, o, r, values[warp], lane);  // syncs the warp
     if (lane == 0)
       pool_window_backward_ranked(params_for(L, oi), values[warp], cnt,
                                   g.include_pad ? g.KH * g.KW : cnt, ranked[warp], y[oi], dy[oi],
