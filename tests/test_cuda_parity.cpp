@@ -163,8 +163,14 @@ INSTANTIATE_TEST_SUITE_P(
         LayerCase{"pool avgtopk k=3 size=3 stride=2 pad=1", {1, 5, 13, 11}, 3, true},
         LayerCase{"pool tmaxavg k=3 t=0.5 size=3 stride=2", {1, 3, 9, 7}, 2, true},
         LayerCase{"pool softpool size=3 stride=2 pad=1", {1, 3, 9, 7}, 2, true},
+        LayerCase{"pool avgtopk k=2 size=3 stride=3", {1, 6, 7, 5}, 3, true}));
+
+// kernels/pool_warp.cu, the warp family: global pooling (planes up to 32x32) and windows above
+// 64 elements, selection by the warp partial sort of kernels/warp_select.cuh.
+INSTANTIATE_TEST_SUITE_P(
+    CudaWarpPool, CudaLayerParity,
+    ::testing::Values(
         LayerCase{"pool avgtopk global k=4", {1, 6, 7, 5}, 3, true},
-        // The warp family: windows above 64 elements, global pooling up to 32x32 planes.
         LayerCase{"pool max global", {1, 6, 31, 29}, 3, true},
         LayerCase{"pool avg global", {1, 5, 32, 32}, 2, true},
         LayerCase{"pool avgtopk global k=7", {1, 6, 17, 23}, 3, true},
