@@ -214,7 +214,7 @@ int bench_conv(const BenchOptions& o, Device device) {
         o.model.c_str(), device_line(device).c_str(), o.batch, o.reps, "layer", "shape", "fwd ms",
         "bwd-filt ms", "bwd-data", "TFLOP/s", "algorithms");
   for (size_t i : convs) {
-    Layer& layer = const_cast<Layer&>(graph->layer(i));
+    const Layer& layer = graph->layer(i);
     const std::string& n = layer.name();
     const double fwd = ms[n + "/fwd"], bf = ms[n + "/bwd-filter"], bd = ms[n + "/bwd-data"];
     const double flops = o.batch * layer.forward_flops();

@@ -32,7 +32,7 @@ struct LayerRow {
 // Minimum bytes a layer must move per step (read inputs and parameters, write outputs; in
 // backward also read dy and write dx and the parameter gradients), and its FLOPs.
 LayerRow estimate(Graph& g, size_t i, int n) {
-  Layer& layer = const_cast<Layer&>(g.layer(i));
+  const Layer& layer = g.layer(i);
   LayerRow r;
   r.name = layer.name();
   r.type = layer.type();

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "cli_common.h"
+#include "cli_measure.h"
 #include "convpool/buffer.h"
 #include "convpool/checkpoint.h"
 #include "convpool/device.h"
@@ -234,11 +235,9 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
   Trainer trainer(*graph, o.cfg, state, &reporter);
   auto metrics = trainer.fit(train, test);
   if (o.verbosity() != Verbosity::quiet) {
-    const MemoryStats mem = memory_stats(o.cfg.device);
-    char line[160];
-    std::snprintf(line, sizeof line, "peak %s memory %.1f MiB (all convpool buffers)",
-                  o.cfg.device == Device::cuda ? "device" : "host", double(mem.peak) / 1048576.0);
-    reporter.line(line);
+    reporter.line(std::string("peak ") + (o.cfg.device == Device::cuda ? "device" : "host") +
+                  " memory " + human_bytes(double(memory_stats(o.cfg.device).peak)) +
+                  " (all convpool buffers)");
   }
   if (!o.out.empty()) {
     const auto rows = read_metrics_csv(o.out + "/metrics.csv");

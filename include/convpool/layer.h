@@ -72,7 +72,7 @@ class Layer {
   virtual double forward_flops() const { return 0; }
   // How the built backend runs this layer at batch n, for profile and bench tables (e.g. the
   // cuDNN algorithms chosen); "" when there is nothing to say.
-  virtual std::string backend_detail(int /*batch*/) { return ""; }
+  virtual std::string backend_detail(int /*batch*/) const { return ""; }
 
   // Called once by the graph after allocation.
   void bind(std::vector<Tensor> params, std::vector<Tensor> grads, float* state, float* workspace) {

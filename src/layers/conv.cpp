@@ -88,7 +88,7 @@ class ConvLayer : public Layer {
     return os.str();
   }
   double forward_flops() const override { return 2.0 * g_.OC * g_.K() * g_.P(); }
-  std::string backend_detail(int batch) override {
+  std::string backend_detail(int batch) const override {
 #ifdef CONVPOOL_HAVE_CUDA
     if (device_ == Device::cuda) return cuda::conv_algorithms(*plan_, batch);
 #endif

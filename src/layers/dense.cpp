@@ -33,7 +33,7 @@ class DenseLayer : public Layer {
     return std::to_string(in_) + " -> " + std::to_string(out_);
   }
   double forward_flops() const override { return 2.0 * in_ * out_; }
-  std::string backend_detail(int) override {
+  std::string backend_detail(int) const override {
     if (device_ == Device::cuda)
       return std::string("cuBLAS sgemm, ") + (cuda_tf32() ? "tf32" : "fp32");
     return "OpenBLAS sgemm";
