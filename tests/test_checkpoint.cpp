@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "convpool/checkpoint.h"
@@ -35,6 +36,14 @@ std::unique_ptr<Graph> small_graph(uint64_t seed, int slots = 2) {
   for (int s = 0; s < slots; ++s)
     for (size_t i = 0; i < g->num_params(); ++i) g->optimizer_state(s)[i] = d(rng);
   return g;
+}
+
+// The checkpoint `bytes` with its metadata edited by `edit`, re-encoded with valid checksums.
+template <class Edit>
+std::string resigned(const std::string& bytes, Edit edit) {
+  SafetensorsFile f = decode_safetensors(bytes, "resign");
+  edit(f.metadata);
+  return encode_safetensors(f.tensors, f.metadata);
 }
 
 TrainState some_state(uint64_t seed) {
@@ -206,11 +215,9 @@ TEST(Checkpoint, CorruptFilesGiveOneLineErrors) {
   std::string badjson = bytes;
   badjson[9] = '#';
   expect(write("json.safetensors", badjson), "not valid JSON");
-  std::string version = bytes;
-  const auto pos = version.find("\"format_version\":\"1\"");
-  ASSERT_NE(pos, std::string::npos);
-  version[pos + 18] = '7';
-  expect(write("version.safetensors", version), "format version 7 is not supported");
+  expect(write("version.safetensors",
+               resigned(bytes, [](auto& m) { m["format_version"] = "7"; })),
+         "format version 7 is not supported");
   expect(write("text.safetensors", "hello, I am not a checkpoint at all"), "header length");
   expect(d.str("missing.safetensors"), "cannot open");
   // A checkpoint of another model.
@@ -220,6 +227,65 @@ TEST(Checkpoint, CorruptFilesGiveOneLineErrors) {
   const Checkpoint c = load_checkpoint(good);
   const std::string msg = error_of([&] { restore_graph(c, good, *other, true); });
   EXPECT_NE(msg.find("does not match the model"), std::string::npos) << msg;
+}
+
+// Numbers in the metadata are range-checked before conversion (a fuzzer found a negative
+// double reaching get<size_t>(), undefined behaviour): each gets a one-line error. The files
+// are re-signed, so the range check, not the checksum, must catch them.
+TEST(Checkpoint, OutOfRangeMetadataNumbersAreRefusedNotConverted) {
+  TempDir d;
+  const uint64_t seed = fresh_seed();
+  auto g = small_graph(seed);
+  const std::string good = d.str("good.safetensors");
+  save_checkpoint(good, *g, kSmallModel, "", some_state(seed));
+  const std::string bytes = read_file_bytes(good);
+  struct Case {
+    const char* key;
+    const char* field;
+    const char* value;
+  };
+  const Case cases[] = {
+      {"training_state", "epoch_batches", "-1.0"}, {"training_state", "epoch_batches", "-1"},
+      {"training_state", "step", "1e300"},         {"training_state", "step", "0.5"},
+      {"training_state", "seed", "-1"},            {"training_state", "epoch", "1e30"},
+      {"training_state", "epoch", "-3"},           {"training_state", "batch", "0"},
+      {"training_state", "batch", "\"32\""},       {"training_state", "best_accuracy", "null"},
+      {"optimizer", "lr", "1e300"},                {"optimizer", "eps", "-1e39"},
+      {"input", "crop_pad", "-1"},                 {"input", "crop_pad", "4294967296"},
+  };
+  for (const auto& c : cases) {
+    const std::string path = d.str(std::string(c.field) + ".safetensors");
+    std::ofstream(path, std::ios::binary) << resigned(bytes, [&](auto& m) {
+      auto j = nlohmann::json::parse(m[c.key]);
+      j[c.field] = nlohmann::json::parse(c.value);
+      m[c.key] = j.dump();
+    });
+    const std::string msg = error_of([&] { load_checkpoint(path); });
+    EXPECT_NE(msg.find(c.field), std::string::npos) << c.field << "=" << c.value << ": " << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+}
+
+// The checksum covers the header: an edited best_accuracy (or any metadata) is refused, and a
+// version-1 file (data checksum only) still loads.
+TEST(Checkpoint, HeaderChecksumCatchesEditedMetadata) {
+  TempDir d;
+  const uint64_t seed = fresh_seed();
+  auto g = small_graph(seed);
+  const std::string good = d.str("good.safetensors");
+  save_checkpoint(good, *g, kSmallModel, "", some_state(seed));
+  std::string bytes = read_file_bytes(good);
+  const auto pos = bytes.find("best_accuracy\\\":0.625");
+  ASSERT_NE(pos, std::string::npos);
+  bytes[pos + 20] = '9';  // 0.625 -> 0.925, same length: only the checksum can tell
+  const std::string edited = d.str("edited.safetensors");
+  std::ofstream(edited, std::ios::binary) << bytes;
+  const std::string msg = error_of([&] { load_checkpoint(edited); });
+  EXPECT_NE(msg.find("header checksum mismatch"), std::string::npos) << msg;
+  const Checkpoint v1 = load_checkpoint(std::string(CONVPOOL_SOURCE_DIR) +
+                                        "/tests/fuzz/corpus/safetensors/tiny.safetensors");
+  EXPECT_EQ(v1.version, 1);
+  EXPECT_EQ(load_checkpoint(good).version, kCheckpointVersion);
 }
 
 TEST(Checkpoint, FullDiskLeavesThePreviousCheckpointIntact) {

@@ -12,7 +12,9 @@
 
 namespace convpool {
 
-constexpr int kCheckpointVersion = 1;
+// Version 2 adds a checksum over the header (metadata included); version 1 files, whose
+// checksum covers the tensor data alone, are still read.
+constexpr int kCheckpointVersion = 2;
 
 // Where a run stands. Randomness is counter-based (Philox keyed by seed, counted by step and
 // epoch), so seed + epoch + step is the whole RNG state.
@@ -30,6 +32,7 @@ struct TrainState {
 };
 
 struct Checkpoint {
+  int version = kCheckpointVersion;
   std::string model_text;
   std::string pool_override;
   TrainState state;
@@ -40,7 +43,8 @@ void save_checkpoint(const std::string& path, const Graph& graph, const std::str
                      const std::string& pool_override, const TrainState& state);
 // Reads and validates (CRC, version, metadata). Errors are one line naming the file.
 Checkpoint load_checkpoint(const std::string& path);
-Checkpoint decode_checkpoint(const std::string& bytes, const std::string& origin);
+Checkpoint decode_checkpoint(const std::string& bytes, const std::string& origin,
+                             ChecksumPolicy checksums = ChecksumPolicy::verify);
 // Copies weights (and, if asked, optimizer state) into graph; any missing, extra or
 // mis-shaped tensor is a one-line error naming it.
 void restore_graph(const Checkpoint& ckpt, const std::string& origin, Graph& graph,

@@ -1,7 +1,11 @@
 #include "convpool/checkpoint.h"
 
+#include <cmath>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <type_traits>
+#include <unordered_set>
 
 #include "convpool/error.h"
 
@@ -38,6 +42,47 @@ nlohmann::json input_json(const InputTransform& t) {
           {"flip", t.flip},
           {"mean", std::vector<float>(t.mean, t.mean + kCifarChannels)},
           {"std", std::vector<float>(t.std, t.std + kCifarChannels)}};
+}
+
+// Metadata numbers are range-checked before any conversion: nlohmann's get<T>() is a plain
+// static_cast, undefined for a negative double into an unsigned or a huge one into a float.
+struct MetadataRangeError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+constexpr int kMaxEpochs = 1 << 24;
+constexpr int kMaxBatch = 1 << 20;
+constexpr uint64_t kMaxCount = uint64_t(1) << 53;  // exact in a double: any real count fits
+
+std::string key_name(const std::string& key) { return "'" + key + "'"; }
+std::string key_name(size_t index) { return "element " + std::to_string(index); }
+
+// An integer in [lo, hi]; a fraction, a string or an out-of-range value is refused.
+template <class T, class Key>
+T json_integer(const nlohmann::json& j, Key key, T lo, T hi) {
+  static_assert(std::is_integral_v<T>);
+  const nlohmann::json& v = j.at(key);
+  // nlohmann stores non-negative integers as unsigned, negative ones as signed.
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    if (u <= uint64_t(hi) && (lo <= 0 || u >= uint64_t(lo))) return T(u);
+  } else if (v.is_number_integer()) {
+    const int64_t i = v.get<int64_t>();
+    if (i >= int64_t(lo) && (i < 0 || uint64_t(i) <= uint64_t(hi))) return T(i);
+  }
+  throw MetadataRangeError(key_name(key) + " is " + v.dump().substr(0, 40) +
+                           ", expected a whole number from " + std::to_string(lo) + " to " +
+                           std::to_string(hi));
+}
+
+// A finite number that fits T.
+template <class T, class Key>
+T json_real(const nlohmann::json& j, Key key) {
+  const nlohmann::json& v = j.at(key);
+  if (!v.is_number() || !std::isfinite(v.get<double>()) ||
+      std::fabs(v.get<double>()) > double(std::numeric_limits<T>::max()))
+    throw MetadataRangeError(key_name(key) + " is " + v.dump().substr(0, 40) +
+                             ", expected a finite number");
+  return T(v.get<double>());
 }
 
 }  // namespace
@@ -81,9 +126,10 @@ Checkpoint load_checkpoint(const std::string& path) {
   return decode_checkpoint(read_file_bytes(path), path);
 }
 
-Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path) {
+Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
+                             ChecksumPolicy checksums) {
   Checkpoint c;
-  c.file = decode_safetensors(bytes, path);
+  c.file = decode_safetensors(bytes, path, checksums);
   const auto& m = c.file.metadata;
   auto need = [&](const std::string& key) -> const std::string& {
     auto it = m.find(key);
@@ -92,44 +138,53 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path) 
     return it->second;
   };
   if (need("format") != "convpool") CP_USER_ERROR(path << ": not a convpool checkpoint");
-  if (need("format_version") != std::to_string(kCheckpointVersion))
-    CP_USER_ERROR(path << ": checkpoint format version " << need("format_version")
-                       << " is not supported (this build reads version " << kCheckpointVersion
-                       << ")");
+  const std::string& version = need("format_version");
+  if (version == "1") {
+    c.version = 1;  // its checksum covers the tensor data only; the metadata is taken on trust
+  } else if (version == std::to_string(kCheckpointVersion)) {
+    c.version = kCheckpointVersion;
+    if (m.find(kHeaderCrcKey) == m.end())
+      CP_USER_ERROR(path << ": checkpoint has no header checksum");
+  } else {
+    CP_USER_ERROR(path << ": checkpoint format version " << version
+                       << " is not supported (this build reads versions 1 to "
+                       << kCheckpointVersion << ")");
+  }
   if (m.find("data_crc32") == m.end()) CP_USER_ERROR(path << ": checkpoint has no data checksum");
   c.model_text = need("model");
   c.pool_override = need("pool");
   try {
     const auto s = nlohmann::json::parse(need("training_state"));
-    c.state.epoch = s.at("epoch").get<int>();
-    c.state.step = s.at("step").get<uint64_t>();
-    c.state.epoch_batches = s.at("epoch_batches").get<uint64_t>();
-    c.state.epoch_loss_sum = s.at("epoch_loss_sum").get<double>();
-    c.state.epoch_correct = s.at("epoch_correct").get<uint64_t>();
-    c.state.best_accuracy = s.at("best_accuracy").get<double>();
-    c.state.seed = s.at("seed").get<uint64_t>();
-    c.state.batch = s.at("batch").get<int>();
+    c.state.epoch = json_integer<int>(s, "epoch", 0, kMaxEpochs);
+    c.state.step = json_integer<uint64_t>(s, "step", 0, kMaxCount);
+    c.state.epoch_batches = json_integer<uint64_t>(s, "epoch_batches", 0, kMaxCount);
+    c.state.epoch_loss_sum = json_real<double>(s, "epoch_loss_sum");
+    c.state.epoch_correct = json_integer<uint64_t>(s, "epoch_correct", 0, kMaxCount);
+    c.state.best_accuracy = json_real<double>(s, "best_accuracy");
+    c.state.seed = json_integer<uint64_t>(s, "seed", 0, UINT64_MAX);
+    c.state.batch = json_integer<int>(s, "batch", 1, kMaxBatch);
     const auto o = nlohmann::json::parse(need("optimizer"));
     c.state.optimizer.kind = o.at("kind").get<std::string>();
-    c.state.optimizer.lr = o.at("lr").get<float>();
-    c.state.optimizer.beta1 = o.at("beta1").get<float>();
-    c.state.optimizer.beta2 = o.at("beta2").get<float>();
-    c.state.optimizer.eps = o.at("eps").get<float>();
-    c.state.optimizer.momentum = o.at("momentum").get<float>();
+    c.state.optimizer.lr = json_real<float>(o, "lr");
+    c.state.optimizer.beta1 = json_real<float>(o, "beta1");
+    c.state.optimizer.beta2 = json_real<float>(o, "beta2");
+    c.state.optimizer.eps = json_real<float>(o, "eps");
+    c.state.optimizer.momentum = json_real<float>(o, "momentum");
     c.state.optimizer.nesterov = o.at("nesterov").get<bool>();
-    c.state.optimizer.weight_decay = o.at("weight_decay").get<float>();
+    c.state.optimizer.weight_decay = json_real<float>(o, "weight_decay");
     // Checkpoints written before the input options existed used the defaults.
     if (auto it = m.find("input"); it != m.end()) {
       const auto in = nlohmann::json::parse(it->second);
-      c.state.input.crop_pad = in.at("crop_pad").get<int>();
+      c.state.input.crop_pad = json_integer<int>(in, "crop_pad", 0, kCifarSide);
       c.state.input.flip = in.at("flip").get<bool>();
-      const auto mean = in.at("mean").get<std::vector<float>>();
-      const auto sd = in.at("std").get<std::vector<float>>();
-      if (mean.size() != kCifarChannels || sd.size() != kCifarChannels)
+      const auto& mean = in.at("mean");
+      const auto& sd = in.at("std");
+      if (!mean.is_array() || !sd.is_array() || mean.size() != kCifarChannels ||
+          sd.size() != kCifarChannels)
         CP_USER_ERROR(path << ": bad input metadata in checkpoint (mean/std need 3 values)");
       for (int k = 0; k < kCifarChannels; ++k) {
-        c.state.input.mean[k] = mean[k];
-        c.state.input.std[k] = sd[k];
+        c.state.input.mean[k] = json_real<float>(mean, size_t(k));
+        c.state.input.std[k] = json_real<float>(sd, size_t(k));
       }
       try {
         validate(c.state.input);
@@ -139,17 +194,17 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path) 
     }
   } catch (const nlohmann::json::exception& e) {
     CP_USER_ERROR(path << ": bad training state in checkpoint metadata (" << e.what() << ")");
+  } catch (const MetadataRangeError& e) {
+    CP_USER_ERROR(path << ": bad checkpoint metadata: " << e.what());
   }
-  if (c.state.batch < 1 || c.state.epoch < 0)
-    CP_USER_ERROR(path << ": bad training state in checkpoint metadata");
   return c;
 }
 
 void restore_graph(const Checkpoint& ckpt, const std::string& origin, Graph& graph,
                    bool with_optimizer_state) {
-  std::vector<std::string> expected;
+  std::unordered_set<std::string> expected;
   auto load = [&](const std::string& name, const ParamInfo& p, float* base) {
-    expected.push_back(name);
+    expected.insert(name);
     const NamedTensor* t = ckpt.file.find(name);
     if (!t) CP_USER_ERROR(origin << ": does not match the model: no tensor '" << name << "'");
     if (t->shape != dims_of(p))
@@ -169,7 +224,7 @@ void restore_graph(const Checkpoint& ckpt, const std::string& origin, Graph& gra
   for (auto& t : ckpt.file.tensors) {
     const bool optimizer = t.name.rfind("optim.", 0) == 0;
     if (optimizer && !with_optimizer_state) continue;
-    if (std::find(expected.begin(), expected.end(), t.name) == expected.end())
+    if (!expected.count(t.name))
       CP_USER_ERROR(origin << ": does not match the model: unexpected tensor '" << t.name << "'");
   }
 }

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -36,6 +37,15 @@ std::string hex32(uint32_t v) {
   std::snprintf(buf, sizeof buf, "%08x", v);
   return buf;
 }
+
+// The header checksum is taken over a canonical form (sorted keys, no padding, without the
+// checksum itself), so it covers every value a reader acts on and no byte it ignores.
+std::string header_crc_of(nlohmann::json header) {
+  if (auto m = header.find("__metadata__"); m != header.end() && m->is_object())
+    m->erase(kHeaderCrcKey);
+  const std::string canon = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  return hex32(crc32(canon.data(), canon.size()));
+}
 }  // namespace
 
 uint32_t crc32(const void* data, size_t bytes, uint32_t crc) {
@@ -47,30 +57,36 @@ uint32_t crc32(const void* data, size_t bytes, uint32_t crc) {
 }
 
 const NamedTensor* SafetensorsFile::find(const std::string& name) const {
-  for (auto& t : tensors)
-    if (t.name == name) return &t;
-  return nullptr;
+  if (index_.size() != tensors.size()) {  // built on first use: tensors is a public vector
+    index_.clear();
+    index_.reserve(tensors.size());
+    for (size_t i = 0; i < tensors.size(); ++i) index_.emplace(tensors[i].name, i);
+  }
+  const auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &tensors[it->second];
 }
 
 std::string encode_safetensors(const std::vector<NamedTensor>& tensors,
                                std::map<std::string, std::string> metadata) {
   static_assert(sizeof(float) == 4);
   std::string data;
-  nlohmann::ordered_json header;
+  // nlohmann::json keeps keys in a std::map: O(log n) inserts (ordered_json is a linear
+  // search per insert, quadratic over 10^4 tensors). Readers order tensors by offset.
+  nlohmann::json header = nlohmann::json::object();
   for (auto& t : tensors) {
     int64_t count = 1;
     for (auto d : t.shape) count *= d;
     CP_CHECK(size_t(count) == t.data.size(), t.name << ": shape does not match data");
     const size_t begin = data.size();
     data.append(reinterpret_cast<const char*>(t.data.data()), t.data.size() * 4);
+    CP_CHECK(t.name != "__metadata__" && !header.contains(t.name), "duplicate tensor " << t.name);
     header[t.name] = {{"dtype", "F32"}, {"shape", t.shape}, {"data_offsets", {begin, data.size()}}};
   }
   metadata["data_crc32"] = hex32(crc32(data.data(), data.size()));
-  nlohmann::ordered_json meta(metadata);
-  nlohmann::ordered_json full;
-  full["__metadata__"] = meta;
-  for (auto& [k, v] : header.items()) full[k] = v;
-  std::string json = full.dump();
+  metadata.erase(kHeaderCrcKey);
+  header["__metadata__"] = metadata;
+  header["__metadata__"][kHeaderCrcKey] = header_crc_of(header);
+  std::string json = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   // Pad with spaces so the data section, and so every F32 tensor, starts 8-byte aligned.
   while ((8 + json.size()) % 8) json.push_back(' ');
   std::string out(8, '\0');
@@ -79,7 +95,8 @@ std::string encode_safetensors(const std::vector<NamedTensor>& tensors,
   return out + json + data;
 }
 
-SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& origin) {
+SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& origin,
+                                   ChecksumPolicy checksums) {
   auto bad = [&](const std::string& why) -> void { CP_USER_ERROR(origin << ": " << why); };
   if (bytes.size() < 8) bad("truncated: shorter than the 8-byte header length");
   uint64_t n = 0;
@@ -96,11 +113,11 @@ SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& 
   if (!header.is_object()) bad("header is not a JSON object");
   const size_t data_begin = 8 + n, data_size = bytes.size() - data_begin;
   SafetensorsFile f;
-  struct Span {
+  struct Located {
     size_t begin, end;
-    std::string name;
+    NamedTensor tensor;
   };
-  std::vector<Span> spans;
+  std::vector<Located> located;
   for (auto& [key, value] : header.items()) {
     if (key == "__metadata__") {
       if (!value.is_object()) bad("__metadata__ is not an object");
@@ -141,28 +158,30 @@ SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& 
           std::to_string(count) + " floats");
     t.data.resize(count);
     if (count) std::memcpy(t.data.data(), bytes.data() + data_begin + b, count * 4);
-    spans.push_back({b, e, key});
-    f.tensors.push_back(std::move(t));
+    located.push_back({b, e, std::move(t)});
   }
-  std::sort(spans.begin(), spans.end(), [](auto& a, auto& b) { return a.begin < b.begin; });
-  for (size_t i = 1; i < spans.size(); ++i)
-    if (spans[i].begin < spans[i - 1].end)
-      bad("tensors '" + spans[i - 1].name + "' and '" + spans[i].name + "' overlap");
-  if (auto it = f.metadata.find("data_crc32"); it != f.metadata.end()) {
-    const std::string got = hex32(crc32(bytes.data() + data_begin, data_size));
-    if (got != it->second)
-      bad("data checksum mismatch (CRC32 " + got + ", header says " + it->second +
-          "): the file is corrupt");
+  // File order is offset order, whatever order the header lists them in.
+  std::sort(located.begin(), located.end(), [](auto& a, auto& b) { return a.begin < b.begin; });
+  for (size_t i = 1; i < located.size(); ++i)
+    if (located[i].begin < located[i - 1].end)
+      bad("tensors '" + located[i - 1].tensor.name + "' and '" + located[i].tensor.name +
+          "' overlap");
+  if (checksums == ChecksumPolicy::verify) {
+    if (auto it = f.metadata.find("data_crc32"); it != f.metadata.end()) {
+      const std::string got = hex32(crc32(bytes.data() + data_begin, data_size));
+      if (got != it->second)
+        bad("data checksum mismatch (CRC32 " + got + ", header says " + it->second +
+            "): the file is corrupt");
+    }
+    if (auto it = f.metadata.find(kHeaderCrcKey); it != f.metadata.end()) {
+      const std::string got = header_crc_of(header);
+      if (got != it->second)
+        bad("header checksum mismatch (CRC32 " + got + ", header says " + it->second +
+            "): the metadata was edited or is corrupt");
+    }
   }
-  // Keep file order stable: order by offset, as written.
-  std::sort(f.tensors.begin(), f.tensors.end(), [&](auto& a, auto& b) {
-    auto pos = [&](const std::string& nm) {
-      for (auto& s : spans)
-        if (s.name == nm) return s.begin;
-      return size_t(0);
-    };
-    return pos(a.name) < pos(b.name);
-  });
+  f.tensors.reserve(located.size());
+  for (auto& l : located) f.tensors.push_back(std::move(l.tensor));
   return f;
 }
 
