@@ -197,7 +197,7 @@ TEST(Checkpoint, CorruptFilesGiveOneLineErrors) {
   auto g = small_graph(seed);
   const std::string good = d.str("good.safetensors");
   save_checkpoint(good, *g, kSmallModel, "", some_state(seed));
-  const std::string bytes = read_file_bytes(good);
+  const std::string bytes = read_regular_file(good, kMaxCheckpointBytes, "checkpoint");
   auto write = [&](const std::string& name, const std::string& content) {
     std::ofstream(d.str(name), std::ios::binary) << content;
     return d.str(name);
@@ -238,7 +238,7 @@ TEST(Checkpoint, OutOfRangeMetadataNumbersAreRefusedNotConverted) {
   auto g = small_graph(seed);
   const std::string good = d.str("good.safetensors");
   save_checkpoint(good, *g, kSmallModel, "", some_state(seed));
-  const std::string bytes = read_file_bytes(good);
+  const std::string bytes = read_regular_file(good, kMaxCheckpointBytes, "checkpoint");
   struct Case {
     const char* key;
     const char* field;
@@ -274,7 +274,7 @@ TEST(Checkpoint, HeaderChecksumCatchesEditedMetadata) {
   auto g = small_graph(seed);
   const std::string good = d.str("good.safetensors");
   save_checkpoint(good, *g, kSmallModel, "", some_state(seed));
-  std::string bytes = read_file_bytes(good);
+  std::string bytes = read_regular_file(good, kMaxCheckpointBytes, "checkpoint");
   const auto pos = bytes.find("best_accuracy\\\":0.625");
   ASSERT_NE(pos, std::string::npos);
   bytes[pos + 20] = '9';  // 0.625 -> 0.925, same length: only the checksum can tell

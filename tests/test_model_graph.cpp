@@ -148,7 +148,8 @@ TEST(ModelFile, MissingFileIsOneLineError) {
     load_model_file("/nonexistent/model.cfg");
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), "cannot open model file '/nonexistent/model.cfg'");
+    EXPECT_EQ(std::string(e.what()),
+              "cannot open model file /nonexistent/model.cfg: No such file or directory");
   }
 }
 

@@ -15,6 +15,11 @@ Device pick_device(const std::string& name);  // auto | cpu | cuda
 // "; did you mean --x?" for the first unknown --flag on the command line, or "".
 std::string suggest_flag(const CLI::App& app, int argc, char** argv);
 
+// Option checks CLI11 lacks. CLI11 reads "-5" into an unsigned option as 2^64 - 5 and lets
+// "nan" through a Range; these refuse both with a usage error (exit 2).
+extern const CLI::Validator kWholeNumber;  // 0 .. 2^64-1, digits only
+extern const CLI::Validator kFiniteNumber;  // a number, not nan or inf
+
 // --device (auto | cpu | cuda) and --threads, as every command that computes takes them.
 void add_device_options(CLI::App* cmd, std::string& device, int& threads);
 

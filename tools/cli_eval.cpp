@@ -100,7 +100,8 @@ Runner add_eval_command(CLI::App& app) {
   cmd->add_option("--batch", o->batch, "evaluation batch size")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));
-  cmd->add_option("--limit-test", o->limit_test, "use only the first N test images");
+  cmd->add_option("--limit-test", o->limit_test, "use only the first N test images")
+      ->check(kWholeNumber);
   cmd->add_flag("--json", o->json, "machine-readable output");
   cmd->footer("Example:\n  convpool eval --checkpoint runs/NAME/best.safetensors --json");
   return [o] { return run(*o); };

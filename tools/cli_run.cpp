@@ -67,19 +67,24 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
       ->check(CLI::IsMember({"adam", "sgd"}));
   cmd->add_option("--lr", o.cfg.optimizer.lr, "learning rate")
       ->capture_default_str()
+      ->check(kFiniteNumber)
       ->check(CLI::Range(1e-12, 10.0));
   cmd->add_option("--momentum", o.cfg.optimizer.momentum, "SGD momentum")
       ->capture_default_str()
+      ->check(kFiniteNumber)
       ->check(CLI::Range(0.0, 0.999999));
   cmd->add_flag("--nesterov", o.cfg.optimizer.nesterov, "SGD with Nesterov momentum");
   cmd->add_option("--weight-decay", o.cfg.optimizer.weight_decay, "L2 weight decay")
       ->capture_default_str()
+      ->check(kFiniteNumber)
       ->check(CLI::Range(0.0, 0.999999));
   add_device_options(cmd, o.device, o.threads);
   cmd->add_option("--limit-train", o.limit_train, "use only the first N training images (0: all)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kWholeNumber);
   cmd->add_option("--limit-test", o.limit_test, "use only the first N test images (0: all)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kWholeNumber);
   cmd->add_option("--crop-pad", o.cfg.input.crop_pad,
                   "augment: random 32x32 crop of the image zero-padded by N pixels (0: off)")
       ->capture_default_str()
@@ -88,9 +93,11 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_flag("--normalize", o.normalize,
                 "normalise each channel by the CIFAR-10 training mean and std");
   cmd->add_option("--mean", o.mean, "per-channel mean subtracted from pixel/255: R,G,B")
+      ->check(kFiniteNumber)
       ->expected(3)
       ->delimiter(',');
   cmd->add_option("--std", o.std, "per-channel std dividing it: R,G,B")
+      ->check(kFiniteNumber)
       ->expected(3)
       ->delimiter(',');
   cmd->add_flag("--tf32", o.tf32,
@@ -109,7 +116,8 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
 void apply_config_file(CLI::App* cmd, const std::string& path) {
   std::vector<CLI::ConfigItem> items;
   try {
-    items = CLI::ConfigTOML().from_file(path);
+    std::istringstream text(read_regular_file(path, kMaxModelFileBytes, "config file"));
+    items = CLI::ConfigTOML().from_config(text);
   } catch (const CLI::Error& e) {
     CP_USER_ERROR("--config " << path << ": " << e.what());
   }

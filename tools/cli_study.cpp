@@ -155,7 +155,9 @@ Runner add_study_command(CLI::App& app) {
   cmd->add_option("--seeds", so->seeds, "runs per method (seeds --seed, --seed+1, ...)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
-  cmd->add_option("--seed", so->first_seed, "the first seed")->capture_default_str();
+  cmd->add_option("--seed", so->first_seed, "the first seed")
+      ->capture_default_str()
+      ->check(kWholeNumber);
   cmd->add_option("--out", so->train.out, "study directory (required)")->configurable(false);
   cmd->add_flag("--no-plot", so->no_plot, "do not draw study.png");
   cmd->footer(

@@ -56,7 +56,8 @@ Runner add_train_command(CLI::App& app) {
   add_training_options(cmd, *o);
   cmd->add_option("--seed", o->cfg.seed,
                   "seed for initialisation, shuffling, augmentation and pooling draws")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(kWholeNumber);
   cmd->add_option("--pool", o->pool,
                   "override every pooling layer: METHOD[:key=value,...], "
                   "e.g. avgtopk:k=3 (see `convpool pool-methods`)")
@@ -70,6 +71,7 @@ Runner add_train_command(CLI::App& app) {
   cmd->get_option("--config")->excludes(resume);
   cmd->add_option("--save-every", o->cfg.save_every, "also save last.safetensors every N steps")
       ->capture_default_str()
+      ->check(kWholeNumber)
       ->check(CLI::Range(uint64_t(0), uint64_t(1) << 40));
   cmd->add_option("--keep", o->cfg.keep, "keep the N newest step-*.safetensors files")
       ->capture_default_str()

@@ -2,6 +2,9 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -43,6 +46,26 @@ Device pick_device(const std::string& name) {
   }
   return cuda_device_available() ? Device::cuda : Device::cpu;
 }
+
+const CLI::Validator kWholeNumber(
+    [](std::string& text) -> std::string {
+      uint64_t value = 0;
+      const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+      if (text.empty() || ec != std::errc() || end != text.data() + text.size())
+        return "'" + text + "' is not a whole number from 0 to 18446744073709551615";
+      return "";
+    },
+    "UINT");
+
+const CLI::Validator kFiniteNumber(
+    [](std::string& text) -> std::string {
+      char* end = nullptr;
+      const double value = std::strtod(text.c_str(), &end);
+      if (text.empty() || *end != '\0' || !std::isfinite(value))
+        return "'" + text + "' is not a finite number";
+      return "";
+    },
+    "NUMBER");
 
 void add_device_options(CLI::App* cmd, std::string& device, int& threads) {
   cmd->add_option("--device", device, "auto, cpu or cuda")

@@ -8,6 +8,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "convpool/file_io.h"
+
 namespace convpool {
 
 struct NamedTensor {
@@ -43,11 +45,5 @@ std::string encode_safetensors(const std::vector<NamedTensor>& tensors,
 // is a one-line Error prefixed with `origin`.
 SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& origin,
                                    ChecksumPolicy checksums = ChecksumPolicy::verify);
-
-// Atomic replace: writes PATH.tmp-PID in the same directory, fsyncs it, renames it over
-// PATH and fsyncs the directory. On any failure the temporary is removed and PATH is
-// untouched.
-void write_file_atomic(const std::string& path, const std::string& bytes);
-std::string read_file_bytes(const std::string& path, size_t max_bytes = size_t(1) << 32);
 
 }  // namespace convpool

@@ -123,7 +123,7 @@ void save_checkpoint(const std::string& path, const Graph& graph, const std::str
 }
 
 Checkpoint load_checkpoint(const std::string& path) {
-  return decode_checkpoint(read_file_bytes(path), path);
+  return decode_checkpoint(read_regular_file(path, kMaxCheckpointBytes, "checkpoint"), path);
 }
 
 Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,

@@ -1,14 +1,9 @@
 #include "convpool/safetensors.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -183,56 +178,6 @@ SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& 
   f.tensors.reserve(located.size());
   for (auto& l : located) f.tensors.push_back(std::move(l.tensor));
   return f;
-}
-
-void write_file_atomic(const std::string& path, const std::string& bytes) {
-  namespace fs = std::filesystem;
-  const fs::path target(path);
-  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  auto fail = [&](const std::string& what) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    CP_USER_ERROR("cannot save " << path << ": " << what << ": " << std::strerror(err)
-                                 << " (the previous file, if any, is intact)");
-  };
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) fail("cannot create " + tmp);
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t w = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      if (w == 0) errno = ENOSPC;
-      ::close(fd);
-      fail("write failed");
-    }
-    done += size_t(w);
-  }
-  if (::fsync(fd) != 0) {
-    ::close(fd);
-    fail("fsync failed");
-  }
-  if (::close(fd) != 0) fail("close failed");
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("rename failed");
-  // Make the rename itself durable.
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-}
-
-std::string read_file_bytes(const std::string& path, size_t max_bytes) {
-  std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f) CP_USER_ERROR("cannot open " << path);
-  const std::streamoff size = f.tellg();
-  if (size < 0) CP_USER_ERROR("cannot read " << path);
-  if (size_t(size) > max_bytes) CP_USER_ERROR(path << ": file is too large (" << size << " bytes)");
-  std::string bytes(size_t(size), '\0');
-  f.seekg(0);
-  if (!f.read(bytes.data(), size)) CP_USER_ERROR("cannot read " << path);
-  return bytes;
 }
 
 }  // namespace convpool

@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <numeric>
 #include <sstream>
 
@@ -10,15 +9,11 @@
 #include "../../kernels/philox.cuh"
 #include "convpool/data.h"
 #include "convpool/error.h"
-#include "convpool/safetensors.h"
+#include "convpool/file_io.h"
 
 namespace convpool {
 
 namespace {
-bool is_file(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
 bool is_dir(const std::string& p) {
   struct stat st {};
   return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
@@ -55,7 +50,7 @@ void parse_cifar_records(const std::string& bytes, const std::string& path, Data
 
 void read_cifar_file(const std::string& path, Dataset& out, size_t max_records) {
   // A batch file is 30,730,000 bytes; 100,000 records is the most any CIFAR file holds.
-  parse_cifar_records(read_file_bytes(path, size_t(100001) * kCifarRecordBytes), path, out,
+  parse_cifar_records(read_regular_file(path, size_t(100001) * kCifarRecordBytes, "CIFAR-10 batch file"), path, out,
                       max_records);
 }
 
@@ -71,15 +66,18 @@ Dataset load_cifar10(const std::string& dir, const std::string& split, size_t li
   }
   Dataset ds;
   for (auto& f : files) {
-    if (!is_file(f))
+    if (!is_regular_file(f))
       CP_USER_ERROR(f << ": missing (expected the CIFAR-10 binary layout: data_batch_1..5.bin "
                          "and test_batch.bin)");
     const size_t want = limit ? limit - ds.size() : SIZE_MAX;
     if (want == 0) break;
     read_cifar_file(f, ds, want);
   }
-  std::ifstream meta(dir + "/batches.meta.txt");
-  for (std::string line; meta && std::getline(meta, line);)
+  const std::string meta_path = dir + "/batches.meta.txt";
+  std::istringstream meta(is_regular_file(meta_path) ? read_regular_file(meta_path, kMaxSmallTextBytes,
+                                                                         "class-name file")
+                                                     : std::string());
+  for (std::string line; std::getline(meta, line);)
     if (!line.empty() && ds.class_names.size() < kCifarClasses) ds.class_names.push_back(line);
   if (ds.class_names.size() != kCifarClasses)
     ds.class_names.assign(kDefaultClassNames, kDefaultClassNames + kCifarClasses);
@@ -88,7 +86,7 @@ Dataset load_cifar10(const std::string& dir, const std::string& split, size_t li
 
 std::string resolve_cifar_dir(const std::string& flag_value) {
   auto has_data = [](const std::string& d) {
-    return is_file(d + "/data_batch_1.bin") && is_file(d + "/test_batch.bin");
+    return is_regular_file(d + "/data_batch_1.bin") && is_regular_file(d + "/test_batch.bin");
   };
   if (!flag_value.empty()) {
     if (has_data(flag_value)) return flag_value;

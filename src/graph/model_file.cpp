@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <fstream>
 #include <sstream>
 
 #include "convpool/error.h"
+#include "convpool/file_io.h"
 #include "convpool/model.h"
 
 namespace convpool {
@@ -79,12 +79,7 @@ ModelSpec parse_model_text(const std::string& text, const std::string& origin) {
 }
 
 ModelSpec load_model_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) CP_USER_ERROR("cannot open model file '" << path << "'");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  std::string text = ss.str();
-  if (text.size() > (1u << 20)) CP_USER_ERROR(path << ": model file is larger than 1 MiB");
+  const std::string text = read_regular_file(path, kMaxModelFileBytes, "model file");
   if (text.find('\0') != std::string::npos)
     CP_USER_ERROR(path << ": not a text model file (contains NUL bytes)");
   return parse_model_text(text, path);

@@ -1,17 +1,18 @@
 #include "convpool/metrics.h"
 
 #include <cstdio>
-#include <fstream>
+#include <filesystem>
 #include <map>
 #include <sstream>
 
 #include "convpool/error.h"
+#include "convpool/file_io.h"
 
 namespace convpool {
 
 std::vector<EpochMetrics> read_metrics_csv(const std::string& path) {
-  std::ifstream f(path);
-  if (!f) return {};
+  if (!std::filesystem::exists(path)) return {};
+  std::istringstream f(read_regular_file(path, kMaxSmallTextBytes * 64, "metrics file"));
   std::string line;
   std::getline(f, line);
   if (line != kMetricsCsvHeader)
