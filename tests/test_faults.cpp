@@ -54,7 +54,9 @@ TEST(NonFinite, StopNamesTheStepAndTheFirstBadLayer) {
   EXPECT_FALSE(std::filesystem::exists(f.d.str("run/last.safetensors")));
 }
 
-TEST(NonFinite, SkipPolicyLeavesWeightsUntouchedAndCounts) {
+// Every batch skipped means nothing was learned: the run fails (it used to print loss 0 and
+// exit 0), naming the count, and the weights stay as they were.
+TEST(NonFinite, SkipPolicyFailsTheRunWhenEveryBatchIsSkipped) {
   Fixture f;
   auto g = Graph::build(parse_model_text(kModel, "m"), GraphOptions{Device::cpu, 8, 2});
   g->init_params(fresh_seed());
@@ -64,8 +66,11 @@ TEST(NonFinite, SkipPolicyLeavesWeightsUntouchedAndCounts) {
   cfg.batch = 8;
   cfg.epochs = 1;
   cfg.nan_policy = "skip";
-  const auto m = Trainer(*g, cfg).fit(f.train, f.test);
-  EXPECT_EQ(m[0].skipped_batches, (f.train.size() + 7) / 8);
+  const std::string msg = error_of([&] { Trainer(*g, cfg).fit(f.train, f.test); });
+  EXPECT_NE(msg.find("every batch of epoch 1 (" + std::to_string((f.train.size() + 7) / 8) + ")"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(msg.find("the run has failed"), std::string::npos) << msg;
   for (size_t i = 1; i < before.size(); ++i) ASSERT_EQ(before[i], g->params()[i]) << i;
 }
 

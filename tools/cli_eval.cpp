@@ -29,9 +29,12 @@ int run(const EvalOptions& o) {
   if (!ckpt.pool_override.empty()) apply_pool_override(spec, ckpt.pool_override);
   const Device device = pick_device(o.device);
   auto graph = Graph::build(spec, GraphOptions{device, o.batch, 0});
+  require_cifar_model(*graph, o.checkpoint + " (model)");
   restore_graph(ckpt, o.checkpoint, *graph, false);
   const std::string dir = resolve_cifar_dir(o.data);
   const Dataset test = load_cifar10(dir, "test", o.limit_test);
+  if (const std::string note = data_note(test, "test"); !note.empty())
+    std::fprintf(stderr, "convpool: %s\n", note.c_str());
 
   TrainConfig cfg;
   cfg.batch = o.batch;

@@ -177,7 +177,18 @@ void resolve_options(CLI::App* cmd, TrainOptions& o) {
 void check_model(const std::string& model, const std::string& pool) {
   ModelSpec spec = load_model_file(model);
   if (!pool.empty()) apply_pool_override(spec, pool);
-  Graph::build(spec, GraphOptions{Device::cpu, 1, 0});
+  require_cifar_model(*Graph::build(spec, GraphOptions{Device::cpu, 1, 0}), model);
+}
+
+RunData load_run_data(const TrainOptions& o) {
+  RunData d;
+  d.dir = resolve_cifar_dir(o.data);
+  d.train = load_cifar10(d.dir, "train", o.limit_train);
+  d.test = load_cifar10(d.dir, "test", o.limit_test);
+  if (o.verbosity() != Verbosity::quiet)
+    for (const std::string& note : {data_note(d.train, "training"), data_note(d.test, "test")})
+      if (!note.empty()) std::fprintf(stderr, "convpool: %s\n", note.c_str());
+  return d;
 }
 
 void make_directory(const std::string& path) {

@@ -38,6 +38,14 @@ void resolve_options(CLI::App* cmd, TrainOptions& o);
 // file or method fails in a moment, before data is read or hours of training start.
 void check_model(const std::string& model, const std::string& pool);
 
+// Both splits from the --data directory (or where resolve_cifar_dir looks). A record count
+// that is not CIFAR-10's is noted on stderr, unless --quiet.
+struct RunData {
+  std::string dir;
+  Dataset train, test;
+};
+RunData load_run_data(const TrainOptions& o);
+
 // Creates a run or study directory; a one-line error says why it cannot.
 void make_directory(const std::string& path);
 

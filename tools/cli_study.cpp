@@ -72,9 +72,9 @@ int run(StudyOptions& so, CLI::App* cmd) {
   make_directory(base.out);
   write_config(cmd, base.out + "/config.toml");
 
-  const std::string data_dir = resolve_cifar_dir(base.data);
-  const Dataset train = load_cifar10(data_dir, "train", base.limit_train);
-  const Dataset test = load_cifar10(data_dir, "test", base.limit_test);
+  const RunData data = load_run_data(base);
+  const Dataset& train = data.train;
+  const Dataset& test = data.test;
   install_stop_handlers();
   ConsoleReporter reporter(base.verbosity(), stdout_is_terminal());
   reporter.line("convpool study: " + std::to_string(pools.size()) + " methods x " +

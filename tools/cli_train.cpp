@@ -33,16 +33,14 @@ int run(TrainOptions& o, CLI::App* cmd) {
     o.out = "runs/" + std::filesystem::path(o.model).stem().string() + "-" + timestamp();
 
   if (o.resume.empty()) check_model(o.model, o.pool);
-  const std::string dir = resolve_cifar_dir(o.data);
-  const Dataset train = load_cifar10(dir, "train", o.limit_train);
-  const Dataset test = load_cifar10(dir, "test", o.limit_test);
+  const RunData data = load_run_data(o);
   if (o.resume.empty()) {
     make_directory(o.out);
     write_config(cmd, o.out + "/config.toml");
   }
   install_stop_handlers();
   ConsoleReporter reporter(o.verbosity(), stdout_is_terminal());
-  const auto metrics = train_run(o, train, test, reporter);
+  const auto metrics = train_run(o, data.train, data.test, reporter);
   reporter.line(run_summary_line(read_metrics_csv(o.out + "/metrics.csv")) + "; run directory " +
                 o.out);
   return 0;

@@ -12,6 +12,7 @@ constexpr int kCifarRecordBytes = 3073;
 constexpr int kCifarClasses = 10;
 constexpr int kCifarSide = 32;  // images are 3 x 32 x 32, stored as R, G and B planes
 constexpr int kCifarChannels = 3;
+constexpr size_t kCifarRecordsPerFile = 10000;  // in each of the six files of the real data set
 
 // What is done to every input image (kernels/input_math.cuh holds the per-pixel formula).
 // The defaults (no crop, no flip, mean 0, std 1) give pixel / 255: the reference recipe.
@@ -32,19 +33,27 @@ struct Dataset {
   std::vector<uint8_t> pixels;  // count x 3072
   std::vector<uint8_t> labels;  // count
   std::vector<std::string> class_names;
+  std::vector<size_t> records_per_file;  // as found in each file read (load_cifar10)
   size_t size() const { return labels.size(); }
   const uint8_t* image(size_t i) const { return pixels.data() + i * kCifarImageBytes; }
 };
 
 // Reads and validates one batch file, appending its records; errors name the file.
-void read_cifar_file(const std::string& path, Dataset& out, size_t max_records = SIZE_MAX);
+// Returns the number of records in the file (all of them, whatever max_records takes).
+size_t read_cifar_file(const std::string& path, Dataset& out, size_t max_records = SIZE_MAX);
 // The same checks on bytes already in memory; `origin` names them in errors.
-void parse_cifar_records(const std::string& bytes, const std::string& origin, Dataset& out,
-                         size_t max_records = SIZE_MAX);
+size_t parse_cifar_records(const std::string& bytes, const std::string& origin, Dataset& out,
+                           size_t max_records = SIZE_MAX);
 
 // Loads the five training batches (split "train") or test_batch.bin ("test") from dir,
 // stopping after `limit` records (0 = all). Class names come from batches.meta.txt if present.
+// Training files that hold different numbers of records are refused (a copy cut short at a
+// record boundary); data_note() says when the counts are not CIFAR-10's.
 Dataset load_cifar10(const std::string& dir, const std::string& split, size_t limit = 0);
+
+// "" for files of CIFAR-10's 10,000 records; otherwise a one-line note saying what was found,
+// so that a subset or a synthetic copy is never taken silently for the real data set.
+std::string data_note(const Dataset& ds, const std::string& split);
 
 // The directory to read: --data if given, else $CIFAR10_DIR, else data/cifar-10-batches-bin.
 // Throws a one-line error naming every place it looked when none holds the data.

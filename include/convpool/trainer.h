@@ -61,6 +61,10 @@ class TrainObserver {
   virtual void on_epoch(const EpochMetrics&, int /*epochs*/) {}
 };
 
+// Throws a one-line error unless the graph takes CIFAR-10 images (3x32x32) and gives 10
+// logits. `origin` names the model in the message.
+void require_cifar_model(const Graph& graph, const std::string& origin);
+
 // "epoch 3/10  loss 1.2345  acc 0.5678  test_loss ...  12.3s  4056 img/s"
 std::string format_epoch_line(const EpochMetrics& m, int epochs);
 

@@ -22,8 +22,8 @@ const char* kDefaultClassNames[kCifarClasses] = {
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
 }  // namespace
 
-void parse_cifar_records(const std::string& bytes, const std::string& path, Dataset& out,
-                         size_t max_records) {
+size_t parse_cifar_records(const std::string& bytes, const std::string& path, Dataset& out,
+                           size_t max_records) {
   const size_t size = bytes.size();
   if (size == 0) CP_USER_ERROR(path << ": file is empty");
   if (size % kCifarRecordBytes != 0)
@@ -46,11 +46,12 @@ void parse_cifar_records(const std::string& bytes, const std::string& path, Data
     out.labels[base + r] = rec[0];
     std::copy(rec + 1, rec + kCifarRecordBytes, out.pixels.begin() + (base + r) * kCifarImageBytes);
   }
+  return records;
 }
 
-void read_cifar_file(const std::string& path, Dataset& out, size_t max_records) {
+size_t read_cifar_file(const std::string& path, Dataset& out, size_t max_records) {
   // A batch file is 30,730,000 bytes; 100,000 records is the most any CIFAR file holds.
-  parse_cifar_records(read_regular_file(path, size_t(100001) * kCifarRecordBytes, "CIFAR-10 batch file"), path, out,
+  return parse_cifar_records(read_regular_file(path, size_t(100001) * kCifarRecordBytes, "CIFAR-10 batch file"), path, out,
                       max_records);
 }
 
@@ -71,7 +72,15 @@ Dataset load_cifar10(const std::string& dir, const std::string& split, size_t li
                          "and test_batch.bin)");
     const size_t want = limit ? limit - ds.size() : SIZE_MAX;
     if (want == 0) break;
-    read_cifar_file(f, ds, want);
+    const size_t records = read_cifar_file(f, ds, want);
+    // A copy cut short at a record boundary parses cleanly: only the count tells.
+    if (!ds.records_per_file.empty() && records != ds.records_per_file.front())
+      CP_USER_ERROR(f << " holds " << records << " records where "
+                      << files.front().substr(files.front().rfind('/') + 1) << " holds "
+                      << ds.records_per_file.front()
+                      << " (a truncated or mixed copy?); CIFAR-10's batch files hold "
+                      << kCifarRecordsPerFile << " each");
+    ds.records_per_file.push_back(records);
   }
   const std::string meta_path = dir + "/batches.meta.txt";
   std::istringstream meta(is_regular_file(meta_path) ? read_regular_file(meta_path, kMaxSmallTextBytes,
@@ -82,6 +91,13 @@ Dataset load_cifar10(const std::string& dir, const std::string& split, size_t li
   if (ds.class_names.size() != kCifarClasses)
     ds.class_names.assign(kDefaultClassNames, kDefaultClassNames + kCifarClasses);
   return ds;
+}
+
+std::string data_note(const Dataset& ds, const std::string& split) {
+  if (ds.records_per_file.empty() || ds.records_per_file.front() == kCifarRecordsPerFile) return "";
+  return "note: the " + split + " files hold " + std::to_string(ds.records_per_file.front()) +
+         " records each, not CIFAR-10's " + std::to_string(kCifarRecordsPerFile) +
+         " (a subset or another copy)";
 }
 
 std::string resolve_cifar_dir(const std::string& flag_value) {

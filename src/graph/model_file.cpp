@@ -156,8 +156,11 @@ std::string LayerArgs::get_choice(const std::string& key, const std::string& def
 void LayerArgs::finish() {
   for (size_t i = 0; i < spec_.args.size(); ++i) {
     if (used_[i]) continue;
-    std::string msg = "unknown argument '" + spec_.args[i].first + "'";
-    std::string near = nearest_word(spec_.args[i].first, known_);
+    const std::string& key = spec_.args[i].first;
+    if (std::find(known_.begin(), known_.end(), key) != known_.end())
+      fail("'" + key + "' is given more than once");
+    std::string msg = "unknown argument '" + key + "'";
+    std::string near = nearest_word(key, known_);
     if (!near.empty()) msg += " (did you mean '" + near + "'?)";
     fail(msg);
   }

@@ -259,7 +259,10 @@ void apply_pool_override(ModelSpec& spec, const std::string& text) {
       const auto eq = kv.find('=');
       if (eq == std::string::npos || eq == 0 || eq + 1 == kv.size())
         CP_USER_ERROR("--pool: malformed parameter '" << kv << "' (expected key=value)");
-      params.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+      const std::string key = kv.substr(0, eq);
+      for (auto& p : params)
+        if (p.first == key) CP_USER_ERROR("--pool " << text << ": '" << key << "' is given twice");
+      params.emplace_back(key, kv.substr(eq + 1));
     }
   }
   bool any = false;
@@ -271,8 +274,16 @@ void apply_pool_override(ModelSpec& spec, const std::string& text) {
       if (w == "global") positional.push_back(w);
     layer.positional = positional;
     std::vector<std::pair<std::string, std::string>> kept;
-    for (auto& kv : layer.args)  // keep the geometry, drop the old method's parameters
-      if (kv.first == "size" || kv.first == "stride" || kv.first == "pad") kept.push_back(kv);
+    auto overridden = [&](const std::string& key) {
+      for (auto& p : params)
+        if (p.first == key) return true;
+      return false;
+    };
+    // Keep the geometry the override does not set; drop the old method's parameters.
+    for (auto& kv : layer.args)
+      if ((kv.first == "size" || kv.first == "stride" || kv.first == "pad") &&
+          !overridden(kv.first))
+        kept.push_back(kv);
     for (auto& kv : params) kept.push_back(kv);
     layer.args = kept;
     layer.where += " (with --pool " + text + ")";

@@ -55,6 +55,17 @@ bool stop_requested() { return g_stop_requests.load() > 0; }
 void request_stop() { g_stop_requests.fetch_add(1); }
 void clear_stop_requests() { g_stop_requests.store(0); }
 
+void require_cifar_model(const Graph& graph, const std::string& origin) {
+  const Shape in = graph.input_shape(1);
+  if (in.c != kCifarChannels || in.h != kCifarSide || in.w != kCifarSide)
+    CP_USER_ERROR(origin << " takes " << in.c << "x" << in.h << "x" << in.w
+                         << " inputs, but CIFAR-10 images are 3x32x32 (set its input line to "
+                            "'input channels=3 height=32 width=32')");
+  if (graph.output_shape(1).numel() != size_t(kCifarClasses))
+    CP_USER_ERROR(origin << " gives " << graph.output_shape(1).numel()
+                         << " outputs per image; CIFAR-10 needs 10 logits");
+}
+
 // ---- trainer ----
 struct Trainer::Impl {
   std::vector<uint8_t> labels;
@@ -90,9 +101,7 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
     CP_USER_ERROR("this convpool binary was built without CUDA");
 #endif
   }
-  if (graph.output_shape(1).numel() != size_t(kCifarClasses))
-    CP_USER_ERROR("the model's output has " << graph.output_shape(1).numel()
-                                            << " values; CIFAR-10 needs 10 logits");
+  require_cifar_model(graph, "the model");
   state_.seed = cfg.seed;
   state_.batch = cfg.batch;
   state_.optimizer = cfg.optimizer;
@@ -264,6 +273,15 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
     if (stop_requested()) stop_and_save();
     if (cfg_.save_every && state_.step % cfg_.save_every == 0 && finite) save("periodic");
   }
+  const uint64_t trained_here = (images + B - 1) / B;
+  if (trained_here > 0 && m.skipped_batches == trained_here)
+    CP_USER_ERROR("every batch of epoch " << state_.epoch + 1 << " (" << trained_here
+                                          << ") had a non-finite loss or gradient and was skipped "
+                                             "(--nan-policy skip): the run has failed; "
+                                          << (impl_->last_saved.empty()
+                                                  ? std::string("no checkpoint was written")
+                                                  : "the last good checkpoint " +
+                                                        impl_->last_saved + " is untouched"));
   m.epoch = state_.epoch + 1;
   const double seen = double(train.size());
   m.loss = state_.epoch_loss_sum / seen;
