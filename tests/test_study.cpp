@@ -125,7 +125,7 @@ TEST(Study, WritesItsFilesAndResumes) {
 
   r = run_convpool(args + " --epochs 2");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_NE(r.output.find("resuming at epoch 2"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("resuming after epoch 1"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("epoch 1/2"), std::string::npos) << r.output;
   check_summary(2);
 

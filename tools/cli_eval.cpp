@@ -64,6 +64,7 @@ int run(const EvalOptions& o) {
     j["loss"] = r.loss;
     j["epoch"] = ckpt.state.epoch;
     j["step"] = ckpt.state.step;
+    j["epoch_batches"] = ckpt.state.epoch_batches;  // > 0: saved in the middle of epoch + 1
     for (int c = 0; c < kCifarClasses; ++c)
       j["per_class"][test.class_names[c]] = {{"accuracy", class_acc(c)},
                                              {"images", per_class_total[c]}};
@@ -71,8 +72,8 @@ int run(const EvalOptions& o) {
     std::printf("%s\n", j.dump(2).c_str());
     return 0;
   }
-  std::printf("checkpoint %s (epoch %d, step %llu) on %s\n", o.checkpoint.c_str(), ckpt.state.epoch,
-              (unsigned long long)ckpt.state.step, device_name(device));
+  std::printf("checkpoint %s (%s) on %s\n", o.checkpoint.c_str(),
+              describe_position(ckpt.state).c_str(), device_name(device));
   std::printf("test accuracy %.4f  loss %.4f  (%zu images from %s)\n\n", r.accuracy, r.loss,
               test.size(), dir.c_str());
   std::printf("%-12s %8s %7s\n", "class", "accuracy", "images");

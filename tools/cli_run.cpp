@@ -191,6 +191,32 @@ RunData load_run_data(const TrainOptions& o) {
   return d;
 }
 
+namespace {
+bool is_run_file(const std::string& name) {
+  for (const char* f :
+       {"config.toml", "metrics.csv", "summary.txt", "last.safetensors", "best.safetensors"})
+    if (name == f) return true;
+  return name.rfind("step-", 0) == 0 && fs::path(name).extension() == ".safetensors";
+}
+}  // namespace
+
+bool holds_run(const std::string& dir) {
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (is_run_file(it->path().filename().string())) return true;
+  return false;
+}
+
+void remove_run_files(const std::string& dir) {
+  std::vector<fs::path> doomed;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (is_run_file(it->path().filename().string())) doomed.push_back(it->path());
+  for (const fs::path& p : doomed)
+    if (!fs::remove(p, ec) && ec)
+      CP_USER_ERROR("--overwrite: cannot remove " << p.string() << " (" << ec.message() << ")");
+}
+
 void make_directory(const std::string& path) {
   std::error_code ec;
   fs::create_directories(path, ec);
@@ -247,8 +273,7 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
          << (o.pool.empty() ? "as in the model" : o.pool) << ", input " << describe(o.cfg.input)
          << "\nrun directory " << o.out;
     if (ckpt)
-      head << "\nresuming at epoch " << state.epoch + 1 << ", step " << state.step << " (batch "
-           << state.epoch_batches << " of the epoch)";
+      head << "\nresuming " << describe_position(state);
     reporter.line(head.str());
   }
   Trainer trainer(*graph, o.cfg, state, &reporter);

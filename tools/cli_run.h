@@ -46,6 +46,11 @@ struct RunData {
 };
 RunData load_run_data(const TrainOptions& o);
 
+// Whether `dir` holds a run's files (config.toml, metrics.csv, summary.txt, checkpoints).
+bool holds_run(const std::string& dir);
+// Removes those files from `dir` (for --overwrite); anything else there stays.
+void remove_run_files(const std::string& dir);
+
 // Creates a run or study directory; a one-line error says why it cannot.
 void make_directory(const std::string& path);
 

@@ -13,7 +13,26 @@ namespace convpool::cli {
 
 namespace {
 
-int run(TrainOptions& o, CLI::App* cmd) {
+// A run directory belongs to one run: a fresh run, or a resume into a directory other than
+// its checkpoint's, refuses one that holds another run unless --overwrite says to replace it.
+// Returns whether the run files there must be removed before writing.
+bool claim_run_directory(const TrainOptions& o, bool overwrite) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!o.resume.empty()) {
+    const fs::path own = fs::path(o.resume).parent_path().empty()
+                             ? fs::path(".")
+                             : fs::path(o.resume).parent_path();
+    if (fs::equivalent(own, o.out, ec)) return false;  // resuming in place is always allowed
+  }
+  if (!holds_run(o.out)) return false;
+  if (overwrite) return true;
+  CP_USER_ERROR("--out " << o.out << " already holds a run (config.toml, metrics.csv or "
+                         << "checkpoints); choose another --out, continue that run with --resume "
+                         << o.out << "/last.safetensors, or pass --overwrite to replace it");
+}
+
+int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
   if (!o.config.empty()) apply_config_file(cmd, o.config);
   if (!o.resume.empty()) {
     for (const char* flag :
@@ -33,10 +52,17 @@ int run(TrainOptions& o, CLI::App* cmd) {
     o.out = "runs/" + std::filesystem::path(o.model).stem().string() + "-" + timestamp();
 
   if (o.resume.empty()) check_model(o.model, o.pool);
+  const bool replace = claim_run_directory(o, overwrite);
   const RunData data = load_run_data(o);
+  make_directory(o.out);
+  if (replace) remove_run_files(o.out);
   if (o.resume.empty()) {
-    make_directory(o.out);
     write_config(cmd, o.out + "/config.toml");
+  } else if (const auto source = std::filesystem::path(o.resume).parent_path() / "config.toml";
+             !std::filesystem::exists(o.out + "/config.toml") &&
+             std::filesystem::exists(source)) {
+    // Resumed into a new directory: the run's configuration comes along with it.
+    std::filesystem::copy_file(source, o.out + "/config.toml");
   }
   install_stop_handlers();
   ConsoleReporter reporter(o.verbosity(), stdout_is_terminal());
@@ -50,6 +76,7 @@ int run(TrainOptions& o, CLI::App* cmd) {
 
 Runner add_train_command(CLI::App& app) {
   auto o = std::make_shared<TrainOptions>();
+  auto overwrite = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("train", "train a model on CIFAR-10");
   add_training_options(cmd, *o);
   cmd->add_option("--seed", o->cfg.seed,
@@ -67,6 +94,10 @@ Runner add_train_command(CLI::App& app) {
   auto* resume = cmd->add_option("--resume", o->resume, "continue exactly from a checkpoint")
                      ->configurable(false);
   cmd->get_option("--config")->excludes(resume);
+  cmd->add_flag("--overwrite", *overwrite,
+                "replace the run in --out (its config, metrics and checkpoints) instead of "
+                "refusing to write there")
+      ->configurable(false);
   cmd->add_option("--save-every", o->cfg.save_every, "also save last.safetensors every N steps")
       ->capture_default_str()
       ->check(kWholeNumber)
@@ -89,7 +120,7 @@ Runner add_train_command(CLI::App& app) {
       "  convpool train --pool mixed --crop-pad 4 --flip --normalize --out runs/mixed\n"
       "  convpool train --config runs/mixed/config.toml --out runs/mixed-again\n"
       "  convpool train --resume runs/NAME/last.safetensors --epochs 20");
-  return [o, cmd] { return run(*o, cmd); };
+  return [o, cmd, overwrite] { return run(*o, cmd, *overwrite); };
 }
 
 }  // namespace convpool::cli

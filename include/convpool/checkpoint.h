@@ -4,8 +4,10 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "convpool/data.h"
+#include "convpool/epoch_metrics.h"
 #include "convpool/graph.h"
 #include "convpool/optim.h"
 #include "convpool/safetensors.h"
@@ -29,7 +31,15 @@ struct TrainState {
   int batch = 32;
   OptimizerConfig optimizer;
   InputTransform input;  // evaluation must normalise as training did
+  // The finished epochs' metrics, epochs 1..epoch in order (trainers keep all of them; a
+  // state made by hand may hold fewer): a resume rewrites metrics.csv from it, so the file
+  // always agrees with the checkpoint it resumes from.
+  std::vector<EpochMetrics> history;
 };
+
+// "after epoch 3, step 1234" or "in epoch 4 at batch 17, step 1251": where a checkpoint
+// stands, said the same way by eval and by --resume.
+std::string describe_position(const TrainState& state);
 
 struct Checkpoint {
   int version = kCheckpointVersion;

@@ -32,15 +32,6 @@ struct TrainConfig {
   bool cuda_graph = true;           // CUDA: replay full batches as a captured CUDA Graph
 };
 
-struct EpochMetrics {
-  int epoch = 0;
-  double loss = 0, accuracy = 0;            // running means over the epoch's training batches
-  double test_loss = 0, test_accuracy = 0;  // over the whole test set, evaluation mode
-  double seconds = 0, images_per_second = 0;
-  uint64_t skipped_batches = 0;  // non-finite batches skipped (nan_policy skip)
-  double data_wait_seconds = 0;  // CUDA: host time waiting for a free staging slot
-};
-
 // Where an epoch stands, for progress displays.
 struct BatchProgress {
   int epoch = 0, epochs = 0;        // 1-based epoch being trained, of `epochs`

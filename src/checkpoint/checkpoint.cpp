@@ -44,6 +44,15 @@ nlohmann::json input_json(const InputTransform& t) {
           {"std", std::vector<float>(t.std, t.std + kCifarChannels)}};
 }
 
+// Rows as arrays in metrics.csv's column order (skipped_batches is not a column there).
+nlohmann::json history_json(const std::vector<EpochMetrics>& rows) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const EpochMetrics& m : rows)
+    j.push_back({m.epoch, m.loss, m.accuracy, m.test_loss, m.test_accuracy, m.seconds,
+                 m.images_per_second, m.data_wait_seconds});
+  return j;
+}
+
 // Metadata numbers are range-checked before any conversion: nlohmann's get<T>() is a plain
 // static_cast, undefined for a negative double into an unsigned or a huge one into a float.
 struct MetadataRangeError : std::runtime_error {
@@ -117,6 +126,7 @@ void save_checkpoint(const std::string& path, const Graph& graph, const std::str
       {"training_state", state.dump()},
       {"optimizer", optimizer_json(st.optimizer).dump()},
       {"input", input_json(st.input).dump()},
+      {"metrics", history_json(st.history).dump()},
       {"rng", "philox4x32-10, key = seed, counters = (purpose, epoch|step, layer, element)"},
   };
   write_file_atomic(path, encode_safetensors(tensors, meta));
@@ -172,6 +182,31 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
     c.state.optimizer.momentum = json_real<float>(o, "momentum");
     c.state.optimizer.nesterov = o.at("nesterov").get<bool>();
     c.state.optimizer.weight_decay = json_real<float>(o, "weight_decay");
+    // Version 1 files carry no history; the trainer then falls back on metrics.csv.
+    if (auto it = m.find("metrics"); it != m.end()) {
+      const auto rows = nlohmann::json::parse(it->second);
+      if (!rows.is_array() || rows.size() > size_t(c.state.epoch))
+        throw MetadataRangeError("'metrics' holds more rows than finished epochs");
+      for (size_t i = 0; i < rows.size(); ++i) {
+        const auto& r = rows[i];
+        if (!r.is_array() || r.size() != 8)
+          throw MetadataRangeError("'metrics' row " + std::to_string(i + 1) + " is malformed");
+        // JSON has no NaN: a non-finite metric (a diverged test loss) is written as null.
+        auto metric = [](const nlohmann::json& row, size_t k) {
+          return row.at(k).is_null() ? std::nan("") : json_real<double>(row, k);
+        };
+        EpochMetrics e;
+        e.epoch = json_integer<int>(r, size_t(0), int(i + 1), int(i + 1));
+        e.loss = metric(r, size_t(1));
+        e.accuracy = metric(r, size_t(2));
+        e.test_loss = metric(r, size_t(3));
+        e.test_accuracy = metric(r, size_t(4));
+        e.seconds = metric(r, size_t(5));
+        e.images_per_second = metric(r, size_t(6));
+        e.data_wait_seconds = metric(r, size_t(7));
+        c.state.history.push_back(e);
+      }
+    }
     // Checkpoints written before the input options existed used the defaults.
     if (auto it = m.find("input"); it != m.end()) {
       const auto in = nlohmann::json::parse(it->second);
@@ -198,6 +233,14 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
     CP_USER_ERROR(path << ": bad checkpoint metadata: " << e.what());
   }
   return c;
+}
+
+std::string describe_position(const TrainState& s) {
+  const std::string step = ", step " + std::to_string(s.step);
+  if (s.epoch_batches == 0)
+    return s.epoch == 0 ? "before epoch 1" + step : "after epoch " + std::to_string(s.epoch) + step;
+  return "in epoch " + std::to_string(s.epoch + 1) + " at batch " +
+         std::to_string(s.epoch_batches) + step;
 }
 
 void restore_graph(const Checkpoint& ckpt, const std::string& origin, Graph& graph,

@@ -1,6 +1,11 @@
 #include "convpool/metrics.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <sstream>
@@ -32,6 +37,42 @@ std::vector<EpochMetrics> read_metrics_csv(const std::string& path) {
   std::vector<EpochMetrics> rows;
   for (auto& [epoch, m] : by_epoch) rows.push_back(m);
   return rows;
+}
+
+namespace {
+std::string csv_row(const EpochMetrics& m) {
+  std::ostringstream s;
+  s.precision(9);  // losses round-trip: reruns compare bit for bit
+  s << m.epoch << "," << m.loss << "," << m.accuracy << "," << m.test_loss << ","
+    << m.test_accuracy << "," << m.seconds << "," << m.images_per_second << ","
+    << m.data_wait_seconds << "\n";
+  return s.str();
+}
+}  // namespace
+
+MetricsLog::MetricsLog(const std::string& path, const std::vector<EpochMetrics>& rows)
+    : path_(path) {
+  std::string text = std::string(kMetricsCsvHeader) + "\n";
+  for (const EpochMetrics& m : rows) text += csv_row(m);
+  write_file_atomic(path, text);
+  fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd_ < 0) CP_USER_ERROR("cannot write " << path << ": " << std::strerror(errno));
+}
+
+MetricsLog::~MetricsLog() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void MetricsLog::append(const EpochMetrics& row) {
+  const std::string line = csv_row(row);
+  size_t done = 0;
+  while (done < line.size()) {
+    const ssize_t w = ::write(fd_, line.data() + done, line.size() - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) CP_USER_ERROR("cannot append to " << path_ << ": " << std::strerror(errno));
+    done += size_t(w);
+  }
+  if (::fsync(fd_) != 0) CP_USER_ERROR("cannot sync " << path_ << ": " << std::strerror(errno));
 }
 
 std::string run_summary_line(const std::vector<EpochMetrics>& rows) {

@@ -70,7 +70,7 @@ void require_cifar_model(const Graph& graph, const std::string& origin) {
 struct Trainer::Impl {
   std::vector<uint8_t> labels;
   std::vector<float> logits;  // CUDA evaluation: logits copied back per batch
-  std::ofstream metrics;
+  std::unique_ptr<MetricsLog> metrics;
   std::string last_saved;  // path of the newest good checkpoint, for messages
   std::chrono::steady_clock::time_point epoch_start, last_report;
 #ifdef CONVPOOL_HAVE_CUDA
@@ -110,13 +110,20 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
   if (!cfg.out_dir.empty()) {
     std::error_code ec;
     fs::create_directories(cfg.out_dir, ec);
+    remove_stale_temporaries(cfg.out_dir);  // of saves that a kill interrupted
     const std::string path = cfg.out_dir + "/metrics.csv";
-    const bool fresh = !fs::exists(path);
-    impl_->metrics.open(path, std::ios::app);
-    impl_->metrics.precision(9);  // losses round-trip: reruns compare bit for bit
-    if (!impl_->metrics)
-      CP_USER_ERROR("cannot write " << path << " (is the run directory writable?)");
-    if (fresh) impl_->metrics << kMetricsCsvHeader << "\n";
+    if (state_.history.size() != size_t(state_.epoch)) {
+      // A version-1 checkpoint: no history inside, so take what metrics.csv holds of it.
+      state_.history.clear();
+      try {
+        for (const EpochMetrics& m : read_metrics_csv(path))
+          if (m.epoch == int(state_.history.size()) + 1 && m.epoch <= state_.epoch)
+            state_.history.push_back(m);
+      } catch (const Error&) {
+        // Unreadable: the rows of earlier epochs are lost, the run itself is not.
+      }
+    }
+    impl_->metrics = std::make_unique<MetricsLog>(path, state_.history);
   }
 }
 
@@ -422,14 +429,10 @@ std::vector<EpochMetrics> Trainer::fit(const Dataset& train, const Dataset& test
     const bool best = ev.accuracy > state_.best_accuracy;
     if (best) state_.best_accuracy = ev.accuracy;
     if (observer_) observer_->on_epoch(m, cfg_.epochs);
-    if (impl_->metrics.is_open()) {
-      impl_->metrics << m.epoch << "," << m.loss << "," << m.accuracy << "," << m.test_loss << ","
-                     << m.test_accuracy << "," << m.seconds << "," << m.images_per_second << ","
-                     << m.data_wait_seconds << "\n";
-      impl_->metrics.flush();
-    }
-    // The row first: a crash before the checkpoint repeats the epoch, and readers keep the
-    // last row of each epoch.
+    // The row first, durably: a crash before the checkpoint repeats the epoch, and the
+    // resume rewrites metrics.csv from the checkpoint's history, so the row appears once.
+    if (impl_->metrics) impl_->metrics->append(m);
+    state_.history.push_back(m);
     save(best ? "best" : "epoch");
     all.push_back(m);
   }
