@@ -259,6 +259,7 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
 
   GraphOptions gopts{o.cfg.device, o.cfg.batch, optimizer_state_slots(o.cfg.optimizer)};
   auto graph = Graph::build(spec, gopts);
+  require_cifar_model(*graph, ckpt ? o.resume + " (model)" : o.model);
   graph->init_params(o.cfg.seed);
   if (ckpt) restore_graph(*ckpt, o.resume, *graph, true);
 

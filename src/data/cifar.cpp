@@ -1,6 +1,8 @@
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <cstdlib>
 #include <numeric>
 #include <sstream>
@@ -72,15 +74,18 @@ Dataset load_cifar10(const std::string& dir, const std::string& split, size_t li
                          "and test_batch.bin)");
     const size_t want = limit ? limit - ds.size() : SIZE_MAX;
     if (want == 0) break;
-    const size_t records = read_cifar_file(f, ds, want);
-    // A copy cut short at a record boundary parses cleanly: only the count tells.
-    if (!ds.records_per_file.empty() && records != ds.records_per_file.front())
-      CP_USER_ERROR(f << " holds " << records << " records where "
-                      << files.front().substr(files.front().rfind('/') + 1) << " holds "
-                      << ds.records_per_file.front()
-                      << " (a truncated or mixed copy?); CIFAR-10's batch files hold "
-                      << kCifarRecordsPerFile << " each");
-    ds.records_per_file.push_back(records);
+    ds.records_per_file.push_back(read_cifar_file(f, ds, want));
+  }
+  // A copy cut short at a record boundary parses cleanly: only the counts tell.
+  const auto& counts = ds.records_per_file;
+  if (std::adjacent_find(counts.begin(), counts.end(), std::not_equal_to<>()) != counts.end()) {
+    std::string listing;
+    for (size_t i = 0; i < counts.size(); ++i)
+      listing += (i ? ", " : "") + files[i].substr(files[i].rfind('/') + 1) + ": " +
+                 std::to_string(counts[i]);
+    CP_USER_ERROR(dir << ": the batch files hold different numbers of records (" << listing
+                      << "); CIFAR-10's hold " << kCifarRecordsPerFile
+                      << " each: a truncated or mixed copy?");
   }
   const std::string meta_path = dir + "/batches.meta.txt";
   std::istringstream meta(is_regular_file(meta_path) ? read_regular_file(meta_path, kMaxSmallTextBytes,

@@ -157,8 +157,6 @@ void LayerArgs::finish() {
   for (size_t i = 0; i < spec_.args.size(); ++i) {
     if (used_[i]) continue;
     const std::string& key = spec_.args[i].first;
-    if (std::find(known_.begin(), known_.end(), key) != known_.end())
-      fail("'" + key + "' is given more than once");
     std::string msg = "unknown argument '" + key + "'";
     std::string near = nearest_word(key, known_);
     if (!near.empty()) msg += " (did you mean '" + near + "'?)";

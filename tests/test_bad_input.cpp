@@ -1,0 +1,240 @@
+// Hostile and careless input, one table: data files, model files, CLI values, config files,
+// checkpoints and run directories. Every case must end within its timeout (no hang), with a
+// non-zero exit and exactly one error line that says what is wrong (notes aside); none may
+// crash. The count of cases is printed, for the reliability table in docs/reliability.md.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include "convpool/checkpoint.h"
+#include "convpool/model.h"
+#include "layer_harness.h"
+#include "test_helpers.h"
+
+using namespace convpool;
+using namespace convpool::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kGoodModel =
+    "input channels=3 height=32 width=32\n"
+    "conv filters=4 size=3 stride=2\nrelu\npool max size=2\nflatten\ndense units=10\n";
+
+struct BadInput {
+  std::string name;
+  std::function<void(const std::string& dir)> setup;  // makes the bad file(s) in dir
+  std::string args;                                   // $D is replaced by the directory
+  std::string needle;                                 // the error line must say this
+  int exit_code = -1;                                 // -1: any non-zero
+};
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (size_t at = s.find(from); at != std::string::npos; at = s.find(from, at + to.size()))
+    s.replace(at, from.size(), to);
+  return s;
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+// A model whose input is not CIFAR-10's, saved as a correctly signed checkpoint.
+void write_checkpoint_of(const std::string& path, const std::string& model_text) {
+  auto g = Graph::build(parse_model_text(model_text, "m"), GraphOptions{Device::cpu, 1, 2});
+  g->init_params(1);
+  save_checkpoint(path, *g, model_text, "", TrainState{});
+}
+
+std::string good_run(const std::string& d) { return d + "/run"; }
+
+std::vector<BadInput> cases() {
+  const std::string train = "train --device cpu --epochs 1 --batch 8 --data $D/data --out $D/new ";
+  const std::string eval = "eval --device cpu --data $D/data --checkpoint ";
+  auto none = [](const std::string&) {};
+  auto model = [](const std::string& text) {
+    return [text](const std::string& d) { write_text(d + "/m.cfg", text); };
+  };
+  auto fifo = [](const std::string& name) {
+    return [name](const std::string& d) { ::mkfifo((d + "/" + name).c_str(), 0600); };
+  };
+  return {
+      // ---- data ----
+      {"data directory missing", none,
+       "train --device cpu --epochs 1 --data $D/nowhere --out $D/new", "no CIFAR-10 binary files"},
+      {"batch file not a whole number of records",
+       [](const std::string& d) { fs::resize_file(d + "/data/data_batch_2.bin", 3073 * 5 - 7); },
+       train, "not a multiple"},
+      {"batch file cut at a record boundary",
+       [](const std::string& d) { fs::resize_file(d + "/data/data_batch_1.bin", 3073 * 7); }, train,
+       "data_batch_1.bin: 7"},
+      {"batch file grown by whole records",
+       [](const std::string& d) { fs::resize_file(d + "/data/data_batch_4.bin", 3073 * 30); },
+       train, "data_batch_4.bin: 30"},
+      {"label outside 0..9",
+       [](const std::string& d) {
+         std::fstream f(d + "/data/test_batch.bin", std::ios::in | std::ios::out | std::ios::binary);
+         f.seekp(3073 * 3);
+         f.put(char(200));
+       },
+       train, "has label 200"},
+      {"batch file is a FIFO",
+       [](const std::string& d) {
+         fs::remove(d + "/data/data_batch_3.bin");
+         ::mkfifo((d + "/data/data_batch_3.bin").c_str(), 0600);
+       },
+       train, "data_batch_3.bin: missing"},
+      {"test file is a directory",
+       [](const std::string& d) {
+         fs::remove(d + "/data/test_batch.bin");
+         fs::create_directory(d + "/data/test_batch.bin");
+       },
+       train, "no CIFAR-10 binary files"},
+      // ---- model files ----
+      {"model is /dev/zero", none, train + "--model /dev/zero", "not a regular file"},
+      {"model is a FIFO", fifo("m.cfg"), train + "--model $D/m.cfg", "not a regular file"},
+      {"model is a directory", none, train + "--model $D", "is a directory"},
+      {"model file over 1 MiB", model(std::string(1100000, '#')), train + "--model $D/m.cfg",
+       "too large"},
+      {"model file with NUL bytes", model(std::string("conv\0", 5)), train + "--model $D/m.cfg",
+       "NUL"},
+      {"model input 1x1x1",
+       model("input channels=1 height=1 width=1\nflatten\ndense units=10\n"),
+       train + "--model $D/m.cfg", "CIFAR-10 images are 3x32x32"},
+      {"model input 1x28x28",
+       model("input channels=1 height=28 width=28\nflatten\ndense units=10\n"),
+       train + "--model $D/m.cfg", "takes 1x28x28 inputs"},
+      {"model input 3x64x64",
+       model("input channels=3 height=64 width=64\nflatten\ndense units=10\n"),
+       train + "--model $D/m.cfg", "takes 3x64x64 inputs"},
+      {"model with 7 outputs", model("flatten\ndense units=7\n"), train + "--model $D/m.cfg",
+       "needs 10 logits"},
+      {"unknown layer", model("conv filters=4 size=3\nbatchnrom\n"), train + "--model $D/m.cfg",
+       "batchnrom"},
+      {"repeated layer argument", model("pool max size=2 size=3\nflatten\ndense units=10\n"),
+       train + "--model $D/m.cfg", "argument 'size' given twice"},
+      {"layer argument out of range", model("conv filters=0 size=3\nflatten\ndense units=10\n"),
+       train + "--model $D/m.cfg", "filters=0 is out of range"},
+      // ---- CLI values ----
+      {"negative --limit-train", none, train + "--limit-train -5", "not a whole number", 2},
+      {"negative --seed", none, train + "--seed -1", "not a whole number", 2},
+      {"overflowing --seed", none, train + "--seed 99999999999999999999999", "not a whole number",
+       2},
+      {"fractional --seed", none, train + "--seed 1.5", "not a whole number", 2},
+      {"--lr nan", none, train + "--lr nan", "--lr: 'nan' is not a finite number", 2},
+      {"--lr inf", none, train + "--lr inf", "not a finite number", 2},
+      {"--mean with inf", none, train + "--mean 0,inf,0", "not a finite number", 2},
+      {"--batch 0", none, train + "--batch 0", "--batch", 2},
+      {"--epochs -1", none, train + "--epochs -1", "--epochs", 2},
+      {"--threads 0", none, train + "--threads 0", "--threads", 2},
+      {"--pool size=0", none, train + "--pool max:size=0", "size=0 is out of range"},
+      {"--pool key twice", none, train + "--pool max:size=2,size=3", "'size' is given twice"},
+      {"--pool unknown method", none, train + "--pool maxx", "did you mean 'max'?"},
+      {"--pool malformed parameter", none, train + "--pool avgtopk:k", "malformed parameter"},
+      {"unknown subcommand", none, "trian", "did you mean 'train'?", 2},
+      // ---- config files ----
+      {"config seed = -1", [](const std::string& d) { write_text(d + "/c.toml", "seed = -1\n"); },
+       train + "--config $D/c.toml", "not a whole number"},
+      {"config lr = nan", [](const std::string& d) { write_text(d + "/c.toml", "lr = nan\n"); },
+       train + "--config $D/c.toml", "not a finite number"},
+      {"config unknown key", [](const std::string& d) { write_text(d + "/c.toml", "lrr = 1\n"); },
+       train + "--config $D/c.toml", "did you mean 'lr'?"},
+      {"config is a FIFO", fifo("c.toml"), train + "--config $D/c.toml", "not a regular file"},
+      {"config is /dev/zero", none, train + "--config /dev/zero", "not a regular file"},
+      {"config is not TOML", [](const std::string& d) { write_text(d + "/c.toml", "[[[\n"); },
+       train + "--config $D/c.toml", "c.toml"},
+      // ---- checkpoints ----
+      {"checkpoint is a directory", none, eval + "$D", "is a directory, not a checkpoint"},
+      {"checkpoint is a FIFO", fifo("c.safetensors"), eval + "$D/c.safetensors",
+       "not a regular file"},
+      {"checkpoint is /dev/zero", none, eval + "/dev/zero", "not a regular file"},
+      {"checkpoint missing", none, eval + "$D/none.safetensors", "No such file"},
+      {"checkpoint of junk",
+       [](const std::string& d) { write_text(d + "/c.safetensors", "not a checkpoint at all"); },
+       eval + "$D/c.safetensors", "header length"},
+      {"checkpoint truncated",
+       [](const std::string& d) {
+         fs::copy_file(good_run(d) + "/last.safetensors", d + "/c.safetensors");
+         fs::resize_file(d + "/c.safetensors", fs::file_size(d + "/c.safetensors") - 40);
+       },
+       eval + "$D/c.safetensors", "outside"},
+      {"checkpoint metadata edited",
+       [](const std::string& d) {
+         std::string bytes = read_regular_file(good_run(d) + "/last.safetensors",
+                                               kMaxCheckpointBytes, "checkpoint");
+         const auto at = bytes.find("\"seed\\\":");
+         bytes[at + 8] = bytes[at + 8] == '7' ? '8' : '7';
+         write_text(d + "/c.safetensors", bytes);
+       },
+       eval + "$D/c.safetensors", "header checksum mismatch"},
+      {"checkpoint of a 1x1x1 model",
+       [](const std::string& d) {
+         write_checkpoint_of(d + "/c.safetensors",
+                             "input channels=1 height=1 width=1\nflatten\ndense units=10\n");
+       },
+       eval + "$D/c.safetensors", "CIFAR-10 images are 3x32x32"},
+      {"resume from a 1x28x28 model's checkpoint",
+       [](const std::string& d) {
+         write_checkpoint_of(d + "/c.safetensors",
+                             "input channels=1 height=28 width=28\nflatten\ndense units=10\n");
+       },
+       "train --device cpu --epochs 2 --data $D/data --resume $D/c.safetensors",
+       "CIFAR-10 images are 3x32x32"},
+      // ---- run directories ----
+      {"--out holds another run", none,
+       "train --device cpu --epochs 1 --batch 8 --data $D/data --out $D/run",
+       "already holds a run"},
+      {"--resume into another run's directory",
+       [](const std::string& d) { fs::copy(good_run(d), d + "/other"); },
+       "train --device cpu --epochs 3 --data $D/data --resume $D/run/last.safetensors --out "
+       "$D/other",
+       "already holds a run"},
+      {"--resume past its epochs", none,
+       "train --device cpu --epochs 1 --data $D/data --resume $D/run/last.safetensors",
+       "has already trained 1 epochs"},
+  };
+}
+
+class BadInputs : public ::testing::TestWithParam<BadInput> {};
+
+TEST_P(BadInputs, EndInOneLineErrorWithoutHangOrCrash) {
+  const BadInput& c = GetParam();
+  TempDir d;
+  write_cifar_dir(d.str("data"), 20, fresh_seed());
+  write_text(d.str("good.cfg"), kGoodModel);
+  // A finished run for the checkpoint and run-directory cases.
+  const CommandResult trained = run_convpool("train --device cpu --quiet --epochs 1 --batch 8 --data " +
+                                             d.str("data") + " --model " + d.str("good.cfg") +
+                                             " --out " + d.str("run"));
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  c.setup(d.str());
+  const std::string args = replace_all(c.args, "$D", d.str());
+  const CommandResult r =
+      run_command("timeout -k 5 30 " + std::string(CONVPOOL_BINARY) + " " + args + " </dev/null");
+  ASSERT_NE(r.exit_code, 124) << "hung: " << args;
+  ASSERT_LT(r.exit_code, 128) << "crashed (signal " << r.exit_code - 128 << "): " << r.output;
+  if (c.exit_code >= 0)
+    EXPECT_EQ(r.exit_code, c.exit_code) << args << "\n" << r.output;
+  else
+    EXPECT_NE(r.exit_code, 0) << args << "\n" << r.output;
+  // One line that is not a note, and it names the problem.
+  std::istringstream lines(r.output);
+  std::vector<std::string> said;
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty() && line.rfind("convpool: note:", 0) != 0) said.push_back(line);
+  ASSERT_EQ(said.size(), 1u) << args << "\n" << r.output;
+  EXPECT_NE(said[0].find(c.needle), std::string::npos) << args << "\n" << r.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(Reliability, BadInputs, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<BadInput>& info) {
+                           std::string n;
+                           for (char ch : info.param.name)
+                             n += std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_';
+                           return n;
+                         });
+
+}  // namespace
