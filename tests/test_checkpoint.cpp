@@ -288,6 +288,34 @@ TEST(Checkpoint, HeaderChecksumCatchesEditedMetadata) {
   EXPECT_EQ(load_checkpoint(good).version, kCheckpointVersion);
 }
 
+// 10,000 tensors save and load (a 45,000-layer model once took minutes per save); every value
+// and name survives, in file order. Timing is `convpool bench checkpoint`'s job.
+TEST(Checkpoint, TenThousandTensorsRoundTrip) {
+  TempDir d;
+  std::mt19937_64 rng(fresh_seed());
+  std::vector<NamedTensor> tensors;
+  for (int i = 0; i < 10000; ++i) {
+    NamedTensor t{"t" + std::to_string(rng() % 1000000) + "." + std::to_string(i),
+                  {int64_t(1 + rng() % 3), int64_t(1 + rng() % 4)}, {}};
+    t.data.resize(size_t(t.shape[0] * t.shape[1]));
+    for (auto& v : t.data) v = float(int64_t(rng() % 2001) - 1000) / 7.f;
+    tensors.push_back(std::move(t));
+  }
+  const std::string path = d.str("many.safetensors");
+  write_file_atomic(path, encode_safetensors(tensors, {{"note", "many"}}));
+  const SafetensorsFile f =
+      decode_safetensors(read_regular_file(path, kMaxCheckpointBytes, "checkpoint"), path);
+  ASSERT_EQ(f.tensors.size(), tensors.size());
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    EXPECT_EQ(f.tensors[i].name, tensors[i].name);  // file order is write order
+    const NamedTensor* t = f.find(tensors[i].name);
+    ASSERT_NE(t, nullptr) << tensors[i].name;
+    ASSERT_EQ(t->shape, tensors[i].shape);
+    ASSERT_EQ(t->data, tensors[i].data) << tensors[i].name;
+  }
+  EXPECT_EQ(f.metadata.at("note"), "many");
+}
+
 TEST(Checkpoint, FullDiskLeavesThePreviousCheckpointIntact) {
   TempDir d;
   const uint64_t seed = fresh_seed();

@@ -2,6 +2,7 @@
 //   bench train   whole training steps (CUDA Graph on the GPU): images/s, peak memory
 //   bench pool    one pooling layer's forward and backward: time, GB/s, share of copy bandwidth
 //   bench conv    each convolution of a model: the backend's algorithms, time per direction
+//   bench checkpoint  save and load time against the number of tensors (cli_bench_checkpoint)
 // Peers (PyTorch) run in tools/peer-compare, which calls these with --json.
 #include <cstdio>
 #include <map>
@@ -24,8 +25,9 @@ namespace {
 
 struct BenchOptions {
   std::string model = default_model_path(), pool, device = "auto", batches = "32,256";
-  std::string method = "max", shape = "256,64,32,32";
-  int size = 2, stride = 0, pad = 0, warmup = 10, steps = 50, reps = 20, batch = 32, threads = 0;
+  std::string method = "max", shape = "256,64,32,32", tensors = "1000,10000";
+  int size = 2, stride = 0, pad = 0, warmup = 10, steps = 50, reps = 20, batch = 32, threads = 0,
+      checkpoint_reps = 5;
   bool json = false, tf32 = false;
 };
 
@@ -287,13 +289,24 @@ Runner add_bench_command(CLI::App& app) {
   conv->add_option("--reps", o->reps, "timed repetitions")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+  CLI::App* checkpoint =
+      cmd->add_subcommand("checkpoint", "save and load time against the number of tensors");
+  checkpoint->add_option("--tensors", o->tensors, "tensor counts, comma-separated")
+      ->capture_default_str();
+  checkpoint->add_option("--reps", o->checkpoint_reps, "timed repetitions (median)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  checkpoint->add_flag("--json", o->json, "machine-readable output");
   cmd->footer(
       "Examples:\n"
       "  convpool bench train --batch 32,256\n"
+      "  convpool bench checkpoint --tensors 1000,10000 --reps 5\n"
       "  convpool bench pool --method avgtopk:k=2 --shape 256,64,32,32 --json\n"
       "  convpool bench conv --batch 256\n"
       "  tools/peer-compare --device cpu      # the same work in PyTorch, with ratios");
-  return [o, train, pool, conv] {
+  return [o, train, pool, conv, checkpoint] {
+    if (*checkpoint)
+      return bench_checkpoint(parse_ints(o->tensors, "--tensors", 0), o->checkpoint_reps, o->json);
     set_threads(o->threads);
     const Device device = pick_device(o->device);
     set_cuda_tf32(o->tf32);

@@ -30,5 +30,6 @@ Runner add_eval_command(CLI::App& app);
 Runner add_study_command(CLI::App& app);
 Runner add_profile_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);
+int bench_checkpoint(const std::vector<int>& counts, int reps, bool json);
 
 }  // namespace convpool::cli

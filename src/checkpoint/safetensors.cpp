@@ -33,13 +33,16 @@ std::string hex32(uint32_t v) {
   return buf;
 }
 
-// The header checksum is taken over a canonical form (sorted keys, no padding, without the
-// checksum itself), so it covers every value a reader acts on and no byte it ignores.
-std::string header_crc_of(nlohmann::json header) {
-  if (auto m = header.find("__metadata__"); m != header.end() && m->is_object())
-    m->erase(kHeaderCrcKey);
-  const std::string canon = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  return hex32(crc32(canon.data(), canon.size()));
+// The header checksum is the CRC32 of the header text as stored, with the checksum's own 8
+// hex digits read as zeros. Its key and value appear in that text exactly as `"key":"value"`:
+// inside a JSON string a quote is escaped, so no string value can hold that pattern.
+constexpr const char* kCrcPlaceholder = "00000000";
+std::string crc_field(const std::string& value) {
+  return std::string("\"") + kHeaderCrcKey + "\":\"" + value + "\"";
+}
+std::string header_crc_of(std::string text, size_t value_at) {
+  text.replace(value_at, 8, kCrcPlaceholder);
+  return hex32(crc32(text.data(), text.size()));
 }
 }  // namespace
 
@@ -80,10 +83,12 @@ std::string encode_safetensors(const std::vector<NamedTensor>& tensors,
   metadata["data_crc32"] = hex32(crc32(data.data(), data.size()));
   metadata.erase(kHeaderCrcKey);
   header["__metadata__"] = metadata;
-  header["__metadata__"][kHeaderCrcKey] = header_crc_of(header);
+  header["__metadata__"][kHeaderCrcKey] = kCrcPlaceholder;
   std::string json = header.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   // Pad with spaces so the data section, and so every F32 tensor, starts 8-byte aligned.
   while ((8 + json.size()) % 8) json.push_back(' ');
+  const size_t value_at = json.find(crc_field(kCrcPlaceholder)) + crc_field("").size() - 1;
+  json.replace(value_at, 8, header_crc_of(json, value_at));
   std::string out(8, '\0');
   const uint64_t n = json.size();
   for (int i = 0; i < 8; ++i) out[i] = char((n >> (8 * i)) & 0xFF);
@@ -156,11 +161,14 @@ SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& 
     located.push_back({b, e, std::move(t)});
   }
   // File order is offset order, whatever order the header lists them in.
-  std::sort(located.begin(), located.end(), [](auto& a, auto& b) { return a.begin < b.begin; });
-  for (size_t i = 1; i < located.size(); ++i)
-    if (located[i].begin < located[i - 1].end)
-      bad("tensors '" + located[i - 1].tensor.name + "' and '" + located[i].tensor.name +
-          "' overlap");
+  // Empty tensors sort before the one starting where they stand, and overlap nothing.
+  std::stable_sort(located.begin(), located.end(), [](auto& a, auto& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
+  size_t covered = 0;  // end of the data claimed so far
+  for (size_t i = 0; i < located.size(); covered = std::max(covered, located[i++].end))
+    if (located[i].begin < located[i].end && located[i].begin < covered)
+      bad("tensor '" + located[i].tensor.name + "' overlaps the data of another tensor");
   if (checksums == ChecksumPolicy::verify) {
     if (auto it = f.metadata.find("data_crc32"); it != f.metadata.end()) {
       const std::string got = hex32(crc32(bytes.data() + data_begin, data_size));
@@ -169,7 +177,11 @@ SafetensorsFile decode_safetensors(const std::string& bytes, const std::string& 
             "): the file is corrupt");
     }
     if (auto it = f.metadata.find(kHeaderCrcKey); it != f.metadata.end()) {
-      const std::string got = header_crc_of(header);
+      const std::string text = bytes.substr(8, n);
+      const size_t field = text.find(crc_field(it->second));
+      if (it->second.size() != 8 || field == std::string::npos)
+        bad("header checksum '" + it->second + "' is malformed or misplaced");
+      const std::string got = header_crc_of(text, field + crc_field("").size() - 1);
       if (got != it->second)
         bad("header checksum mismatch (CRC32 " + got + ", header says " + it->second +
             "): the metadata was edited or is corrupt");
