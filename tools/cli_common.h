@@ -25,6 +25,14 @@ void add_device_options(CLI::App* cmd, std::string& device, int& threads);
 
 // Each subcommand registers its options and returns the function that runs it.
 using Runner = std::function<int()>;
+struct Commands {
+  Runner train, eval, study, profile, bench;
+  CLI::App* pool_methods = nullptr;
+};
+// Registers every subcommand and its options on `app` (the parser the fuzzer exercises).
+void build_cli(CLI::App& app, Commands& commands);
+// main(): parses, runs the chosen command, maps errors to one line and an exit status.
+int run_cli(int argc, char** argv);
 Runner add_train_command(CLI::App& app);
 Runner add_eval_command(CLI::App& app);
 Runner add_study_command(CLI::App& app);

@@ -25,12 +25,9 @@ struct EvalOptions {
 int run(const EvalOptions& o) {
   set_threads(o.threads);
   const Checkpoint ckpt = load_checkpoint(o.checkpoint);
-  ModelSpec spec = parse_model_text(ckpt.model_text, o.checkpoint + " (model)");
-  if (!ckpt.pool_override.empty()) apply_pool_override(spec, ckpt.pool_override);
   const Device device = pick_device(o.device);
-  auto graph = Graph::build(spec, GraphOptions{device, o.batch, 0});
+  auto graph = build_from_checkpoint(ckpt, o.checkpoint, GraphOptions{device, o.batch, 0});
   require_cifar_model(*graph, o.checkpoint + " (model)");
-  restore_graph(ckpt, o.checkpoint, *graph, false);
   const std::string dir = resolve_cifar_dir(o.data);
   const Dataset test = load_cifar10(dir, "test", o.limit_test);
   if (const std::string note = data_note(test, "test"); !note.empty())

@@ -114,10 +114,14 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
 }
 
 void apply_config_file(CLI::App* cmd, const std::string& path) {
+  apply_config_text(cmd, read_regular_file(path, kMaxModelFileBytes, "config file"), path);
+}
+
+void apply_config_text(CLI::App* cmd, const std::string& text, const std::string& path) {
   std::vector<CLI::ConfigItem> items;
   try {
-    std::istringstream text(read_regular_file(path, kMaxModelFileBytes, "config file"));
-    items = CLI::ConfigTOML().from_config(text);
+    std::istringstream in(text);
+    items = CLI::ConfigTOML().from_config(in);
   } catch (const CLI::Error& e) {
     CP_USER_ERROR("--config " << path << ": " << e.what());
   }

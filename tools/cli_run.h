@@ -29,6 +29,8 @@ void add_training_options(CLI::App* cmd, TrainOptions& o);
 // Fills options not given on the command line from a TOML config file (a run's config.toml):
 // the command line wins. Unknown keys are a one-line error with the nearest valid name.
 void apply_config_file(CLI::App* cmd, const std::string& path);
+// The same for config text already read; `path` names it in errors.
+void apply_config_text(CLI::App* cmd, const std::string& text, const std::string& path);
 
 // Resolves what the flags leave open (device, threads, input normalisation) into `o`, and
 // records the resolved values in `cmd`, so that write_config() stores the effective run.

@@ -98,12 +98,10 @@ std::string suggest_flag(const CLI::App& app, int argc, char** argv) {
   return "";
 }
 
-}  // namespace convpool::cli
-
 namespace {
 int run_pool_methods() {
   std::printf("%-11s %-22s %s\n", "method", "parameters", "definition");
-  for (auto& m : convpool::pool_methods())
+  for (auto& m : pool_methods())
     std::printf("%-11s %-22s %s\n", m.name.c_str(), m.params.empty() ? "-" : m.params.c_str(),
                 m.definition.c_str());
   std::printf(
@@ -114,9 +112,7 @@ int run_pool_methods() {
 }
 }  // namespace
 
-int main(int argc, char** argv) {
-  using namespace convpool;
-  CLI::App app{"convpool: train and compare pooling methods for CNNs on CIFAR-10"};
+void build_cli(CLI::App& app, Commands& commands) {
   app.require_subcommand(1);
   app.footer(
       "Examples:\n"
@@ -128,12 +124,18 @@ int main(int argc, char** argv) {
       "  convpool profile --device cpu                    # per-layer times of the training step\n"
       "  convpool bench pool --method avgtopk:k=2 --shape 256,64,32,32\n"
       "  convpool pool-methods");
-  auto run_train = cli::add_train_command(app);
-  auto run_eval = cli::add_eval_command(app);
-  auto run_study = cli::add_study_command(app);
-  auto run_profile = cli::add_profile_command(app);
-  auto run_bench = cli::add_bench_command(app);
-  auto* methods_cmd = app.add_subcommand("pool-methods", "list the pooling methods");
+  commands.train = add_train_command(app);
+  commands.eval = add_eval_command(app);
+  commands.study = add_study_command(app);
+  commands.profile = add_profile_command(app);
+  commands.bench = add_bench_command(app);
+  commands.pool_methods = app.add_subcommand("pool-methods", "list the pooling methods");
+}
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"convpool: train and compare pooling methods for CNNs on CIFAR-10"};
+  Commands commands;
+  build_cli(app, commands);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -142,16 +144,16 @@ int main(int argc, char** argv) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     std::fprintf(stderr, "convpool: error: %s%s (see --help)\n", e.what(),
-                 cli::suggest_flag(app, argc, argv).c_str());
+                 suggest_flag(app, argc, argv).c_str());
     return 2;
   }
   try {
-    if (*app.get_subcommand("train")) return run_train();
-    if (*app.get_subcommand("eval")) return run_eval();
-    if (*app.get_subcommand("study")) return run_study();
-    if (*app.get_subcommand("profile")) return run_profile();
-    if (*app.get_subcommand("bench")) return run_bench();
-    if (*methods_cmd) return run_pool_methods();
+    if (*app.get_subcommand("train")) return commands.train();
+    if (*app.get_subcommand("eval")) return commands.eval();
+    if (*app.get_subcommand("study")) return commands.study();
+    if (*app.get_subcommand("profile")) return commands.profile();
+    if (*app.get_subcommand("bench")) return commands.bench();
+    if (*commands.pool_methods) return run_pool_methods();
   } catch (const Interrupted& e) {
     std::fprintf(stderr, "convpool: %s\n", e.what());
     return 130;
@@ -164,3 +166,5 @@ int main(int argc, char** argv) {
   }
   return 0;
 }
+
+}  // namespace convpool::cli

@@ -3,6 +3,7 @@
 // override and the training state needed to resume exactly. See docs/checkpoints.md.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,10 @@ void save_checkpoint(const std::string& path, const Graph& graph, const std::str
 Checkpoint load_checkpoint(const std::string& path);
 Checkpoint decode_checkpoint(const std::string& bytes, const std::string& origin,
                              ChecksumPolicy checksums = ChecksumPolicy::verify);
+// The model a checkpoint holds (its pooling override applied), built for `opts`, with its
+// weights restored: what eval does with a checkpoint file.
+std::unique_ptr<Graph> build_from_checkpoint(const Checkpoint& ckpt, const std::string& origin,
+                                             const GraphOptions& opts);
 // Copies weights (and, if asked, optimizer state) into graph; any missing, extra or
 // mis-shaped tensor is a one-line error naming it.
 void restore_graph(const Checkpoint& ckpt, const std::string& origin, Graph& graph,

@@ -8,6 +8,8 @@
 #include <unordered_set>
 
 #include "convpool/error.h"
+#include "convpool/model.h"
+#include "convpool/pooling.h"
 
 namespace convpool {
 
@@ -241,6 +243,15 @@ std::string describe_position(const TrainState& s) {
     return s.epoch == 0 ? "before epoch 1" + step : "after epoch " + std::to_string(s.epoch) + step;
   return "in epoch " + std::to_string(s.epoch + 1) + " at batch " +
          std::to_string(s.epoch_batches) + step;
+}
+
+std::unique_ptr<Graph> build_from_checkpoint(const Checkpoint& ckpt, const std::string& origin,
+                                             const GraphOptions& opts) {
+  ModelSpec spec = parse_model_text(ckpt.model_text, origin + " (model)");
+  if (!ckpt.pool_override.empty()) apply_pool_override(spec, ckpt.pool_override);
+  auto graph = Graph::build(spec, opts);
+  restore_graph(ckpt, origin, *graph, false);
+  return graph;
 }
 
 void restore_graph(const Checkpoint& ckpt, const std::string& origin, Graph& graph,
