@@ -69,7 +69,8 @@ Dataset load_cifar10(const std::string& dir, const std::string& split, size_t li
   }
   Dataset ds;
   for (auto& f : files) {
-    if (!is_regular_file(f))
+    struct stat st {};
+    if (::stat(f.c_str(), &st) != 0)  // present but not a regular file: the reader says so
       CP_USER_ERROR(f << ": missing (expected the CIFAR-10 binary layout: data_batch_1..5.bin "
                          "and test_batch.bin)");
     const size_t want = limit ? limit - ds.size() : SIZE_MAX;
