@@ -288,6 +288,20 @@ TEST(Checkpoint, HeaderChecksumCatchesEditedMetadata) {
   EXPECT_EQ(load_checkpoint(good).version, kCheckpointVersion);
 }
 
+// eval and --resume say where a checkpoint stands in the same words (a Ctrl-C checkpoint was
+// "epoch 0" in one and "epoch 1" in the other).
+TEST(Checkpoint, PositionIsDescribedOneWay) {
+  TrainState s;
+  EXPECT_EQ(describe_position(s), "before epoch 1, step 0");
+  s.epoch_batches = 13;
+  s.step = 13;
+  EXPECT_EQ(describe_position(s), "in epoch 1 at batch 13, step 13");
+  s.epoch = 2;
+  s.epoch_batches = 0;
+  s.step = 626;
+  EXPECT_EQ(describe_position(s), "after epoch 2, step 626");
+}
+
 // 10,000 tensors save and load (a 45,000-layer model once took minutes per save); every value
 // and name survives, in file order. Timing is `convpool bench checkpoint`'s job.
 TEST(Checkpoint, TenThousandTensorsRoundTrip) {
