@@ -285,7 +285,28 @@ TEST(Checkpoint, HeaderChecksumCatchesEditedMetadata) {
   const Checkpoint v1 = load_checkpoint(std::string(CONVPOOL_SOURCE_DIR) +
                                         "/tests/fuzz/corpus/safetensors/tiny.safetensors");
   EXPECT_EQ(v1.version, 1);
+  EXPECT_NE(format_note(v1, "old").find("format-version-1"), std::string::npos);
+  EXPECT_EQ(format_note(load_checkpoint(good), "new"), "");
   EXPECT_EQ(load_checkpoint(good).version, kCheckpointVersion);
+}
+
+// A save killed mid-write leaves NAME.tmp-PID; the next run removes those of dead writers
+// and leaves live ones (its own, another running process's) and unrelated files alone.
+TEST(Checkpoint, StaleTemporariesOfDeadWritersAreRemoved) {
+  TempDir d;
+  pid_t dead = 0;
+  if ((dead = fork()) == 0) _exit(0);
+  waitpid(dead, nullptr, 0);  // reaped: no process has this pid now
+  const std::vector<std::string> stale = {"last.safetensors.tmp-" + std::to_string(dead),
+                                          "best.safetensors.tmp-" + std::to_string(dead)};
+  const std::vector<std::string> kept = {"last.safetensors.tmp-" + std::to_string(getpid()),
+                                         "last.safetensors.tmp-1", "notes.tmp-x1",
+                                         "last.safetensors"};
+  for (auto& n : stale) std::ofstream(d.str(n)) << "partial";
+  for (auto& n : kept) std::ofstream(d.str(n)) << "keep";
+  EXPECT_EQ(remove_stale_temporaries(d.str()), 2);
+  for (auto& n : stale) EXPECT_FALSE(std::filesystem::exists(d.str(n))) << n;
+  for (auto& n : kept) EXPECT_TRUE(std::filesystem::exists(d.str(n))) << n;
 }
 
 // eval and --resume say where a checkpoint stands in the same words (a Ctrl-C checkpoint was

@@ -25,6 +25,8 @@ struct EvalOptions {
 int run(const EvalOptions& o) {
   set_threads(o.threads);
   const Checkpoint ckpt = load_checkpoint(o.checkpoint);
+  if (const std::string note = format_note(ckpt, o.checkpoint); !note.empty())
+    std::fprintf(stderr, "convpool: %s\n", note.c_str());
   const Device device = pick_device(o.device);
   auto graph = build_from_checkpoint(ckpt, o.checkpoint, GraphOptions{device, o.batch, 0});
   require_cifar_model(*graph, o.checkpoint + " (model)");

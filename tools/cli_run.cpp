@@ -242,6 +242,9 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
   std::unique_ptr<Checkpoint> ckpt;
   if (!o.resume.empty()) {
     ckpt = std::make_unique<Checkpoint>(load_checkpoint(o.resume));
+    if (const std::string note = format_note(*ckpt, o.resume);
+        !note.empty() && o.verbosity() != Verbosity::quiet)
+      std::fprintf(stderr, "convpool: %s\n", note.c_str());
     spec = parse_model_text(ckpt->model_text, o.resume + " (model)");
     o.pool = ckpt->pool_override;
     state = ckpt->state;

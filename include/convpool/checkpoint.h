@@ -42,6 +42,7 @@ struct TrainState {
 // stands, said the same way by eval and by --resume.
 std::string describe_position(const TrainState& state);
 
+
 struct Checkpoint {
   int version = kCheckpointVersion;
   std::string model_text;
@@ -49,6 +50,9 @@ struct Checkpoint {
   TrainState state;
   SafetensorsFile file;
 };
+
+// "" for a current checkpoint; for an older format, a one-line note saying what it lacks.
+std::string format_note(const Checkpoint& ckpt, const std::string& origin);
 
 void save_checkpoint(const std::string& path, const Graph& graph, const std::string& model_text,
                      const std::string& pool_override, const TrainState& state);

@@ -254,6 +254,13 @@ std::unique_ptr<Graph> build_from_checkpoint(const Checkpoint& ckpt, const std::
   return graph;
 }
 
+std::string format_note(const Checkpoint& ckpt, const std::string& origin) {
+  if (ckpt.version >= kCheckpointVersion) return "";
+  return "note: " + origin + " is a format-version-" + std::to_string(ckpt.version) +
+         " checkpoint: its metadata is not covered by a checksum (saving again writes version " +
+         std::to_string(kCheckpointVersion) + ")";
+}
+
 void restore_graph(const Checkpoint& ckpt, const std::string& origin, Graph& graph,
                    bool with_optimizer_state) {
   std::unordered_set<std::string> expected;
