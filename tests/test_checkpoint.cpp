@@ -64,6 +64,17 @@ TrainState some_state(uint64_t seed) {
   return s;
 }
 
+// A small model's checkpoint, saved in a fresh directory, and its bytes.
+struct SavedCheckpoint {
+  TempDir dir;
+  std::string path = dir.str("good.safetensors"), bytes;
+  SavedCheckpoint() {
+    const uint64_t seed = fresh_seed();
+    save_checkpoint(path, *small_graph(seed), kSmallModel, "", some_state(seed));
+    bytes = read_regular_file(path, kMaxCheckpointBytes, "checkpoint");
+  }
+};
+
 // The values of every tensor (slot -1: parameters, else optimizer state), padding excluded.
 std::vector<float> values(const Graph& g, int slot = -1) {
   std::vector<float> out;
@@ -192,12 +203,10 @@ TEST(Checkpoint, ResumeIsBitExact) {
 }
 
 TEST(Checkpoint, CorruptFilesGiveOneLineErrors) {
-  TempDir d;
-  const uint64_t seed = fresh_seed();
-  auto g = small_graph(seed);
-  const std::string good = d.str("good.safetensors");
-  save_checkpoint(good, *g, kSmallModel, "", some_state(seed));
-  const std::string bytes = read_regular_file(good, kMaxCheckpointBytes, "checkpoint");
+  const SavedCheckpoint saved;
+  const TempDir& d = saved.dir;
+  const std::string& good = saved.path;
+  const std::string& bytes = saved.bytes;
   auto write = [&](const std::string& name, const std::string& content) {
     std::ofstream(d.str(name), std::ios::binary) << content;
     return d.str(name);
@@ -233,12 +242,10 @@ TEST(Checkpoint, CorruptFilesGiveOneLineErrors) {
 // double reaching get<size_t>(), undefined behaviour): each gets a one-line error. The files
 // are re-signed, so the range check, not the checksum, must catch them.
 TEST(Checkpoint, OutOfRangeMetadataNumbersAreRefusedNotConverted) {
-  TempDir d;
-  const uint64_t seed = fresh_seed();
-  auto g = small_graph(seed);
-  const std::string good = d.str("good.safetensors");
-  save_checkpoint(good, *g, kSmallModel, "", some_state(seed));
-  const std::string bytes = read_regular_file(good, kMaxCheckpointBytes, "checkpoint");
+  const SavedCheckpoint saved;
+  const TempDir& d = saved.dir;
+  const std::string& good = saved.path;
+  const std::string& bytes = saved.bytes;
   struct Case {
     const char* key;
     const char* field;
@@ -269,12 +276,10 @@ TEST(Checkpoint, OutOfRangeMetadataNumbersAreRefusedNotConverted) {
 // The checksum covers the header: an edited best_accuracy (or any metadata) is refused, and a
 // version-1 file (data checksum only) still loads.
 TEST(Checkpoint, HeaderChecksumCatchesEditedMetadata) {
-  TempDir d;
-  const uint64_t seed = fresh_seed();
-  auto g = small_graph(seed);
-  const std::string good = d.str("good.safetensors");
-  save_checkpoint(good, *g, kSmallModel, "", some_state(seed));
-  std::string bytes = read_regular_file(good, kMaxCheckpointBytes, "checkpoint");
+  const SavedCheckpoint saved;
+  const TempDir& d = saved.dir;
+  const std::string& good = saved.path;
+  std::string bytes = saved.bytes;
   const auto pos = bytes.find("best_accuracy\\\":0.625");
   ASSERT_NE(pos, std::string::npos);
   bytes[pos + 20] = '9';  // 0.625 -> 0.925, same length: only the checksum can tell
