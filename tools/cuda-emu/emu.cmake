@@ -1,0 +1,65 @@
+# The emulated CUDA target (docs/emulation.md): kernels/*.cu compiled as C++ by the host
+# compiler, their launches rewritten into calls to a fiber-based emulator, linked with the
+# kernel parity suite (tests/kernel_parity.cpp) and the CPU backend as its oracle. Built on
+# every machine, GPU or not, and in the sanitizer build.
+find_package(Boost 1.66 REQUIRED COMPONENTS context)
+
+set(_emu ${CMAKE_SOURCE_DIR}/tools/cuda-emu)
+add_executable(cuda_emu_rewrite ${_emu}/rewrite.cpp)
+
+file(GLOB _emu_cu CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/kernels/*.cu)
+set(_emu_generated)
+file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/cuda-emu)
+foreach(cu ${_emu_cu})
+  get_filename_component(stem ${cu} NAME_WE)
+  set(out ${CMAKE_BINARY_DIR}/cuda-emu/${stem}.emu.cpp)
+  add_custom_command(OUTPUT ${out} COMMAND cuda_emu_rewrite ${cu} ${out}
+                     DEPENDS cuda_emu_rewrite ${cu} COMMENT "cuda-emu: rewriting kernels/${stem}.cu"
+                     VERBATIM)
+  # The rewritten copy keeps the .cu line numbers (#line), so diagnostics name kernels/*.cu.
+  set_source_files_properties(${out} PROPERTIES COMPILE_OPTIONS
+                              "-include;${_emu}/emu_device.h;-ffp-contract=off")
+  list(APPEND _emu_generated ${out})
+endforeach()
+
+# The kernels and the emulator's runtime. No CONVPOOL_HAVE_CUDA: nothing here sees the toolkit.
+add_library(convpool_emu_kernels STATIC ${_emu_generated} ${_emu}/runtime.cpp)
+target_include_directories(convpool_emu_kernels BEFORE PUBLIC ${_emu}/include)
+target_include_directories(convpool_emu_kernels PUBLIC ${CMAKE_SOURCE_DIR}/include PRIVATE ${_emu})
+# The kernels' quoted includes ("../src/cuda/check.h") resolve from kernels/, as in nvcc.
+target_compile_options(convpool_emu_kernels PRIVATE -iquote ${CMAKE_SOURCE_DIR}/kernels)
+target_link_libraries(convpool_emu_kernels PUBLIC Boost::context)
+
+# The oracle: the CPU backend's own sources for the ops the kernels implement, compiled
+# without CUDA (convpool_lib may hold the real kernels, whose names these emulated ones share).
+add_library(convpool_emu_oracle STATIC
+            ${CMAKE_SOURCE_DIR}/src/cpu/pool.cpp ${CMAKE_SOURCE_DIR}/src/cpu/loss.cpp
+            ${CMAKE_SOURCE_DIR}/src/train/optim.cpp ${CMAKE_SOURCE_DIR}/src/data/cifar.cpp)
+target_include_directories(convpool_emu_oracle PUBLIC ${CMAKE_SOURCE_DIR}/include
+                           ${CMAKE_SOURCE_DIR}/src)
+target_link_libraries(convpool_emu_oracle PUBLIC OpenMP::OpenMP_CXX)
+
+add_executable(convpool_emu_tests ${CMAKE_SOURCE_DIR}/tests/kernel_parity.cpp
+               ${CMAKE_SOURCE_DIR}/tests/emu/emu_main.cpp
+               ${CMAKE_SOURCE_DIR}/tests/emu/test_emulator.cpp)
+target_link_libraries(convpool_emu_tests PRIVATE convpool_emu_kernels convpool_emu_oracle
+                      GTest::gtest)
+target_include_directories(convpool_emu_tests PRIVATE ${CMAKE_SOURCE_DIR}/src
+                           ${CMAKE_SOURCE_DIR}/tests)
+target_compile_definitions(convpool_emu_tests PRIVATE CONVPOOL_EMULATED_CUDA
+                           CONVPOOL_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+
+# Every case under three schedules; the warp family again with each selection forced. The
+# census (every __global__ in kernels/ launched) is checked by the full forward run.
+add_test(NAME emu.parity.forward COMMAND convpool_emu_tests --schedule=forward --census)
+add_test(NAME emu.parity.reverse COMMAND convpool_emu_tests --schedule=reverse)
+add_test(NAME emu.parity.random COMMAND convpool_emu_tests --schedule=random:20261201)
+foreach(algo bitonic rounds)
+  foreach(sched reverse random:7)
+    string(REPLACE ":" "" _s ${sched})
+    add_test(NAME emu.warp_${algo}.${_s}
+             COMMAND convpool_emu_tests --schedule=${sched} --gtest_filter=*Warp*)
+    set_tests_properties(emu.warp_${algo}.${_s} PROPERTIES ENVIRONMENT CONVPOOL_WARP_SELECT=${algo})
+  endforeach()
+endforeach()
+set_tests_properties(emu.parity.forward emu.parity.reverse emu.parity.random PROPERTIES TIMEOUT 600)
