@@ -388,10 +388,16 @@ void run_grid(const char* name, const char* file, int line, dim3 grid, dim3 bloc
   gridDim = grid;
   blockDim = block;
   const unsigned long long blocks = 1ull * grid.x * grid.y * grid.z;
+  std::vector<unsigned long long> block_order;  // random: a fresh permutation of the blocks
+  if (g_schedule == Schedule::random) {
+    block_order.resize(blocks);
+    for (unsigned long long k = 0; k < blocks; ++k) block_order[k] = k;
+    std::shuffle(block_order.begin(), block_order.end(), g_rng);
+  }
   for (unsigned long long k = 0; k < blocks; ++k) {
     unsigned long long b = k;
     if (g_schedule == Schedule::reverse) b = blocks - 1 - k;
-    if (g_schedule == Schedule::random) b = (k * 0x9E3779B97F4A7C15ull + g_seed) % blocks;
+    if (g_schedule == Schedule::random) b = block_order[k];
     blockIdx = {unsigned(b % grid.x), unsigned(b / grid.x % grid.y),
                 unsigned(b / (1ull * grid.x * grid.y))};
     run_block(unsigned(threads));
