@@ -7,20 +7,30 @@ find_package(Boost 1.66 REQUIRED COMPONENTS context)
 set(_emu ${CMAKE_SOURCE_DIR}/tools/cuda-emu)
 add_executable(cuda_emu_rewrite ${_emu}/rewrite.cpp)
 
+# Rewrites each .cu into BUILD/cuda-emu/NAME.emu.cpp and appends the result to `out_var`.
+function(convpool_emu_rewrite out_var)
+  set(result)
+  foreach(cu ${ARGN})
+    get_filename_component(stem ${cu} NAME_WE)
+    file(RELATIVE_PATH rel ${CMAKE_SOURCE_DIR} ${cu})
+    set(out ${CMAKE_BINARY_DIR}/cuda-emu/${stem}.emu.cpp)
+    add_custom_command(OUTPUT ${out} COMMAND cuda_emu_rewrite ${cu} ${out}
+                       DEPENDS cuda_emu_rewrite ${cu} COMMENT "cuda-emu: rewriting ${rel}"
+                       VERBATIM)
+    # The rewritten copy keeps the .cu line numbers (#line): diagnostics name the .cu file.
+    set_source_files_properties(${out} PROPERTIES COMPILE_OPTIONS
+                                "-include;${_emu}/emu_device.h;-ffp-contract=off")
+    list(APPEND result ${out})
+  endforeach()
+  set(${out_var} ${${out_var}} ${result} PARENT_SCOPE)
+endfunction()
+
+file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/cuda-emu)
 file(GLOB _emu_cu CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/kernels/*.cu)
 set(_emu_generated)
-file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/cuda-emu)
-foreach(cu ${_emu_cu})
-  get_filename_component(stem ${cu} NAME_WE)
-  set(out ${CMAKE_BINARY_DIR}/cuda-emu/${stem}.emu.cpp)
-  add_custom_command(OUTPUT ${out} COMMAND cuda_emu_rewrite ${cu} ${out}
-                     DEPENDS cuda_emu_rewrite ${cu} COMMENT "cuda-emu: rewriting kernels/${stem}.cu"
-                     VERBATIM)
-  # The rewritten copy keeps the .cu line numbers (#line), so diagnostics name kernels/*.cu.
-  set_source_files_properties(${out} PROPERTIES COMPILE_OPTIONS
-                              "-include;${_emu}/emu_device.h;-ffp-contract=off")
-  list(APPEND _emu_generated ${out})
-endforeach()
+convpool_emu_rewrite(_emu_generated ${_emu_cu})
+set(_emu_selftest)
+convpool_emu_rewrite(_emu_selftest ${CMAKE_SOURCE_DIR}/tests/emu/selftest.cu)
 
 # The kernels and the emulator's runtime. No CONVPOOL_HAVE_CUDA: nothing here sees the toolkit.
 add_library(convpool_emu_kernels STATIC ${_emu_generated} ${_emu}/runtime.cpp)
@@ -42,11 +52,11 @@ target_link_libraries(convpool_emu_oracle PUBLIC OpenMP::OpenMP_CXX)
 
 add_executable(convpool_emu_tests ${CMAKE_SOURCE_DIR}/tests/kernel_parity.cpp
                ${CMAKE_SOURCE_DIR}/tests/emu/emu_main.cpp
-               ${CMAKE_SOURCE_DIR}/tests/emu/test_emulator.cpp)
+               ${CMAKE_SOURCE_DIR}/tests/emu/test_emulator.cpp ${_emu_selftest})
 target_link_libraries(convpool_emu_tests PRIVATE convpool_emu_kernels convpool_emu_oracle
                       GTest::gtest)
 target_include_directories(convpool_emu_tests PRIVATE ${CMAKE_SOURCE_DIR}/src
-                           ${CMAKE_SOURCE_DIR}/tests)
+                           ${CMAKE_SOURCE_DIR}/tests ${CMAKE_SOURCE_DIR}/tests/emu)
 target_compile_definitions(convpool_emu_tests PRIVATE CONVPOOL_EMULATED_CUDA
                            CONVPOOL_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
 
