@@ -75,7 +75,14 @@ constexpr size_t kStackBytes = 256 * 1024;
 #else
 constexpr size_t kStackBytes = 64 * 1024;
 #endif
-std::vector<void*> g_free_stacks;
+struct StackPool {
+  std::vector<void*> stacks;
+  ~StackPool() {
+    for (void* p : stacks) std::free(p);
+  }
+};
+StackPool g_stack_pool;
+std::vector<void*>& g_free_stacks = g_stack_pool.stacks;
 void* g_last_stack = nullptr;  // the stack the fiber constructed last was given
 
 struct PooledStack {
@@ -124,8 +131,8 @@ struct Grid {
 Grid* g_grid = nullptr;
 Thread* g_cur = nullptr;
 std::vector<std::pair<void*, size_t>> g_shared;  // every __shared__ variable seen so far
-const void* g_sched_stack_bottom = nullptr;
-size_t g_sched_stack_size = 0;
+[[maybe_unused]] const void* g_sched_stack_bottom = nullptr;
+[[maybe_unused]] size_t g_sched_stack_size = 0;
 
 [[noreturn]] void report(const char* fmt, ...) {
   std::fflush(stdout);
