@@ -2,7 +2,11 @@
 # compiler, their launches rewritten into calls to a fiber-based emulator, linked with the
 # kernel parity suite (tests/kernel_parity.cpp) and the CPU backend as its oracle. Built on
 # every machine, GPU or not, and in the sanitizer build.
-find_package(Boost 1.66 REQUIRED COMPONENTS context)
+find_package(Boost 1.66 QUIET COMPONENTS context)
+if(NOT Boost_CONTEXT_FOUND)
+  message(FATAL_ERROR "convpool: the emulated CUDA target needs Boost.Context: install "
+                      "libboost-context-dev (tools/install-deps), or configure with -DCONVPOOL_EMU=OFF")
+endif()
 
 set(_emu ${CMAKE_SOURCE_DIR}/tools/cuda-emu)
 add_executable(cuda_emu_rewrite ${_emu}/rewrite.cpp)
