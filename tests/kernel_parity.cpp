@@ -307,6 +307,13 @@ INSTANTIATE_TEST_SUITE_P(
         with(PoolCase{"pool tmaxavg k=2 t=0.5 size=2", 4, 8, 8, 2}, Fill::ties),
         with(PoolCase{"pool mixed size=2", 4, 8, 8, 2}, Fill::special),
         with(PoolCase{"pool stochastic size=2", 4, 8, 8, 2}, Fill::ties),
+        // Review items 6 and 8 of issue 12: lp at exact zeros with p < 1, NaN and +inf in lp,
+        // softpool and stochastic (both modes).
+        with(PoolCase{"pool lp p=0.5 size=2", 4, 8, 8, 2}, Fill::ties),
+        with(PoolCase{"pool lp p=3 size=3 stride=2", 4, 9, 9, 2}, Fill::special),
+        with(PoolCase{"pool softpool size=2", 4, 8, 8, 2}, Fill::special),
+        with(PoolCase{"pool stochastic size=2", 4, 8, 8, 2}, Fill::special_non_negative),
+        eval(with(PoolCase{"pool stochastic size=2", 4, 8, 8, 2}, Fill::special_non_negative)),
         // Stride above the window: uncovered elements get a zero gradient.
         PoolCase{"pool max size=2 stride=3", 3, 11, 10, 2},
         PoolCase{"pool avgtopk k=2 size=2 stride=3", 3, 11, 10, 2},
@@ -346,11 +353,19 @@ INSTANTIATE_TEST_SUITE_P(
         with(PoolCase{"pool avg global", 3, 12, 12, 2}, Fill::special),
         with(PoolCase{"pool mixed size=9", 3, 18, 20, 2}, Fill::special),
         with(PoolCase{"pool stochastic global", 4, 15, 15, 2}, Fill::ties),
+        with(PoolCase{"pool stochastic global", 4, 3, 3, 2}, Fill::special_non_negative),
+        with(PoolCase{"pool lp p=0.5 size=9", 3, 18, 9, 2}, Fill::ties),
+        with(PoolCase{"pool lp p=2 size=9", 3, 18, 9, 2}, Fill::special),
+        with(PoolCase{"pool softpool size=9", 3, 18, 9, 2}, Fill::special),
         // Grid-stride second passes, pooling as the first layer, a fused ReLU.
         capped(PoolCase{"pool avgtopk global k=4", 6, 7, 5, 3}, 2),
         capped(PoolCase{"pool max size=9 stride=9", 4, 27, 18, 2}, 3),
         first(PoolCase{"pool avgtopk global k=4", 6, 7, 5, 3}),
-        relu_in(with(PoolCase{"pool avgtopk global k=5", 4, 11, 13, 2}, Fill::special))),
+        relu_in(with(PoolCase{"pool avgtopk global k=5", 4, 11, 13, 2}, Fill::special)),
+        // Review item 7 of issue 12: the CPU runs these, CUDA refused them.
+        PoolCase{"pool mixed learned=1 global", 3, 7, 5, 2},
+        PoolCase{"pool max size=9 stride=1", 3, 9, 9, 2},
+        PoolCase{"pool avgtopk k=3 size=10 stride=4", 2, 10, 12, 2}),
     case_name);
 
 // ---------------------------------------------------------------- element-wise, bias
