@@ -212,7 +212,7 @@ CP_HD float pool_stochastic_expect(const float* v, int n) {
     s += w;
     q += w * w;
   }
-  if (inf) return kPoolFloatMax * 2.f;  // +inf
+  if (inf) return HUGE_VALF;
   return s > 0.f ? q / s : 0.f;
 }
 
