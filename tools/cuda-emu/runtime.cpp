@@ -449,9 +449,13 @@ using cuda_emu::set_error;
 
 cudaError_t cudaMalloc(void** p, size_t bytes) {
   if (!p) return set_error(cudaErrorInvalidValue);
+  // Exactly `bytes` (aligned as cudaMalloc aligns), so that ASan's redzone starts at the
+  // first byte past the buffer: an off-by-one in a kernel is reported at its .cu line.
   // Poisoned: a kernel that reads memory nobody wrote sees NaN (as float) or -1 (as int).
-  *p = std::aligned_alloc(256, (std::max<size_t>(bytes, 1) + 255) / 256 * 256);
-  if (!*p) return set_error(cudaErrorMemoryAllocation);
+  if (posix_memalign(p, 256, std::max<size_t>(bytes, 1)) != 0) {
+    *p = nullptr;
+    return set_error(cudaErrorMemoryAllocation);
+  }
   std::memset(*p, 0xFF, bytes);
   std::lock_guard lock(cuda_emu::g_alloc_mutex);
   cuda_emu::g_allocations[*p] = bytes;
