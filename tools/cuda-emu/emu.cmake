@@ -37,7 +37,7 @@ set(_emu_selftest)
 convpool_emu_rewrite(_emu_selftest ${CMAKE_SOURCE_DIR}/tests/emu/selftest.cu)
 
 # The kernels and the emulator's runtime. No CONVPOOL_HAVE_CUDA: nothing here sees the toolkit.
-add_library(convpool_emu_kernels STATIC ${_emu_generated} ${_emu}/runtime.cpp)
+add_library(convpool_emu_kernels STATIC ${_emu_generated} ${_emu}/runtime.cpp ${_emu}/memory.cpp)
 target_include_directories(convpool_emu_kernels BEFORE PUBLIC ${_emu}/include)
 target_include_directories(convpool_emu_kernels PUBLIC ${CMAKE_SOURCE_DIR}/include PRIVATE ${_emu})
 # The kernels' quoted includes ("../src/cuda/check.h") resolve from kernels/, as in nvcc.

@@ -15,6 +15,9 @@ void sync_block();
 // Records a __shared__ variable, so that it is poisoned at the start of every block.
 void shared_seen(void* p, size_t bytes);
 
+// Sets the sticky last error (cudaGetLastError clears it); returns e.
+cudaError_t record_error(cudaError_t e);
+
 using KernelBody = void (*)(void*);
 void run_grid(const char* name, const char* file, int line, dim3 grid, dim3 block, size_t smem,
               cudaStream_t stream, KernelBody body, void* ctx);

@@ -1,4 +1,4 @@
-// The emulated CUDA target's runtime: device memory, errors, and the thread scheduler.
+// The emulated CUDA target's thread scheduler (device memory and errors: memory.cpp).
 // A grid runs block after block on the calling OS thread; each CUDA thread of a block is a
 // fiber (Boost.Context) that runs until it reaches a barrier or a warp collective, then
 // yields. The scheduler picks the next runnable fiber in forward, reverse or seeded random
@@ -11,7 +11,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
-#include <mutex>
 #include <random>
 #include <set>
 #include <string>
@@ -40,16 +39,6 @@ namespace cuda_emu {
 namespace {
 
 namespace bctx = boost::context;
-
-// ---- device memory and errors ----
-cudaError_t g_last_error = cudaSuccess;
-std::map<const void*, size_t> g_allocations;  // for cudaFree's check and reports
-std::mutex g_alloc_mutex;
-
-cudaError_t set_error(cudaError_t e) {
-  if (e != cudaSuccess) g_last_error = e;  // sticky until cudaGetLastError reads it
-  return e;
-}
 
 // ---- schedule, census, grid cap ----
 Schedule g_schedule = Schedule::forward;
@@ -380,11 +369,11 @@ void run_grid(const char* name, const char* file, int line, dim3 grid, dim3 bloc
     std::fprintf(stderr, "cuda-emu: %s at %s:%d: invalid launch configuration grid (%u,%u,%u) "
                  "block (%u,%u,%u)\n", name, file, line, grid.x, grid.y, grid.z, block.x, block.y,
                  block.z);
-    set_error(cudaErrorInvalidConfiguration);
+    record_error(cudaErrorInvalidConfiguration);
     return;
   }
   if (smem > 0) {  // no kernel uses dynamic shared memory; a launch asking for it is a bug here
-    set_error(cudaErrorInvalidValue);
+    record_error(cudaErrorInvalidValue);
     return;
   }
   if (g_grid) report("kernel %s launched from inside kernel %s", name, g_grid->name);
@@ -443,75 +432,3 @@ GridCap::GridCap(unsigned cap) : previous_(g_grid_cap) { g_grid_cap = cap; }
 GridCap::~GridCap() { g_grid_cap = previous_; }
 
 }  // namespace cuda_emu
-
-// ---- the runtime API (cuda_runtime.h) ----
-using cuda_emu::set_error;
-
-cudaError_t cudaMalloc(void** p, size_t bytes) {
-  if (!p) return set_error(cudaErrorInvalidValue);
-  // Exactly `bytes` (aligned as cudaMalloc aligns), so that ASan's redzone starts at the
-  // first byte past the buffer: an off-by-one in a kernel is reported at its .cu line.
-  // Poisoned: a kernel that reads memory nobody wrote sees NaN (as float) or -1 (as int).
-  if (posix_memalign(p, 256, std::max<size_t>(bytes, 1)) != 0) {
-    *p = nullptr;
-    return set_error(cudaErrorMemoryAllocation);
-  }
-  std::memset(*p, 0xFF, bytes);
-  std::lock_guard lock(cuda_emu::g_alloc_mutex);
-  cuda_emu::g_allocations[*p] = bytes;
-  return cudaSuccess;
-}
-cudaError_t cudaFree(void* p) {
-  if (!p) return cudaSuccess;
-  std::lock_guard lock(cuda_emu::g_alloc_mutex);
-  if (!cuda_emu::g_allocations.erase(p)) return set_error(cudaErrorInvalidDevicePointer);
-  std::free(p);
-  return cudaSuccess;
-}
-cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind) {
-  if (bytes && (!dst || !src)) return set_error(cudaErrorInvalidValue);
-  if (bytes) std::memcpy(dst, src, bytes);
-  return cudaSuccess;
-}
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
-                            cudaStream_t) {
-  return cudaMemcpy(dst, src, bytes, kind);
-}
-cudaError_t cudaMemset(void* p, int value, size_t bytes) {
-  if (bytes && !p) return set_error(cudaErrorInvalidValue);
-  if (bytes) std::memset(p, value, bytes);
-  return cudaSuccess;
-}
-cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
-  return cudaMemset(p, value, bytes);
-}
-cudaError_t cudaDeviceSynchronize() { return cuda_emu::g_last_error; }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cuda_emu::g_last_error; }
-cudaError_t cudaGetLastError() {
-  const cudaError_t e = cuda_emu::g_last_error;
-  cuda_emu::g_last_error = cudaSuccess;
-  return e;
-}
-cudaError_t cudaPeekAtLastError() { return cuda_emu::g_last_error; }
-const char* cudaGetErrorName(cudaError_t e) {
-  switch (e) {
-    case cudaSuccess: return "cudaSuccess";
-    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
-    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
-    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
-    case cudaErrorInvalidDevicePointer: return "cudaErrorInvalidDevicePointer";
-    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
-  }
-  return "cudaErrorUnknown";
-}
-const char* cudaGetErrorString(cudaError_t e) {
-  switch (e) {
-    case cudaSuccess: return "no error";
-    case cudaErrorInvalidValue: return "invalid argument";
-    case cudaErrorMemoryAllocation: return "out of memory";
-    case cudaErrorInvalidConfiguration: return "invalid configuration argument";
-    case cudaErrorInvalidDevicePointer: return "invalid device pointer";
-    case cudaErrorLaunchFailure: return "unspecified launch failure";
-  }
-  return "unknown error";
-}
