@@ -39,6 +39,20 @@ __global__ void deadlock_kernel() {
 }
 
 __global__ void empty_kernel() {}
+
+// Each frame stays live across the call below it (its bytes are read after the call returns),
+// so no compiler can turn the recursion into a loop.
+__device__ __noinline__ int deep(int n, volatile char* parent) {
+  volatile char frame[1024];  // 1000 frames of 1 KB: past any emulated thread's stack
+  frame[0] = char(n);
+  frame[1023] = parent[0];
+  const int below = n ? deep(n - 1, frame) : 0;
+  return below + frame[0] + frame[1023];
+}
+__global__ void overflow_kernel(int* out) {
+  volatile char top[1] = {1};
+  out[threadIdx.x] = deep(1000, top);
+}
 }  // namespace
 
 void broadcast(float* out, int threads, bool barrier) {
@@ -49,5 +63,6 @@ void lane_outside_mask() { half_mask_kernel<<<1, 32>>>(true, 1); }
 void read_of_absent_lane() { half_mask_kernel<<<1, 32>>>(false, 16); }
 void deadlock() { deadlock_kernel<<<1, 32>>>(); }
 void invalid_launch() { empty_kernel<<<1, 2048>>>(); }
+void stack_overflow(int* out) { overflow_kernel<<<1, 2>>>(out); }
 
 }  // namespace emu_selftest

@@ -19,5 +19,7 @@ void read_of_absent_lane();
 void deadlock();
 // A launch with 2048 threads per block (invalid).
 void invalid_launch();
+// A kernel that recurses past its thread's stack.
+void stack_overflow(int* out);
 
 }  // namespace emu_selftest

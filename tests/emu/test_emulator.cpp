@@ -85,6 +85,13 @@ TEST(EmulatorDeathTest, ADeadlockListsTheWaitingThreads) {
   EXPECT_DEATH(emu_selftest::deadlock(), "deadlock(.|\n)*lane 0: in __syncwarp(.|\n)*__syncthreads");
 }
 
+TEST(EmulatorDeathTest, AStackOverflowFaultsAtOnce) {
+  // The guard page below each fiber stack: without it the overflow would silently overwrite
+  // the neighbouring thread's stack.
+  int out[2];
+  EXPECT_DEATH(emu_selftest::stack_overflow(out), "");
+}
+
 TEST(Emulator, LaunchErrorsStayUntilRead) {
   ASSERT_EQ(cudaGetLastError(), cudaSuccess);
   emu_selftest::invalid_launch();

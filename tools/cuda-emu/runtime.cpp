@@ -4,6 +4,8 @@
 // yields. The scheduler picks the next runnable fiber in forward, reverse or seeded random
 // order, so a missing barrier shows as a stale or poisoned read under some order. Compiled
 // as plain C++ (not through emu_device.h): it must not see the CUDA macros.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <boost/context/fiber.hpp>
 #include <cstdarg>
@@ -58,16 +60,19 @@ const char* op_name(WarpOp op) {
 enum class State { runnable, at_syncthreads, at_warp, done };
 
 // Stacks are reused across blocks: a block of 1024 threads would otherwise allocate 1024
-// stacks per block. ASan's frames are larger, hence the bigger stacks there.
+// stacks per block. ASan's frames are larger, hence the bigger stacks there. Each stack has an
+// inaccessible guard page below it, so a kernel that overflows its stack faults at once
+// instead of overwriting another thread's.
 #ifdef CUDA_EMU_ASAN
 constexpr size_t kStackBytes = 256 * 1024;
 #else
 constexpr size_t kStackBytes = 64 * 1024;
 #endif
+constexpr size_t kGuardBytes = 4096;
 struct StackPool {
-  std::vector<void*> stacks;
+  std::vector<void*> stacks;  // usable bottoms; the guard page lies below each
   ~StackPool() {
-    for (void* p : stacks) std::free(p);
+    for (void* p : stacks) munmap(static_cast<char*>(p) - kGuardBytes, kGuardBytes + kStackBytes);
   }
 };
 StackPool g_stack_pool;
@@ -78,8 +83,13 @@ struct PooledStack {
   bctx::stack_context allocate() {
     void* p;
     if (g_free_stacks.empty()) {
-      p = std::malloc(kStackBytes);
-      if (!p) std::abort();
+      void* m = mmap(nullptr, kGuardBytes + kStackBytes, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (m == MAP_FAILED || mprotect(m, kGuardBytes, PROT_NONE) != 0) {
+        std::fprintf(stderr, "cuda-emu: cannot allocate a thread stack\n");
+        std::abort();
+      }
+      p = static_cast<char*>(m) + kGuardBytes;
     } else {
       p = g_free_stacks.back();
       g_free_stacks.pop_back();
