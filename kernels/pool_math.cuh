@@ -156,8 +156,8 @@ CP_HD float pool_lp(const float* v, int n, float p) {
     if (v[i] != v[i]) return v[i];  // NaN propagates (fmaxf would drop it)
     m = fmaxf(m, fabsf(v[i]));
   }
-  if (m == 0.f) return 0.f;           // all-zero window
-  if (m > kPoolFloatMax) return m;    // an infinite element: the norm is +inf, not inf/inf
+  if (m == 0.f) return 0.f;         // all-zero window
+  if (m > kPoolFloatMax) return m;  // an infinite element: the norm is +inf, not inf/inf
   float s = 0.f;
   for (int i = 0; i < n; ++i) s += powf(fabsf(v[i]) / m, p);
   return m * powf(s, 1.f / p);

@@ -6,6 +6,8 @@
 // element a kernel fails to write fails the comparison. cuDNN and cuBLAS are not here: they
 // are test_cuda_parity.cpp's, on a GPU only. docs/emulation.md.
 #if defined(CONVPOOL_HAVE_CUDA) || defined(CONVPOOL_EMULATED_CUDA)
+#include "kernel_parity.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -20,7 +22,6 @@
 #include "convpool/optim.h"
 #include "cpu/loss.h"
 #include "cuda/ops.h"
-#include "kernel_parity.h"
 
 using namespace convpool;
 using namespace convpool::kernel_test;
@@ -33,7 +34,8 @@ TEST(KernelParity, ReluForwardAndBackwardMatchCpuBitForBit) {
   REQUIRE_DEVICE();
   std::mt19937_64 rng(11);
   const size_t n = 3001;  // 2 capped blocks of 256 threads: every thread takes several passes
-  const std::vector<float> x = make_input(n, Fill::special, rng), dy = make_input(n, Fill::uniform, rng);
+  const std::vector<float> x = make_input(n, Fill::special, rng),
+                           dy = make_input(n, Fill::uniform, rng);
   std::vector<float> y(n), dx(n);
   for (size_t i = 0; i < n; ++i) y[i] = relu_forward(x[i]), dx[i] = relu_backward(y[i], dy[i]);
   Dev<float> dx_in(x), ddy(dy), dy_out(n), ddx(n);

@@ -72,7 +72,7 @@ class Dev {
 // NaN where the reference has NaN, the same infinity where it has one, and within `tol` in
 // the relative 2-norm over the finite rest.
 inline void expect_match(const std::vector<float>& got, const std::vector<float>& want, double tol,
-                  const std::string& what) {
+                         const std::string& what) {
   ASSERT_EQ(got.size(), want.size()) << what;
   double num = 0, den = 0;
   for (size_t i = 0; i < got.size(); ++i) {
@@ -98,9 +98,15 @@ inline std::vector<float> make_input(size_t n, Fill fill, std::mt19937_64& rng) 
   for (auto& x : v) {
     const unsigned r = unsigned(rng() % 32);
     switch (fill) {
-      case Fill::uniform: x = u(rng); break;
-      case Fill::non_negative: x = std::fabs(u(rng)); break;
-      case Fill::ties: x = float(int(r % 4) - 1); break;
+      case Fill::uniform:
+        x = u(rng);
+        break;
+      case Fill::non_negative:
+        x = std::fabs(u(rng));
+        break;
+      case Fill::ties:
+        x = float(int(r % 4) - 1);
+        break;
       case Fill::special:
         x = r == 0 ? nan : r == 1 ? inf : r == 2 ? -inf : float(int(r % 4) - 1);
         break;

@@ -47,10 +47,10 @@ struct PoolSetup {
 // The geometry and parameters the pool layer would derive from `line` (src/layers/pool.cpp).
 PoolSetup parse_pool(const PoolCase& c) {
   static const std::pair<const char*, PoolMethod> methods[] = {
-      {"max", PoolMethod::max},         {"avg", PoolMethod::avg},
-      {"min", PoolMethod::min},         {"lp", PoolMethod::lp},
-      {"mixed", PoolMethod::mixed},     {"stochastic", PoolMethod::stochastic},
-      {"avgtopk", PoolMethod::avgtopk}, {"tmaxavg", PoolMethod::tmaxavg},
+      {"max", PoolMethod::max},          {"avg", PoolMethod::avg},
+      {"min", PoolMethod::min},          {"lp", PoolMethod::lp},
+      {"mixed", PoolMethod::mixed},      {"stochastic", PoolMethod::stochastic},
+      {"avgtopk", PoolMethod::avgtopk},  {"tmaxavg", PoolMethod::tmaxavg},
       {"softpool", PoolMethod::softpool}};
   PoolSetup s;
   std::istringstream in(c.line);
@@ -80,8 +80,19 @@ PoolSetup parse_pool(const PoolCase& c) {
   if (stride < 0) stride = size;
   const int kh = global ? c.H : size, kw = global ? c.W : size;
   const int sh = global ? c.H : stride, sw = global ? c.W : stride;
-  s.g = {c.C, c.H, c.W, kh, kw, sh, sw, pad, pad, (c.H + 2 * pad - kh) / sh + 1,
-         (c.W + 2 * pad - kw) / sw + 1, include_pad, c.relu_in};
+  s.g = {c.C,
+         c.H,
+         c.W,
+         kh,
+         kw,
+         sh,
+         sw,
+         pad,
+         pad,
+         (c.H + 2 * pad - kh) / sh + 1,
+         (c.W + 2 * pad - kw) / sw + 1,
+         include_pad,
+         c.relu_in};
   s.p.training = c.training;
   return s;
 }
@@ -107,11 +118,11 @@ TEST_P(KernelParityPool, ForwardAndBackwardMatchCpu) {
   // The CPU backend, with the lambda the pool layer gives it (src/layers/pool.cpp).
   PoolWindowParams cp = s.p;
   if (cp.method == PoolMethod::mixed)
-    cp.lambda = s.learned      ? 1.f / (1.f + std::exp(-alpha[0]))
-                : c.training ? (philox_uniform(seed, kRngPoolMix, layer, uint32_t(step), 0) < 0.5f
-                                    ? 1.f
-                                    : 0.f)
-                             : 0.5f;
+    cp.lambda =
+        s.learned ? 1.f / (1.f + std::exp(-alpha[0]))
+        : c.training
+            ? (philox_uniform(seed, kRngPoolMix, layer, uint32_t(step), 0) < 0.5f ? 1.f : 0.f)
+            : 0.5f;
   std::vector<float> y(nout), dx(nin);
   float dlambda = 0;
   const PoolRng prng{seed, layer, step};
@@ -184,7 +195,8 @@ INSTANTIATE_TEST_SUITE_P(
         PoolCase{"pool max size=3 stride=2 pad=1", 5, 13, 11, 3},
         PoolCase{"pool avg size=3 stride=2 pad=1", 5, 13, 11, 3},
         PoolCase{"pool avg size=3 stride=2 pad=1 include_pad=0", 5, 13, 11, 3},
-        PoolCase{"pool min size=2", 3, 9, 7, 2}, PoolCase{"pool lp p=3 size=3 stride=2", 3, 9, 7, 2},
+        PoolCase{"pool min size=2", 3, 9, 7, 2},
+        PoolCase{"pool lp p=3 size=3 stride=2", 3, 9, 7, 2},
         PoolCase{"pool mixed size=2", 3, 9, 7, 2}, eval(PoolCase{"pool mixed size=2", 3, 9, 7, 2}),
         PoolCase{"pool mixed learned=1 size=3 stride=2", 3, 9, 7, 2},
         with(PoolCase{"pool stochastic size=2", 3, 9, 7, 2}, Fill::non_negative),
@@ -228,13 +240,15 @@ INSTANTIATE_TEST_SUITE_P(
     Warp, KernelParityPool,
     ::testing::Values(
         PoolCase{"pool avgtopk global k=4", 6, 7, 5, 3}, PoolCase{"pool max global", 6, 31, 29, 3},
-        PoolCase{"pool avg global", 5, 32, 32, 2}, PoolCase{"pool avgtopk global k=7", 6, 17, 23, 3},
+        PoolCase{"pool avg global", 5, 32, 32, 2},
+        PoolCase{"pool avgtopk global k=7", 6, 17, 23, 3},
         PoolCase{"pool avgtopk global k=32", 3, 32, 32, 2},
         PoolCase{"pool tmaxavg global k=5 t=0.9", 4, 13, 11, 2},
         PoolCase{"pool lp p=2 size=9 stride=9", 3, 20, 19, 2},
         PoolCase{"pool softpool size=10 stride=12", 3, 25, 23, 2},
         with(PoolCase{"pool stochastic global", 4, 15, 15, 2}, Fill::non_negative),
-        PoolCase{"pool mixed size=9", 3, 18, 20, 2}, PoolCase{"pool min size=9 pad=4", 3, 17, 11, 2},
+        PoolCase{"pool mixed size=9", 3, 18, 20, 2},
+        PoolCase{"pool min size=9 pad=4", 3, 17, 11, 2},
         // Eval mode, include_pad=0, stride above the window.
         eval(PoolCase{"pool mixed size=9", 3, 18, 20, 2}),
         eval(with(PoolCase{"pool stochastic global", 4, 15, 15, 2}, Fill::non_negative)),

@@ -20,11 +20,10 @@ namespace convpool::test {
 std::set<std::string> global_kernels_in_sources() {
   std::set<std::string> names;
   // __global__ [__launch_bounds__(...)] void [__launch_bounds__(...)] name(
-  const std::regex global(
-      R"(__global__\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?void\s+)"
-      R"((?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\()");
-  for (const auto& e : std::filesystem::directory_iterator(std::string(CONVPOOL_SOURCE_DIR) +
-                                                           "/kernels")) {
+  const std::regex global(R"(__global__\s+(?:__launch_bounds__\s*\([^)]*\)\s*)?void\s+)"
+                          R"((?:__launch_bounds__\s*\([^)]*\)\s*)?(\w+)\s*\()");
+  for (const auto& e :
+       std::filesystem::directory_iterator(std::string(CONVPOOL_SOURCE_DIR) + "/kernels")) {
     if (e.path().extension() != ".cu") continue;
     std::ifstream in(e.path());
     std::stringstream ss;

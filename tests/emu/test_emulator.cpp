@@ -40,8 +40,8 @@ std::vector<float> broadcast(int threads, bool barrier) {
 }
 
 TEST(Emulator, AMissingSyncthreadsShowsUnderTheReverseSchedule) {
-  for (auto s : {cuda_emu::Schedule::forward, cuda_emu::Schedule::reverse,
-                 cuda_emu::Schedule::random}) {
+  for (auto s :
+       {cuda_emu::Schedule::forward, cuda_emu::Schedule::reverse, cuda_emu::Schedule::random}) {
     ScheduleScope scope(s);
     for (float v : broadcast(64, true)) EXPECT_EQ(v, 42.f) << cuda_emu::schedule_name();
   }
@@ -82,7 +82,8 @@ TEST(EmulatorDeathTest, AReadOfALaneThatDidNotTakePartAborts) {
 }
 
 TEST(EmulatorDeathTest, ADeadlockListsTheWaitingThreads) {
-  EXPECT_DEATH(emu_selftest::deadlock(), "deadlock(.|\n)*lane 0: in __syncwarp(.|\n)*__syncthreads");
+  EXPECT_DEATH(emu_selftest::deadlock(),
+               "deadlock(.|\n)*lane 0: in __syncwarp(.|\n)*__syncthreads");
 }
 
 TEST(EmulatorDeathTest, AStackOverflowFaultsAtOnce) {

@@ -52,12 +52,13 @@ struct Launch {
       void (*kernel)(P...);
       std::tuple<std::decay_t<P>...> args;
     } ctx{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
-    run_grid(name, file, line, grid, block, smem, stream,
-             [](void* c) {
-               auto* x = static_cast<Ctx*>(c);
-               std::apply(x->kernel, x->args);
-             },
-             &ctx);
+    run_grid(
+        name, file, line, grid, block, smem, stream,
+        [](void* c) {
+          auto* x = static_cast<Ctx*>(c);
+          std::apply(x->kernel, x->args);
+        },
+        &ctx);
   }
 };
 
@@ -148,7 +149,7 @@ T atomicMax(T* p, T v) {
 }
 
 // Device integer and float min/max (CUDA declares them globally).
-#define CUDA_EMU_MINMAX(T)                      \
+#define CUDA_EMU_MINMAX(T)                         \
   inline T min(T a, T b) { return b < a ? b : a; } \
   inline T max(T a, T b) { return a < b ? b : a; }
 CUDA_EMU_MINMAX(int)

@@ -116,9 +116,12 @@ int main(int argc, char** argv) {
       if (decl.find("extern") != std::string::npos || decl.find('=') != std::string::npos)
         fail(in, s, i, "dynamic or initialised __shared__ is not emulated");
       size_t e = decl.size();  // the declared name: the identifier before any [dims]
-      while (e > 0 && (std::isspace(static_cast<unsigned char>(decl[e - 1])) || decl[e - 1] == ']')) {
-        if (decl[e - 1] == ']') e = decl.rfind('[', e - 1);
-        else --e;
+      while (e > 0 &&
+             (std::isspace(static_cast<unsigned char>(decl[e - 1])) || decl[e - 1] == ']')) {
+        if (decl[e - 1] == ']')
+          e = decl.rfind('[', e - 1);
+        else
+          --e;
         if (e == std::string::npos) fail(in, s, i, "unbalanced [] in a __shared__ declaration");
       }
       size_t n0 = e;

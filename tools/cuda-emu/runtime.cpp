@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "cuda_emu.h"
-#include "emu_api.h"
 #include "cuda_runtime.h"
+#include "emu_api.h"
 
 #if defined(__has_feature)
 #if __has_feature(address_sanitizer)
@@ -51,9 +51,9 @@ unsigned g_grid_cap = 0;
 
 // ---- the running block ----
 const char* op_name(WarpOp op) {
-  static const char* names[] = {"__syncwarp",    "__shfl_sync",   "__shfl_up_sync",
+  static const char* names[] = {"__syncwarp",       "__shfl_sync",     "__shfl_up_sync",
                                 "__shfl_down_sync", "__shfl_xor_sync", "__ballot_sync",
-                                "__any_sync",    "__all_sync"};
+                                "__any_sync",       "__all_sync"};
   return names[int(op)];
 }
 
@@ -154,9 +154,15 @@ std::string describe(const Thread& t) {
   const int n = std::snprintf(buf, sizeof buf, "thread (%u,%u,%u) warp %d lane %d: ", t.idx.x,
                               t.idx.y, t.idx.z, t.linear / 32, t.linear % 32);
   switch (t.state) {
-    case State::runnable: std::snprintf(buf + n, sizeof buf - n, "runnable"); break;
-    case State::done: std::snprintf(buf + n, sizeof buf - n, "exited"); break;
-    case State::at_syncthreads: std::snprintf(buf + n, sizeof buf - n, "in __syncthreads"); break;
+    case State::runnable:
+      std::snprintf(buf + n, sizeof buf - n, "runnable");
+      break;
+    case State::done:
+      std::snprintf(buf + n, sizeof buf - n, "exited");
+      break;
+    case State::at_syncthreads:
+      std::snprintf(buf + n, sizeof buf - n, "in __syncthreads");
+      break;
     case State::at_warp:
       std::snprintf(buf + n, sizeof buf - n, "in %s(0x%08x)", op_name(t.op), t.mask);
       break;
@@ -214,14 +220,18 @@ void thread_exited(Thread& t) {
 int source_lane(const Thread& t, int lane) {
   const int w = t.width, base = lane / w * w, rel = lane % w;
   switch (t.op) {
-    case WarpOp::shfl_idx: return base + ((t.arg % w) + w) % w;
-    case WarpOp::shfl_up: return rel < t.arg ? lane : lane - t.arg;
-    case WarpOp::shfl_down: return rel + t.arg >= w ? lane : lane + t.arg;
+    case WarpOp::shfl_idx:
+      return base + ((t.arg % w) + w) % w;
+    case WarpOp::shfl_up:
+      return rel < t.arg ? lane : lane - t.arg;
+    case WarpOp::shfl_down:
+      return rel + t.arg >= w ? lane : lane + t.arg;
     case WarpOp::shfl_xor: {
       const int src = lane ^ t.arg;
       return src >= base + w ? lane : src;  // a later group: the lane's own value
     }
-    default: return lane;
+    default:
+      return lane;
   }
 }
 
@@ -236,8 +246,8 @@ bool try_complete(int warp0, unsigned mask) {
     if (u.state != State::at_warp || u.mask != mask) return false;
     if (first) op = u.op, first = false;
     if (u.op != op)
-      report("lanes of mask 0x%08x meet in different collectives: %s and %s", mask,
-             op_name(op), op_name(u.op));
+      report("lanes of mask 0x%08x meet in different collectives: %s and %s", mask, op_name(op),
+             op_name(u.op));
   }
   unsigned votes = 0;
   for (int l = 0; l < 32; ++l)
@@ -246,10 +256,18 @@ bool try_complete(int warp0, unsigned mask) {
     if (!(mask >> l & 1u)) continue;
     Thread& u = ts[warp0 + l];
     switch (op) {
-      case WarpOp::sync: u.result = 0; break;
-      case WarpOp::ballot: u.result = votes; break;
-      case WarpOp::any: u.result = votes != 0; break;
-      case WarpOp::all: u.result = votes == mask; break;
+      case WarpOp::sync:
+        u.result = 0;
+        break;
+      case WarpOp::ballot:
+        u.result = votes;
+        break;
+      case WarpOp::any:
+        u.result = votes != 0;
+        break;
+      case WarpOp::all:
+        u.result = votes == mask;
+        break;
       default: {
         const int src = source_lane(u, l);
         if (!(mask >> src & 1u))
@@ -302,7 +320,8 @@ void run_block(unsigned nthreads) {
     if (ran || g.live == 0) continue;
     // Nothing ran: release __syncthreads if every live thread waits there, else deadlock.
     bool all_at_barrier = true;
-    for (auto& t : g.threads) all_at_barrier &= t.state == State::done || t.state == State::at_syncthreads;
+    for (auto& t : g.threads)
+      all_at_barrier &= t.state == State::done || t.state == State::at_syncthreads;
     if (all_at_barrier) {
       for (auto& t : g.threads)
         if (t.state == State::at_syncthreads) t.state = State::runnable;
@@ -311,7 +330,8 @@ void run_block(unsigned nthreads) {
     std::fprintf(stderr, "\ncuda-emu: deadlock, no thread can run; waiting threads:\n");
     int shown = 0;
     for (auto& t : g.threads)
-      if (t.state != State::done && shown++ < 64) std::fprintf(stderr, "  %s\n", describe(t).c_str());
+      if (t.state != State::done && shown++ < 64)
+        std::fprintf(stderr, "  %s\n", describe(t).c_str());
     if (shown > 64) std::fprintf(stderr, "  ... and %d more\n", shown - 64);
     report("deadlock");
   }
@@ -334,14 +354,13 @@ uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int arg, int 
   Thread& t = *g_cur;
   const int lane = t.linear % 32, warp0 = t.linear / 32 * 32;
   if (!(mask >> lane & 1u))
-    report("lane %d calls %s with mask 0x%08x, which does not include it", lane, op_name(op),
-           mask);
+    report("lane %d calls %s with mask 0x%08x, which does not include it", lane, op_name(op), mask);
   if (width < 1 || width > 32 || (width & (width - 1)))
     report("%s with width %d", op_name(op), width);
   for (int l = 0; l < 32; ++l)
     if ((mask >> l & 1u) && warp0 + l >= int(g_grid->threads.size()))
-      report("%s(0x%08x) names lane %d, which this block of %zu threads does not have",
-             op_name(op), mask, l, g_grid->threads.size());
+      report("%s(0x%08x) names lane %d, which this block of %zu threads does not have", op_name(op),
+             mask, l, g_grid->threads.size());
   for (int l = 0; l < 32; ++l)
     if ((mask >> l & 1u) && g_grid->threads[warp0 + l].state == State::done)
       report("lane %d calls %s(0x%08x), but lane %d of the mask has exited", lane, op_name(op),
@@ -376,9 +395,10 @@ void run_grid(const char* name, const char* file, int line, dim3 grid, dim3 bloc
   if (threads == 0 || threads > 1024 || block.x > 1024 || block.y > 1024 || block.z > 64 ||
       grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535 ||
       grid.z > 65535) {
-    std::fprintf(stderr, "cuda-emu: %s at %s:%d: invalid launch configuration grid (%u,%u,%u) "
-                 "block (%u,%u,%u)\n", name, file, line, grid.x, grid.y, grid.z, block.x, block.y,
-                 block.z);
+    std::fprintf(stderr,
+                 "cuda-emu: %s at %s:%d: invalid launch configuration grid (%u,%u,%u) "
+                 "block (%u,%u,%u)\n",
+                 name, file, line, grid.x, grid.y, grid.z, block.x, block.y, block.z);
     record_error(cudaErrorInvalidConfiguration);
     return;
   }
