@@ -24,6 +24,9 @@ enum class PoolMethod : int {
   softpool,
 };
 constexpr int kPoolMaxTopK = 64;
+// The largest finite float: x > kPoolFloatMax holds for +inf only, and !(x <= kPoolFloatMax)
+// for +inf and NaN (the same test on the host and in kernels, with no <cmath> overloads).
+constexpr float kPoolFloatMax = 3.402823466e+38f;
 
 struct PoolWindowParams {
   PoolMethod method = PoolMethod::max;
@@ -149,8 +152,12 @@ CP_HD float pool_topk_mean(const float* v, int n, int k, int* idx) {
 // (sum |v|^p)^(1/p), scaled by max|v| so large p neither overflows nor underflows.
 CP_HD float pool_lp(const float* v, int n, float p) {
   float m = 0.f;
-  for (int i = 0; i < n; ++i) m = fmaxf(m, fabsf(v[i]));
-  if (!(m > 0.f)) return m == 0.f ? 0.f : m;  // all-zero window gives 0; NaN propagates
+  for (int i = 0; i < n; ++i) {
+    if (v[i] != v[i]) return v[i];  // NaN propagates (fmaxf would drop it)
+    m = fmaxf(m, fabsf(v[i]));
+  }
+  if (m == 0.f) return 0.f;         // all-zero window
+  if (m > kPoolFloatMax) return m;  // an infinite element: the norm is +inf, not inf/inf
   float s = 0.f;
   for (int i = 0; i < n; ++i) s += powf(fabsf(v[i]) / m, p);
   return m * powf(s, 1.f / p);
@@ -160,6 +167,7 @@ CP_HD float pool_lp(const float* v, int n, float p) {
 CP_HD float pool_softpool(const float* v, int n) {
   float m = v[0];
   for (int i = 1; i < n; ++i) m = fmaxf(m, v[i]);
+  if (m > kPoolFloatMax) return m;  // +inf takes all the weight (exp(inf - inf) would be NaN)
   float num = 0.f, den = 0.f;
   for (int i = 0; i < n; ++i) {
     const float e = expf(v[i] - m);
@@ -169,10 +177,17 @@ CP_HD float pool_softpool(const float* v, int n) {
   return num / den;
 }
 
-// Stochastic pooling picks i with probability max(v_i,0)/sum; all-zero windows pick 0.
+// Stochastic pooling picks i with probability max(v_i,0)/sum; all-zero windows pick 0. A NaN
+// is picked (NaN propagates, as in max), else a +inf (it holds all the probability mass).
 CP_HD int pool_stochastic_pick(const float* v, int n, float u) {
   float s = 0.f;
-  for (int i = 0; i < n; ++i) s += fmaxf(v[i], 0.f);
+  int inf_at = -1;
+  for (int i = 0; i < n; ++i) {
+    if (v[i] != v[i]) return i;
+    if (v[i] > kPoolFloatMax && inf_at < 0) inf_at = i;
+    s += fmaxf(v[i], 0.f);
+  }
+  if (inf_at >= 0) return inf_at;
   if (!(s > 0.f)) return 0;
   const float target = u * s;
   float c = 0.f;
@@ -189,11 +204,15 @@ CP_HD int pool_stochastic_pick(const float* v, int n, float u) {
 // Evaluation-time stochastic pooling: sum_i p_i v_i = sum v_i^2 / sum v_i over v_i > 0.
 CP_HD float pool_stochastic_expect(const float* v, int n) {
   float s = 0.f, q = 0.f;
+  bool inf = false;
   for (int i = 0; i < n; ++i) {
+    if (v[i] != v[i]) return v[i];  // NaN propagates; +inf below (inf/inf would be NaN)
+    inf = inf || v[i] > kPoolFloatMax;
     const float w = fmaxf(v[i], 0.f);
     s += w;
     q += w * w;
   }
+  if (inf) return HUGE_VALF;
   return s > 0.f ? q / s : 0.f;
 }
 
@@ -277,8 +296,11 @@ CP_HD void pool_window_backward_ranked(const PoolWindowParams& P, const float* v
       if (!(y > 0.f)) return;  // all-zero window: the subgradient 0, never NaN
       for (int i = 0; i < n; ++i) {
         const float a = fabsf(v[i]);
-        const float s = v[i] > 0.f ? 1.f : (v[i] < 0.f ? -1.f : 0.f);
-        g[i] = dy * s * powf(a / y, P.p - 1.f);
+        const float s = v[i] > 0.f ? 1.f : -1.f;
+        if (y > kPoolFloatMax)  // an infinite norm: its infinite elements take the gradient
+          g[i] = a > kPoolFloatMax ? dy * s : 0.f;
+        else if (a > 0.f)  // at 0 the subgradient 0: for p < 1, |x|^(p-1) is inf there
+          g[i] = dy * s * powf(a / y, P.p - 1.f);
       }
       return;
     case PoolMethod::mixed:
@@ -309,6 +331,13 @@ CP_HD void pool_window_backward_ranked(const PoolWindowParams& P, const float* v
     case PoolMethod::softpool: {
       float m = v[0];
       for (int i = 1; i < n; ++i) m = fmaxf(m, v[i]);
+      if (m > kPoolFloatMax) {  // y = +inf: the +inf elements share the gradient
+        int count = 0;
+        for (int i = 0; i < n; ++i) count += v[i] > kPoolFloatMax;
+        for (int i = 0; i < n; ++i)
+          if (v[i] > kPoolFloatMax) g[i] = dy / float(count);
+        return;
+      }
       float den = 0.f;
       for (int i = 0; i < n; ++i) den += expf(v[i] - m);
       for (int i = 0; i < n; ++i) g[i] = dy * expf(v[i] - m) / den * (1.f + v[i] - y);

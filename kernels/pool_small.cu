@@ -92,11 +92,14 @@ PoolLaunch make_launch(const PoolGeom& g, const PoolWindowParams& p, uint64_t se
       CP_USER_ERROR("CUDA pooling supports windows of up to "
                     << kPoolWarpWindow << " elements (got " << g.KH << "x" << g.KW
                     << "); use --device cpu");
-    if (g.SH < g.KH || g.SW < g.KW)
+    // Windows overlap only where a stride below the window meets a second output along it.
+    if ((g.SH < g.KH && g.OH > 1) || (g.SW < g.KW && g.OW > 1))
       CP_USER_ERROR("CUDA pooling supports overlapping windows of up to "
                     << kMaxWindow << " elements (got " << g.KH << "x" << g.KW << " stride " << g.SH
                     << "x" << g.SW << "); use --device cpu");
-    if (alpha)
+    // d(alpha) is pool_dalpha_kernel's, which gathers windows of up to kMaxWindow elements
+    // (global pooling of small planes takes the warp family too).
+    if (alpha && g.KH * g.KW > kMaxWindow)
       CP_USER_ERROR("CUDA: learned mixed pooling supports windows of up to "
                     << kMaxWindow << " elements; use --device cpu");
   }
@@ -128,9 +131,7 @@ void pool_backward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, 
   if (!total) return;
   if (pool_uses_warp_kernels(g)) {
     if (dx) pool_backward_warp(L, n * g.C, x, y, dy, dx, ranked, stream);
-    return;
-  }
-  if (dx) {  // null when the pooling layer is the first layer
+  } else if (dx) {  // null when the pooling layer is the first layer
     pool_backward_kernel<<<std::min(ceil_div(total, kThreads), 65535u), kThreads, 0,
                            as_stream(stream)>>>(L, n * g.C, x, y, dy, dx);
     CP_CUDA_CHECK_LAUNCH("pool_backward_kernel");

@@ -138,7 +138,8 @@ __global__ void pool_backward_warp_kernel(PoolLaunch L, int planes, const float*
       const size_t at = base + r.offset(e, g.W);
       dx[at] = pool_input_grad(g, x[at], grads[warp][e]);
     }
-    __syncwarp();
+    __syncwarp();  // redundant-barrier: the barriers of the load and of grads already order
+                   // every reuse of the buffers (docs/emulation.md); kept against reordering
   }
 }
 

@@ -23,4 +23,11 @@ void cuda_profiler_stop();
 // One line: device name, compute capability, driver/runtime and cuDNN versions, built archs.
 std::string cuda_device_report();
 
+// Whether a binary built for `archs` (CMAKE_CUDA_ARCHITECTURES, entries separated by ';' or
+// ',': "90", "80-real", "90-virtual", "native", "all", "all-major") can run on a device of
+// compute capability `cc` (major * 10 + minor). A plain or -virtual entry ships PTX, which the
+// driver compiles for any later device; a -real entry is SASS, which runs only within its
+// major version; native/all/all-major are trusted (CMake chose them for the build machine).
+bool cuda_archs_run_on(const std::string& archs, int cc);
+
 }  // namespace convpool

@@ -1,6 +1,7 @@
 #include "convpool/device.h"
 
 #include <atomic>
+#include <cstdlib>
 #include <sstream>
 
 #include "convpool/error.h"
@@ -18,6 +19,21 @@ std::atomic<bool> g_tf32{false};
 }
 void set_cuda_tf32(bool on) { g_tf32.store(on); }
 bool cuda_tf32() { return g_tf32.load(); }
+
+bool cuda_archs_run_on(const std::string& archs, int cc) {
+  std::string list = archs;
+  for (char& ch : list)
+    if (ch == ',') ch = ';';  // CMake lists use ';'; the compile definition joins with ','
+  std::istringstream in(list);
+  for (std::string a; std::getline(in, a, ';');) {
+    if (a == "native" || a == "all" || a == "all-major") return true;
+    const int built = std::atoi(a.c_str());  // "90a-real" reads 90
+    if (built <= 0) continue;
+    const bool sass_only = a.find("-real") != std::string::npos;
+    if (sass_only ? (built / 10 == cc / 10 && built <= cc) : built <= cc) return true;
+  }
+  return false;
+}
 
 #ifndef CONVPOOL_HAVE_CUDA
 
@@ -49,18 +65,10 @@ std::string no_device_reason() {
   cudaDeviceProp prop{};
   if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) return "cannot query CUDA device 0";
   const int cc = prop.major * 10 + prop.minor;
-  // The binary carries SASS for CONVPOOL_CUDA_ARCHS; a device of another major family cannot
-  // run it (we ship no PTX for forward compatibility beyond the listed architectures).
-  std::istringstream archs(CONVPOOL_CUDA_ARCHS);
-  bool ok = false;
-  for (std::string a; std::getline(archs, a, ';');) {
-    const int built = std::atoi(a.c_str());
-    if (built / 10 == cc / 10 && built <= cc) ok = true;
-  }
-  if (!ok)
+  if (!cuda_archs_run_on(CONVPOOL_CUDA_ARCHS, cc))
     return std::string("device ") + prop.name + " has compute capability " +
            std::to_string(prop.major) + "." + std::to_string(prop.minor) +
-           " but this binary was built for sm_" CONVPOOL_CUDA_ARCHS
+           " but this binary was built for CUDA architectures " CONVPOOL_CUDA_ARCHS
            "; rebuild with cmake -DCMAKE_CUDA_ARCHITECTURES=" +
            std::to_string(cc);
   return "";
@@ -86,7 +94,7 @@ std::string cuda_device_report() {
   os << prop.name << ", compute " << prop.major << "." << prop.minor << ", "
      << prop.totalGlobalMem / (1u << 20) << " MiB, driver " << driver / 1000 << "."
      << driver % 1000 / 10 << ", runtime " << runtime / 1000 << "." << runtime % 1000 / 10
-     << ", cuDNN " << cudnnGetVersion() << ", built for sm_" << CONVPOOL_CUDA_ARCHS;
+     << ", cuDNN " << cudnnGetVersion() << ", built for CUDA architectures " << CONVPOOL_CUDA_ARCHS;
   return os.str();
 }
 

@@ -1,0 +1,194 @@
+// The kernel parity suite: every hand-written kernel of kernels/*.cu, through its host
+// launcher (src/cuda/ops.h), against the CPU backend on the same inputs. Written once for two
+// targets: compiled into convpool_tests it runs on a real GPU (and skips without one); compiled
+// into convpool_emu_tests (tools/cuda-emu) it runs on the emulated target in every CI run,
+// under several thread schedules. Outputs are poisoned (NaN) before the kernels run, so an
+// element a kernel fails to write fails the comparison. cuDNN and cuBLAS are not here: they
+// are test_cuda_parity.cpp's, on a GPU only. docs/emulation.md.
+#if defined(CONVPOOL_HAVE_CUDA) || defined(CONVPOOL_EMULATED_CUDA)
+#include "kernel_parity.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "../kernels/elementwise_math.cuh"
+#include "convpool/data.h"
+#include "convpool/optim.h"
+#include "cpu/loss.h"
+#include "cuda/ops.h"
+
+using namespace convpool;
+using namespace convpool::kernel_test;
+
+namespace {
+
+// ---------------------------------------------------------------- element-wise, bias
+
+TEST(KernelParity, ReluForwardAndBackwardMatchCpuBitForBit) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(11);
+  const size_t n = 3001;  // 2 capped blocks of 256 threads: every thread takes several passes
+  const std::vector<float> x = make_input(n, Fill::special, rng),
+                           dy = make_input(n, Fill::uniform, rng);
+  std::vector<float> y(n), dx(n);
+  for (size_t i = 0; i < n; ++i) y[i] = relu_forward(x[i]), dx[i] = relu_backward(y[i], dy[i]);
+  Dev<float> dx_in(x), ddy(dy), dy_out(n), ddx(n);
+  {
+    GRID_CAP(2);
+    cuda::relu_forward(dx_in.get(), dy_out.get(), n, nullptr);
+    cuda::relu_backward(dy_out.get(), ddy.get(), ddx.get(), n, nullptr);
+  }
+  CHECK_CUDA(cudaDeviceSynchronize());
+  const auto gy = dy_out.download(), gdx = ddx.download();
+  for (size_t i = 0; i < n; ++i) {
+    ASSERT_EQ(std::memcmp(&gy[i], &y[i], 4), 0) << "y[" << i << "] of x " << x[i];
+    ASSERT_EQ(std::memcmp(&gdx[i], &dx[i], 4), 0) << "dx[" << i << "]";
+  }
+}
+
+TEST(KernelParity, BiasAddAndGradMatchCpu) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(12);
+  const int n = 3, c = 5, plane = 301;  // bias_grad: each thread sums several elements
+  const size_t total = size_t(n) * c * plane;
+  const std::vector<float> y0 = make_input(total, Fill::uniform, rng),
+                           b = make_input(c, Fill::uniform, rng),
+                           dy = make_input(total, Fill::uniform, rng);
+  std::vector<float> y = y0, db(c, 0.f);
+  std::vector<double> sums(c, 0.0);
+  for (size_t i = 0; i < total; ++i) {
+    y[i] += b[(i / plane) % c];
+    sums[(i / plane) % c] += dy[i];
+  }
+  for (int ch = 0; ch < c; ++ch) db[ch] = float(sums[ch]);
+  Dev<float> dy_dev(y0), db_in(b), ddy(dy), ddb(c);
+  {
+    GRID_CAP(2);
+    cuda::bias_add(dy_dev.get(), db_in.get(), n, c, plane, nullptr);
+  }
+  cuda::bias_grad(ddy.get(), ddb.get(), n, c, plane, nullptr);
+  CHECK_CUDA(cudaDeviceSynchronize());
+  expect_match(dy_dev.download(), y, 0, "y");  // one float addition: exact
+  expect_match(ddb.download(), db, 1e-5, "db");
+}
+
+// ---------------------------------------------------------------- loss
+
+struct LossRun {
+  std::vector<float> dz;
+  double loss;
+  unsigned long long correct, first_bad;
+};
+LossRun device_softmax_xent(int n, int classes, const std::vector<float>& z,
+                            const std::vector<uint8_t>& labels, uint64_t step) {
+  Dev<float> dz(z), dgrad(z.size());
+  Dev<uint8_t> dlabels(labels);
+  Dev<double> loss(std::vector<double>{0.0});
+  Dev<unsigned long long> correct(std::vector<unsigned long long>{0}),
+      first_bad(std::vector<unsigned long long>{~0ull});
+  Dev<cuda::StepScalars> scalars(std::vector<cuda::StepScalars>{{step, 0.f}});
+  cuda::softmax_xent(n, classes, dz.get(), dlabels.get(), dgrad.get(), 1.f / n, loss.get(),
+                     correct.get(), nullptr, scalars.get(), first_bad.get());
+  return {dgrad.download(), loss.download()[0], correct.download()[0], first_bad.download()[0]};
+}
+
+TEST(KernelParity, SoftmaxXentMatchesCpu) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(13);
+  const int n = 37, classes = 10;  // a partial last block; 10 classes: lanes 10..31 hold none
+  std::vector<float> z(n * classes);
+  for (auto& v : z) v = std::uniform_real_distribution<float>(-6.f, 6.f)(rng);
+  // Exact ties of the maximum: the argmax is the first index, as on the CPU.
+  for (int k = 0; k < classes; ++k) z[k] = float(k % 3);
+  std::vector<uint8_t> labels(n);
+  for (auto& l : labels) l = uint8_t(rng() % classes);
+  labels[0] = 2;
+  std::vector<float> dz(z.size());
+  const auto s = cpu::softmax_xent(n, classes, z.data(), labels.data(), dz.data(), 1.f / n);
+  const LossRun r = device_softmax_xent(n, classes, z, labels, 9);
+  EXPECT_NEAR(r.loss, s.loss, 1e-9 * s.loss);
+  EXPECT_EQ(r.correct, (unsigned long long)s.correct);
+  EXPECT_EQ(r.first_bad, ~0ull) << "a finite loss flagged a step";
+  expect_match(r.dz, dz, 1e-6, "dlogits");
+}
+
+TEST(KernelParity, SoftmaxXentFlagsANonFiniteLoss) {
+  REQUIRE_DEVICE();
+  const int n = 9, classes = 10;
+  std::vector<float> z(n * classes, 0.5f);
+  z[4 * classes + 3] = std::numeric_limits<float>::infinity();
+  const std::vector<uint8_t> labels(n, 1);
+  const LossRun r = device_softmax_xent(n, classes, z, labels, 42);
+  EXPECT_EQ(r.first_bad, 42u);
+}
+
+// ---------------------------------------------------------------- input conversion
+
+TEST(KernelParity, InputConversionMatchesCpuBitForBit) {
+  REQUIRE_DEVICE();
+  const Dataset ds = synthetic_cifar(12, 14);
+  const int n = 7;
+  std::vector<uint32_t> order(n);
+  for (int i = 0; i < n; ++i) order[i] = uint32_t((i * 5 + 3) % ds.size());
+  std::vector<uint8_t> px(size_t(n) * kCifarImageBytes);
+  for (int i = 0; i < n; ++i)
+    std::memcpy(px.data() + size_t(i) * kCifarImageBytes, ds.image(order[i]), kCifarImageBytes);
+  Dev<uint8_t> src(px);
+  const uint64_t step = 123, seed = 99;
+  Dev<uint64_t> dstep(std::vector<uint64_t>{step});
+  InputTransform aug;
+  aug.crop_pad = 4;
+  aug.flip = true;
+  aug.mean[0] = 0.49f, aug.mean[1] = 0.48f, aug.mean[2] = 0.45f;
+  aug.std[0] = 0.25f, aug.std[1] = 0.24f, aug.std[2] = 0.26f;
+  for (const InputTransform& t : {InputTransform{}, aug})
+    for (bool training : {false, true}) {
+      Dev<float> dst(px.size());
+      cuda::input_to_float(src.get(), dst.get(), n, t, training, seed, dstep.get(), nullptr);
+      std::vector<float> want(px.size());
+      images_to_float(ds, order.data(), n, want.data(), t, training, seed, step);
+      const auto got = dst.download();
+      for (size_t i = 0; i < px.size(); ++i)
+        ASSERT_EQ(got[i], want[i]) << i << " training " << training << " " << describe(t);
+    }
+}
+
+// ---------------------------------------------------------------- optimizer
+
+TEST(KernelParity, OptimizersMatchCpu) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(15);
+  const size_t n = 100003;  // not a multiple of any block size
+  for (const char* kind : {"adam", "sgd"}) {
+    OptimizerConfig c;
+    c.kind = kind;
+    c.momentum = 0.9f;
+    c.weight_decay = 1e-4f;
+    std::vector<float> p = make_input(n, Fill::uniform, rng), g = make_input(n, Fill::uniform, rng);
+    std::vector<float> s0(n), s1(n);
+    for (auto& v : s0) v = std::uniform_real_distribution<float>(-0.1f, 0.1f)(rng);
+    for (auto& v : s1) v = std::uniform_real_distribution<float>(0.f, 0.1f)(rng);
+    Dev<float> dp(p), dg(g), d0(s0), d1(s1);
+    Dev<cuda::StepScalars> scalars(1);
+    for (uint64_t step = 1; step <= 3; ++step) {
+      optimizer_step(Device::cpu, c, step, p.data(), g.data(), s0.data(), s1.data(), n);
+      GRID_CAP(5);  // 5 blocks of 256 threads: about 78 passes each
+      cuda::set_step(scalars.get(), step - 1, nullptr);
+      cuda::begin_step(scalars.get(), c, nullptr);
+      cuda::optimizer_update(c, scalars.get(), dp.get(), dg.get(), d0.get(), d1.get(), n, nullptr);
+    }
+    CHECK_CUDA(cudaDeviceSynchronize());
+    expect_match(dp.download(), p, 1e-6, std::string(kind) + " params");
+    expect_match(d0.download(), s0, 1e-6, std::string(kind) + " state");
+    if (c.kind == "adam") expect_match(d1.download(), s1, 1e-6, "adam second moment");
+  }
+}
+
+}  // namespace
+#endif

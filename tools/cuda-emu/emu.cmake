@@ -1,0 +1,81 @@
+# The emulated CUDA target (docs/emulation.md): kernels/*.cu compiled as C++ by the host
+# compiler, their launches rewritten into calls to a fiber-based emulator, linked with the
+# kernel parity suite (tests/kernel_parity.cpp) and the CPU backend as its oracle. Built on
+# every machine, GPU or not, and in the sanitizer build.
+find_package(Boost 1.66 QUIET COMPONENTS context)
+if(NOT Boost_CONTEXT_FOUND)
+  message(FATAL_ERROR "convpool: the emulated CUDA target needs Boost.Context: install "
+                      "libboost-context-dev (tools/install-deps), or configure with -DCONVPOOL_EMU=OFF")
+endif()
+
+set(_emu ${CMAKE_SOURCE_DIR}/tools/cuda-emu)
+add_executable(cuda_emu_rewrite ${_emu}/rewrite.cpp)
+
+# Rewrites each .cu into BUILD/cuda-emu/NAME.emu.cpp and appends the result to `out_var`.
+function(convpool_emu_rewrite out_var)
+  set(result)
+  foreach(cu ${ARGN})
+    get_filename_component(stem ${cu} NAME_WE)
+    file(RELATIVE_PATH rel ${CMAKE_SOURCE_DIR} ${cu})
+    set(out ${CMAKE_BINARY_DIR}/cuda-emu/${stem}.emu.cpp)
+    add_custom_command(OUTPUT ${out} COMMAND cuda_emu_rewrite ${cu} ${out}
+                       DEPENDS cuda_emu_rewrite ${cu} COMMENT "cuda-emu: rewriting ${rel}"
+                       VERBATIM)
+    # The rewritten copy keeps the .cu line numbers (#line): diagnostics name the .cu file.
+    set_source_files_properties(${out} PROPERTIES COMPILE_OPTIONS
+                                "-include;${_emu}/emu_device.h;-ffp-contract=off")
+    list(APPEND result ${out})
+  endforeach()
+  set(${out_var} ${${out_var}} ${result} PARENT_SCOPE)
+endfunction()
+
+file(MAKE_DIRECTORY ${CMAKE_BINARY_DIR}/cuda-emu)
+file(GLOB _emu_cu CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/kernels/*.cu)
+set(_emu_generated)
+convpool_emu_rewrite(_emu_generated ${_emu_cu})
+set(_emu_selftest)
+convpool_emu_rewrite(_emu_selftest ${CMAKE_SOURCE_DIR}/tests/emu/selftest.cu)
+
+# The kernels and the emulator's runtime. No CONVPOOL_HAVE_CUDA: nothing here sees the toolkit.
+add_library(convpool_emu_kernels STATIC ${_emu_generated} ${_emu}/runtime.cpp ${_emu}/memory.cpp)
+target_include_directories(convpool_emu_kernels BEFORE PUBLIC ${_emu}/include)
+target_include_directories(convpool_emu_kernels PUBLIC ${CMAKE_SOURCE_DIR}/include PRIVATE ${_emu})
+# The kernels' quoted includes ("../src/cuda/check.h") resolve from kernels/, as in nvcc.
+target_compile_options(convpool_emu_kernels PRIVATE -iquote ${CMAKE_SOURCE_DIR}/kernels)
+target_link_libraries(convpool_emu_kernels PUBLIC Boost::context)
+
+# The oracle: the CPU backend's own sources for the ops the kernels implement, compiled
+# without CUDA (convpool_lib may hold the real kernels, whose names these emulated ones share).
+add_library(convpool_emu_oracle STATIC
+            ${CMAKE_SOURCE_DIR}/src/cpu/pool.cpp ${CMAKE_SOURCE_DIR}/src/cpu/loss.cpp
+            ${CMAKE_SOURCE_DIR}/src/train/optim.cpp ${CMAKE_SOURCE_DIR}/src/data/cifar.cpp
+            ${CMAKE_SOURCE_DIR}/src/checkpoint/safetensors.cpp)  # cifar.cpp reads files with it
+target_include_directories(convpool_emu_oracle PUBLIC ${CMAKE_SOURCE_DIR}/include
+                           ${CMAKE_SOURCE_DIR}/src)
+target_link_libraries(convpool_emu_oracle PUBLIC OpenMP::OpenMP_CXX)
+
+add_executable(convpool_emu_tests ${CMAKE_SOURCE_DIR}/tests/kernel_parity.cpp
+               ${CMAKE_SOURCE_DIR}/tests/kernel_parity_pool.cpp
+               ${CMAKE_SOURCE_DIR}/tests/emu/emu_main.cpp
+               ${CMAKE_SOURCE_DIR}/tests/emu/test_emulator.cpp ${_emu_selftest})
+target_link_libraries(convpool_emu_tests PRIVATE convpool_emu_kernels convpool_emu_oracle
+                      GTest::gtest)
+target_include_directories(convpool_emu_tests PRIVATE ${CMAKE_SOURCE_DIR}/src
+                           ${CMAKE_SOURCE_DIR}/tests ${CMAKE_SOURCE_DIR}/tests/emu)
+target_compile_definitions(convpool_emu_tests PRIVATE CONVPOOL_EMULATED_CUDA
+                           CONVPOOL_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+
+# Every case under three schedules; the warp family again with each selection forced. The
+# census (every __global__ in kernels/ launched) is checked by the full forward run.
+add_test(NAME emu.parity.forward COMMAND convpool_emu_tests --schedule=forward --census)
+add_test(NAME emu.parity.reverse COMMAND convpool_emu_tests --schedule=reverse)
+add_test(NAME emu.parity.random COMMAND convpool_emu_tests --schedule=random:20261201)
+foreach(algo bitonic rounds)
+  foreach(sched reverse random:7)
+    string(REPLACE ":" "" _s ${sched})
+    add_test(NAME emu.warp_${algo}.${_s}
+             COMMAND convpool_emu_tests --schedule=${sched} --gtest_filter=*Warp*)
+    set_tests_properties(emu.warp_${algo}.${_s} PROPERTIES ENVIRONMENT CONVPOOL_WARP_SELECT=${algo})
+  endforeach()
+endforeach()
+set_tests_properties(emu.parity.forward emu.parity.reverse emu.parity.random PROPERTIES TIMEOUT 600)

@@ -1,0 +1,36 @@
+// Control of the emulated CUDA target (tools/cuda-emu), for tests: the thread schedule, the
+// kernels launched so far (the kernel census), and a grid cap that stands in for inputs
+// larger than a launcher's whole grid, so that grid-stride loops take their second pass.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <string>
+
+namespace cuda_emu {
+
+// The order in which runnable threads (fibers) of a block, and the blocks of a grid, run:
+// thread 0 first, the last thread first, or a seeded random order drawn anew each round.
+enum class Schedule { forward, reverse, random };
+void set_schedule(Schedule s, uint64_t seed = 1);
+Schedule schedule();
+// "forward", "reverse" or "random:SEED"; parse_schedule reads that form (false if invalid).
+std::string schedule_name();
+bool parse_schedule(const std::string& text, Schedule& s, uint64_t& seed);
+
+// Kernel name (template arguments dropped) -> number of launches since the program started.
+std::map<std::string, uint64_t> launched_kernels();
+
+// Grid-stride kernels are launched with at most `cap` blocks in x while a GridCap lives (0: no
+// cap). Only for launchers whose kernels loop over the grid; the tests scope it to those.
+class GridCap {
+ public:
+  explicit GridCap(unsigned cap);
+  ~GridCap();
+  GridCap(const GridCap&) = delete;
+  GridCap& operator=(const GridCap&) = delete;
+
+ private:
+  unsigned previous_;
+};
+
+}  // namespace cuda_emu
