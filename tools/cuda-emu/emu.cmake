@@ -49,7 +49,7 @@ target_link_libraries(convpool_emu_kernels PUBLIC Boost::context)
 add_library(convpool_emu_oracle STATIC
             ${CMAKE_SOURCE_DIR}/src/cpu/pool.cpp ${CMAKE_SOURCE_DIR}/src/cpu/loss.cpp
             ${CMAKE_SOURCE_DIR}/src/train/optim.cpp ${CMAKE_SOURCE_DIR}/src/data/cifar.cpp
-            ${CMAKE_SOURCE_DIR}/src/checkpoint/safetensors.cpp)  # cifar.cpp reads files with it
+            ${CMAKE_SOURCE_DIR}/src/core/file_io.cpp)  # cifar.cpp reads files with it
 target_include_directories(convpool_emu_oracle PUBLIC ${CMAKE_SOURCE_DIR}/include
                            ${CMAKE_SOURCE_DIR}/src)
 target_link_libraries(convpool_emu_oracle PUBLIC OpenMP::OpenMP_CXX)
