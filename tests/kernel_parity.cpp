@@ -190,5 +190,65 @@ TEST(KernelParity, OptimizersMatchCpu) {
   }
 }
 
+// Review item 5 (issue 12): the CPU checks the gradients, not only the loss, before a step.
+// On the device the optimizer kernels flag a non-finite gradient in the first-bad-step
+// counter, keep that element's weight and state, and apply nothing once a step is flagged.
+TEST(KernelParity, OptimizersFlagANonFiniteGradient) {
+  REQUIRE_DEVICE();
+  const size_t n = 3000, bad = 1234;
+  for (const char* kind : {"adam", "sgd"})
+    for (float poison :
+         {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
+      OptimizerConfig c;
+      c.kind = kind;
+      c.momentum = 0.9f;
+      std::vector<float> p(n, 0.5f), g(n, 0.25f), s(n, 0.f);
+      g[bad] = poison;
+      Dev<float> dp(p), dg(g), d0(s), d1(s);
+      Dev<cuda::StepScalars> scalars(1);
+      Dev<unsigned long long> first_bad(std::vector<unsigned long long>{~0ull});
+      cuda::set_step(scalars.get(), 6, nullptr);
+      cuda::begin_step(scalars.get(), c, nullptr);  // step 7
+      cuda::optimizer_update(c, scalars.get(), dp.get(), dg.get(), d0.get(), d1.get(), n, nullptr,
+                             first_bad.get());
+      CHECK_CUDA(cudaDeviceSynchronize());
+      EXPECT_EQ(first_bad.download()[0], 7u) << kind << " " << poison;
+      const auto got_p = dp.download(), got_s = d0.download();
+      EXPECT_EQ(got_p[bad], 0.5f) << kind << ": the bad element was updated";
+      EXPECT_EQ(got_s[bad], 0.f) << kind << ": the bad element's state was updated";
+
+      // A later step with finite gradients applies nothing: the run has already failed.
+      Dev<float> fine(std::vector<float>(n, 0.25f));
+      const auto before = dp.download();
+      cuda::begin_step(scalars.get(), c, nullptr);
+      cuda::optimizer_update(c, scalars.get(), dp.get(), fine.get(), d0.get(), d1.get(), n, nullptr,
+                             first_bad.get());
+      CHECK_CUDA(cudaDeviceSynchronize());
+      EXPECT_EQ(dp.download(), before) << kind << ": a step after a flagged one was applied";
+      EXPECT_EQ(first_bad.download()[0], 7u) << kind << ": the first bad step moved";
+    }
+}
+
+TEST(KernelParity, OptimizersLeaveTheCounterAloneOnFiniteGradients) {
+  REQUIRE_DEVICE();
+  const size_t n = 777;
+  for (const char* kind : {"adam", "sgd"}) {
+    OptimizerConfig c;
+    c.kind = kind;
+    std::vector<float> p(n, 0.5f), g(n, 0.25f), s(n, 0.f), want = p, w0 = s, w1 = s;
+    Dev<float> dp(p), dg(g), d0(s), d1(s);
+    Dev<cuda::StepScalars> scalars(1);
+    Dev<unsigned long long> first_bad(std::vector<unsigned long long>{~0ull});
+    cuda::set_step(scalars.get(), 0, nullptr);
+    cuda::begin_step(scalars.get(), c, nullptr);
+    cuda::optimizer_update(c, scalars.get(), dp.get(), dg.get(), d0.get(), d1.get(), n, nullptr,
+                           first_bad.get());
+    optimizer_step(Device::cpu, c, 1, want.data(), g.data(), w0.data(), w1.data(), n);
+    CHECK_CUDA(cudaDeviceSynchronize());
+    EXPECT_EQ(first_bad.download()[0], ~0ull) << kind;
+    expect_match(dp.download(), want, 1e-6, std::string(kind) + " params");
+  }
+}
+
 }  // namespace
 #endif

@@ -97,7 +97,8 @@ struct TrainStepper::Impl {
     Region region(regions::optimizer, Device::cuda, s);
     optimizer_update(opt, step_scalars(), graph.params(), graph.grads(),
                      slots_used > 0 ? graph.optimizer_state(0) : nullptr,
-                     slots_used > 1 ? graph.optimizer_state(1) : nullptr, graph.num_params(), s);
+                     slots_used > 1 ? graph.optimizer_state(1) : nullptr, graph.num_params(), s,
+                     &device_counters()->first_bad_step);
   }
 
   void capture(Slot& slot) {
