@@ -163,6 +163,9 @@ void pool_backward_warp(const PoolLaunch& L, int planes, const float* x, const f
                         const float* dy, float* dx, const int32_t* ranked, void* stream) {
   const PoolGeom& g = L.g;
   const int ranks = pool_ranks_needed(L.p, g.KH * g.KW);
+  // As in forward: the kernel reads the selection forward kept, and writes dx.
+  CP_CHECK(ranks == 0 || ranked, "large-window pooling backward needs its forward's selection");
+  CP_CHECK(dx, "large-window pooling backward needs dx");
   // Elements no window covers (stride above the window, or a remainder) get zero gradient.
   const bool covers_all = g.SH == g.KH && g.SW == g.KW && g.PH == 0 && g.PW == 0 &&
                           g.OH * g.KH == g.H && g.OW * g.KW == g.W;

@@ -45,7 +45,13 @@ struct TrainStepper::Impl {
   double host_wait = 0;
 
   Impl(Graph& g, const OptimizerConfig& o, const InputTransform& in, uint64_t s, bool graphs)
-      : graph(g), opt(o), input(in), seed(s), use_graph(graphs), batch(g.max_batch()) {
+      // CONVPOOL_CUDA_SYNC=1 synchronises after every launch, which stream capture forbids.
+      : graph(g),
+        opt(o),
+        input(in),
+        seed(s),
+        use_graph(graphs && !sync_after_launch()),
+        batch(g.max_batch()) {
     for (auto& slot : slots) {
       slot.host_pixels = PinnedBuffer(size_t(batch) * kCifarImageBytes);
       slot.host_labels = PinnedBuffer(size_t(batch));
