@@ -4,10 +4,19 @@
 
 namespace convpool {
 
-bool cuda_built();             // was this binary built with the CUDA backend?
+bool cuda_built();  // was this binary built with the CUDA backend?
+// A --device value: "auto", "cpu", "cuda" or "cuda:N" (N a decimal device index). Returns the
+// kind ("auto", "cpu" or "cuda") and sets *index to N (0 when not given); throws a one-line
+// error for anything else ("cuda:x", "cuda:-1", "cuda:"). Needs no device: it only parses.
+std::string parse_device_option(const std::string& text, int* index);
+// The CUDA device this process uses (--device cuda:N). Set it before the first CUDA call; the
+// checks below and the CUDA context use it. Default 0.
+void set_cuda_device_index(int index);
+int cuda_device_index();
 bool cuda_device_available();  // built with CUDA, a driver is present and a device is usable
-// Throws a one-line error saying why no usable device exists (not built, no driver, no
-// device, or an architecture the binary was not built for, with how to rebuild).
+// Throws a one-line error saying why the selected device is not usable (not built, no driver,
+// no device, an index beyond the devices present, or an architecture the binary was not
+// built for, with how to rebuild).
 void require_cuda_device();
 // TF32 tensor-core math for cuDNN convolutions and cuBLAS dense layers (default off: plain
 // fp32). Process-wide; set it before building a CUDA graph. Results then differ from the CPU

@@ -10,9 +10,10 @@ namespace convpool::cuda {
 namespace {
 // Runs before the members are built, so a missing device is reported before any CUDA call.
 int checked_device() {
-  require_cuda_device();
-  CP_CUDA_CHECK(cudaSetDevice(0));
-  return 0;
+  require_cuda_device();  // also refuses an index beyond the devices present
+  const int device = cuda_device_index();
+  CP_CUDA_CHECK(cudaSetDevice(device));
+  return device;
 }
 }  // namespace
 

@@ -28,7 +28,8 @@ class Context {
   Buffer cublas_workspace_;
 };
 
-// Created on first use (on device 0); throws with the reason if no device is usable.
+// Created on first use, on the device --device cuda:N chose (cuda_device_index(), 0 by
+// default); throws with the reason if that device is not usable.
 Context& context();
 
 }  // namespace convpool::cuda
