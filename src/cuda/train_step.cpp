@@ -42,6 +42,7 @@ struct TrainStepper::Impl {
   };
   std::array<Slot, kSlots> slots;
   uint64_t queued = 0;
+  bool warmed_up = false;  // a full batch has run eagerly: capture is safe from now on
   double host_wait = 0;
 
   Impl(Graph& g, const OptimizerConfig& o, const InputTransform& in, uint64_t s, bool graphs)
@@ -168,9 +169,16 @@ void TrainStepper::step(const Dataset& ds, const uint32_t* idx, int n) {
   Impl::Slot& slot = m.slots[m.queued++ % kSlots];
   m.stage(slot, ds, idx, n, m.copy_stream.get());
   CP_CUDA_CHECK(cudaStreamWaitEvent(m.stream(), slot.copied.get(), 0));
-  if (m.use_graph && n == m.batch) {
+  if (m.use_graph && n == m.batch && m.warmed_up) {
     if (!slot.exec) m.capture(slot);
     CP_CUDA_CHECK(cudaGraphLaunch(slot.exec, m.stream()));
+  } else if (m.use_graph && n == m.batch) {
+    // Review item 3 of issue 12: the first full batch runs eagerly, so that every library's
+    // first-call setup (cuDNN and cuBLAS plans, lazy module loading, allocations) happens
+    // outside stream capture; the batches after it are captured and replayed. Compile-only:
+    // the emulator does not run train_step (no cuDNN/cuBLAS stand-ins).
+    m.launch_step(slot, n);
+    m.warmed_up = true;
   } else {
     m.launch_step(slot, n);  // the last, partial batch (or --no-graph) runs eagerly
   }
