@@ -23,6 +23,12 @@ void require_cuda_device();
 // oracle by up to ~1e-3 relative (TF32 keeps 10 mantissa bits); see docs/benchmarks.md.
 void set_cuda_tf32(bool on);
 bool cuda_tf32();
+// --deterministic on CUDA: cuDNN convolutions use deterministic algorithms only (refused with
+// the reason when cuDNN offers none for a shape). Process-wide; set it before building a CUDA
+// graph. Our own CUDA reductions are always in a fixed order; docs/pooling.md
+// ("Reproducibility") says what is and is not bit for bit.
+void set_cuda_deterministic(bool on);
+bool cuda_deterministic();
 
 // cudaProfilerStart/Stop: the capture range of `nsys --capture-range=cudaProfilerApi` and
 // `ncu --profile-from-start off`. No-ops without CUDA.

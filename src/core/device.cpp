@@ -20,6 +20,11 @@ std::atomic<bool> g_tf32{false};
 }
 void set_cuda_tf32(bool on) { g_tf32.store(on); }
 bool cuda_tf32() { return g_tf32.load(); }
+namespace {
+std::atomic<bool> g_deterministic{false};
+}
+void set_cuda_deterministic(bool on) { g_deterministic.store(on); }
+bool cuda_deterministic() { return g_deterministic.load(); }
 
 namespace {
 std::atomic<int> g_device_index{0};

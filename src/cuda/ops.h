@@ -88,11 +88,12 @@ struct PoolLaunch {
 };
 
 // kernels/loss.cu: fused softmax cross-entropy. dlogits = (softmax - onehot) * grad_scale.
-// Adds the batch's summed loss and correct count to the device accumulators. If `scalars`
-// and `first_bad_step` are given, a non-finite loss lowers *first_bad_step to the step.
+// Adds the batch's summed loss (in a fixed order, through `sample_loss`: n doubles of device
+// scratch) and correct count to the device accumulators. If `scalars` and `first_bad_step`
+// are given, a non-finite loss lowers *first_bad_step to the step.
 void softmax_xent(int n, int classes, const float* logits, const uint8_t* labels, float* dlogits,
-                  float grad_scale, double* loss_sum, unsigned long long* correct, void* stream,
-                  const StepScalars* scalars = nullptr,
+                  float grad_scale, double* loss_sum, double* sample_loss,
+                  unsigned long long* correct, void* stream, const StepScalars* scalars = nullptr,
                   unsigned long long* first_bad_step = nullptr);
 
 // kernels/convert.cu: n uint8 CIFAR images -> float NCHW, pixel / 255 normalised by `t`; in

@@ -34,6 +34,7 @@ struct TrainStepper::Impl {
   Stream copy_stream;
   Buffer scalars{Device::cuda, sizeof(StepScalars)};
   Buffer counters{Device::cuda, sizeof(Counters)};
+  Buffer sample_loss;  // per-sample losses of a batch, summed in a fixed order (kernels/loss.cu)
   struct Slot {
     PinnedBuffer host_pixels, host_labels;
     Buffer pixels, labels;
@@ -59,6 +60,7 @@ struct TrainStepper::Impl {
       slot.pixels = Buffer(Device::cuda, size_t(batch) * kCifarImageBytes);
       slot.labels = Buffer(Device::cuda, size_t(batch));
     }
+    sample_loss = Buffer(Device::cuda, sizeof(double) * size_t(batch));
   }
   ~Impl() {
     for (auto& slot : slots)
@@ -96,8 +98,8 @@ struct TrainStepper::Impl {
       Region region(regions::loss, Device::cuda, s);
       Counters* c = device_counters();
       softmax_xent(n, kCifarClasses, graph.output(n).data, slot.labels.as<uint8_t>(),
-                   graph.output_grad(n).data, 1.f / float(n), &c->loss_sum, &c->correct, s,
-                   step_scalars(), &c->first_bad_step);
+                   graph.output_grad(n).data, 1.f / float(n), &c->loss_sum,
+                   sample_loss.as<double>(), &c->correct, s, step_scalars(), &c->first_bad_step);
     }
     graph.backward(ctx, n);
     const int slots_used = optimizer_state_slots(opt);
