@@ -282,13 +282,13 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
   }
   const uint64_t trained_here = (images + B - 1) / B;
   if (trained_here > 0 && m.skipped_batches == trained_here)
-    CP_USER_ERROR("every batch of epoch "
-                  << state_.epoch + 1 << " (" << trained_here
-                  << ") had a non-finite loss or gradient and was skipped "
-                     "(--nan-policy skip): the run has failed; "
-                  << (impl_->last_saved.empty()
-                          ? std::string("no checkpoint was written")
-                          : "the last good checkpoint " + impl_->last_saved + " is untouched"));
+    CP_USER_ERROR("every batch of epoch " << state_.epoch + 1 << " (" << trained_here
+                                          << ") had a non-finite loss or gradient and was skipped "
+                                             "(--nan-policy skip): the run has failed; "
+                                          << (impl_->last_saved.empty()
+                                                  ? std::string("no checkpoint was written")
+                                                  : "the last good checkpoint " +
+                                                        impl_->last_saved + " is untouched"));
   m.epoch = state_.epoch + 1;
   const double seen = double(train.size());
   m.loss = state_.epoch_loss_sum / seen;
