@@ -21,27 +21,53 @@ __global__ void begin_step_kernel(StepScalars* s, bool adam, float lr, float bet
 
 __global__ void set_step_kernel(StepScalars* s, uint64_t step) { s->step = step; }
 
+// The CPU stops before applying a step whose loss or gradient is not finite (nan_policy stop:
+// the weights stay those of the last good step). One pass cannot see the whole gradient before
+// writing, so the kernels come as close as a single pass allows:
+//  - a step already flagged (by the loss kernel earlier on the stream, or by an earlier step of
+//    the epoch) applies nothing, so a non-finite loss leaves the weights exactly as the CPU does;
+//  - an element whose gradient is not finite flags the step and keeps its weight and state;
+//  - the other elements of that first bad step may still be updated (those whose threads ran
+//    before the flag was set; which ones depends on the schedule). The run fails at the next
+//    counter read and writes no checkpoint of that step, so those weights are never saved.
+// `first_bad` null: no check (the plain optimizer_step path, which matches the CPU's
+// optimizer_step: a NaN gradient gives a NaN weight).
+__device__ bool step_flagged(const unsigned long long* first_bad) {
+  return first_bad && *static_cast<const volatile unsigned long long*>(first_bad) != ~0ull;
+}
+__device__ bool flag_if_not_finite(float g, unsigned long long* first_bad, uint64_t step) {
+  if (!first_bad || isfinite(g)) return false;
+  atomicMin(first_bad, (unsigned long long)step);
+  return true;
+}
+
 __global__ void adam_kernel(float* __restrict__ p, const float* __restrict__ g,
                             float* __restrict__ m, float* __restrict__ v, size_t n,
                             const StepScalars* __restrict__ s, float beta1, float beta2, float eps,
-                            float wd) {
+                            float wd, unsigned long long* first_bad) {
+  if (step_flagged(first_bad)) return;
   const float lr_t = s->lr_t;
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x) {
+    const float gi = g[i];
+    if (flag_if_not_finite(gi, first_bad, s->step)) continue;
     float pi = p[i], mi = m[i], vi = v[i];
-    adam_update(pi, g[i] + wd * pi, mi, vi, lr_t, beta1, beta2, eps);
+    adam_update(pi, gi + wd * pi, mi, vi, lr_t, beta1, beta2, eps);
     p[i] = pi, m[i] = mi, v[i] = vi;
   }
 }
 
 __global__ void sgd_kernel(float* __restrict__ p, const float* __restrict__ g,
                            float* __restrict__ vel, size_t n, const StepScalars* __restrict__ s,
-                           float momentum, bool nesterov, float wd) {
+                           float momentum, bool nesterov, float wd, unsigned long long* first_bad) {
+  if (step_flagged(first_bad)) return;
   const float lr = s->lr_t;
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
        i += size_t(gridDim.x) * blockDim.x) {
+    const float gi = g[i];
+    if (flag_if_not_finite(gi, first_bad, s->step)) continue;
     float pi = p[i];
-    sgd_update(pi, g[i] + wd * pi, vel ? vel + i : nullptr, lr, momentum, nesterov);
+    sgd_update(pi, gi + wd * pi, vel ? vel + i : nullptr, lr, momentum, nesterov);
     p[i] = pi;
   }
 }
@@ -60,17 +86,20 @@ void set_step(StepScalars* scalars, uint64_t step, void* stream) {
 }
 
 void optimizer_update(const OptimizerConfig& cfg, const StepScalars* scalars, float* params,
-                      const float* grads, float* state0, float* state1, size_t n, void* stream) {
+                      const float* grads, float* state0, float* state1, size_t n, void* stream,
+                      unsigned long long* first_bad_step) {
   if (n == 0) return;
   constexpr unsigned kThreads = 256;
   const unsigned blocks = std::min(ceil_div(n, kThreads), 4096u);
   if (cfg.kind == "adam") {
-    adam_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(
-        params, grads, state0, state1, n, scalars, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay);
+    adam_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(params, grads, state0, state1, n,
+                                                            scalars, cfg.beta1, cfg.beta2, cfg.eps,
+                                                            cfg.weight_decay, first_bad_step);
     CP_CUDA_CHECK_LAUNCH("adam_kernel");
   } else {
-    sgd_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(
-        params, grads, state0, n, scalars, cfg.momentum, cfg.nesterov, cfg.weight_decay);
+    sgd_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(params, grads, state0, n, scalars,
+                                                           cfg.momentum, cfg.nesterov,
+                                                           cfg.weight_decay, first_bad_step);
     CP_CUDA_CHECK_LAUNCH("sgd_kernel");
   }
 }

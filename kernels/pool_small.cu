@@ -62,9 +62,12 @@ __global__ void pool_backward_kernel(PoolLaunch L, int planes, const float* __re
 
 // d(alpha) for learned mixed pooling: sigma'(alpha) * sum dy * (max - avg), reduced by one
 // block in a fixed order (deterministic).
+// __launch_bounds__: without it nvcc may give a thread more registers than a 1024-thread
+// block can have, and the launch fails on the GPU (compile-only: the emulator ignores it).
 template <int kThreads>
-__global__ void pool_dalpha_kernel(PoolLaunch L, int planes, const float* __restrict__ x,
-                                   const float* __restrict__ dy, float* __restrict__ dalpha) {
+__global__ void __launch_bounds__(kThreads)
+    pool_dalpha_kernel(PoolLaunch L, int planes, const float* __restrict__ x,
+                       const float* __restrict__ dy, float* __restrict__ dalpha) {
   using Reduce = cub::BlockReduce<float, kThreads>;
   __shared__ typename Reduce::TempStorage tmp;
   const PoolGeom& g = L.g;

@@ -2,9 +2,12 @@
 // do not overlap, global pooling among them: one warp per window. The warp gathers the window
 // into shared memory with coalesced loads, finds the method's selection (max, top k) with the
 // warp-level partial sort of warp_select.cuh (the code the CPU lane-model tests run), then
-// lane 0 applies the shared window formula, so results match the CPU bit for bit. Forward
-// keeps the selection per output; backward recomputes nothing but the window formula and
-// writes dx directly (windows do not overlap: deterministic, no atomics).
+// lane 0 applies the shared window formula: the CPU's float operations in the CPU's order.
+// That is bit for bit on the emulated target (compiled with -ffp-contract=off); on a GPU,
+// nvcc contracts a*b+c into FMA and CUDA's expf/powf/logf differ from glibc's in the last
+// bits, so results there are within the parity tolerance, and bit-identical from run to run
+// (no atomics, a fixed order). Forward keeps the selection per output; backward recomputes
+// nothing but the window formula and writes dx directly (windows do not overlap).
 #include <cstdlib>
 #include <string>
 
@@ -163,6 +166,9 @@ void pool_backward_warp(const PoolLaunch& L, int planes, const float* x, const f
                         const float* dy, float* dx, const int32_t* ranked, void* stream) {
   const PoolGeom& g = L.g;
   const int ranks = pool_ranks_needed(L.p, g.KH * g.KW);
+  // As in forward: the kernel reads the selection forward kept, and writes dx.
+  CP_CHECK(ranks == 0 || ranked, "large-window pooling backward needs its forward's selection");
+  CP_CHECK(dx, "large-window pooling backward needs dx");
   // Elements no window covers (stride above the window, or a remainder) get zero gradient.
   const bool covers_all = g.SH == g.KH && g.SW == g.KW && g.PH == 0 && g.PW == 0 &&
                           g.OH * g.KH == g.H && g.OW * g.KW == g.W;

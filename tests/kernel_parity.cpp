@@ -89,12 +89,12 @@ LossRun device_softmax_xent(int n, int classes, const std::vector<float>& z,
                             const std::vector<uint8_t>& labels, uint64_t step) {
   Dev<float> dz(z), dgrad(z.size());
   Dev<uint8_t> dlabels(labels);
-  Dev<double> loss(std::vector<double>{0.0});
+  Dev<double> loss(std::vector<double>{0.0}), sample_loss(static_cast<size_t>(n));
   Dev<unsigned long long> correct(std::vector<unsigned long long>{0}),
       first_bad(std::vector<unsigned long long>{~0ull});
   Dev<cuda::StepScalars> scalars(std::vector<cuda::StepScalars>{{step, 0.f}});
   cuda::softmax_xent(n, classes, dz.get(), dlabels.get(), dgrad.get(), 1.f / n, loss.get(),
-                     correct.get(), nullptr, scalars.get(), first_bad.get());
+                     sample_loss.get(), correct.get(), nullptr, scalars.get(), first_bad.get());
   return {dgrad.download(), loss.download()[0], correct.download()[0], first_bad.download()[0]};
 }
 
@@ -126,6 +126,44 @@ TEST(KernelParity, SoftmaxXentFlagsANonFiniteLoss) {
   const std::vector<uint8_t> labels(n, 1);
   const LossRun r = device_softmax_xent(n, classes, z, labels, 42);
   EXPECT_EQ(r.first_bad, 42u);
+}
+
+// Review item 10 of issue 12: the batch's loss is summed in a fixed order, so every run gives
+// the same bits. On the emulator each run takes another thread and block order (forward,
+// reverse, random): the double atomicAdd it replaces summed in block order. On a GPU the runs
+// repeat under the hardware's own scheduling.
+TEST(KernelParity, SoftmaxXentLossSumIsTheSameBitsUnderEverySchedule) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(21);
+  const int n = 700, classes = 10;  // 88 blocks of the loss kernel; 3 passes of the sum
+  std::vector<float> z(size_t(n) * classes);
+  for (int i = 0; i < n; ++i) {  // losses over several orders of magnitude: rounding shows
+    const float scale = std::pow(10.f, std::uniform_real_distribution<float>(-3.f, 2.f)(rng));
+    for (int k = 0; k < classes; ++k)
+      z[size_t(i) * classes + k] = scale * std::uniform_real_distribution<float>(-1.f, 1.f)(rng);
+  }
+  std::vector<uint8_t> labels(n);
+  for (auto& l : labels) l = uint8_t(rng() % classes);
+  std::vector<double> sums;
+#ifdef CONVPOOL_EMULATED_CUDA
+  const std::string previous = cuda_emu::schedule_name();
+  const cuda_emu::Schedule orders[] = {cuda_emu::Schedule::forward, cuda_emu::Schedule::reverse,
+                                       cuda_emu::Schedule::random, cuda_emu::Schedule::random};
+  for (int run = 0; run < 4; ++run) {
+    cuda_emu::set_schedule(orders[run], 100 + run);
+    sums.push_back(device_softmax_xent(n, classes, z, labels, 1).loss);
+  }
+  cuda_emu::Schedule s;
+  uint64_t seed = 0;
+  cuda_emu::parse_schedule(previous, s, seed);
+  cuda_emu::set_schedule(s, seed);
+#else
+  for (int run = 0; run < 4; ++run)
+    sums.push_back(device_softmax_xent(n, classes, z, labels, 1).loss);
+#endif
+  for (size_t r = 1; r < sums.size(); ++r)
+    EXPECT_EQ(std::memcmp(&sums[r], &sums[0], sizeof(double)), 0)
+        << "run " << r << ": " << std::hexfloat << sums[r] << " vs " << sums[0];
 }
 
 // ---------------------------------------------------------------- input conversion
@@ -187,6 +225,66 @@ TEST(KernelParity, OptimizersMatchCpu) {
     expect_match(dp.download(), p, 1e-6, std::string(kind) + " params");
     expect_match(d0.download(), s0, 1e-6, std::string(kind) + " state");
     if (c.kind == "adam") expect_match(d1.download(), s1, 1e-6, "adam second moment");
+  }
+}
+
+// Review item 5 (issue 12): the CPU checks the gradients, not only the loss, before a step.
+// On the device the optimizer kernels flag a non-finite gradient in the first-bad-step
+// counter, keep that element's weight and state, and apply nothing once a step is flagged.
+TEST(KernelParity, OptimizersFlagANonFiniteGradient) {
+  REQUIRE_DEVICE();
+  const size_t n = 3000, bad = 1234;
+  for (const char* kind : {"adam", "sgd"})
+    for (float poison :
+         {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
+      OptimizerConfig c;
+      c.kind = kind;
+      c.momentum = 0.9f;
+      std::vector<float> p(n, 0.5f), g(n, 0.25f), s(n, 0.f);
+      g[bad] = poison;
+      Dev<float> dp(p), dg(g), d0(s), d1(s);
+      Dev<cuda::StepScalars> scalars(1);
+      Dev<unsigned long long> first_bad(std::vector<unsigned long long>{~0ull});
+      cuda::set_step(scalars.get(), 6, nullptr);
+      cuda::begin_step(scalars.get(), c, nullptr);  // step 7
+      cuda::optimizer_update(c, scalars.get(), dp.get(), dg.get(), d0.get(), d1.get(), n, nullptr,
+                             first_bad.get());
+      CHECK_CUDA(cudaDeviceSynchronize());
+      EXPECT_EQ(first_bad.download()[0], 7u) << kind << " " << poison;
+      const auto got_p = dp.download(), got_s = d0.download();
+      EXPECT_EQ(got_p[bad], 0.5f) << kind << ": the bad element was updated";
+      EXPECT_EQ(got_s[bad], 0.f) << kind << ": the bad element's state was updated";
+
+      // A later step with finite gradients applies nothing: the run has already failed.
+      Dev<float> fine(std::vector<float>(n, 0.25f));
+      const auto before = dp.download();
+      cuda::begin_step(scalars.get(), c, nullptr);
+      cuda::optimizer_update(c, scalars.get(), dp.get(), fine.get(), d0.get(), d1.get(), n, nullptr,
+                             first_bad.get());
+      CHECK_CUDA(cudaDeviceSynchronize());
+      EXPECT_EQ(dp.download(), before) << kind << ": a step after a flagged one was applied";
+      EXPECT_EQ(first_bad.download()[0], 7u) << kind << ": the first bad step moved";
+    }
+}
+
+TEST(KernelParity, OptimizersLeaveTheCounterAloneOnFiniteGradients) {
+  REQUIRE_DEVICE();
+  const size_t n = 777;
+  for (const char* kind : {"adam", "sgd"}) {
+    OptimizerConfig c;
+    c.kind = kind;
+    std::vector<float> p(n, 0.5f), g(n, 0.25f), s(n, 0.f), want = p, w0 = s, w1 = s;
+    Dev<float> dp(p), dg(g), d0(s), d1(s);
+    Dev<cuda::StepScalars> scalars(1);
+    Dev<unsigned long long> first_bad(std::vector<unsigned long long>{~0ull});
+    cuda::set_step(scalars.get(), 0, nullptr);
+    cuda::begin_step(scalars.get(), c, nullptr);
+    cuda::optimizer_update(c, scalars.get(), dp.get(), dg.get(), d0.get(), d1.get(), n, nullptr,
+                           first_bad.get());
+    optimizer_step(Device::cpu, c, 1, want.data(), g.data(), w0.data(), w1.data(), n);
+    CHECK_CUDA(cudaDeviceSynchronize());
+    EXPECT_EQ(first_bad.download()[0], ~0ull) << kind;
+    expect_match(dp.download(), want, 1e-6, std::string(kind) + " params");
   }
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../kernels/philox.cuh"
+#include "convpool/error.h"
 #include "cpu/pool.h"
 #include "cuda/ops.h"
 #include "kernel_parity.h"
@@ -278,6 +279,19 @@ INSTANTIATE_TEST_SUITE_P(
         PoolCase{"pool max size=9 stride=1", 3, 9, 9, 2},
         PoolCase{"pool avgtopk k=3 size=10 stride=4", 2, 10, 12, 2}),
     case_name);
+
+// Review item 9 of issue 12: the warp family's backward checks the selection state it reads,
+// as its forward does, instead of dereferencing a null pointer on the device.
+TEST(KernelParityPoolChecks, WarpBackwardRefusesAMissingSelection) {
+  REQUIRE_DEVICE();
+  const PoolSetup s = parse_pool(PoolCase{"pool max global", 2, 9, 9, 1});
+  ASSERT_TRUE(cuda::pool_uses_warp_kernels(s.g));
+  Dev<float> x(2 * 81), y(2), dy(2), dx(2 * 81);
+  Dev<uint64_t> step(std::vector<uint64_t>{1});
+  EXPECT_THROW(cuda::pool_backward(s.g, s.p, 1, 0, step.get(), nullptr, 1, x.get(), y.get(),
+                                   dy.get(), dx.get(), nullptr, nullptr, nullptr),
+               Error);
+}
 
 }  // namespace
 #endif

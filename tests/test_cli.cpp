@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "convpool/device.h"
 #include "layer_harness.h"
 #include "test_helpers.h"
 
@@ -28,9 +29,29 @@ TEST(Cli, AbsurdValuesAreRejected) {
   expect_one_line_error("train --epochs 1000000" + data, "--epochs");
   expect_one_line_error("train --optimizer adamw" + data, "--optimizer");
   expect_one_line_error("train --device tpu" + data, "--device");
+  expect_one_line_error("train --device cuda:x" + data, "CUDA device index");
+  expect_one_line_error("train --device cuda:-1" + data, "CUDA device index");
   expect_one_line_error("train --bach 4" + data, "bach");
   expect_one_line_error("train --pool maxx" + data, "did you mean 'max'?");
   expect_one_line_error("train --pool avgtopk:k=9" + data, "larger than the window");
+}
+
+// Review item 11 of issue 12: --device cuda:N. Where no device is usable, cuda:0 and cuda give
+// the same one-line reason (on a machine with a GPU both would train, so that part skips).
+TEST(Cli, CudaWithAnIndexFailsLikeCudaWithoutADevice) {
+  if (convpool::cuda_device_available()) GTEST_SKIP() << "a CUDA device is usable here";
+  TempDir d;
+  write_cifar_dir(d.str(), 4, fresh_seed());
+  const std::string data = " --epochs 1 --data " + d.str() + " --out " + d.str("run");
+  const CommandResult plain = run_convpool("train --device cuda" + data);
+  const CommandResult zero = run_convpool("train --device cuda:0" + data);
+  const CommandResult third = run_convpool("train --device cuda:3" + data);
+  EXPECT_NE(plain.exit_code, 0) << plain.output;
+  EXPECT_EQ(zero.exit_code, plain.exit_code);
+  EXPECT_EQ(zero.output, plain.output);
+  EXPECT_EQ(third.output, plain.output) << "no driver: the index cannot be checked";
+  EXPECT_LE(std::count(plain.output.begin(), plain.output.end(), '\n'), 1) << plain.output;
+  EXPECT_NE(plain.output.find("--device cuda"), std::string::npos) << plain.output;
 }
 
 TEST(Cli, MissingDataAndModelSayWhereTheyLooked) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "convpool/device.h"
+#include "convpool/error.h"
 
 using convpool::cuda_archs_run_on;
 
@@ -27,4 +28,26 @@ TEST(CudaArchitectures, PtxRunsOnLaterDevicesAndSassOnlyWithinItsMajor) {
   EXPECT_TRUE(cuda_archs_run_on("90a-real", 90));
   EXPECT_FALSE(cuda_archs_run_on("90", 86));
   EXPECT_FALSE(cuda_archs_run_on("", 90));
+}
+
+// Review item 11 of issue 12: device 0 was hard-coded; --device cuda:N picks device N.
+TEST(DeviceOption, CudaTakesAnOptionalWholeNumberIndex) {
+  int index = -7;
+  EXPECT_EQ(convpool::parse_device_option("cuda", &index), "cuda");
+  EXPECT_EQ(index, 0);
+  EXPECT_EQ(convpool::parse_device_option("cuda:0", &index), "cuda");
+  EXPECT_EQ(index, 0);
+  EXPECT_EQ(convpool::parse_device_option("cuda:3", &index), "cuda");
+  EXPECT_EQ(index, 3);
+  for (const char* kind : {"auto", "cpu"}) {
+    EXPECT_EQ(convpool::parse_device_option(kind, &index), kind);
+    EXPECT_EQ(index, 0);
+  }
+}
+
+TEST(DeviceOption, BadIndicesAndNamesAreRefused) {
+  int index = 0;
+  for (const char* text : {"cuda:x", "cuda:-1", "cuda:", "cuda:1x", "cuda: 1", "cuda:+1",
+                           "cuda:99999999999", "tpu", "cuda0", "CUDA"})
+    EXPECT_THROW(convpool::parse_device_option(text, &index), convpool::Error) << text;
 }

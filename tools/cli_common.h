@@ -11,7 +11,7 @@ namespace convpool::cli {
 std::string default_model_path();
 std::string timestamp();
 void set_threads(int threads);
-Device pick_device(const std::string& name);  // auto | cpu | cuda
+Device pick_device(const std::string& name);  // auto | cpu | cuda | cuda:N
 // "; did you mean --x?" for the first unknown --flag on the command line, or "".
 std::string suggest_flag(const CLI::App& app, int argc, char** argv);
 

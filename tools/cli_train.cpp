@@ -6,6 +6,7 @@
 #include "cli_common.h"
 #include "cli_run.h"
 #include "convpool/data.h"
+#include "convpool/device.h"
 #include "convpool/metrics.h"
 #include "convpool/trainer.h"
 
@@ -45,9 +46,10 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
   }
   resolve_options(cmd, o);
   // The CPU backend has no unordered reductions (split-K partial sums are added in thread
-  // order), so it is reproducible as it is; the CUDA loss counters use atomics, so it is not.
-  if (o.deterministic && o.cfg.device == Device::cuda)
-    CP_USER_ERROR("--deterministic is not available on CUDA yet; use --device cpu");
+  // order), so it is reproducible as it is. On CUDA every reduction of ours is in a fixed
+  // order (the loss sum too, kernels/loss.cu); --deterministic also restricts cuDNN to its
+  // deterministic algorithms, refusing a shape that has none (src/cuda/conv_cudnn.cpp).
+  set_cuda_deterministic(o.deterministic);
   if (o.out.empty())
     o.out = "runs/" + std::filesystem::path(o.model).stem().string() + "-" + timestamp();
 
@@ -111,7 +113,8 @@ Runner add_train_command(CLI::App& app) {
       ->check(CLI::IsMember({"stop", "skip"}));
   cmd->add_flag("--deterministic", o->deterministic,
                 "bit-reproducible runs: always true on the CPU for a fixed --threads; "
-                "not yet available on CUDA (refused there)");
+                "on CUDA, deterministic cuDNN algorithms only (same GPU, binary and "
+                "libraries; CUDA and CPU results still differ in the last bits)");
   cmd->footer(
       "Every run writes its directory: config.toml (the effective configuration), metrics.csv,\n"
       "summary.txt, last/best.safetensors.\n\n"

@@ -3,10 +3,10 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cmath>
-#include <cstdlib>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 
@@ -39,9 +39,12 @@ void set_threads(int threads) {
 }
 
 Device pick_device(const std::string& name) {
-  if (name == "cpu") return Device::cpu;
-  if (name == "cuda") {
-    require_cuda_device();  // throws a one-line reason
+  int index = 0;
+  const std::string kind = parse_device_option(name, &index);
+  if (kind == "cpu") return Device::cpu;
+  set_cuda_device_index(index);  // before any CUDA call: the context is created on it
+  if (kind == "cuda") {
+    require_cuda_device();  // throws a one-line reason, the same for cuda and cuda:0
     return Device::cuda;
   }
   return cuda_device_available() ? Device::cuda : Device::cpu;
@@ -68,9 +71,19 @@ const CLI::Validator kFiniteNumber(
     "NUMBER");
 
 void add_device_options(CLI::App* cmd, std::string& device, int& threads) {
-  cmd->add_option("--device", device, "auto, cpu or cuda")
+  cmd->add_option("--device", device, "auto, cpu, cuda or cuda:N (device N; cuda is cuda:0)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            int index = 0;
+            try {
+              parse_device_option(text, &index);
+            } catch (const Error& e) {
+              return e.what();
+            }
+            return "";
+          },
+          "DEVICE"));
   cmd->add_option("--threads", threads, "CPU threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
 }

@@ -4,16 +4,31 @@
 
 namespace convpool {
 
-bool cuda_built();             // was this binary built with the CUDA backend?
+bool cuda_built();  // was this binary built with the CUDA backend?
+// A --device value: "auto", "cpu", "cuda" or "cuda:N" (N a decimal device index). Returns the
+// kind ("auto", "cpu" or "cuda") and sets *index to N (0 when not given); throws a one-line
+// error for anything else ("cuda:x", "cuda:-1", "cuda:"). Needs no device: it only parses.
+std::string parse_device_option(const std::string& text, int* index);
+// The CUDA device this process uses (--device cuda:N). Set it before the first CUDA call; the
+// checks below and the CUDA context use it. Default 0.
+void set_cuda_device_index(int index);
+int cuda_device_index();
 bool cuda_device_available();  // built with CUDA, a driver is present and a device is usable
-// Throws a one-line error saying why no usable device exists (not built, no driver, no
-// device, or an architecture the binary was not built for, with how to rebuild).
+// Throws a one-line error saying why the selected device is not usable (not built, no driver,
+// no device, an index beyond the devices present, or an architecture the binary was not
+// built for, with how to rebuild).
 void require_cuda_device();
 // TF32 tensor-core math for cuDNN convolutions and cuBLAS dense layers (default off: plain
 // fp32). Process-wide; set it before building a CUDA graph. Results then differ from the CPU
 // oracle by up to ~1e-3 relative (TF32 keeps 10 mantissa bits); see docs/benchmarks.md.
 void set_cuda_tf32(bool on);
 bool cuda_tf32();
+// --deterministic on CUDA: cuDNN convolutions use deterministic algorithms only (refused with
+// the reason when cuDNN offers none for a shape). Process-wide; set it before building a CUDA
+// graph. Our own CUDA reductions are always in a fixed order; docs/pooling.md
+// ("Reproducibility") says what is and is not bit for bit.
+void set_cuda_deterministic(bool on);
+bool cuda_deterministic();
 
 // cudaProfilerStart/Stop: the capture range of `nsys --capture-range=cudaProfilerApi` and
 // `ncu --profile-from-start off`. No-ops without CUDA.

@@ -1,6 +1,7 @@
 #include "convpool/device.h"
 
 #include <atomic>
+#include <charconv>
 #include <cstdlib>
 #include <sstream>
 
@@ -19,6 +20,34 @@ std::atomic<bool> g_tf32{false};
 }
 void set_cuda_tf32(bool on) { g_tf32.store(on); }
 bool cuda_tf32() { return g_tf32.load(); }
+namespace {
+std::atomic<bool> g_deterministic{false};
+}
+void set_cuda_deterministic(bool on) { g_deterministic.store(on); }
+bool cuda_deterministic() { return g_deterministic.load(); }
+
+namespace {
+std::atomic<int> g_device_index{0};
+}
+void set_cuda_device_index(int index) { g_device_index.store(index); }
+int cuda_device_index() { return g_device_index.load(); }
+
+std::string parse_device_option(const std::string& text, int* index) {
+  *index = 0;
+  if (text == "auto" || text == "cpu" || text == "cuda") return text;
+  if (text.rfind("cuda:", 0) == 0) {
+    const std::string n = text.substr(5);
+    int value = 0;
+    const auto [end, ec] = std::from_chars(n.data(), n.data() + n.size(), value);
+    if (!n.empty() && ec == std::errc() && end == n.data() + n.size() && value >= 0) {
+      *index = value;
+      return "cuda";
+    }
+    CP_USER_ERROR("'" << text
+                      << "': the CUDA device index must be a whole number (cuda:0, cuda:1, ...)");
+  }
+  CP_USER_ERROR("'" << text << "': the device must be auto, cpu, cuda or cuda:N");
+}
 
 bool cuda_archs_run_on(const std::string& archs, int cc) {
   std::string list = archs;
@@ -51,7 +80,7 @@ void cuda_profiler_stop() {}
 #else
 
 namespace {
-// Why there is no usable device, or "" when device 0 can run our kernels.
+// Why there is no usable device, or "" when the selected device can run our kernels.
 std::string no_device_reason() {
   int count = 0;
   // Any error here (no driver gives cudaErrorInsufficientDriver) means "no device".
@@ -62,8 +91,13 @@ std::string no_device_reason() {
            cudaGetErrorString(err) + ")";
   }
   if (count == 0) return "no CUDA device found";
+  const int device = cuda_device_index();
+  if (device >= count)
+    return "there is no CUDA device " + std::to_string(device) + " (" + std::to_string(count) +
+           " found: cuda:0 to cuda:" + std::to_string(count - 1) + ")";
   cudaDeviceProp prop{};
-  if (cudaGetDeviceProperties(&prop, 0) != cudaSuccess) return "cannot query CUDA device 0";
+  if (cudaGetDeviceProperties(&prop, device) != cudaSuccess)
+    return "cannot query CUDA device " + std::to_string(device);
   const int cc = prop.major * 10 + prop.minor;
   if (!cuda_archs_run_on(CONVPOOL_CUDA_ARCHS, cc))
     return std::string("device ") + prop.name + " has compute capability " +
@@ -86,14 +120,14 @@ std::string cuda_device_report() {
   const std::string why = no_device_reason();
   if (!why.empty()) return why;
   cudaDeviceProp prop{};
-  CP_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  CP_CUDA_CHECK(cudaGetDeviceProperties(&prop, cuda_device_index()));
   int driver = 0, runtime = 0;
   CP_CUDA_CHECK(cudaDriverGetVersion(&driver));
   CP_CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
   std::ostringstream os;
-  os << prop.name << ", compute " << prop.major << "." << prop.minor << ", "
-     << prop.totalGlobalMem / (1u << 20) << " MiB, driver " << driver / 1000 << "."
-     << driver % 1000 / 10 << ", runtime " << runtime / 1000 << "." << runtime % 1000 / 10
+  os << "cuda:" << cuda_device_index() << " " << prop.name << ", compute " << prop.major << "."
+     << prop.minor << ", " << prop.totalGlobalMem / (1u << 20) << " MiB, driver " << driver / 1000
+     << "." << driver % 1000 / 10 << ", runtime " << runtime / 1000 << "." << runtime % 1000 / 10
      << ", cuDNN " << cudnnGetVersion() << ", built for CUDA architectures " << CONVPOOL_CUDA_ARCHS;
   return os.str();
 }

@@ -3,6 +3,8 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <cstdlib>
+
 #include "convpool/error.h"
 
 #define CP_CUDA_CHECK(call)                                                         \
@@ -13,13 +15,32 @@
                                                << cudaGetErrorString(cp_err_));     \
   } while (0)
 
-// After a kernel launch: reports launch-configuration errors without synchronising.
-#define CP_CUDA_CHECK_LAUNCH(kernel_name)                                                    \
-  do {                                                                                       \
-    cudaError_t cp_err_ = cudaPeekAtLastError();                                             \
-    if (cp_err_ != cudaSuccess)                                                              \
-      CP_FAIL("kernel " << kernel_name << " failed to launch: " << cudaGetErrorName(cp_err_) \
-                        << ": " << cudaGetErrorString(cp_err_));                             \
+namespace convpool::cuda {
+// CONVPOOL_CUDA_SYNC=1: every launch check also synchronises the device, so a kernel that
+// faults is named at its own launch instead of at some unrelated later call (a debugging
+// mode: slow, and CUDA Graphs are off under it, because capture forbids synchronising).
+// Read at each check (a getenv, cheap next to a launch) so tests can switch it.
+inline bool sync_after_launch() {
+  const char* v = std::getenv("CONVPOOL_CUDA_SYNC");
+  return v && v[0] == '1' && v[1] == 0;
+}
+}  // namespace convpool::cuda
+
+// After a kernel launch: reports launch-configuration errors (without synchronising, unless
+// CONVPOOL_CUDA_SYNC=1, when it also waits for the kernel and reports its fault), naming the
+// kernel and the launcher's file:line.
+#define CP_CUDA_CHECK_LAUNCH(kernel_name)                                                       \
+  do {                                                                                          \
+    cudaError_t cp_err_ = cudaPeekAtLastError();                                                \
+    if (cp_err_ != cudaSuccess)                                                                 \
+      CP_FAIL("kernel " << kernel_name << " failed to launch: " << cudaGetErrorName(cp_err_)    \
+                        << ": " << cudaGetErrorString(cp_err_));                                \
+    if (::convpool::cuda::sync_after_launch()) {                                                \
+      cp_err_ = cudaDeviceSynchronize();                                                        \
+      if (cp_err_ != cudaSuccess)                                                               \
+        CP_FAIL("kernel " << kernel_name << " failed (CONVPOOL_CUDA_SYNC=1): "                  \
+                          << cudaGetErrorName(cp_err_) << ": " << cudaGetErrorString(cp_err_)); \
+    }                                                                                           \
   } while (0)
 
 #ifdef CONVPOOL_CHECK_CUDNN

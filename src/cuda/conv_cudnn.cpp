@@ -29,17 +29,24 @@ struct TensorDesc {
 };
 
 // Picks the first (fastest by heuristics) algorithm that succeeds within the workspace limit,
-// preferring deterministic ones when asked.
+// preferring deterministic ones when `prefer_deterministic`. Under --deterministic
+// (cuda_deterministic()) only deterministic ones qualify, and a shape with none is refused
+// with the reason instead of falling back.
 template <class Perf>
-Perf pick(const std::vector<Perf>& perfs, int count, size_t limit, bool deterministic,
+Perf pick(const std::vector<Perf>& perfs, int count, size_t limit, bool prefer_deterministic,
           const char* what) {
-  for (int pass = deterministic ? 0 : 1; pass < 2; ++pass)
+  const bool required = cuda_deterministic();
+  for (int pass = prefer_deterministic || required ? 0 : 1; pass < (required ? 1 : 2); ++pass)
     for (int i = 0; i < count; ++i) {
       const Perf& p = perfs[i];
       if (p.status != CUDNN_STATUS_SUCCESS || p.memory > limit) continue;
       if (pass == 0 && p.determinism != CUDNN_DETERMINISTIC) continue;
       return p;
     }
+  if (required)
+    CP_USER_ERROR("--deterministic: cuDNN offers no deterministic "
+                  << what << " convolution algorithm for this shape within the " << (limit >> 20)
+                  << " MiB workspace; run without --deterministic, or with --device cpu");
   CP_FAIL("cuDNN offers no usable " << what << " algorithm for this shape");
 }
 }  // namespace

@@ -11,11 +11,11 @@
 namespace convpool::cuda {
 
 namespace {
-// The shared handle on `stream`, in the math mode --tf32 asks for (host-side settings only,
-// so this is safe during CUDA Graph capture).
+// The shared handle on `stream` with our workspace (Context::cublas_on: cublasSetStream alone
+// would hand cuBLAS back its own, allocating pool), in the math mode --tf32 asks for
+// (host-side settings only, so this is safe during CUDA Graph capture).
 cublasHandle_t handle_on(void* stream) {
-  cublasHandle_t h = context().cublas();
-  CP_CUBLAS_CHECK(cublasSetStream(h, as_stream(stream)));
+  cublasHandle_t h = context().cublas_on(as_stream(stream));
   CP_CUBLAS_CHECK(
       cublasSetMathMode(h, cuda_tf32() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH));
   return h;

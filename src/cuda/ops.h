@@ -25,9 +25,13 @@ struct StepScalars {
 void begin_step(StepScalars* scalars, const OptimizerConfig& cfg, void* stream);
 // Sets step (so the next begin_step runs step + 1).
 void set_step(StepScalars* scalars, uint64_t step, void* stream);
-// One fused update of the flat parameter buffer with the scalars' lr_t.
+// One fused update of the flat parameter buffer with the scalars' lr_t. With `first_bad_step`
+// (device), a non-finite gradient lowers *first_bad_step to the step and that element is not
+// updated, and a step already flagged updates nothing (kernels/optim.cu says how this differs
+// from the CPU, which skips the whole step).
 void optimizer_update(const OptimizerConfig& cfg, const StepScalars* scalars, float* params,
-                      const float* grads, float* state0, float* state1, size_t n, void* stream);
+                      const float* grads, float* state0, float* state1, size_t n, void* stream,
+                      unsigned long long* first_bad_step = nullptr);
 
 // kernels/relu.cu
 void relu_forward(const float* x, float* y, size_t n, void* stream);
@@ -84,11 +88,12 @@ struct PoolLaunch {
 };
 
 // kernels/loss.cu: fused softmax cross-entropy. dlogits = (softmax - onehot) * grad_scale.
-// Adds the batch's summed loss and correct count to the device accumulators. If `scalars`
-// and `first_bad_step` are given, a non-finite loss lowers *first_bad_step to the step.
+// Adds the batch's summed loss (in a fixed order, through `sample_loss`: n doubles of device
+// scratch) and correct count to the device accumulators. If `scalars` and `first_bad_step`
+// are given, a non-finite loss lowers *first_bad_step to the step.
 void softmax_xent(int n, int classes, const float* logits, const uint8_t* labels, float* dlogits,
-                  float grad_scale, double* loss_sum, unsigned long long* correct, void* stream,
-                  const StepScalars* scalars = nullptr,
+                  float grad_scale, double* loss_sum, double* sample_loss,
+                  unsigned long long* correct, void* stream, const StepScalars* scalars = nullptr,
                   unsigned long long* first_bad_step = nullptr);
 
 // kernels/convert.cu: n uint8 CIFAR images -> float NCHW, pixel / 255 normalised by `t`; in

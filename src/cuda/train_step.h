@@ -15,7 +15,7 @@ namespace convpool::cuda {
 struct EpochCounters {
   double loss_sum = 0;
   uint64_t correct = 0;
-  uint64_t first_bad_step = 0;   // 0: every loss was finite
+  uint64_t first_bad_step = 0;   // 0: every loss and gradient was finite
   double host_wait_seconds = 0;  // time the host waited for a free staging slot
 };
 

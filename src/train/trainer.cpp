@@ -305,6 +305,17 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
 EpochMetrics Trainer::train_epoch_cuda(const Dataset& train, const std::vector<uint32_t>& order) {
   EpochMetrics m;
 #ifdef CONVPOOL_HAVE_CUDA
+  // The device flags the first step whose loss or gradient was not finite (kernels/loss.cu,
+  // kernels/optim.cu); every read of the counters checks it before anything is saved.
+  const auto fail_if_bad_step = [&](uint64_t bad_step) {
+    if (!bad_step) return;
+    CP_USER_ERROR("non-finite loss or gradient at step "
+                  << bad_step << " (epoch " << state_.epoch + 1 << "); "
+                  << (impl_->last_saved.empty()
+                          ? std::string("no checkpoint was written")
+                          : "the last good checkpoint " + impl_->last_saved + " is untouched")
+                  << "; try a lower --lr");
+  };
   const int B = cfg_.batch;
   const size_t first_image = state_.epoch_batches * B;
   const uint64_t batches = (train.size() + B - 1) / B;
@@ -320,30 +331,23 @@ EpochMetrics Trainer::train_epoch_cuda(const Dataset& train, const std::vector<u
     }
     if (stop_requested()) {
       // Sums of the partial epoch come from the device; the checkpoint then resumes exactly.
+      // A step flagged since the last read has unusable weights: fail instead of saving them.
       const auto c = impl_->stepper->finish_epoch();
+      fail_if_bad_step(c.first_bad_step);
       state_.epoch_loss_sum += c.loss_sum;
       state_.epoch_correct += c.correct;
       stop_and_save();
     }
     if (cfg_.save_every && state_.step % cfg_.save_every == 0) {
       const auto c = impl_->stepper->finish_epoch();
+      fail_if_bad_step(c.first_bad_step);
       state_.epoch_loss_sum += c.loss_sum;
       state_.epoch_correct += c.correct;
-      if (c.first_bad_step)
-        CP_USER_ERROR("non-finite loss at step " << c.first_bad_step << " (epoch "
-                                                 << state_.epoch + 1
-                                                 << "); no checkpoint was written for it");
       save("periodic");
     }
   }
   const auto c = impl_->stepper->finish_epoch();
-  if (c.first_bad_step)
-    CP_USER_ERROR("non-finite loss at step "
-                  << c.first_bad_step << " (epoch " << state_.epoch + 1 << "); "
-                  << (impl_->last_saved.empty()
-                          ? std::string("no checkpoint was written")
-                          : "the last good checkpoint " + impl_->last_saved + " is untouched")
-                  << "; try a lower --lr");
+  fail_if_bad_step(c.first_bad_step);
   state_.epoch_loss_sum += c.loss_sum;
   state_.epoch_correct += c.correct;
   m.data_wait_seconds = c.host_wait_seconds;

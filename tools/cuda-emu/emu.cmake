@@ -57,7 +57,8 @@ target_link_libraries(convpool_emu_oracle PUBLIC OpenMP::OpenMP_CXX)
 add_executable(convpool_emu_tests ${CMAKE_SOURCE_DIR}/tests/kernel_parity.cpp
                ${CMAKE_SOURCE_DIR}/tests/kernel_parity_pool.cpp
                ${CMAKE_SOURCE_DIR}/tests/emu/emu_main.cpp
-               ${CMAKE_SOURCE_DIR}/tests/emu/test_emulator.cpp ${_emu_selftest})
+               ${CMAKE_SOURCE_DIR}/tests/emu/test_emulator.cpp
+               ${CMAKE_SOURCE_DIR}/tests/emu/test_launch_checks.cpp ${_emu_selftest})
 target_link_libraries(convpool_emu_tests PRIVATE convpool_emu_kernels convpool_emu_oracle
                       GTest::gtest)
 target_include_directories(convpool_emu_tests PRIVATE ${CMAKE_SOURCE_DIR}/src

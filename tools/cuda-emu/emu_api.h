@@ -17,6 +17,10 @@ void shared_seen(void* p, size_t bytes);
 
 // Sets the sticky last error (cudaGetLastError clears it); returns e.
 cudaError_t record_error(cudaError_t e);
+// An asynchronous kernel fault, reported by the next synchronisation (not by the launch).
+void record_async_fault();
+// True once after a FaultNextLaunch: the launch being made faults instead of running.
+bool take_fault_request();
 
 using KernelBody = void (*)(void*);
 void run_grid(const char* name, const char* file, int line, dim3 grid, dim3 block, size_t smem,

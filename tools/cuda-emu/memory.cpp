@@ -12,6 +12,9 @@
 
 namespace {
 cudaError_t g_last_error = cudaSuccess;
+// A fault of a kernel that "ran" (cuda_emu::FaultNextLaunch): like a GPU fault it is not seen
+// at the launch, only by the next synchronisation, which makes it the last error.
+cudaError_t g_async_error = cudaSuccess;
 std::map<const void*, size_t> g_allocations;  // cudaFree refuses what cudaMalloc did not give
 std::mutex g_alloc_mutex;
 }  // namespace
@@ -21,7 +24,15 @@ cudaError_t record_error(cudaError_t e) {
   if (e != cudaSuccess) g_last_error = e;  // sticky until cudaGetLastError reads it
   return e;
 }
+void record_async_fault() { g_async_error = cudaErrorLaunchFailure; }
 }  // namespace cuda_emu
+
+namespace {
+cudaError_t synchronize() {
+  if (g_async_error != cudaSuccess) g_last_error = g_async_error, g_async_error = cudaSuccess;
+  return g_last_error;
+}
+}  // namespace
 
 using cuda_emu::record_error;
 
@@ -63,8 +74,8 @@ cudaError_t cudaMemset(void* p, int value, size_t bytes) {
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) {
   return cudaMemset(p, value, bytes);
 }
-cudaError_t cudaDeviceSynchronize() { return g_last_error; }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return g_last_error; }
+cudaError_t cudaDeviceSynchronize() { return synchronize(); }
+cudaError_t cudaStreamSynchronize(cudaStream_t) { return synchronize(); }
 cudaError_t cudaGetLastError() {
   const cudaError_t e = g_last_error;
   g_last_error = cudaSuccess;

@@ -16,6 +16,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cuda_emu.h"
@@ -408,6 +409,10 @@ void run_grid(const char* name, const char* file, int line, dim3 grid, dim3 bloc
   }
   if (g_grid) report("kernel %s launched from inside kernel %s", name, g_grid->name);
   ++g_launched[base_name(name)];
+  if (take_fault_request()) {  // a test asked for a fault: seen at the next synchronisation
+    record_async_fault();
+    return;
+  }
   if (g_grid_cap && grid.x > g_grid_cap) grid.x = g_grid_cap;
   Grid g{name, file, line, body, ctx, {}, 0};
   g_grid = &g;
@@ -460,5 +465,11 @@ bool parse_schedule(const std::string& text, Schedule& s, uint64_t& seed) {
 std::map<std::string, uint64_t> launched_kernels() { return g_launched; }
 GridCap::GridCap(unsigned cap) : previous_(g_grid_cap) { g_grid_cap = cap; }
 GridCap::~GridCap() { g_grid_cap = previous_; }
+namespace {
+bool g_fault_next = false;
+}
+FaultNextLaunch::FaultNextLaunch() { g_fault_next = true; }
+FaultNextLaunch::~FaultNextLaunch() { g_fault_next = false; }
+bool take_fault_request() { return std::exchange(g_fault_next, false); }
 
 }  // namespace cuda_emu

@@ -33,4 +33,16 @@ class GridCap {
   unsigned previous_;
 };
 
+// The next kernel launched while a FaultNextLaunch lives does not run and faults as a GPU
+// kernel does (an illegal address, say): the launch itself succeeds, and the next
+// cudaDeviceSynchronize or cudaStreamSynchronize returns cudaErrorLaunchFailure. For the tests
+// of the synchronous debug mode (CONVPOOL_CUDA_SYNC=1, src/cuda/check.h).
+class FaultNextLaunch {
+ public:
+  FaultNextLaunch();
+  ~FaultNextLaunch();
+  FaultNextLaunch(const FaultNextLaunch&) = delete;
+  FaultNextLaunch& operator=(const FaultNextLaunch&) = delete;
+};
+
 }  // namespace cuda_emu
