@@ -52,6 +52,33 @@ TEST(KernelParity, ReluForwardAndBackwardMatchCpuBitForBit) {
   }
 }
 
+// The explicit padding of "same" convolutions with an odd total pad (cuDNN pads only
+// symmetrically): pad, then crop back, against plain loops; the extra row and column go to
+// the bottom and right, as TensorFlow's rule and the CPU backend put them.
+TEST(KernelParity, PadAndCropPlanesMatchLoops) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(13);
+  const size_t planes = 6;
+  const int H = 13, W = 11, top = 1, left = 0, HP = H + 3, WP = W + 1;
+  const std::vector<float> x = make_input(planes * H * W, Fill::special, rng);
+  std::vector<float> want(planes * HP * WP, 0.f);
+  for (size_t p = 0; p < planes; ++p)
+    for (int i = 0; i < H; ++i)
+      for (int j = 0; j < W; ++j) want[(p * HP + i + top) * WP + j + left] = x[(p * H + i) * W + j];
+  Dev<float> dx_in(x), dxp(want.size()), dback(x.size());
+  {
+    GRID_CAP(3);
+    cuda::pad_planes(dx_in.get(), dxp.get(), planes, H, W, top, left, HP, WP, nullptr);
+    cuda::crop_planes(dxp.get(), dback.get(), planes, H, W, top, left, HP, WP, nullptr);
+  }
+  CHECK_CUDA(cudaDeviceSynchronize());
+  const auto got = dxp.download(), back = dback.download();
+  for (size_t e = 0; e < want.size(); ++e)
+    ASSERT_EQ(std::memcmp(&got[e], &want[e], 4), 0) << "xp[" << e << "]";
+  for (size_t e = 0; e < x.size(); ++e)
+    ASSERT_EQ(std::memcmp(&back[e], &x[e], 4), 0) << "cropped[" << e << "]";
+}
+
 TEST(KernelParity, BiasAddAndGradMatchCpu) {
   REQUIRE_DEVICE();
   std::mt19937_64 rng(12);

@@ -51,15 +51,31 @@ Perf pick(const std::vector<Perf>& perfs, int count, size_t limit, bool prefer_d
 }
 }  // namespace
 
+// cuDNN pads symmetrically. A "same" convolution whose total pad is odd (the extra row or
+// column goes to the bottom or right, TensorFlow's rule, which the CPU backend follows) runs
+// cuDNN unpadded on a copy of its input padded by kernels/pad.cu: the padded extent is
+// exactly what the outputs read, (OH - 1) * SH + KH rows and (OW - 1) * SW + KW columns.
+struct ExplicitPad {
+  bool on = false;
+  int HP = 0, WP = 0;  // padded height and width (top and left padding are PH and PW)
+  explicit ExplicitPad(const cpu::ConvGeom& g) {
+    const int rows = (g.OH - 1) * g.SH + g.KH, cols = (g.OW - 1) * g.SW + g.KW;
+    on = rows > g.H + 2 * g.PH || cols > g.W + 2 * g.PW;
+    HP = std::max(rows, g.H + 2 * g.PH);
+    WP = std::max(cols, g.W + 2 * g.PW);
+  }
+};
+
 class ConvPlan {
  public:
-  ConvPlan(const cpu::ConvGeom& g, int max_batch) : g_(g) {
+  ConvPlan(const cpu::ConvGeom& g, int max_batch) : g_(g), pad_(g), max_batch_(max_batch) {
     CP_CUDNN_CHECK(cudnnCreateFilterDescriptor(&filter_));
     CP_CUDNN_CHECK(cudnnSetFilter4dDescriptor(filter_, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, g.OC,
                                               g.C, g.KH, g.KW));
     CP_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv_));
-    CP_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv_, g.PH, g.PW, g.SH, g.SW, 1, 1,
-                                                   CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    CP_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv_, pad_.on ? 0 : g.PH, pad_.on ? 0 : g.PW,
+                                                   g.SH, g.SW, 1, 1, CUDNN_CROSS_CORRELATION,
+                                                   CUDNN_DATA_FLOAT));
     // fp32 FMA only by default: no TF32 rounding, so results match the CPU oracle to ~1e-6.
     // --tf32 lets cuDNN use tensor cores with TF32 inputs.
     CP_CUDNN_CHECK(
@@ -86,7 +102,8 @@ class ConvPlan {
     auto it = batches_.find(n);
     if (it != batches_.end()) return it->second;
     Batch b;
-    b.x = std::make_unique<TensorDesc>(n, g_.C, g_.H, g_.W);
+    // With explicit padding, cuDNN sees the padded copy.
+    b.x = std::make_unique<TensorDesc>(n, g_.C, pad_.on ? pad_.HP : g_.H, pad_.on ? pad_.WP : g_.W);
     b.y = std::make_unique<TensorDesc>(n, g_.OC, g_.OH, g_.OW);
     int on, oc, oh, ow;
     CP_CUDNN_CHECK(
@@ -116,12 +133,31 @@ class ConvPlan {
   }
 
   const cpu::ConvGeom& geom() const { return g_; }
+  const ExplicitPad& pad() const { return pad_; }
+  // The padded copy lives after cuDNN's workspace (256-byte aligned), sized for max_batch.
+  size_t padded_offset() const { return (workspace_limit_ + 255) & ~size_t(255); }
+  size_t workspace_bytes() const {
+    if (!pad_.on) return workspace_limit_;
+    return padded_offset() + size_t(max_batch_) * g_.C * pad_.HP * pad_.WP * sizeof(float);
+  }
+  float* padded_copy(void* workspace) const {
+    return reinterpret_cast<float*>(static_cast<char*>(workspace) + padded_offset());
+  }
+  // x padded into the workspace when this shape needs it, else x itself.
+  const float* cudnn_input(int n, const float* x, void* workspace, void* stream) const {
+    if (!pad_.on) return x;
+    float* xp = padded_copy(workspace);
+    pad_planes(x, xp, size_t(n) * g_.C, g_.H, g_.W, g_.PH, g_.PW, pad_.HP, pad_.WP, stream);
+    return xp;
+  }
   cudnnFilterDescriptor_t filter() const { return filter_; }
   cudnnConvolutionDescriptor_t conv() const { return conv_; }
   size_t workspace_limit() const { return workspace_limit_; }
 
  private:
   cpu::ConvGeom g_;
+  ExplicitPad pad_;
+  int max_batch_;
   cudnnFilterDescriptor_t filter_ = nullptr;
   cudnnConvolutionDescriptor_t conv_ = nullptr;
   size_t workspace_limit_ = 0;
@@ -134,7 +170,7 @@ ConvPlanPtr make_conv_plan(const cpu::ConvGeom& g, int max_batch) {
   return ConvPlanPtr(new ConvPlan(g, max_batch));
 }
 
-size_t conv_workspace_bytes(const ConvPlan& plan) { return plan.workspace_limit(); }
+size_t conv_workspace_bytes(const ConvPlan& plan) { return plan.workspace_bytes(); }
 
 std::string conv_algorithms(ConvPlan& plan, int n) {
   // cuDNN has no names for its algorithm enums; these follow cudnn_cnn.h's order.
@@ -153,7 +189,8 @@ std::string conv_algorithms(ConvPlan& plan, int n) {
   return "cuDNN fwd " + name(fwd, std::size(fwd), b.fwd) + ", bwd-data " +
          name(bwd_data, std::size(bwd_data), b.bwd_data) + ", bwd-filter " +
          name(bwd_filter, std::size(bwd_filter), b.bwd_filter) +
-         (cuda_tf32() ? ", tf32" : ", fp32") + ", workspace " +
+         (cuda_tf32() ? ", tf32" : ", fp32") +
+         (plan.pad().on ? ", explicit asymmetric padding" : "") + ", workspace " +
          std::to_string(plan.workspace_limit() >> 10) + " KiB";
 }
 
@@ -163,6 +200,7 @@ void conv_forward(ConvPlan& plan, int n, const float* x, const float* w, const f
   cudnnHandle_t h = context().cudnn();
   CP_CUDNN_CHECK(cudnnSetStream(h, as_stream(stream)));
   const float one = 1.f, zero = 0.f;
+  x = plan.cudnn_input(n, x, workspace, stream);
   CP_CUDNN_CHECK(cudnnConvolutionForward(h, &one, B.x->d, x, plan.filter(), w, plan.conv(), B.fwd,
                                          workspace, plan.workspace_limit(), &zero, B.y->d, y));
   const auto& g = plan.geom();
@@ -175,6 +213,7 @@ void conv_backward_filter(ConvPlan& plan, int n, const float* x, const float* dy
   cudnnHandle_t h = context().cudnn();
   CP_CUDNN_CHECK(cudnnSetStream(h, as_stream(stream)));
   const float one = 1.f, zero = 0.f;
+  x = plan.cudnn_input(n, x, workspace, stream);  // padded again: forward's copy may be reused
   CP_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, B.x->d, x, B.y->d, dy, plan.conv(),
                                                 B.bwd_filter, workspace, plan.workspace_limit(),
                                                 &zero, plan.filter(), dw));
@@ -188,9 +227,15 @@ void conv_backward_data(ConvPlan& plan, int n, const float* w, const float* dy, 
   cudnnHandle_t h = context().cudnn();
   CP_CUDNN_CHECK(cudnnSetStream(h, as_stream(stream)));
   const float one = 1.f, zero = 0.f;
+  // With explicit padding cuDNN writes the padded input's gradient, which is then cropped.
+  const auto& pad = plan.pad();
+  float* dx_cudnn = pad.on ? plan.padded_copy(workspace) : dx;
   CP_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, plan.filter(), w, B.y->d, dy, plan.conv(),
                                               B.bwd_data, workspace, plan.workspace_limit(), &zero,
-                                              B.x->d, dx));
+                                              B.x->d, dx_cudnn));
+  const auto& g = plan.geom();
+  if (pad.on)
+    crop_planes(dx_cudnn, dx, size_t(n) * g.C, g.H, g.W, g.PH, g.PW, pad.HP, pad.WP, stream);
 }
 
 }  // namespace convpool::cuda

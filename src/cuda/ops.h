@@ -33,6 +33,13 @@ void optimizer_update(const OptimizerConfig& cfg, const StepScalars* scalars, fl
                       const float* grads, float* state0, float* state1, size_t n, void* stream,
                       unsigned long long* first_bad_step = nullptr);
 
+// kernels/pad.cu: xp (planes x HP x WP) = x (planes x H x W) placed at (top, left) in zeros;
+// crop_planes is its adjoint, dx = the (top, left) H x W window of dxp (overwritten).
+void pad_planes(const float* x, float* xp, size_t planes, int H, int W, int top, int left, int HP,
+                int WP, void* stream);
+void crop_planes(const float* dxp, float* dx, size_t planes, int H, int W, int top, int left,
+                 int HP, int WP, void* stream);
+
 // kernels/relu.cu
 void relu_forward(const float* x, float* y, size_t n, void* stream);
 void relu_backward(const float* y, const float* dy, float* dx, size_t n, void* stream);
