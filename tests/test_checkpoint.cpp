@@ -244,7 +244,6 @@ TEST(Checkpoint, CorruptFilesGiveOneLineErrors) {
 TEST(Checkpoint, OutOfRangeMetadataNumbersAreRefusedNotConverted) {
   const SavedCheckpoint saved;
   const TempDir& d = saved.dir;
-  const std::string& good = saved.path;
   const std::string& bytes = saved.bytes;
   struct Case {
     const char* key;
