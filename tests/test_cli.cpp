@@ -85,6 +85,34 @@ TEST(Cli, TrainsOnSyntheticDataAndWritesMetrics) {
   EXPECT_FALSE(std::getline(f, extra));
 }
 
+// A run directory belongs to one run: a second run there is refused (test_bad_input), and
+// --overwrite replaces the old run's files, so metrics.csv holds the new run alone; files that
+// are not a run's stay. The data note says the synthetic files are not CIFAR-10's size.
+TEST(Cli, OverwriteReplacesTheRunInItsDirectory) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 20, fresh_seed());
+  const std::string args =
+      "train --device cpu --batch 16 --data " + d.str("data") + " --out " + d.str("run");
+  CommandResult r = run_convpool(args + " --epochs 2 --keep 5 --save-every 3");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("note: the training files hold 20 records each"), std::string::npos)
+      << r.output;
+  std::ofstream(d.str("run/notes.txt")) << "mine";
+  r = run_convpool(args + " --epochs 1 --overwrite --lr 0.002");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream f(d.str("run/metrics.csv"));
+  std::string header, l1, extra;
+  std::getline(f, header), std::getline(f, l1);
+  EXPECT_EQ(l1.rfind("1,", 0), 0u) << l1;
+  EXPECT_FALSE(std::getline(f, extra)) << "a row of the replaced run survived: " << extra;
+  for (auto& e : std::filesystem::directory_iterator(d.str("run")))
+    EXPECT_NE(e.path().filename().string().rfind("step-", 0), 0u) << e.path();
+  EXPECT_TRUE(std::filesystem::exists(d.str("run/notes.txt")));
+  std::ifstream config(d.str("run/config.toml"));
+  const std::string text((std::istreambuf_iterator<char>(config)), {});
+  EXPECT_NE(text.find("lr=0.002"), std::string::npos) << text;
+}
+
 TEST(Cli, PoolMethodsListsEveryMethod) {
   const CommandResult r = run_convpool("pool-methods");
   ASSERT_EQ(r.exit_code, 0);
