@@ -195,6 +195,7 @@ TEST(KernelParity, SoftmaxXentLossSumIsTheSameBitsUnderEverySchedule) {
 
 // ---------------------------------------------------------------- input conversion
 
+// kernels/convert.cu (input_to_float_kernel) against the CPU's images_to_float.
 TEST(KernelParity, InputConversionMatchesCpuBitForBit) {
   REQUIRE_DEVICE();
   const Dataset ds = synthetic_cifar(12, 14);
