@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <cmath>
 #include <functional>
 
 #include "convpool/checkpoint.h"
@@ -116,6 +117,9 @@ std::vector<BadInput> cases() {
        "batchnrom"},
       {"repeated layer argument", model("pool max size=2 size=3\nflatten\ndense units=10\n"),
        train + "--model $D/m.cfg", "argument 'size' given twice"},
+      {"layer name that could clash with optimizer state",
+       model("flatten\ndense name=fc units=10\nrelu\ndense name=optim.m.fc units=10\n"),
+       train + "--model $D/m.cfg", "may hold only letters, digits"},
       {"layer argument out of range", model("conv filters=0 size=3\nflatten\ndense units=10\n"),
        train + "--model $D/m.cfg", "filters=0 is out of range"},
       // ---- CLI values ----
@@ -192,6 +196,25 @@ std::vector<BadInput> cases() {
        "train --device cpu --epochs 3 --data $D/data --resume $D/run/last.safetensors --out "
        "$D/other",
        "already holds a run"},
+      {"--resume of best while last has moved on",
+       [](const std::string& d) {
+         // A run of 2 epochs whose best is epoch 1: its last.safetensors is further along.
+         fs::copy_file(good_run(d) + "/last.safetensors", d + "/epoch1.safetensors");
+         run_convpool("train --device cpu --quiet --epochs 2 --data " + d + "/data --resume " +
+                      good_run(d) + "/last.safetensors");
+         fs::copy_file(d + "/epoch1.safetensors", good_run(d) + "/best.safetensors",
+                       fs::copy_options::overwrite_existing);
+       },
+       "train --device cpu --epochs 3 --data $D/data --resume $D/run/best.safetensors",
+       "has moved on to step"},
+      {"checkpoint with a NaN weight",
+       [](const std::string& d) {
+         auto g = Graph::build(parse_model_text(kGoodModel, "m"), GraphOptions{Device::cpu, 1, 2});
+         g->init_params(1);
+         g->params()[3] = std::nanf("");
+         save_checkpoint(d + "/c.safetensors", *g, kGoodModel, "", TrainState{});
+       },
+       eval + "$D/c.safetensors", "holds a non-finite value"},
       {"--resume past its epochs", none,
        "train --device cpu --epochs 1 --data $D/data --resume $D/run/last.safetensors",
        "has already trained 1 epochs"},

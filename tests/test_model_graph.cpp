@@ -7,6 +7,7 @@
 #include "convpool/graph.h"
 #include "convpool/pooling.h"
 #include "layer_harness.h"
+#include "test_helpers.h"
 
 using namespace convpool;
 using namespace convpool::test;
@@ -141,6 +142,17 @@ TEST(ModelFile, ErrorsNameFileLineAndSuggest) {
   EXPECT_NE(build_error("conv filters=2 size\n").find("unexpected word 'size'"), std::string::npos);
   EXPECT_NE(build_error("conv filters=2 =3\n").find("malformed"), std::string::npos);
   EXPECT_NE(build_error("relu\ninput channels=1\n").find("must come before"), std::string::npos);
+}
+
+// A checkpoint's model text gets a model file's rules: no NUL bytes (they cut messages short)
+// and at most 1 MiB.
+TEST(ModelFile, TextWithNulOrOverOneMiBIsRefused) {
+  const std::string nul = std::string("flatten\ndense units=10\n") + '\0';
+  EXPECT_NE(error_of([&] { parse_model_text(nul, "ckpt (model)"); }).find("contains NUL bytes"),
+            std::string::npos);
+  const std::string big(size_t(1) << 21, '#');
+  EXPECT_NE(error_of([&] { parse_model_text(big, "ckpt (model)"); }).find("larger than 1 MiB"),
+            std::string::npos);
 }
 
 TEST(ModelFile, MissingFileIsOneLineError) {

@@ -5,6 +5,7 @@
 
 #include "cli_common.h"
 #include "cli_run.h"
+#include "convpool/checkpoint.h"
 #include "convpool/data.h"
 #include "convpool/device.h"
 #include "convpool/metrics.h"
@@ -24,7 +25,26 @@ bool claim_run_directory(const TrainOptions& o, bool overwrite) {
     const fs::path own = fs::path(o.resume).parent_path().empty()
                              ? fs::path(".")
                              : fs::path(o.resume).parent_path();
-    if (fs::equivalent(own, o.out, ec)) return false;  // resuming in place is always allowed
+    if (fs::equivalent(own, o.out, ec)) {
+      // Resuming in place is allowed, but from an older checkpoint (best, step-N) while the
+      // run's last.safetensors has moved on, it would overwrite last and drop the later
+      // epochs from metrics.csv: only with --overwrite, which asks for that roll-back.
+      const fs::path last = own / "last.safetensors";
+      std::error_code same;
+      if (!overwrite && fs::exists(last) && !fs::equivalent(last, o.resume, same)) {
+        const uint64_t from = load_checkpoint(o.resume).state.step;
+        const uint64_t newest = load_checkpoint(last.string()).state.step;
+        if (newest > from)
+          CP_USER_ERROR("--resume " << o.resume << " is at step " << from << ", but "
+                                    << last.string() << " has moved on to step " << newest
+                                    << "; resuming would replace it and drop the later epochs "
+                                       "from metrics.csv: resume "
+                                    << last.string()
+                                    << ", branch off with --out NEW_DIR, or pass --overwrite "
+                                       "to roll the run back");
+      }
+      return false;
+    }
   }
   if (!holds_run(o.out)) return false;
   if (overwrite) return true;

@@ -173,6 +173,9 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
     c.state.epoch_loss_sum = json_real<double>(s, "epoch_loss_sum");
     c.state.epoch_correct = json_integer<uint64_t>(s, "epoch_correct", 0, kMaxCount);
     c.state.best_accuracy = json_real<double>(s, "best_accuracy");
+    if (c.state.best_accuracy < -1 || c.state.best_accuracy > 1)  // -1: no evaluation yet
+      throw MetadataRangeError("'best_accuracy' is " + std::to_string(c.state.best_accuracy) +
+                               ", expected -1 or an accuracy from 0 to 1");
     c.state.seed = json_integer<uint64_t>(s, "seed", 0, UINT64_MAX);
     c.state.batch = json_integer<int>(s, "batch", 1, kMaxBatch);
     const auto o = nlohmann::json::parse(need("optimizer"));
@@ -272,6 +275,12 @@ void restore_graph(const Checkpoint& ckpt, const std::string& origin, Graph& gra
       CP_USER_ERROR(origin << ": does not match the model: '" << name << "' has shape "
                            << dims_str(t->shape) << " in the checkpoint, " << dims_str(dims_of(p))
                            << " in the model");
+    // A checkpoint is written only after a finite step (the trainer checks), so a NaN or an
+    // infinity here was put there by something else; evaluating it would give loss nan.
+    for (float v : t->data)
+      if (!std::isfinite(v))
+        CP_USER_ERROR(origin << ": tensor '" << name << "' holds a non-finite value (" << v
+                             << "); the checkpoint is not usable");
     copy_bytes(base + p.offset, graph.device(), t->data.data(), Device::cpu,
                t->data.size() * sizeof(float));
   };

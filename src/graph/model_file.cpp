@@ -33,6 +33,11 @@ void parse_input_line(LayerSpec& spec, ModelSpec& model) {
 }  // namespace
 
 ModelSpec parse_model_text(const std::string& text, const std::string& origin) {
+  // The same rules for a model file and for the model text a checkpoint carries.
+  if (text.size() > kMaxModelFileBytes)
+    CP_USER_ERROR(origin << ": model text is larger than " << (kMaxModelFileBytes >> 20) << " MiB");
+  if (text.find('\0') != std::string::npos)
+    CP_USER_ERROR(origin << ": not a text model file (contains NUL bytes)");
   ModelSpec model;
   model.text = text;
   std::istringstream is(text);
@@ -61,6 +66,12 @@ ModelSpec parse_model_text(const std::string& text, const std::string& origin) {
       for (auto& [k, v] : spec.args)
         if (k == key) CP_USER_ERROR(where << ": argument '" << key << "' given twice");
       if (key == "name") {
+        // Tensor names are "<layer>.weight", optimizer state "optim.m.<layer>.weight": a dot
+        // in a layer name could make two tensors share a name in the checkpoint.
+        if (value.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                    "0123456789_-") != std::string::npos)
+          CP_USER_ERROR(where << ": layer name '" << value
+                              << "' may hold only letters, digits, '_' and '-'");
         spec.name = value;
         continue;
       }
@@ -79,10 +90,7 @@ ModelSpec parse_model_text(const std::string& text, const std::string& origin) {
 }
 
 ModelSpec load_model_file(const std::string& path) {
-  const std::string text = read_regular_file(path, kMaxModelFileBytes, "model file");
-  if (text.find('\0') != std::string::npos)
-    CP_USER_ERROR(path << ": not a text model file (contains NUL bytes)");
-  return parse_model_text(text, path);
+  return parse_model_text(read_regular_file(path, kMaxModelFileBytes, "model file"), path);
 }
 
 // ---- LayerArgs ----
