@@ -49,6 +49,15 @@ struct PoolGeom {
   bool relu_in = false;
 };
 
+// The geometry of windows kh x kw at strides sh, sw over a C x H x W input padded by ph, pw:
+// the output size follows from it (floor: a partial last window is dropped), written once for
+// the layer and the tests.
+inline PoolGeom make_pool_geom(int C, int H, int W, int kh, int kw, int sh, int sw, int ph,
+                               int pw, bool include_pad, bool relu_in) {
+  return {C,  H,  W,  kh, kw, sh, sw, ph, pw, (H + 2 * ph - kh) / sh + 1, (W + 2 * pw - kw) / sw + 1,
+          include_pad, relu_in};
+}
+
 // A plane element as the window sees it.
 CP_HD float pool_input(const PoolGeom& g, float x) { return g.relu_in ? relu_forward(x) : x; }
 // The gradient reaching plane element x, through the fused ReLU if there is one.

@@ -81,19 +81,7 @@ PoolSetup parse_pool(const PoolCase& c) {
   if (stride < 0) stride = size;
   const int kh = global ? c.H : size, kw = global ? c.W : size;
   const int sh = global ? c.H : stride, sw = global ? c.W : stride;
-  s.g = {c.C,
-         c.H,
-         c.W,
-         kh,
-         kw,
-         sh,
-         sw,
-         pad,
-         pad,
-         (c.H + 2 * pad - kh) / sh + 1,
-         (c.W + 2 * pad - kw) / sw + 1,
-         include_pad,
-         c.relu_in};
+  s.g = make_pool_geom(c.C, c.H, c.W, kh, kw, sh, sw, pad, pad, include_pad, c.relu_in);
   s.p.training = c.training;
   return s;
 }

@@ -114,19 +114,7 @@ class PoolLayer : public Layer {
     if ((wp_.method == PoolMethod::avgtopk || wp_.method == PoolMethod::tmaxavg) && wp_.k > window)
       fail("k=" + std::to_string(wp_.k) + " is larger than the window (" + std::to_string(window) +
            " elements)");
-    g_ = {in.c,
-          in.h,
-          in.w,
-          kh_,
-          kw_,
-          sh_,
-          sw_,
-          ph_,
-          pw_,
-          (in.h + 2 * ph_ - kh_) / sh_ + 1,
-          (in.w + 2 * pw_ - kw_) / sw_ + 1,
-          include_pad_,
-          relu_in_};
+    g_ = make_pool_geom(in.c, in.h, in.w, kh_, kw_, sh_, sw_, ph_, pw_, include_pad_, relu_in_);
     return {1, in.c, g_.OH, g_.OW};
   }
 
