@@ -42,6 +42,7 @@ enum RngPurpose : uint32_t {
   kRngPoolSample = 3,
   kRngPoolMix = 4,
   kRngAugment = 5,
+  kRngDropout = 6,
 };
 
 // One uniform [0,1) draw for (purpose, a, b, index): four draws share one Philox call.
