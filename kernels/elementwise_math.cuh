@@ -11,6 +11,13 @@ CP_HD float relu_forward(float x) { return cp_select((x > 0.f) | (x != x), x, 0.
 // Uses the output: y > 0 exactly where x > 0, so the input need not be kept.
 CP_HD float relu_backward(float y, float dy) { return cp_select(y > 0.f, dy, 0.f); }
 
+// Adam's step size at step t (from 1), in double: lr * sqrt(1 - beta2^t) / (1 - beta1^t).
+// Computed by the CPU's optimizer_step_size and by the CUDA begin_step kernel alike.
+CP_HD float adam_step_size(float lr, float beta1, float beta2, uint64_t t) {
+  return float(double(lr) * sqrt(1.0 - pow(double(beta2), double(t))) /
+               (1.0 - pow(double(beta1), double(t))));
+}
+
 // Adam, as Keras does it: the bias correction folded into the step size.
 // lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t); p -= lr_t * m / (sqrt(v) + eps).
 CP_HD void adam_update(float& p, float g, float& m, float& v, float lr_t, float beta1, float beta2,

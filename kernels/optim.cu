@@ -13,10 +13,8 @@ namespace {
 
 __global__ void begin_step_kernel(StepScalars* s, bool adam, float lr, float beta1, float beta2) {
   const uint64_t t = ++s->step;
-  // The same double-precision formula as the CPU path (optim.cpp step_size).
-  s->lr_t = adam ? float(double(lr) * sqrt(1.0 - pow(double(beta2), double(t))) /
-                         (1.0 - pow(double(beta1), double(t))))
-                 : lr;
+  // The CPU's formula (optim.cpp optimizer_step_size), on the device step.
+  s->lr_t = adam ? adam_step_size(lr, beta1, beta2, t) : lr;
 }
 
 __global__ void set_step_kernel(StepScalars* s, uint64_t step) { s->step = step; }
@@ -41,33 +39,46 @@ __device__ bool flag_if_not_finite(float g, unsigned long long* first_bad, uint6
   return true;
 }
 
-__global__ void adam_kernel(float* __restrict__ p, const float* __restrict__ g,
-                            float* __restrict__ m, float* __restrict__ v, size_t n,
+// The group of element i, searched from the group of the thread's previous element: the
+// grid-stride index only grows, so each thread walks the few groups once.
+__device__ __forceinline__ int group_of(const ParamGroups& groups, size_t i, int from) {
+  while (from + 1 < groups.count && i >= groups.end[from]) ++from;
+  return from;
+}
+
+__global__ void adam_kernel(ParamGroups groups, float* __restrict__ p, const float* __restrict__ g,
+                            float* __restrict__ m, float* __restrict__ v,
                             const StepScalars* __restrict__ s, float beta1, float beta2, float eps,
                             float wd, unsigned long long* first_bad) {
   if (step_flagged(first_bad)) return;
   const float lr_t = s->lr_t;
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+  int k = 0;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < groups.trainable_end();
        i += size_t(gridDim.x) * blockDim.x) {
+    k = group_of(groups, i, k);
     const float gi = g[i];
     if (flag_if_not_finite(gi, first_bad, s->step)) continue;
     float pi = p[i], mi = m[i], vi = v[i];
-    adam_update(pi, gi + wd * pi, mi, vi, lr_t, beta1, beta2, eps);
+    adam_update(pi, gi + wd * groups.wd_mult[k] * pi, mi, vi, lr_t * groups.lr_mult[k], beta1,
+                beta2, eps);
     p[i] = pi, m[i] = mi, v[i] = vi;
   }
 }
 
-__global__ void sgd_kernel(float* __restrict__ p, const float* __restrict__ g,
-                           float* __restrict__ vel, size_t n, const StepScalars* __restrict__ s,
+__global__ void sgd_kernel(ParamGroups groups, float* __restrict__ p, const float* __restrict__ g,
+                           float* __restrict__ vel, const StepScalars* __restrict__ s,
                            float momentum, bool nesterov, float wd, unsigned long long* first_bad) {
   if (step_flagged(first_bad)) return;
   const float lr = s->lr_t;
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+  int k = 0;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < groups.trainable_end();
        i += size_t(gridDim.x) * blockDim.x) {
+    k = group_of(groups, i, k);
     const float gi = g[i];
     if (flag_if_not_finite(gi, first_bad, s->step)) continue;
     float pi = p[i];
-    sgd_update(pi, gi + wd * pi, vel ? vel + i : nullptr, lr, momentum, nesterov);
+    sgd_update(pi, gi + wd * groups.wd_mult[k] * pi, vel ? vel + i : nullptr,
+               lr * groups.lr_mult[k], momentum, nesterov);
     p[i] = pi;
   }
 }
@@ -75,8 +86,8 @@ __global__ void sgd_kernel(float* __restrict__ p, const float* __restrict__ g,
 }  // namespace
 
 void begin_step(StepScalars* scalars, const OptimizerConfig& cfg, void* stream) {
-  begin_step_kernel<<<1, 1, 0, as_stream(stream)>>>(scalars, cfg.kind == "adam", cfg.lr, cfg.beta1,
-                                                    cfg.beta2);
+  begin_step_kernel<<<1, 1, 0, as_stream(stream)>>>(scalars, cfg.kind == OptimizerKind::adam,
+                                                    cfg.lr, cfg.beta1, cfg.beta2);
   CP_CUDA_CHECK_LAUNCH("begin_step_kernel");
 }
 
@@ -85,19 +96,20 @@ void set_step(StepScalars* scalars, uint64_t step, void* stream) {
   CP_CUDA_CHECK_LAUNCH("set_step_kernel");
 }
 
-void optimizer_update(const OptimizerConfig& cfg, const StepScalars* scalars, float* params,
-                      const float* grads, float* state0, float* state1, size_t n, void* stream,
-                      unsigned long long* first_bad_step) {
+void optimizer_update(const OptimizerConfig& cfg, const ParamGroups& groups,
+                      const StepScalars* scalars, float* params, const float* grads, float* state0,
+                      float* state1, void* stream, unsigned long long* first_bad_step) {
+  const size_t n = groups.trainable_end();
   if (n == 0) return;
   constexpr unsigned kThreads = 256;
   const unsigned blocks = std::min(ceil_div(n, kThreads), 4096u);
-  if (cfg.kind == "adam") {
-    adam_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(params, grads, state0, state1, n,
+  if (cfg.kind == OptimizerKind::adam) {
+    adam_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(groups, params, grads, state0, state1,
                                                             scalars, cfg.beta1, cfg.beta2, cfg.eps,
                                                             cfg.weight_decay, first_bad_step);
     CP_CUDA_CHECK_LAUNCH("adam_kernel");
   } else {
-    sgd_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(params, grads, state0, n, scalars,
+    sgd_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(groups, params, grads, state0, scalars,
                                                            cfg.momentum, cfg.nesterov,
                                                            cfg.weight_decay, first_bad_step);
     CP_CUDA_CHECK_LAUNCH("sgd_kernel");

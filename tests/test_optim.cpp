@@ -11,7 +11,7 @@ using namespace convpool;
 TEST(Adam, FirstTwoStepsMatchHandComputedValues) {
   OptimizerConfig c;  // Keras defaults: lr 1e-3, 0.9, 0.999, 1e-7
   float p[2] = {0.5f, -1.0f}, g[2] = {0.2f, -0.4f}, m[2] = {0, 0}, v[2] = {0, 0};
-  optimizer_step(Device::cpu, c, 1, p, g, m, v, 2);
+  optimizer_step(Device::cpu, c, 1, ParamGroups::whole(2), p, g, m, v);
   // Step 1: m = 0.1 g, v = 0.001 g^2, lr_t = 1e-3 * sqrt(0.001) / 0.1, so the update is
   // lr_t * 0.1 g / (sqrt(0.001)|g| + 1e-7) ~= 1e-3 * sign(g).
   EXPECT_NEAR(m[0], 0.02, 1e-8);
@@ -24,36 +24,36 @@ TEST(Adam, FirstTwoStepsMatchHandComputedValues) {
   const double m2 = 0.9 * 0.02 + 0.1 * -0.1, v2 = 0.999 * 0.001 * 0.04 + 0.001 * 0.01;
   const double lr2 = 1e-3 * std::sqrt(1 - 0.999 * 0.999) / (1 - 0.9 * 0.9);
   const double want = p[0] - lr2 * m2 / (std::sqrt(v2) + 1e-7);
-  optimizer_step(Device::cpu, c, 2, p, g2, m, v, 2);
+  optimizer_step(Device::cpu, c, 2, ParamGroups::whole(2), p, g2, m, v);
   EXPECT_NEAR(p[0], want, 1e-7);
 }
 
 TEST(Sgd, PlainMomentumNesterovAndWeightDecay) {
   OptimizerConfig c;
-  c.kind = "sgd";
+  c.kind = OptimizerKind::sgd;
   c.lr = 0.1f;
   float p = 1.f, g = 0.5f;
-  optimizer_step(Device::cpu, c, 1, &p, &g, nullptr, nullptr, 1);
+  optimizer_step(Device::cpu, c, 1, ParamGroups::whole(1), &p, &g, nullptr, nullptr);
   EXPECT_FLOAT_EQ(p, 0.95f);
 
   c.momentum = 0.9f;
   float q = 1.f, vel = 0.f;
-  optimizer_step(Device::cpu, c, 1, &q, &g, &vel, nullptr, 1);  // vel = -0.05
-  optimizer_step(Device::cpu, c, 2, &q, &g, &vel, nullptr, 1);  // vel = -0.045 - 0.05
+  optimizer_step(Device::cpu, c, 1, ParamGroups::whole(1), &q, &g, &vel, nullptr);  // vel = -0.05
+  optimizer_step(Device::cpu, c, 2, ParamGroups::whole(1), &q, &g, &vel, nullptr);  // vel = -0.045 - 0.05
   EXPECT_FLOAT_EQ(vel, -0.095f);
   EXPECT_FLOAT_EQ(q, 1.f - 0.05f - 0.095f);
 
   c.nesterov = true;
   float r = 1.f, vr = 0.f;
-  optimizer_step(Device::cpu, c, 1, &r, &g, &vr, nullptr, 1);  // r += 0.9*(-0.05) - 0.05
+  optimizer_step(Device::cpu, c, 1, ParamGroups::whole(1), &r, &g, &vr, nullptr);  // r += 0.9*(-0.05) - 0.05
   EXPECT_FLOAT_EQ(r, 1.f - 0.045f - 0.05f);
 
   OptimizerConfig wd;
-  wd.kind = "sgd";
+  wd.kind = OptimizerKind::sgd;
   wd.lr = 0.1f;
   wd.weight_decay = 0.01f;
   float s = 2.f, zero = 0.f;
-  optimizer_step(Device::cpu, wd, 1, &s, &zero, nullptr, nullptr, 1);
+  optimizer_step(Device::cpu, wd, 1, ParamGroups::whole(1), &s, &zero, nullptr, nullptr);
   EXPECT_FLOAT_EQ(s, 2.f - 0.1f * 0.02f);
 }
 
@@ -61,15 +61,34 @@ TEST(OptimizerConfig, AbsurdValuesAreRejected) {
   OptimizerConfig c;
   c.lr = -1.f;
   EXPECT_THROW(validate(c), Error);
-  c = {};
-  c.kind = "adamw";
-  EXPECT_THROW(validate(c), Error);
+  EXPECT_THROW(parse_optimizer_kind("adamw"), Error);
+  EXPECT_EQ(parse_optimizer_kind(optimizer_name(OptimizerKind::sgd)), OptimizerKind::sgd);
   c = {};
   c.beta1 = 1.f;
   EXPECT_THROW(validate(c), Error);
   c = {};
-  c.kind = "sgd";
+  c.kind = OptimizerKind::sgd;
   c.nesterov = true;
   EXPECT_THROW(validate(c), Error);
   EXPECT_NO_THROW(validate(OptimizerConfig{}));
+}
+
+// Groups: each range gets its own learning-rate and weight-decay multipliers, and elements
+// outside every group (frozen parameters, buffers) are left alone.
+TEST(Sgd, ParamGroupsScaleLearningRateAndWeightDecay) {
+  OptimizerConfig c;
+  c.kind = OptimizerKind::sgd;
+  c.lr = 0.1f;
+  c.weight_decay = 0.5f;
+  ParamGroups groups;
+  groups.count = 2;
+  groups.begin[0] = 0, groups.end[0] = 2, groups.lr_mult[0] = 1.f, groups.wd_mult[0] = 1.f;
+  groups.begin[1] = 2, groups.end[1] = 3, groups.lr_mult[1] = 2.f, groups.wd_mult[1] = 0.f;
+  float p[4] = {1.f, 1.f, 1.f, 1.f};
+  const float g[4] = {0.5f, 0.f, 0.5f, 0.5f};
+  optimizer_step(Device::cpu, c, 1, groups, p, g, nullptr, nullptr);
+  EXPECT_FLOAT_EQ(p[0], 1.f - 0.1f * (0.5f + 0.5f));
+  EXPECT_FLOAT_EQ(p[1], 1.f - 0.1f * 0.5f);  // decay alone
+  EXPECT_FLOAT_EQ(p[2], 1.f - 0.2f * 0.5f);  // twice the rate, no decay
+  EXPECT_EQ(p[3], 1.f);                      // in no group: untouched
 }

@@ -9,6 +9,7 @@
 #include "cli_common.h"
 #include "cli_measure.h"
 #include "convpool/buffer.h"
+
 #include "convpool/checkpoint.h"
 #include "convpool/device.h"
 #include "convpool/graph.h"
@@ -62,7 +63,7 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_option("--batch", o.cfg.batch, "batch size")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));
-  cmd->add_option("--optimizer", o.cfg.optimizer.kind, "adam or sgd")
+  cmd->add_option("--optimizer", o.optimizer, "adam or sgd")
       ->capture_default_str()
       ->check(CLI::IsMember({"adam", "sgd"}));
   cmd->add_option("--lr", o.cfg.optimizer.lr, "learning rate")
@@ -163,6 +164,7 @@ void resolve_options(CLI::App* cmd, TrainOptions& o) {
     }
   }
   validate(o.cfg.input);
+  o.cfg.optimizer.kind = parse_optimizer_kind(o.optimizer);
   o.cfg.cuda_graph = !o.no_graph;
   std::vector<std::string> mean, sd;
   for (int c = 0; c < kCifarChannels; ++c) {
@@ -276,7 +278,7 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
          << train.size() << " train / " << test.size() << " test images";
     if (o.cfg.device == Device::cuda) head << "\ndevice: " << cuda_device_report();
     if (o.verbosity() == Verbosity::verbose) head << "\n" << graph->summary();
-    head << "\nthreads " << o.threads << ", batch " << o.cfg.batch << ", " << o.cfg.optimizer.kind
+    head << "\nthreads " << o.threads << ", batch " << o.cfg.batch << ", " << optimizer_name(o.cfg.optimizer.kind)
          << " lr " << o.cfg.optimizer.lr << ", seed " << o.cfg.seed << ", pool "
          << (o.pool.empty() ? "as in the model" : o.pool) << ", input " << describe(o.cfg.input)
          << "\nrun directory " << o.out;

@@ -106,7 +106,7 @@ int run(StudyOptions& so, CLI::App* cmd) {
         if (c.state.batch != base.cfg.batch || opt.kind != base.cfg.optimizer.kind ||
             opt.lr != base.cfg.optimizer.lr || !(c.state.input == base.cfg.input))
           CP_USER_ERROR(last << " was trained with other settings (batch " << c.state.batch << ", "
-                             << opt.kind << " lr " << opt.lr << ", input "
+                             << optimizer_name(opt.kind) << " lr " << opt.lr << ", input "
                              << describe(c.state.input)
                              << "); a study resumes only with its own: use a fresh --out");
         finished = c.state.epoch >= base.cfg.epochs;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,20 @@ struct StepContext {
   const uint64_t* device_step = nullptr;
 };
 
-enum class Init { glorot_uniform, zeros, constant };
+// How a parameter starts. fan_in/fan_out are those of the owning layer (conv: C*KH*KW and
+// OC*KH*KW). dirac: the identity convolution (1 at the kernel centre of output channel o for
+// input channel o mod C), so a block starts as a pass-through; from_data: left to the layer's
+// init_from_data hook, called with a batch of real inputs (Graph::init_from_data).
+enum class Init { glorot_uniform, he_normal, he_uniform, zeros, ones, constant, dirac, from_data };
+const char* init_name(Init init);
+// "glorot", "he_normal", "he_uniform", "zeros", "ones", "dirac"; a one-line error otherwise.
+Init parse_init(const std::string& name, const LayerArgs& args);
+
+// trainable: updated by the optimizer; frozen: a parameter the optimizer leaves alone (saved,
+// counted as a parameter); buffer: state that is not a parameter (BatchNorm running
+// statistics), written by its layer, saved in checkpoints, not counted in parameter totals.
+enum class ParamKind { trainable, frozen, buffer };
+const char* param_kind_name(ParamKind kind);
 
 struct ParamDecl {
   std::string suffix;  // "weight", "bias", ...: the full name is "<layer>.<suffix>"
@@ -34,6 +48,18 @@ struct ParamDecl {
   int fan_in = 0, fan_out = 0;
   float value = 0.f;  // for Init::constant
   int rank = 4;       // dimensions in checkpoints: conv weight 4, dense weight 2, bias 1
+  ParamKind kind = ParamKind::trainable;
+  // Multipliers of the learning rate and the weight decay. The standard recipes decay weights
+  // only: biases and normalisation parameters declare wd_mult 0.
+  float lr_mult = 1.f, wd_mult = 1.f;
+};
+
+// A small case an op must run: a model-file line and the per-sample shapes of its inputs.
+// The registry-walking suite (tests/test_op_registry.cpp) builds, gradient-checks, saves and
+// reloads every example of every op.
+struct OpExample {
+  std::string line;
+  std::vector<Shape> inputs;
 };
 
 class Layer {
@@ -48,8 +74,20 @@ class Layer {
   uint32_t index() const { return index_; }
   void set_index(uint32_t i) { index_ = i; }
 
-  // Build time. `in` is a per-sample shape (n = 1). Throws with the layer name on bad shapes.
-  virtual Shape infer_shape(const Shape& in) = 0;
+  // Build time. `in` holds the per-sample shapes (n = 1) of the inputs, in the order the model
+  // names them. Throws with the layer name on bad shapes. One-input ops implement
+  // infer_shape(Shape) instead; the default here refuses any other number of inputs.
+  virtual Shape infer(std::span<const Shape> in);
+  virtual Shape infer_shape(const Shape& /*in*/) { fail("takes several inputs"); }
+  // Whether this op can run on `device`; checked when the graph is built, so a graph that a
+  // backend cannot run is refused before any step.
+  virtual bool supports(Device /*device*/) const { return true; }
+  // What backward reads, for the memory plan: an activation lives until its last reader.
+  virtual bool backward_reads_input() const { return true; }
+  virtual bool backward_reads_output() const { return true; }
+  // True when backward can add its input gradients to what is there (the per-input
+  // `accumulate` flags of backward_inputs); else the graph gives it scratch and adds it.
+  virtual bool accumulates_input_grad() const { return false; }
   virtual std::vector<ParamDecl> param_decls() const { return {}; }
   // Called by the graph after infer_shape, before sizing buffers: backend-specific setup
   // (cuDNN descriptors and algorithm choice) happens here, never inside a step.
@@ -82,11 +120,28 @@ class Layer {
     workspace_ = workspace;
   }
 
-  // y = f(x). x and y carry the actual batch size (which may be below the built batch).
-  virtual void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) = 0;
-  // Given x, y and dy, writes parameter gradients (overwriting) and, if dx.data, dx.
-  virtual void backward(const StepContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy,
-                        const Tensor& dx) = 0;
+  // Called by Graph::init_from_data for a layer with Init::from_data parameters, with its
+  // inputs computed from a batch of real data, before its own forward runs.
+  virtual void init_from_data(std::span<const Tensor> /*in*/) {
+    fail("declares a parameter initialised from data but has no init_from_data");
+  }
+
+  // y = f(inputs). Tensors carry the actual batch size (which may be below the built batch).
+  // One-input ops implement forward(x, y) instead.
+  virtual void forward_inputs(const StepContext& ctx, std::span<const Tensor> in, const Tensor& y);
+  // Writes parameter gradients (overwriting) and, for each input i with din[i].data, its
+  // gradient: overwritten, or added to when accumulate[i] (only asked of ops that
+  // accumulates_input_grad()). One-input ops implement backward(x, y, dy, dx) instead.
+  virtual void backward_inputs(const StepContext& ctx, std::span<const Tensor> in, const Tensor& y,
+                               const Tensor& dy, std::span<const Tensor> din,
+                               const std::vector<bool>& accumulate);
+  virtual void forward(const StepContext&, const Tensor& /*x*/, const Tensor& /*y*/) {
+    fail("has no one-input forward");
+  }
+  virtual void backward(const StepContext&, const Tensor& /*x*/, const Tensor& /*y*/,
+                        const Tensor& /*dy*/, const Tensor& /*dx*/) {
+    fail("has no one-input backward");
+  }
 
  protected:
   [[noreturn]] void fail(const std::string& msg) const;  // "where: layer NAME: msg"
@@ -100,7 +155,16 @@ class Layer {
 
 using LayerFactory = std::function<std::unique_ptr<Layer>(const LayerSpec&)>;
 
-// name -> factory. Adding a layer type means adding one row to the table in registry.cpp.
+// One registered op: its model-file type name, factory, and the examples every op must give.
+struct OpInfo {
+  std::string name;
+  LayerFactory make;
+  std::vector<OpExample> examples;
+};
+
+// Adding an op means writing its file (which defines a function returning its OpInfo) and
+// adding one row to the table in registry.cpp.
+const std::vector<OpInfo>& op_registry();
 std::unique_ptr<Layer> make_layer(const LayerSpec& spec);
 std::vector<std::string> layer_type_names();
 

@@ -8,22 +8,42 @@
 
 namespace convpool {
 
+enum class OptimizerKind { adam, sgd };
+const char* optimizer_name(OptimizerKind kind);  // "adam", "sgd"
+// The CLI's and the checkpoints' names; a one-line error naming the choices otherwise.
+OptimizerKind parse_optimizer_kind(const std::string& name);
+
 struct OptimizerConfig {
-  std::string kind = "adam";  // "adam" | "sgd"
+  OptimizerKind kind = OptimizerKind::adam;
   float lr = 1e-3f;
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-7f;  // Adam, Keras defaults
   float momentum = 0.0f;                            // SGD
   bool nesterov = false;                            // SGD
-  float weight_decay = 0.0f;                        // L2, added to the gradient before the update
+  float weight_decay = 0.0f;  // L2, added to the gradient (times the parameter's wd_mult)
+};
+
+// The trainable part of the flat buffer as contiguous ranges [begin, end) that share a
+// learning-rate and a weight-decay multiplier; passed by value to the update kernel.
+constexpr int kMaxParamGroups = 16;
+struct ParamGroups {
+  int count = 0;
+  size_t begin[kMaxParamGroups] = {}, end[kMaxParamGroups] = {};
+  float lr_mult[kMaxParamGroups] = {}, wd_mult[kMaxParamGroups] = {};
+  size_t trainable_end() const { return count ? end[count - 1] : 0; }
+  static ParamGroups whole(size_t n);  // one group [0, n) with multipliers 1
 };
 
 int optimizer_state_slots(const OptimizerConfig& cfg);  // Adam 2, SGD with momentum 1, else 0
 void validate(const OptimizerConfig& cfg);              // one-line errors for absurd values
 
-// Applies one update. `step` counts from 1 (Adam's bias correction uses it).
-// state0/state1 are the flat state buffers (may be null when the optimizer has none).
-void optimizer_step(Device device, const OptimizerConfig& cfg, uint64_t step, float* params,
-                    const float* grads, float* state0, float* state1, size_t n,
-                    void* stream = nullptr);
+// The step size at `step` (counting from 1): Adam folds its bias correction in. The one
+// definition: the CPU calls it here, the CUDA begin_step kernel on the device.
+float optimizer_step_size(const OptimizerConfig& cfg, uint64_t step);
+
+// Applies one update to the trainable groups. `step` counts from 1. state0/state1 are the
+// flat state buffers (may be null when the optimizer has none).
+void optimizer_step(Device device, const OptimizerConfig& cfg, uint64_t step,
+                    const ParamGroups& groups, float* params, const float* grads, float* state0,
+                    float* state1, void* stream = nullptr);
 
 }  // namespace convpool

@@ -27,13 +27,13 @@ std::string dims_str(const std::vector<int64_t>& d) {
 }
 
 std::vector<std::string> state_prefixes(const OptimizerConfig& opt) {
-  if (opt.kind == "adam") return {"optim.m.", "optim.v."};
+  if (opt.kind == OptimizerKind::adam) return {"optim.m.", "optim.v."};
   if (optimizer_state_slots(opt) == 1) return {"optim.velocity."};
   return {};
 }
 
 nlohmann::json optimizer_json(const OptimizerConfig& o) {
-  return {{"kind", o.kind},         {"lr", o.lr},
+  return {{"kind", optimizer_name(o.kind)}, {"lr", o.lr},
           {"beta1", o.beta1},       {"beta2", o.beta2},
           {"eps", o.eps},           {"momentum", o.momentum},
           {"nesterov", o.nesterov}, {"weight_decay", o.weight_decay}};
@@ -110,7 +110,9 @@ void save_checkpoint(const std::string& path, const Graph& graph, const std::str
   for (auto& p : graph.param_infos()) add(p.name, p, graph.params());
   const auto prefixes = state_prefixes(st.optimizer);
   for (size_t s = 0; s < prefixes.size(); ++s)
-    for (auto& p : graph.param_infos()) add(prefixes[s] + p.name, p, graph.optimizer_state(int(s)));
+    for (auto& p : graph.param_infos())  // frozen parameters and buffers have no optimizer state
+      if (p.kind == ParamKind::trainable)
+        add(prefixes[s] + p.name, p, graph.optimizer_state(int(s)));
 
   nlohmann::json state = {{"epoch", st.epoch},
                           {"step", st.step},
@@ -179,7 +181,7 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
     c.state.seed = json_integer<uint64_t>(s, "seed", 0, UINT64_MAX);
     c.state.batch = json_integer<int>(s, "batch", 1, kMaxBatch);
     const auto o = nlohmann::json::parse(need("optimizer"));
-    c.state.optimizer.kind = o.at("kind").get<std::string>();
+    c.state.optimizer.kind = parse_optimizer_kind(o.at("kind").get<std::string>());
     c.state.optimizer.lr = json_real<float>(o, "lr");
     c.state.optimizer.beta1 = json_real<float>(o, "beta1");
     c.state.optimizer.beta2 = json_real<float>(o, "beta2");
@@ -289,7 +291,8 @@ void restore_graph(const Checkpoint& ckpt, const std::string& origin, Graph& gra
     const auto prefixes = state_prefixes(ckpt.state.optimizer);
     for (size_t s = 0; s < prefixes.size(); ++s)
       for (auto& p : graph.param_infos())
-        load(prefixes[s] + p.name, p, graph.optimizer_state(int(s)));
+        if (p.kind == ParamKind::trainable)
+          load(prefixes[s] + p.name, p, graph.optimizer_state(int(s)));
   }
   for (auto& t : ckpt.file.tensors) {
     const bool optimizer = t.name.rfind("optim.", 0) == 0;

@@ -90,7 +90,7 @@ void conv_forward(const ConvGeom& g, int n, const float* x, const float* w, cons
     for (int oc = 0; oc < g.OC; ++oc) {
       const float* src = tmp + size_t(oc) * NP + size_t(i) * g.P();
       float* dst = y + (size_t(i) * g.OC + oc) * g.P();
-      const float bias = b[oc];
+      const float bias = b ? b[oc] : 0.f;  // no bias: + 0 leaves every value as it is
       for (int p = 0; p < g.P(); ++p) dst[p] = src[p] + bias;
     }
 }
@@ -105,7 +105,7 @@ void conv_backward_filter(const ConvGeom& g, int n, const float* dy, const float
     for (int i = 0; i < n; ++i)
       std::memcpy(dyt + size_t(oc) * NP + size_t(i) * g.P(), dy + (size_t(i) * g.OC + oc) * g.P(),
                   sizeof(float) * g.P());
-  for (int oc = 0; oc < g.OC; ++oc) {
+  for (int oc = 0; db && oc < g.OC; ++oc) {
     double s = 0;
     const float* row = dyt + size_t(oc) * NP;
     for (int j = 0; j < NP; ++j) s += row[j];

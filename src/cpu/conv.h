@@ -16,11 +16,11 @@ struct ConvGeom {
 size_t conv_col_floats(const ConvGeom& g, int n);
 size_t conv_tmp_floats(const ConvGeom& g, int n);
 
-// y = conv(x, w) + b. col (K x n*P) is left filled for backward; tmp is scratch.
+// y = conv(x, w) + b (b null: no bias). col (K x n*P) is left filled for backward; tmp is scratch.
 void conv_forward(const ConvGeom& g, int n, const float* x, const float* w, const float* b,
                   float* y, float* col, float* tmp);
 // Backward in its two directions. The filter direction uses col as left by conv_forward on
-// the same x, overwrites dw and db, and leaves dy transposed at the front of tmp; the data
+// the same x, overwrites dw and db (unless null), and leaves dy transposed at the front of tmp; the data
 // direction, which must follow it, reads that and overwrites dx.
 void conv_backward_filter(const ConvGeom& g, int n, const float* dy, const float* col, float* dw,
                           float* db, float* tmp);

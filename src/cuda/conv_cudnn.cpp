@@ -204,7 +204,7 @@ void conv_forward(ConvPlan& plan, int n, const float* x, const float* w, const f
   CP_CUDNN_CHECK(cudnnConvolutionForward(h, &one, B.x->d, x, plan.filter(), w, plan.conv(), B.fwd,
                                          workspace, plan.workspace_limit(), &zero, B.y->d, y));
   const auto& g = plan.geom();
-  bias_add(y, b, n, g.OC, g.OH * g.OW, stream);
+  if (b) bias_add(y, b, n, g.OC, g.OH * g.OW, stream);
 }
 
 void conv_backward_filter(ConvPlan& plan, int n, const float* x, const float* dy, float* dw,
@@ -218,7 +218,7 @@ void conv_backward_filter(ConvPlan& plan, int n, const float* x, const float* dy
                                                 B.bwd_filter, workspace, plan.workspace_limit(),
                                                 &zero, plan.filter(), dw));
   const auto& g = plan.geom();
-  bias_grad(dy, db, n, g.OC, g.OH * g.OW, stream);
+  if (db) bias_grad(dy, db, n, g.OC, g.OH * g.OW, stream);
 }
 
 void conv_backward_data(ConvPlan& plan, int n, const float* w, const float* dy, float* dx,

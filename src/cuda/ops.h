@@ -8,9 +8,7 @@
 #include "../../kernels/pool_math.cuh"
 #include "convpool/data.h"
 
-namespace convpool {
-struct OptimizerConfig;
-}
+#include "convpool/optim.h"
 
 namespace convpool::cuda {
 
@@ -25,13 +23,13 @@ struct StepScalars {
 void begin_step(StepScalars* scalars, const OptimizerConfig& cfg, void* stream);
 // Sets step (so the next begin_step runs step + 1).
 void set_step(StepScalars* scalars, uint64_t step, void* stream);
-// One fused update of the flat parameter buffer with the scalars' lr_t. With `first_bad_step`
+// One fused update of the trainable groups of the flat buffer with the scalars' lr_t. With `first_bad_step`
 // (device), a non-finite gradient lowers *first_bad_step to the step and that element is not
 // updated, and a step already flagged updates nothing (kernels/optim.cu says how this differs
 // from the CPU, which skips the whole step).
-void optimizer_update(const OptimizerConfig& cfg, const StepScalars* scalars, float* params,
-                      const float* grads, float* state0, float* state1, size_t n, void* stream,
-                      unsigned long long* first_bad_step = nullptr);
+void optimizer_update(const OptimizerConfig& cfg, const ParamGroups& groups,
+                      const StepScalars* scalars, float* params, const float* grads, float* state0,
+                      float* state1, void* stream, unsigned long long* first_bad_step = nullptr);
 
 // kernels/pad.cu: xp (planes x HP x WP) = x (planes x H x W) placed at (top, left) in zeros;
 // crop_planes is its adjoint, dx = the (top, left) H x W window of dxp (overwritten).

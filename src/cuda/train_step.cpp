@@ -104,9 +104,9 @@ struct TrainStepper::Impl {
     graph.backward(ctx, n);
     const int slots_used = optimizer_state_slots(opt);
     Region region(regions::optimizer, Device::cuda, s);
-    optimizer_update(opt, step_scalars(), graph.params(), graph.grads(),
+    optimizer_update(opt, graph.param_groups(), step_scalars(), graph.params(), graph.grads(),
                      slots_used > 0 ? graph.optimizer_state(0) : nullptr,
-                     slots_used > 1 ? graph.optimizer_state(1) : nullptr, graph.num_params(), s,
+                     slots_used > 1 ? graph.optimizer_state(1) : nullptr, s,
                      &device_counters()->first_bad_step);
   }
 

@@ -1,5 +1,6 @@
 #include "convpool/graph.h"
 
+#include <algorithm>
 #include <cmath>
 #include <iomanip>
 #include <map>
@@ -7,81 +8,336 @@
 #include <sstream>
 
 #include "../../kernels/philox.cuh"
+#include "../cpu/nn_ops.h"
 #include "convpool/error.h"
 #include "convpool/profile.h"
+#include "memory_plan.h"
+#ifdef CONVPOOL_HAVE_CUDA
+#include "../cuda/ops_nn.h"
+#endif
 
 namespace convpool {
 
+namespace {
+
+// Every buffer must stay indexable by int (BLAS and kernel arguments).
+constexpr size_t kMaxFloats = size_t(1) << 31;
+
+// Resolves input names and orders the nodes: Kahn's algorithm, taking the ready node that
+// comes first in the file, so a chain keeps its file order. Returns file indices in order.
+std::vector<size_t> topological_order(const std::vector<LayerSpec>& layers,
+                                      std::vector<std::vector<int>>& file_inputs) {
+  const size_t N = layers.size();
+  std::map<std::string, int> index_of;
+  for (size_t i = 0; i < N; ++i) {
+    if (layers[i].name == "input")
+      CP_USER_ERROR(layers[i].where << ": the layer name 'input' is reserved for the model's input");
+    if (!index_of.emplace(layers[i].name, int(i)).second)
+      CP_USER_ERROR(layers[i].where << ": layer name '" << layers[i].name << "' is used twice");
+  }
+  std::vector<std::string> names;
+  for (auto& l : layers) names.push_back(l.name);
+  names.push_back("input");
+  // file_inputs[i]: file index of each input, -1 for the model's input.
+  file_inputs.assign(N, {});
+  std::vector<std::vector<size_t>> consumers(N);
+  std::vector<int> pending(N, 0);
+  for (size_t i = 0; i < N; ++i) {
+    const LayerSpec& ls = layers[i];
+    if (ls.inputs.empty()) {
+      file_inputs[i].push_back(int(i) - 1);
+    } else {
+      for (auto& name : ls.inputs) {
+        if (name == "input") {
+          file_inputs[i].push_back(-1);
+          continue;
+        }
+        auto it = index_of.find(name);
+        if (it == index_of.end()) {
+          const std::string near = nearest_word(name, names);
+          CP_USER_ERROR(ls.where << ": " << ls.type << " '" << ls.name << "': unknown input '"
+                                 << name << "'"
+                                 << (near.empty() ? "" : " (did you mean '" + near + "'?)"));
+        }
+        file_inputs[i].push_back(it->second);
+      }
+    }
+    for (int src : file_inputs[i])
+      if (src >= 0) consumers[size_t(src)].push_back(i), ++pending[i];
+  }
+  // The last layer of the file is the model's output; every other output must be read.
+  for (size_t i = 0; i + 1 < N; ++i)
+    if (consumers[i].empty())
+      CP_USER_ERROR(layers[i].where << ": " << layers[i].type << " '" << layers[i].name
+                                    << "': its output is never used (only the last layer, '"
+                                    << layers[N - 1].name << "', may be unread)");
+  if (!consumers[N - 1].empty())
+    CP_USER_ERROR(layers[N - 1].where << ": " << layers[N - 1].type << " '" << layers[N - 1].name
+                                      << "': the last layer is the model's output, but '"
+                                      << layers[consumers[N - 1][0]].name << "' reads it");
+  std::set<size_t> ready;
+  for (size_t i = 0; i < N; ++i)
+    if (!pending[i]) ready.insert(i);
+  std::vector<size_t> order;
+  while (!ready.empty()) {
+    const size_t i = *ready.begin();
+    ready.erase(ready.begin());
+    order.push_back(i);
+    for (size_t c : consumers[i])
+      if (--pending[c] == 0) ready.insert(c);
+  }
+  if (order.size() < N) {
+    // Walk inputs among the unordered nodes until one repeats: that loop is a cycle.
+    size_t at = 0;
+    while (!pending[at]) ++at;
+    std::vector<size_t> path;
+    std::vector<int> seen(N, -1);
+    while (seen[at] < 0) {
+      seen[at] = int(path.size());
+      path.push_back(at);
+      for (int src : file_inputs[at])
+        if (src >= 0 && pending[size_t(src)]) {
+          at = size_t(src);
+          break;
+        }
+    }
+    std::string loop = layers[at].name;
+    for (size_t k = path.size(); k-- > size_t(seen[at]);) loop += " -> " + layers[path[k]].name;
+    CP_USER_ERROR(layers[at].where << ": " << layers[at].type << " '" << layers[at].name
+                                   << "' is part of a cycle: " << loop);
+  }
+  return order;
+}
+
+}  // namespace
+
+struct Graph::Builder {
+  // Storages: memory shared by values that alias (flatten, a fused ReLU), with lifetimes.
+  std::vector<PlannedTensor> storages;
+  std::vector<std::string> storage_names;
+  int add(size_t floats, int first, int last, std::string name) {
+    storages.push_back({floats, first, last});
+    storage_names.push_back(std::move(name));
+    return int(storages.size()) - 1;
+  }
+  void extend(int s, int step) {
+    storages[size_t(s)].first = std::min(storages[size_t(s)].first, step);
+    storages[size_t(s)].last = std::max(storages[size_t(s)].last, step);
+  }
+};
+
 std::unique_ptr<Graph> Graph::build(const ModelSpec& spec, const GraphOptions& opts) {
   if (opts.batch < 1) CP_USER_ERROR("batch size must be at least 1 (got " << opts.batch << ")");
+  if (spec.layers.empty()) CP_USER_ERROR("the model defines no layers");
   auto g = std::unique_ptr<Graph>(new Graph());
   g->opts_ = opts;
-  g->shapes_.push_back(spec.input.with_batch(1));
+  std::vector<LayerSpec> specs = spec.layers;
+  assign_default_names(specs);
 
-  std::map<std::string, int> type_count;
-  std::set<std::string> names;
-  for (size_t i = 0; i < spec.layers.size(); ++i) {
-    LayerSpec ls = spec.layers[i];
-    const int ordinal = ++type_count[ls.type];
-    if (ls.name.empty()) ls.name = ls.type + std::to_string(ordinal);
-    if (!names.insert(ls.name).second)
-      CP_USER_ERROR(ls.where << ": layer name '" << ls.name << "' is used twice");
-    auto layer = make_layer(ls);
-    layer->set_index(uint32_t(i));
-    if (opts.fuse_relu && !g->layers_.empty() && g->layers_.back()->type() == "relu" &&
-        layer->absorb_preceding_relu())
-      g->layers_.back()->fuse_into_next();
-    const Shape in = g->shapes_.back();
-    const Shape out = layer->infer_shape(in);
-    layer->prepare(opts.device, opts.batch);
+  std::vector<std::vector<int>> file_inputs;
+  const std::vector<size_t> order = topological_order(specs, file_inputs);
+  const size_t N = order.size();
+  std::vector<int> node_of_file(N);
+  for (size_t k = 0; k < N; ++k) node_of_file[order[k]] = int(k);
+
+  // Nodes in execution order; value k + 1 is node k's output.
+  for (size_t k = 0; k < N; ++k) {
+    auto layer = make_layer(specs[order[k]]);
+    // The file position keys the layer's random streams: the same draws as before the graph
+    // was a graph, and independent of how the nodes are ordered.
+    layer->set_index(uint32_t(order[k]));
+    if (!layer->supports(opts.device))
+      CP_USER_ERROR(specs[order[k]].where << ": " << layer->type() << " '" << layer->name()
+                                          << "' has no " << device_name(opts.device)
+                                          << " implementation");
+    std::vector<int> in;
+    for (int src : file_inputs[order[k]]) in.push_back(src < 0 ? 0 : node_of_file[size_t(src)] + 1);
+    g->inputs_.push_back(in);
+    g->layers_.push_back(std::move(layer));
+  }
+  std::vector<std::vector<size_t>> consumers(N + 1);
+  for (size_t k = 0; k < N; ++k)
+    for (int v : g->inputs_[k]) consumers[size_t(v)].push_back(k);
+
+  // Fusion pass: a ReLU whose only reader is a node that can apply it itself, and whose input
+  // has no other reader, becomes part of that node.
+  if (opts.fuse_relu)
+    for (size_t k = 0; k < N; ++k) {
+      if (g->inputs_[k].size() != 1) continue;
+      const int v = g->inputs_[k][0];
+      if (v == 0 || consumers[size_t(v)].size() != 1) continue;
+      Layer& relu = *g->layers_[size_t(v - 1)];
+      if (relu.type() != "relu" || consumers[size_t(g->inputs_[size_t(v - 1)][0])].size() != 1)
+        continue;
+      if (g->layers_[k]->absorb_preceding_relu()) relu.fuse_into_next();
+    }
+
+  // Shapes.
+  g->shapes_.push_back(spec.input.with_batch(1));
+  for (size_t k = 0; k < N; ++k) {
+    Layer& L = *g->layers_[k];
+    std::vector<Shape> in;
+    for (int v : g->inputs_[k]) in.push_back(g->shapes_[size_t(v)]);
+    const Shape out = L.infer(in);
+    L.prepare(opts.device, opts.batch);
+    const LayerSpec& ls = L.spec();
     if (out.c < 1 || out.h < 1 || out.w < 1)
-      CP_USER_ERROR(ls.where << ": " << ls.type << " '" << ls.name << "': input " << in.str()
-                             << " gives an empty output " << out.str());
-    // Every buffer must stay indexable by int (BLAS and kernel arguments).
-    constexpr size_t kMaxFloats = size_t(1) << 31;
-    if (out.numel() * opts.batch >= kMaxFloats || layer->state_floats(opts.batch) >= kMaxFloats ||
-        layer->workspace_floats(opts.batch) >= kMaxFloats)
+      CP_USER_ERROR(ls.where << ": " << ls.type << " '" << ls.name << "': input "
+                             << in[0].str() << " gives an empty output " << out.str());
+    if (out.numel() * opts.batch >= kMaxFloats || L.state_floats(opts.batch) >= kMaxFloats ||
+        L.workspace_floats(opts.batch) >= kMaxFloats)
       CP_USER_ERROR(ls.where << ": " << ls.type << " '" << ls.name << "': output " << out.str()
                              << " at batch " << opts.batch << " is too large");
     g->shapes_.push_back(out);
-    g->region_names_.push_back({layer->name() + "/fwd", layer->name() + "/bwd"});
-    g->layers_.push_back(std::move(layer));
+    g->region_names_.push_back({L.name() + "/fwd", L.name() + "/bwd"});
   }
 
-  // Parameters: one flat buffer in layer order; gradients and optimizer state mirror it.
-  for (size_t i = 0; i < g->layers_.size(); ++i)
-    for (auto& d : g->layers_[i]->param_decls()) {
-      g->param_infos_.push_back(
-          {g->layers_[i]->name() + "." + d.suffix, d.shape, g->num_params_, int(i), d.rank});
-      g->param_decls_.push_back(d);
-      // Keep each tensor 8-float aligned so vector loads never straddle two tensors.
-      g->num_params_ += (d.shape.numel() + 7) / 8 * 8;
+  // Parameters. Declaration order (node order, then each layer's own) numbers the tensors:
+  // it keys their random initialisation and orders the checkpoint. The flat buffer groups
+  // them: trainable ranges by multipliers, then frozen parameters, then buffers.
+  struct Pending {
+    ParamInfo info;
+    ParamDecl decl;
+  };
+  std::vector<Pending> declared;
+  for (size_t k = 0; k < N; ++k) {
+    const LayerSpec& ls = g->layers_[k]->spec();
+    for (auto& d : g->layers_[k]->param_decls()) {
+      ParamInfo p{g->layers_[k]->name() + "." + d.suffix, d.shape, 0, int(k), d.rank, d.kind,
+                  d.lr_mult * ls.lr_mult, d.wd_mult * ls.wd_mult};
+      if (ls.frozen && p.kind == ParamKind::trainable) p.kind = ParamKind::frozen;
+      declared.push_back({p, d});
     }
+  }
+  std::vector<std::pair<float, float>> group_keys;
+  auto rank_of = [&](const ParamInfo& p) -> size_t {
+    if (p.kind == ParamKind::frozen) return kMaxParamGroups;
+    if (p.kind == ParamKind::buffer) return kMaxParamGroups + 1;
+    const std::pair<float, float> key{p.lr_mult, p.wd_mult};
+    auto it = std::find(group_keys.begin(), group_keys.end(), key);
+    if (it != group_keys.end()) return size_t(it - group_keys.begin());
+    if (group_keys.size() == size_t(kMaxParamGroups))
+      CP_USER_ERROR("the model's parameters use more than " << kMaxParamGroups
+                                                            << " (lr_mult, wd_mult) pairs");
+    group_keys.push_back(key);
+    return group_keys.size() - 1;
+  };
+  std::vector<size_t> rank(declared.size());
+  for (size_t t = 0; t < declared.size(); ++t) rank[t] = rank_of(declared[t].info);
+  for (size_t r = 0; r < size_t(kMaxParamGroups) + 2; ++r) {
+    const size_t begin = g->num_params_;
+    for (size_t t = 0; t < declared.size(); ++t) {
+      if (rank[t] != r) continue;
+      declared[t].info.offset = g->num_params_;
+      // Keep each tensor 8-float aligned so vector loads never straddle two tensors.
+      g->num_params_ += (declared[t].info.shape.numel() + 7) / 8 * 8;
+    }
+    if (r < group_keys.size() && g->num_params_ > begin) {
+      ParamGroups& G = g->groups_;
+      G.begin[G.count] = begin, G.end[G.count] = g->num_params_;
+      G.lr_mult[G.count] = group_keys[r].first, G.wd_mult[G.count] = group_keys[r].second;
+      ++G.count;
+    }
+  }
+  for (auto& d : declared) {
+    g->param_infos_.push_back(d.info);
+    g->param_decls_.push_back(d.decl);
+  }
+
+  // Which values keep a gradient, and which storage each value uses.
+  Builder b;
+  const int T = int(2 * N);  // steps: forward k at k, the loss at N, backward k at 2N - k
+  auto fwd = [](size_t k) { return int(k); };
+  auto bwd = [&](size_t k) { return T - int(k); };
+  g->act_storage_.assign(N + 1, -1);
+  g->grad_storage_.assign(N + 1, -1);
+  const size_t B = size_t(opts.batch);
+  g->act_storage_[0] = b.add(g->shapes_[0].numel() * B, 0, T, "input");
+  if (opts.input_gradient) g->grad_storage_[0] = b.add(g->shapes_[0].numel() * B, 0, T, "input grad");
+  std::vector<int> state_storage(N, -1);
+  for (size_t k = 0; k < N; ++k) {
+    const Layer& L = *g->layers_[k];
+    const size_t v = k + 1, floats = g->shapes_[v].numel() * B;
+    if (L.aliases_input()) {
+      const int src = g->inputs_[k][0];
+      g->act_storage_[v] = g->act_storage_[size_t(src)];
+      g->grad_storage_[v] = g->grad_storage_[size_t(src)];
+      b.extend(g->act_storage_[v], fwd(k));
+      if (g->grad_storage_[v] >= 0) b.extend(g->grad_storage_[v], bwd(k));
+    } else {
+      g->act_storage_[v] = b.add(floats, fwd(k), fwd(k), L.name() + " output");
+      g->grad_storage_[v] = b.add(floats, bwd(k), bwd(k), L.name() + " grad");
+    }
+    if (const size_t s = L.state_floats(opts.batch))
+      state_storage[k] = b.add(s, fwd(k), bwd(k), L.name() + " state");
+  }
+  // Lifetimes: an activation lives until its last reader (forward of its consumers; backward
+  // of those that read their inputs there; its producer's backward if that reads its output;
+  // the loss for the model's output). A gradient lives from its first writer (the backward of
+  // its last consumer, or the loss) to its producer's backward.
+  for (size_t k = 0; k < N; ++k) {
+    const Layer& L = *g->layers_[k];
+    for (int v : g->inputs_[k]) {
+      b.extend(g->act_storage_[size_t(v)], fwd(k));
+      if (L.backward_reads_input()) b.extend(g->act_storage_[size_t(v)], bwd(k));
+      if (g->grad_storage_[size_t(v)] >= 0) b.extend(g->grad_storage_[size_t(v)], bwd(k));
+    }
+    if (L.backward_reads_output()) b.extend(g->act_storage_[k + 1], bwd(k));
+  }
+  // The logits and their gradient are small and callers read or write them around a step
+  // (evaluation, tests that set dy first): they live over the whole step.
+  for (int s : {g->act_storage_[N], g->grad_storage_[N]}) b.extend(s, 0), b.extend(s, T);
+
+  // Accumulation: walking backward, the first writer of a gradient storage overwrites it and
+  // later writers add to it. A layer that cannot add gets scratch, which the graph adds.
+  g->accumulate_.assign(N, {});
+  g->scratch_offset_.assign(N, {});
+  size_t scratch_floats = 0;
+  {
+    std::vector<bool> written(b.storages.size(), false);
+    written[size_t(g->grad_storage_[N])] = true;  // the loss writes the output's gradient
+    for (size_t k = N; k-- > 0;) {
+      const Layer& L = *g->layers_[k];
+      size_t used = 0;
+      for (int v : g->inputs_[k]) {
+        const int s = g->grad_storage_[size_t(v)];
+        const bool acc = s >= 0 && written[size_t(s)] && !L.aliases_input();
+        g->accumulate_[k].push_back(acc && L.accumulates_input_grad());
+        long offset = -1;
+        if (acc && !L.accumulates_input_grad()) {
+          offset = long(used);
+          used += (g->shapes_[size_t(v)].numel() * B + 63) / 64 * 64;
+        }
+        g->scratch_offset_[k].push_back(offset);
+        if (s >= 0) written[size_t(s)] = true;
+      }
+      scratch_floats = std::max(scratch_floats, used);
+    }
+  }
+
+  MemoryPlan plan;
+  if (opts.plan_memory) {
+    plan = plan_memory(b.storages);
+  } else {  // one buffer per tensor, each its own
+    plan = plan_memory(b.storages);
+    for (size_t s = 0, at = 0; s < b.storages.size(); ++s) {
+      plan.offsets[s] = at;
+      at += (b.storages[s].floats + 63) / 64 * 64;
+      plan.extent = at;
+    }
+  }
+  g->storage_offset_ = plan.offsets;
+  g->memory_ = {plan.extent * sizeof(float), plan.peak * sizeof(float), plan.naive * sizeof(float)};
 
   Arena& a = g->arena_;
   g->params_region_ = a.reserve(g->num_params_, "parameters");
   g->grads_region_ = a.reserve(g->num_params_, "gradients");
   for (int s = 0; s < opts.optimizer_state_slots; ++s)
     g->state_regions_.push_back(a.reserve(g->num_params_, "optimizer state"));
-  const int B = opts.batch;
-  g->act_regions_.push_back(a.reserve(g->shapes_[0].numel() * B, "input"));
-  // Training never needs the gradient of the input images.
-  g->grad_regions_.push_back(
-      opts.input_gradient ? a.reserve(g->shapes_[0].numel() * B, "input grad") : -1);
-  std::vector<int> layer_state;
+  g->activations_region_ = a.reserve(plan.extent, "activations, gradients and layer state");
+  g->scratch_region_ = a.reserve(scratch_floats, "gradient accumulation scratch");
   size_t workspace = 0;
-  for (size_t i = 0; i < g->layers_.size(); ++i) {
-    const Layer& L = *g->layers_[i];
-    if (L.aliases_input()) {
-      g->act_regions_.push_back(g->act_regions_.back());
-      g->grad_regions_.push_back(g->grad_regions_.back());
-    } else {
-      g->act_regions_.push_back(a.reserve(g->shapes_[i + 1].numel() * B, L.name() + " output"));
-      g->grad_regions_.push_back(a.reserve(g->shapes_[i + 1].numel() * B, L.name() + " grad"));
-    }
-    layer_state.push_back(a.reserve(L.state_floats(B), L.name() + " state"));
-    workspace = std::max(workspace, L.workspace_floats(B));
-  }
+  for (auto& L : g->layers_) workspace = std::max(workspace, L->workspace_floats(opts.batch));
   const int workspace_region = a.reserve(workspace, "workspace");
   if (a.bytes() > opts.max_arena_bytes)
     CP_USER_ERROR("the model needs " << a.bytes() / 1048576 << " MiB at batch " << opts.batch
@@ -89,37 +345,72 @@ std::unique_ptr<Graph> Graph::build(const ModelSpec& spec, const GraphOptions& o
                                      << " MiB limit");
   a.allocate(opts.device);
 
-  for (size_t i = 0; i < g->layers_.size(); ++i) {
+  for (size_t k = 0; k < N; ++k) {
     std::vector<Tensor> params, grads;
     for (auto& p : g->param_infos_) {
-      if (p.layer != int(i)) continue;
+      if (p.layer != int(k)) continue;
       params.push_back({g->params() + p.offset, p.shape, opts.device});
       grads.push_back({g->grads() + p.offset, p.shape, opts.device});
     }
-    g->layers_[i]->bind(params, grads, a.region(layer_state[i]), a.region(workspace_region));
+    float* state = state_storage[k] < 0
+                       ? nullptr
+                       : a.region(g->activations_region_) + g->storage_offset_[size_t(state_storage[k])];
+    g->layers_[k]->bind(params, grads, state, a.region(workspace_region));
   }
   g->init_params(0);
   return g;
 }
 
-Tensor Graph::activation(size_t i, int n) const {
-  return {arena_.region(act_regions_.at(i)), shapes_.at(i).with_batch(n), opts_.device};
+Tensor Graph::storage_tensor(int storage, const Shape& per_sample, int n) const {
+  float* base = arena_.region(activations_region_);
+  return {storage < 0 ? nullptr : base + storage_offset_[size_t(storage)], per_sample.with_batch(n),
+          opts_.device};
 }
 
-Tensor Graph::gradient(size_t i, int n) const {
-  const int r = grad_regions_.at(i);
-  return {r < 0 ? nullptr : arena_.region(r), shapes_.at(i).with_batch(n), opts_.device};
+Tensor Graph::activation(size_t value, int n) const {
+  return storage_tensor(act_storage_.at(value), shapes_.at(value), n);
+}
+
+Tensor Graph::gradient(size_t value, int n) const {
+  return storage_tensor(grad_storage_.at(value), shapes_.at(value), n);
 }
 
 void Graph::forward_layer(size_t i, const StepContext& ctx, int n) {
   Region region(region_names_[i][0], ctx.device, ctx.stream);
-  layers_[i]->forward(ctx, activation(i, n), activation(i + 1, n));
+  std::vector<Tensor> in;
+  for (int v : inputs_[i]) in.push_back(activation(size_t(v), n));
+  layers_[i]->forward_inputs(ctx, in, activation(i + 1, n));
 }
 
 void Graph::backward_layer(size_t i, const StepContext& ctx, int n) {
   Region region(region_names_[i][1], ctx.device, ctx.stream);
-  layers_[i]->backward(ctx, activation(i, n), activation(i + 1, n), gradient(i + 1, n),
-                       gradient(i, n));
+  run_backward(i, ctx, n);
+}
+
+void Graph::run_backward(size_t i, const StepContext& ctx, int n) {
+  std::vector<Tensor> in, din;
+  for (size_t j = 0; j < inputs_[i].size(); ++j) {
+    const size_t v = size_t(inputs_[i][j]);
+    in.push_back(activation(v, n));
+    Tensor d = gradient(v, n);
+    if (d.data && scratch_offset_[i][j] >= 0)
+      d.data = arena_.region(scratch_region_) + scratch_offset_[i][j];
+    din.push_back(d);
+  }
+  layers_[i]->backward_inputs(ctx, in, activation(i + 1, n), gradient(i + 1, n), din,
+                              accumulate_[i]);
+  for (size_t j = 0; j < inputs_[i].size(); ++j) {
+    if (scratch_offset_[i][j] < 0) continue;
+    const Tensor real = gradient(size_t(inputs_[i][j]), n);
+    if (!real.data) continue;
+#ifdef CONVPOOL_HAVE_CUDA
+    if (ctx.device == Device::cuda) {
+      cuda::scaled_copy(din[j].data, real.data, real.numel(), 1.f, true, ctx.stream);
+      continue;
+    }
+#endif
+    cpu::scaled_copy(din[j].data, real.data, real.numel(), 1.f, true);
+  }
 }
 
 void Graph::forward(const StepContext& ctx, int n) {
@@ -132,18 +423,90 @@ void Graph::backward(const StepContext& ctx, int n) {
   for (size_t i = layers_.size(); i-- > 0;) backward_layer(i, ctx, n);
 }
 
+namespace {
+bool all_finite(const Tensor& t) {
+  if (!t.data) return true;
+  for (size_t i = 0; i < t.numel(); ++i)
+    if (!std::isfinite(t.data[i])) return false;
+  return true;
+}
+}  // namespace
+
+std::optional<size_t> Graph::forward_until_non_finite(const StepContext& ctx, int n) {
+  CP_CHECK(opts_.device == Device::cpu, "the non-finite search runs on the CPU");
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    forward_layer(i, ctx, n);
+    if (!all_finite(activation(i + 1, n))) return i;
+  }
+  return std::nullopt;
+}
+
+std::optional<size_t> Graph::backward_until_non_finite(const StepContext& ctx, int n) {
+  CP_CHECK(opts_.device == Device::cpu, "the non-finite search runs on the CPU");
+  for (size_t i = layers_.size(); i-- > 0;) {
+    backward_layer(i, ctx, n);
+    for (int v : inputs_[i])
+      if (!all_finite(gradient(size_t(v), n))) return i;
+  }
+  return std::nullopt;
+}
+
+const char* init_name(Init init) {
+  switch (init) {
+    case Init::glorot_uniform: return "glorot";
+    case Init::he_normal: return "he_normal";
+    case Init::he_uniform: return "he_uniform";
+    case Init::zeros: return "zeros";
+    case Init::ones: return "ones";
+    case Init::constant: return "constant";
+    case Init::dirac: return "dirac";
+    case Init::from_data: return "from_data";
+  }
+  return "?";
+}
+
 void Graph::init_params(uint64_t seed) {
   std::vector<float> host(num_params_, 0.f);
   for (size_t t = 0; t < param_infos_.size(); ++t) {
     const ParamDecl& d = param_decls_[t];
     float* dst = host.data() + param_infos_[t].offset;
     const size_t count = d.shape.numel();
-    if (d.init == Init::glorot_uniform) {
-      const float limit = std::sqrt(6.f / float(d.fan_in + d.fan_out));
-      for (size_t e = 0; e < count; ++e)
-        dst[e] = (2.f * philox_uniform(seed, kRngInit, uint32_t(t), 0, e) - 1.f) * limit;
-    } else if (d.init == Init::constant) {
-      for (size_t e = 0; e < count; ++e) dst[e] = d.value;
+    auto uniform = [&](size_t e) { return philox_uniform(seed, kRngInit, uint32_t(t), 0, e); };
+    switch (d.init) {
+      case Init::glorot_uniform: {
+        const float limit = std::sqrt(6.f / float(d.fan_in + d.fan_out));
+        for (size_t e = 0; e < count; ++e) dst[e] = (2.f * uniform(e) - 1.f) * limit;
+        break;
+      }
+      case Init::he_uniform: {  // PyTorch's kaiming_uniform_(a=0): bound sqrt(6 / fan_in)
+        const float limit = std::sqrt(6.f / float(d.fan_in));
+        for (size_t e = 0; e < count; ++e) dst[e] = (2.f * uniform(e) - 1.f) * limit;
+        break;
+      }
+      case Init::he_normal: {  // std sqrt(2 / fan_in); Box-Muller on two draws per element
+        const double std_dev = std::sqrt(2.0 / double(d.fan_in));
+        for (size_t e = 0; e < count; ++e) {
+          const double u1 = 1.0 - double(philox_uniform(seed, kRngInit, uint32_t(t), 1, e));
+          const double u2 = double(philox_uniform(seed, kRngInit, uint32_t(t), 2, e));
+          dst[e] = float(std_dev * std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+        }
+        break;
+      }
+      case Init::ones:
+        std::fill(dst, dst + count, 1.f);
+        break;
+      case Init::constant:
+        std::fill(dst, dst + count, d.value);
+        break;
+      case Init::dirac: {  // [OC, C, KH, KW]: 1 at the centre of (o, o mod C)
+        const Shape& s = d.shape;
+        for (int o = 0; o < s.n; ++o)
+          dst[((size_t(o) * s.c + size_t(o % s.c)) * s.h + s.h / 2) * s.w + s.w / 2] = 1.f;
+        break;
+      }
+      case Init::zeros:
+      case Init::from_data:  // zero until init_from_data
+        break;
     }
   }
   copy_bytes(params(), opts_.device, host.data(), Device::cpu, num_params_ * sizeof(float));
@@ -155,24 +518,61 @@ void Graph::init_params(uint64_t seed) {
   copy_bytes(grads(), opts_.device, zeros.data(), Device::cpu, num_params_ * sizeof(float));
 }
 
+void Graph::init_from_data(int n) {
+  CP_CHECK(n >= 1 && n <= opts_.batch, "batch " << n << " outside 1.." << opts_.batch);
+  StepContext ctx;
+  ctx.device = opts_.device;
+  ctx.training = false;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    bool wants = false;
+    for (size_t t = 0; t < param_infos_.size(); ++t)
+      wants |= param_infos_[t].layer == int(i) && param_decls_[t].init == Init::from_data;
+    if (wants) {
+      std::vector<Tensor> in;
+      for (int v : inputs_[i]) in.push_back(activation(size_t(v), n));
+      layers_[i]->init_from_data(in);
+    }
+    forward_layer(i, ctx, n);
+  }
+}
+
 std::string Graph::summary() const {
   std::ostringstream os;
-  os << std::left << std::setw(10) << "layer" << std::setw(9) << "type" << std::setw(14) << "output"
-     << std::right << std::setw(10) << "params"
+  os << std::left << std::setw(12) << "layer" << std::setw(11) << "type" << std::setw(14)
+     << "output" << std::right << std::setw(10) << "params"
      << "  details\n";
-  os << std::left << std::setw(10) << "input" << std::setw(9) << "" << std::setw(14)
+  os << std::left << std::setw(12) << "input" << std::setw(11) << "" << std::setw(14)
      << shapes_[0].str().substr(2) << std::right << std::setw(10) << 0 << "\n";
-  size_t total = 0;
+  size_t trainable = 0, frozen = 0, buffers = 0;
+  for (auto& p : param_infos_)
+    (p.kind == ParamKind::trainable ? trainable : p.kind == ParamKind::frozen ? frozen : buffers) +=
+        p.shape.numel();
   for (size_t i = 0; i < layers_.size(); ++i) {
     size_t count = 0;
-    for (auto& d : layers_[i]->param_decls()) count += d.shape.numel();
-    total += count;
-    os << std::left << std::setw(10) << layers_[i]->name() << std::setw(9) << layers_[i]->type()
+    for (auto& p : param_infos_)
+      if (p.layer == int(i) && p.kind != ParamKind::buffer) count += p.shape.numel();
+    std::string from;
+    if (inputs_[i].size() != 1 || inputs_[i][0] != int(i)) {
+      for (int v : inputs_[i])
+        from += (from.empty() ? "from " : ", ") + (v == 0 ? std::string("input") : layers_[size_t(v - 1)]->name());
+      from += "; ";
+    }
+    os << std::left << std::setw(12) << layers_[i]->name() << std::setw(11) << layers_[i]->type()
        << std::setw(14) << shapes_[i + 1].str().substr(2) << std::right << std::setw(10) << count
-       << "  " << layers_[i]->describe() << "\n";
+       << "  " << from << layers_[i]->describe() << "\n";
   }
-  os << "total parameters: " << total << "; arena " << std::fixed << std::setprecision(1)
-     << arena_.bytes() / 1048576.0 << " MiB on " << device_name(opts_.device) << " for batch "
+  auto mib = [](size_t bytes) {
+    std::ostringstream m;
+    m << std::fixed << std::setprecision(1) << bytes / 1048576.0 << " MiB";
+    return m.str();
+  };
+  os << "total parameters: " << trainable + frozen;
+  if (frozen) os << " (" << frozen << " frozen)";
+  if (buffers) os << "; buffers: " << buffers;
+  os << "\nactivations, gradients and kept state at batch " << opts_.batch << ": "
+     << mib(memory_.planned) << " planned (peak alive " << mib(memory_.peak)
+     << ", one buffer each " << mib(memory_.naive) << ")";
+  os << "\narena " << mib(arena_.bytes()) << " on " << device_name(opts_.device) << " for batch "
      << opts_.batch;
   return os.str();
 }

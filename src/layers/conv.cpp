@@ -1,4 +1,5 @@
-// conv: 2-D convolution with bias. `conv filters=32 size=3 [stride=1] [padding=valid|same|N]`
+// conv: 2-D convolution. `conv filters=32 size=3 [stride=1] [padding=valid|same|N] [bias=1]
+// [init=glorot]`
 #include "../cpu/conv.h"
 
 #include <algorithm>
@@ -31,6 +32,8 @@ class ConvLayer : public Layer {
       if (padding_ != std::to_string(pad) || pad < 0 || pad > 64)
         a.fail("padding=" + padding_ + " is not valid, same or an integer 0..64");
     }
+    bias_ = a.get_int("bias", 1, 0, 1) == 1;
+    init_ = parse_init(a.get_string("init", "glorot"), a);
     if (!spec_.positional.empty()) a.fail("unexpected word '" + spec_.positional[0] + "'");
     a.finish();
   }
@@ -56,14 +59,21 @@ class ConvLayer : public Layer {
       g_.OH = (in.h + 2 * g_.PH - g_.KH) / g_.SH + 1;
       g_.OW = (in.w + 2 * g_.PW - g_.KW) / g_.SW + 1;
     }
+    if (init_ == Init::dirac && (g_.KH % 2 == 0 || g_.KW % 2 == 0))
+      fail("init=dirac needs an odd kernel size");
     return {1, g_.OC, g_.OH, g_.OW};
   }
 
   std::vector<ParamDecl> param_decls() const override {
     const int fan_in = g_.C * g_.KH * g_.KW, fan_out = g_.OC * g_.KH * g_.KW;
-    return {{"weight", {g_.OC, g_.C, g_.KH, g_.KW}, Init::glorot_uniform, fan_in, fan_out},
-            {"bias", {g_.OC, 1, 1, 1}, Init::zeros, 0, 0, 0.f, 1}};
+    std::vector<ParamDecl> d = {{"weight", {g_.OC, g_.C, g_.KH, g_.KW}, init_, fan_in, fan_out}};
+    if (bias_) {
+      d.push_back({"bias", {g_.OC, 1, 1, 1}, Init::zeros, 0, 0, 0.f, 1});
+      d.back().wd_mult = 0.f;
+    }
+    return d;
   }
+  bool backward_reads_output() const override { return false; }
   void prepare(Device device, int max_batch) override {
     Layer::prepare(device, max_batch);
     region_names_ = {name() + "/bwd-filter", name() + "/bwd-data"};
@@ -85,6 +95,8 @@ class ConvLayer : public Layer {
     std::ostringstream os;
     os << g_.OC << " filters " << g_.KH << "x" << g_.KW << " stride " << g_.SH << " padding "
        << padding_;
+    if (!bias_) os << ", no bias";
+    if (init_ != Init::glorot_uniform) os << ", init " << init_name(init_);
     return os.str();
   }
   double forward_flops() const override { return 2.0 * g_.OC * g_.K() * g_.P(); }
@@ -99,11 +111,11 @@ class ConvLayer : public Layer {
   void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) override {
 #ifdef CONVPOOL_HAVE_CUDA
     if (ctx.device == Device::cuda)
-      return cuda::conv_forward(*plan_, x.shape.n, x.data, params_[0].data, params_[1].data, y.data,
+      return cuda::conv_forward(*plan_, x.shape.n, x.data, params_[0].data, bias(), y.data,
                                 workspace_, ctx.stream);
 #endif
     (void)ctx;
-    cpu::conv_forward(g_, x.shape.n, x.data, params_[0].data, params_[1].data, y.data, state_,
+    cpu::conv_forward(g_, x.shape.n, x.data, params_[0].data, bias(), y.data, state_,
                       workspace_);
   }
   // Each direction is its own profile Region ("conv1/bwd-filter", "conv1/bwd-data").
@@ -114,11 +126,11 @@ class ConvLayer : public Layer {
       Region region(region_names_[0], ctx.device, ctx.stream);
 #ifdef CONVPOOL_HAVE_CUDA
       if (ctx.device == Device::cuda)
-        cuda::conv_backward_filter(*plan_, n, x.data, dy.data, grads_[0].data, grads_[1].data,
+        cuda::conv_backward_filter(*plan_, n, x.data, dy.data, grads_[0].data, bias_grad(),
                                    workspace_, ctx.stream);
       else
 #endif
-        cpu::conv_backward_filter(g_, n, dy.data, state_, grads_[0].data, grads_[1].data,
+        cpu::conv_backward_filter(g_, n, dy.data, state_, grads_[0].data, bias_grad(),
                                   workspace_);
     }
     if (!dx.data) return;  // the first layer: nothing wants the images' gradient
@@ -133,8 +145,13 @@ class ConvLayer : public Layer {
   }
 
  private:
+  const float* bias() const { return bias_ ? params_[1].data : nullptr; }
+  float* bias_grad() const { return bias_ ? grads_[1].data : nullptr; }
+
   cpu::ConvGeom g_{};
   std::string padding_;
+  bool bias_ = true;
+  Init init_ = Init::glorot_uniform;
   std::array<std::string, 2> region_names_;  // "<name>/bwd-filter", "<name>/bwd-data"
 #ifdef CONVPOOL_HAVE_CUDA
   cuda::ConvPlanPtr plan_;
@@ -143,8 +160,15 @@ class ConvLayer : public Layer {
 
 }  // namespace
 
-std::unique_ptr<Layer> make_conv_layer(const LayerSpec& spec) {
-  return std::make_unique<ConvLayer>(spec);
+OpInfo conv_op() {
+  return {"conv",
+          [](const LayerSpec& spec) -> std::unique_ptr<Layer> {
+            return std::make_unique<ConvLayer>(spec);
+          },
+          {{"conv filters=3 size=3", {{1, 2, 6, 5}}},
+           {"conv filters=4 size=3 stride=2 padding=same bias=0 init=he_normal", {{1, 3, 7, 7}}},
+           {"conv filters=2 size=1 padding=1", {{1, 3, 4, 4}}},
+           {"conv filters=3 size=3 padding=same init=dirac", {{1, 3, 5, 5}}}}};
 }
 
 }  // namespace convpool

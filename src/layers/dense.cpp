@@ -26,9 +26,12 @@ class DenseLayer : public Layer {
     return {1, out_, 1, 1};
   }
   std::vector<ParamDecl> param_decls() const override {
-    return {{"weight", {out_, in_, 1, 1}, Init::glorot_uniform, in_, out_, 0.f, 2},
-            {"bias", {out_, 1, 1, 1}, Init::zeros, 0, 0, 0.f, 1}};
+    std::vector<ParamDecl> d = {{"weight", {out_, in_, 1, 1}, Init::glorot_uniform, in_, out_, 0.f, 2},
+                                {"bias", {out_, 1, 1, 1}, Init::zeros, 0, 0, 0.f, 1}};
+    d[1].wd_mult = 0.f;
+    return d;
   }
+  bool backward_reads_output() const override { return false; }
   std::string describe() const override {
     return std::to_string(in_) + " -> " + std::to_string(out_);
   }
@@ -66,8 +69,12 @@ class DenseLayer : public Layer {
 
 }  // namespace
 
-std::unique_ptr<Layer> make_dense_layer(const LayerSpec& spec) {
-  return std::make_unique<DenseLayer>(spec);
+OpInfo dense_op() {
+  return {"dense",
+          [](const LayerSpec& spec) -> std::unique_ptr<Layer> {
+            return std::make_unique<DenseLayer>(spec);
+          },
+          {{"dense units=3", {{1, 5, 1, 1}}}, {"dense units=1", {{1, 7, 1, 1}}}}};
 }
 
 }  // namespace convpool

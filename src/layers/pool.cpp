@@ -126,8 +126,10 @@ class PoolLayer : public Layer {
 
   std::vector<ParamDecl> param_decls() const override {
     if (!learned_) return {};
-    return {{"alpha", {1, 1, 1, 1}, Init::zeros, 0, 0, 0.f, 1}};  // lambda = sigmoid(0) = 0.5 at
-                                                                  // the start
+    // lambda = sigmoid(0) = 0.5 at the start; a mixing weight, not a weight to decay.
+    std::vector<ParamDecl> d = {{"alpha", {1, 1, 1, 1}, Init::zeros, 0, 0, 0.f, 1}};
+    d[0].wd_mult = 0.f;
+    return d;
   }
 
   std::string describe() const override {
@@ -279,8 +281,23 @@ void apply_pool_override(ModelSpec& spec, const std::string& text) {
   if (!any) CP_USER_ERROR("--pool " << text << ": the model has no pool layers to override");
 }
 
-std::unique_ptr<Layer> make_pool_layer(const LayerSpec& spec) {
-  return std::make_unique<PoolLayer>(spec);
+OpInfo pool_op() {
+  // Every method, a padded window, overlapping windows, and global pooling. Max, min and the
+  // top-k methods have kinks at ties, which the gradient checker skips.
+  return {"pool",
+          [](const LayerSpec& spec) -> std::unique_ptr<Layer> {
+            return std::make_unique<PoolLayer>(spec);
+          },
+          {{"pool max size=2", {{1, 2, 4, 5}}},
+           {"pool avg size=3 stride=2 pad=1 include_pad=0", {{1, 2, 5, 5}}},
+           {"pool min size=2 stride=1", {{1, 2, 3, 3}}},
+           {"pool lp p=3 size=2", {{1, 2, 4, 4}}},
+           {"pool mixed learned=1 size=2", {{1, 2, 4, 4}}},
+           {"pool stochastic size=2", {{1, 2, 4, 4}}},
+           {"pool avgtopk k=3 size=3 stride=3", {{1, 2, 6, 6}}},
+           {"pool tmaxavg k=2 t=0.5 size=2", {{1, 2, 4, 4}}},
+           {"pool softpool size=2", {{1, 2, 4, 4}}},
+           {"pool avgtopk global k=4", {{1, 3, 5, 5}}}}};
 }
 
 }  // namespace convpool

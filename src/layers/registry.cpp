@@ -1,4 +1,4 @@
-// The layer registry: type name -> factory. Adding a layer type adds one row here.
+// The op registry: type name -> factory and examples. Adding an op adds one row here.
 #include <utility>
 
 #include "convpool/error.h"
@@ -6,31 +6,36 @@
 
 namespace convpool {
 
-std::unique_ptr<Layer> make_conv_layer(const LayerSpec&);
-std::unique_ptr<Layer> make_dense_layer(const LayerSpec&);
-std::unique_ptr<Layer> make_pool_layer(const LayerSpec&);
-std::unique_ptr<Layer> make_relu_layer(const LayerSpec&);
-std::unique_ptr<Layer> make_flatten_layer(const LayerSpec&);
+OpInfo conv_op();
+OpInfo dense_op();
+OpInfo pool_op();
+OpInfo relu_op();
+OpInfo flatten_op();
+OpInfo batchnorm_op();
+OpInfo add_op();
+OpInfo concat_op();
+OpInfo dropout_op();
+OpInfo gelu_op();
+OpInfo leaky_relu_op();
+OpInfo scale_op();
 
-namespace {
-const std::vector<std::pair<std::string, LayerFactory>>& registry() {
-  static const std::vector<std::pair<std::string, LayerFactory>> table = {
-      {"conv", make_conv_layer}, {"dense", make_dense_layer},     {"pool", make_pool_layer},
-      {"relu", make_relu_layer}, {"flatten", make_flatten_layer},
+const std::vector<OpInfo>& op_registry() {
+  static const std::vector<OpInfo> table = {
+      conv_op(),    dense_op(),   pool_op(),    relu_op(),       flatten_op(), batchnorm_op(),
+      add_op(),     concat_op(),  dropout_op(), gelu_op(),       leaky_relu_op(), scale_op(),
   };
   return table;
 }
-}  // namespace
 
 std::vector<std::string> layer_type_names() {
   std::vector<std::string> names;
-  for (auto& [name, f] : registry()) names.push_back(name);
+  for (auto& op : op_registry()) names.push_back(op.name);
   return names;
 }
 
 std::unique_ptr<Layer> make_layer(const LayerSpec& spec) {
-  for (auto& [name, factory] : registry())
-    if (name == spec.type) return factory(spec);
+  for (auto& op : op_registry())
+    if (op.name == spec.type) return op.make(spec);
   std::string near = nearest_word(spec.type, layer_type_names());
   std::string known;
   for (auto& n : layer_type_names()) known += (known.empty() ? "" : ", ") + n;
@@ -41,6 +46,45 @@ std::unique_ptr<Layer> make_layer(const LayerSpec& spec) {
 
 void Layer::fail(const std::string& msg) const {
   CP_USER_ERROR(spec_.where << ": " << spec_.type << " '" << spec_.name << "': " << msg);
+}
+
+Shape Layer::infer(std::span<const Shape> in) {
+  if (in.size() != 1)
+    fail("takes one input, not " + std::to_string(in.size()));
+  return infer_shape(in[0]);
+}
+
+void Layer::forward_inputs(const StepContext& ctx, std::span<const Tensor> in, const Tensor& y) {
+  forward(ctx, in[0], y);
+}
+
+void Layer::backward_inputs(const StepContext& ctx, std::span<const Tensor> in, const Tensor& y,
+                            const Tensor& dy, std::span<const Tensor> din,
+                            const std::vector<bool>& accumulate) {
+  CP_CHECK(!accumulate[0], "layer " << name() << " cannot accumulate its input gradient");
+  backward(ctx, in[0], y, dy, din[0]);
+}
+
+Init parse_init(const std::string& name, const LayerArgs& args) {
+  if (name == "glorot") return Init::glorot_uniform;
+  if (name == "he_normal") return Init::he_normal;
+  if (name == "he_uniform") return Init::he_uniform;
+  if (name == "zeros") return Init::zeros;
+  if (name == "ones") return Init::ones;
+  if (name == "dirac") return Init::dirac;
+  const std::vector<std::string> known = {"glorot", "he_normal", "he_uniform", "zeros", "ones", "dirac"};
+  const std::string near = nearest_word(name, known);
+  args.fail("init=" + name + " is not one of: glorot he_normal he_uniform zeros ones dirac" +
+            (near.empty() ? std::string() : " (did you mean '" + near + "'?)"));
+}
+
+const char* param_kind_name(ParamKind kind) {
+  switch (kind) {
+    case ParamKind::trainable: return "trainable";
+    case ParamKind::frozen: return "frozen";
+    case ParamKind::buffer: return "buffer";
+  }
+  return "?";
 }
 
 }  // namespace convpool

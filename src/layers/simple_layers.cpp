@@ -24,6 +24,7 @@ class ReluLayer : public Layer {
   }
   void fuse_into_next() override { fused_ = true; }
   bool aliases_input() const override { return fused_; }
+  bool backward_reads_input() const override { return false; }  // y > 0 exactly where x > 0
   void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) override {
     if (fused_) return;
 #ifdef CONVPOOL_HAVE_CUDA
@@ -69,6 +70,8 @@ class FlattenLayer : public Layer {
   }
   std::string describe() const override { return "NCHW order, no copy"; }
   bool aliases_input() const override { return true; }
+  bool backward_reads_input() const override { return false; }
+  bool backward_reads_output() const override { return false; }
   void forward(const StepContext&, const Tensor&, const Tensor&) override {}
   void backward(const StepContext&, const Tensor&, const Tensor&, const Tensor&,
                 const Tensor&) override {}
@@ -76,11 +79,19 @@ class FlattenLayer : public Layer {
 
 }  // namespace
 
-std::unique_ptr<Layer> make_relu_layer(const LayerSpec& spec) {
-  return std::make_unique<ReluLayer>(spec);
+OpInfo relu_op() {
+  return {"relu",
+          [](const LayerSpec& spec) -> std::unique_ptr<Layer> {
+            return std::make_unique<ReluLayer>(spec);
+          },
+          {{"relu", {{1, 3, 4, 4}}}}};
 }
-std::unique_ptr<Layer> make_flatten_layer(const LayerSpec& spec) {
-  return std::make_unique<FlattenLayer>(spec);
+OpInfo flatten_op() {
+  return {"flatten",
+          [](const LayerSpec& spec) -> std::unique_ptr<Layer> {
+            return std::make_unique<FlattenLayer>(spec);
+          },
+          {{"flatten", {{1, 3, 2, 4}}}}};
 }
 
 }  // namespace convpool

@@ -192,24 +192,19 @@ void Trainer::stop_and_save() {
 }
 
 void Trainer::non_finite(const char* what, int n) {
-  // Find the first layer whose output (forward order), else gradient (backward order), holds
-  // a non-finite value.
+  // Run the step's forward and backward again (the same draws: they are keyed by the step),
+  // checking each node's output, then each input gradient, as soon as it is written: the
+  // activation memory is shared between tensors, so the finished step no longer holds them.
   std::string where = "none found in activations or gradients";
-  for (size_t i = 0; i < graph_.num_layers(); ++i) {
-    const Tensor y = graph_.activation(i + 1, n);
-    if (!all_finite(y.data, y.numel())) {
-      where = "first in the output of layer " + graph_.layer(i).name();
-      break;
-    }
+  StepContext ctx{Device::cpu, true, cfg_.seed, state_.step + 1, nullptr};
+  if (auto i = graph_.forward_until_non_finite(ctx, n)) {
+    where = "first in the output of layer " + graph_.layer(*i).name();
+  } else {
+    cpu::softmax_xent(n, kCifarClasses, graph_.output(n).data, impl_->labels.data(),
+                      graph_.output_grad(n).data, 1.f / float(n));
+    if (auto j = graph_.backward_until_non_finite(ctx, n))
+      where = "first in the input gradient of layer " + graph_.layer(*j).name();
   }
-  if (where.rfind("none", 0) == 0)
-    for (size_t i = graph_.num_layers(); i-- > 0;) {
-      const Tensor g = graph_.gradient(i, n);
-      if (g.data && !all_finite(g.data, g.numel())) {
-        where = "first in the input gradient of layer " + graph_.layer(i).name();
-        break;
-      }
-    }
   CP_USER_ERROR(
       "non-finite " << what << " at step " << state_.step << " (epoch " << state_.epoch + 1 << "), "
                     << where << "; "
@@ -266,9 +261,9 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
       images += n;
       if (finite) {
         ++state_.step;
-        optimizer_step(Device::cpu, oc, state_.step, graph_.params(), graph_.grads(),
-                       slots > 0 ? graph_.optimizer_state(0) : nullptr,
-                       slots > 1 ? graph_.optimizer_state(1) : nullptr, graph_.num_params());
+        optimizer_step(Device::cpu, oc, state_.step, graph_.param_groups(), graph_.params(),
+                       graph_.grads(), slots > 0 ? graph_.optimizer_state(0) : nullptr,
+                       slots > 1 ? graph_.optimizer_state(1) : nullptr);
         state_.epoch_loss_sum += s.loss;
         state_.epoch_correct += s.correct;
       } else {
