@@ -115,25 +115,26 @@ void add_forward(const float* a, const float* b, float* y, size_t n) {
 void gelu_forward(const float* x, float* y, size_t n) {
   const long len = long(n);
 #pragma omp parallel for schedule(static) if (len > 16384)
-  for (long i = 0; i < len; ++i) y[i] = gelu_forward(x[i]);
+  for (long i = 0; i < len; ++i) y[i] = ::convpool::gelu_forward(x[i]);
 }
 void gelu_backward(const float* x, const float* dy, float* dx, size_t n, bool accumulate) {
   const long len = long(n);
 #pragma omp parallel for schedule(static) if (len > 16384)
-  for (long i = 0; i < len; ++i) store(dx, size_t(i), gelu_backward(x[i], dy[i]), accumulate);
+  for (long i = 0; i < len; ++i)
+    store(dx, size_t(i), ::convpool::gelu_backward(x[i], dy[i]), accumulate);
 }
 
 void leaky_relu_forward(const float* x, float* y, size_t n, float slope) {
   const long len = long(n);
 #pragma omp parallel for simd schedule(static) if (len > 65536)
-  for (long i = 0; i < len; ++i) y[i] = leaky_relu_forward(x[i], slope);
+  for (long i = 0; i < len; ++i) y[i] = ::convpool::leaky_relu_forward(x[i], slope);
 }
 void leaky_relu_backward(const float* x, const float* dy, float* dx, size_t n, float slope,
                          bool accumulate) {
   const long len = long(n);
 #pragma omp parallel for schedule(static) if (len > 65536)
   for (long i = 0; i < len; ++i)
-    store(dx, size_t(i), leaky_relu_backward(x[i], dy[i], slope), accumulate);
+    store(dx, size_t(i), ::convpool::leaky_relu_backward(x[i], dy[i], slope), accumulate);
 }
 
 void dropout_forward(const float* x, float* y, size_t n, float p, uint64_t seed, uint32_t layer,
