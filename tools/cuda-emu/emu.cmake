@@ -1,6 +1,6 @@
 # The emulated CUDA target (docs/emulation.md): kernels/*.cu compiled as C++ by the host
 # compiler, their launches rewritten into calls to a fiber-based emulator, linked with the
-# kernel parity suite (tests/kernel_parity.cpp) and the CPU backend as its oracle. Built on
+# kernel parity suite (tests/kernel_parity*.cpp) and the CPU backend as its oracle. Built on
 # every machine, GPU or not, and in the sanitizer build.
 find_package(Boost 1.66 QUIET COMPONENTS context)
 if(NOT Boost_CONTEXT_FOUND)
@@ -48,6 +48,7 @@ target_link_libraries(convpool_emu_kernels PUBLIC Boost::context)
 # without CUDA (convpool_lib may hold the real kernels, whose names these emulated ones share).
 add_library(convpool_emu_oracle STATIC
             ${CMAKE_SOURCE_DIR}/src/cpu/pool.cpp ${CMAKE_SOURCE_DIR}/src/cpu/loss.cpp
+            ${CMAKE_SOURCE_DIR}/src/cpu/nn_ops.cpp
             ${CMAKE_SOURCE_DIR}/src/train/optim.cpp ${CMAKE_SOURCE_DIR}/src/data/cifar.cpp
             ${CMAKE_SOURCE_DIR}/src/core/file_io.cpp)  # cifar.cpp reads files with it
 target_include_directories(convpool_emu_oracle PUBLIC ${CMAKE_SOURCE_DIR}/include
@@ -56,6 +57,7 @@ target_link_libraries(convpool_emu_oracle PUBLIC OpenMP::OpenMP_CXX)
 
 add_executable(convpool_emu_tests ${CMAKE_SOURCE_DIR}/tests/kernel_parity.cpp
                ${CMAKE_SOURCE_DIR}/tests/kernel_parity_pool.cpp
+               ${CMAKE_SOURCE_DIR}/tests/kernel_parity_nn.cpp
                ${CMAKE_SOURCE_DIR}/tests/emu/emu_main.cpp
                ${CMAKE_SOURCE_DIR}/tests/emu/test_emulator.cpp
                ${CMAKE_SOURCE_DIR}/tests/emu/test_launch_checks.cpp ${_emu_selftest})

@@ -1,0 +1,436 @@
+// Kernel parity of the network ops beyond conv, dense and pooling: every launcher of
+// src/cuda/ops_nn.h (kernels/batchnorm.cu, kernels/nn_elementwise.cu, kernels/concat.cu)
+// against its CPU twin in src/cpu/nn_ops.h on the same inputs. Written once for the real GPU
+// (convpool_tests, skipped without a device) and the emulated target (convpool_emu_tests, under
+// several thread schedules), as tests/kernel_parity.cpp. Outputs are poisoned (NaN) before the
+// kernels run; backward kernels run both overwriting dx and accumulating into a random prefill,
+// compared with the CPU accumulating into the same prefill. docs/emulation.md.
+#if defined(CONVPOOL_HAVE_CUDA) || defined(CONVPOOL_EMULATED_CUDA)
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cpu/nn_ops.h"
+#include "cuda/ops_nn.h"
+#include "kernel_parity.h"
+
+using namespace convpool;
+using namespace convpool::kernel_test;
+
+namespace {
+
+// Same bits everywhere (NaN payloads aside: any NaN matches a NaN).
+void expect_same_bits(const std::vector<float>& got, const std::vector<float>& want,
+                      const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (std::isnan(want[i]) && std::isnan(got[i])) continue;
+    ASSERT_EQ(std::memcmp(&got[i], &want[i], 4), 0)
+        << what << "[" << i << "]: got " << got[i] << ", CPU " << want[i];
+  }
+}
+
+// Values for the element-wise ops: every fourth one from `special` (NaN, +-inf, exact
+// -1/0/1/2), the rest uniform in [-6, 6], so GELU's erf and exp see their whole range.
+std::vector<float> wide_input(size_t n, std::mt19937_64& rng) {
+  std::vector<float> v = make_input(n, Fill::special, rng);
+  std::uniform_real_distribution<float> u(-6.f, 6.f);
+  for (size_t i = 0; i < n; ++i)
+    if (i % 4) v[i] = u(rng);
+  return v;
+}
+
+constexpr size_t kElems = 3001;  // 2 capped blocks of 256 threads: several passes each
+
+// A backward launcher run twice, overwriting a poisoned dx and accumulating into `prefill`;
+// `cpu` does the same on the host. Bit for bit.
+template <class Gpu, class Cpu>
+void check_backward(const std::vector<float>& prefill, Gpu gpu, Cpu cpu, const std::string& what) {
+  for (bool accumulate : {false, true}) {
+    std::vector<float> want = prefill;
+    cpu(want.data(), accumulate);
+    Dev<float> ddx(prefill.size());
+    if (accumulate) ddx.upload(prefill);
+    {
+      GRID_CAP(2);
+      gpu(ddx.get(), accumulate);
+    }
+    CHECK_CUDA(cudaDeviceSynchronize());
+    expect_same_bits(ddx.download(), want, what + (accumulate ? " (accumulate)" : ""));
+  }
+}
+
+// ---------------------------------------------------------------- element-wise
+
+TEST(KernelParityNn, ScaledCopyAndAddMatchCpuBitForBit) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(31);
+  const size_t n = kElems;
+  const std::vector<float> a = wide_input(n, rng), b = wide_input(n, rng),
+                           prefill = make_input(n, Fill::uniform, rng);
+  Dev<float> da(a), db(b), dy(n);
+  {
+    GRID_CAP(2);
+    cuda::add_forward(da.get(), db.get(), dy.get(), n, nullptr);
+  }
+  CHECK_CUDA(cudaDeviceSynchronize());
+  std::vector<float> y(n);
+  cpu::add_forward(a.data(), b.data(), y.data(), n);
+  expect_same_bits(dy.download(), y, "add");
+  const float scale = -0.375f;
+  check_backward(
+      prefill, [&](float* d, bool acc) { cuda::scaled_copy(da.get(), d, n, scale, acc, nullptr); },
+      [&](float* h, bool acc) { cpu::scaled_copy(a.data(), h, n, scale, acc); }, "scaled_copy");
+}
+
+TEST(KernelParityNn, GeluForwardAndBackwardMatchCpuBitForBit) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(32);
+  const size_t n = kElems;
+  const std::vector<float> x = wide_input(n, rng), dy = wide_input(n, rng),
+                           prefill = make_input(n, Fill::uniform, rng);
+  Dev<float> dx_in(x), ddy(dy), dy_out(n);
+  {
+    GRID_CAP(2);
+    cuda::gelu_forward(dx_in.get(), dy_out.get(), n, nullptr);
+  }
+  CHECK_CUDA(cudaDeviceSynchronize());
+  std::vector<float> y(n);
+  cpu::gelu_forward(x.data(), y.data(), n);
+  // The emulator calls the host's erff and expf, as the CPU does. A GPU's differ in the last
+  // bits: there the comparison is within a tolerance.
+#ifdef CONVPOOL_EMULATED_CUDA
+  expect_same_bits(dy_out.download(), y, "gelu");
+  check_backward(
+      prefill,
+      [&](float* d, bool acc) { cuda::gelu_backward(dx_in.get(), ddy.get(), d, n, acc, nullptr); },
+      [&](float* h, bool acc) { cpu::gelu_backward(x.data(), dy.data(), h, n, acc); }, "gelu dx");
+#else
+  expect_match(dy_out.download(), y, 1e-6, "gelu");
+  for (bool acc : {false, true}) {
+    std::vector<float> want = prefill;
+    cpu::gelu_backward(x.data(), dy.data(), want.data(), n, acc);
+    Dev<float> ddx(prefill);
+    if (!acc) ddx.poison();
+    cuda::gelu_backward(dx_in.get(), ddy.get(), ddx.get(), n, acc, nullptr);
+    CHECK_CUDA(cudaDeviceSynchronize());
+    expect_match(ddx.download(), want, 1e-6, acc ? "gelu dx (accumulate)" : "gelu dx");
+  }
+#endif
+}
+
+TEST(KernelParityNn, LeakyReluForwardAndBackwardMatchCpuBitForBit) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(33);
+  const size_t n = kElems;
+  const float slope = 0.1f;
+  const std::vector<float> x = wide_input(n, rng), dy = wide_input(n, rng),
+                           prefill = make_input(n, Fill::uniform, rng);
+  Dev<float> dx_in(x), ddy(dy), dy_out(n);
+  {
+    GRID_CAP(2);
+    cuda::leaky_relu_forward(dx_in.get(), dy_out.get(), n, slope, nullptr);
+  }
+  CHECK_CUDA(cudaDeviceSynchronize());
+  std::vector<float> y(n);
+  cpu::leaky_relu_forward(x.data(), y.data(), n, slope);
+  expect_same_bits(dy_out.download(), y, "leaky_relu");
+  check_backward(
+      prefill,
+      [&](float* d, bool acc) {
+        cuda::leaky_relu_backward(dx_in.get(), ddy.get(), d, n, slope, acc, nullptr);
+      },
+      [&](float* h, bool acc) { cpu::leaky_relu_backward(x.data(), dy.data(), h, n, slope, acc); },
+      "leaky_relu dx");
+}
+
+// The step is read from device memory: changing it there, with the same launch arguments,
+// changes the mask as the CPU's does.
+TEST(KernelParityNn, DropoutMatchesCpuBitForBitWithTheStepReadFromTheDevice) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(34);
+  const size_t n = kElems;
+  const float p = 0.3f;
+  const uint64_t seed = 0x5eed1234abcdull;
+  const uint32_t layer = 7;
+  const std::vector<float> x = wide_input(n, rng), dy = wide_input(n, rng),
+                           prefill = make_input(n, Fill::uniform, rng);
+  Dev<float> dx_in(x), ddy(dy);
+  Dev<uint64_t> dstep(1);
+  std::vector<float> first;
+  for (const uint64_t step : {uint64_t(41), (uint64_t(1) << 33) + 5}) {
+    dstep.upload({step});
+    Dev<float> dy_out(n);
+    {
+      GRID_CAP(2);
+      cuda::dropout_forward(dx_in.get(), dy_out.get(), n, p, seed, layer, dstep.get(), nullptr);
+    }
+    CHECK_CUDA(cudaDeviceSynchronize());
+    std::vector<float> y(n);
+    cpu::dropout_forward(x.data(), y.data(), n, p, seed, layer, step);
+    const auto got = dy_out.download();
+    expect_same_bits(got, y, "dropout y, step " + std::to_string(step));
+    size_t dropped = 0, finite = 0;
+    for (size_t i = 0; i < n; ++i)
+      if (std::isfinite(x[i]) && x[i] != 0.f) ++finite, dropped += got[i] == 0.f;
+    EXPECT_NEAR(double(dropped) / finite, p, 0.05) << "step " << step;
+    if (first.empty())
+      first = got;
+    else
+      EXPECT_NE(std::memcmp(first.data(), got.data(), n * 4), 0) << "the step did not matter";
+    check_backward(
+        prefill,
+        [&](float* d, bool acc) {
+          cuda::dropout_backward(ddy.get(), d, n, p, seed, layer, dstep.get(), acc, nullptr);
+        },
+        [&](float* h, bool acc) {
+          cpu::dropout_backward(dy.data(), h, n, p, seed, layer, step, acc);
+        },
+        "dropout dx, step " + std::to_string(step));
+  }
+}
+
+// ---------------------------------------------------------------- concat
+
+// Two inputs (5 and 3 channels) into one poisoned 8-channel tensor: every element written,
+// each where the CPU puts it; backward takes each slice back.
+TEST(KernelParityNn, ConcatForwardAndBackwardMatchCpuBitForBit) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(35);
+  const int n = 3, c0 = 5, c1 = 3, ct = c0 + c1, plane = 37;  // 555 and 333 elements
+  const std::vector<float> x0 = make_input(size_t(n) * c0 * plane, Fill::special, rng),
+                           x1 = make_input(size_t(n) * c1 * plane, Fill::special, rng),
+                           dy = make_input(size_t(n) * ct * plane, Fill::special, rng);
+  std::vector<float> y(size_t(n) * ct * plane);
+  cpu::concat_forward(n, c0, ct, 0, plane, x0.data(), y.data());
+  cpu::concat_forward(n, c1, ct, c0, plane, x1.data(), y.data());
+  Dev<float> dx0(x0), dx1(x1), ddy(dy), dout(y.size());
+  {
+    GRID_CAP(2);
+    cuda::concat_forward(n, c0, ct, 0, plane, dx0.get(), dout.get(), nullptr);
+    cuda::concat_forward(n, c1, ct, c0, plane, dx1.get(), dout.get(), nullptr);
+  }
+  CHECK_CUDA(cudaDeviceSynchronize());
+  expect_same_bits(dout.download(), y, "concat y");
+  for (const int input : {0, 1}) {  // (no structured bindings: clang 14 cannot capture them)
+    const int c = input ? c1 : c0, off = input ? c0 : 0;
+    const std::vector<float> prefill = make_input(size_t(n) * c * plane, Fill::uniform, rng);
+    check_backward(
+        prefill,
+        [&](float* d, bool acc) {
+          cuda::concat_backward(n, c, ct, off, plane, ddy.get(), d, acc, nullptr);
+        },
+        [&](float* h, bool acc) { cpu::concat_backward(n, c, ct, off, plane, dy.data(), h, acc); },
+        "concat dx at channel " + std::to_string(off));
+  }
+}
+
+// ---------------------------------------------------------------- batchnorm
+
+struct BnCase {
+  int n, c, plane;
+};
+// 3 x 5 x 7: 21 elements a channel, fewer than a block's threads; 4 x 3 x 100: 400, so each
+// thread takes two passes over its channel.
+const BnCase kBnCases[] = {{3, 5, 7}, {4, 3, 100}};
+
+// Channel 1 constant (variance 0), channel 2 with a large mean against its spread, the rest
+// uniform.
+std::vector<float> bn_input(const BnCase& s, std::mt19937_64& rng) {
+  std::vector<float> x = make_input(size_t(s.n) * s.c * s.plane, Fill::uniform, rng);
+  const float constant = std::uniform_real_distribution<float>(-2.f, 2.f)(rng);
+  for (int i = 0; i < s.n; ++i)
+    for (int j = 0; j < s.plane; ++j) {
+      x[(size_t(i) * s.c + 1) * s.plane + j] = constant;
+      x[(size_t(i) * s.c + 2) * s.plane + j] += 1000.f;
+    }
+  return x;
+}
+
+struct BnTrain {
+  std::vector<float> y, mean, invstd, running_mean, running_var;
+};
+BnTrain bn_train_device(const BnCase& s, const std::vector<float>& x,
+                        const std::vector<float>& gamma, const std::vector<float>& beta,
+                        const std::vector<float>& rm, const std::vector<float>& rv, float eps,
+                        float momentum) {
+  Dev<float> dx(x), dg(gamma), db(beta), dy(x.size()), dm(s.c), dis(s.c), drm(rm), drv(rv);
+  cuda::batchnorm_forward_train(s.n, s.c, s.plane, dx.get(), dg.get(), db.get(), eps, momentum,
+                                dy.get(), dm.get(), dis.get(), drm.get(), drv.get(), nullptr);
+  if (cudaDeviceSynchronize() != cudaSuccess) ADD_FAILURE() << "batchnorm_forward_train";
+  return {dy.download(), dm.download(), dis.download(), drm.download(), drv.download()};
+}
+
+TEST(KernelParityNn, BatchnormTrainForwardMatchesCpu) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(36);
+  const float eps = 1e-5f, momentum = 0.1f;
+  for (const BnCase& s : kBnCases) {
+    SCOPED_TRACE(std::to_string(s.n) + "x" + std::to_string(s.c) + "x" + std::to_string(s.plane));
+    const std::vector<float> x = bn_input(s, rng), gamma = make_input(s.c, Fill::uniform, rng),
+                             beta = make_input(s.c, Fill::uniform, rng),
+                             rm = make_input(s.c, Fill::uniform, rng),
+                             rv = make_input(s.c, Fill::non_negative, rng);
+    BnTrain want{std::vector<float>(x.size()), std::vector<float>(s.c), std::vector<float>(s.c), rm,
+                 rv};
+    cpu::batchnorm_forward_train(s.n, s.c, s.plane, x.data(), gamma.data(), beta.data(), eps,
+                                 momentum, want.y.data(), want.mean.data(), want.invstd.data(),
+                                 want.running_mean.data(), want.running_var.data());
+    const BnTrain got = bn_train_device(s, x, gamma, beta, rm, rv, eps, momentum);
+    expect_match(got.y, want.y, 1e-5, "y");
+    expect_match(got.mean, want.mean, 1e-5, "save_mean");
+    expect_match(got.invstd, want.invstd, 1e-5, "save_invstd");
+    expect_match(got.running_mean, want.running_mean, 1e-5, "running_mean");
+    expect_match(got.running_var, want.running_var, 1e-5, "running_var");
+    // The constant channel: mean exact, variance 0, so y is beta, the invstd 1/sqrt(eps), and
+    // both backends agree to the bit.
+    EXPECT_EQ(got.mean[1], want.mean[1]);
+    EXPECT_EQ(got.invstd[1], want.invstd[1]);
+    EXPECT_EQ(got.invstd[1], float(1.0 / std::sqrt(double(eps))));
+    for (int i = 0; i < s.n; ++i)
+      for (int j = 0; j < s.plane; ++j)
+        ASSERT_EQ(got.y[(size_t(i) * s.c + 1) * s.plane + j], beta[1]);
+    // The large-mean channel keeps its variance (that of the values before + 1000, which are
+    // exact in float to within 2^-14): no precision lost to a one-pass formula.
+    double mean2 = 0, var2 = 0;
+    for (int pass = 0; pass < 2; ++pass)
+      for (int i = 0; i < s.n; ++i)
+        for (int j = 0; j < s.plane; ++j) {
+          const double v = x[(size_t(i) * s.c + 2) * s.plane + j];
+          if (pass == 0)
+            mean2 += v / (double(s.n) * s.plane);
+          else
+            var2 += (v - mean2) * (v - mean2) / (double(s.n) * s.plane);
+        }
+    EXPECT_NEAR(got.invstd[2], want.invstd[2], 1e-5 * want.invstd[2]);
+    EXPECT_NEAR(got.invstd[2], 1.0 / std::sqrt(var2 + eps), 1e-5 * want.invstd[2]);
+  }
+}
+
+TEST(KernelParityNn, BatchnormEvalForwardMatchesCpuBitForBit) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(37);
+  const float eps = 1e-3f;
+  for (const BnCase& s : kBnCases) {
+    const std::vector<float> x = bn_input(s, rng), gamma = make_input(s.c, Fill::uniform, rng),
+                             beta = make_input(s.c, Fill::uniform, rng),
+                             rm = make_input(s.c, Fill::uniform, rng),
+                             rv = make_input(s.c, Fill::non_negative, rng);
+    std::vector<float> y(x.size());
+    cpu::batchnorm_forward_eval(s.n, s.c, s.plane, x.data(), gamma.data(), beta.data(), rm.data(),
+                                rv.data(), eps, y.data());
+    Dev<float> dx(x), dg(gamma), db(beta), drm(rm), drv(rv), dy(x.size());
+    {
+      GRID_CAP(2);
+      cuda::batchnorm_forward_eval(s.n, s.c, s.plane, dx.get(), dg.get(), db.get(), drm.get(),
+                                   drv.get(), eps, dy.get(), nullptr);
+    }
+    CHECK_CUDA(cudaDeviceSynchronize());
+#ifdef CONVPOOL_EMULATED_CUDA
+    expect_same_bits(dy.download(), y, "eval y");
+#else
+    expect_match(dy.download(), y, 1e-6, "eval y");  // nvcc may contract into FMA
+#endif
+  }
+}
+
+TEST(KernelParityNn, BatchnormBackwardMatchesCpu) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(38);
+  const float eps = 1e-5f;
+  for (const BnCase& s : kBnCases) {
+    SCOPED_TRACE(std::to_string(s.n) + "x" + std::to_string(s.c) + "x" + std::to_string(s.plane));
+    const size_t total = size_t(s.n) * s.c * s.plane;
+    const std::vector<float> x = bn_input(s, rng), dy = make_input(total, Fill::uniform, rng),
+                             gamma = make_input(s.c, Fill::uniform, rng),
+                             beta = make_input(s.c, Fill::uniform, rng),
+                             prefill = make_input(total, Fill::uniform, rng);
+    // The saved statistics of the CPU's forward, for both backends.
+    std::vector<float> y(total), mean(s.c), invstd(s.c), rm(s.c, 0.f), rv(s.c, 1.f);
+    cpu::batchnorm_forward_train(s.n, s.c, s.plane, x.data(), gamma.data(), beta.data(), eps, 0.1f,
+                                 y.data(), mean.data(), invstd.data(), rm.data(), rv.data());
+    Dev<float> dx_in(x), ddy(dy), dg(gamma), dm(mean), dis(invstd);
+    for (int mode = 0; mode < 3; ++mode) {  // no dx, dx overwritten, dx accumulated
+      const bool want_dx = mode > 0, accumulate = mode == 2;
+      std::vector<float> dx = prefill, dgamma(s.c), dbeta(s.c);
+      cpu::batchnorm_backward(s.n, s.c, s.plane, x.data(), dy.data(), gamma.data(), mean.data(),
+                              invstd.data(), want_dx ? dx.data() : nullptr, accumulate,
+                              dgamma.data(), dbeta.data());
+      Dev<float> ddx(total), ddg(s.c), ddb(s.c);
+      if (accumulate) ddx.upload(prefill);
+      cuda::batchnorm_backward(s.n, s.c, s.plane, dx_in.get(), ddy.get(), dg.get(), dm.get(),
+                               dis.get(), want_dx ? ddx.get() : nullptr, accumulate, ddg.get(),
+                               ddb.get(), nullptr);
+      CHECK_CUDA(cudaDeviceSynchronize());
+      const std::string what = mode == 0 ? " (no dx)" : mode == 1 ? "" : " (accumulate)";
+      expect_match(ddg.download(), dgamma, 1e-5, "dgamma" + what);
+      expect_match(ddb.download(), dbeta, 1e-5, "dbeta" + what);
+      const auto got_dx = ddx.download();
+      if (want_dx) {
+        expect_match(got_dx, dx, 1e-5, "dx" + what);
+      } else {
+        for (size_t i = 0; i < total; ++i)
+          ASSERT_TRUE(std::isnan(got_dx[i])) << "dx[" << i << "] written though not wanted";
+      }
+    }
+  }
+}
+
+// The per-channel sums are in a fixed order: the same bits under every thread and block
+// order. On the emulator each run takes another schedule; on a GPU the runs repeat under the
+// hardware's own scheduling.
+TEST(KernelParityNn, BatchnormIsTheSameBitsUnderEverySchedule) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(39);
+  const BnCase s{5, 3, 130};  // 650 elements a channel: three passes of the block
+  std::vector<float> x = make_input(size_t(s.n) * s.c * s.plane, Fill::uniform, rng);
+  for (size_t i = 0; i < x.size(); ++i)  // magnitudes over several orders: rounding shows
+    x[i] *= std::pow(10.f, float(int(i % 7) - 3));
+  const std::vector<float> dy = make_input(x.size(), Fill::uniform, rng),
+                           gamma = make_input(s.c, Fill::uniform, rng),
+                           beta = make_input(s.c, Fill::uniform, rng), rm(s.c, 0.5f), rv(s.c, 2.f);
+  auto run_once = [&] {
+    BnTrain r = bn_train_device(s, x, gamma, beta, rm, rv, 1e-5f, 0.1f);
+    Dev<float> dx_in(x), ddy(dy), dg(gamma), dm(r.mean), dis(r.invstd), ddx(x.size()), ddg(s.c),
+        ddb(s.c);
+    cuda::batchnorm_backward(s.n, s.c, s.plane, dx_in.get(), ddy.get(), dg.get(), dm.get(),
+                             dis.get(), ddx.get(), false, ddg.get(), ddb.get(), nullptr);
+    if (cudaDeviceSynchronize() != cudaSuccess) ADD_FAILURE() << "batchnorm_backward";
+    return std::vector<std::vector<float>>{
+        r.y,           r.mean,         r.invstd,       r.running_mean,
+        r.running_var, ddx.download(), ddg.download(), ddb.download()};
+  };
+  std::vector<std::vector<std::vector<float>>> runs;
+#ifdef CONVPOOL_EMULATED_CUDA
+  const std::string previous = cuda_emu::schedule_name();
+  const cuda_emu::Schedule orders[] = {cuda_emu::Schedule::forward, cuda_emu::Schedule::reverse,
+                                       cuda_emu::Schedule::random, cuda_emu::Schedule::random};
+  for (int run = 0; run < 4; ++run) {
+    cuda_emu::set_schedule(orders[run], 200 + run);
+    runs.push_back(run_once());
+  }
+  cuda_emu::Schedule sched;
+  uint64_t seed = 0;
+  cuda_emu::parse_schedule(previous, sched, seed);
+  cuda_emu::set_schedule(sched, seed);
+#else
+  for (int run = 0; run < 4; ++run) runs.push_back(run_once());
+#endif
+  const char* names[] = {"y",           "save_mean", "save_invstd", "running_mean",
+                         "running_var", "dx",        "dgamma",      "dbeta"};
+  for (size_t r = 1; r < runs.size(); ++r)
+    for (size_t k = 0; k < runs[0].size(); ++k) {
+      ASSERT_EQ(runs[r][k].size(), runs[0][k].size());
+      EXPECT_EQ(std::memcmp(runs[r][k].data(), runs[0][k].data(), runs[0][k].size() * 4), 0)
+          << "run " << r << ": " << names[k] << " differs";
+    }
+}
+
+}  // namespace
+#endif
