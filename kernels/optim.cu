@@ -41,6 +41,9 @@ __device__ bool flag_if_not_finite(float g, unsigned long long* first_bad, uint6
 
 // The group of element i, searched from the group of the thread's previous element: the
 // grid-stride index only grows, so each thread walks the few groups once.
+__device__ __forceinline__ size_t trainable_end(const ParamGroups& groups) {
+  return groups.count ? groups.end[groups.count - 1] : 0;
+}
 __device__ __forceinline__ int group_of(const ParamGroups& groups, size_t i, int from) {
   while (from + 1 < groups.count && i >= groups.end[from]) ++from;
   return from;
@@ -53,7 +56,7 @@ __global__ void adam_kernel(ParamGroups groups, float* __restrict__ p, const flo
   if (step_flagged(first_bad)) return;
   const float lr_t = s->lr_t;
   int k = 0;
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < groups.trainable_end();
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < trainable_end(groups);
        i += size_t(gridDim.x) * blockDim.x) {
     k = group_of(groups, i, k);
     const float gi = g[i];
@@ -71,7 +74,7 @@ __global__ void sgd_kernel(ParamGroups groups, float* __restrict__ p, const floa
   if (step_flagged(first_bad)) return;
   const float lr = s->lr_t;
   int k = 0;
-  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < groups.trainable_end();
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < trainable_end(groups);
        i += size_t(gridDim.x) * blockDim.x) {
     k = group_of(groups, i, k);
     const float gi = g[i];

@@ -231,7 +231,19 @@ TEST(KernelParity, OptimizersMatchCpu) {
   REQUIRE_DEVICE();
   std::mt19937_64 rng(15);
   const size_t n = 100003;  // not a multiple of any block size
-  for (const char* kind : {"adam", "sgd"}) {
+  // Three groups with their own multipliers (a frozen group is lr 0), and a tail in no group
+  // (frozen parameters and buffers), which neither side may touch.
+  ParamGroups groups;
+  groups.count = 3;
+  const size_t ends[3] = {40000, 40008, 90001};
+  const float lr_mult[3] = {1.f, 2.5f, 0.f}, wd_mult[3] = {1.f, 0.f, 3.f};
+  for (int k = 0; k < 3; ++k) {
+    groups.begin[k] = k ? ends[k - 1] : 0;
+    groups.end[k] = ends[k];
+    groups.lr_mult[k] = lr_mult[k];
+    groups.wd_mult[k] = wd_mult[k];
+  }
+  for (OptimizerKind kind : {OptimizerKind::adam, OptimizerKind::sgd}) {
     OptimizerConfig c;
     c.kind = kind;
     c.momentum = 0.9f;
@@ -243,16 +255,21 @@ TEST(KernelParity, OptimizersMatchCpu) {
     Dev<float> dp(p), dg(g), d0(s0), d1(s1);
     Dev<cuda::StepScalars> scalars(1);
     for (uint64_t step = 1; step <= 3; ++step) {
-      optimizer_step(Device::cpu, c, step, p.data(), g.data(), s0.data(), s1.data(), n);
+      optimizer_step(Device::cpu, c, step, groups, p.data(), g.data(), s0.data(), s1.data());
       GRID_CAP(5);  // 5 blocks of 256 threads: about 78 passes each
       cuda::set_step(scalars.get(), step - 1, nullptr);
       cuda::begin_step(scalars.get(), c, nullptr);
-      cuda::optimizer_update(c, scalars.get(), dp.get(), dg.get(), d0.get(), d1.get(), n, nullptr);
+      cuda::optimizer_update(c, groups, scalars.get(), dp.get(), dg.get(), d0.get(), d1.get(),
+                             nullptr);
     }
     CHECK_CUDA(cudaDeviceSynchronize());
-    expect_match(dp.download(), p, 1e-6, std::string(kind) + " params");
-    expect_match(d0.download(), s0, 1e-6, std::string(kind) + " state");
-    if (c.kind == "adam") expect_match(d1.download(), s1, 1e-6, "adam second moment");
+    const std::string name = optimizer_name(kind);
+    const auto got = dp.download();
+    expect_match(got, p, 1e-6, name + " params");
+    expect_match(d0.download(), s0, 1e-6, name + " state");
+    if (c.kind == OptimizerKind::adam) expect_match(d1.download(), s1, 1e-6, "adam second moment");
+    for (size_t i = ends[2]; i < n; ++i)
+      ASSERT_EQ(std::memcmp(&got[i], &p[i], 4), 0) << name << ": element " << i << " in no group";
   }
 }
 
@@ -262,7 +279,7 @@ TEST(KernelParity, OptimizersMatchCpu) {
 TEST(KernelParity, OptimizersFlagANonFiniteGradient) {
   REQUIRE_DEVICE();
   const size_t n = 3000, bad = 1234;
-  for (const char* kind : {"adam", "sgd"})
+  for (OptimizerKind kind : {OptimizerKind::adam, OptimizerKind::sgd})
     for (float poison :
          {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
       OptimizerConfig c;
@@ -275,30 +292,31 @@ TEST(KernelParity, OptimizersFlagANonFiniteGradient) {
       Dev<unsigned long long> first_bad(std::vector<unsigned long long>{~0ull});
       cuda::set_step(scalars.get(), 6, nullptr);
       cuda::begin_step(scalars.get(), c, nullptr);  // step 7
-      cuda::optimizer_update(c, scalars.get(), dp.get(), dg.get(), d0.get(), d1.get(), n, nullptr,
-                             first_bad.get());
+      cuda::optimizer_update(c, ParamGroups::whole(n), scalars.get(), dp.get(), dg.get(), d0.get(),
+                             d1.get(), nullptr, first_bad.get());
       CHECK_CUDA(cudaDeviceSynchronize());
-      EXPECT_EQ(first_bad.download()[0], 7u) << kind << " " << poison;
+      EXPECT_EQ(first_bad.download()[0], 7u) << optimizer_name(kind) << " " << poison;
       const auto got_p = dp.download(), got_s = d0.download();
-      EXPECT_EQ(got_p[bad], 0.5f) << kind << ": the bad element was updated";
-      EXPECT_EQ(got_s[bad], 0.f) << kind << ": the bad element's state was updated";
+      EXPECT_EQ(got_p[bad], 0.5f) << optimizer_name(kind) << ": the bad element was updated";
+      EXPECT_EQ(got_s[bad], 0.f) << optimizer_name(kind) << ": the bad element's state was updated";
 
       // A later step with finite gradients applies nothing: the run has already failed.
       Dev<float> fine(std::vector<float>(n, 0.25f));
       const auto before = dp.download();
       cuda::begin_step(scalars.get(), c, nullptr);
-      cuda::optimizer_update(c, scalars.get(), dp.get(), fine.get(), d0.get(), d1.get(), n, nullptr,
-                             first_bad.get());
+      cuda::optimizer_update(c, ParamGroups::whole(n), scalars.get(), dp.get(), fine.get(),
+                             d0.get(), d1.get(), nullptr, first_bad.get());
       CHECK_CUDA(cudaDeviceSynchronize());
-      EXPECT_EQ(dp.download(), before) << kind << ": a step after a flagged one was applied";
-      EXPECT_EQ(first_bad.download()[0], 7u) << kind << ": the first bad step moved";
+      EXPECT_EQ(dp.download(), before)
+          << optimizer_name(kind) << ": a step after a flagged one was applied";
+      EXPECT_EQ(first_bad.download()[0], 7u) << optimizer_name(kind) << ": the first bad step moved";
     }
 }
 
 TEST(KernelParity, OptimizersLeaveTheCounterAloneOnFiniteGradients) {
   REQUIRE_DEVICE();
   const size_t n = 777;
-  for (const char* kind : {"adam", "sgd"}) {
+  for (OptimizerKind kind : {OptimizerKind::adam, OptimizerKind::sgd}) {
     OptimizerConfig c;
     c.kind = kind;
     std::vector<float> p(n, 0.5f), g(n, 0.25f), s(n, 0.f), want = p, w0 = s, w1 = s;
@@ -307,12 +325,13 @@ TEST(KernelParity, OptimizersLeaveTheCounterAloneOnFiniteGradients) {
     Dev<unsigned long long> first_bad(std::vector<unsigned long long>{~0ull});
     cuda::set_step(scalars.get(), 0, nullptr);
     cuda::begin_step(scalars.get(), c, nullptr);
-    cuda::optimizer_update(c, scalars.get(), dp.get(), dg.get(), d0.get(), d1.get(), n, nullptr,
-                           first_bad.get());
-    optimizer_step(Device::cpu, c, 1, want.data(), g.data(), w0.data(), w1.data(), n);
+    cuda::optimizer_update(c, ParamGroups::whole(n), scalars.get(), dp.get(), dg.get(), d0.get(),
+                           d1.get(), nullptr, first_bad.get());
+    optimizer_step(Device::cpu, c, 1, ParamGroups::whole(n), want.data(), g.data(), w0.data(),
+                   w1.data());
     CHECK_CUDA(cudaDeviceSynchronize());
-    EXPECT_EQ(first_bad.download()[0], ~0ull) << kind;
-    expect_match(dp.download(), want, 1e-6, std::string(kind) + " params");
+    EXPECT_EQ(first_bad.download()[0], ~0ull) << optimizer_name(kind);
+    expect_match(dp.download(), want, 1e-6, std::string(optimizer_name(kind)) + " params");
   }
 }
 

@@ -60,6 +60,7 @@ struct ParamDecl {
 struct OpExample {
   std::string line;
   std::vector<Shape> inputs;
+  float lo = -1.f, hi = 1.f;  // the range of the random inputs (stochastic pooling: >= 0)
 };
 
 class Layer {

@@ -293,7 +293,7 @@ OpInfo pool_op() {
            {"pool min size=2 stride=1", {{1, 2, 3, 3}}},
            {"pool lp p=3 size=2", {{1, 2, 4, 4}}},
            {"pool mixed learned=1 size=2", {{1, 2, 4, 4}}},
-           {"pool stochastic size=2", {{1, 2, 4, 4}}},
+           {"pool stochastic size=2", {{1, 2, 4, 4}}, 0.1f, 1.f},
            {"pool avgtopk k=3 size=3 stride=3", {{1, 2, 6, 6}}},
            {"pool tmaxavg k=2 t=0.5 size=2", {{1, 2, 4, 4}}},
            {"pool softpool size=2", {{1, 2, 4, 4}}},
