@@ -3,6 +3,7 @@
 // groups, and the ResNet-20 and VGG-BN models.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <random>
 
@@ -290,4 +291,35 @@ TEST(Models, ResNet20PlannedActivationMemoryIsBelowOneBufferPerTensor) {
   std::printf("ResNet-20, batch 128, CPU: activation memory planned %.1f MiB, peak alive %.1f MiB, "
               "one buffer per tensor %.1f MiB\n",
               m.planned / 1048576.0, m.peak / 1048576.0, m.naive / 1048576.0);
+}
+
+// Evaluation normalises with the running statistics (training with the batch's): set them by
+// hand and the outputs follow (x - mean) / sqrt(var + eps) * gamma + beta.
+TEST(BatchNorm, EvaluationUsesTheRunningStatistics) {
+  auto g = Graph::build(parse_model_text("input channels=2 height=1 width=3\nbatchnorm eps=0.5\nflatten\n", "m.cfg"),
+                        GraphOptions{Device::cpu, 2, 0});
+  float* p = g->params();
+  const auto& info = g->param_infos();  // weight, bias, running_mean, running_var
+  const float gamma[2] = {2.f, -1.f}, beta[2] = {0.5f, 0.f}, mean[2] = {1.f, -2.f},
+              var[2] = {3.5f, 0.5f};
+  for (int c = 0; c < 2; ++c) {
+    p[info[0].offset + c] = gamma[c], p[info[1].offset + c] = beta[c];
+    p[info[2].offset + c] = mean[c], p[info[3].offset + c] = var[c];
+  }
+  const Tensor x = g->input(2);
+  for (size_t i = 0; i < x.numel(); ++i) x.data[i] = float(i) - 4.f;
+  g->forward(StepContext{Device::cpu, false, 1, 1, nullptr}, 2);
+  const Tensor y = g->output(2);
+  for (size_t i = 0; i < y.numel(); ++i) {
+    const int c = int(i / 3) % 2;
+    EXPECT_FLOAT_EQ(y.data[i], (x.data[i] - mean[c]) / std::sqrt(var[c] + 0.5f) * gamma[c] + beta[c]) << i;
+  }
+  // Training mode ignores them: each channel of the batch comes out with mean beta.
+  g->forward(StepContext{Device::cpu, true, 1, 1, nullptr}, 2);
+  for (int c = 0; c < 2; ++c) {
+    double s = 0;
+    for (int n = 0; n < 2; ++n)
+      for (int k = 0; k < 3; ++k) s += y.data[(n * 2 + c) * 3 + k];
+    EXPECT_NEAR(s / 6, beta[c], 1e-5) << c;
+  }
 }
