@@ -94,9 +94,9 @@ class Trainer {
  private:
   struct Impl;
   void save(const std::string& reason);
-  [[noreturn]] void non_finite(const char* what, int n);
+  // A non-finite loss or gradient under --nan-policy stop: `where` it first appeared.
+  [[noreturn]] void non_finite(const char* what, const std::string& where);
   [[noreturn]] void stop_and_save();  // saves last.safetensors, throws Interrupted
-  EpochMetrics train_epoch_cuda(const Dataset& train, const std::vector<uint32_t>& order);
   // Progress: due when there is an observer and its interval has passed (or the epoch ended);
   // only then do callers gather the running sums (a device read on CUDA) and report them.
   bool progress_due(uint64_t batches);

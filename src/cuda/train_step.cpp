@@ -3,6 +3,7 @@
 #include <array>
 #include <chrono>
 #include <cstring>
+#include <vector>
 
 #include "check.h"
 #include "context.h"
@@ -35,6 +36,7 @@ struct TrainStepper::Impl {
   Buffer scalars{Device::cuda, sizeof(StepScalars)};
   Buffer counters{Device::cuda, sizeof(Counters)};
   Buffer sample_loss;  // per-sample losses of a batch, summed in a fixed order (kernels/loss.cu)
+  std::vector<float> logits;  // evaluation logits copied back per batch
   struct Slot {
     PinnedBuffer host_pixels, host_labels;
     Buffer pixels, labels;
@@ -61,6 +63,7 @@ struct TrainStepper::Impl {
       slot.labels = Buffer(Device::cuda, size_t(batch));
     }
     sample_loss = Buffer(Device::cuda, sizeof(double) * size_t(batch));
+    logits.resize(size_t(batch) * kCifarClasses);
   }
   ~Impl() {
     for (auto& slot : slots)
@@ -78,36 +81,48 @@ struct TrainStepper::Impl {
     CP_CUDA_CHECK(cudaStreamSynchronize(stream()));  // `zero` lives on this stack frame
   }
 
+  // The parts of training_step (src/train/step.h) on the device, for the staged slot.
+  struct Parts final : StepParts {
+    Impl& m;
+    const Slot& slot;
+    Parts(Impl& impl, const Slot& s) : m(impl), slot(s) {}
+    void input(int n) override {
+      cudaStream_t s = m.stream();
+      Region region(regions::input, Device::cuda, s);
+      begin_step(m.step_scalars(), m.opt, s);
+      input_to_float(slot.pixels.as<uint8_t>(), m.graph.input(n).data, n, m.input, true, m.seed,
+                     &m.step_scalars()->step, s);
+    }
+    void loss(int n) override {
+      cudaStream_t s = m.stream();
+      Region region(regions::loss, Device::cuda, s);
+      Counters* c = m.device_counters();
+      softmax_xent(n, kCifarClasses, m.graph.output(n).data, slot.labels.as<uint8_t>(),
+                   m.graph.output_grad(n).data, 1.f / float(n), &c->loss_sum,
+                   m.sample_loss.as<double>(), &c->correct, s, m.step_scalars(),
+                   &c->first_bad_step);
+    }
+    void update() override {
+      cudaStream_t s = m.stream();
+      const int slots_used = optimizer_state_slots(m.opt);
+      Region region(regions::optimizer, Device::cuda, s);
+      optimizer_update(m.opt, m.graph.param_groups(), m.step_scalars(), m.graph.params(),
+                       m.graph.grads(), slots_used > 0 ? m.graph.optimizer_state(0) : nullptr,
+                       slots_used > 1 ? m.graph.optimizer_state(1) : nullptr, s,
+                       &m.device_counters()->first_bad_step);
+    }
+  };
+
   // Everything one training step launches, in order, on the compute stream.
   void launch_step(const Slot& slot, int n) {
-    cudaStream_t s = stream();
-    {
-      Region region(regions::input, Device::cuda, s);
-      begin_step(step_scalars(), opt, s);
-      input_to_float(slot.pixels.as<uint8_t>(), graph.input(n).data, n, input, true, seed,
-                     &step_scalars()->step, s);
-    }
     StepContext ctx;
     ctx.device = Device::cuda;
     ctx.training = true;
     ctx.seed = seed;
-    ctx.stream = s;
+    ctx.stream = stream();
     ctx.device_step = &step_scalars()->step;
-    graph.forward(ctx, n);
-    {
-      Region region(regions::loss, Device::cuda, s);
-      Counters* c = device_counters();
-      softmax_xent(n, kCifarClasses, graph.output(n).data, slot.labels.as<uint8_t>(),
-                   graph.output_grad(n).data, 1.f / float(n), &c->loss_sum,
-                   sample_loss.as<double>(), &c->correct, s, step_scalars(), &c->first_bad_step);
-    }
-    graph.backward(ctx, n);
-    const int slots_used = optimizer_state_slots(opt);
-    Region region(regions::optimizer, Device::cuda, s);
-    optimizer_update(opt, graph.param_groups(), step_scalars(), graph.params(), graph.grads(),
-                     slots_used > 0 ? graph.optimizer_state(0) : nullptr,
-                     slots_used > 1 ? graph.optimizer_state(1) : nullptr, s,
-                     &device_counters()->first_bad_step);
+    Parts parts(*this, slot);
+    training_step(graph, ctx, parts, n);
   }
 
   void capture(Slot& slot) {
@@ -166,7 +181,7 @@ TrainStepper::~TrainStepper() {
 
 bool TrainStepper::pinned() const { return impl_->slots[0].host_pixels.pinned(); }
 
-void TrainStepper::step(const Dataset& ds, const uint32_t* idx, int n) {
+bool TrainStepper::step(const Dataset& ds, const uint32_t* idx, int n, uint64_t) {
   Impl& m = *impl_;
   Impl::Slot& slot = m.slots[m.queued++ % kSlots];
   m.stage(slot, ds, idx, n, m.copy_stream.get());
@@ -185,14 +200,15 @@ void TrainStepper::step(const Dataset& ds, const uint32_t* idx, int n) {
     m.launch_step(slot, n);  // the last, partial batch (or --no-graph) runs eagerly
   }
   CP_CUDA_CHECK(cudaEventRecord(slot.free.get(), m.stream()));
+  return true;  // a non-finite step is flagged on the device and reported by collect()
 }
 
-EpochCounters TrainStepper::peek_counters() {
+StepCounters TrainStepper::peek() {
   Counters c{};
   CP_CUDA_CHECK(cudaMemcpyAsync(&c, impl_->device_counters(), sizeof c, cudaMemcpyDeviceToHost,
                                 impl_->stream()));
   CP_CUDA_CHECK(cudaStreamSynchronize(impl_->stream()));
-  EpochCounters out;
+  StepCounters out;
   out.loss_sum = c.loss_sum;
   out.correct = c.correct;
   out.first_bad_step = c.first_bad_step == ~0ull ? 0 : c.first_bad_step;
@@ -200,14 +216,15 @@ EpochCounters TrainStepper::peek_counters() {
   return out;
 }
 
-EpochCounters TrainStepper::finish_epoch() {
-  EpochCounters out = peek_counters();
+StepCounters TrainStepper::collect() {
+  StepCounters out = peek();
   impl_->reset_counters();
   impl_->host_wait = 0;
   return out;
 }
 
-void TrainStepper::eval_batch(const Dataset& ds, const uint32_t* idx, int n, float* logits) {
+const float* TrainStepper::eval_logits(const Dataset& ds, const uint32_t* idx, int n) {
+  float* logits = impl_->logits.data();
   Impl& m = *impl_;
   Impl::Slot& slot = m.slots[m.queued++ % kSlots];
   m.stage(slot, ds, idx, n, m.stream());
@@ -226,6 +243,7 @@ void TrainStepper::eval_batch(const Dataset& ds, const uint32_t* idx, int n, flo
                                 s));
   CP_CUDA_CHECK(cudaEventRecord(slot.free.get(), s));
   CP_CUDA_CHECK(cudaStreamSynchronize(s));
+  return logits;
 }
 
 void TrainStepper::synchronize() { CP_CUDA_CHECK(cudaStreamSynchronize(impl_->stream())); }

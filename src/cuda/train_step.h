@@ -9,33 +9,26 @@
 #include "convpool/data.h"
 #include "convpool/graph.h"
 #include "convpool/optim.h"
+#include "../train/step.h"
 
 namespace convpool::cuda {
 
-struct EpochCounters {
-  double loss_sum = 0;
-  uint64_t correct = 0;
-  uint64_t first_bad_step = 0;   // 0: every loss and gradient was finite
-  double host_wait_seconds = 0;  // time the host waited for a free staging slot
-};
-
-class TrainStepper {
+class TrainStepper final : public StepBackend {
  public:
   // `start_step`: optimizer steps already taken (a resumed run); `use_graph`: capture and
   // replay full batches as a CUDA Graph (else launch eagerly, for debugging).
   // `input`: normalisation, and the augmentation applied to training batches.
   TrainStepper(Graph& graph, const OptimizerConfig& opt, const InputTransform& input, uint64_t seed,
                uint64_t start_step, bool use_graph);
-  ~TrainStepper();
-  // Queues one training step on images idx[0..n); returns without waiting for the GPU.
-  void step(const Dataset& ds, const uint32_t* idx, int n);
-  // Waits for the queued steps, returns the epoch's counters and resets them.
-  EpochCounters finish_epoch();
-  // Waits for the queued steps and returns the running counters without resetting them.
-  EpochCounters peek_counters();
-  // Evaluation-mode forward of images idx[0..n); copies the logits to host `logits`.
-  void eval_batch(const Dataset& ds, const uint32_t* idx, int n, float* logits);
-  void synchronize();
+  ~TrainStepper() override;
+  // Queues one training step on images idx[0..n); returns without waiting for the GPU. The
+  // step number is kept on the device (begun from start_step), so `step` is not read.
+  bool step(const Dataset& ds, const uint32_t* idx, int n, uint64_t step) override;
+  StepCounters collect() override;  // waits for the queued steps
+  StepCounters peek() override;     // waits for the queued steps, keeps the sums
+  bool sums_on_host() const override { return false; }
+  const float* eval_logits(const Dataset& ds, const uint32_t* idx, int n) override;
+  void synchronize() override;
   bool pinned() const;
 
  private:

@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "../cpu/loss.h"
+#include "step.h"
 #include "convpool/metrics.h"
 #include "convpool/profile.h"
 #ifdef CONVPOOL_HAVE_CUDA
@@ -37,11 +38,6 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-bool all_finite(const float* p, size_t n) {
-  for (size_t i = 0; i < n; ++i)
-    if (!std::isfinite(p[i])) return false;
-  return true;
-}
 }  // namespace
 
 void install_stop_handlers() {
@@ -68,14 +64,10 @@ void require_cifar_model(const Graph& graph, const std::string& origin) {
 
 // ---- trainer ----
 struct Trainer::Impl {
-  std::vector<uint8_t> labels;
-  std::vector<float> logits;  // CUDA evaluation: logits copied back per batch
+  std::unique_ptr<StepBackend> backend;  // runs the steps: src/train/step.h
   std::unique_ptr<MetricsLog> metrics;
   std::string last_saved;  // path of the newest good checkpoint, for messages
   std::chrono::steady_clock::time_point epoch_start, last_report;
-#ifdef CONVPOOL_HAVE_CUDA
-  std::unique_ptr<cuda::TrainStepper> stepper;
-#endif
 };
 
 Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
@@ -94,19 +86,21 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
 #ifdef CONVPOOL_HAVE_CUDA
     if (cfg.nan_policy == "skip")
       CP_USER_ERROR("--nan-policy skip is only available on the CPU; CUDA runs stop instead");
-    impl_->stepper = std::make_unique<cuda::TrainStepper>(graph, cfg.optimizer, cfg.input, cfg.seed,
+    impl_->backend = std::make_unique<cuda::TrainStepper>(graph, cfg.optimizer, cfg.input, cfg.seed,
                                                           state.step, cfg.cuda_graph);
-    impl_->logits.resize(size_t(graph.max_batch()) * kCifarClasses);
 #else
     CP_USER_ERROR("this convpool binary was built without CUDA");
 #endif
+  } else {
+    impl_->backend = make_cpu_step_backend(
+        graph, cfg.optimizer, cfg.input, cfg.seed, cfg.nan_policy == "skip",
+        [this](const char* what, const std::string& where) { non_finite(what, where); });
   }
   require_cifar_model(graph, "the model");
   state_.seed = cfg.seed;
   state_.batch = cfg.batch;
   state_.optimizer = cfg.optimizer;
   state_.input = cfg.input;
-  impl_->labels.resize(cfg.batch);
   if (!cfg.out_dir.empty()) {
     std::error_code ec;
     fs::create_directories(cfg.out_dir, ec);
@@ -131,9 +125,7 @@ Trainer::~Trainer() = default;
 
 void Trainer::save(const std::string& reason) {
   if (cfg_.out_dir.empty()) return;
-#ifdef CONVPOOL_HAVE_CUDA
-  if (impl_->stepper) impl_->stepper->synchronize();  // the weights must be final before copying
-#endif
+  impl_->backend->synchronize();  // the weights must be final before copying
   const std::string last = cfg_.out_dir + "/last.safetensors";
   save_checkpoint(last, graph_, cfg_.model_text, cfg_.pool_override, state_);
   impl_->last_saved = last;
@@ -191,20 +183,7 @@ void Trainer::stop_and_save() {
                                " (continue with --resume " + impl_->last_saved + ")"));
 }
 
-void Trainer::non_finite(const char* what, int n) {
-  // Run the step's forward and backward again (the same draws: they are keyed by the step),
-  // checking each node's output, then each input gradient, as soon as it is written: the
-  // activation memory is shared between tensors, so the finished step no longer holds them.
-  std::string where = "none found in activations or gradients";
-  StepContext ctx{Device::cpu, true, cfg_.seed, state_.step + 1, nullptr};
-  if (auto i = graph_.forward_until_non_finite(ctx, n)) {
-    where = "first in the output of layer " + graph_.layer(*i).name();
-  } else {
-    cpu::softmax_xent(n, kCifarClasses, graph_.output(n).data, impl_->labels.data(),
-                      graph_.output_grad(n).data, 1.f / float(n));
-    if (auto j = graph_.backward_until_non_finite(ctx, n))
-      where = "first in the input gradient of layer " + graph_.layer(*j).name();
-  }
+void Trainer::non_finite(const char* what, const std::string& where) {
   CP_USER_ERROR(
       "non-finite " << what << " at step " << state_.step << " (epoch " << state_.epoch + 1 << "), "
                     << where << "; "
@@ -219,62 +198,54 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
   const auto t0 = std::chrono::steady_clock::now();
   impl_->epoch_start = impl_->last_report = t0;
   const auto order = epoch_order(train.size(), cfg_.seed, uint64_t(state_.epoch));
-  if (graph_.device() == Device::cuda) {
-    // A resumed epoch trains only the images after its saved position.
-    const size_t images = train.size() - std::min(train.size(), state_.epoch_batches * cfg_.batch);
-    EpochMetrics m = train_epoch_cuda(train, order);
-    m.seconds = seconds_since(t0);
-    m.images_per_second = double(images) / m.seconds;
-    return m;
-  }
+  StepBackend& backend = *impl_->backend;
   const int B = cfg_.batch;
-  const OptimizerConfig& oc = cfg_.optimizer;
-  const int slots = optimizer_state_slots(oc);
   const uint64_t batches = (train.size() + B - 1) / B;
   EpochMetrics m;
   size_t images = 0;
+  // Moves the backend's sums into the state; a step the device flagged non-finite fails the
+  // run before anything is saved (its weights are unusable).
+  const auto collect = [&] {
+    const StepCounters c = backend.collect();
+    if (c.first_bad_step)
+      CP_USER_ERROR("non-finite loss or gradient at step "
+                    << c.first_bad_step << " (epoch " << state_.epoch + 1 << "); "
+                    << (impl_->last_saved.empty()
+                            ? std::string("no checkpoint was written")
+                            : "the last good checkpoint " + impl_->last_saved + " is untouched")
+                    << "; try a lower --lr");
+    state_.epoch_loss_sum += c.loss_sum;
+    state_.epoch_correct += c.correct;
+    m.data_wait_seconds += c.host_wait_seconds;
+  };
+  // A resumed epoch trains only the images after its saved position.
   for (size_t first = state_.epoch_batches * B; first < train.size(); first += B) {
     // The last batch may be partial: it is trained on, never dropped.
     const int n = int(std::min<size_t>(B, train.size() - first));
-    {
-      Region region(regions::input, Device::cpu);
-      images_to_float(train, order.data() + first, n, graph_.input(n).data, cfg_.input, true,
-                      cfg_.seed, state_.step + 1);
-      for (int i = 0; i < n; ++i) impl_->labels[i] = train.labels[order[first + i]];
+    const bool applied = backend.step(train, order.data() + first, n, state_.step + 1);
+    ++state_.epoch_batches;
+    images += n;
+    if (applied) {
+      ++state_.step;
+    } else {
+      ++m.skipped_batches;
     }
-    StepContext ctx{Device::cpu, true, cfg_.seed, state_.step + 1, nullptr};
-    graph_.forward(ctx, n);
-    cpu::LossSums s;
-    {
-      Region region(regions::loss, Device::cpu);
-      s = cpu::softmax_xent(n, kCifarClasses, graph_.output(n).data, impl_->labels.data(),
-                            graph_.output_grad(n).data, 1.f / float(n));
+    if (backend.sums_on_host()) collect();
+    if (progress_due(batches)) {
+      const StepCounters c = backend.peek();  // on CUDA one sync, a few times a second at most
+      report_progress(batches, train.size(), images, state_.epoch_loss_sum + c.loss_sum,
+                      state_.epoch_correct + c.correct);
     }
-    graph_.backward(ctx, n);
-    bool finite = false;
-    {
-      Region region(regions::optimizer, Device::cpu);  // the finite check and the update
-      finite = std::isfinite(s.loss) && all_finite(graph_.grads(), graph_.num_params());
-      if (!finite && cfg_.nan_policy == "stop")
-        non_finite(std::isfinite(s.loss) ? "gradient" : "loss", n);
-      ++state_.epoch_batches;
-      images += n;
-      if (finite) {
-        ++state_.step;
-        optimizer_step(Device::cpu, oc, state_.step, graph_.param_groups(), graph_.params(),
-                       graph_.grads(), slots > 0 ? graph_.optimizer_state(0) : nullptr,
-                       slots > 1 ? graph_.optimizer_state(1) : nullptr);
-        state_.epoch_loss_sum += s.loss;
-        state_.epoch_correct += s.correct;
-      } else {
-        ++m.skipped_batches;
-      }
+    if (stop_requested()) {
+      collect();  // the partial epoch's sums go into the checkpoint, which then resumes exactly
+      stop_and_save();
     }
-    if (progress_due(batches))
-      report_progress(batches, train.size(), images, state_.epoch_loss_sum, state_.epoch_correct);
-    if (stop_requested()) stop_and_save();
-    if (cfg_.save_every && state_.step % cfg_.save_every == 0 && finite) save("periodic");
+    if (cfg_.save_every && state_.step % cfg_.save_every == 0 && applied) {
+      collect();
+      save("periodic");
+    }
   }
+  collect();
   const uint64_t trained_here = (images + B - 1) / B;
   if (trained_here > 0 && m.skipped_batches == trained_here)
     CP_USER_ERROR("every batch of epoch " << state_.epoch + 1 << " (" << trained_here
@@ -297,69 +268,6 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
   return m;
 }
 
-EpochMetrics Trainer::train_epoch_cuda(const Dataset& train, const std::vector<uint32_t>& order) {
-  EpochMetrics m;
-#ifdef CONVPOOL_HAVE_CUDA
-  // The device flags the first step whose loss or gradient was not finite (kernels/loss.cu,
-  // kernels/optim.cu); every read of the counters checks it before anything is saved.
-  const auto fail_if_bad_step = [&](uint64_t bad_step) {
-    if (!bad_step) return;
-    CP_USER_ERROR("non-finite loss or gradient at step "
-                  << bad_step << " (epoch " << state_.epoch + 1 << "); "
-                  << (impl_->last_saved.empty()
-                          ? std::string("no checkpoint was written")
-                          : "the last good checkpoint " + impl_->last_saved + " is untouched")
-                  << "; try a lower --lr");
-  };
-  const int B = cfg_.batch;
-  const size_t first_image = state_.epoch_batches * B;
-  const uint64_t batches = (train.size() + B - 1) / B;
-  for (size_t first = first_image; first < train.size(); first += B) {
-    const int n = int(std::min<size_t>(B, train.size() - first));
-    impl_->stepper->step(train, order.data() + first, n);
-    ++state_.step;
-    ++state_.epoch_batches;
-    if (progress_due(batches)) {
-      const auto c = impl_->stepper->peek_counters();  // one sync, a few times a second at most
-      report_progress(batches, train.size(), first + n - first_image,
-                      state_.epoch_loss_sum + c.loss_sum, state_.epoch_correct + c.correct);
-    }
-    if (stop_requested()) {
-      // Sums of the partial epoch come from the device; the checkpoint then resumes exactly.
-      // A step flagged since the last read has unusable weights: fail instead of saving them.
-      const auto c = impl_->stepper->finish_epoch();
-      fail_if_bad_step(c.first_bad_step);
-      state_.epoch_loss_sum += c.loss_sum;
-      state_.epoch_correct += c.correct;
-      stop_and_save();
-    }
-    if (cfg_.save_every && state_.step % cfg_.save_every == 0) {
-      const auto c = impl_->stepper->finish_epoch();
-      fail_if_bad_step(c.first_bad_step);
-      state_.epoch_loss_sum += c.loss_sum;
-      state_.epoch_correct += c.correct;
-      save("periodic");
-    }
-  }
-  const auto c = impl_->stepper->finish_epoch();
-  fail_if_bad_step(c.first_bad_step);
-  state_.epoch_loss_sum += c.loss_sum;
-  state_.epoch_correct += c.correct;
-  m.data_wait_seconds = c.host_wait_seconds;
-  m.epoch = state_.epoch + 1;
-  m.loss = state_.epoch_loss_sum / double(train.size());
-  m.accuracy = double(state_.epoch_correct) / double(train.size());
-  ++state_.epoch;
-  state_.epoch_batches = 0;
-  state_.epoch_loss_sum = 0;
-  state_.epoch_correct = 0;
-#else
-  (void)train;
-  (void)order;
-#endif
-  return m;
-}
-
 EvalResult Trainer::evaluate(const Dataset& test) {
   Region eval_region(regions::eval, Device::cpu);
   EvalResult r;
@@ -371,19 +279,7 @@ EvalResult Trainer::evaluate(const Dataset& test) {
   long correct = 0;
   for (size_t first = 0; first < test.size(); first += B) {
     const int n = int(std::min<size_t>(B, test.size() - first));
-    const float* logits = nullptr;
-#ifdef CONVPOOL_HAVE_CUDA
-    if (impl_->stepper) {
-      impl_->stepper->eval_batch(test, order.data() + first, n, impl_->logits.data());
-      logits = impl_->logits.data();
-    }
-#endif
-    if (!logits) {
-      images_to_float(test, order.data() + first, n, graph_.input(n).data, cfg_.input);
-      StepContext ctx{Device::cpu, false, cfg_.seed, state_.step, nullptr};
-      graph_.forward(ctx, n);
-      logits = graph_.output(n).data;
-    }
+    const float* logits = impl_->backend->eval_logits(test, order.data() + first, n);
     const auto s =
         cpu::softmax_xent(n, kCifarClasses, logits, test.labels.data() + first, nullptr, 0.f);
     loss_sum += s.loss;

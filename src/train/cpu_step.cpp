@@ -1,0 +1,121 @@
+// The CPU backend of the training step: eager, with the loss sums on the host and the
+// non-finite check before each update (src/train/step.h).
+#include <cmath>
+
+#include "../cpu/loss.h"
+#include "convpool/profile.h"
+#include "step.h"
+
+namespace convpool {
+
+namespace {
+
+bool all_finite(const float* p, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i])) return false;
+  return true;
+}
+
+class CpuStepBackend final : public StepBackend, StepParts {
+ public:
+  CpuStepBackend(Graph& graph, const OptimizerConfig& opt, const InputTransform& input,
+                 uint64_t seed, bool skip_non_finite, NonFiniteHandler on_non_finite)
+      : graph_(graph),
+        opt_(opt),
+        input_(input),
+        seed_(seed),
+        skip_(skip_non_finite),
+        on_non_finite_(std::move(on_non_finite)),
+        slots_(optimizer_state_slots(opt)),
+        labels_(size_t(graph.max_batch())) {}
+
+  bool step(const Dataset& ds, const uint32_t* idx, int n, uint64_t step) override {
+    ds_ = &ds, idx_ = idx, step_ = step;
+    const StepContext ctx{Device::cpu, true, seed_, step, nullptr};
+    training_step(graph_, ctx, *this, n);
+    return applied_;
+  }
+
+  StepCounters collect() override {
+    const StepCounters c = sums_;
+    sums_ = {};
+    return c;
+  }
+  StepCounters peek() override { return sums_; }
+  bool sums_on_host() const override { return true; }
+
+  const float* eval_logits(const Dataset& ds, const uint32_t* idx, int n) override {
+    images_to_float(ds, idx, n, graph_.input(n).data, input_);
+    graph_.forward(StepContext{Device::cpu, false, seed_, step_, nullptr}, n);
+    return graph_.output(n).data;
+  }
+  void synchronize() override {}
+
+ private:
+  // StepParts, in the order training_step calls them.
+  void input(int n) override {
+    Region region(regions::input, Device::cpu);
+    images_to_float(*ds_, idx_, n, graph_.input(n).data, input_, true, seed_, step_);
+    for (int i = 0; i < n; ++i) labels_[size_t(i)] = ds_->labels[idx_[i]];
+    n_ = n;
+  }
+  void loss(int n) override {
+    Region region(regions::loss, Device::cpu);
+    last_ = cpu::softmax_xent(n, kCifarClasses, graph_.output(n).data, labels_.data(),
+                              graph_.output_grad(n).data, 1.f / float(n));
+  }
+  void update() override {
+    Region region(regions::optimizer, Device::cpu);  // the finite check and the update
+    applied_ = std::isfinite(last_.loss) && all_finite(graph_.grads(), graph_.num_params());
+    if (!applied_ && !skip_)
+      on_non_finite_(std::isfinite(last_.loss) ? "gradient" : "loss", locate_non_finite());
+    if (!applied_) return;
+    optimizer_step(Device::cpu, opt_, step_, graph_.param_groups(), graph_.params(),
+                   graph_.grads(), slots_ > 0 ? graph_.optimizer_state(0) : nullptr,
+                   slots_ > 1 ? graph_.optimizer_state(1) : nullptr);
+    sums_.loss_sum += last_.loss;
+    sums_.correct += uint64_t(last_.correct);
+  }
+
+  // Runs the step's forward and backward again (the same draws: they are keyed by the step),
+  // checking each node's output, then each input gradient, as soon as it is written: the
+  // activation memory is shared between tensors, so the finished step no longer holds them.
+  std::string locate_non_finite() {
+    const StepContext ctx{Device::cpu, true, seed_, step_, nullptr};
+    if (auto i = graph_.forward_until_non_finite(ctx, n_))
+      return "first in the output of layer " + graph_.layer(*i).name();
+    cpu::softmax_xent(n_, kCifarClasses, graph_.output(n_).data, labels_.data(),
+                      graph_.output_grad(n_).data, 1.f / float(n_));
+    if (auto j = graph_.backward_until_non_finite(ctx, n_))
+      return "first in the input gradient of layer " + graph_.layer(*j).name();
+    return "none found in activations or gradients";
+  }
+
+  Graph& graph_;
+  OptimizerConfig opt_;
+  InputTransform input_;
+  uint64_t seed_;
+  bool skip_;
+  NonFiniteHandler on_non_finite_;
+  int slots_;
+  std::vector<uint8_t> labels_;
+  const Dataset* ds_ = nullptr;
+  const uint32_t* idx_ = nullptr;
+  uint64_t step_ = 0;
+  int n_ = 0;
+  cpu::LossSums last_{};
+  bool applied_ = false;
+  StepCounters sums_;
+};
+
+}  // namespace
+
+std::unique_ptr<StepBackend> make_cpu_step_backend(Graph& graph, const OptimizerConfig& opt,
+                                                   const InputTransform& input, uint64_t seed,
+                                                   bool skip_non_finite,
+                                                   NonFiniteHandler on_non_finite) {
+  return std::make_unique<CpuStepBackend>(graph, opt, input, seed, skip_non_finite,
+                                          std::move(on_non_finite));
+}
+
+}  // namespace convpool
