@@ -62,3 +62,31 @@ TEST(ReluPoolFusion, TheGraphSaysWhatItFused) {
   apart.fuse_relu = false;
   EXPECT_FALSE(Graph::build(model, apart)->layer(1).aliases_input());
 }
+
+// A ReLU after a conv or a batchnorm (whose output nothing else reads) is applied by that
+// layer on the CPU: the same numbers, bit for bit, as the layers apart.
+TEST(ReluFusionIntoTheLayerBefore, GivesTheSameOutputsAndGradientsAsSeparateLayers) {
+  const uint64_t seed = fresh_seed();
+  for (const char* middle : {"conv filters=5 size=3 padding=same\nrelu\n",
+                             "conv filters=5 size=3 bias=0\nbatchnorm\nrelu\n",
+                             "batchnorm momentum=0.3\nrelu\nconv filters=4 size=1\nrelu\n"}) {
+    const std::string model = std::string("input channels=3 height=8 width=8\n") +
+                              "conv filters=4 size=3\n" + middle + "flatten\ndense units=3\n";
+    const Pass fused = run(model, true, seed, 3), apart = run(model, false, seed, 3);
+    EXPECT_EQ(fused.out, apart.out) << middle;
+    EXPECT_EQ(fused.grads, apart.grads) << middle;
+  }
+}
+
+TEST(ReluFusionIntoTheLayerBefore, OnlyWhereTheIntermediateHasOneReader) {
+  // conv1's output is read by the ReLU and by the add: the ReLU stays apart. The batchnorm's
+  // ReLU has one reader: fused into it.
+  const auto model = parse_model_text(
+      "input channels=2 height=4 width=4\nconv name=c1 filters=2 size=1\nrelu name=r1\n"
+      "add name=sum in=r1,c1\nbatchnorm name=bn\nrelu name=r2\nflatten\ndense units=2\n",
+      "t");
+  auto g = Graph::build(model, GraphOptions{Device::cpu, 1, 0});
+  EXPECT_FALSE(g->layer(1).aliases_input()) << g->summary();
+  EXPECT_TRUE(g->layer(4).aliases_input()) << g->summary();
+  EXPECT_NE(g->summary().find("fused into the layer before, bn"), std::string::npos) << g->summary();
+}

@@ -101,11 +101,16 @@ class Layer {
   // True if the output is the input reinterpreted (flatten): the graph then gives the output
   // and its gradient the input's memory, and forward/backward have nothing to do.
   virtual bool aliases_input() const { return false; }
-  // Fusion. A layer that can apply the ReLU before it inside its own kernels agrees here (and
-  // from then on does so); the graph then calls fuse_into_next() on that ReLU, which becomes a
-  // no-op whose output and gradient are its input's memory. Saves a pass over the activation.
+  // Fusion, decided by a pass of the graph builder over ReLUs whose input and output each
+  // have a single reader. A layer that can apply the ReLU before it inside its own kernels
+  // agrees in absorb_preceding_relu (and from then on does so); else the layer that produces
+  // the ReLU's input may agree in absorb_following_relu to apply it to its own output on
+  // `device` (its backward then masks dy where its output is 0). The ReLU is told which with
+  // fuse_relu and becomes a no-op whose output and gradient are its input's memory: a pass
+  // over the activation saved in each direction.
   virtual bool absorb_preceding_relu() { return false; }
-  virtual void fuse_into_next() {}
+  virtual bool absorb_following_relu(Device /*device*/) { return false; }
+  virtual void fuse_relu(const std::string& /*into*/) {}
 
   // FLOPs of forward for one sample (used by profile tables); 0 when not meaningful.
   virtual double forward_flops() const { return 0; }

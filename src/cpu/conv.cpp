@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "../../kernels/elementwise_math.cuh"
 #include "gemm.h"
 
 namespace convpool::cpu {
@@ -80,7 +81,7 @@ void col2im(const ConvGeom& g, int n, const float* dcol, float* dx) {
 }  // namespace
 
 void conv_forward(const ConvGeom& g, int n, const float* x, const float* w, const float* b,
-                  float* y, float* col, float* tmp) {
+                  float* y, float* col, float* tmp, bool relu) {
   const int NP = n * g.P();
   im2col(g, n, x, col);
   // tmp[OC x NP] = W[OC x K] * col[K x NP]
@@ -91,20 +92,30 @@ void conv_forward(const ConvGeom& g, int n, const float* x, const float* w, cons
       const float* src = tmp + size_t(oc) * NP + size_t(i) * g.P();
       float* dst = y + (size_t(i) * g.OC + oc) * g.P();
       const float bias = b ? b[oc] : 0.f;  // no bias: + 0 leaves every value as it is
-      for (int p = 0; p < g.P(); ++p) dst[p] = src[p] + bias;
+      if (relu) {
+        for (int p = 0; p < g.P(); ++p) dst[p] = relu_forward(src[p] + bias);
+      } else {
+        for (int p = 0; p < g.P(); ++p) dst[p] = src[p] + bias;
+      }
     }
 }
 
 void conv_backward_filter(const ConvGeom& g, int n, const float* dy, const float* col, float* dw,
-                          float* db, float* tmp) {
+                          float* db, float* tmp, const float* relu_y) {
   const int NP = n * g.P();
   // Reuse the front of tmp for dy as [OC x NP]; the column gradient goes after it.
   float* dyt = tmp;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int oc = 0; oc < g.OC; ++oc)
-    for (int i = 0; i < n; ++i)
-      std::memcpy(dyt + size_t(oc) * NP + size_t(i) * g.P(), dy + (size_t(i) * g.OC + oc) * g.P(),
-                  sizeof(float) * g.P());
+    for (int i = 0; i < n; ++i) {
+      const size_t from = (size_t(i) * g.OC + oc) * g.P();
+      float* to = dyt + size_t(oc) * NP + size_t(i) * g.P();
+      if (relu_y) {
+        for (int p = 0; p < g.P(); ++p) to[p] = relu_backward(relu_y[from + p], dy[from + p]);
+      } else {
+        std::memcpy(to, dy + from, sizeof(float) * g.P());
+      }
+    }
   for (int oc = 0; db && oc < g.OC; ++oc) {
     double s = 0;
     const float* row = dyt + size_t(oc) * NP;

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "../../kernels/elementwise_math.cuh"
 #include "../../kernels/nn_math.cuh"
 
 namespace convpool::cpu {
@@ -34,7 +35,7 @@ inline void store(float* dx, size_t i, float v, bool accumulate) {
 void batchnorm_forward_train(int n, int c, int plane, const float* x, const float* gamma,
                              const float* beta, float eps, float momentum, float* y,
                              float* save_mean, float* save_invstd, float* running_mean,
-                             float* running_var) {
+                             float* running_var, bool relu) {
 #pragma omp parallel for schedule(static)
   for (int ch = 0; ch < c; ++ch) {
     double mean, var;
@@ -47,27 +48,37 @@ void batchnorm_forward_train(int n, int c, int plane, const float* x, const floa
     const float m = float(mean), g = gamma[ch], b = beta[ch];
     for (int i = 0; i < n; ++i) {
       const size_t off = (size_t(i) * c + ch) * plane;
-      for (int j = 0; j < plane; ++j) y[off + j] = batchnorm_apply(x[off + j], m, invstd, g, b);
+      if (relu) {
+        for (int j = 0; j < plane; ++j)
+          y[off + j] = relu_forward(batchnorm_apply(x[off + j], m, invstd, g, b));
+      } else {
+        for (int j = 0; j < plane; ++j) y[off + j] = batchnorm_apply(x[off + j], m, invstd, g, b);
+      }
     }
   }
 }
 
 void batchnorm_forward_eval(int n, int c, int plane, const float* x, const float* gamma,
                             const float* beta, const float* running_mean, const float* running_var,
-                            float eps, float* y) {
+                            float eps, float* y, bool relu) {
 #pragma omp parallel for collapse(2) schedule(static)
   for (int i = 0; i < n; ++i)
     for (int ch = 0; ch < c; ++ch) {
       const float invstd = 1.f / std::sqrt(running_var[ch] + eps);
       const size_t off = (size_t(i) * c + ch) * plane;
-      for (int j = 0; j < plane; ++j)
-        y[off + j] = batchnorm_apply(x[off + j], running_mean[ch], invstd, gamma[ch], beta[ch]);
+      for (int j = 0; j < plane; ++j) {
+        const float v = batchnorm_apply(x[off + j], running_mean[ch], invstd, gamma[ch], beta[ch]);
+        y[off + j] = relu ? relu_forward(v) : v;
+      }
     }
 }
 
 void batchnorm_backward(int n, int c, int plane, const float* x, const float* dy,
                         const float* gamma, const float* save_mean, const float* save_invstd,
-                        float* dx, bool accumulate, float* dgamma, float* dbeta) {
+                        float* dx, bool accumulate, float* dgamma, float* dbeta,
+                        const float* relu_y) {
+  // The gradient reaching the normalisation: dy, or with a fused ReLU dy where y > 0.
+  const auto grad = [&](size_t i) { return relu_y ? relu_backward(relu_y[i], dy[i]) : dy[i]; };
 #pragma omp parallel for schedule(static)
   for (int ch = 0; ch < c; ++ch) {
     const float mean = save_mean[ch], invstd = save_invstd[ch];
@@ -75,8 +86,9 @@ void batchnorm_backward(int n, int c, int plane, const float* x, const float* dy
     for (int i = 0; i < n; ++i) {
       const size_t off = (size_t(i) * c + ch) * plane;
       for (int j = 0; j < plane; ++j) {
-        sum_dy += dy[off + j];
-        sum_dy_xhat += double(dy[off + j]) * ((x[off + j] - mean) * invstd);
+        const float g = grad(off + j);
+        sum_dy += g;
+        sum_dy_xhat += double(g) * ((x[off + j] - mean) * invstd);
       }
     }
     dgamma[ch] = float(sum_dy_xhat);
@@ -88,7 +100,7 @@ void batchnorm_backward(int n, int c, int plane, const float* x, const float* dy
       const size_t off = (size_t(i) * c + ch) * plane;
       for (int j = 0; j < plane; ++j)
         store(dx, off + j,
-              batchnorm_input_grad(x[off + j], dy[off + j], mean, invstd, gamma[ch], mean_dy,
+              batchnorm_input_grad(x[off + j], grad(off + j), mean, invstd, gamma[ch], mean_dy,
                                    mean_dy_xhat),
               accumulate);
     }

@@ -159,17 +159,23 @@ std::unique_ptr<Graph> Graph::build(const ModelSpec& spec, const GraphOptions& o
   for (size_t k = 0; k < N; ++k)
     for (int v : g->inputs_[k]) consumers[size_t(v)].push_back(k);
 
-  // Fusion pass: a ReLU whose only reader is a node that can apply it itself, and whose input
-  // has no other reader, becomes part of that node.
+  // Fusion pass: a ReLU whose output and input each have a single reader becomes part of the
+  // node after it (pooling gathers through it), else of the node before it (conv and
+  // batchnorm apply it to their output, on the CPU).
   if (opts.fuse_relu)
-    for (size_t k = 0; k < N; ++k) {
-      if (g->inputs_[k].size() != 1) continue;
-      const int v = g->inputs_[k][0];
-      if (v == 0 || consumers[size_t(v)].size() != 1) continue;
-      Layer& relu = *g->layers_[size_t(v - 1)];
-      if (relu.type() != "relu" || consumers[size_t(g->inputs_[size_t(v - 1)][0])].size() != 1)
-        continue;
-      if (g->layers_[k]->absorb_preceding_relu()) relu.fuse_into_next();
+    for (size_t r = 0; r < N; ++r) {
+      Layer& relu = *g->layers_[r];
+      if (relu.type() != "relu" || consumers[r + 1].size() != 1) continue;
+      const int in = g->inputs_[r][0];
+      if (in == 0 || consumers[size_t(in)].size() != 1) continue;
+      const size_t next_node = consumers[r + 1][0];
+      Layer& next = *g->layers_[next_node];
+      Layer& prev = *g->layers_[size_t(in - 1)];
+      if (g->inputs_[next_node].size() == 1 && next.absorb_preceding_relu()) {
+        relu.fuse_relu("the next layer, " + next.name());
+      } else if (prev.absorb_following_relu(opts.device)) {
+        relu.fuse_relu("the layer before, " + prev.name());
+      }
     }
 
   // Shapes.

@@ -39,11 +39,18 @@ class BatchNormLayer : public Layer {
   }
   // The batch mean and 1/sqrt(var + eps) of each channel, from forward to backward.
   size_t state_floats(int) const override { return 2 * size_t(c_); }
-  bool backward_reads_output() const override { return false; }
+  bool backward_reads_output() const override { return relu_out_; }
+  // The CPU kernels take a ReLU on their output; the CUDA ones do not (yet), so CUDA keeps
+  // the ReLU apart.
+  bool absorb_following_relu(Device device) override {
+    relu_out_ = device == Device::cpu;
+    return relu_out_;
+  }
   bool accumulates_input_grad() const override { return true; }
   std::string describe() const override {
     std::ostringstream os;
     os << c_ << " channels, momentum " << momentum_ << ", eps " << eps_;
+    if (relu_out_) os << ", relu fused in";
     return os.str();
   }
 
@@ -62,11 +69,12 @@ class BatchNormLayer : public Layer {
 #endif
     if (ctx.training)
       return cpu::batchnorm_forward_train(n, c_, plane_, x.data, gamma, beta, eps_, momentum_,
-                                          y.data, state_, state_ + c_, mean, var);
-    cpu::batchnorm_forward_eval(n, c_, plane_, x.data, gamma, beta, mean, var, eps_, y.data);
+                                          y.data, state_, state_ + c_, mean, var, relu_out_);
+    cpu::batchnorm_forward_eval(n, c_, plane_, x.data, gamma, beta, mean, var, eps_, y.data,
+                                relu_out_);
   }
 
-  void backward_inputs(const StepContext& ctx, std::span<const Tensor> in, const Tensor&,
+  void backward_inputs(const StepContext& ctx, std::span<const Tensor> in, const Tensor& y,
                        const Tensor& dy, std::span<const Tensor> din,
                        const std::vector<bool>& accumulate) override {
     const Tensor& x = in[0];
@@ -79,11 +87,12 @@ class BatchNormLayer : public Layer {
     (void)ctx;
     cpu::batchnorm_backward(x.shape.n, c_, plane_, x.data, dy.data, params_[0].data, state_,
                             state_ + c_, din[0].data, accumulate[0], grads_[0].data,
-                            grads_[1].data);
+                            grads_[1].data, relu_out_ ? y.data : nullptr);
   }
 
  private:
   float momentum_ = 0.1f, eps_ = 1e-5f;
+  bool relu_out_ = false;  // a following ReLU applied here (absorb_following_relu)
   int c_ = 0, plane_ = 0;
 };
 

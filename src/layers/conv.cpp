@@ -73,7 +73,13 @@ class ConvLayer : public Layer {
     }
     return d;
   }
-  bool backward_reads_output() const override { return false; }
+  bool backward_reads_output() const override { return relu_out_; }
+  // The CPU applies a following ReLU in the bias epilogue and masks dy with it; cuDNN's
+  // forward here has no activation epilogue, so CUDA keeps the ReLU apart.
+  bool absorb_following_relu(Device device) override {
+    relu_out_ = device == Device::cpu;
+    return relu_out_;
+  }
   void prepare(Device device, int max_batch) override {
     Layer::prepare(device, max_batch);
     region_names_ = {name() + "/bwd-filter", name() + "/bwd-data"};
@@ -97,6 +103,7 @@ class ConvLayer : public Layer {
        << padding_;
     if (!bias_) os << ", no bias";
     if (init_ != Init::glorot_uniform) os << ", init " << init_name(init_);
+    if (relu_out_) os << ", relu fused in";
     return os.str();
   }
   double forward_flops() const override { return 2.0 * g_.OC * g_.K() * g_.P(); }
@@ -116,10 +123,10 @@ class ConvLayer : public Layer {
 #endif
     (void)ctx;
     cpu::conv_forward(g_, x.shape.n, x.data, params_[0].data, bias(), y.data, state_,
-                      workspace_);
+                      workspace_, relu_out_);
   }
   // Each direction is its own profile Region ("conv1/bwd-filter", "conv1/bwd-data").
-  void backward(const StepContext& ctx, const Tensor& x, const Tensor&, const Tensor& dy,
+  void backward(const StepContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy,
                 const Tensor& dx) override {
     const int n = dy.shape.n;
     {
@@ -131,7 +138,7 @@ class ConvLayer : public Layer {
       else
 #endif
         cpu::conv_backward_filter(g_, n, dy.data, state_, grads_[0].data, bias_grad(),
-                                  workspace_);
+                                  workspace_, relu_out_ ? y.data : nullptr);
     }
     if (!dx.data) return;  // the first layer: nothing wants the images' gradient
     Region region(region_names_[1], ctx.device, ctx.stream);
@@ -151,6 +158,7 @@ class ConvLayer : public Layer {
   cpu::ConvGeom g_{};
   std::string padding_;
   bool bias_ = true;
+  bool relu_out_ = false;  // a following ReLU applied here (absorb_following_relu)
   Init init_ = Init::glorot_uniform;
   std::array<std::string, 2> region_names_;  // "<name>/bwd-filter", "<name>/bwd-data"
 #ifdef CONVPOOL_HAVE_CUDA

@@ -20,9 +20,12 @@ class ReluLayer : public Layer {
   explicit ReluLayer(const LayerSpec& spec) : Layer(spec) { no_arguments(spec_); }
   Shape infer_shape(const Shape& in) override { return in; }
   std::string describe() const override {
-    return fused_ ? "max(x, 0), fused into the next layer" : "max(x, 0)";
+    return fused_into_.empty() ? "max(x, 0)" : "max(x, 0), fused into " + fused_into_;
   }
-  void fuse_into_next() override { fused_ = true; }
+  void fuse_relu(const std::string& into) override {
+    fused_ = true;
+    fused_into_ = into;
+  }
   bool aliases_input() const override { return fused_; }
   bool backward_reads_input() const override { return false; }  // y > 0 exactly where x > 0
   void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) override {
@@ -56,6 +59,7 @@ class ReluLayer : public Layer {
 
  private:
   bool fused_ = false;
+  std::string fused_into_;  // the layer that applies this ReLU
 };
 
 // Flatten keeps NCHW memory order (c, then h, then w), as torch.flatten does, so its
