@@ -17,12 +17,12 @@ struct InputParams {
 // (coalesced stores; the crop/flip gather reads stay within the image's 3 KB).
 __global__ void input_to_float_kernel(const uint8_t* __restrict__ src, float* __restrict__ dst,
                                       InputParams p, bool augment, uint64_t seed,
-                                      const uint64_t* __restrict__ step) {
+                                      const uint64_t* __restrict__ step, uint32_t first) {
   const int image = blockIdx.x;
   __shared__ int shared_draw[3];  // dy, dx, flip: plain ints (no constructor in shared memory)
   if (threadIdx.x == 0) {
     const AugmentDraw d =
-        augment ? augment_draw(seed, *step, uint32_t(image), p.crop_pad, p.flip) : AugmentDraw{};
+        augment ? augment_draw(seed, *step, first + uint32_t(image), p.crop_pad, p.flip) : AugmentDraw{};
     shared_draw[0] = d.dy;
     shared_draw[1] = d.dx;
     shared_draw[2] = d.flip;
@@ -43,7 +43,7 @@ __global__ void input_to_float_kernel(const uint8_t* __restrict__ src, float* __
 }  // namespace
 
 void input_to_float(const uint8_t* src, float* dst, int n, const InputTransform& t, bool training,
-                    uint64_t seed, const uint64_t* step, void* stream) {
+                    uint64_t seed, const uint64_t* step, void* stream, uint32_t first_index) {
   if (n <= 0) return;
   InputParams p{t.crop_pad, t.flip, {}, {}};
   for (int c = 0; c < kCifarChannels; ++c) {
@@ -51,7 +51,7 @@ void input_to_float(const uint8_t* src, float* dst, int n, const InputTransform&
     p.inv_std[c] = 1.f / t.std[c];  // the same float the CPU path multiplies by
   }
   input_to_float_kernel<<<unsigned(n), 256, 0, as_stream(stream)>>>(
-      src, dst, p, training && t.augments(), seed, step);
+      src, dst, p, training && t.augments(), seed, step, first_index);
   CP_CUDA_CHECK_LAUNCH("input_to_float_kernel");
 }
 

@@ -20,7 +20,7 @@ __device__ __forceinline__ PoolWindowParams params_for(const PoolLaunch& L, uint
     }
   }
   if (p.method == PoolMethod::stochastic && p.training)
-    p.u = philox_uniform(L.seed, kRngPoolSample, L.layer, uint32_t(step), out_index);
+    p.u = philox_uniform(L.seed, kRngPoolSample, L.layer, uint32_t(step), L.first_output + out_index);
   return p;
 }
 

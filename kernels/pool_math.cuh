@@ -70,6 +70,9 @@ struct PoolRng {
   uint64_t seed = 0;
   uint32_t layer = 0;
   uint64_t step = 0;
+  // The global index of output 0: a data-parallel rank's slice of the batch starts there, so
+  // the draws do not depend on the number of ranks.
+  uint64_t first_output = 0;
 };
 
 // Gathers the valid (non-padding) values of window (oh, ow) of one plane into v, in row-major

@@ -116,8 +116,9 @@ constexpr unsigned kThreads = 256;
 
 void pool_forward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, uint32_t layer,
                   const uint64_t* step, const float* alpha, int n, const float* x, float* y,
-                  int32_t* ranked, void* stream) {
-  const PoolLaunch L = make_launch(g, p, seed, layer, step, alpha);
+                  int32_t* ranked, void* stream, uint64_t first_output) {
+  PoolLaunch L = make_launch(g, p, seed, layer, step, alpha);
+  L.first_output = first_output;
   const size_t total = size_t(n) * g.C * g.OH * g.OW;
   if (!total) return;
   if (pool_uses_warp_kernels(g)) return pool_forward_warp(L, n * g.C, x, y, ranked, stream);
@@ -128,8 +129,10 @@ void pool_forward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, u
 
 void pool_backward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, uint32_t layer,
                    const uint64_t* step, const float* alpha, int n, const float* x, const float* y,
-                   const float* dy, float* dx, float* dalpha, const int32_t* ranked, void* stream) {
-  const PoolLaunch L = make_launch(g, p, seed, layer, step, alpha);
+                   const float* dy, float* dx, float* dalpha, const int32_t* ranked, void* stream,
+                   uint64_t first_output) {
+  PoolLaunch L = make_launch(g, p, seed, layer, step, alpha);
+  L.first_output = first_output;
   const size_t total = size_t(n) * g.C * g.H * g.W;
   if (!total) return;
   if (pool_uses_warp_kernels(g)) {

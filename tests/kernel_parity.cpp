@@ -214,11 +214,12 @@ TEST(KernelParity, InputConversionMatchesCpuBitForBit) {
   aug.mean[0] = 0.49f, aug.mean[1] = 0.48f, aug.mean[2] = 0.45f;
   aug.std[0] = 0.25f, aug.std[1] = 0.24f, aug.std[2] = 0.26f;
   for (const InputTransform& t : {InputTransform{}, aug})
-    for (bool training : {false, true}) {
+    for (bool training : {false, true})
+      for (uint32_t first : {0u, 5u}) {  // 5: a data-parallel rank's slice from position 5
       Dev<float> dst(px.size());
-      cuda::input_to_float(src.get(), dst.get(), n, t, training, seed, dstep.get(), nullptr);
+      cuda::input_to_float(src.get(), dst.get(), n, t, training, seed, dstep.get(), nullptr, first);
       std::vector<float> want(px.size());
-      images_to_float(ds, order.data(), n, want.data(), t, training, seed, step);
+      images_to_float(ds, order.data(), n, want.data(), t, training, seed, step, first);
       const auto got = dst.download();
       for (size_t i = 0; i < px.size(); ++i)
         ASSERT_EQ(got[i], want[i]) << i << " training " << training << " " << describe(t);

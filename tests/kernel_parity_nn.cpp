@@ -169,11 +169,13 @@ TEST(KernelParityNn, DropoutMatchesCpuBitForBitWithTheStepReadFromTheDevice) {
     Dev<float> dy_out(n);
     {
       GRID_CAP(2);
-      cuda::dropout_forward(dx_in.get(), dy_out.get(), n, p, seed, layer, dstep.get(), nullptr);
+      // An offset slice of a larger batch (a data-parallel rank's): keyed by global index.
+      cuda::dropout_forward(dx_in.get(), dy_out.get(), n, p, seed, layer, dstep.get(), nullptr,
+                            step * 7);
     }
     CHECK_CUDA(cudaDeviceSynchronize());
     std::vector<float> y(n);
-    cpu::dropout_forward(x.data(), y.data(), n, p, seed, layer, step);
+    cpu::dropout_forward(x.data(), y.data(), n, p, seed, layer, step, step * 7);
     const auto got = dy_out.download();
     expect_same_bits(got, y, "dropout y, step " + std::to_string(step));
     size_t dropped = 0, finite = 0;
@@ -187,10 +189,11 @@ TEST(KernelParityNn, DropoutMatchesCpuBitForBitWithTheStepReadFromTheDevice) {
     check_backward(
         prefill,
         [&](float* d, bool acc) {
-          cuda::dropout_backward(ddy.get(), d, n, p, seed, layer, dstep.get(), acc, nullptr);
+          cuda::dropout_backward(ddy.get(), d, n, p, seed, layer, dstep.get(), acc, nullptr,
+                                 step * 7);
         },
         [&](float* h, bool acc) {
-          cpu::dropout_backward(dy.data(), h, n, p, seed, layer, step, acc);
+          cpu::dropout_backward(dy.data(), h, n, p, seed, layer, step, acc, step * 7);
         },
         "dropout dx, step " + std::to_string(step));
   }

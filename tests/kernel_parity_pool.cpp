@@ -114,7 +114,9 @@ TEST_P(KernelParityPool, ForwardAndBackwardMatchCpu) {
             : 0.5f;
   std::vector<float> y(nout), dx(nin);
   float dlambda = 0;
-  const PoolRng prng{seed, layer, step};
+  // As a data-parallel rank's slice starting at sample 5 would draw: keyed by global index.
+  const uint64_t first_output = uint64_t(5) * g.C * g.OH * g.OW;
+  const PoolRng prng{seed, layer, step, first_output};
   cpu::pool_forward(g, cp, prng, c.batch, x.data(), y.data(), nullptr);
   cpu::pool_backward(g, cp, prng, c.batch, x.data(), y.data(), dy.data(), dx.data(),
                      s.learned ? &dlambda : nullptr, nullptr);
@@ -127,10 +129,10 @@ TEST_P(KernelParityPool, ForwardAndBackwardMatchCpu) {
     GRID_CAP(c.grid_cap);
     const float* a = s.learned ? dalpha_param.get() : nullptr;
     cuda::pool_forward(g, s.p, seed, layer, dstep.get(), a, c.batch, dx_dev.get(), dy_out.get(),
-                       ranked.get(), nullptr);
+                       ranked.get(), nullptr, first_output);
     cuda::pool_backward(g, s.p, seed, layer, dstep.get(), a, c.batch, dx_dev.get(), dy_out.get(),
                         ddy.get(), c.first_layer ? nullptr : ddx.get(),
-                        s.learned ? dalpha.get() : nullptr, ranked.get(), nullptr);
+                        s.learned ? dalpha.get() : nullptr, ranked.get(), nullptr, first_output);
   }
   CHECK_CUDA(cudaDeviceSynchronize());
   CHECK_CUDA(cudaGetLastError());

@@ -12,6 +12,7 @@
 
 #include "convpool/checkpoint.h"
 #include "convpool/device.h"
+#include "convpool/distributed.h"
 #include "convpool/graph.h"
 #include "convpool/metrics.h"
 #include "convpool/model.h"
@@ -104,6 +105,9 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_flag("--tf32", o.tf32,
                 "CUDA: TF32 tensor-core math in convolutions and dense layers (faster; results "
                 "differ from fp32 by up to ~1e-3 relative)");
+  cmd->add_flag("--sync-bn", o.cfg.sync_bn,
+                "data-parallel runs (mpirun -np N convpool train ...): BatchNorm normalises with "
+                "the statistics of the whole global batch, not each rank's slice");
   cmd->add_flag("--no-graph", o.no_graph,
                 "CUDA: launch every kernel eagerly instead of replaying a captured CUDA Graph");
   auto* quiet = cmd->add_flag("--quiet", o.quiet, "print only errors")->configurable(false);
@@ -266,7 +270,10 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
   o.cfg.out_dir = o.out;
   validate(o.cfg.optimizer);
 
-  GraphOptions gopts{o.cfg.device, o.cfg.batch, optimizer_state_slots(o.cfg.optimizer)};
+  // Data-parallel: each rank's graph holds its slice of a global batch (at most ceil(B/N)).
+  const Communicator& comm = world();
+  const int local_batch = int(batch_slice(size_t(o.cfg.batch), comm.size() - 1, comm.size()).size());
+  GraphOptions gopts{o.cfg.device, std::max(local_batch, 1), optimizer_state_slots(o.cfg.optimizer)};
   auto graph = Graph::build(spec, gopts);
   require_cifar_model(*graph, ckpt ? o.resume + " (model)" : o.model);
   graph->init_params(o.cfg.seed);
@@ -278,6 +285,10 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
          << train.size() << " train / " << test.size() << " test images";
     if (o.cfg.device == Device::cuda) head << "\ndevice: " << cuda_device_report();
     if (o.verbosity() == Verbosity::verbose) head << "\n" << graph->summary();
+    if (comm.distributed())
+      head << "\ndata-parallel over " << comm.size() << " ranks (" << local_batch
+           << " images each per step" << (o.cfg.sync_bn ? ", synchronised BatchNorm" : "")
+           << ")";
     head << "\nthreads " << o.threads << ", batch " << o.cfg.batch << ", " << optimizer_name(o.cfg.optimizer.kind)
          << " lr " << o.cfg.optimizer.lr << ", seed " << o.cfg.seed << ", pool "
          << (o.pool.empty() ? "as in the model" : o.pool) << ", input " << describe(o.cfg.input)

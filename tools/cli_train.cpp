@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cli_common.h"
+#include "convpool/distributed.h"
 #include "cli_run.h"
 #include "convpool/checkpoint.h"
 #include "convpool/data.h"
@@ -74,6 +75,17 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
     o.out = "runs/" + std::filesystem::path(o.model).stem().string() + "-" + timestamp();
 
   if (o.resume.empty()) check_model(o.model, o.pool);
+  // Data-parallel: rank 0 alone owns the run directory; the other ranks write nothing and
+  // print nothing (an error still names its rank and ends the job).
+  if (world().rank() != 0) {
+    o.quiet = true;
+    const RunData data = load_run_data(o);
+    install_stop_handlers();
+    ConsoleReporter reporter(o.verbosity(), false);
+    o.out.clear();
+    train_run(o, data.train, data.test, reporter);
+    return 0;
+  }
   const bool replace = claim_run_directory(o, overwrite);
   const RunData data = load_run_data(o);
   make_directory(o.out);

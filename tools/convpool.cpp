@@ -12,6 +12,7 @@
 
 #include "../src/cpu/gemm.h"
 #include "cli_common.h"
+#include "convpool/distributed.h"
 #include "convpool/device.h"
 #include "convpool/error.h"
 #include "convpool/model.h"
@@ -171,12 +172,16 @@ int run_cli(int argc, char** argv) {
     if (*app.get_subcommand("model")) return commands.model();
     if (*commands.pool_methods) return run_pool_methods();
   } catch (const Interrupted& e) {
-    std::fprintf(stderr, "convpool: %s\n", e.what());
+    // Data-parallel ranks stop at the same step; rank 0 speaks for them.
+    if (world().rank() == 0) std::fprintf(stderr, "convpool: %s\n", e.what());
     return 130;
   } catch (const Error& e) {
+    // One failing rank ends every rank of a data-parallel job, naming itself, never a hang.
+    if (world().distributed()) world().abort(std::string("error: ") + e.what(), 1);
     std::fprintf(stderr, "convpool: error: %s\n", e.what());
     return 1;
   } catch (const std::exception& e) {
+    if (world().distributed()) world().abort(std::string("internal error: ") + e.what(), 2);
     std::fprintf(stderr, "convpool: internal error: %s\n", e.what());
     return 2;
   }

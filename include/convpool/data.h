@@ -68,8 +68,11 @@ std::vector<uint32_t> epoch_order(size_t n, uint64_t seed, uint64_t epoch);
 
 // Converts images order[0 .. count) to float NCHW: pixel / 255, normalised by `t`. In training
 // mode the crop and flip of `t` are drawn per image from (seed, step, position in the batch).
+// `first_index`: the position of order[0] in the step's global batch (data-parallel ranks
+// train on slices of it): the augmentation draws are keyed by that position, so they do not
+// depend on the number of ranks.
 void images_to_float(const Dataset& ds, const uint32_t* order, int count, float* out,
                      const InputTransform& t = {}, bool training = false, uint64_t seed = 0,
-                     uint64_t step = 0);
+                     uint64_t step = 0, uint32_t first_index = 0);
 
 }  // namespace convpool

@@ -14,6 +14,8 @@
 
 namespace convpool {
 
+class Communicator;
+
 // Per-step facts every layer may need. `stream` is a cudaStream_t for CUDA runs.
 struct StepContext {
   Device device = Device::cpu;
@@ -24,6 +26,13 @@ struct StepContext {
   // CUDA runs: the step counter in device memory. Kernels read it there, so a captured CUDA
   // Graph replays with the current step rather than the one it was captured with.
   const uint64_t* device_step = nullptr;
+  // Data-parallel runs: the position of this rank's first sample in the step's global batch.
+  // Per-element draws (stochastic pooling, dropout) add it to their index, so they do not
+  // depend on the number of ranks.
+  uint64_t sample_offset = 0;
+  // Synchronised BatchNorm (--sync-bn): sums the batch statistics over the ranks. Null: each
+  // rank normalises with its own slice's statistics, as PyTorch's DDP does by default.
+  const Communicator* sync_stats = nullptr;
 };
 
 // How a parameter starts. fan_in/fan_out are those of the owning layer (conv: C*KH*KW and

@@ -30,6 +30,9 @@ struct TrainConfig {
   int keep = 0;                     // keep the N newest step-NNN.safetensors history files
   std::string nan_policy = "stop";  // "stop" or "skip" (skip the update of that batch; CPU)
   bool cuda_graph = true;           // CUDA: replay full batches as a captured CUDA Graph
+  // Data-parallel runs (convpool/distributed.h): BatchNorm normalises with the statistics of
+  // the whole global batch rather than each rank's slice.
+  bool sync_bn = false;
 };
 
 // Where an epoch stands, for progress displays.
@@ -94,6 +97,7 @@ class Trainer {
  private:
   struct Impl;
   void save(const std::string& reason);
+  void share_rank0_buffers();  // data-parallel: rank 0's non-trainable tensors to every rank
   // A non-finite loss or gradient under --nan-policy stop: `where` it first appeared.
   [[noreturn]] void non_finite(const char* what, const std::string& where);
   [[noreturn]] void stop_and_save();  // saves last.safetensors, throws Interrupted

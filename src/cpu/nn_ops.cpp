@@ -2,6 +2,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <vector>
+
+#include "convpool/distributed.h"
 
 #include "../../kernels/elementwise_math.cuh"
 #include "../../kernels/nn_math.cuh"
@@ -9,50 +12,62 @@
 namespace convpool::cpu {
 
 namespace {
-// Channel statistics in double, two passes (mean, then the centred sum of squares): the
-// one-pass formula loses the variance of channels whose mean is large against their spread.
-void channel_moments(int n, int c, int plane, const float* x, int ch, double& mean, double& var) {
-  double s = 0;
-  for (int i = 0; i < n; ++i) {
-    const float* p = x + (size_t(i) * c + ch) * plane;
-    for (int j = 0; j < plane; ++j) s += p[j];
-  }
-  const double m = double(n) * plane;
-  mean = s / m;
-  double q = 0;
-  for (int i = 0; i < n; ++i) {
-    const float* p = x + (size_t(i) * c + ch) * plane;
-    for (int j = 0; j < plane; ++j) q += (p[j] - mean) * (p[j] - mean);
-  }
-  var = q / m;
-}
 
 inline void store(float* dx, size_t i, float v, bool accumulate) {
   dx[i] = accumulate ? dx[i] + v : v;
 }
+
+// Sum over channel ch of f(element) in double, in a fixed order (sample, then position).
+template <class F>
+double channel_sum(int n, int c, int plane, int ch, F f) {
+  double s = 0;
+  for (int i = 0; i < n; ++i) {
+    const size_t off = (size_t(i) * c + ch) * plane;
+    for (int j = 0; j < plane; ++j) s += f(off + size_t(j));
+  }
+  return s;
+}
+
 }  // namespace
 
+// Channel statistics in double, two passes (mean, then the centred sum of squares): the
+// one-pass formula loses the variance of channels whose mean is large against their spread.
+// With `sync`, each pass's sums (and the element count) are summed over the ranks between
+// the passes, so every rank normalises with the statistics of the whole global batch.
 void batchnorm_forward_train(int n, int c, int plane, const float* x, const float* gamma,
                              const float* beta, float eps, float momentum, float* y,
                              float* save_mean, float* save_invstd, float* running_mean,
-                             float* running_var, bool relu) {
+                             float* running_var, bool relu, const Communicator* sync) {
+  std::vector<double> sums(size_t(c) + 1, 0.0), mean(size_t(c), 0.0);
+#pragma omp parallel for schedule(static)
+  for (int ch = 0; ch < c; ++ch)
+    sums[size_t(ch)] = channel_sum(n, c, plane, ch, [&](size_t e) { return double(x[e]); });
+  sums[size_t(c)] = double(n) * plane;
+  if (sync) sync->allreduce_sum(sums.data(), sums.size());
+  const double m = sums[size_t(c)];
+  for (int ch = 0; ch < c; ++ch) mean[size_t(ch)] = sums[size_t(ch)] / m;
 #pragma omp parallel for schedule(static)
   for (int ch = 0; ch < c; ++ch) {
-    double mean, var;
-    channel_moments(n, c, plane, x, ch, mean, var);
+    const double mu = mean[size_t(ch)];
+    sums[size_t(ch)] = channel_sum(n, c, plane, ch, [&](size_t e) { return (x[e] - mu) * (x[e] - mu); });
+  }
+  if (sync) sync->allreduce_sum(sums.data(), size_t(c));
+#pragma omp parallel for schedule(static)
+  for (int ch = 0; ch < c; ++ch) {
+    const double var = sums[size_t(ch)] / m;
     const float invstd = float(1.0 / std::sqrt(var + eps));
-    save_mean[ch] = float(mean);
+    save_mean[ch] = float(mean[size_t(ch)]);
     save_invstd[ch] = invstd;
-    batchnorm_update_running(running_mean[ch], running_var[ch], mean, var,
-                             size_t(n) * plane, momentum);
-    const float m = float(mean), g = gamma[ch], b = beta[ch];
+    batchnorm_update_running(running_mean[ch], running_var[ch], mean[size_t(ch)], var,
+                             size_t(m), momentum);
+    const float mf = float(mean[size_t(ch)]), g = gamma[ch], b = beta[ch];
     for (int i = 0; i < n; ++i) {
       const size_t off = (size_t(i) * c + ch) * plane;
       if (relu) {
         for (int j = 0; j < plane; ++j)
-          y[off + j] = relu_forward(batchnorm_apply(x[off + j], m, invstd, g, b));
+          y[off + j] = relu_forward(batchnorm_apply(x[off + j], mf, invstd, g, b));
       } else {
-        for (int j = 0; j < plane; ++j) y[off + j] = batchnorm_apply(x[off + j], m, invstd, g, b);
+        for (int j = 0; j < plane; ++j) y[off + j] = batchnorm_apply(x[off + j], mf, invstd, g, b);
       }
     }
   }
@@ -76,9 +91,11 @@ void batchnorm_forward_eval(int n, int c, int plane, const float* x, const float
 void batchnorm_backward(int n, int c, int plane, const float* x, const float* dy,
                         const float* gamma, const float* save_mean, const float* save_invstd,
                         float* dx, bool accumulate, float* dgamma, float* dbeta,
-                        const float* relu_y) {
+                        const float* relu_y, const Communicator* sync) {
   // The gradient reaching the normalisation: dy, or with a fused ReLU dy where y > 0.
   const auto grad = [&](size_t i) { return relu_y ? relu_backward(relu_y[i], dy[i]) : dy[i]; };
+  // Per channel: sum(dy), sum(dy * xhat); then the element count.
+  std::vector<double> sums(2 * size_t(c) + 1);
 #pragma omp parallel for schedule(static)
   for (int ch = 0; ch < c; ++ch) {
     const float mean = save_mean[ch], invstd = save_invstd[ch];
@@ -91,10 +108,22 @@ void batchnorm_backward(int n, int c, int plane, const float* x, const float* dy
         sum_dy_xhat += double(g) * ((x[off + j] - mean) * invstd);
       }
     }
-    dgamma[ch] = float(sum_dy_xhat);
-    dbeta[ch] = float(sum_dy);
+    sums[2 * size_t(ch)] = sum_dy;
+    sums[2 * size_t(ch) + 1] = sum_dy_xhat;
+  }
+  sums[2 * size_t(c)] = double(n) * plane;
+  if (sync) sync->allreduce_sum(sums.data(), sums.size());
+  const double m = sums[2 * size_t(c)];
+#pragma omp parallel for schedule(static)
+  for (int ch = 0; ch < c; ++ch) {
+    const double sum_dy = sums[2 * size_t(ch)], sum_dy_xhat = sums[2 * size_t(ch) + 1];
+    // Each rank holds the whole global sums: the parameter gradients are divided by the world
+    // size when the gradients are summed over the ranks, so they are that share here.
+    const double share = sync ? double(sync->size()) : 1.0;
+    dgamma[ch] = float(sum_dy_xhat / share);
+    dbeta[ch] = float(sum_dy / share);
     if (!dx) continue;
-    const double m = double(n) * plane;
+    const float mean = save_mean[ch], invstd = save_invstd[ch];
     const float mean_dy = float(sum_dy / m), mean_dy_xhat = float(sum_dy_xhat / m);
     for (int i = 0; i < n; ++i) {
       const size_t off = (size_t(i) * c + ch) * plane;
@@ -149,17 +178,19 @@ void leaky_relu_backward(const float* x, const float* dy, float* dx, size_t n, f
 }
 
 void dropout_forward(const float* x, float* y, size_t n, float p, uint64_t seed, uint32_t layer,
-                     uint64_t step) {
-  const long len = long(n);
-#pragma omp parallel for schedule(static) if (len > 16384)
-  for (long i = 0; i < len; ++i) y[i] = x[i] * dropout_factor(seed, layer, step, uint64_t(i), p);
-}
-void dropout_backward(const float* dy, float* dx, size_t n, float p, uint64_t seed,
-                      uint32_t layer, uint64_t step, bool accumulate) {
+                     uint64_t step, uint64_t first_element) {
   const long len = long(n);
 #pragma omp parallel for schedule(static) if (len > 16384)
   for (long i = 0; i < len; ++i)
-    store(dx, size_t(i), dy[i] * dropout_factor(seed, layer, step, uint64_t(i), p), accumulate);
+    y[i] = x[i] * dropout_factor(seed, layer, step, first_element + uint64_t(i), p);
+}
+void dropout_backward(const float* dy, float* dx, size_t n, float p, uint64_t seed,
+                      uint32_t layer, uint64_t step, bool accumulate, uint64_t first_element) {
+  const long len = long(n);
+#pragma omp parallel for schedule(static) if (len > 16384)
+  for (long i = 0; i < len; ++i)
+    store(dx, size_t(i), dy[i] * dropout_factor(seed, layer, step, first_element + uint64_t(i), p),
+          accumulate);
 }
 
 void concat_forward(int n, int c, int c_total, int c_offset, int plane, const float* x, float* y) {

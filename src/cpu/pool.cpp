@@ -18,7 +18,8 @@ inline PoolWindowParams for_window(const PoolWindowParams& base, const PoolRng& 
   p.method = M;
   if constexpr (M == PoolMethod::stochastic)
     if (p.training)
-      p.u = philox_uniform(rng.seed, kRngPoolSample, rng.layer, uint32_t(rng.step), out_index);
+      p.u = philox_uniform(rng.seed, kRngPoolSample, rng.layer, uint32_t(rng.step),
+                           rng.first_output + out_index);
   return p;
 }
 

@@ -66,14 +66,16 @@ inline size_t pool_state_ints(const PoolGeom& g, const PoolWindowParams& p, int 
   if (!pool_uses_warp_kernels(g)) return 0;
   return size_t(batch) * g.C * g.OH * g.OW * size_t(pool_ranks_needed(p, g.KH * g.KW));
 }
+// `first_output`: the global index of output 0, for the stochastic draws (data-parallel slices).
 void pool_forward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, uint32_t layer,
                   const uint64_t* step, const float* alpha, int n, const float* x, float* y,
-                  int32_t* ranked, void* stream);
+                  int32_t* ranked, void* stream, uint64_t first_output = 0);
 // dx (null: not wanted) is overwritten. dalpha (device, learned mixed only) receives the
 // gradient of alpha.
 void pool_backward(const PoolGeom& g, const PoolWindowParams& p, uint64_t seed, uint32_t layer,
                    const uint64_t* step, const float* alpha, int n, const float* x, const float* y,
-                   const float* dy, float* dx, float* dalpha, const int32_t* ranked, void* stream);
+                   const float* dy, float* dx, float* dalpha, const int32_t* ranked, void* stream,
+                   uint64_t first_output = 0);
 
 // kernels/pool_warp.cu, called by the two above for large windows.
 struct PoolLaunch;
@@ -90,6 +92,7 @@ struct PoolLaunch {
   uint32_t layer;
   const uint64_t* step;  // device
   const float* alpha;    // device, learned mixed only
+  uint64_t first_output = 0;  // the global index of output 0 (data-parallel slices)
 };
 
 // kernels/loss.cu: fused softmax cross-entropy. dlogits = (softmax - onehot) * grad_scale.
@@ -104,7 +107,8 @@ void softmax_xent(int n, int classes, const float* logits, const uint8_t* labels
 // kernels/convert.cu: n uint8 CIFAR images -> float NCHW, pixel / 255 normalised by `t`; in
 // training, cropped and flipped by draws from (seed, *step, image), as images_to_float does.
 // `step` is a device pointer (read at run time, so a captured graph replays correctly).
+// `first_index`: the position of image 0 in the step's global batch (images_to_float's).
 void input_to_float(const uint8_t* src, float* dst, int n, const InputTransform& t, bool training,
-                    uint64_t seed, const uint64_t* step, void* stream);
+                    uint64_t seed, const uint64_t* step, void* stream, uint32_t first_index = 0);
 
 }  // namespace convpool::cuda

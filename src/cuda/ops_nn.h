@@ -29,11 +29,13 @@ void gelu_backward(const float* x, const float* dy, float* dx, size_t n, bool ac
 void leaky_relu_forward(const float* x, float* y, size_t n, float slope, void* stream);
 void leaky_relu_backward(const float* x, const float* dy, float* dx, size_t n, float slope,
                          bool accumulate, void* stream);
-// `step` is a device pointer (read at run time, so a captured graph replays correctly).
+// `step` is a device pointer (read at run time, so a captured graph replays correctly);
+// `first_element`: the global index of element 0 (data-parallel ranks train on slices).
 void dropout_forward(const float* x, float* y, size_t n, float p, uint64_t seed, uint32_t layer,
-                     const uint64_t* step, void* stream);
+                     const uint64_t* step, void* stream, uint64_t first_element = 0);
 void dropout_backward(const float* dy, float* dx, size_t n, float p, uint64_t seed,
-                      uint32_t layer, const uint64_t* step, bool accumulate, void* stream);
+                      uint32_t layer, const uint64_t* step, bool accumulate, void* stream,
+                      uint64_t first_element = 0);
 
 void concat_forward(int n, int c, int c_total, int c_offset, int plane, const float* x, float* y,
                     void* stream);

@@ -47,6 +47,10 @@ struct TrainStepper::Impl {
   uint64_t queued = 0;
   bool warmed_up = false;  // a full batch has run eagerly: capture is safe from now on
   double host_wait = 0;
+  // The running step's place in its global batch (data-parallel slices; the whole batch in a
+  // single process), baked into a captured graph: full batches always have the same.
+  int n_global = 1;
+  uint32_t first = 0;
 
   Impl(Graph& g, const OptimizerConfig& o, const InputTransform& in, uint64_t s, bool graphs)
       // CONVPOOL_CUDA_SYNC=1 synchronises after every launch, which stream capture forbids.
@@ -91,14 +95,14 @@ struct TrainStepper::Impl {
       Region region(regions::input, Device::cuda, s);
       begin_step(m.step_scalars(), m.opt, s);
       input_to_float(slot.pixels.as<uint8_t>(), m.graph.input(n).data, n, m.input, true, m.seed,
-                     &m.step_scalars()->step, s);
+                     &m.step_scalars()->step, s, m.first);
     }
     void loss(int n) override {
       cudaStream_t s = m.stream();
       Region region(regions::loss, Device::cuda, s);
       Counters* c = m.device_counters();
       softmax_xent(n, kCifarClasses, m.graph.output(n).data, slot.labels.as<uint8_t>(),
-                   m.graph.output_grad(n).data, 1.f / float(n), &c->loss_sum,
+                   m.graph.output_grad(n).data, 1.f / float(m.n_global), &c->loss_sum,
                    m.sample_loss.as<double>(), &c->correct, s, m.step_scalars(),
                    &c->first_bad_step);
     }
@@ -121,6 +125,7 @@ struct TrainStepper::Impl {
     ctx.seed = seed;
     ctx.stream = stream();
     ctx.device_step = &step_scalars()->step;
+    ctx.sample_offset = first;
     Parts parts(*this, slot);
     training_step(graph, ctx, parts, n);
   }
@@ -181,8 +186,11 @@ TrainStepper::~TrainStepper() {
 
 bool TrainStepper::pinned() const { return impl_->slots[0].host_pixels.pinned(); }
 
-bool TrainStepper::step(const Dataset& ds, const uint32_t* idx, int n, uint64_t) {
+bool TrainStepper::step(const Dataset& ds, const uint32_t* idx, int n, uint64_t, int n_global,
+                        uint32_t first) {
   Impl& m = *impl_;
+  m.n_global = n_global;
+  m.first = first;
   Impl::Slot& slot = m.slots[m.queued++ % kSlots];
   m.stage(slot, ds, idx, n, m.copy_stream.get());
   CP_CUDA_CHECK(cudaStreamWaitEvent(m.stream(), slot.copied.get(), 0));

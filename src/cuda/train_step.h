@@ -23,7 +23,8 @@ class TrainStepper final : public StepBackend {
   ~TrainStepper() override;
   // Queues one training step on images idx[0..n); returns without waiting for the GPU. The
   // step number is kept on the device (begun from start_step), so `step` is not read.
-  bool step(const Dataset& ds, const uint32_t* idx, int n, uint64_t step) override;
+  bool step(const Dataset& ds, const uint32_t* idx, int n, uint64_t step, int n_global,
+            uint32_t first) override;
   StepCounters collect() override;  // waits for the queued steps
   StepCounters peek() override;     // waits for the queued steps, keeps the sums
   bool sums_on_host() const override { return false; }

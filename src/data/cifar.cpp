@@ -191,7 +191,8 @@ std::string describe(const InputTransform& t) {
 }
 
 void images_to_float(const Dataset& ds, const uint32_t* order, int count, float* out,
-                     const InputTransform& t, bool training, uint64_t seed, uint64_t step) {
+                     const InputTransform& t, bool training, uint64_t seed, uint64_t step,
+                     uint32_t first_index) {
   float inv_std[kCifarChannels];
   for (int c = 0; c < kCifarChannels; ++c) inv_std[c] = 1.f / t.std[c];
   const bool augment = training && t.augments();
@@ -200,7 +201,8 @@ void images_to_float(const Dataset& ds, const uint32_t* order, int count, float*
     const uint8_t* src = ds.image(order[i]);
     float* dst = out + size_t(i) * kCifarImageBytes;
     const AugmentDraw d =
-        augment ? augment_draw(seed, step, uint32_t(i), t.crop_pad, t.flip) : AugmentDraw{};
+        augment ? augment_draw(seed, step, first_index + uint32_t(i), t.crop_pad, t.flip)
+                : AugmentDraw{};
     for (int c = 0; c < kCifarChannels; ++c)
       for (int y = 0; y < kCifarSide; ++y)
         for (int x = 0; x < kCifarSide; ++x)

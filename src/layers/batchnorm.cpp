@@ -60,6 +60,7 @@ class BatchNormLayer : public Layer {
     float *mean = params_[2].data, *var = params_[3].data;
 #ifdef CONVPOOL_HAVE_CUDA
     if (ctx.device == Device::cuda) {
+      if (ctx.sync_stats) fail("synchronised statistics (--sync-bn) run on the CPU backend only");
       if (ctx.training)
         return cuda::batchnorm_forward_train(n, c_, plane_, x.data, gamma, beta, eps_, momentum_,
                                              y.data, state_, state_ + c_, mean, var, ctx.stream);
@@ -69,7 +70,8 @@ class BatchNormLayer : public Layer {
 #endif
     if (ctx.training)
       return cpu::batchnorm_forward_train(n, c_, plane_, x.data, gamma, beta, eps_, momentum_,
-                                          y.data, state_, state_ + c_, mean, var, relu_out_);
+                                          y.data, state_, state_ + c_, mean, var, relu_out_,
+                                          ctx.sync_stats);
     cpu::batchnorm_forward_eval(n, c_, plane_, x.data, gamma, beta, mean, var, eps_, y.data,
                                 relu_out_);
   }
@@ -87,7 +89,7 @@ class BatchNormLayer : public Layer {
     (void)ctx;
     cpu::batchnorm_backward(x.shape.n, c_, plane_, x.data, dy.data, params_[0].data, state_,
                             state_ + c_, din[0].data, accumulate[0], grads_[0].data,
-                            grads_[1].data, relu_out_ ? y.data : nullptr);
+                            grads_[1].data, relu_out_ ? y.data : nullptr, ctx.sync_stats);
   }
 
  private:

@@ -154,23 +154,30 @@ class DropoutLayer : public PointwiseLayer {
     if (ctx.device == Device::cuda) {
       if (!ctx.training) return cuda::scaled_copy(x.data, y.data, x.numel(), 1.f, false, ctx.stream);
       return cuda::dropout_forward(x.data, y.data, x.numel(), p_, ctx.seed, index_,
-                                   ctx.device_step, ctx.stream);
+                                   ctx.device_step, ctx.stream, first_element(ctx, x));
     }
 #endif
     if (!ctx.training) return cpu::scaled_copy(x.data, y.data, x.numel(), 1.f, false);
-    cpu::dropout_forward(x.data, y.data, x.numel(), p_, ctx.seed, index_, ctx.step);
+    cpu::dropout_forward(x.data, y.data, x.numel(), p_, ctx.seed, index_, ctx.step,
+                         first_element(ctx, x));
   }
   void input_grad(const StepContext& ctx, const Tensor&, const Tensor& dy, float* dx,
                   bool accumulate) override {
 #ifdef CONVPOOL_HAVE_CUDA
     if (ctx.device == Device::cuda)
       return cuda::dropout_backward(dy.data, dx, dy.numel(), p_, ctx.seed, index_,
-                                    ctx.device_step, accumulate, ctx.stream);
+                                    ctx.device_step, accumulate, ctx.stream,
+                                    first_element(ctx, dy));
 #endif
-    cpu::dropout_backward(dy.data, dx, dy.numel(), p_, ctx.seed, index_, ctx.step, accumulate);
+    cpu::dropout_backward(dy.data, dx, dy.numel(), p_, ctx.seed, index_, ctx.step, accumulate,
+                          first_element(ctx, dy));
   }
 
  private:
+  // The global index of this rank's first element: the draws do not depend on the world size.
+  static uint64_t first_element(const StepContext& ctx, const Tensor& t) {
+    return ctx.sample_offset * t.shape.per_sample();
+  }
   float p_ = 0.5f;
 };
 

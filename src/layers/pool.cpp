@@ -164,7 +164,8 @@ class PoolLayer : public Layer {
 #ifdef CONVPOOL_HAVE_CUDA
     if (ctx.device == Device::cuda)
       return cuda::pool_forward(g_, device_params(ctx), ctx.seed, index_, ctx.device_step, alpha(),
-                                x.shape.n, x.data, y.data, state_ints(), ctx.stream);
+                                x.shape.n, x.data, y.data, state_ints(), ctx.stream,
+                                first_output(ctx));
 #endif
     cpu::pool_forward(g_, window_params(ctx), rng(ctx), x.shape.n, x.data, y.data, state_ints());
   }
@@ -175,7 +176,8 @@ class PoolLayer : public Layer {
     if (ctx.device == Device::cuda)
       return cuda::pool_backward(g_, device_params(ctx), ctx.seed, index_, ctx.device_step, alpha(),
                                  x.shape.n, x.data, y.data, dy.data, dx.data,
-                                 learned_ ? grads_[0].data : nullptr, state_ints(), ctx.stream);
+                                 learned_ ? grads_[0].data : nullptr, state_ints(), ctx.stream,
+                                 first_output(ctx));
 #endif
     float dlambda = 0;
     const PoolWindowParams wp = window_params(ctx);
@@ -194,7 +196,13 @@ class PoolLayer : public Layer {
   const float* alpha() const { return learned_ ? params_[0].data : nullptr; }
   // The layer state as int32: CPU max's argmax, or the CUDA large-window selections.
   int32_t* state_ints() const { return reinterpret_cast<int32_t*>(state_); }
-  PoolRng rng(const StepContext& ctx) const { return {ctx.seed, index_, ctx.step}; }
+  PoolRng rng(const StepContext& ctx) const {
+    return {ctx.seed, index_, ctx.step, first_output(ctx)};
+  }
+  // The global index of this rank's first output: the draws do not depend on the world size.
+  uint64_t first_output(const StepContext& ctx) const {
+    return ctx.sample_offset * uint64_t(g_.C) * g_.OH * g_.OW;
+  }
 
   PoolWindowParams window_params(const StepContext& ctx) const {
     PoolWindowParams p = wp_;

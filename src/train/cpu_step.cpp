@@ -19,8 +19,11 @@ bool all_finite(const float* p, size_t n) {
 class CpuStepBackend final : public StepBackend, StepParts {
  public:
   CpuStepBackend(Graph& graph, const OptimizerConfig& opt, const InputTransform& input,
-                 uint64_t seed, bool skip_non_finite, NonFiniteHandler on_non_finite)
-      : graph_(graph),
+                 uint64_t seed, bool skip_non_finite, NonFiniteHandler on_non_finite,
+                 const Communicator& comm, bool sync_bn)
+      : comm_(comm),
+        sync_bn_(sync_bn && comm.distributed()),
+        graph_(graph),
         opt_(opt),
         input_(input),
         seed_(seed),
@@ -29,10 +32,10 @@ class CpuStepBackend final : public StepBackend, StepParts {
         slots_(optimizer_state_slots(opt)),
         labels_(size_t(graph.max_batch())) {}
 
-  bool step(const Dataset& ds, const uint32_t* idx, int n, uint64_t step) override {
-    ds_ = &ds, idx_ = idx, step_ = step;
-    const StepContext ctx{Device::cpu, true, seed_, step, nullptr};
-    training_step(graph_, ctx, *this, n);
+  bool step(const Dataset& ds, const uint32_t* idx, int n, uint64_t step, int n_global,
+            uint32_t first) override {
+    ds_ = &ds, idx_ = idx, step_ = step, n_global_ = n_global, first_ = first;
+    training_step(graph_, context(), *this, n);
     return applied_;
   }
 
@@ -53,19 +56,33 @@ class CpuStepBackend final : public StepBackend, StepParts {
 
  private:
   // StepParts, in the order training_step calls them.
+  StepContext context() const {
+    StepContext ctx{Device::cpu, true, seed_, step_, nullptr};
+    ctx.sample_offset = first_;
+    ctx.sync_stats = sync_bn_ ? &comm_ : nullptr;
+    return ctx;
+  }
+
   void input(int n) override {
     Region region(regions::input, Device::cpu);
-    images_to_float(*ds_, idx_, n, graph_.input(n).data, input_, true, seed_, step_);
+    images_to_float(*ds_, idx_, n, graph_.input(n).data, input_, true, seed_, step_, first_);
     for (int i = 0; i < n; ++i) labels_[size_t(i)] = ds_->labels[idx_[i]];
     n_ = n;
   }
   void loss(int n) override {
     Region region(regions::loss, Device::cpu);
     last_ = cpu::softmax_xent(n, kCifarClasses, graph_.output(n).data, labels_.data(),
-                              graph_.output_grad(n).data, 1.f / float(n));
+                              graph_.output_grad(n).data, 1.f / float(n_global_));
   }
   void update() override {
-    Region region(regions::optimizer, Device::cpu);  // the finite check and the update
+    Region region(regions::optimizer, Device::cpu);  // the sums, the finite check and the update
+    // Data-parallel: the gradients of every rank's slice and the step's sums, summed. Each
+    // rank then decides the same way and applies the same update. A world of one: no-ops.
+    comm_.allreduce_sum(graph_.grads(), graph_.param_groups().trainable_end());
+    double sums[2] = {last_.loss, double(last_.correct)};
+    comm_.allreduce_sum(sums, 2);
+    last_.loss = sums[0];
+    last_.correct = int(sums[1]);
     applied_ = std::isfinite(last_.loss) && all_finite(graph_.grads(), graph_.num_params());
     if (!applied_ && !skip_)
       on_non_finite_(std::isfinite(last_.loss) ? "gradient" : "loss", locate_non_finite());
@@ -81,16 +98,18 @@ class CpuStepBackend final : public StepBackend, StepParts {
   // checking each node's output, then each input gradient, as soon as it is written: the
   // activation memory is shared between tensors, so the finished step no longer holds them.
   std::string locate_non_finite() {
-    const StepContext ctx{Device::cpu, true, seed_, step_, nullptr};
+    const StepContext ctx = context();
     if (auto i = graph_.forward_until_non_finite(ctx, n_))
       return "first in the output of layer " + graph_.layer(*i).name();
     cpu::softmax_xent(n_, kCifarClasses, graph_.output(n_).data, labels_.data(),
-                      graph_.output_grad(n_).data, 1.f / float(n_));
+                      graph_.output_grad(n_).data, 1.f / float(n_global_));
     if (auto j = graph_.backward_until_non_finite(ctx, n_))
       return "first in the input gradient of layer " + graph_.layer(*j).name();
     return "none found in activations or gradients";
   }
 
+  const Communicator& comm_;
+  bool sync_bn_;
   Graph& graph_;
   OptimizerConfig opt_;
   InputTransform input_;
@@ -102,7 +121,8 @@ class CpuStepBackend final : public StepBackend, StepParts {
   const Dataset* ds_ = nullptr;
   const uint32_t* idx_ = nullptr;
   uint64_t step_ = 0;
-  int n_ = 0;
+  int n_ = 0, n_global_ = 1;
+  uint32_t first_ = 0;
   cpu::LossSums last_{};
   bool applied_ = false;
   StepCounters sums_;
@@ -113,9 +133,10 @@ class CpuStepBackend final : public StepBackend, StepParts {
 std::unique_ptr<StepBackend> make_cpu_step_backend(Graph& graph, const OptimizerConfig& opt,
                                                    const InputTransform& input, uint64_t seed,
                                                    bool skip_non_finite,
-                                                   NonFiniteHandler on_non_finite) {
+                                                   NonFiniteHandler on_non_finite,
+                                                   const Communicator& comm, bool sync_bn) {
   return std::make_unique<CpuStepBackend>(graph, opt, input, seed, skip_non_finite,
-                                          std::move(on_non_finite));
+                                          std::move(on_non_finite), comm, sync_bn);
 }
 
 }  // namespace convpool

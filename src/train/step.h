@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "convpool/checkpoint.h"
+#include "convpool/distributed.h"
 #include "convpool/data.h"
 #include "convpool/graph.h"
 #include "convpool/optim.h"
@@ -47,9 +48,13 @@ struct StepCounters {
 class StepBackend {
  public:
   virtual ~StepBackend() = default;
-  // Runs (CPU) or queues (CUDA) one training step on images idx[0..n) at optimizer step
-  // `step` (counting from 1). Returns false if the step was skipped (--nan-policy skip).
-  virtual bool step(const Dataset& ds, const uint32_t* idx, int n, uint64_t step) = 0;
+  // Runs (CPU) or queues (CUDA) one training step at optimizer step `step` (counting from 1)
+  // on images idx[0..n): this rank's slice, from position `first`, of a global batch of
+  // n_global images (the whole batch in a single process). The loss is the mean over the
+  // global batch; data-parallel backends sum the gradients over the ranks. Returns false if
+  // the step was skipped (--nan-policy skip).
+  virtual bool step(const Dataset& ds, const uint32_t* idx, int n, uint64_t step, int n_global,
+                    uint32_t first) = 0;
   // Waits for queued steps; returns the sums since the last collect and starts new ones.
   virtual StepCounters collect() = 0;
   // True when collect() costs nothing (the sums are on the host): the epoch loop then collects
@@ -68,9 +73,12 @@ class StepBackend {
 // "first in the output of layer conv2"): it reports and throws.
 using NonFiniteHandler = std::function<void(const char* what, const std::string& where)>;
 
+// `comm`: the ranks of a data-parallel job (gradients and step sums are summed over them);
+// `sync_bn`: BatchNorm normalises with the statistics of the whole global batch.
 std::unique_ptr<StepBackend> make_cpu_step_backend(Graph& graph, const OptimizerConfig& opt,
                                                    const InputTransform& input, uint64_t seed,
                                                    bool skip_non_finite,
-                                                   NonFiniteHandler on_non_finite);
+                                                   NonFiniteHandler on_non_finite,
+                                                   const Communicator& comm, bool sync_bn);
 
 }  // namespace convpool

@@ -11,6 +11,8 @@
 #include <fstream>
 
 #include "../cpu/loss.h"
+#include "convpool/buffer.h"
+#include "convpool/distributed.h"
 #include "step.h"
 #include "convpool/metrics.h"
 #include "convpool/profile.h"
@@ -81,7 +83,14 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
   validate(cfg.input);
   if (cfg.nan_policy != "stop" && cfg.nan_policy != "skip")
     CP_USER_ERROR("--nan-policy must be stop or skip (got " << cfg.nan_policy << ")");
-  if (cfg.batch > graph.max_batch()) CP_FAIL("batch larger than the graph was built for");
+  const Communicator& comm = world();
+  // Each rank trains on its slice of every global batch of cfg.batch images.
+  if (cfg.batch < comm.size())
+    CP_USER_ERROR("a batch of " << cfg.batch << " cannot be split over " << comm.size()
+                                << " ranks: use --batch " << comm.size() << " or more");
+  if (batch_slice(size_t(cfg.batch), comm.size() - 1, comm.size()).size() >
+      size_t(graph.max_batch()))
+    CP_FAIL("batch larger than the graph was built for");
   if (graph.device() == Device::cuda) {
 #ifdef CONVPOOL_HAVE_CUDA
     if (cfg.nan_policy == "skip")
@@ -94,7 +103,8 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
   } else {
     impl_->backend = make_cpu_step_backend(
         graph, cfg.optimizer, cfg.input, cfg.seed, cfg.nan_policy == "skip",
-        [this](const char* what, const std::string& where) { non_finite(what, where); });
+        [this](const char* what, const std::string& where) { non_finite(what, where); }, comm,
+        cfg.sync_bn);
   }
   require_cifar_model(graph, "the model");
   state_.seed = cfg.seed;
@@ -199,7 +209,12 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
   impl_->epoch_start = impl_->last_report = t0;
   const auto order = epoch_order(train.size(), cfg_.seed, uint64_t(state_.epoch));
   StepBackend& backend = *impl_->backend;
+  const Communicator& comm = world();
   const int B = cfg_.batch;
+  if (const size_t last = train.size() % size_t(B); last && last < size_t(comm.size()))
+    CP_USER_ERROR("the last batch of the epoch holds " << last << " image(s), fewer than the "
+                  << comm.size() << " ranks: choose --batch or --limit-train so that every "
+                                    "batch has at least one image per rank");
   const uint64_t batches = (train.size() + B - 1) / B;
   EpochMetrics m;
   size_t images = 0;
@@ -222,7 +237,9 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
   for (size_t first = state_.epoch_batches * B; first < train.size(); first += B) {
     // The last batch may be partial: it is trained on, never dropped.
     const int n = int(std::min<size_t>(B, train.size() - first));
-    const bool applied = backend.step(train, order.data() + first, n, state_.step + 1);
+    const BatchSlice mine = batch_slice(size_t(n), comm.rank(), comm.size());
+    const bool applied = backend.step(train, order.data() + first + mine.begin, int(mine.size()),
+                                      state_.step + 1, n, uint32_t(mine.begin));
     ++state_.epoch_batches;
     images += n;
     if (applied) {
@@ -235,6 +252,12 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
       const StepCounters c = backend.peek();  // on CUDA one sync, a few times a second at most
       report_progress(batches, train.size(), images, state_.epoch_loss_sum + c.loss_sum,
                       state_.epoch_correct + c.correct);
+    }
+    if (comm.distributed()) {
+      // The ranks stop at the same step: a signal reaches them at different moments.
+      double stop = stop_requested() ? 1 : 0;
+      comm.allreduce_sum(&stop, 1);
+      if (stop > 0 && !stop_requested()) request_stop();
     }
     if (stop_requested()) {
       collect();  // the partial epoch's sums go into the checkpoint, which then resumes exactly
@@ -270,6 +293,8 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
 
 EvalResult Trainer::evaluate(const Dataset& test) {
   Region eval_region(regions::eval, Device::cpu);
+  const Communicator& comm = world();
+  if (comm.distributed()) share_rank0_buffers();
   EvalResult r;
   r.predictions.resize(test.size());
   std::vector<uint32_t> order(test.size());
@@ -277,8 +302,10 @@ EvalResult Trainer::evaluate(const Dataset& test) {
   const int B = graph_.max_batch();
   double loss_sum = 0;
   long correct = 0;
-  for (size_t first = 0; first < test.size(); first += B) {
-    const int n = int(std::min<size_t>(B, test.size() - first));
+  // Each rank evaluates its slice of the test set; the sums and predictions are combined.
+  const BatchSlice mine = batch_slice(test.size(), comm.rank(), comm.size());
+  for (size_t first = mine.begin; first < mine.end; first += B) {
+    const int n = int(std::min<size_t>(B, mine.end - first));
     const float* logits = impl_->backend->eval_logits(test, order.data() + first, n);
     const auto s =
         cpu::softmax_xent(n, kCifarClasses, logits, test.labels.data() + first, nullptr, 0.f);
@@ -291,9 +318,33 @@ EvalResult Trainer::evaluate(const Dataset& test) {
       r.predictions[first + i] = arg;
     }
   }
+  if (comm.distributed()) {
+    double sums[2] = {loss_sum, double(correct)};
+    comm.allreduce_sum(sums, 2);
+    loss_sum = sums[0];
+    correct = long(sums[1]);
+    const std::vector<int> part(r.predictions.begin() + long(mine.begin),
+                                r.predictions.begin() + long(mine.end));
+    comm.allgather(part.data(), int(part.size()), r.predictions.data());
+  }
   r.loss = loss_sum / double(test.size());
   r.accuracy = double(correct) / double(test.size());
   return r;
+}
+
+void Trainer::share_rank0_buffers() {
+  // Every rank's parameters are the same (the same summed gradients, the same updates), but
+  // each rank's BatchNorm running statistics come from its own slices unless --sync-bn: like
+  // DDP, rank 0's are the model's, on every rank before it is evaluated or saved.
+  const size_t begin = graph_.param_groups().trainable_end(), count = graph_.num_params() - begin;
+  if (!count) return;
+  impl_->backend->synchronize();
+  std::vector<float> host(count);
+  copy_bytes(host.data(), Device::cpu, graph_.params() + begin, graph_.device(),
+             count * sizeof(float));
+  world().broadcast(host.data(), count);
+  copy_bytes(graph_.params() + begin, graph_.device(), host.data(), Device::cpu,
+             count * sizeof(float));
 }
 
 std::string format_epoch_line(const EpochMetrics& m, int epochs) {
