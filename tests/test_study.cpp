@@ -213,3 +213,44 @@ TEST(RunDirectory, ATerminalGetsALiveProgressBar) {
   EXPECT_NE(r.output.find("ETA"), std::string::npos);
   EXPECT_NE(r.output.find("epoch 1/1  loss"), std::string::npos);
 }
+
+// A study sharded in two and merged gives the unsharded study's table, run for run (timings
+// aside); shards that do not belong together, or a missing shard, are one-line errors.
+TEST(Study, TwoShardsMergedEqualTheUnshardedStudy) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 8, 13);
+  const std::string args = "study --device cpu --threads 1 --quiet --no-plot --epochs 1 --batch 20 "
+                           "--pools max,avg,softpool --seeds 2 --data " + d.str("data");
+  ASSERT_EQ(run_convpool(args + " --out " + d.str("whole")).exit_code, 0);
+  for (int i = 0; i < 2; ++i) {
+    const CommandResult r =
+        run_convpool(args + " --shard " + std::to_string(i) + "/2 --out " + d.str("s" + std::to_string(i)));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_FALSE(std::filesystem::exists(d.str("s" + std::to_string(i)) + "/results.csv"));
+  }
+  const CommandResult merged =
+      run_convpool("study --no-plot --quiet --merge " + d.str("s0") + "," + d.str("s1") + " --out " + d.str("merged"));
+  ASSERT_EQ(merged.exit_code, 0) << merged.output;
+  auto table = [](const std::string& dir) {
+    std::ifstream in(dir + "/results.csv");
+    const std::string text((std::istreambuf_iterator<char>(in)), {});
+    return parse_study_results_csv(text, dir);
+  };
+  const auto whole = table(d.str("whole")), both = table(d.str("merged"));
+  ASSERT_EQ(whole.size(), 6u);  // 3 methods x 2 seeds x 1 epoch
+  ASSERT_EQ(both.size(), whole.size());
+  for (size_t i = 0; i < whole.size(); ++i) {
+    EXPECT_EQ(both[i].method, whole[i].method) << i;
+    EXPECT_EQ(both[i].seed, whole[i].seed) << i;
+    EXPECT_EQ(both[i].m.loss, whole[i].m.loss) << i;
+    EXPECT_EQ(both[i].m.test_loss, whole[i].m.test_loss) << i;
+    EXPECT_EQ(both[i].m.test_accuracy, whole[i].m.test_accuracy) << i;
+  }
+  const CommandResult missing = run_convpool("study --merge " + d.str("s0") + " --out " + d.str("m2"));
+  EXPECT_EQ(missing.exit_code, 1);
+  EXPECT_NE(missing.output.find("no shard holds run"), std::string::npos) << missing.output;
+  const CommandResult twice =
+      run_convpool("study --merge " + d.str("s0") + "," + d.str("s0") + " --out " + d.str("m3"));
+  EXPECT_NE(twice.output.find("is in two shards"), std::string::npos) << twice.output;
+  EXPECT_NE(run_convpool("study --shard 2/2 --out x").output.find("expected I/N"), std::string::npos);
+}

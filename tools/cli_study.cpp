@@ -1,15 +1,20 @@
 // convpool study: trains a model once per pooling method and seed, sequentially, then writes
 // results.csv (every epoch of every run), summary.md (one row per method) and, when matplotlib
 // is available, study.png. Re-running the same command resumes: finished runs are skipped and
-// an interrupted one continues from its checkpoint.
+// an interrupted one continues from its checkpoint. On a cluster, `--shard I/N` runs every
+// N-th run from the I-th (one Slurm array task each: tools/slurm-study.sh) and `--merge`
+// combines the shards' directories into the tables an unsharded study writes.
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "cli_common.h"
 #include "cli_run.h"
 #include "convpool/checkpoint.h"
+#include "convpool/file_io.h"
 #include "convpool/metrics.h"
 #include "convpool/safetensors.h"
 #include "convpool/study.h"
@@ -26,7 +31,58 @@ struct StudyOptions {
   int seeds = 1;
   uint64_t first_seed = 1;
   bool no_plot = false;
+  std::string shard = "0/1";        // I/N: this process runs runs I, I+N, I+2N, ... (from 0)
+  std::vector<std::string> merge;   // shard directories to combine into --out
 };
+
+// "I/N" with 0 <= I < N.
+std::pair<int, int> parse_shard(const std::string& text) {
+  const auto slash = text.find('/');
+  int i = -1, n = 0;
+  try {
+    size_t a = 0, b = 0;
+    if (slash != std::string::npos) {
+      i = std::stoi(text.substr(0, slash), &a);
+      n = std::stoi(text.substr(slash + 1), &b);
+    }
+    if (slash == std::string::npos || a != slash || b != text.size() - slash - 1) i = -1;
+  } catch (const std::exception&) {
+    i = -1;
+  }
+  if (i < 0 || n < 1 || i >= n || n > 100000)
+    CP_USER_ERROR("--shard " << text << ": expected I/N with 0 <= I < N, e.g. --shard 3/10");
+  return {i, n};
+}
+
+// What defines a study, kept in DIR/study.json by every shard, so that --merge can check the
+// shards belong together and put their runs in the unsharded order.
+nlohmann::json study_definition(const StudyOptions& so, const std::vector<std::string>& pools,
+                                size_t train_images) {
+  std::vector<uint64_t> seeds;
+  for (int k = 0; k < so.seeds; ++k) seeds.push_back(so.first_seed + uint64_t(k));
+  return {{"model", fs::path(so.train.model).stem().string()},
+          {"pools", pools},
+          {"seeds", seeds},
+          {"epochs", so.train.cfg.epochs},
+          {"train_images", train_images},
+          {"device", so.train.device}};
+}
+
+std::string study_title(const nlohmann::json& def) {
+  return "Pooling study: " + def.at("model").get<std::string>() + ", " +
+         std::to_string(def.at("seeds").size()) + " seed(s), " +
+         std::to_string(def.at("epochs").get<int>()) + " epochs, " +
+         std::to_string(def.at("train_images").get<size_t>()) + " training images, " +
+         def.at("device").get<std::string>();
+}
+
+std::string run_dir(const std::string& pool, uint64_t seed) {
+  return "runs/" + pool_label(pool) + "/seed-" + std::to_string(seed);
+}
+
+// results.csv, summary.md and (unless --no-plot) study.png in `out`.
+void write_study_tables(const std::string& out, const std::vector<StudyRow>& rows,
+                        const std::string& title, bool plot, ConsoleReporter& reporter);
 
 std::string plot_script() {
   const std::string local = "tools/plot";
@@ -68,6 +124,7 @@ int run(StudyOptions& so, CLI::App* cmd) {
   if (base.out.empty()) CP_USER_ERROR("--out DIR is required: the study writes its runs there");
   resolve_options(cmd, base);
   const auto pools = parse_pool_list(so.pools);
+  const auto [shard, shards] = parse_shard(so.shard);
   for (auto& p : pools) check_model(base.model, p);
   make_directory(base.out);
   write_config(cmd, base.out + "/config.toml");
@@ -83,16 +140,21 @@ int run(StudyOptions& so, CLI::App* cmd) {
                 base.out);
 
   std::vector<StudyRow> rows;
+  nlohmann::json def = study_definition(so, pools, train.size());
+  def["shard"] = {shard, shards};
+  def["runs"] = nlohmann::json::array();
   const int total = int(pools.size()) * so.seeds;
   int index = 0;
   for (const auto& pool : pools)
     for (int k = 0; k < so.seeds; ++k) {
       ++index;
+      if ((index - 1) % shards != shard) continue;  // another shard's run
       const uint64_t seed = so.first_seed + uint64_t(k);
+      def["runs"].push_back({{"pool", pool}, {"seed", seed}, {"dir", run_dir(pool, seed)}});
       TrainOptions o = base;
       o.pool = pool;
       o.cfg.seed = seed;
-      o.out = base.out + "/runs/" + pool_label(pool) + "/seed-" + std::to_string(seed);
+      o.out = base.out + "/" + run_dir(pool, seed);
       const std::string last = o.out + "/last.safetensors";
       const std::string title = "run " + std::to_string(index) + "/" + std::to_string(total) +
                                 ": " + pool + " seed " + std::to_string(seed);
@@ -129,16 +191,72 @@ int run(StudyOptions& so, CLI::App* cmd) {
         if (m.epoch <= base.cfg.epochs) rows.push_back(StudyRow{pool, seed, m});
     }
 
-  write_file_atomic(base.out + "/results.csv", study_results_csv(rows));
-  const auto summary = summarize_study(rows);
-  const std::string md = study_summary_markdown(
-      summary, "Pooling study: " + fs::path(base.model).stem().string() + ", " +
-                   std::to_string(so.seeds) + " seed(s), " + std::to_string(base.cfg.epochs) +
-                   " epochs, " + std::to_string(train.size()) + " training images, " + base.device);
-  write_file_atomic(base.out + "/summary.md", md);
-  reporter.line("\n" + md);
-  if (!so.no_plot) plot_study(base.out, reporter);
+  write_file_atomic(base.out + "/study.json", def.dump(2) + "\n");
+  if (shards > 1) {
+    reporter.line("shard " + so.shard + " done (" + std::to_string(def["runs"].size()) +
+                  " runs in " + base.out + "); combine the shards with: convpool study --merge "
+                  "SHARD_DIR,... --out DIR");
+    return 0;
+  }
+  write_study_tables(base.out, rows, study_title(def), !so.no_plot, reporter);
   reporter.line("results.csv, summary.md and config.toml in " + base.out);
+  return 0;
+}
+
+void write_study_tables(const std::string& out, const std::vector<StudyRow>& rows,
+                        const std::string& title, bool plot, ConsoleReporter& reporter) {
+  write_file_atomic(out + "/results.csv", study_results_csv(rows));
+  const std::string md = study_summary_markdown(summarize_study(rows), title);
+  write_file_atomic(out + "/summary.md", md);
+  reporter.line("\n" + md);
+  if (plot) plot_study(out, reporter);
+}
+
+// --merge: the shards' runs, in the unsharded order, into the unsharded tables.
+int merge(const StudyOptions& so) {
+  if (so.train.out.empty()) CP_USER_ERROR("--merge needs --out DIR for the combined tables");
+  nlohmann::json def;
+  std::map<std::pair<std::string, uint64_t>, std::string> found;  // (pool, seed) -> run dir
+  for (const std::string& dir : so.merge) {
+    const std::string path = dir + "/study.json";
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(read_regular_file(path, size_t(64) << 20, "study description"));
+    } catch (const nlohmann::json::exception& e) {
+      CP_USER_ERROR(path << ": not a study description (" << e.what() << ")");
+    }
+    nlohmann::json shape = j;
+    shape.erase("shard");
+    shape.erase("runs");
+    if (def.is_null()) def = shape;
+    if (shape != def)
+      CP_USER_ERROR(path << " describes another study than " << so.merge.front()
+                         << "/study.json (model, methods, seeds, epochs, data or device differ)");
+    for (const auto& r : j.at("runs")) {
+      const auto key = std::make_pair(r.at("pool").get<std::string>(), r.at("seed").get<uint64_t>());
+      if (!found.emplace(key, dir + "/" + r.at("dir").get<std::string>()).second)
+        CP_USER_ERROR("run " << key.first << " seed " << key.second << " is in two shards (the "
+                             << "second: " << dir << ")");
+    }
+  }
+  std::vector<StudyRow> rows;
+  const int epochs = def.at("epochs").get<int>();
+  for (const auto& pool : def.at("pools"))
+    for (const auto& seed : def.at("seeds")) {
+      const auto key = std::make_pair(pool.get<std::string>(), seed.get<uint64_t>());
+      const auto it = found.find(key);
+      if (it == found.end())
+        CP_USER_ERROR("no shard holds run " << key.first << " seed " << key.second
+                                            << ": merge every shard's directory");
+      for (auto& m : read_metrics_csv(it->second + "/metrics.csv"))
+        if (m.epoch <= epochs) rows.push_back(StudyRow{key.first, key.second, m});
+    }
+  make_directory(so.train.out);
+  ConsoleReporter reporter(so.train.verbosity(), stdout_is_terminal());
+  write_study_tables(so.train.out, rows, study_title(def), !so.no_plot, reporter);
+  write_file_atomic(so.train.out + "/study.json", def.dump(2) + "\n");
+  reporter.line("merged " + std::to_string(so.merge.size()) + " shards: results.csv and " +
+                "summary.md in " + so.train.out);
   return 0;
 }
 
@@ -160,13 +278,22 @@ Runner add_study_command(CLI::App& app) {
       ->check(kWholeNumber);
   cmd->add_option("--out", so->train.out, "study directory (required)")->configurable(false);
   cmd->add_flag("--no-plot", so->no_plot, "do not draw study.png");
+  cmd->add_option("--shard", so->shard,
+                  "I/N: run only runs I, I+N, I+2N, ... of the study (from 0), e.g. one Slurm "
+                  "array task each (tools/slurm-study.sh)")
+      ->capture_default_str();
+  cmd->add_option("--merge", so->merge,
+                  "shard directories (comma-separated) to combine into --out's tables")
+      ->delimiter(',');
   cmd->footer(
       "Writes DIR/runs/METHOD/seed-N/ (one run directory each), DIR/results.csv, DIR/summary.md,\n"
       "DIR/study.png and DIR/config.toml. Run the same command again to resume.\n\n"
       "Examples:\n"
       "  convpool study --pools max,avg,avgtopk:k=2 --seeds 2 --epochs 10 --out studies/first\n"
-      "  convpool study --pools max,mixed --epochs 1 --limit-train 2000 --device cpu --out /tmp/s");
-  return [so, cmd] { return run(*so, cmd); };
+      "  convpool study --pools max,mixed --epochs 1 --limit-train 2000 --device cpu --out /tmp/s\n"
+      "  convpool study --pools max,avg --seeds 4 --shard 0/2 --out s/shard-0   # and --shard 1/2\n"
+      "  convpool study --merge s/shard-0,s/shard-1 --out s");
+  return [so, cmd] { return so->merge.empty() ? run(*so, cmd) : merge(*so); };
 }
 
 }  // namespace convpool::cli

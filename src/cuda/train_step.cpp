@@ -8,7 +8,9 @@
 #include "check.h"
 #include "context.h"
 #include "convpool/buffer.h"
+#include "convpool/distributed.h"
 #include "convpool/profile.h"
+#include "nccl_comm.h"
 #include "ops.h"
 #include "pinned.h"
 
@@ -44,6 +46,7 @@ struct TrainStepper::Impl {
     cudaGraphExec_t exec = nullptr;  // the captured full-batch step reading this slot
   };
   std::array<Slot, kSlots> slots;
+  std::unique_ptr<NcclComm> nccl;  // data-parallel jobs only
   uint64_t queued = 0;
   bool warmed_up = false;  // a full batch has run eagerly: capture is safe from now on
   double host_wait = 0;
@@ -110,6 +113,8 @@ struct TrainStepper::Impl {
       cudaStream_t s = m.stream();
       const int slots_used = optimizer_state_slots(m.opt);
       Region region(regions::optimizer, Device::cuda, s);
+      // Data-parallel: every rank's gradients summed (the loss is scaled by the global batch).
+      if (m.nccl) m.nccl->allreduce_sum(m.graph.grads(), m.graph.param_groups().trainable_end(), s);
       optimizer_update(m.opt, m.graph.param_groups(), m.step_scalars(), m.graph.params(),
                        m.graph.grads(), slots_used > 0 ? m.graph.optimizer_state(0) : nullptr,
                        slots_used > 1 ? m.graph.optimizer_state(1) : nullptr, s,
@@ -176,6 +181,7 @@ TrainStepper::TrainStepper(Graph& graph, const OptimizerConfig& opt, const Input
     : impl_(std::make_unique<Impl>(graph, opt, input, seed, use_graph)) {
   validate(input);
   CP_CHECK(graph.device() == Device::cuda, "TrainStepper needs a graph built on cuda");
+  if (world().distributed()) impl_->nccl = std::make_unique<NcclComm>(world());
   set_step(impl_->step_scalars(), start_step, impl_->stream());
   impl_->reset_counters();
 }
@@ -226,6 +232,12 @@ StepCounters TrainStepper::peek() {
 
 StepCounters TrainStepper::collect() {
   StepCounters out = peek();
+  // Each rank's device sums cover its slices: the job's are their sum (collect is called at
+  // the same step on every rank; peek, for progress, stays local).
+  double sums[2] = {out.loss_sum, double(out.correct)};
+  world().allreduce_sum(sums, 2);
+  out.loss_sum = sums[0];
+  out.correct = uint64_t(sums[1]);
   impl_->reset_counters();
   impl_->host_wait = 0;
   return out;

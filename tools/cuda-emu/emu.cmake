@@ -48,7 +48,7 @@ target_link_libraries(convpool_emu_kernels PUBLIC Boost::context)
 # without CUDA (convpool_lib may hold the real kernels, whose names these emulated ones share).
 add_library(convpool_emu_oracle STATIC
             ${CMAKE_SOURCE_DIR}/src/cpu/pool.cpp ${CMAKE_SOURCE_DIR}/src/cpu/loss.cpp
-            ${CMAKE_SOURCE_DIR}/src/cpu/nn_ops.cpp
+            ${CMAKE_SOURCE_DIR}/src/cpu/nn_ops.cpp ${CMAKE_SOURCE_DIR}/src/core/distributed.cpp
             ${CMAKE_SOURCE_DIR}/src/train/optim.cpp ${CMAKE_SOURCE_DIR}/src/data/cifar.cpp
             ${CMAKE_SOURCE_DIR}/src/core/file_io.cpp)  # cifar.cpp reads files with it
 target_include_directories(convpool_emu_oracle PUBLIC ${CMAKE_SOURCE_DIR}/include

@@ -1,0 +1,28 @@
+// The NCCL communicator of a data-parallel CUDA job: bootstrapped over MPI (rank 0 makes the
+// unique id, MPI broadcasts it), as llm.c does; one all-reduce of the gradients per step, on
+// the compute stream, inside the captured CUDA Graph (NCCL 2.9+ allows capture).
+// Compile-only so far: no session has had two GPUs, or one (docs/scaling.md).
+#pragma once
+#include <cstddef>
+#include <memory>
+
+#include "convpool/distributed.h"
+
+namespace convpool::cuda {
+
+class NcclComm {
+ public:
+  // Joins the job's NCCL clique on the current device; a one-line error without NCCL.
+  explicit NcclComm(const Communicator& mpi);
+  ~NcclComm();
+  NcclComm(const NcclComm&) = delete;
+  NcclComm& operator=(const NcclComm&) = delete;
+  // Sums `n` floats of device memory over the ranks, in place, on `stream`.
+  void allreduce_sum(float* data, size_t n, void* stream);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace convpool::cuda
