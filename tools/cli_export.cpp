@@ -70,46 +70,68 @@ void check_writable(const std::string& path, const char* what) {
     CP_USER_ERROR(what << " " << path << " is not writable");
 }
 
-// Runs the Python exporter with the plan on its standard input; no shell is involved.
+// Runs the Python exporter with the plan on its standard input; no shell is involved. Its
+// error (one line, or a traceback's last) becomes convpool's one error line.
 void run_exporter(const std::string& plan_json, const ExportOptions& o) {
   const std::string py = python_interpreter(), script = exporter_script();
   if (!std::filesystem::exists(script))
     CP_USER_ERROR("the ONNX exporter " << script << " is missing (set CONVPOOL_ONNX_EXPORTER)");
-  int fds[2];
-  if (pipe(fds) != 0) CP_USER_ERROR("cannot start the ONNX exporter: " << std::strerror(errno));
+  int in[2], err[2];
+  if (pipe(in) != 0 || pipe(err) != 0)
+    CP_USER_ERROR("cannot start the ONNX exporter: " << std::strerror(errno));
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, fds[0], 0);
-  posix_spawn_file_actions_addclose(&actions, fds[1]);
-  std::vector<std::string> args = {py,           script,      "--plan", "-", "--checkpoint",
-                                   o.checkpoint, "--onnx",    o.onnx};
+  posix_spawn_file_actions_adddup2(&actions, in[0], 0);
+  posix_spawn_file_actions_adddup2(&actions, err[1], 2);
+  posix_spawn_file_actions_addclose(&actions, in[1]);
+  posix_spawn_file_actions_addclose(&actions, err[0]);
+  std::vector<std::string> args = {py,           script,   "--plan", "-", "--checkpoint",
+                                   o.checkpoint, "--onnx", o.onnx};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t pid = 0;
   const int rc = posix_spawn(&pid, py.c_str(), &actions, nullptr, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
-  close(fds[0]);
+  close(in[0]);
+  close(err[1]);
   if (rc != 0) {
-    close(fds[1]);
+    close(in[1]);
+    close(err[0]);
     CP_USER_ERROR("cannot run " << py << " for the ONNX exporter: " << std::strerror(rc)
                                 << " (set CONVPOOL_PYTHON; tools/install-deps --ci installs "
                                    "python3-onnx)");
   }
+  // The exporter reads the whole plan before it writes anything but a short import error.
   const char* p = plan_json.data();
   size_t left = plan_json.size();
   while (left > 0) {
-    const ssize_t w = write(fds[1], p, left);
+    const ssize_t w = write(in[1], p, left);
     if (w <= 0) break;  // the exporter exited early: its status says why
     p += w, left -= size_t(w);
   }
-  close(fds[1]);
+  close(in[1]);
+  std::string messages;
+  char buf[4096];
+  for (ssize_t r; (r = read(err[0], buf, sizeof buf)) != 0;) {
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) break;
+    messages.append(buf, size_t(r));
+  }
+  close(err[0]);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    CP_USER_ERROR("the ONNX exporter failed (its message is above); no model written to "
-                  << o.onnx);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
+  while (!messages.empty() && (messages.back() == '\n' || messages.back() == ' '))
+    messages.pop_back();
+  std::string last = messages.substr(messages.rfind('\n') == std::string::npos
+                                         ? 0
+                                         : messages.rfind('\n') + 1);
+  const std::string prefix = "onnx-export: error: ";
+  if (last.rfind(prefix, 0) == 0) last = last.substr(prefix.size());
+  CP_USER_ERROR("ONNX export failed: " << (last.empty() ? "the exporter exited abnormally" : last)
+                                       << "; no model written to " << o.onnx);
 }
 
 // .npy, version 1.0, little-endian float32, C order.
