@@ -138,6 +138,7 @@ void build_cli(CLI::App& app, Commands& commands) {
       "  convpool profile --device cpu                    # per-layer times of the training step\n"
       "  convpool bench pool --method avgtopk:k=2 --shape 256,64,32,32\n"
       "  convpool model models/resnet20.cfg               # layers, parameters, memory\n"
+      "  convpool export --checkpoint runs/NAME/best.safetensors --onnx model.onnx\n"
       "  convpool pool-methods");
   commands.train = add_train_command(app);
   commands.eval = add_eval_command(app);
@@ -145,6 +146,7 @@ void build_cli(CLI::App& app, Commands& commands) {
   commands.profile = add_profile_command(app);
   commands.bench = add_bench_command(app);
   commands.model = add_model_command(app);
+  commands.export_onnx = add_export_command(app);
   commands.pool_methods = app.add_subcommand("pool-methods", "list the pooling methods");
 }
 
@@ -170,6 +172,7 @@ int run_cli(int argc, char** argv) {
     if (*app.get_subcommand("profile")) return commands.profile();
     if (*app.get_subcommand("bench")) return commands.bench();
     if (*app.get_subcommand("model")) return commands.model();
+    if (*app.get_subcommand("export")) return commands.export_onnx();
     if (*commands.pool_methods) return run_pool_methods();
   } catch (const Interrupted& e) {
     // Data-parallel ranks stop at the same step; rank 0 speaks for them.

@@ -1,0 +1,192 @@
+// The ONNX export plan (convpool/onnx_plan.h). Attributes are read from each layer's
+// model-file spec with the same defaults the layers use, and checked against the shapes the
+// built graph inferred, so a disagreement is refused instead of exported wrongly.
+#include "convpool/onnx_plan.h"
+
+#include <algorithm>
+#include <cstdlib>
+
+#include "convpool/error.h"
+#include "convpool/model.h"
+
+namespace convpool {
+
+namespace {
+
+const std::vector<std::string> kPoolMethods = {"max",        "avg",     "min",     "lp",      "mixed",
+                                               "stochastic", "avgtopk", "tmaxavg", "softpool"};
+
+nlohmann::json dims(const Shape& s) { return {s.c, s.h, s.w}; }
+
+struct NodeContext {
+  const Layer& layer;
+  std::vector<Shape> in;
+  Shape out;
+  [[noreturn]] void refuse(const std::string& why) const {
+    const LayerSpec& s = layer.spec();
+    CP_USER_ERROR("cannot export to ONNX: " << s.where << ": " << s.type << " '" << s.name
+                                            << "': " << why);
+  }
+};
+
+// Pads [top, left, bottom, right] that reproduce the graph's output size from the CPU
+// backend's top/left padding: "same" may pad one more at the bottom/right (TensorFlow's rule).
+nlohmann::json conv_pads(const NodeContext& c, const std::string& padding, int kh, int kw,
+                         int sh, int sw) {
+  const Shape& in = c.in[0];
+  int pt = 0, pl = 0, pb = 0, pr = 0;
+  if (padding == "same") {
+    const int th = std::max(0, (c.out.h - 1) * sh + kh - in.h);
+    const int tw = std::max(0, (c.out.w - 1) * sw + kw - in.w);
+    pt = th / 2, pb = th - pt, pl = tw / 2, pr = tw - pl;
+  } else if (padding != "valid") {
+    pt = pb = pl = pr = std::atoi(padding.c_str());
+  }
+  const int oh = (in.h + pt + pb - kh) / sh + 1, ow = (in.w + pl + pr - kw) / sw + 1;
+  if (oh != c.out.h || ow != c.out.w)
+    c.refuse("padding=" + padding + " gives " + std::to_string(oh) + "x" + std::to_string(ow) +
+             " in ONNX but " + std::to_string(c.out.h) + "x" + std::to_string(c.out.w) +
+             " in convpool");
+  return {pt, pl, pb, pr};
+}
+
+nlohmann::json pool_attrs(const NodeContext& c, LayerArgs& a) {
+  const LayerSpec& s = c.layer.spec();
+  std::string method = a.get_string("method", "");
+  bool global = false;
+  for (auto& w : s.positional) {
+    if (w == "global")
+      global = true;
+    else
+      method = w;
+  }
+  if (std::find(kPoolMethods.begin(), kPoolMethods.end(), method) == kPoolMethods.end())
+    c.refuse("pooling method '" + method + "' has no ONNX mapping");
+  nlohmann::json j = {{"method", method}, {"global", global}};
+  const Shape& in = c.in[0];
+  int k = 0, st = 0, pad = 0;
+  if (global) {
+    j["kernel"] = {in.h, in.w}, j["stride"] = {in.h, in.w}, j["pad"] = {0, 0};
+  } else {
+    k = a.get_int("size", 2, 1, 1024);
+    st = a.get_int("stride", k, 1, 1024);
+    pad = a.get_int("pad", 0, 0, 512);
+    j["kernel"] = {k, k}, j["stride"] = {st, st}, j["pad"] = {pad, pad};
+    if ((in.h + 2 * pad - k) / st + 1 != c.out.h || (in.w + 2 * pad - k) / st + 1 != c.out.w)
+      c.refuse("the exporter's reading of the window disagrees with the model's output " +
+               c.out.str());
+  }
+  j["k"] = a.get_int("k", 2, 1, 64);
+  j["p"] = a.get_double("p", 2.0, 1e-3, 1e3);
+  j["t"] = a.get_double("t", 0.0, -1e30, 1e30);
+  j["include_pad"] = a.get_int("include_pad", 1, 0, 1) == 1;
+  j["learned"] = a.get_int("learned", 0, 0, 1) == 1;
+  // Methods computed from explicit patches: one Slice per window offset when windows overlap.
+  const bool patches = method == "avgtopk" || method == "tmaxavg" || method == "softpool";
+  const bool overlap = !global && st < k && (c.out.h > 1 || c.out.w > 1);
+  if (patches && overlap && k * k > kOnnxMaxWindowOffsets)
+    c.refuse("overlapping " + method + " windows of " + std::to_string(k) + "x" +
+             std::to_string(k) + " would need " + std::to_string(k * k) +
+             " Slice nodes; the exporter takes at most " + std::to_string(kOnnxMaxWindowOffsets) +
+             " window offsets (use stride >= size)");
+  return j;
+}
+
+nlohmann::json node_attrs(const NodeContext& c) {
+  const LayerSpec& s = c.layer.spec();
+  LayerArgs a(s);
+  const std::string& t = s.type;
+  if (t == "conv") {
+    const int kh0 = a.get_int("size", 3, 1, 64);
+    const int kh = a.get_int("size_h", kh0, 1, 64), kw = a.get_int("size_w", kh0, 1, 64);
+    const int st = a.get_int("stride", 1, 1, 64);
+    const std::string padding = a.get_string("padding", "valid");
+    return {{"kernel", {kh, kw}}, {"stride", {st, st}},
+            {"pads", conv_pads(c, padding, kh, kw, st, st)}, {"filters", c.out.c}};
+  }
+  if (t == "dense") return {{"units", c.out.c}};
+  if (t == "pool") return pool_attrs(c, a);
+  if (t == "batchnorm") return {{"eps", a.get_double("eps", 1e-5, 1e-12, 1.0)}};
+  if (t == "leaky_relu") return {{"slope", a.get_double("slope", 0.01, 0.0, 1.0)}};
+  if (t == "scale") return {{"factor", a.get_double("factor", 1.0, -1e6, 1e6)}};
+  if (t == "dropout") return {{"p", a.get_double("p", 0.5, 0.0, 0.99)}};
+  return nlohmann::json::object();  // relu, flatten, add, concat, gelu
+}
+
+}  // namespace
+
+const OnnxOpTable& onnx_op_table() {
+  static const OnnxOpTable table = {
+      {"conv", {"filters", "size", "size_h", "size_w", "stride", "padding", "bias", "init"}},
+      {"dense", {"units"}},
+      {"pool", {"method", "size", "stride", "pad", "k", "p", "t", "include_pad", "learned"}},
+      {"relu", {}},
+      {"flatten", {}},
+      {"batchnorm", {"momentum", "eps"}},
+      {"add", {}},
+      {"concat", {}},
+      {"dropout", {"p"}},
+      {"gelu", {}},
+      {"leaky_relu", {"slope"}},
+      {"scale", {"factor"}},
+  };
+  return table;
+}
+
+nlohmann::json onnx_export_plan(const Graph& graph, const Checkpoint& ckpt,
+                                const OnnxOpTable& table) {
+  auto value_name = [&](int v) { return v == 0 ? std::string("input") : graph.layer(size_t(v - 1)).name(); };
+  nlohmann::json nodes = nlohmann::json::array();
+  for (size_t i = 0; i < graph.num_layers(); ++i) {
+    const Layer& L = graph.layer(i);
+    NodeContext c{L, {}, graph.layer_output_shape(i)};
+    nlohmann::json inputs = nlohmann::json::array(), in_shapes = nlohmann::json::array();
+    for (int v : graph.node_inputs(i)) {
+      const Shape s = v == 0 ? graph.input_shape(1) : graph.layer_output_shape(size_t(v - 1));
+      c.in.push_back(s);
+      inputs.push_back(value_name(v));
+      in_shapes.push_back(dims(s));
+    }
+    const auto row = table.find(L.type());
+    if (row == table.end()) c.refuse("layer type '" + L.type() + "' has no ONNX mapping");
+    for (auto& [key, value] : L.spec().args)
+      if (std::find(row->second.begin(), row->second.end(), key) == row->second.end())
+        c.refuse("option " + key + "=" + value + " is not supported by the ONNX exporter");
+    if (L.type() != "pool")
+      for (auto& w : L.spec().positional) c.refuse("unexpected word '" + w + "'");
+    nlohmann::json params = nlohmann::json::object();
+    for (const ParamInfo& p : graph.param_infos())
+      if (p.layer == int(i)) params[p.name.substr(L.name().size() + 1)] = p.name;
+    nodes.push_back({{"name", L.name()},
+                     {"type", L.type()},
+                     {"where", L.spec().where},
+                     {"inputs", inputs},
+                     {"in_shapes", in_shapes},
+                     {"shape", dims(c.out)},
+                     {"attrs", node_attrs(c)},
+                     {"params", params}});
+  }
+  const InputTransform& t = ckpt.state.input;
+  const bool identity =
+      std::all_of(t.mean, t.mean + kCifarChannels, [](float m) { return m == 0.f; }) &&
+      std::all_of(t.std, t.std + kCifarChannels, [](float s) { return s == 1.f; });
+  nlohmann::json normalize = nullptr;
+  if (!identity) {
+    if (graph.input_shape(1).c != kCifarChannels)
+      CP_USER_ERROR("cannot export to ONNX: the checkpoint normalises "
+                    << kCifarChannels << " channels but the model takes "
+                    << graph.input_shape(1).c);
+    normalize = {{"mean", std::vector<float>(t.mean, t.mean + kCifarChannels)},
+                 {"std", std::vector<float>(t.std, t.std + kCifarChannels)}};
+  }
+  return {{"format", "convpool-onnx-plan"},
+          {"version", 1},
+          {"opset", kOnnxOpset},
+          {"input", dims(graph.input_shape(1))},
+          {"normalize", normalize},
+          {"output", graph.num_layers() ? graph.layer(graph.num_layers() - 1).name() : "input"},
+          {"output_shape", dims(graph.output_shape(1))},
+          {"nodes", nodes}};
+}
+
+}  // namespace convpool
