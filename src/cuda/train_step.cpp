@@ -2,7 +2,9 @@
 
 #include <array>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "check.h"
@@ -181,7 +183,11 @@ TrainStepper::TrainStepper(Graph& graph, const OptimizerConfig& opt, const Input
     : impl_(std::make_unique<Impl>(graph, opt, input, seed, use_graph)) {
   validate(input);
   CP_CHECK(graph.device() == Device::cuda, "TrainStepper needs a graph built on cuda");
-  if (world().distributed()) impl_->nccl = std::make_unique<NcclComm>(world());
+  // CONVPOOL_NCCL=1 runs the all-reduce in a world of one too: tools/gpu-check's test of the
+  // NCCL path on a single GPU.
+  const char* force = std::getenv("CONVPOOL_NCCL");
+  if (world().distributed() || (force && std::string(force) == "1"))
+    impl_->nccl = std::make_unique<NcclComm>(world());
   set_step(impl_->step_scalars(), start_step, impl_->stream());
   impl_->reset_counters();
 }
