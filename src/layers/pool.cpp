@@ -1,6 +1,9 @@
 // pool: every pooling method. `pool METHOD [global] [size=2] [stride=size] [pad=0] [k=2] [p=2]
 // [t=0] [include_pad=1] [learned=0]`
 #include "../cpu/pool.h"
+#include "../cpu/pool_fast.h"
+
+#include <omp.h>
 
 #include <cmath>
 #include <sstream>
@@ -160,13 +163,23 @@ class PoolLayer : public Layer {
     return record ? size_t(batch) * g_.C * g_.OH * g_.OW : 0;
   }
 
+  // The generic CPU path's per-thread window scratch (the specialised paths need none), so
+  // that a step allocates nothing.
+  size_t workspace_floats(int batch) const override {
+    if (device_ != Device::cpu || wp_.method == PoolMethod::max) return 0;
+    if (cpu::pool_fast_covers(g_, wp_, learned_)) return 0;
+    scratch_threads_ = omp_get_max_threads();
+    return cpu::pool_scratch_floats(g_, batch, scratch_threads_);
+  }
+
   void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) override {
 #ifdef CONVPOOL_HAVE_CUDA
     if (ctx.device == Device::cuda)
       return cuda::pool_forward(g_, device_params(ctx), ctx.seed, index_, ctx.device_step, alpha(),
                                 x.shape.n, x.data, y.data, state_ints(), ctx.stream);
 #endif
-    cpu::pool_forward(g_, window_params(ctx), rng(ctx), x.shape.n, x.data, y.data, state_ints());
+    cpu::pool_forward(g_, window_params(ctx), rng(ctx), x.shape.n, x.data, y.data, state_ints(),
+                      scratch(), scratch_threads_);
   }
 
   void backward(const StepContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy,
@@ -180,7 +193,7 @@ class PoolLayer : public Layer {
     float dlambda = 0;
     const PoolWindowParams wp = window_params(ctx);
     cpu::pool_backward(g_, wp, rng(ctx), x.shape.n, x.data, y.data, dy.data, dx.data,
-                       learned_ ? &dlambda : nullptr, state_ints());
+                       learned_ ? &dlambda : nullptr, state_ints(), scratch(), scratch_threads_);
     if (learned_) grads_[0].data[0] = dlambda * wp.lambda * (1.f - wp.lambda);
   }
 
@@ -195,6 +208,8 @@ class PoolLayer : public Layer {
   // The layer state as int32: CPU max's argmax, or the CUDA large-window selections.
   int32_t* state_ints() const { return reinterpret_cast<int32_t*>(state_); }
   PoolRng rng(const StepContext& ctx) const { return {ctx.seed, index_, ctx.step}; }
+  // The workspace when workspace_floats asked for one; null lets the CPU code use its own.
+  float* scratch() const { return scratch_threads_ > 0 ? workspace_ : nullptr; }
 
   PoolWindowParams window_params(const StepContext& ctx) const {
     PoolWindowParams p = wp_;
@@ -218,6 +233,7 @@ class PoolLayer : public Layer {
   bool relu_in_ = false;  // the preceding ReLU is fused in (absorb_preceding_relu)
   int kh_ = 2, kw_ = 2, sh_ = 2, sw_ = 2, ph_ = 0, pw_ = 0;
   PoolGeom g_{};
+  mutable int scratch_threads_ = 0;  // threads the workspace was sized for (0: none)
 };
 
 }  // namespace
