@@ -9,86 +9,99 @@ namespace convpool::cpu {
 
 namespace {
 
-// ---- branch-free helpers (selects, so `omp simd` loops vectorise) ----
+// Eight windows at a time in GCC vector types: lane l is output ow0 + l of a row. Written with
+// explicit vectors (not auto-vectorisation, which gives up on the selects of the networks
+// below); on the baseline x86-64 target a vector is two SSE registers.
+constexpr int kLanes = 4;
+typedef float vf __attribute__((vector_size(4 * kLanes)));
+typedef int vi __attribute__((vector_size(4 * kLanes)));
 
-// The top-ranked value so far, as pool_argmax ranks: the first NaN, else the first maximum.
-// Returns true when v replaces m (v comes later in the window).
-inline bool later_ranks_first(float v, float m) { return ((v != v) & (m == m)) | (v > m); }
-// pool_ranks_before(a, ia, b, ib) for ia < ib and for ia > ib.
-inline bool before_if_earlier(float a, float b) { return (a != a) | (a >= b); }
-inline bool before_if_later(float a, float b) { return ((a != a) & (b == b)) | (a > b); }
+inline vf splat(float a) { return vf{} + a; }
+inline vf sel(vi m, vf a, vf b) { return m ? a : b; }
+inline vi isnan(vf a) { return a != a; }
+inline vf vabs(vf a) { return (vf)((vi)a & 0x7fffffff); }
+
+// The top-ranked value, as pool_argmax ranks (the first NaN, else the first maximum), and its
+// window position.
+template <int N>
+inline vf top_value(const vf (&v)[N], vi* at = nullptr) {
+  vf m = v[0];
+  vi pos = vi{};
+  for (int i = 1; i < N; ++i) {
+    const vi t = (isnan(v[i]) & ~isnan(m)) | (v[i] > m);
+    m = sel(t, v[i], m);
+    pos = t ? vi{} + i : pos;
+  }
+  if (at) *at = pos;
+  return m;
+}
+
+// pool_argmin: the first NaN, else the first minimum.
+template <int N>
+inline vf min_value(const vf (&v)[N], vi* at = nullptr) {
+  vf m = v[0];
+  vi pos = vi{};
+  for (int i = 1; i < N; ++i) {
+    const vi t = ~isnan(m) & (isnan(v[i]) | (v[i] < m));
+    m = sel(t, v[i], m);
+    pos = t ? vi{} + i : pos;
+  }
+  if (at) *at = pos;
+  return m;
+}
+
+template <int N>
+inline vf sum_in_order(const vf (&v)[N]) {
+  vf s = vf{};
+  for (int i = 0; i < N; ++i) s += v[i];
+  return s;
+}
+
+// fmaxf over the window, as pool_softpool computes it (NaN dropped unless all are NaN).
+template <int N>
+inline vf fmax_all(const vf (&v)[N]) {
+  vf m = v[0];
+  for (int i = 1; i < N; ++i) m = sel((v[i] > m) | isnan(m), v[i], m);
+  return m;
+}
+
+// Descending, NaN first: a bubble network (N(N-1)/2 compare-exchanges, unrolled).
+template <int N>
+inline void sort_descending(vf (&v)[N]) {
+  for (int i = 0; i < N - 1; ++i)
+    for (int j = N - 1; j > i; --j) {
+      const vf a = v[j - 1], b = v[j];
+      const vi keep = isnan(a) | (a >= b);
+      v[j - 1] = sel(keep, a, b);
+      v[j] = sel(keep, b, a);
+    }
+}
 
 // exp(x) for x <= 0 (or NaN): Cephes' expf polynomial with round-to-nearest range reduction,
-// about 1 ulp, written so that it vectorises. exp(-inf) = 0; below -87 it flushes to 0.
-inline float exp_nonpositive(float x) {
-  const bool tiny = x < -87.f;
-  float xc = tiny ? -87.f : x;
-  xc = xc == xc ? xc : 0.f;  // NaN: patched below, kept out of the int conversion
+// about 1 ulp. exp(-inf) = 0; below -87 it flushes to 0.
+inline vf exp_nonpositive(vf x) {
+  const vi tiny = x < -87.f, nan = isnan(x);
+  vf xc = sel(tiny | nan, splat(0.f), x);
   const float magic = 12582912.f;  // 1.5 * 2^23: adding it rounds to an integer
-  const float nf = (xc * 1.44269504088896341f + magic) - magic;
-  const float r = (xc - nf * 0.693359375f) - nf * -2.12194440e-4f;
-  float q = 1.9875691500e-4f;
+  const vf nf = (xc * 1.44269504088896341f + magic) - magic;
+  const vf r = (xc - nf * 0.693359375f) - nf * -2.12194440e-4f;
+  vf q = splat(1.9875691500e-4f);
   q = q * r + 1.3981999507e-3f;
   q = q * r + 8.3334519073e-3f;
   q = q * r + 4.1665795894e-2f;
   q = q * r + 1.6666665459e-1f;
   q = q * r + 5.0000001201e-1f;
   q = q * r * r + r + 1.f;
-  const int e = (int(nf) + 127) << 23;
-  float scale;
-  std::memcpy(&scale, &e, sizeof scale);
-  const float res = q * scale;
-  return tiny ? 0.f : (x == x ? res : x);
+  const vi e = (__builtin_convertvector(nf, vi) + 127) << 23;
+  const vf res = q * (vf)e;
+  return sel(tiny, splat(0.f), sel(nan, x, res));
 }
 
-template <int N>
-inline void sort_descending(float (&v)[N]) {  // NaN first; a bubble network, unrolled
-  for (int i = 0; i < N - 1; ++i)
-    for (int j = N - 1; j > i; --j) {
-      const float a = v[j - 1], b = v[j];
-      const bool keep = (a != a) | (a >= b);
-      v[j - 1] = keep ? a : b;
-      v[j] = keep ? b : a;
-    }
-}
-
-template <int N>
-inline int top_index(const float (&v)[N], float& m) {
-  m = v[0];
-  int at = 0;
-  for (int i = 1; i < N; ++i) {
-    const bool t = later_ranks_first(v[i], m);
-    m = t ? v[i] : m;
-    at = t ? i : at;
-  }
-  return at;
-}
-
-template <int N>
-inline int min_index(const float (&v)[N], float& m) {  // pool_argmin: the first NaN, else first min
-  m = v[0];
-  int at = 0;
-  for (int i = 1; i < N; ++i) {
-    const bool t = (m == m) & ((v[i] != v[i]) | (v[i] < m));
-    m = t ? v[i] : m;
-    at = t ? i : at;
-  }
-  return at;
-}
-
-template <int N>
-inline float sum_in_order(const float (&v)[N]) {
-  float s = 0.f;
-  for (int i = 0; i < N; ++i) s += v[i];
-  return s;
-}
-
-// The max fmaxf-style (NaN dropped unless all are NaN), as pool_softpool computes it.
-template <int N>
-inline float fmax_all(const float (&v)[N]) {
-  float m = v[0];
-  for (int i = 1; i < N; ++i) m = ((v[i] > m) | (m != m)) ? v[i] : m;
-  return m;
+template <class F>
+inline vf per_lane(vf a, F f) {  // scalar math (pow, sqrt) lane by lane
+  vf r;
+  for (int l = 0; l < kLanes; ++l) r[l] = f(a[l]);
+  return r;
 }
 
 // ---- per-window math, window size N known at compile time ----
@@ -96,132 +109,157 @@ inline float fmax_all(const float (&v)[N]) {
 enum class LpKind { one, two, general };
 
 template <PoolMethod M, int N, LpKind L>
-inline float window_forward(const PoolWindowParams& P, int k, float (&v)[N]) {
+inline vf window_forward(const PoolWindowParams& P, int k, vf (&v)[N]) {
   if constexpr (M == PoolMethod::max) {
-    float m;
-    top_index(v, m);
-    return m;
+    return top_value(v);
   } else if constexpr (M == PoolMethod::min) {
-    float m;
-    min_index(v, m);
-    return m;
+    return min_value(v);
   } else if constexpr (M == PoolMethod::avg) {
     return sum_in_order(v) / float(N);
   } else if constexpr (M == PoolMethod::mixed) {
-    float m;
-    top_index(v, m);
-    return P.lambda * m + (1.f - P.lambda) * (sum_in_order(v) / float(N));
+    return P.lambda * top_value(v) + (1.f - P.lambda) * (sum_in_order(v) / float(N));
   } else if constexpr (M == PoolMethod::avgtopk || M == PoolMethod::tmaxavg) {
     sort_descending(v);
-    float s = 0.f;
-    for (int r = 0; r < N; ++r) s += r < k ? v[r] : 0.f;  // x + 0 == x: rank-order sum
-    const float mean = s / float(k);
-    if constexpr (M == PoolMethod::tmaxavg) return v[0] >= P.threshold ? v[0] : mean;
+    vf s = vf{};
+    for (int r = 0; r < N; ++r)
+      if (r < k) s += v[r];  // k is uniform across lanes; sums in rank order
+    const vf mean = s / float(k);
+    if constexpr (M == PoolMethod::tmaxavg) return sel(v[0] >= P.threshold, v[0], mean);
     return mean;
   } else if constexpr (M == PoolMethod::softpool) {
-    const float m = fmax_all(v);
-    float num = 0.f, den = 0.f;
+    const vf m = fmax_all(v);
+    vf num = vf{}, den = vf{};
     for (int i = 0; i < N; ++i) {
-      const float e = exp_nonpositive(v[i] - m);
+      const vf e = exp_nonpositive(v[i] - m);
       num += e * v[i];
       den += e;
     }
-    return m > kPoolFloatMax ? m : num / den;
+    return sel(m > kPoolFloatMax, m, num / den);
   } else {  // lp
-    bool nan = false;
-    float m = 0.f;
+    vi nan = vi{};
+    vf m = vf{};
     for (int i = 0; i < N; ++i) {
-      nan = nan | (v[i] != v[i]);
-      const float a = std::fabs(v[i]);
-      m = a > m ? a : m;
+      nan |= isnan(v[i]);
+      const vf a = vabs(v[i]);
+      m = sel(a > m, a, m);
     }
-    float s = 0.f, out;
+    vf s = vf{}, out;
     if constexpr (L == LpKind::one) {
-      for (int i = 0; i < N; ++i) s += std::fabs(v[i]) / m;
+      for (int i = 0; i < N; ++i) s += vabs(v[i]) / m;
       out = m * s;
     } else if constexpr (L == LpKind::two) {
       for (int i = 0; i < N; ++i) {
-        const float q = std::fabs(v[i]) / m;
+        const vf q = vabs(v[i]) / m;
         s += q * q;
       }
-      out = m * std::sqrt(s);
+      out = m * per_lane(s, [](float a) { return std::sqrt(a); });
     } else {
-      for (int i = 0; i < N; ++i) s += powf(std::fabs(v[i]) / m, P.p);
-      out = m * powf(s, 1.f / P.p);
+      const float p = P.p;
+      for (int i = 0; i < N; ++i) s += per_lane(vabs(v[i]) / m, [p](float a) { return powf(a, p); });
+      out = m * per_lane(s, [p](float a) { return powf(a, 1.f / p); });
     }
-    out = m > kPoolFloatMax ? m : out;
-    out = m == 0.f ? 0.f : out;
-    return nan ? std::numeric_limits<float>::quiet_NaN() : out;
+    out = sel(m > kPoolFloatMax, m, out);
+    out = sel(m == 0.f, splat(0.f), out);
+    return sel(nan, splat(std::numeric_limits<float>::quiet_NaN()), out);
   }
 }
 
 // gr[i] = dy * d(forward)/d(v_i), as pool_window_backward_ranked computes it.
 template <PoolMethod M, int N, LpKind L>
-inline void window_backward(const PoolWindowParams& P, int k, const float (&v)[N], float y,
-                            float dy, float (&gr)[N]) {
-  for (int i = 0; i < N; ++i) gr[i] = 0.f;
+inline void window_backward(const PoolWindowParams& P, int k, const vf (&v)[N], vf y, vf dy,
+                            vf (&gr)[N]) {
   if constexpr (M == PoolMethod::max || M == PoolMethod::min) {
-    float m;
-    const int at = M == PoolMethod::max ? top_index(v, m) : min_index(v, m);
-    for (int i = 0; i < N; ++i) gr[i] = i == at ? dy : 0.f;
+    vi at;
+    if constexpr (M == PoolMethod::max) top_value(v, &at);
+    else min_value(v, &at);
+    for (int i = 0; i < N; ++i) gr[i] = sel(at == i, dy, splat(0.f));
   } else if constexpr (M == PoolMethod::avg) {
     for (int i = 0; i < N; ++i) gr[i] = dy / float(N);
   } else if constexpr (M == PoolMethod::mixed) {
-    float m;
-    const int at = top_index(v, m);
-    const float base = dy * (1.f - P.lambda) / float(N), top = dy * P.lambda;
-    for (int i = 0; i < N; ++i) gr[i] = i == at ? base + top : base;
+    vi at;
+    top_value(v, &at);
+    const vf base = dy * (1.f - P.lambda) / float(N), top = dy * P.lambda;
+    for (int i = 0; i < N; ++i) gr[i] = sel(at == i, base + top, base);
   } else if constexpr (M == PoolMethod::avgtopk || M == PoolMethod::tmaxavg) {
-    float m;
-    top_index(v, m);
-    const bool only_max = M == PoolMethod::tmaxavg && m >= P.threshold;
-    const int kk = only_max ? 1 : k;
-    const float share = only_max ? dy : dy / float(k);
+    // Selected = ranked among the first kk (pool_ranks_before: NaN first, then larger, then
+    // the lower window index).
+    vi only_max = vi{};
+    if constexpr (M == PoolMethod::tmaxavg) only_max = top_value(v) >= P.threshold;
+    const vi kk = only_max ? vi{} + 1 : vi{} + k;
+    const vf share = sel(only_max, dy, dy / float(k));
     for (int i = 0; i < N; ++i) {
-      int rank = 0;
-      for (int j = 0; j < i; ++j) rank += before_if_earlier(v[j], v[i]);
-      for (int j = i + 1; j < N; ++j) rank += before_if_later(v[j], v[i]);
-      gr[i] = rank < kk ? share : 0.f;
+      vi rank = vi{};
+      for (int j = 0; j < i; ++j) rank -= isnan(v[j]) | (v[j] >= v[i]);
+      for (int j = i + 1; j < N; ++j) rank -= (isnan(v[j]) & ~isnan(v[i])) | (v[j] > v[i]);
+      gr[i] = sel(rank < kk, share, splat(0.f));
     }
   } else if constexpr (M == PoolMethod::softpool) {
-    const float m = fmax_all(v);
-    int count = 0;
-    float den = 0.f;
+    const vf m = fmax_all(v);
+    vi count = vi{};
+    vf den = vf{}, e[N];
     for (int i = 0; i < N; ++i) {
-      count += v[i] > kPoolFloatMax;
-      den += exp_nonpositive(v[i] - m);
+      count -= v[i] > kPoolFloatMax;
+      e[i] = exp_nonpositive(v[i] - m);
+      den += e[i];
     }
-    const bool inf = m > kPoolFloatMax;
-    const float inf_share = dy / float(count > 0 ? count : 1);
+    const vi inf = m > kPoolFloatMax;
+    const vf inf_share = dy / __builtin_convertvector(count > 0 ? count : vi{} + 1, vf);
+    const vf scale = dy / den;  // one division per window (the generic path divides per element)
     for (int i = 0; i < N; ++i) {
-      const float g = dy * exp_nonpositive(v[i] - m) / den * (1.f + v[i] - y);
-      gr[i] = inf ? (v[i] > kPoolFloatMax ? inf_share : 0.f) : g;
+      const vf g = scale * e[i] * (1.f + v[i] - y);
+      gr[i] = sel(inf, sel(v[i] > kPoolFloatMax, inf_share, splat(0.f)), g);
     }
   } else {  // lp
+    const float pm1 = P.p - 1.f;
     for (int i = 0; i < N; ++i) {
-      const float a = std::fabs(v[i]);
-      const float s = v[i] > 0.f ? 1.f : -1.f;
-      float g;
+      const vf a = vabs(v[i]);
+      const vf s = sel(v[i] > 0.f, splat(1.f), splat(-1.f));
+      vf g;
       if constexpr (L == LpKind::one) g = dy * s;
       else if constexpr (L == LpKind::two) g = dy * s * (a / y);
-      else g = dy * s * powf(a / y, P.p - 1.f);
-      g = a > 0.f ? g : 0.f;
-      g = y > kPoolFloatMax ? (a > kPoolFloatMax ? dy * s : 0.f) : g;
-      gr[i] = y > 0.f ? g : 0.f;
+      else g = dy * s * per_lane(a / y, [pm1](float q) { return powf(q, pm1); });
+      g = sel(a > 0.f, g, splat(0.f));
+      g = sel(y > kPoolFloatMax, sel(a > kPoolFloatMax, dy * s, splat(0.f)), g);
+      gr[i] = sel(y > 0.f, g, splat(0.f));
     }
   }
 }
 
-// ---- the loops: planes in parallel, an output row at a time, vectorised across the row ----
+// ---- the loops: planes in parallel, each output row in chunks of kLanes windows ----
 
-template <int KH, int KW, int S>
-inline void load_window(const PoolGeom& g, const float* row, int ow, float (&v)[KH * KW]) {
-  const int c = ow * (S > 0 ? S : g.SW);
+// v[i] lane l = window element i of output ow0 + l (lanes past the row repeat output ow0).
+// Vectors are built from scalars in registers (writing lanes through memory would stall on
+// store forwarding).
+static_assert(kLanes == 4, "load_windows builds 4-lane vectors");
+template <int KH, int KW>
+inline void load_windows(const PoolGeom& g, const float* row, int ow0, int cnt, vf (&v)[KH * KW]) {
+  const int S = g.SW;
+  const int o1 = cnt > 1 ? S : 0, o2 = cnt > 2 ? 2 * S : 0, o3 = cnt > 3 ? 3 * S : 0;
+  const float* b = row + size_t(ow0) * S;
   for (int i = 0; i < KH; ++i)
-    for (int j = 0; j < KW; ++j) v[i * KW + j] = pool_input(g, row[i * g.W + c + j]);
+    for (int j = 0; j < KW; ++j) {
+      const float* e = b + i * g.W + j;
+      v[i * KW + j] = vf{e[0], e[o1], e[o2], e[o3]};
+    }
+  if (g.relu_in)
+    for (int i = 0; i < KH * KW; ++i) v[i] = sel((v[i] > 0.f) | isnan(v[i]), v[i], splat(0.f));
 }
 
-template <PoolMethod M, int KH, int KW, int S, LpKind L>
+inline vf load_lanes(const float* p, int cnt) {
+  if (cnt == kLanes) {
+    vf r;
+    std::memcpy(&r, p, sizeof r);
+    return r;
+  }
+  return vf{p[0], p[cnt > 1 ? 1 : 0], p[cnt > 2 ? 2 : 0], p[cnt > 3 ? 3 : 0]};
+}
+
+inline void store_lanes(float* p, vf r, int cnt) {
+  if (cnt == kLanes) return std::memcpy(p, &r, sizeof r), void();
+  for (int l = 0; l < cnt; ++l) p[l] = r[l];
+}
+
+template <PoolMethod M, int KH, int KW, LpKind L>
 void forward_rows(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x, float* y) {
   const int planes = n * g.C, k = std::min(P.k, KH * KW);
 #pragma omp parallel for schedule(static)
@@ -231,21 +269,22 @@ void forward_rows(const PoolGeom& g, const PoolWindowParams& P, int n, const flo
     for (int oh = 0; oh < g.OH; ++oh) {
       const float* row = xp + size_t(oh) * g.SH * g.W;
       float* yrow = yp + size_t(oh) * g.OW;
-#pragma omp simd
-      for (int ow = 0; ow < g.OW; ++ow) {
-        float v[KH * KW];
-        load_window<KH, KW, S>(g, row, ow, v);
-        yrow[ow] = window_forward<M, KH * KW, L>(P, k, v);
+      for (int ow0 = 0; ow0 < g.OW; ow0 += kLanes) {
+        const int cnt = std::min(kLanes, g.OW - ow0);
+        vf v[KH * KW];
+        load_windows<KH, KW>(g, row, ow0, cnt, v);
+        const vf r = window_forward<M, KH * KW, L>(P, k, v);
+        store_lanes(yrow + ow0, r, cnt);
       }
     }
   }
 }
 
-template <PoolMethod M, int KH, int KW, int S, LpKind L>
+template <PoolMethod M, int KH, int KW, LpKind L>
 void backward_rows(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x,
                    const float* y, const float* dy, float* dx) {
-  constexpr int N = KH * KW, kChunk = 64;
-  const int planes = n * g.C, k = std::min(P.k, N), SW = S > 0 ? S : g.SW;
+  constexpr int N = KH * KW;
+  const int planes = n * g.C, k = std::min(P.k, N);
 #pragma omp parallel for schedule(static)
   for (int pl = 0; pl < planes; ++pl) {
     const float* xp = x + size_t(pl) * g.H * g.W;
@@ -255,25 +294,18 @@ void backward_rows(const PoolGeom& g, const PoolWindowParams& P, int n, const fl
     for (int oh = 0; oh < g.OH; ++oh) {
       const float* row = xp + size_t(oh) * g.SH * g.W;
       float* drow = dxp + size_t(oh) * g.SH * g.W;
-      for (int ow0 = 0; ow0 < g.OW; ow0 += kChunk) {
-        const int cnt = std::min(kChunk, g.OW - ow0);
-        float G[N][kChunk];
-#pragma omp simd
-        for (int c = 0; c < cnt; ++c) {
-          const int ow = ow0 + c;
-          float v[N], gr[N];
-          load_window<KH, KW, S>(g, row, ow, v);
-          window_backward<M, N, L>(P, k, v, y[o + size_t(oh) * g.OW + ow],
-                                   dy[o + size_t(oh) * g.OW + ow], gr);
-          for (int i = 0; i < N; ++i) G[i][c] = gr[i];
-        }
+      for (int ow0 = 0; ow0 < g.OW; ow0 += kLanes) {
+        const int cnt = std::min(kLanes, g.OW - ow0);
+        vf v[N], gr[N];
+        load_windows<KH, KW>(g, row, ow0, cnt, v);
+        const size_t at = o + size_t(oh) * g.OW + ow0;
+        window_backward<M, N, L>(P, k, v, load_lanes(y + at, cnt), load_lanes(dy + at, cnt), gr);
         // Columns right to left, so that an element covered by several windows of this row
         // receives their gradients in window order, as the generic path adds them.
         for (int i = 0; i < KH; ++i)
           for (int j = KW - 1; j >= 0; --j) {
-            float* d = drow + i * g.W + j + ow0 * SW;
-            const float* gi = G[i * KW + j];
-            for (int c = 0; c < cnt; ++c) d[c * SW] += gi[c];
+            float* d = drow + i * g.W + j + size_t(ow0) * g.SW;
+            for (int l = 0; l < cnt; ++l) d[l * g.SW] += gr[i * KW + j][l];
           }
       }
     }
@@ -284,25 +316,15 @@ void backward_rows(const PoolGeom& g, const PoolWindowParams& P, int n, const fl
 
 template <PoolMethod M, LpKind L>
 void forward_geom(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x, float* y) {
-  if (g.KH == 2 && g.KW == 2) {
-    if (g.SW == 2) return forward_rows<M, 2, 2, 2, L>(g, P, n, x, y);
-    return forward_rows<M, 2, 2, 0, L>(g, P, n, x, y);
-  }
-  if (g.SW == 3) return forward_rows<M, 3, 3, 3, L>(g, P, n, x, y);
-  if (g.SW == 2) return forward_rows<M, 3, 3, 2, L>(g, P, n, x, y);
-  forward_rows<M, 3, 3, 0, L>(g, P, n, x, y);
+  if (g.KH == 2) return forward_rows<M, 2, 2, L>(g, P, n, x, y);
+  forward_rows<M, 3, 3, L>(g, P, n, x, y);
 }
 
 template <PoolMethod M, LpKind L>
 void backward_geom(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x,
                    const float* y, const float* dy, float* dx) {
-  if (g.KH == 2 && g.KW == 2) {
-    if (g.SW == 2) return backward_rows<M, 2, 2, 2, L>(g, P, n, x, y, dy, dx);
-    return backward_rows<M, 2, 2, 0, L>(g, P, n, x, y, dy, dx);
-  }
-  if (g.SW == 3) return backward_rows<M, 3, 3, 3, L>(g, P, n, x, y, dy, dx);
-  if (g.SW == 2) return backward_rows<M, 3, 3, 2, L>(g, P, n, x, y, dy, dx);
-  backward_rows<M, 3, 3, 0, L>(g, P, n, x, y, dy, dx);
+  if (g.KH == 2) return backward_rows<M, 2, 2, L>(g, P, n, x, y, dy, dx);
+  backward_rows<M, 3, 3, L>(g, P, n, x, y, dy, dx);
 }
 
 template <bool kForward>
