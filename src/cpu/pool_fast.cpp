@@ -97,11 +97,10 @@ inline vf exp_nonpositive(vf x) {
   return sel(tiny, splat(0.f), sel(nan, x, res));
 }
 
+static_assert(kLanes == 4, "per_lane and load_windows build 4-lane vectors");
 template <class F>
 inline vf per_lane(vf a, F f) {  // scalar math (pow, sqrt) lane by lane
-  vf r;
-  for (int l = 0; l < kLanes; ++l) r[l] = f(a[l]);
-  return r;
+  return vf{f(a[0]), f(a[1]), f(a[2]), f(a[3])};
 }
 
 // ---- per-window math, window size N known at compile time ----
@@ -230,7 +229,6 @@ inline void window_backward(const PoolWindowParams& P, int k, const vf (&v)[N], 
 // v[i] lane l = window element i of output ow0 + l (lanes past the row repeat output ow0).
 // Vectors are built from scalars in registers (writing lanes through memory would stall on
 // store forwarding).
-static_assert(kLanes == 4, "load_windows builds 4-lane vectors");
 template <int KH, int KW>
 inline void load_windows(const PoolGeom& g, const float* row, int ow0, int cnt, vf (&v)[KH * KW]) {
   const int S = g.SW;
