@@ -1,5 +1,7 @@
 #include "pool_fast.h"
 
+#include "pool_simd.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -9,17 +11,7 @@ namespace convpool::cpu {
 
 namespace {
 
-// Eight windows at a time in GCC vector types: lane l is output ow0 + l of a row. Written with
-// explicit vectors (not auto-vectorisation, which gives up on the selects of the networks
-// below); on the baseline x86-64 target a vector is two SSE registers.
-constexpr int kLanes = 4;
-typedef float vf __attribute__((vector_size(4 * kLanes)));
-typedef int vi __attribute__((vector_size(4 * kLanes)));
-
-inline vf splat(float a) { return vf{} + a; }
-inline vf sel(vi m, vf a, vf b) { return m ? a : b; }
-inline vi isnan(vf a) { return a != a; }
-inline vf vabs(vf a) { return (vf)((vi)a & 0x7fffffff); }
+using namespace simd;
 
 // The top-ranked value, as pool_argmax ranks (the first NaN, else the first maximum), and its
 // window position.
@@ -77,35 +69,7 @@ inline void sort_descending(vf (&v)[N]) {
     }
 }
 
-// exp(x) for x <= 0 (or NaN): Cephes' expf polynomial with round-to-nearest range reduction,
-// about 1 ulp. exp(-inf) = 0; below -87 it flushes to 0.
-inline vf exp_nonpositive(vf x) {
-  const vi tiny = x < -87.f, nan = isnan(x);
-  vf xc = sel(tiny | nan, splat(0.f), x);
-  const float magic = 12582912.f;  // 1.5 * 2^23: adding it rounds to an integer
-  const vf nf = (xc * 1.44269504088896341f + magic) - magic;
-  const vf r = (xc - nf * 0.693359375f) - nf * -2.12194440e-4f;
-  vf q = splat(1.9875691500e-4f);
-  q = q * r + 1.3981999507e-3f;
-  q = q * r + 8.3334519073e-3f;
-  q = q * r + 4.1665795894e-2f;
-  q = q * r + 1.6666665459e-1f;
-  q = q * r + 5.0000001201e-1f;
-  q = q * r * r + r + 1.f;
-  const vi e = (__builtin_convertvector(nf, vi) + 127) << 23;
-  const vf res = q * (vf)e;
-  return sel(tiny, splat(0.f), sel(nan, x, res));
-}
-
-static_assert(kLanes == 4, "per_lane and load_windows build 4-lane vectors");
-template <class F>
-inline vf per_lane(vf a, F f) {  // scalar math (pow, sqrt) lane by lane
-  return vf{f(a[0]), f(a[1]), f(a[2]), f(a[3])};
-}
-
 // ---- per-window math, window size N known at compile time ----
-
-enum class LpKind { one, two, general };
 
 template <PoolMethod M, int N, LpKind L>
 inline vf window_forward(const PoolWindowParams& P, int k, vf (&v)[N]) {
@@ -243,20 +207,6 @@ inline void load_windows(const PoolGeom& g, const float* row, int ow0, int cnt, 
     for (int i = 0; i < KH * KW; ++i) v[i] = sel((v[i] > 0.f) | isnan(v[i]), v[i], splat(0.f));
 }
 
-inline vf load_lanes(const float* p, int cnt) {
-  if (cnt == kLanes) {
-    vf r;
-    std::memcpy(&r, p, sizeof r);
-    return r;
-  }
-  return vf{p[0], p[cnt > 1 ? 1 : 0], p[cnt > 2 ? 2 : 0], p[cnt > 3 ? 3 : 0]};
-}
-
-inline void store_lanes(float* p, vf r, int cnt) {
-  if (cnt == kLanes) return std::memcpy(p, &r, sizeof r), void();
-  for (int l = 0; l < cnt; ++l) p[l] = r[l];
-}
-
 template <PoolMethod M, int KH, int KW, LpKind L>
 void forward_rows(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x, float* y) {
   const int planes = n * g.C, k = std::min(P.k, KH * KW);
@@ -312,6 +262,12 @@ void backward_rows(const PoolGeom& g, const PoolWindowParams& P, int n, const fl
   }
 }
 
+// 2x2 and 3x3 windows inside the plane (pool_fast_covers), else a global window.
+bool small_window(const PoolGeom& g) {
+  return ((g.KH == 2 && g.KW == 2) || (g.KH == 3 && g.KW == 3)) && g.PH == 0 && g.PW == 0 &&
+         (g.OH - 1) * g.SH + g.KH <= g.H && (g.OW - 1) * g.SW + g.KW <= g.W;
+}
+
 template <PoolMethod M, LpKind L>
 void forward_geom(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x, float* y) {
   if (g.KH == 2) return forward_rows<M, 2, 2, L>(g, P, n, x, y);
@@ -324,6 +280,16 @@ void backward_geom(const PoolGeom& g, const PoolWindowParams& P, int n, const fl
   if (g.KH == 2) return backward_rows<M, 2, 2, L>(g, P, n, x, y, dy, dx);
   backward_rows<M, 3, 3, L>(g, P, n, x, y, dy, dx);
 }
+
+}  // namespace
+
+bool pool_fast_covers(const PoolGeom& g, const PoolWindowParams& p, bool wants_dlambda) {
+  if (p.method == PoolMethod::stochastic || wants_dlambda) return false;
+  if (small_window(g)) return true;
+  return pool_global_covers(g, p);
+}
+
+namespace {
 
 template <bool kForward>
 struct Run {
@@ -354,20 +320,16 @@ struct Run {
 
 }  // namespace
 
-bool pool_fast_covers(const PoolGeom& g, const PoolWindowParams& p, bool wants_dlambda) {
-  if (p.method == PoolMethod::stochastic || wants_dlambda) return false;
-  const bool size_ok = (g.KH == 2 && g.KW == 2) || (g.KH == 3 && g.KW == 3);
-  return size_ok && g.PH == 0 && g.PW == 0 && g.SH >= 1 && g.SW >= 1 &&
-         (g.OH - 1) * g.SH + g.KH <= g.H && (g.OW - 1) * g.SW + g.KW <= g.W;
-}
 
 void pool_forward_fast(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
                        float* y) {
+  if (!small_window(g)) return pool_global_forward(g, p, n, x, y);
   Run<true>::method(g, p, n, x, nullptr, nullptr, y);
 }
 
 void pool_backward_fast(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
                         const float* y, const float* dy, float* dx) {
+  if (!small_window(g)) return pool_global_backward(g, p, n, x, y, dy, dx);
   Run<false>::method(g, p, n, x, y, dy, dx);
 }
 

@@ -1,6 +1,6 @@
 // Specialised CPU pooling paths (issue 15): 2x2 and 3x3 windows that lie wholly inside the
 // plane (no padding; any stride, so 2x2/2, 3x3/3 and the overlapping 3x3/2 are all covered),
-// and global pooling. Each window is loaded into registers with its size known at compile time
+// and global pooling (pool_fast_global.cpp). Each window is loaded into registers with its size known at compile time
 // and the method's math is written branch-free, so the loop over an output row vectorises.
 // Avg-TopK and T-Max-Avg select with a small sorting network (forward) and rank counting
 // (backward); Lp calls pow only when p is neither 1 nor 2.
@@ -23,5 +23,13 @@ void pool_forward_fast(const PoolGeom& g, const PoolWindowParams& p, int n, cons
 // dx is overwritten.
 void pool_backward_fast(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
                         const float* y, const float* dy, float* dx);
+
+// pool_fast_global.cpp: global windows over planes larger than 3x3 (max, min, avg, mixed, lp,
+// softpool); called by the two above.
+bool pool_global_covers(const PoolGeom& g, const PoolWindowParams& p);
+void pool_global_forward(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
+                         float* y);
+void pool_global_backward(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
+                          const float* y, const float* dy, float* dx);
 
 }  // namespace convpool::cpu

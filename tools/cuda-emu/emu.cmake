@@ -48,6 +48,7 @@ target_link_libraries(convpool_emu_kernels PUBLIC Boost::context)
 # without CUDA (convpool_lib may hold the real kernels, whose names these emulated ones share).
 add_library(convpool_emu_oracle STATIC
             ${CMAKE_SOURCE_DIR}/src/cpu/pool.cpp ${CMAKE_SOURCE_DIR}/src/cpu/pool_fast.cpp
+            ${CMAKE_SOURCE_DIR}/src/cpu/pool_fast_global.cpp
             ${CMAKE_SOURCE_DIR}/src/cpu/loss.cpp
             ${CMAKE_SOURCE_DIR}/src/cpu/nn_ops.cpp
             ${CMAKE_SOURCE_DIR}/src/train/optim.cpp ${CMAKE_SOURCE_DIR}/src/data/cifar.cpp
