@@ -1,9 +1,13 @@
 #include "pool.h"
 
+#include <omp.h>
+
 #include <algorithm>
+#include <cstring>
 #include <vector>
 
 #include "../../kernels/philox.cuh"
+#include "pool_fast.h"
 
 namespace convpool::cpu {
 
@@ -44,23 +48,34 @@ inline int gather(const PoolGeom& g, const float* xp, int oh, int ow, float* v, 
   }
 }
 
+// The generic path's scratch (pool_scratch_floats): one double per plane for dlambda, then
+// per thread `win` values, `win` gradients and `win` offsets.
+struct Scratch {
+  float* base;
+  int threads;
+  double* lambda_parts() const { return reinterpret_cast<double*>(base); }
+  float* thread_block(const PoolGeom& g, int n, int t) const {
+    return base + 2 * size_t(n) * g.C + size_t(t) * 3 * g.KH * g.KW;
+  }
+};
+
 template <PoolMethod M, bool kFull4>
 void forward_impl(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
-                  const float* x, float* y) {
+                  const float* x, float* y, const Scratch& s) {
   const int planes = n * g.C, win = g.KH * g.KW;
-#pragma omp parallel
+#pragma omp parallel num_threads(s.threads)
   {
-    std::vector<float> v(win);
-    std::vector<int> src(win);
+    float* v = s.thread_block(g, n, omp_get_thread_num());
+    int* src = reinterpret_cast<int*>(v + 2 * win);
 #pragma omp for schedule(static)
     for (int pl = 0; pl < planes; ++pl) {
       const float* xp = x + size_t(pl) * g.H * g.W;
       for (int oh = 0; oh < g.OH; ++oh)
         for (int ow = 0; ow < g.OW; ++ow) {
           const uint64_t oi = (uint64_t(pl) * g.OH + oh) * g.OW + ow;
-          const int cnt = gather<kFull4>(g, xp, oh, ow, v.data(), src.data());
+          const int cnt = gather<kFull4>(g, xp, oh, ow, v, src);
           const int divisor = g.include_pad ? win : cnt;
-          y[oi] = pool_window_forward(for_window<M>(p, rng, oi), v.data(), cnt, divisor);
+          y[oi] = pool_window_forward(for_window<M>(p, rng, oi), v, cnt, divisor);
         }
     }
   }
@@ -68,14 +83,17 @@ void forward_impl(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& r
 
 template <PoolMethod M, bool kFull4>
 void backward_impl(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
-                   const float* x, const float* y, const float* dy, float* dx, float* dlambda) {
+                   const float* x, const float* y, const float* dy, float* dx, float* dlambda,
+                   const Scratch& s) {
   const int planes = n * g.C, win = g.KH * g.KW;
   // Per-plane partial sums, added in order afterwards, keep dlambda deterministic.
-  std::vector<double> lambda_part(dlambda ? planes : 0, 0.0);
-#pragma omp parallel
+  double* lambda_part = s.lambda_parts();
+  if (dlambda) std::fill(lambda_part, lambda_part + planes, 0.0);
+#pragma omp parallel num_threads(s.threads)
   {
-    std::vector<float> v(win), gr(win);
-    std::vector<int> src(win);
+    float* v = s.thread_block(g, n, omp_get_thread_num());
+    float* gr = v + win;
+    int* src = reinterpret_cast<int*>(v + 2 * win);
 #pragma omp for schedule(static)
     for (int pl = 0; pl < planes; ++pl) {
       const float* xp = x + size_t(pl) * g.H * g.W;
@@ -84,16 +102,15 @@ void backward_impl(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& 
       for (int oh = 0; oh < g.OH; ++oh)
         for (int ow = 0; ow < g.OW; ++ow) {
           const uint64_t oi = (uint64_t(pl) * g.OH + oh) * g.OW + ow;
-          const int cnt = gather<kFull4>(g, xp, oh, ow, v.data(), src.data());
+          const int cnt = gather<kFull4>(g, xp, oh, ow, v, src);
           const int divisor = g.include_pad ? win : cnt;
           if (dxp) {
-            pool_window_backward(for_window<M>(p, rng, oi), v.data(), cnt, divisor, y[oi], dy[oi],
-                                 gr.data());
+            pool_window_backward(for_window<M>(p, rng, oi), v, cnt, divisor, y[oi], dy[oi], gr);
             for (int i = 0; i < cnt; ++i) dxp[src[i]] += gr[i];
           }
           if (dlambda)
             lambda_part[pl] += double(dy[oi]) *
-                               (v[pool_argmax(v.data(), cnt)] - pool_mean(v.data(), cnt, divisor));
+                               (v[pool_argmax(v, cnt)] - pool_mean(v, cnt, divisor));
         }
       if (dxp && g.relu_in)
         for (int i = 0; i < g.H * g.W; ++i) dxp[i] = pool_input_grad(g, xp[i], dxp[i]);
@@ -101,7 +118,7 @@ void backward_impl(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& 
   }
   if (dlambda) {
     double sum = 0;
-    for (double part : lambda_part) sum += part;
+    for (int pl = 0; pl < planes; ++pl) sum += lambda_part[pl];
     *dlambda = float(sum);
   }
 }
@@ -134,17 +151,18 @@ void dispatch(PoolMethod m, Args&&... args) {
 template <PoolMethod M>
 struct Forward {
   static void run(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
-                  const float* x, float* y) {
-    if (all_full_2x2(g)) return forward_impl<M, true>(g, p, rng, n, x, y);
-    forward_impl<M, false>(g, p, rng, n, x, y);
+                  const float* x, float* y, const Scratch& s) {
+    if (all_full_2x2(g)) return forward_impl<M, true>(g, p, rng, n, x, y, s);
+    forward_impl<M, false>(g, p, rng, n, x, y, s);
   }
 };
 template <PoolMethod M>
 struct Backward {
   static void run(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
-                  const float* x, const float* y, const float* dy, float* dx, float* dlambda) {
-    if (all_full_2x2(g)) return backward_impl<M, true>(g, p, rng, n, x, y, dy, dx, dlambda);
-    backward_impl<M, false>(g, p, rng, n, x, y, dy, dx, dlambda);
+                  const float* x, const float* y, const float* dy, float* dx, float* dlambda,
+                  const Scratch& s) {
+    if (all_full_2x2(g)) return backward_impl<M, true>(g, p, rng, n, x, y, dy, dx, dlambda, s);
+    backward_impl<M, false>(g, p, rng, n, x, y, dy, dx, dlambda, s);
   }
 };
 
@@ -222,25 +240,47 @@ void scatter_to_argmax(const PoolGeom& g, int n, const float* x, const float* dy
   }
 }
 
+// The caller's scratch, or (null) one of our own for the current thread count.
+Scratch scratch_for(const PoolGeom& g, int n, float* scratch, int threads,
+                    std::vector<float>& own) {
+  const int max_threads = omp_get_max_threads();
+  if (!scratch) {
+    own.resize(pool_scratch_floats(g, n, max_threads));
+    return {own.data(), max_threads};
+  }
+  return {scratch, std::max(1, std::min(threads, max_threads))};
+}
+
 }  // namespace
 
+size_t pool_scratch_floats(const PoolGeom& g, int n, int threads) {
+  return 2 * size_t(n) * g.C + size_t(threads) * 3 * g.KH * g.KW;
+}
+
 void pool_forward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
-                  const float* x, float* y, int32_t* argmax) {
+                  const float* x, float* y, int32_t* argmax, float* scratch,
+                  int scratch_threads) {
   if (p.method == PoolMethod::max && argmax) {
     if (all_full_2x2(g)) return max_forward_recording<true>(g, n, x, y, argmax);
     return max_forward_recording<false>(g, n, x, y, argmax);
   }
-  dispatch<Forward>(p.method, g, p, rng, n, x, y);
+  if (pool_fast_covers(g, p, false)) return pool_forward_fast(g, p, n, x, y);
+  std::vector<float> own;
+  dispatch<Forward>(p.method, g, p, rng, n, x, y, scratch_for(g, n, scratch, scratch_threads, own));
 }
 
 void pool_backward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                    const float* x, const float* y, const float* dy, float* dx, float* dlambda,
-                   const int32_t* argmax) {
+                   const int32_t* argmax, float* scratch, int scratch_threads) {
   if (p.method == PoolMethod::max && argmax) {
     if (dx) scatter_to_argmax(g, n, x, dy, argmax, dx);
     return;
   }
-  dispatch<Backward>(p.method, g, p, rng, n, x, y, dy, dx, dlambda);
+  if (dx && pool_fast_covers(g, p, dlambda != nullptr))
+    return pool_backward_fast(g, p, n, x, y, dy, dx);
+  std::vector<float> own;
+  dispatch<Backward>(p.method, g, p, rng, n, x, y, dy, dx, dlambda,
+                     scratch_for(g, n, scratch, scratch_threads, own));
 }
 
 }  // namespace convpool::cpu

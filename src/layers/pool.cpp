@@ -1,6 +1,9 @@
 // pool: every pooling method. `pool METHOD [global] [size=2] [stride=size] [pad=0] [k=2] [p=2]
 // [t=0] [include_pad=1] [learned=0]`
 #include "../cpu/pool.h"
+#include "../cpu/pool_fast.h"
+
+#include <omp.h>
 
 #include <cmath>
 #include <sstream>
@@ -160,6 +163,15 @@ class PoolLayer : public Layer {
     return record ? size_t(batch) * g_.C * g_.OH * g_.OW : 0;
   }
 
+  // The generic CPU path's per-thread window scratch (the specialised paths need none), so
+  // that a step allocates nothing.
+  size_t workspace_floats(int batch) const override {
+    if (device_ != Device::cpu || wp_.method == PoolMethod::max) return 0;
+    if (cpu::pool_fast_covers(g_, wp_, learned_)) return 0;
+    scratch_threads_ = omp_get_max_threads();
+    return cpu::pool_scratch_floats(g_, batch, scratch_threads_);
+  }
+
   void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) override {
 #ifdef CONVPOOL_HAVE_CUDA
     if (ctx.device == Device::cuda)
@@ -167,7 +179,8 @@ class PoolLayer : public Layer {
                                 x.shape.n, x.data, y.data, state_ints(), ctx.stream,
                                 first_output(ctx));
 #endif
-    cpu::pool_forward(g_, window_params(ctx), rng(ctx), x.shape.n, x.data, y.data, state_ints());
+    cpu::pool_forward(g_, window_params(ctx), rng(ctx), x.shape.n, x.data, y.data, state_ints(),
+                      scratch(), scratch_threads_);
   }
 
   void backward(const StepContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy,
@@ -182,7 +195,7 @@ class PoolLayer : public Layer {
     float dlambda = 0;
     const PoolWindowParams wp = window_params(ctx);
     cpu::pool_backward(g_, wp, rng(ctx), x.shape.n, x.data, y.data, dy.data, dx.data,
-                       learned_ ? &dlambda : nullptr, state_ints());
+                       learned_ ? &dlambda : nullptr, state_ints(), scratch(), scratch_threads_);
     if (learned_) grads_[0].data[0] = dlambda * wp.lambda * (1.f - wp.lambda);
   }
 
@@ -203,6 +216,8 @@ class PoolLayer : public Layer {
   uint64_t first_output(const StepContext& ctx) const {
     return ctx.sample_offset * uint64_t(g_.C) * g_.OH * g_.OW;
   }
+  // The workspace when workspace_floats asked for one; null lets the CPU code use its own.
+  float* scratch() const { return scratch_threads_ > 0 ? workspace_ : nullptr; }
 
   PoolWindowParams window_params(const StepContext& ctx) const {
     PoolWindowParams p = wp_;
@@ -226,6 +241,7 @@ class PoolLayer : public Layer {
   bool relu_in_ = false;  // the preceding ReLU is fused in (absorb_preceding_relu)
   int kh_ = 2, kw_ = 2, sh_ = 2, sw_ = 2, ph_ = 0, pw_ = 0;
   PoolGeom g_{};
+  mutable int scratch_threads_ = 0;  // threads the workspace was sized for (0: none)
 };
 
 }  // namespace

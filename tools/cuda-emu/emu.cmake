@@ -47,7 +47,9 @@ target_link_libraries(convpool_emu_kernels PUBLIC Boost::context)
 # The oracle: the CPU backend's own sources for the ops the kernels implement, compiled
 # without CUDA (convpool_lib may hold the real kernels, whose names these emulated ones share).
 add_library(convpool_emu_oracle STATIC
-            ${CMAKE_SOURCE_DIR}/src/cpu/pool.cpp ${CMAKE_SOURCE_DIR}/src/cpu/loss.cpp
+            ${CMAKE_SOURCE_DIR}/src/cpu/pool.cpp ${CMAKE_SOURCE_DIR}/src/cpu/pool_fast.cpp
+            ${CMAKE_SOURCE_DIR}/src/cpu/pool_fast_global.cpp
+            ${CMAKE_SOURCE_DIR}/src/cpu/loss.cpp
             ${CMAKE_SOURCE_DIR}/src/cpu/nn_ops.cpp ${CMAKE_SOURCE_DIR}/src/core/distributed.cpp
             ${CMAKE_SOURCE_DIR}/src/train/optim.cpp ${CMAKE_SOURCE_DIR}/src/data/cifar.cpp
             ${CMAKE_SOURCE_DIR}/src/core/file_io.cpp)  # cifar.cpp reads files with it

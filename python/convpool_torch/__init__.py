@@ -1,0 +1,253 @@
+"""convpool's pooling methods for PyTorch.
+
+Every method is a torch.autograd.Function (``PoolFunction``, through ``pool2d``) and an
+nn.Module. CPU tensors run convpool's own CPU code (src/cpu/pool.cpp, src/cpu/pool_fast.cpp
+and the per-window math of kernels/pool_math.cuh); CUDA tensors run convpool's CUDA kernels
+(kernels/pool_small.cu, kernels/pool_warp.cu) when the extension was built with CUDA.
+
+Build first: ``tools/build-torch-ext`` (see README, "Use from PyTorch").
+
+    import convpool_torch as cpt
+    pool = cpt.AvgTopK(k=3, kernel_size=3, stride=3)
+    y = pool(x)                       # x: N x C x H x W, float32 or float64
+
+The kernels compute in float32: float64 inputs are converted on the way in and the results
+(output and gradients) converted back, so float64 gives float32 accuracy.
+"""
+import numbers
+
+import torch
+from torch import nn
+
+try:
+    from . import _C
+except ImportError as e:  # pragma: no cover - the message is the point
+    raise ImportError(
+        "convpool_torch: the compiled extension is missing; build it with tools/build-torch-ext "
+        f"({e})") from e
+
+__all__ = ["METHODS", "pool2d", "PoolFunction", "MaxPool", "AvgPool", "MinPool", "LpPool",
+           "MixedPool", "StochasticPool", "AvgTopK", "TMaxAvg", "SoftPool", "built_with_cuda"]
+
+# Method ids as in kernels/pool_math.cuh (enum class PoolMethod).
+METHODS = {"max": 0, "avg": 1, "min": 2, "lp": 3, "mixed": 4, "stochastic": 5, "avgtopk": 6,
+           "tmaxavg": 7, "softpool": 8}
+MAX_TOPK = _C.max_topk()
+_NONE = torch.empty(0)
+
+
+def built_with_cuda():
+    """True when this build runs CUDA tensors on convpool's CUDA kernels."""
+    return _C.built_with_cuda()
+
+
+def _pair(value, name, minimum):
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        value = (int(value), int(value))
+    if (not isinstance(value, (tuple, list)) or len(value) != 2 or
+            not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in value)):
+        raise TypeError(f"convpool_torch: {name} must be an int or a pair of ints, got {value!r}")
+    if min(value) < minimum:
+        raise ValueError(f"convpool_torch: {name} must be >= {minimum}, got {tuple(value)}")
+    return int(value[0]), int(value[1])
+
+
+def _check_input(x):
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"convpool_torch: expected a tensor, got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"convpool_torch: expected a 4-D input (N, C, H, W), got shape "
+                         f"{tuple(x.shape)}")
+    if x.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"convpool_torch: expected float32 or float64, got {x.dtype}")
+    if x.device.type == "cuda" and not built_with_cuda():
+        raise RuntimeError("convpool_torch: this build has no CUDA kernels "
+                           "(tools/build-torch-ext --cuda)")
+    if x.device.type not in ("cpu", "cuda"):
+        raise RuntimeError(f"convpool_torch: unsupported device {x.device}")
+    if x.numel() == 0:
+        raise ValueError(f"convpool_torch: empty input of shape {tuple(x.shape)}")
+
+
+class PoolFunction(torch.autograd.Function):
+    """apply(x, alpha, cfg): alpha is the learned-mixed parameter (or None); cfg the tuple
+    (method, kh, kw, sh, sw, ph, pw, include_pad, k, p, t, training, seed, layer, step)."""
+
+    @staticmethod
+    def forward(ctx, x, alpha, cfg):
+        xf = x.detach().to(torch.float32).contiguous()
+        af = _NONE if alpha is None else alpha.detach().to(torch.float32).reshape(1).contiguous()
+        if x.is_cuda and alpha is not None:
+            af = af.to(x.device)
+        y, ranked = _C.forward(xf, *cfg, af)
+        ctx.save_for_backward(xf, y, af, ranked)
+        ctx.cfg, ctx.dtype = cfg, x.dtype
+        ctx.alpha_like = None if alpha is None else (alpha.shape, alpha.dtype)
+        return y.to(x.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gy):
+        xf, y, af, ranked = ctx.saved_tensors
+        if ranked is None:
+            ranked = _NONE
+        dx, dalpha = _C.backward(xf, y, gy.to(torch.float32).contiguous(), *ctx.cfg, af, ranked)
+        gx = dx.to(ctx.dtype) if ctx.needs_input_grad[0] else None
+        ga = None
+        if ctx.alpha_like is not None and ctx.needs_input_grad[1] and dalpha is not None:
+            shape, dtype = ctx.alpha_like
+            ga = dalpha.to(dtype).reshape(shape)
+        return gx, ga, None
+
+
+def pool2d(x, method, kernel_size=2, stride=None, padding=0, *, global_pool=False, k=2, p=2.0,
+           t=0.0, include_pad=True, training=False, seed=0, step=0, layer=0, alpha=None):
+    """Pools x (N, C, H, W) with one of METHODS.
+
+    kernel_size/stride/padding: int or pair (stride defaults to kernel_size; padding at most
+    half the window). global_pool: one window over the whole plane. k: avgtopk and tmaxavg
+    (1..64, at most the window). p: lp (> 0). t: tmaxavg's threshold. include_pad: avg's
+    divisor. training: stochastic samples and mixed draws lambda in {0, 1} from (seed, layer,
+    step); in evaluation stochastic is the expectation and mixed uses lambda 0.5. alpha: mixed
+    with a learned lambda = sigmoid(alpha) (a 1-element tensor, differentiable).
+    """
+    _check_input(x)
+    if method not in METHODS:
+        raise ValueError(f"convpool_torch: unknown method {method!r}; one of {sorted(METHODS)}")
+    H, W = x.shape[2], x.shape[3]
+    if global_pool:
+        kh, kw, sh, sw, ph, pw = H, W, H, W, 0, 0
+    else:
+        kh, kw = _pair(kernel_size, "kernel_size", 1)
+        sh, sw = _pair(kernel_size if stride is None else stride, "stride", 1)
+        ph, pw = _pair(padding, "padding", 0)
+        if ph > kh // 2 or pw > kw // 2:
+            raise ValueError(f"convpool_torch: padding {(ph, pw)} must be at most half the "
+                             f"window {(kh, kw)}")
+        if kh > H + 2 * ph or kw > W + 2 * pw:
+            raise ValueError(f"convpool_torch: window {kh}x{kw} is larger than the padded input "
+                             f"{H + 2 * ph}x{W + 2 * pw}")
+    if method in ("avgtopk", "tmaxavg"):
+        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or not 1 <= k <= MAX_TOPK:
+            raise ValueError(f"convpool_torch: k must be an int in 1..{MAX_TOPK}, got {k!r}")
+        if k > kh * kw:
+            raise ValueError(f"convpool_torch: k={k} is larger than the window ({kh * kw} "
+                             "elements)")
+    if method == "lp" and not (isinstance(p, numbers.Real) and 0 < p < float("inf")):
+        raise ValueError(f"convpool_torch: p must be a finite number > 0, got {p!r}")
+    if alpha is not None:
+        if method != "mixed":
+            raise ValueError("convpool_torch: alpha (learned lambda) is for method 'mixed' only")
+        if not isinstance(alpha, torch.Tensor) or alpha.numel() != 1:
+            raise ValueError("convpool_torch: alpha must be a 1-element tensor")
+    cfg = (METHODS[method], kh, kw, sh, sw, ph, pw, bool(include_pad), int(k), float(p),
+           float(t), bool(training), int(seed), int(layer), int(step))
+    return PoolFunction.apply(x, alpha, cfg)
+
+
+class _Pool(nn.Module):
+    method = None
+
+    def __init__(self, kernel_size=2, stride=None, padding=0, global_pool=False, **params):
+        super().__init__()
+        self.kernel_size, self.stride, self.padding = kernel_size, stride, padding
+        self.global_pool = global_pool
+        self.params = params
+        # Validate the parameters now (a dummy call on a window-sized input).
+        if not global_pool:
+            kh, kw = _pair(kernel_size, "kernel_size", 1)
+            pool2d(torch.zeros(1, 1, kh, kw), self.method, kernel_size, stride, padding, **params)
+
+    def _extra(self):
+        return {}
+
+    def forward(self, x):
+        return pool2d(x, self.method, self.kernel_size, self.stride, self.padding,
+                      global_pool=self.global_pool, training=self.training, **self.params,
+                      **self._extra())
+
+    def extra_repr(self):
+        geom = "global" if self.global_pool else (
+            f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}")
+        return ", ".join([geom] + [f"{k}={v}" for k, v in self.params.items()])
+
+
+class _Seeded(_Pool):
+    """Methods with random draws: (seed, layer, step), step counting training calls."""
+
+    def __init__(self, kernel_size=2, stride=None, padding=0, global_pool=False, seed=0, layer=0,
+                 **params):
+        super().__init__(kernel_size, stride, padding, global_pool, **params)
+        self.seed, self.layer, self.step = int(seed), int(layer), 0
+
+    def _extra(self):
+        if self.training:
+            self.step += 1
+        return {"seed": self.seed, "layer": self.layer, "step": self.step}
+
+
+class MaxPool(_Pool):
+    method = "max"
+
+
+class AvgPool(_Pool):
+    method = "avg"
+
+    def __init__(self, kernel_size=2, stride=None, padding=0, global_pool=False,
+                 include_pad=True):
+        super().__init__(kernel_size, stride, padding, global_pool, include_pad=include_pad)
+
+
+class MinPool(_Pool):
+    method = "min"
+
+
+class LpPool(_Pool):
+    method = "lp"
+
+    def __init__(self, p=2.0, kernel_size=2, stride=None, padding=0, global_pool=False):
+        super().__init__(kernel_size, stride, padding, global_pool, p=p)
+
+
+class SoftPool(_Pool):
+    method = "softpool"
+
+
+class AvgTopK(_Pool):
+    """Mean of the k largest values of each window (Avg-TopK)."""
+    method = "avgtopk"
+
+    def __init__(self, k=2, kernel_size=2, stride=None, padding=0, global_pool=False):
+        super().__init__(kernel_size, stride, padding, global_pool, k=k)
+
+
+class TMaxAvg(_Pool):
+    """The window's max if it is >= t, else the mean of its k largest values."""
+    method = "tmaxavg"
+
+    def __init__(self, k=2, t=0.0, kernel_size=2, stride=None, padding=0, global_pool=False):
+        super().__init__(kernel_size, stride, padding, global_pool, k=k, t=t)
+
+
+class StochasticPool(_Seeded):
+    """Training: samples x_i with probability max(x_i, 0) / sum (draws from seed, layer and a
+    step counted per training call); evaluation: the expectation."""
+    method = "stochastic"
+
+
+class MixedPool(_Seeded):
+    """lambda * max + (1 - lambda) * avg. learned=False: lambda in {0, 1} drawn per training
+    call, 0.5 in evaluation; learned=True: lambda = sigmoid(alpha), alpha trained (starts 0)."""
+    method = "mixed"
+
+    def __init__(self, learned=False, kernel_size=2, stride=None, padding=0, global_pool=False,
+                 seed=0, layer=0):
+        super().__init__(kernel_size, stride, padding, global_pool, seed=seed, layer=layer)
+        self.learned = learned
+        self.alpha = nn.Parameter(torch.zeros(1)) if learned else None
+
+    def _extra(self):
+        extra = super()._extra()
+        if self.learned:
+            extra["alpha"] = self.alpha
+        return extra

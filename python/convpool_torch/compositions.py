@@ -1,0 +1,75 @@
+"""The pooling methods written as PyTorch compositions: what users write without convpool_torch,
+the references of the equality tests (tests/test_torch_ext.py) and the other side of the
+benchmark (tools/bench-torch-ext). Windows without padding; any dtype; autograd as PyTorch's.
+"""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _windows(x, size, stride):
+    """(N, C, size*size, OH, OW) view of the windows, row-major within a window."""
+    n, c, h, w = x.shape
+    oh, ow = (h - size) // stride + 1, (w - size) // stride + 1
+    cols = F.unfold(x, size, stride=stride)  # N, C*size*size, OH*OW
+    return cols.view(n, c, size * size, oh, ow)
+
+
+def avgtopk(x, size, stride, k):
+    """unfold + topk + mean: the usual Avg-TopK composition."""
+    return _windows(x, size, stride).topk(k, dim=2).values.mean(dim=2)
+
+
+def tmaxavg(x, size, stride, k, t):
+    m = F.max_pool2d(x, size, stride)
+    return torch.where(m >= t, m, avgtopk(x, size, stride, k))
+
+
+def softpool(x, size, stride):
+    """The SoftPool paper's formula, sum e^x x / sum e^x, via avg_pool2d (not max-shifted)."""
+    e = x.exp()
+    return F.avg_pool2d(e * x, size, stride) / F.avg_pool2d(e, size, stride)
+
+
+def lp(x, size, stride, p):
+    """(sum |x|^p)^(1/p); F.lp_pool2d is the same for p = 2 (and for x >= 0)."""
+    return (F.avg_pool2d(x.abs().pow(p), size, stride) * (size * size)).pow(1.0 / p)
+
+
+def mixed(x, size, stride, lam):
+    return lam * F.max_pool2d(x, size, stride) + (1 - lam) * F.avg_pool2d(x, size, stride)
+
+
+def stochastic_eval(x, size, stride):
+    """Evaluation-time stochastic pooling: sum relu(x)^2 / sum relu(x) (0 for all-zero)."""
+    r = x.clamp(min=0)
+    s = F.avg_pool2d(r, size, stride)
+    q = F.avg_pool2d(r * r, size, stride)
+    return torch.where(s > 0, q / torch.where(s > 0, s, torch.ones_like(s)), torch.zeros_like(s))
+
+
+def minpool(x, size, stride):
+    return -F.max_pool2d(-x, size, stride)
+
+
+class AvgTopKComposition(nn.Module):
+    def __init__(self, k, kernel_size, stride=None):
+        super().__init__()
+        self.k, self.size, self.stride = k, kernel_size, stride or kernel_size
+
+    def forward(self, x):
+        return avgtopk(x, self.size, self.stride, self.k)
+
+
+def tutorial_cnn(pool1, pool2, flat):
+    """The Keras CIFAR-10 tutorial CNN (models/keras_cifar10.cfg) with the given pool modules;
+    `flat` is the flattened size after pool2 (2304 for 2x2 pools, 256 for 3x3 stride 3)."""
+    model = nn.Sequential(
+        nn.Conv2d(3, 32, 3), nn.ReLU(), pool1,
+        nn.Conv2d(32, 64, 3), nn.ReLU(), pool2,
+        nn.Flatten(), nn.Linear(flat, 64), nn.ReLU(), nn.Linear(64, 10))
+    for m in model:
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+    return model

@@ -1,0 +1,177 @@
+// convpool_torch._C: the PyTorch binding of convpool's pooling. CPU tensors run
+// src/cpu/pool.cpp (+ pool_fast.cpp) and the shared window math of kernels/pool_math.cuh;
+// CUDA tensors, when built with CONVPOOL_TORCH_CUDA, run kernels/pool_small.cu and
+// pool_warp.cu through the launchers of src/cuda/ops.h (cuda_glue.cpp). The sources are the
+// engine's own, compiled in place (python/setup.py), never copied.
+#include <omp.h>
+#include <torch/extension.h>
+
+#include <cmath>
+#include <string>
+
+#include "../../../kernels/philox.cuh"
+#include "../../../src/cpu/pool.h"
+#include "../../../src/cpu/pool_fast.h"
+
+namespace cp = convpool;
+
+#ifdef CONVPOOL_TORCH_CUDA
+// cuda_glue.cpp
+std::vector<at::Tensor> cuda_pool_forward(const cp::PoolGeom& g, const cp::PoolWindowParams& p,
+                                          uint64_t seed, uint32_t layer, uint64_t step,
+                                          const at::Tensor& alpha, const at::Tensor& x);
+std::vector<at::Tensor> cuda_pool_backward(const cp::PoolGeom& g, const cp::PoolWindowParams& p,
+                                           uint64_t seed, uint32_t layer, uint64_t step,
+                                           const at::Tensor& alpha, const at::Tensor& x,
+                                           const at::Tensor& y, const at::Tensor& dy,
+                                           const at::Tensor& ranked);
+#endif
+
+namespace {
+
+// Everything one call needs, checked: the geometry follows make_pool_geom and the pool
+// layer's rules (src/layers/pool.cpp), so bad input is an exception, never a crash.
+struct Call {
+  cp::PoolGeom g;
+  cp::PoolWindowParams p;
+  cp::PoolRng rng;
+  int n;
+};
+
+Call make_call(const at::Tensor& x, int64_t method, int64_t kh, int64_t kw, int64_t sh,
+               int64_t sw, int64_t ph, int64_t pw, bool include_pad, int64_t k, double pnorm,
+               double t, bool training, int64_t seed, int64_t layer, int64_t step) {
+  TORCH_CHECK(x.dim() == 4, "convpool_torch: expected a 4-D input (N, C, H, W), got ", x.dim(),
+              "-D");
+  TORCH_CHECK(x.scalar_type() == at::kFloat, "convpool_torch: the kernels take float32");
+  TORCH_CHECK(x.is_contiguous(), "convpool_torch: the input must be contiguous");
+  TORCH_CHECK(method >= 0 && method <= int64_t(cp::PoolMethod::softpool),
+              "convpool_torch: unknown method id ", method);
+  TORCH_CHECK(kh >= 1 && kw >= 1 && sh >= 1 && sw >= 1 && ph >= 0 && pw >= 0,
+              "convpool_torch: window and stride must be >= 1 and padding >= 0");
+  TORCH_CHECK(ph <= kh / 2 && pw <= kw / 2,
+              "convpool_torch: padding must be at most half the window size");
+  const int64_t N = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  TORCH_CHECK(N * C * H * W < (int64_t(1) << 31), "convpool_torch: input too large");
+  TORCH_CHECK(kh <= H + 2 * ph && kw <= W + 2 * pw, "convpool_torch: window ", kh, "x", kw,
+              " is larger than the padded input ", H + 2 * ph, "x", W + 2 * pw);
+  Call c;
+  c.p.method = cp::PoolMethod(method);
+  const bool topk = c.p.method == cp::PoolMethod::avgtopk || c.p.method == cp::PoolMethod::tmaxavg;
+  if (topk) {
+    TORCH_CHECK(k >= 1 && k <= cp::kPoolMaxTopK, "convpool_torch: k must be in 1..",
+                cp::kPoolMaxTopK, ", got ", k);
+    TORCH_CHECK(k <= kh * kw, "convpool_torch: k=", k, " is larger than the window (", kh * kw,
+                " elements)");
+  }
+  TORCH_CHECK(pnorm > 0 && std::isfinite(pnorm), "convpool_torch: p must be > 0 and finite");
+  c.p.k = int(k);
+  c.p.p = float(pnorm);
+  c.p.threshold = float(t);
+  c.p.training = training;
+  c.g = cp::make_pool_geom(int(C), int(H), int(W), int(kh), int(kw), int(sh), int(sw), int(ph),
+                           int(pw), include_pad, false);
+  c.rng = {uint64_t(seed), uint32_t(layer), uint64_t(step)};
+  c.n = int(N);
+  return c;
+}
+
+// lambda of mixed pooling as the pool layer sets it: sigmoid(alpha) when learned, else one
+// draw in {0, 1} per layer per step in training and 0.5 in evaluation.
+float mix_lambda(const Call& c, const at::Tensor& alpha) {
+  if (alpha.defined() && alpha.numel() > 0) {
+    const float a = alpha.to(at::kCPU).to(at::kFloat).item<float>();
+    return 1.f / (1.f + std::exp(-a));
+  }
+  if (!c.p.training) return 0.5f;
+  return cp::philox_uniform(c.rng.seed, cp::kRngPoolMix, c.rng.layer, uint32_t(c.rng.step), 0) <
+                 0.5f
+             ? 1.f
+             : 0.f;
+}
+
+at::Tensor scratch_for(const Call& c, bool wants_dlambda) {
+  if (cp::cpu::pool_fast_covers(c.g, c.p, wants_dlambda)) return at::Tensor();
+  return at::empty({int64_t(cp::cpu::pool_scratch_floats(c.g, c.n, omp_get_max_threads()))},
+                   at::kFloat);
+}
+
+// Returns (y, ranked): ranked is the CUDA large-window kernels' saved selection (empty on CPU).
+std::vector<at::Tensor> forward(const at::Tensor& x, int64_t method, int64_t kh, int64_t kw,
+                                int64_t sh, int64_t sw, int64_t ph, int64_t pw, bool include_pad,
+                                int64_t k, double pnorm, double t, bool training, int64_t seed,
+                                int64_t layer, int64_t step, const at::Tensor& alpha) {
+  Call c = make_call(x, method, kh, kw, sh, sw, ph, pw, include_pad, k, pnorm, t, training, seed,
+                     layer, step);
+  if (x.is_cuda()) {
+#ifdef CONVPOOL_TORCH_CUDA
+    return cuda_pool_forward(c.g, c.p, c.rng.seed, c.rng.layer, c.rng.step, alpha, x);
+#else
+    TORCH_CHECK(false, "convpool_torch was built without CUDA (see tools/build-torch-ext)");
+#endif
+  }
+  TORCH_CHECK(x.device().is_cpu(), "convpool_torch: unsupported device ", x.device());
+  if (c.p.method == cp::PoolMethod::mixed) c.p.lambda = mix_lambda(c, alpha);
+  at::Tensor y = at::empty({c.n, c.g.C, c.g.OH, c.g.OW}, x.options());
+  at::Tensor s = scratch_for(c, false);
+  cp::cpu::pool_forward(c.g, c.p, c.rng, c.n, x.data_ptr<float>(), y.data_ptr<float>(), nullptr,
+                        s.defined() ? s.data_ptr<float>() : nullptr, omp_get_max_threads());
+  return {y, at::Tensor()};
+}
+
+// Returns (dx, dalpha): dalpha (learned mixed: d loss / d alpha, 1 element) is empty otherwise.
+std::vector<at::Tensor> backward(const at::Tensor& x, const at::Tensor& y, const at::Tensor& dy,
+                                 int64_t method, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                                 int64_t ph, int64_t pw, bool include_pad, int64_t k,
+                                 double pnorm, double t, bool training, int64_t seed,
+                                 int64_t layer, int64_t step, const at::Tensor& alpha,
+                                 const at::Tensor& ranked) {
+  Call c = make_call(x, method, kh, kw, sh, sw, ph, pw, include_pad, k, pnorm, t, training, seed,
+                     layer, step);
+  TORCH_CHECK(y.is_contiguous() && dy.is_contiguous() && y.scalar_type() == at::kFloat &&
+                  dy.scalar_type() == at::kFloat,
+              "convpool_torch: y and dy must be contiguous float32");
+  TORCH_CHECK(y.sizes() == dy.sizes() && y.size(0) == c.n && y.size(1) == c.g.C &&
+                  y.size(2) == c.g.OH && y.size(3) == c.g.OW,
+              "convpool_torch: y/dy shape does not match the pooling of x");
+  if (x.is_cuda()) {
+#ifdef CONVPOOL_TORCH_CUDA
+    return cuda_pool_backward(c.g, c.p, c.rng.seed, c.rng.layer, c.rng.step, alpha, x, y, dy,
+                              ranked);
+#else
+    TORCH_CHECK(false, "convpool_torch was built without CUDA (see tools/build-torch-ext)");
+#endif
+  }
+  (void)ranked;
+  const bool learned = alpha.defined() && alpha.numel() > 0;
+  if (c.p.method == cp::PoolMethod::mixed) c.p.lambda = mix_lambda(c, alpha);
+  at::Tensor dx = at::empty_like(x);
+  at::Tensor s = scratch_for(c, learned);
+  float dlambda = 0.f;
+  cp::cpu::pool_backward(c.g, c.p, c.rng, c.n, x.data_ptr<float>(), y.data_ptr<float>(),
+                         dy.data_ptr<float>(), dx.data_ptr<float>(), learned ? &dlambda : nullptr,
+                         nullptr, s.defined() ? s.data_ptr<float>() : nullptr,
+                         omp_get_max_threads());
+  at::Tensor dalpha;
+  if (learned)
+    dalpha = at::full({1}, dlambda * c.p.lambda * (1.f - c.p.lambda), at::kFloat);
+  return {dx, dalpha};
+}
+
+bool built_with_cuda() {
+#ifdef CONVPOOL_TORCH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "convpool pooling kernels (src/cpu/pool.cpp, kernels/pool_*.cu)";
+  m.def("forward", &forward, "pooling forward: (y, ranked)");
+  m.def("backward", &backward, "pooling backward: (dx, dalpha)");
+  m.def("built_with_cuda", &built_with_cuda);
+  m.def("max_topk", [] { return cp::kPoolMaxTopK; });
+}

@@ -1,0 +1,63 @@
+"""Builds convpool_torch._C against the installed PyTorch (torch.utils.cpp_extension).
+
+    tools/build-torch-ext            (= /usr/bin/python3 python/setup.py build_ext --inplace,
+                                      objects under build-torch/, git-ignored)
+
+The extension compiles the engine's own pooling sources in place (src/cpu/pool.cpp,
+src/cpu/pool_fast.cpp, kernels/pool_math.cuh), nothing is copied. CONVPOOL_TORCH_CUDA=1 also
+compiles the CUDA kernels (kernels/pool_small.cu, kernels/pool_warp.cu) with nvcc and the
+launcher glue (csrc/cuda_glue.cpp), linked against libcudart; with a CPU-only torch (Debian's)
+this compiles and links but can never run (no CUDA tensors exist there).
+"""
+import os
+import sys
+
+from setuptools import setup
+from torch.utils import cpp_extension
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+os.chdir(HERE)  # setuptools wants relative source paths
+
+def rel(path):
+    return os.path.relpath(os.path.join(ROOT, path), HERE)
+
+sources = [rel("python/convpool_torch/csrc/ext.cpp"), rel("src/cpu/pool.cpp"),
+           rel("src/cpu/pool_fast.cpp"), rel("src/cpu/pool_fast_global.cpp")]
+cxx = ["-O3", "-fopenmp", "-std=c++17", "-Wall", "-Wno-unknown-pragmas"]
+include_dirs = [os.path.join(ROOT, "include")]
+with_cuda = os.environ.get("CONVPOOL_TORCH_CUDA") == "1"
+if with_cuda:
+    # nvcc compiles the engine's kernels; the glue is plain C++ against torch's headers. A
+    # CUDA-enabled torch links its CUDA runtime libraries (CUDAExtension); a CPU-only torch
+    # (Debian's) still compiles and links everything against libcudart alone, and the module
+    # loads, but it can never hold a CUDA tensor to run the kernels on.
+    cuda_home = cpp_extension.CUDA_HOME or "/usr/local/cuda"
+    sources += [rel("python/convpool_torch/csrc/cuda_glue.cpp"), rel("kernels/pool_small.cu"),
+                rel("kernels/pool_warp.cu")]
+    macros = [("CONVPOOL_TORCH_CUDA", "1")]
+    torch_has_cuda = __import__("torch").version.cuda is not None
+    if torch_has_cuda:
+        macros.append(("CONVPOOL_TORCH_CUDA_STREAM", "1"))
+    archs = os.environ.get("CONVPOOL_CUDA_ARCHS", "90")
+    nvcc = ["-O3", "-std=c++20", "--expt-relaxed-constexpr", "-lineinfo",
+            "-DCONVPOOL_TORCH_CUDA=1"] + [f"-gencode=arch=compute_{a},code=sm_{a}"
+                                          for a in archs.split(",")]
+    if not torch_has_cuda:
+        # torch 1.13's BuildExtension compares nvcc's CUDA version with torch.version.cuda,
+        # which is None in a CPU-only torch (a TypeError): there is no torch CUDA to match.
+        cpp_extension._check_cuda_version = lambda *args: None
+    cxx = [f if f != "-std=c++17" else "-std=c++20" for f in cxx]  # src/cuda/ops.h is C++20
+    kind = cpp_extension.CUDAExtension if torch_has_cuda else cpp_extension.CppExtension
+    ext = kind("convpool_torch._C", sources,
+               include_dirs=include_dirs + [os.path.join(cuda_home, "include")],
+               define_macros=macros, extra_compile_args={"cxx": cxx, "nvcc": nvcc},
+               library_dirs=[os.path.join(cuda_home, "lib64")], libraries=["cudart"],
+               runtime_library_dirs=[os.path.join(cuda_home, "lib64")],
+               extra_link_args=["-fopenmp"])
+else:
+    ext = cpp_extension.CppExtension("convpool_torch._C", sources, include_dirs=include_dirs,
+                                     extra_compile_args=cxx, extra_link_args=["-fopenmp"])
+
+setup(name="convpool_torch", version="0.1", packages=["convpool_torch"],
+      ext_modules=[ext], cmdclass={"build_ext": cpp_extension.BuildExtension})

@@ -1,0 +1,220 @@
+// Global pooling of planes larger than 3x3 (smaller ones take pool_fast.cpp's window paths):
+// four planes at a time, one per vector lane, the window loop at run time in window order, so
+// each plane's sums keep the generic path's order. Max, min, avg, mixed, Lp and SoftPool;
+// Avg-TopK and T-Max-Avg over a whole plane stay on the generic path.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <type_traits>
+
+#include "pool_fast.h"
+#include "pool_simd.h"
+
+namespace convpool::cpu {
+
+namespace {
+
+using namespace simd;
+
+struct PlaneLanes {
+  const PoolGeom& g;
+  const float* base;  // first plane of the group
+  int N, cnt;         // elements per plane, planes in this group
+  vf at(int i) const {
+    const float* p = base + i;
+    vf v = vf{p[0], p[cnt > 1 ? N : 0], p[cnt > 2 ? 2 * N : 0], p[cnt > 3 ? 3 * N : 0]};
+    return g.relu_in ? sel((v > 0.f) | isnan(v), v, splat(0.f)) : v;
+  }
+};
+
+constexpr bool global_method(PoolMethod m) {
+  return m == PoolMethod::max || m == PoolMethod::min || m == PoolMethod::avg ||
+         m == PoolMethod::mixed || m == PoolMethod::lp || m == PoolMethod::softpool;
+}
+
+// The top-ranked (max) or first minimum value and position over the plane.
+template <PoolMethod M>
+inline vf global_select(const PlaneLanes& w, vi& at) {
+  vf m = w.at(0);
+  at = vi{};
+  for (int i = 1; i < w.N; ++i) {
+    const vf v = w.at(i);
+    const vi t = M == PoolMethod::min ? ~isnan(m) & (isnan(v) | (v < m))
+                                      : (isnan(v) & ~isnan(m)) | (v > m);
+    m = sel(t, v, m);
+    at = t ? vi{} + i : at;
+  }
+  return m;
+}
+
+template <PoolMethod M, LpKind L>
+inline vf global_forward_lanes(const PoolWindowParams& P, const PlaneLanes& w) {
+  const int N = w.N;
+  vi at;
+  if constexpr (M == PoolMethod::max || M == PoolMethod::min) {
+    return global_select<M>(w, at);
+  } else if constexpr (M == PoolMethod::avg || M == PoolMethod::mixed) {
+    vf s = vf{};
+    for (int i = 0; i < N; ++i) s += w.at(i);
+    if constexpr (M == PoolMethod::avg) return s / float(N);
+    else return P.lambda * global_select<PoolMethod::max>(w, at) + (1.f - P.lambda) * (s / float(N));
+  } else if constexpr (M == PoolMethod::softpool) {
+    vf m = w.at(0);
+    for (int i = 1; i < N; ++i) {
+      const vf v = w.at(i);
+      m = sel((v > m) | isnan(m), v, m);
+    }
+    vf num = vf{}, den = vf{};
+    for (int i = 0; i < N; ++i) {
+      const vf v = w.at(i), e = exp_nonpositive(v - m);
+      num += e * v;
+      den += e;
+    }
+    return sel(m > kPoolFloatMax, m, num / den);
+  } else {  // lp
+    vi nan = vi{};
+    vf m = vf{};
+    for (int i = 0; i < N; ++i) {
+      const vf v = w.at(i), a = vabs(v);
+      nan |= isnan(v);
+      m = sel(a > m, a, m);
+    }
+    vf s = vf{}, out;
+    const float p = P.p;
+    for (int i = 0; i < N; ++i) {
+      const vf q = vabs(w.at(i)) / m;
+      if constexpr (L == LpKind::one) s += q;
+      else if constexpr (L == LpKind::two) s += q * q;
+      else s += per_lane(q, [p](float a) { return powf(a, p); });
+    }
+    if constexpr (L == LpKind::one) out = m * s;
+    else if constexpr (L == LpKind::two) out = m * per_lane(s, [](float a) { return std::sqrt(a); });
+    else out = m * per_lane(s, [p](float a) { return powf(a, 1.f / p); });
+    out = sel(m > kPoolFloatMax, m, out);
+    out = sel(m == 0.f, splat(0.f), out);
+    return sel(nan, splat(std::numeric_limits<float>::quiet_NaN()), out);
+  }
+}
+
+template <PoolMethod M, LpKind L>
+void global_forward(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x, float* y) {
+  const int planes = n * g.C, N = g.H * g.W, groups = (planes + kLanes - 1) / kLanes;
+#pragma omp parallel for schedule(static)
+  for (int grp = 0; grp < groups; ++grp) {
+    const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
+    const PlaneLanes w{g, x + size_t(p0) * N, N, cnt};
+    store_lanes(y + p0, global_forward_lanes<M, L>(P, w), cnt);
+  }
+}
+
+template <PoolMethod M, LpKind L>
+void global_backward(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x,
+                     const float* y, const float* dy, float* dx) {
+  const int planes = n * g.C, N = g.H * g.W, groups = (planes + kLanes - 1) / kLanes;
+#pragma omp parallel for schedule(static)
+  for (int grp = 0; grp < groups; ++grp) {
+    const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
+    const PlaneLanes w{g, x + size_t(p0) * N, N, cnt};
+    const vf yv = load_lanes(y + p0, cnt), d = load_lanes(dy + p0, cnt);
+    float* out = dx + size_t(p0) * N;
+    auto put = [&](int i, vf gv) {
+      for (int l = 0; l < cnt; ++l) out[size_t(l) * N + i] = gv[l];
+    };
+    if constexpr (M == PoolMethod::max || M == PoolMethod::min) {
+      vi at;
+      global_select<M>(w, at);
+      for (int i = 0; i < N; ++i) put(i, sel(at == i, d, splat(0.f)));
+    } else if constexpr (M == PoolMethod::avg) {
+      for (int i = 0; i < N; ++i) put(i, d / float(N));
+    } else if constexpr (M == PoolMethod::mixed) {
+      vi at;
+      global_select<PoolMethod::max>(w, at);
+      const vf base = d * (1.f - P.lambda) / float(N), top = d * P.lambda;
+      for (int i = 0; i < N; ++i) put(i, sel(at == i, base + top, base));
+    } else if constexpr (M == PoolMethod::softpool) {
+      vf m = w.at(0);
+      for (int i = 1; i < N; ++i) {
+        const vf v = w.at(i);
+        m = sel((v > m) | isnan(m), v, m);
+      }
+      vi count = vi{};
+      vf den = vf{};
+      for (int i = 0; i < N; ++i) {
+        const vf v = w.at(i);
+        count -= v > kPoolFloatMax;
+        den += exp_nonpositive(v - m);
+      }
+      const vi inf = m > kPoolFloatMax;
+      const vf inf_share = d / __builtin_convertvector(count > 0 ? count : vi{} + 1, vf);
+      const vf scale = d / den;
+      for (int i = 0; i < N; ++i) {
+        const vf v = w.at(i);
+        const vf gv = scale * exp_nonpositive(v - m) * (1.f + v - yv);
+        put(i, sel(inf, sel(v > kPoolFloatMax, inf_share, splat(0.f)), gv));
+      }
+    } else {  // lp
+      const float pm1 = P.p - 1.f;
+      for (int i = 0; i < N; ++i) {
+        const vf v = w.at(i), a = vabs(v);
+        const vf s = sel(v > 0.f, splat(1.f), splat(-1.f));
+        vf gv;
+        if constexpr (L == LpKind::one) gv = d * s;
+        else if constexpr (L == LpKind::two) gv = d * s * (a / yv);
+        else gv = d * s * per_lane(a / yv, [pm1](float q) { return powf(q, pm1); });
+        gv = sel(a > 0.f, gv, splat(0.f));
+        gv = sel(yv > kPoolFloatMax, sel(a > kPoolFloatMax, d * s, splat(0.f)), gv);
+        put(i, sel(yv > 0.f, gv, splat(0.f)));
+      }
+    }
+    if (g.relu_in) {
+      const float* xp = x + size_t(p0) * N;
+      for (size_t i = 0; i < size_t(cnt) * N; ++i) out[i] = pool_input_grad(g, xp[i], out[i]);
+    }
+  }
+}
+
+template <bool kForward>
+void dispatch(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x, const float* y,
+              const float* dy, float* out) {
+  auto go = [&](auto m, auto l) {
+    constexpr PoolMethod M = decltype(m)::value;
+    constexpr LpKind L = decltype(l)::value;
+    if constexpr (kForward) global_forward<M, L>(g, P, n, x, out);
+    else global_backward<M, L>(g, P, n, x, y, dy, out);
+  };
+  using G = std::integral_constant<LpKind, LpKind::general>;
+  switch (P.method) {
+    case PoolMethod::max: return go(std::integral_constant<PoolMethod, PoolMethod::max>{}, G{});
+    case PoolMethod::min: return go(std::integral_constant<PoolMethod, PoolMethod::min>{}, G{});
+    case PoolMethod::avg: return go(std::integral_constant<PoolMethod, PoolMethod::avg>{}, G{});
+    case PoolMethod::mixed: return go(std::integral_constant<PoolMethod, PoolMethod::mixed>{}, G{});
+    case PoolMethod::softpool:
+      return go(std::integral_constant<PoolMethod, PoolMethod::softpool>{}, G{});
+    case PoolMethod::lp: {
+      using Lp = std::integral_constant<PoolMethod, PoolMethod::lp>;
+      if (P.p == 1.f) return go(Lp{}, std::integral_constant<LpKind, LpKind::one>{});
+      if (P.p == 2.f) return go(Lp{}, std::integral_constant<LpKind, LpKind::two>{});
+      return go(Lp{}, G{});
+    }
+    default: return;  // not covered (pool_global_covers)
+  }
+}
+
+}  // namespace
+
+bool pool_global_covers(const PoolGeom& g, const PoolWindowParams& p) {
+  return g.KH == g.H && g.KW == g.W && g.PH == 0 && g.PW == 0 && g.OH == 1 && g.OW == 1 &&
+         global_method(p.method);
+}
+
+void pool_global_forward(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
+                         float* y) {
+  dispatch<true>(g, p, n, x, nullptr, nullptr, y);
+}
+
+void pool_global_backward(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
+                          const float* y, const float* dy, float* dx) {
+  dispatch<false>(g, p, n, x, y, dy, dx);
+}
+
+}  // namespace convpool::cpu
