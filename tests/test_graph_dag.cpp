@@ -7,6 +7,7 @@
 #include <cstring>
 #include <random>
 
+#include "../src/cpu/whiten.h"
 #include "../src/graph/memory_plan.h"
 #include "convpool/error.h"
 #include "convpool/graph.h"
@@ -322,4 +323,78 @@ TEST(BatchNorm, EvaluationUsesTheRunningStatistics) {
       for (int k = 0; k < 3; ++k) s += y.data[(n * 2 + c) * 3 + k];
     EXPECT_NEAR(s / 6, beta[c], 1e-5) << c;
   }
+}
+
+TEST(Initialisers, JacobiEigenDecompositionOfARandomSymmetricMatrix) {
+  std::mt19937_64 rng(fresh_seed());
+  std::uniform_real_distribution<double> u(-1, 1);
+  const int k = 12;
+  std::vector<double> a(size_t(k) * k);
+  for (int r = 0; r < k; ++r)
+    for (int c = 0; c <= r; ++c) a[size_t(r) * k + c] = a[size_t(c) * k + r] = u(rng);
+  std::vector<double> values, vectors;
+  cpu::symmetric_eigen(a, k, values, vectors);
+  for (int i = 0; i < k; ++i) {
+    if (i) {
+      EXPECT_GE(values[size_t(i - 1)], values[size_t(i)]);
+    }
+    double norm = 0;
+    for (int r = 0; r < k; ++r) {
+      double av = 0;
+      for (int c = 0; c < k; ++c) av += a[size_t(r) * k + c] * vectors[size_t(i) * k + c];
+      EXPECT_NEAR(av, values[size_t(i)] * vectors[size_t(i) * k + r], 1e-9) << i;
+      norm += vectors[size_t(i) * k + r] * vectors[size_t(i) * k + r];
+    }
+    EXPECT_NEAR(norm, 1.0, 1e-9);
+  }
+}
+
+// conv init=whiten through the graph's from-data hook: on the batch it was made from, the
+// outputs of the first half of the filters are decorrelated with unit variance (where the
+// eigenvalue is well above eps), and the second half is the first negated.
+TEST(Initialisers, WhiteningConvDecorrelatesThePatchesItWasMadeFrom) {
+  auto g = Graph::build(parse_model_text("input channels=3 height=10 width=10\n"
+                                         "conv name=w filters=24 size=2 bias=0 init=whiten\n"
+                                         "flatten\n",
+                                         "m.cfg"),
+                        GraphOptions{Device::cpu, 16, 0});
+  EXPECT_TRUE(g->needs_data_init());
+  g->init_params(1);
+  // Correlated inputs: smooth random images (neighbouring pixels and channels alike).
+  std::mt19937_64 rng(fresh_seed());
+  std::normal_distribution<float> z(0.f, 1.f);
+  const Tensor x = g->input(16);
+  for (int n = 0; n < 16; ++n)
+    for (int h = 0; h < 10; ++h)
+      for (int w = 0; w < 10; ++w) {
+        const float base = z(rng) + 0.5f * float(h + w) / 10.f;
+        for (int c = 0; c < 3; ++c) x.data[((n * 3 + c) * 10 + h) * 10 + w] = base + 0.3f * z(rng);
+      }
+  g->init_from_data(16);
+  g->forward(StepContext{Device::cpu, false, 1, 1, nullptr}, 16);
+  const Tensor y = g->output(16);  // 16 x (24 * 9 * 9)
+  const int K = 12, P = 81;
+  std::vector<double> mean(K, 0), cov(size_t(K) * K, 0);
+  for (int n = 0; n < 16; ++n)
+    for (int p = 0; p < P; ++p)
+      for (int i = 0; i < K; ++i) {
+        mean[size_t(i)] += y.data[(size_t(n) * 24 + i) * P + p];
+        EXPECT_EQ(y.data[(size_t(n) * 24 + i + K) * P + p], -y.data[(size_t(n) * 24 + i) * P + p]);
+      }
+  for (auto& m : mean) m /= 16.0 * P;
+  for (int n = 0; n < 16; ++n)
+    for (int p = 0; p < P; ++p)
+      for (int i = 0; i < K; ++i)
+        for (int j = 0; j < K; ++j)
+          cov[size_t(i) * K + j] += (y.data[(size_t(n) * 24 + i) * P + p] - mean[size_t(i)]) *
+                                    (y.data[(size_t(n) * 24 + j) * P + p] - mean[size_t(j)]);
+  for (auto& c : cov) c /= 16.0 * P - 1;
+  for (int i = 0; i < 8; ++i)  // the 8 largest of the 12 eigenvalues (>> eps = 5e-4)
+    for (int j = 0; j < 8; ++j)
+      EXPECT_NEAR(cov[size_t(i) * K + j], i == j ? 1.0 : 0.0, 0.02) << i << "," << j;
+  EXPECT_NE(g->summary().find("init whiten"), std::string::npos);
+  // A filter count that is not the patch size or twice it is a one-line error.
+  EXPECT_NE(build_error("input channels=3 height=4 width=4\nconv filters=5 size=2 init=whiten\n")
+                .find("init=whiten needs filters=12 or 24"),
+            std::string::npos);
 }

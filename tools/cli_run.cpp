@@ -277,7 +277,20 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
   auto graph = Graph::build(spec, gopts);
   require_cifar_model(*graph, ckpt ? o.resume + " (model)" : o.model);
   graph->init_params(o.cfg.seed);
-  if (ckpt) restore_graph(*ckpt, o.resume, *graph, true);
+  if (ckpt) {
+    restore_graph(*ckpt, o.resume, *graph, true);
+  } else if (graph->needs_data_init()) {
+    // Parameters made from data (conv init=whiten): the first training images, normalised
+    // as training normalises them, not augmented; the same on every rank.
+    const int n = int(std::min<size_t>(size_t(graph->max_batch()), train.size()));
+    std::vector<uint32_t> first(static_cast<size_t>(n), 0);
+    for (int i = 0; i < n; ++i) first[size_t(i)] = uint32_t(i);
+    std::vector<float> host(graph->input(n).numel());
+    images_to_float(train, first.data(), n, host.data(), o.cfg.input);
+    copy_bytes(graph->input(n).data, o.cfg.device, host.data(), Device::cpu,
+               host.size() * sizeof(float));
+    graph->init_from_data(n);
+  }
 
   if (o.verbosity() != Verbosity::quiet) {
     std::ostringstream head;

@@ -84,6 +84,8 @@ class Graph {
   // Runs forward in evaluation mode on the n samples in input(n), calling init_from_data on
   // each layer that has parameters initialised from data, before its own forward.
   void init_from_data(int n);
+  // True when some parameter waits for init_from_data (e.g. conv init=whiten).
+  bool needs_data_init() const;
 
   float* params() const { return arena_.region(params_region_); }
   float* grads() const { return arena_.region(grads_region_); }

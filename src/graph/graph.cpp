@@ -524,6 +524,12 @@ void Graph::init_params(uint64_t seed) {
   copy_bytes(grads(), opts_.device, zeros.data(), Device::cpu, num_params_ * sizeof(float));
 }
 
+bool Graph::needs_data_init() const {
+  for (const ParamDecl& d : param_decls_)
+    if (d.init == Init::from_data) return true;
+  return false;
+}
+
 void Graph::init_from_data(int n) {
   CP_CHECK(n >= 1 && n <= opts_.batch, "batch " << n << " outside 1.." << opts_.batch);
   StepContext ctx;

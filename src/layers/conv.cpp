@@ -9,6 +9,8 @@
 #ifdef CONVPOOL_HAVE_CUDA
 #include "../cuda/conv_cudnn.h"
 #endif
+#include "../cpu/whiten.h"
+#include "convpool/buffer.h"
 #include "convpool/layer.h"
 #include "convpool/profile.h"
 
@@ -61,6 +63,9 @@ class ConvLayer : public Layer {
     }
     if (init_ == Init::dirac && (g_.KH % 2 == 0 || g_.KW % 2 == 0))
       fail("init=dirac needs an odd kernel size");
+    if (init_ == Init::from_data && g_.OC != g_.K() && g_.OC != 2 * g_.K())
+      fail("init=whiten needs filters=" + std::to_string(g_.K()) + " or " +
+           std::to_string(2 * g_.K()) + " (the patch size C*KH*KW, or twice it)");
     return {1, g_.OC, g_.OH, g_.OW};
   }
 
@@ -74,6 +79,14 @@ class ConvLayer : public Layer {
     return d;
   }
   bool backward_reads_output() const override { return relu_out_; }
+  // init=whiten: patch-whitening filters from a batch of real inputs (src/cpu/whiten.h).
+  void init_from_data(std::span<const Tensor> in) override {
+    const Tensor& x = in[0];
+    std::vector<float> host(x.numel());
+    copy_bytes(host.data(), Device::cpu, x.data, x.device, host.size() * sizeof(float));
+    const auto w = cpu::whitening_filters(g_, x.shape.n, host.data(), g_.OC, 5e-4);
+    copy_bytes(params_[0].data, params_[0].device, w.data(), Device::cpu, w.size() * sizeof(float));
+  }
   // The CPU applies a following ReLU in the bias epilogue and masks dy with it; cuDNN's
   // forward here has no activation epilogue, so CUDA keeps the ReLU apart.
   bool absorb_following_relu(Device device) override {
@@ -102,7 +115,8 @@ class ConvLayer : public Layer {
     os << g_.OC << " filters " << g_.KH << "x" << g_.KW << " stride " << g_.SH << " padding "
        << padding_;
     if (!bias_) os << ", no bias";
-    if (init_ != Init::glorot_uniform) os << ", init " << init_name(init_);
+    if (init_ != Init::glorot_uniform)
+      os << ", init " << (init_ == Init::from_data ? "whiten" : init_name(init_));
     if (relu_out_) os << ", relu fused in";
     return os.str();
   }

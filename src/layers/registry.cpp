@@ -72,9 +72,11 @@ Init parse_init(const std::string& name, const LayerArgs& args) {
   if (name == "zeros") return Init::zeros;
   if (name == "ones") return Init::ones;
   if (name == "dirac") return Init::dirac;
-  const std::vector<std::string> known = {"glorot", "he_normal", "he_uniform", "zeros", "ones", "dirac"};
+  if (name == "whiten") return Init::from_data;
+  const std::vector<std::string> known = {"glorot", "he_normal", "he_uniform", "zeros",
+                                          "ones",   "dirac",     "whiten"};
   const std::string near = nearest_word(name, known);
-  args.fail("init=" + name + " is not one of: glorot he_normal he_uniform zeros ones dirac" +
+  args.fail("init=" + name + " is not one of: glorot he_normal he_uniform zeros ones dirac whiten" +
             (near.empty() ? std::string() : " (did you mean '" + near + "'?)"));
 }
 
