@@ -48,7 +48,8 @@ int run(const ModelOptions& o) {
       {"buffers", buffers},
       {"tensors", tensors},
       {"batch", o.batch},
-      {"activation_bytes", {{"planned", m.planned}, {"peak", m.peak}, {"naive", m.naive}}}};
+      {"activation_bytes",
+       {{"planned", m.planned}, {"peak", m.peak}, {"naive", m.naive}, {"kept_state", m.kept}}}};
   std::printf("%s\n", j.dump(2).c_str());
   return 0;
 }

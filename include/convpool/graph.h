@@ -45,6 +45,8 @@ struct ActivationMemory {
   size_t planned = 0;  // what the plan allocates
   size_t peak = 0;     // most bytes alive at once: the least any plan could allocate
   size_t naive = 0;    // one buffer per tensor
+  size_t kept = 0;     // of naive: the layers' state kept from forward to backward (CPU conv's
+                       // im2col columns, pooling's argmax and selections, BatchNorm's moments)
 };
 
 class Graph {

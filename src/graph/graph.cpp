@@ -274,8 +274,10 @@ std::unique_ptr<Graph> Graph::build(const ModelSpec& spec, const GraphOptions& o
       g->act_storage_[v] = b.add(floats, fwd(k), fwd(k), L.name() + " output");
       g->grad_storage_[v] = b.add(floats, bwd(k), bwd(k), L.name() + " grad");
     }
-    if (const size_t s = L.state_floats(opts.batch))
+    if (const size_t s = L.state_floats(opts.batch)) {
       state_storage[k] = b.add(s, fwd(k), bwd(k), L.name() + " state");
+      g->memory_.kept += (s + 63) / 64 * 64 * sizeof(float);
+    }
   }
   // Lifetimes: an activation lives until its last reader (forward of its consumers; backward
   // of those that read their inputs there; its producer's backward if that reads its output;
@@ -333,7 +335,9 @@ std::unique_ptr<Graph> Graph::build(const ModelSpec& spec, const GraphOptions& o
     }
   }
   g->storage_offset_ = plan.offsets;
-  g->memory_ = {plan.extent * sizeof(float), plan.peak * sizeof(float), plan.naive * sizeof(float)};
+  g->memory_.planned = plan.extent * sizeof(float);
+  g->memory_.peak = plan.peak * sizeof(float);
+  g->memory_.naive = plan.naive * sizeof(float);
 
   Arena& a = g->arena_;
   g->params_region_ = a.reserve(g->num_params_, "parameters");
@@ -583,7 +587,8 @@ std::string Graph::summary() const {
   if (buffers) os << "; buffers: " << buffers;
   os << "\nactivations, gradients and kept state at batch " << opts_.batch << ": "
      << mib(memory_.planned) << " planned (peak alive " << mib(memory_.peak)
-     << ", one buffer each " << mib(memory_.naive) << ")";
+     << ", one buffer each " << mib(memory_.naive) << ", of which " << mib(memory_.kept)
+     << " layer state kept for backward)";
   os << "\narena " << mib(arena_.bytes()) << " on " << device_name(opts_.device) << " for batch "
      << opts_.batch;
   return os.str();
