@@ -130,6 +130,9 @@ class Graph {
   ActivationMemory memory_;
   std::vector<std::array<std::string, 2>> region_names_;  // per node: "<name>/fwd", "/bwd"
   size_t num_params_ = 0;
+  // The tensors handed to a node, refilled per call: their capacity stays, so a steady-state
+  // step allocates nothing.
+  std::vector<Tensor> node_in_, node_din_;
 };
 
 }  // namespace convpool

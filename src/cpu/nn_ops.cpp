@@ -38,7 +38,14 @@ void batchnorm_forward_train(int n, int c, int plane, const float* x, const floa
                              const float* beta, float eps, float momentum, float* y,
                              float* save_mean, float* save_invstd, float* running_mean,
                              float* running_var, bool relu, const Communicator* sync) {
-  std::vector<double> sums(size_t(c) + 1, 0.0), mean(size_t(c), 0.0);
+  // The calling thread's buffers, whose capacity stays: a steady-state step allocates nothing.
+  // (Named through references: inside the parallel loops a thread_local would be each OpenMP
+  // worker's own, empty, copy.)
+  thread_local std::vector<double> tls_sums, tls_mean;
+  std::vector<double>& sums = tls_sums;
+  std::vector<double>& mean = tls_mean;
+  sums.assign(size_t(c) + 1, 0.0);
+  mean.assign(size_t(c), 0.0);
 #pragma omp parallel for schedule(static)
   for (int ch = 0; ch < c; ++ch)
     sums[size_t(ch)] = channel_sum(n, c, plane, ch, [&](size_t e) { return double(x[e]); });
@@ -95,7 +102,9 @@ void batchnorm_backward(int n, int c, int plane, const float* x, const float* dy
   // The gradient reaching the normalisation: dy, or with a fused ReLU dy where y > 0.
   const auto grad = [&](size_t i) { return relu_y ? relu_backward(relu_y[i], dy[i]) : dy[i]; };
   // Per channel: sum(dy), sum(dy * xhat); then the element count.
-  std::vector<double> sums(2 * size_t(c) + 1);
+  thread_local std::vector<double> tls_sums;  // the calling thread's; capacity stays
+  std::vector<double>& sums = tls_sums;
+  sums.assign(2 * size_t(c) + 1, 0.0);
 #pragma omp parallel for schedule(static)
   for (int ch = 0; ch < c; ++ch) {
     const float mean = save_mean[ch], invstd = save_invstd[ch];

@@ -387,9 +387,9 @@ Tensor Graph::gradient(size_t value, int n) const {
 
 void Graph::forward_layer(size_t i, const StepContext& ctx, int n) {
   Region region(region_names_[i][0], ctx.device, ctx.stream);
-  std::vector<Tensor> in;
-  for (int v : inputs_[i]) in.push_back(activation(size_t(v), n));
-  layers_[i]->forward_inputs(ctx, in, activation(i + 1, n));
+  node_in_.clear();
+  for (int v : inputs_[i]) node_in_.push_back(activation(size_t(v), n));
+  layers_[i]->forward_inputs(ctx, node_in_, activation(i + 1, n));
 }
 
 void Graph::backward_layer(size_t i, const StepContext& ctx, int n) {
@@ -398,7 +398,10 @@ void Graph::backward_layer(size_t i, const StepContext& ctx, int n) {
 }
 
 void Graph::run_backward(size_t i, const StepContext& ctx, int n) {
-  std::vector<Tensor> in, din;
+  std::vector<Tensor>& in = node_in_;
+  std::vector<Tensor>& din = node_din_;
+  in.clear();
+  din.clear();
   for (size_t j = 0; j < inputs_[i].size(); ++j) {
     const size_t v = size_t(inputs_[i][j]);
     in.push_back(activation(v, n));
