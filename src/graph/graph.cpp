@@ -114,10 +114,8 @@ std::vector<size_t> topological_order(const std::vector<LayerSpec>& layers,
 struct Graph::Builder {
   // Storages: memory shared by values that alias (flatten, a fused ReLU), with lifetimes.
   std::vector<PlannedTensor> storages;
-  std::vector<std::string> storage_names;
-  int add(size_t floats, int first, int last, std::string name) {
+  int add(size_t floats, int first, int last) {
     storages.push_back({floats, first, last});
-    storage_names.push_back(std::move(name));
     return int(storages.size()) - 1;
   }
   void extend(int s, int step) {
@@ -258,8 +256,8 @@ std::unique_ptr<Graph> Graph::build(const ModelSpec& spec, const GraphOptions& o
   g->act_storage_.assign(N + 1, -1);
   g->grad_storage_.assign(N + 1, -1);
   const size_t B = size_t(opts.batch);
-  g->act_storage_[0] = b.add(g->shapes_[0].numel() * B, 0, T, "input");
-  if (opts.input_gradient) g->grad_storage_[0] = b.add(g->shapes_[0].numel() * B, 0, T, "input grad");
+  g->act_storage_[0] = b.add(g->shapes_[0].numel() * B, 0, T);
+  if (opts.input_gradient) g->grad_storage_[0] = b.add(g->shapes_[0].numel() * B, 0, T);
   std::vector<int> state_storage(N, -1);
   for (size_t k = 0; k < N; ++k) {
     const Layer& L = *g->layers_[k];
@@ -271,11 +269,11 @@ std::unique_ptr<Graph> Graph::build(const ModelSpec& spec, const GraphOptions& o
       b.extend(g->act_storage_[v], fwd(k));
       if (g->grad_storage_[v] >= 0) b.extend(g->grad_storage_[v], bwd(k));
     } else {
-      g->act_storage_[v] = b.add(floats, fwd(k), fwd(k), L.name() + " output");
-      g->grad_storage_[v] = b.add(floats, bwd(k), bwd(k), L.name() + " grad");
+      g->act_storage_[v] = b.add(floats, fwd(k), fwd(k));
+      g->grad_storage_[v] = b.add(floats, bwd(k), bwd(k));
     }
     if (const size_t s = L.state_floats(opts.batch)) {
-      state_storage[k] = b.add(s, fwd(k), bwd(k), L.name() + " state");
+      state_storage[k] = b.add(s, fwd(k), bwd(k));
       g->memory_.kept += (s + 63) / 64 * 64 * sizeof(float);
     }
   }
@@ -323,11 +321,8 @@ std::unique_ptr<Graph> Graph::build(const ModelSpec& spec, const GraphOptions& o
     }
   }
 
-  MemoryPlan plan;
-  if (opts.plan_memory) {
-    plan = plan_memory(b.storages);
-  } else {  // one buffer per tensor, each its own
-    plan = plan_memory(b.storages);
+  MemoryPlan plan = plan_memory(b.storages);
+  if (!opts.plan_memory) {  // one buffer per tensor, each its own (the peak and naive stay)
     for (size_t s = 0, at = 0; s < b.storages.size(); ++s) {
       plan.offsets[s] = at;
       at += (b.storages[s].floats + 63) / 64 * 64;
