@@ -398,3 +398,18 @@ TEST(Initialisers, WhiteningConvDecorrelatesThePatchesItWasMadeFrom) {
                 .find("init=whiten needs filters=12 or 24"),
             std::string::npos);
 }
+
+// Fuzz find (tests/fuzz/regressions/model_file): a model that is a lone flatten has an output
+// that is its input reinterpreted, with no gradient memory from the input; the loss's gradient
+// still needs its own. It used to index storage -1.
+TEST(Graph, AModelThatOnlyReinterpretsItsInputBuildsAndSteps) {
+  auto g = Graph::build(parse_model_text("input channels=2 height=2 width=2\nflatten\n", "m.cfg"),
+                        GraphOptions{Device::cpu, 2, 0});
+  ASSERT_NE(g->output_grad(2).data, nullptr);
+  EXPECT_NE(g->output_grad(2).data, g->output(2).data);
+  for (size_t i = 0; i < g->input(2).numel(); ++i) g->input(2).data[i] = float(i);
+  const StepContext ctx{Device::cpu, true, 1, 1, nullptr};
+  g->forward(ctx, 2);
+  for (size_t i = 0; i < g->output(2).numel(); ++i) EXPECT_EQ(g->output(2).data[i], float(i));
+  g->backward(ctx, 2);
+}

@@ -277,6 +277,9 @@ std::unique_ptr<Graph> Graph::build(const ModelSpec& spec, const GraphOptions& o
       g->memory_.kept += (s + 63) / 64 * 64 * sizeof(float);
     }
   }
+  // The loss always writes the output's gradient: a model whose output is its input
+  // reinterpreted (a lone flatten) has none from the input, so it gets its own.
+  if (g->grad_storage_[N] < 0) g->grad_storage_[N] = b.add(g->shapes_[N].numel() * B, 0, T);
   // Lifetimes: an activation lives until its last reader (forward of its consumers; backward
   // of those that read their inputs there; its producer's backward if that reads its output;
   // the loss for the model's output). A gradient lives from its first writer (the backward of
