@@ -1,7 +1,7 @@
 // The input pipeline's per-pixel formula, shared by the CPU backend and the CUDA conversion
-// kernel: optional random crop (of the zero-padded image) and horizontal flip, then per-channel
-// normalisation. The draws come from Philox keyed by the seed and counted by (step, image in
-// batch), so both backends augment the same image the same way.
+// kernel: optional random crop (of the zero- or reflect-padded image), horizontal flip and
+// cutout, then per-channel normalisation. The draws come from Philox keyed by the seed and
+// counted by (step, image in batch), so both backends augment the same image the same way.
 #pragma once
 #include <cstdint>
 
@@ -11,16 +11,24 @@
 
 namespace convpool {
 
-// One image's draw: its crop offset (in [-pad, pad]) and whether it is mirrored.
+// One image's draw and how to apply it: its crop offset (in [-pad, pad]), whether the crop
+// reads a zero- or a reflect-padded image, whether it is mirrored, and its cutout square
+// (rows cut_y0.., columns cut_x0.., `cut_size` wide; 0: none), in output coordinates.
 struct AugmentDraw {
   int dy = 0, dx = 0;
   bool flip = false;
+  bool reflect = false;
+  int cut_y0 = 0, cut_x0 = 0, cut_size = 0;
 };
 
+// The draws of image `image` of step `step`: one Philox call, its four words split between the
+// crop offsets (v0, v1), the flip (v2) and the cutout centre (v3), so that turning one
+// augmentation on leaves the others' draws unchanged.
 CP_HD AugmentDraw augment_draw(uint64_t seed, uint64_t step, uint32_t image, int crop_pad,
-                               bool flip) {
+                               bool flip, bool reflect = false, int cutout = 0) {
   AugmentDraw d;
-  if (crop_pad <= 0 && !flip) return d;
+  d.reflect = reflect;
+  if (crop_pad <= 0 && !flip && cutout <= 0) return d;
   const Philox4 r =
       philox4x32_10(Philox4{{kRngAugment, uint32_t(step), uint32_t(step >> 32), image}}, seed);
   if (crop_pad > 0) {
@@ -29,7 +37,25 @@ CP_HD AugmentDraw augment_draw(uint64_t seed, uint64_t step, uint32_t image, int
     d.dx = int(r.v[1] % span) - crop_pad;
   }
   d.flip = flip && (r.v[2] & 1u);
+  if (cutout > 0) {
+    // DeVries & Taylor (2017): the centre is uniform over the image, the square is clipped at
+    // its borders (so a cutout near an edge removes less).
+    const int cy = int((r.v[3] & 0xFFFFu) % uint32_t(kCifarSide));
+    const int cx = int((r.v[3] >> 16) % uint32_t(kCifarSide));
+    d.cut_y0 = cy - cutout / 2;
+    d.cut_x0 = cx - cutout / 2;
+    d.cut_size = cutout;
+  }
   return d;
+}
+
+// Source row/column `i` of a crop that reaches `i` outside the image: 0 means zero padding
+// (returns -1), reflect mirrors about the edge pixel without repeating it (-1 -> 1, 32 -> 30,
+// as torch's "reflect" pad). |i| stays below 2 * kCifarSide since crop_pad <= kCifarSide / 2.
+CP_HD int padded_source(int i, bool reflect) {
+  if (i >= 0 && i < kCifarSide) return i;
+  if (!reflect) return -1;
+  return i < 0 ? -i : 2 * (kCifarSide - 1) - i;
 }
 
 // Output pixel (c, y, x) of one image. `inv_std` is 1/std computed once on the host, so both
@@ -37,10 +63,15 @@ CP_HD AugmentDraw augment_draw(uint64_t seed, uint64_t step, uint32_t image, int
 // GPU too (no fused multiply-add), so CPU and CUDA agree bit for bit.
 CP_HD float input_pixel(const uint8_t* image, int c, int y, int x, AugmentDraw d, float mean,
                         float inv_std) {
+  // Cutout zeroes the normalised value (the mean colour), as masks applied to the normalised
+  // tensor do in the reference implementations.
+  if (d.cut_size > 0 && y >= d.cut_y0 && y < d.cut_y0 + d.cut_size && x >= d.cut_x0 &&
+      x < d.cut_x0 + d.cut_size)
+    return 0.f;
   const int sx0 = d.flip ? kCifarSide - 1 - x : x;
-  const int sy = y + d.dy, sx = sx0 + d.dx;
+  const int sy = padded_source(y + d.dy, d.reflect), sx = padded_source(sx0 + d.dx, d.reflect);
   float v = 0.f;  // the zero padding is black, before normalisation (as torchvision pads)
-  if (sy >= 0 && sy < kCifarSide && sx >= 0 && sx < kCifarSide) {
+  if (sy >= 0 && sx >= 0) {
 #if defined(__CUDA_ARCH__)
     v = __fmul_rn(float(image[(c * kCifarSide + sy) * kCifarSide + sx]), 1.f / 255.f);
 #else

@@ -213,7 +213,10 @@ TEST(KernelParity, InputConversionMatchesCpuBitForBit) {
   aug.flip = true;
   aug.mean[0] = 0.49f, aug.mean[1] = 0.48f, aug.mean[2] = 0.45f;
   aug.std[0] = 0.25f, aug.std[1] = 0.24f, aug.std[2] = 0.26f;
-  for (const InputTransform& t : {InputTransform{}, aug})
+  InputTransform reflect_cutout = aug;
+  reflect_cutout.reflect = true;
+  reflect_cutout.cutout = 12;
+  for (const InputTransform& t : {InputTransform{}, aug, reflect_cutout})
     for (bool training : {false, true})
       for (uint32_t first : {0u, 5u}) {  // 5: a data-parallel rank's slice from position 5
       Dev<float> dst(px.size());
@@ -224,6 +227,55 @@ TEST(KernelParity, InputConversionMatchesCpuBitForBit) {
       for (size_t i = 0; i < px.size(); ++i)
         ASSERT_EQ(got[i], want[i]) << i << " training " << training << " " << describe(t);
     }
+}
+
+// The device-resident path: the data set uploaded once, each batch gathered through the epoch
+// order at a device cursor that advance_cursor moves, against the CPU's images_to_float over
+// the same order, image for image and label for label, over a whole epoch of a few hundred
+// images (full batches, a rank's slice, the partial last batch).
+TEST(KernelParity, ResidentGatherMatchesCpuOverAnEpoch) {
+  REQUIRE_DEVICE();
+  const Dataset ds = synthetic_cifar(300, 21);
+  const uint64_t seed = 5, epoch = 2;
+  const std::vector<uint32_t> order = epoch_order(ds.size(), seed, epoch);
+  Dev<uint8_t> images(ds.pixels), labels(ds.labels);
+  Dev<uint32_t> dorder(order);
+  Dev<uint64_t> cursor(std::vector<uint64_t>{0});
+  InputTransform t;
+  t.crop_pad = 4;
+  t.reflect = true;
+  t.flip = true;
+  t.cutout = 8;
+  t.mean[1] = 0.5f;
+  t.std[2] = 0.3f;
+  const int global_batch = 64;
+  // Rank 1 of 2: the second half of each global batch, as the data-parallel trainer slices.
+  for (const bool second_half : {false, true}) {
+    cursor.upload({0});
+    uint64_t step = 40;
+    for (size_t pos = 0; pos < ds.size(); pos += global_batch, ++step) {
+      const int n_global = int(std::min<size_t>(global_batch, ds.size() - pos));
+      const int first = second_half ? n_global / 2 : 0;
+      const int n = n_global - first;
+      Dev<uint64_t> dstep(std::vector<uint64_t>{step});
+      Dev<float> dst(size_t(n) * kCifarImageBytes);
+      Dev<uint8_t> got_labels(static_cast<size_t>(n));
+      cuda::gather_input_to_float(images.get(), labels.get(), dorder.get(), cursor.get(), dst.get(),
+                                  got_labels.get(), n, t, true, seed, dstep.get(), nullptr,
+                                  uint32_t(first));
+      cuda::advance_cursor(cursor.get(), uint32_t(n_global), nullptr);
+      std::vector<float> want(size_t(n) * kCifarImageBytes);
+      images_to_float(ds, order.data() + pos + size_t(first), n, want.data(), t, true, seed, step,
+                      uint32_t(first));
+      const auto got = dst.download();
+      for (size_t i = 0; i < want.size(); ++i)
+        ASSERT_EQ(got[i], want[i]) << "batch at " << pos << " image " << i / kCifarImageBytes;
+      const auto lab = got_labels.download();
+      for (int i = 0; i < n; ++i)
+        ASSERT_EQ(lab[size_t(i)], ds.labels[order[pos + size_t(first + i)]]) << pos << " " << i;
+    }
+    EXPECT_EQ(cursor.download()[0], ds.size());  // moved by every global batch
+  }
 }
 
 // ---------------------------------------------------------------- optimizer

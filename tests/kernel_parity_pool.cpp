@@ -4,6 +4,7 @@
 #if defined(CONVPOOL_HAVE_CUDA) || defined(CONVPOOL_EMULATED_CUDA)
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <functional>
@@ -281,6 +282,39 @@ TEST(KernelParityPoolChecks, WarpBackwardRefusesAMissingSelection) {
   EXPECT_THROW(cuda::pool_backward(s.g, s.p, 1, 0, step.get(), nullptr, 1, x.get(), y.get(),
                                    dy.get(), dx.get(), nullptr, nullptr, nullptr),
                Error);
+}
+
+// Issue 20: the library baseline of Avg-TopK (gather windows, CUB's segmented sort, mean of
+// the leading k). Its two kernels run here with the sort done by std::sort on the host in
+// between (CUB's runs only on a GPU, where `bench pool` compares the whole baseline with our
+// kernels); the result must be the CPU's avgtopk bit for bit (both add the top k largest
+// first), on inputs full of ties, with overlapping windows and a partial last window dropped.
+TEST(KernelParityPoolBaseline, GatheredSortedWindowsGiveTheCpuAvgTopk) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(2026);
+  for (const PoolCase& c : {PoolCase{"pool avgtopk k=2 size=2", 3, 8, 8, 2},
+                            PoolCase{"pool avgtopk k=5 size=3 stride=3", 2, 11, 10, 3},
+                            PoolCase{"pool avgtopk k=4 size=3 stride=2", 4, 9, 9, 2}}) {
+    const PoolSetup s = parse_pool(c);
+    const int window = s.g.KH * s.g.KW;
+    const long long outputs = (long long)c.batch * s.g.C * s.g.OH * s.g.OW;
+    const std::vector<float> host_x =
+        make_input(size_t(c.batch) * s.g.C * s.g.H * s.g.W, Fill::ties, rng);
+    Dev<float> x(host_x), segments(static_cast<size_t>(outputs * window)),
+        y(static_cast<size_t>(outputs));
+    cuda::gather_windows(s.g, c.batch, x.get(), segments.get(), nullptr);
+    std::vector<float> sorted = segments.download();
+    for (long long o = 0; o < outputs; ++o)
+      std::sort(sorted.begin() + o * window, sorted.begin() + (o + 1) * window,
+                std::greater<float>());
+    Dev<float> dsorted(sorted);
+    cuda::mean_of_leading(outputs, window, s.p.k, dsorted.get(), y.get(), nullptr);
+    std::vector<float> want(size_t(outputs), std::nanf(""));
+    cpu::pool_forward(s.g, s.p, PoolRng{}, c.batch, host_x.data(), want.data(), nullptr);
+    const std::vector<float> got = y.download();
+    for (long long o = 0; o < outputs; ++o)
+      ASSERT_EQ(got[size_t(o)], want[size_t(o)]) << c.line << " output " << o;
+  }
 }
 
 }  // namespace

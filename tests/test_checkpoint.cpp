@@ -202,6 +202,41 @@ TEST(Checkpoint, ResumeIsBitExact) {
   EXPECT_EQ(values(*m), values(*t));
 }
 
+// A checkpoint from before the epoch order became a sort of Philox keys (no "epoch_order" in
+// its metadata) is still read by eval, but --resume refuses it: the epochs after it would be
+// shuffled differently from the run that made it, so the run would not continue exactly.
+TEST(Checkpoint, CheckpointsOfTheOldEpochOrderAreEvaluatedButNotResumed) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 10, fresh_seed());
+  std::ofstream(d.str("m.cfg")) << kSmallModel;
+  const std::string train = "train --device cpu --threads 1 --quiet --data " + d.str("data");
+  const auto first = run_convpool(train + " --batch 8 --model " + d.str("m.cfg") +
+                                  " --epochs 1 --out " + d.str("run"));
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  const Checkpoint c = load_checkpoint(d.str("run/last.safetensors"));
+  EXPECT_EQ(c.state.epoch_order, kEpochOrderScheme);
+  std::string bytes;
+  {
+    std::ifstream in(d.str("run/last.safetensors"), std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::ofstream(d.str("old.safetensors"), std::ios::binary)
+      << resigned(bytes, [](auto& m) { m.erase("epoch_order"); });
+  EXPECT_EQ(load_checkpoint(d.str("old.safetensors")).state.epoch_order, "fisher-yates");
+  const auto resumed = run_convpool(train + " --epochs 2 --resume " + d.str("old.safetensors"));
+  EXPECT_NE(resumed.exit_code, 0);
+  EXPECT_NE(resumed.output.find("'fisher-yates' epoch order"), std::string::npos)
+      << resumed.output;
+  EXPECT_EQ(std::count(resumed.output.begin(), resumed.output.end(), '\n'), 1)
+      << resumed.output;
+  const auto eval = run_convpool("eval --device cpu --data " + d.str("data") + " --checkpoint " +
+                                 d.str("old.safetensors"));
+  EXPECT_EQ(eval.exit_code, 0) << eval.output;
+  // The current scheme resumes.
+  const auto ok = run_convpool(train + " --epochs 2 --resume " + d.str("run/last.safetensors"));
+  EXPECT_EQ(ok.exit_code, 0) << ok.output;
+}
+
 TEST(Checkpoint, CorruptFilesGiveOneLineErrors) {
   const SavedCheckpoint saved;
   const TempDir& d = saved.dir;

@@ -77,6 +77,52 @@ TEST(Input, FlipMirrorsAndCropShiftsWithZeroPadding) {
   }
 }
 
+// Reflect padding and cutout against a reference written from their definitions: the crop
+// reads the image mirrored about its edge pixels (torch's "reflect": -1 -> 1, 32 -> 30), and
+// cutout zeroes the normalised values of a square clipped at the image's borders.
+TEST(Input, ReflectPaddingMirrorsAndCutoutZeroesASquare) {
+  const uint64_t seed = fresh_seed();
+  const Dataset ds = random_images(1, seed);
+  const auto mirror = [](int i) { return i < 0 ? -i : i > 31 ? 62 - i : i; };
+  int cut_pixels = 0, edge_cuts = 0;
+  for (int trial = 0; trial < 60; ++trial) {
+    const uint64_t step = 1 + trial;
+    InputTransform t;
+    t.crop_pad = 4 + trial % 13;  // up to 16, where the mirror reaches the far edge's pixel 15
+    t.reflect = true;
+    t.flip = true;
+    t.cutout = 1 + trial % 20;
+    t.mean[2] = 0.25f;
+    const AugmentDraw d = augment_draw(seed, step, 0, t.crop_pad, true, true, t.cutout);
+    // The cutout's draws do not move the crop's or the flip's.
+    const AugmentDraw plain = augment_draw(seed, step, 0, t.crop_pad, true);
+    ASSERT_EQ(d.dy, plain.dy);
+    ASSERT_EQ(d.dx, plain.dx);
+    ASSERT_EQ(d.flip, plain.flip);
+    std::vector<float> out(kCifarImageBytes, std::nanf(""));
+    const uint32_t idx = 0;
+    images_to_float(ds, &idx, 1, out.data(), t, true, seed, step);
+    const int half = t.cutout / 2;
+    const int cy = d.cut_y0 + half, cx = d.cut_x0 + half;  // the drawn centre
+    ASSERT_TRUE(cy >= 0 && cy < 32 && cx >= 0 && cx < 32) << cy << " " << cx;
+    edge_cuts += (d.cut_y0 < 0 || d.cut_x0 < 0 || d.cut_y0 + t.cutout > 32 ||
+                  d.cut_x0 + t.cutout > 32);
+    for (int c = 0; c < 3; ++c)
+      for (int y = 0; y < 32; ++y)
+        for (int x = 0; x < 32; ++x) {
+          const bool cut = y >= cy - half && y < cy - half + t.cutout && x >= cx - half &&
+                           x < cx - half + t.cutout;
+          const int sy = mirror(y + d.dy), sx = mirror((d.flip ? 31 - x : x) + d.dx);
+          const float want = cut ? 0.f : (pixel(ds, 0, c, sy, sx) - t.mean[c]) / t.std[c];
+          ASSERT_NEAR(out[(c * 32 + y) * 32 + x], want, 1e-6)
+              << "step " << step << " c" << c << " y" << y << " x" << x;
+          cut_pixels += cut;
+        }
+  }
+  EXPECT_GT(cut_pixels, 0);
+  EXPECT_GT(edge_cuts, 0);  // clipped squares were exercised
+}
+
 TEST(Input, DrawsCoverEveryOffsetAndFlipHalfTheTime) {
   const uint64_t seed = fresh_seed();
   std::set<int> dys, dxs;
@@ -112,4 +158,12 @@ TEST(Input, BadTransformsAreRejected) {
   EXPECT_EQ(describe(t), "none");
   t.flip = true;
   EXPECT_EQ(describe(t), "flip");
+  t.crop_pad = 2;
+  t.reflect = true;
+  t.cutout = 8;
+  EXPECT_EQ(describe(t), "crop_pad=2 reflect flip cutout=8");
+  t.cutout = 33;
+  EXPECT_NE(error_of([&] { validate(t); }).find("--cutout"), std::string::npos);
+  t.cutout = -1;
+  EXPECT_NE(error_of([&] { validate(t); }).find("--cutout"), std::string::npos);
 }

@@ -1,6 +1,7 @@
 // convpool bench: benchmarks of the production code paths, each printing a table (or --json)
 //   bench train   whole training steps (CUDA Graph on the GPU): images/s, peak memory
-//   bench pool    one pooling layer's forward and backward: time, GB/s, share of copy bandwidth
+//   bench pool    one pooling layer's forward and backward: time, GB/s, share of copy bandwidth,
+//                 and on CUDA the vendor-library baseline (cuDNN, CUB) with the ratios
 //   bench conv    each convolution of a model: the backend's algorithms, time per direction
 //   bench checkpoint  save and load time against the number of tensors (cli_bench_checkpoint)
 // Peers (PyTorch) run in tools/peer-compare, which calls these with --json.
@@ -8,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <sstream>
 
@@ -18,6 +20,9 @@
 #include "convpool/device.h"
 #include "convpool/model.h"
 #include "convpool/pooling.h"
+#ifdef CONVPOOL_HAVE_CUDA
+#include "../src/cuda/pool_baselines.h"
+#endif
 
 namespace convpool::cli {
 
@@ -115,6 +120,47 @@ int bench_train(const BenchOptions& o, Device device) {
   return 0;
 }
 
+// The vendor-library baseline of this pooling layer on CUDA (src/cuda/pool_baselines.h):
+// cuDNN for max and avg, CUB's segmented sort for avgtopk; nothing on the CPU, for other
+// methods, or for padded, global or ReLU-fused windows.
+struct LibraryBaseline {
+  std::string name;
+  double forward_ms = 0, backward_ms = -1, max_abs_difference = 0;
+};
+std::optional<LibraryBaseline> time_library_baseline(const BenchOptions& o, Graph& graph, int C,
+                                                     int H, int W, int N, Device device) {
+#ifdef CONVPOOL_HAVE_CUDA
+  const std::string method = o.method.substr(0, o.method.find(':'));
+  if (device != Device::cuda || o.method.find("size=") != std::string::npos ||
+      o.method.find("global") != std::string::npos)
+    return std::nullopt;  // the geometry is the options' own
+  const int stride = o.stride ? o.stride : o.size;
+  PoolWindowParams p;
+  if (method == "max") {
+    p.method = PoolMethod::max;
+  } else if (method == "avg") {
+    p.method = PoolMethod::avg;
+  } else if (method == "avgtopk") {
+    p.method = PoolMethod::avgtopk;
+    const std::string d = graph.layer(0).describe();  // "avgtopk k=3 2x2 stride 2"
+    const size_t at = d.find(" k=");
+    if (at == std::string::npos) return std::nullopt;
+    p.k = std::stoi(d.substr(at + 3));
+  } else {
+    return std::nullopt;
+  }
+  const PoolGeom g =
+      make_pool_geom(C, H, W, o.size, o.size, stride, stride, o.pad, o.pad, false, false);
+  const auto t = cuda::time_pool_baseline(g, p, N, graph.input(N).data, graph.gradient(1, N).data,
+                                          graph.output(N).data, o.reps);
+  if (!t) return std::nullopt;
+  return LibraryBaseline{t->name, t->forward_ms, t->backward_ms, t->max_abs_difference};
+#else
+  (void)o, (void)graph, (void)C, (void)H, (void)W, (void)N, (void)device;
+  return std::nullopt;
+#endif
+}
+
 int bench_pool(const BenchOptions& o, Device device) {
   const auto s = parse_ints(o.shape, "--shape", 4);
   const int N = s[0], C = s[1], H = s[2], W = s[3];
@@ -154,6 +200,7 @@ int bench_pool(const BenchOptions& o, Device device) {
   const double bwd_gbs = (2 * in_bytes + out_bytes) / (bwd * 1e6);
   const double copy_gbs = measure_copy_gbps(device, size_t(in_bytes), o.reps);
   const Shape out_shape = graph->output_shape(N);
+  const auto baseline = time_library_baseline(o, *graph, C, H, W, N, device);
   if (o.json) {
     nlohmann::ordered_json j;
     j["device"] = device_line(device);
@@ -167,6 +214,16 @@ int bench_pool(const BenchOptions& o, Device device) {
     j["backward_gb_per_s"] = bwd_gbs;
     j["copy_gb_per_s"] = copy_gbs;
     j["forward_share_of_copy"] = fwd_gbs / copy_gbs;
+    if (baseline) {
+      j["baseline"] = baseline->name;
+      j["baseline_forward_ms"] = baseline->forward_ms;
+      j["forward_speedup_over_baseline"] = baseline->forward_ms / fwd;
+      if (baseline->backward_ms >= 0) {
+        j["baseline_backward_ms"] = baseline->backward_ms;
+        j["backward_speedup_over_baseline"] = baseline->backward_ms / bwd;
+      }
+      j["baseline_max_abs_difference"] = baseline->max_abs_difference;
+    }
     j["reps"] = o.reps;
     print_json(j);
     return 0;
@@ -177,6 +234,15 @@ int bench_pool(const BenchOptions& o, Device device) {
   std::printf("forward  %9.4f ms  %8.1f GB/s  (%.0f%% of the device's copy bandwidth, %.1f GB/s)\n",
               fwd, fwd_gbs, 100 * fwd_gbs / copy_gbs, copy_gbs);
   std::printf("backward %9.4f ms  %8.1f GB/s\n", bwd, bwd_gbs);
+  if (baseline) {
+    std::printf("baseline %s: forward %.4f ms (ours %.2fx faster)", baseline->name.c_str(),
+                baseline->forward_ms, baseline->forward_ms / fwd);
+    if (baseline->backward_ms >= 0)
+      std::printf(", backward %.4f ms (ours %.2fx faster)", baseline->backward_ms,
+                  baseline->backward_ms / bwd);
+    std::printf("; max |difference| of its forward from ours %.3g\n",
+                baseline->max_abs_difference);
+  }
   return 0;
 }
 

@@ -91,7 +91,17 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
                   "augment: random 32x32 crop of the image zero-padded by N pixels (0: off)")
       ->capture_default_str()
       ->check(CLI::Range(0, kCifarSide / 2));
+  cmd->add_option("--pad-mode", o.pad_mode,
+                  "what the crop's padding holds: zero (black) or reflect (the image mirrored "
+                  "about its edge)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"zero", "reflect"}));
   cmd->add_flag("--flip", o.cfg.input.flip, "augment: random horizontal flip");
+  cmd->add_option("--cutout", o.cfg.input.cutout,
+                  "augment: set a random NxN square (clipped at the borders) to the mean colour "
+                  "(0: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, kCifarSide));
   cmd->add_flag("--normalize", o.normalize,
                 "normalise each channel by the CIFAR-10 training mean and std");
   cmd->add_option("--mean", o.mean, "per-channel mean subtracted from pixel/255: R,G,B")
@@ -108,6 +118,12 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_flag("--sync-bn", o.cfg.sync_bn,
                 "data-parallel runs (mpirun -np N convpool train ...): BatchNorm normalises with "
                 "the statistics of the whole global batch, not each rank's slice");
+  cmd->add_option("--data-placement", o.data_placement,
+                  "CUDA: where the data set lives: device (uploaded once; batches gathered and "
+                  "augmented on the GPU), pinned (streamed from host memory), or auto (device "
+                  "when it fits in a quarter of the free GPU memory)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "pinned", "device"}));
   cmd->add_flag("--no-graph", o.no_graph,
                 "CUDA: launch every kernel eagerly instead of replaying a captured CUDA Graph");
   auto* quiet = cmd->add_flag("--quiet", o.quiet, "print only errors")->configurable(false);
@@ -167,8 +183,12 @@ void resolve_options(CLI::App* cmd, TrainOptions& o) {
       o.cfg.input.std[c] = o.std.empty() ? (o.normalize ? kCifarStd[c] : 1.f) : o.std[c];
     }
   }
+  o.cfg.input.reflect = o.pad_mode == "reflect";
   validate(o.cfg.input);
   o.cfg.optimizer.kind = parse_optimizer_kind(o.optimizer);
+  // Checked here too (train_run resolves it once the data sets' sizes are known), so that a
+  // CPU run asked for device placement fails before it loads anything.
+  resolve_data_placement(parse_data_placement(o.data_placement), o.cfg.device, 0);
   o.cfg.cuda_graph = !o.no_graph;
   std::vector<std::string> mean, sd;
   for (int c = 0; c < kCifarChannels; ++c) {
@@ -258,6 +278,12 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
     o.cfg.seed = state.seed;
     o.cfg.optimizer = state.optimizer;
     o.cfg.input = state.input;
+    if (state.epoch_order != kEpochOrderScheme)
+      CP_USER_ERROR(o.resume << " was trained with the '" << state.epoch_order
+                             << "' epoch order, and this convpool shuffles by '"
+                             << kEpochOrderScheme
+                             << "' (the same order on the CPU and the GPU): the run cannot "
+                                "continue exactly; start a new one (convpool eval still reads it)");
     if (state.epoch >= o.cfg.epochs)
       CP_USER_ERROR(o.resume << " has already trained " << state.epoch
                              << " epochs; pass --epochs above that to continue");
@@ -292,11 +318,18 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
     graph->init_from_data(n);
   }
 
+  o.cfg.data_placement =
+      resolve_data_placement(parse_data_placement(o.data_placement), o.cfg.device,
+                             train.pixels.size() + test.pixels.size());
   if (o.verbosity() != Verbosity::quiet) {
     std::ostringstream head;
     head << (ckpt ? o.resume : o.model) << " on " << device_name(o.cfg.device) << ", "
          << train.size() << " train / " << test.size() << " test images";
-    if (o.cfg.device == Device::cuda) head << "\ndevice: " << cuda_device_report();
+    if (o.cfg.device == Device::cuda)
+      head << "\ndevice: " << cuda_device_report() << "\ndata "
+           << (o.cfg.data_placement == DataPlacement::device
+                   ? "resident in GPU memory (--data-placement device)"
+                   : "streamed through pinned host memory (--data-placement pinned)");
     if (o.verbosity() == Verbosity::verbose) head << "\n" << graph->summary();
     if (comm.distributed())
       head << "\ndata-parallel over " << comm.size() << " ranks (" << local_batch

@@ -14,6 +14,8 @@ namespace convpool::cli {
 struct TrainOptions {
   std::string data, model, out, pool, device = "auto", resume, config;
   std::string optimizer = "adam";  // cfg.optimizer.kind once parsed
+  std::string data_placement = "auto";  // cfg.data_placement once resolved
+  std::string pad_mode = "zero";        // cfg.input.reflect once parsed
   int threads = 0;
   size_t limit_train = 0, limit_test = 0;
   bool no_graph = false, deterministic = false, normalize = false, quiet = false, verbose = false,

@@ -32,6 +32,9 @@ struct TrainState {
   int batch = 32;
   OptimizerConfig optimizer;
   InputTransform input;  // evaluation must normalise as training did
+  // How epochs were shuffled (kEpochOrderScheme in convpool/data.h); a checkpoint older than
+  // the scheme says "fisher-yates", and cannot be resumed bit for bit.
+  std::string epoch_order = kEpochOrderScheme;
   // The finished epochs' metrics, epochs 1..epoch in order (trainers keep all of them; a
   // state made by hand may hold fewer): a resume rewrites metrics.csv from it, so the file
   // always agrees with the checkpoint it resumes from.

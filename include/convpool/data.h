@@ -17,16 +17,18 @@ constexpr size_t kCifarRecordsPerFile = 10000;  // in each of the six files of t
 // What is done to every input image (kernels/input_math.cuh holds the per-pixel formula).
 // The defaults (no crop, no flip, mean 0, std 1) give pixel / 255: the reference recipe.
 struct InputTransform {
-  int crop_pad = 0;   // training: crop 32x32 out of the image padded by this many zero pixels
-  bool flip = false;  // training: mirror left-right with probability 1/2
+  int crop_pad = 0;      // training: crop 32x32 out of the image padded by this many pixels
+  bool reflect = false;  // the crop's padding mirrors the image (else it is zeros)
+  bool flip = false;     // training: mirror left-right with probability 1/2
+  int cutout = 0;        // training: zero a random square this wide (after normalisation)
   float mean[kCifarChannels] = {0.f, 0.f, 0.f};  // subtracted from pixel / 255, per channel
   float std[kCifarChannels] = {1.f, 1.f, 1.f};   // then divided by this
-  bool augments() const { return crop_pad > 0 || flip; }
+  bool augments() const { return crop_pad > 0 || flip || cutout > 0; }
   bool operator==(const InputTransform&) const = default;
 };
-// Throws a one-line error for a negative or over-large crop or a non-positive std.
+// Throws a one-line error for a negative or over-large crop or cutout or a non-positive std.
 void validate(const InputTransform& t);
-// "crop_pad=4 flip mean=... std=..." or "none", for run summaries.
+// "crop_pad=4 reflect flip cutout=8 mean=... std=..." or "none", for run summaries.
 std::string describe(const InputTransform& t);
 
 struct Dataset {
@@ -63,8 +65,13 @@ std::string resolve_cifar_dir(const std::string& flag_value);
 // data), drawn from Philox with `seed`; class names "class0".."class9".
 Dataset synthetic_cifar(size_t images, uint64_t seed);
 
-// A permutation of [0, n) for `epoch`, drawn from Philox with `seed` (same on every platform).
+// A permutation of [0, n) for `epoch`: the images sorted by 64-bit Philox keys of (seed,
+// epoch, image), ties by index (kernels/epoch_order.cuh). The same on every platform, and made
+// identically on the GPU by a Thrust sort (src/data/epoch_order_thrust.h).
 std::vector<uint32_t> epoch_order(size_t n, uint64_t seed, uint64_t epoch);
+// The scheme's name, saved in checkpoints: runs shuffled otherwise (convpool before
+// 2026-12-01 used a serial Fisher-Yates shuffle) cannot be resumed exactly.
+constexpr const char* kEpochOrderScheme = "philox-key-sort";
 
 // Converts images order[0 .. count) to float NCHW: pixel / 255, normalised by `t`. In training
 // mode the crop and flip of `t` are drawn per image from (seed, step, position in the batch).

@@ -16,6 +16,21 @@
 
 namespace convpool {
 
+// Where a CUDA run keeps the data set (issue 20). `pinned`: in host memory, each batch staged
+// through pinned buffers and copied while the previous batch computes (any data set size).
+// `device`: uploaded to GPU memory once; the epoch order is made there and each step gathers
+// and augments its batch on the device, inside the captured step. `automatic`: device when
+// the training and test sets fit in kResidentFraction of the free GPU memory, else pinned.
+enum class DataPlacement { automatic, pinned, device };
+constexpr double kResidentFraction = 0.25;
+const char* data_placement_name(DataPlacement p);  // "auto", "pinned", "device"
+// The CLI's names; a one-line error naming the choices otherwise.
+DataPlacement parse_data_placement(const std::string& name);
+// `requested` made concrete for a run on `device` whose data sets hold `bytes` in all:
+// automatic becomes device or pinned (the CPU keeps its data in host memory: pinned); device
+// placement on the CPU is a one-line error.
+DataPlacement resolve_data_placement(DataPlacement requested, Device device, size_t bytes);
+
 struct TrainConfig {
   int epochs = 10;
   int batch = 32;
@@ -30,6 +45,9 @@ struct TrainConfig {
   int keep = 0;                     // keep the N newest step-NNN.safetensors history files
   std::string nan_policy = "stop";  // "stop" or "skip" (skip the update of that batch; CPU)
   bool cuda_graph = true;           // CUDA: replay full batches as a captured CUDA Graph
+  // CUDA: where the data set lives. `convpool train` resolves automatic with the data sets'
+  // sizes (resolve_data_placement); a Trainer given automatic uses pinned.
+  DataPlacement data_placement = DataPlacement::automatic;
   // Data-parallel runs (convpool/distributed.h): BatchNorm normalises with the statistics of
   // the whole global batch rather than each rank's slice.
   bool sync_bn = false;

@@ -41,7 +41,9 @@ nlohmann::json optimizer_json(const OptimizerConfig& o) {
 
 nlohmann::json input_json(const InputTransform& t) {
   return {{"crop_pad", t.crop_pad},
+          {"reflect", t.reflect},
           {"flip", t.flip},
+          {"cutout", t.cutout},
           {"mean", std::vector<float>(t.mean, t.mean + kCifarChannels)},
           {"std", std::vector<float>(t.std, t.std + kCifarChannels)}};
 }
@@ -130,6 +132,7 @@ void save_checkpoint(const std::string& path, const Graph& graph, const std::str
       {"training_state", state.dump()},
       {"optimizer", optimizer_json(st.optimizer).dump()},
       {"input", input_json(st.input).dump()},
+      {"epoch_order", st.epoch_order},
       {"metrics", history_json(st.history).dump()},
       {"rng", "philox4x32-10, key = seed, counters = (purpose, epoch|step, layer, element)"},
   };
@@ -214,11 +217,17 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
         c.state.history.push_back(e);
       }
     }
+    // Checkpoints written before the epoch order was a sort of Philox keys shuffled serially.
+    const auto order = m.find("epoch_order");
+    c.state.epoch_order = order == m.end() ? "fisher-yates" : order->second;
     // Checkpoints written before the input options existed used the defaults.
     if (auto it = m.find("input"); it != m.end()) {
       const auto in = nlohmann::json::parse(it->second);
       c.state.input.crop_pad = json_integer<int>(in, "crop_pad", 0, kCifarSide);
       c.state.input.flip = in.at("flip").get<bool>();
+      // Added with reflect padding and cutout: older checkpoints had neither.
+      c.state.input.reflect = in.contains("reflect") && in.at("reflect").get<bool>();
+      c.state.input.cutout = in.contains("cutout") ? json_integer<int>(in, "cutout", 0, kCifarSide) : 0;
       const auto& mean = in.at("mean");
       const auto& sd = in.at("std");
       if (!mean.is_array() || !sd.is_array() || mean.size() != kCifarChannels ||

@@ -104,11 +104,29 @@ void softmax_xent(int n, int classes, const float* logits, const uint8_t* labels
                   unsigned long long* correct, void* stream, const StepScalars* scalars = nullptr,
                   unsigned long long* first_bad_step = nullptr);
 
+// kernels/pool_baseline.cu: the parts of the library baseline of Avg-TopK around CUB's
+// segmented sort (src/cuda/pool_baselines.h). gather_windows copies each unpadded window of
+// the n images into its own segment of KH*KW floats; mean_of_leading writes the mean of each
+// sorted segment's first k values.
+void gather_windows(const PoolGeom& g, int n, const float* x, float* segments, void* stream);
+void mean_of_leading(long long outputs, int window, int k, const float* sorted, float* y,
+                     void* stream);
+
 // kernels/convert.cu: n uint8 CIFAR images -> float NCHW, pixel / 255 normalised by `t`; in
-// training, cropped and flipped by draws from (seed, *step, image), as images_to_float does.
+// training, augmented (crop, flip, cutout) by draws from (seed, *step, image), as
+// images_to_float does.
 // `step` is a device pointer (read at run time, so a captured graph replays correctly).
 // `first_index`: the position of image 0 in the step's global batch (images_to_float's).
 void input_to_float(const uint8_t* src, float* dst, int n, const InputTransform& t, bool training,
                     uint64_t seed, const uint64_t* step, void* stream, uint32_t first_index = 0);
+// The same, from a data set resident on the device: image i of the batch is
+// images[order[*cursor + first_index + i]] and its label is written to labels_out[i]. `cursor`
+// is a device pointer (null: position 0), read at run time like `step`.
+void gather_input_to_float(const uint8_t* images, const uint8_t* labels, const uint32_t* order,
+                           const uint64_t* cursor, float* dst, uint8_t* labels_out, int n,
+                           const InputTransform& t, bool training, uint64_t seed,
+                           const uint64_t* step, void* stream, uint32_t first_index = 0);
+// *cursor += by (one thread): the resident path's move to the next global batch.
+void advance_cursor(uint64_t* cursor, uint32_t by, void* stream);
 
 }  // namespace convpool::cuda

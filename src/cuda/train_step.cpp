@@ -9,6 +9,7 @@
 
 #include "check.h"
 #include "context.h"
+#include "device_data.h"
 #include "convpool/buffer.h"
 #include "convpool/distributed.h"
 #include "convpool/profile.h"
@@ -48,6 +49,14 @@ struct TrainStepper::Impl {
     cudaGraphExec_t exec = nullptr;  // the captured full-batch step reading this slot
   };
   std::array<Slot, kSlots> slots;
+  // The device placement: the data sets in GPU memory, the epoch's order, and the position of
+  // the next global batch in it (read and moved by the captured step).
+  bool resident;
+  ResidentDataset train_data, eval_data;
+  DeviceEpochOrder order;
+  Buffer cursor{Device::cuda, sizeof(uint64_t)};
+  Buffer eval_index;         // evaluation: the batch's image indices, copied per batch
+  bool order_checked = false;  // the first epoch's device order was compared with the CPU's
   std::unique_ptr<NcclComm> nccl;  // data-parallel jobs only
   uint64_t queued = 0;
   bool warmed_up = false;  // a full batch has run eagerly: capture is safe from now on
@@ -57,14 +66,16 @@ struct TrainStepper::Impl {
   int n_global = 1;
   uint32_t first = 0;
 
-  Impl(Graph& g, const OptimizerConfig& o, const InputTransform& in, uint64_t s, bool graphs)
+  Impl(Graph& g, const OptimizerConfig& o, const InputTransform& in, uint64_t s, bool graphs,
+       bool on_device)
       // CONVPOOL_CUDA_SYNC=1 synchronises after every launch, which stream capture forbids.
       : graph(g),
         opt(o),
         input(in),
         seed(s),
         use_graph(graphs && !sync_after_launch()),
-        batch(g.max_batch()) {
+        batch(g.max_batch()),
+        resident(on_device) {
     for (auto& slot : slots) {
       slot.host_pixels = PinnedBuffer(size_t(batch) * kCifarImageBytes);
       slot.host_labels = PinnedBuffer(size_t(batch));
@@ -72,6 +83,7 @@ struct TrainStepper::Impl {
       slot.labels = Buffer(Device::cuda, size_t(batch));
     }
     sample_loss = Buffer(Device::cuda, sizeof(double) * size_t(batch));
+    eval_index = Buffer(Device::cuda, sizeof(uint32_t) * size_t(batch));
     logits.resize(size_t(batch) * kCifarClasses);
   }
   ~Impl() {
@@ -99,8 +111,17 @@ struct TrainStepper::Impl {
       cudaStream_t s = m.stream();
       Region region(regions::input, Device::cuda, s);
       begin_step(m.step_scalars(), m.opt, s);
-      input_to_float(slot.pixels.as<uint8_t>(), m.graph.input(n).data, n, m.input, true, m.seed,
-                     &m.step_scalars()->step, s, m.first);
+      if (m.resident) {
+        // The batch gather is part of the step (and of its graph): no host work per step.
+        gather_input_to_float(m.train_data.images(), m.train_data.labels(), m.order.get(),
+                              m.cursor.as<uint64_t>(), m.graph.input(n).data,
+                              slot.labels.as<uint8_t>(), n, m.input, true, m.seed,
+                              &m.step_scalars()->step, s, m.first);
+        advance_cursor(m.cursor.as<uint64_t>(), uint32_t(m.n_global), s);
+      } else {
+        input_to_float(slot.pixels.as<uint8_t>(), m.graph.input(n).data, n, m.input, true,
+                       m.seed, &m.step_scalars()->step, s, m.first);
+      }
     }
     void loss(int n) override {
       cudaStream_t s = m.stream();
@@ -179,8 +200,8 @@ struct TrainStepper::Impl {
 };
 
 TrainStepper::TrainStepper(Graph& graph, const OptimizerConfig& opt, const InputTransform& input,
-                           uint64_t seed, uint64_t start_step, bool use_graph)
-    : impl_(std::make_unique<Impl>(graph, opt, input, seed, use_graph)) {
+                           uint64_t seed, uint64_t start_step, bool use_graph, bool resident)
+    : impl_(std::make_unique<Impl>(graph, opt, input, seed, use_graph, resident)) {
   validate(input);
   CP_CHECK(graph.device() == Device::cuda, "TrainStepper needs a graph built on cuda");
   // CONVPOOL_NCCL=1 runs the all-reduce in a world of one too: tools/gpu-check's test of the
@@ -198,14 +219,35 @@ TrainStepper::~TrainStepper() {
 
 bool TrainStepper::pinned() const { return impl_->slots[0].host_pixels.pinned(); }
 
+void TrainStepper::begin_epoch(const Dataset& train, const uint32_t* order, uint64_t epoch,
+                               uint64_t position) {
+  Impl& m = *impl_;
+  if (!m.resident) return;
+  CP_CUDA_CHECK(cudaStreamSynchronize(m.stream()));  // no queued step still reads the old order
+  m.train_data.hold(train);
+  m.order.make(train.size(), m.seed, epoch, m.stream());
+  if (!m.order_checked) {
+    // The GPU's sort against the CPU's once per run: the placements must train on the same
+    // batches (CI checks this on the CPU through Thrust's own systems; this is the GPU).
+    if (const size_t at = m.order.first_difference(order, train.size()); at != train.size())
+      CP_FAIL("the epoch order made on the GPU differs from the CPU's at position "
+              << at << " of " << train.size() << " (epoch " << epoch + 1 << ")");
+    m.order_checked = true;
+  }
+  copy_bytes(m.cursor.get(), Device::cuda, &position, Device::cpu, sizeof position);
+}
+
 bool TrainStepper::step(const Dataset& ds, const uint32_t* idx, int n, uint64_t, int n_global,
                         uint32_t first) {
   Impl& m = *impl_;
   m.n_global = n_global;
   m.first = first;
-  Impl::Slot& slot = m.slots[m.queued++ % kSlots];
-  m.stage(slot, ds, idx, n, m.copy_stream.get());
-  CP_CUDA_CHECK(cudaStreamWaitEvent(m.stream(), slot.copied.get(), 0));
+  // The device placement stages nothing: one slot (its labels buffer and its graph) serves.
+  Impl::Slot& slot = m.slots[m.resident ? 0 : m.queued++ % kSlots];
+  if (!m.resident) {
+    m.stage(slot, ds, idx, n, m.copy_stream.get());
+    CP_CUDA_CHECK(cudaStreamWaitEvent(m.stream(), slot.copied.get(), 0));
+  }
   if (m.use_graph && n == m.batch && m.warmed_up) {
     if (!slot.exec) m.capture(slot);
     CP_CUDA_CHECK(cudaGraphLaunch(slot.exec, m.stream()));
@@ -253,10 +295,21 @@ const float* TrainStepper::eval_logits(const Dataset& ds, const uint32_t* idx, i
   float* logits = impl_->logits.data();
   Impl& m = *impl_;
   Impl::Slot& slot = m.slots[m.queued++ % kSlots];
-  m.stage(slot, ds, idx, n, m.stream());
   cudaStream_t s = m.stream();
-  input_to_float(slot.pixels.as<uint8_t>(), m.graph.input(n).data, n, m.input, false, m.seed,
-                 &m.step_scalars()->step, s);
+  if (m.resident) {
+    // The evaluation set is uploaded once too; only the batch's indices travel.
+    m.eval_data.hold(ds);
+    CP_CUDA_CHECK(cudaEventSynchronize(slot.free.get()));  // eval_index is free again
+    CP_CUDA_CHECK(cudaMemcpyAsync(m.eval_index.get(), idx, sizeof(uint32_t) * size_t(n),
+                                  cudaMemcpyHostToDevice, s));
+    gather_input_to_float(m.eval_data.images(), m.eval_data.labels(), m.eval_index.as<uint32_t>(),
+                          nullptr, m.graph.input(n).data, slot.labels.as<uint8_t>(), n, m.input,
+                          false, m.seed, &m.step_scalars()->step, s);
+  } else {
+    m.stage(slot, ds, idx, n, m.stream());
+    input_to_float(slot.pixels.as<uint8_t>(), m.graph.input(n).data, n, m.input, false, m.seed,
+                   &m.step_scalars()->step, s);
+  }
   StepContext ctx;
   ctx.device = Device::cuda;
   ctx.training = false;

@@ -7,6 +7,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "../../kernels/epoch_order.cuh"
 #include "../../kernels/input_math.cuh"
 #include "../../kernels/philox.cuh"
 #include "convpool/data.h"
@@ -151,16 +152,14 @@ Dataset synthetic_cifar(size_t images, uint64_t seed) {
 }
 
 std::vector<uint32_t> epoch_order(size_t n, uint64_t seed, uint64_t epoch) {
+  // Sorting by counter-based keys rather than a serial shuffle: the GPU makes the same order
+  // with a radix sort (src/data/epoch_order_thrust.h), and tests compare the two.
+  std::vector<std::pair<uint64_t, uint32_t>> keyed(n);
+  const EpochOrderKey key{seed, epoch};
+  for (size_t i = 0; i < n; ++i) keyed[i] = {key(i), uint32_t(i)};
+  std::sort(keyed.begin(), keyed.end());  // ties (p < 2^-30 per epoch) fall back to the index
   std::vector<uint32_t> order(n);
-  std::iota(order.begin(), order.end(), 0u);
-  // Fisher-Yates with 64-bit Philox draws: the modulo bias is below 2^-40 for any data set.
-  for (size_t i = n; i > 1; --i) {
-    Philox4 r = philox4x32_10(
-        Philox4{{kRngShuffle, uint32_t(epoch), uint32_t(i >> 32), uint32_t(i)}}, seed);
-    const uint64_t wide = (uint64_t(r.v[0]) << 32) | r.v[1];
-    const size_t j = size_t(wide % i);
-    std::swap(order[i - 1], order[j]);
-  }
+  for (size_t i = 0; i < n; ++i) order[i] = keyed[i].second;
   return order;
 }
 
@@ -168,6 +167,8 @@ void validate(const InputTransform& t) {
   if (t.crop_pad < 0 || t.crop_pad > kCifarSide / 2)
     CP_USER_ERROR("--crop-pad must be between 0 and " << kCifarSide / 2 << " (got " << t.crop_pad
                                                       << ")");
+  if (t.cutout < 0 || t.cutout > kCifarSide)
+    CP_USER_ERROR("--cutout must be between 0 and " << kCifarSide << " (got " << t.cutout << ")");
   for (int c = 0; c < kCifarChannels; ++c) {
     if (!(t.std[c] > 0.f) || !std::isfinite(t.std[c]))
       CP_USER_ERROR("--std values must be positive (got " << t.std[c] << ")");
@@ -177,11 +178,14 @@ void validate(const InputTransform& t) {
 
 std::string describe(const InputTransform& t) {
   std::ostringstream s;
-  if (t.crop_pad) s << "crop_pad=" << t.crop_pad << " ";
+  if (t.crop_pad) s << "crop_pad=" << t.crop_pad << (t.reflect ? " reflect " : " ");
   if (t.flip) s << "flip ";
+  if (t.cutout) s << "cutout=" << t.cutout << " ";
   InputTransform plain = t;
   plain.crop_pad = 0;
+  plain.reflect = false;
   plain.flip = false;
+  plain.cutout = 0;
   if (plain != InputTransform{})  // normalised
     s << "mean=" << t.mean[0] << "," << t.mean[1] << "," << t.mean[2] << " std=" << t.std[0] << ","
       << t.std[1] << "," << t.std[2];
@@ -201,7 +205,8 @@ void images_to_float(const Dataset& ds, const uint32_t* order, int count, float*
     const uint8_t* src = ds.image(order[i]);
     float* dst = out + size_t(i) * kCifarImageBytes;
     const AugmentDraw d =
-        augment ? augment_draw(seed, step, first_index + uint32_t(i), t.crop_pad, t.flip)
+        augment ? augment_draw(seed, step, first_index + uint32_t(i), t.crop_pad, t.flip,
+                               t.reflect, t.cutout)
                 : AugmentDraw{};
     for (int c = 0; c < kCifarChannels; ++c)
       for (int y = 0; y < kCifarSide; ++y)

@@ -48,6 +48,11 @@ struct StepCounters {
 class StepBackend {
  public:
   virtual ~StepBackend() = default;
+  // Called before the steps of an epoch: `order` is epoch_order(train.size(), seed, epoch),
+  // and the epoch starts (or resumes) at position `position` of it. Backends that keep the
+  // data on the device make the same order there; the others need nothing.
+  virtual void begin_epoch(const Dataset& /*train*/, const uint32_t* /*order*/, uint64_t /*epoch*/,
+                           uint64_t /*position*/) {}
   // Runs (CPU) or queues (CUDA) one training step at optimizer step `step` (counting from 1)
   // on images idx[0..n): this rank's slice, from position `first`, of a global batch of
   // n_global images (the whole batch in a single process). The loss is the mean over the

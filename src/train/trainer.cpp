@@ -17,6 +17,7 @@
 #include "convpool/metrics.h"
 #include "convpool/profile.h"
 #ifdef CONVPOOL_HAVE_CUDA
+#include "../cuda/device_data.h"
 #include "../cuda/train_step.h"
 #endif
 
@@ -64,6 +65,38 @@ void require_cifar_model(const Graph& graph, const std::string& origin) {
                          << " outputs per image; CIFAR-10 needs 10 logits");
 }
 
+// ---- data placement ----
+const char* data_placement_name(DataPlacement p) {
+  switch (p) {
+    case DataPlacement::automatic: return "auto";
+    case DataPlacement::pinned: return "pinned";
+    case DataPlacement::device: return "device";
+  }
+  return "?";
+}
+
+DataPlacement parse_data_placement(const std::string& name) {
+  for (DataPlacement p : {DataPlacement::automatic, DataPlacement::pinned, DataPlacement::device})
+    if (name == data_placement_name(p)) return p;
+  CP_USER_ERROR("--data-placement must be auto, pinned or device (got '" << name << "')");
+}
+
+DataPlacement resolve_data_placement(DataPlacement requested, Device device, size_t bytes) {
+  if (device != Device::cuda) {
+    if (requested == DataPlacement::device)
+      CP_USER_ERROR("--data-placement device keeps the data in GPU memory: it needs --device cuda");
+    return DataPlacement::pinned;
+  }
+  if (requested != DataPlacement::automatic) return requested;
+#ifdef CONVPOOL_HAVE_CUDA
+  return cuda::fits_in_free_memory(bytes, kResidentFraction) ? DataPlacement::device
+                                                             : DataPlacement::pinned;
+#else
+  (void)bytes;
+  return DataPlacement::pinned;
+#endif
+}
+
 // ---- trainer ----
 struct Trainer::Impl {
   std::unique_ptr<StepBackend> backend;  // runs the steps: src/train/step.h
@@ -95,8 +128,11 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
 #ifdef CONVPOOL_HAVE_CUDA
     if (cfg.nan_policy == "skip")
       CP_USER_ERROR("--nan-policy skip is only available on the CPU; CUDA runs stop instead");
-    impl_->backend = std::make_unique<cuda::TrainStepper>(graph, cfg.optimizer, cfg.input, cfg.seed,
-                                                          state.step, cfg.cuda_graph);
+    // Unresolved (callers without the data sets' sizes, e.g. benchmarks): pinned, which fits
+    // any data set.
+    impl_->backend = std::make_unique<cuda::TrainStepper>(
+        graph, cfg.optimizer, cfg.input, cfg.seed, state.step, cfg.cuda_graph,
+        cfg.data_placement == DataPlacement::device);
 #else
     CP_USER_ERROR("this convpool binary was built without CUDA");
 #endif
@@ -209,6 +245,8 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
   impl_->epoch_start = impl_->last_report = t0;
   const auto order = epoch_order(train.size(), cfg_.seed, uint64_t(state_.epoch));
   StepBackend& backend = *impl_->backend;
+  backend.begin_epoch(train, order.data(), uint64_t(state_.epoch),
+                      state_.epoch_batches * uint64_t(cfg_.batch));
   const Communicator& comm = world();
   const int B = cfg_.batch;
   if (const size_t last = train.size() % size_t(B); last && last < size_t(comm.size()))

@@ -1,0 +1,53 @@
+#include "device_data.h"
+
+#include <thrust/execution_policy.h>
+#include <thrust/system/cuda/execution_policy.h>
+
+#include <vector>
+
+#include "../data/epoch_order_thrust.h"
+#include "check.h"
+#include "ops.h"
+
+namespace convpool::cuda {
+
+void ResidentDataset::hold(const Dataset& ds) {
+  if (source_ == &ds && size_ == ds.size()) return;
+  CP_CHECK(ds.pixels.size() == ds.size() * kCifarImageBytes, "malformed data set");
+  images_ = Buffer(Device::cuda, std::max<size_t>(ds.pixels.size(), 1));
+  labels_ = Buffer(Device::cuda, std::max<size_t>(ds.size(), 1));
+  copy_bytes(images_.get(), Device::cuda, ds.pixels.data(), Device::cpu, ds.pixels.size());
+  copy_bytes(labels_.get(), Device::cuda, ds.labels.data(), Device::cpu, ds.size());
+  source_ = &ds;
+  size_ = ds.size();
+}
+
+void DeviceEpochOrder::make(size_t n, uint64_t seed, uint64_t epoch, void* stream) {
+  if (n > capacity_) {
+    order_ = Buffer(Device::cuda, n * sizeof(uint32_t));
+    keys_ = Buffer(Device::cuda, n * sizeof(uint64_t));
+    capacity_ = n;
+  }
+  try {
+    epoch_order_by_sort(thrust::cuda::par.on(as_stream(stream)), order_.as<uint32_t>(),
+                        keys_.as<uint64_t>(), n, seed, epoch);
+  } catch (const std::exception& e) {  // thrust::system_error: a failed launch or allocation
+    CP_FAIL("making the epoch order on the GPU failed: " << e.what());
+  }
+}
+
+size_t DeviceEpochOrder::first_difference(const uint32_t* host, size_t n) const {
+  std::vector<uint32_t> device(n);
+  copy_bytes(device.data(), Device::cpu, order_.get(), Device::cuda, n * sizeof(uint32_t));
+  for (size_t i = 0; i < n; ++i)
+    if (device[i] != host[i]) return i;
+  return n;
+}
+
+bool fits_in_free_memory(size_t bytes, double fraction) {
+  size_t free = 0, total = 0;
+  CP_CUDA_CHECK(cudaMemGetInfo(&free, &total));
+  return double(bytes) <= fraction * double(free);
+}
+
+}  // namespace convpool::cuda
