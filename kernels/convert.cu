@@ -15,6 +15,8 @@ struct InputParams {
   bool reflect, flip;
   int cutout;
   float mean[kCifarChannels], inv_std[kCifarChannels];
+  int view_dy, view_dx;  // without augmentation: the test-time view (identity by default)
+  bool view_flip;
 };
 
 // Where image i of the batch comes from: images[i] (staged), or
@@ -38,7 +40,7 @@ __global__ void input_to_float_kernel(InputSource src, float* __restrict__ dst,
   if (threadIdx.x == 0) {
     const AugmentDraw d = augment ? augment_draw(seed, *step, first + uint32_t(image), p.crop_pad,
                                                  p.flip, p.reflect, p.cutout)
-                                  : AugmentDraw{};
+                                  : view_draw(p.view_dy, p.view_dx, p.view_flip);
     shared_draw[0] = d.dy;
     shared_draw[1] = d.dx;
     shared_draw[2] = d.flip;
@@ -75,8 +77,8 @@ __global__ void input_to_float_kernel(InputSource src, float* __restrict__ dst,
 // next kernel on the stream starts after this one's blocks have all finished).
 __global__ void advance_cursor_kernel(uint64_t* cursor, uint32_t by) { *cursor += by; }
 
-InputParams input_params(const InputTransform& t) {
-  InputParams p{t.crop_pad, t.reflect, t.flip, t.cutout, {}, {}};
+InputParams input_params(const InputTransform& t, const TtaView& view) {
+  InputParams p{t.crop_pad, t.reflect, t.flip, t.cutout, {}, {}, view.dy, view.dx, view.flip};
   for (int c = 0; c < kCifarChannels; ++c) {
     p.mean[c] = t.mean[c];
     p.inv_std[c] = 1.f / t.std[c];  // the same float the CPU path multiplies by
@@ -86,27 +88,31 @@ InputParams input_params(const InputTransform& t) {
 
 void launch_input_to_float(const InputSource& src, float* dst, uint8_t* labels_out, int n,
                            const InputTransform& t, bool training, uint64_t seed,
-                           const uint64_t* step, void* stream, uint32_t first_index) {
+                           const uint64_t* step, void* stream, uint32_t first_index,
+                           const TtaView& view) {
   if (n <= 0) return;
   input_to_float_kernel<<<unsigned(n), 256, 0, as_stream(stream)>>>(
-      src, dst, labels_out, input_params(t), training && t.augments(), seed, step, first_index);
+      src, dst, labels_out, input_params(t, view), training && t.augments(), seed, step,
+      first_index);
   CP_CUDA_CHECK_LAUNCH("input_to_float_kernel");
 }
 }  // namespace
 
 void input_to_float(const uint8_t* src, float* dst, int n, const InputTransform& t, bool training,
-                    uint64_t seed, const uint64_t* step, void* stream, uint32_t first_index) {
+                    uint64_t seed, const uint64_t* step, void* stream, uint32_t first_index,
+                    const TtaView& view) {
   launch_input_to_float(InputSource{src, nullptr, nullptr, nullptr}, dst, nullptr, n, t, training,
-                        seed, step, stream, first_index);
+                        seed, step, stream, first_index, view);
 }
 
 void gather_input_to_float(const uint8_t* images, const uint8_t* labels, const uint32_t* order,
                            const uint64_t* cursor, float* dst, uint8_t* labels_out, int n,
                            const InputTransform& t, bool training, uint64_t seed,
-                           const uint64_t* step, void* stream, uint32_t first_index) {
+                           const uint64_t* step, void* stream, uint32_t first_index,
+                           const TtaView& view) {
   CP_CHECK(images && labels && order && labels_out, "gather_input_to_float: null buffer");
   launch_input_to_float(InputSource{images, labels, order, cursor}, dst, labels_out, n, t,
-                        training, seed, step, stream, first_index);
+                        training, seed, step, stream, first_index, view);
 }
 
 void advance_cursor(uint64_t* cursor, uint32_t by, void* stream) {

@@ -49,6 +49,17 @@ CP_HD AugmentDraw augment_draw(uint64_t seed, uint64_t step, uint32_t image, int
   return d;
 }
 
+// The fixed draw of a test-time view (TtaView): a shift with reflect padding (airbench's
+// translate) and an optional mirror, the same for every image.
+CP_HD AugmentDraw view_draw(int dy, int dx, bool flip) {
+  AugmentDraw d;
+  d.dy = dy;
+  d.dx = dx;
+  d.flip = flip;
+  d.reflect = true;
+  return d;
+}
+
 // Source row/column `i` of a crop that reaches `i` outside the image: 0 means zero padding
 // (returns -1), reflect mirrors about the edge pixel without repeating it (-1 -> 1, 32 -> 30,
 // as torch's "reflect" pad). |i| stays below 2 * kCifarSide since crop_pad <= kCifarSide / 2.

@@ -229,6 +229,34 @@ TEST(KernelParity, InputConversionMatchesCpuBitForBit) {
     }
 }
 
+// Test-time views (eval --tta) through the conversion kernel: shifted with reflect padding and
+// mirrored, as view_to_float does on the CPU.
+TEST(KernelParity, TestTimeViewsMatchCpuBitForBit) {
+  REQUIRE_DEVICE();
+  const Dataset ds = synthetic_cifar(5, 31);
+  const int n = 5;
+  std::vector<uint32_t> order = {4, 0, 3, 1, 2};
+  std::vector<uint8_t> px(size_t(n) * kCifarImageBytes);
+  for (int i = 0; i < n; ++i)
+    std::memcpy(px.data() + size_t(i) * kCifarImageBytes, ds.image(order[size_t(i)]),
+                kCifarImageBytes);
+  Dev<uint8_t> src(px);
+  Dev<uint64_t> dstep(std::vector<uint64_t>{1});
+  InputTransform t;
+  t.mean[2] = 0.4f;
+  t.std[0] = 0.3f;
+  t.crop_pad = 4;  // a training augmentation, which evaluation must not apply
+  for (const TtaView& view : tta_views("flip,translate")) {
+    Dev<float> dst(px.size());
+    cuda::input_to_float(src.get(), dst.get(), n, t, false, 3, dstep.get(), nullptr, 0, view);
+    std::vector<float> want(px.size());
+    view_to_float(ds, order.data(), n, want.data(), t, view);
+    const auto got = dst.download();
+    for (size_t i = 0; i < px.size(); ++i)
+      ASSERT_EQ(got[i], want[i]) << "view " << view.dy << "," << view.dx << " flip " << view.flip;
+  }
+}
+
 // The device-resident path: the data set uploaded once, each batch gathered through the epoch
 // order at a device cursor that advance_cursor moves, against the CPU's images_to_float over
 // the same order, image for image and label for label, over a whole epoch of a few hundred

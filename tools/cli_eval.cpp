@@ -16,7 +16,7 @@ namespace convpool::cli {
 namespace {
 
 struct EvalOptions {
-  std::string checkpoint, data, device = "auto";
+  std::string checkpoint, data, device = "auto", tta = "none";
   int batch = 256, threads = 0;
   size_t limit_test = 0;
   bool json = false;
@@ -24,6 +24,7 @@ struct EvalOptions {
 
 int run(const EvalOptions& o) {
   set_threads(o.threads);
+  const std::vector<TtaView> views = tta_views(o.tta);  // a bad spec fails before any loading
   const Checkpoint ckpt = load_checkpoint(o.checkpoint);
   if (const std::string note = format_note(ckpt, o.checkpoint); !note.empty())
     std::fprintf(stderr, "convpool: %s\n", note.c_str());
@@ -43,7 +44,7 @@ int run(const EvalOptions& o) {
   TrainState state = ckpt.state;
   state.batch = o.batch;
   Trainer evaluator(*graph, cfg, state);
-  const EvalResult r = evaluator.evaluate(test);
+  const EvalResult r = evaluator.evaluate(test, views);
 
   std::vector<std::vector<int>> confusion(kCifarClasses, std::vector<int>(kCifarClasses, 0));
   std::vector<int> per_class_total(kCifarClasses, 0);
@@ -61,6 +62,7 @@ int run(const EvalOptions& o) {
     j["images"] = test.size();
     j["accuracy"] = r.accuracy;
     j["loss"] = r.loss;
+    j["tta"] = o.tta;
     j["epoch"] = ckpt.state.epoch;
     j["step"] = ckpt.state.step;
     j["epoch_batches"] = ckpt.state.epoch_batches;  // > 0: saved in the middle of epoch + 1
@@ -73,8 +75,12 @@ int run(const EvalOptions& o) {
   }
   std::printf("checkpoint %s (%s) on %s\n", o.checkpoint.c_str(),
               describe_position(ckpt.state).c_str(), device_name(device));
-  std::printf("test accuracy %.4f  loss %.4f  (%zu images from %s)\n\n", r.accuracy, r.loss,
-              test.size(), dir.c_str());
+  std::printf("test accuracy %.4f  loss %.4f  (%zu images from %s%s)\n\n", r.accuracy, r.loss,
+              test.size(), dir.c_str(),
+              views.size() > 1 ? (", test-time augmentation " + o.tta + ": mean logits of " +
+                                  std::to_string(views.size()) + " views")
+                                     .c_str()
+                               : "");
   std::printf("%-12s %8s %7s\n", "class", "accuracy", "images");
   for (int c = 0; c < kCifarClasses; ++c)
     std::printf("%-12s %8.4f %7d\n", test.class_names[c].c_str(), class_acc(c), per_class_total[c]);
@@ -105,6 +111,10 @@ Runner add_eval_command(CLI::App& app) {
       ->check(CLI::Range(1, 65536));
   cmd->add_option("--limit-test", o->limit_test, "use only the first N test images")
       ->check(kWholeNumber);
+  cmd->add_option("--tta", o->tta,
+                  "test-time augmentation: none, flip (the image and its mirror) or "
+                  "flip,translate (also shifted by one pixel both ways, airbench94's)")
+      ->capture_default_str();
   cmd->add_flag("--json", o->json, "machine-readable output");
   cmd->footer("Example:\n  convpool eval --checkpoint runs/NAME/best.safetensors --json");
   return [o] { return run(*o); };

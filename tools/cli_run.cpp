@@ -97,9 +97,13 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
       ->capture_default_str()
       ->check(CLI::IsMember({"zero", "reflect"}));
   cmd->add_flag("--flip", o.cfg.input.flip, "augment: random horizontal flip");
+  cmd->add_option("--tta", o.tta,
+                  "after training, evaluate the final weights with test-time augmentation too: "
+                  "flip, or flip,translate (airbench94's); none: off")
+      ->capture_default_str();
   cmd->add_option("--cutout", o.cfg.input.cutout,
-                  "augment: set a random NxN square (clipped at the borders) to the mean colour "
-                  "(0: off)")
+                  "augment: zero a random NxN square (clipped at the borders) after normalisation: "
+                  "the mean colour with --normalize, black without (0: off)")
       ->capture_default_str()
       ->check(CLI::Range(0, kCifarSide));
   cmd->add_flag("--normalize", o.normalize,
@@ -184,11 +188,13 @@ void resolve_options(CLI::App* cmd, TrainOptions& o) {
     }
   }
   o.cfg.input.reflect = o.pad_mode == "reflect";
+  tta_views(o.tta);  // a bad --tta fails before training, not after it
   validate(o.cfg.input);
   o.cfg.optimizer.kind = parse_optimizer_kind(o.optimizer);
-  // Checked here too (train_run resolves it once the data sets' sizes are known), so that a
-  // CPU run asked for device placement fails before it loads anything.
-  resolve_data_placement(parse_data_placement(o.data_placement), o.cfg.device, 0);
+  // train_run resolves it once the data sets' sizes are known; a CPU run asked for device
+  // placement fails here, before it loads anything.
+  if (o.cfg.device != Device::cuda)
+    resolve_data_placement(parse_data_placement(o.data_placement), o.cfg.device, 0);
   o.cfg.cuda_graph = !o.no_graph;
   std::vector<std::string> mean, sd;
   for (int c = 0; c < kCifarChannels; ++c) {
@@ -345,6 +351,16 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
   }
   Trainer trainer(*graph, o.cfg, state, &reporter);
   auto metrics = trainer.fit(train, test);
+  std::string tta_line;
+  if (o.tta != "none") {
+    // The final weights once more, through the test-time views.
+    const EvalResult r = trainer.evaluate(test, tta_views(o.tta));
+    char line[160];
+    std::snprintf(line, sizeof line, "test-time augmentation %s: test_loss %.4f  test_acc %.4f",
+                  o.tta.c_str(), r.loss, r.accuracy);
+    tta_line = line;
+    if (o.verbosity() != Verbosity::quiet) reporter.line(tta_line);
+  }
   if (o.verbosity() != Verbosity::quiet) {
     reporter.line(std::string("peak ") + (o.cfg.device == Device::cuda ? "device" : "host") +
                   " memory " + human_bytes(double(memory_stats(o.cfg.device).peak)) +
@@ -352,7 +368,8 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
   }
   if (!o.out.empty()) {
     const auto rows = read_metrics_csv(o.out + "/metrics.csv");
-    write_file_atomic(o.out + "/summary.txt", run_summary_line(rows) + "\n");
+    write_file_atomic(o.out + "/summary.txt",
+                      run_summary_line(rows) + "\n" + (tta_line.empty() ? "" : tta_line + "\n"));
   }
   return metrics;
 }

@@ -16,6 +16,7 @@ struct TrainOptions {
   std::string optimizer = "adam";  // cfg.optimizer.kind once parsed
   std::string data_placement = "auto";  // cfg.data_placement once resolved
   std::string pad_mode = "zero";        // cfg.input.reflect once parsed
+  std::string tta = "none";             // test-time views evaluated after training
   int threads = 0;
   size_t limit_train = 0, limit_test = 0;
   bool no_graph = false, deterministic = false, normalize = false, quiet = false, verbose = false,

@@ -31,6 +31,19 @@ void validate(const InputTransform& t);
 // "crop_pad=4 reflect flip cutout=8 mean=... std=..." or "none", for run summaries.
 std::string describe(const InputTransform& t);
 
+// One test-time-augmentation view of every image: shifted by (dy, dx) pixels (output pixel
+// (y, x) reads source (y + dy, x + dx), reflect-padded), mirrored when `flip`, and its logits'
+// weight in the average over the views.
+struct TtaView {
+  int dy = 0, dx = 0;
+  bool flip = false;
+  float weight = 1.f;
+};
+// The views of `--tta SPEC`: "none" (the image: weight 1), "flip" (the image and its mirror,
+// 1/2 each), or "flip,translate" (airbench94's: the image and its mirror at 1/4 each, and both
+// shifted by (-1, -1) and by (+1, +1) at 1/8 each). A one-line error names the choices.
+std::vector<TtaView> tta_views(const std::string& spec);
+
 struct Dataset {
   std::vector<uint8_t> pixels;  // count x 3072
   std::vector<uint8_t> labels;  // count
@@ -81,5 +94,9 @@ constexpr const char* kEpochOrderScheme = "philox-key-sort";
 void images_to_float(const Dataset& ds, const uint32_t* order, int count, float* out,
                      const InputTransform& t = {}, bool training = false, uint64_t seed = 0,
                      uint64_t step = 0, uint32_t first_index = 0);
+// Evaluation conversion of one test-time view: images_to_float(training = false) of the
+// shifted and mirrored images.
+void view_to_float(const Dataset& ds, const uint32_t* order, int count, float* out,
+                   const InputTransform& t, const TtaView& view);
 
 }  // namespace convpool

@@ -107,7 +107,9 @@ class Trainer {
   ~Trainer();
   // Runs the remaining epochs; returns the metrics of each epoch run here.
   std::vector<EpochMetrics> fit(const Dataset& train, const Dataset& test);
-  EvalResult evaluate(const Dataset& test);
+  // Test loss and accuracy of the mean logits over `views` (test-time augmentation, tta_views;
+  // the default is the images as they are).
+  EvalResult evaluate(const Dataset& test, const std::vector<TtaView>& views = {TtaView{}});
   const TrainState& state() const { return state_; }
   // Epoch (0-based) of training, from state().epoch_batches on. Saves as configured.
   EpochMetrics train_epoch(const Dataset& train);

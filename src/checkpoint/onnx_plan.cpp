@@ -118,7 +118,7 @@ nlohmann::json node_attrs(const NodeContext& c) {
 const OnnxOpTable& onnx_op_table() {
   static const OnnxOpTable table = {
       {"conv", {"filters", "size", "size_h", "size_w", "stride", "padding", "bias", "init"}},
-      {"dense", {"units"}},
+      {"dense", {"units", "bias"}},
       {"pool", {"method", "size", "stride", "pad", "k", "p", "t", "include_pad", "learned"}},
       {"relu", {}},
       {"flatten", {}},

@@ -8,14 +8,16 @@ namespace convpool::cpu {
 
 void dense_forward(int n, int in, int out, const float* x, const float* w, const float* b,
                    float* y) {
-  for (int i = 0; i < n; ++i)
-    for (int o = 0; o < out; ++o) y[i * out + o] = b[o];
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.f, x, in, w, in, 1.f, y, out);
+  if (b)
+    for (int i = 0; i < n; ++i)
+      for (int o = 0; o < out; ++o) y[i * out + o] = b[o];
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, out, in, 1.f, x, in, w, in,
+              b ? 1.f : 0.f, y, out);
 }
 
 void dense_backward(int n, int in, int out, const float* x, const float* w, const float* dy,
                     float* dw, float* db, float* dx) {
-  for (int o = 0; o < out; ++o) {
+  for (int o = 0; db && o < out; ++o) {
     double s = 0;
     for (int i = 0; i < n; ++i) s += dy[i * out + o];
     db[o] = float(s);

@@ -3,6 +3,7 @@
 
 namespace convpool::cpu {
 
+// `b` (and `db` in backward) may be null: a dense layer without bias.
 void dense_forward(int n, int in, int out, const float* x, const float* w, const float* b,
                    float* y);
 // Overwrites dw, db and (if non-null) dx.

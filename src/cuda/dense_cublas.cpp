@@ -29,7 +29,7 @@ void dense_forward(int n, int in, int out, const float* x, const float* w, const
   // Y'[out x n] = (W'[in x out])^T X'[in x n]
   CP_CUBLAS_CHECK(
       cublasSgemm(h, CUBLAS_OP_T, CUBLAS_OP_N, out, n, in, &one, w, in, x, in, &zero, y, out));
-  bias_add(y, b, n, out, 1, stream);
+  if (b) bias_add(y, b, n, out, 1, stream);
 }
 
 void dense_backward(int n, int in, int out, const float* x, const float* w, const float* dy,
@@ -39,7 +39,7 @@ void dense_backward(int n, int in, int out, const float* x, const float* w, cons
   // dW'[in x out] = X'[in x n] (dY'[out x n])^T
   CP_CUBLAS_CHECK(
       cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_T, in, out, n, &one, x, in, dy, out, &zero, dw, in));
-  bias_grad(dy, db, n, out, 1, stream);
+  if (db) bias_grad(dy, db, n, out, 1, stream);
   // dX'[in x n] = W'[in x out] dY'[out x n]
   if (dx)
     CP_CUBLAS_CHECK(

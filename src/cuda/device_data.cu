@@ -11,19 +11,27 @@
 
 namespace convpool::cuda {
 
-void ResidentDataset::hold(const Dataset& ds) {
-  if (source_ == &ds && size_ == ds.size()) return;
+bool ResidentDataset::hold(const Dataset& ds, void* stream) {
+  if (source_ == ds.pixels.data() && size_ == ds.size()) return false;
   CP_CHECK(ds.pixels.size() == ds.size() * kCifarImageBytes, "malformed data set");
   images_ = Buffer(Device::cuda, std::max<size_t>(ds.pixels.size(), 1));
   labels_ = Buffer(Device::cuda, std::max<size_t>(ds.size(), 1));
-  copy_bytes(images_.get(), Device::cuda, ds.pixels.data(), Device::cpu, ds.pixels.size());
-  copy_bytes(labels_.get(), Device::cuda, ds.labels.data(), Device::cpu, ds.size());
-  source_ = &ds;
+  // On the compute stream, and waited for: a copy from pageable memory may return before it
+  // lands, and the compute stream (non-blocking) would not wait for the legacy stream.
+  cudaStream_t s = as_stream(stream);
+  CP_CUDA_CHECK(cudaMemcpyAsync(images_.get(), ds.pixels.data(), ds.pixels.size(),
+                                cudaMemcpyHostToDevice, s));
+  CP_CUDA_CHECK(
+      cudaMemcpyAsync(labels_.get(), ds.labels.data(), ds.size(), cudaMemcpyHostToDevice, s));
+  CP_CUDA_CHECK(cudaStreamSynchronize(s));
+  source_ = ds.pixels.data();
   size_ = ds.size();
+  return true;
 }
 
-void DeviceEpochOrder::make(size_t n, uint64_t seed, uint64_t epoch, void* stream) {
-  if (n > capacity_) {
+bool DeviceEpochOrder::make(size_t n, uint64_t seed, uint64_t epoch, void* stream) {
+  const bool moved = n > capacity_;
+  if (moved) {
     order_ = Buffer(Device::cuda, n * sizeof(uint32_t));
     keys_ = Buffer(Device::cuda, n * sizeof(uint64_t));
     capacity_ = n;
@@ -34,6 +42,7 @@ void DeviceEpochOrder::make(size_t n, uint64_t seed, uint64_t epoch, void* strea
   } catch (const std::exception& e) {  // thrust::system_error: a failed launch or allocation
     CP_FAIL("making the epoch order on the GPU failed: " << e.what());
   }
+  return moved;
 }
 
 size_t DeviceEpochOrder::first_difference(const uint32_t* host, size_t n) const {

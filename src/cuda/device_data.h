@@ -14,14 +14,16 @@ namespace convpool::cuda {
 // A data set held in device memory, uploaded once per Dataset object.
 class ResidentDataset {
  public:
-  // Uploads `ds` unless this already holds it (the same object, the same size).
-  void hold(const Dataset& ds);
+  // Uploads `ds` on `stream` (and waits for it) unless this already holds it (the same
+  // pixel buffer, the same size). Returns true when its device buffers moved: graphs that
+  // captured the old pointers must be captured again.
+  bool hold(const Dataset& ds, void* stream);
   const uint8_t* images() const { return images_.as<uint8_t>(); }
   const uint8_t* labels() const { return labels_.as<uint8_t>(); }
   size_t size() const { return size_; }
 
  private:
-  const Dataset* source_ = nullptr;
+  const uint8_t* source_ = nullptr;  // the host pixels last uploaded
   size_t size_ = 0;
   Buffer images_, labels_;
 };
@@ -30,8 +32,8 @@ class ResidentDataset {
 class DeviceEpochOrder {
  public:
   // order[0..n) for (seed, epoch), computed on `stream` (Thrust's CUDA system; it waits for
-  // the sort to finish, once per epoch).
-  void make(size_t n, uint64_t seed, uint64_t epoch, void* stream);
+  // the sort to finish, once per epoch). Returns true when its buffer moved (as hold()).
+  bool make(size_t n, uint64_t seed, uint64_t epoch, void* stream);
   const uint32_t* get() const { return order_.as<uint32_t>(); }
   // The first position where it differs from `host` (n when none): a self-check of the first
   // epoch against the CPU's epoch_order.

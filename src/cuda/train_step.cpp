@@ -47,6 +47,10 @@ struct TrainStepper::Impl {
     Buffer pixels, labels;
     Event copied, free;
     cudaGraphExec_t exec = nullptr;  // the captured full-batch step reading this slot
+    // The place in the global batch that `exec` baked in: a data-parallel rank's slice of the
+    // last, partial batch can have the full slice's size at another place.
+    uint32_t exec_first = 0;
+    int exec_n_global = 0;
   };
   std::array<Slot, kSlots> slots;
   // The device placement: the data sets in GPU memory, the epoch's order, and the position of
@@ -86,9 +90,17 @@ struct TrainStepper::Impl {
     eval_index = Buffer(Device::cuda, sizeof(uint32_t) * size_t(batch));
     logits.resize(size_t(batch) * kCifarClasses);
   }
-  ~Impl() {
+  ~Impl() { drop_graphs(); }
+
+  // Forgets the captured steps (their baked pointers are stale): the next full batch runs
+  // eagerly, then is captured again.
+  void drop_graphs() {
     for (auto& slot : slots)
-      if (slot.exec) cudaGraphExecDestroy(slot.exec);
+      if (slot.exec) {
+        cudaGraphExecDestroy(slot.exec);
+        slot.exec = nullptr;
+      }
+    warmed_up = false;
   }
 
   cudaStream_t stream() const { return context().stream(); }
@@ -173,6 +185,8 @@ struct TrainStepper::Impl {
     CP_CUDA_CHECK(cudaStreamEndCapture(s, &g));
     const cudaError_t err = cudaGraphInstantiate(&slot.exec, g, 0);
     cudaGraphDestroy(g);
+    slot.exec_first = first;
+    slot.exec_n_global = n_global;
     if (err != cudaSuccess)
       CP_FAIL("instantiating the training step's CUDA Graph failed: " << cudaGetErrorString(err)
                                                                       << " (try --no-graph)");
@@ -224,8 +238,8 @@ void TrainStepper::begin_epoch(const Dataset& train, const uint32_t* order, uint
   Impl& m = *impl_;
   if (!m.resident) return;
   CP_CUDA_CHECK(cudaStreamSynchronize(m.stream()));  // no queued step still reads the old order
-  m.train_data.hold(train);
-  m.order.make(train.size(), m.seed, epoch, m.stream());
+  const bool data_moved = m.train_data.hold(train, m.stream());
+  if (m.order.make(train.size(), m.seed, epoch, m.stream()) || data_moved) m.drop_graphs();
   if (!m.order_checked) {
     // The GPU's sort against the CPU's once per run: the placements must train on the same
     // batches (CI checks this on the CPU through Thrust's own systems; this is the GPU).
@@ -234,7 +248,10 @@ void TrainStepper::begin_epoch(const Dataset& train, const uint32_t* order, uint
               << at << " of " << train.size() << " (epoch " << epoch + 1 << ")");
     m.order_checked = true;
   }
-  copy_bytes(m.cursor.get(), Device::cuda, &position, Device::cpu, sizeof position);
+  // Stream-ordered, and waited for: `position` lives on this stack frame.
+  CP_CUDA_CHECK(cudaMemcpyAsync(m.cursor.get(), &position, sizeof position,
+                                cudaMemcpyHostToDevice, m.stream()));
+  CP_CUDA_CHECK(cudaStreamSynchronize(m.stream()));
 }
 
 bool TrainStepper::step(const Dataset& ds, const uint32_t* idx, int n, uint64_t, int n_global,
@@ -249,6 +266,11 @@ bool TrainStepper::step(const Dataset& ds, const uint32_t* idx, int n, uint64_t,
     CP_CUDA_CHECK(cudaStreamWaitEvent(m.stream(), slot.copied.get(), 0));
   }
   if (m.use_graph && n == m.batch && m.warmed_up) {
+    if (slot.exec && (slot.exec_first != first || slot.exec_n_global != n_global)) {
+      m.launch_step(slot, n);  // a full-size slice elsewhere in a partial global batch
+      CP_CUDA_CHECK(cudaEventRecord(slot.free.get(), m.stream()));
+      return true;
+    }
     if (!slot.exec) m.capture(slot);
     CP_CUDA_CHECK(cudaGraphLaunch(slot.exec, m.stream()));
   } else if (m.use_graph && n == m.batch) {
@@ -291,24 +313,25 @@ StepCounters TrainStepper::collect() {
   return out;
 }
 
-const float* TrainStepper::eval_logits(const Dataset& ds, const uint32_t* idx, int n) {
+const float* TrainStepper::eval_logits(const Dataset& ds, const uint32_t* idx, int n,
+                                       const TtaView& view) {
   float* logits = impl_->logits.data();
   Impl& m = *impl_;
   Impl::Slot& slot = m.slots[m.queued++ % kSlots];
   cudaStream_t s = m.stream();
   if (m.resident) {
     // The evaluation set is uploaded once too; only the batch's indices travel.
-    m.eval_data.hold(ds);
-    CP_CUDA_CHECK(cudaEventSynchronize(slot.free.get()));  // eval_index is free again
+    m.eval_data.hold(ds, s);  // (no captured graph reads the evaluation set)
+    // eval_index is free: every call ends by synchronising the stream.
     CP_CUDA_CHECK(cudaMemcpyAsync(m.eval_index.get(), idx, sizeof(uint32_t) * size_t(n),
                                   cudaMemcpyHostToDevice, s));
     gather_input_to_float(m.eval_data.images(), m.eval_data.labels(), m.eval_index.as<uint32_t>(),
                           nullptr, m.graph.input(n).data, slot.labels.as<uint8_t>(), n, m.input,
-                          false, m.seed, &m.step_scalars()->step, s);
+                          false, m.seed, &m.step_scalars()->step, s, 0, view);
   } else {
     m.stage(slot, ds, idx, n, m.stream());
     input_to_float(slot.pixels.as<uint8_t>(), m.graph.input(n).data, n, m.input, false, m.seed,
-                   &m.step_scalars()->step, s);
+                   &m.step_scalars()->step, s, 0, view);
   }
   StepContext ctx;
   ctx.device = Device::cuda;

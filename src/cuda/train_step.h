@@ -37,7 +37,8 @@ class TrainStepper final : public StepBackend {
   StepCounters collect() override;  // waits for the queued steps
   StepCounters peek() override;     // waits for the queued steps, keeps the sums
   bool sums_on_host() const override { return false; }
-  const float* eval_logits(const Dataset& ds, const uint32_t* idx, int n) override;
+  const float* eval_logits(const Dataset& ds, const uint32_t* idx, int n,
+                           const TtaView& view) override;
   void synchronize() override;
   bool pinned() const;
 

@@ -194,25 +194,51 @@ std::string describe(const InputTransform& t) {
   return out.empty() ? "none" : out;
 }
 
-void images_to_float(const Dataset& ds, const uint32_t* order, int count, float* out,
-                     const InputTransform& t, bool training, uint64_t seed, uint64_t step,
-                     uint32_t first_index) {
+namespace {
+// Converts images order[0..count) with the draw `draw_of(i)` of image i of the batch.
+template <class DrawOf>
+void convert_images(const Dataset& ds, const uint32_t* order, int count, float* out,
+                    const InputTransform& t, DrawOf draw_of) {
   float inv_std[kCifarChannels];
   for (int c = 0; c < kCifarChannels; ++c) inv_std[c] = 1.f / t.std[c];
-  const bool augment = training && t.augments();
 #pragma omp parallel for schedule(static) if (count >= 64)
   for (int i = 0; i < count; ++i) {
     const uint8_t* src = ds.image(order[i]);
     float* dst = out + size_t(i) * kCifarImageBytes;
-    const AugmentDraw d =
-        augment ? augment_draw(seed, step, first_index + uint32_t(i), t.crop_pad, t.flip,
-                               t.reflect, t.cutout)
-                : AugmentDraw{};
+    const AugmentDraw d = draw_of(i);
     for (int c = 0; c < kCifarChannels; ++c)
       for (int y = 0; y < kCifarSide; ++y)
         for (int x = 0; x < kCifarSide; ++x)
           *dst++ = input_pixel(src, c, y, x, d, t.mean[c], inv_std[c]);
   }
+}
+}  // namespace
+
+void images_to_float(const Dataset& ds, const uint32_t* order, int count, float* out,
+                     const InputTransform& t, bool training, uint64_t seed, uint64_t step,
+                     uint32_t first_index) {
+  const bool augment = training && t.augments();
+  convert_images(ds, order, count, out, t, [&](int i) {
+    return augment ? augment_draw(seed, step, first_index + uint32_t(i), t.crop_pad, t.flip,
+                                  t.reflect, t.cutout)
+                   : AugmentDraw{};
+  });
+}
+
+void view_to_float(const Dataset& ds, const uint32_t* order, int count, float* out,
+                   const InputTransform& t, const TtaView& view) {
+  const AugmentDraw d = view_draw(view.dy, view.dx, view.flip);
+  convert_images(ds, order, count, out, t, [&](int) { return d; });
+}
+
+std::vector<TtaView> tta_views(const std::string& spec) {
+  if (spec == "none") return {TtaView{}};
+  if (spec == "flip") return {TtaView{0, 0, false, 0.5f}, TtaView{0, 0, true, 0.5f}};
+  if (spec == "flip,translate" || spec == "translate,flip")
+    return {TtaView{0, 0, false, 0.25f},    TtaView{0, 0, true, 0.25f},
+            TtaView{-1, -1, false, 0.125f}, TtaView{-1, -1, true, 0.125f},
+            TtaView{1, 1, false, 0.125f},   TtaView{1, 1, true, 0.125f}};
+  CP_USER_ERROR("--tta must be none, flip or flip,translate (got '" << spec << "')");
 }
 
 }  // namespace convpool

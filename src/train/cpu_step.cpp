@@ -47,8 +47,9 @@ class CpuStepBackend final : public StepBackend, StepParts {
   StepCounters peek() override { return sums_; }
   bool sums_on_host() const override { return true; }
 
-  const float* eval_logits(const Dataset& ds, const uint32_t* idx, int n) override {
-    images_to_float(ds, idx, n, graph_.input(n).data, input_);
+  const float* eval_logits(const Dataset& ds, const uint32_t* idx, int n,
+                           const TtaView& view) override {
+    view_to_float(ds, idx, n, graph_.input(n).data, input_, view);
     graph_.forward(StepContext{Device::cpu, false, seed_, step_, nullptr}, n);
     return graph_.output(n).data;
   }

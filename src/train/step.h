@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "convpool/checkpoint.h"
 #include "convpool/distributed.h"
@@ -67,11 +68,18 @@ class StepBackend {
   virtual bool sums_on_host() const = 0;
   // The sums since the last collect, without starting new ones (progress displays).
   virtual StepCounters peek() = 0;
-  // Evaluation-mode logits of images idx[0..n), on the host, valid until the next call.
-  virtual const float* eval_logits(const Dataset& ds, const uint32_t* idx, int n) = 0;
+  // Evaluation-mode logits of test-time view `view` of images idx[0..n), on the host, valid
+  // until the next call.
+  virtual const float* eval_logits(const Dataset& ds, const uint32_t* idx, int n,
+                                   const TtaView& view) = 0;
   // Waits until the parameters in the graph are those of the last step.
   virtual void synchronize() = 0;
 };
+
+// The weighted mean over `views` of the evaluation logits of images idx[0..n), into out
+// (n x classes): test-time augmentation. One view of weight 1 gives the logits themselves.
+void tta_logits(StepBackend& backend, const Dataset& ds, const uint32_t* idx, int n,
+                const std::vector<TtaView>& views, float* out);
 
 // Called by the CPU backend when a step's loss or gradients are not finite under
 // --nan-policy stop, with what was ("loss" or "gradient") and where it first appeared (e.g.

@@ -329,7 +329,18 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
   return m;
 }
 
-EvalResult Trainer::evaluate(const Dataset& test) {
+void tta_logits(StepBackend& backend, const Dataset& ds, const uint32_t* idx, int n,
+                const std::vector<TtaView>& views, float* out) {
+  const size_t values = size_t(n) * kCifarClasses;
+  std::fill(out, out + values, 0.f);
+  for (const TtaView& view : views) {
+    const float* logits = backend.eval_logits(ds, idx, n, view);
+    for (size_t i = 0; i < values; ++i) out[i] += view.weight * logits[i];
+  }
+}
+
+EvalResult Trainer::evaluate(const Dataset& test, const std::vector<TtaView>& views) {
+  if (views.empty()) CP_FAIL("evaluate: no test-time view");
   Region eval_region(regions::eval, Device::cpu);
   const Communicator& comm = world();
   if (comm.distributed()) share_rank0_buffers();
@@ -342,9 +353,11 @@ EvalResult Trainer::evaluate(const Dataset& test) {
   long correct = 0;
   // Each rank evaluates its slice of the test set; the sums and predictions are combined.
   const BatchSlice mine = batch_slice(test.size(), comm.rank(), comm.size());
+  std::vector<float> averaged(size_t(B) * kCifarClasses);
   for (size_t first = mine.begin; first < mine.end; first += B) {
     const int n = int(std::min<size_t>(B, mine.end - first));
-    const float* logits = impl_->backend->eval_logits(test, order.data() + first, n);
+    tta_logits(*impl_->backend, test, order.data() + first, n, views, averaged.data());
+    const float* logits = averaged.data();
     const auto s =
         cpu::softmax_xent(n, kCifarClasses, logits, test.labels.data() + first, nullptr, 0.f);
     loss_sum += s.loss;

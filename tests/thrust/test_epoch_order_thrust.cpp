@@ -58,12 +58,18 @@ TEST(ThrustEpochOrder, CppAndOmpSystemsGiveTheCpuOrderExactly) {
 }
 
 TEST(ThrustEpochOrder, TiedKeysFallBackToTheIndexOnBothSides) {
-  // Keys collide with probability ~n^2 / 2^65, too rarely to meet by chance; force ties by
-  // sorting constant keys through the same stable sort the template uses.
+  // Keys collide with probability ~n^2 / 2^65, too rarely to meet by chance; force ties
+  // through the sort step the epoch order uses: keys with few distinct values, against
+  // std::sort of (key, index) pairs, which is what the CPU's epoch_order does.
   const size_t n = 3000;
-  thrust::device_vector<uint64_t> keys(n, 42);
-  thrust::device_vector<uint32_t> order(n);
-  thrust::sequence(order.begin(), order.end());
-  thrust::stable_sort_by_key(thrust::device, keys.begin(), keys.end(), order.begin());
-  for (size_t i = 0; i < n; ++i) ASSERT_EQ(uint32_t(order[i]), uint32_t(i));
+  std::vector<uint64_t> host_keys(n);
+  for (size_t i = 0; i < n; ++i) host_keys[i] = (i * 2654435761u) % 7;
+  thrust::device_vector<uint64_t> keys(host_keys.begin(), host_keys.end());
+  thrust::device_vector<uint32_t> order(n, 0xFFFFFFFFu);
+  order_by_keys(thrust::device, thrust::raw_pointer_cast(order.data()),
+                thrust::raw_pointer_cast(keys.data()), n);
+  std::vector<std::pair<uint64_t, uint32_t>> want(n);
+  for (size_t i = 0; i < n; ++i) want[i] = {host_keys[i], uint32_t(i)};
+  std::sort(want.begin(), want.end());
+  for (size_t i = 0; i < n; ++i) ASSERT_EQ(uint32_t(order[i]), want[i].second) << i;
 }
