@@ -6,15 +6,18 @@
 #include "../src/cuda/ops.h"
 #include "convpool/optim.h"
 #include "elementwise_math.cuh"
+#include "lr_schedule.cuh"
 
 namespace convpool::cuda {
 
 namespace {
 
-__global__ void begin_step_kernel(StepScalars* s, bool adam, float lr, float beta1, float beta2) {
+__global__ void begin_step_kernel(StepScalars* s, LrSchedule schedule, bool adam, float lr,
+                                  float beta1, float beta2) {
   const uint64_t t = ++s->step;
-  // The CPU's formula (optim.cpp optimizer_step_size), on the device step.
-  s->lr_t = adam ? adam_step_size(lr, beta1, beta2, t) : lr;
+  // The CPU's formulas (optim.cpp optimizer_step_size), on the device step.
+  s->lr_t = optimizer_step_size(schedule, lr, adam, beta1, beta2, t);
+  s->lr = scheduled_lr(schedule, lr, t);
 }
 
 __global__ void set_step_kernel(StepScalars* s, uint64_t step) { s->step = step; }
@@ -89,8 +92,8 @@ __global__ void sgd_kernel(ParamGroups groups, float* __restrict__ p, const floa
 }  // namespace
 
 void begin_step(StepScalars* scalars, const OptimizerConfig& cfg, void* stream) {
-  begin_step_kernel<<<1, 1, 0, as_stream(stream)>>>(scalars, cfg.kind == OptimizerKind::adam,
-                                                    cfg.lr, cfg.beta1, cfg.beta2);
+  begin_step_kernel<<<1, 1, 0, as_stream(stream)>>>(
+      scalars, cfg.schedule, cfg.kind == OptimizerKind::adam, cfg.lr, cfg.beta1, cfg.beta2);
   CP_CUDA_CHECK_LAUNCH("begin_step_kernel");
 }
 

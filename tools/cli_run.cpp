@@ -47,6 +47,71 @@ Verbosity TrainOptions::verbosity() const {
   return quiet ? Verbosity::quiet : verbose ? Verbosity::verbose : Verbosity::normal;
 }
 
+namespace {
+// The learning-rate schedule (kernels/lr_schedule.cuh); --lr is its peak.
+void add_schedule_options(CLI::App* cmd, TrainOptions& o) {
+  LrSchedule& s = o.cfg.optimizer.schedule;
+  cmd->add_option("--lr-schedule", o.lr_schedule,
+                  "lr per step: constant, cosine or linear (decay to --final-lr-ratio), onecycle "
+                  "(PyTorch OneCycleLR, cos), step (x --lr-gamma at each --lr-milestones)")
+      ->capture_default_str();
+  cmd->add_option("--warmup", s.warmup,
+                  "fraction of all steps: linear warm-up to --lr (onecycle: its rising phase, "
+                  "default 0.3)")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+  cmd->add_option("--final-lr-ratio", s.final_ratio,
+                  "cosine, linear: the last step's lr as a fraction of --lr")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+  cmd->add_option("--onecycle-start-div", s.start_div, "onecycle: start at --lr / this")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+  cmd->add_option("--onecycle-final-div", s.final_div,
+                  "onecycle: end at --lr / --onecycle-start-div / this")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+  cmd->add_option("--lr-milestones", o.lr_milestones,
+                  "step: where the lr is multiplied by --lr-gamma, e.g. 30,60")
+      ->capture_default_str();
+  cmd->add_option("--lr-milestone-unit", o.milestone_unit, "--lr-milestones in epochs or steps")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"epochs", "steps"}));
+  cmd->add_option("--lr-gamma", s.gamma, "step: the lr's factor at each milestone")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+}
+
+// The schedule from its flags; one-line errors for bad values (lr_schedule.cpp validate).
+void resolve_schedule_options(CLI::App* cmd, TrainOptions& o) {
+  LrSchedule& s = o.cfg.optimizer.schedule;
+  s.kind = parse_lr_schedule_kind(o.lr_schedule);
+  // OneCycleLR's pct_start defaults to 0.3.
+  if (s.kind == LrScheduleKind::onecycle && cmd->count("--warmup") == 0) {
+    s.warmup = 0.3f;
+    set_effective(cmd, "--warmup", {"0.3"});
+  }
+  s.milestone_count = 0;
+  std::istringstream list(o.lr_milestones);
+  for (std::string word; std::getline(list, word, ',');) {
+    if (s.milestone_count == kMaxLrMilestones)
+      CP_USER_ERROR("at most " << kMaxLrMilestones << " --lr-milestones");
+    size_t used = 0;
+    uint64_t value = 0;
+    try {
+      value = std::stoull(word, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (word.empty() || used != word.size() || !std::isdigit(static_cast<unsigned char>(word[0])))
+      CP_USER_ERROR("--lr-milestones: '" << word << "' is not a whole number");
+    s.milestones[s.milestone_count++] = value;
+  }
+  s.milestones_in_epochs = o.milestone_unit == "epochs";
+  validate(s);
+}
+}  // namespace
+
 void add_training_options(CLI::App* cmd, TrainOptions& o) {
   o.model = default_model_path();
   cmd->add_option("--config", o.config,
@@ -80,6 +145,7 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
       ->capture_default_str()
       ->check(kFiniteNumber)
       ->check(CLI::Range(0.0, 0.999999));
+  add_schedule_options(cmd, o);
   add_device_options(cmd, o.device, o.threads);
   cmd->add_option("--limit-train", o.limit_train, "use only the first N training images (0: all)")
       ->capture_default_str()
@@ -169,6 +235,7 @@ void resolve_options(CLI::App* cmd, TrainOptions& o) {
   }
   validate(o.cfg.input);
   o.cfg.optimizer.kind = parse_optimizer_kind(o.optimizer);
+  resolve_schedule_options(cmd, o);
   o.cfg.cuda_graph = !o.no_graph;
   std::vector<std::string> mean, sd;
   for (int c = 0; c < kCifarChannels; ++c) {
@@ -241,6 +308,14 @@ void write_config(const CLI::App* cmd, const std::string& path) {
   write_file_atomic(path, text);
 }
 
+namespace {
+// ", schedule cosine (...)" for the run header; nothing for a constant lr without warm-up.
+std::string describe_schedule_suffix(const LrSchedule& s) {
+  if (s.kind == LrScheduleKind::constant && s.warmup <= 0.f) return "";
+  return ", schedule " + describe(s);
+}
+}  // namespace
+
 std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const Dataset& test,
                                     ConsoleReporter& reporter) {
   ModelSpec spec;
@@ -269,6 +344,9 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
   o.cfg.pool_override = o.pool;
   o.cfg.out_dir = o.out;
   validate(o.cfg.optimizer);
+  // The schedule spans the whole run; a resumed one keeps its checkpoint's length.
+  resolve_schedule(o.cfg.optimizer.schedule, o.cfg.epochs,
+                   (train.size() + size_t(o.cfg.batch) - 1) / size_t(o.cfg.batch));
 
   // Data-parallel: each rank's graph holds its slice of a global batch (at most ceil(B/N)).
   const Communicator& comm = world();
@@ -303,7 +381,8 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
            << " images each per step" << (o.cfg.sync_bn ? ", synchronised BatchNorm" : "")
            << ")";
     head << "\nthreads " << o.threads << ", batch " << o.cfg.batch << ", " << optimizer_name(o.cfg.optimizer.kind)
-         << " lr " << o.cfg.optimizer.lr << ", seed " << o.cfg.seed << ", pool "
+         << " lr " << o.cfg.optimizer.lr << describe_schedule_suffix(o.cfg.optimizer.schedule)
+         << ", seed " << o.cfg.seed << ", pool "
          << (o.pool.empty() ? "as in the model" : o.pool) << ", input " << describe(o.cfg.input)
          << "\nrun directory " << o.out;
     if (ckpt)

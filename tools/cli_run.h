@@ -14,6 +14,8 @@ namespace convpool::cli {
 struct TrainOptions {
   std::string data, model, out, pool, device = "auto", resume, config;
   std::string optimizer = "adam";  // cfg.optimizer.kind once parsed
+  std::string lr_schedule = "constant", milestone_unit = "epochs";  // cfg.optimizer.schedule
+  std::string lr_milestones;  // "30,60"; a string, so that config.toml can hold none
   int threads = 0;
   size_t limit_train = 0, limit_test = 0;
   bool no_graph = false, deterministic = false, normalize = false, quiet = false, verbose = false,

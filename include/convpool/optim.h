@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string>
 
+#include "convpool/lr_schedule.h"
 #include "convpool/tensor.h"
 
 namespace convpool {
@@ -15,7 +16,8 @@ OptimizerKind parse_optimizer_kind(const std::string& name);
 
 struct OptimizerConfig {
   OptimizerKind kind = OptimizerKind::adam;
-  float lr = 1e-3f;
+  float lr = 1e-3f;        // the schedule's peak
+  LrSchedule schedule;     // the lr of each step (kernels/lr_schedule.cuh)
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-7f;  // Adam, Keras defaults
   float momentum = 0.0f;                            // SGD
   bool nesterov = false;                            // SGD
@@ -36,9 +38,12 @@ struct ParamGroups {
 int optimizer_state_slots(const OptimizerConfig& cfg);  // Adam 2, SGD with momentum 1, else 0
 void validate(const OptimizerConfig& cfg);              // one-line errors for absurd values
 
-// The step size at `step` (counting from 1): Adam folds its bias correction in. The one
-// definition: the CPU calls it here, the CUDA begin_step kernel on the device.
+// The step size at `step` (counting from 1): the scheduled lr, with Adam's bias correction
+// folded in. The one definition (kernels/lr_schedule.cuh): the CPU calls it here, the CUDA
+// begin_step kernel on the device.
 float optimizer_step_size(const OptimizerConfig& cfg, uint64_t step);
+// The scheduled lr at `step` alone (no bias correction): metrics.csv's lr column.
+float scheduled_lr(const OptimizerConfig& cfg, uint64_t step);
 
 // Applies one update to the trainable groups. `step` counts from 1. state0/state1 are the
 // flat state buffers (may be null when the optimizer has none).

@@ -32,11 +32,25 @@ std::vector<std::string> state_prefixes(const OptimizerConfig& opt) {
   return {};
 }
 
+// The schedule as resolved by the trainer (milestones in steps, total_steps fixed), so that a
+// resumed run continues the same curve whatever its --epochs.
+nlohmann::json schedule_json(const LrSchedule& s) {
+  return {{"kind", lr_schedule_name(s.kind)},
+          {"warmup", s.warmup},
+          {"final_ratio", s.final_ratio},
+          {"start_div", s.start_div},
+          {"final_div", s.final_div},
+          {"gamma", s.gamma},
+          {"milestones", std::vector<uint64_t>(s.milestones, s.milestones + s.milestone_count)},
+          {"total_steps", s.total_steps}};
+}
+
 nlohmann::json optimizer_json(const OptimizerConfig& o) {
   return {{"kind", optimizer_name(o.kind)}, {"lr", o.lr},
           {"beta1", o.beta1},       {"beta2", o.beta2},
           {"eps", o.eps},           {"momentum", o.momentum},
-          {"nesterov", o.nesterov}, {"weight_decay", o.weight_decay}};
+          {"nesterov", o.nesterov}, {"weight_decay", o.weight_decay},
+          {"schedule", schedule_json(o.schedule)}};
 }
 
 nlohmann::json input_json(const InputTransform& t) {
@@ -51,7 +65,7 @@ nlohmann::json history_json(const std::vector<EpochMetrics>& rows) {
   nlohmann::json j = nlohmann::json::array();
   for (const EpochMetrics& m : rows)
     j.push_back({m.epoch, m.loss, m.accuracy, m.test_loss, m.test_accuracy, m.seconds,
-                 m.images_per_second, m.data_wait_seconds});
+                 m.images_per_second, m.data_wait_seconds, m.lr});
   return j;
 }
 
@@ -94,6 +108,30 @@ T json_real(const nlohmann::json& j, Key key) {
     throw MetadataRangeError(key_name(key) + " is " + v.dump().substr(0, 40) +
                              ", expected a finite number");
   return T(v.get<double>());
+}
+
+LrSchedule schedule_from_json(const nlohmann::json& j) {
+  LrSchedule s;
+  s.warmup = json_real<float>(j, "warmup");
+  s.final_ratio = json_real<float>(j, "final_ratio");
+  s.start_div = json_real<float>(j, "start_div");
+  s.final_div = json_real<float>(j, "final_div");
+  s.gamma = json_real<float>(j, "gamma");
+  const auto& at = j.at("milestones");
+  if (!at.is_array() || at.size() > size_t(kMaxLrMilestones))
+    throw MetadataRangeError("'milestones' is not a list of at most " +
+                             std::to_string(kMaxLrMilestones) + " steps");
+  s.milestone_count = int(at.size());
+  for (size_t i = 0; i < at.size(); ++i)
+    s.milestones[i] = json_integer<uint64_t>(at, i, 0, kMaxCount);
+  s.total_steps = json_integer<uint64_t>(j, "total_steps", 0, kMaxCount);
+  try {
+    s.kind = parse_lr_schedule_kind(j.at("kind").get<std::string>());
+    validate(s);
+  } catch (const Error& e) {
+    throw MetadataRangeError(std::string("bad lr schedule: ") + e.what());
+  }
+  return s;
 }
 
 }  // namespace
@@ -189,6 +227,8 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
     c.state.optimizer.momentum = json_real<float>(o, "momentum");
     c.state.optimizer.nesterov = o.at("nesterov").get<bool>();
     c.state.optimizer.weight_decay = json_real<float>(o, "weight_decay");
+    // Checkpoints written before schedules existed trained at a constant lr.
+    if (o.contains("schedule")) c.state.optimizer.schedule = schedule_from_json(o.at("schedule"));
     // Version 1 files carry no history; the trainer then falls back on metrics.csv.
     if (auto it = m.find("metrics"); it != m.end()) {
       const auto rows = nlohmann::json::parse(it->second);
@@ -196,7 +236,7 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
         throw MetadataRangeError("'metrics' holds more rows than finished epochs");
       for (size_t i = 0; i < rows.size(); ++i) {
         const auto& r = rows[i];
-        if (!r.is_array() || r.size() != 8)
+        if (!r.is_array() || (r.size() != 8 && r.size() != 9))  // 8: before the lr column
           throw MetadataRangeError("'metrics' row " + std::to_string(i + 1) + " is malformed");
         // JSON has no NaN: a non-finite metric (a diverged test loss) is written as null.
         auto metric = [](const nlohmann::json& row, size_t k) {
@@ -211,6 +251,7 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
         e.seconds = metric(r, size_t(5));
         e.images_per_second = metric(r, size_t(6));
         e.data_wait_seconds = metric(r, size_t(7));
+        e.lr = r.size() > 8 ? metric(r, size_t(8)) : std::nan("");
         c.state.history.push_back(e);
       }
     }

@@ -17,9 +17,10 @@ namespace convpool::cuda {
 struct StepScalars {
   uint64_t step;  // the step being run, counting from 1
   float lr_t;     // the optimizer's step size at `step` (Adam's bias correction folded in)
+  float lr;       // the scheduled lr at `step` (AdamW's decoupled decay is lr * wd)
 };
 
-// kernels/optim.cu: step += 1 and lr_t for the new step (one thread).
+// kernels/optim.cu: step += 1, and lr_t and lr for the new step (one thread).
 void begin_step(StepScalars* scalars, const OptimizerConfig& cfg, void* stream);
 // Sets step (so the next begin_step runs step + 1).
 void set_step(StepScalars* scalars, uint64_t step, void* stream);

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "../../kernels/elementwise_math.cuh"
+#include "../../kernels/lr_schedule.cuh"
 #include "convpool/buffer.h"
 #ifdef CONVPOOL_HAVE_CUDA
 #include "../cuda/ops.h"
@@ -45,11 +46,16 @@ void validate(const OptimizerConfig& cfg) {
   if (!(cfg.weight_decay >= 0.f && cfg.weight_decay < 1.f))
     CP_USER_ERROR("weight decay must be in [0, 1) (got " << cfg.weight_decay << ")");
   if (cfg.nesterov && !(cfg.momentum > 0.f)) CP_USER_ERROR("--nesterov needs a momentum above 0");
+  validate(cfg.schedule);
 }
 
 float optimizer_step_size(const OptimizerConfig& cfg, uint64_t step) {
-  if (cfg.kind != OptimizerKind::adam) return cfg.lr;
-  return adam_step_size(cfg.lr, cfg.beta1, cfg.beta2, step);
+  return optimizer_step_size(cfg.schedule, cfg.lr, cfg.kind == OptimizerKind::adam, cfg.beta1,
+                             cfg.beta2, step);
+}
+
+float scheduled_lr(const OptimizerConfig& cfg, uint64_t step) {
+  return scheduled_lr(cfg.schedule, cfg.lr, step);
 }
 
 void optimizer_step(Device device, const OptimizerConfig& cfg, uint64_t step,

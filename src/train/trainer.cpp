@@ -81,6 +81,11 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
       observer_(observer) {
   validate(cfg.optimizer);
   validate(cfg.input);
+  // The backends compute each step's lr from the schedule's length: fixed before training.
+  if (const LrSchedule& ls = cfg.optimizer.schedule;
+      ls.milestones_in_epochs || (ls.total_steps == 0 && (ls.kind != LrScheduleKind::constant ||
+                                                          ls.warmup > 0.f)))
+    CP_FAIL("the lr schedule's length is not set: call resolve_schedule before training");
   if (cfg.nan_policy != "stop" && cfg.nan_policy != "skip")
     CP_USER_ERROR("--nan-policy must be stop or skip (got " << cfg.nan_policy << ")");
   const Communicator& comm = world();
@@ -284,6 +289,7 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
   m.accuracy = double(state_.epoch_correct) / seen;
   m.seconds = seconds_since(t0);
   m.images_per_second = double(images) / m.seconds;
+  m.lr = scheduled_lr(cfg_.optimizer, state_.step);
   ++state_.epoch;
   state_.epoch_batches = 0;
   state_.epoch_loss_sum = 0;

@@ -1,0 +1,60 @@
+// Kernel parity of the training recipes (kernels/optim.cu, kernels/loss.cu): the scheduled
+// step size computed on the device from the device step, and the recipe updates, against the
+// CPU backend on the same inputs. Part of the kernel parity suite (tests/kernel_parity.cpp
+// says how it runs on a GPU and on the emulated target).
+#if defined(CONVPOOL_HAVE_CUDA) || defined(CONVPOOL_EMULATED_CUDA)
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "convpool/optim.h"
+#include "cuda/ops.h"
+#include "kernel_parity.h"
+
+using namespace convpool;
+using namespace convpool::kernel_test;
+
+namespace {
+
+// The device's begin_step at every step of each schedule gives the CPU's step size and lr.
+TEST(KernelParity, ScheduledStepSizeMatchesCpuAtEveryStep) {
+  REQUIRE_DEVICE();
+  std::vector<LrSchedule> schedules(4);
+  schedules[0].kind = LrScheduleKind::onecycle;
+  schedules[0].warmup = 0.3f;
+  schedules[1].kind = LrScheduleKind::cosine;
+  schedules[1].warmup = 0.1f;
+  schedules[1].final_ratio = 0.05f;
+  schedules[2].kind = LrScheduleKind::linear;
+  schedules[3].kind = LrScheduleKind::step;
+  schedules[3].milestone_count = 2;
+  schedules[3].milestones[0] = 1, schedules[3].milestones[1] = 3;
+  schedules[3].milestones_in_epochs = true;
+  for (OptimizerKind kind : {OptimizerKind::adam, OptimizerKind::sgd})
+    for (LrSchedule s : schedules) {
+      resolve_schedule(s, 5, 7);
+      OptimizerConfig c;
+      c.kind = kind;
+      c.lr = 0.01f;
+      c.schedule = s;
+      Dev<cuda::StepScalars> scalars(1);
+      cuda::set_step(scalars.get(), 0, nullptr);
+      for (uint64_t step = 1; step <= s.total_steps + 2; ++step) {
+        cuda::begin_step(scalars.get(), c, nullptr);
+        const cuda::StepScalars got = scalars.download()[0];
+        ASSERT_EQ(got.step, step);
+        const std::string what = std::string(lr_schedule_name(s.kind)) + " " +
+                                 optimizer_name(kind) + " step " + std::to_string(step);
+        // The same double formula; a GPU's cos and pow may differ in the last bits.
+        EXPECT_NEAR(got.lr_t, optimizer_step_size(c, step), 1e-6 * optimizer_step_size(c, step))
+            << what;
+        EXPECT_NEAR(got.lr, scheduled_lr(c, step), 1e-6 * scheduled_lr(c, step)) << what;
+      }
+    }
+}
+
+}  // namespace
+#endif
