@@ -27,6 +27,14 @@ CP_HD void adam_update(float& p, float g, float& m, float& v, float lr_t, float 
   p -= lr_t * m / (sqrtf(v) + eps);
 }
 
+// AdamW: the decoupled decay first (p *= 1 - lr * wd, as PyTorch's AdamW), then Adam's step on
+// the gradient alone. `decay` = lr * wd (scheduled lr times the group's multipliers).
+CP_HD void adamw_update(float& p, float g, float& m, float& v, float lr_t, float decay, float beta1,
+                        float beta2, float eps) {
+  p *= 1.f - decay;
+  adam_update(p, g, m, v, lr_t, beta1, beta2, eps);
+}
+
 // SGD with momentum (Keras form: velocity = momentum*velocity - lr*g), optional Nesterov.
 CP_HD void sgd_update(float& p, float g, float* velocity, float lr, float momentum, bool nesterov) {
   if (!velocity) {

@@ -52,12 +52,13 @@ __device__ __forceinline__ int group_of(const ParamGroups& groups, size_t i, int
   return from;
 }
 
+// Adam, or AdamW when `decoupled` (optim.cpp's optimizer_step computes the same products).
 __global__ void adam_kernel(ParamGroups groups, float* __restrict__ p, const float* __restrict__ g,
                             float* __restrict__ m, float* __restrict__ v,
                             const StepScalars* __restrict__ s, float beta1, float beta2, float eps,
-                            float wd, unsigned long long* first_bad) {
+                            float wd, bool decoupled, unsigned long long* first_bad) {
   if (step_flagged(first_bad)) return;
-  const float lr_t = s->lr_t;
+  const float lr_t = s->lr_t, scheduled = s->lr;
   int k = 0;
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < trainable_end(groups);
        i += size_t(gridDim.x) * blockDim.x) {
@@ -65,8 +66,13 @@ __global__ void adam_kernel(ParamGroups groups, float* __restrict__ p, const flo
     const float gi = g[i];
     if (flag_if_not_finite(gi, first_bad, s->step)) continue;
     float pi = p[i], mi = m[i], vi = v[i];
-    adam_update(pi, gi + wd * groups.wd_mult[k] * pi, mi, vi, lr_t * groups.lr_mult[k], beta1,
-                beta2, eps);
+    const float wd_k = wd * groups.wd_mult[k], lr_k = lr_t * groups.lr_mult[k];
+    if (decoupled) {
+      adamw_update(pi, gi, mi, vi, lr_k, scheduled * groups.lr_mult[k] * wd_k, beta1,
+                   beta2, eps);
+    } else {
+      adam_update(pi, gi + wd_k * pi, mi, vi, lr_k, beta1, beta2, eps);
+    }
     p[i] = pi, m[i] = mi, v[i] = vi;
   }
 }
@@ -93,7 +99,7 @@ __global__ void sgd_kernel(ParamGroups groups, float* __restrict__ p, const floa
 
 void begin_step(StepScalars* scalars, const OptimizerConfig& cfg, void* stream) {
   begin_step_kernel<<<1, 1, 0, as_stream(stream)>>>(
-      scalars, cfg.schedule, cfg.kind == OptimizerKind::adam, cfg.lr, cfg.beta1, cfg.beta2);
+      scalars, cfg.schedule, uses_adam_moments(cfg.kind), cfg.lr, cfg.beta1, cfg.beta2);
   CP_CUDA_CHECK_LAUNCH("begin_step_kernel");
 }
 
@@ -109,10 +115,10 @@ void optimizer_update(const OptimizerConfig& cfg, const ParamGroups& groups,
   if (n == 0) return;
   constexpr unsigned kThreads = 256;
   const unsigned blocks = std::min(ceil_div(n, kThreads), 4096u);
-  if (cfg.kind == OptimizerKind::adam) {
-    adam_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(groups, params, grads, state0, state1,
-                                                            scalars, cfg.beta1, cfg.beta2, cfg.eps,
-                                                            cfg.weight_decay, first_bad_step);
+  if (uses_adam_moments(cfg.kind)) {
+    adam_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(
+        groups, params, grads, state0, state1, scalars, cfg.beta1, cfg.beta2, cfg.eps,
+        cfg.weight_decay, cfg.kind == OptimizerKind::adamw, first_bad_step);
     CP_CUDA_CHECK_LAUNCH("adam_kernel");
   } else {
     sgd_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(groups, params, grads, state0, scalars,

@@ -27,7 +27,7 @@ TEST(Cli, AbsurdValuesAreRejected) {
   expect_one_line_error("train --batch 0" + data, "--batch");
   expect_one_line_error("train --lr -0.1" + data, "--lr");
   expect_one_line_error("train --epochs 1000000" + data, "--epochs");
-  expect_one_line_error("train --optimizer adamw" + data, "--optimizer");
+  expect_one_line_error("train --optimizer adamx" + data, "--optimizer");
   expect_one_line_error("train --device tpu" + data, "--device");
   expect_one_line_error("train --device cuda:x" + data, "CUDA device index");
   expect_one_line_error("train --device cuda:-1" + data, "CUDA device index");

@@ -69,7 +69,9 @@ std::vector<Recipe> recipes(uint64_t steps_per_epoch) {
   sgd.cfg.optimizer.schedule.warmup = 0.25f;
   out.push_back(sgd);
 
-  Recipe adam{"warm-up cosine adam", base};
+  Recipe adam{"warm-up cosine adamw", base};
+  adam.cfg.optimizer.kind = OptimizerKind::adamw;
+  adam.cfg.optimizer.weight_decay = 0.05f;
   adam.cfg.optimizer.lr = 3e-3f;
   adam.cfg.optimizer.schedule.kind = LrScheduleKind::cosine;
   adam.cfg.optimizer.schedule.warmup = 0.1f;

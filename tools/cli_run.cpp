@@ -129,9 +129,10 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_option("--batch", o.cfg.batch, "batch size")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));
-  cmd->add_option("--optimizer", o.optimizer, "adam or sgd")
+  cmd->add_option("--optimizer", o.optimizer,
+                  "adam, adamw (decoupled --weight-decay, as PyTorch's AdamW) or sgd")
       ->capture_default_str()
-      ->check(CLI::IsMember({"adam", "sgd"}));
+      ->check(CLI::IsMember({"adam", "adamw", "sgd"}));
   cmd->add_option("--lr", o.cfg.optimizer.lr, "learning rate")
       ->capture_default_str()
       ->check(kFiniteNumber)

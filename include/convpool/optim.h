@@ -9,8 +9,14 @@
 
 namespace convpool {
 
-enum class OptimizerKind { adam, sgd };
-const char* optimizer_name(OptimizerKind kind);  // "adam", "sgd"
+// adamw: Adam with decoupled weight decay (Loshchilov & Hutter; PyTorch's AdamW): the
+// parameter shrinks by lr * weight_decay each step instead of the decay joining the gradient.
+enum class OptimizerKind { adam, sgd, adamw };
+const char* optimizer_name(OptimizerKind kind);  // "adam", "sgd", "adamw"
+// Adam and AdamW keep moments (two state slots) and fold the bias correction into the step.
+inline bool uses_adam_moments(OptimizerKind kind) {
+  return kind == OptimizerKind::adam || kind == OptimizerKind::adamw;
+}
 // The CLI's and the checkpoints' names; a one-line error naming the choices otherwise.
 OptimizerKind parse_optimizer_kind(const std::string& name);
 
@@ -21,7 +27,9 @@ struct OptimizerConfig {
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-7f;  // Adam, Keras defaults
   float momentum = 0.0f;                            // SGD
   bool nesterov = false;                            // SGD
-  float weight_decay = 0.0f;  // L2, added to the gradient (times the parameter's wd_mult)
+  // Times each parameter group's wd_mult: L2 added to the gradient (adam, sgd), or AdamW's
+  // decoupled decay, p *= 1 - lr * weight_decay.
+  float weight_decay = 0.0f;
 };
 
 // The trainable part of the flat buffer as contiguous ranges [begin, end) that share a
@@ -35,7 +43,7 @@ struct ParamGroups {
   static ParamGroups whole(size_t n);  // one group [0, n) with multipliers 1
 };
 
-int optimizer_state_slots(const OptimizerConfig& cfg);  // Adam 2, SGD with momentum 1, else 0
+int optimizer_state_slots(const OptimizerConfig& cfg);  // Adam(W) 2, SGD with momentum 1, else 0
 void validate(const OptimizerConfig& cfg);              // one-line errors for absurd values
 
 // The step size at `step` (counting from 1): the scheduled lr, with Adam's bias correction

@@ -27,7 +27,7 @@ std::string dims_str(const std::vector<int64_t>& d) {
 }
 
 std::vector<std::string> state_prefixes(const OptimizerConfig& opt) {
-  if (opt.kind == OptimizerKind::adam) return {"optim.m.", "optim.v."};
+  if (uses_adam_moments(opt.kind)) return {"optim.m.", "optim.v."};
   if (optimizer_state_slots(opt) == 1) return {"optim.velocity."};
   return {};
 }

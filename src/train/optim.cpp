@@ -13,13 +13,22 @@
 namespace convpool {
 
 const char* optimizer_name(OptimizerKind kind) {
-  return kind == OptimizerKind::adam ? "adam" : "sgd";
+  switch (kind) {
+    case OptimizerKind::adam:
+      return "adam";
+    case OptimizerKind::adamw:
+      return "adamw";
+    case OptimizerKind::sgd:
+      break;
+  }
+  return "sgd";
 }
 
 OptimizerKind parse_optimizer_kind(const std::string& name) {
   if (name == "adam") return OptimizerKind::adam;
+  if (name == "adamw") return OptimizerKind::adamw;
   if (name == "sgd") return OptimizerKind::sgd;
-  CP_USER_ERROR("unknown optimizer '" << name << "' (expected adam or sgd)");
+  CP_USER_ERROR("unknown optimizer '" << name << "' (expected adam, adamw or sgd)");
 }
 
 ParamGroups ParamGroups::whole(size_t n) {
@@ -31,7 +40,7 @@ ParamGroups ParamGroups::whole(size_t n) {
 }
 
 int optimizer_state_slots(const OptimizerConfig& cfg) {
-  if (cfg.kind == OptimizerKind::adam) return 2;
+  if (uses_adam_moments(cfg.kind)) return 2;
   return cfg.momentum > 0.f ? 1 : 0;
 }
 
@@ -50,7 +59,7 @@ void validate(const OptimizerConfig& cfg) {
 }
 
 float optimizer_step_size(const OptimizerConfig& cfg, uint64_t step) {
-  return optimizer_step_size(cfg.schedule, cfg.lr, cfg.kind == OptimizerKind::adam, cfg.beta1,
+  return optimizer_step_size(cfg.schedule, cfg.lr, uses_adam_moments(cfg.kind), cfg.beta1,
                              cfg.beta2, step);
 }
 
@@ -78,13 +87,21 @@ void optimizer_step(Device device, const OptimizerConfig& cfg, uint64_t step,
     CP_USER_ERROR("this convpool binary was built without CUDA");
 #endif
   }
-  const float lr_t = optimizer_step_size(cfg, step);
-  const bool adam = cfg.kind == OptimizerKind::adam;
+  const float lr_t = optimizer_step_size(cfg, step), scheduled = scheduled_lr(cfg, step);
+  const bool adam = uses_adam_moments(cfg.kind), decoupled = cfg.kind == OptimizerKind::adamw;
   for (int gi = 0; gi < groups.count; ++gi) {
     const float lr = lr_t * groups.lr_mult[gi], wd = cfg.weight_decay * groups.wd_mult[gi];
+    // AdamW shrinks the parameter by lr * wd (kernels/optim.cu computes the same products);
+    // the others add wd * p to the gradient (L2).
+    const float decay = decoupled ? scheduled * groups.lr_mult[gi] * wd : 0.f;
     const size_t begin = groups.begin[gi], end = groups.end[gi];
 #pragma omp parallel for simd schedule(static) if (end - begin > 65536)
     for (size_t i = begin; i < end; ++i) {
+      if (decoupled) {
+        adamw_update(params[i], grads[i], state0[i], state1[i], lr, decay, cfg.beta1, cfg.beta2,
+                     cfg.eps);
+        continue;
+      }
       const float g = grads[i] + wd * params[i];
       if (adam) {
         adam_update(params[i], g, state0[i], state1[i], lr, cfg.beta1, cfg.beta2, cfg.eps);
