@@ -1,6 +1,7 @@
 // Fused optimizer update over the flat parameter buffer: one launch per training step. The
 // step size comes from device memory (StepScalars), so the launch can live in a CUDA Graph.
 #include <cmath>
+#include <cub/block/block_reduce.cuh>
 
 #include "../src/cuda/check.h"
 #include "../src/cuda/ops.h"
@@ -42,6 +43,35 @@ __device__ bool flag_if_not_finite(float g, unsigned long long* first_bad, uint6
   return true;
 }
 
+// Clipping by global norm, in a fixed order (the bits depend on n alone): block b sums the
+// squares of its grid-stride elements and cub's block reduction adds the threads' sums into
+// grad_norm_parts[b]; one block then adds the parts and computes the factor (the CPU's
+// grad_clip_scale). The update kernels multiply each gradient by it.
+constexpr int kNormThreads = 256;
+__global__ void __launch_bounds__(kNormThreads)
+    grad_norm_parts_kernel(const float* __restrict__ g, size_t n, StepScalars* s) {
+  using Reduce = cub::BlockReduce<double, kNormThreads>;
+  __shared__ typename Reduce::TempStorage tmp;
+  double part = 0;
+  for (size_t i = blockIdx.x * size_t(kNormThreads) + threadIdx.x; i < n;
+       i += size_t(StepScalars::kGradNormBlocks) * kNormThreads)
+    part += double(g[i]) * g[i];
+  const double total = Reduce(tmp).Sum(part);
+  if (threadIdx.x == 0) s->grad_norm_parts[blockIdx.x] = total;
+}
+
+__global__ void __launch_bounds__(StepScalars::kGradNormBlocks)
+    grad_clip_scale_kernel(StepScalars* s, float max_norm) {
+  using Reduce = cub::BlockReduce<double, StepScalars::kGradNormBlocks>;
+  __shared__ typename Reduce::TempStorage tmp;
+  const double total = Reduce(tmp).Sum(s->grad_norm_parts[threadIdx.x]);
+  if (threadIdx.x == 0) {
+    const double norm = sqrt(total);
+    s->grad_norm = float(norm);
+    s->grad_scale = grad_clip_scale(norm, max_norm);
+  }
+}
+
 // The group of element i, searched from the group of the thread's previous element: the
 // grid-stride index only grows, so each thread walks the few groups once.
 __device__ __forceinline__ size_t trainable_end(const ParamGroups& groups) {
@@ -56,9 +86,9 @@ __device__ __forceinline__ int group_of(const ParamGroups& groups, size_t i, int
 __global__ void adam_kernel(ParamGroups groups, float* __restrict__ p, const float* __restrict__ g,
                             float* __restrict__ m, float* __restrict__ v,
                             const StepScalars* __restrict__ s, float beta1, float beta2, float eps,
-                            float wd, bool decoupled, unsigned long long* first_bad) {
+                            float wd, bool decoupled, bool clip, unsigned long long* first_bad) {
   if (step_flagged(first_bad)) return;
-  const float lr_t = s->lr_t, scheduled = s->lr;
+  const float lr_t = s->lr_t, scheduled = s->lr, scale = clip ? s->grad_scale : 1.f;
   int k = 0;
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < trainable_end(groups);
        i += size_t(gridDim.x) * blockDim.x) {
@@ -66,12 +96,13 @@ __global__ void adam_kernel(ParamGroups groups, float* __restrict__ p, const flo
     const float gi = g[i];
     if (flag_if_not_finite(gi, first_bad, s->step)) continue;
     float pi = p[i], mi = m[i], vi = v[i];
+    const float gs = gi * scale;  // exactly gi without clipping
     const float wd_k = wd * groups.wd_mult[k], lr_k = lr_t * groups.lr_mult[k];
     if (decoupled) {
-      adamw_update(pi, gi, mi, vi, lr_k, scheduled * groups.lr_mult[k] * wd_k, beta1,
+      adamw_update(pi, gs, mi, vi, lr_k, scheduled * groups.lr_mult[k] * wd_k, beta1,
                    beta2, eps);
     } else {
-      adam_update(pi, gi + wd_k * pi, mi, vi, lr_k, beta1, beta2, eps);
+      adam_update(pi, gs + wd_k * pi, mi, vi, lr_k, beta1, beta2, eps);
     }
     p[i] = pi, m[i] = mi, v[i] = vi;
   }
@@ -79,9 +110,10 @@ __global__ void adam_kernel(ParamGroups groups, float* __restrict__ p, const flo
 
 __global__ void sgd_kernel(ParamGroups groups, float* __restrict__ p, const float* __restrict__ g,
                            float* __restrict__ vel, const StepScalars* __restrict__ s,
-                           float momentum, bool nesterov, float wd, unsigned long long* first_bad) {
+                           float momentum, bool nesterov, float wd, bool clip,
+                           unsigned long long* first_bad) {
   if (step_flagged(first_bad)) return;
-  const float lr = s->lr_t;
+  const float lr = s->lr_t, scale = clip ? s->grad_scale : 1.f;
   int k = 0;
   for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < trainable_end(groups);
        i += size_t(gridDim.x) * blockDim.x) {
@@ -89,7 +121,7 @@ __global__ void sgd_kernel(ParamGroups groups, float* __restrict__ p, const floa
     const float gi = g[i];
     if (flag_if_not_finite(gi, first_bad, s->step)) continue;
     float pi = p[i];
-    sgd_update(pi, gi + wd * groups.wd_mult[k] * pi, vel ? vel + i : nullptr,
+    sgd_update(pi, gi * scale + wd * groups.wd_mult[k] * pi, vel ? vel + i : nullptr,
                lr * groups.lr_mult[k], momentum, nesterov);
     p[i] = pi;
   }
@@ -109,21 +141,30 @@ void set_step(StepScalars* scalars, uint64_t step, void* stream) {
 }
 
 void optimizer_update(const OptimizerConfig& cfg, const ParamGroups& groups,
-                      const StepScalars* scalars, float* params, const float* grads, float* state0,
+                      StepScalars* scalars, float* params, const float* grads, float* state0,
                       float* state1, void* stream, unsigned long long* first_bad_step) {
   const size_t n = groups.trainable_end();
   if (n == 0) return;
   constexpr unsigned kThreads = 256;
   const unsigned blocks = std::min(ceil_div(n, kThreads), 4096u);
+  const bool clip = cfg.clip_grad_norm > 0.f;
+  if (clip) {
+    grad_norm_parts_kernel<<<StepScalars::kGradNormBlocks, kNormThreads, 0, as_stream(stream)>>>(
+        grads, n, scalars);
+    CP_CUDA_CHECK_LAUNCH("grad_norm_parts_kernel");
+    grad_clip_scale_kernel<<<1, StepScalars::kGradNormBlocks, 0, as_stream(stream)>>>(
+        scalars, cfg.clip_grad_norm);
+    CP_CUDA_CHECK_LAUNCH("grad_clip_scale_kernel");
+  }
   if (uses_adam_moments(cfg.kind)) {
     adam_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(
         groups, params, grads, state0, state1, scalars, cfg.beta1, cfg.beta2, cfg.eps,
-        cfg.weight_decay, cfg.kind == OptimizerKind::adamw, first_bad_step);
+        cfg.weight_decay, cfg.kind == OptimizerKind::adamw, clip, first_bad_step);
     CP_CUDA_CHECK_LAUNCH("adam_kernel");
   } else {
     sgd_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(groups, params, grads, state0, scalars,
                                                            cfg.momentum, cfg.nesterov,
-                                                           cfg.weight_decay, first_bad_step);
+                                                           cfg.weight_decay, clip, first_bad_step);
     CP_CUDA_CHECK_LAUNCH("sgd_kernel");
   }
 }

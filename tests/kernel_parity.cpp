@@ -119,7 +119,9 @@ LossRun device_softmax_xent(int n, int classes, const std::vector<float>& z,
   Dev<double> loss(std::vector<double>{0.0}), sample_loss(static_cast<size_t>(n));
   Dev<unsigned long long> correct(std::vector<unsigned long long>{0}),
       first_bad(std::vector<unsigned long long>{~0ull});
-  Dev<cuda::StepScalars> scalars(std::vector<cuda::StepScalars>{{step, 0.f, 0.f}});
+  cuda::StepScalars at{};
+  at.step = step;
+  Dev<cuda::StepScalars> scalars(std::vector<cuda::StepScalars>{at});
   cuda::softmax_xent(n, classes, dz.get(), dlabels.get(), dgrad.get(), 1.f / n, loss.get(),
                      sample_loss.get(), correct.get(), nullptr, scalars.get(), first_bad.get());
   return {dgrad.download(), loss.download()[0], correct.download()[0], first_bad.download()[0]};

@@ -56,5 +56,43 @@ TEST(KernelParity, ScheduledStepSizeMatchesCpuAtEveryStep) {
     }
 }
 
+// Clipping: the device's global norm (a fixed-order reduction) and the clipped update of every
+// optimizer against the CPU's, above the limit and below it (where the factor is exactly 1).
+TEST(KernelParity, ClippedUpdatesMatchCpu) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(31);
+  const size_t n = 100003;
+  const ParamGroups groups = ParamGroups::whole(n);
+  for (float max_norm : {0.5f, 1e6f})
+    for (OptimizerKind kind : {OptimizerKind::adam, OptimizerKind::adamw, OptimizerKind::sgd}) {
+      OptimizerConfig c;
+      c.kind = kind;
+      c.momentum = 0.9f;
+      c.weight_decay = 1e-3f;
+      c.clip_grad_norm = max_norm;
+      std::vector<float> p = make_input(n, Fill::uniform, rng), s0(n), s1(n);
+      Dev<float> dp(p), d0(s0), d1(s1);
+      Dev<cuda::StepScalars> scalars(1);
+      cuda::set_step(scalars.get(), 0, nullptr);
+      for (uint64_t step = 1; step <= 2; ++step) {
+        const std::vector<float> g = make_input(n, Fill::uniform, rng);
+        Dev<float> dg(g);
+        optimizer_step(Device::cpu, c, step, groups, p.data(), g.data(), s0.data(), s1.data());
+        cuda::begin_step(scalars.get(), c, nullptr);
+        cuda::optimizer_update(c, groups, scalars.get(), dp.get(), dg.get(), d0.get(), d1.get(),
+                               nullptr);
+        const cuda::StepScalars got = scalars.download()[0];
+        const double norm = grad_global_norm(g.data(), n);
+        EXPECT_NEAR(got.grad_norm, norm, 1e-6 * norm);
+        EXPECT_NEAR(got.grad_scale, max_norm < norm ? max_norm / norm : 1.0, 1e-6);
+      }
+      CHECK_CUDA(cudaDeviceSynchronize());
+      const std::string what = std::string(optimizer_name(kind)) + " max_norm " +
+                               std::to_string(max_norm);
+      expect_match(dp.download(), p, 1e-6, what + " params");
+      expect_match(d0.download(), s0, 1e-6, what + " state");
+    }
+}
+
 }  // namespace
 #endif

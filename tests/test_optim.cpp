@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <vector>
 
 #include "convpool/error.h"
 #include "convpool/optim.h"
@@ -93,6 +94,40 @@ TEST(AdamW, DecoupledDecayFollowsTheScheduledLrAndGroupMultipliers) {
   optimizer_step(Device::cpu, c, 1, groups, &q, &zero, &mq, &vq);
   EXPECT_EQ(mq, 0.f);
   EXPECT_NEAR(q, 1.0 - 0.02 * 0.05, 1e-7);
+}
+
+// Clipping by global norm (torch.nn.utils.clip_grad_norm_): every gradient times
+// max_norm / (norm + 1e-6) when the norm is above max_norm, over all trainable groups.
+TEST(ClipGradNorm, ScalesByTheGlobalNormOfAllGroups) {
+  std::vector<float> g = {3.f, 0.f, -4.f, 12.f};  // norm 13, across two groups
+  EXPECT_DOUBLE_EQ(grad_global_norm(g.data(), g.size()), 13.0);
+  ParamGroups groups;
+  groups.count = 2;
+  groups.begin[0] = 0, groups.end[0] = 2, groups.begin[1] = 2, groups.end[1] = 4;
+  groups.lr_mult[0] = groups.lr_mult[1] = groups.wd_mult[0] = groups.wd_mult[1] = 1.f;
+  OptimizerConfig c;
+  c.kind = OptimizerKind::sgd;
+  c.lr = 0.1f;
+  c.clip_grad_norm = 6.5f;
+  std::vector<float> p(4, 1.f);
+  optimizer_step(Device::cpu, c, 1, groups, p.data(), g.data(), nullptr, nullptr);
+  const double scale = 6.5 / (13.0 + 1e-6);
+  for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(p[i], 1.0 - 0.1 * g[i] * scale, 1e-7) << i;
+
+  // Below the limit nothing changes: the same bits as without clipping, for every optimizer.
+  for (OptimizerKind kind : {OptimizerKind::adam, OptimizerKind::adamw, OptimizerKind::sgd}) {
+    OptimizerConfig plain;
+    plain.kind = kind;
+    plain.weight_decay = 0.01f;
+    OptimizerConfig clipped = plain;
+    clipped.clip_grad_norm = 13.5f;
+    std::vector<float> a(4, 0.5f), b(4, 0.5f), ma(4), va(4), mb(4), vb(4);
+    optimizer_step(Device::cpu, plain, 1, groups, a.data(), g.data(), ma.data(), va.data());
+    optimizer_step(Device::cpu, clipped, 1, groups, b.data(), g.data(), mb.data(), vb.data());
+    EXPECT_EQ(a, b) << optimizer_name(kind);
+  }
+  c.clip_grad_norm = -1.f;
+  EXPECT_THROW(validate(c), Error);
 }
 
 TEST(OptimizerConfig, AbsurdValuesAreRejected) {

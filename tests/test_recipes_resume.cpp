@@ -67,6 +67,7 @@ std::vector<Recipe> recipes(uint64_t steps_per_epoch) {
   sgd.cfg.optimizer.weight_decay = 5e-4f;
   sgd.cfg.optimizer.schedule.kind = LrScheduleKind::onecycle;
   sgd.cfg.optimizer.schedule.warmup = 0.25f;
+  sgd.cfg.optimizer.clip_grad_norm = 1.f;
   out.push_back(sgd);
 
   Recipe adam{"warm-up cosine adamw", base};
@@ -75,6 +76,7 @@ std::vector<Recipe> recipes(uint64_t steps_per_epoch) {
   adam.cfg.optimizer.lr = 3e-3f;
   adam.cfg.optimizer.schedule.kind = LrScheduleKind::cosine;
   adam.cfg.optimizer.schedule.warmup = 0.1f;
+  adam.cfg.optimizer.clip_grad_norm = 0.5f;
   out.push_back(adam);
   for (Recipe& r : out)
     resolve_schedule(r.cfg.optimizer.schedule, r.cfg.epochs, steps_per_epoch);

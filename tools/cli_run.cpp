@@ -147,6 +147,11 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
       ->check(kFiniteNumber)
       ->check(CLI::Range(0.0, 0.999999));
   add_schedule_options(cmd, o);
+  cmd->add_option("--clip-grad-norm", o.cfg.optimizer.clip_grad_norm,
+                  "scale the gradients to a global 2-norm of at most this before each update "
+                  "(torch.nn.utils.clip_grad_norm_; 0: off)")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
   add_device_options(cmd, o.device, o.threads);
   cmd->add_option("--limit-train", o.limit_train, "use only the first N training images (0: all)")
       ->capture_default_str()
@@ -315,6 +320,12 @@ std::string describe_schedule_suffix(const LrSchedule& s) {
   if (s.kind == LrScheduleKind::constant && s.warmup <= 0.f) return "";
   return ", schedule " + describe(s);
 }
+std::string describe_clipping_suffix(const OptimizerConfig& c) {
+  if (c.clip_grad_norm <= 0.f) return "";
+  std::ostringstream s;
+  s << ", gradients clipped to norm " << c.clip_grad_norm;
+  return s.str();
+}
 }  // namespace
 
 std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const Dataset& test,
@@ -383,6 +394,7 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
            << ")";
     head << "\nthreads " << o.threads << ", batch " << o.cfg.batch << ", " << optimizer_name(o.cfg.optimizer.kind)
          << " lr " << o.cfg.optimizer.lr << describe_schedule_suffix(o.cfg.optimizer.schedule)
+         << describe_clipping_suffix(o.cfg.optimizer)
          << ", seed " << o.cfg.seed << ", pool "
          << (o.pool.empty() ? "as in the model" : o.pool) << ", input " << describe(o.cfg.input)
          << "\nrun directory " << o.out;

@@ -27,6 +27,9 @@ struct OptimizerConfig {
   float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-7f;  // Adam, Keras defaults
   float momentum = 0.0f;                            // SGD
   bool nesterov = false;                            // SGD
+  // Scales the gradients so that their global 2-norm (over every trainable parameter) is at
+  // most this, before the update (torch.nn.utils.clip_grad_norm_). 0: no clipping.
+  float clip_grad_norm = 0.0f;
   // Times each parameter group's wd_mult: L2 added to the gradient (adam, sgd), or AdamW's
   // decoupled decay, p *= 1 - lr * weight_decay.
   float weight_decay = 0.0f;
@@ -52,6 +55,9 @@ void validate(const OptimizerConfig& cfg);              // one-line errors for a
 float optimizer_step_size(const OptimizerConfig& cfg, uint64_t step);
 // The scheduled lr at `step` alone (no bias correction): metrics.csv's lr column.
 float scheduled_lr(const OptimizerConfig& cfg, uint64_t step);
+
+// The 2-norm of grads[0..n), summed in double in a fixed order (the CPU's clipping norm).
+double grad_global_norm(const float* grads, size_t n);
 
 // Applies one update to the trainable groups. `step` counts from 1. state0/state1 are the
 // flat state buffers (may be null when the optimizer has none).

@@ -50,7 +50,7 @@ nlohmann::json optimizer_json(const OptimizerConfig& o) {
           {"beta1", o.beta1},       {"beta2", o.beta2},
           {"eps", o.eps},           {"momentum", o.momentum},
           {"nesterov", o.nesterov}, {"weight_decay", o.weight_decay},
-          {"schedule", schedule_json(o.schedule)}};
+          {"schedule", schedule_json(o.schedule)}, {"clip_grad_norm", o.clip_grad_norm}};
 }
 
 nlohmann::json input_json(const InputTransform& t) {
@@ -229,6 +229,9 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
     c.state.optimizer.weight_decay = json_real<float>(o, "weight_decay");
     // Checkpoints written before schedules existed trained at a constant lr.
     if (o.contains("schedule")) c.state.optimizer.schedule = schedule_from_json(o.at("schedule"));
+    // ... and without clipping.
+    if (o.contains("clip_grad_norm"))
+      c.state.optimizer.clip_grad_norm = json_real<float>(o, "clip_grad_norm");
     // Version 1 files carry no history; the trainer then falls back on metrics.csv.
     if (auto it = m.find("metrics"); it != m.end()) {
       const auto rows = nlohmann::json::parse(it->second);

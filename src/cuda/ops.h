@@ -18,6 +18,11 @@ struct StepScalars {
   uint64_t step;  // the step being run, counting from 1
   float lr_t;     // the optimizer's step size at `step` (Adam's bias correction folded in)
   float lr;       // the scheduled lr at `step` (AdamW's decoupled decay is lr * wd)
+  // Clipping by global norm (kernels/optim.cu): each block's sum of squared gradients, then
+  // the norm and the factor the update multiplies the gradients by.
+  static constexpr int kGradNormBlocks = 128;
+  double grad_norm_parts[kGradNormBlocks];
+  float grad_norm, grad_scale;
 };
 
 // kernels/optim.cu: step += 1, and lr_t and lr for the new step (one thread).
@@ -28,8 +33,10 @@ void set_step(StepScalars* scalars, uint64_t step, void* stream);
 // (device), a non-finite gradient lowers *first_bad_step to the step and that element is not
 // updated, and a step already flagged updates nothing (kernels/optim.cu says how this differs
 // from the CPU, which skips the whole step).
+// With cfg.clip_grad_norm, first the global norm of the trainable gradients (a reduction in a
+// fixed order) into the scalars' grad_scale, which the update then applies.
 void optimizer_update(const OptimizerConfig& cfg, const ParamGroups& groups,
-                      const StepScalars* scalars, float* params, const float* grads, float* state0,
+                      StepScalars* scalars, float* params, const float* grads, float* state0,
                       float* state1, void* stream, unsigned long long* first_bad_step = nullptr);
 
 // kernels/pad.cu: xp (planes x HP x WP) = x (planes x H x W) placed at (top, left) in zeros;

@@ -1,6 +1,8 @@
 #include "convpool/optim.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "../../kernels/elementwise_math.cuh"
 #include "../../kernels/lr_schedule.cuh"
@@ -55,6 +57,9 @@ void validate(const OptimizerConfig& cfg) {
   if (!(cfg.weight_decay >= 0.f && cfg.weight_decay < 1.f))
     CP_USER_ERROR("weight decay must be in [0, 1) (got " << cfg.weight_decay << ")");
   if (cfg.nesterov && !(cfg.momentum > 0.f)) CP_USER_ERROR("--nesterov needs a momentum above 0");
+  if (!(cfg.clip_grad_norm >= 0.f) || !std::isfinite(cfg.clip_grad_norm))
+    CP_USER_ERROR("--clip-grad-norm must be a finite number >= 0 (0: off; got "
+                  << cfg.clip_grad_norm << ")");
   validate(cfg.schedule);
 }
 
@@ -65,6 +70,23 @@ float optimizer_step_size(const OptimizerConfig& cfg, uint64_t step) {
 
 float scheduled_lr(const OptimizerConfig& cfg, uint64_t step) {
   return scheduled_lr(cfg.schedule, cfg.lr, step);
+}
+
+double grad_global_norm(const float* grads, size_t n) {
+  // Fixed chunks summed in parallel, then in chunk order: the same bits for any thread count.
+  constexpr size_t kChunk = 1 << 15;
+  const size_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> parts(chunks);
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (size_t c = 0; c < chunks; ++c) {
+    double sum = 0;
+    for (size_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
+      sum += double(grads[i]) * grads[i];
+    parts[c] = sum;
+  }
+  double sum = 0;
+  for (double part : parts) sum += part;
+  return std::sqrt(sum);
 }
 
 void optimizer_step(Device device, const OptimizerConfig& cfg, uint64_t step,
@@ -89,6 +111,11 @@ void optimizer_step(Device device, const OptimizerConfig& cfg, uint64_t step,
   }
   const float lr_t = optimizer_step_size(cfg, step), scheduled = scheduled_lr(cfg, step);
   const bool adam = uses_adam_moments(cfg.kind), decoupled = cfg.kind == OptimizerKind::adamw;
+  // 1 exactly (a no-op) without clipping or below the limit.
+  const float clip = cfg.clip_grad_norm > 0.f
+                         ? grad_clip_scale(grad_global_norm(grads, groups.trainable_end()),
+                                           cfg.clip_grad_norm)
+                         : 1.f;
   for (int gi = 0; gi < groups.count; ++gi) {
     const float lr = lr_t * groups.lr_mult[gi], wd = cfg.weight_decay * groups.wd_mult[gi];
     // AdamW shrinks the parameter by lr * wd (kernels/optim.cu computes the same products);
@@ -98,11 +125,11 @@ void optimizer_step(Device device, const OptimizerConfig& cfg, uint64_t step,
 #pragma omp parallel for simd schedule(static) if (end - begin > 65536)
     for (size_t i = begin; i < end; ++i) {
       if (decoupled) {
-        adamw_update(params[i], grads[i], state0[i], state1[i], lr, decay, cfg.beta1, cfg.beta2,
+        adamw_update(params[i], grads[i] * clip, state0[i], state1[i], lr, decay, cfg.beta1, cfg.beta2,
                      cfg.eps);
         continue;
       }
-      const float g = grads[i] + wd * params[i];
+      const float g = grads[i] * clip + wd * params[i];
       if (adam) {
         adam_update(params[i], g, state0[i], state1[i], lr, cfg.beta1, cfg.beta2, cfg.eps);
       } else {
