@@ -122,7 +122,7 @@ LossRun device_softmax_xent(int n, int classes, const std::vector<float>& z,
   cuda::StepScalars at{};
   at.step = step;
   Dev<cuda::StepScalars> scalars(std::vector<cuda::StepScalars>{at});
-  cuda::softmax_xent(n, classes, dz.get(), dlabels.get(), dgrad.get(), 1.f / n, loss.get(),
+  cuda::softmax_xent(n, classes, dz.get(), dlabels.get(), dgrad.get(), 1.f / n, 0.f, loss.get(),
                      sample_loss.get(), correct.get(), nullptr, scalars.get(), first_bad.get());
   return {dgrad.download(), loss.download()[0], correct.download()[0], first_bad.download()[0]};
 }

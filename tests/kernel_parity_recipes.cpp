@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "convpool/optim.h"
+#include "cpu/loss.h"
 #include "cuda/ops.h"
 #include "kernel_parity.h"
 
@@ -92,6 +93,34 @@ TEST(KernelParity, ClippedUpdatesMatchCpu) {
       expect_match(dp.download(), p, 1e-6, what + " params");
       expect_match(d0.download(), s0, 1e-6, what + " state");
     }
+}
+
+// Label smoothing in the fused loss kernel: gradient and summed loss against the CPU's, for
+// class counts below, at and above a warp's 32 lanes.
+TEST(KernelParity, LabelSmoothedSoftmaxXentMatchesCpu) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(77);
+  for (int classes : {10, 32, 45}) {
+    const int n = 37;
+    const float eps = 0.15f;
+    std::vector<float> z = make_input(size_t(n) * classes, Fill::uniform, rng);
+    for (auto& v : z) v *= 6.f;
+    std::vector<uint8_t> labels(static_cast<size_t>(n));
+    for (auto& l : labels) l = uint8_t(rng() % unsigned(classes));
+    std::vector<float> want(z.size());
+    const auto s = cpu::softmax_xent(n, classes, z.data(), labels.data(), want.data(), 1.f / n, eps);
+    Dev<float> dz(z), dgrad(z.size());
+    Dev<uint8_t> dlabels(labels);
+    Dev<double> loss(std::vector<double>{0.0}), sample_loss(static_cast<size_t>(n));
+    Dev<unsigned long long> correct(std::vector<unsigned long long>{0});
+    cuda::softmax_xent(n, classes, dz.get(), dlabels.get(), dgrad.get(), 1.f / n, eps, loss.get(),
+                       sample_loss.get(), correct.get(), nullptr);
+    CHECK_CUDA(cudaDeviceSynchronize());
+    const std::string what = std::to_string(classes) + " classes";
+    expect_match(dgrad.download(), want, 1e-6, what + " gradient");
+    EXPECT_NEAR(loss.download()[0], s.loss, 1e-9 * s.loss) << what;
+    EXPECT_EQ(correct.download()[0], uint64_t(s.correct)) << what;
+  }
 }
 
 }  // namespace

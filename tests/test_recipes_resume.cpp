@@ -68,6 +68,7 @@ std::vector<Recipe> recipes(uint64_t steps_per_epoch) {
   sgd.cfg.optimizer.schedule.kind = LrScheduleKind::onecycle;
   sgd.cfg.optimizer.schedule.warmup = 0.25f;
   sgd.cfg.optimizer.clip_grad_norm = 1.f;
+  sgd.cfg.label_smoothing = 0.1f;
   out.push_back(sgd);
 
   Recipe adam{"warm-up cosine adamw", base};
@@ -77,6 +78,7 @@ std::vector<Recipe> recipes(uint64_t steps_per_epoch) {
   adam.cfg.optimizer.schedule.kind = LrScheduleKind::cosine;
   adam.cfg.optimizer.schedule.warmup = 0.1f;
   adam.cfg.optimizer.clip_grad_norm = 0.5f;
+  adam.cfg.label_smoothing = 0.2f;
   out.push_back(adam);
   for (Recipe& r : out)
     resolve_schedule(r.cfg.optimizer.schedule, r.cfg.epochs, steps_per_epoch);
@@ -113,6 +115,7 @@ TEST(RecipeResume, MidScheduleResumeIsBitExact) {
     // The resume takes its recipe from the checkpoint, as convpool train --resume does.
     TrainConfig resumed_cfg = r.cfg;
     resumed_cfg.optimizer = c.state.optimizer;
+    resumed_cfg.label_smoothing = c.state.label_smoothing;
     auto resumed_graph = graph_for(resumed_cfg, seed + 1);
     restore_graph(c, "c", *resumed_graph, true);
     const auto resumed = Trainer(*resumed_graph, resumed_cfg, c.state).fit(train, test);

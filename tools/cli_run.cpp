@@ -147,6 +147,10 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
       ->check(kFiniteNumber)
       ->check(CLI::Range(0.0, 0.999999));
   add_schedule_options(cmd, o);
+  cmd->add_option("--label-smoothing", o.cfg.label_smoothing,
+                  "train towards (1 - EPS) onehot + EPS / 10 instead of the label alone")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
   cmd->add_option("--clip-grad-norm", o.cfg.optimizer.clip_grad_norm,
                   "scale the gradients to a global 2-norm of at most this before each update "
                   "(torch.nn.utils.clip_grad_norm_; 0: off)")
@@ -320,6 +324,11 @@ std::string describe_schedule_suffix(const LrSchedule& s) {
   if (s.kind == LrScheduleKind::constant && s.warmup <= 0.f) return "";
   return ", schedule " + describe(s);
 }
+std::string describe_recipe_suffix(const TrainConfig& c) {
+  std::ostringstream s;
+  if (c.label_smoothing > 0.f) s << ", label smoothing " << c.label_smoothing;
+  return s.str();
+}
 std::string describe_clipping_suffix(const OptimizerConfig& c) {
   if (c.clip_grad_norm <= 0.f) return "";
   std::ostringstream s;
@@ -344,6 +353,7 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
     o.cfg.batch = state.batch;
     o.cfg.seed = state.seed;
     o.cfg.optimizer = state.optimizer;
+    o.cfg.label_smoothing = state.label_smoothing;
     o.cfg.input = state.input;
     if (state.epoch >= o.cfg.epochs)
       CP_USER_ERROR(o.resume << " has already trained " << state.epoch
@@ -395,6 +405,7 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
     head << "\nthreads " << o.threads << ", batch " << o.cfg.batch << ", " << optimizer_name(o.cfg.optimizer.kind)
          << " lr " << o.cfg.optimizer.lr << describe_schedule_suffix(o.cfg.optimizer.schedule)
          << describe_clipping_suffix(o.cfg.optimizer)
+         << describe_recipe_suffix(o.cfg)
          << ", seed " << o.cfg.seed << ", pool "
          << (o.pool.empty() ? "as in the model" : o.pool) << ", input " << describe(o.cfg.input)
          << "\nrun directory " << o.out;

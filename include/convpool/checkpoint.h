@@ -31,6 +31,7 @@ struct TrainState {
   uint64_t seed = 1;
   int batch = 32;
   OptimizerConfig optimizer;
+  float label_smoothing = 0.f;  // TrainConfig's
   InputTransform input;  // evaluation must normalise as training did
   // The finished epochs' metrics, epochs 1..epoch in order (trainers keep all of them; a
   // state made by hand may hold fewer): a resume rewrites metrics.csv from it, so the file

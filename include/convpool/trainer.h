@@ -22,6 +22,9 @@ struct TrainConfig {
   uint64_t seed = 1;
   Device device = Device::cpu;
   OptimizerConfig optimizer;
+  // The training loss's target: (1 - eps) onehot + eps / classes (kernels/loss_math.cuh);
+  // reported training losses include it, test losses do not.
+  float label_smoothing = 0.f;
   InputTransform input;             // normalisation; crop/flip of training batches
   std::string out_dir;              // metrics.csv and checkpoints go here; empty: nothing written
   std::string model_text;           // saved in checkpoints

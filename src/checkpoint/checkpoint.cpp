@@ -168,6 +168,7 @@ void save_checkpoint(const std::string& path, const Graph& graph, const std::str
       {"training_state", state.dump()},
       {"optimizer", optimizer_json(st.optimizer).dump()},
       {"input", input_json(st.input).dump()},
+      {"recipe", nlohmann::json{{"label_smoothing", st.label_smoothing}}.dump()},
       {"metrics", history_json(st.history).dump()},
       {"rng", "philox4x32-10, key = seed, counters = (purpose, epoch|step, layer, element)"},
   };
@@ -257,6 +258,13 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
         e.lr = r.size() > 8 ? metric(r, size_t(8)) : std::nan("");
         c.state.history.push_back(e);
       }
+    }
+    // Checkpoints written before recipes existed trained without them.
+    if (auto it = m.find("recipe"); it != m.end()) {
+      const auto r = nlohmann::json::parse(it->second);
+      c.state.label_smoothing = json_real<float>(r, "label_smoothing");
+      if (!(c.state.label_smoothing >= 0.f && c.state.label_smoothing < 1.f))
+        throw MetadataRangeError("'label_smoothing' is outside [0, 1)");
     }
     // Checkpoints written before the input options existed used the defaults.
     if (auto it = m.find("input"); it != m.end()) {

@@ -103,12 +103,13 @@ struct PoolLaunch {
   uint64_t first_output = 0;  // the global index of output 0 (data-parallel slices)
 };
 
-// kernels/loss.cu: fused softmax cross-entropy. dlogits = (softmax - onehot) * grad_scale.
+// kernels/loss.cu: fused softmax cross-entropy. dlogits = (softmax - target) * grad_scale, the
+// target onehot smoothed by `label_smoothing` (kernels/loss_math.cuh).
 // Adds the batch's summed loss (in a fixed order, through `sample_loss`: n doubles of device
 // scratch) and correct count to the device accumulators. If `scalars` and `first_bad_step`
 // are given, a non-finite loss lowers *first_bad_step to the step.
 void softmax_xent(int n, int classes, const float* logits, const uint8_t* labels, float* dlogits,
-                  float grad_scale, double* loss_sum, double* sample_loss,
+                  float grad_scale, float label_smoothing, double* loss_sum, double* sample_loss,
                   unsigned long long* correct, void* stream, const StepScalars* scalars = nullptr,
                   unsigned long long* first_bad_step = nullptr);
 

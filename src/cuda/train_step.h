@@ -18,8 +18,8 @@ class TrainStepper final : public StepBackend {
   // `start_step`: optimizer steps already taken (a resumed run); `use_graph`: capture and
   // replay full batches as a CUDA Graph (else launch eagerly, for debugging).
   // `input`: normalisation, and the augmentation applied to training batches.
-  TrainStepper(Graph& graph, const OptimizerConfig& opt, const InputTransform& input, uint64_t seed,
-               uint64_t start_step, bool use_graph);
+  TrainStepper(Graph& graph, const OptimizerConfig& opt, const StepRecipe& recipe,
+               const InputTransform& input, uint64_t seed, uint64_t start_step, bool use_graph);
   ~TrainStepper() override;
   // Queues one training step on images idx[0..n); returns without waiting for the GPU. The
   // step number is kept on the device (begun from start_step), so `step` is not read.

@@ -88,6 +88,10 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
     CP_FAIL("the lr schedule's length is not set: call resolve_schedule before training");
   if (cfg.nan_policy != "stop" && cfg.nan_policy != "skip")
     CP_USER_ERROR("--nan-policy must be stop or skip (got " << cfg.nan_policy << ")");
+  if (!(cfg.label_smoothing >= 0.f && cfg.label_smoothing < 1.f))
+    CP_USER_ERROR("--label-smoothing must be in [0, 1) (got " << cfg.label_smoothing << ")");
+  StepRecipe recipe;
+  recipe.label_smoothing = cfg.label_smoothing;
   const Communicator& comm = world();
   // Each rank trains on its slice of every global batch of cfg.batch images.
   if (cfg.batch < comm.size())
@@ -100,14 +104,14 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
 #ifdef CONVPOOL_HAVE_CUDA
     if (cfg.nan_policy == "skip")
       CP_USER_ERROR("--nan-policy skip is only available on the CPU; CUDA runs stop instead");
-    impl_->backend = std::make_unique<cuda::TrainStepper>(graph, cfg.optimizer, cfg.input, cfg.seed,
-                                                          state.step, cfg.cuda_graph);
+    impl_->backend = std::make_unique<cuda::TrainStepper>(graph, cfg.optimizer, recipe, cfg.input,
+                                                          cfg.seed, state.step, cfg.cuda_graph);
 #else
     CP_USER_ERROR("this convpool binary was built without CUDA");
 #endif
   } else {
     impl_->backend = make_cpu_step_backend(
-        graph, cfg.optimizer, cfg.input, cfg.seed, cfg.nan_policy == "skip",
+        graph, cfg.optimizer, recipe, cfg.input, cfg.seed, cfg.nan_policy == "skip",
         [this](const char* what, const std::string& where) { non_finite(what, where); }, comm,
         cfg.sync_bn);
   }
@@ -115,6 +119,7 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
   state_.seed = cfg.seed;
   state_.batch = cfg.batch;
   state_.optimizer = cfg.optimizer;
+  state_.label_smoothing = cfg.label_smoothing;
   state_.input = cfg.input;
   if (!cfg.out_dir.empty()) {
     std::error_code ec;
