@@ -246,6 +246,8 @@ void resolve_options(CLI::App* cmd, TrainOptions& o) {
   validate(o.cfg.input);
   o.cfg.optimizer.kind = parse_optimizer_kind(o.optimizer);
   resolve_schedule_options(cmd, o);
+  validate(o.cfg.optimizer);
+  validate_recipe(o.cfg);
   o.cfg.cuda_graph = !o.no_graph;
   std::vector<std::string> mean, sd;
   for (int c = 0; c < kCifarChannels; ++c) {

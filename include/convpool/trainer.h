@@ -58,6 +58,10 @@ class TrainObserver {
   virtual void on_epoch(const EpochMetrics&, int /*epochs*/) {}
 };
 
+// One-line errors for recipe values out of range (label smoothing, EMA decay); the Trainer
+// checks them too, the CLI before it reads any data.
+void validate_recipe(const TrainConfig& cfg);
+
 // Throws a one-line error unless the graph takes CIFAR-10 images (3x32x32) and gives 10
 // logits. `origin` names the model in the message.
 void require_cifar_model(const Graph& graph, const std::string& origin);

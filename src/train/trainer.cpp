@@ -53,6 +53,11 @@ bool stop_requested() { return g_stop_requests.load() > 0; }
 void request_stop() { g_stop_requests.fetch_add(1); }
 void clear_stop_requests() { g_stop_requests.store(0); }
 
+void validate_recipe(const TrainConfig& cfg) {
+  if (!(cfg.label_smoothing >= 0.f && cfg.label_smoothing < 1.f))
+    CP_USER_ERROR("--label-smoothing must be in [0, 1) (got " << cfg.label_smoothing << ")");
+}
+
 void require_cifar_model(const Graph& graph, const std::string& origin) {
   const Shape in = graph.input_shape(1);
   if (in.c != kCifarChannels || in.h != kCifarSide || in.w != kCifarSide)
@@ -88,8 +93,7 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
     CP_FAIL("the lr schedule's length is not set: call resolve_schedule before training");
   if (cfg.nan_policy != "stop" && cfg.nan_policy != "skip")
     CP_USER_ERROR("--nan-policy must be stop or skip (got " << cfg.nan_policy << ")");
-  if (!(cfg.label_smoothing >= 0.f && cfg.label_smoothing < 1.f))
-    CP_USER_ERROR("--label-smoothing must be in [0, 1) (got " << cfg.label_smoothing << ")");
+  validate_recipe(cfg);
   StepRecipe recipe;
   recipe.label_smoothing = cfg.label_smoothing;
   const Communicator& comm = world();
