@@ -27,6 +27,9 @@ CP_HD void adam_update(float& p, float g, float& m, float& v, float lr_t, float 
   p -= lr_t * m / (sqrtf(v) + eps);
 }
 
+// The exponential moving average of a weight after a step: ema = decay * ema + (1 - decay) * p.
+CP_HD void ema_step(float& ema, float p, float decay) { ema = decay * ema + (1.f - decay) * p; }
+
 // Gradient clipping by global norm, as torch.nn.utils.clip_grad_norm_: the gradients are
 // multiplied by max_norm / (norm + 1e-6), at most 1 (so exactly 1, a no-op, below the limit,
 // and for a non-finite norm, which the non-finite checks then report).

@@ -127,7 +127,27 @@ __global__ void sgd_kernel(ParamGroups groups, float* __restrict__ p, const floa
   }
 }
 
+__global__ void ema_kernel(float* __restrict__ ema, const float* __restrict__ p, size_t n,
+                           float decay, const unsigned long long* first_bad) {
+  if (step_flagged(first_bad)) return;
+  for (size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x; i < n;
+       i += size_t(gridDim.x) * blockDim.x) {
+    float e = ema[i];
+    ema_step(e, p[i], decay);
+    ema[i] = e;
+  }
+}
+
 }  // namespace
+
+void ema_update(float* ema, const float* params, size_t n, float decay, void* stream,
+                const unsigned long long* first_bad_step) {
+  if (n == 0) return;
+  constexpr unsigned kThreads = 256;
+  const unsigned blocks = std::min(ceil_div(n, kThreads), 4096u);
+  ema_kernel<<<blocks, kThreads, 0, as_stream(stream)>>>(ema, params, n, decay, first_bad_step);
+  CP_CUDA_CHECK_LAUNCH("ema_kernel");
+}
 
 void begin_step(StepScalars* scalars, const OptimizerConfig& cfg, void* stream) {
   begin_step_kernel<<<1, 1, 0, as_stream(stream)>>>(

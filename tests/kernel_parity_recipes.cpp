@@ -123,5 +123,30 @@ TEST(KernelParity, LabelSmoothedSoftmaxXentMatchesCpu) {
   }
 }
 
+// The EMA kernel against the CPU's, over a grid-stride second pass; a flagged step leaves it.
+TEST(KernelParity, EmaUpdateMatchesCpu) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(5);
+  const size_t n = 70001;
+  std::vector<float> ema = make_input(n, Fill::uniform, rng);
+  Dev<float> dema(ema);
+  for (int step = 0; step < 3; ++step) {
+    const std::vector<float> p = make_input(n, Fill::uniform, rng);
+    Dev<float> dp(p);
+    ema_update(Device::cpu, ema.data(), p.data(), n, 0.99f);
+    GRID_CAP(7);
+    cuda::ema_update(dema.get(), dp.get(), n, 0.99f, nullptr);
+  }
+  CHECK_CUDA(cudaDeviceSynchronize());
+  expect_match(dema.download(), ema, 1e-6, "ema");
+
+  const std::vector<float> before = dema.download();
+  Dev<unsigned long long> flagged(std::vector<unsigned long long>{4});
+  Dev<float> other(make_input(n, Fill::uniform, rng));
+  cuda::ema_update(dema.get(), other.get(), n, 0.5f, nullptr, flagged.get());
+  CHECK_CUDA(cudaDeviceSynchronize());
+  EXPECT_EQ(dema.download(), before) << "a flagged step's weights were averaged in";
+}
+
 }  // namespace
 #endif

@@ -69,6 +69,7 @@ std::vector<Recipe> recipes(uint64_t steps_per_epoch) {
   sgd.cfg.optimizer.schedule.warmup = 0.25f;
   sgd.cfg.optimizer.clip_grad_norm = 1.f;
   sgd.cfg.label_smoothing = 0.1f;
+  sgd.cfg.ema_decay = 0.9f;
   out.push_back(sgd);
 
   Recipe adam{"warm-up cosine adamw", base};
@@ -79,6 +80,8 @@ std::vector<Recipe> recipes(uint64_t steps_per_epoch) {
   adam.cfg.optimizer.schedule.warmup = 0.1f;
   adam.cfg.optimizer.clip_grad_norm = 0.5f;
   adam.cfg.label_smoothing = 0.2f;
+  adam.cfg.ema_decay = 0.95f;
+  adam.cfg.eval_ema = false;
   out.push_back(adam);
   for (Recipe& r : out)
     resolve_schedule(r.cfg.optimizer.schedule, r.cfg.epochs, steps_per_epoch);
@@ -116,9 +119,13 @@ TEST(RecipeResume, MidScheduleResumeIsBitExact) {
     TrainConfig resumed_cfg = r.cfg;
     resumed_cfg.optimizer = c.state.optimizer;
     resumed_cfg.label_smoothing = c.state.label_smoothing;
+    resumed_cfg.ema_decay = c.state.ema_decay;
+    resumed_cfg.eval_ema = c.state.eval_ema;
     auto resumed_graph = graph_for(resumed_cfg, seed + 1);
     restore_graph(c, "c", *resumed_graph, true);
-    const auto resumed = Trainer(*resumed_graph, resumed_cfg, c.state).fit(train, test);
+    Trainer resumer(*resumed_graph, resumed_cfg, c.state);
+    restore_ema(c, "c", *resumed_graph, resumer.ema_weights());
+    const auto resumed = resumer.fit(train, test);
     ASSERT_EQ(resumed.size(), 2u);
     for (int e = 0; e < 2; ++e) {
       EXPECT_EQ(resumed[e].loss, straight[e + 1].loss) << "epoch " << e + 2;
@@ -126,6 +133,68 @@ TEST(RecipeResume, MidScheduleResumeIsBitExact) {
       EXPECT_EQ(resumed[e].lr, straight[e + 1].lr) << "epoch " << e + 2;
     }
     EXPECT_EQ(all_params(*resumed_graph), all_params(*straight_graph));
+    const Checkpoint a = load_checkpoint(d.str(r.name + " straight/last.safetensors"));
+    const Checkpoint b = load_checkpoint(d.str(r.name + " stopped/last.safetensors"));
+    for (const auto& p : straight_graph->param_infos())
+      EXPECT_EQ(a.file.find("ema." + p.name)->data, b.file.find("ema." + p.name)->data) << p.name;
+  }
+}
+
+// The EMA after each step against the recurrence computed by hand, in double, from the
+// weights each step left (read after every batch): ema_0 = the initial weights, then
+// ema_t = decay * ema_(t-1) + (1 - decay) * weights_t, BatchNorm's statistics included. The
+// epoch's test loss is that of the EMA weights, which best.safetensors holds beside the raw
+// ones, and which eval (build_from_checkpoint with ema_weights) loads.
+TEST(RecipeEma, FollowsTheRecurrenceAndIsWhatIsEvaluated) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 8, fresh_seed());  // 40 images: 5 steps of 8
+  const Dataset train = load_cifar10(d.str("data"), "train");
+  const Dataset test = load_cifar10(d.str("data"), "test");
+  TrainConfig cfg;
+  cfg.batch = kBatch;
+  cfg.epochs = 1;
+  cfg.model_text = kModel;
+  cfg.optimizer.kind = OptimizerKind::sgd;
+  cfg.optimizer.lr = 0.1f;
+  cfg.ema_decay = 0.8f;
+  cfg.out_dir = d.str("run");
+  auto g = graph_for(cfg, 3);
+  const std::vector<float> initial = all_params(*g);
+  std::vector<double> want(initial.begin(), initial.end());
+  struct Recorder : TrainObserver {
+    Graph* graph;
+    std::vector<double>* ema;
+    double decay;
+    int steps = 0;
+    double batch_interval_seconds() const override { return 0; }
+    void on_batch(const BatchProgress&) override {
+      for (size_t i = 0; i < ema->size(); ++i)
+        (*ema)[i] = decay * (*ema)[i] + (1 - decay) * double(graph->params()[i]);
+      ++steps;
+    }
+  } recorder;
+  recorder.graph = g.get();
+  recorder.ema = &want;
+  recorder.decay = double(cfg.ema_decay);
+  Trainer trainer(*g, cfg, {}, &recorder);
+  const auto m = trainer.fit(train, test);
+  ASSERT_EQ(recorder.steps, 5);
+  const float* ema = trainer.ema_weights();
+  double worst = 0;
+  for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, std::fabs(ema[i] - want[i]));
+  EXPECT_LT(worst, 1e-6);
+  EXPECT_NE(all_params(*g), std::vector<float>(ema, ema + g->num_params()));
+
+  const Checkpoint best = load_checkpoint(d.str("run/best.safetensors"));
+  EXPECT_EQ(best.state.ema_decay, cfg.ema_decay);
+  for (bool use_ema : {true, false}) {
+    auto loaded = build_from_checkpoint(best, "best", GraphOptions{Device::cpu, kBatch, 0}, use_ema);
+    const float* want_weights = use_ema ? ema : g->params();
+    EXPECT_EQ(all_params(*loaded), std::vector<float>(want_weights, want_weights + g->num_params()));
+    TrainConfig eval_cfg;
+    eval_cfg.batch = kBatch;
+    const EvalResult r = Trainer(*loaded, eval_cfg).evaluate(test);
+    if (use_ema) EXPECT_EQ(r.loss, m[0].test_loss);
   }
 }
 

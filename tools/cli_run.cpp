@@ -151,6 +151,16 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
                   "train towards (1 - EPS) onehot + EPS / 10 instead of the label alone")
       ->capture_default_str()
       ->check(kFiniteNumber);
+  cmd->add_option("--ema", o.cfg.ema_decay,
+                  "keep an exponential moving average of the weights with this decay, e.g. "
+                  "0.999 (0: off); checkpoints hold both")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+  cmd->add_option("--eval-with", o.eval_with,
+                  "with --ema: evaluate, and choose best.safetensors, with the ema or the raw "
+                  "weights")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"ema", "raw"}));
   cmd->add_option("--clip-grad-norm", o.cfg.optimizer.clip_grad_norm,
                   "scale the gradients to a global 2-norm of at most this before each update "
                   "(torch.nn.utils.clip_grad_norm_; 0: off)")
@@ -246,6 +256,7 @@ void resolve_options(CLI::App* cmd, TrainOptions& o) {
   validate(o.cfg.input);
   o.cfg.optimizer.kind = parse_optimizer_kind(o.optimizer);
   resolve_schedule_options(cmd, o);
+  o.cfg.eval_ema = o.eval_with == "ema";
   validate(o.cfg.optimizer);
   validate_recipe(o.cfg);
   o.cfg.cuda_graph = !o.no_graph;
@@ -329,6 +340,9 @@ std::string describe_schedule_suffix(const LrSchedule& s) {
 std::string describe_recipe_suffix(const TrainConfig& c) {
   std::ostringstream s;
   if (c.label_smoothing > 0.f) s << ", label smoothing " << c.label_smoothing;
+  if (c.ema_decay > 0.f)
+    s << ", EMA decay " << c.ema_decay << " (evaluated with the " << (c.eval_ema ? "EMA" : "raw")
+      << " weights)";
   return s.str();
 }
 std::string describe_clipping_suffix(const OptimizerConfig& c) {
@@ -356,6 +370,8 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
     o.cfg.seed = state.seed;
     o.cfg.optimizer = state.optimizer;
     o.cfg.label_smoothing = state.label_smoothing;
+    o.cfg.ema_decay = state.ema_decay;
+    o.cfg.eval_ema = state.eval_ema;
     o.cfg.input = state.input;
     if (state.epoch >= o.cfg.epochs)
       CP_USER_ERROR(o.resume << " has already trained " << state.epoch
@@ -416,6 +432,7 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
     reporter.line(head.str());
   }
   Trainer trainer(*graph, o.cfg, state, &reporter);
+  if (ckpt && o.cfg.ema_decay > 0.f) restore_ema(*ckpt, o.resume, *graph, trainer.ema_weights());
   auto metrics = trainer.fit(train, test);
   if (o.verbosity() != Verbosity::quiet) {
     reporter.line(std::string("peak ") + (o.cfg.device == Device::cuda ? "device" : "host") +

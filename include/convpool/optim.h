@@ -65,4 +65,9 @@ void optimizer_step(Device device, const OptimizerConfig& cfg, uint64_t step,
                     const ParamGroups& groups, float* params, const float* grads, float* state0,
                     float* state1, void* stream = nullptr);
 
+// EMA of the weights: ema[i] = decay * ema[i] + (1 - decay) * params[i] for i < n, on `device`
+// (kernels/optim.cu on CUDA, where the training step calls it inside the captured step).
+void ema_update(Device device, float* ema, const float* params, size_t n, float decay,
+                void* stream = nullptr);
+
 }  // namespace convpool

@@ -25,6 +25,11 @@ struct TrainConfig {
   // The training loss's target: (1 - eps) onehot + eps / classes (kernels/loss_math.cuh);
   // reported training losses include it, test losses do not.
   float label_smoothing = 0.f;
+  // Above 0: an exponential moving average of the whole parameter buffer (weights and
+  // BatchNorm's running statistics, as timm's ModelEmaV2 averages the whole state), updated
+  // after every step: ema = decay * ema + (1 - decay) * weights. Saved in checkpoints.
+  float ema_decay = 0.f;
+  bool eval_ema = true;  // with ema_decay: evaluate, and pick best.safetensors, with the EMA
   InputTransform input;             // normalisation; crop/flip of training batches
   std::string out_dir;              // metrics.csv and checkpoints go here; empty: nothing written
   std::string model_text;           // saved in checkpoints
@@ -98,6 +103,9 @@ class Trainer {
   std::vector<EpochMetrics> fit(const Dataset& train, const Dataset& test);
   EvalResult evaluate(const Dataset& test);
   const TrainState& state() const { return state_; }
+  // The EMA of the parameters (num_params floats on the graph's device), or null without
+  // ema_decay: a resume restores it from its checkpoint (restore_ema).
+  float* ema_weights() const;
   // Epoch (0-based) of training, from state().epoch_batches on. Saves as configured.
   EpochMetrics train_epoch(const Dataset& train);
 

@@ -26,6 +26,8 @@ std::string dims_str(const std::vector<int64_t>& d) {
   return s + "]";
 }
 
+constexpr const char* kEmaPrefix = "ema.";
+
 std::vector<std::string> state_prefixes(const OptimizerConfig& opt) {
   if (uses_adam_moments(opt.kind)) return {"optim.m.", "optim.v."};
   if (optimizer_state_slots(opt) == 1) return {"optim.velocity."};
@@ -137,7 +139,7 @@ LrSchedule schedule_from_json(const nlohmann::json& j) {
 }  // namespace
 
 void save_checkpoint(const std::string& path, const Graph& graph, const std::string& model_text,
-                     const std::string& pool_override, const TrainState& st) {
+                     const std::string& pool_override, const TrainState& st, const float* ema) {
   std::vector<NamedTensor> tensors;
   auto add = [&](const std::string& name, const ParamInfo& p, const float* base) {
     NamedTensor t{name, dims_of(p), std::vector<float>(p.shape.numel())};
@@ -151,6 +153,8 @@ void save_checkpoint(const std::string& path, const Graph& graph, const std::str
     for (auto& p : graph.param_infos())  // frozen parameters and buffers have no optimizer state
       if (p.kind == ParamKind::trainable)
         add(prefixes[s] + p.name, p, graph.optimizer_state(int(s)));
+  if (ema)
+    for (auto& p : graph.param_infos()) add(kEmaPrefix + p.name, p, ema);
 
   nlohmann::json state = {{"epoch", st.epoch},
                           {"step", st.step},
@@ -168,7 +172,10 @@ void save_checkpoint(const std::string& path, const Graph& graph, const std::str
       {"training_state", state.dump()},
       {"optimizer", optimizer_json(st.optimizer).dump()},
       {"input", input_json(st.input).dump()},
-      {"recipe", nlohmann::json{{"label_smoothing", st.label_smoothing}}.dump()},
+      {"recipe", nlohmann::json{{"label_smoothing", st.label_smoothing},
+                                {"ema_decay", ema ? st.ema_decay : 0.f},
+                                {"eval_with", st.eval_ema ? "ema" : "raw"}}
+                     .dump()},
       {"metrics", history_json(st.history).dump()},
       {"rng", "philox4x32-10, key = seed, counters = (purpose, epoch|step, layer, element)"},
   };
@@ -265,6 +272,10 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
       c.state.label_smoothing = json_real<float>(r, "label_smoothing");
       if (!(c.state.label_smoothing >= 0.f && c.state.label_smoothing < 1.f))
         throw MetadataRangeError("'label_smoothing' is outside [0, 1)");
+      if (r.contains("ema_decay")) c.state.ema_decay = json_real<float>(r, "ema_decay");
+      if (!(c.state.ema_decay >= 0.f && c.state.ema_decay < 1.f))
+        throw MetadataRangeError("'ema_decay' is outside [0, 1)");
+      if (r.contains("eval_with")) c.state.eval_ema = r.at("eval_with").get<std::string>() != "raw";
     }
     // Checkpoints written before the input options existed used the defaults.
     if (auto it = m.find("input"); it != m.end()) {
@@ -303,11 +314,11 @@ std::string describe_position(const TrainState& s) {
 }
 
 std::unique_ptr<Graph> build_from_checkpoint(const Checkpoint& ckpt, const std::string& origin,
-                                             const GraphOptions& opts) {
+                                             const GraphOptions& opts, bool ema_weights) {
   ModelSpec spec = parse_model_text(ckpt.model_text, origin + " (model)");
   if (!ckpt.pool_override.empty()) apply_pool_override(spec, ckpt.pool_override);
   auto graph = Graph::build(spec, opts);
-  restore_graph(ckpt, origin, *graph, false);
+  restore_graph(ckpt, origin, *graph, false, ema_weights);
   return graph;
 }
 
@@ -318,27 +329,40 @@ std::string format_note(const Checkpoint& ckpt, const std::string& origin) {
          std::to_string(kCheckpointVersion) + ")";
 }
 
+namespace {
+// Copies the checkpoint's tensor `name` into base + p.offset on the graph's device.
+void load_tensor(const Checkpoint& ckpt, const std::string& origin, const std::string& name,
+                 const ParamInfo& p, float* base, Device device) {
+  const NamedTensor* t = ckpt.file.find(name);
+  if (!t) CP_USER_ERROR(origin << ": does not match the model: no tensor '" << name << "'");
+  if (t->shape != dims_of(p))
+    CP_USER_ERROR(origin << ": does not match the model: '" << name << "' has shape "
+                         << dims_str(t->shape) << " in the checkpoint, " << dims_str(dims_of(p))
+                         << " in the model");
+  // A checkpoint is written only after a finite step (the trainer checks), so a NaN or an
+  // infinity here was put there by something else; evaluating it would give loss nan.
+  for (float v : t->data)
+    if (!std::isfinite(v))
+      CP_USER_ERROR(origin << ": tensor '" << name << "' holds a non-finite value (" << v
+                           << "); the checkpoint is not usable");
+  copy_bytes(base + p.offset, device, t->data.data(), Device::cpu, t->data.size() * sizeof(float));
+}
+}  // namespace
+
 void restore_graph(const Checkpoint& ckpt, const std::string& origin, Graph& graph,
-                   bool with_optimizer_state) {
+                   bool with_optimizer_state, bool ema_weights) {
+  if (ema_weights && !(ckpt.state.ema_decay > 0.f))
+    CP_USER_ERROR(origin << ": holds no EMA weights (it was trained without --ema)");
   std::unordered_set<std::string> expected;
   auto load = [&](const std::string& name, const ParamInfo& p, float* base) {
     expected.insert(name);
-    const NamedTensor* t = ckpt.file.find(name);
-    if (!t) CP_USER_ERROR(origin << ": does not match the model: no tensor '" << name << "'");
-    if (t->shape != dims_of(p))
-      CP_USER_ERROR(origin << ": does not match the model: '" << name << "' has shape "
-                           << dims_str(t->shape) << " in the checkpoint, " << dims_str(dims_of(p))
-                           << " in the model");
-    // A checkpoint is written only after a finite step (the trainer checks), so a NaN or an
-    // infinity here was put there by something else; evaluating it would give loss nan.
-    for (float v : t->data)
-      if (!std::isfinite(v))
-        CP_USER_ERROR(origin << ": tensor '" << name << "' holds a non-finite value (" << v
-                             << "); the checkpoint is not usable");
-    copy_bytes(base + p.offset, graph.device(), t->data.data(), Device::cpu,
-               t->data.size() * sizeof(float));
+    load_tensor(ckpt, origin, name, p, base, graph.device());
   };
-  for (auto& p : graph.param_infos()) load(p.name, p, graph.params());
+  for (auto& p : graph.param_infos()) {
+    load((ema_weights ? kEmaPrefix : "") + p.name, p, graph.params());
+    // The other set of weights is not read here (restore_ema reads the EMA's).
+    expected.insert(ema_weights ? p.name : kEmaPrefix + p.name);
+  }
   if (with_optimizer_state) {
     const auto prefixes = state_prefixes(ckpt.state.optimizer);
     for (size_t s = 0; s < prefixes.size(); ++s)
@@ -352,6 +376,14 @@ void restore_graph(const Checkpoint& ckpt, const std::string& origin, Graph& gra
     if (!expected.count(t.name))
       CP_USER_ERROR(origin << ": does not match the model: unexpected tensor '" << t.name << "'");
   }
+}
+
+void restore_ema(const Checkpoint& ckpt, const std::string& origin, const Graph& graph,
+                 float* ema) {
+  if (!(ckpt.state.ema_decay > 0.f))
+    CP_USER_ERROR(origin << ": holds no EMA weights (it was trained without --ema)");
+  for (auto& p : graph.param_infos())
+    load_tensor(ckpt, origin, kEmaPrefix + p.name, p, ema, graph.device());
 }
 
 }  // namespace convpool

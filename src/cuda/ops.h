@@ -39,6 +39,11 @@ void optimizer_update(const OptimizerConfig& cfg, const ParamGroups& groups,
                       StepScalars* scalars, float* params, const float* grads, float* state0,
                       float* state1, void* stream, unsigned long long* first_bad_step = nullptr);
 
+// kernels/optim.cu: ema = decay * ema + (1 - decay) * params over n floats; nothing once
+// *first_bad_step (device, optional) flags the step, whose weights are unusable.
+void ema_update(float* ema, const float* params, size_t n, float decay, void* stream,
+                const unsigned long long* first_bad_step = nullptr);
+
 // kernels/pad.cu: xp (planes x HP x WP) = x (planes x H x W) placed at (top, left) in zeros;
 // crop_planes is its adjoint, dx = the (top, left) H x W window of dxp (overwritten).
 void pad_planes(const float* x, float* xp, size_t planes, int H, int W, int top, int left, int HP,

@@ -125,6 +125,9 @@ struct TrainStepper::Impl {
                        m.graph.grads(), slots_used > 0 ? m.graph.optimizer_state(0) : nullptr,
                        slots_used > 1 ? m.graph.optimizer_state(1) : nullptr, s,
                        &m.device_counters()->first_bad_step);
+      if (m.recipe.ema)
+        ema_update(m.recipe.ema, m.graph.params(), m.graph.num_params(), m.recipe.ema_decay, s,
+                   &m.device_counters()->first_bad_step);
     }
   };
 

@@ -92,6 +92,8 @@ class CpuStepBackend final : public StepBackend, StepParts {
     optimizer_step(Device::cpu, opt_, step_, graph_.param_groups(), graph_.params(),
                    graph_.grads(), slots_ > 0 ? graph_.optimizer_state(0) : nullptr,
                    slots_ > 1 ? graph_.optimizer_state(1) : nullptr);
+    if (recipe_.ema)
+      ema_update(Device::cpu, recipe_.ema, graph_.params(), graph_.num_params(), recipe_.ema_decay);
     sums_.loss_sum += last_.loss;
     sums_.correct += uint64_t(last_.correct);
   }

@@ -89,6 +89,21 @@ double grad_global_norm(const float* grads, size_t n) {
   return std::sqrt(sum);
 }
 
+void ema_update(Device device, float* ema, const float* params, size_t n, float decay,
+                void* stream) {
+  if (device == Device::cuda) {
+#ifdef CONVPOOL_HAVE_CUDA
+    cuda::ema_update(ema, params, n, decay, stream);
+    return;
+#else
+    (void)stream;
+    CP_USER_ERROR("this convpool binary was built without CUDA");
+#endif
+  }
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+  for (size_t i = 0; i < n; ++i) ema_step(ema[i], params[i], decay);
+}
+
 void optimizer_step(Device device, const OptimizerConfig& cfg, uint64_t step,
                     const ParamGroups& groups, float* params, const float* grads, float* state0,
                     float* state1, void* stream) {

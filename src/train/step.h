@@ -39,6 +39,10 @@ inline void training_step(Graph& graph, const StepContext& ctx, StepParts& parts
 // The parts of a training recipe outside the optimizer that the backends apply in each step.
 struct StepRecipe {
   float label_smoothing = 0.f;  // the loss's target: (1 - eps) onehot + eps / classes
+  // With `ema` (the graph's device, num_params floats): after each applied update,
+  // ema = ema_decay * ema + (1 - ema_decay) * params over the whole flat buffer.
+  float ema_decay = 0.f;
+  float* ema = nullptr;
 };
 
 // Sums of the steps run since the last collect().

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "../cpu/loss.h"
 #include "convpool/buffer.h"
@@ -56,6 +57,9 @@ void clear_stop_requests() { g_stop_requests.store(0); }
 void validate_recipe(const TrainConfig& cfg) {
   if (!(cfg.label_smoothing >= 0.f && cfg.label_smoothing < 1.f))
     CP_USER_ERROR("--label-smoothing must be in [0, 1) (got " << cfg.label_smoothing << ")");
+  if (cfg.ema_decay != 0.f && !(cfg.ema_decay > 0.f && cfg.ema_decay < 1.f))
+    CP_USER_ERROR("--ema decay must be in (0, 1), e.g. 0.999 (got " << cfg.ema_decay
+                                                                   << "; 0 turns it off)");
 }
 
 void require_cifar_model(const Graph& graph, const std::string& origin) {
@@ -71,6 +75,8 @@ void require_cifar_model(const Graph& graph, const std::string& origin) {
 
 // ---- trainer ----
 struct Trainer::Impl {
+  Buffer ema;  // the EMA of the parameters (--ema), on the graph's device
+  Buffer raw;  // the trained parameters while the EMA's are in the graph for evaluation
   std::unique_ptr<StepBackend> backend;  // runs the steps: src/train/step.h
   std::unique_ptr<MetricsLog> metrics;
   std::string last_saved;  // path of the newest good checkpoint, for messages
@@ -96,6 +102,15 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
   validate_recipe(cfg);
   StepRecipe recipe;
   recipe.label_smoothing = cfg.label_smoothing;
+  if (cfg.ema_decay > 0.f) {
+    // Starts as the weights training starts from; a resume then restores its own (restore_ema).
+    const size_t bytes = graph.num_params() * sizeof(float);
+    impl_->ema = Buffer(graph.device(), bytes);
+    impl_->raw = Buffer(graph.device(), bytes);
+    copy_bytes(impl_->ema.get(), graph.device(), graph.params(), graph.device(), bytes);
+    recipe.ema_decay = cfg.ema_decay;
+    recipe.ema = impl_->ema.as<float>();
+  }
   const Communicator& comm = world();
   // Each rank trains on its slice of every global batch of cfg.batch images.
   if (cfg.batch < comm.size())
@@ -124,6 +139,8 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
   state_.batch = cfg.batch;
   state_.optimizer = cfg.optimizer;
   state_.label_smoothing = cfg.label_smoothing;
+  state_.ema_decay = cfg.ema_decay;
+  state_.eval_ema = cfg.eval_ema;
   state_.input = cfg.input;
   if (!cfg.out_dir.empty()) {
     std::error_code ec;
@@ -147,20 +164,44 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
 
 Trainer::~Trainer() = default;
 
+float* Trainer::ema_weights() const { return impl_->ema.as<float>(); }
+
+namespace {
+// While alive, the graph's parameters are the EMA's (for evaluation); the trained ones are
+// put back when it dies, also when evaluation throws.
+class EmaInGraph {
+ public:
+  EmaInGraph(Graph& graph, const Buffer& ema, Buffer& raw) : graph_(graph), raw_(raw) {
+    copy_bytes(raw.get(), graph.device(), graph.params(), graph.device(), raw.bytes());
+    copy_bytes(graph.params(), graph.device(), ema.get(), graph.device(), raw.bytes());
+  }
+  ~EmaInGraph() {
+    copy_bytes(graph_.params(), graph_.device(), raw_.get(), graph_.device(), raw_.bytes());
+  }
+  EmaInGraph(const EmaInGraph&) = delete;
+  EmaInGraph& operator=(const EmaInGraph&) = delete;
+
+ private:
+  Graph& graph_;
+  Buffer& raw_;
+};
+}  // namespace
+
 void Trainer::save(const std::string& reason) {
   if (cfg_.out_dir.empty()) return;
   impl_->backend->synchronize();  // the weights must be final before copying
   const std::string last = cfg_.out_dir + "/last.safetensors";
-  save_checkpoint(last, graph_, cfg_.model_text, cfg_.pool_override, state_);
+  const float* ema = impl_->ema.as<float>();
+  save_checkpoint(last, graph_, cfg_.model_text, cfg_.pool_override, state_, ema);
   impl_->last_saved = last;
   if (reason == "best")
     save_checkpoint(cfg_.out_dir + "/best.safetensors", graph_, cfg_.model_text, cfg_.pool_override,
-                    state_);
+                    state_, ema);
   if (cfg_.keep > 0 && reason != "stop") {
     char name[64];
     std::snprintf(name, sizeof name, "/step-%010llu.safetensors",
                   static_cast<unsigned long long>(state_.step));
-    save_checkpoint(cfg_.out_dir + name, graph_, cfg_.model_text, cfg_.pool_override, state_);
+    save_checkpoint(cfg_.out_dir + name, graph_, cfg_.model_text, cfg_.pool_override, state_, ema);
     std::vector<fs::path> history;
     for (auto& e : fs::directory_iterator(cfg_.out_dir))
       if (e.path().filename().string().rfind("step-", 0) == 0 &&
@@ -310,6 +351,12 @@ EvalResult Trainer::evaluate(const Dataset& test) {
   Region eval_region(regions::eval, Device::cpu);
   const Communicator& comm = world();
   if (comm.distributed()) share_rank0_buffers();
+  std::optional<EmaInGraph> ema;
+  if (impl_->ema.get() && cfg_.eval_ema) {
+    impl_->backend->synchronize();  // the last step's update of both buffers is done
+    ema.emplace(graph_, impl_->ema, impl_->raw);
+    if (comm.distributed()) share_rank0_buffers();  // the EMA's BatchNorm statistics too
+  }
   EvalResult r;
   r.predictions.resize(test.size());
   std::vector<uint32_t> order(test.size());
