@@ -21,7 +21,7 @@ CP_HD double lr_anneal_cos(double from, double to, double pct) {
 // --lr) of `peak`. Steps past total_steps keep the last step's lr. A constant schedule
 // without warm-up returns `peak` itself, bit for bit.
 CP_HD float scheduled_lr(const LrSchedule& s, float peak, uint64_t step) {
-  if (s.kind == LrScheduleKind::constant && s.warmup <= 0.f) return peak;
+  if (is_constant_lr(s)) return peak;
   const double total = double(s.total_steps > 0 ? s.total_steps : 1);
   const double done = double(step > 0 ? step - 1 : 0);  // PyTorch's step_num: steps taken before
   const double last = total - 1.0;

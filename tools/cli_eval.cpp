@@ -49,7 +49,6 @@ int run(const EvalOptions& o) {
   cfg.device = device;
   cfg.input = ckpt.state.input;
   TrainState state = ckpt.state;
-  state.ema_decay = 0.f;  // the graph already holds the weights chosen above
   state.batch = o.batch;
   Trainer evaluator(*graph, cfg, state);
   const EvalResult r = evaluator.evaluate(test);

@@ -334,7 +334,7 @@ void write_config(const CLI::App* cmd, const std::string& path) {
 namespace {
 // ", schedule cosine (...)" for the run header; nothing for a constant lr without warm-up.
 std::string describe_schedule_suffix(const LrSchedule& s) {
-  if (s.kind == LrScheduleKind::constant && s.warmup <= 0.f) return "";
+  if (is_constant_lr(s)) return "";
   return ", schedule " + describe(s);
 }
 std::string describe_recipe_suffix(const TrainConfig& c) {

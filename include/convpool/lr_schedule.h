@@ -35,6 +35,16 @@ struct LrSchedule {
   uint64_t total_steps = 0;           // epochs * steps per epoch; 0: not resolved yet
 };
 
+// A constant lr without warm-up: the peak at every step, whatever the run's length (constexpr:
+// also called by kernels/lr_schedule.cuh on the device).
+constexpr bool is_constant_lr(const LrSchedule& s) {
+  return s.kind == LrScheduleKind::constant && s.warmup <= 0.f;
+}
+// Whether resolve_schedule has fixed what the formula needs (a constant lr needs nothing).
+constexpr bool is_resolved(const LrSchedule& s) {
+  return !s.milestones_in_epochs && (s.total_steps > 0 || is_constant_lr(s));
+}
+
 // The CLI's and the checkpoints' names: constant, cosine, linear, onecycle, step.
 const char* lr_schedule_name(LrScheduleKind kind);
 // A one-line error naming the choices for an unknown name.

@@ -71,7 +71,7 @@ std::string describe(const LrSchedule& s) {
       at += (i ? "," : "") + std::to_string(s.milestones[i]);
     item("x", s.gamma, " at ", s.milestones_in_epochs ? "epochs " : "steps ", at);
   }
-  if (s.kind != LrScheduleKind::constant || s.warmup > 0.f) item(s.total_steps, " steps");
+  if (!is_constant_lr(s)) item(s.total_steps, " steps");
   if (sep == ", ") o << ")";
   return o.str();
 }

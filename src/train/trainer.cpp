@@ -93,9 +93,7 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
   validate(cfg.optimizer);
   validate(cfg.input);
   // The backends compute each step's lr from the schedule's length: fixed before training.
-  if (const LrSchedule& ls = cfg.optimizer.schedule;
-      ls.milestones_in_epochs || (ls.total_steps == 0 && (ls.kind != LrScheduleKind::constant ||
-                                                          ls.warmup > 0.f)))
+  if (!is_resolved(cfg.optimizer.schedule))
     CP_FAIL("the lr schedule's length is not set: call resolve_schedule before training");
   if (cfg.nan_policy != "stop" && cfg.nan_policy != "skip")
     CP_USER_ERROR("--nan-policy must be stop or skip (got " << cfg.nan_policy << ")");
@@ -106,7 +104,7 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
     // Starts as the weights training starts from; a resume then restores its own (restore_ema).
     const size_t bytes = graph.num_params() * sizeof(float);
     impl_->ema = Buffer(graph.device(), bytes);
-    impl_->raw = Buffer(graph.device(), bytes);
+    if (cfg.eval_ema) impl_->raw = Buffer(graph.device(), bytes);
     copy_bytes(impl_->ema.get(), graph.device(), graph.params(), graph.device(), bytes);
     recipe.ema_decay = cfg.ema_decay;
     recipe.ema = impl_->ema.as<float>();
