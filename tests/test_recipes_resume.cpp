@@ -194,7 +194,9 @@ TEST(RecipeEma, FollowsTheRecurrenceAndIsWhatIsEvaluated) {
     TrainConfig eval_cfg;
     eval_cfg.batch = kBatch;
     const EvalResult r = Trainer(*loaded, eval_cfg).evaluate(test);
-    if (use_ema) EXPECT_EQ(r.loss, m[0].test_loss);
+    if (use_ema) {
+      EXPECT_EQ(r.loss, m[0].test_loss);
+    }
   }
 }
 
