@@ -27,6 +27,25 @@ CP_HD void adam_update(float& p, float g, float& m, float& v, float lr_t, float 
   p -= lr_t * m / (sqrtf(v) + eps);
 }
 
+// The exponential moving average of a weight after a step: ema = decay * ema + (1 - decay) * p.
+CP_HD void ema_step(float& ema, float p, float decay) { ema = decay * ema + (1.f - decay) * p; }
+
+// Gradient clipping by global norm, as torch.nn.utils.clip_grad_norm_: the gradients are
+// multiplied by max_norm / (norm + 1e-6), at most 1 (so exactly 1, a no-op, below the limit,
+// and for a non-finite norm, which the non-finite checks then report).
+CP_HD float grad_clip_scale(double norm, float max_norm) {
+  const double coef = double(max_norm) / (norm + 1e-6);
+  return coef < 1.0 ? float(coef) : 1.f;
+}
+
+// AdamW: the decoupled decay first (p *= 1 - lr * wd, as PyTorch's AdamW), then Adam's step on
+// the gradient alone. `decay` = lr * wd (scheduled lr times the group's multipliers).
+CP_HD void adamw_update(float& p, float g, float& m, float& v, float lr_t, float decay, float beta1,
+                        float beta2, float eps) {
+  p *= 1.f - decay;
+  adam_update(p, g, m, v, lr_t, beta1, beta2, eps);
+}
+
 // SGD with momentum (Keras form: velocity = momentum*velocity - lr*g), optional Nesterov.
 CP_HD void sgd_update(float& p, float g, float* velocity, float lr, float momentum, bool nesterov) {
   if (!velocity) {

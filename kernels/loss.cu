@@ -10,13 +10,15 @@
 
 #include "../src/cuda/check.h"
 #include "../src/cuda/ops.h"
+#include "loss_math.cuh"
 
 namespace convpool::cuda {
 
 namespace {
 __global__ void softmax_xent_kernel(int n, int classes, const float* __restrict__ logits,
                                     const uint8_t* __restrict__ labels, float* __restrict__ dlogits,
-                                    float grad_scale, double* __restrict__ sample_loss,
+                                    float grad_scale, float label_smoothing,
+                                    double* __restrict__ sample_loss,
                                     unsigned long long* correct, const StepScalars* scalars,
                                     unsigned long long* first_bad_step) {
   const int warp = (blockIdx.x * blockDim.x + threadIdx.x) / 32, lane = threadIdx.x % 32;
@@ -37,13 +39,20 @@ __global__ void softmax_xent_kernel(int n, int classes, const float* __restrict_
   for (int off = 16; off; off /= 2) den += __shfl_xor_sync(0xffffffffu, den, off);
   const double log_den = log(den);
   const int label = labels[warp];
+  double sum_shifted = 0;  // label smoothing's sum over classes of z_k - m (uniform branch)
+  if (label_smoothing > 0.f) {
+    for (int k = lane; k < classes; k += 32) sum_shifted += double(z[k]) - m;
+    for (int off = 16; off; off /= 2) sum_shifted += __shfl_xor_sync(0xffffffffu, sum_shifted, off);
+  }
   if (dlogits)
     for (int k = lane; k < classes; k += 32) {
       const double p = exp(double(z[k]) - m - log_den);
-      dlogits[size_t(warp) * classes + k] = float((p - (k == label ? 1.0 : 0.0)) * grad_scale);
+      dlogits[size_t(warp) * classes + k] =
+          float((p - smoothed_target(k, label, classes, label_smoothing)) * grad_scale);
     }
   if (lane == 0) {
-    const double loss = log_den - (double(z[label]) - m);
+    const double loss =
+        smoothed_xent(log_den, double(z[label]) - m, sum_shifted, classes, label_smoothing);
     if (!isfinite(loss) && first_bad_step)
       atomicMin(first_bad_step, (unsigned long long)scalars->step);
     sample_loss[warp] = loss;
@@ -69,14 +78,14 @@ __global__ void __launch_bounds__(kSumThreads)
 }  // namespace
 
 void softmax_xent(int n, int classes, const float* logits, const uint8_t* labels, float* dlogits,
-                  float grad_scale, double* loss_sum, double* sample_loss,
+                  float grad_scale, float label_smoothing, double* loss_sum, double* sample_loss,
                   unsigned long long* correct, void* stream, const StepScalars* scalars,
                   unsigned long long* first_bad_step) {
   CP_CHECK(!first_bad_step || scalars, "first_bad_step needs the step scalars");
   if (n <= 0) return;
   constexpr unsigned kThreads = 256;  // 8 samples per block
   softmax_xent_kernel<<<ceil_div(size_t(n) * 32, kThreads), kThreads, 0, as_stream(stream)>>>(
-      n, classes, logits, labels, dlogits, grad_scale, sample_loss, correct, scalars,
+      n, classes, logits, labels, dlogits, grad_scale, label_smoothing, sample_loss, correct, scalars,
       first_bad_step);
   CP_CUDA_CHECK_LAUNCH("softmax_xent_kernel");
   loss_sum_kernel<<<1, kSumThreads, 0, as_stream(stream)>>>(sample_loss, n, loss_sum);

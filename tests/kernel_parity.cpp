@@ -119,8 +119,10 @@ LossRun device_softmax_xent(int n, int classes, const std::vector<float>& z,
   Dev<double> loss(std::vector<double>{0.0}), sample_loss(static_cast<size_t>(n));
   Dev<unsigned long long> correct(std::vector<unsigned long long>{0}),
       first_bad(std::vector<unsigned long long>{~0ull});
-  Dev<cuda::StepScalars> scalars(std::vector<cuda::StepScalars>{{step, 0.f}});
-  cuda::softmax_xent(n, classes, dz.get(), dlabels.get(), dgrad.get(), 1.f / n, loss.get(),
+  cuda::StepScalars at{};
+  at.step = step;
+  Dev<cuda::StepScalars> scalars(std::vector<cuda::StepScalars>{at});
+  cuda::softmax_xent(n, classes, dz.get(), dlabels.get(), dgrad.get(), 1.f / n, 0.f, loss.get(),
                      sample_loss.get(), correct.get(), nullptr, scalars.get(), first_bad.get());
   return {dgrad.download(), loss.download()[0], correct.download()[0], first_bad.download()[0]};
 }
@@ -324,11 +326,15 @@ TEST(KernelParity, OptimizersMatchCpu) {
     groups.lr_mult[k] = lr_mult[k];
     groups.wd_mult[k] = wd_mult[k];
   }
-  for (OptimizerKind kind : {OptimizerKind::adam, OptimizerKind::sgd}) {
+  for (OptimizerKind kind : {OptimizerKind::adam, OptimizerKind::adamw, OptimizerKind::sgd}) {
     OptimizerConfig c;
     c.kind = kind;
     c.momentum = 0.9f;
     c.weight_decay = 1e-4f;
+    // A warm-up: each step's lr differs (AdamW's decay reads the scheduled lr on the device).
+    c.schedule.kind = LrScheduleKind::cosine;
+    c.schedule.warmup = 0.5f;
+    resolve_schedule(c.schedule, 1, 5);
     std::vector<float> p = make_input(n, Fill::uniform, rng), g = make_input(n, Fill::uniform, rng);
     std::vector<float> s0(n), s1(n);
     for (auto& v : s0) v = std::uniform_real_distribution<float>(-0.1f, 0.1f)(rng);
@@ -348,7 +354,7 @@ TEST(KernelParity, OptimizersMatchCpu) {
     const auto got = dp.download();
     expect_match(got, p, 1e-6, name + " params");
     expect_match(d0.download(), s0, 1e-6, name + " state");
-    if (c.kind == OptimizerKind::adam) expect_match(d1.download(), s1, 1e-6, "adam second moment");
+    if (uses_adam_moments(c.kind)) expect_match(d1.download(), s1, 1e-6, name + " second moment");
     for (size_t i = ends[2]; i < n; ++i)
       ASSERT_EQ(std::memcmp(&got[i], &p[i], 4), 0) << name << ": element " << i << " in no group";
   }
@@ -360,7 +366,7 @@ TEST(KernelParity, OptimizersMatchCpu) {
 TEST(KernelParity, OptimizersFlagANonFiniteGradient) {
   REQUIRE_DEVICE();
   const size_t n = 3000, bad = 1234;
-  for (OptimizerKind kind : {OptimizerKind::adam, OptimizerKind::sgd})
+  for (OptimizerKind kind : {OptimizerKind::adam, OptimizerKind::adamw, OptimizerKind::sgd})
     for (float poison :
          {std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::infinity()}) {
       OptimizerConfig c;

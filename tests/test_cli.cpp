@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "convpool/device.h"
+#include "convpool/metrics.h"
 #include "layer_harness.h"
 #include "test_helpers.h"
 
@@ -27,7 +28,19 @@ TEST(Cli, AbsurdValuesAreRejected) {
   expect_one_line_error("train --batch 0" + data, "--batch");
   expect_one_line_error("train --lr -0.1" + data, "--lr");
   expect_one_line_error("train --epochs 1000000" + data, "--epochs");
-  expect_one_line_error("train --optimizer adamw" + data, "--optimizer");
+  expect_one_line_error("train --optimizer adamx" + data, "--optimizer");
+  // Training recipes (README "Training recipes").
+  expect_one_line_error("train --lr-schedule cosin" + data, "unknown lr schedule 'cosin'");
+  expect_one_line_error("train --lr-schedule onecycle --warmup 1.5" + data, "--warmup");
+  expect_one_line_error("train --warmup -0.1" + data, "--warmup");
+  expect_one_line_error("train --lr-schedule step" + data, "needs --lr-milestones");
+  expect_one_line_error("train --lr-schedule step --lr-milestones 3,x" + data, "--lr-milestones");
+  expect_one_line_error("train --label-smoothing 1" + data, "--label-smoothing");
+  expect_one_line_error("train --label-smoothing -0.1" + data, "--label-smoothing");
+  expect_one_line_error("train --ema 1" + data, "--ema");
+  expect_one_line_error("train --ema -0.5" + data, "--ema");
+  expect_one_line_error("train --clip-grad-norm -1" + data, "--clip-grad-norm");
+  expect_one_line_error("train --eval-with best" + data, "--eval-with");
   expect_one_line_error("train --device tpu" + data, "--device");
   expect_one_line_error("train --device cuda:x" + data, "CUDA device index");
   expect_one_line_error("train --device cuda:-1" + data, "CUDA device index");
@@ -83,6 +96,51 @@ TEST(Cli, TrainsOnSyntheticDataAndWritesMetrics) {
   EXPECT_EQ(l1.rfind("1,", 0), 0u);
   EXPECT_EQ(l2.rfind("2,", 0), 0u);
   EXPECT_FALSE(std::getline(f, extra));
+}
+
+// The recipe flags end to end: the header names them, metrics.csv has the lr column, eval says
+// which weights it used, a resume continues with the checkpoint's recipe and refuses to
+// change it, and a config.toml repeats the run.
+TEST(Cli, RecipeFlagsTrainResumeAndEval) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 8, fresh_seed());
+  const std::string data = " --device cpu --threads 1 --batch 8 --data " + d.str("data");
+  const std::string recipe =
+      " --optimizer adamw --weight-decay 0.05 --lr 0.003 --lr-schedule onecycle --warmup 0.2"
+      " --clip-grad-norm 1 --label-smoothing 0.1 --ema 0.9";
+  CommandResult r = run_convpool("train --epochs 2" + data + recipe + " --out " + d.str("run"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* said : {"adamw lr 0.003, schedule onecycle (rise 0.2", "clipped to norm 1",
+                           "label smoothing 0.1", "EMA decay 0.9 (evaluated with the EMA"})
+    EXPECT_NE(r.output.find(said), std::string::npos) << said << "\n" << r.output;
+  const auto rows = convpool::read_metrics_csv(d.str("run/metrics.csv"));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_GT(rows[0].lr, rows[1].lr);  // one-cycle: past the peak, annealing
+  r = run_convpool("eval --device cpu --data " + d.str("data") + " --checkpoint " +
+                   d.str("run/last.safetensors"));
+  EXPECT_NE(r.output.find("weights ema (decay 0.9)"), std::string::npos) << r.output;
+  r = run_convpool("eval --device cpu --weights raw --data " + d.str("data") + " --checkpoint " +
+                   d.str("run/last.safetensors"));
+  EXPECT_NE(r.output.find("weights raw (as trained, not the EMA)"), std::string::npos) << r.output;
+
+  expect_one_line_error("train --epochs 3 --ema 0.5 --data " + d.str("data") + " --resume " +
+                            d.str("run/last.safetensors"),
+                        "--ema cannot change it");
+  r = run_convpool("train --epochs 3 --device cpu --threads 1 --data " + d.str("data") +
+                   " --resume " + d.str("run/last.safetensors"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("schedule onecycle"), std::string::npos) << r.output;
+  // Past the schedule's end (it spans the first run's 2 epochs): its last lr.
+  EXPECT_EQ(convpool::read_metrics_csv(d.str("run/metrics.csv")).at(2).lr,
+            convpool::read_metrics_csv(d.str("run/metrics.csv")).at(1).lr);
+
+  r = run_convpool("train --config " + d.str("run/config.toml") + " --data " + d.str("data") +
+                   " --out " + d.str("again"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto again = convpool::read_metrics_csv(d.str("again/metrics.csv"));
+  ASSERT_EQ(again.size(), 2u);
+  EXPECT_EQ(again[1].loss, rows[1].loss);
+  EXPECT_EQ(again[1].lr, rows[1].lr);
 }
 
 // A run directory belongs to one run: a second run there is refused (test_bad_input), and

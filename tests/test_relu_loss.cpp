@@ -73,3 +73,50 @@ TEST(SoftmaxXent, StableForHugeLogits) {
   for (float g : dz) EXPECT_TRUE(std::isfinite(g));
   EXPECT_NEAR(s.loss, std::log(2.0), 1e-6);  // first sample: 0 loss; second: log 2
 }
+
+// Label smoothing: the loss is -sum_k q_k log softmax_k with q = (1 - eps) onehot + eps / K,
+// computed here naively in double, and the gradient is checked against central finite
+// differences of that loss (in double, on the float logits).
+TEST(SoftmaxXent, LabelSmoothingLossAndGradientCheck) {
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 rng(seed);
+  const int n = 5, classes = 10;
+  const float eps = 0.1f;
+  std::vector<float> z(n * classes), dz(n * classes);
+  fill_uniform(z, rng, -4.f, 4.f);
+  poison(dz);
+  std::vector<uint8_t> labels(n);
+  for (auto& l : labels) l = uint8_t(rng() % classes);
+  auto naive_loss = [&](const std::vector<float>& logits) {
+    double total = 0;
+    for (int i = 0; i < n; ++i) {
+      double den = 0;
+      for (int k = 0; k < classes; ++k) den += std::exp(double(logits[i * classes + k]));
+      for (int k = 0; k < classes; ++k) {
+        const double q = (k == labels[i] ? 1.0 - eps : 0.0) + double(eps) / classes;
+        total -= q * (double(logits[i * classes + k]) - std::log(den));
+      }
+    }
+    return total;
+  };
+  const auto s = cpu::softmax_xent(n, classes, z.data(), labels.data(), dz.data(), 1.f, eps);
+  const double want = naive_loss(z);
+  EXPECT_NEAR(s.loss, want, 1e-9 * want);
+  for (int i = 0; i < n * classes; ++i) {
+    const float h = 1e-2f, orig = z[i];
+    z[i] = orig + h;
+    const double fp = naive_loss(z);
+    z[i] = orig - h;
+    const double fm = naive_loss(z);
+    z[i] = orig;
+    // Unsmoothed targets would be off by eps / K = 0.01 here.
+    EXPECT_NEAR(dz[i], (fp - fm) / (2.0 * double(h)), 1e-4) << i;
+  }
+  // eps = 0 is plain cross-entropy, bit for bit.
+  std::vector<float> plain(n * classes), zero_eps(n * classes);
+  const auto a = cpu::softmax_xent(n, classes, z.data(), labels.data(), plain.data(), 0.5f);
+  const auto b = cpu::softmax_xent(n, classes, z.data(), labels.data(), zero_eps.data(), 0.5f, 0.f);
+  EXPECT_EQ(a.loss, b.loss);
+  EXPECT_EQ(plain, zero_eps);
+}

@@ -46,8 +46,8 @@ TEST(Tta, LogitsAreTheWeightedMeanOverHandTransformedImages) {
   InputTransform t;
   t.mean[0] = 0.5f;
   t.std[1] = 0.25f;
-  auto backend = make_cpu_step_backend(*graph, OptimizerConfig{}, t, seed, false, nullptr,
-                                       world(), false);
+  auto backend = make_cpu_step_backend(*graph, OptimizerConfig{}, StepRecipe{}, t, seed, false,
+                                       nullptr, world(), false);
   std::vector<uint32_t> idx(n);
   for (int i = 0; i < n; ++i) idx[size_t(i)] = uint32_t(n - 1 - i);  // any order
   const size_t values = size_t(n) * kCifarClasses;

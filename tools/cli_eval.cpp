@@ -2,6 +2,7 @@
 // checkpoint.
 #include <cstdio>
 #include <memory>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "cli_common.h"
@@ -17,6 +18,7 @@ namespace {
 
 struct EvalOptions {
   std::string checkpoint, data, device = "auto", tta = "none";
+  std::string weights = "auto";  // ema, raw, or auto: the EMA's when the checkpoint has them
   int batch = 256, threads = 0;
   size_t limit_test = 0;
   bool json = false;
@@ -29,7 +31,13 @@ int run(const EvalOptions& o) {
   if (const std::string note = format_note(ckpt, o.checkpoint); !note.empty())
     std::fprintf(stderr, "convpool: %s\n", note.c_str());
   const Device device = pick_device(o.device);
-  auto graph = build_from_checkpoint(ckpt, o.checkpoint, GraphOptions{device, o.batch, 0});
+  const bool ema = o.weights == "ema" || (o.weights == "auto" && ckpt.state.ema_decay > 0.f);
+  std::ostringstream weights;  // which weights were evaluated, said in both outputs
+  if (ema)
+    weights << "ema (decay " << ckpt.state.ema_decay << ")";
+  else
+    weights << "raw (as trained" << (ckpt.state.ema_decay > 0.f ? ", not the EMA" : "") << ")";
+  auto graph = build_from_checkpoint(ckpt, o.checkpoint, GraphOptions{device, o.batch, 0}, ema);
   require_cifar_model(*graph, o.checkpoint + " (model)");
   const std::string dir = resolve_cifar_dir(o.data);
   const Dataset test = load_cifar10(dir, "test", o.limit_test);
@@ -59,6 +67,7 @@ int run(const EvalOptions& o) {
     nlohmann::ordered_json j;
     j["checkpoint"] = o.checkpoint;
     j["device"] = device_name(device);
+    j["weights"] = ema ? "ema" : "raw";
     j["images"] = test.size();
     j["accuracy"] = r.accuracy;
     j["loss"] = r.loss;
@@ -75,6 +84,7 @@ int run(const EvalOptions& o) {
   }
   std::printf("checkpoint %s (%s) on %s\n", o.checkpoint.c_str(),
               describe_position(ckpt.state).c_str(), device_name(device));
+  std::printf("weights %s\n", weights.str().c_str());
   std::printf("test accuracy %.4f  loss %.4f  (%zu images from %s%s)\n\n", r.accuracy, r.loss,
               test.size(), dir.c_str(),
               views.size() > 1 ? (", test-time augmentation " + o.tta + ": mean logits of " +
@@ -116,6 +126,10 @@ Runner add_eval_command(CLI::App& app) {
                   "flip,translate (also shifted by one pixel both ways, airbench94's)")
       ->capture_default_str();
   cmd->add_flag("--json", o->json, "machine-readable output");
+  cmd->add_option("--weights", o->weights,
+                  "auto (the EMA's when the checkpoint has them, from train --ema), ema or raw")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "ema", "raw"}));
   cmd->footer("Example:\n  convpool eval --checkpoint runs/NAME/best.safetensors --json");
   return [o] { return run(*o); };
 }

@@ -47,6 +47,71 @@ Verbosity TrainOptions::verbosity() const {
   return quiet ? Verbosity::quiet : verbose ? Verbosity::verbose : Verbosity::normal;
 }
 
+namespace {
+// The learning-rate schedule (kernels/lr_schedule.cuh); --lr is its peak.
+void add_schedule_options(CLI::App* cmd, TrainOptions& o) {
+  LrSchedule& s = o.cfg.optimizer.schedule;
+  cmd->add_option("--lr-schedule", o.lr_schedule,
+                  "lr per step: constant, cosine or linear (decay to --final-lr-ratio), onecycle "
+                  "(PyTorch OneCycleLR, cos), step (x --lr-gamma at each --lr-milestones)")
+      ->capture_default_str();
+  cmd->add_option("--warmup", s.warmup,
+                  "fraction of all steps: linear warm-up to --lr (onecycle: its rising phase, "
+                  "default 0.3)")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+  cmd->add_option("--final-lr-ratio", s.final_ratio,
+                  "cosine, linear: the last step's lr as a fraction of --lr")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+  cmd->add_option("--onecycle-start-div", s.start_div, "onecycle: start at --lr / this")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+  cmd->add_option("--onecycle-final-div", s.final_div,
+                  "onecycle: end at --lr / --onecycle-start-div / this")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+  cmd->add_option("--lr-milestones", o.lr_milestones,
+                  "step: where the lr is multiplied by --lr-gamma, e.g. 30,60")
+      ->capture_default_str();
+  cmd->add_option("--lr-milestone-unit", o.milestone_unit, "--lr-milestones in epochs or steps")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"epochs", "steps"}));
+  cmd->add_option("--lr-gamma", s.gamma, "step: the lr's factor at each milestone")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+}
+
+// The schedule from its flags; one-line errors for bad values (lr_schedule.cpp validate).
+void resolve_schedule_options(CLI::App* cmd, TrainOptions& o) {
+  LrSchedule& s = o.cfg.optimizer.schedule;
+  s.kind = parse_lr_schedule_kind(o.lr_schedule);
+  // OneCycleLR's pct_start defaults to 0.3.
+  if (s.kind == LrScheduleKind::onecycle && cmd->count("--warmup") == 0) {
+    s.warmup = 0.3f;
+    set_effective(cmd, "--warmup", {"0.3"});
+  }
+  s.milestone_count = 0;
+  std::istringstream list(o.lr_milestones);
+  for (std::string word; std::getline(list, word, ',');) {
+    if (s.milestone_count == kMaxLrMilestones)
+      CP_USER_ERROR("at most " << kMaxLrMilestones << " --lr-milestones");
+    size_t used = 0;
+    uint64_t value = 0;
+    try {
+      value = std::stoull(word, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (word.empty() || used != word.size() || !std::isdigit(static_cast<unsigned char>(word[0])))
+      CP_USER_ERROR("--lr-milestones: '" << word << "' is not a whole number");
+    s.milestones[s.milestone_count++] = value;
+  }
+  s.milestones_in_epochs = o.milestone_unit == "epochs";
+  validate(s);
+}
+}  // namespace
+
 void add_training_options(CLI::App* cmd, TrainOptions& o) {
   o.model = default_model_path();
   cmd->add_option("--config", o.config,
@@ -64,9 +129,10 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_option("--batch", o.cfg.batch, "batch size")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));
-  cmd->add_option("--optimizer", o.optimizer, "adam or sgd")
+  cmd->add_option("--optimizer", o.optimizer,
+                  "adam, adamw (decoupled --weight-decay, as PyTorch's AdamW) or sgd")
       ->capture_default_str()
-      ->check(CLI::IsMember({"adam", "sgd"}));
+      ->check(CLI::IsMember({"adam", "adamw", "sgd"}));
   cmd->add_option("--lr", o.cfg.optimizer.lr, "learning rate")
       ->capture_default_str()
       ->check(kFiniteNumber)
@@ -80,6 +146,26 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
       ->capture_default_str()
       ->check(kFiniteNumber)
       ->check(CLI::Range(0.0, 0.999999));
+  add_schedule_options(cmd, o);
+  cmd->add_option("--label-smoothing", o.cfg.label_smoothing,
+                  "train towards (1 - EPS) onehot + EPS / 10 instead of the label alone")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+  cmd->add_option("--ema", o.cfg.ema_decay,
+                  "keep an exponential moving average of the weights with this decay, e.g. "
+                  "0.999 (0: off); checkpoints hold both")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+  cmd->add_option("--eval-with", o.eval_with,
+                  "with --ema: evaluate, and choose best.safetensors, with the ema or the raw "
+                  "weights")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"ema", "raw"}));
+  cmd->add_option("--clip-grad-norm", o.cfg.optimizer.clip_grad_norm,
+                  "scale the gradients to a global 2-norm of at most this before each update "
+                  "(torch.nn.utils.clip_grad_norm_; 0: off)")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
   add_device_options(cmd, o.device, o.threads);
   cmd->add_option("--limit-train", o.limit_train, "use only the first N training images (0: all)")
       ->capture_default_str()
@@ -195,6 +281,10 @@ void resolve_options(CLI::App* cmd, TrainOptions& o) {
   // placement fails here, before it loads anything.
   if (o.cfg.device != Device::cuda)
     resolve_data_placement(parse_data_placement(o.data_placement), o.cfg.device, 0);
+  resolve_schedule_options(cmd, o);
+  o.cfg.eval_ema = o.eval_with == "ema";
+  validate(o.cfg.optimizer);
+  validate_recipe(o.cfg);
   o.cfg.cuda_graph = !o.no_graph;
   std::vector<std::string> mean, sd;
   for (int c = 0; c < kCifarChannels; ++c) {
@@ -267,6 +357,28 @@ void write_config(const CLI::App* cmd, const std::string& path) {
   write_file_atomic(path, text);
 }
 
+namespace {
+// ", schedule cosine (...)" for the run header; nothing for a constant lr without warm-up.
+std::string describe_schedule_suffix(const LrSchedule& s) {
+  if (is_constant_lr(s)) return "";
+  return ", schedule " + describe(s);
+}
+std::string describe_recipe_suffix(const TrainConfig& c) {
+  std::ostringstream s;
+  if (c.label_smoothing > 0.f) s << ", label smoothing " << c.label_smoothing;
+  if (c.ema_decay > 0.f)
+    s << ", EMA decay " << c.ema_decay << " (evaluated with the " << (c.eval_ema ? "EMA" : "raw")
+      << " weights)";
+  return s.str();
+}
+std::string describe_clipping_suffix(const OptimizerConfig& c) {
+  if (c.clip_grad_norm <= 0.f) return "";
+  std::ostringstream s;
+  s << ", gradients clipped to norm " << c.clip_grad_norm;
+  return s.str();
+}
+}  // namespace
+
 std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const Dataset& test,
                                     ConsoleReporter& reporter) {
   ModelSpec spec;
@@ -283,6 +395,9 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
     o.cfg.batch = state.batch;
     o.cfg.seed = state.seed;
     o.cfg.optimizer = state.optimizer;
+    o.cfg.label_smoothing = state.label_smoothing;
+    o.cfg.ema_decay = state.ema_decay;
+    o.cfg.eval_ema = state.eval_ema;
     o.cfg.input = state.input;
     if (state.epoch_order != kEpochOrderScheme)
       CP_USER_ERROR(o.resume << " was trained with the '" << state.epoch_order
@@ -301,6 +416,9 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
   o.cfg.pool_override = o.pool;
   o.cfg.out_dir = o.out;
   validate(o.cfg.optimizer);
+  // The schedule spans the whole run; a resumed one keeps its checkpoint's length.
+  resolve_schedule(o.cfg.optimizer.schedule, o.cfg.epochs,
+                   (train.size() + size_t(o.cfg.batch) - 1) / size_t(o.cfg.batch));
 
   // Data-parallel: each rank's graph holds its slice of a global batch (at most ceil(B/N)).
   const Communicator& comm = world();
@@ -342,7 +460,10 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
            << " images each per step" << (o.cfg.sync_bn ? ", synchronised BatchNorm" : "")
            << ")";
     head << "\nthreads " << o.threads << ", batch " << o.cfg.batch << ", " << optimizer_name(o.cfg.optimizer.kind)
-         << " lr " << o.cfg.optimizer.lr << ", seed " << o.cfg.seed << ", pool "
+         << " lr " << o.cfg.optimizer.lr << describe_schedule_suffix(o.cfg.optimizer.schedule)
+         << describe_clipping_suffix(o.cfg.optimizer)
+         << describe_recipe_suffix(o.cfg)
+         << ", seed " << o.cfg.seed << ", pool "
          << (o.pool.empty() ? "as in the model" : o.pool) << ", input " << describe(o.cfg.input)
          << "\nrun directory " << o.out;
     if (ckpt)
@@ -350,6 +471,7 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
     reporter.line(head.str());
   }
   Trainer trainer(*graph, o.cfg, state, &reporter);
+  if (ckpt && o.cfg.ema_decay > 0.f) restore_ema(*ckpt, o.resume, *graph, trainer.ema_weights());
   auto metrics = trainer.fit(train, test);
   std::string tta_line;
   if (o.tta != "none") {

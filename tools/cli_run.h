@@ -17,6 +17,9 @@ struct TrainOptions {
   std::string data_placement = "auto";  // cfg.data_placement once resolved
   std::string pad_mode = "zero";        // cfg.input.reflect once parsed
   std::string tta = "none";             // test-time views evaluated after training
+  std::string lr_schedule = "constant", milestone_unit = "epochs";  // cfg.optimizer.schedule
+  std::string lr_milestones;  // "30,60"; a string, so that config.toml can hold none
+  std::string eval_with = "ema";  // cfg.eval_ema
   int threads = 0;
   size_t limit_train = 0, limit_test = 0;
   bool no_graph = false, deterministic = false, normalize = false, quiet = false, verbose = false,

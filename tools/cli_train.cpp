@@ -59,7 +59,10 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
   if (!o.resume.empty()) {
     for (const char* flag :
          {"--model", "--pool", "--batch", "--optimizer", "--lr", "--seed", "--momentum",
-          "--weight-decay", "--nesterov", "--crop-pad", "--flip", "--normalize", "--mean", "--std"})
+          "--weight-decay", "--nesterov", "--crop-pad", "--flip", "--normalize", "--mean", "--std",
+          "--lr-schedule", "--warmup", "--final-lr-ratio", "--onecycle-start-div",
+          "--onecycle-final-div", "--lr-milestones", "--lr-milestone-unit", "--lr-gamma",
+          "--clip-grad-norm", "--label-smoothing", "--ema", "--eval-with"})
       if (cmd->count(flag))
         CP_USER_ERROR("--resume continues the checkpoint's run; " << flag << " cannot change it");
     if (o.out.empty()) o.out = std::filesystem::path(o.resume).parent_path().string();

@@ -31,6 +31,9 @@ struct TrainState {
   uint64_t seed = 1;
   int batch = 32;
   OptimizerConfig optimizer;
+  float label_smoothing = 0.f;  // TrainConfig's, as are the two below
+  float ema_decay = 0.f;        // above 0: the file also holds ema.<param> tensors
+  bool eval_ema = true;
   InputTransform input;  // evaluation must normalise as training did
   // How epochs were shuffled (kEpochOrderScheme in convpool/data.h); a checkpoint older than
   // the scheme says "fisher-yates", and cannot be resumed bit for bit.
@@ -57,19 +60,26 @@ struct Checkpoint {
 // "" for a current checkpoint; for an older format, a one-line note saying what it lacks.
 std::string format_note(const Checkpoint& ckpt, const std::string& origin);
 
+// `ema` (the graph's device, num_params floats; with state.ema_decay): saved as ema.<param>.
 void save_checkpoint(const std::string& path, const Graph& graph, const std::string& model_text,
-                     const std::string& pool_override, const TrainState& state);
+                     const std::string& pool_override, const TrainState& state,
+                     const float* ema = nullptr);
 // Reads and validates (CRC, version, metadata). Errors are one line naming the file.
 Checkpoint load_checkpoint(const std::string& path);
 Checkpoint decode_checkpoint(const std::string& bytes, const std::string& origin,
                              ChecksumPolicy checksums = ChecksumPolicy::verify);
 // The model a checkpoint holds (its pooling override applied), built for `opts`, with its
 // weights restored: what eval does with a checkpoint file.
+// `ema_weights`: the EMA's weights (ema.<param>) instead of the trained ones.
 std::unique_ptr<Graph> build_from_checkpoint(const Checkpoint& ckpt, const std::string& origin,
-                                             const GraphOptions& opts);
-// Copies weights (and, if asked, optimizer state) into graph; any missing, extra or
-// mis-shaped tensor is a one-line error naming it.
+                                             const GraphOptions& opts, bool ema_weights = false);
+// Copies weights (the EMA's with `ema_weights`, and, if asked, optimizer state) into graph;
+// any missing, extra or mis-shaped tensor is a one-line error naming it.
 void restore_graph(const Checkpoint& ckpt, const std::string& origin, Graph& graph,
-                   bool with_optimizer_state);
+                   bool with_optimizer_state, bool ema_weights = false);
+// Copies the checkpoint's ema.<param> tensors into `ema` (num_params floats on the graph's
+// device, laid out as the parameters): a resumed run's EMA.
+void restore_ema(const Checkpoint& ckpt, const std::string& origin, const Graph& graph,
+                 float* ema);
 
 }  // namespace convpool

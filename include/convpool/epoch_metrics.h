@@ -11,6 +11,9 @@ struct EpochMetrics {
   double seconds = 0, images_per_second = 0;
   uint64_t skipped_batches = 0;  // non-finite batches skipped (nan_policy skip)
   double data_wait_seconds = 0;  // CUDA: host time waiting for a free staging slot
+  // The scheduled learning rate of the epoch's last step (NaN in rows of runs made before
+  // metrics.csv had the column).
+  double lr = 0;
 };
 
 }  // namespace convpool

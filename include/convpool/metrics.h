@@ -11,6 +11,9 @@
 namespace convpool {
 
 constexpr const char* kMetricsCsvHeader =
+    "epoch,loss,accuracy,test_loss,test_accuracy,seconds,images_per_second,data_wait_seconds,lr";
+// The header of files written before the lr column: still read (their rows' lr is NaN).
+constexpr const char* kMetricsCsvHeaderWithoutLr =
     "epoch,loss,accuracy,test_loss,test_accuracy,seconds,images_per_second,data_wait_seconds";
 
 // Rows sorted by epoch, one per epoch. A missing file gives no rows; a malformed one is a

@@ -37,6 +37,14 @@ struct TrainConfig {
   uint64_t seed = 1;
   Device device = Device::cpu;
   OptimizerConfig optimizer;
+  // The training loss's target: (1 - eps) onehot + eps / classes (kernels/loss_math.cuh);
+  // reported training losses include it, test losses do not.
+  float label_smoothing = 0.f;
+  // Above 0: an exponential moving average of the whole parameter buffer (weights and
+  // BatchNorm's running statistics, as timm's ModelEmaV2 averages the whole state), updated
+  // after every step: ema = decay * ema + (1 - decay) * weights. Saved in checkpoints.
+  float ema_decay = 0.f;
+  bool eval_ema = true;  // with ema_decay: evaluate, and pick best.safetensors, with the EMA
   InputTransform input;             // normalisation; crop/flip of training batches
   std::string out_dir;              // metrics.csv and checkpoints go here; empty: nothing written
   std::string model_text;           // saved in checkpoints
@@ -72,6 +80,10 @@ class TrainObserver {
   virtual void on_batch(const BatchProgress&) {}
   virtual void on_epoch(const EpochMetrics&, int /*epochs*/) {}
 };
+
+// One-line errors for recipe values out of range (label smoothing, EMA decay); the Trainer
+// checks them too, the CLI before it reads any data.
+void validate_recipe(const TrainConfig& cfg);
 
 // Throws a one-line error unless the graph takes CIFAR-10 images (3x32x32) and gives 10
 // logits. `origin` names the model in the message.
@@ -111,6 +123,9 @@ class Trainer {
   // the default is the images as they are).
   EvalResult evaluate(const Dataset& test, const std::vector<TtaView>& views = {TtaView{}});
   const TrainState& state() const { return state_; }
+  // The EMA of the parameters (num_params floats on the graph's device), or null without
+  // ema_decay: a resume restores it from its checkpoint (restore_ema).
+  float* ema_weights() const;
   // Epoch (0-based) of training, from state().epoch_batches on. Saves as configured.
   EpochMetrics train_epoch(const Dataset& train);
 

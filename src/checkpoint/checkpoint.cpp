@@ -26,17 +26,33 @@ std::string dims_str(const std::vector<int64_t>& d) {
   return s + "]";
 }
 
+constexpr const char* kEmaPrefix = "ema.";
+
 std::vector<std::string> state_prefixes(const OptimizerConfig& opt) {
-  if (opt.kind == OptimizerKind::adam) return {"optim.m.", "optim.v."};
+  if (uses_adam_moments(opt.kind)) return {"optim.m.", "optim.v."};
   if (optimizer_state_slots(opt) == 1) return {"optim.velocity."};
   return {};
+}
+
+// The schedule as resolved by the trainer (milestones in steps, total_steps fixed), so that a
+// resumed run continues the same curve whatever its --epochs.
+nlohmann::json schedule_json(const LrSchedule& s) {
+  return {{"kind", lr_schedule_name(s.kind)},
+          {"warmup", s.warmup},
+          {"final_ratio", s.final_ratio},
+          {"start_div", s.start_div},
+          {"final_div", s.final_div},
+          {"gamma", s.gamma},
+          {"milestones", std::vector<uint64_t>(s.milestones, s.milestones + s.milestone_count)},
+          {"total_steps", s.total_steps}};
 }
 
 nlohmann::json optimizer_json(const OptimizerConfig& o) {
   return {{"kind", optimizer_name(o.kind)}, {"lr", o.lr},
           {"beta1", o.beta1},       {"beta2", o.beta2},
           {"eps", o.eps},           {"momentum", o.momentum},
-          {"nesterov", o.nesterov}, {"weight_decay", o.weight_decay}};
+          {"nesterov", o.nesterov}, {"weight_decay", o.weight_decay},
+          {"schedule", schedule_json(o.schedule)}, {"clip_grad_norm", o.clip_grad_norm}};
 }
 
 nlohmann::json input_json(const InputTransform& t) {
@@ -53,7 +69,7 @@ nlohmann::json history_json(const std::vector<EpochMetrics>& rows) {
   nlohmann::json j = nlohmann::json::array();
   for (const EpochMetrics& m : rows)
     j.push_back({m.epoch, m.loss, m.accuracy, m.test_loss, m.test_accuracy, m.seconds,
-                 m.images_per_second, m.data_wait_seconds});
+                 m.images_per_second, m.data_wait_seconds, m.lr});
   return j;
 }
 
@@ -98,10 +114,34 @@ T json_real(const nlohmann::json& j, Key key) {
   return T(v.get<double>());
 }
 
+LrSchedule schedule_from_json(const nlohmann::json& j) {
+  LrSchedule s;
+  s.warmup = json_real<float>(j, "warmup");
+  s.final_ratio = json_real<float>(j, "final_ratio");
+  s.start_div = json_real<float>(j, "start_div");
+  s.final_div = json_real<float>(j, "final_div");
+  s.gamma = json_real<float>(j, "gamma");
+  const auto& at = j.at("milestones");
+  if (!at.is_array() || at.size() > size_t(kMaxLrMilestones))
+    throw MetadataRangeError("'milestones' is not a list of at most " +
+                             std::to_string(kMaxLrMilestones) + " steps");
+  s.milestone_count = int(at.size());
+  for (size_t i = 0; i < at.size(); ++i)
+    s.milestones[i] = json_integer<uint64_t>(at, i, 0, kMaxCount);
+  s.total_steps = json_integer<uint64_t>(j, "total_steps", 0, kMaxCount);
+  try {
+    s.kind = parse_lr_schedule_kind(j.at("kind").get<std::string>());
+    validate(s);
+  } catch (const Error& e) {
+    throw MetadataRangeError(std::string("bad lr schedule: ") + e.what());
+  }
+  return s;
+}
+
 }  // namespace
 
 void save_checkpoint(const std::string& path, const Graph& graph, const std::string& model_text,
-                     const std::string& pool_override, const TrainState& st) {
+                     const std::string& pool_override, const TrainState& st, const float* ema) {
   std::vector<NamedTensor> tensors;
   auto add = [&](const std::string& name, const ParamInfo& p, const float* base) {
     NamedTensor t{name, dims_of(p), std::vector<float>(p.shape.numel())};
@@ -115,6 +155,8 @@ void save_checkpoint(const std::string& path, const Graph& graph, const std::str
     for (auto& p : graph.param_infos())  // frozen parameters and buffers have no optimizer state
       if (p.kind == ParamKind::trainable)
         add(prefixes[s] + p.name, p, graph.optimizer_state(int(s)));
+  if (ema)
+    for (auto& p : graph.param_infos()) add(kEmaPrefix + p.name, p, ema);
 
   nlohmann::json state = {{"epoch", st.epoch},
                           {"step", st.step},
@@ -133,6 +175,10 @@ void save_checkpoint(const std::string& path, const Graph& graph, const std::str
       {"optimizer", optimizer_json(st.optimizer).dump()},
       {"input", input_json(st.input).dump()},
       {"epoch_order", st.epoch_order},
+      {"recipe", nlohmann::json{{"label_smoothing", st.label_smoothing},
+                                {"ema_decay", ema ? st.ema_decay : 0.f},
+                                {"eval_with", st.eval_ema ? "ema" : "raw"}}
+                     .dump()},
       {"metrics", history_json(st.history).dump()},
       {"rng", "philox4x32-10, key = seed, counters = (purpose, epoch|step, layer, element)"},
   };
@@ -192,6 +238,11 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
     c.state.optimizer.momentum = json_real<float>(o, "momentum");
     c.state.optimizer.nesterov = o.at("nesterov").get<bool>();
     c.state.optimizer.weight_decay = json_real<float>(o, "weight_decay");
+    // Checkpoints written before schedules existed trained at a constant lr.
+    if (o.contains("schedule")) c.state.optimizer.schedule = schedule_from_json(o.at("schedule"));
+    // ... and without clipping.
+    if (o.contains("clip_grad_norm"))
+      c.state.optimizer.clip_grad_norm = json_real<float>(o, "clip_grad_norm");
     // Version 1 files carry no history; the trainer then falls back on metrics.csv.
     if (auto it = m.find("metrics"); it != m.end()) {
       const auto rows = nlohmann::json::parse(it->second);
@@ -199,7 +250,7 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
         throw MetadataRangeError("'metrics' holds more rows than finished epochs");
       for (size_t i = 0; i < rows.size(); ++i) {
         const auto& r = rows[i];
-        if (!r.is_array() || r.size() != 8)
+        if (!r.is_array() || (r.size() != 8 && r.size() != 9))  // 8: before the lr column
           throw MetadataRangeError("'metrics' row " + std::to_string(i + 1) + " is malformed");
         // JSON has no NaN: a non-finite metric (a diverged test loss) is written as null.
         auto metric = [](const nlohmann::json& row, size_t k) {
@@ -214,12 +265,24 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
         e.seconds = metric(r, size_t(5));
         e.images_per_second = metric(r, size_t(6));
         e.data_wait_seconds = metric(r, size_t(7));
+        e.lr = r.size() > 8 ? metric(r, size_t(8)) : std::nan("");
         c.state.history.push_back(e);
       }
     }
     // Checkpoints written before the epoch order was a sort of Philox keys shuffled serially.
     const auto order = m.find("epoch_order");
     c.state.epoch_order = order == m.end() ? "fisher-yates" : order->second;
+    // Checkpoints written before recipes existed trained without them.
+    if (auto it = m.find("recipe"); it != m.end()) {
+      const auto r = nlohmann::json::parse(it->second);
+      c.state.label_smoothing = json_real<float>(r, "label_smoothing");
+      if (!(c.state.label_smoothing >= 0.f && c.state.label_smoothing < 1.f))
+        throw MetadataRangeError("'label_smoothing' is outside [0, 1)");
+      if (r.contains("ema_decay")) c.state.ema_decay = json_real<float>(r, "ema_decay");
+      if (!(c.state.ema_decay >= 0.f && c.state.ema_decay < 1.f))
+        throw MetadataRangeError("'ema_decay' is outside [0, 1)");
+      if (r.contains("eval_with")) c.state.eval_ema = r.at("eval_with").get<std::string>() != "raw";
+    }
     // Checkpoints written before the input options existed used the defaults.
     if (auto it = m.find("input"); it != m.end()) {
       const auto in = nlohmann::json::parse(it->second);
@@ -260,11 +323,11 @@ std::string describe_position(const TrainState& s) {
 }
 
 std::unique_ptr<Graph> build_from_checkpoint(const Checkpoint& ckpt, const std::string& origin,
-                                             const GraphOptions& opts) {
+                                             const GraphOptions& opts, bool ema_weights) {
   ModelSpec spec = parse_model_text(ckpt.model_text, origin + " (model)");
   if (!ckpt.pool_override.empty()) apply_pool_override(spec, ckpt.pool_override);
   auto graph = Graph::build(spec, opts);
-  restore_graph(ckpt, origin, *graph, false);
+  restore_graph(ckpt, origin, *graph, false, ema_weights);
   return graph;
 }
 
@@ -275,27 +338,40 @@ std::string format_note(const Checkpoint& ckpt, const std::string& origin) {
          std::to_string(kCheckpointVersion) + ")";
 }
 
+namespace {
+// Copies the checkpoint's tensor `name` into base + p.offset on the graph's device.
+void load_tensor(const Checkpoint& ckpt, const std::string& origin, const std::string& name,
+                 const ParamInfo& p, float* base, Device device) {
+  const NamedTensor* t = ckpt.file.find(name);
+  if (!t) CP_USER_ERROR(origin << ": does not match the model: no tensor '" << name << "'");
+  if (t->shape != dims_of(p))
+    CP_USER_ERROR(origin << ": does not match the model: '" << name << "' has shape "
+                         << dims_str(t->shape) << " in the checkpoint, " << dims_str(dims_of(p))
+                         << " in the model");
+  // A checkpoint is written only after a finite step (the trainer checks), so a NaN or an
+  // infinity here was put there by something else; evaluating it would give loss nan.
+  for (float v : t->data)
+    if (!std::isfinite(v))
+      CP_USER_ERROR(origin << ": tensor '" << name << "' holds a non-finite value (" << v
+                           << "); the checkpoint is not usable");
+  copy_bytes(base + p.offset, device, t->data.data(), Device::cpu, t->data.size() * sizeof(float));
+}
+}  // namespace
+
 void restore_graph(const Checkpoint& ckpt, const std::string& origin, Graph& graph,
-                   bool with_optimizer_state) {
+                   bool with_optimizer_state, bool ema_weights) {
+  if (ema_weights && !(ckpt.state.ema_decay > 0.f))
+    CP_USER_ERROR(origin << ": holds no EMA weights (it was trained without --ema)");
   std::unordered_set<std::string> expected;
   auto load = [&](const std::string& name, const ParamInfo& p, float* base) {
     expected.insert(name);
-    const NamedTensor* t = ckpt.file.find(name);
-    if (!t) CP_USER_ERROR(origin << ": does not match the model: no tensor '" << name << "'");
-    if (t->shape != dims_of(p))
-      CP_USER_ERROR(origin << ": does not match the model: '" << name << "' has shape "
-                           << dims_str(t->shape) << " in the checkpoint, " << dims_str(dims_of(p))
-                           << " in the model");
-    // A checkpoint is written only after a finite step (the trainer checks), so a NaN or an
-    // infinity here was put there by something else; evaluating it would give loss nan.
-    for (float v : t->data)
-      if (!std::isfinite(v))
-        CP_USER_ERROR(origin << ": tensor '" << name << "' holds a non-finite value (" << v
-                             << "); the checkpoint is not usable");
-    copy_bytes(base + p.offset, graph.device(), t->data.data(), Device::cpu,
-               t->data.size() * sizeof(float));
+    load_tensor(ckpt, origin, name, p, base, graph.device());
   };
-  for (auto& p : graph.param_infos()) load(p.name, p, graph.params());
+  for (auto& p : graph.param_infos()) {
+    load((ema_weights ? kEmaPrefix : "") + p.name, p, graph.params());
+    // The other set of weights is not read here (restore_ema reads the EMA's).
+    expected.insert(ema_weights ? p.name : kEmaPrefix + p.name);
+  }
   if (with_optimizer_state) {
     const auto prefixes = state_prefixes(ckpt.state.optimizer);
     for (size_t s = 0; s < prefixes.size(); ++s)
@@ -309,6 +385,14 @@ void restore_graph(const Checkpoint& ckpt, const std::string& origin, Graph& gra
     if (!expected.count(t.name))
       CP_USER_ERROR(origin << ": does not match the model: unexpected tensor '" << t.name << "'");
   }
+}
+
+void restore_ema(const Checkpoint& ckpt, const std::string& origin, const Graph& graph,
+                 float* ema) {
+  if (!(ckpt.state.ema_decay > 0.f))
+    CP_USER_ERROR(origin << ": holds no EMA weights (it was trained without --ema)");
+  for (auto& p : graph.param_infos())
+    load_tensor(ckpt, origin, kEmaPrefix + p.name, p, ema, graph.device());
 }
 
 }  // namespace convpool

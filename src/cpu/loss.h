@@ -9,8 +9,9 @@ struct LossSums {
   int correct = 0;  // argmax == label
 };
 
-// dlogits = (softmax(logits) - onehot(label)) * grad_scale; pass null dlogits for eval.
+// dlogits = (softmax(logits) - target) * grad_scale; pass null dlogits for eval. The target
+// is onehot(label), smoothed by `label_smoothing` (kernels/loss_math.cuh).
 LossSums softmax_xent(int n, int classes, const float* logits, const uint8_t* labels,
-                      float* dlogits, float grad_scale);
+                      float* dlogits, float grad_scale, float label_smoothing = 0.f);
 
 }  // namespace convpool::cpu

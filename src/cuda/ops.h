@@ -17,9 +17,15 @@ namespace convpool::cuda {
 struct StepScalars {
   uint64_t step;  // the step being run, counting from 1
   float lr_t;     // the optimizer's step size at `step` (Adam's bias correction folded in)
+  float lr;       // the scheduled lr at `step` (AdamW's decoupled decay is lr * wd)
+  // Clipping by global norm (kernels/optim.cu): each block's sum of squared gradients, then
+  // the norm and the factor the update multiplies the gradients by.
+  static constexpr int kGradNormBlocks = 128;
+  double grad_norm_parts[kGradNormBlocks];
+  float grad_norm, grad_scale;
 };
 
-// kernels/optim.cu: step += 1 and lr_t for the new step (one thread).
+// kernels/optim.cu: step += 1, and lr_t and lr for the new step (one thread).
 void begin_step(StepScalars* scalars, const OptimizerConfig& cfg, void* stream);
 // Sets step (so the next begin_step runs step + 1).
 void set_step(StepScalars* scalars, uint64_t step, void* stream);
@@ -27,9 +33,16 @@ void set_step(StepScalars* scalars, uint64_t step, void* stream);
 // (device), a non-finite gradient lowers *first_bad_step to the step and that element is not
 // updated, and a step already flagged updates nothing (kernels/optim.cu says how this differs
 // from the CPU, which skips the whole step).
+// With cfg.clip_grad_norm, first the global norm of the trainable gradients (a reduction in a
+// fixed order) into the scalars' grad_scale, which the update then applies.
 void optimizer_update(const OptimizerConfig& cfg, const ParamGroups& groups,
-                      const StepScalars* scalars, float* params, const float* grads, float* state0,
+                      StepScalars* scalars, float* params, const float* grads, float* state0,
                       float* state1, void* stream, unsigned long long* first_bad_step = nullptr);
+
+// kernels/optim.cu: ema = decay * ema + (1 - decay) * params over n floats; nothing once
+// *first_bad_step (device, optional) flags the step, whose weights are unusable.
+void ema_update(float* ema, const float* params, size_t n, float decay, void* stream,
+                const unsigned long long* first_bad_step = nullptr);
 
 // kernels/pad.cu: xp (planes x HP x WP) = x (planes x H x W) placed at (top, left) in zeros;
 // crop_planes is its adjoint, dx = the (top, left) H x W window of dxp (overwritten).
@@ -95,12 +108,13 @@ struct PoolLaunch {
   uint64_t first_output = 0;  // the global index of output 0 (data-parallel slices)
 };
 
-// kernels/loss.cu: fused softmax cross-entropy. dlogits = (softmax - onehot) * grad_scale.
+// kernels/loss.cu: fused softmax cross-entropy. dlogits = (softmax - target) * grad_scale, the
+// target onehot smoothed by `label_smoothing` (kernels/loss_math.cuh).
 // Adds the batch's summed loss (in a fixed order, through `sample_loss`: n doubles of device
 // scratch) and correct count to the device accumulators. If `scalars` and `first_bad_step`
 // are given, a non-finite loss lowers *first_bad_step to the step.
 void softmax_xent(int n, int classes, const float* logits, const uint8_t* labels, float* dlogits,
-                  float grad_scale, double* loss_sum, double* sample_loss,
+                  float grad_scale, float label_smoothing, double* loss_sum, double* sample_loss,
                   unsigned long long* correct, void* stream, const StepScalars* scalars = nullptr,
                   unsigned long long* first_bad_step = nullptr);
 

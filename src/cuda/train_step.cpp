@@ -33,6 +33,7 @@ struct Counters {
 struct TrainStepper::Impl {
   Graph& graph;
   OptimizerConfig opt;
+  StepRecipe recipe;
   InputTransform input;
   uint64_t seed;
   bool use_graph;
@@ -70,11 +71,12 @@ struct TrainStepper::Impl {
   int n_global = 1;
   uint32_t first = 0;
 
-  Impl(Graph& g, const OptimizerConfig& o, const InputTransform& in, uint64_t s, bool graphs,
-       bool on_device)
+  Impl(Graph& g, const OptimizerConfig& o, const StepRecipe& r, const InputTransform& in,
+       uint64_t s, bool graphs, bool on_device)
       // CONVPOOL_CUDA_SYNC=1 synchronises after every launch, which stream capture forbids.
       : graph(g),
         opt(o),
+        recipe(r),
         input(in),
         seed(s),
         use_graph(graphs && !sync_after_launch()),
@@ -140,7 +142,8 @@ struct TrainStepper::Impl {
       Region region(regions::loss, Device::cuda, s);
       Counters* c = m.device_counters();
       softmax_xent(n, kCifarClasses, m.graph.output(n).data, slot.labels.as<uint8_t>(),
-                   m.graph.output_grad(n).data, 1.f / float(m.n_global), &c->loss_sum,
+                   m.graph.output_grad(n).data, 1.f / float(m.n_global),
+                   m.recipe.label_smoothing, &c->loss_sum,
                    m.sample_loss.as<double>(), &c->correct, s, m.step_scalars(),
                    &c->first_bad_step);
     }
@@ -154,6 +157,9 @@ struct TrainStepper::Impl {
                        m.graph.grads(), slots_used > 0 ? m.graph.optimizer_state(0) : nullptr,
                        slots_used > 1 ? m.graph.optimizer_state(1) : nullptr, s,
                        &m.device_counters()->first_bad_step);
+      if (m.recipe.ema)
+        ema_update(m.recipe.ema, m.graph.params(), m.graph.num_params(), m.recipe.ema_decay, s,
+                   &m.device_counters()->first_bad_step);
     }
   };
 
@@ -213,9 +219,10 @@ struct TrainStepper::Impl {
   }
 };
 
-TrainStepper::TrainStepper(Graph& graph, const OptimizerConfig& opt, const InputTransform& input,
-                           uint64_t seed, uint64_t start_step, bool use_graph, bool resident)
-    : impl_(std::make_unique<Impl>(graph, opt, input, seed, use_graph, resident)) {
+TrainStepper::TrainStepper(Graph& graph, const OptimizerConfig& opt, const StepRecipe& recipe,
+                           const InputTransform& input, uint64_t seed, uint64_t start_step,
+                           bool use_graph, bool resident)
+    : impl_(std::make_unique<Impl>(graph, opt, recipe, input, seed, use_graph, resident)) {
   validate(input);
   CP_CHECK(graph.device() == Device::cuda, "TrainStepper needs a graph built on cuda");
   // CONVPOOL_NCCL=1 runs the all-reduce in a world of one too: tools/gpu-check's test of the

@@ -21,8 +21,9 @@ class TrainStepper final : public StepBackend {
   // replay full batches as a CUDA Graph (else launch eagerly, for debugging).
   // `input`: normalisation, and the augmentation applied to training batches.
   // `resident`: the device placement (else pinned staging).
-  TrainStepper(Graph& graph, const OptimizerConfig& opt, const InputTransform& input, uint64_t seed,
-               uint64_t start_step, bool use_graph, bool resident = false);
+  TrainStepper(Graph& graph, const OptimizerConfig& opt, const StepRecipe& recipe,
+               const InputTransform& input, uint64_t seed, uint64_t start_step, bool use_graph,
+               bool resident = false);
   ~TrainStepper() override;
   // Queues one training step on images idx[0..n); returns without waiting for the GPU. The
   // step number is kept on the device (begun from start_step), so `step` is not read.

@@ -18,13 +18,14 @@ bool all_finite(const float* p, size_t n) {
 
 class CpuStepBackend final : public StepBackend, StepParts {
  public:
-  CpuStepBackend(Graph& graph, const OptimizerConfig& opt, const InputTransform& input,
-                 uint64_t seed, bool skip_non_finite, NonFiniteHandler on_non_finite,
+  CpuStepBackend(Graph& graph, const OptimizerConfig& opt, const StepRecipe& recipe,
+                 const InputTransform& input, uint64_t seed, bool skip_non_finite, NonFiniteHandler on_non_finite,
                  const Communicator& comm, bool sync_bn)
       : comm_(comm),
         sync_bn_(sync_bn && comm.distributed()),
         graph_(graph),
         opt_(opt),
+        recipe_(recipe),
         input_(input),
         seed_(seed),
         skip_(skip_non_finite),
@@ -73,7 +74,8 @@ class CpuStepBackend final : public StepBackend, StepParts {
   void loss(int n) override {
     Region region(regions::loss, Device::cpu);
     last_ = cpu::softmax_xent(n, kCifarClasses, graph_.output(n).data, labels_.data(),
-                              graph_.output_grad(n).data, 1.f / float(n_global_));
+                              graph_.output_grad(n).data, 1.f / float(n_global_),
+                              recipe_.label_smoothing);
   }
   void update() override {
     Region region(regions::optimizer, Device::cpu);  // the sums, the finite check and the update
@@ -91,6 +93,8 @@ class CpuStepBackend final : public StepBackend, StepParts {
     optimizer_step(Device::cpu, opt_, step_, graph_.param_groups(), graph_.params(),
                    graph_.grads(), slots_ > 0 ? graph_.optimizer_state(0) : nullptr,
                    slots_ > 1 ? graph_.optimizer_state(1) : nullptr);
+    if (recipe_.ema)
+      ema_update(Device::cpu, recipe_.ema, graph_.params(), graph_.num_params(), recipe_.ema_decay);
     sums_.loss_sum += last_.loss;
     sums_.correct += uint64_t(last_.correct);
   }
@@ -103,7 +107,7 @@ class CpuStepBackend final : public StepBackend, StepParts {
     if (auto i = graph_.forward_until_non_finite(ctx, n_))
       return "first in the output of layer " + graph_.layer(*i).name();
     cpu::softmax_xent(n_, kCifarClasses, graph_.output(n_).data, labels_.data(),
-                      graph_.output_grad(n_).data, 1.f / float(n_global_));
+                      graph_.output_grad(n_).data, 1.f / float(n_global_), recipe_.label_smoothing);
     if (auto j = graph_.backward_until_non_finite(ctx, n_))
       return "first in the input gradient of layer " + graph_.layer(*j).name();
     return "none found in activations or gradients";
@@ -113,6 +117,7 @@ class CpuStepBackend final : public StepBackend, StepParts {
   bool sync_bn_;
   Graph& graph_;
   OptimizerConfig opt_;
+  StepRecipe recipe_;
   InputTransform input_;
   uint64_t seed_;
   bool skip_;
@@ -132,11 +137,12 @@ class CpuStepBackend final : public StepBackend, StepParts {
 }  // namespace
 
 std::unique_ptr<StepBackend> make_cpu_step_backend(Graph& graph, const OptimizerConfig& opt,
+                                                   const StepRecipe& recipe,
                                                    const InputTransform& input, uint64_t seed,
                                                    bool skip_non_finite,
                                                    NonFiniteHandler on_non_finite,
                                                    const Communicator& comm, bool sync_bn) {
-  return std::make_unique<CpuStepBackend>(graph, opt, input, seed, skip_non_finite,
+  return std::make_unique<CpuStepBackend>(graph, opt, recipe, input, seed, skip_non_finite,
                                           std::move(on_non_finite), comm, sync_bn);
 }
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -20,17 +21,21 @@ std::vector<EpochMetrics> read_metrics_csv(const std::string& path) {
   std::istringstream f(read_regular_file(path, kMaxSmallTextBytes * 64, "metrics file"));
   std::string line;
   std::getline(f, line);
-  if (line != kMetricsCsvHeader)
+  const bool has_lr = line == kMetricsCsvHeader;
+  if (!has_lr && line != kMetricsCsvHeaderWithoutLr)
     CP_USER_ERROR(path << ":1: not a convpool metrics file (header '" << line << "')");
   std::map<int, EpochMetrics> by_epoch;
   for (int lineno = 2; std::getline(f, line); ++lineno) {
     if (line.empty()) continue;
     EpochMetrics m;
-    char tail = 0;
-    const int got = std::sscanf(line.c_str(), "%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf%c", &m.epoch, &m.loss,
+    m.lr = std::nan("");
+    int used = 0, lr_used = 0;
+    const int got = std::sscanf(line.c_str(), "%d,%lf,%lf,%lf,%lf,%lf,%lf,%lf%n", &m.epoch, &m.loss,
                                 &m.accuracy, &m.test_loss, &m.test_accuracy, &m.seconds,
-                                &m.images_per_second, &m.data_wait_seconds, &tail);
-    if (got != 8 || m.epoch < 1)
+                                &m.images_per_second, &m.data_wait_seconds, &used);
+    const char* rest = line.c_str() + (got == 8 ? used : 0);
+    if (has_lr && got == 8 && std::sscanf(rest, ",%lf%n", &m.lr, &lr_used) == 1) rest += lr_used;
+    if (got != 8 || *rest || m.epoch < 1 || (has_lr && lr_used == 0))
       CP_USER_ERROR(path << ":" << lineno << ": malformed metrics row '" << line << "'");
     by_epoch[m.epoch] = m;
   }
@@ -45,7 +50,7 @@ std::string csv_row(const EpochMetrics& m) {
   s.precision(9);  // losses round-trip: reruns compare bit for bit
   s << m.epoch << "," << m.loss << "," << m.accuracy << "," << m.test_loss << ","
     << m.test_accuracy << "," << m.seconds << "," << m.images_per_second << ","
-    << m.data_wait_seconds << "\n";
+    << m.data_wait_seconds << "," << m.lr << "\n";
   return s.str();
 }
 }  // namespace

@@ -37,6 +37,15 @@ inline void training_step(Graph& graph, const StepContext& ctx, StepParts& parts
   parts.update();
 }
 
+// The parts of a training recipe outside the optimizer that the backends apply in each step.
+struct StepRecipe {
+  float label_smoothing = 0.f;  // the loss's target: (1 - eps) onehot + eps / classes
+  // With `ema` (the graph's device, num_params floats): after each applied update,
+  // ema = ema_decay * ema + (1 - ema_decay) * params over the whole flat buffer.
+  float ema_decay = 0.f;
+  float* ema = nullptr;
+};
+
 // Sums of the steps run since the last collect().
 struct StepCounters {
   double loss_sum = 0;
@@ -89,6 +98,7 @@ using NonFiniteHandler = std::function<void(const char* what, const std::string&
 // `comm`: the ranks of a data-parallel job (gradients and step sums are summed over them);
 // `sync_bn`: BatchNorm normalises with the statistics of the whole global batch.
 std::unique_ptr<StepBackend> make_cpu_step_backend(Graph& graph, const OptimizerConfig& opt,
+                                                   const StepRecipe& recipe,
                                                    const InputTransform& input, uint64_t seed,
                                                    bool skip_non_finite,
                                                    NonFiniteHandler on_non_finite,

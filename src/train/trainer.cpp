@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 
 #include "../cpu/loss.h"
 #include "convpool/buffer.h"
@@ -53,6 +54,14 @@ void install_stop_handlers() {
 bool stop_requested() { return g_stop_requests.load() > 0; }
 void request_stop() { g_stop_requests.fetch_add(1); }
 void clear_stop_requests() { g_stop_requests.store(0); }
+
+void validate_recipe(const TrainConfig& cfg) {
+  if (!(cfg.label_smoothing >= 0.f && cfg.label_smoothing < 1.f))
+    CP_USER_ERROR("--label-smoothing must be in [0, 1) (got " << cfg.label_smoothing << ")");
+  if (cfg.ema_decay != 0.f && !(cfg.ema_decay > 0.f && cfg.ema_decay < 1.f))
+    CP_USER_ERROR("--ema decay must be in (0, 1), e.g. 0.999 (got " << cfg.ema_decay
+                                                                   << "; 0 turns it off)");
+}
 
 void require_cifar_model(const Graph& graph, const std::string& origin) {
   const Shape in = graph.input_shape(1);
@@ -99,6 +108,8 @@ DataPlacement resolve_data_placement(DataPlacement requested, Device device, siz
 
 // ---- trainer ----
 struct Trainer::Impl {
+  Buffer ema;  // the EMA of the parameters (--ema), on the graph's device
+  Buffer raw;  // the trained parameters while the EMA's are in the graph for evaluation
   std::unique_ptr<StepBackend> backend;  // runs the steps: src/train/step.h
   std::unique_ptr<MetricsLog> metrics;
   std::string last_saved;  // path of the newest good checkpoint, for messages
@@ -114,8 +125,23 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
       observer_(observer) {
   validate(cfg.optimizer);
   validate(cfg.input);
+  // The backends compute each step's lr from the schedule's length: fixed before training.
+  if (!is_resolved(cfg.optimizer.schedule))
+    CP_FAIL("the lr schedule's length is not set: call resolve_schedule before training");
   if (cfg.nan_policy != "stop" && cfg.nan_policy != "skip")
     CP_USER_ERROR("--nan-policy must be stop or skip (got " << cfg.nan_policy << ")");
+  validate_recipe(cfg);
+  StepRecipe recipe;
+  recipe.label_smoothing = cfg.label_smoothing;
+  if (cfg.ema_decay > 0.f) {
+    // Starts as the weights training starts from; a resume then restores its own (restore_ema).
+    const size_t bytes = graph.num_params() * sizeof(float);
+    impl_->ema = Buffer(graph.device(), bytes);
+    if (cfg.eval_ema) impl_->raw = Buffer(graph.device(), bytes);
+    copy_bytes(impl_->ema.get(), graph.device(), graph.params(), graph.device(), bytes);
+    recipe.ema_decay = cfg.ema_decay;
+    recipe.ema = impl_->ema.as<float>();
+  }
   const Communicator& comm = world();
   // Each rank trains on its slice of every global batch of cfg.batch images.
   if (cfg.batch < comm.size())
@@ -131,14 +157,14 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
     // Unresolved (callers without the data sets' sizes, e.g. benchmarks): pinned, which fits
     // any data set.
     impl_->backend = std::make_unique<cuda::TrainStepper>(
-        graph, cfg.optimizer, cfg.input, cfg.seed, state.step, cfg.cuda_graph,
+        graph, cfg.optimizer, recipe, cfg.input, cfg.seed, state.step, cfg.cuda_graph,
         cfg.data_placement == DataPlacement::device);
 #else
     CP_USER_ERROR("this convpool binary was built without CUDA");
 #endif
   } else {
     impl_->backend = make_cpu_step_backend(
-        graph, cfg.optimizer, cfg.input, cfg.seed, cfg.nan_policy == "skip",
+        graph, cfg.optimizer, recipe, cfg.input, cfg.seed, cfg.nan_policy == "skip",
         [this](const char* what, const std::string& where) { non_finite(what, where); }, comm,
         cfg.sync_bn);
   }
@@ -146,6 +172,9 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
   state_.seed = cfg.seed;
   state_.batch = cfg.batch;
   state_.optimizer = cfg.optimizer;
+  state_.label_smoothing = cfg.label_smoothing;
+  state_.ema_decay = cfg.ema_decay;
+  state_.eval_ema = cfg.eval_ema;
   state_.input = cfg.input;
   if (!cfg.out_dir.empty()) {
     std::error_code ec;
@@ -169,20 +198,44 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
 
 Trainer::~Trainer() = default;
 
+float* Trainer::ema_weights() const { return impl_->ema.as<float>(); }
+
+namespace {
+// While alive, the graph's parameters are the EMA's (for evaluation); the trained ones are
+// put back when it dies, also when evaluation throws.
+class EmaInGraph {
+ public:
+  EmaInGraph(Graph& graph, const Buffer& ema, Buffer& raw) : graph_(graph), raw_(raw) {
+    copy_bytes(raw.get(), graph.device(), graph.params(), graph.device(), raw.bytes());
+    copy_bytes(graph.params(), graph.device(), ema.get(), graph.device(), raw.bytes());
+  }
+  ~EmaInGraph() {
+    copy_bytes(graph_.params(), graph_.device(), raw_.get(), graph_.device(), raw_.bytes());
+  }
+  EmaInGraph(const EmaInGraph&) = delete;
+  EmaInGraph& operator=(const EmaInGraph&) = delete;
+
+ private:
+  Graph& graph_;
+  Buffer& raw_;
+};
+}  // namespace
+
 void Trainer::save(const std::string& reason) {
   if (cfg_.out_dir.empty()) return;
   impl_->backend->synchronize();  // the weights must be final before copying
   const std::string last = cfg_.out_dir + "/last.safetensors";
-  save_checkpoint(last, graph_, cfg_.model_text, cfg_.pool_override, state_);
+  const float* ema = impl_->ema.as<float>();
+  save_checkpoint(last, graph_, cfg_.model_text, cfg_.pool_override, state_, ema);
   impl_->last_saved = last;
   if (reason == "best")
     save_checkpoint(cfg_.out_dir + "/best.safetensors", graph_, cfg_.model_text, cfg_.pool_override,
-                    state_);
+                    state_, ema);
   if (cfg_.keep > 0 && reason != "stop") {
     char name[64];
     std::snprintf(name, sizeof name, "/step-%010llu.safetensors",
                   static_cast<unsigned long long>(state_.step));
-    save_checkpoint(cfg_.out_dir + name, graph_, cfg_.model_text, cfg_.pool_override, state_);
+    save_checkpoint(cfg_.out_dir + name, graph_, cfg_.model_text, cfg_.pool_override, state_, ema);
     std::vector<fs::path> history;
     for (auto& e : fs::directory_iterator(cfg_.out_dir))
       if (e.path().filename().string().rfind("step-", 0) == 0 &&
@@ -322,6 +375,7 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
   m.accuracy = double(state_.epoch_correct) / seen;
   m.seconds = seconds_since(t0);
   m.images_per_second = double(images) / m.seconds;
+  m.lr = scheduled_lr(cfg_.optimizer, state_.step);
   ++state_.epoch;
   state_.epoch_batches = 0;
   state_.epoch_loss_sum = 0;
@@ -344,6 +398,12 @@ EvalResult Trainer::evaluate(const Dataset& test, const std::vector<TtaView>& vi
   Region eval_region(regions::eval, Device::cpu);
   const Communicator& comm = world();
   if (comm.distributed()) share_rank0_buffers();
+  std::optional<EmaInGraph> ema;
+  if (impl_->ema.get() && cfg_.eval_ema) {
+    impl_->backend->synchronize();  // the last step's update of both buffers is done
+    ema.emplace(graph_, impl_->ema, impl_->raw);
+    if (comm.distributed()) share_rank0_buffers();  // the EMA's BatchNorm statistics too
+  }
   EvalResult r;
   r.predictions.resize(test.size());
   std::vector<uint32_t> order(test.size());

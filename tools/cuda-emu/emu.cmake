@@ -51,7 +51,8 @@ add_library(convpool_emu_oracle STATIC
             ${CMAKE_SOURCE_DIR}/src/cpu/pool_fast_global.cpp
             ${CMAKE_SOURCE_DIR}/src/cpu/loss.cpp
             ${CMAKE_SOURCE_DIR}/src/cpu/nn_ops.cpp ${CMAKE_SOURCE_DIR}/src/core/distributed.cpp
-            ${CMAKE_SOURCE_DIR}/src/train/optim.cpp ${CMAKE_SOURCE_DIR}/src/data/cifar.cpp
+            ${CMAKE_SOURCE_DIR}/src/train/optim.cpp ${CMAKE_SOURCE_DIR}/src/train/lr_schedule.cpp
+            ${CMAKE_SOURCE_DIR}/src/data/cifar.cpp
             ${CMAKE_SOURCE_DIR}/src/core/file_io.cpp)  # cifar.cpp reads files with it
 target_include_directories(convpool_emu_oracle PUBLIC ${CMAKE_SOURCE_DIR}/include
                            ${CMAKE_SOURCE_DIR}/src)
@@ -60,6 +61,7 @@ target_link_libraries(convpool_emu_oracle PUBLIC OpenMP::OpenMP_CXX)
 add_executable(convpool_emu_tests ${CMAKE_SOURCE_DIR}/tests/kernel_parity.cpp
                ${CMAKE_SOURCE_DIR}/tests/kernel_parity_pool.cpp
                ${CMAKE_SOURCE_DIR}/tests/kernel_parity_nn.cpp
+               ${CMAKE_SOURCE_DIR}/tests/kernel_parity_recipes.cpp
                ${CMAKE_SOURCE_DIR}/tests/emu/emu_main.cpp
                ${CMAKE_SOURCE_DIR}/tests/emu/test_emulator.cpp
                ${CMAKE_SOURCE_DIR}/tests/emu/test_launch_checks.cpp ${_emu_selftest})
