@@ -108,7 +108,8 @@ TEST(Cli, RecipeFlagsTrainResumeAndEval) {
   const std::string recipe =
       " --optimizer adamw --weight-decay 0.05 --lr 0.003 --lr-schedule onecycle --warmup 0.2"
       " --clip-grad-norm 1 --label-smoothing 0.1 --ema 0.9";
-  CommandResult r = run_convpool("train --epochs 2" + data + recipe + " --out " + d.str("run"));
+  CommandResult r = run_convpool("train --epochs 2 --save-every 3 --keep 9" + data + recipe +
+                                 " --out " + d.str("run"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (const char* said : {"adamw lr 0.003, schedule onecycle (rise 0.2", "clipped to norm 1",
                            "label smoothing 0.1", "EMA decay 0.9 (evaluated with the EMA"})
@@ -122,6 +123,20 @@ TEST(Cli, RecipeFlagsTrainResumeAndEval) {
   r = run_convpool("eval --device cpu --weights raw --data " + d.str("data") + " --checkpoint " +
                    d.str("run/last.safetensors"));
   EXPECT_NE(r.output.find("weights raw (as trained, not the EMA)"), std::string::npos) << r.output;
+
+  // Resumed from step 3 (in epoch 1 of 5 steps each) into another directory: the same losses,
+  // lr and EMA-evaluated test losses as the uninterrupted run, bit for bit.
+  r = run_convpool("train --epochs 2 --device cpu --threads 1 --data " + d.str("data") +
+                   " --out " + d.str("branch") + " --resume " +
+                   d.str("run/step-0000000003.safetensors"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto branch = convpool::read_metrics_csv(d.str("branch/metrics.csv"));
+  ASSERT_EQ(branch.size(), 2u);
+  for (size_t e = 0; e < 2; ++e) {
+    EXPECT_EQ(branch[e].loss, rows[e].loss) << e;
+    EXPECT_EQ(branch[e].test_loss, rows[e].test_loss) << e;
+    EXPECT_EQ(branch[e].lr, rows[e].lr) << e;
+  }
 
   expect_one_line_error("train --epochs 3 --ema 0.5 --data " + d.str("data") + " --resume " +
                             d.str("run/last.safetensors"),
