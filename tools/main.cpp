@@ -1,13 +1,32 @@
 // convpool's entry point: the commands live in tools/cli_*.cpp, built as a library that the
 // fuzz targets also link (tests/fuzz/fuzz_cli.cpp). Under mpirun or srun the process joins
 // the data-parallel job first (convpool/distributed.h).
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 
 #include "cli_common.h"
 #include "convpool/distributed.h"
 #include "convpool/error.h"
 
+namespace {
+// libgomp's idle workers spin between parallel regions (300,000 turns by default) before they
+// sleep, and read how long only once, when the library loads. On a shared machine the spinning
+// takes the cores a neighbour needs: two 2-thread trainings on 2 cores kept 14 % of their solo
+// rate each. 1,000 turns keep 52 % at no cost alone; passive waiting keeps 61 % but costs
+// 10 % alone (issue 15, docs/benchmarks.md). So unless the user chose a policy, the process
+// sets GOMP_SPINCOUNT=1000 and restarts itself once, before any thread or MPI exists.
+void limit_openmp_spinning(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
+  setenv("GOMP_SPINCOUNT", "1000", 1);
+  execv("/proc/self/exe", argv);
+  // Not restarted (no /proc): run on with libgomp's default policy.
+}
+}  // namespace
+
 int main(int argc, char** argv) {
+  limit_openmp_spinning(argv);
   try {
     convpool::init_distributed(&argc, &argv);
   } catch (const convpool::Error& e) {
