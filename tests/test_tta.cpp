@@ -57,7 +57,7 @@ TEST(Tta, LogitsAreTheWeightedMeanOverHandTransformedImages) {
     for (const TtaView& v : views) total_weight += v.weight;
     ASSERT_FLOAT_EQ(total_weight, 1.f) << spec;
     std::vector<float> got(values, std::nanf(""));
-    tta_logits(*backend, ds, idx.data(), n, views, got.data());
+    tta_logits(*backend, ds, idx.data(), n, kCifarClasses, views, got.data());
     // The same sum, each view's images made by hand and run as plain images.
     std::vector<float> want(values, 0.f);
     for (const TtaView& v : views) {

@@ -38,9 +38,12 @@ int run(const EvalOptions& o) {
   else
     weights << "raw (as trained" << (ckpt.state.ema_decay > 0.f ? ", not the EMA" : "") << ")";
   auto graph = build_from_checkpoint(ckpt, o.checkpoint, GraphOptions{device, o.batch, 0}, ema);
-  require_cifar_model(*graph, o.checkpoint + " (model)");
-  const std::string dir = resolve_cifar_dir(o.data);
-  const Dataset test = load_cifar10(dir, "test", o.limit_test);
+  // The data set the checkpoint's run trained on (CIFAR-10 for checkpoints older than that).
+  const DatasetKind kind = parse_dataset_kind(ckpt.state.dataset);
+  const int classes = kind == DatasetKind::cifar100 ? kCifar100Classes : kCifarClasses;
+  require_cifar_model(*graph, o.checkpoint + " (model)", classes);
+  const std::string dir = resolve_data_dir(kind, o.data);
+  const Dataset test = load_dataset(kind, dir, "test", o.limit_test);
   if (const std::string note = data_note(test, "test"); !note.empty())
     std::fprintf(stderr, "convpool: %s\n", note.c_str());
 
@@ -49,13 +52,14 @@ int run(const EvalOptions& o) {
   cfg.seed = ckpt.state.seed;
   cfg.device = device;
   cfg.input = ckpt.state.input;
+  cfg.dataset = kind;
   TrainState state = ckpt.state;
   state.batch = o.batch;
   Trainer evaluator(*graph, cfg, state);
   const EvalResult r = evaluator.evaluate(test, views);
 
-  std::vector<std::vector<int>> confusion(kCifarClasses, std::vector<int>(kCifarClasses, 0));
-  std::vector<int> per_class_total(kCifarClasses, 0);
+  std::vector<std::vector<int>> confusion(size_t(classes), std::vector<int>(size_t(classes), 0));
+  std::vector<int> per_class_total(size_t(classes), 0);
   for (size_t i = 0; i < test.size(); ++i) {
     confusion[test.labels[i]][r.predictions[i]]++;
     per_class_total[test.labels[i]]++;
@@ -75,7 +79,7 @@ int run(const EvalOptions& o) {
     j["epoch"] = ckpt.state.epoch;
     j["step"] = ckpt.state.step;
     j["epoch_batches"] = ckpt.state.epoch_batches;  // > 0: saved in the middle of epoch + 1
-    for (int c = 0; c < kCifarClasses; ++c)
+    for (int c = 0; c < classes; ++c)
       j["per_class"][test.class_names[c]] = {{"accuracy", class_acc(c)},
                                              {"images", per_class_total[c]}};
     j["confusion"] = confusion;  // rows: true class, columns: predicted class
@@ -92,14 +96,14 @@ int run(const EvalOptions& o) {
                                      .c_str()
                                : "");
   std::printf("%-12s %8s %7s\n", "class", "accuracy", "images");
-  for (int c = 0; c < kCifarClasses; ++c)
+  for (int c = 0; c < classes; ++c)
     std::printf("%-12s %8.4f %7d\n", test.class_names[c].c_str(), class_acc(c), per_class_total[c]);
   std::printf("\nconfusion matrix (rows: true class, columns: predicted)\n%-12s", "");
-  for (int c = 0; c < kCifarClasses; ++c) std::printf(" %5.5s", test.class_names[c].c_str());
+  for (int c = 0; c < classes; ++c) std::printf(" %5.5s", test.class_names[c].c_str());
   std::printf("\n");
-  for (int t = 0; t < kCifarClasses; ++t) {
+  for (int t = 0; t < classes; ++t) {
     std::printf("%-12s", test.class_names[t].c_str());
-    for (int p = 0; p < kCifarClasses; ++p) std::printf(" %5d", confusion[t][p]);
+    for (int p = 0; p < classes; ++p) std::printf(" %5d", confusion[t][p]);
     std::printf("\n");
   }
   return 0;
@@ -109,7 +113,7 @@ int run(const EvalOptions& o) {
 
 Runner add_eval_command(CLI::App& app) {
   auto o = std::make_shared<EvalOptions>();
-  CLI::App* cmd = app.add_subcommand("eval", "evaluate a checkpoint on the CIFAR-10 test set");
+  CLI::App* cmd = app.add_subcommand("eval", "evaluate a checkpoint on the test set of the data set it trained on");
   cmd->add_option("--checkpoint", o->checkpoint, "a .safetensors checkpoint from train")
       ->required();
   cmd->add_option("--data", o->data,

@@ -151,8 +151,10 @@ void write_npy(const std::string& path, const std::vector<float>& v, size_t rows
 void write_logits(const Checkpoint& ckpt, const ExportOptions& o) {
   const int batch = 100;
   auto graph = build_from_checkpoint(ckpt, o.checkpoint, GraphOptions{Device::cpu, batch, 0});
-  require_cifar_model(*graph, o.checkpoint + " (model)");
-  const Dataset test = load_cifar10(resolve_cifar_dir(o.data), "test", o.images);
+  const DatasetKind kind = parse_dataset_kind(ckpt.state.dataset);
+  require_cifar_model(*graph, o.checkpoint + " (model)",
+                      kind == DatasetKind::cifar100 ? kCifar100Classes : kCifarClasses);
+  const Dataset test = load_dataset(kind, resolve_data_dir(kind, o.data), "test", o.images);
   const size_t classes = graph->output_shape(1).numel();
   std::vector<float> logits(test.size() * classes);
   std::vector<uint32_t> order(test.size());

@@ -208,6 +208,10 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_flag("--sync-bn", o.cfg.sync_bn,
                 "data-parallel runs (mpirun -np N convpool train ...): BatchNorm normalises with "
                 "the statistics of the whole global batch, not each rank's slice");
+  cmd->add_option("--dataset", o.dataset,
+                  "cifar10, or cifar100 (its 100 fine classes: the model needs 100 outputs)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cifar10", "cifar100"}));
   cmd->add_option("--data-placement", o.data_placement,
                   "CUDA: where the data set lives: device (uploaded once; batches gathered and "
                   "augmented on the GPU), pinned (streamed from host memory), or auto (device "
@@ -274,6 +278,7 @@ void resolve_options(CLI::App* cmd, TrainOptions& o) {
     }
   }
   o.cfg.input.reflect = o.pad_mode == "reflect";
+  o.cfg.dataset = parse_dataset_kind(o.dataset);
   tta_views(o.tta);  // a bad --tta fails before training, not after it
   validate(o.cfg.input);
   o.cfg.optimizer.kind = parse_optimizer_kind(o.optimizer);
@@ -300,17 +305,18 @@ void resolve_options(CLI::App* cmd, TrainOptions& o) {
   set_effective(cmd, "--normalize", {"false"});  // folded into mean and std
 }
 
-void check_model(const std::string& model, const std::string& pool) {
+void check_model(const std::string& model, const std::string& pool, int classes) {
   ModelSpec spec = load_model_file(model);
   if (!pool.empty()) apply_pool_override(spec, pool);
-  require_cifar_model(*Graph::build(spec, GraphOptions{Device::cpu, 1, 0}), model);
+  require_cifar_model(*Graph::build(spec, GraphOptions{Device::cpu, 1, 0}), model, classes);
 }
 
 RunData load_run_data(const TrainOptions& o) {
   RunData d;
-  d.dir = resolve_cifar_dir(o.data);
-  d.train = load_cifar10(d.dir, "train", o.limit_train);
-  d.test = load_cifar10(d.dir, "test", o.limit_test);
+  const DatasetKind kind = parse_dataset_kind(o.dataset);
+  d.dir = resolve_data_dir(kind, o.data);
+  d.train = load_dataset(kind, d.dir, "train", o.limit_train);
+  d.test = load_dataset(kind, d.dir, "test", o.limit_test);
   if (o.verbosity() != Verbosity::quiet)
     for (const std::string& note : {data_note(d.train, "training"), data_note(d.test, "test")})
       if (!note.empty()) std::fprintf(stderr, "convpool: %s\n", note.c_str());
@@ -399,6 +405,9 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
     o.cfg.ema_decay = state.ema_decay;
     o.cfg.eval_ema = state.eval_ema;
     o.cfg.input = state.input;
+    if (state.dataset != o.dataset)
+      CP_USER_ERROR(o.resume << " was trained on " << state.dataset << ": resume it with --dataset "
+                             << state.dataset);
     if (state.epoch_order != kEpochOrderScheme)
       CP_USER_ERROR(o.resume << " was trained with the '" << state.epoch_order
                              << "' epoch order, and this convpool shuffles by '"
@@ -425,7 +434,7 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
   const int local_batch = int(batch_slice(size_t(o.cfg.batch), comm.size() - 1, comm.size()).size());
   GraphOptions gopts{o.cfg.device, std::max(local_batch, 1), optimizer_state_slots(o.cfg.optimizer)};
   auto graph = Graph::build(spec, gopts);
-  require_cifar_model(*graph, ckpt ? o.resume + " (model)" : o.model);
+  require_cifar_model(*graph, ckpt ? o.resume + " (model)" : o.model, o.cfg.classes());
   graph->init_params(o.cfg.seed);
   if (ckpt) {
     restore_graph(*ckpt, o.resume, *graph, true);

@@ -15,6 +15,7 @@ struct TrainOptions {
   std::string data, model, out, pool, device = "auto", resume, config;
   std::string optimizer = "adam";  // cfg.optimizer.kind once parsed
   std::string data_placement = "auto";  // cfg.data_placement once resolved
+  std::string dataset = "cifar10";      // cfg.classes once parsed
   std::string pad_mode = "zero";        // cfg.input.reflect once parsed
   std::string tta = "none";             // test-time views evaluated after training
   std::string lr_schedule = "constant", milestone_unit = "epochs";  // cfg.optimizer.schedule
@@ -45,7 +46,7 @@ void resolve_options(CLI::App* cmd, TrainOptions& o);
 
 // Builds `model` with the pooling override `pool` on the CPU at batch 1, so that a bad model
 // file or method fails in a moment, before data is read or hours of training start.
-void check_model(const std::string& model, const std::string& pool);
+void check_model(const std::string& model, const std::string& pool, int classes);
 
 // Both splits from the --data directory (or where resolve_cifar_dir looks). A record count
 // that is not CIFAR-10's is noted on stderr, unless --quiet.
@@ -53,7 +54,7 @@ struct RunData {
   std::string dir;
   Dataset train, test;
 };
-RunData load_run_data(const TrainOptions& o);
+RunData load_run_data(const TrainOptions& o);  // the --dataset's training and test sets
 
 // Whether `dir` holds a run's files (config.toml, metrics.csv, summary.txt, checkpoints).
 bool holds_run(const std::string& dir);

@@ -125,7 +125,7 @@ int run(StudyOptions& so, CLI::App* cmd) {
   resolve_options(cmd, base);
   const auto pools = parse_pool_list(so.pools);
   const auto [shard, shards] = parse_shard(so.shard);
-  for (auto& p : pools) check_model(base.model, p);
+  for (auto& p : pools) check_model(base.model, p, base.cfg.classes());
   make_directory(base.out);
   write_config(cmd, base.out + "/config.toml");
 

@@ -65,6 +65,12 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
           "--clip-grad-norm", "--label-smoothing", "--ema", "--eval-with"})
       if (cmd->count(flag))
         CP_USER_ERROR("--resume continues the checkpoint's run; " << flag << " cannot change it");
+    // The data set is the checkpoint's: read before any data is loaded.
+    const std::string trained_on = load_checkpoint(o.resume).state.dataset;
+    if (cmd->count("--dataset") && o.dataset != trained_on)
+      CP_USER_ERROR(o.resume << " was trained on " << trained_on
+                             << "; --resume continues on it (drop --dataset " << o.dataset << ")");
+    o.dataset = trained_on;
     if (o.out.empty()) o.out = std::filesystem::path(o.resume).parent_path().string();
     if (o.out.empty()) o.out = ".";
   }
@@ -77,7 +83,7 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
   if (o.out.empty())
     o.out = "runs/" + std::filesystem::path(o.model).stem().string() + "-" + timestamp();
 
-  if (o.resume.empty()) check_model(o.model, o.pool);
+  if (o.resume.empty()) check_model(o.model, o.pool, o.cfg.classes());
   // Data-parallel: rank 0 alone owns the run directory; the other ranks write nothing and
   // print nothing (an error still names its rank and ends the job).
   if (world().rank() != 0) {

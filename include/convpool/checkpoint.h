@@ -38,6 +38,7 @@ struct TrainState {
   // How epochs were shuffled (kEpochOrderScheme in convpool/data.h); a checkpoint older than
   // the scheme says "fisher-yates", and cannot be resumed bit for bit.
   std::string epoch_order = kEpochOrderScheme;
+  std::string dataset = "cifar10";  // dataset_name(): what the run trained and tested on
   // The finished epochs' metrics, epochs 1..epoch in order (trainers keep all of them; a
   // state made by hand may hold fewer): a resume rewrites metrics.csv from it, so the file
   // always agrees with the checkpoint it resumes from.

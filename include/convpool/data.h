@@ -44,11 +44,27 @@ struct TtaView {
 // shifted by (-1, -1) and by (+1, +1) at 1/8 each). A one-line error names the choices.
 std::vector<TtaView> tta_views(const std::string& spec);
 
+// CIFAR-100 (same images, 100 fine classes in 20 coarse superclasses): records of a coarse
+// label byte, a fine label byte and 3072 pixel bytes, in train.bin (50,000) and test.bin
+// (10,000) of cifar-100-binary/. Training uses the fine labels.
+constexpr int kCifar100Classes = 100;
+constexpr int kCifar100CoarseClasses = 20;
+constexpr int kCifar100RecordBytes = 3074;
+
+enum class DatasetKind { cifar10, cifar100 };
+const char* dataset_name(DatasetKind kind);  // "cifar10", "cifar100"
+// The CLI's names; a one-line error naming the choices otherwise.
+DatasetKind parse_dataset_kind(const std::string& name);
+
 struct Dataset {
   std::vector<uint8_t> pixels;  // count x 3072
-  std::vector<uint8_t> labels;  // count
+  std::vector<uint8_t> labels;  // count: the class trained on (CIFAR-100: the fine label)
+  std::vector<uint8_t> coarse_labels;  // CIFAR-100 only: the superclass of each image
+  int classes = kCifarClasses;
   std::vector<std::string> class_names;
   std::vector<size_t> records_per_file;  // as found in each file read (load_cifar10)
+  size_t expected_records_per_file = kCifarRecordsPerFile;  // what the full data set's hold
+  std::string name = "CIFAR-10";
   size_t size() const { return labels.size(); }
   const uint8_t* image(size_t i) const { return pixels.data() + i * kCifarImageBytes; }
 };
@@ -69,6 +85,19 @@ Dataset load_cifar10(const std::string& dir, const std::string& split, size_t li
 // "" for files of CIFAR-10's 10,000 records; otherwise a one-line note saying what was found,
 // so that a subset or a synthetic copy is never taken silently for the real data set.
 std::string data_note(const Dataset& ds, const std::string& split);
+
+// CIFAR-100's train.bin ("train") or test.bin ("test") from dir, the first `limit` records
+// (0 = all); class names from fine_label_names.txt if present. Errors name the file.
+Dataset load_cifar100(const std::string& dir, const std::string& split, size_t limit = 0);
+// The same checks as parse_cifar_records, for CIFAR-100's records.
+size_t parse_cifar100_records(const std::string& bytes, const std::string& origin, Dataset& out,
+                              size_t max_records = SIZE_MAX);
+// load_cifar10 or load_cifar100.
+Dataset load_dataset(DatasetKind kind, const std::string& dir, const std::string& split,
+                     size_t limit = 0);
+// resolve_cifar_dir for either data set: CIFAR-100 looks in --data, $CIFAR100_DIR, then
+// data/cifar-100-binary, and names data/get-cifar100 when none holds it.
+std::string resolve_data_dir(DatasetKind kind, const std::string& flag_value);
 
 // The directory to read: --data if given, else $CIFAR10_DIR, else data/cifar-10-batches-bin.
 // Throws a one-line error naming every place it looked when none holds the data.

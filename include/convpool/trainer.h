@@ -59,6 +59,9 @@ struct TrainConfig {
   // Data-parallel runs (convpool/distributed.h): BatchNorm normalises with the statistics of
   // the whole global batch rather than each rank's slice.
   bool sync_bn = false;
+  DatasetKind dataset = DatasetKind::cifar10;  // saved in checkpoints
+  // The data set's classes: the model must give this many logits.
+  int classes() const { return dataset == DatasetKind::cifar100 ? kCifar100Classes : kCifarClasses; }
 };
 
 // Where an epoch stands, for progress displays.
@@ -87,7 +90,9 @@ void validate_recipe(const TrainConfig& cfg);
 
 // Throws a one-line error unless the graph takes CIFAR-10 images (3x32x32) and gives 10
 // logits. `origin` names the model in the message.
-void require_cifar_model(const Graph& graph, const std::string& origin);
+// `classes`: the data set's (10 for CIFAR-10, 100 for CIFAR-100).
+void require_cifar_model(const Graph& graph, const std::string& origin,
+                         int classes = kCifarClasses);
 
 // "epoch 3/10  loss 1.2345  acc 0.5678  test_loss ...  12.3s  4056 img/s"
 std::string format_epoch_line(const EpochMetrics& m, int epochs);

@@ -175,6 +175,7 @@ void save_checkpoint(const std::string& path, const Graph& graph, const std::str
       {"optimizer", optimizer_json(st.optimizer).dump()},
       {"input", input_json(st.input).dump()},
       {"epoch_order", st.epoch_order},
+      {"dataset", st.dataset},
       {"recipe", nlohmann::json{{"label_smoothing", st.label_smoothing},
                                 {"ema_decay", ema ? st.ema_decay : 0.f},
                                 {"eval_with", st.eval_ema ? "ema" : "raw"}}
@@ -272,6 +273,12 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
     // Checkpoints written before the epoch order was a sort of Philox keys shuffled serially.
     const auto order = m.find("epoch_order");
     c.state.epoch_order = order == m.end() ? "fisher-yates" : order->second;
+    // Checkpoints written before CIFAR-100 was read trained on CIFAR-10.
+    const auto dataset = m.find("dataset");
+    c.state.dataset = dataset == m.end() ? "cifar10" : dataset->second;
+    if (c.state.dataset != "cifar10" && c.state.dataset != "cifar100")
+      CP_USER_ERROR(path << ": bad checkpoint metadata: unknown dataset '" << c.state.dataset
+                         << "'");
     // Checkpoints written before recipes existed trained without them.
     if (auto it = m.find("recipe"); it != m.end()) {
       const auto r = nlohmann::json::parse(it->second);

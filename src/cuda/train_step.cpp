@@ -90,7 +90,7 @@ struct TrainStepper::Impl {
     }
     sample_loss = Buffer(Device::cuda, sizeof(double) * size_t(batch));
     eval_index = Buffer(Device::cuda, sizeof(uint32_t) * size_t(batch));
-    logits.resize(size_t(batch) * kCifarClasses);
+    logits.resize(size_t(batch) * size_t(classes()));
   }
   ~Impl() { drop_graphs(); }
 
@@ -106,6 +106,7 @@ struct TrainStepper::Impl {
   }
 
   cudaStream_t stream() const { return context().stream(); }
+  int classes() const { return int(graph.output_shape(1).numel()); }  // logits per image
   StepScalars* step_scalars() const { return scalars.as<StepScalars>(); }
   Counters* device_counters() const { return counters.as<Counters>(); }
 
@@ -141,7 +142,7 @@ struct TrainStepper::Impl {
       cudaStream_t s = m.stream();
       Region region(regions::loss, Device::cuda, s);
       Counters* c = m.device_counters();
-      softmax_xent(n, kCifarClasses, m.graph.output(n).data, slot.labels.as<uint8_t>(),
+      softmax_xent(n, m.classes(), m.graph.output(n).data, slot.labels.as<uint8_t>(),
                    m.graph.output_grad(n).data, 1.f / float(m.n_global),
                    m.recipe.label_smoothing, &c->loss_sum,
                    m.sample_loss.as<double>(), &c->correct, s, m.step_scalars(),
@@ -348,7 +349,7 @@ const float* TrainStepper::eval_logits(const Dataset& ds, const uint32_t* idx, i
   ctx.device_step = &m.step_scalars()->step;
   m.graph.forward(ctx, n);
   CP_CUDA_CHECK(cudaMemcpyAsync(logits, m.graph.output(n).data,
-                                sizeof(float) * size_t(n) * kCifarClasses, cudaMemcpyDeviceToHost,
+                                sizeof(float) * size_t(n) * size_t(m.classes()), cudaMemcpyDeviceToHost,
                                 s));
   CP_CUDA_CHECK(cudaEventRecord(slot.free.get(), s));
   CP_CUDA_CHECK(cudaStreamSynchronize(s));

@@ -13,43 +13,63 @@
 #include "convpool/data.h"
 #include "convpool/error.h"
 #include "convpool/file_io.h"
+#include "records.h"
 
 namespace convpool {
 
-namespace {
 bool is_dir(const std::string& p) {
   struct stat st {};
   return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
+
+namespace {
 const char* kDefaultClassNames[kCifarClasses] = {
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"};
 }  // namespace
 
-size_t parse_cifar_records(const std::string& bytes, const std::string& path, Dataset& out,
-                           size_t max_records) {
+size_t parse_records(const RecordLayout& L, const std::string& bytes, const std::string& path,
+                     Dataset& out, size_t max_records) {
   const size_t size = bytes.size();
   if (size == 0) CP_USER_ERROR(path << ": file is empty");
-  if (size % kCifarRecordBytes != 0)
+  if (size % L.record_bytes != 0)
     CP_USER_ERROR(path << ": size " << size << " bytes is not a multiple of the "
-                       << kCifarRecordBytes << "-byte record (truncated or not a CIFAR-10 file)");
-  const size_t records = size / kCifarRecordBytes;
-  if (records > 100000)
-    CP_USER_ERROR(path << ": " << records << " records is more than any CIFAR-10 batch file");
+                       << L.record_bytes << "-byte record (truncated or not a " << L.name
+                       << " file)");
+  const size_t records = size / L.record_bytes;
+  if (records > L.max_records)
+    CP_USER_ERROR(path << ": " << records << " records is more than any " << L.name << " file");
   const size_t take = std::min(records, max_records);
   const auto* raw = reinterpret_cast<const uint8_t*>(bytes.data());
-  for (size_t r = 0; r < take; ++r)
-    if (raw[r * kCifarRecordBytes] >= kCifarClasses)
-      CP_USER_ERROR(path << ": record " << r << " has label " << int(raw[r * kCifarRecordBytes])
-                         << ", outside 0..9 (not a CIFAR-10 file?)");
+  const size_t label_bytes = L.record_bytes - kCifarImageBytes;
+  for (size_t r = 0; r < take; ++r) {
+    const uint8_t* rec = raw + r * L.record_bytes;
+    if (rec[label_bytes - 1] >= L.classes)
+      CP_USER_ERROR(path << ": record " << r << " has label " << int(rec[label_bytes - 1])
+                         << ", outside 0.." << L.classes - 1 << " (not a " << L.name
+                         << " file?)");
+    if (L.coarse_classes && rec[0] >= L.coarse_classes)
+      CP_USER_ERROR(path << ": record " << r << " has coarse label " << int(rec[0])
+                         << ", outside 0.." << L.coarse_classes - 1 << " (not a " << L.name
+                         << " file?)");
+  }
   const size_t base = out.labels.size();
   out.labels.resize(base + take);
+  if (L.coarse_classes) out.coarse_labels.resize(base + take);
   out.pixels.resize((base + take) * kCifarImageBytes);
   for (size_t r = 0; r < take; ++r) {
-    const uint8_t* rec = raw + r * kCifarRecordBytes;
-    out.labels[base + r] = rec[0];
-    std::copy(rec + 1, rec + kCifarRecordBytes, out.pixels.begin() + (base + r) * kCifarImageBytes);
+    const uint8_t* rec = raw + r * L.record_bytes;
+    out.labels[base + r] = rec[label_bytes - 1];  // the last label byte: the (fine) class
+    if (L.coarse_classes) out.coarse_labels[base + r] = rec[0];
+    std::copy(rec + label_bytes, rec + L.record_bytes,
+              out.pixels.begin() + (base + r) * kCifarImageBytes);
   }
+  out.classes = L.classes;
   return records;
+}
+
+size_t parse_cifar_records(const std::string& bytes, const std::string& path, Dataset& out,
+                           size_t max_records) {
+  return parse_records(kCifar10Layout, bytes, path, out, max_records);
 }
 
 size_t read_cifar_file(const std::string& path, Dataset& out, size_t max_records) {
@@ -101,9 +121,10 @@ Dataset load_cifar10(const std::string& dir, const std::string& split, size_t li
 }
 
 std::string data_note(const Dataset& ds, const std::string& split) {
-  if (ds.records_per_file.empty() || ds.records_per_file.front() == kCifarRecordsPerFile) return "";
+  if (ds.records_per_file.empty() || ds.records_per_file.front() == ds.expected_records_per_file)
+    return "";
   return "note: the " + split + " files hold " + std::to_string(ds.records_per_file.front()) +
-         " records each, not CIFAR-10's " + std::to_string(kCifarRecordsPerFile) +
+         " records each, not " + ds.name + "'s " + std::to_string(ds.expected_records_per_file) +
          " (a subset or another copy)";
 }
 

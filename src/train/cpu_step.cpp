@@ -57,6 +57,7 @@ class CpuStepBackend final : public StepBackend, StepParts {
   void synchronize() override {}
 
  private:
+  int classes() const { return int(graph_.output_shape(1).numel()); }  // logits per image
   // StepParts, in the order training_step calls them.
   StepContext context() const {
     StepContext ctx{Device::cpu, true, seed_, step_, nullptr};
@@ -73,7 +74,7 @@ class CpuStepBackend final : public StepBackend, StepParts {
   }
   void loss(int n) override {
     Region region(regions::loss, Device::cpu);
-    last_ = cpu::softmax_xent(n, kCifarClasses, graph_.output(n).data, labels_.data(),
+    last_ = cpu::softmax_xent(n, classes(), graph_.output(n).data, labels_.data(),
                               graph_.output_grad(n).data, 1.f / float(n_global_),
                               recipe_.label_smoothing);
   }
@@ -106,7 +107,7 @@ class CpuStepBackend final : public StepBackend, StepParts {
     const StepContext ctx = context();
     if (auto i = graph_.forward_until_non_finite(ctx, n_))
       return "first in the output of layer " + graph_.layer(*i).name();
-    cpu::softmax_xent(n_, kCifarClasses, graph_.output(n_).data, labels_.data(),
+    cpu::softmax_xent(n_, classes(), graph_.output(n_).data, labels_.data(),
                       graph_.output_grad(n_).data, 1.f / float(n_global_), recipe_.label_smoothing);
     if (auto j = graph_.backward_until_non_finite(ctx, n_))
       return "first in the input gradient of layer " + graph_.layer(*j).name();

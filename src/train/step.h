@@ -88,7 +88,7 @@ class StepBackend {
 // The weighted mean over `views` of the evaluation logits of images idx[0..n), into out
 // (n x classes): test-time augmentation. One view of weight 1 gives the logits themselves.
 void tta_logits(StepBackend& backend, const Dataset& ds, const uint32_t* idx, int n,
-                const std::vector<TtaView>& views, float* out);
+                int classes, const std::vector<TtaView>& views, float* out);
 
 // Called by the CPU backend when a step's loss or gradients are not finite under
 // --nan-policy stop, with what was ("loss" or "gradient") and where it first appeared (e.g.

@@ -63,15 +63,16 @@ void validate_recipe(const TrainConfig& cfg) {
                                                                    << "; 0 turns it off)");
 }
 
-void require_cifar_model(const Graph& graph, const std::string& origin) {
+void require_cifar_model(const Graph& graph, const std::string& origin, int classes) {
   const Shape in = graph.input_shape(1);
   if (in.c != kCifarChannels || in.h != kCifarSide || in.w != kCifarSide)
     CP_USER_ERROR(origin << " takes " << in.c << "x" << in.h << "x" << in.w
                          << " inputs, but CIFAR-10 images are 3x32x32 (set its input line to "
                             "'input channels=3 height=32 width=32')");
-  if (graph.output_shape(1).numel() != size_t(kCifarClasses))
-    CP_USER_ERROR(origin << " gives " << graph.output_shape(1).numel()
-                         << " outputs per image; CIFAR-10 needs 10 logits");
+  if (graph.output_shape(1).numel() != size_t(classes))
+    CP_USER_ERROR(origin << " gives " << graph.output_shape(1).numel() << " outputs per image; "
+                         << (classes == kCifarClasses ? "CIFAR-10" : "CIFAR-100") << " needs "
+                         << classes << " logits (its last layer's units=" << classes << ")");
 }
 
 // ---- data placement ----
@@ -168,7 +169,7 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
         [this](const char* what, const std::string& where) { non_finite(what, where); }, comm,
         cfg.sync_bn);
   }
-  require_cifar_model(graph, "the model");
+  require_cifar_model(graph, "the model", cfg.classes());
   state_.seed = cfg.seed;
   state_.batch = cfg.batch;
   state_.optimizer = cfg.optimizer;
@@ -176,6 +177,7 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
   state_.ema_decay = cfg.ema_decay;
   state_.eval_ema = cfg.eval_ema;
   state_.input = cfg.input;
+  state_.dataset = dataset_name(cfg.dataset);
   if (!cfg.out_dir.empty()) {
     std::error_code ec;
     fs::create_directories(cfg.out_dir, ec);
@@ -384,8 +386,8 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
 }
 
 void tta_logits(StepBackend& backend, const Dataset& ds, const uint32_t* idx, int n,
-                const std::vector<TtaView>& views, float* out) {
-  const size_t values = size_t(n) * kCifarClasses;
+                int classes, const std::vector<TtaView>& views, float* out) {
+  const size_t values = size_t(n) * size_t(classes);
   std::fill(out, out + values, 0.f);
   for (const TtaView& view : views) {
     const float* logits = backend.eval_logits(ds, idx, n, view);
@@ -413,19 +415,20 @@ EvalResult Trainer::evaluate(const Dataset& test, const std::vector<TtaView>& vi
   long correct = 0;
   // Each rank evaluates its slice of the test set; the sums and predictions are combined.
   const BatchSlice mine = batch_slice(test.size(), comm.rank(), comm.size());
-  std::vector<float> averaged(size_t(B) * kCifarClasses);
+  const int classes = cfg_.classes();
+  std::vector<float> averaged(size_t(B) * size_t(classes));
   for (size_t first = mine.begin; first < mine.end; first += B) {
     const int n = int(std::min<size_t>(B, mine.end - first));
-    tta_logits(*impl_->backend, test, order.data() + first, n, views, averaged.data());
+    tta_logits(*impl_->backend, test, order.data() + first, n, classes, views, averaged.data());
     const float* logits = averaged.data();
     const auto s =
-        cpu::softmax_xent(n, kCifarClasses, logits, test.labels.data() + first, nullptr, 0.f);
+        cpu::softmax_xent(n, classes, logits, test.labels.data() + first, nullptr, 0.f);
     loss_sum += s.loss;
     correct += s.correct;
     for (int i = 0; i < n; ++i) {
       int arg = 0;
-      for (int k = 1; k < kCifarClasses; ++k)
-        if (logits[i * kCifarClasses + k] > logits[i * kCifarClasses + arg]) arg = k;
+      for (int k = 1; k < classes; ++k)
+        if (logits[i * classes + k] > logits[i * classes + arg]) arg = k;
       r.predictions[first + i] = arg;
     }
   }

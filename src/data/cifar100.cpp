@@ -1,0 +1,92 @@
+// CIFAR-100 (Krizhevsky 2009): the binary layout's train.bin and test.bin, and the choice
+// between the two data sets. No copy of CIFAR-100 is at hand where convpool is developed: the
+// reader is tested on synthetic files of its layout (tests/test_cifar100.cpp).
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <sstream>
+
+#include "convpool/data.h"
+#include "convpool/error.h"
+#include "convpool/file_io.h"
+#include "records.h"
+
+namespace convpool {
+
+const char* dataset_name(DatasetKind kind) {
+  return kind == DatasetKind::cifar100 ? "cifar100" : "cifar10";
+}
+
+DatasetKind parse_dataset_kind(const std::string& name) {
+  if (name == "cifar10") return DatasetKind::cifar10;
+  if (name == "cifar100") return DatasetKind::cifar100;
+  CP_USER_ERROR("--dataset must be cifar10 or cifar100 (got '" << name << "')");
+}
+
+size_t parse_cifar100_records(const std::string& bytes, const std::string& origin, Dataset& out,
+                              size_t max_records) {
+  return parse_records(kCifar100Layout, bytes, origin, out, max_records);
+}
+
+Dataset load_cifar100(const std::string& dir, const std::string& split, size_t limit) {
+  if (!is_dir(dir)) CP_USER_ERROR("CIFAR-100 directory '" << dir << "' does not exist");
+  if (split != "train" && split != "test") CP_FAIL("unknown split " << split);
+  const std::string path = dir + "/" + split + ".bin";
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    CP_USER_ERROR(path << ": missing (expected CIFAR-100's binary layout: train.bin and test.bin)");
+  Dataset ds;
+  ds.name = "CIFAR-100";
+  ds.expected_records_per_file = split == "train" ? 50000 : 10000;
+  ds.records_per_file.push_back(parse_cifar100_records(
+      read_regular_file(path, size_t(100001) * kCifar100RecordBytes, "CIFAR-100 file"), path, ds,
+      limit ? limit : SIZE_MAX));
+  const std::string names_path = dir + "/fine_label_names.txt";
+  std::istringstream names(is_regular_file(names_path)
+                               ? read_regular_file(names_path, kMaxSmallTextBytes, "class-name file")
+                               : std::string());
+  for (std::string line; std::getline(names, line);)
+    if (!line.empty() && ds.class_names.size() < kCifar100Classes) ds.class_names.push_back(line);
+  if (ds.class_names.size() != kCifar100Classes) {
+    ds.class_names.clear();
+    for (int c = 0; c < kCifar100Classes; ++c) ds.class_names.push_back("class" + std::to_string(c));
+  }
+  return ds;
+}
+
+Dataset load_dataset(DatasetKind kind, const std::string& dir, const std::string& split,
+                     size_t limit) {
+  return kind == DatasetKind::cifar100 ? load_cifar100(dir, split, limit)
+                                       : load_cifar10(dir, split, limit);
+}
+
+std::string resolve_data_dir(DatasetKind kind, const std::string& flag_value) {
+  if (kind == DatasetKind::cifar10) return resolve_cifar_dir(flag_value);
+  auto has_data = [](const std::string& d) {
+    return is_regular_file(d + "/train.bin") && is_regular_file(d + "/test.bin");
+  };
+  std::vector<std::string> candidates;
+  if (!flag_value.empty()) {
+    if (has_data(flag_value)) return flag_value;
+    if (has_data(flag_value + "/cifar-100-binary")) return flag_value + "/cifar-100-binary";
+    CP_USER_ERROR("--data " << flag_value
+                            << ": no CIFAR-100 binary files there (expected train.bin and "
+                               "test.bin, or a cifar-100-binary folder holding them)");
+  }
+  std::string looked;
+  if (const char* env = std::getenv("CIFAR100_DIR"); env && *env) {
+    const std::string d = env;
+    if (has_data(d)) return d;
+    if (has_data(d + "/cifar-100-binary")) return d + "/cifar-100-binary";
+    looked = "$CIFAR100_DIR=" + d;
+  } else {
+    looked = "$CIFAR100_DIR (unset)";
+  }
+  if (has_data("data/cifar-100-binary")) return "data/cifar-100-binary";
+  CP_USER_ERROR("CIFAR-100 not found (looked in " << looked
+                                                  << ", data/cifar-100-binary); run "
+                                                     "data/get-cifar100 to download it, or pass "
+                                                     "--data DIR / set CIFAR100_DIR");
+}
+
+}  // namespace convpool
