@@ -128,33 +128,39 @@ std::string data_note(const Dataset& ds, const std::string& split) {
          " (a subset or another copy)";
 }
 
-std::string resolve_cifar_dir(const std::string& flag_value) {
-  auto has_data = [](const std::string& d) {
-    return is_regular_file(d + "/data_batch_1.bin") && is_regular_file(d + "/test_batch.bin");
+std::string resolve_dir(const DataDirSpec& spec, const std::string& flag_value) {
+  auto has_data = [&](const std::string& d) {
+    return is_regular_file(d + "/" + spec.train_file) && is_regular_file(d + "/" + spec.test_file);
   };
+  const std::string folder = spec.folder;
   if (!flag_value.empty()) {
     if (has_data(flag_value)) return flag_value;
-    if (has_data(flag_value + "/cifar-10-batches-bin")) return flag_value + "/cifar-10-batches-bin";
-    CP_USER_ERROR("--data " << flag_value
-                            << ": no CIFAR-10 binary files there (expected data_batch_1.bin .. "
-                               "test_batch.bin, or a cifar-10-batches-bin/ folder)");
+    if (has_data(flag_value + "/" + folder)) return flag_value + "/" + folder;
+    CP_USER_ERROR("--data " << flag_value << ": no " << spec.name
+                            << " binary files there (expected " << spec.expected << ", or a "
+                            << folder << "/ folder)");
   }
   std::vector<std::string> looked;
-  if (const char* env = std::getenv("CIFAR10_DIR"); env && *env) {
+  if (const char* env = std::getenv(spec.env); env && *env) {
     std::string d = env;
     if (has_data(d)) return d;
-    if (has_data(d + "/cifar-10-batches-bin")) return d + "/cifar-10-batches-bin";
-    looked.push_back("$CIFAR10_DIR=" + d);
+    if (has_data(d + "/" + folder)) return d + "/" + folder;
+    looked.push_back(std::string("$") + spec.env + "=" + d);
   } else {
-    looked.push_back("$CIFAR10_DIR (unset)");
+    looked.push_back(std::string("$") + spec.env + " (unset)");
   }
-  if (has_data("data/cifar-10-batches-bin")) return "data/cifar-10-batches-bin";
-  looked.push_back("data/cifar-10-batches-bin");
+  if (has_data("data/" + folder)) return "data/" + folder;
+  looked.push_back("data/" + folder);
   std::string where;
   for (auto& l : looked) where += (where.empty() ? "" : ", ") + l;
-  CP_USER_ERROR("CIFAR-10 not found (looked in " << where
-                                                 << "); run data/get-cifar10 to download it, or "
-                                                    "pass --data DIR / set CIFAR10_DIR");
+  CP_USER_ERROR(spec.name << " not found (looked in " << where << "); run " << spec.get_script
+                          << " to download it, or pass --data DIR / set " << spec.env);
+}
+
+std::string resolve_cifar_dir(const std::string& flag_value) {
+  return resolve_dir({"CIFAR-10", "CIFAR10_DIR", "cifar-10-batches-bin", "data_batch_1.bin",
+                      "test_batch.bin", "data_batch_1.bin .. test_batch.bin", "data/get-cifar10"},
+                     flag_value);
 }
 
 Dataset synthetic_cifar(size_t images, uint64_t seed) {

@@ -3,7 +3,6 @@
 // reader is tested on synthetic files of its layout (tests/test_cifar100.cpp).
 #include <sys/stat.h>
 
-#include <cstdlib>
 #include <sstream>
 
 #include "convpool/data.h"
@@ -62,31 +61,9 @@ Dataset load_dataset(DatasetKind kind, const std::string& dir, const std::string
 
 std::string resolve_data_dir(DatasetKind kind, const std::string& flag_value) {
   if (kind == DatasetKind::cifar10) return resolve_cifar_dir(flag_value);
-  auto has_data = [](const std::string& d) {
-    return is_regular_file(d + "/train.bin") && is_regular_file(d + "/test.bin");
-  };
-  std::vector<std::string> candidates;
-  if (!flag_value.empty()) {
-    if (has_data(flag_value)) return flag_value;
-    if (has_data(flag_value + "/cifar-100-binary")) return flag_value + "/cifar-100-binary";
-    CP_USER_ERROR("--data " << flag_value
-                            << ": no CIFAR-100 binary files there (expected train.bin and "
-                               "test.bin, or a cifar-100-binary folder holding them)");
-  }
-  std::string looked;
-  if (const char* env = std::getenv("CIFAR100_DIR"); env && *env) {
-    const std::string d = env;
-    if (has_data(d)) return d;
-    if (has_data(d + "/cifar-100-binary")) return d + "/cifar-100-binary";
-    looked = "$CIFAR100_DIR=" + d;
-  } else {
-    looked = "$CIFAR100_DIR (unset)";
-  }
-  if (has_data("data/cifar-100-binary")) return "data/cifar-100-binary";
-  CP_USER_ERROR("CIFAR-100 not found (looked in " << looked
-                                                  << ", data/cifar-100-binary); run "
-                                                     "data/get-cifar100 to download it, or pass "
-                                                     "--data DIR / set CIFAR100_DIR");
+  return resolve_dir({"CIFAR-100", "CIFAR100_DIR", "cifar-100-binary", "train.bin", "test.bin",
+                      "train.bin and test.bin", "data/get-cifar100"},
+                     flag_value);
 }
 
 }  // namespace convpool

@@ -26,4 +26,18 @@ size_t parse_records(const RecordLayout& layout, const std::string& bytes,
 
 bool is_dir(const std::string& path);
 
+// Where a data set's binary files may be, and how to say so.
+struct DataDirSpec {
+  const char* name;        // "CIFAR-10"
+  const char* env;         // "CIFAR10_DIR"
+  const char* folder;      // the archive's folder: "cifar-10-batches-bin"
+  const char* train_file;  // two files whose presence marks the folder
+  const char* test_file;
+  const char* expected;    // the files, as errors name them
+  const char* get_script;  // "data/get-cifar10"
+};
+// --data (the folder itself or its parent), else $env (the same), else data/FOLDER; a one-line
+// error naming every place looked at when none holds the files.
+std::string resolve_dir(const DataDirSpec& spec, const std::string& flag_value);
+
 }  // namespace convpool
