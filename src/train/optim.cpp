@@ -76,16 +76,19 @@ double grad_global_norm(const float* grads, size_t n) {
   // Fixed chunks summed in parallel, then in chunk order: the same bits for any thread count.
   constexpr size_t kChunk = 1 << 15;
   const size_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<double> parts(chunks);
+  // Kept between calls: a steady-state step allocates nothing (issue 15).
+  static thread_local std::vector<double> parts;
+  parts.resize(chunks);
+  double* part_sums = parts.data();  // OpenMP workers write through the caller's buffer
 #pragma omp parallel for schedule(static) if (chunks > 1)
   for (size_t c = 0; c < chunks; ++c) {
     double sum = 0;
     for (size_t i = c * kChunk; i < std::min(n, (c + 1) * kChunk); ++i)
       sum += double(grads[i]) * grads[i];
-    parts[c] = sum;
+    part_sums[c] = sum;
   }
   double sum = 0;
-  for (double part : parts) sum += part;
+  for (size_t c = 0; c < chunks; ++c) sum += part_sums[c];
   return std::sqrt(sum);
 }
 
