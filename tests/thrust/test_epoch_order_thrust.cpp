@@ -28,7 +28,9 @@ std::vector<uint32_t> order_on_omp_device(size_t n, uint64_t seed, uint64_t epoc
   epoch_order_by_sort(thrust::device, thrust::raw_pointer_cast(order.data()),
                       thrust::raw_pointer_cast(keys.data()), n, seed, epoch);
   std::vector<uint32_t> out(n);
-  thrust::copy(order.begin(), order.end(), out.begin());
+  // Through a raw pointer: Thrust's copy into a std::vector iterator dereferences begin()
+  // even for n = 0 (UBSan: reference binding to null).
+  if (n) thrust::copy(order.begin(), order.end(), out.data());
   return out;
 }
 
