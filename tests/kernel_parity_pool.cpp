@@ -285,7 +285,7 @@ TEST(KernelParityPoolChecks, WarpBackwardRefusesAMissingSelection) {
 }
 
 // Issue 20: the library baseline of Avg-TopK (gather windows, CUB's segmented sort, mean of
-// the leading k). Its two kernels run here with the sort done by std::sort on the host in
+// the leading k). Its two kernels (kernels/pool_baseline.cu) run here with the sort done by std::sort on the host in
 // between (CUB's runs only on a GPU, where `bench pool` compares the whole baseline with our
 // kernels); the result must be the CPU's avgtopk bit for bit (both add the top k largest
 // first), on inputs full of ties, with overlapping windows and a partial last window dropped.
