@@ -20,7 +20,6 @@ class ResidentDataset {
   bool hold(const Dataset& ds, void* stream);
   const uint8_t* images() const { return images_.as<uint8_t>(); }
   const uint8_t* labels() const { return labels_.as<uint8_t>(); }
-  size_t size() const { return size_; }
 
  private:
   const uint8_t* source_ = nullptr;  // the host pixels last uploaded
