@@ -36,6 +36,7 @@ LayerHarness::LayerHarness(const std::string& line, Shape in_per_sample, int bat
   fill_uniform(dy, rng, -1.f, 1.f);
   dx.resize(in.numel() * n);
   poison(dx);
+  layer->prepare(Device::cpu, n);  // as Graph::build does: picks the CPU engine (conv)
   state.resize(layer->state_floats(n));
   workspace.resize(layer->workspace_floats(n));
   std::vector<Tensor> p, g;

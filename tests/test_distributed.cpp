@@ -101,7 +101,10 @@ TEST(DataParallel, TwoRanksGiveTheWeightsOfOneProcess) {
                                         d.str(c.name + "-2") + "/last.safetensors");
     std::printf("%s: 2 ranks against 1 process after 20 steps: relative weight difference %.3g\n",
                 c.name.c_str(), dist);
-    EXPECT_LE(dist, 1e-5) << c.name;
+    // Each rank convolves half the batch, for which oneDNN may choose other kernels (Winograd
+    // or direct, other blockings) than for the whole: roundings differ by ~1e-5 after 20 steps.
+    // A real fault (a missing average, a rank's gradient dropped) is 1e-2 or more.
+    EXPECT_LE(dist, 5e-5) << c.name;
     // Only rank 0 wrote the run directory, and its metrics cover the whole global batch.
     EXPECT_TRUE(std::filesystem::exists(d.str(c.name + "-2") + "/metrics.csv"));
   }

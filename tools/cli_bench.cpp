@@ -5,6 +5,8 @@
 //   bench conv    each convolution of a model: the backend's algorithms, time per direction
 //   bench checkpoint  save and load time against the number of tensors (cli_bench_checkpoint)
 // Peers (PyTorch) run in tools/peer-compare, which calls these with --json.
+#include <omp.h>
+
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -16,6 +18,7 @@
 #include "cli_common.h"
 #include "cli_measure.h"
 #include "convpool/buffer.h"
+#include "convpool/conv_engine.h"
 #include "convpool/data.h"
 #include "convpool/device.h"
 #include "convpool/model.h"
@@ -33,7 +36,7 @@ struct BenchOptions {
   std::string method = "max", shape = "256,64,32,32", tensors = "1000,10000";
   int size = 2, stride = 0, pad = 0, warmup = 10, steps = 50, reps = 20, batch = 32, threads = 0,
       checkpoint_reps = 5;
-  bool json = false, tf32 = false;
+  bool json = false, tf32 = false, engines = false;
 };
 
 std::vector<int> parse_ints(const std::string& text, const char* flag, size_t count) {
@@ -246,7 +249,15 @@ int bench_pool(const BenchOptions& o, Device device) {
   return 0;
 }
 
-int bench_conv(const BenchOptions& o, Device device) {
+struct ConvTiming {
+  std::string name, shape, layer, algorithms;
+  Shape input;
+  double fwd, bwd_filter, bwd_data, tflops;
+  double total() const { return fwd + bwd_filter + bwd_data; }
+};
+
+// Every conv layer of the model, forward and both backward directions, timed in place.
+std::vector<ConvTiming> time_convs(const BenchOptions& o, Device device) {
   ModelSpec spec = load_model_file(o.model);
   auto graph = Graph::build(spec, GraphOptions{device, o.batch, 0});
   graph->init_params(1);
@@ -273,6 +284,86 @@ int bench_conv(const BenchOptions& o, Device device) {
   install_region_timer(nullptr);
   std::map<std::string, double> ms;
   for (auto& e : timer.totals()) ms[e.name] = e.ms / o.reps;
+  auto dims = [](const Shape& s) {
+    return std::to_string(s.c) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
+  };
+  std::vector<ConvTiming> out;
+  for (size_t i : convs) {
+    const Layer& layer = graph->layer(i);
+    const std::string& n = layer.name();
+    ConvTiming t{n, "", layer.describe(), layer.backend_detail(o.batch),
+                 graph->activation(i, o.batch).shape, ms[n + "/fwd"], ms[n + "/bwd-filter"],
+                 ms[n + "/bwd-data"], 0};
+    t.tflops = o.batch * layer.forward_flops() * (t.bwd_data > 0 ? 3 : 2) / (t.total() * 1e9);
+    t.shape = dims(t.input) + " -> " + dims(graph->activation(i + 1, o.batch).shape);
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+// --engines: the same convolutions under each CPU engine, with ratios against im2col and the
+// engine `auto` picks: the measurement behind src/cpu/conv_engine.cpp's rule.
+int bench_conv_engines(const BenchOptions& o) {
+  const CpuConvEngine engines[] = {CpuConvEngine::im2col, CpuConvEngine::onednn_direct,
+                                   CpuConvEngine::onednn_auto, CpuConvEngine::automatic};
+  const CpuConvEngine chosen = cpu_conv_engine();
+  std::vector<std::vector<ConvTiming>> runs;
+  for (CpuConvEngine e : engines) {
+    set_cpu_conv_engine(e);
+    runs.push_back(time_convs(o, Device::cpu));
+  }
+  set_cpu_conv_engine(chosen);
+  nlohmann::ordered_json j;
+  j["device"] = "cpu";
+  j["threads"] = omp_get_max_threads();
+  j["batch"] = o.batch;
+  if (!o.json)
+    std::printf("convpool bench conv --engines: %s on the CPU, %d threads, batch %d, %d reps\n"
+                "fwd + bwd ms per engine, x = speed-up over im2col\n\n%-9s %-22s %9s %16s %16s "
+                "%16s  %s\n",
+                o.model.c_str(), omp_get_max_threads(), o.batch, o.reps, "layer", "shape",
+                "im2col", "onednn-direct", "onednn-auto", "auto", "auto runs");
+  double sums[4] = {0, 0, 0, 0};
+  for (size_t l = 0; l < runs[0].size(); ++l) {
+    const double base = runs[0][l].total();
+    for (size_t e = 0; e < 4; ++e) sums[e] += runs[e][l].total();
+    if (o.json) {
+      nlohmann::ordered_json row{{"name", runs[0][l].name}, {"shape", runs[0][l].shape}};
+      for (size_t e = 0; e < 4; ++e)
+        row[cpu_conv_engine_name(engines[e])] = {{"ms", runs[e][l].total()},
+                                                 {"algorithms", runs[e][l].algorithms}};
+      j["layers"].push_back(row);
+      continue;
+    }
+    char cell[3][32];
+    for (size_t e = 1; e < 4; ++e)
+      std::snprintf(cell[e - 1], sizeof cell[0], "%.2f (%.2fx)", runs[e][l].total(),
+                    base / runs[e][l].total());
+    std::printf("%-9s %-22s %9.2f %16s %16s %16s  %s\n", runs[0][l].name.c_str(),
+                runs[0][l].shape.c_str(), base, cell[0], cell[1], cell[2],
+                runs[3][l].algorithms.c_str());
+  }
+  if (o.json) {
+    for (size_t e = 0; e < 4; ++e) j["total_ms"][cpu_conv_engine_name(engines[e])] = sums[e];
+    print_json(j);
+  } else {
+    std::printf("%-9s %-22s %9.2f", "all", "", sums[0]);
+    for (size_t e = 1; e < 4; ++e) {
+      char cell[32];
+      std::snprintf(cell, sizeof cell, "%.2f (%.2fx)", sums[e], sums[0] / sums[e]);
+      std::printf(" %16s", cell);
+    }
+    std::printf("\n");
+  }
+  return 0;
+}
+
+int bench_conv(const BenchOptions& o, Device device) {
+  if (o.engines) {
+    if (device != Device::cpu) CP_USER_ERROR("--engines compares the CPU's engines: use --device cpu");
+    return bench_conv_engines(o);
+  }
+  const std::vector<ConvTiming> timings = time_convs(o, device);
   nlohmann::ordered_json j;
   j["device"] = device_line(device);
   j["batch"] = o.batch;
@@ -281,32 +372,21 @@ int bench_conv(const BenchOptions& o, Device device) {
         "convpool bench conv: %s on %s, batch %d, %d reps\n\n%-8s %-22s %9s %11s %9s %9s  %s\n",
         o.model.c_str(), device_line(device).c_str(), o.batch, o.reps, "layer", "shape", "fwd ms",
         "bwd-filt ms", "bwd-data", "TFLOP/s", "algorithms");
-  for (size_t i : convs) {
-    const Layer& layer = graph->layer(i);
-    const std::string& n = layer.name();
-    const double fwd = ms[n + "/fwd"], bf = ms[n + "/bwd-filter"], bd = ms[n + "/bwd-data"];
-    const double flops = o.batch * layer.forward_flops();
-    const double tflops = flops * (bd > 0 ? 3 : 2) / ((fwd + bf + bd) * 1e9);
-    const Shape in = graph->activation(i, o.batch).shape;
-    const Shape out = graph->activation(i + 1, o.batch).shape;
-    auto dims = [](const Shape& s) {
-      return std::to_string(s.c) + "x" + std::to_string(s.h) + "x" + std::to_string(s.w);
-    };
-    const std::string shape = dims(in) + " -> " + dims(out);
+  for (const ConvTiming& t : timings) {
     if (o.json) {
-      j["layers"].push_back({{"name", n},
-                             {"input", {in.n, in.c, in.h, in.w}},
-                             {"layer", layer.describe()},
-                             {"forward_ms", fwd},
-                             {"backward_filter_ms", bf},
-                             {"backward_data_ms", bd},
-                             {"tflop_per_s", tflops},
-                             {"algorithms", layer.backend_detail(o.batch)}});
+      j["layers"].push_back({{"name", t.name},
+                             {"input", {t.input.n, t.input.c, t.input.h, t.input.w}},
+                             {"layer", t.layer},
+                             {"forward_ms", t.fwd},
+                             {"backward_filter_ms", t.bwd_filter},
+                             {"backward_data_ms", t.bwd_data},
+                             {"tflop_per_s", t.tflops},
+                             {"algorithms", t.algorithms}});
     } else {
       char data_ms[16] = "-";  // the first layer computes no input gradient
-      if (bd > 0) std::snprintf(data_ms, sizeof data_ms, "%.4f", bd);
-      std::printf("%-8s %-22s %9.4f %11.4f %9s %9.3f  %s\n", n.c_str(), shape.c_str(), fwd, bf,
-                  data_ms, tflops, layer.backend_detail(o.batch).c_str());
+      if (t.bwd_data > 0) std::snprintf(data_ms, sizeof data_ms, "%.4f", t.bwd_data);
+      std::printf("%-8s %-22s %9.4f %11.4f %9s %9.3f  %s\n", t.name.c_str(), t.shape.c_str(),
+                  t.fwd, t.bwd_filter, data_ms, t.tflops, t.algorithms.c_str());
     }
   }
   if (o.json) print_json(j);
@@ -355,6 +435,8 @@ Runner add_bench_command(CLI::App& app) {
   conv->add_option("--reps", o->reps, "timed repetitions")
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
+  conv->add_flag("--engines", o->engines,
+                 "CPU: every conv engine side by side, with ratios and auto's choice");
   CLI::App* checkpoint =
       cmd->add_subcommand("checkpoint", "save and load time against the number of tensors");
   checkpoint->add_option("--tensors", o->tensors, "tensor counts, comma-separated")
@@ -369,6 +451,7 @@ Runner add_bench_command(CLI::App& app) {
       "  convpool bench checkpoint --tensors 1000,10000 --reps 5\n"
       "  convpool bench pool --method avgtopk:k=2 --shape 256,64,32,32 --json\n"
       "  convpool bench conv --batch 256\n"
+      "  convpool bench conv --model models/resnet20.cfg --batch 128 --engines\n"
       "  tools/peer-compare --device cpu      # the same work in PyTorch, with ratios");
   return [o, train, pool, conv, checkpoint] {
     if (*checkpoint)

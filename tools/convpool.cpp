@@ -12,6 +12,7 @@
 
 #include "../src/cpu/gemm.h"
 #include "cli_common.h"
+#include "convpool/conv_engine.h"
 #include "convpool/distributed.h"
 #include "convpool/device.h"
 #include "convpool/error.h"
@@ -87,6 +88,11 @@ void add_device_options(CLI::App* cmd, std::string& device, int& threads) {
           "DEVICE"));
   cmd->add_option("--threads", threads, "CPU threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
+  cmd->add_option_function<std::string>(
+         "--conv-engine",
+         [](const std::string& name) { set_cpu_conv_engine(parse_cpu_conv_engine(name)); },
+         "CPU convolutions: auto (by shape), im2col, onednn-direct, onednn-auto")
+      ->check(CLI::IsMember({"auto", "im2col", "onednn-direct", "onednn-auto"}));
 }
 
 std::string suggest_flag(const CLI::App& app, int argc, char** argv) {

@@ -9,6 +9,7 @@
 #ifdef CONVPOOL_HAVE_CUDA
 #include "../cuda/conv_cudnn.h"
 #endif
+#include "../cpu/conv_engine.h"
 #include "../cpu/whiten.h"
 #include "convpool/buffer.h"
 #include "convpool/layer.h"
@@ -99,16 +100,18 @@ class ConvLayer : public Layer {
 #ifdef CONVPOOL_HAVE_CUDA
     if (device == Device::cuda) plan_ = cuda::make_conv_plan(g_, max_batch);
 #endif
+    // CPU: oneDNN or im2col + OpenBLAS, by shape (src/cpu/conv_engine.cpp).
+    if (device == Device::cpu) onednn_ = cpu::choose_conv_engine(g_, max_batch, bias_, relu_out_);
   }
-  // CPU: the column matrix is kept from forward for backward; cuDNN reads x directly.
+  // CPU im2col: the column matrix is kept from forward for backward; oneDNN and cuDNN read x.
   size_t state_floats(int batch) const override {
-    return device_ == Device::cpu ? cpu::conv_col_floats(g_, batch) : 0;
+    return device_ == Device::cpu && !onednn_ ? cpu::conv_col_floats(g_, batch) : 0;
   }
   size_t workspace_floats(int batch) const override {
 #ifdef CONVPOOL_HAVE_CUDA
     if (device_ == Device::cuda) return (cuda::conv_workspace_bytes(*plan_) + 3) / 4;
 #endif
-    return cpu::conv_tmp_floats(g_, batch);
+    return onednn_ ? onednn_->workspace_floats() : cpu::conv_tmp_floats(g_, batch);
   }
   std::string describe() const override {
     std::ostringstream os;
@@ -125,7 +128,7 @@ class ConvLayer : public Layer {
 #ifdef CONVPOOL_HAVE_CUDA
     if (device_ == Device::cuda) return cuda::conv_algorithms(*plan_, batch);
 #endif
-    (void)batch;
+    if (onednn_) return "oneDNN " + onednn_->implementation(batch);
     return "im2col + OpenBLAS sgemm";
   }
 
@@ -136,6 +139,8 @@ class ConvLayer : public Layer {
                                 workspace_, ctx.stream);
 #endif
     (void)ctx;
+    if (onednn_)
+      return onednn_->forward(x.shape.n, x.data, params_[0].data, bias(), y.data, workspace_);
     cpu::conv_forward(g_, x.shape.n, x.data, params_[0].data, bias(), y.data, state_,
                       workspace_, relu_out_);
   }
@@ -151,6 +156,10 @@ class ConvLayer : public Layer {
                                    workspace_, ctx.stream);
       else
 #endif
+      if (onednn_)
+        onednn_->backward_filter(n, x.data, dy.data, grads_[0].data, bias_grad(), workspace_,
+                                 relu_out_ ? y.data : nullptr);
+      else
         cpu::conv_backward_filter(g_, n, dy.data, state_, grads_[0].data, bias_grad(),
                                   workspace_, relu_out_ ? y.data : nullptr);
     }
@@ -162,6 +171,7 @@ class ConvLayer : public Layer {
                                       ctx.stream);
 #endif
     (void)x;
+    if (onednn_) return onednn_->backward_data(n, params_[0].data, dx.data, workspace_);
     cpu::conv_backward_data(g_, n, params_[0].data, dx.data, workspace_);
   }
 
@@ -178,6 +188,7 @@ class ConvLayer : public Layer {
 #ifdef CONVPOOL_HAVE_CUDA
   cuda::ConvPlanPtr plan_;
 #endif
+  std::unique_ptr<cpu::OnednnConv> onednn_;  // null: im2col + OpenBLAS
 };
 
 }  // namespace
