@@ -11,6 +11,7 @@
 #include "convpool/buffer.h"
 
 #include "convpool/checkpoint.h"
+#include "convpool/conv_engine.h"
 #include "convpool/device.h"
 #include "convpool/distributed.h"
 #include "convpool/graph.h"
@@ -468,7 +469,11 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
       head << "\ndata-parallel over " << comm.size() << " ranks (" << local_batch
            << " images each per step" << (o.cfg.sync_bn ? ", synchronised BatchNorm" : "")
            << ")";
-    head << "\nthreads " << o.threads << ", batch " << o.cfg.batch << ", " << optimizer_name(o.cfg.optimizer.kind)
+    head << "\nthreads " << o.threads;
+    if (o.cfg.device == Device::cpu)  // which engines the CPU's convolutions run (bench conv --engines)
+      head << ", conv engine " << cpu_conv_engine_name(cpu_conv_engine())
+           << (have_onednn() ? "" : " (no oneDNN in this build: im2col)");
+    head << ", batch " << o.cfg.batch << ", " << optimizer_name(o.cfg.optimizer.kind)
          << " lr " << o.cfg.optimizer.lr << describe_schedule_suffix(o.cfg.optimizer.schedule)
          << describe_clipping_suffix(o.cfg.optimizer)
          << describe_recipe_suffix(o.cfg)

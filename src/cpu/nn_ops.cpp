@@ -17,14 +17,23 @@ inline void store(float* dx, size_t i, float v, bool accumulate) {
   dx[i] = accumulate ? dx[i] + v : v;
 }
 
-// Sum over channel ch of f(element) in double, in a fixed order (sample, then position).
+// Sum over channel ch of f(element) in double, in a fixed order: element j of a plane goes to
+// lane j % kLanes, and the lanes are added in order at the end. Independent lanes keep the adds
+// from waiting on one another (a single accumulator is bound by the latency of each add).
+constexpr int kLanes = 8;
+
 template <class F>
 double channel_sum(int n, int c, int plane, int ch, F f) {
-  double s = 0;
+  double lanes[kLanes] = {};
   for (int i = 0; i < n; ++i) {
     const size_t off = (size_t(i) * c + ch) * plane;
-    for (int j = 0; j < plane; ++j) s += f(off + size_t(j));
+    int j = 0;
+    for (; j + kLanes <= plane; j += kLanes)
+      for (int l = 0; l < kLanes; ++l) lanes[l] += f(off + size_t(j + l));
+    for (; j < plane; ++j) lanes[j % kLanes] += f(off + size_t(j));
   }
+  double s = 0;
+  for (double v : lanes) s += v;
   return s;
 }
 
@@ -108,15 +117,22 @@ void batchnorm_backward(int n, int c, int plane, const float* x, const float* dy
 #pragma omp parallel for schedule(static)
   for (int ch = 0; ch < c; ++ch) {
     const float mean = save_mean[ch], invstd = save_invstd[ch];
-    double sum_dy = 0, sum_dy_xhat = 0;
+    // One pass, both sums, in channel_sum's lanes and order.
+    double lanes_dy[kLanes] = {}, lanes_dy_xhat[kLanes] = {};
+    const auto add = [&](size_t e, int l) {
+      const double g = grad(e);
+      lanes_dy[l] += g;
+      lanes_dy_xhat[l] += g * ((x[e] - mean) * invstd);
+    };
     for (int i = 0; i < n; ++i) {
       const size_t off = (size_t(i) * c + ch) * plane;
-      for (int j = 0; j < plane; ++j) {
-        const float g = grad(off + j);
-        sum_dy += g;
-        sum_dy_xhat += double(g) * ((x[off + j] - mean) * invstd);
-      }
+      int j = 0;
+      for (; j + kLanes <= plane; j += kLanes)
+        for (int l = 0; l < kLanes; ++l) add(off + size_t(j + l), l);
+      for (; j < plane; ++j) add(off + size_t(j), j % kLanes);
     }
+    double sum_dy = 0, sum_dy_xhat = 0;
+    for (int l = 0; l < kLanes; ++l) sum_dy += lanes_dy[l], sum_dy_xhat += lanes_dy_xhat[l];
     sums[2 * size_t(ch)] = sum_dy;
     sums[2 * size_t(ch) + 1] = sum_dy_xhat;
   }
@@ -134,13 +150,28 @@ void batchnorm_backward(int n, int c, int plane, const float* x, const float* dy
     if (!dx) continue;
     const float mean = save_mean[ch], invstd = save_invstd[ch];
     const float mean_dy = float(sum_dy / m), mean_dy_xhat = float(sum_dy_xhat / m);
+    const float gm = gamma[ch];
     for (int i = 0; i < n; ++i) {
       const size_t off = (size_t(i) * c + ch) * plane;
-      for (int j = 0; j < plane; ++j)
-        store(dx, off + j,
-              batchnorm_input_grad(x[off + j], grad(off + j), mean, invstd, gamma[ch], mean_dy,
-                                   mean_dy_xhat),
-              accumulate);
+      const float* xs = x + off;
+      float* d = dx + off;
+      // One loop per case, so that each vectorises (no branch per element).
+      const auto each = [&](auto&& g) {
+        if (accumulate) {
+#pragma omp simd
+          for (int j = 0; j < plane; ++j)
+            d[j] += batchnorm_input_grad(xs[j], g(j), mean, invstd, gm, mean_dy, mean_dy_xhat);
+        } else {
+#pragma omp simd
+          for (int j = 0; j < plane; ++j)
+            d[j] = batchnorm_input_grad(xs[j], g(j), mean, invstd, gm, mean_dy, mean_dy_xhat);
+        }
+      };
+      if (relu_y) {
+        each([&](int j) { return relu_backward(relu_y[off + j], dy[off + j]); });
+      } else {
+        each([&](int j) { return dy[off + j]; });
+      }
     }
   }
 }
