@@ -9,7 +9,6 @@
 #include "cli_common.h"
 #include "cli_measure.h"
 #include "convpool/buffer.h"
-
 #include "convpool/checkpoint.h"
 #include "convpool/conv_engine.h"
 #include "convpool/device.h"
