@@ -237,6 +237,7 @@ INSTANTIATE_TEST_SUITE_P(
         PoolCase{"pool avgtopk global k=32", 3, 32, 32, 2},
         PoolCase{"pool tmaxavg global k=5 t=0.9", 4, 13, 11, 2},
         PoolCase{"pool lp p=2 size=9 stride=9", 3, 20, 19, 2},
+        PoolCase{"pool lp p=3 global", 4, 9, 11, 2},  // the CPU's global p = 3 path
         PoolCase{"pool softpool size=10 stride=12", 3, 25, 23, 2},
         with(PoolCase{"pool stochastic global", 4, 15, 15, 2}, Fill::non_negative),
         PoolCase{"pool mixed size=9", 3, 18, 20, 2},

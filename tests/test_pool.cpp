@@ -114,6 +114,8 @@ INSTANTIATE_TEST_SUITE_P(
                       PoolCase{"avg", "avg", 3, 2, 1},
                       PoolCase{"avg include_pad=0", "avg", 3, 2, 1, 2, 2, 0, false},
                       PoolCase{"min", "min", 3, 1, 0}, PoolCase{"lp p=3", "lp", 2, 2, 0, 2, 3},
+                      PoolCase{"lp p=3", "lp", 3, 3, 0, 2, 3},  // the 3x3 fast paths' p = 3
+                      PoolCase{"lp p=3", "lp", 3, 2, 0, 2, 3},
                       PoolCase{"lp", "lp", 3, 2, 1}, PoolCase{"mixed", "mixed", 3, 2, 0},
                       PoolCase{"stochastic", "stochastic", 2, 2, 0},
                       PoolCase{"stochastic", "stochastic", 3, 2, 1},

@@ -106,21 +106,9 @@ inline vf window_forward(const PoolWindowParams& P, int k, vf (&v)[N]) {
       const vf a = vabs(v[i]);
       m = sel(a > m, a, m);
     }
-    vf s = vf{}, out;
-    if constexpr (L == LpKind::one) {
-      for (int i = 0; i < N; ++i) s += vabs(v[i]) / m;
-      out = m * s;
-    } else if constexpr (L == LpKind::two) {
-      for (int i = 0; i < N; ++i) {
-        const vf q = vabs(v[i]) / m;
-        s += q * q;
-      }
-      out = m * per_lane(s, [](float a) { return std::sqrt(a); });
-    } else {
-      const float p = P.p;
-      for (int i = 0; i < N; ++i) s += per_lane(vabs(v[i]) / m, [p](float a) { return powf(a, p); });
-      out = m * per_lane(s, [p](float a) { return powf(a, 1.f / p); });
-    }
+    vf s = vf{};
+    for (int i = 0; i < N; ++i) s += lp_power<L>(vabs(v[i]) / m, P.p);
+    vf out = m * lp_root<L>(s, P.p);
     out = sel(m > kPoolFloatMax, m, out);
     out = sel(m == 0.f, splat(0.f), out);
     return sel(nan, splat(std::numeric_limits<float>::quiet_NaN()), out);
@@ -177,10 +165,7 @@ inline void window_backward(const PoolWindowParams& P, int k, const vf (&v)[N], 
     for (int i = 0; i < N; ++i) {
       const vf a = vabs(v[i]);
       const vf s = sel(v[i] > 0.f, splat(1.f), splat(-1.f));
-      vf g;
-      if constexpr (L == LpKind::one) g = dy * s;
-      else if constexpr (L == LpKind::two) g = dy * s * (a / y);
-      else g = dy * s * per_lane(a / y, [pm1](float q) { return powf(q, pm1); });
+      vf g = dy * s * lp_grad_power<L>(a / y, pm1);
       g = sel(a > 0.f, g, splat(0.f));
       g = sel(y > kPoolFloatMax, sel(a > kPoolFloatMax, dy * s, splat(0.f)), g);
       gr[i] = sel(y > 0.f, g, splat(0.f));
@@ -312,6 +297,7 @@ struct Run {
       case PoolMethod::lp:
         if (P.p == 1.f) return go<PoolMethod::lp, LpKind::one>(g, P, n, x, y, dy, out);
         if (P.p == 2.f) return go<PoolMethod::lp, LpKind::two>(g, P, n, x, y, dy, out);
+        if (P.p == 3.f) return go<PoolMethod::lp, LpKind::three>(g, P, n, x, y, dy, out);
         return go<PoolMethod::lp, LpKind::general>(g, P, n, x, y, dy, out);
       case PoolMethod::stochastic: return;  // not covered (pool_fast_covers)
     }

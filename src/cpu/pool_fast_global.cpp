@@ -79,17 +79,9 @@ inline vf global_forward_lanes(const PoolWindowParams& P, const PlaneLanes& w) {
       nan |= isnan(v);
       m = sel(a > m, a, m);
     }
-    vf s = vf{}, out;
-    const float p = P.p;
-    for (int i = 0; i < N; ++i) {
-      const vf q = vabs(w.at(i)) / m;
-      if constexpr (L == LpKind::one) s += q;
-      else if constexpr (L == LpKind::two) s += q * q;
-      else s += per_lane(q, [p](float a) { return powf(a, p); });
-    }
-    if constexpr (L == LpKind::one) out = m * s;
-    else if constexpr (L == LpKind::two) out = m * per_lane(s, [](float a) { return std::sqrt(a); });
-    else out = m * per_lane(s, [p](float a) { return powf(a, 1.f / p); });
+    vf s = vf{};
+    for (int i = 0; i < N; ++i) s += lp_power<L>(vabs(w.at(i)) / m, P.p);
+    vf out = m * lp_root<L>(s, P.p);
     out = sel(m > kPoolFloatMax, m, out);
     out = sel(m == 0.f, splat(0.f), out);
     return sel(nan, splat(std::numeric_limits<float>::quiet_NaN()), out);
@@ -157,10 +149,7 @@ void global_backward(const PoolGeom& g, const PoolWindowParams& P, int n, const 
       for (int i = 0; i < N; ++i) {
         const vf v = w.at(i), a = vabs(v);
         const vf s = sel(v > 0.f, splat(1.f), splat(-1.f));
-        vf gv;
-        if constexpr (L == LpKind::one) gv = d * s;
-        else if constexpr (L == LpKind::two) gv = d * s * (a / yv);
-        else gv = d * s * per_lane(a / yv, [pm1](float q) { return powf(q, pm1); });
+        vf gv = d * s * lp_grad_power<L>(a / yv, pm1);
         gv = sel(a > 0.f, gv, splat(0.f));
         gv = sel(yv > kPoolFloatMax, sel(a > kPoolFloatMax, d * s, splat(0.f)), gv);
         put(i, sel(yv > 0.f, gv, splat(0.f)));
@@ -194,6 +183,7 @@ void dispatch(const PoolGeom& g, const PoolWindowParams& P, int n, const float* 
       using Lp = std::integral_constant<PoolMethod, PoolMethod::lp>;
       if (P.p == 1.f) return go(Lp{}, std::integral_constant<LpKind, LpKind::one>{});
       if (P.p == 2.f) return go(Lp{}, std::integral_constant<LpKind, LpKind::two>{});
+      if (P.p == 3.f) return go(Lp{}, std::integral_constant<LpKind, LpKind::three>{});
       return go(Lp{}, G{});
     }
     default: return;  // not covered (pool_global_covers)

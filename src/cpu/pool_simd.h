@@ -1,6 +1,7 @@
 // Vector helpers of the specialised CPU pooling paths (pool_fast.cpp, pool_fast_global.cpp):
 // GCC/Clang vector extensions, branch-free selects, a vectorisable exp. Internal header.
 #pragma once
+#include <cmath>
 #include <cstring>
 
 namespace convpool::cpu::simd {
@@ -43,7 +44,32 @@ inline vf per_lane(vf a, F f) {  // scalar math (pow, sqrt) lane by lane
   return vf{f(a[0]), f(a[1]), f(a[2]), f(a[3])};
 }
 
-enum class LpKind { one, two, general };
+// Lp norms with their own arithmetic: p = 1 and 2, and p = 3 (products and one cube root per
+// window instead of a pow per element); every other p takes pow.
+enum class LpKind { one, two, three, general };
+
+// q^p, s^(1/p) and r^(p-1) for an Lp kind (q, r in [0, 1]; pm1 = p - 1).
+template <LpKind L>
+inline vf lp_power(vf q, float p) {
+  if constexpr (L == LpKind::one) return q;
+  else if constexpr (L == LpKind::two) return q * q;
+  else if constexpr (L == LpKind::three) return q * q * q;
+  else return per_lane(q, [p](float a) { return powf(a, p); });
+}
+template <LpKind L>
+inline vf lp_root(vf s, float p) {
+  if constexpr (L == LpKind::one) return s;
+  else if constexpr (L == LpKind::two) return per_lane(s, [](float a) { return std::sqrt(a); });
+  else if constexpr (L == LpKind::three) return per_lane(s, [](float a) { return std::cbrt(a); });
+  else return per_lane(s, [p](float a) { return powf(a, 1.f / p); });
+}
+template <LpKind L>
+inline vf lp_grad_power(vf r, float pm1) {
+  if constexpr (L == LpKind::one) return splat(1.f);
+  else if constexpr (L == LpKind::two) return r;
+  else if constexpr (L == LpKind::three) return r * r;
+  else return per_lane(r, [pm1](float a) { return powf(a, pm1); });
+}
 
 inline vf load_lanes(const float* p, int cnt) {
   if (cnt == kLanes) {
