@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -64,3 +65,27 @@ INSTANTIATE_TEST_SUITE_P(Models, ModelFromCli, ::testing::Values("resnet20.cfg",
                          });
 
 }  // namespace
+
+// Every shipped recipe is a config `train --config` takes, and its model trains one epoch and
+// evaluates on the CPU with it (batch and epochs overridden on the command line).
+TEST(Recipes, EveryShippedRecipeTrainsOnTheCpu) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 8, 23);  // 40 training images, 8 test images
+  size_t recipes = 0;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::string(CONVPOOL_SOURCE_DIR) + "/recipes")) {
+    if (entry.path().extension() != ".toml") continue;
+    ++recipes;
+    const std::string name = entry.path().stem().string();
+    SCOPED_TRACE(name);
+    const CommandResult r = run_convpool(
+        "train --config " + entry.path().string() + " --data " + d.str("data") +
+        " --epochs 1 --batch 20 --device cpu --threads 2 --out " + d.str(name));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto rows = read_metrics_csv(d.str(name) + "/metrics.csv");
+    ASSERT_EQ(rows.size(), 1u);
+    EXPECT_TRUE(std::isfinite(rows[0].loss));
+    EXPECT_NE(r.output.find("test-time augmentation"), std::string::npos) << r.output;
+  }
+  EXPECT_GE(recipes, 3u);  // resnet20, vgg_bn, airbench94
+}

@@ -296,6 +296,11 @@ void resolve_options(CLI::App* cmd, TrainOptions& o) {
     mean.push_back(float_str(o.cfg.input.mean[c]));
     sd.push_back(float_str(o.cfg.input.std[c]));
   }
+  // A zoo path such as a recipe's model="models/resnet20.cfg" also resolves from elsewhere:
+  // against the source tree the binary was built from.
+  if (!fs::exists(o.model) && fs::path(o.model).is_relative() &&
+      fs::exists(fs::path(CONVPOOL_SOURCE_DIR) / o.model))
+    o.model = (fs::path(CONVPOOL_SOURCE_DIR) / o.model).string();
   if (fs::exists(o.model)) o.model = fs::absolute(o.model).lexically_normal().string();
   set_effective(cmd, "--model", {o.model});  // a config read from elsewhere finds it
   set_effective(cmd, "--threads", {std::to_string(o.threads)});
