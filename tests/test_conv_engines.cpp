@@ -106,9 +106,13 @@ class ConvEngineTest : public ::testing::TestWithParam<EngineCase> {};
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
+// Buffers of a call kept alive by the caller, so that the next call's land elsewhere: an
+// engine that kept pointers from an earlier call would then read stale memory and fail.
+using Held = std::vector<std::vector<float>>;
+
 // One engine through all three directions at batch n, against the reference.
 void check_engine(OnednnConv* onednn, const ConvGeom& g, const EngineCase& c, int n,
-                  uint64_t seed, double rel) {
+                  uint64_t seed, double rel, Held* held = nullptr) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   std::vector<float> x(size_t(n) * g.C * g.H * g.W), w(size_t(g.OC) * g.K()),
@@ -142,6 +146,8 @@ void check_engine(OnednnConv* onednn, const ConvGeom& g, const EngineCase& c, in
     std::vector<double> mag(g.OC, double(n) * g.P());
     expect_close("db", db, r.db, mag, 1e-6);
   }
+  if (held)
+    for (auto* v : {&x, &w, &b, &dy, &y, &dx, &dw, &db}) held->push_back(std::move(*v));
 }
 
 TEST_P(ConvEngineTest, Im2colMatchesNaiveLoops) {
@@ -150,18 +156,20 @@ TEST_P(ConvEngineTest, Im2colMatchesNaiveLoops) {
   check_engine(nullptr, g, c, 3, test::fresh_seed(), 1e-5);
 }
 
-// Made for batch 5, run at 5, then at 2 (a last partial batch: its own primitives), then at 5
-// again (the cached ones).
-void check_onednn(OnednnAlgo algo, const EngineCase& c, double rel) {
+// Made for batch `max`, run at max, then at 2 (a last partial batch: its own primitives), then
+// at max again (the cached ones, with other inputs in other buffers).
+void check_onednn(OnednnAlgo algo, const EngineCase& c, double rel, int max = 5) {
   if (!have_onednn()) GTEST_SKIP() << "this build has no oneDNN";
   const ConvGeom g = geometry(c);
-  auto conv = OnednnConv::create(g, 5, c.bias, c.relu, algo);
+  auto conv = OnednnConv::create(g, max, c.bias, c.relu, algo);
   ASSERT_TRUE(conv) << "oneDNN has no JIT kernel for " << c.name << " on this CPU";
   const uint64_t seed = test::fresh_seed();
-  SCOPED_TRACE("seed " + std::to_string(seed) + ", " + conv->implementation(5));
-  for (int n : {5, 2, 5}) {
-    SCOPED_TRACE("batch " + std::to_string(n));
-    check_engine(conv.get(), g, c, n, seed + n, rel);
+  SCOPED_TRACE("seed " + std::to_string(seed) + ", " + conv->implementation(max));
+  Held held;
+  int call = 0;
+  for (int n : {max, 2, max}) {
+    SCOPED_TRACE("batch " + std::to_string(n) + ", call " + std::to_string(call));
+    check_engine(conv.get(), g, c, n, seed + uint64_t(++call), rel, &held);
   }
 }
 
@@ -185,6 +193,54 @@ INSTANTIATE_TEST_SUITE_P(
         EngineCase{"3x3_c3_first_layer", 3, 16, 16, 16, 3, 1, 1, true, false},
         EngineCase{"3x3_s1_c64_4x4", 64, 4, 4, 64, 3, 1, 1, false, true}),
     [](const ::testing::TestParamInfo<EngineCase>& info) { return std::string(info.param.name); });
+
+// oneDNN's Winograd kernels (F(4x4, 3x3)), which it picks for 64 channels at 16x16 from batch
+// 16 on this team's CPU: the tests above, at batches of 5, get direct kernels only.
+TEST(ConvEngines, OnednnWinogradMatchesNaiveLoops) {
+  if (!have_onednn()) GTEST_SKIP() << "this build has no oneDNN";
+  const EngineCase c{"winograd_64x16x16", 64, 16, 16, 64, 3, 1, 1, true, true};
+  auto conv = OnednnConv::create(geometry(c), 16, c.bias, c.relu, OnednnAlgo::automatic);
+  ASSERT_TRUE(conv);
+  const std::string kernels = conv->implementation(16);
+  if (__builtin_cpu_supports("avx512f"))
+    EXPECT_NE(kernels.find("wino"), std::string::npos) << kernels;
+  check_onednn(OnednnAlgo::automatic, c, 1e-4, 16);
+}
+
+// Every batch below the largest gets primitives that fit the planned workspace (Winograd's
+// scratch at some smaller batches exceeds the largest batch's: those keep oneDNN's own), and
+// such a batch computes what im2col does.
+TEST(ConvEngines, EveryBatchSizeFitsTheWorkspace) {
+  if (!have_onednn()) GTEST_SKIP() << "this build has no oneDNN";
+  const EngineCase c{"vgg_64_to_128_at_8x8", 64, 8, 8, 128, 3, 1, 1, false, false};
+  const ConvGeom g = geometry(c);
+  const int max = 128;
+  auto conv = OnednnConv::create(g, max, false, false, OnednnAlgo::automatic);
+  ASSERT_TRUE(conv);
+  for (int n = 1; n <= max; ++n) EXPECT_NO_THROW(conv->implementation(n)) << "batch " << n;
+  std::mt19937_64 rng(test::fresh_seed());
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (int n : {100, 117, 90}) {
+    SCOPED_TRACE("batch " + std::to_string(n));
+    std::vector<float> x(size_t(n) * g.C * g.P()), w(size_t(g.OC) * g.K()), dy(size_t(n) * g.OC * g.P());
+    for (auto* v : {&x, &w, &dy})
+      for (float& e : *v) e = u(rng);
+    std::vector<float> ws(conv->workspace_floats(), kNaN), y(dy.size(), kNaN), dx(x.size(), kNaN),
+        dw(w.size(), kNaN);
+    conv->forward(n, x.data(), w.data(), nullptr, y.data(), ws.data());
+    conv->backward_filter(n, x.data(), dy.data(), dw.data(), nullptr, ws.data(), nullptr);
+    conv->backward_data(n, w.data(), dx.data(), ws.data());
+    std::vector<float> col(conv_col_floats(g, n)), tmp(conv_tmp_floats(g, n)), y2(y.size()),
+        dx2(x.size()), dw2(w.size());
+    conv_forward(g, n, x.data(), w.data(), nullptr, y2.data(), col.data(), tmp.data());
+    conv_backward_filter(g, n, dy.data(), col.data(), dw2.data(), nullptr, tmp.data());
+    conv_backward_data(g, n, w.data(), dx2.data(), tmp.data());
+    // Terms of y and dx: 576 and 1152 products of magnitude <= 1; of dw, n * 64.
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_NEAR(y[i], y2[i], 1e-3) << i;
+    for (size_t i = 0; i < dx.size(); ++i) ASSERT_NEAR(dx[i], dx2[i], 1e-3) << i;
+    for (size_t i = 0; i < dw.size(); ++i) ASSERT_NEAR(dw[i], dw2[i], 1e-2) << i;
+  }
+}
 
 // The same call twice gives the same bits: resumed runs depend on it.
 TEST(ConvEngines, OnednnIsDeterministic) {

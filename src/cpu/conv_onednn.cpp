@@ -101,6 +101,7 @@ struct BatchPrimitives {
   Args bwd_data_args;
   memory scratchpad;
   size_t scratch_offset = 0, masked_dy_offset = 0, ws_floats = 0;
+  bool user_scratchpad = true;  // false: oneDNN's own scratchpad (see OnednnConv::Impl::batch)
 };
 
 struct OnednnConv::Impl {
@@ -146,9 +147,13 @@ struct OnednnConv::Impl {
     return s;
   }
 
-  std::unique_ptr<BatchPrimitives> make(int n) {
+  // user_scratchpad: oneDNN's scratch in ws (no allocation in a step); otherwise oneDNN keeps
+  // its own, for a batch whose kernels want more scratch than ws holds (see batch()).
+  std::unique_ptr<BatchPrimitives> make(int n, bool user_scratchpad) {
     auto p = std::make_unique<BatchPrimitives>();
     p->n = n;
+    p->user_scratchpad = user_scratchpad;
+    const auto mode = user_scratchpad ? dnnl::scratchpad_mode::user : dnnl::scratchpad_mode::library;
     const auto f32 = memory::data_type::f32;
     const memory::desc x_any(src_dims(n), f32, Tag::any), y_any(dst_dims(n), f32, Tag::any),
         w_any(wei_dims(), f32, Tag::any), b_desc({g.OC}, f32, Tag::x);
@@ -156,8 +161,8 @@ struct OnednnConv::Impl {
         w_user(wei_dims(), f32, Tag::oihw);
     // Attributes are handles: the forward's (with its ReLU) is a separate object.
     dnnl::primitive_attr attr, fwd_attr;
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    fwd_attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    attr.set_scratchpad_mode(mode);
+    fwd_attr.set_scratchpad_mode(mode);
     if (relu) {
       dnnl::post_ops ops;
       ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
@@ -207,18 +212,14 @@ struct OnednnConv::Impl {
         {fpd.scratchpad_desc(), dpd.scratchpad_desc(), wpd.scratchpad_desc()},
         [](const memory::desc& a, const memory::desc& b) { return a.get_size() < b.get_size(); });
     p->scratch_offset = off;
-    off += floats_of(scratch);
+    if (user_scratchpad) off += floats_of(scratch);
     p->ws_floats = off;
-    p->scratchpad = memory(scratch, cpu_engine(), DNNL_MEMORY_NONE);
-
     p->fwd_args = {{DNNL_ARG_SRC, p->fx.blocked},
                    {DNNL_ARG_WEIGHTS, p->fw.blocked},
-                   {DNNL_ARG_DST, p->fy.blocked},
-                   {DNNL_ARG_SCRATCHPAD, p->scratchpad}};
+                   {DNNL_ARG_DST, p->fy.blocked}};
     p->bwd_weights_args = {{DNNL_ARG_SRC, p->wx.blocked},
                            {DNNL_ARG_DIFF_DST, p->wdy.blocked},
-                           {DNNL_ARG_DIFF_WEIGHTS, p->wdw.blocked},
-                           {DNNL_ARG_SCRATCHPAD, p->scratchpad}};
+                           {DNNL_ARG_DIFF_WEIGHTS, p->wdw.blocked}};
     if (bias) {
       p->fbias = memory(b_desc, cpu_engine(), DNNL_MEMORY_NONE);
       p->wdb = memory(b_desc, cpu_engine(), DNNL_MEMORY_NONE);
@@ -227,8 +228,12 @@ struct OnednnConv::Impl {
     }
     p->bwd_data_args = {{DNNL_ARG_DIFF_DST, p->bdy.blocked},
                         {DNNL_ARG_WEIGHTS, p->bw.blocked},
-                        {DNNL_ARG_DIFF_SRC, p->bdx.blocked},
-                        {DNNL_ARG_SCRATCHPAD, p->scratchpad}};
+                        {DNNL_ARG_DIFF_SRC, p->bdx.blocked}};
+    if (user_scratchpad) {
+      p->scratchpad = memory(scratch, cpu_engine(), DNNL_MEMORY_NONE);
+      for (Args* args : {&p->fwd_args, &p->bwd_weights_args, &p->bwd_data_args})
+        (*args)[DNNL_ARG_SCRATCHPAD] = p->scratchpad;
+    }
     return p;
   }
 
@@ -236,8 +241,12 @@ struct OnednnConv::Impl {
     CP_CHECK(n >= 1 && n <= max_batch, "batch " << n << " outside 1.." << max_batch);
     for (auto& p : batches)
       if (p->n == n) return *p;
+    // A smaller batch's kernels may want more scratch than the largest batch's (Winograd's
+    // blocking depends on n): that batch keeps oneDNN's own scratchpad instead, which oneDNN
+    // allocates, rather than failing. The blocked tensors grow with n, so they always fit.
     std::unique_ptr<BatchPrimitives> p;
-    CP_DNNL(p = make(n));
+    CP_DNNL(p = make(n, true));
+    if (p->ws_floats > ws_floats) CP_DNNL(p = make(n, false));
     CP_CHECK(p->ws_floats <= ws_floats,
              "oneDNN wants " << p->ws_floats << " floats of scratch at batch " << n << ", "
                              << ws_floats << " planned");
@@ -271,7 +280,7 @@ std::unique_ptr<OnednnConv> OnednnConv::create(const ConvGeom& g, int max_batch,
   impl->algo = algo == OnednnAlgo::automatic ? dnnl::algorithm::convolution_auto
                                              : dnnl::algorithm::convolution_direct;
   try {
-    auto p = impl->make(max_batch);
+    auto p = impl->make(max_batch, true);
     // oneDNN's reference kernels ("ref:any") are far slower than im2col: not an engine.
     if (p->implementation.find("ref") != std::string::npos) return nullptr;
     impl->ws_floats = p->ws_floats;
@@ -279,8 +288,6 @@ std::unique_ptr<OnednnConv> OnednnConv::create(const ConvGeom& g, int max_batch,
   } catch (const dnnl::error&) {
     return nullptr;  // no implementation for this shape here
   }
-  // A smaller batch may want a little more scratch in some kernel's blocking; leave room.
-  impl->ws_floats += impl->ws_floats / 8;
   return std::unique_ptr<OnednnConv>(new OnednnConv(std::move(impl)));
 }
 
@@ -295,7 +302,7 @@ void OnednnConv::forward(int n, const float* x, const float* w, const float* b, 
     Impl::bind(p.fx, x, ws);
     Impl::bind(p.fw, w, ws);
     Impl::bind(p.fy, y, ws);
-    p.scratchpad.set_data_handle(ws + p.scratch_offset);
+    if (p.user_scratchpad) p.scratchpad.set_data_handle(ws + p.scratch_offset);
     if (impl_->bias) p.fbias.set_data_handle(const_cast<float*>(b));
     Impl::into_blocked(p.fx);
     Impl::into_blocked(p.fw);
@@ -320,7 +327,7 @@ void OnednnConv::backward_filter(int n, const float* x, const float* dy, float* 
     Impl::bind(p.wx, x, ws);
     Impl::bind(p.wdy, dy, ws);
     Impl::bind(p.wdw, dw, ws);
-    p.scratchpad.set_data_handle(ws + p.scratch_offset);
+    if (p.user_scratchpad) p.scratchpad.set_data_handle(ws + p.scratch_offset);
     if (impl_->bias) p.wdb.set_data_handle(db);
     Impl::into_blocked(p.wx);
     Impl::into_blocked(p.wdy);
@@ -338,7 +345,7 @@ void OnednnConv::backward_data(int n, const float* w, float* dx, float* ws) {
   CP_DNNL({
     Impl::bind(p.bw, w, ws);
     Impl::bind(p.bdx, dx, ws);
-    p.scratchpad.set_data_handle(ws + p.scratch_offset);
+    if (p.user_scratchpad) p.scratchpad.set_data_handle(ws + p.scratch_offset);
     if (!p.bdy_shares_wdy) Impl::into_blocked(p.bdy);
     Impl::into_blocked(p.bw);
     p.bwd_data.execute(cpu_stream(), p.bwd_data_args);
