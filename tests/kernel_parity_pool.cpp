@@ -201,6 +201,7 @@ INSTANTIATE_TEST_SUITE_P(
         // NaN, infinities and exact ties.
         with(PoolCase{"pool max size=3 stride=2 pad=1", 5, 13, 11, 3}, Fill::special),
         with(PoolCase{"pool max size=2", 4, 8, 8, 2}, Fill::ties),
+        with(PoolCase{"pool max size=2", 4, 12, 10, 2}, Fill::special),  // vectors and a tail
         with(PoolCase{"pool min size=3 stride=2", 4, 9, 9, 2}, Fill::special),
         with(PoolCase{"pool avg size=2", 4, 8, 8, 2}, Fill::special),
         with(PoolCase{"pool avgtopk k=3 size=3 stride=2 pad=1", 5, 13, 11, 3}, Fill::special),

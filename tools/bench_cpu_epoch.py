@@ -86,7 +86,8 @@ def torch_process(data_dir, threads, batch, limit):
 
 def convpool_process(binary, data_dir, threads, batch, limit):
     cmd = [binary, "train", "--device", "cpu", "--epochs", "1", "--batch", str(batch),
-           "--threads", str(threads), "--data", data_dir, "--out", "/tmp/convpool-bench-cpu-epoch"]
+           "--threads", str(threads), "--data", data_dir, "--out", "/tmp/convpool-bench-cpu-epoch",
+           "--overwrite"]
     if limit:
         cmd += ["--limit-train", str(limit)]
     wall, out = timed(cmd)

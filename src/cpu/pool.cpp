@@ -8,6 +8,7 @@
 
 #include "../../kernels/philox.cuh"
 #include "pool_fast.h"
+#include "pool_simd.h"
 
 namespace convpool::cpu {
 
@@ -166,6 +167,42 @@ struct Backward {
   }
 };
 
+// One output row of full 2x2 max windows at stride 2, four outputs at a time: the even and
+// odd columns of both input rows are split by shuffles of contiguous loads (strided scalar
+// loads were the cost). The tournament and its tie/NaN rule are the scalar loop's below.
+// Returns the first output it left to the caller.
+int max2x2_stride2_row(const float* r0, const float* r1, int row, int W, int OW, bool relu,
+                       float* yrow, int32_t* arow) {
+  using simd::vf;
+  using simd::vi;
+  auto input = [relu](vf v) { return relu ? simd::sel((v > 0.f) | simd::isnan(v), v, vf{}) : v; };
+  auto later_wins = [](vf later, vf earlier) {
+    return (later > earlier) | (simd::isnan(later) & ~simd::isnan(earlier));
+  };
+  int ow = 0;
+  for (; ow + 4 <= OW; ow += 4) {
+    vf lo0, hi0, lo1, hi1;
+    std::memcpy(&lo0, r0 + 2 * ow, sizeof lo0);
+    std::memcpy(&hi0, r0 + 2 * ow + 4, sizeof hi0);
+    std::memcpy(&lo1, r1 + 2 * ow, sizeof lo1);
+    std::memcpy(&hi1, r1 + 2 * ow + 4, sizeof hi1);
+    const vf a = input(__builtin_shufflevector(lo0, hi0, 0, 2, 4, 6));
+    const vf b = input(__builtin_shufflevector(lo0, hi0, 1, 3, 5, 7));
+    const vf d0 = input(__builtin_shufflevector(lo1, hi1, 0, 2, 4, 6));
+    const vf d1 = input(__builtin_shufflevector(lo1, hi1, 1, 3, 5, 7));
+    const vi tb = later_wins(b, a), td = later_wins(d1, d0);
+    const vf top = simd::sel(tb, b, a), bottom = simd::sel(td, d1, d0);
+    const vi first = vi{0, 2, 4, 6} + (row + 2 * ow);
+    const vi itop = first - tb, ibottom = first + W - td;  // a true mask is -1
+    const vi tt = later_wins(bottom, top);
+    const vf y = simd::sel(tt, bottom, top);
+    const vi at = tt ? ibottom : itop;
+    std::memcpy(yrow + ow, &y, sizeof y);
+    std::memcpy(arow + ow, &at, sizeof at);
+  }
+  return ow;
+}
+
 // Max pooling, the common case, without the generic gather: same result and tie/NaN rules
 // as pool_argmax (first NaN wins, then the first maximum), and the choice is recorded.
 template <bool kFull4>
@@ -188,8 +225,9 @@ void max_forward_recording(const PoolGeom& g, int n, const float* x, float* y, i
         const float* r1 = r0 + g.W;
         float* yrow = yp + oh * g.OW;
         int32_t* arow = ap + oh * g.OW;
+        const int done = g.SW == 2 ? max2x2_stride2_row(r0, r1, row, g.W, g.OW, g.relu_in, yrow, arow) : 0;
 #pragma omp simd
-        for (int ow = 0; ow < g.OW; ++ow) {
+        for (int ow = done; ow < g.OW; ++ow) {
           const int c = ow * g.SW;
           const float a = pool_input(g, r0[c]), b = pool_input(g, r0[c + 1]);
           const float d0 = pool_input(g, r1[c]), d1 = pool_input(g, r1[c + 1]);
