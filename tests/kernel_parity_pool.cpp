@@ -202,6 +202,15 @@ INSTANTIATE_TEST_SUITE_P(
         with(PoolCase{"pool max size=3 stride=2 pad=1", 5, 13, 11, 3}, Fill::special),
         with(PoolCase{"pool max size=2", 4, 8, 8, 2}, Fill::ties),
         with(PoolCase{"pool max size=2", 4, 12, 10, 2}, Fill::special),  // vectors and a tail
+        // The CPU's contiguous-load windows (3x3/3, 3x3/2) over whole vectors and tails.
+        with(PoolCase{"pool max size=3 stride=3", 4, 12, 15, 2}, Fill::special),
+        with(PoolCase{"pool max size=3 stride=2", 4, 11, 13, 2}, Fill::special),
+        with(PoolCase{"pool avgtopk k=5 size=3 stride=3", 4, 12, 15, 2}, Fill::ties),
+        with(PoolCase{"pool softpool size=3 stride=3", 4, 12, 15, 2}, Fill::special),
+        PoolCase{"pool lp p=2 size=3 stride=3", 3, 12, 15, 2},
+        PoolCase{"pool tmaxavg k=5 t=0.5 size=3 stride=3", 3, 12, 15, 2},
+        relu_in(PoolCase{"pool avg size=3 stride=3", 3, 12, 12, 2}),
+        relu_in(PoolCase{"pool min size=3 stride=2", 3, 11, 13, 2}),
         with(PoolCase{"pool min size=3 stride=2", 4, 9, 9, 2}, Fill::special),
         with(PoolCase{"pool avg size=2", 4, 8, 8, 2}, Fill::special),
         with(PoolCase{"pool avgtopk k=3 size=3 stride=2 pad=1", 5, 13, 11, 3}, Fill::special),

@@ -175,21 +175,87 @@ inline void window_backward(const PoolWindowParams& P, int k, const vf (&v)[N], 
 
 // ---- the loops: planes in parallel, each output row in chunks of kLanes windows ----
 
+inline vf load4(const float* p) {
+  vf r;
+  std::memcpy(&r, p, sizeof r);
+  return r;
+}
+
+// The KW columns of four whole windows of one input row that starts at e, at stride S: from
+// contiguous loads split by shuffles (building each vector from scalars costs 4 loads and 3
+// inserts). Only windows at stride KW (2x2/2, 3x3/3) and 3x3/2; reads nothing past the fourth
+// window's last element. False: not one of those.
+template <int KW>
+inline bool load_row_columns(const float* e, int S, vf* col) {
+  if constexpr (KW == 2) {
+    if (S != 2) return false;
+    const vf a = load4(e), b = load4(e + 4);
+    col[0] = __builtin_shufflevector(a, b, 0, 2, 4, 6);
+    col[1] = __builtin_shufflevector(a, b, 1, 3, 5, 7);
+    return true;
+  } else {
+    static_assert(KW == 3);
+    if (S == 3) {  // elements 0..11: column j holds j, j + 3, j + 6, j + 9
+      const vf a = load4(e), b = load4(e + 4), c = load4(e + 8);
+      col[0] = __builtin_shufflevector(__builtin_shufflevector(a, b, 0, 3, 6, 6), c, 0, 1, 2, 5);
+      col[1] = __builtin_shufflevector(__builtin_shufflevector(a, b, 1, 4, 7, 7), c, 0, 1, 2, 6);
+      col[2] = __builtin_shufflevector(__builtin_shufflevector(a, b, 2, 5, 5, 5), c, 0, 1, 4, 7);
+      return true;
+    }
+    if (S == 2) {  // elements 0..8: column j holds j, j + 2, j + 4, j + 6
+      const vf a = load4(e), b = load4(e + 4);
+      col[0] = __builtin_shufflevector(a, b, 0, 2, 4, 6);
+      col[1] = __builtin_shufflevector(a, b, 1, 3, 5, 7);
+      col[2] = __builtin_shufflevector(__builtin_shufflevector(a, b, 2, 4, 6, 6), splat(e[8]), 0, 1,
+                                       2, 4);
+      return true;
+    }
+    return false;
+  }
+}
+
 // v[i] lane l = window element i of output ow0 + l (lanes past the row repeat output ow0).
-// Vectors are built from scalars in registers (writing lanes through memory would stall on
-// store forwarding).
+// Four whole windows at a supported stride come from contiguous loads (load_row_columns);
+// otherwise vectors are built from scalars in registers (writing lanes through memory would
+// stall on store forwarding).
 template <int KH, int KW>
 inline void load_windows(const PoolGeom& g, const float* row, int ow0, int cnt, vf (&v)[KH * KW]) {
   const int S = g.SW;
-  const int o1 = cnt > 1 ? S : 0, o2 = cnt > 2 ? 2 * S : 0, o3 = cnt > 3 ? 3 * S : 0;
   const float* b = row + size_t(ow0) * S;
-  for (int i = 0; i < KH; ++i)
-    for (int j = 0; j < KW; ++j) {
-      const float* e = b + i * g.W + j;
-      v[i * KW + j] = vf{e[0], e[o1], e[o2], e[o3]};
-    }
+  bool done = cnt == kLanes;
+  for (int i = 0; i < KH && done; ++i) done = load_row_columns<KW>(b + i * g.W, S, v + i * KW);
+  if (!done) {
+    const int o1 = cnt > 1 ? S : 0, o2 = cnt > 2 ? 2 * S : 0, o3 = cnt > 3 ? 3 * S : 0;
+    for (int i = 0; i < KH; ++i)
+      for (int j = 0; j < KW; ++j) {
+        const float* e = b + i * g.W + j;
+        v[i * KW + j] = vf{e[0], e[o1], e[o2], e[o3]};
+      }
+  }
   if (g.relu_in)
     for (int i = 0; i < KH * KW; ++i) v[i] = sel((v[i] > 0.f) | isnan(v[i]), v[i], splat(0.f));
+}
+
+// The inverse of load_row_columns at stride KW: adds the KW column vectors of four disjoint
+// windows to the 4 * KW contiguous elements of d (added, not stored, so that a zero gradient
+// keeps the sign the scalar path's 0 + g gives it).
+template <int KW>
+inline void add_row_columns(float* d, const vf* col) {
+  vf out[KW];
+  if constexpr (KW == 2) {
+    out[0] = __builtin_shufflevector(col[0], col[1], 0, 4, 1, 5);
+    out[1] = __builtin_shufflevector(col[0], col[1], 2, 6, 3, 7);
+  } else {
+    static_assert(KW == 3);
+    const vf c0 = col[0], c1 = col[1], c2 = col[2];
+    out[0] = __builtin_shufflevector(__builtin_shufflevector(c0, c1, 0, 4, 1, 1), c2, 0, 1, 4, 2);
+    out[1] = __builtin_shufflevector(__builtin_shufflevector(c1, c2, 1, 5, 1, 2), c0, 0, 1, 6, 3);
+    out[2] = __builtin_shufflevector(__builtin_shufflevector(c2, c0, 2, 7, 3, 3), c1, 0, 1, 7, 2);
+  }
+  for (int q = 0; q < KW; ++q) {
+    const vf sum = load4(d + 4 * q) + out[q];
+    std::memcpy(d + 4 * q, &sum, sizeof sum);
+  }
 }
 
 template <PoolMethod M, int KH, int KW, LpKind L>
@@ -233,6 +299,11 @@ void backward_rows(const PoolGeom& g, const PoolWindowParams& P, int n, const fl
         load_windows<KH, KW>(g, row, ow0, cnt, v);
         const size_t at = o + size_t(oh) * g.OW + ow0;
         window_backward<M, N, L>(P, k, v, load_lanes(y + at, cnt), load_lanes(dy + at, cnt), gr);
+        if (cnt == kLanes && g.SW == KW) {  // disjoint windows: whole rows of dx at once
+          for (int i = 0; i < KH; ++i)
+            add_row_columns<KW>(drow + i * g.W + size_t(ow0) * KW, gr + i * KW);
+          continue;
+        }
         // Columns right to left, so that an element covered by several windows of this row
         // receives their gradients in window order, as the generic path adds them.
         for (int i = 0; i < KH; ++i)
