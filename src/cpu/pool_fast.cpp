@@ -120,10 +120,16 @@ template <PoolMethod M, int N, LpKind L>
 inline void window_backward(const PoolWindowParams& P, int k, const vf (&v)[N], vf y, vf dy,
                             vf (&gr)[N]) {
   if constexpr (M == PoolMethod::max || M == PoolMethod::min) {
-    vi at;
-    if constexpr (M == PoolMethod::max) top_value(v, &at);
-    else min_value(v, &at);
-    for (int i = 0; i < N; ++i) gr[i] = sel(at == i, dy, splat(0.f));
+    // The element pool_argmax (pool_argmin) picks is the first one equal to the output, NaN
+    // matching NaN (the first NaN wins; else the first extreme, -0 and +0 being equal): nine
+    // independent compares instead of the forward's serial tournament.
+    vi found = vi{};
+    const vi y_nan = isnan(y);
+    for (int i = 0; i < N; ++i) {
+      const vi hit = ((v[i] == y) | (isnan(v[i]) & y_nan)) & ~found;
+      gr[i] = sel(hit, dy, splat(0.f));
+      found |= hit;
+    }
   } else if constexpr (M == PoolMethod::avg) {
     for (int i = 0; i < N; ++i) gr[i] = dy / float(N);
   } else if constexpr (M == PoolMethod::mixed) {

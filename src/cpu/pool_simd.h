@@ -3,6 +3,9 @@
 #pragma once
 #include <cmath>
 #include <cstring>
+#if defined(__SSE__)
+#include <immintrin.h>
+#endif
 
 namespace convpool::cpu::simd {
 
@@ -44,8 +47,28 @@ inline vf per_lane(vf a, F f) {  // scalar math (pow, sqrt) lane by lane
   return vf{f(a[0]), f(a[1]), f(a[2]), f(a[3])};
 }
 
-// Lp norms with their own arithmetic: p = 1 and 2, and p = 3 (products and one cube root per
-// window instead of a pow per element); every other p takes pow.
+// Square root of four lanes: one SSE instruction where there is SSE (the same IEEE result).
+inline vf vsqrt(vf a) {
+#if defined(__SSE__)
+  return (vf)_mm_sqrt_ps((__m128)a);
+#else
+  return per_lane(a, [](float x) { return std::sqrt(x); });
+#endif
+}
+
+// Cube root of s >= 1 (an Lp p = 3 window sum: its largest term is 1): an initial guess
+// from the exponent bits divided by 3, then three Newton steps, within a few ulp of cbrt.
+// Other values are the callers' to replace (all-zero, infinite and NaN windows).
+inline vf vcbrt_window(vf s) {
+  const vf third = splat(1.f / 3.f);
+  const vi bits = __builtin_convertvector(__builtin_convertvector((vi)s, vf) * third, vi);
+  vf y = (vf)(bits + 709921077);  // 0x2A51067F: the bias that makes bits / 3 a cube root
+  for (int i = 0; i < 3; ++i) y = (y + y + s / (y * y)) * third;
+  return y;
+}
+
+// Lp norms with their own arithmetic: p = 1 and 2, and p = 3 (products and a vector cube root
+// per window instead of a pow per element); every other p takes pow.
 enum class LpKind { one, two, three, general };
 
 // q^p, s^(1/p) and r^(p-1) for an Lp kind (q, r in [0, 1]; pm1 = p - 1).
@@ -59,8 +82,8 @@ inline vf lp_power(vf q, float p) {
 template <LpKind L>
 inline vf lp_root(vf s, float p) {
   if constexpr (L == LpKind::one) return s;
-  else if constexpr (L == LpKind::two) return per_lane(s, [](float a) { return std::sqrt(a); });
-  else if constexpr (L == LpKind::three) return per_lane(s, [](float a) { return std::cbrt(a); });
+  else if constexpr (L == LpKind::two) return vsqrt(s);
+  else if constexpr (L == LpKind::three) return vcbrt_window(s);
   else return per_lane(s, [p](float a) { return powf(a, 1.f / p); });
 }
 template <LpKind L>
