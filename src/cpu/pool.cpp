@@ -289,13 +289,6 @@ Scratch scratch_for(const PoolGeom& g, int n, float* scratch, int threads,
   return {scratch, std::max(1, std::min(threads, max_threads))};
 }
 
-// Max records its choice for the scatter in backward where that is cheapest: full 2x2 windows
-// (a vectorised loop of its own) and the shapes the fast paths do not cover. Elsewhere (3x3
-// windows) the fast path's vectors win, and its backward finds the maximum again.
-bool max_records_argmax(const PoolGeom& g, const PoolWindowParams& p) {
-  return p.method == PoolMethod::max && (all_full_2x2(g) || !pool_fast_covers(g, p, false));
-}
-
 }  // namespace
 
 size_t pool_scratch_floats(const PoolGeom& g, int n, int threads) {
@@ -305,8 +298,9 @@ size_t pool_scratch_floats(const PoolGeom& g, int n, int threads) {
 void pool_forward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                   const float* x, float* y, int32_t* argmax, float* scratch,
                   int scratch_threads) {
-  if (argmax && max_records_argmax(g, p)) {
+  if (p.method == PoolMethod::max && argmax) {  // recorded for a scatter-only backward
     if (all_full_2x2(g)) return max_forward_recording<true>(g, n, x, y, argmax);
+    if (pool_fast_max_records(g)) return pool_fast_max_recording(g, n, x, y, argmax);
     return max_forward_recording<false>(g, n, x, y, argmax);
   }
   if (pool_fast_covers(g, p, false)) return pool_forward_fast(g, p, n, x, y);
@@ -317,7 +311,7 @@ void pool_forward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& r
 void pool_backward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                    const float* x, const float* y, const float* dy, float* dx, float* dlambda,
                    const int32_t* argmax, float* scratch, int scratch_threads) {
-  if (argmax && max_records_argmax(g, p)) {
+  if (p.method == PoolMethod::max && argmax) {
     if (dx) scatter_to_argmax(g, n, x, dy, argmax, dx);
     return;
   }

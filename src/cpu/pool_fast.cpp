@@ -324,6 +324,40 @@ void backward_rows(const PoolGeom& g, const PoolWindowParams& P, int n, const fl
   }
 }
 
+// Max over the windows of forward_rows, also recording each maximum's plane offset (the one
+// pool_argmax picks: first NaN, else the first maximum) for a scatter-only backward.
+template <int KH, int KW>
+void max_rows_recording(const PoolGeom& g, int n, const float* x, float* y, int32_t* argmax) {
+  constexpr int N = KH * KW;
+  const int planes = n * g.C;
+#pragma omp parallel for schedule(static)
+  for (int pl = 0; pl < planes; ++pl) {
+    const float* xp = x + size_t(pl) * g.H * g.W;
+    const size_t o = size_t(pl) * g.OH * g.OW;
+    for (int oh = 0; oh < g.OH; ++oh) {
+      const float* row = xp + size_t(oh) * g.SH * g.W;
+      for (int ow0 = 0; ow0 < g.OW; ow0 += kLanes) {
+        const int cnt = std::min(kLanes, g.OW - ow0);
+        vf v[N];
+        load_windows<KH, KW>(g, row, ow0, cnt, v);
+        // Lane l's window starts at plane offset first[l]; element i lies i / KW rows and
+        // i % KW columns further.
+        const int base = oh * g.SH * g.W + ow0 * g.SW;
+        const vi first = vi{0, 1, 2, 3} * g.SW + base;
+        vf m = v[0];
+        vi at = first;
+        for (int i = 1; i < N; ++i) {
+          const vi t = (isnan(v[i]) & ~isnan(m)) | (v[i] > m);
+          m = sel(t, v[i], m);
+          at = t ? first + ((i / KW) * g.W + i % KW) : at;
+        }
+        store_lanes(y + o + size_t(oh) * g.OW + ow0, m, cnt);
+        for (int l = 0; l < cnt; ++l) argmax[o + size_t(oh) * g.OW + ow0 + l] = at[l];
+      }
+    }
+  }
+}
+
 // 2x2 and 3x3 windows inside the plane (pool_fast_covers), else a global window.
 bool small_window(const PoolGeom& g) {
   return ((g.KH == 2 && g.KW == 2) || (g.KH == 3 && g.KW == 3)) && g.PH == 0 && g.PW == 0 &&
@@ -344,6 +378,14 @@ void backward_geom(const PoolGeom& g, const PoolWindowParams& P, int n, const fl
 }
 
 }  // namespace
+
+bool pool_fast_max_records(const PoolGeom& g) { return small_window(g); }
+
+void pool_fast_max_recording(const PoolGeom& g, int n, const float* x, float* y,
+                             int32_t* argmax) {
+  if (g.KH == 2) return max_rows_recording<2, 2>(g, n, x, y, argmax);
+  max_rows_recording<3, 3>(g, n, x, y, argmax);
+}
 
 bool pool_fast_covers(const PoolGeom& g, const PoolWindowParams& p, bool wants_dlambda) {
   if (p.method == PoolMethod::stochastic || wants_dlambda) return false;
