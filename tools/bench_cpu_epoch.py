@@ -20,8 +20,9 @@ import sys
 import time
 
 
-def torch_worker(data_dir, threads, batch, limit):
-    """The PyTorch process: load, one epoch, test pass; prints 'train_s loss test_acc version'."""
+def torch_epoch(data_dir, threads, batch, limit):
+    """Load, one epoch, test pass in this process: (train seconds, loss, test accuracy, version).
+    Also what tools/bench-shared-cpu runs."""
     import numpy as np
     import torch
     import torch.nn as nn
@@ -67,7 +68,7 @@ def torch_worker(data_dir, threads, batch, limit):
         for first in range(0, len(test_labels), 256):
             x = test_images[first:first + 256].float().div_(255.0)
             correct += (model(x).argmax(1) == test_labels[first:first + 256]).sum().item()
-    print(f"{seconds} {total / len(labels)} {correct / len(test_labels)} {torch.__version__}")
+    return seconds, total / len(labels), correct / len(test_labels), torch.__version__
 
 
 def timed(cmd):
@@ -109,8 +110,8 @@ def main():
     a = ap.parse_args()
     if not os.path.exists(os.path.join(a.data, "data_batch_1.bin")):
         sys.exit(f"bench_cpu_epoch: no CIFAR-10 binary files in {a.data}")
-    if a.torch_worker:
-        torch_worker(a.data, a.threads, a.batch, a.limit)
+    if a.torch_worker:  # the PyTorch process: prints 'train_s loss test_acc version'
+        print(*torch_epoch(a.data, a.threads, a.batch, a.limit))
         return
     ours, theirs, version = [], [], ""
     for _ in range(a.repeats):  # alternating, so that load that comes and goes falls on both

@@ -14,12 +14,13 @@ namespace {
 // libgomp's idle workers spin between parallel regions (300,000 turns by default) before they
 // sleep, and read how long only once, when the library loads. On a shared machine the spinning
 // takes the cores a neighbour needs: two 2-thread trainings on 2 cores kept 14 % of their solo
-// rate each. 1,000 turns keep 52 % at no cost alone; passive waiting keeps 61 % but costs
-// 10 % alone (issue 15, docs/benchmarks.md). So unless the user chose a policy, the process
-// sets GOMP_SPINCOUNT=1000 and restarts itself once, before any thread or MPI exists.
+// rate each. With im2col convolutions 1,000 turns kept 52 %; since oneDNN's convolutions (many
+// more, shorter parallel regions) they keep 37 %, where passive waiting keeps 45-48 % for about
+// 6 % of the solo rate (issue 15, docs/benchmarks.md). So unless the user chose a policy, the
+// process sets OMP_WAIT_POLICY=passive and restarts itself once, before any thread or MPI exists.
 void limit_openmp_spinning(char** argv) {
   if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
-  setenv("GOMP_SPINCOUNT", "1000", 1);
+  setenv("OMP_WAIT_POLICY", "passive", 1);
   execv("/proc/self/exe", argv);
   // Not restarted (no /proc): run on with libgomp's default policy.
 }
