@@ -298,9 +298,13 @@ size_t pool_scratch_floats(const PoolGeom& g, int n, int threads) {
 void pool_forward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                   const float* x, float* y, int32_t* argmax, float* scratch,
                   int scratch_threads) {
-  if (p.method == PoolMethod::max && argmax) {  // recorded for a scatter-only backward
+  // Max (and min where the fast paths record it): the selection is recorded for a
+  // scatter-only backward.
+  if (argmax && p.method == PoolMethod::min && pool_fast_records_selection(g, p))
+    return pool_fast_select_recording(g, p, n, x, y, argmax);
+  if (p.method == PoolMethod::max && argmax) {
     if (all_full_2x2(g)) return max_forward_recording<true>(g, n, x, y, argmax);
-    if (pool_fast_max_records(g)) return pool_fast_max_recording(g, n, x, y, argmax);
+    if (pool_fast_records_selection(g, p)) return pool_fast_select_recording(g, p, n, x, y, argmax);
     return max_forward_recording<false>(g, n, x, y, argmax);
   }
   if (pool_fast_covers(g, p, false)) return pool_forward_fast(g, p, n, x, y);
@@ -311,7 +315,8 @@ void pool_forward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& r
 void pool_backward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                    const float* x, const float* y, const float* dy, float* dx, float* dlambda,
                    const int32_t* argmax, float* scratch, int scratch_threads) {
-  if (p.method == PoolMethod::max && argmax) {
+  if (argmax && (p.method == PoolMethod::max ||
+                 (p.method == PoolMethod::min && pool_fast_records_selection(g, p)))) {
     if (dx) scatter_to_argmax(g, n, x, dy, argmax, dx);
     return;
   }

@@ -324,10 +324,11 @@ void backward_rows(const PoolGeom& g, const PoolWindowParams& P, int n, const fl
   }
 }
 
-// Max over the windows of forward_rows, also recording each maximum's plane offset (the one
-// pool_argmax picks: first NaN, else the first maximum) for a scatter-only backward.
-template <int KH, int KW>
-void max_rows_recording(const PoolGeom& g, int n, const float* x, float* y, int32_t* argmax) {
+// Max (min) over the windows of forward_rows, also recording the plane offset of the element
+// pool_argmax (pool_argmin) picks: the first NaN, else the first maximum (minimum); for a
+// scatter-only backward.
+template <bool kMin, int KH, int KW>
+void select_rows_recording(const PoolGeom& g, int n, const float* x, float* y, int32_t* argmax) {
   constexpr int N = KH * KW;
   const int planes = n * g.C;
 #pragma omp parallel for schedule(static)
@@ -347,7 +348,8 @@ void max_rows_recording(const PoolGeom& g, int n, const float* x, float* y, int3
         vf m = v[0];
         vi at = first;
         for (int i = 1; i < N; ++i) {
-          const vi t = (isnan(v[i]) & ~isnan(m)) | (v[i] > m);
+          const vi t = kMin ? ~isnan(m) & (isnan(v[i]) | (v[i] < m))
+                            : (isnan(v[i]) & ~isnan(m)) | (v[i] > m);
           m = sel(t, v[i], m);
           at = t ? first + ((i / KW) * g.W + i % KW) : at;
         }
@@ -379,12 +381,18 @@ void backward_geom(const PoolGeom& g, const PoolWindowParams& P, int n, const fl
 
 }  // namespace
 
-bool pool_fast_max_records(const PoolGeom& g) { return small_window(g); }
+bool pool_fast_records_selection(const PoolGeom& g, const PoolWindowParams& p) {
+  return (p.method == PoolMethod::max || p.method == PoolMethod::min) && small_window(g);
+}
 
-void pool_fast_max_recording(const PoolGeom& g, int n, const float* x, float* y,
-                             int32_t* argmax) {
-  if (g.KH == 2) return max_rows_recording<2, 2>(g, n, x, y, argmax);
-  max_rows_recording<3, 3>(g, n, x, y, argmax);
+void pool_fast_select_recording(const PoolGeom& g, const PoolWindowParams& p, int n,
+                                const float* x, float* y, int32_t* argmax) {
+  const bool min = p.method == PoolMethod::min;
+  if (g.KH == 2)
+    return min ? select_rows_recording<true, 2, 2>(g, n, x, y, argmax)
+               : select_rows_recording<false, 2, 2>(g, n, x, y, argmax);
+  min ? select_rows_recording<true, 3, 3>(g, n, x, y, argmax)
+      : select_rows_recording<false, 3, 3>(g, n, x, y, argmax);
 }
 
 bool pool_fast_covers(const PoolGeom& g, const PoolWindowParams& p, bool wants_dlambda) {

@@ -20,11 +20,11 @@ bool pool_fast_covers(const PoolGeom& g, const PoolWindowParams& p, bool wants_d
 
 void pool_forward_fast(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
                        float* y);
-// Max pooling over the same 2x2 and 3x3 windows, recording the plane offset of each window's
-// maximum (pool_argmax's choice) for the scatter in backward.
-bool pool_fast_max_records(const PoolGeom& g);
-void pool_fast_max_recording(const PoolGeom& g, int n, const float* x, float* y,
-                             int32_t* argmax);
+// Max and min pooling over the same 2x2 and 3x3 windows, recording the plane offset of each
+// window's selected element (pool_argmax's, pool_argmin's choice) for the scatter in backward.
+bool pool_fast_records_selection(const PoolGeom& g, const PoolWindowParams& p);
+void pool_fast_select_recording(const PoolGeom& g, const PoolWindowParams& p, int n,
+                                const float* x, float* y, int32_t* argmax);
 // dx is overwritten.
 void pool_backward_fast(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
                         const float* y, const float* dy, float* dx);

@@ -153,13 +153,16 @@ class PoolLayer : public Layer {
     return os.str();
   }
 
-  // CPU max pooling records its argmax (one int32 per output) for a scatter-only backward;
-  // the CUDA large-window kernels keep each output's selection.
+  // CPU max pooling (and min, over the windows its fast paths cover) records its selection
+  // (one int32 per output) for a scatter-only backward; the CUDA large-window kernels keep
+  // each output's selection.
   size_t state_floats(int batch) const override {
 #ifdef CONVPOOL_HAVE_CUDA
     if (device_ == Device::cuda) return cuda::pool_state_ints(g_, wp_, batch);
 #endif
-    const bool record = wp_.method == PoolMethod::max && device_ == Device::cpu;
+    const bool record = device_ == Device::cpu &&
+                        (wp_.method == PoolMethod::max ||
+                         (wp_.method == PoolMethod::min && cpu::pool_fast_records_selection(g_, wp_)));
     return record ? size_t(batch) * g_.C * g_.OH * g_.OW : 0;
   }
 
