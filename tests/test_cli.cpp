@@ -158,6 +158,47 @@ TEST(Cli, RecipeFlagsTrainResumeAndEval) {
   EXPECT_EQ(again[1].lr, rows[1].lr);
 }
 
+// A bare --resume (checkpoint, data and --out only) finishes the run as it was started: its
+// epochs, --tta, threads and --limit-train come from the config.toml beside the checkpoint,
+// not from the defaults (10 epochs, no TTA, all cores, all images), so the losses match the
+// uninterrupted run bit for bit. The augmentation is the checkpoint's and cannot change.
+TEST(Cli, ABareResumeFinishesTheRunAsStarted) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 8, fresh_seed());
+  const std::string data = " --device cpu --data " + d.str("data");
+  CommandResult r = run_convpool("train --epochs 2 --threads 1 --batch 8 --limit-train 24"
+                                 " --crop-pad 2 --pad-mode reflect --tta flip --save-every 2"
+                                 " --keep 9" + data + " --out " + d.str("run"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto rows = convpool::read_metrics_csv(d.str("run/metrics.csv"));
+  ASSERT_EQ(rows.size(), 2u);
+
+  r = run_convpool("train" + data + " --out " + d.str("branch") + " --resume " +
+                   d.str("run/step-0000000002.safetensors"));  // in epoch 1 of 3 steps each
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("24 train"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("epoch 2/2"), std::string::npos) << r.output;
+  const auto branch = convpool::read_metrics_csv(d.str("branch/metrics.csv"));
+  ASSERT_EQ(branch.size(), 2u);
+  for (size_t e = 0; e < 2; ++e) {
+    EXPECT_EQ(branch[e].loss, rows[e].loss) << e;
+    EXPECT_EQ(branch[e].test_loss, rows[e].test_loss) << e;
+  }
+  std::ifstream summary(d.str("branch/summary.txt"));
+  const std::string said((std::istreambuf_iterator<char>(summary)), {});
+  EXPECT_NE(said.find("test-time augmentation flip"), std::string::npos) << said;
+
+  // Given again, the command line wins over the recorded settings.
+  r = run_convpool("train --epochs 3 --threads 1" + data + " --resume " +
+                   d.str("run/last.safetensors"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(convpool::read_metrics_csv(d.str("run/metrics.csv")).size(), 3u);
+  for (const char* flag : {"--pad-mode zero", "--cutout 4", "--crop-pad 0"})
+    expect_one_line_error(std::string("train --epochs 4 ") + flag + data + " --resume " +
+                              d.str("run/last.safetensors"),
+                          "cannot change it");
+}
+
 // A run directory belongs to one run: a second run there is refused (test_bad_input), and
 // --overwrite replaces the old run's files, so metrics.csv holds the new run alone; files that
 // are not a run's stay. The data note says the synthetic files are not CIFAR-10's size.

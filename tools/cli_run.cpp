@@ -228,11 +228,12 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
       ->excludes(quiet);
 }
 
-void apply_config_file(CLI::App* cmd, const std::string& path) {
-  apply_config_text(cmd, read_regular_file(path, kMaxModelFileBytes, "config file"), path);
+void apply_config_file(CLI::App* cmd, const std::string& path, const std::set<std::string>& skip) {
+  apply_config_text(cmd, read_regular_file(path, kMaxModelFileBytes, "config file"), path, skip);
 }
 
-void apply_config_text(CLI::App* cmd, const std::string& text, const std::string& path) {
+void apply_config_text(CLI::App* cmd, const std::string& text, const std::string& path,
+                       const std::set<std::string>& skip) {
   std::vector<CLI::ConfigItem> items;
   try {
     std::istringstream in(text);
@@ -246,6 +247,7 @@ void apply_config_text(CLI::App* cmd, const std::string& text, const std::string
       names.push_back(opt->get_lnames()[0]);
   for (const CLI::ConfigItem& item : items) {
     if (item.name == "++" || item.name == "--") continue;  // section markers
+    if (skip.count(item.name)) continue;
     if (!item.parents.empty())
       CP_USER_ERROR("--config " << path << ": sections ([" << item.parents[0]
                                 << "]) are not used; write key = value lines");

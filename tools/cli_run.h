@@ -2,6 +2,7 @@
 // the run-directory config file (write and read back), and running one training run.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -36,9 +37,12 @@ void add_training_options(CLI::App* cmd, TrainOptions& o);
 
 // Fills options not given on the command line from a TOML config file (a run's config.toml):
 // the command line wins. Unknown keys are a one-line error with the nearest valid name.
-void apply_config_file(CLI::App* cmd, const std::string& path);
+// Keys named in `skip` (without the leading --) are passed over.
+void apply_config_file(CLI::App* cmd, const std::string& path,
+                       const std::set<std::string>& skip = {});
 // The same for config text already read; `path` names it in errors.
-void apply_config_text(CLI::App* cmd, const std::string& text, const std::string& path);
+void apply_config_text(CLI::App* cmd, const std::string& text, const std::string& path,
+                       const std::set<std::string>& skip = {});
 
 // Resolves what the flags leave open (device, threads, input normalisation) into `o`, and
 // records the resolved values in `cmd`, so that write_config() stores the effective run.

@@ -2,6 +2,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <set>
+#include <string>
 
 #include "cli_common.h"
 #include "convpool/distributed.h"
@@ -15,6 +17,19 @@
 namespace convpool::cli {
 
 namespace {
+
+// What a checkpoint holds of its run's recipe: --resume takes these from it, and refuses them
+// on its command line. --dataset is checked against the checkpoint apart from these.
+const std::set<std::string> kRecipeInCheckpoint = {
+    "model", "pool", "batch", "optimizer", "lr", "seed", "momentum", "weight-decay", "nesterov",
+    "crop-pad", "pad-mode", "cutout", "flip", "normalize", "mean", "std", "lr-schedule", "warmup",
+    "final-lr-ratio", "onecycle-start-div", "onecycle-final-div", "lr-milestones",
+    "lr-milestone-unit", "lr-gamma", "clip-grad-norm", "label-smoothing", "ema", "eval-with"};
+
+std::filesystem::path checkpoint_directory(const std::string& checkpoint) {
+  const std::filesystem::path dir = std::filesystem::path(checkpoint).parent_path();
+  return dir.empty() ? std::filesystem::path(".") : dir;
+}
 
 // A run directory belongs to one run: a fresh run, or a resume into a directory other than
 // its checkpoint's, refuses one that holds another run unless --overwrite says to replace it.
@@ -57,19 +72,20 @@ bool claim_run_directory(const TrainOptions& o, bool overwrite) {
 int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
   if (!o.config.empty()) apply_config_file(cmd, o.config);
   if (!o.resume.empty()) {
-    for (const char* flag :
-         {"--model", "--pool", "--batch", "--optimizer", "--lr", "--seed", "--momentum",
-          "--weight-decay", "--nesterov", "--crop-pad", "--flip", "--normalize", "--mean", "--std",
-          "--lr-schedule", "--warmup", "--final-lr-ratio", "--onecycle-start-div",
-          "--onecycle-final-div", "--lr-milestones", "--lr-milestone-unit", "--lr-gamma",
-          "--clip-grad-norm", "--label-smoothing", "--ema", "--eval-with"})
-      if (cmd->count(flag))
-        CP_USER_ERROR("--resume continues the checkpoint's run; " << flag << " cannot change it");
+    for (const std::string& flag : kRecipeInCheckpoint)
+      if (cmd->count("--" + flag))
+        CP_USER_ERROR("--resume continues the checkpoint's run; --" << flag << " cannot change it");
     // The data set is the checkpoint's: read before any data is loaded.
     const std::string trained_on = load_checkpoint(o.resume).state.dataset;
     if (cmd->count("--dataset") && o.dataset != trained_on)
       CP_USER_ERROR(o.resume << " was trained on " << trained_on
                              << "; --resume continues on it (drop --dataset " << o.dataset << ")");
+    // The rest of the run's settings (epochs, --tta, threads, device, --limit-train, saving...)
+    // continue from the config.toml beside the checkpoint unless given here, so that a bare
+    // --resume finishes the run as it was started, on the same data.
+    if (const auto recorded = checkpoint_directory(o.resume) / "config.toml";
+        std::filesystem::exists(recorded))
+      apply_config_file(cmd, recorded.string(), kRecipeInCheckpoint);
     o.dataset = trained_on;
     if (o.out.empty()) o.out = std::filesystem::path(o.resume).parent_path().string();
     if (o.out.empty()) o.out = ".";
