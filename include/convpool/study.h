@@ -2,6 +2,7 @@
 // the methods. This holds the parts that are plain data handling; `convpool study`
 // (tools/cli_study.cpp) runs the trainings.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -31,8 +32,8 @@ std::string study_results_csv(const std::vector<StudyRow>& rows);
 std::vector<StudyRow> parse_study_results_csv(const std::string& text, const std::string& origin);
 
 // Per method, over its seeds' last epochs: mean and sample std of the final test accuracy,
-// the epoch where the seed-mean test accuracy peaks, mean seconds per epoch, and cost
-// relative to max pooling (when max is in the study).
+// the epoch where the seed-mean test accuracy peaks, mean seconds per epoch, and cost and
+// accuracy relative to max pooling (when max is in the study).
 struct MethodSummary {
   std::string method;
   int seeds = 0, epochs = 0;
@@ -41,6 +42,11 @@ struct MethodSummary {
   double best_mean_accuracy = 0;
   double seconds_per_epoch = 0;
   double relative_cost = 0;  // seconds_per_epoch / max's; 0 when max is absent
+  std::vector<double> final_accuracies;  // one per seed, in seed order
+  // Against max pooling's final accuracies (when max is in the study and this is not max):
+  // mean difference and Welch's two-sided p (NaN when a side has under 2 seeds or no spread).
+  double difference_vs_max = std::nan("");
+  double p_vs_max = std::nan("");
 };
 // Sorted by mean final test accuracy, best first.
 std::vector<MethodSummary> summarize_study(const std::vector<StudyRow>& rows);

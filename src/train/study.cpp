@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "convpool/error.h"
+#include "convpool/statistics.h"
 
 namespace convpool {
 
@@ -126,12 +127,20 @@ std::vector<MethodSummary> summarize_study(const std::vector<StudyRow>& rows) {
       if (mean > s.best_mean_accuracy) s.best_mean_accuracy = mean, s.best_epoch = epoch;
     }
     s.seconds_per_epoch = epochs_timed ? seconds / epochs_timed : 0;
+    s.final_accuracies = finals;
     out.push_back(s);
   }
   for (auto& s : out)
     for (auto& base : out)
-      if (base.method == "max" && base.seconds_per_epoch > 0)
-        s.relative_cost = s.seconds_per_epoch / base.seconds_per_epoch;
+      if (base.method == "max") {
+        if (base.seconds_per_epoch > 0)
+          s.relative_cost = s.seconds_per_epoch / base.seconds_per_epoch;
+        if (&s != &base) {
+          const WelchTest w = welch_t_test(s.final_accuracies, base.final_accuracies);
+          s.difference_vs_max = w.difference;
+          s.p_vs_max = w.p;
+        }
+      }
   std::stable_sort(out.begin(), out.end(), [](const MethodSummary& a, const MethodSummary& b) {
     return a.mean_accuracy > b.mean_accuracy;
   });
@@ -141,21 +150,32 @@ std::vector<MethodSummary> summarize_study(const std::vector<StudyRow>& rows) {
 std::string study_summary_markdown(const std::vector<MethodSummary>& s, const std::string& title) {
   std::ostringstream md;
   md << "# " << title << "\n\n"
-     << "| method | seeds | epochs | test accuracy (mean ± std) | best epoch (seed mean) | "
-        "s/epoch | cost vs max |\n"
-     << "|---|---|---|---|---|---|---|\n";
-  char buf[320];
+     << "| method | seeds | epochs | test accuracy (mean ± std) | vs max (Welch p) | "
+        "best epoch (seed mean) | s/epoch | cost vs max |\n"
+     << "|---|---|---|---|---|---|---|---|\n";
+  char buf[400];
   for (auto& m : s) {
-    char cost[32] = "n/a";
+    char cost[32] = "n/a", versus[48] = "n/a";
     if (m.relative_cost > 0) std::snprintf(cost, sizeof cost, "%.2fx", m.relative_cost);
-    std::snprintf(buf, sizeof buf, "| %s | %d | %d | %.4f ± %.4f | %d (%.4f) | %.1f | %s |\n",
-                  m.method.c_str(), m.seeds, m.epochs, m.mean_accuracy, m.std_accuracy,
+    if (m.method == "max") {
+      std::snprintf(versus, sizeof versus, "-");
+    } else if (!std::isnan(m.difference_vs_max)) {
+      const int n = std::snprintf(versus, sizeof versus, "%+.4f", m.difference_vs_max);
+      if (!std::isnan(m.p_vs_max))
+        std::snprintf(versus + n, sizeof versus - size_t(n), " (p %.2g)", m.p_vs_max);
+    }
+    std::snprintf(buf, sizeof buf,
+                  "| %s | %d | %d | %.4f ± %.4f | %s | %d (%.4f) | %.1f | %s |\n",
+                  m.method.c_str(), m.seeds, m.epochs, m.mean_accuracy, m.std_accuracy, versus,
                   m.best_epoch, m.best_mean_accuracy, m.seconds_per_epoch, cost);
     md << buf;
   }
   md << "\nTest accuracy is that of each run's last epoch; std is the sample standard deviation "
-        "over seeds (0 for one seed). s/epoch is training time per epoch (evaluation "
-        "excluded), averaged over all epochs and seeds.\n";
+        "over seeds (0 for one seed). \"vs max\" is the difference of the means, with the "
+        "two-sided p of Welch's t-test over the seeds' final accuracies (none under 2 seeds a "
+        "side; with 2 seeds the test has little power, so a large p is no evidence of no "
+        "difference). s/epoch is training time per epoch (evaluation excluded), averaged over all "
+        "epochs and seeds.\n";
   return md.str();
 }
 
