@@ -188,8 +188,16 @@ TEST(Cli, ABareResumeFinishesTheRunAsStarted) {
   const std::string said((std::istreambuf_iterator<char>(summary)), {});
   EXPECT_NE(said.find("test-time augmentation flip"), std::string::npos) << said;
 
-  // Given again, the command line wins over the recorded settings.
-  r = run_convpool("train --epochs 3 --threads 1" + data + " --resume " +
+  // Given again, the command line wins over the recorded settings. The device is not taken
+  // from them: a run recorded on CUDA goes on here (no GPU) under --device auto.
+  std::ifstream recorded(d.str("run/config.toml"));
+  std::string config((std::istreambuf_iterator<char>(recorded)), {});
+  recorded.close();
+  const size_t device = config.find("device=\"cpu\"");
+  ASSERT_NE(device, std::string::npos) << config;
+  config.replace(device, 12, "device=\"cuda\"");
+  std::ofstream(d.str("run/config.toml")) << config;
+  r = run_convpool("train --epochs 3 --threads 1 --data " + d.str("data") + " --resume " +
                    d.str("run/last.safetensors"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(convpool::read_metrics_csv(d.str("run/metrics.csv")).size(), 3u);

@@ -80,12 +80,16 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
     if (cmd->count("--dataset") && o.dataset != trained_on)
       CP_USER_ERROR(o.resume << " was trained on " << trained_on
                              << "; --resume continues on it (drop --dataset " << o.dataset << ")");
-    // The rest of the run's settings (epochs, --tta, threads, device, --limit-train, saving...)
+    // The rest of the run's settings (epochs, --tta, threads, --limit-train, saving...)
     // continue from the config.toml beside the checkpoint unless given here, so that a bare
-    // --resume finishes the run as it was started, on the same data.
+    // --resume finishes the run as it was started, on the same data. Where it runs is chosen
+    // anew (--device auto by default), so a CUDA run can go on on a machine without a GPU.
     if (const auto recorded = checkpoint_directory(o.resume) / "config.toml";
-        std::filesystem::exists(recorded))
-      apply_config_file(cmd, recorded.string(), kRecipeInCheckpoint);
+        std::filesystem::exists(recorded)) {
+      std::set<std::string> skip = kRecipeInCheckpoint;
+      skip.insert({"device", "data-placement"});
+      apply_config_file(cmd, recorded.string(), skip);
+    }
     o.dataset = trained_on;
     if (o.out.empty()) o.out = std::filesystem::path(o.resume).parent_path().string();
     if (o.out.empty()) o.out = ".";
