@@ -66,8 +66,9 @@ INSTANTIATE_TEST_SUITE_P(Models, ModelFromCli, ::testing::Values("resnet20.cfg",
 
 }  // namespace
 
-// Every shipped recipe is a config `train --config` takes, and its model trains one epoch and
-// evaluates on the CPU with it (batch and epochs overridden on the command line).
+// Every shipped recipe is a config `train --config` and `study --config` take, and its model
+// trains one epoch and evaluates on the CPU with it (batch and epochs overridden on the
+// command line).
 TEST(Recipes, EveryShippedRecipeTrainsOnTheCpu) {
   TempDir d;
   write_cifar_dir(d.str("data"), 8, 23);  // 40 training images, 8 test images
@@ -86,6 +87,13 @@ TEST(Recipes, EveryShippedRecipeTrainsOnTheCpu) {
     ASSERT_EQ(rows.size(), 1u);
     EXPECT_TRUE(std::isfinite(rows[0].loss));
     EXPECT_NE(r.output.find("test-time augmentation"), std::string::npos) << r.output;
+    // A pooling study takes the same recipe (its checkpointing keys included).
+    const CommandResult study = run_convpool(
+        "study --config " + entry.path().string() + " --data " + d.str("data") +
+        " --pools avg --seeds 1 --epochs 1 --batch 20 --device cpu --threads 2 --no-plot --out " +
+        d.str(name + "-study"));
+    ASSERT_EQ(study.exit_code, 0) << study.output;
+    EXPECT_EQ(read_metrics_csv(d.str(name) + "-study/runs/avg/seed-1/metrics.csv").size(), 1u);
   }
   EXPECT_GE(recipes, 3u);  // resnet20, vgg_bn, airbench94
 }

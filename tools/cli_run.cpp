@@ -220,6 +220,17 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
       ->check(CLI::IsMember({"auto", "pinned", "device"}));
   cmd->add_flag("--no-graph", o.no_graph,
                 "CUDA: launch every kernel eagerly instead of replaying a captured CUDA Graph");
+  cmd->add_option("--save-every", o.cfg.save_every, "also save last.safetensors every N steps")
+      ->capture_default_str()
+      ->check(kWholeNumber)
+      ->check(CLI::Range(uint64_t(0), uint64_t(1) << 40));
+  cmd->add_option("--keep", o.cfg.keep, "keep the N newest step-*.safetensors files")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
+  cmd->add_option("--nan-policy", o.cfg.nan_policy,
+                  "on a non-finite loss or gradient: stop, or skip that batch's update")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"stop", "skip"}));
   auto* quiet = cmd->add_flag("--quiet", o.quiet, "print only errors")->configurable(false);
   cmd->add_flag("--verbose", o.verbose,
                 "more detail: progress lines every 10% of an epoch even without a terminal, "

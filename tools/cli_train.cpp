@@ -161,17 +161,6 @@ Runner add_train_command(CLI::App& app) {
                 "replace the run in --out (its config, metrics and checkpoints) instead of "
                 "refusing to write there")
       ->configurable(false);
-  cmd->add_option("--save-every", o->cfg.save_every, "also save last.safetensors every N steps")
-      ->capture_default_str()
-      ->check(kWholeNumber)
-      ->check(CLI::Range(uint64_t(0), uint64_t(1) << 40));
-  cmd->add_option("--keep", o->cfg.keep, "keep the N newest step-*.safetensors files")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 100000));
-  cmd->add_option("--nan-policy", o->cfg.nan_policy,
-                  "on a non-finite loss or gradient: stop, or skip that batch's update")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"stop", "skip"}));
   cmd->add_flag("--deterministic", o->deterministic,
                 "bit-reproducible runs: always true on the CPU for a fixed --threads; "
                 "on CUDA, deterministic cuDNN algorithms only (same GPU, binary and "
