@@ -5,6 +5,10 @@
 
 namespace convpool {
 
+// The mean of `v` (not empty), and its sample standard deviation (n - 1; 0 under 2 values).
+double mean_of(const std::vector<double>& v);
+double sample_std(const std::vector<double>& v);
+
 // The regularised incomplete beta function I_x(a, b), for a, b > 0 and 0 <= x <= 1.
 double regularized_incomplete_beta(double x, double a, double b);
 

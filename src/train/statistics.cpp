@@ -36,12 +36,6 @@ double incomplete_beta_fraction(double x, double a, double b) {
   return h;  // not reached for the a, b a t-test asks for
 }
 
-double mean_of(const std::vector<double>& v) {
-  double s = 0;
-  for (double x : v) s += x;
-  return s / double(v.size());
-}
-
 double sample_variance(const std::vector<double>& v, double mean) {
   double ss = 0;
   for (double x : v) ss += (x - mean) * (x - mean);
@@ -49,6 +43,16 @@ double sample_variance(const std::vector<double>& v, double mean) {
 }
 
 }  // namespace
+
+double mean_of(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return s / double(v.size());
+}
+
+double sample_std(const std::vector<double>& v) {
+  return v.size() < 2 ? 0.0 : std::sqrt(sample_variance(v, mean_of(v)));
+}
 
 double regularized_incomplete_beta(double x, double a, double b) {
   CP_CHECK(a > 0 && b > 0 && x >= 0 && x <= 1, "incomplete beta outside its domain");

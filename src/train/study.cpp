@@ -115,12 +115,8 @@ std::vector<MethodSummary> summarize_study(const std::vector<StudyRow>& rows) {
       s.epochs = std::max(s.epochs, last->epoch);
     }
     s.seeds = int(finals.size());
-    for (double a : finals) s.mean_accuracy += a / double(finals.size());
-    if (finals.size() > 1) {
-      double ss = 0;
-      for (double a : finals) ss += (a - s.mean_accuracy) * (a - s.mean_accuracy);
-      s.std_accuracy = std::sqrt(ss / double(finals.size() - 1));
-    }
+    s.mean_accuracy = mean_of(finals);
+    s.std_accuracy = sample_std(finals);
     s.best_mean_accuracy = -1;
     for (auto& [epoch, sum] : by_epoch) {
       const double mean = sum.first / sum.second;
