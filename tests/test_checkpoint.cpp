@@ -215,11 +215,7 @@ TEST(Checkpoint, CheckpointsOfTheOldEpochOrderAreEvaluatedButNotResumed) {
   ASSERT_EQ(first.exit_code, 0) << first.output;
   const Checkpoint c = load_checkpoint(d.str("run/last.safetensors"));
   EXPECT_EQ(c.state.epoch_order, kEpochOrderScheme);
-  std::string bytes;
-  {
-    std::ifstream in(d.str("run/last.safetensors"), std::ios::binary);
-    bytes.assign(std::istreambuf_iterator<char>(in), {});
-  }
+  const std::string bytes = read_file(d.str("run/last.safetensors"));
   std::ofstream(d.str("old.safetensors"), std::ios::binary)
       << resigned(bytes, [](auto& m) { m.erase("epoch_order"); });
   EXPECT_EQ(load_checkpoint(d.str("old.safetensors")).state.epoch_order, "fisher-yates");

@@ -184,15 +184,12 @@ TEST(Cli, ABareResumeFinishesTheRunAsStarted) {
     EXPECT_EQ(branch[e].loss, rows[e].loss) << e;
     EXPECT_EQ(branch[e].test_loss, rows[e].test_loss) << e;
   }
-  std::ifstream summary(d.str("branch/summary.txt"));
-  const std::string said((std::istreambuf_iterator<char>(summary)), {});
+  const std::string said = read_file(d.str("branch/summary.txt"));
   EXPECT_NE(said.find("test-time augmentation flip"), std::string::npos) << said;
 
   // Given again, the command line wins over the recorded settings. The device is not taken
   // from them: a run recorded on CUDA goes on here (no GPU) under --device auto.
-  std::ifstream recorded(d.str("run/config.toml"));
-  std::string config((std::istreambuf_iterator<char>(recorded)), {});
-  recorded.close();
+  std::string config = read_file(d.str("run/config.toml"));
   const size_t device = config.find("device=\"cpu\"");
   ASSERT_NE(device, std::string::npos) << config;
   config.replace(device, 12, "device=\"cuda\"");
@@ -230,8 +227,7 @@ TEST(Cli, OverwriteReplacesTheRunInItsDirectory) {
   for (auto& e : std::filesystem::directory_iterator(d.str("run")))
     EXPECT_NE(e.path().filename().string().rfind("step-", 0), 0u) << e.path();
   EXPECT_TRUE(std::filesystem::exists(d.str("run/notes.txt")));
-  std::ifstream config(d.str("run/config.toml"));
-  const std::string text((std::istreambuf_iterator<char>(config)), {});
+  const std::string text = read_file(d.str("run/config.toml"));
   EXPECT_NE(text.find("lr=0.002"), std::string::npos) << text;
 }
 

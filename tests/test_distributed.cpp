@@ -159,12 +159,10 @@ TEST(DataParallel, AKilledRankEndsTheJobWithAMessageNamingIt) {
     for (auto& e : std::filesystem::directory_iterator("/proc")) {
       const std::string name = e.path().filename().string();
       if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-      std::ifstream env(e.path() / "environ", std::ios::binary);
-      const std::string all((std::istreambuf_iterator<char>(env)), {});
+      const std::string all = read_file(e.path() / "environ");
       if (all.find(std::string("OMPI_COMM_WORLD_RANK=1") + '\0') == std::string::npos) continue;
       // This job's rank 1: its command line names this test's data directory.
-      std::ifstream cmdline(e.path() / "cmdline", std::ios::binary);
-      const std::string args((std::istreambuf_iterator<char>(cmdline)), {});
+      const std::string args = read_file(e.path() / "cmdline");
       if (args.find(d.str("data")) != std::string::npos) victim = std::stoi(name);
     }
   }
@@ -184,8 +182,7 @@ TEST(DataParallel, AKilledRankEndsTheJobWithAMessageNamingIt) {
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::ifstream in(log);
-  const std::string output((std::istreambuf_iterator<char>(in)), {});
+  const std::string output = read_file(log);
   std::printf("killed rank 1 (pid %d): the job ended after %.1f s with:\n%s\n", victim, seconds,
               output.c_str());
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << output;

@@ -93,8 +93,7 @@ TEST(Signals, SigintSavesACheckpointAndExitsNonZero) {
   kill(pid, SIGINT);
   int status = 0;
   waitpid(pid, &status, 0);
-  std::ifstream in(log);
-  const std::string out((std::istreambuf_iterator<char>(in)), {});
+  const std::string out = read_file(log);
   ASSERT_TRUE(WIFEXITED(status)) << out;
   EXPECT_EQ(WEXITSTATUS(status), 130) << out;
   EXPECT_NE(out.find("checkpoint saved to " + run + "/last.safetensors"), std::string::npos) << out;

@@ -57,6 +57,11 @@ std::string real_cifar_dir() {
   return "";
 }
 
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
 CommandResult run_command(const std::string& cmd) {
   CommandResult r{-1, ""};
   FILE* p = popen((cmd + " 2>&1").c_str(), "r");

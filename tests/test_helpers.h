@@ -30,6 +30,8 @@ struct CommandResult {
   std::string output;  // stdout and stderr together
 };
 CommandResult run_command(const std::string& cmd);
+// The whole file, byte for byte; "" when it cannot be opened (e.g. a /proc entry that is gone).
+std::string read_file(const std::string& path);
 // Runs the convpool binary built with the tests.
 CommandResult run_convpool(const std::string& args);
 

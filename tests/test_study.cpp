@@ -7,7 +7,6 @@
 #include <fstream>
 #include <map>
 #include <random>
-#include <sstream>
 
 #include "convpool/metrics.h"
 #include "convpool/safetensors.h"
@@ -19,13 +18,6 @@ using namespace convpool;
 using namespace convpool::test;
 
 namespace {
-std::string slurp(const std::string& path) {
-  std::ifstream f(path);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
 bool has_control_characters(const std::string& s) {
   for (unsigned char c : s)
     if (c < 0x20 && c != '\n' && c != '\t') return true;
@@ -102,9 +94,9 @@ TEST(Study, WritesItsFilesAndResumes) {
   }
 
   auto check_summary = [&](int epochs) {
-    const auto rows = parse_study_results_csv(slurp(d.str("study/results.csv")), "results.csv");
+    const auto rows = parse_study_results_csv(read_file(d.str("study/results.csv")), "results.csv");
     ASSERT_EQ(rows.size(), size_t(2 * epochs));
-    const std::string md = slurp(d.str("study/summary.md"));
+    const std::string md = read_file(d.str("study/summary.md"));
     for (const char* method : {"max", "avgtopk:k=2"}) {
       double final_acc = -1;
       for (auto& row : rows)
@@ -135,6 +127,29 @@ TEST(Study, WritesItsFilesAndResumes) {
   EXPECT_NE(r.output.find("trained with other settings"), std::string::npos) << r.output;
 }
 
+// After each run the tables hold the runs finished so far, so a study that stops part-way (here:
+// its second run's checkpoint is unreadable) leaves the first run's results, titled partial.
+TEST(Study, TablesHoldTheFinishedRunsWhenTheStudyStops) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 100, fresh_seed());
+  std::filesystem::create_directories(d.str("study/runs/avg/seed-1"));
+  std::ofstream(d.str("study/runs/avg/seed-1/last.safetensors")) << "not a checkpoint";
+  const CommandResult r = run_convpool(
+      "study --device cpu --pools max,avg --epochs 1 --batch 50 --no-plot --data " +
+      d.str("data") + " --out " + d.str("study"));
+  ASSERT_NE(r.exit_code, 0) << r.output;
+  const auto rows = parse_study_results_csv(read_file(d.str("study/results.csv")), "results.csv");
+  ASSERT_EQ(rows.size(), 1u) << r.output;
+  EXPECT_EQ(rows[0].method, "max");
+  const auto max_run = read_metrics_csv(d.str("study/runs/max/seed-1/metrics.csv"));
+  ASSERT_EQ(max_run.size(), 1u);
+  EXPECT_NEAR(rows[0].m.test_accuracy, max_run[0].test_accuracy, 1e-6);
+  const std::string md = read_file(d.str("study/summary.md"));
+  EXPECT_NE(md.find("(partial: 1 of 2 runs finished)"), std::string::npos) << md;
+  EXPECT_NE(md.find("| max | 1 | 1 |"), std::string::npos) << md;
+  EXPECT_EQ(md.find("| avg |"), std::string::npos) << md;
+}
+
 TEST(Study, BadPoolsFailBeforeTraining) {
   TempDir d;
   write_cifar_dir(d.str("data"), 4, fresh_seed());
@@ -156,7 +171,7 @@ TEST(RunDirectory, ConfigRepeatsTheRunExactly) {
       std::to_string(seed) + " --data " + d.str("data") + " --out " + d.str("a"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_FALSE(has_control_characters(r.output)) << r.output;
-  const std::string config = slurp(d.str("a/config.toml"));
+  const std::string config = read_file(d.str("a/config.toml"));
   for (const char* line : {"pool=\"mixed\"", "crop-pad=2", "flip=true", "lr=0.002", "threads=2"})
     EXPECT_NE(config.find(line), std::string::npos) << line << "\n" << config;
   EXPECT_NE(config.find("seed=" + std::to_string(seed)), std::string::npos) << config;
@@ -180,7 +195,7 @@ TEST(RunDirectory, ConfigRepeatsTheRunExactly) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(read_metrics_csv(d.str("c/metrics.csv")).size(), 1u);
   EXPECT_EQ(losses("c")[0], losses("a")[0]);
-  EXPECT_NE(slurp(d.str("c/summary.txt")).find("epochs 1"), std::string::npos);
+  EXPECT_NE(read_file(d.str("c/summary.txt")).find("epochs 1"), std::string::npos);
 }
 
 TEST(RunDirectory, BadConfigFilesGiveOneLine) {
@@ -232,9 +247,7 @@ TEST(Study, TwoShardsMergedEqualTheUnshardedStudy) {
       run_convpool("study --no-plot --quiet --merge " + d.str("s0") + "," + d.str("s1") + " --out " + d.str("merged"));
   ASSERT_EQ(merged.exit_code, 0) << merged.output;
   auto table = [](const std::string& dir) {
-    std::ifstream in(dir + "/results.csv");
-    const std::string text((std::istreambuf_iterator<char>(in)), {});
-    return parse_study_results_csv(text, dir);
+    return parse_study_results_csv(read_file(dir + "/results.csv"), dir);
   };
   const auto whole = table(d.str("whole")), both = table(d.str("merged"));
   ASSERT_EQ(whole.size(), 6u);  // 3 methods x 2 seeds x 1 epoch

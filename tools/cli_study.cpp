@@ -1,6 +1,7 @@
 // convpool study: trains a model once per pooling method and seed, sequentially, then writes
 // results.csv (every epoch of every run), summary.md (one row per method) and, when matplotlib
-// is available, study.png. Re-running the same command resumes: finished runs are skipped and
+// is available, study.png; after each run but the last it rewrites the two tables with the runs
+// finished so far (titled "partial"). Re-running the same command resumes: finished runs are skipped and
 // an interrupted one continues from its checkpoint. On a cluster, `--shard I/N` runs every
 // N-th run from the I-th (one Slurm array task each: tools/slurm-study.sh) and `--merge`
 // combines the shards' directories into the tables an unsharded study writes.
@@ -144,7 +145,7 @@ int run(StudyOptions& so, CLI::App* cmd) {
   def["shard"] = {shard, shards};
   def["runs"] = nlohmann::json::array();
   const int total = int(pools.size()) * so.seeds;
-  int index = 0;
+  int index = 0, runs_done = 0;
   for (const auto& pool : pools)
     for (int k = 0; k < so.seeds; ++k) {
       ++index;
@@ -189,6 +190,17 @@ int run(StudyOptions& so, CLI::App* cmd) {
       }
       for (auto& m : read_metrics_csv(o.out + "/metrics.csv"))
         if (m.epoch <= base.cfg.epochs) rows.push_back(StudyRow{pool, seed, m});
+      // A study takes hours: its tables so far are readable while the next run trains, and
+      // stay behind if the study is stopped. The last run writes the full tables below.
+      ++runs_done;
+      if (shards == 1 && runs_done < total) {
+        write_file_atomic(base.out + "/results.csv", study_results_csv(rows));
+        write_file_atomic(base.out + "/summary.md",
+                          study_summary_markdown(summarize_study(rows),
+                                                 study_title(def) + " (partial: " +
+                                                     std::to_string(runs_done) + " of " +
+                                                     std::to_string(total) + " runs finished)"));
+      }
     }
 
   write_file_atomic(base.out + "/study.json", def.dump(2) + "\n");
@@ -287,7 +299,8 @@ Runner add_study_command(CLI::App& app) {
       ->delimiter(',');
   cmd->footer(
       "Writes DIR/runs/METHOD/seed-N/ (one run directory each), DIR/results.csv, DIR/summary.md,\n"
-      "DIR/study.png and DIR/config.toml. Run the same command again to resume.\n\n"
+      "DIR/study.png and DIR/config.toml; the tables hold the finished runs so far after each\n"
+      "run. Run the same command again to resume.\n\n"
       "Examples:\n"
       "  convpool study --pools max,avg,avgtopk:k=2 --seeds 2 --epochs 10 --out studies/first\n"
       "  convpool study --pools max,mixed --epochs 1 --limit-train 2000 --device cpu --out /tmp/s\n"
