@@ -53,6 +53,7 @@ TrainState some_state(uint64_t seed) {
   s.epoch_batches = 7;
   s.epoch_loss_sum = 12.5;
   s.epoch_correct = 99;
+  s.epoch_seconds = 41.25;
   s.best_accuracy = 0.625;
   s.seed = seed;
   s.batch = 8;
@@ -96,6 +97,7 @@ TEST(Checkpoint, RoundTripRestoresEveryTensorAndTheState) {
   EXPECT_EQ(c.pool_override, "avgtopk:k=2");
   EXPECT_EQ(c.state.step, 1234u);
   EXPECT_EQ(c.state.epoch_batches, 7u);
+  EXPECT_EQ(c.state.epoch_seconds, 41.25);
   EXPECT_EQ(c.state.best_accuracy, 0.625);
   EXPECT_EQ(c.state.optimizer.lr, 0.0025f);
   EXPECT_TRUE(c.state.input == some_state(seed).input) << describe(c.state.input);

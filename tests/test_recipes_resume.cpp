@@ -3,6 +3,9 @@
 // losses and the weights of the uninterrupted run, bit for bit, on the CPU.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
 #include <nlohmann/json.hpp>
 
 #include "convpool/checkpoint.h"
@@ -38,8 +41,13 @@ class StopAt : public TrainObserver {
   StopAt(int epoch, uint64_t batch) : epoch_(epoch), batch_(batch) {}
   double batch_interval_seconds() const override { return 0; }
   void on_batch(const BatchProgress& p) override {
-    if (p.epoch == epoch_ && p.batch == batch_) request_stop();
+    if (p.epoch != epoch_ || p.batch != batch_) return;
+    // The epoch's first part then takes far longer than its rest, whose time alone a resume
+    // would otherwise report for the epoch.
+    std::this_thread::sleep_for(std::chrono::milliseconds(kStopDelayMs));
+    request_stop();
   }
+  static constexpr int kStopDelayMs = 300;
 
  private:
   int epoch_;
@@ -113,6 +121,7 @@ TEST(RecipeResume, MidScheduleResumeIsBitExact) {
     clear_stop_requests();
     const Checkpoint c = load_checkpoint(d.str(r.name + " stopped/last.safetensors"));
     ASSERT_EQ(c.state.step, steps_per_epoch + 5);
+    EXPECT_GE(c.state.epoch_seconds, StopAt::kStopDelayMs * 1e-3);
     EXPECT_EQ(c.state.optimizer.schedule.total_steps, r.cfg.optimizer.schedule.total_steps);
 
     // The resume takes its recipe from the checkpoint, as convpool train --resume does.
@@ -132,6 +141,10 @@ TEST(RecipeResume, MidScheduleResumeIsBitExact) {
       EXPECT_EQ(resumed[e].test_loss, straight[e + 1].test_loss) << "epoch " << e + 2;
       EXPECT_EQ(resumed[e].lr, straight[e + 1].lr) << "epoch " << e + 2;
     }
+    // The interrupted epoch reports its whole time (before the stop and after the resume), and
+    // its rate over all its images.
+    EXPECT_GE(resumed[0].seconds, c.state.epoch_seconds);
+    EXPECT_NEAR(resumed[0].images_per_second * resumed[0].seconds, double(train.size()), 1e-6);
     EXPECT_EQ(all_params(*resumed_graph), all_params(*straight_graph));
     const Checkpoint a = load_checkpoint(d.str(r.name + " straight/last.safetensors"));
     const Checkpoint b = load_checkpoint(d.str(r.name + " stopped/last.safetensors"));

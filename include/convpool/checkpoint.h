@@ -27,6 +27,9 @@ struct TrainState {
   uint64_t epoch_batches = 0;  // batches done in the current (unfinished) epoch
   double epoch_loss_sum = 0;   // running sums of the unfinished epoch
   uint64_t epoch_correct = 0;
+  // Training time the unfinished epoch took before this checkpoint: a resumed epoch reports
+  // its whole time, so a study's seconds per epoch survive interruptions (0 in older files).
+  double epoch_seconds = 0;
   double best_accuracy = -1;
   uint64_t seed = 1;
   int batch = 32;

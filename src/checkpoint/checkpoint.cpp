@@ -163,6 +163,7 @@ void save_checkpoint(const std::string& path, const Graph& graph, const std::str
                           {"epoch_batches", st.epoch_batches},
                           {"epoch_loss_sum", st.epoch_loss_sum},
                           {"epoch_correct", st.epoch_correct},
+                          {"epoch_seconds", st.epoch_seconds},
                           {"best_accuracy", st.best_accuracy},
                           {"seed", st.seed},
                           {"batch", st.batch}};
@@ -224,6 +225,12 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
     c.state.epoch_batches = json_integer<uint64_t>(s, "epoch_batches", 0, kMaxCount);
     c.state.epoch_loss_sum = json_real<double>(s, "epoch_loss_sum");
     c.state.epoch_correct = json_integer<uint64_t>(s, "epoch_correct", 0, kMaxCount);
+    if (s.contains("epoch_seconds")) {  // older checkpoints did not time the unfinished epoch
+      c.state.epoch_seconds = json_real<double>(s, "epoch_seconds");
+      if (!(c.state.epoch_seconds >= 0 && c.state.epoch_seconds < 1e9))
+        throw MetadataRangeError("'epoch_seconds' is " + std::to_string(c.state.epoch_seconds) +
+                                 ", expected a duration in seconds");
+    }
     c.state.best_accuracy = json_real<double>(s, "best_accuracy");
     if (c.state.best_accuracy < -1 || c.state.best_accuracy > 1)  // -1: no evaluation yet
       throw MetadataRangeError("'best_accuracy' is " + std::to_string(c.state.best_accuracy) +

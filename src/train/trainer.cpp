@@ -115,6 +115,7 @@ struct Trainer::Impl {
   std::unique_ptr<MetricsLog> metrics;
   std::string last_saved;  // path of the newest good checkpoint, for messages
   std::chrono::steady_clock::time_point epoch_start, last_report;
+  double epoch_seconds_before = 0;  // the unfinished epoch's time before a resume
 };
 
 Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
@@ -226,6 +227,8 @@ class EmaInGraph {
 void Trainer::save(const std::string& reason) {
   if (cfg_.out_dir.empty()) return;
   impl_->backend->synchronize();  // the weights must be final before copying
+  state_.epoch_seconds =
+      state_.epoch_batches ? impl_->epoch_seconds_before + seconds_since(impl_->epoch_start) : 0;
   const std::string last = cfg_.out_dir + "/last.safetensors";
   const float* ema = impl_->ema.as<float>();
   save_checkpoint(last, graph_, cfg_.model_text, cfg_.pool_override, state_, ema);
@@ -298,6 +301,8 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
   Region epoch_region(regions::epoch, Device::cpu);
   const auto t0 = std::chrono::steady_clock::now();
   impl_->epoch_start = impl_->last_report = t0;
+  impl_->epoch_seconds_before = state_.epoch_seconds;
+  const size_t images_before = std::min<size_t>(state_.epoch_batches * cfg_.batch, train.size());
   const auto order = epoch_order(train.size(), cfg_.seed, uint64_t(state_.epoch));
   StepBackend& backend = *impl_->backend;
   backend.begin_epoch(train, order.data(), uint64_t(state_.epoch),
@@ -375,13 +380,17 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
   const double seen = double(train.size());
   m.loss = state_.epoch_loss_sum / seen;
   m.accuracy = double(state_.epoch_correct) / seen;
-  m.seconds = seconds_since(t0);
-  m.images_per_second = double(images) / m.seconds;
+  // A resumed epoch counts its time and images before the checkpoint too (when the checkpoint
+  // timed them: older ones did not, and their epoch reports the resumed part alone).
+  m.seconds = impl_->epoch_seconds_before + seconds_since(t0);
+  const size_t timed = impl_->epoch_seconds_before > 0 ? images_before + images : images;
+  m.images_per_second = double(timed) / m.seconds;
   m.lr = scheduled_lr(cfg_.optimizer, state_.step);
   ++state_.epoch;
   state_.epoch_batches = 0;
   state_.epoch_loss_sum = 0;
   state_.epoch_correct = 0;
+  state_.epoch_seconds = 0;
   return m;
 }
 
