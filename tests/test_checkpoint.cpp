@@ -292,6 +292,8 @@ TEST(Checkpoint, OutOfRangeMetadataNumbersAreRefusedNotConverted) {
       {"optimizer", "lr", "1e300"},                {"optimizer", "eps", "-1e39"},
       {"input", "crop_pad", "-1"},                 {"input", "crop_pad", "4294967296"},
       {"training_state", "best_accuracy", "5.0"},  // nothing could ever beat it
+      {"training_state", "epoch_seconds", "-1"},   {"training_state", "epoch_seconds", "1e300"},
+      {"training_state", "epoch_seconds", "null"}, {"training_state", "epoch_seconds", "\"5\""},
   };
   for (const auto& c : cases) {
     const std::string path = d.str(std::string(c.field) + ".safetensors");
@@ -304,6 +306,30 @@ TEST(Checkpoint, OutOfRangeMetadataNumbersAreRefusedNotConverted) {
     EXPECT_NE(msg.find(c.field), std::string::npos) << c.field << "=" << c.value << ": " << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
   }
+}
+
+// epoch_seconds times the unfinished epoch: absent in older files (read as 0, untimed), and
+// refused at an epoch boundary, where no epoch is unfinished.
+TEST(Checkpoint, EpochSecondsIsOptionalAndOnlyMidEpoch) {
+  const SavedCheckpoint saved;
+  const TempDir& d = saved.dir;
+  auto edited = [&](const std::string& name, auto edit) {
+    const std::string path = d.str(name);
+    std::ofstream(path, std::ios::binary) << resigned(saved.bytes, [&](auto& m) {
+      auto j = nlohmann::json::parse(m["training_state"]);
+      edit(j);
+      m["training_state"] = j.dump();
+    });
+    return path;
+  };
+  EXPECT_EQ(load_checkpoint(saved.path).state.epoch_seconds, 41.25);
+  EXPECT_EQ(load_checkpoint(edited("old.safetensors", [](auto& j) { j.erase("epoch_seconds"); }))
+                .state.epoch_seconds,
+            0.0);
+  const std::string boundary = edited("boundary.safetensors", [](auto& j) { j["epoch_batches"] = 0; });
+  const std::string msg = error_of([&] { load_checkpoint(boundary); });
+  EXPECT_NE(msg.find("'epoch_seconds' is 41.25, expected 0 at an epoch boundary"), std::string::npos)
+      << msg;
 }
 
 // The checksum covers the header: an edited best_accuracy (or any metadata) is refused, and a

@@ -97,6 +97,9 @@ TEST(Study, WritesItsFilesAndResumes) {
     const auto rows = parse_study_results_csv(read_file(d.str("study/results.csv")), "results.csv");
     ASSERT_EQ(rows.size(), size_t(2 * epochs));
     const std::string md = read_file(d.str("study/summary.md"));
+    EXPECT_EQ(md.find("partial"), std::string::npos) << md;
+    for (const char* partial : {"results.partial.csv", "summary.partial.md"})
+      EXPECT_FALSE(std::filesystem::exists(d.str("study/") + partial)) << partial;
     for (const char* method : {"max", "avgtopk:k=2"}) {
       double final_acc = -1;
       for (auto& row : rows)
@@ -127,24 +130,29 @@ TEST(Study, WritesItsFilesAndResumes) {
   EXPECT_NE(r.output.find("trained with other settings"), std::string::npos) << r.output;
 }
 
-// After each run the tables hold the runs finished so far, so a study that stops part-way (here:
-// its second run's checkpoint is unreadable) leaves the first run's results, titled partial.
-TEST(Study, TablesHoldTheFinishedRunsWhenTheStudyStops) {
+// After each run the partial tables hold the runs finished so far, so a study that stops
+// part-way (here: its second run's checkpoint is unreadable) leaves the first run's results,
+// titled partial, and a finished study's own tables stay as they were.
+TEST(Study, PartialTablesHoldTheFinishedRunsWhenTheStudyStops) {
   TempDir d;
   write_cifar_dir(d.str("data"), 100, fresh_seed());
   std::filesystem::create_directories(d.str("study/runs/avg/seed-1"));
   std::ofstream(d.str("study/runs/avg/seed-1/last.safetensors")) << "not a checkpoint";
+  std::ofstream(d.str("study/summary.md")) << "an earlier study's summary";
   const CommandResult r = run_convpool(
       "study --device cpu --pools max,avg --epochs 1 --batch 50 --no-plot --data " +
       d.str("data") + " --out " + d.str("study"));
   ASSERT_NE(r.exit_code, 0) << r.output;
-  const auto rows = parse_study_results_csv(read_file(d.str("study/results.csv")), "results.csv");
+  EXPECT_EQ(read_file(d.str("study/summary.md")), "an earlier study's summary");
+  ASSERT_TRUE(std::filesystem::exists(d.str("study/results.partial.csv"))) << r.output;
+  const auto rows =
+      parse_study_results_csv(read_file(d.str("study/results.partial.csv")), "results.partial.csv");
   ASSERT_EQ(rows.size(), 1u) << r.output;
   EXPECT_EQ(rows[0].method, "max");
   const auto max_run = read_metrics_csv(d.str("study/runs/max/seed-1/metrics.csv"));
   ASSERT_EQ(max_run.size(), 1u);
   EXPECT_NEAR(rows[0].m.test_accuracy, max_run[0].test_accuracy, 1e-6);
-  const std::string md = read_file(d.str("study/summary.md"));
+  const std::string md = read_file(d.str("study/summary.partial.md"));
   EXPECT_NE(md.find("(partial: 1 of 2 runs finished)"), std::string::npos) << md;
   EXPECT_NE(md.find("| max | 1 | 1 |"), std::string::npos) << md;
   EXPECT_EQ(md.find("| avg |"), std::string::npos) << md;

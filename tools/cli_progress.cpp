@@ -40,8 +40,9 @@ double ConsoleReporter::batch_interval_seconds() const {
 }
 
 void ConsoleReporter::on_batch(const BatchProgress& p) {
-  const double eta =
-      p.batch ? p.seconds / double(p.batch) * double(p.batches - p.batch) : 0.0;  // rough
+  const double eta = p.timed_batches
+                         ? p.seconds / double(p.timed_batches) * double(p.batches - p.batch)
+                         : 0.0;  // rough
   char stats[192];
   std::snprintf(stats, sizeof stats, "%llu/%llu  ETA %s  loss %.4f  acc %.4f  %.0f img/s",
                 (unsigned long long)p.batch, (unsigned long long)p.batches,

@@ -1,7 +1,8 @@
 // convpool study: trains a model once per pooling method and seed, sequentially, then writes
 // results.csv (every epoch of every run), summary.md (one row per method) and, when matplotlib
-// is available, study.png; after each run but the last it rewrites the two tables with the runs
-// finished so far (titled "partial"). Re-running the same command resumes: finished runs are skipped and
+// is available, study.png. While an unsharded study runs, results.partial.csv and
+// summary.partial.md hold the runs finished so far, until the full tables replace them.
+// Re-running the same command resumes: finished runs are skipped and
 // an interrupted one continues from its checkpoint. On a cluster, `--shard I/N` runs every
 // N-th run from the I-th (one Slurm array task each: tools/slurm-study.sh) and `--merge`
 // combines the shards' directories into the tables an unsharded study writes.
@@ -76,6 +77,10 @@ std::string study_title(const nlohmann::json& def) {
          std::to_string(def.at("train_images").get<size_t>()) + " training images, " +
          def.at("device").get<std::string>();
 }
+
+// The tables of the runs finished so far, while an unsharded study runs.
+constexpr const char* kPartialResults = "results.partial.csv";
+constexpr const char* kPartialSummary = "summary.partial.md";
 
 std::string run_dir(const std::string& pool, uint64_t seed) {
   return "runs/" + pool_label(pool) + "/seed-" + std::to_string(seed);
@@ -190,12 +195,13 @@ int run(StudyOptions& so, CLI::App* cmd) {
       }
       for (auto& m : read_metrics_csv(o.out + "/metrics.csv"))
         if (m.epoch <= base.cfg.epochs) rows.push_back(StudyRow{pool, seed, m});
-      // A study takes hours: its tables so far are readable while the next run trains, and
-      // stay behind if the study is stopped. The last run writes the full tables below.
+      // A study takes hours: the tables so far are readable while the next run trains, and
+      // stay if the study stops. They go to files of their own, so that a finished study's
+      // tables survive being extended (--epochs) or re-run; the full tables replace them.
       ++runs_done;
       if (shards == 1 && runs_done < total) {
-        write_file_atomic(base.out + "/results.csv", study_results_csv(rows));
-        write_file_atomic(base.out + "/summary.md",
+        write_file_atomic(base.out + "/" + kPartialResults, study_results_csv(rows));
+        write_file_atomic(base.out + "/" + kPartialSummary,
                           study_summary_markdown(summarize_study(rows),
                                                  study_title(def) + " (partial: " +
                                                      std::to_string(runs_done) + " of " +
@@ -220,6 +226,7 @@ void write_study_tables(const std::string& out, const std::vector<StudyRow>& row
   write_file_atomic(out + "/results.csv", study_results_csv(rows));
   const std::string md = study_summary_markdown(summarize_study(rows), title);
   write_file_atomic(out + "/summary.md", md);
+  for (const char* partial : {kPartialResults, kPartialSummary}) fs::remove(out + "/" + partial);
   reporter.line("\n" + md);
   if (plot) plot_study(out, reporter);
 }
@@ -299,8 +306,9 @@ Runner add_study_command(CLI::App& app) {
       ->delimiter(',');
   cmd->footer(
       "Writes DIR/runs/METHOD/seed-N/ (one run directory each), DIR/results.csv, DIR/summary.md,\n"
-      "DIR/study.png and DIR/config.toml; the tables hold the finished runs so far after each\n"
-      "run. Run the same command again to resume.\n\n"
+      "DIR/study.png and DIR/config.toml; until then (unsharded, after the first run)\n"
+      "DIR/results.partial.csv and DIR/summary.partial.md hold the runs finished so far.\n"
+      "Run the same command again to resume.\n\n"
       "Examples:\n"
       "  convpool study --pools max,avg,avgtopk:k=2 --seeds 2 --epochs 10 --out studies/first\n"
       "  convpool study --pools max,mixed --epochs 1 --limit-train 2000 --device cpu --out /tmp/s\n"

@@ -69,7 +69,10 @@ struct BatchProgress {
   int epoch = 0, epochs = 0;        // 1-based epoch being trained, of `epochs`
   uint64_t batch = 0, batches = 0;  // batches done in this epoch, of `batches`
   double loss = 0, accuracy = 0;    // running means over the batches done
-  double seconds = 0;               // since this epoch (or this resumed part of it) began
+  // Since this epoch began, a resumed epoch's earlier part included when its checkpoint timed
+  // it (older checkpoints did not: then since the resume), over `timed_batches` batches.
+  double seconds = 0;
+  uint64_t timed_batches = 0;
   double images_per_second = 0;
 };
 

@@ -227,9 +227,13 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
     c.state.epoch_correct = json_integer<uint64_t>(s, "epoch_correct", 0, kMaxCount);
     if (s.contains("epoch_seconds")) {  // older checkpoints did not time the unfinished epoch
       c.state.epoch_seconds = json_real<double>(s, "epoch_seconds");
-      if (!(c.state.epoch_seconds >= 0 && c.state.epoch_seconds < 1e9))
-        throw MetadataRangeError("'epoch_seconds' is " + std::to_string(c.state.epoch_seconds) +
-                                 ", expected a duration in seconds");
+      // At an epoch boundary there is no unfinished epoch to have timed.
+      const double most = c.state.epoch_batches ? 1e9 : 0;
+      if (!(c.state.epoch_seconds >= 0 && c.state.epoch_seconds <= most))
+        throw MetadataRangeError("'epoch_seconds' is " + s.at("epoch_seconds").dump().substr(0, 40) +
+                                 (c.state.epoch_batches
+                                      ? ", expected a number of seconds from 0 to 1e9"
+                                      : ", expected 0 at an epoch boundary (epoch_batches 0)"));
     }
     c.state.best_accuracy = json_real<double>(s, "best_accuracy");
     if (c.state.best_accuracy < -1 || c.state.best_accuracy > 1)  // -1: no evaluation yet

@@ -115,7 +115,12 @@ struct Trainer::Impl {
   std::unique_ptr<MetricsLog> metrics;
   std::string last_saved;  // path of the newest good checkpoint, for messages
   std::chrono::steady_clock::time_point epoch_start, last_report;
-  double epoch_seconds_before = 0;  // the unfinished epoch's time before a resume
+  // What the epoch's timing covers besides the batches trained since it (re)started: a
+  // resumed epoch's earlier part, when its checkpoint timed it (older ones did not: then the
+  // time, the rate and the ETA cover the resumed part alone).
+  double epoch_seconds_before = 0;
+  uint64_t epoch_untimed_batches = 0;
+  size_t epoch_images_before = 0;
 };
 
 Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
@@ -273,8 +278,10 @@ void Trainer::report_progress(uint64_t batches, size_t train_size, size_t images
   const uint64_t in_sums = std::min<uint64_t>(state_.epoch_batches * cfg_.batch, train_size);
   p.loss = loss_sum / double(std::max<uint64_t>(1, in_sums));
   p.accuracy = double(correct) / double(std::max<uint64_t>(1, in_sums));
-  p.seconds = seconds_since(impl_->epoch_start);
-  p.images_per_second = double(images_trained) / std::max(1e-9, p.seconds);
+  p.seconds = impl_->epoch_seconds_before + seconds_since(impl_->epoch_start);
+  p.timed_batches = state_.epoch_batches - impl_->epoch_untimed_batches;
+  p.images_per_second =
+      double(impl_->epoch_images_before + images_trained) / std::max(1e-9, p.seconds);
   observer_->on_batch(p);
 }
 
@@ -302,7 +309,10 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
   const auto t0 = std::chrono::steady_clock::now();
   impl_->epoch_start = impl_->last_report = t0;
   impl_->epoch_seconds_before = state_.epoch_seconds;
-  const size_t images_before = std::min<size_t>(state_.epoch_batches * cfg_.batch, train.size());
+  const bool earlier_part_timed = state_.epoch_seconds > 0;
+  impl_->epoch_untimed_batches = earlier_part_timed ? 0 : state_.epoch_batches;
+  impl_->epoch_images_before =
+      earlier_part_timed ? std::min<size_t>(state_.epoch_batches * cfg_.batch, train.size()) : 0;
   const auto order = epoch_order(train.size(), cfg_.seed, uint64_t(state_.epoch));
   StepBackend& backend = *impl_->backend;
   backend.begin_epoch(train, order.data(), uint64_t(state_.epoch),
@@ -380,11 +390,8 @@ EpochMetrics Trainer::train_epoch(const Dataset& train) {
   const double seen = double(train.size());
   m.loss = state_.epoch_loss_sum / seen;
   m.accuracy = double(state_.epoch_correct) / seen;
-  // A resumed epoch counts its time and images before the checkpoint too (when the checkpoint
-  // timed them: older ones did not, and their epoch reports the resumed part alone).
   m.seconds = impl_->epoch_seconds_before + seconds_since(t0);
-  const size_t timed = impl_->epoch_seconds_before > 0 ? images_before + images : images;
-  m.images_per_second = double(timed) / m.seconds;
+  m.images_per_second = double(impl_->epoch_images_before + images) / m.seconds;
   m.lr = scheduled_lr(cfg_.optimizer, state_.step);
   ++state_.epoch;
   state_.epoch_batches = 0;
