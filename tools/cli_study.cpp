@@ -150,7 +150,7 @@ int run(StudyOptions& so, CLI::App* cmd) {
   def["shard"] = {shard, shards};
   def["runs"] = nlohmann::json::array();
   const int total = int(pools.size()) * so.seeds;
-  int index = 0, runs_done = 0;
+  int index = 0;
   for (const auto& pool : pools)
     for (int k = 0; k < so.seeds; ++k) {
       ++index;
@@ -198,13 +198,12 @@ int run(StudyOptions& so, CLI::App* cmd) {
       // A study takes hours: the tables so far are readable while the next run trains, and
       // stay if the study stops. They go to files of their own, so that a finished study's
       // tables survive being extended (--epochs) or re-run; the full tables replace them.
-      ++runs_done;
-      if (shards == 1 && runs_done < total) {
+      if (shards == 1 && index < total) {  // unsharded: runs 1..index are done
         write_file_atomic(base.out + "/" + kPartialResults, study_results_csv(rows));
         write_file_atomic(base.out + "/" + kPartialSummary,
                           study_summary_markdown(summarize_study(rows),
                                                  study_title(def) + " (partial: " +
-                                                     std::to_string(runs_done) + " of " +
+                                                     std::to_string(index) + " of " +
                                                      std::to_string(total) + " runs finished)"));
       }
     }
