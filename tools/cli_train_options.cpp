@@ -1,0 +1,321 @@
+// The training options: their flags, a config file's values, and how they resolve into a
+// TrainConfig (cli_run.h). Running the training itself is cli_run.cpp.
+#include <omp.h>
+
+#include <filesystem>
+#include <sstream>
+
+#include "cli_common.h"
+#include "cli_run.h"
+#include "convpool/conv_engine.h"
+#include "convpool/device.h"
+#include "convpool/distributed.h"
+#include "convpool/graph.h"
+#include "convpool/model.h"
+#include "convpool/pooling.h"
+
+namespace convpool::cli {
+
+namespace fs = std::filesystem;
+
+namespace {
+// Per-channel statistics of the CIFAR-10 training set (pixel / 255), for --normalize.
+constexpr float kCifarMean[3] = {0.4914f, 0.4822f, 0.4465f};
+constexpr float kCifarStd[3] = {0.2470f, 0.2435f, 0.2616f};
+
+std::string float_str(float v) {
+  std::ostringstream s;
+  s.precision(9);  // round-trips a float exactly
+  s << v;
+  return s.str();
+}
+
+// Replaces what an option holds by `values`, as if they had been given.
+void set_effective(CLI::App* cmd, const std::string& name, const std::vector<std::string>& values) {
+  CLI::Option* opt = cmd->get_option(name);
+  opt->clear();
+  for (auto& v : values) opt->add_result(v);
+}
+}  // namespace
+
+Verbosity TrainOptions::verbosity() const {
+  return quiet ? Verbosity::quiet : verbose ? Verbosity::verbose : Verbosity::normal;
+}
+
+namespace {
+// The learning-rate schedule (kernels/lr_schedule.cuh); --lr is its peak.
+void add_schedule_options(CLI::App* cmd, TrainOptions& o) {
+  LrSchedule& s = o.cfg.optimizer.schedule;
+  cmd->add_option("--lr-schedule", o.lr_schedule,
+                  "lr per step: constant, cosine or linear (decay to --final-lr-ratio), onecycle "
+                  "(PyTorch OneCycleLR, cos), step (x --lr-gamma at each --lr-milestones)")
+      ->capture_default_str();
+  cmd->add_option("--warmup", s.warmup,
+                  "fraction of all steps: linear warm-up to --lr (onecycle: its rising phase, "
+                  "default 0.3)")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+  cmd->add_option("--final-lr-ratio", s.final_ratio,
+                  "cosine, linear: the last step's lr as a fraction of --lr")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+  cmd->add_option("--onecycle-start-div", s.start_div, "onecycle: start at --lr / this")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+  cmd->add_option("--onecycle-final-div", s.final_div,
+                  "onecycle: end at --lr / --onecycle-start-div / this")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+  cmd->add_option("--lr-milestones", o.lr_milestones,
+                  "step: where the lr is multiplied by --lr-gamma, e.g. 30,60")
+      ->capture_default_str();
+  cmd->add_option("--lr-milestone-unit", o.milestone_unit, "--lr-milestones in epochs or steps")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"epochs", "steps"}));
+  cmd->add_option("--lr-gamma", s.gamma, "step: the lr's factor at each milestone")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+}
+
+// The schedule from its flags; one-line errors for bad values (lr_schedule.cpp validate).
+void resolve_schedule_options(CLI::App* cmd, TrainOptions& o) {
+  LrSchedule& s = o.cfg.optimizer.schedule;
+  s.kind = parse_lr_schedule_kind(o.lr_schedule);
+  // OneCycleLR's pct_start defaults to 0.3.
+  if (s.kind == LrScheduleKind::onecycle && cmd->count("--warmup") == 0) {
+    s.warmup = 0.3f;
+    set_effective(cmd, "--warmup", {"0.3"});
+  }
+  s.milestone_count = 0;
+  std::istringstream list(o.lr_milestones);
+  for (std::string word; std::getline(list, word, ',');) {
+    if (s.milestone_count == kMaxLrMilestones)
+      CP_USER_ERROR("at most " << kMaxLrMilestones << " --lr-milestones");
+    size_t used = 0;
+    uint64_t value = 0;
+    try {
+      value = std::stoull(word, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (word.empty() || used != word.size() || !std::isdigit(static_cast<unsigned char>(word[0])))
+      CP_USER_ERROR("--lr-milestones: '" << word << "' is not a whole number");
+    s.milestones[s.milestone_count++] = value;
+  }
+  s.milestones_in_epochs = o.milestone_unit == "epochs";
+  validate(s);
+}
+}  // namespace
+
+void add_training_options(CLI::App* cmd, TrainOptions& o) {
+  o.model = default_model_path();
+  cmd->add_option("--config", o.config,
+                  "read options from a TOML file, e.g. a run's config.toml (the command line "
+                  "wins)")
+      ->configurable(false);
+  cmd->add_option("--data", o.data,
+                  "CIFAR-10 binary directory (default: $CIFAR10_DIR, then "
+                  "data/cifar-10-batches-bin)")
+      ->configurable(false);  // where the data lives is not part of the run
+  cmd->add_option("--model", o.model, "model file")->capture_default_str();
+  cmd->add_option("--epochs", o.cfg.epochs, "total epochs to train (also when resuming)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 100000));
+  cmd->add_option("--batch", o.cfg.batch, "batch size")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 65536));
+  cmd->add_option("--optimizer", o.optimizer,
+                  "adam, adamw (decoupled --weight-decay, as PyTorch's AdamW) or sgd")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"adam", "adamw", "sgd"}));
+  cmd->add_option("--lr", o.cfg.optimizer.lr, "learning rate")
+      ->capture_default_str()
+      ->check(kFiniteNumber)
+      ->check(CLI::Range(1e-12, 10.0));
+  cmd->add_option("--momentum", o.cfg.optimizer.momentum, "SGD momentum")
+      ->capture_default_str()
+      ->check(kFiniteNumber)
+      ->check(CLI::Range(0.0, 0.999999));
+  cmd->add_flag("--nesterov", o.cfg.optimizer.nesterov, "SGD with Nesterov momentum");
+  cmd->add_option("--weight-decay", o.cfg.optimizer.weight_decay, "L2 weight decay")
+      ->capture_default_str()
+      ->check(kFiniteNumber)
+      ->check(CLI::Range(0.0, 0.999999));
+  add_schedule_options(cmd, o);
+  cmd->add_option("--label-smoothing", o.cfg.label_smoothing,
+                  "train towards (1 - EPS) onehot + EPS / 10 instead of the label alone")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+  cmd->add_option("--ema", o.cfg.ema_decay,
+                  "keep an exponential moving average of the weights with this decay, e.g. "
+                  "0.999 (0: off); checkpoints hold both")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+  cmd->add_option("--eval-with", o.eval_with,
+                  "with --ema: evaluate, and choose best.safetensors, with the ema or the raw "
+                  "weights")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"ema", "raw"}));
+  cmd->add_option("--clip-grad-norm", o.cfg.optimizer.clip_grad_norm,
+                  "scale the gradients to a global 2-norm of at most this before each update "
+                  "(torch.nn.utils.clip_grad_norm_; 0: off)")
+      ->capture_default_str()
+      ->check(kFiniteNumber);
+  add_device_options(cmd, o.device, o.threads);
+  cmd->add_option("--limit-train", o.limit_train, "use only the first N training images (0: all)")
+      ->capture_default_str()
+      ->check(kWholeNumber);
+  cmd->add_option("--limit-test", o.limit_test, "use only the first N test images (0: all)")
+      ->capture_default_str()
+      ->check(kWholeNumber);
+  cmd->add_option("--crop-pad", o.cfg.input.crop_pad,
+                  "augment: random 32x32 crop of the image zero-padded by N pixels (0: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, kCifarSide / 2));
+  cmd->add_option("--pad-mode", o.pad_mode,
+                  "what the crop's padding holds: zero (black) or reflect (the image mirrored "
+                  "about its edge)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"zero", "reflect"}));
+  cmd->add_flag("--flip", o.cfg.input.flip, "augment: random horizontal flip");
+  cmd->add_option("--tta", o.tta,
+                  "after training, evaluate the final weights with test-time augmentation too: "
+                  "flip, or flip,translate (airbench94's); none: off")
+      ->capture_default_str();
+  cmd->add_option("--cutout", o.cfg.input.cutout,
+                  "augment: zero a random NxN square (clipped at the borders) after normalisation: "
+                  "the mean colour with --normalize, black without (0: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, kCifarSide));
+  cmd->add_flag("--normalize", o.normalize,
+                "normalise each channel by the CIFAR-10 training mean and std");
+  cmd->add_option("--mean", o.mean, "per-channel mean subtracted from pixel/255: R,G,B")
+      ->check(kFiniteNumber)
+      ->expected(3)
+      ->delimiter(',');
+  cmd->add_option("--std", o.std, "per-channel std dividing it: R,G,B")
+      ->check(kFiniteNumber)
+      ->expected(3)
+      ->delimiter(',');
+  cmd->add_flag("--tf32", o.tf32,
+                "CUDA: TF32 tensor-core math in convolutions and dense layers (faster; results "
+                "differ from fp32 by up to ~1e-3 relative)");
+  cmd->add_flag("--sync-bn", o.cfg.sync_bn,
+                "data-parallel runs (mpirun -np N convpool train ...): BatchNorm normalises with "
+                "the statistics of the whole global batch, not each rank's slice");
+  cmd->add_option("--dataset", o.dataset,
+                  "cifar10, or cifar100 (its 100 fine classes: the model needs 100 outputs)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cifar10", "cifar100"}));
+  cmd->add_option("--data-placement", o.data_placement,
+                  "CUDA: where the data set lives: device (uploaded once; batches gathered and "
+                  "augmented on the GPU), pinned (streamed from host memory), or auto (device "
+                  "when it fits in a quarter of the free GPU memory)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "pinned", "device"}));
+  cmd->add_flag("--no-graph", o.no_graph,
+                "CUDA: launch every kernel eagerly instead of replaying a captured CUDA Graph");
+  cmd->add_option("--save-every", o.cfg.save_every, "also save last.safetensors every N steps")
+      ->capture_default_str()
+      ->check(kWholeNumber)
+      ->check(CLI::Range(uint64_t(0), uint64_t(1) << 40));
+  cmd->add_option("--keep", o.cfg.keep, "keep the N newest step-*.safetensors files")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
+  cmd->add_option("--nan-policy", o.cfg.nan_policy,
+                  "on a non-finite loss or gradient: stop, or skip that batch's update")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"stop", "skip"}));
+  auto* quiet = cmd->add_flag("--quiet", o.quiet, "print only errors")->configurable(false);
+  cmd->add_flag("--verbose", o.verbose,
+                "more detail: progress lines every 10% of an epoch even without a terminal, "
+                "data-wait times")
+      ->configurable(false)
+      ->excludes(quiet);
+}
+
+void apply_config_file(CLI::App* cmd, const std::string& path, const std::set<std::string>& skip) {
+  apply_config_text(cmd, read_regular_file(path, kMaxModelFileBytes, "config file"), path, skip);
+}
+
+void apply_config_text(CLI::App* cmd, const std::string& text, const std::string& path,
+                       const std::set<std::string>& skip) {
+  std::vector<CLI::ConfigItem> items;
+  try {
+    std::istringstream in(text);
+    items = CLI::ConfigTOML().from_config(in);
+  } catch (const CLI::Error& e) {
+    CP_USER_ERROR("--config " << path << ": " << e.what());
+  }
+  std::vector<std::string> names;
+  for (const CLI::Option* opt : cmd->get_options())
+    if (opt->get_configurable() && !opt->get_lnames().empty())
+      names.push_back(opt->get_lnames()[0]);
+  for (const CLI::ConfigItem& item : items) {
+    if (item.name == "++" || item.name == "--") continue;  // section markers
+    if (skip.count(item.name)) continue;
+    if (!item.parents.empty())
+      CP_USER_ERROR("--config " << path << ": sections ([" << item.parents[0]
+                                << "]) are not used; write key = value lines");
+    CLI::Option* opt = cmd->get_option_no_throw("--" + item.name);
+    if (!opt || !opt->get_configurable()) {
+      const std::string near = nearest_word(item.name, names);
+      CP_USER_ERROR("--config " << path << ": unknown option '" << item.name << "'"
+                                << (near.empty() ? "" : "; did you mean '" + near + "'?"));
+    }
+    if (opt->count() > 0) continue;  // given on the command line: it wins
+    try {
+      for (const std::string& v : item.inputs) opt->add_result(v);
+      opt->run_callback();
+    } catch (const CLI::Error& e) {
+      CP_USER_ERROR("--config " << path << ": " << item.name << ": " << e.what());
+    }
+  }
+}
+
+void resolve_options(CLI::App* cmd, TrainOptions& o) {
+  set_threads(o.threads);
+  o.threads = omp_get_max_threads();
+  o.cfg.device = pick_device(o.device);
+  o.device = device_name(o.cfg.device);
+  set_cuda_tf32(o.tf32);  // before any graph is built
+  if (!o.mean.empty() || !o.std.empty() || o.normalize) {
+    for (int c = 0; c < kCifarChannels; ++c) {
+      o.cfg.input.mean[c] = o.mean.empty() ? (o.normalize ? kCifarMean[c] : 0.f) : o.mean[c];
+      o.cfg.input.std[c] = o.std.empty() ? (o.normalize ? kCifarStd[c] : 1.f) : o.std[c];
+    }
+  }
+  o.cfg.input.reflect = o.pad_mode == "reflect";
+  o.cfg.dataset = parse_dataset_kind(o.dataset);
+  tta_views(o.tta);  // a bad --tta fails before training, not after it
+  validate(o.cfg.input);
+  o.cfg.optimizer.kind = parse_optimizer_kind(o.optimizer);
+  // train_run resolves it once the data sets' sizes are known; a CPU run asked for device
+  // placement fails here, before it loads anything.
+  if (o.cfg.device != Device::cuda)
+    resolve_data_placement(parse_data_placement(o.data_placement), o.cfg.device, 0);
+  resolve_schedule_options(cmd, o);
+  o.cfg.eval_ema = o.eval_with == "ema";
+  validate(o.cfg.optimizer);
+  validate_recipe(o.cfg);
+  o.cfg.cuda_graph = !o.no_graph;
+  std::vector<std::string> mean, sd;
+  for (int c = 0; c < kCifarChannels; ++c) {
+    mean.push_back(float_str(o.cfg.input.mean[c]));
+    sd.push_back(float_str(o.cfg.input.std[c]));
+  }
+  // A zoo path such as a recipe's model="models/resnet20.cfg" also resolves from elsewhere:
+  // against the source tree the binary was built from.
+  if (!fs::exists(o.model) && fs::path(o.model).is_relative() &&
+      fs::exists(fs::path(CONVPOOL_SOURCE_DIR) / o.model))
+    o.model = (fs::path(CONVPOOL_SOURCE_DIR) / o.model).string();
+  if (fs::exists(o.model)) o.model = fs::absolute(o.model).lexically_normal().string();
+  set_effective(cmd, "--model", {o.model});  // a config read from elsewhere finds it
+  set_effective(cmd, "--threads", {std::to_string(o.threads)});
+  set_effective(cmd, "--device", {o.device});
+  set_effective(cmd, "--mean", mean);
+  set_effective(cmd, "--std", sd);
+  set_effective(cmd, "--normalize", {"false"});  // folded into mean and std
+}
+
+}  // namespace convpool::cli
