@@ -1,11 +1,7 @@
 #include "convpool/trainer.h"
 
-#include <unistd.h>
-
-#include <atomic>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -18,7 +14,6 @@
 #include "convpool/metrics.h"
 #include "convpool/profile.h"
 #ifdef CONVPOOL_HAVE_CUDA
-#include "../cuda/device_data.h"
 #include "../cuda/train_step.h"
 #endif
 
@@ -26,34 +21,11 @@ namespace convpool {
 
 namespace fs = std::filesystem;
 
-// ---- stop signals ----
 namespace {
-std::atomic<int> g_stop_requests{0};
-
-extern "C" void on_stop_signal(int sig) {
-  if (g_stop_requests.fetch_add(1) >= 1 && sig == SIGINT) {
-    static const char msg[] = "\nconvpool: second interrupt, exiting now\n";
-    (void)!::write(2, msg, sizeof msg - 1);
-    ::_exit(130);
-  }
-}
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
-
 }  // namespace
-
-void install_stop_handlers() {
-  struct sigaction sa {};
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, nullptr);
-  sigaction(SIGTERM, &sa, nullptr);
-}
-bool stop_requested() { return g_stop_requests.load() > 0; }
-void request_stop() { g_stop_requests.fetch_add(1); }
-void clear_stop_requests() { g_stop_requests.store(0); }
 
 void validate_recipe(const TrainConfig& cfg) {
   if (!(cfg.label_smoothing >= 0.f && cfg.label_smoothing < 1.f))
@@ -73,38 +45,6 @@ void require_cifar_model(const Graph& graph, const std::string& origin, int clas
     CP_USER_ERROR(origin << " gives " << graph.output_shape(1).numel() << " outputs per image; "
                          << (classes == kCifarClasses ? "CIFAR-10" : "CIFAR-100") << " needs "
                          << classes << " logits (its last layer's units=" << classes << ")");
-}
-
-// ---- data placement ----
-const char* data_placement_name(DataPlacement p) {
-  switch (p) {
-    case DataPlacement::automatic: return "auto";
-    case DataPlacement::pinned: return "pinned";
-    case DataPlacement::device: return "device";
-  }
-  return "?";
-}
-
-DataPlacement parse_data_placement(const std::string& name) {
-  for (DataPlacement p : {DataPlacement::automatic, DataPlacement::pinned, DataPlacement::device})
-    if (name == data_placement_name(p)) return p;
-  CP_USER_ERROR("--data-placement must be auto, pinned or device (got '" << name << "')");
-}
-
-DataPlacement resolve_data_placement(DataPlacement requested, Device device, size_t bytes) {
-  if (device != Device::cuda) {
-    if (requested == DataPlacement::device)
-      CP_USER_ERROR("--data-placement device keeps the data in GPU memory: it needs --device cuda");
-    return DataPlacement::pinned;
-  }
-  if (requested != DataPlacement::automatic) return requested;
-#ifdef CONVPOOL_HAVE_CUDA
-  return cuda::fits_in_free_memory(bytes, kResidentFraction) ? DataPlacement::device
-                                                             : DataPlacement::pinned;
-#else
-  (void)bytes;
-  return DataPlacement::pinned;
-#endif
 }
 
 // ---- trainer ----

@@ -1,0 +1,40 @@
+// Where a CUDA training keeps the data set: in GPU memory, or streamed from pinned host memory.
+#include "convpool/trainer.h"
+#ifdef CONVPOOL_HAVE_CUDA
+#include "../cuda/device_data.h"
+#endif
+
+namespace convpool {
+
+const char* data_placement_name(DataPlacement p) {
+  switch (p) {
+    case DataPlacement::automatic: return "auto";
+    case DataPlacement::pinned: return "pinned";
+    case DataPlacement::device: return "device";
+  }
+  return "?";
+}
+
+DataPlacement parse_data_placement(const std::string& name) {
+  for (DataPlacement p : {DataPlacement::automatic, DataPlacement::pinned, DataPlacement::device})
+    if (name == data_placement_name(p)) return p;
+  CP_USER_ERROR("--data-placement must be auto, pinned or device (got '" << name << "')");
+}
+
+DataPlacement resolve_data_placement(DataPlacement requested, Device device, size_t bytes) {
+  if (device != Device::cuda) {
+    if (requested == DataPlacement::device)
+      CP_USER_ERROR("--data-placement device keeps the data in GPU memory: it needs --device cuda");
+    return DataPlacement::pinned;
+  }
+  if (requested != DataPlacement::automatic) return requested;
+#ifdef CONVPOOL_HAVE_CUDA
+  return cuda::fits_in_free_memory(bytes, kResidentFraction) ? DataPlacement::device
+                                                             : DataPlacement::pinned;
+#else
+  (void)bytes;
+  return DataPlacement::pinned;
+#endif
+}
+
+}  // namespace convpool
