@@ -4,6 +4,8 @@
 
 #include <chrono>
 
+#include "finite_difference.h"
+
 namespace convpool::test {
 
 uint64_t fresh_seed() {
@@ -60,29 +62,19 @@ double loss_of(LayerHarness& h, const StepContext& ctx) {
   return s;
 }
 
-// Compares d(loss)/d(v[i]) by finite differences against analytic[i].
+// Compares d(loss)/d(v[i]) by finite differences against analytic[i], where they can be
+// trusted (finite_difference.h).
 size_t compare(LayerHarness& h, const StepContext& ctx, std::vector<float>& v,
                const float* analytic, size_t count, size_t base, const std::string& what,
                const GradCheckOptions& opt) {
   size_t compared = 0;
   for (size_t i = 0; i < count; ++i) {
-    float& e = v[base + i];
-    const float orig = e;
-    const double f0 = loss_of(h, ctx);
-    e = orig + opt.step;
-    const double fp = loss_of(h, ctx);
-    e = orig - opt.step;
-    const double fm = loss_of(h, ctx);
-    e = orig;
-    const double fwd = (fp - f0) / opt.step, bwd = (f0 - fm) / opt.step;
-    const double central = (fp - fm) / (2.0 * opt.step);
-    const double tol = opt.abs_tol + opt.rel_tol * std::abs(central);
-    // One-sided slopes that disagree by more than the tolerance mean a kink (a ReLU at 0,
-    // a max or top-k tie) lies inside [x-h, x+h]; the derivative is not defined there.
-    if (std::abs(fwd - bwd) > tol) continue;
+    const auto central = trusted_central_difference([&] { return loss_of(h, ctx); }, v[base + i],
+                                                    opt.step, {opt.abs_tol, opt.rel_tol});
+    if (!central) continue;
     ++compared;
-    const double a = analytic[i];
-    EXPECT_NEAR(a, central, tol) << what << "[" << i << "]";
+    const DifferenceTolerance tol{opt.abs_tol, opt.rel_tol};
+    EXPECT_NEAR(analytic[i], *central, tol.at(*central)) << what << "[" << i << "]";
   }
   return compared;
 }

@@ -6,6 +6,7 @@
 #include "convpool/error.h"
 #include "convpool/graph.h"
 #include "convpool/pooling.h"
+#include "finite_difference.h"
 #include "layer_harness.h"
 #include "test_helpers.h"
 
@@ -52,10 +53,14 @@ TEST(Graph, GlorotInitIsBoundedAndBiasesAreZero) {
     } else {
       const int fan_in = p.shape.c * p.shape.h * p.shape.w,
                 fan_out = p.shape.n * p.shape.h * p.shape.w;
-      const double limit = std::sqrt(6.0 / (fan_in + fan_out));
+      // The bound as the initialiser computes it, in float (above the exact one for some fans,
+      // and reached when a draw's 24 random bits are all 0).
+      const double limit = std::sqrt(6.f / float(fan_in + fan_out));
       EXPECT_LE(maxabs, limit) << p.name;
-      // Uniform on [-l, l] has variance l^2/3.
-      EXPECT_NEAR(sum2 / p.shape.numel(), limit * limit / 3, 0.15 * limit * limit / 3) << p.name;
+      // Uniform on [-l, l] has variance l^2/3; the mean of n squares of it has a relative
+      // standard deviation of sqrt(0.8 / n): 3.5 % for the 640 weights of the smallest layer,
+      // so 25 % is 7 of them, and a wrong law (a normal, a bound off by sqrt 2) is far outside.
+      EXPECT_NEAR(sum2 / p.shape.numel(), limit * limit / 3, 0.25 * limit * limit / 3) << p.name;
     }
   }
 }
@@ -87,20 +92,12 @@ TEST(Graph, ForwardBackwardOfTheWholeNetworkMatchesFiniteDifferences) {
   int checked = 0;
   for (auto& p : g->param_infos())
     for (size_t i = 0; i < p.shape.numel(); i += 5) {
-      float& w = g->params()[p.offset + i];
-      const float orig = w, h = 1e-3f;
-      w = orig + h;
-      const double fp = loss();
-      w = orig - h;
-      const double fm = loss();
-      w = orig;
-      const double central = (fp - fm) / (2 * h);
-      if (std::abs(central - grads[p.offset + i]) > 5e-3 + 5e-2 * std::abs(central)) {
-        // Allow a kink (ReLU or top-k tie) only if the one-sided slopes disagree.
-        const double f0 = loss();
-        if (std::abs((fp - f0) - (f0 - fm)) / h > 5e-3) continue;
-        ADD_FAILURE() << p.name << "[" << i << "]: " << grads[p.offset + i] << " vs " << central;
-      }
+      const DifferenceTolerance tol{5e-3, 5e-2};
+      // Skipped: a kink (ReLU or top-k tie) or unresolved curvature (finite_difference.h).
+      const auto central =
+          trusted_central_difference(loss, g->params()[p.offset + i], 1e-3f, tol);
+      if (!central) continue;
+      EXPECT_NEAR(grads[p.offset + i], *central, tol.at(*central)) << p.name << "[" << i << "]";
       ++checked;
     }
   EXPECT_GT(checked, 20);
