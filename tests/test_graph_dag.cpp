@@ -252,7 +252,7 @@ TEST(Graph, InitialisersFollowTheirDefinitions) {
   double s = 0, s2 = 0;
   const size_t n = infos[0].shape.numel();
   for (size_t i = 0; i < n; ++i) s += he[i], s2 += double(he[i]) * he[i];
-  // 6 standard deviations of each (4 failed 1 run in 16,000); a wrong law is far outside.
+  // 6 standard deviations of each (4 would fail 1 run in 16,000); a wrong law is far outside.
   EXPECT_NEAR(s / n, 0.0, 6 * std::sqrt(2.0 / 576 / n));
   EXPECT_NEAR(s2 / n, 2.0 / 576, 0.05 * 2.0 / 576);  // 6.8 of sqrt(2 / n) = 0.74 %
   // dirac: the convolution is the identity.
