@@ -6,6 +6,7 @@
 #include <dnnl.hpp>
 
 #include <algorithm>
+#include <cstdint>
 #include <unordered_map>
 #include <vector>
 
@@ -124,6 +125,16 @@ struct OnednnConv::Impl {
             std::max(0, (g.OW - 1) * g.SW + g.KW - g.W - g.PW)};
   }
 
+  // Offsets into ws and its base are kept 64-byte aligned: oneDNN's AVX-512 kernels store to
+  // their blocked tensors and scratch with non-temporal stores (vmovntps), which fault on a
+  // lesser alignment (seen with its Winograd backward-weights kernel on an AVX-512 Xeon).
+  static constexpr size_t kAlignFloats = 16;
+  static size_t aligned(size_t offset) { return (offset + kAlignFloats - 1) / kAlignFloats * kAlignFloats; }
+  static float* aligned(float* ws) {
+    const auto bytes = kAlignFloats * sizeof(float);
+    return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(ws) + bytes - 1) / bytes * bytes);
+  }
+
   // Carves the blocked copy of `user` (if the primitive wants one) from the workspace.
   Staged stage(const memory::desc& user_desc, const memory::desc& want, size_t& offset,
                bool into, bool back) {
@@ -134,6 +145,7 @@ struct OnednnConv::Impl {
       return s;
     }
     s.blocked = memory(want, cpu_engine(), DNNL_MEMORY_NONE);
+    offset = aligned(offset);
     s.ws_offset = offset;
     offset += floats_of(want);
     if (into) {
@@ -211,9 +223,10 @@ struct OnednnConv::Impl {
     const memory::desc scratch = std::max(
         {fpd.scratchpad_desc(), dpd.scratchpad_desc(), wpd.scratchpad_desc()},
         [](const memory::desc& a, const memory::desc& b) { return a.get_size() < b.get_size(); });
+    off = aligned(off);
     p->scratch_offset = off;
     if (user_scratchpad) off += floats_of(scratch);
-    p->ws_floats = off;
+    p->ws_floats = off + kAlignFloats - 1;  // room to align an unaligned base (aligned(ws))
     p->fwd_args = {{DNNL_ARG_SRC, p->fx.blocked},
                    {DNNL_ARG_WEIGHTS, p->fw.blocked},
                    {DNNL_ARG_DST, p->fy.blocked}};
@@ -297,6 +310,7 @@ std::string OnednnConv::implementation(int n) { return impl_->batch(n).implement
 
 void OnednnConv::forward(int n, const float* x, const float* w, const float* b, float* y,
                          float* ws) {
+  ws = Impl::aligned(ws);
   BatchPrimitives& p = impl_->batch(n);
   CP_DNNL({
     Impl::bind(p.fx, x, ws);
@@ -314,6 +328,7 @@ void OnednnConv::forward(int n, const float* x, const float* w, const float* b, 
 
 void OnednnConv::backward_filter(int n, const float* x, const float* dy, float* dw, float* db,
                                  float* ws, const float* relu_y) {
+  ws = Impl::aligned(ws);
   BatchPrimitives& p = impl_->batch(n);
   if (impl_->relu) {
     CP_CHECK(relu_y, "a fused ReLU needs the forward's output");
@@ -340,6 +355,7 @@ void OnednnConv::backward_filter(int n, const float* x, const float* dy, float* 
 }
 
 void OnednnConv::backward_data(int n, const float* w, float* dx, float* ws) {
+  ws = Impl::aligned(ws);
   BatchPrimitives& p = impl_->batch(n);
   CP_CHECK(impl_->last == &p, "backward_data must follow backward_filter on the same batch");
   CP_DNNL({
