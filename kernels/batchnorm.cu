@@ -6,9 +6,9 @@
 // CPU's channel_moments does: the mean, then the centred sum of squares.
 #include <cub/block/block_reduce.cuh>
 
-#include "../src/cuda/check.h"
-#include "../src/cuda/ops_nn.h"
-#include "nn_math.cuh"
+#include "cuda/check.h"
+#include "batchnorm.cuh"
+#include "batchnorm_math.cuh"
 
 namespace convpool::cuda {
 

@@ -2,8 +2,8 @@
 // a fixed reduction order so results are deterministic).
 #include <cub/block/block_reduce.cuh>
 
-#include "../src/cuda/check.h"
-#include "../src/cuda/ops.h"
+#include "cuda/check.h"
+#include "pool.cuh"
 
 namespace convpool::cuda {
 

@@ -2,8 +2,8 @@
 // (n x c x plane) is channels [c_offset, c_offset + c) of y (n x c_total x plane). One
 // grid-stride loop over the n * c * plane elements of the slice; backward reads that slice of
 // dy and overwrites or accumulates dx.
-#include "../src/cuda/check.h"
-#include "../src/cuda/ops_nn.h"
+#include "cuda/check.h"
+#include "batchnorm.cuh"
 
 namespace convpool::cuda {
 

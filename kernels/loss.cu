@@ -8,8 +8,8 @@
 #include <climits>
 #include <cub/block/block_reduce.cuh>
 
-#include "../src/cuda/check.h"
-#include "../src/cuda/ops.h"
+#include "cuda/check.h"
+#include "pool.cuh"
 #include "loss_math.cuh"
 
 namespace convpool::cuda {

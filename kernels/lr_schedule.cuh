@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "convpool/lr_schedule.h"
-#include "elementwise_math.cuh"
+#include "optim_math.cuh"
 #include "hd.cuh"
 
 namespace convpool {

@@ -3,10 +3,10 @@
 #include <cmath>
 #include <cub/block/block_reduce.cuh>
 
-#include "../src/cuda/check.h"
-#include "../src/cuda/ops.h"
+#include "cuda/check.h"
+#include "pool.cuh"
 #include "convpool/optim.h"
-#include "elementwise_math.cuh"
+#include "optim_math.cuh"
 #include "lr_schedule.cuh"
 
 namespace convpool::cuda {

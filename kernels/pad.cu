@@ -3,8 +3,8 @@
 // at the bottom and right: stride 2 with an odd kernel on an even input, any even kernel) run
 // cuDNN without padding on a copy padded here, and crop its input gradient back
 // (src/cuda/conv_cudnn.cpp).
-#include "../src/cuda/check.h"
-#include "../src/cuda/ops.h"
+#include "cuda/check.h"
+#include "pool.cuh"
 
 namespace convpool::cuda {
 

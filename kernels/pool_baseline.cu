@@ -3,8 +3,8 @@
 // mean of each segment's first k. It is what a user would write with library parts; `bench
 // pool --device cuda` prints it beside our warp partial sort. These two kernels are ours and
 // run on the emulated target; the sort between them is CUB's and runs only on a GPU.
-#include "../src/cuda/check.h"
-#include "../src/cuda/ops.h"
+#include "cuda/check.h"
+#include "pool.cuh"
 #include "pool_math.cuh"
 
 namespace convpool::cuda {

@@ -1,6 +1,6 @@
 // Device-side helpers shared by the pooling kernel families (pool_small.cu, pool_warp.cu).
 #pragma once
-#include "../src/cuda/ops.h"
+#include "pool.cuh"
 #include "philox.cuh"
 #include "pool_math.cuh"
 

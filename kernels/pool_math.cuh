@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "elementwise_math.cuh"
+#include "optim_math.cuh"
 #include "hd.cuh"
 
 namespace convpool {

@@ -5,8 +5,8 @@
 // result is deterministic). The window math is kernels/pool_math.cuh, shared with the CPU.
 #include <cub/block/block_reduce.cuh>
 
-#include "../src/cuda/check.h"
-#include "../src/cuda/ops.h"
+#include "cuda/check.h"
+#include "pool.cuh"
 #include "philox.cuh"
 #include "pool_launch.cuh"
 #include "pool_math.cuh"

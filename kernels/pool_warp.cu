@@ -11,8 +11,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "../src/cuda/check.h"
-#include "../src/cuda/ops.h"
+#include "cuda/check.h"
+#include "pool.cuh"
 #include "pool_launch.cuh"
 #include "warp_select.cuh"
 

@@ -1,7 +1,7 @@
 // ReLU forward and backward (math in elementwise_math.cuh, shared with the CPU backend).
-#include "../src/cuda/check.h"
-#include "../src/cuda/ops.h"
-#include "elementwise_math.cuh"
+#include "cuda/check.h"
+#include "pool.cuh"
+#include "optim_math.cuh"
 
 namespace convpool::cuda {
 

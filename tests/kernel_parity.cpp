@@ -17,11 +17,11 @@
 #include <string>
 #include <vector>
 
-#include "../kernels/elementwise_math.cuh"
+#include "kernels/optim_math.cuh"
 #include "convpool/data.h"
 #include "convpool/optim.h"
 #include "cpu/loss.h"
-#include "cuda/ops.h"
+#include "kernels/pool.cuh"
 
 using namespace convpool;
 using namespace convpool::kernel_test;

@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "../kernels/philox.cuh"
+#include "kernels/philox.cuh"
 #include "convpool/error.h"
 #include "cpu/pool.h"
-#include "cuda/ops.h"
+#include "kernels/pool.cuh"
 #include "kernel_parity.h"
 
 using namespace convpool;

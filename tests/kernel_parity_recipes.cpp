@@ -12,7 +12,7 @@
 
 #include "convpool/optim.h"
 #include "cpu/loss.h"
-#include "cuda/ops.h"
+#include "kernels/pool.cuh"
 #include "kernel_parity.h"
 
 using namespace convpool;

@@ -11,9 +11,9 @@
 #include <random>
 #include <vector>
 
-#include "../src/cpu/conv.h"
-#include "../src/cpu/conv_engine.h"
-#include "../src/cpu/conv_onednn.h"
+#include "cpu/conv.h"
+#include "cpu/conv_engine.h"
+#include "cpu/conv_onednn.h"
 #include "convpool/conv_engine.h"
 #include "layer_harness.h"
 

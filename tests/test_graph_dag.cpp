@@ -7,8 +7,8 @@
 #include <cstring>
 #include <random>
 
-#include "../src/cpu/whiten.h"
-#include "../src/graph/memory_plan.h"
+#include "cpu/whiten.h"
+#include "graph/memory_plan.h"
 #include "convpool/error.h"
 #include "convpool/graph.h"
 #include "layer_harness.h"

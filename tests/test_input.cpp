@@ -5,7 +5,7 @@
 #include <random>
 #include <set>
 
-#include "../kernels/input_math.cuh"
+#include "kernels/input_math.cuh"
 #include "convpool/checkpoint.h"
 #include "convpool/data.h"
 #include "layer_harness.h"

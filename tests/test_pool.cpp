@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <numeric>
 
-#include "../kernels/pool_math.cuh"
+#include "kernels/pool_math.cuh"
 #include "layer_harness.h"
 
 using namespace convpool;

@@ -6,7 +6,7 @@
 #include <limits>
 #include <vector>
 
-#include "../kernels/pool_math.cuh"
+#include "kernels/pool_math.cuh"
 
 using namespace convpool;
 

@@ -8,7 +8,7 @@
 #include <limits>
 #include <random>
 
-#include "../kernels/warp_select.cuh"
+#include "kernels/warp_select.cuh"
 #include "layer_harness.h"
 
 using namespace convpool;

@@ -24,7 +24,7 @@
 #include "convpool/model.h"
 #include "convpool/pooling.h"
 #ifdef CONVPOOL_HAVE_CUDA
-#include "../src/cuda/pool_baselines.h"
+#include "cuda/pool_baselines.h"
 #endif
 
 namespace convpool::cli {

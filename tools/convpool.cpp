@@ -10,7 +10,7 @@
 #include <ctime>
 #include <filesystem>
 
-#include "../src/cpu/gemm.h"
+#include "cpu/gemm.h"
 #include "cli_common.h"
 #include "convpool/conv_engine.h"
 #include "convpool/distributed.h"

@@ -10,7 +10,7 @@
 #include <cuda_profiler_api.h>
 #include <cudnn.h>
 
-#include "../cuda/check.h"
+#include "cuda/check.h"
 #endif
 
 namespace convpool {

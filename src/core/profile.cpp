@@ -6,7 +6,7 @@
 
 #include "convpool/error.h"
 #ifdef CONVPOOL_HAVE_CUDA
-#include "../cuda/interval_recorder.h"
+#include "cuda/interval_recorder.h"
 #endif
 
 #ifdef CONVPOOL_HAVE_NVTX

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "../../kernels/elementwise_math.cuh"
+#include "kernels/optim_math.cuh"
 #include "gemm.h"
 
 namespace convpool::cpu {

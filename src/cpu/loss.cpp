@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "../../kernels/loss_math.cuh"
+#include "kernels/loss_math.cuh"
 
 namespace convpool::cpu {
 

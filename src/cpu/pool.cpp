@@ -6,7 +6,7 @@
 #include <cstring>
 #include <vector>
 
-#include "../../kernels/philox.cuh"
+#include "kernels/philox.cuh"
 #include "pool_fast.h"
 #include "pool_simd.h"
 

@@ -3,7 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "../../kernels/pool_math.cuh"
+#include "kernels/pool_math.cuh"
 
 namespace convpool::cpu {
 

@@ -10,7 +10,7 @@
 #include "check.h"
 #include "context.h"
 #include "convpool/device.h"
-#include "ops.h"
+#include "kernels/pool.cuh"
 
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 

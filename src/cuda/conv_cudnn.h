@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "../cpu/conv.h"
+#include "cpu/conv.h"
 
 namespace convpool::cuda {
 

@@ -6,7 +6,7 @@
 #include "check.h"
 #include "context.h"
 #include "convpool/device.h"
-#include "ops.h"
+#include "kernels/pool.cuh"
 
 namespace convpool::cuda {
 

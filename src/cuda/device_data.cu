@@ -5,9 +5,9 @@
 
 #include <vector>
 
-#include "../data/epoch_order_thrust.h"
+#include "data/epoch_order_thrust.h"
 #include "check.h"
-#include "ops.h"
+#include "kernels/pool.cuh"
 
 namespace convpool::cuda {
 

@@ -13,7 +13,7 @@
 
 #include "check.h"
 #include "context.h"
-#include "ops.h"
+#include "kernels/pool.cuh"
 #include "pinned.h"
 
 namespace convpool::cuda {

@@ -11,7 +11,7 @@
 #include <optional>
 #include <string>
 
-#include "../../kernels/pool_math.cuh"
+#include "kernels/pool_math.cuh"
 #include "convpool/buffer.h"
 
 namespace convpool::cuda {

@@ -7,9 +7,9 @@
 #include <numeric>
 #include <sstream>
 
-#include "../../kernels/epoch_order.cuh"
-#include "../../kernels/input_math.cuh"
-#include "../../kernels/philox.cuh"
+#include "kernels/epoch_order.cuh"
+#include "kernels/input_math.cuh"
+#include "kernels/philox.cuh"
 #include "convpool/data.h"
 #include "convpool/error.h"
 #include "convpool/file_io.h"

@@ -10,7 +10,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "../../kernels/epoch_order.cuh"
+#include "kernels/epoch_order.cuh"
 
 namespace convpool {
 

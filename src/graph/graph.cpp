@@ -7,12 +7,12 @@
 #include <iomanip>
 #include <sstream>
 
-#include "../../kernels/philox.cuh"
-#include "../cpu/nn_ops.h"
+#include "kernels/philox.cuh"
+#include "cpu/batchnorm.h"
 #include "convpool/error.h"
 #include "convpool/profile.h"
 #ifdef CONVPOOL_HAVE_CUDA
-#include "../cuda/ops_nn.h"
+#include "kernels/batchnorm.cuh"
 #endif
 
 namespace convpool {

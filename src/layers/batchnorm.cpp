@@ -4,10 +4,10 @@
 // checkpoints); evaluation uses the running statistics.
 #include <sstream>
 
-#include "../cpu/nn_ops.h"
+#include "cpu/batchnorm.h"
 #include "convpool/layer.h"
 #ifdef CONVPOOL_HAVE_CUDA
-#include "../cuda/ops_nn.h"
+#include "kernels/batchnorm.cuh"
 #endif
 
 namespace convpool {

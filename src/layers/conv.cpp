@@ -1,16 +1,16 @@
 // conv: 2-D convolution. `conv filters=32 size=3 [stride=1] [padding=valid|same|N] [bias=1]
 // [init=glorot]`
-#include "../cpu/conv.h"
+#include "cpu/conv.h"
 
 #include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <sstream>
 #ifdef CONVPOOL_HAVE_CUDA
-#include "../cuda/conv_cudnn.h"
+#include "cuda/conv_cudnn.h"
 #endif
-#include "../cpu/conv_engine.h"
-#include "../cpu/whiten.h"
+#include "cpu/conv_engine.h"
+#include "cpu/whiten.h"
 #include "convpool/buffer.h"
 #include "convpool/layer.h"
 #include "convpool/profile.h"

@@ -1,7 +1,7 @@
 // dense: fully connected layer, with a bias unless bias=0. `dense units=64 [bias=1]`
-#include "../cpu/dense.h"
+#include "cpu/dense.h"
 #ifdef CONVPOOL_HAVE_CUDA
-#include "../cuda/dense_cublas.h"
+#include "cuda/dense_cublas.h"
 #endif
 #include "convpool/device.h"
 #include "convpool/layer.h"

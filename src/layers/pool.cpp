@@ -1,19 +1,19 @@
 // pool: every pooling method. `pool METHOD [global] [size=2] [stride=size] [pad=0] [k=2] [p=2]
 // [t=0] [include_pad=1] [learned=0]`
-#include "../cpu/pool.h"
-#include "../cpu/pool_fast.h"
+#include "cpu/pool.h"
+#include "cpu/pool_fast.h"
 
 #include <omp.h>
 
 #include <cmath>
 #include <sstream>
 
-#include "../../kernels/philox.cuh"
+#include "kernels/philox.cuh"
 #include "convpool/error.h"
 #include "convpool/layer.h"
 #include "convpool/pooling.h"
 #ifdef CONVPOOL_HAVE_CUDA
-#include "../cuda/ops.h"
+#include "kernels/pool.cuh"
 #endif
 
 namespace convpool {

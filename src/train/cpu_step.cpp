@@ -2,7 +2,7 @@
 // non-finite check before each update (src/train/step.h).
 #include <cmath>
 
-#include "../cpu/loss.h"
+#include "cpu/loss.h"
 #include "convpool/profile.h"
 #include "step.h"
 

@@ -1,7 +1,7 @@
 // Where a CUDA training keeps the data set: in GPU memory, or streamed from pinned host memory.
 #include "convpool/trainer.h"
 #ifdef CONVPOOL_HAVE_CUDA
-#include "../cuda/device_data.h"
+#include "cuda/device_data.h"
 #endif
 
 namespace convpool {

@@ -4,11 +4,11 @@
 #include <cmath>
 #include <vector>
 
-#include "../../kernels/elementwise_math.cuh"
-#include "../../kernels/lr_schedule.cuh"
+#include "kernels/optim_math.cuh"
+#include "kernels/lr_schedule.cuh"
 #include "convpool/buffer.h"
 #ifdef CONVPOOL_HAVE_CUDA
-#include "../cuda/ops.h"
+#include "kernels/pool.cuh"
 #endif
 #include "convpool/error.h"
 

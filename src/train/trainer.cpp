@@ -7,14 +7,14 @@
 #include <fstream>
 #include <optional>
 
-#include "../cpu/loss.h"
+#include "cpu/loss.h"
 #include "convpool/buffer.h"
 #include "convpool/distributed.h"
 #include "step.h"
 #include "convpool/metrics.h"
 #include "convpool/profile.h"
 #ifdef CONVPOOL_HAVE_CUDA
-#include "../cuda/train_step.h"
+#include "cuda_step.h"
 #endif
 
 namespace convpool {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "convpool/error.h"
-#include "cuda/ops.h"
+#include "kernels/pool.cuh"
 #include "cuda_emu.h"
 
 namespace {

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "../../tools/cli_common.h"
-#include "../../tools/cli_run.h"
+#include "tools/cli_common.h"
+#include "tools/cli_run.h"
 #include "convpool/error.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

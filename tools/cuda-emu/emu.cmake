@@ -39,8 +39,10 @@ convpool_emu_rewrite(_emu_selftest ${CMAKE_SOURCE_DIR}/tests/emu/selftest.cu)
 # The kernels and the emulator's runtime. No CONVPOOL_HAVE_CUDA: nothing here sees the toolkit.
 add_library(convpool_emu_kernels STATIC ${_emu_generated} ${_emu}/runtime.cpp ${_emu}/memory.cpp)
 target_include_directories(convpool_emu_kernels BEFORE PUBLIC ${_emu}/include)
-target_include_directories(convpool_emu_kernels PUBLIC ${CMAKE_SOURCE_DIR}/include PRIVATE ${_emu})
-# The kernels' quoted includes ("../src/cuda/check.h") resolve from kernels/, as in nvcc.
+target_include_directories(convpool_emu_kernels PUBLIC ${CMAKE_SOURCE_DIR}/include
+                           ${CMAKE_SOURCE_DIR} PRIVATE ${_emu} ${CMAKE_SOURCE_DIR}/src)
+# The rewritten kernels live in the build folder: their sibling includes ("philox.cuh")
+# resolve from kernels/, as in nvcc.
 target_compile_options(convpool_emu_kernels PRIVATE -iquote ${CMAKE_SOURCE_DIR}/kernels)
 target_link_libraries(convpool_emu_kernels PUBLIC Boost::context)
 
@@ -50,17 +52,17 @@ add_library(convpool_emu_oracle STATIC
             ${CMAKE_SOURCE_DIR}/src/cpu/pool.cpp ${CMAKE_SOURCE_DIR}/src/cpu/pool_fast.cpp
             ${CMAKE_SOURCE_DIR}/src/cpu/pool_fast_global.cpp
             ${CMAKE_SOURCE_DIR}/src/cpu/loss.cpp
-            ${CMAKE_SOURCE_DIR}/src/cpu/nn_ops.cpp ${CMAKE_SOURCE_DIR}/src/core/distributed.cpp
+            ${CMAKE_SOURCE_DIR}/src/cpu/batchnorm.cpp ${CMAKE_SOURCE_DIR}/src/core/distributed.cpp
             ${CMAKE_SOURCE_DIR}/src/train/optim.cpp ${CMAKE_SOURCE_DIR}/src/train/lr_schedule.cpp
             ${CMAKE_SOURCE_DIR}/src/data/cifar.cpp
             ${CMAKE_SOURCE_DIR}/src/core/file_io.cpp)  # cifar.cpp reads files with it
 target_include_directories(convpool_emu_oracle PUBLIC ${CMAKE_SOURCE_DIR}/include
-                           ${CMAKE_SOURCE_DIR}/src)
+                           ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR})
 target_link_libraries(convpool_emu_oracle PUBLIC OpenMP::OpenMP_CXX)
 
 add_executable(convpool_emu_tests ${CMAKE_SOURCE_DIR}/tests/kernel_parity.cpp
                ${CMAKE_SOURCE_DIR}/tests/kernel_parity_pool.cpp
-               ${CMAKE_SOURCE_DIR}/tests/kernel_parity_nn.cpp
+               ${CMAKE_SOURCE_DIR}/tests/kernel_parity_batchnorm.cpp
                ${CMAKE_SOURCE_DIR}/tests/kernel_parity_recipes.cpp
                ${CMAKE_SOURCE_DIR}/tests/emu/emu_main.cpp
                ${CMAKE_SOURCE_DIR}/tests/emu/test_emulator.cpp

@@ -10,7 +10,7 @@
 
 #include <algorithm>
 
-#include "../../../src/cuda/ops.h"
+#include "kernels/pool.cuh"
 #ifdef CONVPOOL_TORCH_CUDA_STREAM
 #include <ATen/cuda/CUDAContext.h>
 #endif

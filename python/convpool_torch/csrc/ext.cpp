@@ -9,9 +9,9 @@
 #include <cmath>
 #include <string>
 
-#include "../../../kernels/philox.cuh"
-#include "../../../src/cpu/pool.h"
-#include "../../../src/cpu/pool_fast.h"
+#include "kernels/philox.cuh"
+#include "cpu/pool.h"
+#include "cpu/pool_fast.h"
 
 namespace cp = convpool;
 

@@ -3,8 +3,8 @@
 // floats) or, with the data set resident on the device, gathered through the epoch order at
 // a device-side cursor, so that a captured step needs no host work. The per-pixel formula is
 // the CPU's (kernels/input_math.cuh).
-#include "../src/cuda/check.h"
-#include "../src/cuda/ops.h"
+#include "cuda/check.h"
+#include "pool.cuh"
 #include "input_math.cuh"
 
 namespace convpool::cuda {

@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "cpu/nn_ops.h"
-#include "cuda/ops_nn.h"
+#include "cpu/batchnorm.h"
+#include "kernels/batchnorm.cuh"
 #include "kernel_parity.h"
 
 using namespace convpool;

@@ -3,10 +3,10 @@
 // input, adding to what is there when the graph asks.
 #include <sstream>
 
-#include "../cpu/nn_ops.h"
+#include "cpu/batchnorm.h"
 #include "convpool/layer.h"
 #ifdef CONVPOOL_HAVE_CUDA
-#include "../cuda/ops_nn.h"
+#include "kernels/batchnorm.cuh"
 #endif
 
 namespace convpool {

@@ -1,8 +1,8 @@
 // relu and flatten: layers with no parameters and no arguments.
-#include "../../kernels/elementwise_math.cuh"
+#include "kernels/optim_math.cuh"
 #include "convpool/layer.h"
 #ifdef CONVPOOL_HAVE_CUDA
-#include "../cuda/ops.h"
+#include "kernels/pool.cuh"
 #endif
 
 namespace convpool {

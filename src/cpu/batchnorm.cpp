@@ -1,4 +1,4 @@
-#include "nn_ops.h"
+#include "batchnorm.h"
 
 #include <cmath>
 #include <cstring>
@@ -6,8 +6,8 @@
 
 #include "convpool/distributed.h"
 
-#include "../../kernels/elementwise_math.cuh"
-#include "../../kernels/nn_math.cuh"
+#include "kernels/optim_math.cuh"
+#include "kernels/batchnorm_math.cuh"
 
 namespace convpool::cpu {
 

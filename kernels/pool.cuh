@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "../../kernels/pool_math.cuh"
+#include "pool_math.cuh"
 #include "convpool/data.h"
 
 #include "convpool/optim.h"

@@ -1,4 +1,4 @@
-#include "train_step.h"
+#include "cuda_step.h"
 
 #include <array>
 #include <chrono>
@@ -7,15 +7,15 @@
 #include <string>
 #include <vector>
 
-#include "check.h"
-#include "context.h"
-#include "device_data.h"
+#include "cuda/check.h"
+#include "cuda/context.h"
+#include "cuda/device_data.h"
 #include "convpool/buffer.h"
 #include "convpool/distributed.h"
 #include "convpool/profile.h"
-#include "nccl_comm.h"
-#include "ops.h"
-#include "pinned.h"
+#include "cuda/nccl_comm.h"
+#include "kernels/pool.cuh"
+#include "cuda/pinned.h"
 
 namespace convpool::cuda {
 

@@ -2,10 +2,10 @@
 // gradient to what is there when the graph asks (a tensor read by several nodes).
 #include <sstream>
 
-#include "../cpu/nn_ops.h"
+#include "cpu/batchnorm.h"
 #include "convpool/layer.h"
 #ifdef CONVPOOL_HAVE_CUDA
-#include "../cuda/ops_nn.h"
+#include "kernels/batchnorm.cuh"
 #endif
 
 namespace convpool {

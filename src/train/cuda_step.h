@@ -11,7 +11,7 @@
 #include "convpool/data.h"
 #include "convpool/graph.h"
 #include "convpool/optim.h"
-#include "../train/step.h"
+#include "step.h"
 
 namespace convpool::cuda {
 

@@ -3,9 +3,9 @@
 // a grid-stride loop. With `accumulate` a backward kernel adds to dx instead of overwriting it.
 // Each is the CPU's float operations in the CPU's order, so they match it bit for bit on a GPU
 // too, except GELU (CUDA's erff and expf differ from the host's in the last bits).
-#include "../src/cuda/check.h"
-#include "../src/cuda/ops_nn.h"
-#include "nn_math.cuh"
+#include "cuda/check.h"
+#include "batchnorm.cuh"
+#include "batchnorm_math.cuh"
 
 namespace convpool::cuda {
 
