@@ -49,7 +49,7 @@ TEST(Cli, AbsurdValuesAreRejected) {
   expect_one_line_error("train --pool avgtopk:k=9" + data, "larger than the window");
 }
 
-// Review item 11 of issue 12: --device cuda:N. Where no device is usable, cuda:0 and cuda give
+// --device cuda:N. Where no device is usable, cuda:0 and cuda give
 // the same one-line reason (on a machine with a GPU both would train, so that part skips).
 TEST(Cli, CudaWithAnIndexFailsLikeCudaWithoutADevice) {
   if (convpool::cuda_device_available()) GTEST_SKIP() << "a CUDA device is usable here";

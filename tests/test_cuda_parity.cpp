@@ -140,7 +140,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(
         LayerCase{"conv filters=32 size=3", {1, 3, 32, 32}, 32, true},
         LayerCase{"conv filters=7 size=3 stride=2 padding=same", {1, 5, 13, 11}, 3, true},
-        // Odd total pads (review item 1 of issue 12): the extra row/column at the bottom/right,
+        // Odd total pads: the extra row/column at the bottom/right,
         // which cuDNN cannot pad, so kernels/pad.cu pads explicitly.
         LayerCase{"conv filters=6 size=3 stride=2 padding=same", {1, 3, 12, 10}, 2, true},
         LayerCase{"conv filters=4 size=2 padding=same", {1, 3, 9, 8}, 2, true},

@@ -1,5 +1,5 @@
-// Which devices a build for CMAKE_CUDA_ARCHITECTURES accepts (review item 4 of issue 12: a
-// multi-architecture build joined its list with ',' and the check split on ';', and
+// Which devices a build for CMAKE_CUDA_ARCHITECTURES accepts (where
+// a multi-architecture build joined its list with ',' and the check split on ';', and
 // native/all parsed as architecture 0, so every device was refused).
 #include <gtest/gtest.h>
 
@@ -30,7 +30,7 @@ TEST(CudaArchitectures, PtxRunsOnLaterDevicesAndSassOnlyWithinItsMajor) {
   EXPECT_FALSE(cuda_archs_run_on("", 90));
 }
 
-// Review item 11 of issue 12: device 0 was hard-coded; --device cuda:N picks device N.
+// Device 0 was hard-coded; --device cuda:N picks device N.
 TEST(DeviceOption, CudaTakesAnOptionalWholeNumberIndex) {
   int index = -7;
   EXPECT_EQ(convpool::parse_device_option("cuda", &index), "cuda");

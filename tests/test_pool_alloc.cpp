@@ -1,5 +1,5 @@
 // CPU pooling allocates nothing in a step: the specialised paths keep windows in registers and
-// the generic path's per-thread scratch lives in the layer workspace (issue 15). Counted with a
+// the generic path's per-thread scratch lives in the layer workspace. Counted with a
 // replacement of the global operator new (skipped under sanitizers, which own it).
 #include <gtest/gtest.h>
 

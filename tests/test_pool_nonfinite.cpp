@@ -1,5 +1,5 @@
 // Non-finite values and exact zeros in the per-window pooling math (kernels/pool_math.cuh,
-// shared by the CPU backend and the CUDA kernels): review items 6 and 8 of issue 12.
+// shared by the CPU backend and the CUDA kernels).
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -5,7 +5,7 @@ in one invocation.
 Each side is a whole process, timed from start to exit: it loads the CIFAR-10 binary files,
 trains one shuffled epoch (Adam with the Keras settings, the same batch size and thread count)
 and evaluates the 10,000 test images. The two alternate `--repeats` times (default 3) and the
-medians are compared (issue 15's definition of an epoch ratio). The training epoch alone is
+medians are compared (the definition of an epoch ratio). The training epoch alone is
 printed beside, as each side reports it.
 
   tools/bench_cpu_epoch.py --data DIR [--threads 2] [--batch 32] [--repeats 3] [--build build]

@@ -18,7 +18,7 @@ namespace {
 // 37 %, 300 turns 43 % and passive waiting 49 %; alone, a ResNet-20 step at batch 32 runs
 // about 12 % slower at 300 turns than at 1,000 and 27 % slower passive (batch 128: the same).
 // So unless the user chose a policy, the process sets GOMP_SPINCOUNT=300 and restarts itself
-// once, before any thread or MPI exists (issue 15, docs/benchmarks.md).
+// once, before any thread or MPI exists (docs/benchmarks.md).
 void limit_openmp_spinning(char** argv) {
   if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
   setenv("GOMP_SPINCOUNT", "300", 1);

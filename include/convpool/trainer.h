@@ -16,7 +16,7 @@
 
 namespace convpool {
 
-// Where a CUDA run keeps the data set (issue 20). `pinned`: in host memory, each batch staged
+// Where a CUDA run keeps the data set. `pinned`: in host memory, each batch staged
 // through pinned buffers and copied while the previous batch computes (any data set size).
 // `device`: uploaded to GPU memory once; the epoch order is made there and each step gathers
 // and augments its batch on the device, inside the captured step. `automatic`: device when

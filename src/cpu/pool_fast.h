@@ -1,4 +1,4 @@
-// Specialised CPU pooling paths (issue 15): 2x2 and 3x3 windows that lie wholly inside the
+// Specialised CPU pooling paths: 2x2 and 3x3 windows that lie wholly inside the
 // plane (no padding; any stride, so 2x2/2, 3x3/3 and the overlapping 3x3/2 are all covered),
 // and global pooling (pool_fast_global.cpp). Each window is loaded into registers with its size known at compile time
 // and the method's math is written branch-free, so the loop over an output row vectorises.

@@ -32,7 +32,7 @@ Context::Context() : device_(checked_device()) {
   CP_CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_.get(), kCublasWorkspace));
 }
 
-// Review item 2 of issue 12 (compile-only here: no GPU, and the emulator has no cuBLAS).
+// Compile-only here: no GPU, and the emulator has no cuBLAS.
 cublasHandle_t Context::cublas_on(cudaStream_t stream) {
   if (stream != cublas_stream_) {
     CP_CUBLAS_CHECK(cublasSetStream(cublas_, stream));
