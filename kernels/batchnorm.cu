@@ -1,5 +1,5 @@
-// BatchNorm over NCHW (launchers in src/cuda/ops_nn.h, CPU twins in src/cpu/nn_ops.cpp, the
-// per-element math in nn_math.cuh). Training forward and backward: one block per channel,
+// BatchNorm over NCHW (launchers in batchnorm.cuh, CPU twins in src/cpu/batchnorm.cpp, the
+// per-element math in batchnorm_math.cuh). Training forward and backward: one block per channel,
 // whose statistics are reduced in double in a fixed order (thread t takes elements t, t + 256,
 // ... in turn, then cub's block reduction adds the 256 partial sums), so the results are the
 // same bits under every thread schedule. Forward takes two passes over the channel as the

@@ -3,7 +3,7 @@
 #include <cub/block/block_reduce.cuh>
 
 #include "cuda/check.h"
-#include "pool.cuh"
+#include "bias.cuh"
 
 namespace convpool::cuda {
 

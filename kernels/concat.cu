@@ -1,9 +1,9 @@
-// Channel concatenation (launchers in src/cuda/ops_nn.h, CPU twins in src/cpu/nn_ops.cpp): x
+// Channel concatenation (launchers in concat.cuh, CPU twins in src/cpu/concat.cpp): x
 // (n x c x plane) is channels [c_offset, c_offset + c) of y (n x c_total x plane). One
 // grid-stride loop over the n * c * plane elements of the slice; backward reads that slice of
 // dy and overwrites or accumulates dx.
 #include "cuda/check.h"
-#include "batchnorm.cuh"
+#include "concat.cuh"
 
 namespace convpool::cuda {
 

@@ -4,7 +4,7 @@
 // a device-side cursor, so that a captured step needs no host work. The per-pixel formula is
 // the CPU's (kernels/input_math.cuh).
 #include "cuda/check.h"
-#include "pool.cuh"
+#include "input.cuh"
 #include "input_math.cuh"
 
 namespace convpool::cuda {

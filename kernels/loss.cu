@@ -1,7 +1,7 @@
 // Fused softmax cross-entropy: one warp per sample computes the stable log-sum-exp, the
 // gradient and the argmax, and the batch's loss and correct count go to device accumulators
 // that the trainer reads once per epoch (no host sync per step). The loss sum is in a fixed
-// order (review item 10 of issue 12: a double atomicAdd summed in whatever order the warps
+// order (a double atomicAdd summed in whatever order the warps
 // finished, so --deterministic could not hold): each warp writes its sample's loss, and one
 // block adds them in an order that depends only on n. The correct count is an integer
 // atomicAdd, exact in any order.
@@ -9,7 +9,8 @@
 #include <cub/block/block_reduce.cuh>
 
 #include "cuda/check.h"
-#include "pool.cuh"
+#include "loss.cuh"
+#include "optim.cuh"
 #include "loss_math.cuh"
 
 namespace convpool::cuda {

@@ -52,7 +52,7 @@ CP_HD float scheduled_lr(const LrSchedule& s, float peak, uint64_t step) {
 }
 
 // The optimizer's step size at `step`: the scheduled lr, with Adam's bias correction folded in
-// when `adam` (elementwise_math.cuh adam_step_size).
+// when `adam` (optim_math.cuh adam_step_size).
 CP_HD float optimizer_step_size(const LrSchedule& s, float peak, bool adam, float beta1,
                                 float beta2, uint64_t step) {
   const float lr = scheduled_lr(s, peak, step);

@@ -4,7 +4,7 @@
 #include <cub/block/block_reduce.cuh>
 
 #include "cuda/check.h"
-#include "pool.cuh"
+#include "optim.cuh"
 #include "convpool/optim.h"
 #include "optim_math.cuh"
 #include "lr_schedule.cuh"

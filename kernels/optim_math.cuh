@@ -1,15 +1,11 @@
-// Per-element formulas for activations, loss and optimizers, shared by both backends.
+// Per-element formulas of the optimizers, shared by both backends.
 #pragma once
 #include <cmath>
+#include <cstdint>
 
 #include "hd.cuh"
 
 namespace convpool {
-
-// NaN passes through (as in PyTorch), so a broken value is never hidden from the checks.
-CP_HD float relu_forward(float x) { return cp_select((x > 0.f) | (x != x), x, 0.f); }
-// Uses the output: y > 0 exactly where x > 0, so the input need not be kept.
-CP_HD float relu_backward(float y, float dy) { return cp_select(y > 0.f, dy, 0.f); }
 
 // Adam's step size at step t (from 1), in double: lr * sqrt(1 - beta2^t) / (1 - beta1^t).
 // Computed by the CPU's optimizer_step_size and by the CUDA begin_step kernel alike.

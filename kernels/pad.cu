@@ -4,7 +4,7 @@
 // cuDNN without padding on a copy padded here, and crop its input gradient back
 // (src/cuda/conv_cudnn.cpp).
 #include "cuda/check.h"
-#include "pool.cuh"
+#include "pad.cuh"
 
 namespace convpool::cuda {
 

@@ -1,10 +1,10 @@
-// The vendor-library baseline of Avg-TopK (issue 20): every window copied out as a segment, the
+// The vendor-library baseline of Avg-TopK: every window copied out as a segment, the
 // segments sorted descending by CUB's segmented sort (src/cuda/pool_baselines.cu), then the
 // mean of each segment's first k. It is what a user would write with library parts; `bench
 // pool --device cuda` prints it beside our warp partial sort. These two kernels are ours and
 // run on the emulated target; the sort between them is CUB's and runs only on a GPU.
 #include "cuda/check.h"
-#include "pool.cuh"
+#include "pool_baseline.cuh"
 #include "pool_math.cuh"
 
 namespace convpool::cuda {

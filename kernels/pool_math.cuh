@@ -7,7 +7,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "optim_math.cuh"
+#include "activation_math.cuh"
 #include "hd.cuh"
 
 namespace convpool {

@@ -1,7 +1,7 @@
-// ReLU forward and backward (math in elementwise_math.cuh, shared with the CPU backend).
+// ReLU forward and backward (math in activation_math.cuh, shared with the CPU backend).
 #include "cuda/check.h"
-#include "pool.cuh"
-#include "optim_math.cuh"
+#include "relu.cuh"
+#include "activation_math.cuh"
 
 namespace convpool::cuda {
 

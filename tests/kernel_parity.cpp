@@ -1,5 +1,5 @@
 // The kernel parity suite: every hand-written kernel of kernels/*.cu, through its host
-// launcher (src/cuda/ops.h), against the CPU backend on the same inputs. Written once for two
+// launcher (kernels/*.cuh), against the CPU backend on the same inputs. Written once for two
 // targets: compiled into convpool_tests it runs on a real GPU (and skips without one); compiled
 // into convpool_emu_tests (tools/cuda-emu) it runs on the emulated target in every CI run,
 // under several thread schedules. Outputs are poisoned (NaN) before the kernels run, so an
@@ -17,11 +17,17 @@
 #include <string>
 #include <vector>
 
+#include "kernels/activation_math.cuh"
 #include "kernels/optim_math.cuh"
 #include "convpool/data.h"
 #include "convpool/optim.h"
 #include "cpu/loss.h"
-#include "kernels/pool.cuh"
+#include "kernels/bias.cuh"
+#include "kernels/input.cuh"
+#include "kernels/loss.cuh"
+#include "kernels/optim.cuh"
+#include "kernels/pad.cuh"
+#include "kernels/relu.cuh"
 
 using namespace convpool;
 using namespace convpool::kernel_test;
@@ -157,7 +163,7 @@ TEST(KernelParity, SoftmaxXentFlagsANonFiniteLoss) {
   EXPECT_EQ(r.first_bad, 42u);
 }
 
-// Review item 10 of issue 12: the batch's loss is summed in a fixed order, so every run gives
+// The batch's loss is summed in a fixed order, so every run gives
 // the same bits. On the emulator each run takes another thread and block order (forward,
 // reverse, random): the double atomicAdd it replaces summed in block order. On a GPU the runs
 // repeat under the hardware's own scheduling.
@@ -197,7 +203,7 @@ TEST(KernelParity, SoftmaxXentLossSumIsTheSameBitsUnderEverySchedule) {
 
 // ---------------------------------------------------------------- input conversion
 
-// kernels/convert.cu (input_to_float_kernel) against the CPU's images_to_float.
+// kernels/input.cu (input_to_float_kernel) against the CPU's images_to_float.
 TEST(KernelParity, InputConversionMatchesCpuBitForBit) {
   REQUIRE_DEVICE();
   const Dataset ds = synthetic_cifar(12, 14);
@@ -360,7 +366,7 @@ TEST(KernelParity, OptimizersMatchCpu) {
   }
 }
 
-// Review item 5 (issue 12): the CPU checks the gradients, not only the loss, before a step.
+// The CPU checks the gradients, not only the loss, before a step.
 // On the device the optimizer kernels flag a non-finite gradient in the first-bad-step
 // counter, keep that element's weight and state, and apply nothing once a step is flagged.
 TEST(KernelParity, OptimizersFlagANonFiniteGradient) {

@@ -1,5 +1,5 @@
 // Shared by the three files of the kernel parity suite (tests/kernel_parity.cpp,
-// tests/kernel_parity_pool.cpp, tests/kernel_parity_nn.cpp): device buffers, the comparison,
+// tests/kernel_parity_pool.cpp, tests/kernel_parity_<op>.cpp): device buffers, the comparison,
 // the input fills, and the two macros that differ between the real GPU and the emulated target.
 #pragma once
 #if defined(CONVPOOL_HAVE_CUDA) || defined(CONVPOOL_EMULATED_CUDA)

@@ -17,6 +17,7 @@
 #include "convpool/error.h"
 #include "cpu/pool.h"
 #include "kernels/pool.cuh"
+#include "kernels/pool_baseline.cuh"
 #include "kernel_parity.h"
 
 using namespace convpool;
@@ -218,7 +219,7 @@ INSTANTIATE_TEST_SUITE_P(
         with(PoolCase{"pool tmaxavg k=2 t=0.5 size=2", 4, 8, 8, 2}, Fill::ties),
         with(PoolCase{"pool mixed size=2", 4, 8, 8, 2}, Fill::special),
         with(PoolCase{"pool stochastic size=2", 4, 8, 8, 2}, Fill::ties),
-        // Review items 6 and 8 of issue 12: lp at exact zeros with p < 1, NaN and +inf in lp,
+        // Lp at exact zeros with p < 1, NaN and +inf in lp,
         // softpool and stochastic (both modes).
         with(PoolCase{"pool lp p=0.5 size=2", 4, 8, 8, 2}, Fill::ties),
         with(PoolCase{"pool lp p=3 size=3 stride=2", 4, 9, 9, 2}, Fill::special),
@@ -276,13 +277,13 @@ INSTANTIATE_TEST_SUITE_P(
         capped(PoolCase{"pool max size=9 stride=9", 4, 27, 18, 2}, 3),
         first(PoolCase{"pool avgtopk global k=4", 6, 7, 5, 3}),
         relu_in(with(PoolCase{"pool avgtopk global k=5", 4, 11, 13, 2}, Fill::special)),
-        // Review item 7 of issue 12: the CPU runs these, CUDA refused them.
+        // The CPU runs these, CUDA refused them.
         PoolCase{"pool mixed learned=1 global", 3, 7, 5, 2},
         PoolCase{"pool max size=9 stride=1", 3, 9, 9, 2},
         PoolCase{"pool avgtopk k=3 size=10 stride=4", 2, 10, 12, 2}),
     case_name);
 
-// Review item 9 of issue 12: the warp family's backward checks the selection state it reads,
+// The warp family's backward checks the selection state it reads,
 // as its forward does, instead of dereferencing a null pointer on the device.
 TEST(KernelParityPoolChecks, WarpBackwardRefusesAMissingSelection) {
   REQUIRE_DEVICE();
@@ -295,7 +296,7 @@ TEST(KernelParityPoolChecks, WarpBackwardRefusesAMissingSelection) {
                Error);
 }
 
-// Issue 20: the library baseline of Avg-TopK (gather windows, CUB's segmented sort, mean of
+// The library baseline of Avg-TopK (gather windows, CUB's segmented sort, mean of
 // the leading k). Its two kernels (kernels/pool_baseline.cu) run here with the sort done by std::sort on the host in
 // between (CUB's runs only on a GPU, where `bench pool` compares the whole baseline with our
 // kernels); the result must be the CPU's avgtopk bit for bit (both add the top k largest

@@ -12,7 +12,8 @@
 
 #include "convpool/optim.h"
 #include "cpu/loss.h"
-#include "kernels/pool.cuh"
+#include "kernels/loss.cuh"
+#include "kernels/optim.cuh"
 #include "kernel_parity.h"
 
 using namespace convpool;

@@ -6,16 +6,12 @@
 
 #include "convpool/distributed.h"
 
-#include "kernels/optim_math.cuh"
+#include "kernels/activation_math.cuh"
 #include "kernels/batchnorm_math.cuh"
 
 namespace convpool::cpu {
 
 namespace {
-
-inline void store(float* dx, size_t i, float v, bool accumulate) {
-  dx[i] = accumulate ? dx[i] + v : v;
-}
 
 // Sum over channel ch of f(element) in double, in a fixed order: element j of a plane goes to
 // lane j % kLanes, and the lanes are added in order at the end. Independent lanes keep the adds
@@ -173,80 +169,6 @@ void batchnorm_backward(int n, int c, int plane, const float* x, const float* dy
         each([&](int j) { return dy[off + j]; });
       }
     }
-  }
-}
-
-void scaled_copy(const float* src, float* dst, size_t n, float scale, bool accumulate) {
-  const long len = long(n);
-  if (accumulate) {
-#pragma omp parallel for simd schedule(static) if (len > 65536)
-    for (long i = 0; i < len; ++i) dst[i] += scale * src[i];
-  } else {
-#pragma omp parallel for simd schedule(static) if (len > 65536)
-    for (long i = 0; i < len; ++i) dst[i] = scale * src[i];
-  }
-}
-
-void add_forward(const float* a, const float* b, float* y, size_t n) {
-  const long len = long(n);
-#pragma omp parallel for simd schedule(static) if (len > 65536)
-  for (long i = 0; i < len; ++i) y[i] = a[i] + b[i];
-}
-
-void gelu_forward(const float* x, float* y, size_t n) {
-  const long len = long(n);
-#pragma omp parallel for schedule(static) if (len > 16384)
-  for (long i = 0; i < len; ++i) y[i] = ::convpool::gelu_forward(x[i]);
-}
-void gelu_backward(const float* x, const float* dy, float* dx, size_t n, bool accumulate) {
-  const long len = long(n);
-#pragma omp parallel for schedule(static) if (len > 16384)
-  for (long i = 0; i < len; ++i) store(dx, size_t(i), ::convpool::gelu_backward(x[i], dy[i]), accumulate);
-}
-
-void leaky_relu_forward(const float* x, float* y, size_t n, float slope) {
-  const long len = long(n);
-#pragma omp parallel for simd schedule(static) if (len > 65536)
-  for (long i = 0; i < len; ++i) y[i] = ::convpool::leaky_relu_forward(x[i], slope);
-}
-void leaky_relu_backward(const float* x, const float* dy, float* dx, size_t n, float slope,
-                         bool accumulate) {
-  const long len = long(n);
-#pragma omp parallel for schedule(static) if (len > 65536)
-  for (long i = 0; i < len; ++i)
-    store(dx, size_t(i), ::convpool::leaky_relu_backward(x[i], dy[i], slope), accumulate);
-}
-
-void dropout_forward(const float* x, float* y, size_t n, float p, uint64_t seed, uint32_t layer,
-                     uint64_t step, uint64_t first_element) {
-  const long len = long(n);
-#pragma omp parallel for schedule(static) if (len > 16384)
-  for (long i = 0; i < len; ++i)
-    y[i] = x[i] * dropout_factor(seed, layer, step, first_element + uint64_t(i), p);
-}
-void dropout_backward(const float* dy, float* dx, size_t n, float p, uint64_t seed,
-                      uint32_t layer, uint64_t step, bool accumulate, uint64_t first_element) {
-  const long len = long(n);
-#pragma omp parallel for schedule(static) if (len > 16384)
-  for (long i = 0; i < len; ++i)
-    store(dx, size_t(i), dy[i] * dropout_factor(seed, layer, step, first_element + uint64_t(i), p),
-          accumulate);
-}
-
-void concat_forward(int n, int c, int c_total, int c_offset, int plane, const float* x, float* y) {
-  const size_t slice = size_t(c) * plane;
-#pragma omp parallel for schedule(static) if (size_t(n) * slice > 65536)
-  for (int i = 0; i < n; ++i)
-    std::memcpy(y + (size_t(i) * c_total + c_offset) * plane, x + i * slice, slice * sizeof(float));
-}
-void concat_backward(int n, int c, int c_total, int c_offset, int plane, const float* dy,
-                     float* dx, bool accumulate) {
-  const size_t slice = size_t(c) * plane;
-#pragma omp parallel for schedule(static) if (size_t(n) * slice > 65536)
-  for (int i = 0; i < n; ++i) {
-    const float* src = dy + (size_t(i) * c_total + c_offset) * plane;
-    float* dst = dx + i * slice;
-    for (size_t j = 0; j < slice; ++j) dst[j] = accumulate ? dst[j] + src[j] : src[j];
   }
 }
 

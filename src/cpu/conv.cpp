@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "kernels/optim_math.cuh"
+#include "kernels/activation_math.cuh"
 #include "gemm.h"
 
 namespace convpool::cpu {

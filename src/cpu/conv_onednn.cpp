@@ -10,7 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "kernels/optim_math.cuh"
+#include "kernels/activation_math.cuh"
 #endif
 
 namespace convpool::cpu {

@@ -10,7 +10,8 @@
 #include "check.h"
 #include "context.h"
 #include "convpool/device.h"
-#include "kernels/pool.cuh"
+#include "kernels/bias.cuh"
+#include "kernels/pad.cuh"
 
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 

@@ -6,7 +6,7 @@
 #include "check.h"
 #include "context.h"
 #include "convpool/device.h"
-#include "kernels/pool.cuh"
+#include "kernels/bias.cuh"
 
 namespace convpool::cuda {
 

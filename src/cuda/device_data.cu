@@ -7,7 +7,6 @@
 
 #include "data/epoch_order_thrust.h"
 #include "check.h"
-#include "kernels/pool.cuh"
 
 namespace convpool::cuda {
 

@@ -1,7 +1,7 @@
-// The device placement of the data (issue 20): CIFAR's uint8 images and labels uploaded to GPU
+// The device placement of the data: CIFAR's uint8 images and labels uploaded to GPU
 // memory once, and each epoch's order made there by the Thrust sort that tests run on the CPU
 // (src/data/epoch_order_thrust.h), so that a training step gathers its batch on the device
-// (kernels/convert.cu) and needs no host work.
+// (kernels/input.cu) and needs no host work.
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -13,7 +13,7 @@
 
 #include "check.h"
 #include "context.h"
-#include "kernels/pool.cuh"
+#include "kernels/pool_baseline.cuh"
 #include "pinned.h"
 
 namespace convpool::cuda {

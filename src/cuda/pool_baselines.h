@@ -1,4 +1,4 @@
-// Vendor-library baselines for our pooling kernels (issue 20), timed beside them by
+// Vendor-library baselines for our pooling kernels, timed beside them by
 // `convpool bench pool --device cuda`: what a user would get from library parts alone.
 //  - Avg-TopK through CUB: every window copied into its own segment
 //    (kernels/pool_baseline.cu), cub::DeviceSegmentedSort::SortKeysDescending over the

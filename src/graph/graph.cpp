@@ -8,11 +8,11 @@
 #include <sstream>
 
 #include "kernels/philox.cuh"
-#include "cpu/batchnorm.h"
+#include "cpu/scale.h"
 #include "convpool/error.h"
 #include "convpool/profile.h"
 #ifdef CONVPOOL_HAVE_CUDA
-#include "kernels/batchnorm.cuh"
+#include "kernels/scale.cuh"
 #endif
 
 namespace convpool {

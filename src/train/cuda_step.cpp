@@ -14,7 +14,9 @@
 #include "convpool/distributed.h"
 #include "convpool/profile.h"
 #include "cuda/nccl_comm.h"
-#include "kernels/pool.cuh"
+#include "kernels/input.cuh"
+#include "kernels/loss.cuh"
+#include "kernels/optim.cuh"
 #include "cuda/pinned.h"
 
 namespace convpool::cuda {
@@ -282,7 +284,7 @@ bool TrainStepper::step(const Dataset& ds, const uint32_t* idx, int n, uint64_t,
     if (!slot.exec) m.capture(slot);
     CP_CUDA_CHECK(cudaGraphLaunch(slot.exec, m.stream()));
   } else if (m.use_graph && n == m.batch) {
-    // Review item 3 of issue 12: the first full batch runs eagerly, so that every library's
+    // The first full batch runs eagerly, so that every library's
     // first-call setup (cuDNN and cuBLAS plans, lazy module loading, allocations) happens
     // outside stream capture; the batches after it are captured and replayed. Compile-only:
     // the emulator does not run train_step (no cuDNN/cuBLAS stand-ins).

@@ -8,7 +8,7 @@
 #include "kernels/lr_schedule.cuh"
 #include "convpool/buffer.h"
 #ifdef CONVPOOL_HAVE_CUDA
-#include "kernels/pool.cuh"
+#include "kernels/optim.cuh"
 #endif
 #include "convpool/error.h"
 
@@ -76,7 +76,7 @@ double grad_global_norm(const float* grads, size_t n) {
   // Fixed chunks summed in parallel, then in chunk order: the same bits for any thread count.
   constexpr size_t kChunk = 1 << 15;
   const size_t chunks = (n + kChunk - 1) / kChunk;
-  // Kept between calls: a steady-state step allocates nothing (issue 15).
+  // Kept between calls: a steady-state step allocates nothing.
   static thread_local std::vector<double> parts;
   parts.resize(chunks);
   double* part_sums = parts.data();  // OpenMP workers write through the caller's buffer

@@ -1,4 +1,4 @@
-// Review item 9 of issue 12, on the emulated target: the launch checks of src/cuda/check.h.
+// On the emulated target: the launch checks of src/cuda/check.h.
 // A GPU fault is asynchronous: the launch succeeds and some later call reports it. With
 // CONVPOOL_CUDA_SYNC=1 the check after every launch synchronises and names the kernel.
 // cuda_emu::FaultNextLaunch makes one launch fault as a GPU kernel would.
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "convpool/error.h"
-#include "kernels/pool.cuh"
+#include "kernels/relu.cuh"
 #include "cuda_emu.h"
 
 namespace {

@@ -52,7 +52,11 @@ add_library(convpool_emu_oracle STATIC
             ${CMAKE_SOURCE_DIR}/src/cpu/pool.cpp ${CMAKE_SOURCE_DIR}/src/cpu/pool_fast.cpp
             ${CMAKE_SOURCE_DIR}/src/cpu/pool_fast_global.cpp
             ${CMAKE_SOURCE_DIR}/src/cpu/loss.cpp
-            ${CMAKE_SOURCE_DIR}/src/cpu/batchnorm.cpp ${CMAKE_SOURCE_DIR}/src/core/distributed.cpp
+            ${CMAKE_SOURCE_DIR}/src/cpu/batchnorm.cpp ${CMAKE_SOURCE_DIR}/src/cpu/relu.cpp
+            ${CMAKE_SOURCE_DIR}/src/cpu/gelu.cpp ${CMAKE_SOURCE_DIR}/src/cpu/leaky_relu.cpp
+            ${CMAKE_SOURCE_DIR}/src/cpu/dropout.cpp ${CMAKE_SOURCE_DIR}/src/cpu/scale.cpp
+            ${CMAKE_SOURCE_DIR}/src/cpu/add.cpp ${CMAKE_SOURCE_DIR}/src/cpu/concat.cpp
+            ${CMAKE_SOURCE_DIR}/src/core/distributed.cpp
             ${CMAKE_SOURCE_DIR}/src/train/optim.cpp ${CMAKE_SOURCE_DIR}/src/train/lr_schedule.cpp
             ${CMAKE_SOURCE_DIR}/src/data/cifar.cpp
             ${CMAKE_SOURCE_DIR}/src/core/file_io.cpp)  # cifar.cpp reads files with it
@@ -60,10 +64,9 @@ target_include_directories(convpool_emu_oracle PUBLIC ${CMAKE_SOURCE_DIR}/includ
                            ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR})
 target_link_libraries(convpool_emu_oracle PUBLIC OpenMP::OpenMP_CXX)
 
-add_executable(convpool_emu_tests ${CMAKE_SOURCE_DIR}/tests/kernel_parity.cpp
-               ${CMAKE_SOURCE_DIR}/tests/kernel_parity_pool.cpp
-               ${CMAKE_SOURCE_DIR}/tests/kernel_parity_batchnorm.cpp
-               ${CMAKE_SOURCE_DIR}/tests/kernel_parity_recipes.cpp
+# Every kernel parity file: tests/kernel_parity.cpp and one per op (kernel_parity_<op>.cpp).
+file(GLOB _emu_parity CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/kernel_parity*.cpp)
+add_executable(convpool_emu_tests ${_emu_parity}
                ${CMAKE_SOURCE_DIR}/tests/emu/emu_main.cpp
                ${CMAKE_SOURCE_DIR}/tests/emu/test_emulator.cpp
                ${CMAKE_SOURCE_DIR}/tests/emu/test_launch_checks.cpp ${_emu_selftest})

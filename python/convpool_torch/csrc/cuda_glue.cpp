@@ -1,4 +1,4 @@
-// CUDA tensors -> convpool's pooling launchers (src/cuda/ops.h, defined in
+// CUDA tensors -> convpool's pooling launchers (kernels/pool.cuh, defined in
 // kernels/pool_small.cu and kernels/pool_warp.cu, compiled by nvcc into this extension).
 // Built only with CONVPOOL_TORCH_CUDA (tools/build-torch-ext --cuda).
 //

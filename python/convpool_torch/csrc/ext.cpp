@@ -1,7 +1,7 @@
 // convpool_torch._C: the PyTorch binding of convpool's pooling. CPU tensors run
 // src/cpu/pool.cpp (+ pool_fast.cpp) and the shared window math of kernels/pool_math.cuh;
 // CUDA tensors, when built with CONVPOOL_TORCH_CUDA, run kernels/pool_small.cu and
-// pool_warp.cu through the launchers of src/cuda/ops.h (cuda_glue.cpp). The sources are the
+// pool_warp.cu through the launchers of kernels/pool.cuh (cuda_glue.cpp). The sources are the
 // engine's own, compiled in place (python/setup.py), never copied.
 #include <omp.h>
 #include <torch/extension.h>
