@@ -9,7 +9,7 @@ ARGS ?=
 all: build
 
 $(BUILD)/CMakeCache.txt:
-	tools/install-deps
+	scripts/install-deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_ARGS)
 
 build: $(BUILD)/CMakeCache.txt
@@ -22,7 +22,7 @@ train: build
 # Builds and runs the whole test suite. Tests that need real CIFAR-10 use $$CIFAR10_DIR, or
 # decode this team's shared copy when present, and skip with the reason otherwise.
 test: build
-	@export CIFAR10_DIR="$$(tools/test-data)"; cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@export CIFAR10_DIR="$$(tests/test-data)"; cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 clean:
 	rm -rf $(BUILD)

@@ -1,6 +1,6 @@
 """Builds convpool_torch._C against the installed PyTorch (torch.utils.cpp_extension).
 
-    tools/build-torch-ext            (= /usr/bin/python3 python/setup.py build_ext --inplace,
+    scripts/build-torch-ext          (= /usr/bin/python3 python/setup.py build_ext --inplace,
                                       objects under build-torch/, git-ignored)
 
 The extension compiles the engine's own pooling sources in place (src/cpu/pool.cpp,

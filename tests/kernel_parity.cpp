@@ -1,7 +1,7 @@
 // The kernel parity suite: every hand-written kernel of kernels/*.cu, through its host
 // launcher (kernels/*.cuh), against the CPU backend on the same inputs. Written once for two
 // targets: compiled into convpool_tests it runs on a real GPU (and skips without one); compiled
-// into convpool_emu_tests (tools/cuda-emu) it runs on the emulated target in every CI run,
+// into convpool_emu_tests (tests/cuda-emu) it runs on the emulated target in every CI run,
 // under several thread schedules. Outputs are poisoned (NaN) before the kernels run, so an
 // element a kernel fails to write fails the comparison. cuDNN and cuBLAS are not here: they
 // are test_cuda_parity.cpp's, on a GPU only. docs/emulation.md.

@@ -118,7 +118,7 @@ TEST(Checkpoint, PythonWithNumpyReadsTheSameValues) {
   auto g = small_graph(seed);
   save_checkpoint(d.str("c.safetensors"), *g, kSmallModel, "", some_state(seed));
   const auto r = run_command("/usr/bin/python3 " + std::string(CONVPOOL_SOURCE_DIR) +
-                             "/tools/load_checkpoint.py " + d.str("c.safetensors"));
+                             "/python/load_checkpoint.py " + d.str("c.safetensors"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::istringstream lines(r.output);
   size_t seen = 0;

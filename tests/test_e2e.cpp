@@ -12,7 +12,7 @@ using namespace convpool::test;
 
 TEST(EndToEnd, TwoThousandImagesOneEpochOnCpuLearns) {
   const std::string dir = real_cifar_dir();
-  if (dir.empty()) GTEST_SKIP() << "CIFAR-10 not found: set CIFAR10_DIR (tools/ci-data does)";
+  if (dir.empty()) GTEST_SKIP() << "CIFAR-10 not found: set CIFAR10_DIR (tests/test-data does)";
   const Dataset train = load_cifar10(dir, "train", 2000);
   const Dataset test = load_cifar10(dir, "test", 1000);
   TrainConfig cfg;

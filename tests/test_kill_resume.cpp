@@ -82,7 +82,7 @@ TEST(KillAndResume, RandomKillsEachResumedFinishWithConsistentMetrics) {
   const auto reference = metric_rows(d.str("reference/metrics.csv"), &header);
   ASSERT_EQ(reference.size(), size_t(kEpochs));
 
-  // 20 rounds; the sanitizer pass (tools/sanitize-check), where every run is ~10x slower,
+  // 20 rounds; the sanitizer pass (scripts/sanitize-check), where every run is ~10x slower,
   // asks for fewer through CONVPOOL_KILL_ROUNDS.
   const char* rounds_env = std::getenv("CONVPOOL_KILL_ROUNDS");
   const int rounds = rounds_env ? std::max(1, std::atoi(rounds_env)) : 20;

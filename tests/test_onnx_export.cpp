@@ -1,5 +1,5 @@
 // The ONNX export plan (convpool/onnx_plan.h) and `convpool export`'s refusals. The export
-// itself is checked in ONNX Runtime by tools/onnx-runtime-test (the ctest test onnx_runtime).
+// itself is checked in ONNX Runtime by tests/onnx-runtime-test (the ctest test onnx_runtime).
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -4,7 +4,7 @@
 //                 and on CUDA the vendor-library baseline (cuDNN, CUB) with the ratios
 //   bench conv    each convolution of a model: the backend's algorithms, time per direction
 //   bench checkpoint  save and load time against the number of tensors (cli_bench_checkpoint)
-// Peers (PyTorch) run in tools/peer-compare, which calls these with --json.
+// Peers (PyTorch) run in bench/peer-compare, which calls these with --json.
 #include <omp.h>
 
 #include <cstdio>
@@ -452,7 +452,7 @@ Runner add_bench_command(CLI::App& app) {
       "  convpool bench pool --method avgtopk:k=2 --shape 256,64,32,32 --json\n"
       "  convpool bench conv --batch 256\n"
       "  convpool bench conv --model models/resnet20.cfg --batch 128 --engines\n"
-      "  tools/peer-compare --device cpu      # the same work in PyTorch, with ratios");
+      "  bench/peer-compare --device cpu      # the same work in PyTorch, with ratios");
   return [o, train, pool, conv, checkpoint] {
     if (*checkpoint)
       return bench_checkpoint(parse_ints(o->tensors, "--tensors", 0), o->checkpoint_reps, o->json);

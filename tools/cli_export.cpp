@@ -3,13 +3,13 @@
 // The C++ side resolves the network: it builds the checkpoint's graph (so the model and the
 // weights are validated exactly as eval does), walks the nodes in execution order and writes
 // an export plan (JSON: each node's type, inputs, shapes and resolved attributes, with the
-// names of its tensors in the checkpoint). tools/onnx-export, run with Debian's python3 and
+// names of its tensors in the checkpoint). libexec/onnx-export, run with Debian's python3 and
 // python3-onnx, turns the plan and the checkpoint's safetensors into the ONNX file. Anything
 // the exporter cannot express is refused here, before Python runs, with one line naming the
 // layer. docs/onnx.md says why the protobuf is written from Python and how each op maps.
 //
 // --logits FILE writes convpool's own logits of the first --images test images (.npy,
-// float32 [n, classes]): what tools/onnx-check compares ONNX Runtime against.
+// float32 [n, classes]): what tests/onnx-check compares ONNX Runtime against.
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,7 +47,7 @@ struct ExportOptions {
 
 std::string exporter_script() {
   if (const char* s = std::getenv("CONVPOOL_ONNX_EXPORTER"); s && *s) return s;
-  return std::string(CONVPOOL_SOURCE_DIR) + "/tools/onnx-export";
+  return std::string(CONVPOOL_SOURCE_DIR) + "/libexec/onnx-export";
 }
 
 std::string python_interpreter() {
@@ -99,7 +99,7 @@ void run_exporter(const std::string& plan_json, const ExportOptions& o) {
     close(in[1]);
     close(err[0]);
     CP_USER_ERROR("cannot run " << py << " for the ONNX exporter: " << std::strerror(rc)
-                                << " (set CONVPOOL_PYTHON; tools/install-deps --ci installs "
+                                << " (set CONVPOOL_PYTHON; scripts/install-deps --ci installs "
                                    "python3-onnx)");
   }
   // The exporter reads the whole plan before it writes anything but a short import error.

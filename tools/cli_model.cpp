@@ -1,6 +1,6 @@
 // convpool model: builds a model file and prints its summary (layers, shapes, parameter and
 // buffer counts, activation memory) without data or training; --json for scripts
-// (tools/param-count-check compares the counts with PyTorch's).
+// (tests/param-count-check compares the counts with PyTorch's).
 #include <cstdio>
 #include <memory>
 #include <nlohmann/json.hpp>

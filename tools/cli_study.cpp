@@ -4,7 +4,7 @@
 // summary.partial.md hold the runs finished so far, until the full tables replace them.
 // Re-running the same command resumes: finished runs are skipped and
 // an interrupted one continues from its checkpoint. On a cluster, `--shard I/N` runs every
-// N-th run from the I-th (one Slurm array task each: tools/slurm-study.sh) and `--merge`
+// N-th run from the I-th (one Slurm array task each: scripts/slurm-study.sh) and `--merge`
 // combines the shards' directories into the tables an unsharded study writes.
 #include <cstdio>
 #include <cstdlib>
@@ -91,9 +91,9 @@ void write_study_tables(const std::string& out, const std::vector<StudyRow>& row
                         const std::string& title, bool plot, ConsoleReporter& reporter);
 
 std::string plot_script() {
-  const std::string local = "tools/plot";
+  const std::string local = "libexec/plot";
   if (fs::exists(local)) return local;
-  return std::string(CONVPOOL_SOURCE_DIR) + "/tools/plot";
+  return std::string(CONVPOOL_SOURCE_DIR) + "/libexec/plot";
 }
 
 // The first of $CONVPOOL_PYTHON, /usr/bin/python3 (Debian's, where python3-matplotlib
@@ -109,13 +109,13 @@ std::string python_with_matplotlib() {
   return "";
 }
 
-// Draws DIR/study.png through tools/plot.
+// Draws DIR/study.png through libexec/plot.
 void plot_study(const std::string& dir, ConsoleReporter& out) {
   const std::string py = python_with_matplotlib();
   if (py.empty()) {
     out.line(
         "plot skipped: no python3 with matplotlib (apt install python3-matplotlib, or set "
-        "CONVPOOL_PYTHON), then run: tools/plot --study " +
+        "CONVPOOL_PYTHON), then run: libexec/plot --study " +
         dir);
     return;
   }
@@ -298,7 +298,7 @@ Runner add_study_command(CLI::App& app) {
   cmd->add_flag("--no-plot", so->no_plot, "do not draw study.png");
   cmd->add_option("--shard", so->shard,
                   "I/N: run only runs I, I+N, I+2N, ... of the study (from 0), e.g. one Slurm "
-                  "array task each (tools/slurm-study.sh)")
+                  "array task each (scripts/slurm-study.sh)")
       ->capture_default_str();
   cmd->add_option("--merge", so->merge,
                   "shard directories (comma-separated) to combine into --out's tables")

@@ -1,4 +1,4 @@
-// The ONNX export plan: a built graph described for tools/onnx-export (docs/onnx.md).
+// The ONNX export plan: a built graph described for libexec/onnx-export (docs/onnx.md).
 // Each node's type, input values, per-sample shapes and resolved attributes (pads worked
 // out, defaults filled in), with the checkpoint names of its tensors, plus the input
 // normalisation to fold in. Whatever the exporter cannot express is refused here with a

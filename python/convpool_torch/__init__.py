@@ -5,7 +5,7 @@ nn.Module. CPU tensors run convpool's own CPU code (src/cpu/pool.cpp, src/cpu/po
 and the per-window math of kernels/pool_math.cuh); CUDA tensors run convpool's CUDA kernels
 (kernels/pool_small.cu, kernels/pool_warp.cu) when the extension was built with CUDA.
 
-Build first: ``tools/build-torch-ext`` (see README, "Use from PyTorch").
+Build first: ``scripts/build-torch-ext`` (see README, "Use from PyTorch").
 
     import convpool_torch as cpt
     pool = cpt.AvgTopK(k=3, kernel_size=3, stride=3)
@@ -23,7 +23,7 @@ try:
     from . import _C
 except ImportError as e:  # pragma: no cover - the message is the point
     raise ImportError(
-        "convpool_torch: the compiled extension is missing; build it with tools/build-torch-ext "
+        "convpool_torch: the compiled extension is missing; build it with scripts/build-torch-ext "
         f"({e})") from e
 
 __all__ = ["METHODS", "pool2d", "PoolFunction", "MaxPool", "AvgPool", "MinPool", "LpPool",
@@ -62,7 +62,7 @@ def _check_input(x):
         raise TypeError(f"convpool_torch: expected float32 or float64, got {x.dtype}")
     if x.device.type == "cuda" and not built_with_cuda():
         raise RuntimeError("convpool_torch: this build has no CUDA kernels "
-                           "(tools/build-torch-ext --cuda)")
+                           "(scripts/build-torch-ext --cuda)")
     if x.device.type not in ("cpu", "cuda"):
         raise RuntimeError(f"convpool_torch: unsupported device {x.device}")
     if x.numel() == 0:

@@ -1,6 +1,6 @@
 """The pooling methods written as PyTorch compositions: what users write without convpool_torch,
 the references of the equality tests (tests/test_torch_ext.py) and the other side of the
-benchmark (tools/bench-torch-ext). Windows without padding; any dtype; autograd as PyTorch's.
+benchmark (bench/bench-torch-ext). Windows without padding; any dtype; autograd as PyTorch's.
 """
 import torch
 import torch.nn.functional as F

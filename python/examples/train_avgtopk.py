@@ -2,8 +2,8 @@
 """Trains the tutorial CNN (models/keras_cifar10.cfg) in PyTorch with convpool_torch.AvgTopK(k=3)
 in place of both max-pooling layers.
 
-    tools/build-torch-ext
-    python/examples/train_avgtopk.py --data $(tools/test-data) --limit-train 5000 --epochs 1
+    scripts/build-torch-ext
+    python/examples/train_avgtopk.py --data $(tests/test-data) --limit-train 5000 --epochs 1
 
 --data is a directory with CIFAR-10's binary batches (data_batch_1.bin ... test_batch.bin);
 without it the script trains on random images (a smoke run: the loss still has to fall on

@@ -2,7 +2,7 @@
 parameters, forward equality with PyTorch compositions and with an independent per-window
 reference, reproducible stochastic draws, and clear errors for bad input.
 
-Run: tools/test-torch-ext (builds the extension first), or, once built,
+Run: tests/test-torch-ext (builds the extension first), or, once built,
 /usr/bin/python3 -m unittest discover -s python/tests -v
 
 The kernels compute in float32; the float64 tests convert on the way in and out. gradcheck

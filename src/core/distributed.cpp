@@ -64,7 +64,7 @@ void init_distributed(int* argc, char*** argv) {
     CP_USER_ERROR("started as one of " << announced
                                        << " ranks, but this convpool binary was built without MPI: "
                                           "install libopenmpi-dev and openmpi-bin "
-                                          "(tools/install-deps) and rebuild for data-parallel "
+                                          "(scripts/install-deps) and rebuild for data-parallel "
                                           "training");
 #endif
 }

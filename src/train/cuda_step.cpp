@@ -228,7 +228,7 @@ TrainStepper::TrainStepper(Graph& graph, const OptimizerConfig& opt, const StepR
     : impl_(std::make_unique<Impl>(graph, opt, recipe, input, seed, use_graph, resident)) {
   validate(input);
   CP_CHECK(graph.device() == Device::cuda, "TrainStepper needs a graph built on cuda");
-  // CONVPOOL_NCCL=1 runs the all-reduce in a world of one too: tools/gpu-check's test of the
+  // CONVPOOL_NCCL=1 runs the all-reduce in a world of one too: scripts/gpu-check's test of the
   // NCCL path on a single GPU.
   const char* force = std::getenv("CONVPOOL_NCCL");
   if (world().distributed() || (force && std::string(force) == "1"))

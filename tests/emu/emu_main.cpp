@@ -1,5 +1,5 @@
 // main() of convpool_emu_tests: the kernel parity suite and the emulator's own tests, run on
-// the emulated CUDA target (tools/cuda-emu).
+// the emulated CUDA target (tests/cuda-emu).
 //   --schedule=forward|reverse|random[:SEED]   the order threads and blocks run in
 //   --census   after the tests, fail unless every __global__ in kernels/*.cu was launched
 #include <gtest/gtest.h>

@@ -1,6 +1,6 @@
 // CUDA tensors -> convpool's pooling launchers (kernels/pool.cuh, defined in
 // kernels/pool_small.cu and kernels/pool_warp.cu, compiled by nvcc into this extension).
-// Built only with CONVPOOL_TORCH_CUDA (tools/build-torch-ext --cuda).
+// Built only with CONVPOOL_TORCH_CUDA (scripts/build-torch-ext --cuda).
 //
 // Stream: PyTorch's current stream when the torch we build against has CUDA
 // (CONVPOOL_TORCH_CUDA_STREAM, set by python/setup.py); else the legacy default stream, which is

@@ -107,7 +107,7 @@ std::vector<at::Tensor> forward(const at::Tensor& x, int64_t method, int64_t kh,
 #ifdef CONVPOOL_TORCH_CUDA
     return cuda_pool_forward(c.g, c.p, c.rng.seed, c.rng.layer, c.rng.step, alpha, x);
 #else
-    TORCH_CHECK(false, "convpool_torch was built without CUDA (see tools/build-torch-ext)");
+    TORCH_CHECK(false, "convpool_torch was built without CUDA (see scripts/build-torch-ext)");
 #endif
   }
   TORCH_CHECK(x.device().is_cpu(), "convpool_torch: unsupported device ", x.device());
@@ -139,7 +139,7 @@ std::vector<at::Tensor> backward(const at::Tensor& x, const at::Tensor& y, const
     return cuda_pool_backward(c.g, c.p, c.rng.seed, c.rng.layer, c.rng.step, alpha, x, y, dy,
                               ranked);
 #else
-    TORCH_CHECK(false, "convpool_torch was built without CUDA (see tools/build-torch-ext)");
+    TORCH_CHECK(false, "convpool_torch was built without CUDA (see scripts/build-torch-ext)");
 #endif
   }
   (void)ranked;

@@ -8,8 +8,8 @@ and evaluates the 10,000 test images. The two alternate `--repeats` times (defau
 medians are compared (the definition of an epoch ratio). The training epoch alone is
 printed beside, as each side reports it.
 
-  tools/bench_cpu_epoch.py --data DIR [--threads 2] [--batch 32] [--repeats 3] [--build build]
-  tools/bench_cpu_epoch.py --torch-worker ...   (the PyTorch process; not for direct use)
+  bench/bench_cpu_epoch.py --data DIR [--threads 2] [--batch 32] [--repeats 3] [--build build]
+  bench/bench_cpu_epoch.py --torch-worker ...   (the PyTorch process; not for direct use)
 """
 import argparse
 import os
@@ -22,7 +22,7 @@ import time
 
 def torch_epoch(data_dir, threads, batch, limit):
     """Load, one epoch, test pass in this process: (train seconds, loss, test accuracy, version).
-    Also what tools/bench-shared-cpu runs."""
+    Also what bench/bench-shared-cpu runs."""
     import numpy as np
     import torch
     import torch.nn as nn

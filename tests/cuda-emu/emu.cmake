@@ -5,10 +5,11 @@
 find_package(Boost 1.66 QUIET COMPONENTS context)
 if(NOT Boost_CONTEXT_FOUND)
   message(FATAL_ERROR "convpool: the emulated CUDA target needs Boost.Context: install "
-                      "libboost-context-dev (tools/install-deps), or configure with -DCONVPOOL_EMU=OFF")
+                      "libboost-context-dev (scripts/install-deps), or configure with "
+                      "-DCONVPOOL_EMU=OFF")
 endif()
 
-set(_emu ${CMAKE_SOURCE_DIR}/tools/cuda-emu)
+set(_emu ${CMAKE_SOURCE_DIR}/tests/cuda-emu)
 add_executable(cuda_emu_rewrite ${_emu}/rewrite.cpp)
 
 # Rewrites each .cu into BUILD/cuda-emu/NAME.emu.cpp and appends the result to `out_var`.

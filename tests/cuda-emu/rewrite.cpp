@@ -1,5 +1,5 @@
 // Launch rewriter of the emulated CUDA target: copies a .cu file with two rewrites, so that
-// g++ can compile it with tools/cuda-emu/emu_device.h force-included:
+// g++ can compile it with tests/cuda-emu/emu_device.h force-included:
 //   k<<<grid, block, smem, stream>>>(args)  ->  ::cuda_emu::Launch("k", FILE, LINE, grid, block,
 //                                               smem, stream)(k, args)
 //   __shared__ T name[N];                   ->  static T name[N]; ::cuda_emu::shared_seen(...);

@@ -1,8 +1,8 @@
 // The CUDA runtime subset that convpool's kernels, launchers and kernel tests use, for the
 // emulated target (docs/emulation.md): device memory is host memory, poisoned on allocation,
 // and every "async" call completes before it returns, so streams need no queue. Included
-// instead of the toolkit's header by the emulated build only (tools/cuda-emu/include comes
-// first on its include path); the kernel-side half is tools/cuda-emu/emu_device.h.
+// instead of the toolkit's header by the emulated build only (tests/cuda-emu/include comes
+// first on its include path); the kernel-side half is tests/cuda-emu/emu_device.h.
 #pragma once
 #include <cstddef>
 #include <cstdint>

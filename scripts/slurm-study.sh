@@ -4,7 +4,7 @@
 #   build/convpool study --merge OUT/shard-0,OUT/shard-1,... --out OUT
 #
 # Usage (10 tasks; every option after OUT goes to `convpool study`):
-#   sbatch --array=0-9 tools/slurm-study.sh studies/vgg --model models/vgg_bn.cfg \
+#   sbatch --array=0-9 scripts/slurm-study.sh studies/vgg --model models/vgg_bn.cfg \
 #          --pools max,avg,avgtopk:k=2,avgtopk:k=3,mixed,lp:p=2,softpool,tmaxavg --seeds 2 --epochs 15
 # A task that is cut short resumes when resubmitted with the same array index.
 #SBATCH --job-name=convpool-study
@@ -13,7 +13,7 @@
 #SBATCH --output=slurm-%A_%a.out
 set -euo pipefail
 if [ $# -lt 1 ] || [ -z "${SLURM_ARRAY_TASK_ID:-}" ]; then
-  echo "usage: sbatch --array=0-(N-1) tools/slurm-study.sh OUT [convpool study options]" >&2
+  echo "usage: sbatch --array=0-(N-1) scripts/slurm-study.sh OUT [convpool study options]" >&2
   exit 2
 fi
 out=$1

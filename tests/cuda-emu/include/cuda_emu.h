@@ -1,4 +1,4 @@
-// Control of the emulated CUDA target (tools/cuda-emu), for tests: the thread schedule, the
+// Control of the emulated CUDA target (tests/cuda-emu), for tests: the thread schedule, the
 // kernels launched so far (the kernel census), and a grid cap that stands in for inputs
 // larger than a launcher's whole grid, so that grid-stride loops take their second pass.
 #pragma once

@@ -1,6 +1,6 @@
-// Force-included into every kernels/*.cu of the emulated target (after tools/cuda-emu/rewrite
+// Force-included into every kernels/*.cu of the emulated target (after tests/cuda-emu/rewrite
 // has turned its launches into cuda_emu::Launch calls): the CUDA language as the kernels use
-// it, on the host. Each CUDA thread is a fiber (tools/cuda-emu/runtime.cpp); barriers, warp
+// it, on the host. Each CUDA thread is a fiber (tests/cuda-emu/runtime.cpp); barriers, warp
 // shuffles and votes are real rendezvous of the participating lanes, and the runtime aborts
 // with a report on a lane outside its mask, a read of a lane that did not take part, or a
 // deadlock. What this can and cannot show: docs/emulation.md.
@@ -13,7 +13,7 @@
 #define __forceinline__ inline __attribute__((always_inline))
 #define __noinline__ __attribute__((noinline))
 #define __launch_bounds__(...)
-// __shared__ is rewritten by tools/cuda-emu/rewrite; this only covers a stray use.
+// __shared__ is rewritten by tests/cuda-emu/rewrite; this only covers a stray use.
 #define __shared__ static
 
 #include <math.h>
