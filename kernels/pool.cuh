@@ -14,7 +14,7 @@ namespace convpool::cuda {
 //    (forward) or per input element (backward, gather form: deterministic, no atomics);
 //  - kernels/pool_warp.cu, global pooling of planes up to 32x32 and other windows above
 //    kPoolSmallWindow elements (up to kPoolWarpWindow) that do not overlap: one warp per window,
-//    the selection by warp-level partial sort (kernels/warp_select.cuh), the indices it picked kept
+//    the selection by warp-level partial sort (kernels/pool_avgtopk_select.cuh), the indices it picked kept
 //    in `ranked` (pool_state_ints of them) for backward.
 // `step` is a device pointer (drives mixed and stochastic draws); `alpha` is the
 // learned-mixed parameter (device, or null).

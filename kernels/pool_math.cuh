@@ -9,21 +9,10 @@
 
 #include "activation_math.cuh"
 #include "hd.cuh"
+#include "pool_methods.cuh"
 
 namespace convpool {
 
-enum class PoolMethod : int {
-  max = 0,
-  avg,
-  min,
-  lp,
-  mixed,
-  stochastic,
-  avgtopk,
-  tmaxavg,
-  softpool,
-};
-constexpr int kPoolMaxTopK = 64;
 // The largest finite float: x > kPoolFloatMax holds for +inf only, and !(x <= kPoolFloatMax)
 // for +inf and NaN (the same test on the host and in kernels, with no <cmath> overloads).
 constexpr float kPoolFloatMax = 3.402823466e+38f;
@@ -148,19 +137,6 @@ CP_HD float pool_mean(const float* v, int n, int divisor) {
   return s / float(divisor);
 }
 
-// Mean of the top k (k clipped to n); writes the selected indices to idx if given.
-CP_HD float pool_topk_mean(const float* v, int n, int k, int* idx) {
-  if (k > n) k = n;
-  float s = 0.f;
-  int prev = -1;
-  for (int r = 0; r < k; ++r) {
-    prev = pool_next_ranked(v, n, prev);
-    if (idx) idx[r] = prev;
-    s += v[prev];
-  }
-  return s / float(k);
-}
-
 // (sum |v|^p)^(1/p), scaled by max|v| so large p neither overflows nor underflows.
 CP_HD float pool_lp(const float* v, int n, float p) {
   float m = 0.f;
@@ -229,7 +205,7 @@ CP_HD float pool_stochastic_expect(const float* v, int n) {
 }
 
 // How many of the window's top-ranked elements a method reads: its selection, which
-// pool_rank_top computes sequentially and warp_rank_top (kernels/warp_select.cuh) by warp.
+// pool_rank_top computes sequentially and warp_rank_top (kernels/pool_avgtopk_select.cuh) by warp.
 CP_HD int pool_ranks_needed(const PoolWindowParams& P, int n) {
   switch (P.method) {
     case PoolMethod::max:

@@ -1,7 +1,7 @@
 // Pooling of large windows (more than kPoolSmallWindow elements, up to kPoolWarpWindow) that
 // do not overlap, global pooling among them: one warp per window. The warp gathers the window
 // into shared memory with coalesced loads, finds the method's selection (max, top k) with the
-// warp-level partial sort of warp_select.cuh (the code the CPU lane-model tests run), then
+// warp-level partial sort of pool_avgtopk_select.cuh (the code the CPU lane-model tests run), then
 // lane 0 applies the shared window formula: the CPU's float operations in the CPU's order.
 // That is bit for bit on the emulated target (compiled with -ffp-contract=off); on a GPU,
 // nvcc contracts a*b+c into FMA and CUDA's expf/powf/logf differ from glibc's in the last
@@ -14,7 +14,7 @@
 #include "cuda/check.h"
 #include "pool.cuh"
 #include "pool_launch.cuh"
-#include "warp_select.cuh"
+#include "pool_avgtopk_select.cuh"
 
 namespace convpool::cuda {
 
@@ -22,7 +22,7 @@ namespace {
 
 constexpr int kWarpsPerBlock = 4;
 
-// Which warp partial sort selects (kernels/warp_select.cuh). `automatic` follows a cost model
+// Which warp partial sort selects (kernels/pool_avgtopk_select.cuh). `automatic` follows a cost model
 // (rounds ~ r * (n/32 + 10) steps, bitonic ~ 42 * n/32), not a measurement: no GPU has run
 // these yet. CONVPOOL_WARP_SELECT=rounds|bitonic forces one, for benchmarking both.
 enum class SelectAlgo : int { automatic, rounds, bitonic };

@@ -23,7 +23,8 @@ def rel(path):
     return os.path.relpath(os.path.join(ROOT, path), HERE)
 
 sources = [rel("python/convpool_torch/csrc/ext.cpp"), rel("src/cpu/pool.cpp"),
-           rel("src/cpu/pool_fast.cpp"), rel("src/cpu/pool_fast_global.cpp")]
+           rel("src/cpu/pool_fast.cpp"), rel("src/cpu/pool_fast_global.cpp"),
+           rel("src/layers/pool_methods.cpp")]
 cxx = ["-O3", "-fopenmp", "-std=c++17", "-Wall", "-Wno-unknown-pragmas"]
 include_dirs = [os.path.join(ROOT, "include"), os.path.join(ROOT, "src"), ROOT]
 with_cuda = os.environ.get("CONVPOOL_TORCH_CUDA") == "1"

@@ -17,7 +17,7 @@
 #include "convpool/error.h"
 #include "cpu/pool.h"
 #include "kernels/pool.cuh"
-#include "kernels/pool_baseline.cuh"
+#include "kernels/pool_avgtopk_baseline.cuh"
 #include "kernel_parity.h"
 
 using namespace convpool;
@@ -49,12 +49,10 @@ struct PoolSetup {
 
 // The geometry and parameters the pool layer would derive from `line` (src/layers/pool.cpp).
 PoolSetup parse_pool(const PoolCase& c) {
+#define CONVPOOL_POOL_NAME_ROW(id, ...) {#id, PoolMethod::id},
   static const std::pair<const char*, PoolMethod> methods[] = {
-      {"max", PoolMethod::max},          {"avg", PoolMethod::avg},
-      {"min", PoolMethod::min},          {"lp", PoolMethod::lp},
-      {"mixed", PoolMethod::mixed},      {"stochastic", PoolMethod::stochastic},
-      {"avgtopk", PoolMethod::avgtopk},  {"tmaxavg", PoolMethod::tmaxavg},
-      {"softpool", PoolMethod::softpool}};
+      CONVPOOL_POOL_METHODS(CONVPOOL_POOL_NAME_ROW, )};
+#undef CONVPOOL_POOL_NAME_ROW
   PoolSetup s;
   std::istringstream in(c.line);
   std::string word;
@@ -283,6 +281,26 @@ INSTANTIATE_TEST_SUITE_P(
         PoolCase{"pool avgtopk k=3 size=10 stride=4", 2, 10, 12, 2}),
     case_name);
 
+// Every row of the method table (kernels/pool_methods.cuh), generated from it: a method added
+// there runs through both kernel families here, in training and in evaluation, with no
+// edit of this file.
+std::vector<PoolCase> every_method() {
+  std::vector<PoolCase> cases;
+#define CONVPOOL_POOL_CASE_ROW(id, cls, onnx, study, inputs, ...)                               \
+  for (const char* geometry : {" size=2", " size=3 stride=2 pad=1", " global"})               \
+    for (const bool training : {true, false}) {                                                \
+      PoolCase c{std::string("pool " #id) + geometry, 3, 9, 7, 2};                             \
+      c.training = training;                                                                   \
+      c.fill = std::string(#inputs) == "nonneg" ? Fill::non_negative : Fill::uniform;          \
+      cases.push_back(c);                                                                      \
+    }
+  CONVPOOL_POOL_METHODS(CONVPOOL_POOL_CASE_ROW, )
+#undef CONVPOOL_POOL_CASE_ROW
+  return cases;
+}
+INSTANTIATE_TEST_SUITE_P(EveryMethod, KernelParityPool, ::testing::ValuesIn(every_method()),
+                         case_name);
+
 // The warp family's backward checks the selection state it reads,
 // as its forward does, instead of dereferencing a null pointer on the device.
 TEST(KernelParityPoolChecks, WarpBackwardRefusesAMissingSelection) {
@@ -297,7 +315,7 @@ TEST(KernelParityPoolChecks, WarpBackwardRefusesAMissingSelection) {
 }
 
 // The library baseline of Avg-TopK (gather windows, CUB's segmented sort, mean of
-// the leading k). Its two kernels (kernels/pool_baseline.cu) run here with the sort done by std::sort on the host in
+// the leading k). Its two kernels (kernels/pool_avgtopk_baseline.cu) run here with the sort done by std::sort on the host in
 // between (CUB's runs only on a GPU, where `bench pool` compares the whole baseline with our
 // kernels); the result must be the CPU's avgtopk bit for bit (both add the top k largest
 // first), on inputs full of ties, with overlapping windows and a partial last window dropped.

@@ -231,10 +231,3 @@ TEST(Cli, OverwriteReplacesTheRunInItsDirectory) {
   EXPECT_NE(text.find("lr=0.002"), std::string::npos) << text;
 }
 
-TEST(Cli, PoolMethodsListsEveryMethod) {
-  const CommandResult r = run_convpool("pool-methods");
-  ASSERT_EQ(r.exit_code, 0);
-  for (const char* m :
-       {"max", "avg", "min", "lp", "mixed", "stochastic", "avgtopk", "tmaxavg", "softpool"})
-    EXPECT_NE(r.output.find(std::string("\n") + m + " "), std::string::npos) << m;
-}

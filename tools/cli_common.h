@@ -28,6 +28,7 @@ using Runner = std::function<int()>;
 struct Commands {
   Runner train, eval, study, profile, bench, model, export_onnx;
   CLI::App* pool_methods = nullptr;
+  bool pool_methods_json = false;
 };
 // Registers every subcommand and its options on `app` (the parser the fuzzer exercises).
 void build_cli(CLI::App& app, Commands& commands);

@@ -17,6 +17,7 @@
 #include "cli_run.h"
 #include "convpool/checkpoint.h"
 #include "convpool/file_io.h"
+#include "convpool/pooling.h"
 #include "convpool/metrics.h"
 #include "convpool/safetensors.h"
 #include "convpool/study.h"
@@ -29,7 +30,7 @@ namespace {
 
 struct StudyOptions {
   TrainOptions train;
-  std::string pools = "max,avg,avgtopk:k=2,avgtopk:k=3,mixed,stochastic,lp:p=3,softpool";
+  std::string pools = default_study_pools();
   int seeds = 1;
   uint64_t first_seed = 1;
   bool no_plot = false;

@@ -119,11 +119,17 @@ std::string suggest_flag(const CLI::App& app, int argc, char** argv) {
 }
 
 namespace {
-int run_pool_methods() {
+int run_pool_methods(bool json) {
+  if (json) {
+    std::printf("%s\n", pool_methods_json().dump(2).c_str());
+    return 0;
+  }
   std::printf("%-11s %-22s %s\n", "method", "parameters", "definition");
-  for (auto& m : pool_methods())
-    std::printf("%-11s %-22s %s\n", m.name.c_str(), m.params.empty() ? "-" : m.params.c_str(),
+  for (auto& m : pool_methods()) {
+    const std::string params = m.params_text();
+    std::printf("%-11s %-22s %s\n", m.name.c_str(), params.empty() ? "-" : params.c_str(),
                 m.definition.c_str());
+  }
   std::printf(
       "\nEvery method takes size=N stride=N pad=N, or the word 'global' for the whole "
       "plane.\nExamples: `pool avgtopk k=3 size=2` in a model file; "
@@ -154,6 +160,9 @@ void build_cli(CLI::App& app, Commands& commands) {
   commands.model = add_model_command(app);
   commands.export_onnx = add_export_command(app);
   commands.pool_methods = app.add_subcommand("pool-methods", "list the pooling methods");
+  commands.pool_methods->add_flag("--json", commands.pool_methods_json,
+                                  "the method table as JSON (names, ids, parameters with "
+                                  "defaults and ranges, ONNX forms)");
 }
 
 int run_cli(int argc, char** argv) {
@@ -179,7 +188,7 @@ int run_cli(int argc, char** argv) {
     if (*app.get_subcommand("bench")) return commands.bench();
     if (*app.get_subcommand("model")) return commands.model();
     if (*app.get_subcommand("export")) return commands.export_onnx();
-    if (*commands.pool_methods) return run_pool_methods();
+    if (*commands.pool_methods) return run_pool_methods(commands.pool_methods_json);
   } catch (const Interrupted& e) {
     // Data-parallel ranks stop at the same step; rank 0 speaks for them.
     if (world().rank() == 0) std::fprintf(stderr, "convpool: %s\n", e.what());

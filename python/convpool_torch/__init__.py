@@ -14,6 +14,7 @@ Build first: ``scripts/build-torch-ext`` (see README, "Use from PyTorch").
 The kernels compute in float32: float64 inputs are converted on the way in and the results
 (output and gradients) converted back, so float64 gives float32 accuracy.
 """
+import json
 import numbers
 
 import torch
@@ -26,12 +27,16 @@ except ImportError as e:  # pragma: no cover - the message is the point
         "convpool_torch: the compiled extension is missing; build it with scripts/build-torch-ext "
         f"({e})") from e
 
-__all__ = ["METHODS", "pool2d", "PoolFunction", "MaxPool", "AvgPool", "MinPool", "LpPool",
-           "MixedPool", "StochasticPool", "AvgTopK", "TMaxAvg", "SoftPool", "built_with_cuda"]
 
-# Method ids as in kernels/pool_math.cuh (enum class PoolMethod).
-METHODS = {"max": 0, "avg": 1, "min": 2, "lp": 3, "mixed": 4, "stochastic": 5, "avgtopk": 6,
-           "tmaxavg": 7, "softpool": 8}
+def methods():
+    """The engine's method table (kernels/pool_methods.cuh), from the extension: one dict per
+    method with its name, id, python_class, parameters (key, kind, default, min, max),
+    ONNX form and definition."""
+    return json.loads(_C.methods_json())
+
+
+# Method name -> id, as in the engine's table.
+METHODS = {m["name"]: m["id"] for m in methods()}
 MAX_TOPK = _C.max_topk()
 _NONE = torch.empty(0)
 
@@ -251,3 +256,7 @@ class MixedPool(_Seeded):
         if self.learned:
             extra["alpha"] = self.alpha
         return extra
+
+
+__all__ = ["METHODS", "methods", "pool2d", "PoolFunction", "built_with_cuda"] + [
+    m["python_class"] for m in methods()]

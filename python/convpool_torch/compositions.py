@@ -52,6 +52,22 @@ def minpool(x, size, stride):
     return -F.max_pool2d(-x, size, stride)
 
 
+# Every method of the engine's table in its evaluation-mode form, called as
+# f(x, size, stride, **params) with the table's parameter keys; a method missing here fails
+# the extension's table test.
+BY_METHOD = {
+    "max": lambda x, size, stride: F.max_pool2d(x, size, stride),
+    "avg": lambda x, size, stride, include_pad=True: F.avg_pool2d(x, size, stride),
+    "min": minpool,
+    "lp": lambda x, size, stride, p=2.0: lp(x, size, stride, p),
+    "mixed": lambda x, size, stride, learned=False: mixed(x, size, stride, 0.5),
+    "stochastic": stochastic_eval,
+    "avgtopk": lambda x, size, stride, k=2: avgtopk(x, size, stride, k),
+    "tmaxavg": lambda x, size, stride, k=2, t=0.0: tmaxavg(x, size, stride, k, t),
+    "softpool": softpool,
+}
+
+
 class AvgTopKComposition(nn.Module):
     def __init__(self, k, kernel_size, stride=None):
         super().__init__()

@@ -40,6 +40,36 @@ METHOD_CASES = [
 ]
 
 
+class TestMethodTable(unittest.TestCase):
+    """The engine's method table reaches Python whole: every method has its module, a
+    composition, and test cases; a row added to kernels/pool_methods.cuh without them fails."""
+
+    def test_every_method_has_a_module_a_composition_and_cases(self):
+        table = cpt.methods()
+        self.assertEqual([m["id"] for m in table], list(range(len(table))))
+        self.assertEqual(cpt.METHODS, {m["name"]: m["id"] for m in table})
+        cased = {name for name, _ in METHOD_CASES}
+        for m in table:
+            module = getattr(cpt, m["python_class"], None)
+            self.assertIsNotNone(module, m["name"] + ": no convpool_torch." + m["python_class"])
+            self.assertEqual(module.method, m["name"])
+            self.assertIn(m["python_class"], cpt.__all__)
+            self.assertIn(m["name"], C.BY_METHOD, m["name"] + ": no composition")
+            self.assertIn(m["name"], cased, m["name"] + ": no test case in METHOD_CASES")
+
+    def test_the_compositions_match_the_modules(self):
+        gen = torch.Generator().manual_seed(SEED)
+        for m in cpt.methods():
+            x = grid_input((2, 3, 6, 6), gen, positive=m["nonneg_inputs"])
+            params = {p["key"]: p["default"] if p["kind"] == "real" else int(p["default"])
+                      for p in m["params"]}
+            if m["name"] == "mixed":
+                params = {}  # learned=0: the module's own lambda is 0.5 in evaluation
+            module = getattr(cpt, m["python_class"])(**{**params, "kernel_size": 2}).eval()
+            want = C.BY_METHOD[m["name"]](x, 2, 2, **params)
+            torch.testing.assert_close(module(x), want, rtol=1e-5, atol=1e-5, msg=m["name"])
+
+
 def grid_input(shape, gen, dtype=torch.float64, positive=False):
     """Distinct values on a 0.05 grid, none within 0.025 of 0, in random order."""
     n = 1

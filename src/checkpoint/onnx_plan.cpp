@@ -8,13 +8,11 @@
 
 #include "convpool/error.h"
 #include "convpool/model.h"
+#include "convpool/pooling.h"
 
 namespace convpool {
 
 namespace {
-
-const std::vector<std::string> kPoolMethods = {"max",        "avg",     "min",     "lp",      "mixed",
-                                               "stochastic", "avgtopk", "tmaxavg", "softpool"};
 
 nlohmann::json dims(const Shape& s) { return {s.c, s.h, s.w}; }
 
@@ -50,42 +48,35 @@ nlohmann::json conv_pads(const NodeContext& c, const std::string& padding, int k
   return {pt, pl, pb, pr};
 }
 
-nlohmann::json pool_attrs(const NodeContext& c, LayerArgs& a) {
-  const LayerSpec& s = c.layer.spec();
-  std::string method = a.get_string("method", "");
-  bool global = false;
-  for (auto& w : s.positional) {
-    if (w == "global")
-      global = true;
-    else
-      method = w;
-  }
-  if (std::find(kPoolMethods.begin(), kPoolMethods.end(), method) == kPoolMethods.end())
-    c.refuse("pooling method '" + method + "' has no ONNX mapping");
-  nlohmann::json j = {{"method", method}, {"global", global}};
+// The pool layer's own parsed parameters (never the model file read again), with the ONNX
+// form the method table gives it.
+nlohmann::json pool_attrs(const NodeContext& c) {
+  const PoolLayerConfig* cfg = pool_layer_config(c.layer);
+  if (!cfg) c.refuse("is not a pool layer");
+  const PoolMethodSpec& m = *cfg->method;
+  if (m.onnx == PoolOnnxForm::refused) c.refuse("pooling method '" + m.name + "' has no ONNX form");
+  nlohmann::json j = {{"method", m.name}, {"global", cfg->global}};
   const Shape& in = c.in[0];
-  int k = 0, st = 0, pad = 0;
-  if (global) {
+  int k = 0, st = 0;
+  if (cfg->global) {
     j["kernel"] = {in.h, in.w}, j["stride"] = {in.h, in.w}, j["pad"] = {0, 0};
   } else {
-    k = a.get_int("size", 2, 1, 1024);
-    st = a.get_int("stride", k, 1, 1024);
-    pad = a.get_int("pad", 0, 0, 512);
+    k = cfg->kh, st = cfg->sh;
+    const int pad = cfg->ph;
     j["kernel"] = {k, k}, j["stride"] = {st, st}, j["pad"] = {pad, pad};
     if ((in.h + 2 * pad - k) / st + 1 != c.out.h || (in.w + 2 * pad - k) / st + 1 != c.out.w)
       c.refuse("the exporter's reading of the window disagrees with the model's output " +
                c.out.str());
   }
-  j["k"] = a.get_int("k", 2, 1, 64);
-  j["p"] = a.get_double("p", 2.0, 1e-3, 1e3);
-  j["t"] = a.get_double("t", 0.0, -1e30, 1e30);
-  j["include_pad"] = a.get_int("include_pad", 1, 0, 1) == 1;
-  j["learned"] = a.get_int("learned", 0, 0, 1) == 1;
+  j["k"] = cfg->window.k;
+  j["p"] = double(cfg->window.p);
+  j["t"] = double(cfg->window.threshold);
+  j["include_pad"] = cfg->include_pad;
+  j["learned"] = cfg->learned;
   // Methods computed from explicit patches: one Slice per window offset when windows overlap.
-  const bool patches = method == "avgtopk" || method == "tmaxavg" || method == "softpool";
-  const bool overlap = !global && st < k && (c.out.h > 1 || c.out.w > 1);
-  if (patches && overlap && k * k > kOnnxMaxWindowOffsets)
-    c.refuse("overlapping " + method + " windows of " + std::to_string(k) + "x" +
+  const bool overlap = !cfg->global && st < k && (c.out.h > 1 || c.out.w > 1);
+  if (m.onnx == PoolOnnxForm::patches && overlap && k * k > kOnnxMaxWindowOffsets)
+    c.refuse("overlapping " + m.name + " windows of " + std::to_string(k) + "x" +
              std::to_string(k) + " would need " + std::to_string(k * k) +
              " Slice nodes; the exporter takes at most " + std::to_string(kOnnxMaxWindowOffsets) +
              " window offsets (use stride >= size)");
@@ -105,12 +96,21 @@ nlohmann::json node_attrs(const NodeContext& c) {
             {"pads", conv_pads(c, padding, kh, kw, st, st)}, {"filters", c.out.c}};
   }
   if (t == "dense") return {{"units", c.out.c}};
-  if (t == "pool") return pool_attrs(c, a);
+  if (t == "pool") return pool_attrs(c);
   if (t == "batchnorm") return {{"eps", a.get_double("eps", 1e-5, 1e-12, 1.0)}};
   if (t == "leaky_relu") return {{"slope", a.get_double("slope", 0.01, 0.0, 1.0)}};
   if (t == "scale") return {{"factor", a.get_double("factor", 1.0, -1e6, 1e6)}};
   if (t == "dropout") return {{"p", a.get_double("p", 0.5, 0.0, 0.99)}};
   return nlohmann::json::object();  // relu, flatten, add, concat, gelu
+}
+
+// The pool layer's geometry keys and every method parameter of the table.
+std::vector<std::string> pool_arg_keys() {
+  std::vector<std::string> keys = {"method", "size", "stride", "pad"};
+  for (const PoolMethodSpec& m : pool_methods())
+    for (const PoolParamSpec& p : m.params)
+      if (std::find(keys.begin(), keys.end(), p.key) == keys.end()) keys.push_back(p.key);
+  return keys;
 }
 
 }  // namespace
@@ -119,7 +119,7 @@ const OnnxOpTable& onnx_op_table() {
   static const OnnxOpTable table = {
       {"conv", {"filters", "size", "size_h", "size_w", "stride", "padding", "bias", "init"}},
       {"dense", {"units", "bias"}},
-      {"pool", {"method", "size", "stride", "pad", "k", "p", "t", "include_pad", "learned"}},
+      {"pool", pool_arg_keys()},
       {"relu", {}},
       {"flatten", {}},
       {"batchnorm", {"momentum", "eps"}},

@@ -127,26 +127,11 @@ void backward_impl(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& 
 // Runs F<M>(args...) for the runtime method m.
 template <template <PoolMethod> class F, class... Args>
 void dispatch(PoolMethod m, Args&&... args) {
-  switch (m) {
-    case PoolMethod::max:
-      return F<PoolMethod::max>::run(args...);
-    case PoolMethod::avg:
-      return F<PoolMethod::avg>::run(args...);
-    case PoolMethod::min:
-      return F<PoolMethod::min>::run(args...);
-    case PoolMethod::lp:
-      return F<PoolMethod::lp>::run(args...);
-    case PoolMethod::mixed:
-      return F<PoolMethod::mixed>::run(args...);
-    case PoolMethod::stochastic:
-      return F<PoolMethod::stochastic>::run(args...);
-    case PoolMethod::avgtopk:
-      return F<PoolMethod::avgtopk>::run(args...);
-    case PoolMethod::tmaxavg:
-      return F<PoolMethod::tmaxavg>::run(args...);
-    case PoolMethod::softpool:
-      return F<PoolMethod::softpool>::run(args...);
-  }
+#define CONVPOOL_POOL_DISPATCH_ROW(id, ...) \
+  case PoolMethod::id:                      \
+    return F<PoolMethod::id>::run(args...);
+  switch (m) { CONVPOOL_POOL_METHODS(CONVPOOL_POOL_DISPATCH_ROW, ) }
+#undef CONVPOOL_POOL_DISPATCH_ROW
 }
 
 template <PoolMethod M>

@@ -1,5 +1,6 @@
 #include "pool_fast.h"
 
+#include "pool_avgtopk_network.h"
 #include "pool_simd.h"
 
 #include <algorithm>
@@ -55,18 +56,6 @@ inline vf fmax_all(const vf (&v)[N]) {
   vf m = v[0];
   for (int i = 1; i < N; ++i) m = sel((v[i] > m) | isnan(m), v[i], m);
   return m;
-}
-
-// Descending, NaN first: a bubble network (N(N-1)/2 compare-exchanges, unrolled).
-template <int N>
-inline void sort_descending(vf (&v)[N]) {
-  for (int i = 0; i < N - 1; ++i)
-    for (int j = N - 1; j > i; --j) {
-      const vf a = v[j - 1], b = v[j];
-      const vi keep = isnan(a) | (a >= b);
-      v[j - 1] = sel(keep, a, b);
-      v[j] = sel(keep, b, a);
-    }
 }
 
 // ---- per-window math, window size N known at compile time ----

@@ -13,7 +13,7 @@
 
 #include "check.h"
 #include "context.h"
-#include "kernels/pool_baseline.cuh"
+#include "kernels/pool_avgtopk_baseline.cuh"
 #include "pinned.h"
 
 namespace convpool::cuda {

@@ -1,7 +1,7 @@
 // Vendor-library baselines for our pooling kernels, timed beside them by
 // `convpool bench pool --device cuda`: what a user would get from library parts alone.
 //  - Avg-TopK through CUB: every window copied into its own segment
-//    (kernels/pool_baseline.cu), cub::DeviceSegmentedSort::SortKeysDescending over the
+//    (kernels/pool_avgtopk_baseline.cu), cub::DeviceSegmentedSort::SortKeysDescending over the
 //    segments, then the mean of each segment's first k.
 //  - Max and average pooling through cuDNN (cudnnPoolingForward / cudnnPoolingBackward).
 // Both cover unpadded windows only; they are baselines, not a backend.

@@ -20,50 +20,17 @@ namespace convpool {
 
 namespace {
 
-struct MethodRow {
-  PoolMethodInfo info;
-  PoolMethod method;
-  std::vector<std::string> keys;  // the method's own parameters
-};
-
-const std::vector<MethodRow>& method_rows() {
-  static const std::vector<MethodRow> rows = {
-      {{"max", "", "max over the window; gradient to the first argmax; NaN propagates"},
-       PoolMethod::max,
-       {}},
-      {{"avg", "include_pad=1 (0|1)", "mean over the window, padding counted or not"},
-       PoolMethod::avg,
-       {"include_pad"}},
-      {{"min", "", "min over the window; gradient to the first argmin"}, PoolMethod::min, {}},
-      {{"lp", "p=2 (>0)", "(sum |x|^p)^(1/p); 0 at all-zero windows"}, PoolMethod::lp, {"p"}},
-      {{"mixed", "learned=0 (0|1)",
-        "lambda*max + (1-lambda)*avg; lambda in {0,1} per layer per step in training, 0.5 in "
-        "eval; learned=1: lambda = sigmoid(a), a trained"},
-       PoolMethod::mixed,
-       {"learned"}},
-      {{"stochastic", "",
-        "training: sample x_i with probability x_i/sum(x); eval: sum p_i x_i (inputs >= 0)"},
-       PoolMethod::stochastic,
-       {}},
-      {{"avgtopk", "k=2 (1..64)", "mean of the k largest values"}, PoolMethod::avgtopk, {"k"}},
-      {{"tmaxavg", "k=2 (1..64), t=0", "max if max >= t, else the mean of the k largest"},
-       PoolMethod::tmaxavg,
-       {"k", "t"}},
-      {{"softpool", "", "sum softmax(x)_i * x_i, computed stably"}, PoolMethod::softpool, {}},
-  };
-  return rows;
-}
-
-const MethodRow* find_method(const std::string& name) {
-  for (auto& r : method_rows())
-    if (r.info.name == name) return &r;
-  return nullptr;
-}
-
 std::vector<std::string> method_names() {
   std::vector<std::string> v;
-  for (auto& r : method_rows()) v.push_back(r.info.name);
+  for (auto& m : pool_methods()) v.push_back(m.name);
   return v;
+}
+
+std::string unknown_method(const std::string& name) {
+  const std::string near = nearest_word(name, method_names());
+  return "unknown pooling method '" + name + "'" +
+         (near.empty() ? std::string(" (see `convpool pool-methods`)")
+                       : " (did you mean '" + near + "'?)");
 }
 
 class PoolLayer : public Layer {
@@ -81,15 +48,9 @@ class PoolLayer : public Layer {
       }
     }
     if (method_name.empty()) a.fail("needs a method, e.g. 'pool max size=2'");
-    const MethodRow* row = find_method(method_name);
-    if (!row) {
-      std::string near = nearest_word(method_name, method_names());
-      a.fail("unknown pooling method '" + method_name + "'" +
-             (near.empty() ? std::string(" (see `convpool pool-methods`)")
-                           : " (did you mean '" + near + "'?)"));
-    }
-    method_name_ = method_name;
-    wp_.method = row->method;
+    method_ = find_pool_method(method_name);
+    if (!method_) a.fail(unknown_method(method_name));
+    wp_.method = method_->id;
     if (!global_) {
       kh_ = kw_ = a.get_int("size", 2, 1, 1024);
       sh_ = sw_ = a.get_int("stride", kh_, 1, 1024);
@@ -97,12 +58,17 @@ class PoolLayer : public Layer {
       if (ph_ > kh_ / 2) a.fail("pad must be at most half the window size");
     }
     // Method parameters: only the method's own keys are read, so others are rejected.
-    for (auto& key : row->keys) {
-      if (key == "k") wp_.k = a.get_int("k", 2, 1, kPoolMaxTopK);
-      if (key == "p") wp_.p = float(a.get_double("p", 2.0, 1e-3, 1e3));
-      if (key == "t") wp_.threshold = float(a.get_double("t", 0.0, -1e30, 1e30));
-      if (key == "include_pad") include_pad_ = a.get_int("include_pad", 1, 0, 1) == 1;
-      if (key == "learned") learned_ = a.get_int("learned", 0, 0, 1) == 1;
+    for (const PoolParamSpec& p : method_->params) {
+      const double v = p.kind == PoolParamKind::real
+                           ? a.get_double(p.key, p.def, p.lo, p.hi)
+                           : double(a.get_int(p.key, int(p.def), int(p.lo), int(p.hi)));
+      switch (p.slot) {
+        case PoolParamSlot::k: wp_.k = int(v); break;
+        case PoolParamSlot::p: wp_.p = float(v); break;
+        case PoolParamSlot::t: wp_.threshold = float(v); break;
+        case PoolParamSlot::include_pad: include_pad_ = v == 1; break;
+        case PoolParamSlot::learned: learned_ = v == 1; break;
+      }
     }
     a.finish();
   }
@@ -114,7 +80,7 @@ class PoolLayer : public Layer {
            " is larger than its input " + in.str());
     }
     const int window = kh_ * kw_;
-    if ((wp_.method == PoolMethod::avgtopk || wp_.method == PoolMethod::tmaxavg) && wp_.k > window)
+    if (method_->has(PoolParamSlot::k) && wp_.k > window)
       fail("k=" + std::to_string(wp_.k) + " is larger than the window (" + std::to_string(window) +
            " elements)");
     g_ = make_pool_geom(in.c, in.h, in.w, kh_, kw_, sh_, sw_, ph_, pw_, include_pad_, relu_in_);
@@ -127,6 +93,11 @@ class PoolLayer : public Layer {
     return true;
   }
 
+  const PoolLayerConfig& config() const {
+    config_ = {method_, global_, kh_, kw_, sh_, sw_, ph_, pw_, wp_, include_pad_, learned_};
+    return config_;
+  }
+
   std::vector<ParamDecl> param_decls() const override {
     if (!learned_) return {};
     // lambda = sigmoid(0) = 0.5 at the start; a mixing weight, not a weight to decay.
@@ -137,11 +108,12 @@ class PoolLayer : public Layer {
 
   std::string describe() const override {
     std::ostringstream os;
-    os << method_name_;
-    if (wp_.method == PoolMethod::avgtopk || wp_.method == PoolMethod::tmaxavg)
-      os << " k=" << wp_.k;
-    if (wp_.method == PoolMethod::tmaxavg) os << " t=" << wp_.threshold;
-    if (wp_.method == PoolMethod::lp) os << " p=" << wp_.p;
+    os << method_->name;
+    for (const PoolParamSpec& p : method_->params) {
+      if (p.slot == PoolParamSlot::k) os << " k=" << wp_.k;
+      if (p.slot == PoolParamSlot::t) os << " t=" << wp_.threshold;
+      if (p.slot == PoolParamSlot::p) os << " p=" << wp_.p;
+    }
     if (learned_) os << " learned";
     if (global_) {
       os << " global";
@@ -238,37 +210,27 @@ class PoolLayer : public Layer {
     return p;
   }
 
-  std::string method_name_;
+  const PoolMethodSpec* method_ = nullptr;
   PoolWindowParams wp_;
   bool global_ = false, include_pad_ = true, learned_ = false;
   bool relu_in_ = false;  // the preceding ReLU is fused in (absorb_preceding_relu)
   int kh_ = 2, kw_ = 2, sh_ = 2, sw_ = 2, ph_ = 0, pw_ = 0;
   PoolGeom g_{};
-  mutable int scratch_threads_ = 0;  // threads the workspace was sized for (0: none)
+  mutable int scratch_threads_ = 0;
+  mutable PoolLayerConfig config_{};  // threads the workspace was sized for (0: none)
 };
 
 }  // namespace
 
-const std::vector<PoolMethodInfo>& pool_methods() {
-  static const std::vector<PoolMethodInfo> infos = [] {
-    std::vector<PoolMethodInfo> v;
-    for (auto& r : method_rows()) v.push_back(r.info);
-    return v;
-  }();
-  return infos;
+const PoolLayerConfig* pool_layer_config(const Layer& layer) {
+  const auto* pool = dynamic_cast<const PoolLayer*>(&layer);
+  return pool ? &pool->config() : nullptr;
 }
 
 void apply_pool_override(ModelSpec& spec, const std::string& text) {
   const auto colon = text.find(':');
   const std::string method = text.substr(0, colon);
-  const MethodRow* row = find_method(method);
-  if (!row) {
-    std::string near = nearest_word(method, method_names());
-    CP_USER_ERROR(
-        "--pool: unknown pooling method '"
-        << method << "'"
-        << (near.empty() ? " (see `convpool pool-methods`)" : " (did you mean '" + near + "'?)"));
-  }
+  if (!find_pool_method(method)) CP_USER_ERROR("--pool: " << unknown_method(method));
   std::vector<std::pair<std::string, std::string>> params;
   if (colon != std::string::npos) {
     std::istringstream is(text.substr(colon + 1));
@@ -309,22 +271,33 @@ void apply_pool_override(ModelSpec& spec, const std::string& text) {
 }
 
 OpInfo pool_op() {
-  // Every method, a padded window, overlapping windows, and global pooling. Max, min and the
-  // top-k methods have kinks at ties, which the gradient checker skips.
+  // Every method of the table at a 2x2 window, each parameter away from its default; then
+  // a padded overlapping window, overlapping windows, a 3x3 top-k and global pooling. Max, min
+  // and the top-k methods have kinks at ties, which the gradient checker skips.
+  std::vector<OpExample> examples;
+  for (const PoolMethodSpec& m : pool_methods()) {
+    std::ostringstream line;
+    line << "pool " << m.name << " size=2";
+    for (const PoolParamSpec& p : m.params)
+      line << " " << p.key << "="
+           << (p.kind == PoolParamKind::flag ? 1 - p.def
+               : p.kind == PoolParamKind::integer ? p.def + 1
+                                                   : p.def + 0.5);
+    OpExample e{line.str(), {{1, 2, 4, 4}}};
+    if (m.inputs == PoolInputs::nonneg) e.lo = 0.1f;
+    examples.push_back(e);
+  }
+  for (const OpExample& e : std::vector<OpExample>{
+           {"pool avg size=3 stride=2 pad=1 include_pad=0", {{1, 2, 5, 5}}},
+           {"pool min size=2 stride=1", {{1, 2, 3, 3}}},
+           {"pool avgtopk k=3 size=3 stride=3", {{1, 2, 6, 6}}},
+           {"pool avgtopk global k=4", {{1, 3, 5, 5}}}})
+    examples.push_back(e);
   return {"pool",
           [](const LayerSpec& spec) -> std::unique_ptr<Layer> {
             return std::make_unique<PoolLayer>(spec);
           },
-          {{"pool max size=2", {{1, 2, 4, 5}}},
-           {"pool avg size=3 stride=2 pad=1 include_pad=0", {{1, 2, 5, 5}}},
-           {"pool min size=2 stride=1", {{1, 2, 3, 3}}},
-           {"pool lp p=3 size=2", {{1, 2, 4, 4}}},
-           {"pool mixed learned=1 size=2", {{1, 2, 4, 4}}},
-           {"pool stochastic size=2", {{1, 2, 4, 4}}, 0.1f, 1.f},
-           {"pool avgtopk k=3 size=3 stride=3", {{1, 2, 6, 6}}},
-           {"pool tmaxavg k=2 t=0.5 size=2", {{1, 2, 4, 4}}},
-           {"pool softpool size=2", {{1, 2, 4, 4}}},
-           {"pool avgtopk global k=4", {{1, 3, 5, 5}}}}};
+          examples};
 }
 
 }  // namespace convpool

@@ -12,6 +12,7 @@
 #include "kernels/philox.cuh"
 #include "cpu/pool.h"
 #include "cpu/pool_fast.h"
+#include "convpool/pooling.h"
 
 namespace cp = convpool;
 
@@ -45,7 +46,7 @@ Call make_call(const at::Tensor& x, int64_t method, int64_t kh, int64_t kw, int6
               "-D");
   TORCH_CHECK(x.scalar_type() == at::kFloat, "convpool_torch: the kernels take float32");
   TORCH_CHECK(x.is_contiguous(), "convpool_torch: the input must be contiguous");
-  TORCH_CHECK(method >= 0 && method <= int64_t(cp::PoolMethod::softpool),
+  TORCH_CHECK(method >= 0 && method < cp::kPoolMethodCount,
               "convpool_torch: unknown method id ", method);
   TORCH_CHECK(kh >= 1 && kw >= 1 && sh >= 1 && sw >= 1 && ph >= 0 && pw >= 0,
               "convpool_torch: window and stride must be >= 1 and padding >= 0");
@@ -57,8 +58,7 @@ Call make_call(const at::Tensor& x, int64_t method, int64_t kh, int64_t kw, int6
               " is larger than the padded input ", H + 2 * ph, "x", W + 2 * pw);
   Call c;
   c.p.method = cp::PoolMethod(method);
-  const bool topk = c.p.method == cp::PoolMethod::avgtopk || c.p.method == cp::PoolMethod::tmaxavg;
-  if (topk) {
+  if (cp::pool_method(c.p.method).has(cp::PoolParamSlot::k)) {
     TORCH_CHECK(k >= 1 && k <= cp::kPoolMaxTopK, "convpool_torch: k must be in 1..",
                 cp::kPoolMaxTopK, ", got ", k);
     TORCH_CHECK(k <= kh * kw, "convpool_torch: k=", k, " is larger than the window (", kh * kw,
@@ -174,4 +174,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("backward", &backward, "pooling backward: (dx, dalpha)");
   m.def("built_with_cuda", &built_with_cuda);
   m.def("max_topk", [] { return cp::kPoolMaxTopK; });
+  // The method table (kernels/pool_methods.cuh) as JSON: the Python side builds its method
+  // list and its modules from it.
+  m.def("methods_json", [] { return cp::pool_methods_json().dump(); });
 }

@@ -1,4 +1,4 @@
-// The warp partial sorts of kernels/warp_select.cuh (k rounds of arg-max, and the bitonic
+// The warp partial sorts of kernels/pool_avgtopk_select.cuh (k rounds of arg-max, and the bitonic
 // top-32 list), executed on the CPU lane model: the same code the CUDA large-window and global
 // pooling kernels run, checked against the sequential selection (pool_rank_top) on random
 // planes with ties, NaN and infinities.
@@ -8,7 +8,7 @@
 #include <limits>
 #include <random>
 
-#include "kernels/warp_select.cuh"
+#include "kernels/pool_avgtopk_select.cuh"
 #include "layer_harness.h"
 
 using namespace convpool;

@@ -6,7 +6,7 @@
 
 namespace convpool::cuda {
 
-// kernels/pool_baseline.cu: the parts of the library baseline of Avg-TopK around CUB's
+// kernels/pool_avgtopk_baseline.cu: the parts of the library baseline of Avg-TopK around CUB's
 // segmented sort (src/cuda/pool_baselines.h). gather_windows copies each unpadded window of
 // the n images into its own segment of KH*KW floats; mean_of_leading writes the mean of each
 // sorted segment's first k values.

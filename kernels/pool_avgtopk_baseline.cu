@@ -4,7 +4,7 @@
 // pool --device cuda` prints it beside our warp partial sort. These two kernels are ours and
 // run on the emulated target; the sort between them is CUB's and runs only on a GPU.
 #include "cuda/check.h"
-#include "pool_baseline.cuh"
+#include "pool_avgtopk_baseline.cuh"
 #include "pool_math.cuh"
 
 namespace convpool::cuda {

@@ -1,0 +1,121 @@
+// The host-side view of the pooling-method table (kernels/pool_methods.cuh): names, parameters
+// with ranges and defaults, ONNX forms and study lists, generated from its rows.
+#include <sstream>
+
+#include "convpool/error.h"
+#include "convpool/pooling.h"
+
+namespace convpool {
+
+namespace {
+
+std::string number(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream is(s);
+  for (std::string item; std::getline(is, item, ',');)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+#define CONVPOOL_POOL_PARAM_ROW(key, kind, def, lo, hi) \
+  PoolParamSpec{#key, PoolParamSlot::key, PoolParamKind::kind, def, lo, hi}
+#define CONVPOOL_POOL_SPEC_ROW(id, cls, onnx, study, inputs, definition, ...) \
+  PoolMethodSpec{PoolMethod::id, #id,  cls, PoolOnnxForm::onnx, split_commas(study),    \
+                 PoolInputs::inputs, definition, {__VA_ARGS__}},
+
+const std::vector<PoolMethodSpec> kTable = {
+    CONVPOOL_POOL_METHODS(CONVPOOL_POOL_SPEC_ROW, CONVPOOL_POOL_PARAM_ROW)};
+
+#undef CONVPOOL_POOL_SPEC_ROW
+#undef CONVPOOL_POOL_PARAM_ROW
+
+const char* kind_name(PoolParamKind k) {
+  switch (k) {
+    case PoolParamKind::integer: return "integer";
+    case PoolParamKind::real: return "real";
+    case PoolParamKind::flag: return "flag";
+  }
+  return "?";
+}
+
+const char* onnx_name(PoolOnnxForm f) {
+  switch (f) {
+    case PoolOnnxForm::native: return "native";
+    case PoolOnnxForm::patches: return "patches";
+    case PoolOnnxForm::refused: return "refused";
+  }
+  return "?";
+}
+
+}  // namespace
+
+std::string PoolParamSpec::text() const {
+  std::string s = key + "=" + number(def);
+  if (kind == PoolParamKind::flag) return s + " (0|1)";
+  if (lo > -1e29 && hi < 1e29) s += " (" + number(lo) + ".." + number(hi) + ")";
+  return s;
+}
+
+std::string PoolMethodSpec::params_text() const {
+  std::string s;
+  for (auto& p : params) s += (s.empty() ? "" : ", ") + p.text();
+  return s;
+}
+
+bool PoolMethodSpec::has(PoolParamSlot slot) const {
+  for (auto& p : params)
+    if (p.slot == slot) return true;
+  return false;
+}
+
+const std::vector<PoolMethodSpec>& pool_methods() { return kTable; }
+
+const PoolMethodSpec& pool_method(PoolMethod id) {
+  const int i = int(id);
+  CP_CHECK(i >= 0 && i < int(kTable.size()) && kTable[size_t(i)].id == id,
+           "pooling method id " << i << " is not in the table");
+  return kTable[size_t(i)];
+}
+
+const PoolMethodSpec* find_pool_method(const std::string& name) {
+  for (auto& m : kTable)
+    if (m.name == name) return &m;
+  return nullptr;
+}
+
+nlohmann::json pool_methods_json() {
+  nlohmann::json out = nlohmann::json::array();
+  for (auto& m : kTable) {
+    nlohmann::json params = nlohmann::json::array();
+    for (auto& p : m.params)
+      params.push_back({{"key", p.key},
+                        {"kind", kind_name(p.kind)},
+                        {"default", p.def},
+                        {"min", p.lo},
+                        {"max", p.hi}});
+    out.push_back({{"name", m.name},
+                   {"id", int(m.id)},
+                   {"python_class", m.python_class},
+                   {"onnx", onnx_name(m.onnx)},
+                   {"study", m.study},
+                   {"nonneg_inputs", m.inputs == PoolInputs::nonneg},
+                   {"definition", m.definition},
+                   {"params", params}});
+  }
+  return out;
+}
+
+std::string default_study_pools() {
+  std::string s;
+  for (auto& m : kTable)
+    for (auto& run : m.study) s += (s.empty() ? "" : ",") + run;
+  return s;
+}
+
+}  // namespace convpool

@@ -1,0 +1,161 @@
+// The pooling-method table (kernels/pool_methods.cuh) walked row by row: each row is well
+// formed, reaches the parser, `pool-methods`, the study's default list and the ONNX planner,
+// and has a CPU path. (Its CUDA path: PoolKernelCoverage in tests/kernel_parity_pool.cpp; its
+// ONNX form: tests/onnx-runtime-test runs every exportable row; its PyTorch module:
+// TestMethodTable in python/tests/test_convpool_torch.py.)
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "convpool/error.h"
+#include "convpool/graph.h"
+#include "convpool/layer.h"
+#include "convpool/model.h"
+#include "convpool/onnx_plan.h"
+#include "convpool/pooling.h"
+#include "cpu/pool.h"
+#include "test_helpers.h"
+
+using namespace convpool;
+using namespace convpool::test;
+
+namespace {
+
+TEST(PoolMethodTable, RowsAreWellFormed) {
+  std::set<std::string> names, classes;
+  ASSERT_EQ(int(pool_methods().size()), kPoolMethodCount);
+  for (size_t i = 0; i < pool_methods().size(); ++i) {
+    const PoolMethodSpec& m = pool_methods()[i];
+    EXPECT_EQ(int(m.id), int(i)) << m.name << ": rows are in enum order";
+    EXPECT_EQ(&pool_method(m.id), &m);
+    EXPECT_EQ(find_pool_method(m.name), &m);
+    EXPECT_TRUE(names.insert(m.name).second) << m.name << " twice";
+    EXPECT_TRUE(classes.insert(m.python_class).second) << m.python_class << " twice";
+    EXPECT_FALSE(m.definition.empty()) << m.name;
+    std::set<std::string> keys;
+    for (const PoolParamSpec& p : m.params) {
+      EXPECT_TRUE(keys.insert(p.key).second) << m.name << ": " << p.key << " twice";
+      EXPECT_LE(p.lo, p.def) << m.name << " " << p.key;
+      EXPECT_LE(p.def, p.hi) << m.name << " " << p.key;
+      if (p.kind != PoolParamKind::real) {
+        EXPECT_EQ(p.def, std::floor(p.def)) << m.name;
+      }
+    }
+    // Each of the study's runs is this method, with parameters of its own.
+    for (const std::string& run : m.study) {
+      EXPECT_EQ(run.substr(0, run.find(':')), m.name) << run;
+      ModelSpec spec = parse_model_text("input channels=1 height=4 width=4\npool max size=2\n", "t");
+      EXPECT_NO_THROW(apply_pool_override(spec, run)) << run;
+      EXPECT_NO_THROW(make_layer(spec.layers.at(0))) << run;
+    }
+  }
+  EXPECT_EQ(find_pool_method("no-such-method"), nullptr);
+}
+
+TEST(PoolMethodTable, TheParserTakesEachParameterInItsRangeOnly) {
+  for (const PoolMethodSpec& m : pool_methods()) {
+    for (const PoolParamSpec& p : m.params) {
+      auto layer_with = [&](double v) {
+        std::ostringstream line;
+        line << "input channels=1 height=4 width=4\npool " << m.name << " size=2 " << p.key
+             << "=" << v << "\n";
+        return make_layer(parse_model_text(line.str(), "t").layers.at(0));
+      };
+      EXPECT_NO_THROW(layer_with(p.def)) << m.name << " " << p.key;
+      if (p.hi < 1e29) {
+        EXPECT_THROW(layer_with(p.hi + 1), Error) << m.name << " " << p.key;
+      }
+      if (p.lo > -1e29) {
+        EXPECT_THROW(layer_with(p.lo - 1), Error) << m.name << " " << p.key;
+      }
+    }
+    // Another method's parameter is refused.
+    for (const PoolMethodSpec& other : pool_methods())
+      for (const PoolParamSpec& p : other.params) {
+        if (m.has(p.slot)) continue;
+        const std::string text =
+            "input channels=1 height=4 width=4\npool " + m.name + " size=2 " + p.key + "=1\n";
+        EXPECT_THROW(make_layer(parse_model_text(text, "t").layers.at(0)), Error)
+            << m.name << " took " << p.key;
+      }
+  }
+}
+
+// Every method runs forward and backward on the CPU, over outputs poisoned first: finite
+// values in, finite values out, and some gradient reaches the input.
+TEST(PoolMethodTable, EveryMethodHasACpuPath) {
+  std::mt19937_64 rng(7);
+  const int n = 2, C = 3, H = 6, W = 6;
+  for (const PoolMethodSpec& m : pool_methods()) {
+    for (const bool training : {false, true}) {
+      PoolWindowParams p;
+      p.method = m.id;
+      p.training = training;
+      const PoolGeom g = make_pool_geom(C, H, W, 3, 3, 2, 2, 1, 1, true, false);
+      std::uniform_real_distribution<float> u(m.inputs == PoolInputs::nonneg ? 0.1f : -1.f, 1.f);
+      std::vector<float> x(size_t(n) * C * H * W), y(size_t(n) * C * g.OH * g.OW,
+                                                       std::numeric_limits<float>::quiet_NaN());
+      for (float& v : x) v = u(rng);
+      std::vector<int32_t> argmax(y.size());
+      const PoolRng r{1, 0, 1, 0};
+      cpu::pool_forward(g, p, r, n, x.data(), y.data(), argmax.data());
+      for (float v : y) ASSERT_TRUE(std::isfinite(v)) << m.name << (training ? " train" : " eval");
+      std::vector<float> dy(y.size(), 1.f), dx(x.size(), std::numeric_limits<float>::quiet_NaN());
+      float dlambda = 0;
+      cpu::pool_backward(g, p, r, n, x.data(), y.data(), dy.data(), dx.data(), &dlambda,
+                         argmax.data());
+      double total = 0;
+      for (float v : dx) {
+        ASSERT_TRUE(std::isfinite(v)) << m.name;
+        total += std::abs(v);
+      }
+      EXPECT_GT(total, 0) << m.name << ": no gradient reached the input";
+    }
+  }
+}
+
+TEST(PoolMethodTable, EveryMethodIsListedAndInTheOnnxPlanOrRefused) {
+  const CommandResult listed = run_convpool("pool-methods");
+  ASSERT_EQ(listed.exit_code, 0) << listed.output;
+  const CommandResult json = run_convpool("pool-methods --json");
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  const auto table = nlohmann::json::parse(json.output);
+  ASSERT_EQ(table.size(), pool_methods().size());
+  for (size_t i = 0; i < pool_methods().size(); ++i) {
+    const PoolMethodSpec& m = pool_methods()[i];
+    EXPECT_NE(listed.output.find("\n" + m.name + " "), std::string::npos) << m.name;
+    EXPECT_EQ(table[i]["name"], m.name);
+    EXPECT_EQ(table[i]["params"].size(), m.params.size()) << m.name;
+  }
+  // The ONNX planner takes every row not marked refused, with its parsed parameters.
+  for (const PoolMethodSpec& m : pool_methods()) {
+    ModelSpec spec = parse_model_text(
+        "input channels=2 height=4 width=4\npool max size=2 name=p\nflatten\ndense units=3\n", "t");
+    apply_pool_override(spec, m.name);
+    const auto g = Graph::build(spec, GraphOptions{Device::cpu, 1, 0});
+    Checkpoint ckpt;
+    if (m.onnx == PoolOnnxForm::refused) {
+      EXPECT_THROW(onnx_export_plan(*g, ckpt), Error) << m.name;
+      continue;
+    }
+    const nlohmann::json plan = onnx_export_plan(*g, ckpt);
+    bool found = false;
+    for (auto& node : plan["nodes"])
+      if (node["name"] == "p") {
+        found = true;
+        EXPECT_EQ(node["attrs"]["method"], m.name);
+        for (const PoolParamSpec& p : m.params) EXPECT_TRUE(node["attrs"].contains(p.key)) << m.name;
+      }
+    EXPECT_TRUE(found) << m.name;
+  }
+  std::string all_runs = default_study_pools();
+  for (const PoolMethodSpec& m : pool_methods())
+    for (const std::string& run : m.study) EXPECT_NE(all_runs.find(run), std::string::npos);
+}
+
+}  // namespace
