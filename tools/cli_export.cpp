@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_common.h"
+#include "cli_paths.h"
 #include "convpool/checkpoint.h"
 #include "convpool/data.h"
 #include "convpool/error.h"
@@ -47,7 +48,7 @@ struct ExportOptions {
 
 std::string exporter_script() {
   if (const char* s = std::getenv("CONVPOOL_ONNX_EXPORTER"); s && *s) return s;
-  return std::string(CONVPOOL_SOURCE_DIR) + "/libexec/onnx-export";
+  return find_helper("onnx-export");
 }
 
 std::string python_interpreter() {

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_common.h"
+#include "cli_paths.h"
 #include "cli_run.h"
 #include "convpool/checkpoint.h"
 #include "convpool/file_io.h"
@@ -91,11 +92,7 @@ std::string run_dir(const std::string& pool, uint64_t seed) {
 void write_study_tables(const std::string& out, const std::vector<StudyRow>& rows,
                         const std::string& title, bool plot, ConsoleReporter& reporter);
 
-std::string plot_script() {
-  const std::string local = "libexec/plot";
-  if (fs::exists(local)) return local;
-  return std::string(CONVPOOL_SOURCE_DIR) + "/libexec/plot";
-}
+std::string plot_script() { return find_helper("plot"); }
 
 // The first of $CONVPOOL_PYTHON, /usr/bin/python3 (Debian's, where python3-matplotlib
 // installs) and python3 on PATH that can import matplotlib; "" if none can.
@@ -120,7 +117,14 @@ void plot_study(const std::string& dir, ConsoleReporter& out) {
         dir);
     return;
   }
-  const std::string cmd = "'" + py + "' '" + plot_script() + "' --study '" + dir + "'";
+  std::string script;
+  try {
+    script = plot_script();
+  } catch (const Error& e) {
+    out.line(std::string("plot skipped: ") + e.what());
+    return;
+  }
+  const std::string cmd = "'" + py + "' '" + script + "' --study '" + dir + "'";
   if (std::system(cmd.c_str()) != 0)
     out.line("plot failed (the tables are written); command: " + cmd);
 }

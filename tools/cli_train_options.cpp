@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "cli_common.h"
+#include "cli_paths.h"
 #include "cli_run.h"
 #include "convpool/conv_engine.h"
 #include "convpool/device.h"
@@ -305,10 +306,10 @@ void resolve_options(CLI::App* cmd, TrainOptions& o) {
     sd.push_back(float_str(o.cfg.input.std[c]));
   }
   // A zoo path such as a recipe's model="models/resnet20.cfg" also resolves from elsewhere:
-  // against the source tree the binary was built from.
+  // against the installed (or built) model zoo.
   if (!fs::exists(o.model) && fs::path(o.model).is_relative() &&
-      fs::exists(fs::path(CONVPOOL_SOURCE_DIR) / o.model))
-    o.model = (fs::path(CONVPOOL_SOURCE_DIR) / o.model).string();
+      !find_data_file(o.model).empty())
+    o.model = find_data_file(o.model);
   if (fs::exists(o.model)) o.model = fs::absolute(o.model).lexically_normal().string();
   set_effective(cmd, "--model", {o.model});  // a config read from elsewhere finds it
   set_effective(cmd, "--threads", {std::to_string(o.threads)});

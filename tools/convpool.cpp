@@ -12,6 +12,7 @@
 
 #include "cpu/gemm.h"
 #include "cli_common.h"
+#include "cli_paths.h"
 #include "convpool/conv_engine.h"
 #include "convpool/distributed.h"
 #include "convpool/device.h"
@@ -25,7 +26,8 @@ namespace convpool::cli {
 std::string default_model_path() {
   const std::string local = "models/keras_cifar10.cfg";
   if (std::filesystem::exists(local)) return local;
-  return std::string(CONVPOOL_SOURCE_DIR) + "/models/keras_cifar10.cfg";
+  const std::string installed = find_data_file(local);
+  return installed.empty() ? local : installed;
 }
 
 std::string timestamp() {
