@@ -19,56 +19,8 @@ import subprocess
 import sys
 import time
 
-
-def torch_epoch(data_dir, threads, batch, limit):
-    """Load, one epoch, test pass in this process: (train seconds, loss, test accuracy, version).
-    Also what bench/bench-shared-cpu runs."""
-    import numpy as np
-    import torch
-    import torch.nn as nn
-
-    torch.set_num_threads(threads)
-    torch.manual_seed(1)
-
-    def read(names):
-        raw = b"".join(open(os.path.join(data_dir, n), "rb").read() for n in names)
-        rec = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 3073)
-        return (torch.from_numpy(rec[:, 1:].copy()).reshape(-1, 3, 32, 32),
-                torch.from_numpy(rec[:, 0].astype(np.int64)))
-
-    images, labels = read([f"data_batch_{i}.bin" for i in range(1, 6)])
-    test_images, test_labels = read(["test_batch.bin"])
-    if limit:
-        images, labels = images[:limit], labels[:limit]
-    model = nn.Sequential(
-        nn.Conv2d(3, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(2304, 64), nn.ReLU(), nn.Linear(64, 10))
-    for m in model:
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.xavier_uniform_(m.weight)
-            nn.init.zeros_(m.bias)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
-    loss_fn = nn.CrossEntropyLoss()
-    order = torch.randperm(len(labels))
-    t0 = time.perf_counter()
-    total = 0.0
-    for first in range(0, len(labels), batch):
-        idx = order[first:first + batch]
-        x = images[idx].float().div_(255.0)  # conversion inside the timed loop, as convpool does
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), labels[idx])
-        loss.backward()
-        opt.step()
-        total += loss.item() * len(idx)
-    seconds = time.perf_counter() - t0
-    model.eval()
-    correct = 0
-    with torch.no_grad():
-        for first in range(0, len(test_labels), 256):
-            x = test_images[first:first + 256].float().div_(255.0)
-            correct += (model(x).argmax(1) == test_labels[first:first + 256]).sum().item()
-    return seconds, total / len(labels), correct / len(test_labels), torch.__version__
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import peers  # noqa: E402  (peers.torch_epoch: the PyTorch side, also bench-shared-cpu's)
 
 
 def timed(cmd):
@@ -111,7 +63,7 @@ def main():
     if not os.path.exists(os.path.join(a.data, "data_batch_1.bin")):
         sys.exit(f"bench_cpu_epoch: no CIFAR-10 binary files in {a.data}")
     if a.torch_worker:  # the PyTorch process: prints 'train_s loss test_acc version'
-        print(*torch_epoch(a.data, a.threads, a.batch, a.limit))
+        print(*peers.torch_epoch(a.data, a.threads, a.batch, a.limit))
         return
     ours, theirs, version = [], [], ""
     for _ in range(a.repeats):  # alternating, so that load that comes and goes falls on both

@@ -14,24 +14,20 @@ import os
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+sys.path[:0] = [os.path.join(ROOT, "python"), os.path.join(ROOT, "bench")]
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 import convpool_torch as cpt  # noqa: E402
+import peers  # noqa: E402  (bench/peers.py: the CIFAR-10 reader)
 from convpool_torch.compositions import tutorial_cnn  # noqa: E402
 
 
 def read_cifar(directory, names, limit):
-    images, labels = [], []
-    for name in names:
-        raw = torch.frombuffer(bytearray(open(os.path.join(directory, name), "rb").read()),
-                               dtype=torch.uint8).view(-1, 3073)
-        labels.append(raw[:, 0].long())
-        images.append(raw[:, 1:].reshape(-1, 3, 32, 32))
-    x, y = torch.cat(images)[:limit], torch.cat(labels)[:limit]
-    return x, y
+    images, labels = peers.read_cifar10(directory, names, limit)
+    return torch.from_numpy(images), torch.from_numpy(labels)
 
 
 def main():
@@ -49,9 +45,8 @@ def main():
     torch.manual_seed(a.seed)
 
     if a.data:
-        train_x, train_y = read_cifar(a.data, [f"data_batch_{i}.bin" for i in range(1, 6)],
-                                      a.limit_train)
-        test_x, test_y = read_cifar(a.data, ["test_batch.bin"], a.limit_test)
+        train_x, train_y = read_cifar(a.data, peers.CIFAR10_TRAIN, a.limit_train)
+        test_x, test_y = read_cifar(a.data, peers.CIFAR10_TEST, a.limit_test)
     else:
         print("no --data: training on one repeated random batch (smoke run)")
         train_x = torch.randint(0, 256, (a.batch, 3, 32, 32), dtype=torch.uint8).repeat(8, 1, 1, 1)
