@@ -3,7 +3,7 @@
 #include <sstream>
 
 #include "convpool/error.h"
-#include "convpool/pooling.h"
+#include "convpool/pool_methods.h"
 
 namespace convpool {
 

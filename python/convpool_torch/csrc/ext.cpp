@@ -12,7 +12,7 @@
 #include "kernels/philox.cuh"
 #include "cpu/pool.h"
 #include "cpu/pool_fast.h"
-#include "convpool/pooling.h"
+#include "convpool/pool_methods.h"
 
 namespace cp = convpool;
 
