@@ -12,7 +12,8 @@
 // - python_class: its nn.Module in convpool_torch;
 // - onnx_form: native (standard ONNX pooling operators), patches (built from explicit window
 //   patches: one Slice per window offset where windows overlap) or refused (no ONNX form);
-// - study: what `convpool study` runs by default for it ("" for nothing), comma-separated;
+// - study: what `convpool study` runs by default for it ("" for nothing), separated by
+//   spaces (a run's own parameters are separated by commas: "tmaxavg:k=2,t=0.5");
 // - inputs: any, or nonneg (defined for inputs >= 0 only);
 // - params: P(key, kind, default, lo, hi) for each of the method's own parameters, kind
 //   integer, real or flag (0|1); the key is also the slot the layer stores it in.
@@ -38,10 +39,10 @@ constexpr int kPoolMaxTopK = 64;
     P(learned, flag, 0, 0, 1))                                                                 \
   M(stochastic, "StochasticPool", native, "stochastic", nonneg,                                \
     "training: sample x_i with probability x_i/sum(x); eval: sum p_i x_i (inputs >= 0)")       \
-  M(avgtopk, "AvgTopK", patches, "avgtopk:k=2,avgtopk:k=3", any,                               \
-    "mean of the k largest values", P(k, integer, 2, 1, kPoolMaxTopK))                         \
+  M(avgtopk, "AvgTopK", patches, "avgtopk:k=2 avgtopk:k=3", any,                               \
+    "mean of the k largest values", P(k, integer, 2, 1, ::convpool::kPoolMaxTopK))                         \
   M(tmaxavg, "TMaxAvg", patches, "", any, "max if max >= t, else the mean of the k largest",  \
-    P(k, integer, 2, 1, kPoolMaxTopK), P(t, real, 0, -1e30, 1e30))                             \
+    P(k, integer, 2, 1, ::convpool::kPoolMaxTopK), P(t, real, 0, -1e30, 1e30))                             \
   M(softpool, "SoftPool", patches, "softpool", any, "sum softmax(x)_i * x_i, computed stably")
 
 #define CONVPOOL_POOL_ENUM_ROW(id, ...) id,
@@ -54,5 +55,6 @@ constexpr int kPoolMethodCount = 0 CONVPOOL_POOL_METHODS(CONVPOOL_POOL_COUNT_ROW
 
 // Where the layer keeps a method parameter: one slot per parameter key in the table.
 enum class PoolParamSlot : int { k, p, t, include_pad, learned };
+constexpr int kPoolParamSlots = 5;
 
 }  // namespace convpool

@@ -17,7 +17,6 @@
 #include <string>
 #include <vector>
 
-#include "kernels/activation_math.cuh"
 #include "kernels/optim_math.cuh"
 #include "convpool/data.h"
 #include "convpool/optim.h"
@@ -27,36 +26,13 @@
 #include "kernels/loss.cuh"
 #include "kernels/optim.cuh"
 #include "kernels/pad.cuh"
-#include "kernels/relu.cuh"
 
 using namespace convpool;
 using namespace convpool::kernel_test;
 
 namespace {
 
-// ---------------------------------------------------------------- element-wise, bias
-
-TEST(KernelParity, ReluForwardAndBackwardMatchCpuBitForBit) {
-  REQUIRE_DEVICE();
-  std::mt19937_64 rng(11);
-  const size_t n = 3001;  // 2 capped blocks of 256 threads: every thread takes several passes
-  const std::vector<float> x = make_input(n, Fill::special, rng),
-                           dy = make_input(n, Fill::uniform, rng);
-  std::vector<float> y(n), dx(n);
-  for (size_t i = 0; i < n; ++i) y[i] = relu_forward(x[i]), dx[i] = relu_backward(y[i], dy[i]);
-  Dev<float> dx_in(x), ddy(dy), dy_out(n), ddx(n);
-  {
-    GRID_CAP(2);
-    cuda::relu_forward(dx_in.get(), dy_out.get(), n, nullptr);
-    cuda::relu_backward(dy_out.get(), ddy.get(), ddx.get(), n, nullptr);
-  }
-  CHECK_CUDA(cudaDeviceSynchronize());
-  const auto gy = dy_out.download(), gdx = ddx.download();
-  for (size_t i = 0; i < n; ++i) {
-    ASSERT_EQ(std::memcmp(&gy[i], &y[i], 4), 0) << "y[" << i << "] of x " << x[i];
-    ASSERT_EQ(std::memcmp(&gdx[i], &dx[i], 4), 0) << "dx[" << i << "]";
-  }
-}
+// ---------------------------------------------------------------- bias, padding
 
 // The explicit padding of "same" convolutions with an odd total pad (cuDNN pads only
 // symmetrically): pad, then crop back, against plain loops; the extra row and column go to

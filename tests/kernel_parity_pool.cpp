@@ -275,31 +275,49 @@ INSTANTIATE_TEST_SUITE_P(
         capped(PoolCase{"pool max size=9 stride=9", 4, 27, 18, 2}, 3),
         first(PoolCase{"pool avgtopk global k=4", 6, 7, 5, 3}),
         relu_in(with(PoolCase{"pool avgtopk global k=5", 4, 11, 13, 2}, Fill::special)),
-        // The CPU runs these, CUDA refused them.
+        // Shapes the CPU runs, which CUDA must run too.
         PoolCase{"pool mixed learned=1 global", 3, 7, 5, 2},
         PoolCase{"pool max size=9 stride=1", 3, 9, 9, 2},
         PoolCase{"pool avgtopk k=3 size=10 stride=4", 2, 10, 12, 2}),
     case_name);
 
 // Every row of the method table (kernels/pool_methods.cuh), generated from it: a method added
-// there runs through both kernel families here, in training and in evaluation, with no
-// edit of this file.
-std::vector<PoolCase> every_method() {
+// there runs through both kernel families here, in training and in evaluation, at the
+// table's defaults, with no edit of this file. Small: 2x2 and overlapping padded 3x3 windows;
+// Warp: global pooling (also under each forced warp selection, as the other Warp cases).
+std::string table_params(std::initializer_list<std::string> parts) {
+  std::string s;
+  for (const auto& p : parts) s += p;
+  return s;
+}
+std::string param_text(const char* key, double value) {
+  std::ostringstream os;
+  os << " " << key << "=" << value;
+  return os.str();
+}
+std::vector<PoolCase> every_method(bool warp) {
   std::vector<PoolCase> cases;
-#define CONVPOOL_POOL_CASE_ROW(id, cls, onnx, study, inputs, ...)                               \
-  for (const char* geometry : {" size=2", " size=3 stride=2 pad=1", " global"})               \
+  const std::vector<std::string> geometries =
+      warp ? std::vector<std::string>{" global"}
+           : std::vector<std::string>{" size=2", " size=3 stride=2 pad=1"};
+#define CONVPOOL_POOL_CASE_PARAM(key, kind, def, lo, hi) param_text(#key, def)
+#define CONVPOOL_POOL_CASE_ROW(id, cls, onnx, study, inputs, definition, ...)                    \
+  for (const std::string& geometry : geometries)                                               \
     for (const bool training : {true, false}) {                                                \
-      PoolCase c{std::string("pool " #id) + geometry, 3, 9, 7, 2};                             \
+      PoolCase c{"pool " #id + geometry + table_params({__VA_ARGS__}), 3, 9, 7, 2};            \
       c.training = training;                                                                   \
       c.fill = std::string(#inputs) == "nonneg" ? Fill::non_negative : Fill::uniform;          \
       cases.push_back(c);                                                                      \
     }
-  CONVPOOL_POOL_METHODS(CONVPOOL_POOL_CASE_ROW, )
+  CONVPOOL_POOL_METHODS(CONVPOOL_POOL_CASE_ROW, CONVPOOL_POOL_CASE_PARAM)
 #undef CONVPOOL_POOL_CASE_ROW
+#undef CONVPOOL_POOL_CASE_PARAM
   return cases;
 }
-INSTANTIATE_TEST_SUITE_P(EveryMethod, KernelParityPool, ::testing::ValuesIn(every_method()),
-                         case_name);
+INSTANTIATE_TEST_SUITE_P(EveryMethodSmall, KernelParityPool,
+                         ::testing::ValuesIn(every_method(false)), case_name);
+INSTANTIATE_TEST_SUITE_P(EveryMethodWarp, KernelParityPool,
+                         ::testing::ValuesIn(every_method(true)), case_name);
 
 // The warp family's backward checks the selection state it reads,
 // as its forward does, instead of dereferencing a null pointer on the device.

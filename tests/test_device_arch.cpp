@@ -30,7 +30,7 @@ TEST(CudaArchitectures, PtxRunsOnLaterDevicesAndSassOnlyWithinItsMajor) {
   EXPECT_FALSE(cuda_archs_run_on("", 90));
 }
 
-// Device 0 was hard-coded; --device cuda:N picks device N.
+// --device cuda:N picks device N; plain cuda is device 0.
 TEST(DeviceOption, CudaTakesAnOptionalWholeNumberIndex) {
   int index = -7;
   EXPECT_EQ(convpool::parse_device_option("cuda", &index), "cuda");

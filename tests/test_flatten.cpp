@@ -7,8 +7,10 @@
 #include "convpool/error.h"
 #include "convpool/layer.h"
 #include "convpool/model.h"
+#include "layer_harness.h"
 
 using namespace convpool;
+using namespace convpool::test;
 
 namespace {
 
@@ -37,3 +39,9 @@ TEST(Flatten, RefusesArgumentsAndInputsTooLargeToIndex) {
 }
 
 }  // namespace
+
+TEST(Flatten, SharesMemoryAndKeepsNchwOrderInAGraph) {
+  LayerHarness h("flatten", {1, 3, 2, 5}, 2, 1);
+  EXPECT_EQ(h.out, (Shape{1, 30, 1, 1}));
+  EXPECT_TRUE(h.layer->aliases_input());
+}

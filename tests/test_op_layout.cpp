@@ -15,18 +15,22 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Files below `dir` (relative to the source tree) whose name starts with `stem` and ends with
-// one of `exts`.
+// Files below `dir` (relative to the source tree) named `stem` + one of `exts`, or
+// `stem` + "_" + anything + one of `exts` (pool_small.cu, conv_cudnn.cpp): the op's own stem, so
+// relu does not count leaky_relu's files, nor a file that merely starts with "relu".
 std::vector<std::string> files_named(const std::string& dir, const std::string& stem,
                                      const std::vector<std::string>& exts) {
   std::vector<std::string> found;
   const fs::path root = fs::path(CONVPOOL_SOURCE_DIR) / dir;
   for (const auto& e : fs::recursive_directory_iterator(root)) {
     const std::string name = e.path().filename().string();
-    if (!e.is_regular_file() || name.rfind(stem, 0) != 0) continue;
-    for (const auto& ext : exts)
-      if (name.size() > ext.size() && name.compare(name.size() - ext.size(), ext.size(), ext) == 0)
-        found.push_back(fs::relative(e.path(), CONVPOOL_SOURCE_DIR).string());
+    if (!e.is_regular_file()) continue;
+    for (const auto& ext : exts) {
+      const bool exact = name == stem + ext;
+      const bool family = name.rfind(stem + "_", 0) == 0 && name.size() > stem.size() + ext.size() &&
+                          name.compare(name.size() - ext.size(), ext.size(), ext) == 0;
+      if (exact || family) found.push_back(fs::relative(e.path(), CONVPOOL_SOURCE_DIR).string());
+    }
   }
   return found;
 }

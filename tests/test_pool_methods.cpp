@@ -1,6 +1,6 @@
 // The pooling-method table (kernels/pool_methods.cuh) walked row by row: each row is well
 // formed, reaches the parser, `pool-methods`, the study's default list and the ONNX planner,
-// and has a CPU path. (Its CUDA path: PoolKernelCoverage in tests/kernel_parity_pool.cpp; its
+// and has a CPU path. (Its CUDA path: EveryMethodSmall/Warp in tests/kernel_parity_pool.cpp; its
 // ONNX form: tests/onnx-runtime-test runs every exportable row; its PyTorch module:
 // TestMethodTable in python/tests/test_convpool_torch.py.)
 #include <gtest/gtest.h>
@@ -9,6 +9,7 @@
 #include <limits>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -57,31 +58,44 @@ TEST(PoolMethodTable, RowsAreWellFormed) {
   EXPECT_EQ(find_pool_method("no-such-method"), nullptr);
 }
 
+// A value written as the model file would have it.
+std::string value_text(double v) {
+  std::ostringstream os;
+  os.precision(17);
+  os << v;
+  return os.str();
+}
+
+std::unique_ptr<Layer> pool_layer(const std::string& method, const std::string& params) {
+  return make_layer(
+      parse_model_text("input channels=1 height=4 width=4\npool " + method + " size=2" + params + "\n",
+                       "t")
+          .layers.at(0));
+}
+
 TEST(PoolMethodTable, TheParserTakesEachParameterInItsRangeOnly) {
   for (const PoolMethodSpec& m : pool_methods()) {
     for (const PoolParamSpec& p : m.params) {
-      auto layer_with = [&](double v) {
-        std::ostringstream line;
-        line << "input channels=1 height=4 width=4\npool " << m.name << " size=2 " << p.key
-             << "=" << v << "\n";
-        return make_layer(parse_model_text(line.str(), "t").layers.at(0));
+      const std::string what = m.name + " " + p.key;
+      auto with = [&](double v) { return pool_layer(m.name, " " + p.key + "=" + value_text(v)); };
+      EXPECT_NO_THROW(with(p.def)) << what;
+      EXPECT_NO_THROW(with(p.lo)) << what;
+      EXPECT_NO_THROW(with(p.hi)) << what;
+      // Just outside the range: half the bound's size beyond it (or 1 beyond 0).
+      auto beyond = [](double bound, double sign) {
+        return bound + sign * (bound != 0 ? std::abs(bound) / 2 : 1.0);
       };
-      EXPECT_NO_THROW(layer_with(p.def)) << m.name << " " << p.key;
-      if (p.hi < 1e29) {
-        EXPECT_THROW(layer_with(p.hi + 1), Error) << m.name << " " << p.key;
-      }
-      if (p.lo > -1e29) {
-        EXPECT_THROW(layer_with(p.lo - 1), Error) << m.name << " " << p.key;
+      EXPECT_THROW(with(beyond(p.hi, +1)), Error) << what;
+      EXPECT_THROW(with(beyond(p.lo, -1)), Error) << what;
+      if (p.kind != PoolParamKind::real) {
+        EXPECT_THROW(with(p.lo + 0.5), Error) << what << ": a fraction for a whole number";
       }
     }
     // Another method's parameter is refused.
     for (const PoolMethodSpec& other : pool_methods())
       for (const PoolParamSpec& p : other.params) {
         if (m.has(p.slot)) continue;
-        const std::string text =
-            "input channels=1 height=4 width=4\npool " + m.name + " size=2 " + p.key + "=1\n";
-        EXPECT_THROW(make_layer(parse_model_text(text, "t").layers.at(0)), Error)
-            << m.name << " took " << p.key;
+        EXPECT_THROW(pool_layer(m.name, " " + p.key + "=1"), Error) << m.name << " took " << p.key;
       }
   }
 }
@@ -96,6 +110,11 @@ TEST(PoolMethodTable, EveryMethodHasACpuPath) {
       PoolWindowParams p;
       p.method = m.id;
       p.training = training;
+      for (const PoolParamSpec& param : m.params) {  // the table's defaults, as the layer sets
+        if (param.slot == PoolParamSlot::k) p.k = int(param.def);
+        if (param.slot == PoolParamSlot::p) p.p = float(param.def);
+        if (param.slot == PoolParamSlot::t) p.threshold = float(param.def);
+      }
       const PoolGeom g = make_pool_geom(C, H, W, 3, 3, 2, 2, 1, 1, true, false);
       std::uniform_real_distribution<float> u(m.inputs == PoolInputs::nonneg ? 0.1f : -1.f, 1.f);
       std::vector<float> x(size_t(n) * C * H * W), y(size_t(n) * C * g.OH * g.OW,
@@ -136,7 +155,17 @@ TEST(PoolMethodTable, EveryMethodIsListedAndInTheOnnxPlanOrRefused) {
   for (const PoolMethodSpec& m : pool_methods()) {
     ModelSpec spec = parse_model_text(
         "input channels=2 height=4 width=4\npool max size=2 name=p\nflatten\ndense units=3\n", "t");
-    apply_pool_override(spec, m.name);
+    // Each parameter away from its default: the plan must carry the parsed values.
+    std::string override_text = m.name;
+    std::vector<std::pair<std::string, double>> want;
+    for (const PoolParamSpec& p : m.params) {
+      const double v = p.kind == PoolParamKind::flag      ? 1 - p.def
+                       : p.kind == PoolParamKind::integer ? p.def + 1
+                                                          : p.def + 0.3;
+      override_text += std::string(want.empty() ? ":" : ",") + p.key + "=" + value_text(v);
+      want.emplace_back(p.key, v);
+    }
+    apply_pool_override(spec, override_text);
     const auto g = Graph::build(spec, GraphOptions{Device::cpu, 1, 0});
     Checkpoint ckpt;
     if (m.onnx == PoolOnnxForm::refused) {
@@ -149,13 +178,14 @@ TEST(PoolMethodTable, EveryMethodIsListedAndInTheOnnxPlanOrRefused) {
       if (node["name"] == "p") {
         found = true;
         EXPECT_EQ(node["attrs"]["method"], m.name);
-        for (const PoolParamSpec& p : m.params) EXPECT_TRUE(node["attrs"].contains(p.key)) << m.name;
+        for (const auto& [key, v] : want) {
+          const auto& got = node["attrs"][key];
+          EXPECT_EQ(got.is_boolean() ? double(got.get<bool>()) : got.get<double>(), v)
+              << m.name << " " << key;
+        }
       }
     EXPECT_TRUE(found) << m.name;
   }
-  std::string all_runs = default_study_pools();
-  for (const PoolMethodSpec& m : pool_methods())
-    for (const std::string& run : m.study) EXPECT_NE(all_runs.find(run), std::string::npos);
 }
 
 }  // namespace

@@ -26,8 +26,8 @@ std::vector<std::string> install_roots() {
   if (const char* home = std::getenv("CONVPOOL_HOME"); home && *home) roots.push_back(home);
   const fs::path dir = executable_dir();
   if (!dir.empty()) {
+    roots.push_back(dir.string());  // a build folder: its own links first
     roots.push_back(dir.parent_path().string());
-    roots.push_back(dir.string());
   }
   return roots;
 }

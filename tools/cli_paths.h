@@ -2,8 +2,8 @@
 // prefix P holds P/bin/convpool, P/share/convpool/{models,recipes} and
 // P/libexec/convpool/{onnx-export,plot}; a build folder mirrors that layout (CMake links
 // build/share/convpool and build/libexec/convpool to the source tree). The roots searched, in
-// order: $CONVPOOL_HOME (a prefix with that layout), the binary's folder's parent (installed),
-// the binary's own folder (a build folder).
+// order: $CONVPOOL_HOME (a prefix with that layout), the binary's own folder (a build folder),
+// the binary's folder's parent (an install prefix).
 #pragma once
 #include <string>
 #include <vector>

@@ -107,21 +107,21 @@ std::string python_with_matplotlib() {
   return "";
 }
 
-// Draws DIR/study.png through libexec/plot.
+// Draws DIR/study.png through the plot helper (libexec/plot, installed in libexec/convpool).
 void plot_study(const std::string& dir, ConsoleReporter& out) {
-  const std::string py = python_with_matplotlib();
-  if (py.empty()) {
-    out.line(
-        "plot skipped: no python3 with matplotlib (apt install python3-matplotlib, or set "
-        "CONVPOOL_PYTHON), then run: libexec/plot --study " +
-        dir);
-    return;
-  }
   std::string script;
   try {
     script = plot_script();
   } catch (const Error& e) {
     out.line(std::string("plot skipped: ") + e.what());
+    return;
+  }
+  const std::string py = python_with_matplotlib();
+  if (py.empty()) {
+    out.line(
+        "plot skipped: no python3 with matplotlib (apt install python3-matplotlib, or set "
+        "CONVPOOL_PYTHON), then run: " +
+        script + " --study " + dir);
     return;
   }
   const std::string cmd = "'" + py + "' '" + script + "' --study '" + dir + "'";

@@ -2,11 +2,11 @@
 // `--pool METHOD[:key=value,...]` to override every pooling layer), generated from the one
 // table in kernels/pool_methods.cuh.
 #pragma once
+#include <array>
 #include <string>
 
 #include "convpool/model.h"
 #include "convpool/pool_methods.h"
-#include "kernels/pool_math.cuh"
 
 namespace convpool {
 
@@ -22,8 +22,8 @@ struct PoolLayerConfig {
   const PoolMethodSpec* method;
   bool global;
   int kh, kw, sh, sw, ph, pw;
-  PoolWindowParams window;  // k, p, threshold
-  bool include_pad, learned;
+  std::array<double, kPoolParamSlots> params;  // by PoolParamSlot, as parsed
+  double param(PoolParamSlot slot) const { return params[size_t(slot)]; }
 };
 const PoolLayerConfig* pool_layer_config(const Layer& layer);
 

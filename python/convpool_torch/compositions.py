@@ -1,5 +1,5 @@
 """The pooling methods written as PyTorch compositions: what users write without convpool_torch,
-the references of the equality tests (tests/test_torch_ext.py) and the other side of the
+the references of the equality tests (python/tests/test_convpool_torch.py) and the other side of the
 benchmark (bench/bench-torch-ext). Windows without padding; any dtype; autograd as PyTorch's.
 """
 import torch

@@ -62,17 +62,13 @@ nlohmann::json pool_attrs(const NodeContext& c) {
     j["kernel"] = {in.h, in.w}, j["stride"] = {in.h, in.w}, j["pad"] = {0, 0};
   } else {
     k = cfg->kh, st = cfg->sh;
-    const int pad = cfg->ph;
-    j["kernel"] = {k, k}, j["stride"] = {st, st}, j["pad"] = {pad, pad};
-    if ((in.h + 2 * pad - k) / st + 1 != c.out.h || (in.w + 2 * pad - k) / st + 1 != c.out.w)
-      c.refuse("the exporter's reading of the window disagrees with the model's output " +
-               c.out.str());
+    j["kernel"] = {k, k}, j["stride"] = {st, st}, j["pad"] = {cfg->ph, cfg->ph};
   }
-  j["k"] = cfg->window.k;
-  j["p"] = double(cfg->window.p);
-  j["t"] = double(cfg->window.threshold);
-  j["include_pad"] = cfg->include_pad;
-  j["learned"] = cfg->learned;
+  j["k"] = int(cfg->param(PoolParamSlot::k));
+  j["p"] = cfg->param(PoolParamSlot::p);
+  j["t"] = cfg->param(PoolParamSlot::t);
+  j["include_pad"] = cfg->param(PoolParamSlot::include_pad) == 1;
+  j["learned"] = cfg->param(PoolParamSlot::learned) == 1;
   // Methods computed from explicit patches: one Slice per window offset when windows overlap.
   const bool overlap = !cfg->global && st < k && (c.out.h > 1 || c.out.w > 1);
   if (m.onnx == PoolOnnxForm::patches && overlap && k * k > kOnnxMaxWindowOffsets)

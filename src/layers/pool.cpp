@@ -1,10 +1,11 @@
-// pool: every pooling method. `pool METHOD [global] [size=2] [stride=size] [pad=0] [k=2] [p=2]
-// [t=0] [include_pad=1] [learned=0]`
+// pool: every pooling method. `pool METHOD [global] [size=2] [stride=size] [pad=0]` and the
+// method's own parameters, as the table in kernels/pool_methods.cuh gives them.
 #include "cpu/pool.h"
 #include "cpu/pool_fast.h"
 
 #include <omp.h>
 
+#include <array>
 #include <cmath>
 #include <sstream>
 
@@ -57,11 +58,15 @@ class PoolLayer : public Layer {
       ph_ = pw_ = a.get_int("pad", 0, 0, 512);
       if (ph_ > kh_ / 2) a.fail("pad must be at most half the window size");
     }
-    // Method parameters: only the method's own keys are read, so others are rejected.
+    // Method parameters: only the method's own keys are read, so others are rejected. Slots
+    // the method does not have keep the values its window params start with.
+    parsed_ = {double(wp_.k), double(wp_.p), double(wp_.threshold), double(include_pad_),
+               double(learned_)};
     for (const PoolParamSpec& p : method_->params) {
       const double v = p.kind == PoolParamKind::real
                            ? a.get_double(p.key, p.def, p.lo, p.hi)
                            : double(a.get_int(p.key, int(p.def), int(p.lo), int(p.hi)));
+      parsed_[size_t(p.slot)] = v;
       switch (p.slot) {
         case PoolParamSlot::k: wp_.k = int(v); break;
         case PoolParamSlot::p: wp_.p = float(v); break;
@@ -94,7 +99,7 @@ class PoolLayer : public Layer {
   }
 
   const PoolLayerConfig& config() const {
-    config_ = {method_, global_, kh_, kw_, sh_, sw_, ph_, pw_, wp_, include_pad_, learned_};
+    config_ = {method_, global_, kh_, kw_, sh_, sw_, ph_, pw_, parsed_};
     return config_;
   }
 
@@ -216,8 +221,9 @@ class PoolLayer : public Layer {
   bool relu_in_ = false;  // the preceding ReLU is fused in (absorb_preceding_relu)
   int kh_ = 2, kw_ = 2, sh_ = 2, sw_ = 2, ph_ = 0, pw_ = 0;
   PoolGeom g_{};
-  mutable int scratch_threads_ = 0;
-  mutable PoolLayerConfig config_{};  // threads the workspace was sized for (0: none)
+  mutable int scratch_threads_ = 0;  // threads the workspace was sized for (0: none)
+  std::array<double, kPoolParamSlots> parsed_{};  // each slot's value as parsed (ONNX reads it)
+  mutable PoolLayerConfig config_{};
 };
 
 }  // namespace
@@ -271,8 +277,9 @@ void apply_pool_override(ModelSpec& spec, const std::string& text) {
 }
 
 OpInfo pool_op() {
-  // Every method of the table at a 2x2 window, each parameter away from its default; then
-  // a padded overlapping window, overlapping windows, a 3x3 top-k and global pooling. Max, min
+  // Every method of the table at a 2x2 window, each parameter away from its default; then a
+  // non-square input, lp's specialised p, a threshold inside the inputs' range, a padded
+  // overlapping window, overlapping windows, a 3x3 top-k and global pooling. Max, min
   // and the top-k methods have kinks at ties, which the gradient checker skips.
   std::vector<OpExample> examples;
   for (const PoolMethodSpec& m : pool_methods()) {
@@ -288,6 +295,9 @@ OpInfo pool_op() {
     examples.push_back(e);
   }
   for (const OpExample& e : std::vector<OpExample>{
+           {"pool max size=2", {{1, 2, 4, 5}}},  // a partial last window, dropped
+           {"pool lp p=3 size=2", {{1, 2, 4, 4}}},
+           {"pool tmaxavg k=2 t=0.5 size=2", {{1, 2, 4, 4}}},
            {"pool avg size=3 stride=2 pad=1 include_pad=0", {{1, 2, 5, 5}}},
            {"pool min size=2 stride=1", {{1, 2, 3, 3}}},
            {"pool avgtopk k=3 size=3 stride=3", {{1, 2, 6, 6}}},

@@ -15,22 +15,25 @@ std::string number(double v) {
   return os.str();
 }
 
-std::vector<std::string> split_commas(const std::string& s) {
+std::vector<std::string> split_words(const std::string& s) {
   std::vector<std::string> out;
   std::istringstream is(s);
-  for (std::string item; std::getline(is, item, ',');)
-    if (!item.empty()) out.push_back(item);
+  for (std::string item; is >> item;) out.push_back(item);
   return out;
 }
 
 #define CONVPOOL_POOL_PARAM_ROW(key, kind, def, lo, hi) \
   PoolParamSpec{#key, PoolParamSlot::key, PoolParamKind::kind, def, lo, hi}
 #define CONVPOOL_POOL_SPEC_ROW(id, cls, onnx, study, inputs, definition, ...) \
-  PoolMethodSpec{PoolMethod::id, #id,  cls, PoolOnnxForm::onnx, split_commas(study),    \
+  PoolMethodSpec{PoolMethod::id, #id,  cls, PoolOnnxForm::onnx, split_words(study),    \
                  PoolInputs::inputs, definition, {__VA_ARGS__}},
 
-const std::vector<PoolMethodSpec> kTable = {
-    CONVPOOL_POOL_METHODS(CONVPOOL_POOL_SPEC_ROW, CONVPOOL_POOL_PARAM_ROW)};
+// Built on first use, so a static initialiser elsewhere never sees it empty.
+const std::vector<PoolMethodSpec>& table() {
+  static const std::vector<PoolMethodSpec> rows = {
+      CONVPOOL_POOL_METHODS(CONVPOOL_POOL_SPEC_ROW, CONVPOOL_POOL_PARAM_ROW)};
+  return rows;
+}
 
 #undef CONVPOOL_POOL_SPEC_ROW
 #undef CONVPOOL_POOL_PARAM_ROW
@@ -74,24 +77,25 @@ bool PoolMethodSpec::has(PoolParamSlot slot) const {
   return false;
 }
 
-const std::vector<PoolMethodSpec>& pool_methods() { return kTable; }
+const std::vector<PoolMethodSpec>& pool_methods() { return table(); }
 
 const PoolMethodSpec& pool_method(PoolMethod id) {
   const int i = int(id);
-  CP_CHECK(i >= 0 && i < int(kTable.size()) && kTable[size_t(i)].id == id,
+  const auto& rows = table();
+  CP_CHECK(i >= 0 && i < int(rows.size()) && rows[size_t(i)].id == id,
            "pooling method id " << i << " is not in the table");
-  return kTable[size_t(i)];
+  return rows[size_t(i)];
 }
 
 const PoolMethodSpec* find_pool_method(const std::string& name) {
-  for (auto& m : kTable)
+  for (auto& m : table())
     if (m.name == name) return &m;
   return nullptr;
 }
 
 nlohmann::json pool_methods_json() {
   nlohmann::json out = nlohmann::json::array();
-  for (auto& m : kTable) {
+  for (auto& m : table()) {
     nlohmann::json params = nlohmann::json::array();
     for (auto& p : m.params)
       params.push_back({{"key", p.key},
@@ -113,7 +117,7 @@ nlohmann::json pool_methods_json() {
 
 std::string default_study_pools() {
   std::string s;
-  for (auto& m : kTable)
+  for (auto& m : table())
     for (auto& run : m.study) s += (s.empty() ? "" : ",") + run;
   return s;
 }

@@ -1,4 +1,4 @@
-// relu, flatten and the fused softmax cross-entropy.
+// The fused softmax cross-entropy of the CPU backend (src/cpu/loss.cpp).
 #include <gtest/gtest.h>
 
 #include "cpu/loss.h"
@@ -6,21 +6,6 @@
 
 using namespace convpool;
 using namespace convpool::test;
-
-TEST(Relu, ForwardAndGradient) {
-  const uint64_t seed = fresh_seed();
-  SCOPED_TRACE("seed " + std::to_string(seed));
-  LayerHarness h("relu", {1, 3, 5, 4}, 2, seed);
-  h.forward(StepContext{});
-  for (size_t i = 0; i < h.x.size(); ++i) EXPECT_EQ(h.y[i], h.x[i] > 0 ? h.x[i] : 0.f);
-  EXPECT_GT(check_gradients(h, StepContext{}), h.x.size() * 9 / 10);
-}
-
-TEST(Flatten, SharesMemoryAndKeepsNchwOrder) {
-  LayerHarness h("flatten", {1, 3, 2, 5}, 2, 1);
-  EXPECT_EQ(h.out, (Shape{1, 30, 1, 1}));
-  EXPECT_TRUE(h.layer->aliases_input());
-}
 
 namespace {
 double naive_xent(const float* z, int classes, int label) {
