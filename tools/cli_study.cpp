@@ -19,6 +19,7 @@
 #include "convpool/checkpoint.h"
 #include "convpool/file_io.h"
 #include "convpool/pooling.h"
+#include "convpool/run_lock.h"
 #include "convpool/metrics.h"
 #include "convpool/safetensors.h"
 #include "convpool/study.h"
@@ -138,6 +139,7 @@ int run(StudyOptions& so, CLI::App* cmd) {
   const auto [shard, shards] = parse_shard(so.shard);
   for (auto& p : pools) check_model(base.model, p, base.cfg.classes());
   make_directory(base.out);
+  const RunDirectoryLock lock(base.out, "--out");  // one study or merge writes here at a time
   write_config(cmd, base.out + "/config.toml");
 
   const RunData data = load_run_data(base);
@@ -238,6 +240,8 @@ void write_study_tables(const std::string& out, const std::vector<StudyRow>& row
 // --merge: the shards' runs, in the unsharded order, into the unsharded tables.
 int merge(const StudyOptions& so) {
   if (so.train.out.empty()) CP_USER_ERROR("--merge needs --out DIR for the combined tables");
+  make_directory(so.train.out);
+  const RunDirectoryLock lock(so.train.out, "--out");  // one study or merge writes here at a time
   nlohmann::json def;
   std::map<std::pair<std::string, uint64_t>, std::string> found;  // (pool, seed) -> run dir
   for (const std::string& dir : so.merge) {

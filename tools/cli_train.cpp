@@ -6,6 +6,7 @@
 #include <string>
 
 #include "cli_common.h"
+#include "convpool/run_lock.h"
 #include "convpool/distributed.h"
 #include "cli_run.h"
 #include "convpool/checkpoint.h"
@@ -115,9 +116,11 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
     train_run(o, data.train, data.test, reporter);
     return 0;
   }
+  // One writer per run directory, from before it is inspected until the run ends.
+  make_directory(o.out);
+  const RunDirectoryLock lock(o.out, "--out");
   const bool replace = claim_run_directory(o, overwrite);
   const RunData data = load_run_data(o);
-  make_directory(o.out);
   if (replace) remove_run_files(o.out);
   if (o.resume.empty()) {
     write_config(cmd, o.out + "/config.toml");
@@ -129,6 +132,9 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
   }
   install_stop_handlers();
   ConsoleReporter reporter(o.verbosity(), stdout_is_terminal());
+  if (!lock.taken_over_from().empty())
+    reporter.line("note: " + o.out + " was last locked by " + lock.taken_over_from() +
+                  ", which ended without releasing it; this run takes it over");
   const auto metrics = train_run(o, data.train, data.test, reporter);
   reporter.line(run_summary_line(read_metrics_csv(o.out + "/metrics.csv")) + "; run directory " +
                 o.out);
