@@ -151,5 +151,48 @@ TEST(OnnxExportCli, BadInputIsOneLineAndNonZero) {
   EXPECT_NE(nothing.output.find("--onnx"), std::string::npos) << nothing.output;
 }
 
+// Outputs never replace the checkpoint, each other, or a file that is not an earlier export
+// (a run's config, its other checkpoint) unless --overwrite; an earlier export is replaced.
+TEST(OnnxExportCli, OutputsNeverReplaceInputsOrOtherFiles) {
+  TempDir d;
+  test::write_cifar_dir(d.str("data"), 20, 9);
+  ASSERT_EQ(run_convpool("train --device cpu --threads 1 --epochs 1 --quiet --data " + d.str("data") +
+                         " --out " + d.str("run"))
+                .exit_code,
+            0);
+  const std::string ckpt = d.str("run/last.safetensors");
+  const std::string before_ckpt = test::read_file(ckpt),
+                    before_config = test::read_file(d.str("run/config.toml")),
+                    before_best = test::read_file(d.str("run/best.safetensors"));
+  const std::string base = "export --checkpoint " + ckpt;
+  struct Refusal {
+    std::string args, want;
+  };
+  for (const Refusal& r : std::vector<Refusal>{
+           {" --onnx " + ckpt, "is the checkpoint being exported"},
+           {" --plan " + d.str("run/../run/last.safetensors"), "is the checkpoint being exported"},
+           {" --plan " + d.str("run/config.toml"), "exists and is not an earlier export"},
+           {" --logits " + d.str("run/best.safetensors"), "exists and is not an earlier export"},
+           {" --plan " + d.str("p.json") + " --logits " + d.str("p.json"), "name the same file"}}) {
+    const CommandResult res = run_convpool(base + r.args);
+    EXPECT_EQ(res.exit_code, 1) << r.args << "\n" << res.output;
+    EXPECT_NE(res.output.find(r.want), std::string::npos) << r.args << "\n" << res.output;
+    EXPECT_TRUE(one_line(res.output.substr(0, res.output.size() - 1))) << res.output;
+  }
+  EXPECT_EQ(test::read_file(ckpt), before_ckpt);
+  EXPECT_EQ(test::read_file(d.str("run/config.toml")), before_config);
+  EXPECT_EQ(test::read_file(d.str("run/best.safetensors")), before_best);
+  // An earlier export is replaced; --overwrite replaces anything but the checkpoint.
+  ASSERT_EQ(run_convpool(base + " --plan " + d.str("p.json")).exit_code, 0);
+  const CommandResult again = run_convpool(base + " --plan " + d.str("p.json"));
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  const CommandResult forced = run_convpool(base + " --overwrite --plan " + d.str("run/config.toml"));
+  EXPECT_EQ(forced.exit_code, 0) << forced.output;
+  EXPECT_NE(test::read_file(d.str("run/config.toml")).find("convpool-onnx-plan"), std::string::npos);
+  const CommandResult never = run_convpool(base + " --overwrite --onnx " + ckpt);
+  EXPECT_EQ(never.exit_code, 1) << never.output;
+  EXPECT_EQ(test::read_file(ckpt), before_ckpt);
+}
+
 }  // namespace
 }  // namespace convpool

@@ -44,6 +44,7 @@ struct ExportOptions {
   std::string checkpoint, onnx, plan, logits, data;
   size_t images = 1000;
   int threads = 0;
+  bool overwrite = false;
 };
 
 std::string exporter_script() {
@@ -71,6 +72,49 @@ void check_writable(const std::string& path, const char* what) {
     CP_USER_ERROR(what << " " << path << " is not writable");
 }
 
+// Whether `path` holds what an earlier export wrote there: an ONNX model with convpool's
+// metadata, an export plan, or a .npy array. Anything else (a checkpoint, a config, another
+// program's file) is replaced only with --overwrite.
+bool is_earlier_export(const std::string& path, const char* what) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec || size > (size_t(1) << 30)) return false;
+  std::string head;
+  try {
+    head = read_regular_file(path, size_t(1) << 30, "earlier export");
+  } catch (const Error&) {
+    return false;
+  }
+  const std::string kind = what;
+  if (kind == "--onnx") return head.find("convpool.model") != std::string::npos;
+  if (kind == "--plan") return head.find("\"convpool-onnx-plan\"") != std::string::npos;
+  return head.rfind("\x93NUMPY", 0) == 0;
+}
+
+// Outputs never replace inputs, each other, or files that are not earlier exports.
+void check_outputs(const ExportOptions& o) {
+  namespace fs = std::filesystem;
+  const std::vector<std::pair<std::string, const char*>> outputs = {
+      {o.onnx, "--onnx"}, {o.plan, "--plan"}, {o.logits, "--logits"}};
+  auto same = [](const std::string& a, const std::string& b) {
+    std::error_code ec;
+    if (fs::exists(a, ec) && fs::exists(b, ec)) return fs::equivalent(a, b, ec);
+    return fs::weakly_canonical(a, ec) == fs::weakly_canonical(b, ec);
+  };
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    const auto& [path, what] = outputs[i];
+    if (path.empty()) continue;
+    if (same(path, o.checkpoint))
+      CP_USER_ERROR(what << " " << path << " is the checkpoint being exported; write elsewhere");
+    for (size_t j = 0; j < i; ++j)
+      if (!outputs[j].first.empty() && same(path, outputs[j].first))
+        CP_USER_ERROR(what << " and " << outputs[j].second << " name the same file " << path);
+    if (!o.overwrite && fs::exists(path) && !is_earlier_export(path, what))
+      CP_USER_ERROR(what << " " << path
+                         << " exists and is not an earlier export; pass --overwrite to replace it");
+  }
+}
+
 // Runs the Python exporter with the plan on its standard input; no shell is involved. Its
 // error (one line, or a traceback's last) becomes convpool's one error line.
 void run_exporter(const std::string& plan_json, const ExportOptions& o) {
@@ -86,8 +130,11 @@ void run_exporter(const std::string& plan_json, const ExportOptions& o) {
   posix_spawn_file_actions_adddup2(&actions, err[1], 2);
   posix_spawn_file_actions_addclose(&actions, in[1]);
   posix_spawn_file_actions_addclose(&actions, err[0]);
-  std::vector<std::string> args = {py,           script,   "--plan", "-", "--checkpoint",
-                                   o.checkpoint, "--onnx", o.onnx};
+  // --parent-pid: the exporter ends itself if this process dies first, so a killed export
+  // never writes after it.
+  std::vector<std::string> args = {py,           script,   "--plan",       "-",
+                                   "--checkpoint", o.checkpoint, "--onnx", o.onnx,
+                                   "--parent-pid", std::to_string(getpid())};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -180,6 +227,7 @@ int run(const ExportOptions& o) {
   check_writable(o.onnx, "--onnx");
   check_writable(o.plan, "--plan");
   check_writable(o.logits, "--logits");
+  check_outputs(o);
   const Checkpoint ckpt = load_checkpoint(o.checkpoint);
   if (const std::string note = format_note(ckpt, o.checkpoint); !note.empty())
     std::fprintf(stderr, "convpool: %s\n", note.c_str());
@@ -216,6 +264,8 @@ Runner add_export_command(CLI::App& app) {
                   "data/cifar-10-batches-bin)");
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
+  cmd->add_flag("--overwrite", o->overwrite,
+                "replace output files that are not earlier exports (never the checkpoint)");
   cmd->footer(
       "The ONNX model's input is float32 N x 3 x 32 x 32, pixel / 255 in RGB planes; the\n"
       "checkpoint's normalisation (--normalize) is folded in. Needs Debian's python3-onnx.\n"
