@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 
+#include "convpool/checkpoint.h"
 #include "convpool/onnx_plan.h"
 #include "convpool/pooling.h"
 #include "test_helpers.h"
@@ -149,6 +151,43 @@ TEST(OnnxExportCli, BadInputIsOneLineAndNonZero) {
   const CommandResult nothing = run_convpool("export --checkpoint " + d.str("none.safetensors"));
   EXPECT_EQ(nothing.exit_code, 1) << nothing.output;
   EXPECT_NE(nothing.output.find("--onnx"), std::string::npos) << nothing.output;
+}
+
+// export uses the weights eval uses: a checkpoint trained with --ema exports its EMA weights
+// (the plan names the ema.* tensors and says so), unless --weights raw; a non-finite value in
+// the exported set is refused even when the other set is clean.
+TEST(OnnxExportCli, ExportsTheWeightsEvalUses) {
+  TempDir d;
+  test::write_cifar_dir(d.str("data"), 20, 11);
+  ASSERT_EQ(run_convpool("train --device cpu --threads 1 --epochs 1 --quiet --ema 0.9 --data " +
+                         d.str("data") + " --out " + d.str("run"))
+                .exit_code,
+            0);
+  const std::string path = d.str("run/last.safetensors");
+  Checkpoint ckpt = load_checkpoint(path);
+  ASSERT_TRUE(uses_ema_weights(ckpt, "auto"));
+  EXPECT_FALSE(uses_ema_weights(ckpt, "raw"));
+  auto g = build_from_checkpoint(ckpt, path, GraphOptions{Device::cpu, 1, 0}, true);
+  const nlohmann::json ema_plan = onnx_export_plan(*g, ckpt, onnx_op_table(), true);
+  EXPECT_EQ(ema_plan["weights"], "ema");
+  EXPECT_EQ(node(ema_plan, "conv1")["params"]["weight"], "ema.conv1.weight");
+  const nlohmann::json raw_plan = onnx_export_plan(*g, ckpt);
+  EXPECT_EQ(raw_plan["weights"], "raw");
+  EXPECT_EQ(node(raw_plan, "conv1")["params"]["weight"], "conv1.weight");
+  // The CLI's plan follows --weights.
+  ASSERT_EQ(run_convpool("export --checkpoint " + path + " --plan " + d.str("auto.json")).exit_code, 0);
+  EXPECT_NE(test::read_file(d.str("auto.json")).find("\"ema.conv1.weight\""), std::string::npos);
+  ASSERT_EQ(run_convpool("export --weights raw --checkpoint " + path + " --plan " + d.str("raw.json"))
+                .exit_code,
+            0);
+  EXPECT_EQ(test::read_file(d.str("raw.json")).find("\"ema.conv1.weight\""), std::string::npos);
+  // NaN only among the EMA's tensors: the export of the EMA weights is refused.
+  for (auto& t : ckpt.file.tensors)
+    if (t.name == "ema.fc1.weight") t.data[3] = std::nanf("");
+  EXPECT_NE(error_of([&] { build_from_checkpoint(ckpt, path, GraphOptions{Device::cpu, 1, 0}, true); })
+                .find("non-finite"),
+            std::string::npos);
+  EXPECT_NO_THROW(build_from_checkpoint(ckpt, path, GraphOptions{Device::cpu, 1, 0}, false));
 }
 
 // Outputs never replace the checkpoint, each other, or a file that is not an earlier export

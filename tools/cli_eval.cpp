@@ -31,12 +31,8 @@ int run(const EvalOptions& o) {
   if (const std::string note = format_note(ckpt, o.checkpoint); !note.empty())
     std::fprintf(stderr, "convpool: %s\n", note.c_str());
   const Device device = pick_device(o.device);
-  const bool ema = o.weights == "ema" || (o.weights == "auto" && ckpt.state.ema_decay > 0.f);
-  std::ostringstream weights;  // which weights were evaluated, said in both outputs
-  if (ema)
-    weights << "ema (decay " << ckpt.state.ema_decay << ")";
-  else
-    weights << "raw (as trained" << (ckpt.state.ema_decay > 0.f ? ", not the EMA" : "") << ")";
+  const bool ema = uses_ema_weights(ckpt, o.weights);
+  const std::string weights = describe_weights(ckpt, ema);  // said in both outputs
   auto graph = build_from_checkpoint(ckpt, o.checkpoint, GraphOptions{device, o.batch, 0}, ema);
   // The data set the checkpoint's run trained on (CIFAR-10 for checkpoints older than that).
   const DatasetKind kind = parse_dataset_kind(ckpt.state.dataset);
@@ -88,7 +84,7 @@ int run(const EvalOptions& o) {
   }
   std::printf("checkpoint %s (%s) on %s\n", o.checkpoint.c_str(),
               describe_position(ckpt.state).c_str(), device_name(device));
-  std::printf("weights %s\n", weights.str().c_str());
+  std::printf("weights %s\n", weights.c_str());
   std::printf("test accuracy %.4f  loss %.4f  (%zu images from %s%s)\n\n", r.accuracy, r.loss,
               test.size(), dir.c_str(),
               views.size() > 1 ? (", test-time augmentation " + o.tta + ": mean logits of " +

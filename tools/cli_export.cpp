@@ -45,6 +45,7 @@ struct ExportOptions {
   size_t images = 1000;
   int threads = 0;
   bool overwrite = false;
+  std::string weights = "auto";  // as eval: the EMA's when the checkpoint has them
 };
 
 std::string exporter_script() {
@@ -196,9 +197,9 @@ void write_npy(const std::string& path, const std::vector<float>& v, size_t rows
   write_file_atomic(path, out);
 }
 
-void write_logits(const Checkpoint& ckpt, const ExportOptions& o) {
+void write_logits(const Checkpoint& ckpt, const ExportOptions& o, bool ema) {
   const int batch = 100;
-  auto graph = build_from_checkpoint(ckpt, o.checkpoint, GraphOptions{Device::cpu, batch, 0});
+  auto graph = build_from_checkpoint(ckpt, o.checkpoint, GraphOptions{Device::cpu, batch, 0}, ema);
   const DatasetKind kind = parse_dataset_kind(ckpt.state.dataset);
   require_cifar_model(*graph, o.checkpoint + " (model)",
                       kind == DatasetKind::cifar100 ? kCifar100Classes : kCifarClasses);
@@ -231,16 +232,20 @@ int run(const ExportOptions& o) {
   const Checkpoint ckpt = load_checkpoint(o.checkpoint);
   if (const std::string note = format_note(ckpt, o.checkpoint); !note.empty())
     std::fprintf(stderr, "convpool: %s\n", note.c_str());
-  auto graph = build_from_checkpoint(ckpt, o.checkpoint, GraphOptions{Device::cpu, 1, 0});
-  const nlohmann::json plan = onnx_export_plan(*graph, ckpt);  // refuses what cannot export
+  // The weights eval uses; restoring them refuses a non-finite tensor among them.
+  const bool ema = uses_ema_weights(ckpt, o.weights);
+  auto graph = build_from_checkpoint(ckpt, o.checkpoint, GraphOptions{Device::cpu, 1, 0}, ema);
+  // Refuses what cannot export.
+  const nlohmann::json plan = onnx_export_plan(*graph, ckpt, onnx_op_table(), ema);
   const std::string text = plan.dump(1);
   if (!o.plan.empty()) write_file_atomic(o.plan, text + "\n");
   if (!o.onnx.empty()) {
     run_exporter(text, o);
-    std::fprintf(stderr, "convpool: wrote %s (%zu layers, opset %d)\n", o.onnx.c_str(),
-                 graph->num_layers(), kOnnxOpset);
+    std::fprintf(stderr, "convpool: wrote %s (%zu layers, opset %d, weights %s)\n",
+                 o.onnx.c_str(), graph->num_layers(), kOnnxOpset,
+                 describe_weights(ckpt, ema).c_str());
   }
-  if (!o.logits.empty()) write_logits(ckpt, o);
+  if (!o.logits.empty()) write_logits(ckpt, o, ema);
   return 0;
 }
 
@@ -264,6 +269,10 @@ Runner add_export_command(CLI::App& app) {
                   "data/cifar-10-batches-bin)");
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
+  cmd->add_option("--weights", o->weights,
+                  "auto (the EMA's when the checkpoint has them, as eval), ema or raw")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "ema", "raw"}));
   cmd->add_flag("--overwrite", o->overwrite,
                 "replace output files that are not earlier exports (never the checkpoint)");
   cmd->footer(

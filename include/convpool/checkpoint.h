@@ -72,6 +72,14 @@ void save_checkpoint(const std::string& path, const Graph& graph, const std::str
 Checkpoint load_checkpoint(const std::string& path);
 Checkpoint decode_checkpoint(const std::string& bytes, const std::string& origin,
                              ChecksumPolicy checksums = ChecksumPolicy::verify);
+// The checkpoint's EMA weights are stored as this prefix + the parameter's name.
+constexpr const char* kCheckpointEmaPrefix = "ema.";
+// Whether eval and export use the EMA's weights: `choice` "ema", "raw", or "auto" (the EMA's
+// whenever the checkpoint holds them, from train --ema).
+bool uses_ema_weights(const Checkpoint& ckpt, const std::string& choice);
+// "ema (decay 0.99)" or "raw (as trained, not the EMA)": said beside what was evaluated.
+std::string describe_weights(const Checkpoint& ckpt, bool ema);
+
 // The model a checkpoint holds (its pooling override applied), built for `opts`, with its
 // weights restored: what eval does with a checkpoint file.
 // `ema_weights`: the EMA's weights (ema.<param>) instead of the trained ones.

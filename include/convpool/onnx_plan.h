@@ -26,7 +26,8 @@ const OnnxOpTable& onnx_op_table();
 
 // Throws a one-line Error ("cannot export to ONNX: WHERE: TYPE 'NAME': reason") for a layer
 // the exporter cannot express.
+// `ema`: the nodes read the checkpoint's EMA weights (ema.<param>); the plan says which.
 nlohmann::json onnx_export_plan(const Graph& graph, const Checkpoint& ckpt,
-                                const OnnxOpTable& table = onnx_op_table());
+                                const OnnxOpTable& table = onnx_op_table(), bool ema = false);
 
 }  // namespace convpool

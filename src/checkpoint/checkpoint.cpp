@@ -26,7 +26,7 @@ std::string dims_str(const std::vector<int64_t>& d) {
   return s + "]";
 }
 
-constexpr const char* kEmaPrefix = "ema.";
+constexpr const char* kEmaPrefix = kCheckpointEmaPrefix;
 
 std::vector<std::string> state_prefixes(const OptimizerConfig& opt) {
   if (uses_adam_moments(opt.kind)) return {"optim.m.", "optim.v."};
@@ -338,6 +338,19 @@ std::string describe_position(const TrainState& s) {
     return s.epoch == 0 ? "before epoch 1" + step : "after epoch " + std::to_string(s.epoch) + step;
   return "in epoch " + std::to_string(s.epoch + 1) + " at batch " +
          std::to_string(s.epoch_batches) + step;
+}
+
+bool uses_ema_weights(const Checkpoint& ckpt, const std::string& choice) {
+  return choice == "ema" || (choice == "auto" && ckpt.state.ema_decay > 0.f);
+}
+
+std::string describe_weights(const Checkpoint& ckpt, bool ema) {
+  std::ostringstream os;
+  if (ema)
+    os << "ema (decay " << ckpt.state.ema_decay << ")";
+  else
+    os << "raw (as trained" << (ckpt.state.ema_decay > 0.f ? ", not the EMA" : "") << ")";
+  return os.str();
 }
 
 std::unique_ptr<Graph> build_from_checkpoint(const Checkpoint& ckpt, const std::string& origin,

@@ -130,7 +130,7 @@ const OnnxOpTable& onnx_op_table() {
 }
 
 nlohmann::json onnx_export_plan(const Graph& graph, const Checkpoint& ckpt,
-                                const OnnxOpTable& table) {
+                                const OnnxOpTable& table, bool ema) {
   auto value_name = [&](int v) { return v == 0 ? std::string("input") : graph.layer(size_t(v - 1)).name(); };
   nlohmann::json nodes = nlohmann::json::array();
   for (size_t i = 0; i < graph.num_layers(); ++i) {
@@ -152,7 +152,8 @@ nlohmann::json onnx_export_plan(const Graph& graph, const Checkpoint& ckpt,
       for (auto& w : L.spec().positional) c.refuse("unexpected word '" + w + "'");
     nlohmann::json params = nlohmann::json::object();
     for (const ParamInfo& p : graph.param_infos())
-      if (p.layer == int(i)) params[p.name.substr(L.name().size() + 1)] = p.name;
+      if (p.layer == int(i))
+        params[p.name.substr(L.name().size() + 1)] = (ema ? kCheckpointEmaPrefix : "") + p.name;
     nodes.push_back({{"name", L.name()},
                      {"type", L.type()},
                      {"where", L.spec().where},
@@ -182,6 +183,7 @@ nlohmann::json onnx_export_plan(const Graph& graph, const Checkpoint& ckpt,
           {"normalize", normalize},
           {"output", graph.num_layers() ? graph.layer(graph.num_layers() - 1).name() : "input"},
           {"output_shape", dims(graph.output_shape(1))},
+          {"weights", ema ? "ema" : "raw"},
           {"nodes", nodes}};
 }
 
