@@ -64,6 +64,43 @@ std::vector<std::string> metric_rows(const std::string& path, std::string* heade
   return rows;
 }
 
+// A run that ended before its first checkpoint (killed early, or a non-finite loss in its first
+// steps) leaves its config.toml and perhaps metrics rows no checkpoint holds. The same command
+// starts it again with a note; another command is refused without naming a checkpoint that
+// does not exist. (The end state is made by removing a finished run's checkpoints, so the
+// test does not depend on when a kill lands.)
+TEST(KillAndResume, ARunWithNoCheckpointYetRestartsUnderTheSameCommand) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 30, 21);
+  const std::string cmd = "train --device cpu --threads 1 --epochs 2 --data " + d.str("data") +
+                          " --out " + d.str("run");
+  const std::string other_cmd = "train --device cpu --threads 1 --epochs 3 --data " +
+                                d.str("data") + " --out " + d.str("run");
+  ASSERT_EQ(run_convpool(cmd + " --quiet").exit_code, 0);
+  for (const char* f : {"last.safetensors", "best.safetensors", "summary.txt"})
+    fs::remove(d.str(std::string("run/") + f));
+  const CommandResult other = run_convpool(other_cmd);
+  EXPECT_NE(other.exit_code, 0);
+  EXPECT_NE(other.output.find("holds the start of another run with no checkpoint"),
+            std::string::npos)
+      << other.output;
+  EXPECT_EQ(other.output.find("last.safetensors"), std::string::npos) << other.output;
+  const CommandResult again = run_convpool(cmd);
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("no checkpoint (it ended before its first save); starting it again"),
+            std::string::npos)
+      << again.output;
+  EXPECT_TRUE(fs::exists(d.str("run/last.safetensors")));
+  // Its metrics hold each epoch once: the rows of the ended run were not kept.
+  const std::string csv = read_file(d.str("run/metrics.csv"));
+  EXPECT_EQ(csv.find("\n1,"), csv.rfind("\n1,")) << csv;
+  // Once it has a checkpoint, the same command is refused and names it.
+  const CommandResult third = run_convpool(cmd);
+  EXPECT_NE(third.exit_code, 0);
+  EXPECT_NE(third.output.find("--resume " + d.str("run/last.safetensors")), std::string::npos)
+      << third.output;
+}
+
 }  // namespace
 
 TEST(KillAndResume, RandomKillsEachResumedFinishWithConsistentMetrics) {

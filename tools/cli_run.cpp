@@ -72,12 +72,23 @@ void make_directory(const std::string& path) {
   if (ec) CP_USER_ERROR("cannot write the run directory " << path << " (" << ec.message() << ")");
 }
 
+std::string config_text(const CLI::App* cmd, const std::string& path) {
+  return "# convpool " + cmd->get_name() +
+         ": the effective configuration of this run. Repeat it with\n#   convpool " +
+         cmd->get_name() + " --config " + path + " --out NEW_DIR\n" + cmd->config_to_str(true, true);
+}
+
 void write_config(const CLI::App* cmd, const std::string& path) {
-  const std::string text =
-      "# convpool " + cmd->get_name() +
-      ": the effective configuration of this run. Repeat it with\n#   convpool " + cmd->get_name() +
-      " --config " + path + " --out NEW_DIR\n" + cmd->config_to_str(true, true);
-  write_file_atomic(path, text);
+  write_file_atomic(path, config_text(cmd, path));
+}
+
+bool holds_checkpoint(const std::string& dir) {
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (is_run_file(name) && fs::path(name).extension() == ".safetensors") return true;
+  }
+  return false;
 }
 
 namespace {

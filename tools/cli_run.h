@@ -68,9 +68,13 @@ void remove_run_files(const std::string& dir);
 // Creates a run or study directory; a one-line error says why it cannot.
 void make_directory(const std::string& path);
 
-// Writes `cmd`'s full effective configuration (given and default values, with descriptions)
-// to path, atomically. It reads back with --config.
+// `cmd`'s full effective configuration (given and default values, with descriptions), as
+// write_config writes it to `path`.
+std::string config_text(const CLI::App* cmd, const std::string& path);
+// Writes config_text to path, atomically. It reads back with --config.
 void write_config(const CLI::App* cmd, const std::string& path);
+// Whether `dir` holds a checkpoint (last, best or step-N.safetensors).
+bool holds_checkpoint(const std::string& dir);
 
 // Trains one run as `o` says (fresh, or from o.resume) on data already loaded, printing
 // through `reporter`. Writes the run directory: checkpoints, metrics.csv and summary.txt.

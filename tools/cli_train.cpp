@@ -6,6 +6,8 @@
 #include <string>
 
 #include "cli_common.h"
+#include "convpool/error.h"
+#include "convpool/file_io.h"
 #include "convpool/run_lock.h"
 #include "convpool/distributed.h"
 #include "cli_run.h"
@@ -35,7 +37,8 @@ std::filesystem::path checkpoint_directory(const std::string& checkpoint) {
 // A run directory belongs to one run: a fresh run, or a resume into a directory other than
 // its checkpoint's, refuses one that holds another run unless --overwrite says to replace it.
 // Returns whether the run files there must be removed before writing.
-bool claim_run_directory(const TrainOptions& o, bool overwrite) {
+bool claim_run_directory(const TrainOptions& o, bool overwrite, const CLI::App* cmd,
+                         std::string& note) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!o.resume.empty()) {
@@ -65,9 +68,33 @@ bool claim_run_directory(const TrainOptions& o, bool overwrite) {
   }
   if (!holds_run(o.out)) return false;
   if (overwrite) return true;
+  // A run that ended before its first checkpoint (killed, or a non-finite loss at its first
+  // steps) left only its config.toml and metrics rows no checkpoint holds: the same command
+  // starts it again; another command may not take its directory.
+  const std::string config = o.out + "/config.toml";
+  if (o.resume.empty() && !holds_checkpoint(o.out)) {
+    std::string recorded;
+    try {
+      recorded = read_regular_file(config, kMaxModelFileBytes, "config file");
+    } catch (const Error&) {
+    }
+    if (!recorded.empty() && recorded == config_text(cmd, config)) {
+      note = "note: " + o.out +
+             " holds this run's settings but no checkpoint (it ended before its first save); "
+             "starting it again";
+      return true;
+    }
+    CP_USER_ERROR("--out " << o.out << " holds the start of another run with no checkpoint "
+                           << "(its config.toml differs from this command's); choose another "
+                           << "--out, or pass --overwrite to replace it");
+  }
+  const std::string last = o.out + "/last.safetensors";
   CP_USER_ERROR("--out " << o.out << " already holds a run (config.toml, metrics.csv or "
-                         << "checkpoints); choose another --out, continue that run with --resume "
-                         << o.out << "/last.safetensors, or pass --overwrite to replace it");
+                         << "checkpoints); choose another --out, "
+                         << (std::filesystem::exists(last)
+                                 ? "continue that run with --resume " + last + ", "
+                                 : std::string())
+                         << "or pass --overwrite to replace it");
 }
 
 int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
@@ -119,7 +146,8 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
   // One writer per run directory, from before it is inspected until the run ends.
   make_directory(o.out);
   const RunDirectoryLock lock(o.out, "--out");
-  const bool replace = claim_run_directory(o, overwrite);
+  std::string restart_note;
+  const bool replace = claim_run_directory(o, overwrite, cmd, restart_note);
   const RunData data = load_run_data(o);
   if (replace) remove_run_files(o.out);
   if (o.resume.empty()) {
@@ -135,6 +163,7 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
   if (!lock.taken_over_from().empty())
     reporter.line("note: " + o.out + " was last locked by " + lock.taken_over_from() +
                   ", which ended without releasing it; this run takes it over");
+  if (!restart_note.empty()) reporter.line(restart_note);
   const auto metrics = train_run(o, data.train, data.test, reporter);
   reporter.line(run_summary_line(read_metrics_csv(o.out + "/metrics.csv")) + "; run directory " +
                 o.out);
