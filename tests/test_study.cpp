@@ -136,8 +136,10 @@ TEST(Study, WritesItsFilesAndResumes) {
 TEST(Study, PartialTablesHoldTheFinishedRunsWhenTheStudyStops) {
   TempDir d;
   write_cifar_dir(d.str("data"), 100, fresh_seed());
-  std::filesystem::create_directories(d.str("study/runs/avg/seed-1"));
-  std::ofstream(d.str("study/runs/avg/seed-1/last.safetensors")) << "not a checkpoint";
+  // Run 2 cannot start: a file stands where its directory goes. (A bad checkpoint of a later
+  // run would stop the study before it trains anything: those are checked first.)
+  std::filesystem::create_directories(d.str("study/runs/avg"));
+  std::ofstream(d.str("study/runs/avg/seed-1")) << "a file where the run's directory goes";
   std::ofstream(d.str("study/summary.md")) << "an earlier study's summary";
   const CommandResult r = run_convpool(
       "study --device cpu --pools max,avg --epochs 1 --batch 50 --no-plot --data " +
@@ -274,4 +276,53 @@ TEST(Study, TwoShardsMergedEqualTheUnshardedStudy) {
       run_convpool("study --merge " + d.str("s0") + "," + d.str("s0") + " --out " + d.str("m3"));
   EXPECT_NE(twice.output.find("is in two shards"), std::string::npos) << twice.output;
   EXPECT_NE(run_convpool("study --shard 2/2 --out x").output.find("expected I/N"), std::string::npos);
+}
+
+// A merge or a study never rewrites what another study wrote: merging onto a shard, onto a
+// study that trained there, or a study onto merged tables or another study's runs, is refused
+// with one line before anything in the directory changes (config.toml included).
+TEST(Study, NeitherMergeNorStudyOverwritesAnotherStudy) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 8, 17);
+  const std::string common = "study --device cpu --threads 1 --quiet --no-plot --epochs 1 "
+                             "--pools max,avg --seeds 1 --data " + d.str("data");
+  const std::string args = common + " --batch 20";
+  ASSERT_EQ(run_convpool(args + " --out " + d.str("whole")).exit_code, 0);
+  for (int i = 0; i < 2; ++i)
+    ASSERT_EQ(run_convpool(args + " --shard " + std::to_string(i) + "/2 --out " +
+                           d.str("s" + std::to_string(i)))
+                  .exit_code,
+              0);
+  const std::string shards = d.str("s0") + "," + d.str("s1");
+  ASSERT_EQ(run_convpool("study --no-plot --quiet --merge " + shards + " --out " + d.str("merged"))
+                .exit_code,
+            0);
+  auto snapshot = [&](const std::string& dir) {
+    std::string all;
+    for (const char* f : {"study.json", "config.toml", "results.csv", "summary.md"})
+      all += std::string(f) + ":" + read_file(dir + "/" + f) + "\n";
+    return all;
+  };
+  const std::string s0 = snapshot(d.str("s0")), whole = snapshot(d.str("whole")),
+                    merged = snapshot(d.str("merged"));
+  struct Case {
+    std::string args, want;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"study --no-plot --merge " + shards + " --out " + d.str("s0"), "is one of the shards"},
+           {"study --no-plot --merge " + shards + " --out " + d.str("whole"), "holds a study of its own"},
+           {args + " --out " + d.str("merged"), "holds merged tables"},
+           {args + " --shard 1/2 --out " + d.str("s0"), "holds shard 0/2"},
+           {common + " --batch 10 --out " + d.str("whole"), "was trained with other settings"}}) {
+    const CommandResult r = run_convpool(c.args);
+    EXPECT_EQ(r.exit_code, 1) << c.args << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.want), std::string::npos) << c.args << "\n" << r.output;
+  }
+  EXPECT_EQ(snapshot(d.str("s0")), s0);
+  EXPECT_EQ(snapshot(d.str("whole")), whole);
+  EXPECT_EQ(snapshot(d.str("merged")), merged);
+  // The same merge again is allowed: its own earlier tables.
+  const CommandResult again =
+      run_convpool("study --no-plot --quiet --merge " + shards + " --out " + d.str("merged"));
+  EXPECT_EQ(again.exit_code, 0) << again.output;
 }

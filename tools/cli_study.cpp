@@ -81,6 +81,18 @@ std::string study_title(const nlohmann::json& def) {
          def.at("device").get<std::string>();
 }
 
+// DIR/study.json if there is one (null otherwise); a file that is not a study description is
+// a one-line error.
+nlohmann::json existing_study(const std::string& dir) {
+  const std::string path = dir + "/study.json";
+  if (!fs::exists(path)) return nullptr;
+  try {
+    return nlohmann::json::parse(read_regular_file(path, size_t(64) << 20, "study description"));
+  } catch (const nlohmann::json::exception& e) {
+    CP_USER_ERROR(path << ": not a study description (" << e.what() << ")");
+  }
+}
+
 // The tables of the runs finished so far, while an unsharded study runs.
 constexpr const char* kPartialResults = "results.partial.csv";
 constexpr const char* kPartialSummary = "summary.partial.md";
@@ -130,6 +142,32 @@ void plot_study(const std::string& dir, ConsoleReporter& out) {
     out.line("plot failed (the tables are written); command: " + cmd);
 }
 
+// Each run this shard would continue: its checkpoint must be that run's, trained with this
+// study's settings. Checked before anything in the directory is rewritten.
+void check_existing_runs(const StudyOptions& so, const std::vector<std::string>& pools, int shard,
+                         int shards) {
+  const TrainOptions& base = so.train;
+  int index = 0;
+  for (const auto& pool : pools)
+    for (int k = 0; k < so.seeds; ++k) {
+      if ((index++) % shards != shard) continue;
+      const uint64_t seed = so.first_seed + uint64_t(k);
+      const std::string last = base.out + "/" + run_dir(pool, seed) + "/last.safetensors";
+      if (!fs::exists(last)) continue;
+      const Checkpoint c = load_checkpoint(last);
+      if (c.pool_override != pool || c.state.seed != seed)
+        CP_USER_ERROR(last << " belongs to another run (pool '" << c.pool_override << "', seed "
+                           << c.state.seed << "); use a fresh --out");
+      const auto& opt = c.state.optimizer;
+      if (c.state.batch != base.cfg.batch || opt.kind != base.cfg.optimizer.kind ||
+          opt.lr != base.cfg.optimizer.lr || !(c.state.input == base.cfg.input))
+        CP_USER_ERROR(last << " was trained with other settings (batch " << c.state.batch << ", "
+                           << optimizer_name(opt.kind) << " lr " << opt.lr << ", input "
+                           << describe(c.state.input)
+                           << "); a study resumes only with its own: use a fresh --out");
+    }
+}
+
 int run(StudyOptions& so, CLI::App* cmd) {
   TrainOptions& base = so.train;
   if (!base.config.empty()) apply_config_file(cmd, base.config);
@@ -140,7 +178,27 @@ int run(StudyOptions& so, CLI::App* cmd) {
   for (auto& p : pools) check_model(base.model, p, base.cfg.classes());
   make_directory(base.out);
   const RunDirectoryLock lock(base.out, "--out");  // one study or merge writes here at a time
-  write_config(cmd, base.out + "/config.toml");
+  // Nothing in the directory is rewritten before this study is known to be its own: the same
+  // study again (extended by epochs, methods or seeds), never a merged table or another
+  // study, shard or data set.
+  if (const nlohmann::json old = existing_study(base.out); !old.is_null()) {
+    const std::string path = base.out + "/study.json";
+    if (!old.contains("runs"))
+      CP_USER_ERROR("--out " << base.out << " holds merged tables (" << path
+                             << "), not a study to continue: choose another --out");
+    const auto [shard0, shards0] = parse_shard(so.shard);
+    const nlohmann::json shard_now = {shard0, shards0};
+    if (old.value("shard", shard_now) != shard_now)
+      CP_USER_ERROR("--out " << base.out << " holds shard " << old["shard"][0] << "/"
+                             << old["shard"][1] << " of a study, not --shard " << so.shard
+                             << ": choose another --out");
+    const nlohmann::json now = study_definition(so, pools, 0);
+    for (const char* key : {"model", "device"})
+      if (old.value(key, nlohmann::json()) != now[key])
+        CP_USER_ERROR("--out " << base.out << " holds another study (its " << key << " is "
+                               << old.value(key, nlohmann::json()).dump() << ", not "
+                               << now[key].dump() << "): choose another --out");
+  }
 
   const RunData data = load_run_data(base);
   const Dataset& train = data.train;
@@ -154,6 +212,13 @@ int run(StudyOptions& so, CLI::App* cmd) {
 
   std::vector<StudyRow> rows;
   nlohmann::json def = study_definition(so, pools, train.size());
+  if (const nlohmann::json old = existing_study(base.out);
+      !old.is_null() && old.value("train_images", def["train_images"]) != def["train_images"])
+    CP_USER_ERROR("--out " << base.out << " holds a study on " << old["train_images"].dump()
+                           << " training images, not " << train.size()
+                           << ": choose another --out");
+  check_existing_runs(so, pools, shard, shards);
+  write_config(cmd, base.out + "/config.toml");
   def["shard"] = {shard, shards};
   def["runs"] = nlohmann::json::array();
   const int total = int(pools.size()) * so.seeds;
@@ -174,16 +239,6 @@ int run(StudyOptions& so, CLI::App* cmd) {
       bool finished = false;
       if (fs::exists(last)) {
         const Checkpoint c = load_checkpoint(last);
-        if (c.pool_override != pool || c.state.seed != seed)
-          CP_USER_ERROR(last << " belongs to another run (pool '" << c.pool_override << "', seed "
-                             << c.state.seed << "); use a fresh --out");
-        const auto& opt = c.state.optimizer;
-        if (c.state.batch != base.cfg.batch || opt.kind != base.cfg.optimizer.kind ||
-            opt.lr != base.cfg.optimizer.lr || !(c.state.input == base.cfg.input))
-          CP_USER_ERROR(last << " was trained with other settings (batch " << c.state.batch << ", "
-                             << optimizer_name(opt.kind) << " lr " << opt.lr << ", input "
-                             << describe(c.state.input)
-                             << "); a study resumes only with its own: use a fresh --out");
         finished = c.state.epoch >= base.cfg.epochs;
         if (!finished) o.resume = last;
       }
@@ -242,6 +297,18 @@ int merge(const StudyOptions& so) {
   if (so.train.out.empty()) CP_USER_ERROR("--merge needs --out DIR for the combined tables");
   make_directory(so.train.out);
   const RunDirectoryLock lock(so.train.out, "--out");  // one study or merge writes here at a time
+  for (const std::string& dir : so.merge) {
+    std::error_code ec;
+    if (fs::equivalent(dir, so.train.out, ec))
+      CP_USER_ERROR("--out " << so.train.out << " is one of the shards being merged: write the "
+                             << "combined tables elsewhere");
+  }
+  // --out may hold an earlier merge of this study (checked against it below), never a study
+  // or shard that trained runs there.
+  const nlohmann::json previous = existing_study(so.train.out);
+  if (!previous.is_null() && previous.contains("runs"))
+    CP_USER_ERROR("--out " << so.train.out << " holds a study of its own (" << so.train.out
+                           << "/study.json lists its runs): write the combined tables elsewhere");
   nlohmann::json def;
   std::map<std::pair<std::string, uint64_t>, std::string> found;  // (pool, seed) -> run dir
   for (const std::string& dir : so.merge) {
@@ -266,6 +333,9 @@ int merge(const StudyOptions& so) {
                              << "second: " << dir << ")");
     }
   }
+  if (!previous.is_null() && previous != def)
+    CP_USER_ERROR("--out " << so.train.out << " holds the merged tables of another study ("
+                           << so.train.out << "/study.json differs): write them elsewhere");
   std::vector<StudyRow> rows;
   const int epochs = def.at("epochs").get<int>();
   for (const auto& pool : def.at("pools"))
