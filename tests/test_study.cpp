@@ -2,6 +2,10 @@
 // writes, resuming, config files that repeat a run, and console output without a terminal.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
+#include <functional>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -23,6 +27,77 @@ bool has_control_characters(const std::string& s) {
     if (c < 0x20 && c != '\n' && c != '\t') return true;
   return false;
 }
+// A merge reads what it tabulates: a shard whose run lost its metrics, holds an unfinished or
+// edited run, values out of range, a run directory outside the shard, or another recipe, is
+// refused naming the shard, the run and the field; nothing is written.
+TEST(Study, MergeValidatesWhatItReads) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 8, 19);
+  const std::string common = "study --device cpu --threads 1 --quiet --no-plot --epochs 1 "
+                             "--batch 20 --pools max,avg --seeds 1 --data " + d.str("data");
+  for (int i = 0; i < 2; ++i)
+    ASSERT_EQ(run_convpool(common + " --shard " + std::to_string(i) + "/2 --out " +
+                           d.str("s" + std::to_string(i)))
+                  .exit_code,
+              0);
+  ASSERT_EQ(run_convpool(common + " --lr 0.01 --shard 1/2 --out " + d.str("s1lr")).exit_code, 0);
+  namespace fs = std::filesystem;
+  const std::string csv = "/runs/avg/seed-1/metrics.csv";  // shard 1's run
+  const std::string good = read_file(d.str("s1") + csv);
+  auto row_with = [&](int column, const std::string& value) {
+    // The first data row with one column replaced.
+    const size_t start = good.find('\n') + 1, end = good.find('\n', start);
+    std::vector<std::string> cells;
+    std::stringstream row(good.substr(start, end - start));
+    for (std::string c; std::getline(row, c, ',');) cells.push_back(c);
+    cells.at(size_t(column)) = value;
+    std::string out = good.substr(0, start);
+    for (size_t i = 0; i < cells.size(); ++i) out += (i ? "," : "") + cells[i];
+    return out + good.substr(end);
+  };
+  struct Case {
+    std::string name, want;
+    std::function<void(const std::string&)> spoil;  // applied to a copy of shard 1
+  };
+  const std::vector<Case> cases = {
+      {"missing metrics", "missing", [&](const std::string& s) { fs::remove(s + csv); }},
+      {"header only", "0 of 1 epochs",
+       [&](const std::string& s) { std::ofstream(s + csv) << good.substr(0, good.find('\n') + 1); }},
+      {"epoch 7", "0 of 1 epochs", [&](const std::string& s) { std::ofstream(s + csv) << row_with(0, "7"); }},
+      {"test accuracy nan", "test_accuracy", [&](const std::string& s) { std::ofstream(s + csv) << row_with(4, "nan"); }},
+      {"test accuracy 5", "test_accuracy 5", [&](const std::string& s) { std::ofstream(s + csv) << row_with(4, "5.0"); }},
+      {"accuracy -0.5", "accuracy -0.5", [&](const std::string& s) { std::ofstream(s + csv) << row_with(2, "-0.5"); }},
+      {"seconds -3", "seconds -3", [&](const std::string& s) { std::ofstream(s + csv) << row_with(5, "-3"); }},
+      {"run dir outside", "outside its shard",
+       [&](const std::string& s) {
+         std::string j = read_file(s + "/study.json");
+         const size_t at = j.find("runs/avg/seed-1");
+         j.replace(at, std::string("runs/avg/seed-1").size(), "../s0/runs/max/seed-1");
+         std::ofstream(s + "/study.json") << j;
+       }},
+  };
+  for (const Case& c : cases) {
+    const std::string spoiled = d.str("spoiled");
+    fs::remove_all(spoiled);
+    fs::copy(d.str("s1"), spoiled, fs::copy_options::recursive);
+    c.spoil(spoiled);
+    const CommandResult r = run_convpool("study --no-plot --quiet --merge " + d.str("s0") + "," +
+                                         spoiled + " --out " + d.str("m-" + std::to_string(&c - &cases[0])));
+    EXPECT_EQ(r.exit_code, 1) << c.name << "\n" << r.output;
+    EXPECT_NE(r.output.find(c.want), std::string::npos) << c.name << "\n" << r.output;
+    EXPECT_FALSE(fs::exists(d.str("m-" + std::to_string(&c - &cases[0])) + "/results.csv")) << c.name;
+  }
+  const CommandResult lr = run_convpool("study --no-plot --quiet --merge " + d.str("s0") + "," +
+                                        d.str("s1lr") + " --out " + d.str("m-lr"));
+  EXPECT_EQ(lr.exit_code, 1) << lr.output;
+  EXPECT_NE(lr.output.find("the setting lr"), std::string::npos) << lr.output;
+  // The unspoiled shards merge.
+  EXPECT_EQ(run_convpool("study --no-plot --quiet --merge " + d.str("s0") + "," + d.str("s1") +
+                         " --out " + d.str("m-ok"))
+                .exit_code,
+            0);
+}
+
 }  // namespace
 
 TEST(Study, PoolListsSplitMethodsFromTheirParameters) {

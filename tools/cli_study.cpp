@@ -7,6 +7,9 @@
 // N-th run from the I-th (one Slurm array task each: scripts/slurm-study.sh) and `--merge`
 // combines the shards' directories into the tables an unsharded study writes.
 #include <cstdio>
+#include <cmath>
+#include <sstream>
+#include <set>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -38,6 +41,7 @@ struct StudyOptions {
   bool no_plot = false;
   std::string shard = "0/1";        // I/N: this process runs runs I, I+N, I+2N, ... (from 0)
   std::vector<std::string> merge;   // shard directories to combine into --out
+  std::string recipe;               // training_recipe of the effective config
 };
 
 // "I/N" with 0 <= I < N.
@@ -70,7 +74,26 @@ nlohmann::json study_definition(const StudyOptions& so, const std::vector<std::s
           {"seeds", seeds},
           {"epochs", so.train.cfg.epochs},
           {"train_images", train_images},
-          {"device", so.train.device}};
+          {"device", so.train.device},
+          {"recipe", so.recipe}};
+}
+
+// Every setting of the study's config that shapes training (not where it writes, which shard
+// it is, what it prints, how often it saves, or its thread count): shards merge only with an
+// equal recipe.
+std::string training_recipe(const std::string& config) {
+  std::istringstream in(config);
+  std::string recipe;
+  for (std::string line; std::getline(in, line);) {
+    const std::string key = line.substr(0, line.find('='));
+    if (line.empty() || line[0] == '#' ||
+        std::set<std::string>{"out", "shard", "merge", "no-plot", "quiet", "verbose", "save-every",
+                              "keep", "threads", "config"}
+            .count(key))
+      continue;
+    recipe += line + "\n";
+  }
+  return recipe;
 }
 
 std::string study_title(const nlohmann::json& def) {
@@ -79,6 +102,31 @@ std::string study_title(const nlohmann::json& def) {
          std::to_string(def.at("epochs").get<int>()) + " epochs, " +
          std::to_string(def.at("train_images").get<size_t>()) + " training images, " +
          def.at("device").get<std::string>();
+}
+
+// The first field of two study descriptions that differs (for the recipe, its first differing
+// setting), for a one-line refusal.
+std::string first_difference(const nlohmann::json& a, const nlohmann::json& b) {
+  auto lines = [](const std::string& text) {
+    std::vector<std::string> v;
+    std::istringstream in(text);
+    for (std::string l; std::getline(in, l);) v.push_back(l);
+    return v;
+  };
+  for (auto& [key, value] : a.items()) {
+    if (b.contains(key) && b[key] == value) continue;
+    if (key == "recipe" && value.is_string() && b.contains(key) && b[key].is_string()) {
+      const auto x = lines(value.get<std::string>()), y = lines(b[key].get<std::string>());
+      for (size_t i = 0; i < std::max(x.size(), y.size()); ++i) {
+        const std::string lx = i < x.size() ? x[i] : "", ly = i < y.size() ? y[i] : "";
+        if (lx != ly) return "the setting " + (lx.empty() ? ly : lx).substr(0, (lx.empty() ? ly : lx).find('='));
+      }
+    }
+    return key;
+  }
+  for (auto& [key, value] : b.items())
+    if (!a.contains(key)) return key;
+  return "nothing";
 }
 
 // DIR/study.json if there is one (null otherwise); a file that is not a study description is
@@ -219,6 +267,8 @@ int run(StudyOptions& so, CLI::App* cmd) {
                            << ": choose another --out");
   check_existing_runs(so, pools, shard, shards);
   write_config(cmd, base.out + "/config.toml");
+  so.recipe = training_recipe(config_text(cmd, base.out + "/config.toml"));
+  def["recipe"] = so.recipe;
   def["shard"] = {shard, shards};
   def["runs"] = nlohmann::json::array();
   const int total = int(pools.size()) * so.seeds;
@@ -325,10 +375,18 @@ int merge(const StudyOptions& so) {
     if (def.is_null()) def = shape;
     if (shape != def)
       CP_USER_ERROR(path << " describes another study than " << so.merge.front()
-                         << "/study.json (model, methods, seeds, epochs, data or device differ)");
+                         << "/study.json (" << first_difference(shape, def)
+                         << " differs; shards merge only with one recipe)");
     for (const auto& r : j.at("runs")) {
       const auto key = std::make_pair(r.at("pool").get<std::string>(), r.at("seed").get<uint64_t>());
-      if (!found.emplace(key, dir + "/" + r.at("dir").get<std::string>()).second)
+      // A run's directory lies inside its shard.
+      const fs::path rel = r.at("dir").get<std::string>();
+      bool inside = rel.is_relative() && !rel.empty();
+      for (const auto& part : rel) inside = inside && part != "..";
+      if (!inside)
+        CP_USER_ERROR(path << ": run " << key.first << " seed " << key.second << " has dir "
+                           << rel << ", outside its shard");
+      if (!found.emplace(key, dir + "/" + rel.string()).second)
         CP_USER_ERROR("run " << key.first << " seed " << key.second << " is in two shards (the "
                              << "second: " << dir << ")");
     }
@@ -345,8 +403,33 @@ int merge(const StudyOptions& so) {
       if (it == found.end())
         CP_USER_ERROR("no shard holds run " << key.first << " seed " << key.second
                                             << ": merge every shard's directory");
-      for (auto& m : read_metrics_csv(it->second + "/metrics.csv"))
-        if (m.epoch <= epochs) rows.push_back(StudyRow{key.first, key.second, m});
+      // Every epoch of the run, once, in order, with values in their ranges.
+      const std::string csv = it->second + "/metrics.csv";
+      const std::string what = "run " + key.first + " seed " + std::to_string(key.second) + " (" +
+                               csv + ")";
+      if (!fs::exists(csv)) CP_USER_ERROR(what << ": missing; merge only finished shards");
+      int next = 1;
+      for (auto& m : read_metrics_csv(csv)) {
+        if (m.epoch > epochs) continue;
+        if (m.epoch != next)
+          CP_USER_ERROR(what << ": epoch " << m.epoch << " where " << next
+                             << " belongs: an unfinished or edited run");
+        auto check = [&](const char* field, double v, double lo, double hi) {
+          if (!(std::isfinite(v) && v >= lo && v <= hi))
+            CP_USER_ERROR(what << ": epoch " << m.epoch << " has " << field << " " << v
+                               << ", outside [" << lo << ", " << hi << "]");
+        };
+        check("accuracy", m.accuracy, 0, 1);
+        check("test_accuracy", m.test_accuracy, 0, 1);
+        check("loss", m.loss, 0, 1e30);
+        check("test_loss", m.test_loss, 0, 1e30);
+        check("seconds", m.seconds, 0, 1e30);
+        rows.push_back(StudyRow{key.first, key.second, m});
+        ++next;
+      }
+      if (next != epochs + 1)
+        CP_USER_ERROR(what << ": " << next - 1 << " of " << epochs
+                           << " epochs: an unfinished run; finish its shard, then merge");
     }
   make_directory(so.train.out);
   ConsoleReporter reporter(so.train.verbosity(), stdout_is_terminal());
