@@ -233,3 +233,38 @@ TEST(RecipeResume, CheckpointWithoutAScheduleLoadsAsConstant) {
   EXPECT_EQ(old.state.optimizer.schedule.warmup, 0.f);
   EXPECT_EQ(scheduled_lr(old.state.optimizer, 77), 0.02f);
 }
+
+// A resume keeps its promises about data. A schedule spans the run's steps: resuming a
+// one-cycle run on more training images (a larger --limit-train) would train its remaining
+// steps past the schedule's end at a vanishing lr, so it is refused; on the run's own data it
+// continues. A resume that evaluates on another test set (--limit-test changed) chooses its
+// best checkpoint afresh instead of comparing accuracies across test sets.
+TEST(RecipeResume, ResumeRefusesOtherTrainingDataAndRechoosesBestOnAnotherTestSet) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 40, 23);  // 200 training images, 40 test images
+  const std::string run = " --device cpu --threads 1 --quiet --data " + d.str("data");
+  ASSERT_EQ(run_convpool("train --batch 32 --lr-schedule onecycle --epochs 2 --limit-train 64 --out " +
+                         d.str("cyc") + run)
+                .exit_code,
+            0);
+  // Stop after epoch 1 by resuming the epoch-1 state: a finished 2-epoch run extended to 3.
+  const std::string last = d.str("cyc/last.safetensors");
+  const CommandResult more = run_convpool("train --resume " + last + " --epochs 3 --limit-train 128" + run);
+  EXPECT_NE(more.exit_code, 0);
+  EXPECT_NE(more.output.find("trained 2 steps per epoch"), std::string::npos) << more.output;
+  EXPECT_NE(more.output.find("this data gives 4 per epoch"), std::string::npos) << more.output;
+  const CommandResult same = run_convpool("train --resume " + last + " --epochs 3" + run);
+  EXPECT_EQ(same.exit_code, 0) << same.output;
+
+  ASSERT_EQ(run_convpool("train --batch 32 --epochs 1 --limit-test 20 --out " + d.str("t") + run)
+                .exit_code,
+            0);
+  const CommandResult other_tests = run_convpool(
+      "train --resume " + d.str("t/last.safetensors") + " --epochs 2 --limit-test 40 --device cpu "
+      "--threads 1 --data " + d.str("data"));
+  EXPECT_EQ(other_tests.exit_code, 0) << other_tests.output;
+  EXPECT_NE(other_tests.output.find("best.safetensors is chosen afresh"), std::string::npos)
+      << other_tests.output;
+  // The best checkpoint is the one evaluated on the new test set, whatever the old accuracy.
+  EXPECT_EQ(load_checkpoint(d.str("t/best.safetensors")).state.epoch, 2);
+}

@@ -145,6 +145,7 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
     if (state.epoch >= o.cfg.epochs)
       CP_USER_ERROR(o.resume << " has already trained " << state.epoch
                              << " epochs; pass --epochs above that to continue");
+    if (o.new_test_set) state.best_accuracy = -1;  // best is chosen afresh on this test set
   } else {
     spec = load_model_file(o.model);
   }
@@ -153,9 +154,21 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
   o.cfg.pool_override = o.pool;
   o.cfg.out_dir = o.out;
   validate(o.cfg.optimizer);
-  // The schedule spans the whole run; a resumed one keeps its checkpoint's length.
-  resolve_schedule(o.cfg.optimizer.schedule, o.cfg.epochs,
-                   (train.size() + size_t(o.cfg.batch) - 1) / size_t(o.cfg.batch));
+  // The schedule spans the whole run; a resumed one keeps its checkpoint's length, which was
+  // counted in the run's steps per epoch: a resume on other data (a larger --limit-train)
+  // would train its remaining steps past the schedule's end.
+  const uint64_t steps_per_epoch = (train.size() + size_t(o.cfg.batch) - 1) / size_t(o.cfg.batch);
+  if (ckpt && state.epoch > 0 && !is_constant_lr(o.cfg.optimizer.schedule)) {
+    const uint64_t run_steps_per_epoch = (state.step - state.epoch_batches) / uint64_t(state.epoch);
+    if (run_steps_per_epoch != steps_per_epoch)
+      CP_USER_ERROR(o.resume << " trained " << run_steps_per_epoch << " steps per epoch and its "
+                             << lr_schedule_name(o.cfg.optimizer.schedule.kind)
+                             << " schedule spans " << o.cfg.optimizer.schedule.total_steps
+                             << " steps; this data gives " << steps_per_epoch
+                             << " per epoch: resume with the run's --limit-train (or none), or "
+                                "start a new run");
+  }
+  resolve_schedule(o.cfg.optimizer.schedule, o.cfg.epochs, steps_per_epoch);
 
   // Data-parallel: each rank's graph holds its slice of a global batch (at most ceil(B/N)).
   const Communicator& comm = world();
@@ -209,6 +222,9 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
          << "\nrun directory " << o.out;
     if (ckpt)
       head << "\nresuming " << describe_position(state);
+    if (ckpt && o.new_test_set)
+      head << "\nnote: --limit-test " << o.limit_test
+           << " evaluates on another test set than the run's: best.safetensors is chosen afresh";
     reporter.line(head.str());
   }
   Trainer trainer(*graph, o.cfg, state, &reporter);

@@ -24,6 +24,9 @@ struct TrainOptions {
   std::string eval_with = "ema";  // cfg.eval_ema
   int threads = 0;
   size_t limit_train = 0, limit_test = 0;
+  // A resume evaluates on another test set than its run (--limit-test changed): the best
+  // checkpoint is chosen afresh, since accuracies on two test sets do not compare.
+  bool new_test_set = false;
   bool no_graph = false, deterministic = false, normalize = false, quiet = false, verbose = false,
        tf32 = false;
   std::vector<float> mean, std;  // empty: from --normalize, else 0 and 1

@@ -116,6 +116,15 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
         std::filesystem::exists(recorded)) {
       std::set<std::string> skip = kRecipeInCheckpoint;
       skip.insert({"device", "data-placement"});
+      // --limit-test given anew: whether it names the run's test set.
+      if (cmd->count("--limit-test")) {
+        const std::string text =
+            read_regular_file(recorded.string(), kMaxModelFileBytes, "config file");
+        const size_t at = text.find("\nlimit-test=");
+        const size_t recorded_limit =
+            at == std::string::npos ? 0 : std::stoull(text.substr(at + 12));
+        o.new_test_set = recorded_limit != o.limit_test;
+      }
       apply_config_file(cmd, recorded.string(), skip);
     }
     o.dataset = trained_on;
