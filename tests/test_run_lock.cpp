@@ -71,10 +71,12 @@ TEST(RunDirectoryLock, EveryWriterRefusesALockedDirectory) {
 }
 
 // Two processes started at the same moment into one directory: exactly one writes it; the
-// other exits non-zero with one line (in use, or already holding a run if it started after
-// the first finished), and the winner's metrics are whole: each epoch once.
+// other exits non-zero with one line (in use, or, if it started after the first finished,
+// the refusal of a directory holding another run or study: `refusal_if_after`), and the
+// winner's tables are whole.
 void expect_one_writer(const std::string& first, const std::string& second,
-                       const std::string& dir, const std::string& table) {
+                       const std::string& dir, const std::string& table,
+                       const std::string& refusal_if_after) {
   for (int order = 0; order < 2; ++order) {
     const std::string a = order ? second : first, b = order ? first : second;
     std::filesystem::remove_all(dir);
@@ -89,7 +91,7 @@ void expect_one_writer(const std::string& first, const std::string& second,
                           << read_file(dir + ".a.log") << read_file(dir + ".b.log");
     const std::string loser = read_file(dir + (a_ok ? ".b.log" : ".a.log"));
     EXPECT_TRUE(loser.find("is in use by") != std::string::npos ||
-                loser.find("already holds") != std::string::npos)
+                loser.find(refusal_if_after) != std::string::npos)
         << loser;
     const std::string written = read_file(dir + "/" + table);
     EXPECT_FALSE(written.empty()) << table;
@@ -101,7 +103,8 @@ TEST(RunDirectoryLock, TwoTrainingsStartedTogetherIntoOneOutNeverBothWrite) {
   write_cifar_dir(d.str("data"), 40, 3);
   const std::string common = "train --device cpu --threads 1 --epochs 2 --quiet --data " +
                              d.str("data") + " --out " + d.str("run");
-  expect_one_writer(common + " --seed 1", common + " --seed 2", d.str("run"), "metrics.csv");
+  expect_one_writer(common + " --seed 1", common + " --seed 2", d.str("run"), "metrics.csv",
+                    "already holds a run");
   // The winner's metrics hold each epoch once.
   const std::string csv = read_file(d.str("run/metrics.csv"));
   EXPECT_EQ(csv.find("\n1,"), csv.rfind("\n1,")) << csv;
@@ -113,8 +116,10 @@ TEST(RunDirectoryLock, TwoStudiesStartedTogetherIntoOneOutNeverBothWrite) {
   write_cifar_dir(d.str("data"), 40, 4);
   const std::string common = "study --device cpu --threads 1 --epochs 1 --no-plot --quiet --data " +
                              d.str("data") + " --out " + d.str("study");
-  expect_one_writer(common + " --pools max", common + " --pools avg", d.str("study"),
-                    "results.csv");
+  // Two different studies (another training set), so that one finished before the other
+  // starts is refused as well (the same study run twice would be its resumption).
+  expect_one_writer(common + " --pools max --limit-train 100", common + " --pools max",
+                    d.str("study"), "results.csv", "holds a study on");
 }
 
 }  // namespace
