@@ -122,6 +122,16 @@ std::vector<BadInput> cases() {
        train + "--model $D/m.cfg", "may hold only letters, digits"},
       {"layer argument out of range", model("conv filters=0 size=3\nflatten\ndense units=10\n"),
        train + "--model $D/m.cfg", "filters=0 is out of range"},
+      {"a second input line",
+       model("input channels=3 height=32 width=32\ninput channels=1 height=8 width=8\nflatten\n"
+             "dense units=10\n"),
+       train + "--model $D/m.cfg", "a second 'input' line"},
+      {"a trailing comma in in=",
+       model("conv name=a filters=2 size=3\nconv name=b filters=2 size=3 in=input\n"
+             "add in=a,b,\nflatten\ndense units=10\n"),
+       train + "--model $D/m.cfg", "in=a,b, has an empty name"},
+      {"an empty --out", none,
+       "train --device cpu --epochs 1 --batch 8 --data $D/data --out ''", "--out is empty"},
       // ---- CLI values ----
       {"negative --limit-train", none, train + "--limit-train -5", "not a whole number", 2},
       {"negative --seed", none, train + "--seed -1", "not a whole number", 2},

@@ -99,6 +99,8 @@ bool claim_run_directory(const TrainOptions& o, bool overwrite, const CLI::App* 
 
 int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
   if (!o.config.empty()) apply_config_file(cmd, o.config);
+  if (cmd->count("--out") && o.out.empty())
+    CP_USER_ERROR("--out is empty: name the run directory (or leave --out out for runs/NAME-TIME)");
   if (!o.resume.empty()) {
     for (const std::string& flag : kRecipeInCheckpoint)
       if (cmd->count("--" + flag))

@@ -95,6 +95,9 @@ LayerSpec parse_layer_line(const SourceLine& line) {
         if (name.empty()) CP_USER_ERROR(line.where << ": in=" << value << " has an empty name");
         spec.inputs.push_back(name);
       }
+      // getline drops a last empty name: "in=a,b," would read as "in=a,b".
+      if (value.empty() || value.back() == ',')
+        CP_USER_ERROR(line.where << ": in=" << value << " has an empty name");
     } else if (key == "lr_mult" || key == "wd_mult") {
       (key == "lr_mult" ? spec.lr_mult : spec.wd_mult) = parse_multiplier(key, value, line.where);
     } else if (key == "frozen") {
@@ -127,11 +130,16 @@ ModelSpec parse_model_text(const std::string& text, const std::string& origin) {
   // An open repeat block: its count, where it began, and its lines so far.
   int repeat_count = 0;
   std::string repeat_where;
+  std::string input_where;  // where the input line is, once read
   std::vector<SourceLine> block;
   auto add_layer = [&](const SourceLine& src) {
     LayerSpec spec = parse_layer_line(src);
     if (spec.type == "input") {
       if (seen_layer) CP_USER_ERROR(src.where << ": 'input' must come before the first layer");
+      if (!input_where.empty())
+        CP_USER_ERROR(src.where << ": a second 'input' line (the first is at " << input_where
+                                << ")");
+      input_where = src.where;
       LayerArgs args(spec);
       model.input.c = args.get_int("channels", 3, 1, 4096);
       model.input.h = args.get_int("height", 32, 1, 4096);
