@@ -25,7 +25,18 @@ namespace fs = std::filesystem;
 void check_model(const std::string& model, const std::string& pool, int classes) {
   ModelSpec spec = load_model_file(model);
   if (!pool.empty()) apply_pool_override(spec, pool);
-  require_cifar_model(*Graph::build(spec, GraphOptions{Device::cpu, 1, 0}), model, classes);
+  const auto graph = Graph::build(spec, GraphOptions{Device::cpu, 1, 0});
+  require_cifar_model(*graph, model, classes);
+  // Training would change nothing: refused rather than run for hours.
+  const ParamGroups& groups = graph->param_groups();
+  bool learns = false;
+  for (int g = 0; g < groups.count; ++g)
+    learns = learns || (groups.end[g] > groups.begin[g] && groups.lr_mult[g] > 0.f);
+  if (!learns)
+    CP_USER_ERROR(model << " has nothing to train: "
+                        << (graph->num_params() == 0 ? "it has no parameters"
+                                                     : "every parameter is frozen or has lr_mult=0")
+                        << " (convpool model " << model << " lists them)");
 }
 
 RunData load_run_data(const TrainOptions& o) {

@@ -2,7 +2,10 @@
 // TrainConfig (cli_run.h). Running the training itself is cli_run.cpp.
 #include <omp.h>
 
+#include <cerrno>
+#include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <sstream>
 
 #include "cli_common.h"
@@ -105,6 +108,39 @@ void resolve_schedule_options(CLI::App* cmd, TrainOptions& o) {
   }
   s.milestones_in_epochs = o.milestone_unit == "epochs";
   validate(s);
+}
+}  // namespace
+
+namespace {
+// Options that would change nothing under the chosen optimizer, schedule or recipe are
+// refused: a user who sets them expects an effect. They are compared with their defaults,
+// not with whether they were typed, because a run's config.toml repeats every option.
+void refuse_idle_options(const TrainOptions& o) {
+  const OptimizerConfig& opt = o.cfg.optimizer;
+  const LrSchedule& s = opt.schedule;
+  const LrSchedule defaults;
+  const std::string optimizer = optimizer_name(opt.kind);
+  if (opt.kind != OptimizerKind::sgd && opt.momentum != 0.f)
+    CP_USER_ERROR("--momentum " << opt.momentum << " applies to --optimizer sgd only ("
+                                << optimizer << " keeps its own moment estimates): drop it");
+  if (opt.kind != OptimizerKind::sgd && opt.nesterov)
+    CP_USER_ERROR("--nesterov applies to --optimizer sgd only (this run's is " << optimizer
+                                                                              << "): drop it");
+  const std::string schedule = std::string("this run's --lr-schedule is ") + lr_schedule_name(s.kind);
+  if (s.kind != LrScheduleKind::cosine && s.kind != LrScheduleKind::linear &&
+      s.final_ratio != defaults.final_ratio)
+    CP_USER_ERROR("--final-lr-ratio applies to --lr-schedule cosine or linear only (" << schedule
+                                                                                      << ")");
+  if (s.kind != LrScheduleKind::onecycle &&
+      (s.start_div != defaults.start_div || s.final_div != defaults.final_div))
+    CP_USER_ERROR("--onecycle-start-div and --onecycle-final-div apply to --lr-schedule "
+                  "onecycle only ("
+                  << schedule << ")");
+  if (s.kind != LrScheduleKind::step && s.gamma != defaults.gamma)
+    CP_USER_ERROR("--lr-gamma applies to --lr-schedule step only (" << schedule << ")");
+  if (o.eval_with == "raw" && !(o.cfg.ema_decay > 0.f))
+    CP_USER_ERROR("--eval-with raw chooses the raw weights over the EMA's: it needs --ema "
+                  "(without it the raw weights are evaluated anyway)");
 }
 }  // namespace
 
@@ -239,8 +275,118 @@ void apply_config_file(CLI::App* cmd, const std::string& path, const std::set<st
   apply_config_text(cmd, read_regular_file(path, kMaxModelFileBytes, "config file"), path, skip);
 }
 
+namespace {
+// A config line's value as TOML spells it. CLI11 hands every value over as text, quotes
+// stripped, so `epochs = "2"` and `flip = "yes"` would pass for a number and a flag: the
+// form is read here, from the text, and checked against the option's type.
+enum class ValueForm { number, boolean, string, array, bare };
+struct ConfigLine {
+  int line = 0;
+  ValueForm form = ValueForm::bare;
+  std::string value;
+};
+
+std::string trim(const std::string& s) {
+  const size_t a = s.find_first_not_of(" \t\r");
+  if (a == std::string::npos) return "";
+  return s.substr(a, s.find_last_not_of(" \t\r") - a + 1);
+}
+
+// The value without a trailing comment ('#' outside quotes).
+std::string strip_comment(const std::string& value) {
+  char quote = 0;
+  for (size_t i = 0; i < value.size(); ++i) {
+    const char c = value[i];
+    if (quote) {
+      if (c == '\\' && quote == '"') ++i;
+      else if (c == quote) quote = 0;
+    } else if (c == '"' || c == '\'') {
+      quote = c;
+    } else if (c == '#') {
+      return trim(value.substr(0, i));
+    }
+  }
+  return value;
+}
+
+ValueForm form_of(const std::string& v) {
+  if (v.empty()) return ValueForm::bare;
+  if (v[0] == '"' || v[0] == '\'') return ValueForm::string;
+  if (v[0] == '[') return ValueForm::array;
+  if (v == "true" || v == "false") return ValueForm::boolean;
+  char* end = nullptr;
+  errno = 0;
+  std::strtod(v.c_str(), &end);
+  return end && *end == 0 && end != v.c_str() ? ValueForm::number : ValueForm::bare;
+}
+
+// key -> its line, for every `key = value` line; a key given twice, or a line with a key and
+// no value, is a one-line error naming both lines.
+std::map<std::string, ConfigLine> scan_config_lines(const std::string& text,
+                                                    const std::string& path) {
+  std::map<std::string, ConfigLine> lines;
+  std::istringstream in(text);
+  int number = 0;
+  for (std::string raw; std::getline(in, raw);) {
+    ++number;
+    const std::string l = trim(raw);
+    if (l.empty() || l[0] == '#') continue;
+    if (l[0] == '[') {  // a section: refused below by name, unless it is not even one
+      if (l.size() < 3 || l.back() != ']' || l.find_first_of("[]", 1) != l.size() - 1)
+        CP_USER_ERROR("--config " << path << ":" << number << ": '" << l
+                                  << "' is not a key = value line");
+      continue;
+    }
+    const size_t eq = l.find('=');
+    if (eq == std::string::npos)
+      CP_USER_ERROR("--config " << path << ":" << number << ": '" << l
+                                << "' has no value (write " << l << " = VALUE)");
+    const std::string key = trim(l.substr(0, eq));
+    ConfigLine c{number, ValueForm::bare, strip_comment(trim(l.substr(eq + 1)))};
+    c.form = form_of(c.value);
+    // A list may go on over several lines, up to its ']'.
+    if (c.form == ValueForm::array)
+      for (std::string more; c.value.find(']') == std::string::npos && std::getline(in, more);) {
+        ++number;
+        c.value += " " + strip_comment(trim(more));
+      }
+    if (const auto it = lines.find(key); it != lines.end())
+      CP_USER_ERROR("--config " << path << ":" << c.line << ": '" << key
+                                << "' is set twice (first at line " << it->second.line << ")");
+    lines.emplace(key, c);
+  }
+  return lines;
+}
+
+// One-line error unless the line's form is the one the option takes.
+void check_value_form(const CLI::Option* opt, const std::string& key, const ConfigLine& c,
+                      const std::string& path) {
+  const std::string type = opt->get_type_name();
+  const auto is = [&](const char* t) { return type.rfind(t, 0) == 0; };
+  ValueForm want = ValueForm::string;
+  const char* says = "a quoted string";
+  std::string example = key + " = \"" + (c.form == ValueForm::string ? "" : c.value) + "\"";
+  if (opt->get_expected_max() == 0) {  // a flag
+    want = ValueForm::boolean, says = "true or false", example = key + " = true";
+  } else if (opt->get_expected_max() > 1) {
+    want = ValueForm::array, says = "a list", example = key + " = [0.5, 0.5, 0.5]";
+  } else if (is("INT") || is("UINT")) {
+    want = ValueForm::number, says = "a whole number", example = key + " = 2";
+    if (c.form == ValueForm::number &&
+        c.value.find_first_not_of("0123456789", c.value[0] == '-' ? 1 : 0) != std::string::npos)
+      want = ValueForm::bare;  // 2.5, 1e3, nan: a number, not a whole one
+  } else if (is("FLOAT") || is("NUMBER")) {
+    want = ValueForm::number, says = "a number", example = key + " = 0.5";
+  }
+  if (c.form != want)
+    CP_USER_ERROR("--config " << path << ":" << c.line << ": " << key << " takes " << says
+                              << ", not " << c.value << " (e.g. " << example << ")");
+}
+}  // namespace
+
 void apply_config_text(CLI::App* cmd, const std::string& text, const std::string& path,
                        const std::set<std::string>& skip) {
+  const std::map<std::string, ConfigLine> lines = scan_config_lines(text, path);
   std::vector<CLI::ConfigItem> items;
   try {
     std::istringstream in(text);
@@ -264,6 +410,8 @@ void apply_config_text(CLI::App* cmd, const std::string& text, const std::string
       CP_USER_ERROR("--config " << path << ": unknown option '" << item.name << "'"
                                 << (near.empty() ? "" : "; did you mean '" + near + "'?"));
     }
+    if (const auto line = lines.find(item.name); line != lines.end())
+      check_value_form(opt, item.name, line->second, path);
     if (opt->count() > 0) continue;  // given on the command line: it wins
     try {
       for (const std::string& v : item.inputs) opt->add_result(v);
@@ -297,6 +445,7 @@ void resolve_options(CLI::App* cmd, TrainOptions& o) {
     resolve_data_placement(parse_data_placement(o.data_placement), o.cfg.device, 0);
   resolve_schedule_options(cmd, o);
   o.cfg.eval_ema = o.eval_with == "ema";
+  refuse_idle_options(o);
   validate(o.cfg.optimizer);
   validate_recipe(o.cfg);
   o.cfg.cuda_graph = !o.no_graph;

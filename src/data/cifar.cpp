@@ -1,7 +1,12 @@
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <functional>
 #include <cstdlib>
 #include <numeric>
@@ -109,15 +114,30 @@ Dataset load_cifar10(const std::string& dir, const std::string& split, size_t li
                       << "); CIFAR-10's hold " << kCifarRecordsPerFile
                       << " each: a truncated or mixed copy?");
   }
-  const std::string meta_path = dir + "/batches.meta.txt";
-  std::istringstream meta(is_regular_file(meta_path) ? read_regular_file(meta_path, kMaxSmallTextBytes,
-                                                                         "class-name file")
-                                                     : std::string());
-  for (std::string line; std::getline(meta, line);)
-    if (!line.empty() && ds.class_names.size() < kCifarClasses) ds.class_names.push_back(line);
-  if (ds.class_names.size() != kCifarClasses)
-    ds.class_names.assign(kDefaultClassNames, kDefaultClassNames + kCifarClasses);
+  ds.class_names = read_class_names(dir + "/batches.meta.txt", kCifarClasses,
+                                    {kDefaultClassNames, kDefaultClassNames + kCifarClasses});
   return ds;
+}
+
+std::vector<std::string> read_class_names(const std::string& path, int classes,
+                                          const std::vector<std::string>& fallback) {
+  if (!std::filesystem::exists(path)) return fallback;
+  std::istringstream text(read_regular_file(path, kMaxSmallTextBytes, "class-name file"));
+  std::vector<std::string> names;
+  int number = 0;
+  for (std::string line; std::getline(text, line);) {
+    ++number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    for (const char ch : line)
+      if (static_cast<unsigned char>(ch) < 0x20 || ch == 0x7f) {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "0x%02x", static_cast<unsigned char>(ch));
+        CP_USER_ERROR(path << ":" << number << ": a class name holds the control byte " << hex
+                           << " (not a class-name file; delete it to use the standard names)");
+      }
+    if (!line.empty() && int(names.size()) < classes) names.push_back(line);
+  }
+  return int(names.size()) == classes ? names : fallback;
 }
 
 std::string data_note(const Dataset& ds, const std::string& split) {
@@ -136,6 +156,22 @@ std::string resolve_dir(const DataDirSpec& spec, const std::string& flag_value) 
   if (!flag_value.empty()) {
     if (has_data(flag_value)) return flag_value;
     if (has_data(flag_value + "/" + folder)) return flag_value + "/" + folder;
+    // Why not, where it is not simply that the files are missing.
+    std::error_code ec;
+    const auto st = std::filesystem::status(flag_value, ec);
+    if (!std::filesystem::exists(st))
+      CP_USER_ERROR("--data " << flag_value << ": no such directory");
+    if (!std::filesystem::is_directory(st))
+      CP_USER_ERROR("--data " << flag_value << " is not a directory");
+    if (::access(flag_value.c_str(), R_OK | X_OK) != 0)
+      CP_USER_ERROR("--data " << flag_value << ": cannot read the directory ("
+                              << std::strerror(errno) << ")");
+    for (const std::string d : {flag_value, flag_value + "/" + folder})
+      for (const char* name : {spec.train_file, spec.test_file})
+        if (const std::string f = d + "/" + name;
+            !is_regular_file(f) &&
+            (std::filesystem::exists(f, ec) || std::filesystem::is_symlink(f, ec)))
+          read_regular_file(f, 0, (std::string(spec.name) + " batch file").c_str());  // says why
     CP_USER_ERROR("--data " << flag_value << ": no " << spec.name
                             << " binary files there (expected " << spec.expected << ", or a "
                             << folder << "/ folder)");

@@ -40,16 +40,9 @@ Dataset load_cifar100(const std::string& dir, const std::string& split, size_t l
   ds.records_per_file.push_back(parse_cifar100_records(
       read_regular_file(path, size_t(100001) * kCifar100RecordBytes, "CIFAR-100 file"), path, ds,
       limit ? limit : SIZE_MAX));
-  const std::string names_path = dir + "/fine_label_names.txt";
-  std::istringstream names(is_regular_file(names_path)
-                               ? read_regular_file(names_path, kMaxSmallTextBytes, "class-name file")
-                               : std::string());
-  for (std::string line; std::getline(names, line);)
-    if (!line.empty() && ds.class_names.size() < kCifar100Classes) ds.class_names.push_back(line);
-  if (ds.class_names.size() != kCifar100Classes) {
-    ds.class_names.clear();
-    for (int c = 0; c < kCifar100Classes; ++c) ds.class_names.push_back("class" + std::to_string(c));
-  }
+  std::vector<std::string> numbered;
+  for (int c = 0; c < kCifar100Classes; ++c) numbered.push_back("class" + std::to_string(c));
+  ds.class_names = read_class_names(dir + "/fine_label_names.txt", kCifar100Classes, numbered);
   return ds;
 }
 

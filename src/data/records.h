@@ -3,6 +3,7 @@
 #pragma once
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "convpool/data.h"
 
@@ -25,6 +26,13 @@ size_t parse_records(const RecordLayout& layout, const std::string& bytes,
                      const std::string& path, Dataset& out, size_t max_records);
 
 bool is_dir(const std::string& path);
+
+// The class names of a data set's name file (one per line, blank lines skipped, a CRLF's
+// carriage return dropped): the first `classes` of them, or `fallback` when the file is
+// missing or holds fewer. A name with a NUL or other control byte is a one-line
+// error: that file is not a list of names.
+std::vector<std::string> read_class_names(const std::string& path, int classes,
+                                          const std::vector<std::string>& fallback);
 
 // Where a data set's binary files may be, and how to say so.
 struct DataDirSpec {
