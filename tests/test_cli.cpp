@@ -204,6 +204,63 @@ TEST(Cli, ABareResumeFinishesTheRunAsStarted) {
                           "cannot change it");
 }
 
+// --overwrite keeps the old run until the new one has saved a checkpoint: a new run that fails
+// in its first epoch puts the old files back, bit for bit; a killed one leaves them aside in
+// .convpool-replaced, and the next run in the directory restores them (or, when the new run
+// did save, deletes them).
+TEST(Cli, OverwriteKeepsTheOldRunUntilTheNewOneHasACheckpoint) {
+  namespace fs = std::filesystem;
+  TempDir d;
+  write_cifar_dir(d.str("data"), 20, fresh_seed());
+  const std::string args =
+      "train --device cpu --threads 1 --batch 16 --data " + d.str("data") + " --out " + d.str("run");
+  ASSERT_EQ(run_convpool(args + " --epochs 1 --quiet").exit_code, 0);
+  auto snapshot = [&] {
+    std::string all;
+    for (const char* f : {"config.toml", "metrics.csv", "last.safetensors", "best.safetensors"})
+      all += std::string(f) + ":" + read_file(d.str("run/") + f) + "\n";
+    return all;
+  };
+  const std::string old_run = snapshot();
+  // Logits scaled past the float range: a non-finite loss at step 0.
+  std::ofstream(d.str("inf.cfg")) << "flatten\ndense units=10\nscale factor=1e6\nscale factor=1e6\n"
+                                     "scale factor=1e6\nscale factor=1e6\nscale factor=1e6\n"
+                                     "scale factor=1e6\nscale factor=1e6\n";
+  CommandResult r =
+      run_convpool(args + " --epochs 1 --overwrite --model " + d.str("inf.cfg"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("non-finite loss at step 0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("the run --overwrite replaced is restored"), std::string::npos)
+      << r.output;
+  EXPECT_TRUE(snapshot() == old_run);  // (not EXPECT_EQ: it would print checkpoints)
+  EXPECT_FALSE(fs::exists(d.str("run/.convpool-replaced")));
+
+  // As a kill before the first checkpoint leaves it: the old files aside, the new run's start.
+  fs::create_directory(d.str("run/.convpool-replaced"));
+  for (const char* f : {"config.toml", "metrics.csv", "last.safetensors", "best.safetensors",
+                        "summary.txt"})
+    fs::rename(d.str("run/") + f, d.str("run/.convpool-replaced/") + f);
+  std::ofstream(d.str("run/config.toml")) << "# convpool train: the new run's start\n";
+  r = run_convpool(args + " --epochs 1");  // restores, then refuses: the directory holds a run
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("an earlier --overwrite ended before its run saved a checkpoint; the "
+                          "run it replaced is restored"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("already holds a run"), std::string::npos) << r.output;
+  EXPECT_TRUE(snapshot() == old_run);
+  EXPECT_FALSE(fs::exists(d.str("run/.convpool-replaced")));
+
+  // Killed after the new run's first checkpoint: what was set aside is deleted, nothing else.
+  fs::create_directory(d.str("run/.convpool-replaced"));
+  std::ofstream(d.str("run/.convpool-replaced/metrics.csv")) << "stale";
+  const std::string now = snapshot();
+  r = run_convpool(args + " --epochs 1");
+  EXPECT_EQ(r.exit_code, 1);  // the directory holds a run: refused as ever
+  EXPECT_FALSE(fs::exists(d.str("run/.convpool-replaced")));
+  EXPECT_TRUE(snapshot() == now);
+}
+
 // A run directory belongs to one run: a second run there is refused (test_bad_input), and
 // --overwrite replaces the old run's files, so metrics.csv holds the new run alone; files that
 // are not a run's stay. The data note says the synthetic files are not CIFAR-10's size.

@@ -400,4 +400,31 @@ TEST(Study, NeitherMergeNorStudyOverwritesAnotherStudy) {
   const CommandResult again =
       run_convpool("study --no-plot --quiet --merge " + shards + " --out " + d.str("merged"));
   EXPECT_EQ(again.exit_code, 0) << again.output;
+
+  // A training run is not a study: refused, unless --overwrite replaces it.
+  const std::string train = "train --device cpu --threads 1 --quiet --epochs 1 --batch 20 --data " +
+                            d.str("data") + " --out " + d.str("trained");
+  ASSERT_EQ(run_convpool(train).exit_code, 0);
+  const std::string trained = read_file(d.str("trained/config.toml"));
+  for (const std::string& cmd : {args + " --out " + d.str("trained"),
+                                 "study --no-plot --merge " + shards + " --out " + d.str("trained")}) {
+    const CommandResult r = run_convpool(cmd);
+    EXPECT_EQ(r.exit_code, 1) << cmd << "\n" << r.output;
+    EXPECT_NE(r.output.find("holds a training run"), std::string::npos) << r.output;
+    EXPECT_EQ(read_file(d.str("trained/config.toml")), trained);
+  }
+  const CommandResult replaced = run_convpool(args + " --overwrite --out " + d.str("trained"));
+  EXPECT_EQ(replaced.exit_code, 0) << replaced.output;
+  EXPECT_FALSE(std::filesystem::exists(d.str("trained/last.safetensors")));
+  EXPECT_FALSE(std::filesystem::exists(d.str("trained/.convpool-replaced")));
+  EXPECT_TRUE(std::filesystem::exists(d.str("trained/results.csv")));
+  // --overwrite replaces another study's tables with a merge's, and a shard with a new study.
+  const CommandResult merged_over =
+      run_convpool("study --no-plot --quiet --overwrite --merge " + shards + " --out " + d.str("whole"));
+  EXPECT_EQ(merged_over.exit_code, 0) << merged_over.output;
+  EXPECT_FALSE(std::filesystem::exists(d.str("whole/runs")));
+  EXPECT_EQ(read_file(d.str("whole/results.csv")), read_file(d.str("merged/results.csv")));
+  const CommandResult study_over = run_convpool(args + " --overwrite --out " + d.str("merged"));
+  EXPECT_EQ(study_over.exit_code, 0) << study_over.output;
+  EXPECT_TRUE(std::filesystem::exists(d.str("merged/runs")));
 }

@@ -32,6 +32,9 @@ struct Commands {
 };
 // Registers every subcommand and its options on `app` (the parser the fuzzer exercises).
 void build_cli(CLI::App& app, Commands& commands);
+// An error message as one line: newlines, tabs and other control bytes (in a quoted path or
+// value) written as \n, \t, \xNN.
+std::string one_line(const std::string& message);
 // main(): parses, runs the chosen command, maps errors to one line and an exit status.
 int run_cli(int argc, char** argv);
 Runner add_train_command(CLI::App& app);

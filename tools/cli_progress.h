@@ -2,6 +2,7 @@
 // epoch (step/total, ETA, running loss and accuracy, images/s); elsewhere (CI, pipes, files)
 // one plain line per epoch and no control characters.
 #pragma once
+#include <functional>
 #include <cstdio>
 #include <string>
 
@@ -19,6 +20,10 @@ class ConsoleReporter : public TrainObserver {
   double batch_interval_seconds() const override;
   void on_batch(const BatchProgress& p) override;
   void on_epoch(const EpochMetrics& m, int epochs) override;
+  void on_checkpoint() override {
+    if (after_checkpoint) after_checkpoint();
+  }
+  std::function<void()> after_checkpoint;  // e.g. discard the run --overwrite replaced
   // Prints a line (clearing a live bar first) unless quiet.
   void line(const std::string& text);
 

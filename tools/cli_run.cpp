@@ -51,14 +51,12 @@ RunData load_run_data(const TrainOptions& o) {
   return d;
 }
 
-namespace {
 bool is_run_file(const std::string& name) {
   for (const char* f :
        {"config.toml", "metrics.csv", "summary.txt", "last.safetensors", "best.safetensors"})
     if (name == f) return true;
   return name.rfind("step-", 0) == 0 && fs::path(name).extension() == ".safetensors";
 }
-}  // namespace
 
 bool holds_run(const std::string& dir) {
   std::error_code ec;

@@ -2,6 +2,7 @@
 // the run-directory config file (write and read back), and running one training run.
 #pragma once
 #include <CLI/CLI.hpp>
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -67,6 +68,30 @@ RunData load_run_data(const TrainOptions& o);  // the --dataset's training and t
 bool holds_run(const std::string& dir);
 // Removes those files from `dir` (for --overwrite); anything else there stays.
 void remove_run_files(const std::string& dir);
+
+// Whether a file name is one of a run's (config.toml, metrics.csv, summary.txt, checkpoints).
+bool is_run_file(const std::string& name);
+
+// --overwrite: moves the files of `dir` that `is_ours` names into DIR/.convpool-replaced.
+// discard() deletes them once the new run has saved its first checkpoint; restore() puts them
+// back (removing the new run's files) when it fails before that. A process killed in between
+// leaves them aside: finish_interrupted_replace, called by the next writer under the
+// directory's lock, deletes them if a checkpoint was saved and restores them otherwise
+// (returning a note).
+class ReplacedRun {
+ public:
+  ReplacedRun(std::string dir, std::function<bool(const std::string&)> is_ours);
+  void discard();
+  void restore();
+  bool done() const { return done_; }
+
+ private:
+  std::string dir_;
+  std::function<bool(const std::string&)> is_ours_;
+  bool done_ = false;
+};
+std::string finish_interrupted_replace(const std::string& dir,
+                                       const std::function<bool(const std::string&)>& is_ours);
 
 // Creates a run or study directory; a one-line error says why it cannot.
 void make_directory(const std::string& path);

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -39,6 +40,7 @@ struct StudyOptions {
   int seeds = 1;
   uint64_t first_seed = 1;
   bool no_plot = false;
+  bool overwrite = false;           // replace what --out holds (moved aside until replaced)
   std::string shard = "0/1";        // I/N: this process runs runs I, I+N, I+2N, ... (from 0)
   std::vector<std::string> merge;   // shard directories to combine into --out
   std::string recipe;               // training_recipe of the effective config
@@ -145,6 +147,23 @@ nlohmann::json existing_study(const std::string& dir) {
 constexpr const char* kPartialResults = "results.partial.csv";
 constexpr const char* kPartialSummary = "summary.partial.md";
 
+// What a study or merge writes in its directory (and a training run's files, which a study
+// --overwrite replaces too).
+bool is_study_file(const std::string& name) {
+  for (const char* f : {"study.json", "results.csv", "summary.md", "study.png", "runs",
+                        kPartialResults, kPartialSummary})
+    if (name == f) return true;
+  return is_run_file(name);
+}
+
+// Which command wrote DIR/config.toml: "study", "train", or "" (none there).
+std::string config_writer(const std::string& dir) {
+  const std::string path = dir + "/config.toml";
+  if (!fs::exists(path)) return "";
+  const std::string text = read_regular_file(path, kMaxModelFileBytes, "config file");
+  return text.rfind("# convpool study:", 0) == 0 ? "study" : "train";
+}
+
 std::string run_dir(const std::string& pool, uint64_t seed) {
   return "runs/" + pool_label(pool) + "/seed-" + std::to_string(seed);
 }
@@ -216,6 +235,11 @@ void check_existing_runs(const StudyOptions& so, const std::vector<std::string>&
     }
 }
 
+// Trains (or resumes) this shard's runs, then writes study.json and the tables.
+int train_study(StudyOptions& so, CLI::App* cmd, const std::vector<std::string>& pools,
+                int shard, int shards, nlohmann::json& def, const Dataset& train,
+                const Dataset& test, ConsoleReporter& reporter);
+
 int run(StudyOptions& so, CLI::App* cmd) {
   TrainOptions& base = so.train;
   if (!base.config.empty()) apply_config_file(cmd, base.config);
@@ -226,26 +250,37 @@ int run(StudyOptions& so, CLI::App* cmd) {
   for (auto& p : pools) check_model(base.model, p, base.cfg.classes());
   make_directory(base.out);
   const RunDirectoryLock lock(base.out, "--out");  // one study or merge writes here at a time
+  if (const std::string restored = finish_interrupted_replace(base.out, is_study_file);
+      !restored.empty())
+    std::fprintf(stderr, "convpool: %s\n", restored.c_str());
+  const bool replace = so.overwrite && (fs::exists(base.out + "/study.json") ||
+                                        fs::exists(base.out + "/runs") || holds_run(base.out));
   // Nothing in the directory is rewritten before this study is known to be its own: the same
   // study again (extended by epochs, methods or seeds), never a merged table or another
-  // study, shard or data set.
-  if (const nlohmann::json old = existing_study(base.out); !old.is_null()) {
+  // study, shard, data set or a training run.
+  if (replace) {
+  } else if (const std::string writer = config_writer(base.out);
+             writer == "train" || fs::exists(base.out + "/last.safetensors")) {
+    CP_USER_ERROR("--out " << base.out << " holds a training run, not a study: choose another "
+                           << "--out, or pass --overwrite to replace it");
+  } else if (const nlohmann::json old = existing_study(base.out); !old.is_null()) {
     const std::string path = base.out + "/study.json";
     if (!old.contains("runs"))
       CP_USER_ERROR("--out " << base.out << " holds merged tables (" << path
-                             << "), not a study to continue: choose another --out");
+                             << "), not a study to continue: choose another --out, or pass --overwrite to replace it");
     const auto [shard0, shards0] = parse_shard(so.shard);
     const nlohmann::json shard_now = {shard0, shards0};
     if (old.value("shard", shard_now) != shard_now)
       CP_USER_ERROR("--out " << base.out << " holds shard " << old["shard"][0] << "/"
                              << old["shard"][1] << " of a study, not --shard " << so.shard
-                             << ": choose another --out");
+                             << ": choose another --out, or pass --overwrite to replace it");
     const nlohmann::json now = study_definition(so, pools, 0);
     for (const char* key : {"model", "device"})
       if (old.value(key, nlohmann::json()) != now[key])
         CP_USER_ERROR("--out " << base.out << " holds another study (its " << key << " is "
                                << old.value(key, nlohmann::json()).dump() << ", not "
-                               << now[key].dump() << "): choose another --out");
+                               << now[key].dump()
+                               << "): choose another --out, or pass --overwrite to replace it");
   }
 
   const RunData data = load_run_data(base);
@@ -258,14 +293,34 @@ int run(StudyOptions& so, CLI::App* cmd) {
                 " epochs each, " + std::to_string(train.size()) + " train images, into " +
                 base.out);
 
-  std::vector<StudyRow> rows;
   nlohmann::json def = study_definition(so, pools, train.size());
-  if (const nlohmann::json old = existing_study(base.out);
+  if (const nlohmann::json old = replace ? nlohmann::json() : existing_study(base.out);
       !old.is_null() && old.value("train_images", def["train_images"]) != def["train_images"])
     CP_USER_ERROR("--out " << base.out << " holds a study on " << old["train_images"].dump()
                            << " training images, not " << train.size()
-                           << ": choose another --out");
-  check_existing_runs(so, pools, shard, shards);
+                           << ": choose another --out, or pass --overwrite to replace it");
+  if (!replace) check_existing_runs(so, pools, shard, shards);
+  // The replaced study is deleted once this one has saved its first checkpoint.
+  std::optional<ReplacedRun> replaced;
+  if (replace) replaced.emplace(base.out, is_study_file);
+  if (replaced) reporter.after_checkpoint = [&replaced] { replaced->discard(); };
+  try {
+    return train_study(so, cmd, pools, shard, shards, def, train, test, reporter);
+  } catch (...) {
+    if (replaced && !replaced->done()) {
+      replaced->restore();
+      std::fprintf(stderr, "convpool: note: the study --overwrite replaced is restored in %s\n",
+                   base.out.c_str());
+    }
+    throw;
+  }
+}
+
+int train_study(StudyOptions& so, CLI::App* cmd, const std::vector<std::string>& pools,
+                int shard, int shards, nlohmann::json& def, const Dataset& train,
+                const Dataset& test, ConsoleReporter& reporter) {
+  TrainOptions& base = so.train;
+  std::vector<StudyRow> rows;
   write_config(cmd, base.out + "/config.toml");
   so.recipe = training_recipe(config_text(cmd, base.out + "/config.toml"));
   def["recipe"] = so.recipe;
@@ -355,10 +410,18 @@ int merge(const StudyOptions& so) {
   }
   // --out may hold an earlier merge of this study (checked against it below), never a study
   // or shard that trained runs there.
-  const nlohmann::json previous = existing_study(so.train.out);
+  if (const std::string restored = finish_interrupted_replace(so.train.out, is_study_file);
+      !restored.empty())
+    std::fprintf(stderr, "convpool: %s\n", restored.c_str());
+  const nlohmann::json previous =
+      so.overwrite ? nlohmann::json() : existing_study(so.train.out);
+  if (!so.overwrite && config_writer(so.train.out) == "train")
+    CP_USER_ERROR("--out " << so.train.out << " holds a training run: write the combined tables "
+                           << "elsewhere, or pass --overwrite to replace it");
   if (!previous.is_null() && previous.contains("runs"))
     CP_USER_ERROR("--out " << so.train.out << " holds a study of its own (" << so.train.out
-                           << "/study.json lists its runs): write the combined tables elsewhere");
+                           << "/study.json lists its runs): write the combined tables elsewhere, or pass "
+                           << "--overwrite to replace it");
   nlohmann::json def;
   std::map<std::pair<std::string, uint64_t>, std::string> found;  // (pool, seed) -> run dir
   for (const std::string& dir : so.merge) {
@@ -393,7 +456,9 @@ int merge(const StudyOptions& so) {
   }
   if (!previous.is_null() && previous != def)
     CP_USER_ERROR("--out " << so.train.out << " holds the merged tables of another study ("
-                           << so.train.out << "/study.json differs): write them elsewhere");
+                           << so.train.out
+                           << "/study.json differs): write them elsewhere, or pass --overwrite "
+                           << "to replace them");
   std::vector<StudyRow> rows;
   const int epochs = def.at("epochs").get<int>();
   for (const auto& pool : def.at("pools"))
@@ -431,10 +496,18 @@ int merge(const StudyOptions& so) {
         CP_USER_ERROR(what << ": " << next - 1 << " of " << epochs
                            << " epochs: an unfinished run; finish its shard, then merge");
     }
-  make_directory(so.train.out);
   ConsoleReporter reporter(so.train.verbosity(), stdout_is_terminal());
-  write_study_tables(so.train.out, rows, study_title(def), !so.no_plot, reporter);
-  write_file_atomic(so.train.out + "/study.json", def.dump(2) + "\n");
+  // Everything is checked: what --overwrite replaces goes only once the new tables are written.
+  std::optional<ReplacedRun> replaced;
+  if (so.overwrite) replaced.emplace(so.train.out, is_study_file);
+  try {
+    write_study_tables(so.train.out, rows, study_title(def), !so.no_plot, reporter);
+    write_file_atomic(so.train.out + "/study.json", def.dump(2) + "\n");
+  } catch (...) {
+    if (replaced) replaced->restore();
+    throw;
+  }
+  if (replaced) replaced->discard();
   reporter.line("merged " + std::to_string(so.merge.size()) + " shards: results.csv and " +
                 "summary.md in " + so.train.out);
   return 0;
@@ -458,6 +531,11 @@ Runner add_study_command(CLI::App& app) {
       ->check(kWholeNumber);
   cmd->add_option("--out", so->train.out, "study directory (required)")->configurable(false);
   cmd->add_flag("--no-plot", so->no_plot, "do not draw study.png");
+  cmd->add_flag("--overwrite", so->overwrite,
+                "replace what --out holds (another study, a shard, merged tables or a training "
+                "run) instead of refusing; it is deleted once the new study has saved its first "
+                "checkpoint (a merge: written its tables)")
+      ->configurable(false);
   cmd->add_option("--shard", so->shard,
                   "I/N: run only runs I, I+N, I+2N, ... of the study (from 0), e.g. one Slurm "
                   "array task each (scripts/slurm-study.sh)")

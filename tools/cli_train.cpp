@@ -1,6 +1,7 @@
 // convpool train: fresh runs, --resume, and --config (a run's config.toml repeats it).
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <memory>
 #include <set>
 #include <string>
@@ -36,9 +37,9 @@ std::filesystem::path checkpoint_directory(const std::string& checkpoint) {
 
 // A run directory belongs to one run: a fresh run, or a resume into a directory other than
 // its checkpoint's, refuses one that holds another run unless --overwrite says to replace it.
-// Returns whether the run files there must be removed before writing.
-bool claim_run_directory(const TrainOptions& o, bool overwrite, const CLI::App* cmd,
-                         std::string& note) {
+enum class Claim { keep, restart, replace };  // the run files there: kept, removed, moved aside
+Claim claim_run_directory(const TrainOptions& o, bool overwrite, const CLI::App* cmd,
+                          std::string& note) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!o.resume.empty()) {
@@ -63,11 +64,11 @@ bool claim_run_directory(const TrainOptions& o, bool overwrite, const CLI::App* 
                                     << ", branch off with --out NEW_DIR, or pass --overwrite "
                                        "to roll the run back");
       }
-      return false;
+      return Claim::keep;
     }
   }
-  if (!holds_run(o.out)) return false;
-  if (overwrite) return true;
+  if (!holds_run(o.out)) return Claim::keep;
+  if (overwrite) return Claim::replace;
   // A run that ended before its first checkpoint (killed, or a non-finite loss at its first
   // steps) left only its config.toml and metrics rows no checkpoint holds: the same command
   // starts it again; another command may not take its directory.
@@ -82,7 +83,7 @@ bool claim_run_directory(const TrainOptions& o, bool overwrite, const CLI::App* 
       note = "note: " + o.out +
              " holds this run's settings but no checkpoint (it ended before its first save); "
              "starting it again";
-      return true;
+      return Claim::restart;
     }
     CP_USER_ERROR("--out " << o.out << " holds the start of another run with no checkpoint "
                            << "(its config.toml differs from this command's); choose another "
@@ -157,10 +158,15 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
   // One writer per run directory, from before it is inspected until the run ends.
   make_directory(o.out);
   const RunDirectoryLock lock(o.out, "--out");
+  if (const std::string restored = finish_interrupted_replace(o.out, is_run_file); !restored.empty())
+    std::fprintf(stderr, "convpool: %s\n", restored.c_str());
   std::string restart_note;
-  const bool replace = claim_run_directory(o, overwrite, cmd, restart_note);
+  const Claim claim = claim_run_directory(o, overwrite, cmd, restart_note);
   const RunData data = load_run_data(o);
-  if (replace) remove_run_files(o.out);
+  if (claim == Claim::restart) remove_run_files(o.out);
+  // The replaced run is deleted only once this one has saved a checkpoint.
+  std::optional<ReplacedRun> replaced;
+  if (claim == Claim::replace) replaced.emplace(o.out, is_run_file);
   if (o.resume.empty()) {
     write_config(cmd, o.out + "/config.toml");
   } else if (const auto source = std::filesystem::path(o.resume).parent_path() / "config.toml";
@@ -175,7 +181,17 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
     reporter.line("note: " + o.out + " was last locked by " + lock.taken_over_from() +
                   ", which ended without releasing it; this run takes it over");
   if (!restart_note.empty()) reporter.line(restart_note);
-  const auto metrics = train_run(o, data.train, data.test, reporter);
+  if (replaced) reporter.after_checkpoint = [&replaced] { replaced->discard(); };
+  try {
+    train_run(o, data.train, data.test, reporter);
+  } catch (...) {
+    if (replaced && !replaced->done()) {
+      replaced->restore();
+      std::fprintf(stderr, "convpool: note: the run --overwrite replaced is restored in %s\n",
+                   o.out.c_str());
+    }
+    throw;
+  }
   reporter.line(run_summary_line(read_metrics_csv(o.out + "/metrics.csv")) + "; run directory " +
                 o.out);
   return 0;

@@ -324,6 +324,9 @@ ValueForm form_of(const std::string& v) {
 // no value, is a one-line error naming both lines.
 std::map<std::string, ConfigLine> scan_config_lines(const std::string& text,
                                                     const std::string& path) {
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0)
+    CP_USER_ERROR("--config " << path << ": starts with a UTF-8 byte-order mark (bytes EF BB BF); "
+                                 "save it as UTF-8 without one");
   std::map<std::string, ConfigLine> lines;
   std::istringstream in(text);
   int number = 0;

@@ -167,6 +167,24 @@ void build_cli(CLI::App& app, Commands& commands) {
                                   "defaults and ranges, ONNX forms)");
 }
 
+std::string one_line(const std::string& message) {
+  std::string out;
+  for (const char ch : message) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else if (c == '\t') out += "\\t";
+    else if (c < 0x20 || c == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 int run_cli(int argc, char** argv) {
   CLI::App app{"convpool: train and compare pooling methods for CNNs on CIFAR-10"};
   Commands commands;
@@ -178,8 +196,8 @@ int run_cli(int argc, char** argv) {
   } catch (const CLI::CallForAllHelp& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "convpool: error: %s%s (see --help)\n", e.what(),
-                 suggest_flag(app, argc, argv).c_str());
+    std::fprintf(stderr, "convpool: error: %s%s (see --help)\n", one_line(e.what()).c_str(),
+                 one_line(suggest_flag(app, argc, argv)).c_str());
     return 2;
   }
   try {
@@ -193,16 +211,16 @@ int run_cli(int argc, char** argv) {
     if (*commands.pool_methods) return run_pool_methods(commands.pool_methods_json);
   } catch (const Interrupted& e) {
     // Data-parallel ranks stop at the same step; rank 0 speaks for them.
-    if (world().rank() == 0) std::fprintf(stderr, "convpool: %s\n", e.what());
+    if (world().rank() == 0) std::fprintf(stderr, "convpool: %s\n", one_line(e.what()).c_str());
     return 130;
   } catch (const Error& e) {
     // One failing rank ends every rank of a data-parallel job, naming itself, never a hang.
     if (world().distributed()) world().abort(std::string("error: ") + e.what(), 1);
-    std::fprintf(stderr, "convpool: error: %s\n", e.what());
+    std::fprintf(stderr, "convpool: error: %s\n", one_line(e.what()).c_str());
     return 1;
   } catch (const std::exception& e) {
     if (world().distributed()) world().abort(std::string("internal error: ") + e.what(), 2);
-    std::fprintf(stderr, "convpool: internal error: %s\n", e.what());
+    std::fprintf(stderr, "convpool: internal error: %s\n", one_line(e.what()).c_str());
     return 2;
   }
   return 0;

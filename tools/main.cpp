@@ -32,7 +32,7 @@ int main(int argc, char** argv) {
   try {
     convpool::init_distributed(&argc, &argv);
   } catch (const convpool::Error& e) {
-    std::fprintf(stderr, "convpool: error: %s\n", e.what());
+    std::fprintf(stderr, "convpool: error: %s\n", convpool::cli::one_line(e.what()).c_str());
     return 1;
   }
   const int rc = convpool::cli::run_cli(argc, argv);

@@ -85,6 +85,7 @@ class TrainObserver {
   virtual double batch_interval_seconds() const { return 0.25; }
   virtual void on_batch(const BatchProgress&) {}
   virtual void on_epoch(const EpochMetrics&, int /*epochs*/) {}
+  virtual void on_checkpoint() {}  // after each save of the run's checkpoints
 };
 
 // One-line errors for recipe values out of range (label smoothing, EMA decay); the Trainer

@@ -119,6 +119,9 @@ ModelSpec parse_model_text(const std::string& text, const std::string& origin) {
     CP_USER_ERROR(origin << ": model text is larger than " << (kMaxModelFileBytes >> 20) << " MiB");
   if (text.find('\0') != std::string::npos)
     CP_USER_ERROR(origin << ": not a text model file (contains NUL bytes)");
+  if (text.rfind("\xEF\xBB\xBF", 0) == 0)
+    CP_USER_ERROR(origin << ": starts with a UTF-8 byte-order mark (bytes EF BB BF); save it as "
+                            "UTF-8 without one");
   if (text.find(kBlockInputMark) != std::string::npos)
     CP_USER_ERROR(origin << ": not a text model file (contains control characters)");
   ModelSpec model;

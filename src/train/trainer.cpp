@@ -194,6 +194,7 @@ void Trainer::save(const std::string& reason) {
     std::sort(history.begin(), history.end());
     for (size_t i = 0; i + cfg_.keep < history.size(); ++i) fs::remove(history[i]);
   }
+  if (observer_) observer_->on_checkpoint();
 }
 
 bool Trainer::progress_due(uint64_t batches) {
