@@ -428,3 +428,22 @@ TEST(Study, NeitherMergeNorStudyOverwritesAnotherStudy) {
   EXPECT_EQ(study_over.exit_code, 0) << study_over.output;
   EXPECT_TRUE(std::filesystem::exists(d.str("merged/runs")));
 }
+
+// metrics.csv saved by a Windows editor (CRLF line ends) reads as the same rows.
+TEST(Metrics, CrlfLineEndsReadAsTheSameRows) {
+  TempDir d;
+  const std::string rows = "1,2.3,0.1,2.2,0.12,1.5,100,0.01,0.001\n2,2.1,0.2,2.0,0.22,1.4,101,0.01,0.001\n";
+  std::string unix_text = std::string(convpool::kMetricsCsvHeader) + "\n" + rows, dos;
+  for (char ch : unix_text) dos += ch == '\n' ? std::string("\r\n") : std::string(1, ch);
+  std::ofstream(d.str("unix.csv")) << unix_text;
+  std::ofstream(d.str("dos.csv")) << dos;
+  const auto a = convpool::read_metrics_csv(d.str("unix.csv"));
+  const auto b = convpool::read_metrics_csv(d.str("dos.csv"));
+  ASSERT_EQ(a.size(), 2u);
+  ASSERT_EQ(b.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(a[i].epoch, b[i].epoch);
+    EXPECT_EQ(a[i].test_accuracy, b[i].test_accuracy);
+    EXPECT_EQ(a[i].lr, b[i].lr);
+  }
+}

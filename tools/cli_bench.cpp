@@ -5,6 +5,7 @@
 //   bench conv    each convolution of a model: the backend's algorithms, time per direction
 //   bench checkpoint  save and load time against the number of tensors (cli_bench_checkpoint)
 // Peers (PyTorch) run in bench/peer-compare, which calls these with --json.
+#include <cerrno>
 #include <omp.h>
 
 #include <cstdio>
@@ -44,9 +45,12 @@ std::vector<int> parse_ints(const std::string& text, const char* flag, size_t co
   std::stringstream in(text);
   for (std::string item; std::getline(in, item, ',');) {
     char* end = nullptr;
+    errno = 0;
     const long x = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end || x < 1 || x > (1 << 20))
+    if (item.empty() || *end || x < 1)
       CP_USER_ERROR(flag << " '" << text << "': '" << item << "' is not a positive integer");
+    if (x > (1 << 20) || errno == ERANGE)
+      CP_USER_ERROR(flag << " '" << text << "': " << item << " is over the limit of " << (1 << 20));
     v.push_back(int(x));
   }
   if (count && v.size() != count)
@@ -177,7 +181,19 @@ int bench_pool(const BenchOptions& o, Device device) {
     text << " size=" << o.size << " stride=" << (o.stride ? o.stride : o.size) << " pad=" << o.pad;
   GraphOptions gopts{device, N, 0};
   gopts.input_gradient = true;  // the layer's backward must write dx
-  auto graph = Graph::build(parse_model_text(text.str() + "\n", "--method " + o.method), gopts);
+  // The layer is made of --method, --shape and the window flags: a message names them all,
+  // not the method alone, after the layer's own words.
+  std::unique_ptr<Graph> graph;
+  try {
+    graph = Graph::build(parse_model_text(text.str() + "\n", "bench pool"), gopts);
+  } catch (const Error& e) {
+    std::string why = e.what();
+    if (const size_t at = why.find("': "); at != std::string::npos) why = why.substr(at + 3);
+    else if (const size_t colon = why.find(": "); colon != std::string::npos) why = why.substr(colon + 2);
+    CP_USER_ERROR("--method " << o.method << " on --shape " << o.shape << " (--size " << o.size
+                              << ", --stride " << (o.stride ? o.stride : o.size) << ", --pad "
+                              << o.pad << "): " << why);
+  }
   const bool nonnegative = o.method.rfind("stochastic", 0) == 0;  // its inputs must be >= 0
   fill_random(graph->input(N), 11, nonnegative ? 0.f : -1.f, 1.f);
   fill_random(graph->gradient(1, N), 12, -1.f, 1.f);

@@ -28,6 +28,9 @@ StepTiming time_training_steps(Graph& graph, const TrainConfig& cfg, const Datas
   profiler_range = profiler_range && graph.device() == Device::cuda;
   TrainConfig c = cfg;
   c.out_dir.clear();  // nothing is written
+  c.non_finite_advice =
+      "the model overflows at the default learning rate on these images (profile and bench time "
+      "it as given; train it with a lower --lr)";
   Trainer trainer(graph, c);
   if (warmup > 0) trainer.train_epoch(warm);  // algorithm choice, graph capture, caches
   if (timer) {

@@ -52,6 +52,8 @@ struct TrainConfig {
   uint64_t save_every = 0;          // also save last.safetensors every N steps (0: per epoch only)
   int keep = 0;                     // keep the N newest step-NNN.safetensors history files
   std::string nan_policy = "stop";  // "stop" or "skip" (skip the update of that batch; CPU)
+  // The end of a non-finite loss's message: what the command that trains can change.
+  std::string non_finite_advice = "try a lower --lr or --nan-policy skip";
   bool cuda_graph = true;           // CUDA: replay full batches as a captured CUDA Graph
   // CUDA: where the data set lives. `convpool train` resolves automatic with the data sets'
   // sizes (resolve_data_placement); a Trainer given automatic uses pinned.

@@ -187,10 +187,16 @@ struct Graph::Builder {
       if (out.c < 1 || out.h < 1 || out.w < 1)
         CP_USER_ERROR(ls.where << ": " << ls.type << " '" << ls.name << "': input "
                                << in[0].str() << " gives an empty output " << out.str());
-      if (out.numel() * opts.batch >= kMaxFloats || L.state_floats(opts.batch) >= kMaxFloats ||
-          L.workspace_floats(opts.batch) >= kMaxFloats)
-        CP_USER_ERROR(ls.where << ": " << ls.type << " '" << ls.name << "': output "
-                               << out.str() << " at batch " << opts.batch << " is too large");
+      // Each buffer is checked on its own, so that the message names the one too large.
+      const auto refuse = [&](const std::string& what, size_t floats) {
+        if (floats >= kMaxFloats)
+          CP_USER_ERROR(ls.where << ": " << ls.type << " '" << ls.name << "': " << what
+                                 << " at batch " << opts.batch << " is too large (" << floats
+                                 << " floats; one buffer holds fewer than " << kMaxFloats << ")");
+      };
+      refuse("its output " + out.str(), out.numel() * size_t(opts.batch));
+      refuse("its saved state (for the backward pass)", L.state_floats(opts.batch));
+      refuse("its workspace (e.g. im2col columns)", L.workspace_floats(opts.batch));
       g.shapes_.push_back(out);
       g.region_names_.push_back({L.name() + "/fwd", L.name() + "/bwd"});
     }

@@ -71,6 +71,10 @@ LayerSpec parse_layer_line(const SourceLine& line) {
   LayerSpec spec;
   spec.where = line.where;
   spec.type = line.tokens[0];
+  if (const size_t eq = spec.type.find('='); eq != std::string::npos)
+    CP_USER_ERROR(line.where << ": '" << spec.type << "' on a line of its own: a line starts with "
+                             << "a layer type (conv, pool, ...), and " << spec.type.substr(0, eq)
+                             << "= belongs on its layer's line");
   for (size_t i = 1; i < line.tokens.size(); ++i) {
     const std::string& t = line.tokens[i];
     auto eq = t.find('=');

@@ -20,12 +20,18 @@ std::vector<EpochMetrics> read_metrics_csv(const std::string& path) {
   if (!std::filesystem::exists(path)) return {};
   std::istringstream f(read_regular_file(path, kMaxSmallTextBytes * 64, "metrics file"));
   std::string line;
-  std::getline(f, line);
+  // A file saved by a Windows editor ends its lines in CRLF: read the same.
+  const auto next_line = [&f](std::string& l) {
+    if (!std::getline(f, l)) return false;
+    if (!l.empty() && l.back() == '\r') l.pop_back();
+    return true;
+  };
+  next_line(line);
   const bool has_lr = line == kMetricsCsvHeader;
   if (!has_lr && line != kMetricsCsvHeaderWithoutLr)
     CP_USER_ERROR(path << ":1: not a convpool metrics file (header '" << line << "')");
   std::map<int, EpochMetrics> by_epoch;
-  for (int lineno = 2; std::getline(f, line); ++lineno) {
+  for (int lineno = 2; next_line(line); ++lineno) {
     if (line.empty()) continue;
     EpochMetrics m;
     m.lr = std::nan("");

@@ -242,7 +242,7 @@ void Trainer::non_finite(const char* what, const std::string& where) {
                     << (impl_->last_saved.empty()
                             ? std::string("no checkpoint was written")
                             : "the last good checkpoint " + impl_->last_saved + " is untouched")
-                    << "; try a lower --lr or --nan-policy skip");
+                    << "; " << cfg_.non_finite_advice);
 }
 
 EpochMetrics Trainer::train_epoch(const Dataset& train) {
