@@ -17,7 +17,9 @@
 #include <thread>
 
 #include "convpool/checkpoint.h"
+#include "convpool/device.h"
 #include "convpool/distributed.h"
+#include "convpool/trainer.h"
 #include "test_helpers.h"
 
 using namespace convpool;
@@ -187,4 +189,49 @@ TEST(DataParallel, AKilledRankEndsTheJobWithAMessageNamingIt) {
               output.c_str());
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << output;
   EXPECT_NE(output.find("rank 1"), std::string::npos) << output;
+}
+
+// mpirun -np N --device cuda: each rank of a node takes its own GPU by its local rank, as the
+// launcher gives it; more ranks than GPUs on a node is refused (NCCL would refuse two ranks on
+// one GPU, "Duplicate GPU detected"). The decision, without a GPU: pick_device applies it.
+TEST(DataParallel, EachLocalRankTakesItsOwnGpu) {
+  const char* names[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID",
+                         "MV2_COMM_WORLD_LOCAL_RANK"};
+  for (const char* n : names) unsetenv(n);
+  EXPECT_EQ(convpool::launcher_local_rank(3), 3);  // no launcher variable: the world rank
+  for (const char* n : names) {
+    setenv(n, "1", 1);
+    EXPECT_EQ(convpool::launcher_local_rank(5), 1) << n;
+    setenv(n, "x1", 1);
+    EXPECT_EQ(convpool::launcher_local_rank(5), 5) << n;
+    unsetenv(n);
+  }
+  EXPECT_EQ(convpool::device_for_local_rank(0, 2), 0);
+  EXPECT_EQ(convpool::device_for_local_rank(1, 2), 1);
+  try {
+    convpool::device_for_local_rank(2, 2);
+    FAIL() << "a third rank on a 2-GPU node was given a GPU";
+  } catch (const convpool::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("local rank 2 has no GPU of its own (2 on this node)"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+// --sync-bn on CUDA is refused in one line, never silently ignored (the CUDA step has no
+// synchronised statistics); on the CPU it stays allowed.
+TEST(DataParallel, SyncBatchNormOnCudaIsRefusedNotIgnored) {
+  convpool::TrainConfig cfg;
+  cfg.sync_bn = true;
+  cfg.device = convpool::Device::cpu;
+  EXPECT_NO_THROW(convpool::validate_recipe(cfg));
+  cfg.device = convpool::Device::cuda;
+  try {
+    convpool::validate_recipe(cfg);
+    FAIL() << "--sync-bn accepted on CUDA";
+  } catch (const convpool::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--sync-bn runs on the CPU backend only"),
+              std::string::npos)
+        << e.what();
+  }
 }

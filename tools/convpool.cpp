@@ -46,6 +46,10 @@ Device pick_device(const std::string& name) {
   int index = 0;
   const std::string kind = parse_device_option(name, &index);
   if (kind == "cpu") return Device::cpu;
+  // Data-parallel ranks each take their node's next GPU unless cuda:N chose one.
+  if (world().distributed() && name.rfind("cuda:", 0) != 0)
+    if (const int count = cuda_device_count(); count > 0)
+      index = device_for_local_rank(launcher_local_rank(world().rank()), count);
   set_cuda_device_index(index);  // before any CUDA call: the context is created on it
   if (kind == "cuda") {
     require_cuda_device();  // throws a one-line reason, the same for cuda and cuda:0

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <charconv>
 #include <cstdlib>
+#include <cstring>
 #include <sstream>
 
 #include "convpool/error.h"
@@ -64,10 +65,32 @@ bool cuda_archs_run_on(const std::string& archs, int cc) {
   return false;
 }
 
+int launcher_local_rank(int fallback) {
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID",
+                           "MV2_COMM_WORLD_LOCAL_RANK"}) {
+    const char* value = std::getenv(name);
+    int rank = 0;
+    if (value && *value) {
+      const auto [end, ec] = std::from_chars(value, value + std::strlen(value), rank);
+      if (ec == std::errc() && *end == 0 && rank >= 0) return rank;
+    }
+  }
+  return fallback;
+}
+
+int device_for_local_rank(int local_rank, int device_count) {
+  if (local_rank >= device_count)
+    CP_USER_ERROR("local rank " << local_rank << " has no GPU of its own (" << device_count
+                                << " on this node): run at most " << device_count
+                                << " ranks per node, or choose with --device cuda:N");
+  return local_rank;
+}
+
 #ifndef CONVPOOL_HAVE_CUDA
 
 bool cuda_built() { return false; }
 bool cuda_device_available() { return false; }
+int cuda_device_count() { return 0; }
 void require_cuda_device() {
   CP_USER_ERROR(
       "this convpool binary was built without CUDA (configure found no nvcc, cuDNN "
@@ -111,6 +134,14 @@ std::string no_device_reason() {
 
 bool cuda_built() { return true; }
 bool cuda_device_available() { return no_device_reason().empty(); }
+int cuda_device_count() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  return count;
+}
 void require_cuda_device() {
   const std::string why = no_device_reason();
   if (!why.empty()) CP_USER_ERROR("--device cuda: " << why);

@@ -33,6 +33,12 @@ void validate_recipe(const TrainConfig& cfg) {
   if (cfg.ema_decay != 0.f && !(cfg.ema_decay > 0.f && cfg.ema_decay < 1.f))
     CP_USER_ERROR("--ema decay must be in (0, 1), e.g. 0.999 (got " << cfg.ema_decay
                                                                    << "; 0 turns it off)");
+  // What only the CPU backend does: refused on CUDA, never ignored.
+  if (cfg.device == Device::cuda && cfg.sync_bn)
+    CP_USER_ERROR("--sync-bn runs on the CPU backend only (on CUDA each rank's BatchNorm would "
+                  "normalise with its own slice): drop it, or train with --device cpu");
+  if (cfg.device == Device::cuda && cfg.nan_policy == "skip")
+    CP_USER_ERROR("--nan-policy skip is only available on the CPU; CUDA runs stop instead");
 }
 
 void require_cifar_model(const Graph& graph, const std::string& origin, int classes) {
@@ -99,8 +105,6 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
     CP_FAIL("batch larger than the graph was built for");
   if (graph.device() == Device::cuda) {
 #ifdef CONVPOOL_HAVE_CUDA
-    if (cfg.nan_policy == "skip")
-      CP_USER_ERROR("--nan-policy skip is only available on the CPU; CUDA runs stop instead");
     // Unresolved (callers without the data sets' sizes, e.g. benchmarks): pinned, which fits
     // any data set.
     impl_->backend = std::make_unique<cuda::TrainStepper>(
