@@ -105,9 +105,11 @@ void copy_bytes(void* dst, Device dst_dev, const void* src, Device src_dev, size
   }
 #ifdef CONVPOOL_HAVE_CUDA
   CP_CUDA_CHECK(cudaMemcpy(dst, src, bytes, cudaMemcpyDefault));
-  // cudaMemcpy returns before a device-to-device copy is done, and the compute streams do not
-  // wait for the default stream (they are non-blocking): wait here, as promised.
-  if (dst_dev == Device::cuda && src_dev == Device::cuda) CP_CUDA_CHECK(cudaStreamSynchronize(0));
+  // cudaMemcpy may return before a copy into device memory has landed (device to device; and
+  // from pageable host memory once it is staged for DMA), and the compute streams do not wait
+  // for the default stream (they are non-blocking): wait here, as promised, before any kernel
+  // of theirs reads the destination.
+  if (dst_dev == Device::cuda) CP_CUDA_CHECK(cudaStreamSynchronize(0));
 #else
   no_cuda();
 #endif
