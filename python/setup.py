@@ -25,7 +25,9 @@ def rel(path):
 sources = [rel("python/convpool_torch/csrc/ext.cpp"), rel("src/cpu/pool.cpp"),
            rel("src/cpu/pool_fast.cpp"), rel("src/cpu/pool_fast_global.cpp"),
            rel("src/layers/pool_methods.cpp")]
-cxx = ["-O3", "-fopenmp", "-std=c++17", "-Wall", "-Wno-unknown-pragmas"]
+# C++20: PyTorch 2.x's headers refuse anything older, the engine's sources are C++20, and
+# torch 1.13's headers (Debian's) compile under it too.
+cxx = ["-O3", "-fopenmp", "-std=c++20", "-Wall", "-Wno-unknown-pragmas"]
 include_dirs = [os.path.join(ROOT, "include"), os.path.join(ROOT, "src"), ROOT]
 with_cuda = os.environ.get("CONVPOOL_TORCH_CUDA") == "1"
 if with_cuda:
@@ -48,7 +50,6 @@ if with_cuda:
         # torch 1.13's BuildExtension compares nvcc's CUDA version with torch.version.cuda,
         # which is None in a CPU-only torch (a TypeError): there is no torch CUDA to match.
         cpp_extension._check_cuda_version = lambda *args: None
-    cxx = [f if f != "-std=c++17" else "-std=c++20" for f in cxx]  # kernels/pool.cuh is C++20
     kind = cpp_extension.CUDAExtension if torch_has_cuda else cpp_extension.CppExtension
     ext = kind("convpool_torch._C", sources,
                include_dirs=include_dirs + [os.path.join(cuda_home, "include")],
