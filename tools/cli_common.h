@@ -26,7 +26,7 @@ void add_device_options(CLI::App* cmd, std::string& device, int& threads);
 // Each subcommand registers its options and returns the function that runs it.
 using Runner = std::function<int()>;
 struct Commands {
-  Runner train, eval, study, profile, bench, model, export_onnx;
+  Runner train, eval, predict, study, profile, bench, model, export_onnx;
   CLI::App* pool_methods = nullptr;
   bool pool_methods_json = false;
 };
@@ -44,6 +44,7 @@ Runner add_profile_command(CLI::App& app);
 Runner add_bench_command(CLI::App& app);
 Runner add_model_command(CLI::App& app);
 Runner add_export_command(CLI::App& app);
+Runner add_predict_command(CLI::App& app);
 int bench_checkpoint(const std::vector<int>& counts, int reps, bool json);
 
 }  // namespace convpool::cli

@@ -165,6 +165,7 @@ void build_cli(CLI::App& app, Commands& commands) {
   commands.bench = add_bench_command(app);
   commands.model = add_model_command(app);
   commands.export_onnx = add_export_command(app);
+  commands.predict = add_predict_command(app);
   commands.pool_methods = app.add_subcommand("pool-methods", "list the pooling methods");
   commands.pool_methods->add_flag("--json", commands.pool_methods_json,
                                   "the method table as JSON (names, ids, parameters with "
@@ -212,6 +213,7 @@ int run_cli(int argc, char** argv) {
     if (*app.get_subcommand("bench")) return commands.bench();
     if (*app.get_subcommand("model")) return commands.model();
     if (*app.get_subcommand("export")) return commands.export_onnx();
+    if (*app.get_subcommand("predict")) return commands.predict();
     if (*commands.pool_methods) return run_pool_methods(commands.pool_methods_json);
   } catch (const Interrupted& e) {
     // Data-parallel ranks stop at the same step; rank 0 speaks for them.

@@ -55,6 +55,10 @@ enum class DatasetKind { cifar10, cifar100 };
 const char* dataset_name(DatasetKind kind);  // "cifar10", "cifar100"
 // The CLI's names; a one-line error naming the choices otherwise.
 DatasetKind parse_dataset_kind(const std::string& name);
+// A data set's class names in label order, as its name file lists them (built in: a
+// prediction names classes without the data set at hand).
+std::vector<std::string> default_class_names(DatasetKind kind);
+std::vector<std::string> cifar10_class_names();
 
 struct Dataset {
   std::vector<uint8_t> pixels;  // count x 3072

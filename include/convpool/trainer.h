@@ -106,6 +106,7 @@ std::string format_epoch_line(const EpochMetrics& m, int epochs);
 struct EvalResult {
   double loss = 0, accuracy = 0;
   std::vector<int> predictions;  // per test image
+  std::vector<float> logits;     // per test image, one per class (averaged over the views)
 };
 
 // Thrown when a stop signal ended training after a checkpoint was saved.

@@ -115,8 +115,12 @@ Dataset load_cifar10(const std::string& dir, const std::string& split, size_t li
                       << " each: a truncated or mixed copy?");
   }
   ds.class_names = read_class_names(dir + "/batches.meta.txt", kCifarClasses,
-                                    {kDefaultClassNames, kDefaultClassNames + kCifarClasses});
+                                    cifar10_class_names());
   return ds;
+}
+
+std::vector<std::string> cifar10_class_names() {
+  return {kDefaultClassNames, kDefaultClassNames + kCifarClasses};
 }
 
 std::vector<std::string> read_class_names(const std::string& path, int classes,
@@ -166,7 +170,7 @@ std::string resolve_dir(const DataDirSpec& spec, const std::string& flag_value) 
     if (::access(flag_value.c_str(), R_OK | X_OK) != 0)
       CP_USER_ERROR("--data " << flag_value << ": cannot read the directory ("
                               << std::strerror(errno) << ")");
-    for (const std::string d : {flag_value, flag_value + "/" + folder})
+    for (const std::string& d : {flag_value, flag_value + "/" + folder})
       for (const char* name : {spec.train_file, spec.test_file})
         if (const std::string f = d + "/" + name;
             !is_regular_file(f) &&

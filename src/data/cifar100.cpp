@@ -16,6 +16,25 @@ const char* dataset_name(DatasetKind kind) {
   return kind == DatasetKind::cifar100 ? "cifar100" : "cifar10";
 }
 
+std::vector<std::string> default_class_names(DatasetKind kind) {
+  // CIFAR-100's fine labels in label order, as its fine_label_names.txt lists them.
+  static const char* const kFine[kCifar100Classes] = {
+      "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle",
+      "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle",
+      "caterpillar", "cattle", "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch",
+      "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish", "forest", "fox",
+      "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion",
+      "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain", "mouse", "mushroom",
+      "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree",
+      "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road",
+      "rocket", "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake",
+      "spider", "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank",
+      "telephone", "television", "tiger", "tractor", "train", "trout", "tulip", "turtle",
+      "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm"};
+  if (kind == DatasetKind::cifar100) return {kFine, kFine + kCifar100Classes};
+  return cifar10_class_names();
+}
+
 DatasetKind parse_dataset_kind(const std::string& name) {
   if (name == "cifar10") return DatasetKind::cifar10;
   if (name == "cifar100") return DatasetKind::cifar100;
@@ -40,9 +59,8 @@ Dataset load_cifar100(const std::string& dir, const std::string& split, size_t l
   ds.records_per_file.push_back(parse_cifar100_records(
       read_regular_file(path, size_t(100001) * kCifar100RecordBytes, "CIFAR-100 file"), path, ds,
       limit ? limit : SIZE_MAX));
-  std::vector<std::string> numbered;
-  for (int c = 0; c < kCifar100Classes; ++c) numbered.push_back("class" + std::to_string(c));
-  ds.class_names = read_class_names(dir + "/fine_label_names.txt", kCifar100Classes, numbered);
+  ds.class_names = read_class_names(dir + "/fine_label_names.txt", kCifar100Classes,
+                                    default_class_names(DatasetKind::cifar100));
   return ds;
 }
 
