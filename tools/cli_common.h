@@ -19,6 +19,10 @@ std::string suggest_flag(const CLI::App& app, int argc, char** argv);
 // "nan" through a Range; these refuse both with a usage error (exit 2).
 extern const CLI::Validator kWholeNumber;  // 0 .. 2^64-1, digits only
 extern const CLI::Validator kFiniteNumber;  // a number, not nan or inf
+// A number in an interval, each end included or not: "'0' is not in (0, 10]".
+CLI::Validator number_in(double lo, double hi, bool lo_included, bool hi_included);
+// A value that is not the empty string (--data '' would otherwise read as not given).
+extern const CLI::Validator kNonEmpty;
 
 // --device (auto | cpu | cuda) and --threads, as every command that computes takes them.
 void add_device_options(CLI::App* cmd, std::string& device, int& threads);

@@ -114,7 +114,8 @@ Runner add_eval_command(CLI::App& app) {
       ->required();
   cmd->add_option("--data", o->data,
                   "CIFAR-10 binary directory (default: $CIFAR10_DIR, then "
-                  "data/cifar-10-batches-bin)");
+                  "data/cifar-10-batches-bin)")
+      ->check(kNonEmpty);
   add_device_options(cmd, o->device, o->threads);
   cmd->add_option("--batch", o->batch, "evaluation batch size")
       ->capture_default_str()

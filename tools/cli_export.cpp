@@ -100,7 +100,10 @@ void check_outputs(const ExportOptions& o) {
   auto same = [](const std::string& a, const std::string& b) {
     std::error_code ec;
     if (fs::exists(a, ec) && fs::exists(b, ec)) return fs::equivalent(a, b, ec);
-    return fs::weakly_canonical(a, ec) == fs::weakly_canonical(b, ec);
+    // Absolute first: the canonical form of a relative path with no existing prefix stays
+    // relative, so "m.onnx" and "./m.onnx" would differ.
+    return fs::weakly_canonical(fs::absolute(a, ec), ec) ==
+           fs::weakly_canonical(fs::absolute(b, ec), ec);
   };
   for (size_t i = 0; i < outputs.size(); ++i) {
     const auto& [path, what] = outputs[i];
@@ -197,13 +200,14 @@ void write_npy(const std::string& path, const std::vector<float>& v, size_t rows
   write_file_atomic(path, out);
 }
 
-void write_logits(const Checkpoint& ckpt, const ExportOptions& o, bool ema) {
+void write_logits(const Checkpoint& ckpt, const ExportOptions& o, bool ema,
+                  const std::string& data_dir) {
   const int batch = 100;
   auto graph = build_from_checkpoint(ckpt, o.checkpoint, GraphOptions{Device::cpu, batch, 0}, ema);
   const DatasetKind kind = parse_dataset_kind(ckpt.state.dataset);
   require_cifar_model(*graph, o.checkpoint + " (model)",
                       kind == DatasetKind::cifar100 ? kCifar100Classes : kCifarClasses);
-  const Dataset test = load_dataset(kind, resolve_data_dir(kind, o.data), "test", o.images);
+  const Dataset test = load_dataset(kind, data_dir, "test", o.images);
   const size_t classes = graph->output_shape(1).numel();
   std::vector<float> logits(test.size() * classes);
   std::vector<uint32_t> order(test.size());
@@ -232,6 +236,9 @@ int run(const ExportOptions& o) {
   const Checkpoint ckpt = load_checkpoint(o.checkpoint);
   if (const std::string note = format_note(ckpt, o.checkpoint); !note.empty())
     std::fprintf(stderr, "convpool: %s\n", note.c_str());
+  // The data --logits reads is found before anything is written.
+  const std::string data_dir =
+      o.logits.empty() ? "" : resolve_data_dir(parse_dataset_kind(ckpt.state.dataset), o.data);
   // The weights eval uses; restoring them refuses a non-finite tensor among them.
   const bool ema = uses_ema_weights(ckpt, o.weights);
   auto graph = build_from_checkpoint(ckpt, o.checkpoint, GraphOptions{Device::cpu, 1, 0}, ema);
@@ -245,7 +252,7 @@ int run(const ExportOptions& o) {
                  o.onnx.c_str(), graph->num_layers(), kOnnxOpset,
                  describe_weights(ckpt, ema).c_str());
   }
-  if (!o.logits.empty()) write_logits(ckpt, o, ema);
+  if (!o.logits.empty()) write_logits(ckpt, o, ema, data_dir);
   return 0;
 }
 
@@ -266,7 +273,8 @@ Runner add_export_command(CLI::App& app) {
       ->check(kWholeNumber);
   cmd->add_option("--data", o->data,
                   "CIFAR-10 binary directory for --logits (default: $CIFAR10_DIR, then "
-                  "data/cifar-10-batches-bin)");
+                  "data/cifar-10-batches-bin)")
+      ->check(kNonEmpty);
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--weights", o->weights,

@@ -108,10 +108,8 @@ int run(const PredictOptions& o) {
   out["device"] = device_name(device);
   out["predictions"] = nlohmann::json::array();
   out["failed"] = nlohmann::json::array();
-  if (!o.json)
-    std::printf("checkpoint %s, %s weights, on %s\n", o.checkpoint.c_str(), ema ? "ema" : "raw",
-                device_name(device));
   size_t failed = 0;
+  bool header_printed = false;  // before the first prediction: none when every file fails
   // A batch of files at a time: decoded, fitted, evaluated, printed.
   for (size_t first = 0; first < files.size(); first += size_t(batch)) {
     Dataset images;
@@ -142,6 +140,10 @@ int run(const PredictOptions& o) {
                          {"probability", k.probability}});
         out["predictions"].push_back({{"file", ok[i]}, {"top", top}});
       } else {
+        if (!header_printed)
+          std::printf("checkpoint %s, %s weights, on %s\n", o.checkpoint.c_str(),
+                      ema ? "ema" : "raw", device_name(device));
+        header_printed = true;
         std::string line = ok[i] + ":";
         char part[96];
         for (size_t k = 0; k < ranked.size(); ++k) {
@@ -155,8 +157,9 @@ int run(const PredictOptions& o) {
   }
   if (o.json) std::printf("%s\n", out.dump(2).c_str());
   if (failed) {
-    std::fprintf(stderr, "convpool: error: %zu of %zu images could not be read (see above)\n",
-                 failed, files.size());
+    if (files.size() > 1)  // with one file, its own line says it all
+      std::fprintf(stderr, "convpool: error: %zu of %zu images could not be read (see above)\n",
+                   failed, files.size());
     return 1;
   }
   return 0;
@@ -193,7 +196,8 @@ Runner add_predict_command(CLI::App& app) {
       ->check(CLI::IsMember({"auto", "ema", "raw"}));
   cmd->add_option("--data", o->data,
                   "read the class names from this data set directory's name file (default: "
-                  "the built-in CIFAR-10 or CIFAR-100 names)");
+                  "the built-in CIFAR-10 or CIFAR-100 names)")
+      ->check(kNonEmpty);
   cmd->add_flag("--json", o->json, "machine-readable output");
   cmd->footer(
       "An image that cannot be read is reported on its own line; the others are still\n"

@@ -184,7 +184,8 @@ Runner add_profile_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 100000));
   add_device_options(cmd, o->device, o->threads);
-  cmd->add_option("--data", o->data, "CIFAR-10 directory (default: synthetic random images)");
+  cmd->add_option("--data", o->data, "CIFAR-10 directory (default: synthetic random images)")
+      ->check(kNonEmpty);
   cmd->add_flag("--tf32", o->tf32, "CUDA: TF32 tensor-core math for convolutions and dense");
   cmd->add_flag("--json", o->json, "machine-readable output");
   cmd->footer(

@@ -400,6 +400,10 @@ void write_study_tables(const std::string& out, const std::vector<StudyRow>& row
 // --merge: the shards' runs, in the unsharded order, into the unsharded tables.
 int merge(const StudyOptions& so) {
   if (so.train.out.empty()) CP_USER_ERROR("--merge needs --out DIR for the combined tables");
+  for (const std::string& dir : so.merge)
+    if (dir.empty())
+      CP_USER_ERROR("--merge: an empty shard directory in the list; name each shard's directory, "
+                    "comma-separated");
   make_directory(so.train.out);
   const RunDirectoryLock lock(so.train.out, "--out");  // one study or merge writes here at a time
   for (const std::string& dir : so.merge) {
@@ -553,7 +557,12 @@ Runner add_study_command(CLI::App& app) {
       "  convpool study --pools max,mixed --epochs 1 --limit-train 2000 --device cpu --out /tmp/s\n"
       "  convpool study --pools max,avg --seeds 4 --shard 0/2 --out s/shard-0   # and --shard 1/2\n"
       "  convpool study --merge s/shard-0,s/shard-1 --out s");
-  return [so, cmd] { return so->merge.empty() ? run(*so, cmd) : merge(*so); };
+  return [so, cmd] {
+    if (so->merge.empty()) return run(*so, cmd);
+    if (cmd->count("--shard"))
+      CP_USER_ERROR("--merge combines finished shards; --shard (which runs one) does not apply");
+    return merge(*so);
+  };
 }
 
 }  // namespace convpool::cli

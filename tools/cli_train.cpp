@@ -47,6 +47,25 @@ Claim claim_run_directory(const TrainOptions& o, bool overwrite, const CLI::App*
                              ? fs::path(".")
                              : fs::path(o.resume).parent_path();
     if (fs::equivalent(own, o.out, ec)) {
+      // The directory's metrics.csv and summary.txt are rewritten: they must be this run's
+      // (convpool's), not files of the user's that happen to sit beside a checkpoint.
+      const auto refuse_foreign = [&](const std::string& file, const std::string& why) {
+        CP_USER_ERROR("--resume " << o.resume << " would rewrite " << file << ", which " << why
+                                  << ": resume into another directory with --out NEW_DIR");
+      };
+      const std::string metrics = (fs::path(o.out) / "metrics.csv").string();
+      if (fs::exists(metrics)) {
+        try {
+          read_metrics_csv(metrics);
+        } catch (const Error&) {
+          refuse_foreign(metrics, "is not a convpool metrics file");
+        }
+      }
+      const std::string summary = (fs::path(o.out) / "summary.txt").string();
+      if (fs::exists(summary) &&
+          read_regular_file(summary, kMaxSmallTextBytes, "run summary").rfind("epochs ", 0) != 0 &&
+          read_regular_file(summary, kMaxSmallTextBytes, "run summary").rfind("no epochs", 0) != 0)
+        refuse_foreign(summary, "is not a convpool run summary");
       // Resuming in place is allowed, but from an older checkpoint (best, step-N) while the
       // run's last.safetensors has moved on, it would overwrite last and drop the later
       // epochs from metrics.csv: only with --overwrite, which asks for that roll-back.
@@ -177,10 +196,13 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
   }
   install_stop_handlers();
   ConsoleReporter reporter(o.verbosity(), stdout_is_terminal());
-  if (!lock.taken_over_from().empty())
-    reporter.line("note: " + o.out + " was last locked by " + lock.taken_over_from() +
-                  ", which ended without releasing it; this run takes it over");
-  if (!restart_note.empty()) reporter.line(restart_note);
+  // Notes go to stderr, as every "convpool: note:" does.
+  if (!lock.taken_over_from().empty() && o.verbosity() != Verbosity::quiet)
+    std::fprintf(stderr, "convpool: note: %s was last locked by %s, which ended without "
+                 "releasing it; this run takes it over\n",
+                 o.out.c_str(), lock.taken_over_from().c_str());
+  if (!restart_note.empty() && o.verbosity() != Verbosity::quiet)
+    std::fprintf(stderr, "convpool: %s\n", restart_note.c_str());
   if (replaced) reporter.after_checkpoint = [&replaced] { replaced->discard(); };
   try {
     train_run(o, data.train, data.test, reporter);

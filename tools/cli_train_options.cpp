@@ -153,6 +153,7 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_option("--data", o.data,
                   "CIFAR-10 binary directory (default: $CIFAR10_DIR, then "
                   "data/cifar-10-batches-bin)")
+      ->check(kNonEmpty)
       ->configurable(false);  // where the data lives is not part of the run
   cmd->add_option("--model", o.model, "model file")->capture_default_str();
   cmd->add_option("--epochs", o.cfg.epochs, "total epochs to train (also when resuming)")
@@ -168,16 +169,16 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_option("--lr", o.cfg.optimizer.lr, "learning rate")
       ->capture_default_str()
       ->check(kFiniteNumber)
-      ->check(CLI::Range(1e-12, 10.0));
+      ->check(number_in(0.0, 10.0, false, true));
   cmd->add_option("--momentum", o.cfg.optimizer.momentum, "SGD momentum")
       ->capture_default_str()
       ->check(kFiniteNumber)
-      ->check(CLI::Range(0.0, 0.999999));
+      ->check(number_in(0.0, 1.0, true, false));
   cmd->add_flag("--nesterov", o.cfg.optimizer.nesterov, "SGD with Nesterov momentum");
   cmd->add_option("--weight-decay", o.cfg.optimizer.weight_decay, "L2 weight decay")
       ->capture_default_str()
       ->check(kFiniteNumber)
-      ->check(CLI::Range(0.0, 0.999999));
+      ->check(number_in(0.0, 1.0, true, false));
   add_schedule_options(cmd, o);
   cmd->add_option("--label-smoothing", o.cfg.label_smoothing,
                   "train towards (1 - EPS) onehot + EPS / 10 instead of the label alone")
@@ -327,6 +328,9 @@ std::map<std::string, ConfigLine> scan_config_lines(const std::string& text,
   if (text.rfind("\xEF\xBB\xBF", 0) == 0)
     CP_USER_ERROR("--config " << path << ": starts with a UTF-8 byte-order mark (bytes EF BB BF); "
                                  "save it as UTF-8 without one");
+  if (text.find('\0') != std::string::npos)
+    CP_USER_ERROR("--config " << path << ": not a text file (it holds NUL bytes; UTF-16? save "
+                                 "it as UTF-8)");
   std::map<std::string, ConfigLine> lines;
   std::istringstream in(text);
   int number = 0;
@@ -347,6 +351,13 @@ std::map<std::string, ConfigLine> scan_config_lines(const std::string& text,
     const std::string key = trim(l.substr(0, eq));
     ConfigLine c{number, ValueForm::bare, strip_comment(trim(l.substr(eq + 1)))};
     c.form = form_of(c.value);
+    if (c.value.rfind("\"\"\"", 0) == 0 || c.value.rfind("\'\'\'", 0) == 0)
+      CP_USER_ERROR("--config " << path << ":" << number << ": " << key
+                                << ": multi-line strings are not read; write the value on one line");
+    if (c.form == ValueForm::string &&
+        (c.value.size() < 2 || c.value.back() != c.value.front()))
+      CP_USER_ERROR("--config " << path << ":" << number << ": " << key << " = " << c.value
+                                << ": the string has no closing " << c.value.front());
     // A list may go on over several lines, up to its ']'.
     if (c.form == ValueForm::array)
       for (std::string more; c.value.find(']') == std::string::npos && std::getline(in, more);) {
@@ -408,7 +419,12 @@ void apply_config_text(CLI::App* cmd, const std::string& text, const std::string
       CP_USER_ERROR("--config " << path << ": sections ([" << item.parents[0]
                                 << "]) are not used; write key = value lines");
     CLI::Option* opt = cmd->get_option_no_throw("--" + item.name);
-    if (!opt || !opt->get_configurable()) {
+    if (opt && !opt->get_configurable())
+      CP_USER_ERROR("--config " << path << ": '" << item.name << "' is not read from a config "
+                                << "file (it says where a run reads or writes, or how this "
+                                << "command runs): give --" << item.name
+                                << " on the command line");
+    if (!opt) {
       const std::string near = nearest_word(item.name, names);
       CP_USER_ERROR("--config " << path << ": unknown option '" << item.name << "'"
                                 << (near.empty() ? "" : "; did you mean '" + near + "'?"));

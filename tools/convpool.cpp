@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <new>
+#include <sstream>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
@@ -67,6 +69,28 @@ const CLI::Validator kWholeNumber(
       return "";
     },
     "UINT");
+
+CLI::Validator number_in(double lo, double hi, bool lo_included, bool hi_included) {
+  std::ostringstream range;
+  range << (lo_included ? "[" : "(") << lo << ", " << hi << (hi_included ? "]" : ")");
+  return CLI::Validator(
+      [=, text = range.str()](std::string& value) -> std::string {
+        char* end = nullptr;
+        const double v = std::strtod(value.c_str(), &end);
+        if (value.empty() || *end != '\0' || !std::isfinite(v)) return "'" + value + "' is not a finite number";
+        if ((lo_included ? v < lo : v <= lo) || (hi_included ? v > hi : v >= hi))
+          return "'" + value + "' is not in " + text;
+        return "";
+      },
+      "NUMBER");
+}
+
+const CLI::Validator kNonEmpty(
+    [](std::string& value) -> std::string {
+      return value.empty() ? std::string("the value is empty: name a path, or leave the option out")
+                           : "";
+    },
+    "TEXT");
 
 const CLI::Validator kFiniteNumber(
     [](std::string& text) -> std::string {
@@ -223,6 +247,14 @@ int run_cli(int argc, char** argv) {
     // One failing rank ends every rank of a data-parallel job, naming itself, never a hang.
     if (world().distributed()) world().abort(std::string("error: ") + e.what(), 1);
     std::fprintf(stderr, "convpool: error: %s\n", one_line(e.what()).c_str());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    // A buffer of ours names its size (Buffer); this is any other allocation.
+    const char* msg =
+        "out of host memory: this command needs more memory than the process may use; try a "
+        "smaller --batch or model";
+    if (world().distributed()) world().abort(std::string("error: ") + msg, 1);
+    std::fprintf(stderr, "convpool: error: %s\n", msg);
     return 1;
   } catch (const std::exception& e) {
     if (world().distributed()) world().abort(std::string("internal error: ") + e.what(), 2);

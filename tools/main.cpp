@@ -3,6 +3,7 @@
 // the data-parallel job first (convpool/distributed.h).
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 
@@ -29,6 +30,9 @@ void limit_openmp_spinning(char** argv) {
 
 int main(int argc, char** argv) {
   limit_openmp_spinning(argv);
+  // A file-size limit (ulimit -f) then fails the write with EFBIG, which the savers report
+  // in one line and clean up after, instead of killing the process mid-save.
+  signal(SIGXFSZ, SIG_IGN);
   try {
     convpool::init_distributed(&argc, &argv);
   } catch (const convpool::Error& e) {

@@ -48,7 +48,10 @@ Buffer::Buffer(Device device, size_t bytes) : bytes_(bytes), device_(device) {
   if (device == Device::cpu) {
     // 64-byte alignment for SIMD; aligned_alloc needs a size that is a multiple of it.
     ptr_ = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-    if (!ptr_) CP_FAIL("out of host memory allocating " << bytes << " bytes");
+    if (!ptr_)
+      CP_USER_ERROR("out of host memory: cannot allocate " << (bytes >> 20) << " MiB (" << bytes
+                                                           << " bytes); try a smaller --batch "
+                                                              "or model");
     count_alloc(device, bytes);
     return;
   }
@@ -58,8 +61,9 @@ Buffer::Buffer(Device device, size_t bytes) : bytes_(bytes), device_(device) {
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
     ptr_ = nullptr;
-    CP_FAIL("out of device memory: asked for " << bytes << " bytes, device has " << free_b
-                                               << " free of " << total_b);
+    CP_USER_ERROR("out of device memory: asked for " << bytes << " bytes, the device has "
+                                                     << free_b << " free of " << total_b
+                                                     << "; try a smaller --batch or model");
   }
   count_alloc(device, bytes);
 #else

@@ -139,9 +139,14 @@ std::vector<std::string> read_class_names(const std::string& path, int classes,
         CP_USER_ERROR(path << ":" << number << ": a class name holds the control byte " << hex
                            << " (not a class-name file; delete it to use the standard names)");
       }
-    if (!line.empty() && int(names.size()) < classes) names.push_back(line);
+    if (!line.empty()) names.push_back(line);
   }
-  return int(names.size()) == classes ? names : fallback;
+  // Another count would name the classes wrongly (9 names leave a class unnamed; 11 are not
+  // this data set's list).
+  if (int(names.size()) != classes)
+    CP_USER_ERROR(path << " holds " << names.size() << " class names, one per line; the data set "
+                       << "has " << classes << " (fix it, or delete it to use the standard names)");
+  return names;
 }
 
 std::string data_note(const Dataset& ds, const std::string& split) {
@@ -176,6 +181,15 @@ std::string resolve_dir(const DataDirSpec& spec, const std::string& flag_value) 
             !is_regular_file(f) &&
             (std::filesystem::exists(f, ec) || std::filesystem::is_symlink(f, ec)))
           read_regular_file(f, 0, (std::string(spec.name) + " batch file").c_str());  // says why
+    for (const std::string& d : {flag_value, flag_value + "/" + folder}) {
+      const bool train = is_regular_file(d + "/" + spec.train_file),
+                 test = is_regular_file(d + "/" + spec.test_file);
+      if (train != test)
+        CP_USER_ERROR("--data " << flag_value << ": " << d << "/"
+                                << (train ? spec.test_file : spec.train_file) << " is missing ("
+                                << (train ? spec.train_file : spec.test_file)
+                                << " is there): an incomplete copy of " << spec.name);
+    }
     CP_USER_ERROR("--data " << flag_value << ": no " << spec.name
                             << " binary files there (expected " << spec.expected << ", or a "
                             << folder << "/ folder)");

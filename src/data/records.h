@@ -28,9 +28,8 @@ size_t parse_records(const RecordLayout& layout, const std::string& bytes,
 bool is_dir(const std::string& path);
 
 // The class names of a data set's name file (one per line, blank lines skipped, a CRLF's
-// carriage return dropped): the first `classes` of them, or `fallback` when the file is
-// missing or holds fewer. A name with a NUL or other control byte is a one-line
-// error: that file is not a list of names.
+// carriage return dropped), or `fallback` when there is no such file. Another number of names
+// than `classes`, or a name with a NUL or other control byte, is a one-line error.
 std::vector<std::string> read_class_names(const std::string& path, int classes,
                                           const std::vector<std::string>& fallback);
 

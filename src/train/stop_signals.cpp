@@ -1,4 +1,4 @@
-// SIGINT and SIGTERM ask a training to stop at the next step and save its checkpoint; a
+// SIGINT, SIGTERM and SIGHUP ask a training to stop at the next step and save its checkpoint; a
 // second SIGINT exits at once.
 #include <unistd.h>
 
@@ -28,6 +28,7 @@ void install_stop_handlers() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGHUP, &sa, nullptr);  // the terminal closed: save and stop, as for SIGTERM
 }
 bool stop_requested() { return g_stop_requests.load() > 0; }
 void request_stop() { g_stop_requests.fetch_add(1); }
