@@ -101,6 +101,40 @@ TEST(KillAndResume, ARunWithNoCheckpointYetRestartsUnderTheSameCommand) {
       << third.output;
 }
 
+// The same end states made for real: a SIGKILL 0.6 s into the first epoch (before its first
+// checkpoint), and a non-finite loss at step 0. Re-running the same command starts the run
+// again in both; neither is told to resume a checkpoint that does not exist.
+TEST(KillAndResume, ARunKilledEarlyOrFailedAtStepZeroRestarts) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 400, 22);  // 2,000 images: an epoch takes seconds at 1 thread
+  const std::string cmd = "train --device cpu --threads 1 --epochs 1 --limit-test 20 --data " +
+                          d.str("data") + " --out " + d.str("killed");
+  const pid_t pid = spawn_convpool(cmd);
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  ASSERT_TRUE(fs::exists(d.str("killed/config.toml")));
+  if (fs::exists(d.str("killed/last.safetensors")))
+    GTEST_SKIP() << "the first epoch finished within 0.6 s: this machine is too fast for the case";
+  const CommandResult again = run_convpool(cmd);
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("starting it again"), std::string::npos) << again.output;
+  EXPECT_TRUE(fs::exists(d.str("killed/last.safetensors")));
+
+  std::ofstream(d.str("inf.cfg")) << "flatten\ndense units=10\nscale factor=1e6\nscale factor=1e6\n"
+                                     "scale factor=1e6\nscale factor=1e6\nscale factor=1e6\n"
+                                     "scale factor=1e6\nscale factor=1e6\n";
+  const std::string nan_cmd = "train --device cpu --threads 1 --epochs 1 --data " + d.str("data") +
+                              " --model " + d.str("inf.cfg") + " --out " + d.str("nan");
+  const CommandResult first = run_convpool(nan_cmd);
+  EXPECT_EQ(first.exit_code, 1);
+  EXPECT_NE(first.output.find("non-finite loss at step 0"), std::string::npos) << first.output;
+  const CommandResult second = run_convpool(nan_cmd);
+  EXPECT_EQ(second.exit_code, 1);  // the same model fails the same way, but it did start again
+  EXPECT_NE(second.output.find("starting it again"), std::string::npos) << second.output;
+  EXPECT_EQ(second.output.find("--resume"), std::string::npos) << second.output;
+}
+
 }  // namespace
 
 TEST(KillAndResume, RandomKillsEachResumedFinishWithConsistentMetrics) {
