@@ -2,6 +2,7 @@
 
     scripts/build-torch-ext          (= /usr/bin/python3 python/setup.py build_ext --inplace,
                                       objects under build-torch/, git-ignored)
+    pip install --no-build-isolation ./python    (into the environment's site-packages)
 
 The extension compiles the engine's own pooling sources in place (src/cpu/pool.cpp,
 src/cpu/pool_fast.cpp, kernels/pool_math.cuh), nothing is copied. CONVPOOL_TORCH_CUDA=1 also
@@ -61,5 +62,5 @@ else:
     ext = cpp_extension.CppExtension("convpool_torch._C", sources, include_dirs=include_dirs,
                                      extra_compile_args=cxx, extra_link_args=["-fopenmp"])
 
-setup(name="convpool_torch", version="0.1", packages=["convpool_torch"],
-      ext_modules=[ext], cmdclass={"build_ext": cpp_extension.BuildExtension})
+# Name, version and packages: pyproject.toml (pip install --no-build-isolation ./python).
+setup(ext_modules=[ext], cmdclass={"build_ext": cpp_extension.BuildExtension})

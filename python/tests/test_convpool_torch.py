@@ -18,8 +18,14 @@ import unittest
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+# The checkout's package (built in place by scripts/build-torch-ext), unless the installed one
+# is under test (scripts/pypi-torch-check, after pip install ./python).
+if os.environ.get("CONVPOOL_TORCH_FROM") != "installed":
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import convpool_torch as cpt  # noqa: E402
+
+if os.environ.get("CONVPOOL_TORCH_FROM") == "installed":
+    assert "site-packages" in cpt.__file__, f"not the installed package: {cpt.__file__}"
 from convpool_torch import compositions as C  # noqa: E402
 
 SEED = int(os.environ.get("CONVPOOL_TEST_SEED", "1234"))
