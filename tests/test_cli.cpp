@@ -235,16 +235,19 @@ TEST(Cli, OverwriteKeepsTheOldRunUntilTheNewOneHasACheckpoint) {
   EXPECT_TRUE(snapshot() == old_run);  // (not EXPECT_EQ: it would print checkpoints)
   EXPECT_FALSE(fs::exists(d.str("run/.convpool-replaced")));
 
-  // As a kill before the first checkpoint leaves it: the old files aside, the new run's start.
+  // As a kill before the first checkpoint leaves it: the old files aside (with the manifest
+  // the move writes first), the new run's start.
   fs::create_directory(d.str("run/.convpool-replaced"));
+  std::ofstream(d.str("run/.convpool-replaced/MANIFEST"))
+      << "kind run\nconfig.toml\nmetrics.csv\nlast.safetensors\nbest.safetensors\nsummary.txt\n";
   for (const char* f : {"config.toml", "metrics.csv", "last.safetensors", "best.safetensors",
                         "summary.txt"})
     fs::rename(d.str("run/") + f, d.str("run/.convpool-replaced/") + f);
   std::ofstream(d.str("run/config.toml")) << "# convpool train: the new run's start\n";
   r = run_convpool(args + " --epochs 1");  // restores, then refuses: the directory holds a run
   EXPECT_EQ(r.exit_code, 1) << r.output;
-  EXPECT_NE(r.output.find("an earlier --overwrite ended before its run saved a checkpoint; the "
-                          "run it replaced is restored"),
+  EXPECT_NE(r.output.find("an earlier --overwrite ended before its replacement saved anything; "
+                          "what it replaced is restored"),
             std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("already holds a run"), std::string::npos) << r.output;
@@ -253,12 +256,95 @@ TEST(Cli, OverwriteKeepsTheOldRunUntilTheNewOneHasACheckpoint) {
 
   // Killed after the new run's first checkpoint: what was set aside is deleted, nothing else.
   fs::create_directory(d.str("run/.convpool-replaced"));
+  std::ofstream(d.str("run/.convpool-replaced/MANIFEST")) << "kind run\nmetrics.csv\n";
   std::ofstream(d.str("run/.convpool-replaced/metrics.csv")) << "stale";
+  // And one whose deletion had been decided (renamed) when it was cut short.
+  fs::create_directory(d.str("run/.convpool-replaced.discard"));
+  std::ofstream(d.str("run/.convpool-replaced.discard/config.toml")) << "old";
   const std::string now = snapshot();
   r = run_convpool(args + " --epochs 1");
   EXPECT_EQ(r.exit_code, 1);  // the directory holds a run: refused as ever
   EXPECT_FALSE(fs::exists(d.str("run/.convpool-replaced")));
+  EXPECT_FALSE(fs::exists(d.str("run/.convpool-replaced.discard")));
   EXPECT_TRUE(snapshot() == now);
+}
+
+// What an interrupted --overwrite set aside is restored by the manifest it wrote: the kind
+// of directory it replaced and the names it moved, whichever command comes next, and also
+// when the process died halfway through the moves.
+TEST(Cli, AnInterruptedReplaceIsRestoredByItsManifest) {
+  namespace fs = std::filesystem;
+  TempDir d;
+  write_cifar_dir(d.str("data"), 8, fresh_seed());
+  const std::string study = "study --device cpu --threads 1 --quiet --no-plot --epochs 1 "
+                            "--batch 20 --pools max --data " + d.str("data") + " --out " + d.str("s");
+  ASSERT_EQ(run_convpool(study).exit_code, 0);
+  const std::string results = read_file(d.str("s/results.csv"));
+  // A study --overwrite killed before its first checkpoint: the old study aside (study kind),
+  // the new one's start in place, and one name listed but not yet moved.
+  fs::create_directory(d.str("s/.convpool-replaced"));
+  std::ofstream(d.str("s/.convpool-replaced/MANIFEST"))
+      << "kind study\nruns\nresults.csv\nstudy.json\nsummary.md\nconfig.toml\n";
+  for (const char* f : {"runs", "results.csv", "study.json", "summary.md"})
+    fs::rename(d.str("s/") + f, d.str("s/.convpool-replaced/") + f);
+  fs::create_directories(d.str("s/runs/max/seed-1"));
+  std::ofstream(d.str("s/runs/max/seed-1/metrics.csv")) << "partial";
+  // The next command is a train (its own files are run files): the study comes back whole.
+  const CommandResult r = run_convpool("train --device cpu --threads 1 --epochs 1 --data " +
+                                       d.str("data") + " --out " + d.str("s"));
+  EXPECT_NE(r.output.find("what it replaced is restored"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("holds a study"), std::string::npos) << r.output;  // then refused
+  EXPECT_EQ(read_file(d.str("s/results.csv")), results);
+  EXPECT_TRUE(fs::exists(d.str("s/runs/max/seed-1/last.safetensors")));
+  EXPECT_TRUE(fs::exists(d.str("s/config.toml")));
+  EXPECT_FALSE(fs::exists(d.str("s/.convpool-replaced")));
+
+  // A study --overwrite of a shard with no runs saves no checkpoint, yet finishes: what it
+  // replaced is deleted, not left aside for the next command to bring back.
+  const CommandResult empty_shard = run_convpool(study + " --overwrite --shard 3/4");
+  ASSERT_EQ(empty_shard.exit_code, 0) << empty_shard.output;
+  EXPECT_FALSE(fs::exists(d.str("s/.convpool-replaced")));
+  EXPECT_FALSE(fs::exists(d.str("s/results.csv")));
+  // train --overwrite of a study directory replaces the whole study, not its run files only.
+  ASSERT_EQ(run_convpool(study + " --overwrite").exit_code, 0);  // (it held shard 3/4's)
+  ASSERT_TRUE(fs::exists(d.str("s/runs/max/seed-1/last.safetensors")));
+  const CommandResult t = run_convpool("train --device cpu --threads 1 --epochs 1 --overwrite "
+                                       "--quiet --data " + d.str("data") + " --out " + d.str("s"));
+  EXPECT_EQ(t.exit_code, 0) << t.output;
+  EXPECT_FALSE(fs::exists(d.str("s/study.json")));
+  EXPECT_FALSE(fs::exists(d.str("s/runs")));
+  EXPECT_TRUE(fs::exists(d.str("s/last.safetensors")));
+}
+
+// Configs convpool writes read back: a study's (with its merge="" line) and a run's whose
+// text option CLI11 wrote unquoted (lr-milestones=30); TOML's 1_000 and +2 read as numbers.
+TEST(Cli, WrittenConfigsReadBack) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 8, fresh_seed());
+  const std::string common = "--device cpu --threads 1 --quiet --epochs 1 --batch 20 --data " + d.str("data");
+  ASSERT_EQ(run_convpool("study " + common + " --no-plot --pools max --out " + d.str("s1")).exit_code, 0);
+  const CommandResult again = run_convpool("study --data " + d.str("data") + " --quiet --config " +
+                                           d.str("s1/config.toml") + " --out " + d.str("s2"));
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+  ASSERT_EQ(run_convpool("train " + common + " --optimizer sgd --lr-schedule step "
+                         "--lr-milestones 30 --out " + d.str("r1")).exit_code, 0);
+  EXPECT_NE(read_file(d.str("r1/config.toml")).find("lr-milestones=30"), std::string::npos);
+  const CommandResult r2 = run_convpool("train --data " + d.str("data") + " --quiet --config " +
+                                        d.str("r1/config.toml") + " --out " + d.str("r2"));
+  EXPECT_EQ(r2.exit_code, 0) << r2.output;
+  std::ofstream(d.str("n.toml")) << "limit-train = 1_000\nepochs = +2\n\"batch\" = 20\n";
+  const CommandResult n = run_convpool("train --device cpu --threads 1 --quiet --data " +
+                                       d.str("data") + " --config " + d.str("n.toml") + " --out " + d.str("r3"));
+  EXPECT_EQ(n.exit_code, 0) << n.output;
+  const std::string written = read_file(d.str("r3/config.toml"));
+  EXPECT_NE(written.find("limit-train=1000"), std::string::npos) << written;
+  EXPECT_NE(written.find("epochs=2"), std::string::npos) << written;
+  EXPECT_NE(written.find("batch=20"), std::string::npos) << written;
+  // A quoted key is type-checked as the bare one.
+  std::ofstream(d.str("q.toml")) << "\"epochs\" = \"2\"\n";
+  const CommandResult q = run_convpool("train --device cpu --data " + d.str("data") + " --config " +
+                                       d.str("q.toml") + " --out " + d.str("r4"));
+  EXPECT_NE(q.output.find("epochs takes a whole number"), std::string::npos) << q.output;
 }
 
 // A run directory belongs to one run: a second run there is refused (test_bad_input), and

@@ -199,13 +199,26 @@ TEST(DataParallel, EachLocalRankTakesItsOwnGpu) {
                          "MV2_COMM_WORLD_LOCAL_RANK"};
   for (const char* n : names) unsetenv(n);
   EXPECT_EQ(convpool::launcher_local_rank(3), 3);  // no launcher variable: the world rank
+  unsetenv("SLURM_STEP_ID");
   for (const char* n : names) {
     setenv(n, "1", 1);
+    // SLURM_LOCALID counts only for a task srun started (a batch script's is inherited).
+    EXPECT_EQ(convpool::launcher_local_rank(5), std::string(n) == "SLURM_LOCALID" ? 5 : 1) << n;
+    setenv("SLURM_STEP_ID", "0", 1);
     EXPECT_EQ(convpool::launcher_local_rank(5), 1) << n;
+    unsetenv("SLURM_STEP_ID");
     setenv(n, "x1", 1);
     EXPECT_EQ(convpool::launcher_local_rank(5), 5) << n;
     unsetenv(n);
   }
+  // mpirun inside an sbatch script: Open MPI's variable wins over the inherited SLURM_LOCALID.
+  setenv("SLURM_LOCALID", "0", 1);
+  setenv("SLURM_STEP_ID", "0", 1);
+  setenv("OMPI_COMM_WORLD_LOCAL_RANK", "1", 1);
+  EXPECT_EQ(convpool::launcher_local_rank(5), 1);
+  for (const char* n : names) unsetenv(n);
+  unsetenv("SLURM_STEP_ID");
+  EXPECT_EQ(convpool::device_for_local_rank(3, 1), 0);  // one GPU bound to each rank
   EXPECT_EQ(convpool::device_for_local_rank(0, 2), 0);
   EXPECT_EQ(convpool::device_for_local_rank(1, 2), 1);
   try {

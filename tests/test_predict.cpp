@@ -217,4 +217,13 @@ TEST(Predict, TestImagesAsPngGiveEvalsAccuracy) {
             std::string::npos)
       << mixed.output;
   EXPECT_NE(mixed.output.find("png/000.png: "), std::string::npos) << mixed.output;
+
+  // A file name that is not UTF-8 still gives JSON (the byte replaced), not a crash.
+  fs::remove(d.str("png/zz-broken.png"));
+  fs::copy_file(d.str("png/000.png"), d.str("png/\xff-latin1.png"));
+  const CommandResult odd = run_convpool("predict --device cpu --json --checkpoint " + run +
+                                         "/last.safetensors " + d.str("png"));
+  ASSERT_EQ(odd.exit_code, 0) << odd.output;
+  EXPECT_EQ(nlohmann::json::parse(odd.output.substr(odd.output.find('{')))["predictions"].size(),
+            test.size() + 1);
 }

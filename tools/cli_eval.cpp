@@ -79,7 +79,7 @@ int run(const EvalOptions& o) {
       j["per_class"][test.class_names[c]] = {{"accuracy", class_acc(c)},
                                              {"images", per_class_total[c]}};
     j["confusion"] = confusion;  // rows: true class, columns: predicted class
-    std::printf("%s\n", j.dump(2).c_str());
+    std::printf("%s\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     return 0;
   }
   std::printf("checkpoint %s (%s) on %s\n", o.checkpoint.c_str(),

@@ -129,7 +129,7 @@ int run(const PredictOptions& o) {
     }
     if (ok.empty()) continue;
     images.class_names = names;
-    const EvalResult r = evaluator.evaluate(images, views);
+    const EvalResult r = evaluator.evaluate(images, views, true);
     for (size_t i = 0; i < ok.size(); ++i) {
       const auto ranked = top_classes(r.logits.data() + i * size_t(classes), classes, o.top);
       if (o.json) {
@@ -155,7 +155,10 @@ int run(const PredictOptions& o) {
       }
     }
   }
-  if (o.json) std::printf("%s\n", out.dump(2).c_str());
+  // File names need not be UTF-8: invalid bytes print as U+FFFD rather than end the output.
+  if (o.json)
+    std::printf("%s\n",
+                out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
   if (failed) {
     if (files.size() > 1)  // with one file, its own line says it all
       std::fprintf(stderr, "convpool: error: %zu of %zu images could not be read (see above)\n",

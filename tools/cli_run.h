@@ -72,26 +72,30 @@ void remove_run_files(const std::string& dir);
 // Whether a file name is one of a run's (config.toml, metrics.csv, summary.txt, checkpoints).
 bool is_run_file(const std::string& name);
 
-// --overwrite: moves the files of `dir` that `is_ours` names into DIR/.convpool-replaced.
-// discard() deletes them once the new run has saved its first checkpoint; restore() puts them
-// back (removing the new run's files) when it fails before that. A process killed in between
-// leaves them aside: finish_interrupted_replace, called by the next writer under the
-// directory's lock, deletes them if a checkpoint was saved and restores them otherwise
-// (returning a note).
+// --overwrite: moves a run's files (or a study's: study.json, tables, runs/, and a run's files)
+// from `dir` into DIR/.convpool-replaced, with a manifest of what moved and the kind.
+// discard() deletes them once the new run has saved its first checkpoint (a study or merge:
+// once it has finished); restore() puts them back, removing the new command's files of that
+// kind, when it fails before that. A process killed in between leaves them aside:
+// finish_interrupted_replace, called by the next writer under the directory's lock, deletes
+// them if the new command had saved a checkpoint and restores them otherwise (returning a
+// note). A failed move restores what had moved and is a one-line error.
+enum class ReplacedKind { run, study };
 class ReplacedRun {
  public:
-  ReplacedRun(std::string dir, std::function<bool(const std::string&)> is_ours);
+  ReplacedRun(std::string dir, ReplacedKind kind);
   void discard();
   void restore();
   bool done() const { return done_; }
 
  private:
   std::string dir_;
-  std::function<bool(const std::string&)> is_ours_;
   bool done_ = false;
 };
-std::string finish_interrupted_replace(const std::string& dir,
-                                       const std::function<bool(const std::string&)>& is_ours);
+std::string finish_interrupted_replace(const std::string& dir);
+// Whether DIR holds what an interrupted --overwrite set aside (a command that only reads,
+// or a resume before it takes the lock, says so instead of "cannot open").
+bool replace_pending(const std::string& dir);
 
 // Creates a run or study directory; a one-line error says why it cannot.
 void make_directory(const std::string& path);

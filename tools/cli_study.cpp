@@ -147,15 +147,6 @@ nlohmann::json existing_study(const std::string& dir) {
 constexpr const char* kPartialResults = "results.partial.csv";
 constexpr const char* kPartialSummary = "summary.partial.md";
 
-// What a study or merge writes in its directory (and a training run's files, which a study
-// --overwrite replaces too).
-bool is_study_file(const std::string& name) {
-  for (const char* f : {"study.json", "results.csv", "summary.md", "study.png", "runs",
-                        kPartialResults, kPartialSummary})
-    if (name == f) return true;
-  return is_run_file(name);
-}
-
 // Which command wrote DIR/config.toml: "study", "train", or "" (none there).
 std::string config_writer(const std::string& dir) {
   const std::string path = dir + "/config.toml";
@@ -250,7 +241,7 @@ int run(StudyOptions& so, CLI::App* cmd) {
   for (auto& p : pools) check_model(base.model, p, base.cfg.classes());
   make_directory(base.out);
   const RunDirectoryLock lock(base.out, "--out");  // one study or merge writes here at a time
-  if (const std::string restored = finish_interrupted_replace(base.out, is_study_file);
+  if (const std::string restored = finish_interrupted_replace(base.out);
       !restored.empty())
     std::fprintf(stderr, "convpool: %s\n", restored.c_str());
   const bool replace = so.overwrite && (fs::exists(base.out + "/study.json") ||
@@ -302,10 +293,12 @@ int run(StudyOptions& so, CLI::App* cmd) {
   if (!replace) check_existing_runs(so, pools, shard, shards);
   // The replaced study is deleted once this one has saved its first checkpoint.
   std::optional<ReplacedRun> replaced;
-  if (replace) replaced.emplace(base.out, is_study_file);
+  if (replace) replaced.emplace(base.out, ReplacedKind::study);
   if (replaced) reporter.after_checkpoint = [&replaced] { replaced->discard(); };
   try {
-    return train_study(so, cmd, pools, shard, shards, def, train, test, reporter);
+    const int status = train_study(so, cmd, pools, shard, shards, def, train, test, reporter);
+    if (replaced) replaced->discard();  // finished (a shard may have had nothing to save)
+    return status;
   } catch (...) {
     if (replaced && !replaced->done()) {
       replaced->restore();
@@ -414,7 +407,7 @@ int merge(const StudyOptions& so) {
   }
   // --out may hold an earlier merge of this study (checked against it below), never a study
   // or shard that trained runs there.
-  if (const std::string restored = finish_interrupted_replace(so.train.out, is_study_file);
+  if (const std::string restored = finish_interrupted_replace(so.train.out);
       !restored.empty())
     std::fprintf(stderr, "convpool: %s\n", restored.c_str());
   const nlohmann::json previous =
@@ -503,7 +496,7 @@ int merge(const StudyOptions& so) {
   ConsoleReporter reporter(so.train.verbosity(), stdout_is_terminal());
   // Everything is checked: what --overwrite replaces goes only once the new tables are written.
   std::optional<ReplacedRun> replaced;
-  if (so.overwrite) replaced.emplace(so.train.out, is_study_file);
+  if (so.overwrite) replaced.emplace(so.train.out, ReplacedKind::study);
   try {
     write_study_tables(so.train.out, rows, study_title(def), !so.no_plot, reporter);
     write_file_atomic(so.train.out + "/study.json", def.dump(2) + "\n");
@@ -546,7 +539,8 @@ Runner add_study_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--merge", so->merge,
                   "shard directories (comma-separated) to combine into --out's tables")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->configurable(false);
   cmd->footer(
       "Writes DIR/runs/METHOD/seed-N/ (one run directory each), DIR/results.csv, DIR/summary.md,\n"
       "DIR/study.png and DIR/config.toml; until then (unsharded, after the first run)\n"

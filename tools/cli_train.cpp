@@ -86,6 +86,11 @@ Claim claim_run_directory(const TrainOptions& o, bool overwrite, const CLI::App*
       return Claim::keep;
     }
   }
+  if (fs::exists(fs::path(o.out) / "study.json") || fs::exists(fs::path(o.out) / "runs")) {
+    if (overwrite) return Claim::replace;
+    CP_USER_ERROR("--out " << o.out << " holds a study (study.json or runs/), not a training run; "
+                           << "choose another --out, or pass --overwrite to replace it");
+  }
   if (!holds_run(o.out)) return Claim::keep;
   if (overwrite) return Claim::replace;
   // A run that ended before its first checkpoint (killed, or a non-finite loss at its first
@@ -125,6 +130,13 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
     for (const std::string& flag : kRecipeInCheckpoint)
       if (cmd->count("--" + flag))
         CP_USER_ERROR("--resume continues the checkpoint's run; --" << flag << " cannot change it");
+    // An --overwrite interrupted in the checkpoint's directory set its files aside: the
+    // writer's lock, then what every writer does first (restore or delete them).
+    if (const std::string dir = checkpoint_directory(o.resume).string(); replace_pending(dir)) {
+      const RunDirectoryLock lock(dir, "--resume");
+      if (const std::string restored = finish_interrupted_replace(dir); !restored.empty())
+        std::fprintf(stderr, "convpool: %s\n", restored.c_str());
+    }
     // The data set is the checkpoint's: read before any data is loaded.
     const std::string trained_on = load_checkpoint(o.resume).state.dataset;
     if (cmd->count("--dataset") && o.dataset != trained_on)
@@ -177,7 +189,7 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
   // One writer per run directory, from before it is inspected until the run ends.
   make_directory(o.out);
   const RunDirectoryLock lock(o.out, "--out");
-  if (const std::string restored = finish_interrupted_replace(o.out, is_run_file); !restored.empty())
+  if (const std::string restored = finish_interrupted_replace(o.out); !restored.empty())
     std::fprintf(stderr, "convpool: %s\n", restored.c_str());
   std::string restart_note;
   const Claim claim = claim_run_directory(o, overwrite, cmd, restart_note);
@@ -185,7 +197,13 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
   if (claim == Claim::restart) remove_run_files(o.out);
   // The replaced run is deleted only once this one has saved a checkpoint.
   std::optional<ReplacedRun> replaced;
-  if (claim == Claim::replace) replaced.emplace(o.out, is_run_file);
+  // A study's directory is replaced whole (its runs/, tables and study.json), not only the
+  // run files among them.
+  if (claim == Claim::replace)
+    replaced.emplace(o.out, std::filesystem::exists(o.out + "/study.json") ||
+                                    std::filesystem::exists(o.out + "/runs")
+                                ? ReplacedKind::study
+                                : ReplacedKind::run);
   if (o.resume.empty()) {
     write_config(cmd, o.out + "/config.toml");
   } else if (const auto source = std::filesystem::path(o.resume).parent_path() / "config.toml";

@@ -2,6 +2,8 @@
 // TrainConfig (cli_run.h). Running the training itself is cli_run.cpp.
 #include <omp.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdlib>
 #include <filesystem>
@@ -121,26 +123,30 @@ void refuse_idle_options(const TrainOptions& o) {
   const LrSchedule defaults;
   const std::string optimizer = optimizer_name(opt.kind);
   if (opt.kind != OptimizerKind::sgd && opt.momentum != 0.f)
-    CP_USER_ERROR("--momentum " << opt.momentum << " applies to --optimizer sgd only ("
-                                << optimizer << " keeps its own moment estimates): drop it");
+    CP_USER_ERROR("--momentum " << opt.momentum << " (given here or by --config) applies to "
+                                << "--optimizer sgd only (" << optimizer
+                                << " keeps its own moment estimates): set --momentum 0");
   if (opt.kind != OptimizerKind::sgd && opt.nesterov)
-    CP_USER_ERROR("--nesterov applies to --optimizer sgd only (this run's is " << optimizer
-                                                                              << "): drop it");
+    CP_USER_ERROR("--nesterov (given here or by --config) applies to --optimizer sgd only (this "
+                  "run's is "
+                  << optimizer << "): set --nesterov=false");
   const std::string schedule = std::string("this run's --lr-schedule is ") + lr_schedule_name(s.kind);
   if (s.kind != LrScheduleKind::cosine && s.kind != LrScheduleKind::linear &&
       s.final_ratio != defaults.final_ratio)
-    CP_USER_ERROR("--final-lr-ratio applies to --lr-schedule cosine or linear only (" << schedule
-                                                                                      << ")");
+    CP_USER_ERROR("--final-lr-ratio " << s.final_ratio << " applies to --lr-schedule cosine or "
+                                       << "linear only (" << schedule << "): set it to 0");
   if (s.kind != LrScheduleKind::onecycle &&
       (s.start_div != defaults.start_div || s.final_div != defaults.final_div))
     CP_USER_ERROR("--onecycle-start-div and --onecycle-final-div apply to --lr-schedule "
                   "onecycle only ("
-                  << schedule << ")");
+                  << schedule << "): leave them at 25 and 10000");
   if (s.kind != LrScheduleKind::step && s.gamma != defaults.gamma)
-    CP_USER_ERROR("--lr-gamma applies to --lr-schedule step only (" << schedule << ")");
+    CP_USER_ERROR("--lr-gamma " << s.gamma << " applies to --lr-schedule step only (" << schedule
+                                 << "): leave it at 0.1");
   if (o.eval_with == "raw" && !(o.cfg.ema_decay > 0.f))
-    CP_USER_ERROR("--eval-with raw chooses the raw weights over the EMA's: it needs --ema "
-                  "(without it the raw weights are evaluated anyway)");
+    CP_USER_ERROR("--eval-with raw (given here or by --config) chooses the raw weights over the "
+                  "EMA's: it needs --ema (without it the raw weights are evaluated anyway; set "
+                  "--eval-with ema)");
 }
 }  // namespace
 
@@ -310,15 +316,36 @@ std::string strip_comment(const std::string& value) {
   return value;
 }
 
+// A TOML number as strtod reads it: 50_000 and +5 are TOML's spellings of 50000 and 5.
+std::string toml_number(const std::string& v) {
+  std::string n = v.size() > 1 && v[0] == '+' ? v.substr(1) : v;
+  for (size_t at = n.find('_'); at != std::string::npos; at = n.find('_'))
+    if (at > 0 && at + 1 < n.size() && std::isdigit(static_cast<unsigned char>(n[at - 1])) &&
+        std::isdigit(static_cast<unsigned char>(n[at + 1])))
+      n.erase(at, 1);
+    else
+      return v;
+  return n;
+}
+
 ValueForm form_of(const std::string& v) {
   if (v.empty()) return ValueForm::bare;
   if (v[0] == '"' || v[0] == '\'') return ValueForm::string;
   if (v[0] == '[') return ValueForm::array;
   if (v == "true" || v == "false") return ValueForm::boolean;
+  const std::string n = toml_number(v);
   char* end = nullptr;
-  errno = 0;
-  std::strtod(v.c_str(), &end);
-  return end && *end == 0 && end != v.c_str() ? ValueForm::number : ValueForm::bare;
+  std::strtod(n.c_str(), &end);
+  return end && *end == 0 && end != n.c_str() ? ValueForm::number : ValueForm::bare;
+}
+
+// Whether a quoted value's last character closes it (not a quote escaped by a backslash).
+bool closed_string(const std::string& v) {
+  if (v.size() < 2 || v.back() != v.front()) return false;
+  if (v.front() == '\'') return true;  // a literal string has no escapes
+  size_t backslashes = 0;
+  for (size_t i = v.size() - 1; i-- > 1 && v[i] == '\\';) ++backslashes;
+  return backslashes % 2 == 0;
 }
 
 // key -> its line, for every `key = value` line; a key given twice, or a line with a key and
@@ -348,21 +375,26 @@ std::map<std::string, ConfigLine> scan_config_lines(const std::string& text,
     if (eq == std::string::npos)
       CP_USER_ERROR("--config " << path << ":" << number << ": '" << l
                                 << "' has no value (write " << l << " = VALUE)");
-    const std::string key = trim(l.substr(0, eq));
+    std::string key = trim(l.substr(0, eq));
+    if (key.size() >= 2 && (key.front() == '"' || key.front() == '\'') && key.back() == key.front())
+      key = key.substr(1, key.size() - 2);  // a quoted key, as CLI11 reads it
     ConfigLine c{number, ValueForm::bare, strip_comment(trim(l.substr(eq + 1)))};
     c.form = form_of(c.value);
     if (c.value.rfind("\"\"\"", 0) == 0 || c.value.rfind("\'\'\'", 0) == 0)
       CP_USER_ERROR("--config " << path << ":" << number << ": " << key
                                 << ": multi-line strings are not read; write the value on one line");
-    if (c.form == ValueForm::string &&
-        (c.value.size() < 2 || c.value.back() != c.value.front()))
+    if (c.form == ValueForm::string && !closed_string(c.value))
       CP_USER_ERROR("--config " << path << ":" << number << ": " << key << " = " << c.value
                                 << ": the string has no closing " << c.value.front());
     // A list may go on over several lines, up to its ']'.
     if (c.form == ValueForm::array)
       for (std::string more; c.value.find(']') == std::string::npos && std::getline(in, more);) {
         ++number;
-        c.value += " " + strip_comment(trim(more));
+        const std::string part = strip_comment(trim(more));
+        if (part != trim(more))  // CLI11 reads a comment inside a list as a value
+          CP_USER_ERROR("--config " << path << ":" << number << ": " << key
+                                    << ": comments inside a list are not read; move it above");
+        c.value += " " + part;
       }
     if (const auto it = lines.find(key); it != lines.end())
       CP_USER_ERROR("--config " << path << ":" << c.line << ": '" << key
@@ -386,12 +418,17 @@ void check_value_form(const CLI::Option* opt, const std::string& key, const Conf
     want = ValueForm::array, says = "a list", example = key + " = [0.5, 0.5, 0.5]";
   } else if (is("INT") || is("UINT")) {
     want = ValueForm::number, says = "a whole number", example = key + " = 2";
+    const std::string n = toml_number(c.value);
     if (c.form == ValueForm::number &&
-        c.value.find_first_not_of("0123456789", c.value[0] == '-' ? 1 : 0) != std::string::npos)
+        n.find_first_not_of("0123456789", n[0] == '-' ? 1 : 0) != std::string::npos)
       want = ValueForm::bare;  // 2.5, 1e3, nan: a number, not a whole one
   } else if (is("FLOAT") || is("NUMBER")) {
     want = ValueForm::number, says = "a number", example = key + " = 0.5";
   }
+  // CLI11 writes a text value that looks like a number or a boolean unquoted
+  // (lr-milestones=30): text options take those forms too.
+  if (want == ValueForm::string && (c.form == ValueForm::number || c.form == ValueForm::boolean))
+    return;
   if (c.form != want)
     CP_USER_ERROR("--config " << path << ":" << c.line << ": " << key << " takes " << says
                               << ", not " << c.value << " (e.g. " << example << ")");
@@ -419,6 +456,10 @@ void apply_config_text(CLI::App* cmd, const std::string& text, const std::string
       CP_USER_ERROR("--config " << path << ": sections ([" << item.parents[0]
                                 << "]) are not used; write key = value lines");
     CLI::Option* opt = cmd->get_option_no_throw("--" + item.name);
+    // An empty value sets nothing: older study configs hold merge="".
+    if (opt && !opt->get_configurable() &&
+        std::all_of(item.inputs.begin(), item.inputs.end(), [](const std::string& v) { return v.empty(); }))
+      continue;
     if (opt && !opt->get_configurable())
       CP_USER_ERROR("--config " << path << ": '" << item.name << "' is not read from a config "
                                 << "file (it says where a run reads or writes, or how this "
@@ -433,7 +474,10 @@ void apply_config_text(CLI::App* cmd, const std::string& text, const std::string
       check_value_form(opt, item.name, line->second, path);
     if (opt->count() > 0) continue;  // given on the command line: it wins
     try {
-      for (const std::string& v : item.inputs) opt->add_result(v);
+      const std::string type = opt->get_type_name();
+      const bool numeric = type.rfind("INT", 0) == 0 || type.rfind("UINT", 0) == 0 ||
+                           type.rfind("FLOAT", 0) == 0 || type.rfind("NUMBER", 0) == 0;
+      for (const std::string& v : item.inputs) opt->add_result(numeric ? toml_number(v) : v);
       opt->run_callback();
     } catch (const CLI::Error& e) {
       CP_USER_ERROR("--config " << path << ": " << item.name << ": " << e.what());

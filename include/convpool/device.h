@@ -16,12 +16,13 @@ int cuda_device_index();
 bool cuda_device_available();  // built with CUDA, a driver is present and a device is usable
 int cuda_device_count();       // devices present (0 without CUDA, a driver or a device)
 // This process's rank among the ranks of its node, as the launcher says it
-// (OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID, SLURM_LOCALID, MV2_COMM_WORLD_LOCAL_RANK);
-// `fallback` (the world rank: one node) when none is set.
+// (OMPI_COMM_WORLD_LOCAL_RANK, MPI_LOCALRANKID, MV2_COMM_WORLD_LOCAL_RANK, then SLURM_LOCALID
+// for a task srun started); `fallback` (the world rank: one node) when none is set.
 int launcher_local_rank(int fallback);
 // The device a data-parallel rank uses when --device names none: one GPU per rank of a node,
-// by local rank. A node with more ranks than GPUs is a one-line error (NCCL refuses two ranks
-// on one GPU); pass --device cuda:N to choose by hand.
+// by local rank; device 0 when the rank sees one GPU (bound to it by the launcher). A node
+// with more ranks than visible GPUs is a one-line error (NCCL refuses two ranks on one GPU);
+// pass --device cuda:N to choose by hand.
 int device_for_local_rank(int local_rank, int device_count);
 // Throws a one-line error saying why the selected device is not usable (not built, no driver,
 // no device, an index beyond the devices present, or an architecture the binary was not

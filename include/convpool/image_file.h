@@ -31,9 +31,10 @@ RgbImage decode_image(const std::string& bytes, const std::string& origin);
 enum class ImageFit { crop, stretch };
 
 // Resamples `image` to side x side, returned channel-planar (3 x side x side, CIFAR's record
-// layout) as 8-bit values. A separable triangle filter widened by the scale when shrinking
-// (antialiased, as PIL's bilinear): a side x side image comes back unchanged, and shrinking
-// by a whole factor averages each block.
+// layout) as 8-bit values: area averaging when shrinking (each output pixel the mean of the
+// input it covers, as PIL's BOX and OpenCV's INTER_AREA), linear interpolation between pixel
+// centres when enlarging. A side x side image comes back unchanged, and shrinking by a whole
+// factor averages each block.
 std::vector<uint8_t> resample_to_square(const RgbImage& image, int side, ImageFit fit);
 
 // Writes 8-bit RGB pixels (height x width x 3) as a PNG, or as a JPEG of `quality` (1..100).

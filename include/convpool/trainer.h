@@ -106,7 +106,8 @@ std::string format_epoch_line(const EpochMetrics& m, int epochs);
 struct EvalResult {
   double loss = 0, accuracy = 0;
   std::vector<int> predictions;  // per test image
-  std::vector<float> logits;     // per test image, one per class (averaged over the views)
+  std::vector<float> logits;     // per test image, one per class (averaged over the views;
+                                 // filled when evaluate was asked to keep them)
 };
 
 // Thrown when a stop signal ended training after a checkpoint was saved.
@@ -133,7 +134,9 @@ class Trainer {
   std::vector<EpochMetrics> fit(const Dataset& train, const Dataset& test);
   // Test loss and accuracy of the mean logits over `views` (test-time augmentation, tta_views;
   // the default is the images as they are).
-  EvalResult evaluate(const Dataset& test, const std::vector<TtaView>& views = {TtaView{}});
+  // `keep_logits`: fill EvalResult::logits (predict); training's evaluations leave it empty.
+  EvalResult evaluate(const Dataset& test, const std::vector<TtaView>& views = {TtaView{}},
+                      bool keep_logits = false);
   const TrainState& state() const { return state_; }
   // The EMA of the parameters (num_params floats on the graph's device), or null without
   // ema_decay: a resume restores it from its checkpoint (restore_ema).

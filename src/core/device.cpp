@@ -66,8 +66,11 @@ bool cuda_archs_run_on(const std::string& archs, int cc) {
 }
 
 int launcher_local_rank(int fallback) {
-  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID",
-                           "MV2_COMM_WORLD_LOCAL_RANK"}) {
+  // Slurm's last, and only for a task srun started (SLURM_STEP_ID): inside a batch script a
+  // process started by another launcher inherits the script's SLURM_LOCALID=0.
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID",
+                           "MV2_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID"}) {
+    if (std::strcmp(name, "SLURM_LOCALID") == 0 && !std::getenv("SLURM_STEP_ID")) continue;
     const char* value = std::getenv(name);
     int rank = 0;
     if (value && *value) {
@@ -79,6 +82,9 @@ int launcher_local_rank(int fallback) {
 }
 
 int device_for_local_rank(int local_rank, int device_count) {
+  // One visible device per rank (srun --gpus-per-task=1, a CUDA_VISIBLE_DEVICES per rank):
+  // each rank's own GPU is its device 0.
+  if (device_count == 1) return 0;
   if (local_rank >= device_count)
     CP_USER_ERROR("local rank " << local_rank << " has no GPU of its own (" << device_count
                                 << " on this node): run at most " << device_count

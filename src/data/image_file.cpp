@@ -6,6 +6,7 @@
 // clang-format off
 #include <cstdio>   // jpeglib.h needs FILE declared first
 #include <jpeglib.h>
+#include <jerror.h>  // the warning codes
 // clang-format on
 #include <png.h>
 
@@ -58,8 +59,8 @@ RgbImage decode_png(const std::string& bytes, const std::string& origin) {
 }
 
 // libjpeg reports errors by calling error_exit, which must not return: it jumps back to
-// decode_jpeg's setjmp. Corrupt-data warnings (a truncated file is one: libjpeg fills the
-// rest with grey) count as errors too.
+// decode_jpeg's setjmp. Warnings of missing or damaged data (a truncated file is one: libjpeg
+// fills the rest with grey) count as errors too.
 struct JpegErrors {
   jpeg_error_mgr mgr;
   std::jmp_buf jump;
@@ -73,7 +74,13 @@ struct JpegErrors {
 }
 
 void jpeg_on_message(j_common_ptr c, int level) {
-  if (level < 0) jpeg_on_error(c);  // a warning about corrupt data
+  if (level >= 0) return;  // trace messages
+  // Warnings that mean missing or damaged image data; others (an unknown JFIF revision,
+  // extraneous bytes before a marker) are common in photos other readers open.
+  const int code = c->err->msg_code;
+  if (code == JWRN_JPEG_EOF || code == JWRN_HIT_MARKER || code == JWRN_MUST_RESYNC ||
+      code == JWRN_NOT_SEQUENTIAL || code == JWRN_HUFF_BAD_CODE)
+    jpeg_on_error(c);
 }
 
 // The decoder's state lives on the heap, reached through a pointer set before setjmp and never

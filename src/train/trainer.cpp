@@ -356,7 +356,8 @@ void tta_logits(StepBackend& backend, const Dataset& ds, const uint32_t* idx, in
   }
 }
 
-EvalResult Trainer::evaluate(const Dataset& test, const std::vector<TtaView>& views) {
+EvalResult Trainer::evaluate(const Dataset& test, const std::vector<TtaView>& views,
+                             bool keep_logits) {
   if (views.empty()) CP_FAIL("evaluate: no test-time view");
   Region eval_region(regions::eval, Device::cpu);
   const Communicator& comm = world();
@@ -369,7 +370,7 @@ EvalResult Trainer::evaluate(const Dataset& test, const std::vector<TtaView>& vi
   }
   EvalResult r;
   r.predictions.resize(test.size());
-  r.logits.assign(test.size() * size_t(cfg_.classes()), 0.f);
+  if (keep_logits) r.logits.assign(test.size() * size_t(cfg_.classes()), 0.f);
   std::vector<uint32_t> order(test.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = uint32_t(i);
   const int B = graph_.max_batch();
@@ -383,8 +384,9 @@ EvalResult Trainer::evaluate(const Dataset& test, const std::vector<TtaView>& vi
     const int n = int(std::min<size_t>(B, mine.end - first));
     tta_logits(*impl_->backend, test, order.data() + first, n, classes, views, averaged.data());
     const float* logits = averaged.data();
-    std::copy(logits, logits + size_t(n) * size_t(classes),
-              r.logits.begin() + long(first * size_t(classes)));
+    if (keep_logits)
+      std::copy(logits, logits + size_t(n) * size_t(classes),
+                r.logits.begin() + long(first * size_t(classes)));
     const auto s =
         cpu::softmax_xent(n, classes, logits, test.labels.data() + first, nullptr, 0.f);
     loss_sum += s.loss;
@@ -404,7 +406,7 @@ EvalResult Trainer::evaluate(const Dataset& test, const std::vector<TtaView>& vi
     const std::vector<int> part(r.predictions.begin() + long(mine.begin),
                                 r.predictions.begin() + long(mine.end));
     comm.allgather(part.data(), int(part.size()), r.predictions.data());
-    comm.allreduce_sum(r.logits.data(), r.logits.size());  // each rank filled its slice
+    if (keep_logits) comm.allreduce_sum(r.logits.data(), r.logits.size());  // slices -> all
   }
   r.loss = loss_sum / double(test.size());
   r.accuracy = double(correct) / double(test.size());
