@@ -2,9 +2,16 @@
 #pragma once
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "convpool/tensor.h"
+
+namespace convpool {
+class Graph;
+class Trainer;
+struct Checkpoint;
+}  // namespace convpool
 
 namespace convpool::cli {
 
@@ -26,6 +33,12 @@ extern const CLI::Validator kNonEmpty;
 
 // --device (auto | cpu | cuda) and --threads, as every command that computes takes them.
 void add_device_options(CLI::App* cmd, std::string& device, int& threads);
+
+// A Trainer that only evaluates `graph` (built from `ckpt`) as the checkpoint's run
+// evaluated: its input normalisation, seed and data set, `batch` images at a time (eval,
+// predict).
+std::unique_ptr<Trainer> checkpoint_evaluator(Graph& graph, const Checkpoint& ckpt,
+                                              Device device, int batch);
 
 // Each subcommand registers its options and returns the function that runs it.
 using Runner = std::function<int()>;

@@ -43,16 +43,7 @@ int run(const EvalOptions& o) {
   if (const std::string note = data_note(test, "test"); !note.empty())
     std::fprintf(stderr, "convpool: %s\n", note.c_str());
 
-  TrainConfig cfg;
-  cfg.batch = o.batch;
-  cfg.seed = ckpt.state.seed;
-  cfg.device = device;
-  cfg.input = ckpt.state.input;
-  cfg.dataset = kind;
-  TrainState state = ckpt.state;
-  state.batch = o.batch;
-  Trainer evaluator(*graph, cfg, state);
-  const EvalResult r = evaluator.evaluate(test, views);
+  const EvalResult r = checkpoint_evaluator(*graph, ckpt, device, o.batch)->evaluate(test, views);
 
   std::vector<std::vector<int>> confusion(size_t(classes), std::vector<int>(size_t(classes), 0));
   std::vector<int> per_class_total(size_t(classes), 0);
@@ -106,6 +97,19 @@ int run(const EvalOptions& o) {
 }
 
 }  // namespace
+
+std::unique_ptr<Trainer> checkpoint_evaluator(Graph& graph, const Checkpoint& ckpt,
+                                              Device device, int batch) {
+  TrainConfig cfg;
+  cfg.batch = batch;
+  cfg.seed = ckpt.state.seed;
+  cfg.device = device;
+  cfg.input = ckpt.state.input;
+  cfg.dataset = parse_dataset_kind(ckpt.state.dataset);
+  TrainState state = ckpt.state;
+  state.batch = batch;
+  return std::make_unique<Trainer>(graph, cfg, state);
+}
 
 Runner add_eval_command(CLI::App& app) {
   auto o = std::make_shared<EvalOptions>();

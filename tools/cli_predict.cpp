@@ -92,15 +92,7 @@ int run(const PredictOptions& o) {
   if (!o.data.empty())  // the data set's own name file, where the user has one
     names = load_dataset(kind, resolve_data_dir(kind, o.data), "test", 1).class_names;
 
-  TrainConfig cfg;
-  cfg.batch = batch;
-  cfg.seed = ckpt.state.seed;
-  cfg.device = device;
-  cfg.input = ckpt.state.input;
-  cfg.dataset = kind;
-  TrainState state = ckpt.state;
-  state.batch = batch;
-  Trainer evaluator(*graph, cfg, state);
+  const auto evaluator = checkpoint_evaluator(*graph, ckpt, device, batch);
 
   nlohmann::ordered_json out;
   out["checkpoint"] = o.checkpoint;
@@ -129,7 +121,7 @@ int run(const PredictOptions& o) {
     }
     if (ok.empty()) continue;
     images.class_names = names;
-    const EvalResult r = evaluator.evaluate(images, views, true);
+    const EvalResult r = evaluator->evaluate(images, views, true);
     for (size_t i = 0; i < ok.size(); ++i) {
       const auto ranked = top_classes(r.logits.data() + i * size_t(classes), classes, o.top);
       if (o.json) {

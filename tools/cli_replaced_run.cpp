@@ -2,6 +2,7 @@
 // files wait in DIR/.convpool-replaced until the new run's first checkpoint (or, for a study
 // or merge, until it has finished), with a manifest of what moved and which kind of directory
 // it was, so that any later command restores exactly that.
+#include <cstdio>
 #include <fstream>
 #include <filesystem>
 #include <sstream>
@@ -139,6 +140,13 @@ void ReplacedRun::restore() {
   if (done_) return;
   done_ = true;
   restore_from(dir_);
+}
+
+void ReplacedRun::restore_after_failure(const char* what) {
+  if (done_) return;
+  restore();
+  std::fprintf(stderr, "convpool: note: the %s --overwrite replaced is restored in %s\n", what,
+               dir_.c_str());
 }
 
 std::string finish_interrupted_replace(const std::string& dir) {

@@ -86,6 +86,9 @@ class ReplacedRun {
   ReplacedRun(std::string dir, ReplacedKind kind);
   void discard();
   void restore();
+  // For a catch block: restores unless already discarded or restored, with a note naming
+  // `what` ("run", "study").
+  void restore_after_failure(const char* what);
   bool done() const { return done_; }
 
  private:

@@ -300,11 +300,7 @@ int run(StudyOptions& so, CLI::App* cmd) {
     if (replaced) replaced->discard();  // finished (a shard may have had nothing to save)
     return status;
   } catch (...) {
-    if (replaced && !replaced->done()) {
-      replaced->restore();
-      std::fprintf(stderr, "convpool: note: the study --overwrite replaced is restored in %s\n",
-                   base.out.c_str());
-    }
+    if (replaced) replaced->restore_after_failure("study");
     throw;
   }
 }

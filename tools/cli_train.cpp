@@ -61,11 +61,12 @@ Claim claim_run_directory(const TrainOptions& o, bool overwrite, const CLI::App*
           refuse_foreign(metrics, "is not a convpool metrics file");
         }
       }
-      const std::string summary = (fs::path(o.out) / "summary.txt").string();
-      if (fs::exists(summary) &&
-          read_regular_file(summary, kMaxSmallTextBytes, "run summary").rfind("epochs ", 0) != 0 &&
-          read_regular_file(summary, kMaxSmallTextBytes, "run summary").rfind("no epochs", 0) != 0)
-        refuse_foreign(summary, "is not a convpool run summary");
+      if (const std::string summary = (fs::path(o.out) / "summary.txt").string();
+          fs::exists(summary)) {
+        const std::string text = read_regular_file(summary, kMaxSmallTextBytes, "run summary");
+        if (text.rfind("epochs ", 0) != 0 && text.rfind("no epochs", 0) != 0)
+          refuse_foreign(summary, "is not a convpool run summary");
+      }
       // Resuming in place is allowed, but from an older checkpoint (best, step-N) while the
       // run's last.safetensors has moved on, it would overwrite last and drop the later
       // epochs from metrics.csv: only with --overwrite, which asks for that roll-back.
@@ -225,11 +226,7 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
   try {
     train_run(o, data.train, data.test, reporter);
   } catch (...) {
-    if (replaced && !replaced->done()) {
-      replaced->restore();
-      std::fprintf(stderr, "convpool: note: the run --overwrite replaced is restored in %s\n",
-                   o.out.c_str());
-    }
+    if (replaced) replaced->restore_after_failure("run");
     throw;
   }
   reporter.line(run_summary_line(read_metrics_csv(o.out + "/metrics.csv")) + "; run directory " +

@@ -108,13 +108,11 @@ RgbImage decode_jpeg(const std::string& bytes, const std::string& origin) {
     jpeg_destroy_decompress(&s->info);
     CP_USER_ERROR(origin << ": " << why);
   };
-  if (s->info.image_width == 0 || s->info.image_height == 0 ||
-      s->info.image_width > unsigned(kMaxImageSide) ||
-      s->info.image_height > unsigned(kMaxImageSide) ||
-      uint64_t(s->info.image_width) * s->info.image_height > kMaxImagePixels) {
-    const uint64_t w = s->info.image_width, h = s->info.image_height;
+  try {
+    check_dimensions(origin, s->info.image_width, s->info.image_height);
+  } catch (...) {
     jpeg_destroy_decompress(&s->info);
-    check_dimensions(origin, w, h);
+    throw;
   }
   if (s->info.jpeg_color_space == JCS_CMYK || s->info.jpeg_color_space == JCS_YCCK)
     fail("a CMYK JPEG (convert it to RGB first)");
