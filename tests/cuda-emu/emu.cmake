@@ -38,7 +38,8 @@ set(_emu_selftest)
 convpool_emu_rewrite(_emu_selftest ${CMAKE_SOURCE_DIR}/tests/emu/selftest.cu)
 
 # The kernels and the emulator's runtime. No CONVPOOL_HAVE_CUDA: nothing here sees the toolkit.
-add_library(convpool_emu_kernels STATIC ${_emu_generated} ${_emu}/runtime.cpp ${_emu}/memory.cpp)
+add_library(convpool_emu_kernels STATIC ${_emu_generated} ${_emu}/runtime.cpp ${_emu}/memory.cpp
+            ${_emu}/streams.cpp)
 target_include_directories(convpool_emu_kernels BEFORE PUBLIC ${_emu}/include)
 target_include_directories(convpool_emu_kernels PUBLIC ${CMAKE_SOURCE_DIR}/include
                            ${CMAKE_SOURCE_DIR} PRIVATE ${_emu} ${CMAKE_SOURCE_DIR}/src)

@@ -2,6 +2,9 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
 
 #include "cuda_runtime.h"
 
@@ -17,13 +20,61 @@ void shared_seen(void* p, size_t bytes);
 
 // Sets the sticky last error (cudaGetLastError clears it); returns e.
 cudaError_t record_error(cudaError_t e);
+// What a synchronisation returns: an asynchronous fault raised by the work it waited for
+// (which becomes the last error), else the sticky last error.
+cudaError_t sync_result();
 // An asynchronous kernel fault, reported by the next synchronisation (not by the launch).
 void record_async_fault();
 // True once after a FaultNextLaunch: the launch being made faults instead of running.
 bool take_fault_request();
 
+// A launch: checked and counted now, queued on `stream` (or recorded into its capture) to run
+// when the stream is drained; `ctx` (the kernel and its arguments) lives as long as the queued
+// operation, or the graph that captured it.
 using KernelBody = void (*)(void*);
 void run_grid(const char* name, const char* file, int line, dim3 grid, dim3 block, size_t smem,
-              cudaStream_t stream, KernelBody body, void* ctx);
+              cudaStream_t stream, KernelBody body, std::shared_ptr<void> ctx);
+
+// Held by every runtime call (and while device operations run).
+std::recursive_mutex& runtime_mutex();
+
+// ---- the stream machinery (streams.cpp), for the stand-ins of the libraries ----
+
+// One device operation: it runs with device memory open to the host (DeviceAccess).
+using Op = std::function<void()>;
+// Queues `op` on stream `s` (null: the legacy stream) behind what `s` must wait for, or
+// records it into the capture `s` takes part in. `what` names it in reports. Returns an error
+// (and records it) when the stream cannot take work now: an unknown handle, the legacy stream
+// during a capture.
+cudaError_t enqueue(cudaStream_t s, const char* what, Op op);
+// Runs everything queued on `s` so far, and what it waits for (cudaStreamSynchronize without
+// its capture check).
+void drain(cudaStream_t s);
+// Runs every queue to its end (cudaDeviceSynchronize without its capture check).
+void drain_all();
+// Whether `s` is being captured (its operations go into a graph, not a queue).
+bool capturing(cudaStream_t s);
+// For a call that capture forbids ("potentially unsafe": cudaMalloc, a blocking copy, a
+// synchronisation): invalidates the captures it breaks and returns
+// cudaErrorStreamCaptureUnsupported, or cudaSuccess when no capture is affected.
+cudaError_t forbidden_during_capture(const char* what);
+// Whether the handle names a live stream (null and cudaStreamLegacy do).
+bool valid_stream(cudaStream_t s);
+
+// ---- device memory (memory.cpp) ----
+
+// Device memory is mapped inaccessible except while a device operation runs: a host read or
+// write of it faults, as on a GPU. While a DeviceAccess lives (nested freely), it is open.
+class DeviceAccess {
+ public:
+  DeviceAccess();
+  ~DeviceAccess();
+  DeviceAccess(const DeviceAccess&) = delete;
+  DeviceAccess& operator=(const DeviceAccess&) = delete;
+};
+// Whether [p, p + bytes) lies inside one live device allocation.
+bool is_device(const void* p, size_t bytes = 1);
+// Whether p lies in page-locked host memory (cudaHostAlloc).
+bool is_pinned(const void* p);
 
 }  // namespace cuda_emu

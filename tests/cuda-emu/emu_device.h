@@ -5,6 +5,11 @@
 // with a report on a lane outside its mask, a read of a lane that did not take part, or a
 // deadlock. What this can and cannot show: docs/emulation.md.
 #pragma once
+// The library headers first: they use attribute spellings (__noinline__) defined below.
+#include <functional>
+#include <memory>
+#include <mutex>
+
 #define __CUDACC__ 1
 #define __CUDA_ARCH__ 900
 #define __global__
@@ -21,6 +26,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -51,14 +57,17 @@ struct Launch {
     struct Ctx {
       void (*kernel)(P...);
       std::tuple<std::decay_t<P>...> args;
-    } ctx{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)};
+    };
+    // Owned by the queued operation (and by a graph that captures it): the launch returns
+    // before the kernel runs.
+    auto ctx = std::make_shared<Ctx>(Ctx{kernel, std::tuple<std::decay_t<P>...>(std::forward<A>(args)...)});
     run_grid(
         name, file, line, grid, block, smem, stream,
         [](void* c) {
           auto* x = static_cast<Ctx*>(c);
           std::apply(x->kernel, x->args);
         },
-        &ctx);
+        std::move(ctx));
   }
 };
 

@@ -127,7 +127,14 @@ struct Grid {
   void* ctx;
   std::vector<Thread> threads;
   int live = 0;
+  bool collective_seen = false;  // some thread reached a barrier or a warp collective
+  bool direct = false;           // the threads of this block run as plain calls
 };
+BlockMode g_block_mode = [] {
+  const char* v = std::getenv("CUDA_EMU_BLOCKS");
+  return v && std::strcmp(v, "direct") == 0 ? BlockMode::direct : BlockMode::fibers;
+}();
+bool g_block_mode_forced = std::getenv("CUDA_EMU_BLOCKS") != nullptr;
 Grid* g_grid = nullptr;
 Thread* g_cur = nullptr;
 std::vector<std::pair<void*, size_t>> g_shared;  // every __shared__ variable seen so far
@@ -282,8 +289,24 @@ bool try_complete(int warp0, unsigned mask) {
   return true;
 }
 
+// A block whose threads never meet: each runs to its end as a plain call, in the schedule's
+// order (what the fibers would do, without a stack switch per thread).
+void run_block_direct(unsigned nthreads) {
+  Grid& g = *g_grid;
+  for (auto& [p, n] : g_shared) std::memset(p, 0xFF, n);
+  std::vector<unsigned> order(nthreads);
+  for (unsigned i = 0; i < nthreads; ++i)
+    order[i] = g_schedule == Schedule::reverse ? nthreads - 1 - i : i;
+  if (g_schedule == Schedule::random) std::shuffle(order.begin(), order.end(), g_rng);
+  for (unsigned i : order) {
+    threadIdx = {i % blockDim.x, i / blockDim.x % blockDim.y, i / (blockDim.x * blockDim.y)};
+    g.body(g.ctx);
+  }
+}
+
 void run_block(unsigned nthreads) {
   Grid& g = *g_grid;
+  if (g.direct) return run_block_direct(nthreads);
   for (auto& [p, n] : g_shared) std::memset(p, 0xFF, n);  // stale shared memory reads NaN / -1
   g.threads.resize(nthreads);
   g.live = int(nthreads);
@@ -350,8 +373,16 @@ std::string base_name(const char* name) {
 
 // ---- called by the kernels (emu_device.h) ----
 
+[[noreturn]] void direct_block_collective(const char* what) {
+  report("%s in a block run without fibers: the first block of this launch reached no barrier "
+         "or warp collective, this one does (run with CUDA_EMU_BLOCKS=fibers)",
+         what);
+}
+
 uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int arg, int width) {
+  if (g_grid && g_grid->direct) direct_block_collective(op_name(op));
   if (!g_cur) report("%s outside a kernel", op_name(op));
+  g_grid->collective_seen = true;
   Thread& t = *g_cur;
   const int lane = t.linear % 32, warp0 = t.linear / 32 * 32;
   if (!(mask >> lane & 1u))
@@ -377,7 +408,9 @@ uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int arg, int 
 }
 
 void sync_block() {
+  if (g_grid && g_grid->direct) direct_block_collective("__syncthreads");
   if (!g_cur) report("__syncthreads outside a kernel");
+  g_grid->collective_seen = true;
   g_cur->state = State::at_syncthreads;
   park();
 }
@@ -390,30 +423,11 @@ void shared_seen(void* p, size_t bytes) {
   g_shared.emplace_back(p, bytes);
 }
 
-void run_grid(const char* name, const char* file, int line, dim3 grid, dim3 block, size_t smem,
-              cudaStream_t, KernelBody body, void* ctx) {
-  const unsigned long long threads = 1ull * block.x * block.y * block.z;
-  if (threads == 0 || threads > 1024 || block.x > 1024 || block.y > 1024 || block.z > 64 ||
-      grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535 ||
-      grid.z > 65535) {
-    std::fprintf(stderr,
-                 "cuda-emu: %s at %s:%d: invalid launch configuration grid (%u,%u,%u) "
-                 "block (%u,%u,%u)\n",
-                 name, file, line, grid.x, grid.y, grid.z, block.x, block.y, block.z);
-    record_error(cudaErrorInvalidConfiguration);
-    return;
-  }
-  if (smem > 0) {  // no kernel uses dynamic shared memory; a launch asking for it is a bug here
-    record_error(cudaErrorInvalidValue);
-    return;
-  }
+namespace {
+void execute_grid(const char* name, const char* file, int line, dim3 grid, dim3 block,
+                  KernelBody body, void* ctx) {
   if (g_grid) report("kernel %s launched from inside kernel %s", name, g_grid->name);
-  ++g_launched[base_name(name)];
-  if (take_fault_request()) {  // a test asked for a fault: seen at the next synchronisation
-    record_async_fault();
-    return;
-  }
-  if (g_grid_cap && grid.x > g_grid_cap) grid.x = g_grid_cap;
+  const unsigned long long threads = 1ull * block.x * block.y * block.z;
   Grid g{name, file, line, body, ctx, {}, 0};
   g_grid = &g;
   gridDim = grid;
@@ -432,9 +446,44 @@ void run_grid(const char* name, const char* file, int line, dim3 grid, dim3 bloc
     blockIdx = {unsigned(b % grid.x), unsigned(b / grid.x % grid.y),
                 unsigned(b / (1ull * grid.x * grid.y))};
     run_block(unsigned(threads));
+    // The first block ran on fibers with every check; when none of its threads met another,
+    // BlockMode::direct runs the rest as plain calls (a later block that does meet aborts).
+    if (k == 0 && g_block_mode == BlockMode::direct && !g.collective_seen) g.direct = true;
   }
   g.threads.clear();
   g_grid = nullptr;
+}
+}  // namespace
+
+void run_grid(const char* name, const char* file, int line, dim3 grid, dim3 block, size_t smem,
+              cudaStream_t stream, KernelBody body, std::shared_ptr<void> ctx) {
+  const unsigned long long threads = 1ull * block.x * block.y * block.z;
+  if (threads == 0 || threads > 1024 || block.x > 1024 || block.y > 1024 || block.z > 64 ||
+      grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 0x7fffffffu || grid.y > 65535 ||
+      grid.z > 65535) {
+    std::fprintf(stderr,
+                 "cuda-emu: %s at %s:%d: invalid launch configuration grid (%u,%u,%u) "
+                 "block (%u,%u,%u)\n",
+                 name, file, line, grid.x, grid.y, grid.z, block.x, block.y, block.z);
+    record_error(cudaErrorInvalidConfiguration);
+    return;
+  }
+  if (smem > 0) {  // no kernel uses dynamic shared memory; a launch asking for it is a bug here
+    record_error(cudaErrorInvalidValue);
+    return;
+  }
+  if (g_grid) report("kernel %s launched from inside kernel %s", name, g_grid->name);
+  if (!valid_stream(stream)) {
+    record_error(cudaErrorInvalidResourceHandle);
+    return;
+  }
+  ++g_launched[base_name(name)];
+  if (take_fault_request()) {  // a test asked for a fault: seen at the next synchronisation
+    enqueue(stream, name, [] { record_async_fault(); });
+    return;
+  }
+  if (g_grid_cap && grid.x > g_grid_cap) grid.x = g_grid_cap;
+  enqueue(stream, name, [=] { execute_grid(name, file, line, grid, block, body, ctx.get()); });
 }
 
 // ---- control (cuda_emu.h) ----
@@ -463,6 +512,10 @@ bool parse_schedule(const std::string& text, Schedule& s, uint64_t& seed) {
   return *end == '\0';
 }
 std::map<std::string, uint64_t> launched_kernels() { return g_launched; }
+void set_block_mode(BlockMode m) {
+  if (!g_block_mode_forced) g_block_mode = m;
+}
+BlockMode block_mode() { return g_block_mode; }
 GridCap::GridCap(unsigned cap) : previous_(g_grid_cap) { g_grid_cap = cap; }
 GridCap::~GridCap() { g_grid_cap = previous_; }
 namespace {

@@ -72,17 +72,24 @@ TEST(Emulator, ShufflesAndVotesFollowCuda) {
   }
 }
 
+// Launches queue their kernel; the synchronisation runs it (and its report).
+template <class F>
+void run_now(F launch) {
+  launch();
+  cudaDeviceSynchronize();
+}
+
 TEST(EmulatorDeathTest, ALaneOutsideItsMaskAborts) {
-  EXPECT_DEATH(emu_selftest::lane_outside_mask(),
+  EXPECT_DEATH(run_now([&] { emu_selftest::lane_outside_mask(); }),
                "lane [0-9]+ calls __shfl_xor_sync with mask 0x0000ffff, which does not include it");
 }
 
 TEST(EmulatorDeathTest, AReadOfALaneThatDidNotTakePartAborts) {
-  EXPECT_DEATH(emu_selftest::read_of_absent_lane(), "did not take part");
+  EXPECT_DEATH(run_now([&] { emu_selftest::read_of_absent_lane(); }), "did not take part");
 }
 
 TEST(EmulatorDeathTest, ADeadlockListsTheWaitingThreads) {
-  EXPECT_DEATH(emu_selftest::deadlock(),
+  EXPECT_DEATH(run_now([&] { emu_selftest::deadlock(); }),
                "deadlock(.|\n)*lane 0: in __syncwarp(.|\n)*__syncthreads");
 }
 
@@ -90,7 +97,7 @@ TEST(EmulatorDeathTest, AStackOverflowFaultsAtOnce) {
   // The guard page below each fiber stack: without it the overflow would silently overwrite
   // the neighbouring thread's stack.
   int out[2];
-  EXPECT_DEATH(emu_selftest::stack_overflow(out), "");
+  EXPECT_DEATH(run_now([&] { emu_selftest::stack_overflow(out); }), "");
 }
 
 TEST(Emulator, LaunchErrorsStayUntilRead) {

@@ -17,6 +17,16 @@ Schedule schedule();
 std::string schedule_name();
 bool parse_schedule(const std::string& text, Schedule& s, uint64_t& seed);
 
+// How the blocks of a launch run. fibers: every thread of every block is a fiber (the kernel
+// parity suite). direct: the first block of each launch runs on fibers with every check; when
+// none of its threads reached a barrier or warp collective, the other blocks' threads run as
+// plain calls, and a later block that does reach one aborts with a report (the whole-step
+// runs, where elementwise kernels over millions of elements would otherwise cost a stack
+// switch per element). CUDA_EMU_BLOCKS=fibers|direct in the environment overrides it.
+enum class BlockMode { fibers, direct };
+void set_block_mode(BlockMode m);
+BlockMode block_mode();
+
 // Kernel name (template arguments dropped) -> number of launches since the program started.
 std::map<std::string, uint64_t> launched_kernels();
 
