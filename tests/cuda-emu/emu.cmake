@@ -93,3 +93,76 @@ foreach(algo bitonic rounds)
   endforeach()
 endforeach()
 set_tests_properties(emu.parity.forward emu.parity.reverse emu.parity.random PROPERTIES TIMEOUT 600)
+
+# ---- the emulated CUDA build of the whole engine: src/cuda/*, the CUDA training step and the
+# CLI compiled unchanged against tests/cuda-emu/include (runtime, cuDNN, cuBLAS, NCCL, Thrust
+# and CUB stand-ins), with the CPU backend beside them as in a GPU build: build/convpool-emu
+# and the whole-step tests. Needs MPI (the NCCL stand-in runs over it) and the CCCL headers
+# (Thrust's CPP system). ----
+if(MPI_CXX_FOUND AND CONVPOOL_CCCL_INCLUDE_DIR)
+  add_library(convpool_emu_libs STATIC ${_emu}/cudnn.cpp ${_emu}/cublas.cpp ${_emu}/nccl.cpp)
+  target_include_directories(convpool_emu_libs BEFORE PUBLIC ${_emu}/include)
+  target_include_directories(convpool_emu_libs PUBLIC ${_emu})
+  target_link_libraries(convpool_emu_libs PUBLIC convpool_emu_kernels PkgConfig::OPENBLAS
+                        MPI::MPI_CXX OpenMP::OpenMP_CXX)
+
+  # src/cuda's .cu files hold host code only (Thrust and CUB calls, launcher calls): compiled
+  # as C++ through a one-line wrapper each, so that their own includes resolve beside them.
+  set(_emu_engine_cu)
+  file(GLOB _engine_cu CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/cuda/*.cu)
+  foreach(cu ${_engine_cu})
+    get_filename_component(stem ${cu} NAME_WE)
+    set(wrapper ${CMAKE_BINARY_DIR}/cuda-emu/engine/${stem}.cu.cpp)
+    # CCCL would include the toolkit's runtime header where one is installed; here Thrust
+    # must see no toolkit (its CPP system), and the emulated runtime only.
+    file(WRITE ${wrapper}.in "#include <cuda/std/__cccl/preprocessor.h>\n#undef _CCCL_HAS_INCLUDE\n"
+         "#define _CCCL_HAS_INCLUDE(x) 0\n#include \"${cu}\"\n")
+    configure_file(${wrapper}.in ${wrapper} COPYONLY)
+    list(APPEND _emu_engine_cu ${wrapper})
+  endforeach()
+  file(GLOB _engine_cpp CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/cuda/*.cpp)
+  list(TRANSFORM CONVPOOL_CLI_SOURCES PREPEND ${CMAKE_SOURCE_DIR}/ OUTPUT_VARIABLE _engine_cli)
+  add_library(convpool_emu_engine STATIC ${CONVPOOL_CPU_SOURCES} ${_engine_cpp}
+              ${CMAKE_SOURCE_DIR}/src/train/cuda_step.cpp ${_emu_engine_cu} ${_engine_cli})
+  target_include_directories(convpool_emu_engine BEFORE PUBLIC ${_emu}/include)
+  target_include_directories(convpool_emu_engine PUBLIC ${CMAKE_SOURCE_DIR}/include
+                             ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR})
+  target_include_directories(convpool_emu_engine SYSTEM PUBLIC ${CONVPOOL_CCCL_INCLUDE_DIR})
+  target_compile_definitions(convpool_emu_engine PUBLIC CONVPOOL_HAVE_CUDA CONVPOOL_CUDA_ARCHS="90"
+                             CONVPOOL_EMULATED_CUDA CONVPOOL_HAVE_NCCL CONVPOOL_HAVE_MPI
+                             THRUST_DEVICE_SYSTEM=THRUST_DEVICE_SYSTEM_CPP
+                             "__host__=" "__device__=")
+  target_link_libraries(convpool_emu_engine PUBLIC convpool_emu_libs OpenMP::OpenMP_CXX
+                        PkgConfig::OPENBLAS nlohmann_json::nlohmann_json PNG::PNG JPEG::JPEG
+                        MPI::MPI_CXX)
+  if(DNNL_INCLUDE_DIR AND DNNL_LIBRARY)
+    target_include_directories(convpool_emu_engine PRIVATE ${DNNL_INCLUDE_DIR})
+    target_link_libraries(convpool_emu_engine PUBLIC ${DNNL_LIBRARY})
+    target_compile_definitions(convpool_emu_engine PRIVATE CONVPOOL_HAVE_ONEDNN)
+  endif()
+  if(CLI11_INCLUDE_DIR)
+    target_include_directories(convpool_emu_engine PUBLIC ${CLI11_INCLUDE_DIR})
+  endif()
+
+  # The binary: `convpool-emu train --device cuda ...` runs the CUDA backend on this CPU.
+  add_executable(convpool-emu ${CMAKE_SOURCE_DIR}/tools/main.cpp ${_emu}/engine_defaults.cpp)
+  target_link_libraries(convpool-emu PRIVATE convpool_emu_engine)
+  target_include_directories(convpool-emu PRIVATE ${_emu})
+
+  # The whole-step tests: the GPU parity suite and the emulated-step suite, on this target.
+  add_executable(convpool_emu_engine_tests ${CMAKE_SOURCE_DIR}/tests/test_cuda_parity.cpp
+                 ${CMAKE_SOURCE_DIR}/tests/test_helpers.cpp ${CMAKE_SOURCE_DIR}/tests/layer_harness.cpp
+                 ${CMAKE_SOURCE_DIR}/tests/emu/test_whole_step.cpp ${_emu}/engine_defaults.cpp)
+  target_link_libraries(convpool_emu_engine_tests PRIVATE convpool_emu_engine GTest::gtest
+                        GTest::gtest_main)
+  target_include_directories(convpool_emu_engine_tests PRIVATE ${CMAKE_SOURCE_DIR}/tests ${_emu})
+  target_compile_definitions(convpool_emu_engine_tests PRIVATE
+                             CONVPOOL_BINARY="$<TARGET_FILE:convpool-emu>"
+                             CONVPOOL_SOURCE_DIR="${CMAKE_SOURCE_DIR}")
+  add_dependencies(convpool_emu_engine_tests convpool-emu)
+  gtest_discover_tests(convpool_emu_engine_tests TEST_PREFIX emu.engine. DISCOVERY_TIMEOUT 60
+                       PROPERTIES TIMEOUT 900)
+  message(STATUS "convpool: emulated CUDA engine ON (build/convpool-emu)")
+else()
+  message(STATUS "convpool: emulated CUDA engine OFF (needs MPI and the CCCL headers)")
+endif()

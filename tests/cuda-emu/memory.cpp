@@ -365,14 +365,24 @@ cudaError_t cudaPeekAtLastError() { return g_last_error; }
 // ---- the device: one, with the compute capability the build targets ----
 namespace {
 int g_device = 0;
+// CUDA_EMU_DEVICES=N: the devices this process sees (1 by default): the multi-GPU node of the
+// data-parallel tests. They share the one memory arena.
+int device_count() {
+  static const int n = [] {
+    const char* v = std::getenv("CUDA_EMU_DEVICES");
+    const int k = v ? std::atoi(v) : 1;
+    return k >= 0 && k <= 64 ? k : 1;
+  }();
+  return n;
 }
+}  // namespace
 cudaError_t cudaGetDeviceCount(int* count) {
   if (!count) return record_error(cudaErrorInvalidValue);
-  *count = 1;
-  return cudaSuccess;
+  *count = device_count();
+  return *count ? cudaSuccess : record_error(cudaErrorNoDevice);
 }
 cudaError_t cudaSetDevice(int device) {
-  if (device != 0) return record_error(cudaErrorInvalidDevice);
+  if (device < 0 || device >= device_count()) return record_error(cudaErrorInvalidDevice);
   g_device = device;
   return cudaSuccess;
 }
@@ -382,7 +392,7 @@ cudaError_t cudaGetDevice(int* device) {
   return cudaSuccess;
 }
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
-  if (!prop || device != 0) return record_error(cudaErrorInvalidDevice);
+  if (!prop || device < 0 || device >= device_count()) return record_error(cudaErrorInvalidDevice);
   *prop = cudaDeviceProp{};
   std::snprintf(prop->name, sizeof prop->name, "convpool emulated device (CPU)");
   prop->totalGlobalMem = kDeviceBytes;

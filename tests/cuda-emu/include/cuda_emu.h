@@ -2,9 +2,12 @@
 // kernels launched so far (the kernel census), and a grid cap that stands in for inputs
 // larger than a launcher's whole grid, so that grid-stride loops take their second pass.
 #pragma once
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace cuda_emu {
 
@@ -54,5 +57,23 @@ class FaultNextLaunch {
   FaultNextLaunch(const FaultNextLaunch&) = delete;
   FaultNextLaunch& operator=(const FaultNextLaunch&) = delete;
 };
+
+// ---- the cuDNN stand-in's algorithm table (tests/cuda-emu/cudnn.cpp) ----
+// What cudnnGet*Algorithm_v7 return, best first, for every convolution of a pass: each
+// algorithm's determinism, whether it has a tensor-op variant (listed with
+// CUDNN_TENSOR_OP_MATH where the descriptor's math type allows tensor ops), the status of its
+// entry, and the workspace a batch of n needs, per variant. Running a convolution with less
+// workspace than its algorithm needs, for the descriptor's math type at the call, fails with
+// CUDNN_STATUS_BAD_PARAM, as cuDNN does.
+enum class ConvPass { forward, backward_data, backward_filter };
+struct ConvAlgorithm {
+  int algo = 0;
+  bool deterministic = true;
+  bool tensor_ops = false;
+  int status = 0;  // a cudnnStatus_t: non-zero entries are listed but unusable
+  std::function<size_t(int n, bool tensor_op)> workspace = [](int, bool) { return size_t(0); };
+};
+void set_conv_algorithms(ConvPass pass, std::vector<ConvAlgorithm> best_first);
+void reset_conv_algorithms();  // the default table
 
 }  // namespace cuda_emu
