@@ -68,6 +68,8 @@ struct ExplicitPad {
 };
 
 class ConvPlan {
+  static constexpr size_t kWorkspaceCap = size_t(256) << 20;  // per convolution
+
  public:
   ConvPlan(const cpu::ConvGeom& g, int max_batch) : g_(g), pad_(g), max_batch_(max_batch) {
     CP_CUDNN_CHECK(cudnnCreateFilterDescriptor(&filter_));
@@ -81,9 +83,16 @@ class ConvPlan {
     // --tf32 lets cuDNN use tensor cores with TF32 inputs.
     CP_CUDNN_CHECK(
         cudnnSetConvolutionMathType(conv_, cuda_tf32() ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH));
-    workspace_limit_ = size_t(256) << 20;
-    const Batch& b = batch(max_batch);
-    workspace_limit_ = b.workspace;  // smaller batches must fit in the same workspace
+    // Every batch size that can run (a partial last batch, evaluation batches, a rank's
+    // slice) is planned now, each with its best algorithms within the cap, and the workspace
+    // covers them all: a smaller batch can need more workspace than the largest, and planning
+    // it later, inside the largest batch's workspace, would fall back to another algorithm
+    // (a non-deterministic one, or a --deterministic failure an epoch into the run).
+    workspace_limit_ = kWorkspaceCap;
+    size_t need = 0;
+    for (int n = 1; n <= max_batch; ++n) need = std::max(need, batch(n).workspace);
+    workspace_limit_ = need;
+    planned_ = true;
   }
   ~ConvPlan() {
     cudnnDestroyConvolutionDescriptor(conv_);
@@ -95,13 +104,18 @@ class ConvPlan {
     cudnnConvolutionFwdAlgo_t fwd;
     cudnnConvolutionBwdDataAlgo_t bwd_data;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
+    // The math type of each chosen heuristic entry: set on the descriptor before its call, so
+    // that the variant that runs is the one whose workspace the entry reported.
+    cudnnMathType_t fwd_math, bwd_data_math, bwd_filter_math;
     size_t workspace = 0;
   };
 
-  // Descriptors and algorithms for batch n; host-only work, safe during graph capture.
+  // Descriptors and algorithms for batch n (planned when the plan was made).
   const Batch& batch(int n) {
     auto it = batches_.find(n);
     if (it != batches_.end()) return it->second;
+    CP_CHECK(n >= 1 && n <= max_batch_ && !planned_,
+             "convolution batch " << n << " outside the planned 1.." << max_batch_);
     Batch b;
     // With explicit padding, cuDNN sees the padded copy.
     b.x = std::make_unique<TensorDesc>(n, g_.C, pad_.on ? pad_.HP : g_.H, pad_.on ? pad_.WP : g_.W);
@@ -129,6 +143,9 @@ class ConvPlan {
     b.fwd = f.algo;
     b.bwd_data = d.algo;
     b.bwd_filter = w.algo;
+    b.fwd_math = f.mathType;
+    b.bwd_data_math = d.mathType;
+    b.bwd_filter_math = w.mathType;
     b.workspace = std::max({f.memory, d.memory, w.memory});
     return batches_.emplace(n, std::move(b)).first->second;
   }
@@ -152,7 +169,11 @@ class ConvPlan {
     return xp;
   }
   cudnnFilterDescriptor_t filter() const { return filter_; }
-  cudnnConvolutionDescriptor_t conv() const { return conv_; }
+  // The descriptor, with the math type of the entry about to run (host-only: capture-safe).
+  cudnnConvolutionDescriptor_t conv(cudnnMathType_t math) const {
+    CP_CUDNN_CHECK(cudnnSetConvolutionMathType(conv_, math));
+    return conv_;
+  }
   size_t workspace_limit() const { return workspace_limit_; }
 
  private:
@@ -162,6 +183,7 @@ class ConvPlan {
   cudnnFilterDescriptor_t filter_ = nullptr;
   cudnnConvolutionDescriptor_t conv_ = nullptr;
   size_t workspace_limit_ = 0;
+  bool planned_ = false;  // every batch size 1..max_batch has its algorithms
   std::map<int, Batch> batches_;
 };
 
@@ -202,8 +224,9 @@ void conv_forward(ConvPlan& plan, int n, const float* x, const float* w, const f
   CP_CUDNN_CHECK(cudnnSetStream(h, as_stream(stream)));
   const float one = 1.f, zero = 0.f;
   x = plan.cudnn_input(n, x, workspace, stream);
-  CP_CUDNN_CHECK(cudnnConvolutionForward(h, &one, B.x->d, x, plan.filter(), w, plan.conv(), B.fwd,
-                                         workspace, plan.workspace_limit(), &zero, B.y->d, y));
+  CP_CUDNN_CHECK(cudnnConvolutionForward(h, &one, B.x->d, x, plan.filter(), w,
+                                         plan.conv(B.fwd_math), B.fwd, workspace,
+                                         plan.workspace_limit(), &zero, B.y->d, y));
   const auto& g = plan.geom();
   if (b) bias_add(y, b, n, g.OC, g.OH * g.OW, stream);
 }
@@ -215,9 +238,9 @@ void conv_backward_filter(ConvPlan& plan, int n, const float* x, const float* dy
   CP_CUDNN_CHECK(cudnnSetStream(h, as_stream(stream)));
   const float one = 1.f, zero = 0.f;
   x = plan.cudnn_input(n, x, workspace, stream);  // padded again: forward's copy may be reused
-  CP_CUDNN_CHECK(cudnnConvolutionBackwardFilter(h, &one, B.x->d, x, B.y->d, dy, plan.conv(),
-                                                B.bwd_filter, workspace, plan.workspace_limit(),
-                                                &zero, plan.filter(), dw));
+  CP_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
+      h, &one, B.x->d, x, B.y->d, dy, plan.conv(B.bwd_filter_math), B.bwd_filter, workspace,
+      plan.workspace_limit(), &zero, plan.filter(), dw));
   const auto& g = plan.geom();
   if (db) bias_grad(dy, db, n, g.OC, g.OH * g.OW, stream);
 }
@@ -231,9 +254,9 @@ void conv_backward_data(ConvPlan& plan, int n, const float* w, const float* dy, 
   // With explicit padding cuDNN writes the padded input's gradient, which is then cropped.
   const auto& pad = plan.pad();
   float* dx_cudnn = pad.on ? plan.padded_copy(workspace) : dx;
-  CP_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, plan.filter(), w, B.y->d, dy, plan.conv(),
-                                              B.bwd_data, workspace, plan.workspace_limit(), &zero,
-                                              B.x->d, dx_cudnn));
+  CP_CUDNN_CHECK(cudnnConvolutionBackwardData(h, &one, plan.filter(), w, B.y->d, dy,
+                                              plan.conv(B.bwd_data_math), B.bwd_data, workspace,
+                                              plan.workspace_limit(), &zero, B.x->d, dx_cudnn));
   const auto& g = plan.geom();
   if (pad.on)
     crop_planes(dx_cudnn, dx, size_t(n) * g.C, g.H, g.W, g.PH, g.PW, pad.HP, pad.WP, stream);

@@ -1,1 +1,207 @@
+// The whole CUDA training step on the emulated target against the CPU backend: the same
+// `train` command on both devices of build/convpool-emu (the CUDA backend's host code, its
+// cuDNN, cuBLAS, NCCL and Thrust calls and our kernels, on the CPU through tests/cuda-emu),
+// comparing each epoch's losses and accuracies and every tensor of the final checkpoint
+// (weights, BatchNorm buffers, optimizer state, EMA). Also: a checkpoint the CUDA run saved
+// evaluates the same on the CPU; two emulated ranks over NCCL equal one process; the
+// cuDNN-planning and stream-ordering defects a first GPU run would have hit.
+//
+// Tolerances. Both backends compute in fp32 with different summation orders (cuDNN's
+// stand-in accumulates each output in double, oneDNN and OpenBLAS in float blocks), so
+// weights drift apart by rounding alone: measured at 1e-6 to 3e-5 relative after a dozen
+// Adam steps. The bound, 1e-3 relative per tensor, is 30x that, and far below what any real
+// fault gives (a missed synchronisation reads poison, NaN; a different dropout or pooling
+// draw, a wrong batch or a skipped update moves the weights by 1e-2 or more). Losses are
+// compared to 1e-3 relative; accuracies may differ by one image (an argmax tie broken by
+// rounding).
 #include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "convpool/checkpoint.h"
+#include "convpool/device.h"
+#include "cuda_emu.h"
+#include "test_helpers.h"
+
+using namespace convpool;
+using namespace convpool::test;
+
+namespace {
+
+struct EpochRow {
+  double loss, acc, test_loss, test_acc;
+};
+std::vector<EpochRow> metrics(const std::string& run) {
+  std::ifstream in(run + "/metrics.csv");
+  std::string line;
+  std::getline(in, line);  // header: epoch,loss,accuracy,test_loss,test_accuracy,...
+  std::vector<EpochRow> rows;
+  while (std::getline(in, line)) {
+    std::istringstream cells(line);
+    std::string cell;
+    std::vector<double> v;
+    while (std::getline(cells, cell, ',')) v.push_back(std::stod(cell));
+    if (v.size() >= 5) rows.push_back({v[1], v[2], v[3], v[4]});
+  }
+  return rows;
+}
+
+// Every tensor of two checkpoints, by name, relative 2-norm of the difference.
+void expect_same_checkpoint(const std::string& a, const std::string& b, double tol) {
+  const Checkpoint ca = load_checkpoint(a), cb = load_checkpoint(b);
+  ASSERT_EQ(ca.file.tensors.size(), cb.file.tensors.size());
+  for (const NamedTensor& t : ca.file.tensors) {
+    const NamedTensor* u = cb.file.find(t.name);
+    ASSERT_NE(u, nullptr) << t.name;
+    ASSERT_EQ(t.data.size(), u->data.size()) << t.name;
+    double num = 0, den = 0;
+    for (size_t i = 0; i < t.data.size(); ++i) {
+      ASSERT_TRUE(std::isfinite(u->data[i])) << t.name << "[" << i << "]";
+      num += (double(t.data[i]) - u->data[i]) * (double(t.data[i]) - u->data[i]);
+      den += double(t.data[i]) * t.data[i];
+    }
+    EXPECT_LE(std::sqrt(num / std::max(den, 1e-30)), tol) << t.name;
+  }
+  EXPECT_EQ(ca.state.step, cb.state.step);
+}
+
+class WholeStep : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    write_cifar_dir(dir_.str("data"), 44, 11);  // 220 training images, 44 test images
+  }
+  std::string write_model(const std::string& name, const std::string& text) {
+    const std::string path = dir_.str(name + ".cfg");
+    std::ofstream(path) << text;
+    return path;
+  }
+  // `train` with `args` on the CPU and on the emulated CUDA device (`cuda_args` there only);
+  // the run directories.
+  std::pair<std::string, std::string> train_both(const std::string& tag, const std::string& args,
+                                                 const std::string& cuda_args = "") {
+    const std::string common = " --data " + dir_.str("data") + " --quiet " + args;
+    const std::string cpu = dir_.str(tag + "-cpu"), gpu = dir_.str(tag + "-cuda");
+    const CommandResult c = run_convpool("train --device cpu --threads 1 --out " + cpu + common);
+    EXPECT_EQ(c.exit_code, 0) << c.output;
+    const CommandResult g =
+        run_convpool("train --device cuda --out " + gpu + common + " " + cuda_args);
+    EXPECT_EQ(g.exit_code, 0) << g.output;
+    return {cpu, gpu};
+  }
+  void expect_same_run(const std::string& cpu, const std::string& gpu, int train_images,
+                       int test_images) {
+    const auto a = metrics(cpu), b = metrics(gpu);
+    ASSERT_FALSE(a.empty());
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t e = 0; e < a.size(); ++e) {
+      EXPECT_NEAR(b[e].loss, a[e].loss, 1e-3 * std::max(1.0, std::fabs(a[e].loss))) << e;
+      EXPECT_NEAR(b[e].test_loss, a[e].test_loss, 1e-3 * std::max(1.0, std::fabs(a[e].test_loss)))
+          << e;
+      EXPECT_NEAR(b[e].acc, a[e].acc, 1.0 / train_images + 1e-9) << e;
+      EXPECT_NEAR(b[e].test_acc, a[e].test_acc, 1.0 / test_images + 1e-9) << e;
+    }
+    expect_same_checkpoint(cpu + "/last.safetensors", gpu + "/last.safetensors", 1e-3);
+  }
+  TempDir dir_;
+};
+
+const char* kSeed = CONVPOOL_SOURCE_DIR "/models/keras_cifar10.cfg";
+// 52 images at batch 8: six full batches and a partial one of 4, each epoch.
+const std::string kShort = " --epochs 2 --limit-train 52 --limit-test 44 --batch 8";
+
+TEST_F(WholeStep, SeedCnnWithGraphsAndPinnedStaging) {
+  auto [cpu, gpu] =
+      train_both("seed", std::string("--model ") + kSeed + kShort, "--data-placement pinned");
+  expect_same_run(cpu, gpu, 52, 44);
+}
+
+TEST_F(WholeStep, SeedCnnWithoutGraphsResidentOnTheDevice) {
+  auto [cpu, gpu] = train_both("seed-eager", std::string("--model ") + kSeed + kShort,
+                               "--no-graph --data-placement device");
+  expect_same_run(cpu, gpu, 52, 44);
+}
+
+TEST_F(WholeStep, SeedCnnWithGraphsResidentOnTheDevice) {
+  auto [cpu, gpu] = train_both("seed-device", std::string("--model ") + kSeed + kShort,
+                               "--data-placement device");
+  expect_same_run(cpu, gpu, 52, 44);
+}
+
+// BatchNorm, a projection shortcut and an add; SGD with Nesterov momentum, EMA evaluated,
+// gradient clipping and label smoothing.
+TEST_F(WholeStep, SmallResNetWithEmaClippingAndLabelSmoothing) {
+  const std::string model =
+      write_model("resnet",
+                  "input channels=3 height=32 width=32\n"
+                  "conv name=stem filters=8 size=3 padding=1 bias=0\n"
+                  "batchnorm name=stem_bn\nrelu name=stem_relu\n"
+                  "conv name=c1 filters=16 size=3 stride=2 padding=1 bias=0\n"
+                  "batchnorm name=bn1\nrelu name=r1\n"
+                  "conv name=c2 filters=16 size=3 padding=1 bias=0\n"
+                  "batchnorm name=bn2\n"
+                  "conv name=proj filters=16 size=1 stride=2 bias=0 in=stem_relu\n"
+                  "batchnorm name=proj_bn\n"
+                  "add name=sum in=bn2,proj_bn\nrelu name=out\n"
+                  "pool avg global\nflatten\ndense units=10\n");
+  auto [cpu, gpu] = train_both("resnet", "--model " + model + kShort +
+                                             " --optimizer sgd --lr 0.05 --momentum 0.9 --nesterov"
+                                             " --ema 0.9 --eval-with ema --clip-grad-norm 0.5"
+                                             " --label-smoothing 0.1");
+  expect_same_run(cpu, gpu, 52, 44);
+}
+
+// A "same" convolution with an odd total padding runs cuDNN on an explicitly padded copy.
+TEST_F(WholeStep, OddSamePaddingTakesTheExplicitPadPathWithAdamW) {
+  const std::string model = write_model("oddpad",
+                                        "input channels=3 height=32 width=32\n"
+                                        "conv filters=8 size=2 padding=same\nrelu\n"
+                                        "conv filters=8 size=3 stride=2 padding=same\nrelu\n"
+                                        "pool max size=2\nflatten\ndense units=10\n");
+  auto [cpu, gpu] =
+      train_both("oddpad", "--model " + model + kShort + " --optimizer adamw --weight-decay 0.05");
+  expect_same_run(cpu, gpu, 52, 44);
+}
+
+// Every pooling method side by side, and dropout: their random draws (stochastic pooling,
+// mixed pooling's lambda, dropout masks) must be the CPU's, or the weights part at once.
+TEST_F(WholeStep, EveryPoolingMethodAndDropoutDrawLikeTheCpu) {
+  std::string text =
+      "input channels=3 height=32 width=32\nconv name=c filters=4 size=3 padding=1\n"
+      "relu name=r\n";
+  const std::vector<std::string> pools = {"max",        "avg",         "min",
+                                          "lp p=3",     "mixed",       "mixed learned=1",
+                                          "stochastic", "avgtopk k=2", "tmaxavg k=2 t=0.5",
+                                          "softpool"};
+  std::string names;
+  for (size_t i = 0; i < pools.size(); ++i) {
+    text += "pool name=p" + std::to_string(i) + " " + pools[i] + " size=2 in=r\n";
+    names += (i ? "," : "") + std::string("p") + std::to_string(i);
+  }
+  text += "concat in=" + names + "\ndropout p=0.3\nflatten\ndense units=10\n";
+  auto [cpu, gpu] = train_both("pools", "--model " + write_model("pools", text) + kShort);
+  expect_same_run(cpu, gpu, 52, 44);
+}
+
+// A checkpoint saved by the emulated CUDA run loads on the CPU and evaluates the same.
+TEST_F(WholeStep, CudaCheckpointEvaluatesTheSameOnTheCpu) {
+  auto [cpu, gpu] = train_both("ckpt", std::string("--model ") + kSeed + kShort);
+  const std::string ckpt = gpu + "/last.safetensors";
+  const std::string common =
+      " --data " + dir_.str("data") + " --limit-test 44 --checkpoint " + ckpt;
+  const CommandResult on_cpu = run_convpool("eval --device cpu" + common);
+  const CommandResult on_gpu = run_convpool("eval --device cuda" + common);
+  ASSERT_EQ(on_cpu.exit_code, 0) << on_cpu.output;
+  ASSERT_EQ(on_gpu.exit_code, 0) << on_gpu.output;
+  auto accuracy = [](const std::string& out) {
+    const size_t at = out.find("acc");
+    return at == std::string::npos ? std::string() : out.substr(at, out.find('\n', at) - at);
+  };
+  EXPECT_FALSE(accuracy(on_cpu.output).empty()) << on_cpu.output;
+  EXPECT_EQ(accuracy(on_cpu.output), accuracy(on_gpu.output));
+}
+
+}  // namespace
