@@ -51,4 +51,9 @@ inline BatchSlice batch_slice(size_t n, int r, int w) {
   return {n * size_t(r) / size_t(w), n * size_t(r + 1) / size_t(w)};
 }
 
+// What rank `rank` of `size` says when NCCL's asynchronous error (ncclCommGetAsyncError) is
+// `result` (its ncclResult_t value; `text`, NCCL's string for it): "" for success and for
+// an operation still in progress, else one line that names the rank and the abort.
+std::string nccl_async_failure(int result, const char* text, int rank, int size);
+
 }  // namespace convpool

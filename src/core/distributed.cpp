@@ -1,8 +1,9 @@
 #include "convpool/distributed.h"
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "convpool/error.h"
@@ -11,6 +12,15 @@
 #endif
 
 namespace convpool {
+
+std::string nccl_async_failure(int result, const char* text, int rank, int size) {
+  constexpr int kSuccess = 0, kInProgress = 7;  // ncclSuccess, ncclInProgress
+  if (result == kSuccess || result == kInProgress) return "";
+  return "rank " + std::to_string(rank) + " of " + std::to_string(size) +
+         ": NCCL failed asynchronously (" + (text ? text : "unknown error") + ", code " +
+         std::to_string(result) +
+         "): communicator aborted; a peer rank probably died (NCCL_DEBUG=WARN says more)";
+}
 
 namespace {
 Communicator g_world;

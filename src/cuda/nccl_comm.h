@@ -1,7 +1,7 @@
 // The NCCL communicator of a data-parallel CUDA job: bootstrapped over MPI (rank 0 makes the
 // unique id, MPI broadcasts it), as llm.c does; one all-reduce of the gradients per step, on
-// the compute stream, inside the captured CUDA Graph (NCCL 2.9+ allows capture).
-// Compile-only so far: no session has had two GPUs, or one (docs/scaling.md).
+// the compute stream, inside the captured CUDA Graph (NCCL 2.9+ allows capture). Run on the
+// emulated target (tests/cuda-emu/nccl.cpp over MPI); no session has had two GPUs yet.
 #pragma once
 #include <cstddef>
 #include <memory>
@@ -19,6 +19,10 @@ class NcclComm {
   NcclComm& operator=(const NcclComm&) = delete;
   // Sums `n` floats of device memory over the ranks, in place, on `stream`.
   void allreduce_sum(float* data, size_t n, void* stream);
+  // Waits for `stream` while polling the communicator: a collective whose peer died never
+  // completes, so a plain cudaStreamSynchronize would spin forever. An asynchronous NCCL
+  // error aborts the communicator and throws one line naming this rank.
+  void synchronize(void* stream);
 
  private:
   struct Impl;

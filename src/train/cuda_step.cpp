@@ -7,17 +7,17 @@
 #include <string>
 #include <vector>
 
-#include "cuda/check.h"
-#include "cuda/context.h"
-#include "cuda/device_data.h"
 #include "convpool/buffer.h"
 #include "convpool/distributed.h"
 #include "convpool/profile.h"
+#include "cuda/check.h"
+#include "cuda/context.h"
+#include "cuda/device_data.h"
 #include "cuda/nccl_comm.h"
+#include "cuda/pinned.h"
 #include "kernels/input.cuh"
 #include "kernels/loss.cuh"
 #include "kernels/optim.cuh"
-#include "cuda/pinned.h"
 
 namespace convpool::cuda {
 
@@ -62,8 +62,8 @@ struct TrainStepper::Impl {
   ResidentDataset train_data, eval_data;
   DeviceEpochOrder order;
   Buffer cursor{Device::cuda, sizeof(uint64_t)};
-  Buffer eval_index;         // evaluation: the batch's image indices, copied per batch
-  bool order_checked = false;  // the first epoch's device order was compared with the CPU's
+  Buffer eval_index;               // evaluation: the batch's image indices, copied per batch
+  bool order_checked = false;      // the first epoch's device order was compared with the CPU's
   std::unique_ptr<NcclComm> nccl;  // data-parallel jobs only
   uint64_t queued = 0;
   bool warmed_up = false;  // a full batch has run eagerly: capture is safe from now on
@@ -108,6 +108,14 @@ struct TrainStepper::Impl {
   }
 
   cudaStream_t stream() const { return context().stream(); }
+  // Waits for the compute stream; in a data-parallel job through the communicator, which
+  // turns a dead peer's hang into an error naming this rank.
+  void wait() {
+    if (nccl)
+      nccl->synchronize(stream());
+    else
+      CP_CUDA_CHECK(cudaStreamSynchronize(stream()));
+  }
   int classes() const { return int(graph.output_shape(1).numel()); }  // logits per image
   StepScalars* step_scalars() const { return scalars.as<StepScalars>(); }
   Counters* device_counters() const { return counters.as<Counters>(); }
@@ -116,7 +124,7 @@ struct TrainStepper::Impl {
     const Counters zero{0.0, 0, ~0ull};
     CP_CUDA_CHECK(
         cudaMemcpyAsync(device_counters(), &zero, sizeof zero, cudaMemcpyHostToDevice, stream()));
-    CP_CUDA_CHECK(cudaStreamSynchronize(stream()));  // `zero` lives on this stack frame
+    wait();  // `zero` lives on this stack frame
   }
 
   // The parts of training_step (src/train/step.h) on the device, for the staged slot.
@@ -136,8 +144,8 @@ struct TrainStepper::Impl {
                               &m.step_scalars()->step, s, m.first);
         advance_cursor(m.cursor.as<uint64_t>(), uint32_t(m.n_global), s);
       } else {
-        input_to_float(slot.pixels.as<uint8_t>(), m.graph.input(n).data, n, m.input, true,
-                       m.seed, &m.step_scalars()->step, s, m.first);
+        input_to_float(slot.pixels.as<uint8_t>(), m.graph.input(n).data, n, m.input, true, m.seed,
+                       &m.step_scalars()->step, s, m.first);
       }
     }
     void loss(int n) override {
@@ -145,9 +153,8 @@ struct TrainStepper::Impl {
       Region region(regions::loss, Device::cuda, s);
       Counters* c = m.device_counters();
       softmax_xent(n, m.classes(), m.graph.output(n).data, slot.labels.as<uint8_t>(),
-                   m.graph.output_grad(n).data, 1.f / float(m.n_global),
-                   m.recipe.label_smoothing, &c->loss_sum,
-                   m.sample_loss.as<double>(), &c->correct, s, m.step_scalars(),
+                   m.graph.output_grad(n).data, 1.f / float(m.n_global), m.recipe.label_smoothing,
+                   &c->loss_sum, m.sample_loss.as<double>(), &c->correct, s, m.step_scalars(),
                    &c->first_bad_step);
     }
     void update() override {
@@ -247,7 +254,7 @@ void TrainStepper::begin_epoch(const Dataset& train, const uint32_t* order, uint
                                uint64_t position) {
   Impl& m = *impl_;
   if (!m.resident) return;
-  CP_CUDA_CHECK(cudaStreamSynchronize(m.stream()));  // no queued step still reads the old order
+  m.wait();  // no queued step still reads the old order
   const bool data_moved = m.train_data.hold(train, m.stream());
   if (m.order.make(train.size(), m.seed, epoch, m.stream()) || data_moved) m.drop_graphs();
   if (!m.order_checked) {
@@ -259,9 +266,9 @@ void TrainStepper::begin_epoch(const Dataset& train, const uint32_t* order, uint
     m.order_checked = true;
   }
   // Stream-ordered, and waited for: `position` lives on this stack frame.
-  CP_CUDA_CHECK(cudaMemcpyAsync(m.cursor.get(), &position, sizeof position,
-                                cudaMemcpyHostToDevice, m.stream()));
-  CP_CUDA_CHECK(cudaStreamSynchronize(m.stream()));
+  CP_CUDA_CHECK(cudaMemcpyAsync(m.cursor.get(), &position, sizeof position, cudaMemcpyHostToDevice,
+                                m.stream()));
+  m.wait();
 }
 
 bool TrainStepper::step(const Dataset& ds, const uint32_t* idx, int n, uint64_t, int n_global,
@@ -298,6 +305,7 @@ bool TrainStepper::step(const Dataset& ds, const uint32_t* idx, int n, uint64_t,
 }
 
 StepCounters TrainStepper::peek() {
+  impl_->wait();  // first: a copy queued behind a hung collective would never return
   Counters c{};
   CP_CUDA_CHECK(cudaMemcpyAsync(&c, impl_->device_counters(), sizeof c, cudaMemcpyDeviceToHost,
                                 impl_->stream()));
@@ -351,13 +359,13 @@ const float* TrainStepper::eval_logits(const Dataset& ds, const uint32_t* idx, i
   ctx.device_step = &m.step_scalars()->step;
   m.graph.forward(ctx, n);
   CP_CUDA_CHECK(cudaMemcpyAsync(logits, m.graph.output(n).data,
-                                sizeof(float) * size_t(n) * size_t(m.classes()), cudaMemcpyDeviceToHost,
-                                s));
+                                sizeof(float) * size_t(n) * size_t(m.classes()),
+                                cudaMemcpyDeviceToHost, s));
   CP_CUDA_CHECK(cudaEventRecord(slot.free.get(), s));
   CP_CUDA_CHECK(cudaStreamSynchronize(s));
   return logits;
 }
 
-void TrainStepper::synchronize() { CP_CUDA_CHECK(cudaStreamSynchronize(impl_->stream())); }
+void TrainStepper::synchronize() { impl_->wait(); }
 
 }  // namespace convpool::cuda

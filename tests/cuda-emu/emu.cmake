@@ -152,7 +152,8 @@ if(MPI_CXX_FOUND AND CONVPOOL_CCCL_INCLUDE_DIR)
   # The whole-step tests: the GPU parity suite and the emulated-step suite, on this target.
   add_executable(convpool_emu_engine_tests ${CMAKE_SOURCE_DIR}/tests/test_cuda_parity.cpp
                  ${CMAKE_SOURCE_DIR}/tests/test_helpers.cpp ${CMAKE_SOURCE_DIR}/tests/layer_harness.cpp
-                 ${CMAKE_SOURCE_DIR}/tests/emu/test_whole_step.cpp ${_emu}/engine_defaults.cpp)
+                 ${CMAKE_SOURCE_DIR}/tests/emu/test_whole_step.cpp
+                 ${CMAKE_SOURCE_DIR}/tests/emu/test_cuda_defects.cpp ${_emu}/engine_defaults.cpp)
   target_link_libraries(convpool_emu_engine_tests PRIVATE convpool_emu_engine GTest::gtest
                         GTest::gtest_main)
   target_include_directories(convpool_emu_engine_tests PRIVATE ${CMAKE_SOURCE_DIR}/tests ${_emu})

@@ -136,12 +136,12 @@ ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataT
     return fail(ncclInvalidArgument, "ncclAllReduce: buffers must be device memory");
   const cudaError_t e = cuda_emu::enqueue(stream, "ncclAllReduce", [=] {
     if (comm->async != ncclSuccess) return;
-    if (comm->nranks == 1) {
-      if (send != recv) std::memcpy(recv, send, count * 4);
-      return;
-    }
     if (peer_fails_now()) {  // CUDA_EMU_NCCL_PEER_FAILS_AFTER: a dead peer, for tests
       comm->async = ncclRemoteError;
+      return;
+    }
+    if (comm->nranks == 1) {
+      if (send != recv) std::memcpy(recv, send, count * 4);
       return;
     }
     const int rc = send == recv ? MPI_Allreduce(MPI_IN_PLACE, recv, int(count), MPI_FLOAT,

@@ -235,11 +235,15 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
   run_all(*st);
   return sync_result();
 }
+// A GPU makes progress while the host polls: a query runs the stream's queued work first
+// (what a poll loop waits for), so polling terminates, and a stream stays lazy until polled.
 cudaError_t cudaStreamQuery(cudaStream_t s) {
   Lock lock;
   auto st = state_of(s);
   if (!st) return record_error(cudaErrorInvalidResourceHandle);
-  return st->executed == st->enqueued ? cudaSuccess : cudaErrorNotReady;
+  if (st->capture) return record_error(cudaErrorStreamCaptureUnsupported);
+  run_all(*st);
+  return sync_result();
 }
 cudaError_t cudaDeviceSynchronize() {
   Lock lock;
@@ -339,7 +343,8 @@ cudaError_t cudaEventQuery(cudaEvent_t e) {
   Lock lock;
   if (!g_events.count(e)) return record_error(cudaErrorInvalidResourceHandle);
   if (!e->recorded || !e->stream) return cudaSuccess;
-  return e->stream->executed >= e->position ? cudaSuccess : cudaErrorNotReady;
+  run_until(*e->stream, e->position);  // progress, as cudaStreamQuery
+  return sync_result();
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
   Lock lock;
