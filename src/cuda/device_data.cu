@@ -15,13 +15,15 @@ bool ResidentDataset::hold(const Dataset& ds, void* stream) {
   CP_CHECK(ds.pixels.size() == ds.size() * kCifarImageBytes, "malformed data set");
   images_ = Buffer(Device::cuda, std::max<size_t>(ds.pixels.size(), 1));
   labels_ = Buffer(Device::cuda, std::max<size_t>(ds.size(), 1));
-  // On the compute stream, and waited for: a copy from pageable memory may return before it
-  // lands, and the compute stream (non-blocking) would not wait for the legacy stream.
+  // On the compute stream, before every kernel that reads the data (the compute stream is
+  // non-blocking: a copy on the legacy stream would not be ordered before them).
   cudaStream_t s = as_stream(stream);
   CP_CUDA_CHECK(cudaMemcpyAsync(images_.get(), ds.pixels.data(), ds.pixels.size(),
                                 cudaMemcpyHostToDevice, s));
   CP_CUDA_CHECK(
       cudaMemcpyAsync(labels_.get(), ds.labels.data(), ds.size(), cudaMemcpyHostToDevice, s));
+  // redundant-sync: a pageable source is staged before cudaMemcpyAsync returns and the copies
+  // are stream-ordered; the wait puts the upload's time here instead of in the first step.
   CP_CUDA_CHECK(cudaStreamSynchronize(s));
   source_ = ds.pixels.data();
   size_ = ds.size();

@@ -245,7 +245,9 @@ TrainStepper::TrainStepper(Graph& graph, const OptimizerConfig& opt, const StepR
 }
 
 TrainStepper::~TrainStepper() {
-  if (impl_) cudaStreamSynchronize(impl_->stream());  // no kernel may outlive the buffers
+  // No kernel may outlive the buffers. redundant-sync: cudaFree and cudaFreeHost wait for the
+  // device before freeing, as documented; this makes the wait explicit, and first.
+  if (impl_) cudaStreamSynchronize(impl_->stream());
 }
 
 bool TrainStepper::pinned() const { return impl_->slots[0].host_pixels.pinned(); }
@@ -285,6 +287,8 @@ bool TrainStepper::step(const Dataset& ds, const uint32_t* idx, int n, uint64_t,
   if (m.use_graph && n == m.batch && m.warmed_up) {
     if (slot.exec && (slot.exec_first != first || slot.exec_n_global != n_global)) {
       m.launch_step(slot, n);  // a full-size slice elsewhere in a partial global batch
+      // redundant-sync: only the last, partial global batch of an epoch comes here, and the
+      // epoch's collect() waits for the stream before the slot is staged again.
       CP_CUDA_CHECK(cudaEventRecord(slot.free.get(), m.stream()));
       return true;
     }
@@ -307,9 +311,9 @@ bool TrainStepper::step(const Dataset& ds, const uint32_t* idx, int n, uint64_t,
 StepCounters TrainStepper::peek() {
   impl_->wait();  // first: a copy queued behind a hung collective would never return
   Counters c{};
+  // Into pageable memory (this frame): the copy has landed when the call returns.
   CP_CUDA_CHECK(cudaMemcpyAsync(&c, impl_->device_counters(), sizeof c, cudaMemcpyDeviceToHost,
                                 impl_->stream()));
-  CP_CUDA_CHECK(cudaStreamSynchronize(impl_->stream()));
   StepCounters out;
   out.loss_sum = c.loss_sum;
   out.correct = c.correct;
@@ -358,11 +362,14 @@ const float* TrainStepper::eval_logits(const Dataset& ds, const uint32_t* idx, i
   ctx.stream = s;
   ctx.device_step = &m.step_scalars()->step;
   m.graph.forward(ctx, n);
+  // Into pageable memory: when the call returns, the stream has run everything before the
+  // copy, the slot's staging copies included.
   CP_CUDA_CHECK(cudaMemcpyAsync(logits, m.graph.output(n).data,
                                 sizeof(float) * size_t(n) * size_t(m.classes()),
                                 cudaMemcpyDeviceToHost, s));
+  // redundant-sync: the copy above has completed the stream; the record keeps the slot's
+  // free event current for the next training step's stage().
   CP_CUDA_CHECK(cudaEventRecord(slot.free.get(), s));
-  CP_CUDA_CHECK(cudaStreamSynchronize(s));
   return logits;
 }
 

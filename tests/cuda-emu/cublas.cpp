@@ -16,7 +16,7 @@ struct cublasContext {
   cudaStream_t stream = nullptr;
   void* workspace = nullptr;  // the user's (cublasSetWorkspace), or null: cuBLAS's own pool
   size_t workspace_bytes = 0;
-  void* pool = nullptr;       // cuBLAS's own, allocated at the first GEMM that needs it
+  void* pool = nullptr;  // cuBLAS's own, allocated at the first GEMM that needs it
   cublasMath_t math = CUBLAS_DEFAULT_MATH;
 };
 
@@ -130,8 +130,8 @@ cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperati
       pb = rb.data();
     }
     cblas_sgemm(CblasColMajor, ta == CUBLAS_OP_N ? CblasNoTrans : CblasTrans,
-                tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n, k, al, pa, lda, pb, ldb, be,
-                c, ldc);
+                tb == CUBLAS_OP_N ? CblasNoTrans : CblasTrans, m, n, k, al, pa, lda, pb, ldb, be, c,
+                ldc);
   });
   return e == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
 }

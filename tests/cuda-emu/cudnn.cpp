@@ -5,6 +5,8 @@
 // the workspace given, null pointers. What it adds: the workspace is poisoned before every
 // convolution runs, so nothing may keep data there between calls. Tensor-op variants round
 // their inputs to TF32 (10 mantissa bits), as tensor cores do.
+#include "cudnn.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -14,7 +16,6 @@
 #include <vector>
 
 #include "cuda_emu.h"
-#include "cudnn.h"
 #include "emu_api.h"
 
 struct cudnnContext {
@@ -53,11 +54,11 @@ std::vector<ConvAlgorithm> default_algorithms(ConvPass pass) {
   };
   switch (pass) {
     case ConvPass::forward:
-      return {{CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, true, true, 0,
-               per_image(4096, 2048)},
-              {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, true, false, 0, per_image(0, 0)},
-              {CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING, true, false, 0,
-               [](int n, bool) { return (size_t(1) << 20) + size_t(n) * 65536; }}};
+      return {
+          {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM, true, true, 0, per_image(4096, 2048)},
+          {CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, true, false, 0, per_image(0, 0)},
+          {CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING, true, false, 0,
+           [](int n, bool) { return (size_t(1) << 20) + size_t(n) * 65536; }}};
     case ConvPass::backward_data:
       return {{CUDNN_CONVOLUTION_BWD_DATA_ALGO_1, true, true, 0, per_image(8192, 4096)},
               {CUDNN_CONVOLUTION_BWD_DATA_ALGO_0, false, false, 0, per_image(0, 0)}};
@@ -135,8 +136,8 @@ struct ConvShape {
 bool shape(const cudnnTensorStruct* x, const cudnnFilterStruct* w, const cudnnTensorStruct* y,
            const cudnnConvolutionStruct* c, ConvShape& s) {
   if (!x || !w || !y || !c || !x->set || !w->set || !y->set || !c->set) return false;
-  s = {x->n, x->c, x->h, x->w, w->k, w->h, w->w, y->h, y->w, c->pad_h, c->pad_w, c->stride_h,
-       c->stride_w};
+  s = {x->n, x->c, x->h,     x->w,     w->k,        w->h,       w->w,
+       y->h, y->w, c->pad_h, c->pad_w, c->stride_h, c->stride_w};
   return x->c == w->c && y->n == x->n && y->c == w->k &&
          y->h == out_size(x->h, c->pad_h, w->h, c->stride_h) &&
          y->w == out_size(x->w, c->pad_w, w->w, c->stride_w) && y->h > 0 && y->w > 0;
@@ -254,13 +255,14 @@ cudnnStatus_t cudnnSetTensor4dDescriptor(cudnnTensorDescriptor_t d, cudnnTensorF
   if (!d || format != CUDNN_TENSOR_NCHW || type != CUDNN_DATA_FLOAT || n < 1 || c < 1 || h < 1 ||
       w < 1)
     return format == CUDNN_TENSOR_NCHW && type == CUDNN_DATA_FLOAT ? CUDNN_STATUS_BAD_PARAM
-                                                                  : CUDNN_STATUS_NOT_SUPPORTED;
+                                                                   : CUDNN_STATUS_NOT_SUPPORTED;
   *d = {n, c, h, w, true};
   return CUDNN_STATUS_SUCCESS;
 }
 cudnnStatus_t cudnnSetFilter4dDescriptor(cudnnFilterDescriptor_t d, cudnnDataType_t type,
                                          cudnnTensorFormat_t format, int k, int c, int h, int w) {
-  if (!d || format != CUDNN_TENSOR_NCHW || type != CUDNN_DATA_FLOAT) return CUDNN_STATUS_NOT_SUPPORTED;
+  if (!d || format != CUDNN_TENSOR_NCHW || type != CUDNN_DATA_FLOAT)
+    return CUDNN_STATUS_NOT_SUPPORTED;
   if (k < 1 || c < 1 || h < 1 || w < 1) return CUDNN_STATUS_BAD_PARAM;
   *d = {k, c, h, w, true};
   return CUDNN_STATUS_SUCCESS;
@@ -313,10 +315,12 @@ cudnnStatus_t cudnnGetConvolutionForwardAlgorithm_v7(cudnnHandle_t, cudnnTensorD
   return list<cudnnConvolutionFwdAlgoPerf_t, cudnnConvolutionFwdAlgo_t>(
       ConvPass::forward, *conv, s.N, requested, returned, perf);
 }
-cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(
-    cudnnHandle_t, cudnnFilterDescriptor_t w, cudnnTensorDescriptor_t dy,
-    cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t dx, int requested, int* returned,
-    cudnnConvolutionBwdDataAlgoPerf_t* perf) {
+cudnnStatus_t cudnnGetConvolutionBackwardDataAlgorithm_v7(cudnnHandle_t, cudnnFilterDescriptor_t w,
+                                                          cudnnTensorDescriptor_t dy,
+                                                          cudnnConvolutionDescriptor_t conv,
+                                                          cudnnTensorDescriptor_t dx, int requested,
+                                                          int* returned,
+                                                          cudnnConvolutionBwdDataAlgoPerf_t* perf) {
   ConvShape s;
   if (!shape(dx, w, dy, conv, s)) return CUDNN_STATUS_BAD_PARAM;
   return list<cudnnConvolutionBwdDataAlgoPerf_t, cudnnConvolutionBwdDataAlgo_t>(
@@ -354,33 +358,34 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void* alpha,
   auto* Y = static_cast<float*>(y);
   return queue_conv(h, ConvPass::forward, algo, conv, s.N, workspace, workspace_bytes,
                     "cudnnConvolutionForward", [=](bool tensor) {
-    const size_t planes = size_t(s.N) * s.K;
+                      const size_t planes = size_t(s.N) * s.K;
 #pragma omp parallel for schedule(static)
-    for (size_t p = 0; p < planes; ++p) {
-      const int n = int(p / s.K), k = int(p % s.K);
-      std::vector<double> acc(size_t(s.OH) * s.OW, 0.0);
-      for (int c = 0; c < s.C; ++c)
-        for (int r = 0; r < s.R; ++r)
-          for (int q = 0; q < s.S; ++q) {
-            float wv = Wt[((size_t(k) * s.C + c) * s.R + r) * s.S + q];
-            if (tensor) wv = tf32(wv);
-            const float* plane = X + (size_t(n) * s.C + c) * s.H * s.W;
-            for (int oh = 0; oh < s.OH; ++oh) {
-              const int ih = oh * s.SH - s.PH + r;
-              if (ih < 0 || ih >= s.H) continue;
-              for (int ow = 0; ow < s.OW; ++ow) {
-                const int iw = ow * s.SW - s.PW + q;
-                if (iw < 0 || iw >= s.W) continue;
-                float xv = plane[size_t(ih) * s.W + iw];
-                if (tensor) xv = tf32(xv);
-                acc[size_t(oh) * s.OW + ow] += double(wv) * xv;
-              }
-            }
-          }
-      float* out = Y + p * s.OH * s.OW;
-      for (size_t i = 0; i < acc.size(); ++i) out[i] = blend(a, acc[i], b, out[i]);
-    }
-  });
+                      for (size_t p = 0; p < planes; ++p) {
+                        const int n = int(p / s.K), k = int(p % s.K);
+                        std::vector<double> acc(size_t(s.OH) * s.OW, 0.0);
+                        for (int c = 0; c < s.C; ++c)
+                          for (int r = 0; r < s.R; ++r)
+                            for (int q = 0; q < s.S; ++q) {
+                              float wv = Wt[((size_t(k) * s.C + c) * s.R + r) * s.S + q];
+                              if (tensor) wv = tf32(wv);
+                              const float* plane = X + (size_t(n) * s.C + c) * s.H * s.W;
+                              for (int oh = 0; oh < s.OH; ++oh) {
+                                const int ih = oh * s.SH - s.PH + r;
+                                if (ih < 0 || ih >= s.H) continue;
+                                for (int ow = 0; ow < s.OW; ++ow) {
+                                  const int iw = ow * s.SW - s.PW + q;
+                                  if (iw < 0 || iw >= s.W) continue;
+                                  float xv = plane[size_t(ih) * s.W + iw];
+                                  if (tensor) xv = tf32(xv);
+                                  acc[size_t(oh) * s.OW + ow] += double(wv) * xv;
+                                }
+                              }
+                            }
+                        float* out = Y + p * s.OH * s.OW;
+                        for (size_t i = 0; i < acc.size(); ++i)
+                          out[i] = blend(a, acc[i], b, out[i]);
+                      }
+                    });
 }
 
 cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void* alpha,
@@ -403,43 +408,43 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void* alpha,
   auto* DX = static_cast<float*>(dx);
   return queue_conv(h, ConvPass::backward_data, algo, conv, s.N, workspace, workspace_bytes,
                     "cudnnConvolutionBackwardData", [=](bool tensor) {
-    const size_t planes = size_t(s.N) * s.C;
+                      const size_t planes = size_t(s.N) * s.C;
 #pragma omp parallel for schedule(static)
-    for (size_t p = 0; p < planes; ++p) {
-      const int n = int(p / s.C), c = int(p % s.C);
-      std::vector<double> acc(size_t(s.H) * s.W, 0.0);
-      for (int k = 0; k < s.K; ++k)
-        for (int r = 0; r < s.R; ++r)
-          for (int q = 0; q < s.S; ++q) {
-            float wv = Wt[((size_t(k) * s.C + c) * s.R + r) * s.S + q];
-            if (tensor) wv = tf32(wv);
-            const float* g = DY + (size_t(n) * s.K + k) * s.OH * s.OW;
-            for (int oh = 0; oh < s.OH; ++oh) {
-              const int ih = oh * s.SH - s.PH + r;
-              if (ih < 0 || ih >= s.H) continue;
-              for (int ow = 0; ow < s.OW; ++ow) {
-                const int iw = ow * s.SW - s.PW + q;
-                if (iw < 0 || iw >= s.W) continue;
-                float gv = g[size_t(oh) * s.OW + ow];
-                if (tensor) gv = tf32(gv);
-                acc[size_t(ih) * s.W + iw] += double(wv) * gv;
-              }
-            }
-          }
-      float* out = DX + p * s.H * s.W;
-      for (size_t i = 0; i < acc.size(); ++i) out[i] = blend(a, acc[i], b, out[i]);
-    }
-  });
+                      for (size_t p = 0; p < planes; ++p) {
+                        const int n = int(p / s.C), c = int(p % s.C);
+                        std::vector<double> acc(size_t(s.H) * s.W, 0.0);
+                        for (int k = 0; k < s.K; ++k)
+                          for (int r = 0; r < s.R; ++r)
+                            for (int q = 0; q < s.S; ++q) {
+                              float wv = Wt[((size_t(k) * s.C + c) * s.R + r) * s.S + q];
+                              if (tensor) wv = tf32(wv);
+                              const float* g = DY + (size_t(n) * s.K + k) * s.OH * s.OW;
+                              for (int oh = 0; oh < s.OH; ++oh) {
+                                const int ih = oh * s.SH - s.PH + r;
+                                if (ih < 0 || ih >= s.H) continue;
+                                for (int ow = 0; ow < s.OW; ++ow) {
+                                  const int iw = ow * s.SW - s.PW + q;
+                                  if (iw < 0 || iw >= s.W) continue;
+                                  float gv = g[size_t(oh) * s.OW + ow];
+                                  if (tensor) gv = tf32(gv);
+                                  acc[size_t(ih) * s.W + iw] += double(wv) * gv;
+                                }
+                              }
+                            }
+                        float* out = DX + p * s.H * s.W;
+                        for (size_t i = 0; i < acc.size(); ++i)
+                          out[i] = blend(a, acc[i], b, out[i]);
+                      }
+                    });
 }
 
 cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void* alpha,
                                              cudnnTensorDescriptor_t xd, const void* x,
                                              cudnnTensorDescriptor_t dyd, const void* dy,
                                              cudnnConvolutionDescriptor_t conv,
-                                             cudnnConvolutionBwdFilterAlgo_t algo,
-                                             void* workspace, size_t workspace_bytes,
-                                             const void* beta, cudnnFilterDescriptor_t dwd,
-                                             void* dw) {
+                                             cudnnConvolutionBwdFilterAlgo_t algo, void* workspace,
+                                             size_t workspace_bytes, const void* beta,
+                                             cudnnFilterDescriptor_t dwd, void* dw) {
   ConvShape s;
   if (!alpha || !beta || !x || !dy || !dw || !shape(xd, dwd, dyd, conv, s))
     return CUDNN_STATUS_BAD_PARAM;
@@ -453,33 +458,34 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void* alpha,
   auto* DW = static_cast<float*>(dw);
   return queue_conv(h, ConvPass::backward_filter, algo, conv, s.N, workspace, workspace_bytes,
                     "cudnnConvolutionBackwardFilter", [=](bool tensor) {
-    const size_t filters = size_t(s.K) * s.C;
+                      const size_t filters = size_t(s.K) * s.C;
 #pragma omp parallel for schedule(static)
-    for (size_t f = 0; f < filters; ++f) {
-      const int k = int(f / s.C), c = int(f % s.C);
-      for (int r = 0; r < s.R; ++r)
-        for (int q = 0; q < s.S; ++q) {
-          double acc = 0;
-          for (int n = 0; n < s.N; ++n) {
-            const float* plane = X + (size_t(n) * s.C + c) * s.H * s.W;
-            const float* g = DY + (size_t(n) * s.K + k) * s.OH * s.OW;
-            for (int oh = 0; oh < s.OH; ++oh) {
-              const int ih = oh * s.SH - s.PH + r;
-              if (ih < 0 || ih >= s.H) continue;
-              for (int ow = 0; ow < s.OW; ++ow) {
-                const int iw = ow * s.SW - s.PW + q;
-                if (iw < 0 || iw >= s.W) continue;
-                float xv = plane[size_t(ih) * s.W + iw], gv = g[size_t(oh) * s.OW + ow];
-                if (tensor) xv = tf32(xv), gv = tf32(gv);
-                acc += double(xv) * gv;
-              }
-            }
-          }
-          float& out = DW[(f * s.R + r) * s.S + q];
-          out = blend(a, acc, b, out);
-        }
-    }
-  });
+                      for (size_t f = 0; f < filters; ++f) {
+                        const int k = int(f / s.C), c = int(f % s.C);
+                        for (int r = 0; r < s.R; ++r)
+                          for (int q = 0; q < s.S; ++q) {
+                            double acc = 0;
+                            for (int n = 0; n < s.N; ++n) {
+                              const float* plane = X + (size_t(n) * s.C + c) * s.H * s.W;
+                              const float* g = DY + (size_t(n) * s.K + k) * s.OH * s.OW;
+                              for (int oh = 0; oh < s.OH; ++oh) {
+                                const int ih = oh * s.SH - s.PH + r;
+                                if (ih < 0 || ih >= s.H) continue;
+                                for (int ow = 0; ow < s.OW; ++ow) {
+                                  const int iw = ow * s.SW - s.PW + q;
+                                  if (iw < 0 || iw >= s.W) continue;
+                                  float xv = plane[size_t(ih) * s.W + iw],
+                                        gv = g[size_t(oh) * s.OW + ow];
+                                  if (tensor) xv = tf32(xv), gv = tf32(gv);
+                                  acc += double(xv) * gv;
+                                }
+                              }
+                            }
+                            float& out = DW[(f * s.R + r) * s.S + q];
+                            out = blend(a, acc, b, out);
+                          }
+                      }
+                    });
 }
 
 // ---- pooling (the baseline `bench pool` times beside ours) ----
@@ -487,8 +493,7 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void* alpha,
 cudnnStatus_t cudnnSetPooling2dDescriptor(cudnnPoolingDescriptor_t d, cudnnPoolingMode_t mode,
                                           cudnnNanPropagation_t, int window_h, int window_w,
                                           int pad_h, int pad_w, int stride_h, int stride_w) {
-  if (!d || window_h < 1 || window_w < 1 || pad_h < 0 || pad_w < 0 || stride_h < 1 ||
-      stride_w < 1)
+  if (!d || window_h < 1 || window_w < 1 || pad_h < 0 || pad_w < 0 || stride_h < 1 || stride_w < 1)
     return CUDNN_STATUS_BAD_PARAM;
   *d = {mode, window_h, window_w, pad_h, pad_w, stride_h, stride_w, true};
   return CUDNN_STATUS_SUCCESS;
@@ -514,9 +519,9 @@ bool is_max(cudnnPoolingMode_t m) {
 }
 }  // namespace
 
-cudnnStatus_t cudnnPoolingForward(cudnnHandle_t h, cudnnPoolingDescriptor_t pool,
-                                  const void* alpha, cudnnTensorDescriptor_t xd, const void* x,
-                                  const void* beta, cudnnTensorDescriptor_t yd, void* y) {
+cudnnStatus_t cudnnPoolingForward(cudnnHandle_t h, cudnnPoolingDescriptor_t pool, const void* alpha,
+                                  cudnnTensorDescriptor_t xd, const void* x, const void* beta,
+                                  cudnnTensorDescriptor_t yd, void* y) {
   if (!alpha || !beta || !x || !y || !pool_shapes(pool, xd, yd)) return CUDNN_STATUS_BAD_PARAM;
   {
     std::lock_guard lock(g_mu);

@@ -47,15 +47,15 @@ cudaError_t g_async_error = cudaSuccess;
 
 // ---- the device memory arena ----
 constexpr size_t kDeviceBytes = size_t(16) << 30;  // what the emulated device reports
-constexpr size_t kAlign = 256;                       // cudaMalloc's alignment
-constexpr size_t kGap = 256;                         // between allocations: ASan's fence
+constexpr size_t kAlign = 256;                     // cudaMalloc's alignment
+constexpr size_t kGap = 256;                       // between allocations: ASan's fence
 char* g_base = nullptr;
 size_t g_top = 0;     // bytes of the arena handed out so far (bump pointer)
 size_t g_mapped = 0;  // page-rounded extent that DeviceAccess opens
 size_t g_in_use = 0;
-std::map<size_t, size_t> g_live;  // offset -> requested bytes
-std::map<size_t, size_t> g_free;  // offset -> usable bytes (including the gap), coalesced
-int g_open = 0;                   // DeviceAccess nesting
+std::map<size_t, size_t> g_live;         // offset -> requested bytes
+std::map<size_t, size_t> g_free;         // offset -> usable bytes (including the gap), coalesced
+int g_open = 0;                          // DeviceAccess nesting
 std::map<const char*, size_t> g_pinned;  // page-locked host blocks: start -> bytes
 
 size_t page() {
@@ -93,8 +93,8 @@ void on_segv(int sig, siginfo_t* info, void* uctx) {
 
 void reserve_arena() {
   if (g_base) return;
-  void* m = mmap(nullptr, kDeviceBytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                 -1, 0);
+  void* m =
+      mmap(nullptr, kDeviceBytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (m == MAP_FAILED) {
     std::fprintf(stderr, "cuda-emu: cannot reserve the emulated device's memory\n");
     std::abort();
@@ -234,7 +234,8 @@ cudaError_t cudaFree(void* p) {
   if (cudaError_t e = cuda_emu::forbidden_during_capture("cudaFree")) return e;
   std::lock_guard lock(cuda_emu::runtime_mutex());
   const char* c = static_cast<const char*>(p);
-  if (!g_base || c < g_base || c >= g_base + g_top) return record_error(cudaErrorInvalidDevicePointer);
+  if (!g_base || c < g_base || c >= g_base + g_top)
+    return record_error(cudaErrorInvalidDevicePointer);
   const size_t off = size_t(c - g_base);
   auto it = g_live.find(off);
   if (it == g_live.end()) return record_error(cudaErrorInvalidDevicePointer);

@@ -1,4 +1,6 @@
 // The emulated target's NCCL (include/nccl.h).
+#include "nccl.h"
+
 #include <mpi.h>
 #include <unistd.h>
 
@@ -11,7 +13,6 @@
 
 #include "cuda_emu.h"
 #include "emu_api.h"
-#include "nccl.h"
 
 struct ncclComm {
   int rank = 0, nranks = 1;
@@ -144,10 +145,9 @@ ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataT
       if (send != recv) std::memcpy(recv, send, count * 4);
       return;
     }
-    const int rc = send == recv ? MPI_Allreduce(MPI_IN_PLACE, recv, int(count), MPI_FLOAT,
-                                                MPI_SUM, comm->mpi)
-                                : MPI_Allreduce(send, recv, int(count), MPI_FLOAT, MPI_SUM,
-                                                comm->mpi);
+    const int rc =
+        send == recv ? MPI_Allreduce(MPI_IN_PLACE, recv, int(count), MPI_FLOAT, MPI_SUM, comm->mpi)
+                     : MPI_Allreduce(send, recv, int(count), MPI_FLOAT, MPI_SUM, comm->mpi);
     if (rc != MPI_SUCCESS) comm->async = ncclSystemError;
   });
   return e == cudaSuccess ? ncclSuccess : ncclUnhandledCudaError;

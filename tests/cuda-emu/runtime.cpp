@@ -374,9 +374,10 @@ std::string base_name(const char* name) {
 // ---- called by the kernels (emu_device.h) ----
 
 [[noreturn]] void direct_block_collective(const char* what) {
-  report("%s in a block run without fibers: the first block of this launch reached no barrier "
-         "or warp collective, this one does (run with CUDA_EMU_BLOCKS=fibers)",
-         what);
+  report(
+      "%s in a block run without fibers: the first block of this launch reached no barrier "
+      "or warp collective, this one does (run with CUDA_EMU_BLOCKS=fibers)",
+      what);
 }
 
 uint64_t warp_collective(WarpOp op, unsigned mask, uint64_t value, int arg, int width) {

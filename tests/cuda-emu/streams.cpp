@@ -287,7 +287,7 @@ cudaError_t cudaStreamIsCapturing(cudaStream_t s, cudaStreamCaptureStatus* statu
   Lock lock;
   auto st = state_of(s);
   if (!st || !status) return record_error(cudaErrorInvalidValue);
-  *status = !st->capture ? cudaStreamCaptureStatusNone
+  *status = !st->capture           ? cudaStreamCaptureStatusNone
             : st->capture->invalid ? cudaStreamCaptureStatusInvalidated
                                    : cudaStreamCaptureStatusActive;
   return cudaSuccess;

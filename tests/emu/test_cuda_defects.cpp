@@ -19,6 +19,7 @@
 #include "cuda_emu.h"
 #include "kernels/scale.cuh"
 #include "test_helpers.h"
+#include "train/cuda_step.h"
 
 using namespace convpool;
 using namespace convpool::test;
@@ -40,6 +41,34 @@ TEST(CudaDefects, AHostToDeviceCopyLandsBeforeTheComputeStreamReadsIt) {
   std::vector<float> back(n);
   copy_bytes(back.data(), Device::cpu, dst.get(), Device::cuda, n * sizeof(float));
   for (size_t i = 0; i < n; ++i) ASSERT_EQ(back[i], host[i] * 2.f) << i;
+}
+
+// What the trainer calls before it copies the weights to the host (checkpoints, the EMA
+// swap): a host copy runs on the legacy stream, which does not wait for the compute stream.
+TEST(CudaDefects, SynchronizeMakesTheWeightsFinalForAHostCopy) {
+  auto g = Graph::build(parse_model_text("input channels=3 height=32 width=32\n"
+                                         "conv filters=4 size=3\nflatten\ndense units=10\n",
+                                         "t"),
+                        GraphOptions{Device::cuda, 8, 2});
+  g->init_params(1);
+  const size_t bytes = g->num_params() * sizeof(float);
+  std::vector<float> before(g->num_params()), after(before.size()), settled(before.size());
+  copy_bytes(before.data(), Device::cpu, g->params(), Device::cuda, bytes);
+  Dataset ds;
+  ds.pixels.resize(8 * kCifarImageBytes);
+  for (size_t i = 0; i < ds.pixels.size(); ++i) ds.pixels[i] = uint8_t(i * 37 % 251);
+  ds.labels = {0, 1, 2, 3, 4, 5, 6, 7};
+  {
+    cuda::TrainStepper stepper(*g, OptimizerConfig{}, StepRecipe{}, InputTransform{}, 1, 0, false);
+    const uint32_t idx[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+    stepper.step(ds, idx, 8, 0, 8, 0);
+    stepper.synchronize();
+    copy_bytes(after.data(), Device::cpu, g->params(), Device::cuda, bytes);
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+    copy_bytes(settled.data(), Device::cpu, g->params(), Device::cuda, bytes);
+  }
+  EXPECT_NE(after, before);   // the step changed the weights ...
+  EXPECT_EQ(after, settled);  // ... and synchronize() waited for it
 }
 
 // A smaller batch can need more cuDNN workspace than the largest (here the deterministic

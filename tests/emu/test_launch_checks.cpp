@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "convpool/error.h"
-#include "kernels/relu.cuh"
 #include "cuda_emu.h"
+#include "kernels/relu.cuh"
 
 namespace {
 

@@ -205,3 +205,28 @@ TEST_F(WholeStep, CudaCheckpointEvaluatesTheSameOnTheCpu) {
 }
 
 }  // namespace
+
+namespace {
+
+// The profiler's device intervals (CUDA events) and the pooling benchmark's baselines (cuDNN
+// pooling, CUB's segmented sort) on the emulated device: their times mean nothing here, but
+// their host code runs, and the baselines' outputs must equal our kernels'.
+TEST(EmulatedTools, ProfileAndBenchPoolRunTheirCudaPaths) {
+  const CommandResult p = run_convpool("profile --device cuda --batch 8 --warmup 1 --steps 2");
+  EXPECT_EQ(p.exit_code, 0) << p.output;
+  EXPECT_NE(p.output.find("with the CUDA Graph"), std::string::npos) << p.output;
+  EXPECT_NE(p.output.find("cuDNN fwd"), std::string::npos) << p.output;
+  for (const char* method : {"max", "avg", "avgtopk:k=2"}) {
+    const CommandResult b = run_convpool(std::string("bench pool --device cuda --shape 4,8,16,16 "
+                                                     "--reps 2 --method ") +
+                                         method);
+    EXPECT_EQ(b.exit_code, 0) << b.output;
+    EXPECT_NE(b.output.find("baseline "), std::string::npos) << b.output;
+    const std::string key = "max |difference| of its forward from ours ";
+    const size_t at = b.output.find(key);
+    ASSERT_NE(at, std::string::npos) << b.output;
+    EXPECT_LE(std::stod(b.output.substr(at + key.size())), 1e-6) << b.output;  // sum order
+  }
+}
+
+}  // namespace
