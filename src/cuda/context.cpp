@@ -32,7 +32,6 @@ Context::Context() : device_(checked_device()) {
   CP_CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_.get(), kCublasWorkspace));
 }
 
-// Compile-only here: no GPU, and the emulator has no cuBLAS.
 cublasHandle_t Context::cublas_on(cudaStream_t stream) {
   if (stream != cublas_stream_) {
     CP_CUBLAS_CHECK(cublasSetStream(cublas_, stream));

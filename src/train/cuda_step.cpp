@@ -297,8 +297,7 @@ bool TrainStepper::step(const Dataset& ds, const uint32_t* idx, int n, uint64_t,
   } else if (m.use_graph && n == m.batch) {
     // The first full batch runs eagerly, so that every library's
     // first-call setup (cuDNN and cuBLAS plans, lazy module loading, allocations) happens
-    // outside stream capture; the batches after it are captured and replayed. Compile-only:
-    // the emulator does not run this step (no cuDNN/cuBLAS stand-ins).
+    // outside stream capture; the batches after it are captured and replayed.
     m.launch_step(slot, n);
     m.warmed_up = true;
   } else {

@@ -120,10 +120,12 @@ if(MPI_CXX_FOUND AND CONVPOOL_CCCL_INCLUDE_DIR)
     configure_file(${wrapper}.in ${wrapper} COPYONLY)
     list(APPEND _emu_engine_cu ${wrapper})
   endforeach()
+  # The sources that see no CUDA are the main build's (convpool_common, convpool_cli_common).
   file(GLOB _engine_cpp CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/src/cuda/*.cpp)
-  list(TRANSFORM CONVPOOL_CLI_SOURCES PREPEND ${CMAKE_SOURCE_DIR}/ OUTPUT_VARIABLE _engine_cli)
-  add_library(convpool_emu_engine STATIC ${CONVPOOL_CPU_SOURCES} ${_engine_cpp}
-              ${CMAKE_SOURCE_DIR}/src/train/cuda_step.cpp ${_emu_engine_cu} ${_engine_cli})
+  add_library(convpool_emu_engine STATIC ${CONVPOOL_CUDA_AWARE_SOURCES} ${_engine_cpp}
+              ${CMAKE_SOURCE_DIR}/src/train/cuda_step.cpp ${_emu_engine_cu}
+              ${CMAKE_SOURCE_DIR}/tools/cli_bench.cpp)
+  target_link_libraries(convpool_emu_engine PUBLIC convpool_common convpool_cli_common)
   target_include_directories(convpool_emu_engine BEFORE PUBLIC ${_emu}/include)
   target_include_directories(convpool_emu_engine PUBLIC ${CMAKE_SOURCE_DIR}/include
                              ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR})

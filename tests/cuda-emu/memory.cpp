@@ -100,9 +100,7 @@ void reserve_arena() {
     std::abort();
   }
   g_base = static_cast<char*>(m);
-#ifdef CUDA_EMU_ASAN
-  EMU_POISON(g_base, kDeviceBytes);
-#else
+#ifndef CUDA_EMU_ASAN
   struct sigaction sa {};
   sa.sa_sigaction = on_segv;
   sa.sa_flags = SA_SIGINFO;
@@ -219,8 +217,10 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
     return record_error(cudaErrorMemoryAllocation);
   }
   *p = g_base + off;
-  // Exactly `bytes` are usable: ASan's fence starts at the first byte past the buffer.
+  // Exactly `bytes` are usable: ASan's fence (the rest of the block and its gap) starts at
+  // the first byte past the buffer.
   EMU_UNPOISON(*p, bytes);
+  EMU_POISON(static_cast<char*>(*p) + bytes, block_size(bytes) - bytes);
   {
     cuda_emu::DeviceAccess open;
     std::memset(*p, 0xFF, bytes);
