@@ -32,7 +32,9 @@ struct TensorDesc {
 // Picks the first (fastest by heuristics) algorithm that succeeds within the workspace limit,
 // preferring deterministic ones when `prefer_deterministic`. Under --deterministic
 // (cuda_deterministic()) only deterministic ones qualify, and a shape with none is refused
-// with the reason instead of falling back.
+// with the reason instead of falling back. Without --tf32 only fp32 FMA entries qualify: the
+// descriptor takes the chosen entry's math type, and CUDNN_DEFAULT_MATH permits TF32 on
+// Ampere and later.
 template <class Perf>
 Perf pick(const std::vector<Perf>& perfs, int count, size_t limit, bool prefer_deterministic,
           const char* what) {
@@ -41,6 +43,7 @@ Perf pick(const std::vector<Perf>& perfs, int count, size_t limit, bool prefer_d
     for (int i = 0; i < count; ++i) {
       const Perf& p = perfs[i];
       if (p.status != CUDNN_STATUS_SUCCESS || p.memory > limit) continue;
+      if (!cuda_tf32() && p.mathType != CUDNN_FMA_MATH) continue;
       if (pass == 0 && p.determinism != CUDNN_DETERMINISTIC) continue;
       return p;
     }

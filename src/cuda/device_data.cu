@@ -22,8 +22,8 @@ bool ResidentDataset::hold(const Dataset& ds, void* stream) {
                                 cudaMemcpyHostToDevice, s));
   CP_CUDA_CHECK(
       cudaMemcpyAsync(labels_.get(), ds.labels.data(), ds.size(), cudaMemcpyHostToDevice, s));
-  // redundant-sync: a pageable source is staged before cudaMemcpyAsync returns and the copies
-  // are stream-ordered; the wait puts the upload's time here instead of in the first step.
+  // redundant-sync: the copies precede every kernel on this stream and `ds` outlives them;
+  // the wait puts the upload's time here instead of in the first step.
   CP_CUDA_CHECK(cudaStreamSynchronize(s));
   source_ = ds.pixels.data();
   size_ = ds.size();

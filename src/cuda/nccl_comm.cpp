@@ -1,6 +1,8 @@
 #include "nccl_comm.h"
 
 #include <chrono>
+#include <cstdlib>
+#include <string>
 #include <thread>
 
 #include "check.h"
@@ -23,11 +25,21 @@ namespace convpool::cuda {
 struct NcclComm::Impl {
   ncclComm_t comm = nullptr;
   int rank = 0, size = 1;
+  // How long a wait may see no completion before this rank gives up: a peer that hangs
+  // instead of dying reports no error. CONVPOOL_NCCL_TIMEOUT (seconds) sets it.
+  double timeout_s = 1800;
 };
 
 NcclComm::NcclComm(const Communicator& mpi) : impl_(std::make_unique<Impl>()) {
   impl_->rank = mpi.rank();
   impl_->size = mpi.size();
+  if (const char* t = std::getenv("CONVPOOL_NCCL_TIMEOUT")) {
+    char* end = nullptr;
+    const double v = std::strtod(t, &end);
+    if (!*t || *end || !(v > 0))
+      CP_USER_ERROR("CONVPOOL_NCCL_TIMEOUT='" << t << "': a number of seconds above 0");
+    impl_->timeout_s = v;
+  }
   ncclUniqueId id{};
   if (mpi.rank() == 0) CP_NCCL_CHECK(ncclGetUniqueId(&id));
   mpi.broadcast(&id, sizeof id, 0);
@@ -40,6 +52,7 @@ NcclComm::~NcclComm() {
 
 void NcclComm::synchronize(void* stream) {
   cudaStream_t s = as_stream(stream);
+  const auto start = std::chrono::steady_clock::now();
   for (;;) {
     const cudaError_t done = cudaStreamQuery(s);
     ncclResult_t async = ncclSuccess;
@@ -53,6 +66,16 @@ void NcclComm::synchronize(void* stream) {
     }
     if (done == cudaSuccess) return;
     if (done != cudaErrorNotReady) CP_CUDA_CHECK(done);
+    const double waited =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (waited > impl_->timeout_s) {
+      ncclCommAbort(impl_->comm);
+      impl_->comm = nullptr;
+      CP_FAIL("rank " << impl_->rank << " of " << impl_->size << ": the GPU has not finished "
+                      << "the queued data-parallel steps in " << impl_->timeout_s
+                      << " s (a peer rank may hang; CONVPOOL_NCCL_TIMEOUT sets the limit): "
+                      << "communicator aborted");
+    }
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
 }

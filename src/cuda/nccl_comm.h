@@ -1,7 +1,6 @@
 // The NCCL communicator of a data-parallel CUDA job: bootstrapped over MPI (rank 0 makes the
 // unique id, MPI broadcasts it), as llm.c does; one all-reduce of the gradients per step, on
-// the compute stream, inside the captured CUDA Graph (NCCL 2.9+ allows capture). Run on the
-// emulated target (tests/cuda-emu/nccl.cpp over MPI); no session has had two GPUs yet.
+// the compute stream, inside the captured CUDA Graph (NCCL 2.9+ allows capture).
 #pragma once
 #include <cstddef>
 #include <memory>

@@ -245,8 +245,8 @@ TrainStepper::TrainStepper(Graph& graph, const OptimizerConfig& opt, const StepR
 }
 
 TrainStepper::~TrainStepper() {
-  // No kernel may outlive the buffers. redundant-sync: cudaFree and cudaFreeHost wait for the
-  // device before freeing, as documented; this makes the wait explicit, and first.
+  // No kernel may outlive the buffers. redundant-sync: cudaFree and cudaFreeHost may
+  // synchronise the device themselves (they do on the emulator); this does not rely on it.
   if (impl_) cudaStreamSynchronize(impl_->stream());
 }
 
@@ -310,9 +310,10 @@ bool TrainStepper::step(const Dataset& ds, const uint32_t* idx, int n, uint64_t,
 StepCounters TrainStepper::peek() {
   impl_->wait();  // first: a copy queued behind a hung collective would never return
   Counters c{};
-  // Into pageable memory (this frame): the copy has landed when the call returns.
+  // Into pageable memory, which CUDA may copy asynchronously too: waited for.
   CP_CUDA_CHECK(cudaMemcpyAsync(&c, impl_->device_counters(), sizeof c, cudaMemcpyDeviceToHost,
                                 impl_->stream()));
+  CP_CUDA_CHECK(cudaStreamSynchronize(impl_->stream()));
   StepCounters out;
   out.loss_sum = c.loss_sum;
   out.correct = c.correct;
@@ -361,14 +362,13 @@ const float* TrainStepper::eval_logits(const Dataset& ds, const uint32_t* idx, i
   ctx.stream = s;
   ctx.device_step = &m.step_scalars()->step;
   m.graph.forward(ctx, n);
-  // Into pageable memory: when the call returns, the stream has run everything before the
-  // copy, the slot's staging copies included.
   CP_CUDA_CHECK(cudaMemcpyAsync(logits, m.graph.output(n).data,
                                 sizeof(float) * size_t(n) * size_t(m.classes()),
                                 cudaMemcpyDeviceToHost, s));
-  // redundant-sync: the copy above has completed the stream; the record keeps the slot's
-  // free event current for the next training step's stage().
+  // redundant-sync: the synchronisation below also frees the slot; the record keeps its free
+  // event current for the next training step's stage() all the same.
   CP_CUDA_CHECK(cudaEventRecord(slot.free.get(), s));
+  CP_CUDA_CHECK(cudaStreamSynchronize(s));  // the logits, the indices and the slot's copies
   return logits;
 }
 

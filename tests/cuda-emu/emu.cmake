@@ -100,7 +100,8 @@ set_tests_properties(emu.parity.forward emu.parity.reverse emu.parity.random PRO
 # and the whole-step tests. Needs MPI (the NCCL stand-in runs over it) and the CCCL headers
 # (Thrust's CPP system). ----
 if(MPI_CXX_FOUND AND CONVPOOL_CCCL_INCLUDE_DIR)
-  add_library(convpool_emu_libs STATIC ${_emu}/cudnn.cpp ${_emu}/cublas.cpp ${_emu}/nccl.cpp)
+  add_library(convpool_emu_libs STATIC ${_emu}/cudnn.cpp ${_emu}/cudnn_pooling.cpp ${_emu}/cublas.cpp
+              ${_emu}/nccl.cpp)
   target_include_directories(convpool_emu_libs BEFORE PUBLIC ${_emu}/include)
   target_include_directories(convpool_emu_libs PUBLIC ${_emu})
   target_link_libraries(convpool_emu_libs PUBLIC convpool_emu_kernels PkgConfig::OPENBLAS

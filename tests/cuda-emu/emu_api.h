@@ -21,7 +21,7 @@ void shared_seen(void* p, size_t bytes);
 // Sets the sticky last error (cudaGetLastError clears it); returns e.
 cudaError_t record_error(cudaError_t e);
 // What a synchronisation returns: an asynchronous fault raised by the work it waited for
-// (which becomes the last error), else the sticky last error.
+// (which also becomes the last error), else cudaSuccess.
 cudaError_t sync_result();
 // An asynchronous kernel fault, reported by the next synchronisation (not by the launch).
 void record_async_fault();

@@ -170,8 +170,11 @@ cudaError_t record_error(cudaError_t e) {
 }
 void record_async_fault() { g_async_error = cudaErrorLaunchFailure; }
 cudaError_t sync_result() {
-  if (g_async_error != cudaSuccess) g_last_error = g_async_error, g_async_error = cudaSuccess;
-  return g_last_error;
+  // Only a fault of the work waited for: an earlier call's error (a bad launch configuration,
+  // a refused capture) is cudaGetLastError's to report, not a synchronisation's.
+  const cudaError_t e = g_async_error;
+  if (e != cudaSuccess) g_last_error = e, g_async_error = cudaSuccess;
+  return e;
 }
 
 DeviceAccess::DeviceAccess() {
@@ -316,10 +319,11 @@ cudaError_t copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, 
     return record_error(cudaErrorStreamCaptureUnsupported);
   }
   cudaError_t e = cudaSuccess;
-  if (w == Where::pageable) {
-    // Staged now: a later change of the source does not travel; the device write lands when
-    // the stream runs. (cudaMemcpy first waits for the legacy stream, as documented.)
-    if (blocking) cuda_emu::drain(nullptr);
+  if (w == Where::pageable && blocking) {
+    // cudaMemcpy from pageable memory: the legacy stream first, then the source is staged
+    // (a later change of it does not travel) and the device write lands when the stream
+    // runs, as documented.
+    cuda_emu::drain(nullptr);
     auto staged = std::make_shared<std::vector<char>>(static_cast<const char*>(src),
                                                       static_cast<const char*>(src) + bytes);
     e = cuda_emu::enqueue(s, "cudaMemcpy from pageable memory",
@@ -328,10 +332,10 @@ cudaError_t copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, 
     e = cuda_emu::enqueue(s, "cudaMemcpy", [dst, src, bytes] { std::memcpy(dst, src, bytes); });
   }
   if (e) return e;
-  // Into pageable memory the call returns once the copy is done; a blocking copy from
-  // page-locked memory too. Device to device, and a blocking copy's staged pageable source,
-  // return at once.
-  if (d == Where::pageable || (blocking && w == Where::pinned)) {
+  // A blocking copy to the host, or from page-locked memory, returns once the copy is done.
+  // Everything else returns at once: cudaMemcpyAsync "might be synchronous" with pageable
+  // memory, so its source is read and its destination written only when the stream runs.
+  if (blocking && (d != Where::device || w == Where::pinned)) {
     cuda_emu::drain(s);
     return cuda_emu::sync_result();
   }

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -14,11 +15,16 @@
 #include "cuda_emu.h"
 #include "emu_api.h"
 
-struct ncclComm {
+// What a queued collective needs, shared with it: captured graphs can outlive an aborted
+// communicator, and their collectives then do nothing.
+struct NcclShared {
   int rank = 0, nranks = 1;
   MPI_Comm mpi = MPI_COMM_NULL;  // several ranks only
   ncclResult_t async = ncclSuccess;
   bool aborted = false;
+};
+struct ncclComm {
+  std::shared_ptr<NcclShared> s = std::make_shared<NcclShared>();
 };
 
 namespace {
@@ -55,19 +61,20 @@ ncclResult_t ncclGetUniqueId(ncclUniqueId* id) {
 ncclResult_t ncclCommInitRank(ncclComm_t* comm, int nranks, ncclUniqueId id, int rank) {
   if (!comm || nranks < 1 || rank < 0 || rank >= nranks)
     return fail(ncclInvalidArgument, "ncclCommInitRank: invalid rank or size");
-  auto* c = new ncclComm;
+  auto* comm_new = new ncclComm;
+  NcclShared* c = comm_new->s.get();
   c->rank = rank;
   c->nranks = nranks;
   if (nranks > 1) {
     int ready = 0, world = 0;
     MPI_Initialized(&ready);
     if (!ready) {
-      delete c;
+      delete comm_new;
       return fail(ncclInvalidUsage, "several ranks need MPI (the emulated NCCL runs over it)");
     }
     MPI_Comm_size(MPI_COMM_WORLD, &world);
     if (world != nranks) {
-      delete c;
+      delete comm_new;
       return fail(ncclInvalidUsage, "the emulated NCCL spans MPI_COMM_WORLD only");
     }
     MPI_Comm_dup(MPI_COMM_WORLD, &c->mpi);
@@ -96,36 +103,43 @@ ncclResult_t ncclCommInitRank(ncclComm_t* comm, int nranks, ncclUniqueId id, int
     delete[] everyone;
     if (!all || duplicate >= 0) {
       MPI_Comm_free(&c->mpi);
-      delete c;
+      delete comm_new;
       if (!all) return fail(ncclInvalidUsage, "the ranks hold different unique ids");
       return fail(ncclInvalidUsage, "Duplicate GPU detected: rank " + std::to_string(rank) +
                                         " and rank " + std::to_string(duplicate) +
                                         " both on CUDA device " + std::to_string(device));
     }
   }
-  *comm = c;
+  *comm = comm_new;
   return ncclSuccess;
 }
 
-ncclResult_t ncclCommDestroy(ncclComm_t comm) {
-  if (!comm) return ncclInvalidArgument;
-  if (!comm->aborted) cuda_emu::drain_all();  // its queued collectives complete first
-  if (comm->mpi != MPI_COMM_NULL) {
+namespace {
+ncclResult_t release(ncclComm_t comm) {
+  NcclShared& s = *comm->s;
+  if (!s.aborted) cuda_emu::drain_all();  // its queued collectives complete first
+  s.aborted = true;                       // what a graph still holds does nothing from now
+  if (s.mpi != MPI_COMM_NULL) {
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (!finalized) MPI_Comm_free(&comm->mpi);
+    if (!finalized) MPI_Comm_free(&s.mpi);
   }
   delete comm;
   return ncclSuccess;
 }
+}  // namespace
+ncclResult_t ncclCommDestroy(ncclComm_t comm) {
+  if (!comm) return ncclInvalidArgument;
+  return release(comm);
+}
 ncclResult_t ncclCommAbort(ncclComm_t comm) {
   if (!comm) return ncclInvalidArgument;
-  comm->aborted = true;
-  return ncclCommDestroy(comm);
+  comm->s->aborted = true;
+  return release(comm);
 }
 ncclResult_t ncclCommGetAsyncError(ncclComm_t comm, ncclResult_t* error) {
   if (!comm || !error) return ncclInvalidArgument;
-  *error = comm->async;
+  *error = comm->s->async;
   return ncclSuccess;
 }
 ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataType_t type,
@@ -135,20 +149,22 @@ ncclResult_t ncclAllReduce(const void* send, void* recv, size_t count, ncclDataT
   if (!count) return ncclSuccess;
   if (!cuda_emu::is_device(send, count * 4) || !cuda_emu::is_device(recv, count * 4))
     return fail(ncclInvalidArgument, "ncclAllReduce: buffers must be device memory");
+  std::shared_ptr<NcclShared> shared = comm->s;
   const cudaError_t e = cuda_emu::enqueue(stream, "ncclAllReduce", [=] {
-    if (comm->async != ncclSuccess) return;
+    NcclShared* c = shared.get();
+    if (c->aborted || c->async != ncclSuccess) return;
     if (peer_fails_now()) {  // CUDA_EMU_NCCL_PEER_FAILS_AFTER: a dead peer, for tests
-      comm->async = ncclRemoteError;
+      c->async = ncclRemoteError;
       return;
     }
-    if (comm->nranks == 1) {
+    if (c->nranks == 1) {
       if (send != recv) std::memcpy(recv, send, count * 4);
       return;
     }
-    const int rc =
-        send == recv ? MPI_Allreduce(MPI_IN_PLACE, recv, int(count), MPI_FLOAT, MPI_SUM, comm->mpi)
-                     : MPI_Allreduce(send, recv, int(count), MPI_FLOAT, MPI_SUM, comm->mpi);
-    if (rc != MPI_SUCCESS) comm->async = ncclSystemError;
+    const int rc = send == recv
+                       ? MPI_Allreduce(MPI_IN_PLACE, recv, int(count), MPI_FLOAT, MPI_SUM, c->mpi)
+                       : MPI_Allreduce(send, recv, int(count), MPI_FLOAT, MPI_SUM, c->mpi);
+    if (rc != MPI_SUCCESS) c->async = ncclSystemError;
   });
   return e == cudaSuccess ? ncclSuccess : ncclUnhandledCudaError;
 }

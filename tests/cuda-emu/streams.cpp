@@ -29,6 +29,7 @@ struct Capture {
   cudaStreamCaptureMode mode = cudaStreamCaptureModeGlobal;
   std::thread::id thread;
   bool invalid = false;
+  bool ended = false;
   const char* why = nullptr;  // the call that invalidated it
 };
 
@@ -235,15 +236,17 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
   run_all(*st);
   return sync_result();
 }
-// A GPU makes progress while the host polls: a query runs the stream's queued work first
-// (what a poll loop waits for), so polling terminates, and a stream stays lazy until polled.
+// A GPU makes progress while the host polls: a query that finds work queued runs it and
+// still answers cudaErrorNotReady (the work was not done when asked), so a poll loop takes
+// its waiting branch once and then ends.
 cudaError_t cudaStreamQuery(cudaStream_t s) {
   Lock lock;
   auto st = state_of(s);
   if (!st) return record_error(cudaErrorInvalidResourceHandle);
   if (st->capture) return record_error(cudaErrorStreamCaptureUnsupported);
+  if (st->executed == st->enqueued) return sync_result();
   run_all(*st);
-  return sync_result();
+  return cudaErrorNotReady;
 }
 cudaError_t cudaDeviceSynchronize() {
   Lock lock;
@@ -274,6 +277,7 @@ cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* graph) {
   auto c = st->capture;
   if (c->mode != cudaStreamCaptureModeRelaxed && c->thread != std::this_thread::get_id())
     return record_error(cudaErrorStreamCaptureWrongThread);
+  c->ended = true;
   // Every stream that joined the capture leaves it with its origin.
   st->capture = nullptr;
   for (CUstream_st* u : g_streams)
@@ -343,8 +347,9 @@ cudaError_t cudaEventQuery(cudaEvent_t e) {
   Lock lock;
   if (!g_events.count(e)) return record_error(cudaErrorInvalidResourceHandle);
   if (!e->recorded || !e->stream) return cudaSuccess;
+  if (e->stream->executed >= e->position) return sync_result();
   run_until(*e->stream, e->position);  // progress, as cudaStreamQuery
-  return sync_result();
+  return cudaErrorNotReady;
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
   Lock lock;
@@ -364,6 +369,8 @@ cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags) {
   if (!st) return record_error(cudaErrorInvalidResourceHandle);
   if (!e->recorded) return cudaSuccess;  // waits for nothing, as documented
   if (e->capture) {
+    // Recorded in a capture that has ended: a graph node, nothing a stream can wait for.
+    if (e->capture->ended) return record_error(cudaErrorIllegalState);
     if (st->capture == e->capture) return cudaSuccess;  // captured in order already
     if (st->capture) return record_error(cudaErrorStreamCaptureIsolation);
     st->capture = e->capture;  // forked into the capture: its work joins the graph

@@ -1,7 +1,7 @@
-// What a first GPU run of the CUDA backend would have hit, each shown on the emulated target
+// What a first GPU run of the CUDA backend would hit, each shown on the emulated target
 // (tests/cuda-emu), where lazy streams make a missing synchronisation read poison, cuDNN's
 // stand-in plans and checks workspaces as cuDNN does, and NCCL's refuses two ranks on one
-// device. Each test here failed before its fix (docs/emulation.md says how each was checked).
+// device. docs/emulated-step.md lists the fault each test guards against.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,6 +16,8 @@
 #include "convpool/graph.h"
 #include "convpool/model.h"
 #include "cuda/context.h"
+#include "cuda/dense_cublas.h"
+#include "cuda/pinned.h"
 #include "cuda_emu.h"
 #include "kernels/scale.cuh"
 #include "test_helpers.h"
@@ -71,6 +73,40 @@ TEST(CudaDefects, SynchronizeMakesTheWeightsFinalForAHostCopy) {
   EXPECT_EQ(after, settled);  // ... and synchronize() waited for it
 }
 
+// A dense layer through cuBLAS on another stream, inside a capture: cublasSetStream drops the
+// workspace convpool owns, and a GEMM without one would allocate cuBLAS's own pool during the
+// capture; the context sets its workspace again at every change of stream.
+TEST(CudaDefects, CublasKeepsOurWorkspaceOnAnotherStreamInACapture) {
+  const int n = 4, in = 8, out = 3;
+  std::vector<float> x(size_t(n) * in), w(size_t(out) * in), want(size_t(n) * out, 0.f);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(int(i % 7) - 3) * 0.25f;
+  for (size_t i = 0; i < w.size(); ++i) w[i] = float(int(i % 5) - 2) * 0.5f;
+  for (int s = 0; s < n; ++s)
+    for (int o = 0; o < out; ++o)
+      for (int k = 0; k < in; ++k)
+        want[size_t(s) * out + o] += x[size_t(s) * in + k] * w[size_t(o) * in + k];
+  Buffer dx(Device::cuda, x.size() * 4), dw(Device::cuda, w.size() * 4),
+      dy(Device::cuda, want.size() * 4);
+  copy_bytes(dx.get(), Device::cuda, x.data(), Device::cpu, x.size() * 4);
+  copy_bytes(dw.get(), Device::cuda, w.data(), Device::cpu, w.size() * 4);
+  cuda::context();  // made before any capture, as training's eager first step makes it
+  cuda::Stream other;
+  ASSERT_EQ(cudaStreamBeginCapture(other.get(), cudaStreamCaptureModeThreadLocal), cudaSuccess);
+  EXPECT_NO_THROW(cuda::dense_forward(n, in, out, dx.as<float>(), dw.as<float>(), nullptr,
+                                      dy.as<float>(), other.get()));
+  cudaGraph_t graph = nullptr;
+  ASSERT_EQ(cudaStreamEndCapture(other.get(), &graph), cudaSuccess);
+  cudaGraphExec_t exec = nullptr;
+  ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+  ASSERT_EQ(cudaGraphLaunch(exec, other.get()), cudaSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(other.get()), cudaSuccess);
+  std::vector<float> got(want.size());
+  copy_bytes(got.data(), Device::cpu, dy.get(), Device::cuda, got.size() * 4);
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_FLOAT_EQ(got[i], want[i]) << i;
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+}
+
 // A smaller batch can need more cuDNN workspace than the largest (here the deterministic
 // backward-filter algorithm at batches under 8). Every batch size is planned with the graph,
 // so the partial batch keeps the deterministic algorithm, and --deterministic holds.
@@ -114,7 +150,7 @@ TEST_F(CudnnTable, APartialBatchKeepsTheDeterministicAlgorithmItNeedsMoreWorkspa
 
 // Under --tf32 the heuristics offer tensor-op entries whose workspace differs from the
 // default variant's: the descriptor takes the chosen entry's math type, so the variant that
-// runs is the one planned (before, cuDNN refused the call with CUDNN_STATUS_BAD_PARAM).
+// runs is the one planned (else cuDNN refuses the call with CUDNN_STATUS_BAD_PARAM).
 TEST_F(CudnnTable, TheDescriptorTakesTheChosenEntrysMathType) {
   using cuda_emu::ConvAlgorithm;
   auto tensor_smaller = [](int n, bool tensor) { return size_t(n) * (tensor ? 1024 : 65536); };
@@ -136,6 +172,23 @@ TEST_F(CudnnTable, TheDescriptorTakesTheChosenEntrysMathType) {
   g->forward(ctx, 4);
   EXPECT_NO_THROW(g->backward(ctx, 4));
   ASSERT_EQ(cudaStreamSynchronize(cuda::context().stream()), cudaSuccess);
+}
+
+// Without --tf32 an entry listed with another math type than fp32 FMA is passed over: taking
+// its math type onto the descriptor would let CUDNN_DEFAULT_MATH run TF32 on Ampere and later.
+TEST_F(CudnnTable, WithoutTf32OnlyFmaEntriesAreChosen) {
+  using cuda_emu::ConvAlgorithm;
+  ConvAlgorithm listed_default{1, true, false, 0, [](int, bool) { return size_t(0); }};
+  listed_default.listed_math = 0;  // CUDNN_DEFAULT_MATH
+  cuda_emu::set_conv_algorithms(
+      cuda_emu::ConvPass::forward,
+      {listed_default, ConvAlgorithm{0, true, false, 0, [](int, bool) { return size_t(0); }}});
+  auto g = Graph::build(parse_model_text("input channels=2 height=6 width=6\n"
+                                         "conv filters=3 size=3\nflatten\ndense units=2\n",
+                                         "t"),
+                        GraphOptions{Device::cuda, 4, 0});
+  const std::string chosen = g->layer(0).backend_detail(4);
+  EXPECT_NE(chosen.find("cuDNN fwd implicit_gemm,"), std::string::npos) << chosen;
 }
 
 // The decision behind the NCCL watchdog: success and "in progress" pass, anything else is one
@@ -198,8 +251,8 @@ double weight_distance(const std::string& a, const std::string& b) {
 }
 
 // Two ranks of one node, each on its own GPU by its local rank, all-reducing through NCCL,
-// train the weights one process trains on the global batch. (With every rank on GPU 0, as
-// before the local rank chose the device, NCCL refuses the duplicate device.)
+// train the weights one process trains on the global batch. (Were every rank on GPU 0, NCCL
+// would refuse the duplicate device.)
 TEST(CudaDataParallel, TwoEmulatedRanksGiveTheWeightsOfOneProcess) {
   if (const std::string why = mpi_missing(); !why.empty()) GTEST_SKIP() << why;
   TempDir d;

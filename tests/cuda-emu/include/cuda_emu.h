@@ -72,6 +72,8 @@ struct ConvAlgorithm {
   bool tensor_ops = false;
   int status = 0;  // a cudnnStatus_t: non-zero entries are listed but unusable
   std::function<size_t(int n, bool tensor_op)> workspace = [](int, bool) { return size_t(0); };
+  // The mathType its entry reports (a cudnnMathType_t); -1: cuDNN's rule for the descriptor.
+  int listed_math = -1;
 };
 void set_conv_algorithms(ConvPass pass, std::vector<ConvAlgorithm> best_first);
 void reset_conv_algorithms();  // the default table
