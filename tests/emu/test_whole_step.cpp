@@ -7,16 +7,18 @@
 // cuDNN-planning and stream-ordering defects a first GPU run would have hit.
 //
 // Tolerances. Both backends compute in fp32 with different summation orders (cuDNN's
-// stand-in accumulates each output in double, oneDNN and OpenBLAS in float blocks), so
-// weights drift apart by rounding alone: measured at 1e-6 to 3e-5 relative after a dozen
-// Adam steps. The bound, 1e-3 relative per tensor, is 30x that, and far below what any real
-// fault gives (a missed synchronisation reads poison, NaN; a different dropout or pooling
-// draw, a wrong batch or a skipped update moves the weights by 1e-2 or more). Losses are
-// compared to 1e-3 relative; accuracies may differ by one image (an argmax tie broken by
-// rounding).
+// stand-in accumulates each output in double, oneDNN and OpenBLAS in float blocks), and a
+// last-bit difference flips max-pooling argmaxes and ReLU signs on near-ties, which real
+// images have many of. Measured on 12 Adam steps of the seed CNN on CIFAR-10 (2026-12-06):
+// up to 1e-3 relative in a weight tensor (a conv bias), 9e-3 in an optimizer moment; these
+// synthetic runs print theirs. The bounds, 5e-3 for weights and 5e-2 for moments, stay below
+// what a real fault gives: a missed synchronisation reads poison (NaN); a different dropout
+// or pooling draw, a wrong batch or a skipped update moves weights by 1e-2 and moments by
+// 1e-1 or more. Losses are compared to 1e-3 relative; accuracies may differ by one image.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -50,10 +52,16 @@ std::vector<EpochRow> metrics(const std::string& run) {
   return rows;
 }
 
-// Every tensor of two checkpoints, by name, relative 2-norm of the difference.
-void expect_same_checkpoint(const std::string& a, const std::string& b, double tol) {
+// Every tensor of two checkpoints, by name, relative 2-norm of the difference: at most
+// `weight_tol` for weights, buffers and the EMA, `state_tol` for the optimizer's moments (the
+// last steps' gradients, which carry near-tie flips of max pooling and ReLU undamped; the
+// weights integrate them scaled by the learning rate). The worst of each is printed.
+void expect_same_checkpoint(const std::string& a, const std::string& b, double weight_tol,
+                            double state_tol) {
   const Checkpoint ca = load_checkpoint(a), cb = load_checkpoint(b);
   ASSERT_EQ(ca.file.tensors.size(), cb.file.tensors.size());
+  double worst[2] = {0, 0};
+  std::string worst_name[2];
   for (const NamedTensor& t : ca.file.tensors) {
     const NamedTensor* u = cb.file.find(t.name);
     ASSERT_NE(u, nullptr) << t.name;
@@ -64,8 +72,13 @@ void expect_same_checkpoint(const std::string& a, const std::string& b, double t
       num += (double(t.data[i]) - u->data[i]) * (double(t.data[i]) - u->data[i]);
       den += double(t.data[i]) * t.data[i];
     }
-    EXPECT_LE(std::sqrt(num / std::max(den, 1e-30)), tol) << t.name;
+    const bool state = t.name.rfind("optim.", 0) == 0;
+    const double d = std::sqrt(num / std::max(den, 1e-30));
+    EXPECT_LE(d, state ? state_tol : weight_tol) << t.name;
+    if (d >= worst[state]) worst[state] = d, worst_name[state] = t.name;
   }
+  std::printf("worst relative difference: %.2e (%s) in weights, %.2e (%s) in optimizer state\n",
+              worst[0], worst_name[0].c_str(), worst[1], worst_name[1].c_str());
   EXPECT_EQ(ca.state.step, cb.state.step);
 }
 
@@ -104,7 +117,7 @@ class WholeStep : public ::testing::Test {
       EXPECT_NEAR(b[e].acc, a[e].acc, 1.0 / train_images + 1e-9) << e;
       EXPECT_NEAR(b[e].test_acc, a[e].test_acc, 1.0 / test_images + 1e-9) << e;
     }
-    expect_same_checkpoint(cpu + "/last.safetensors", gpu + "/last.safetensors", 1e-3);
+    expect_same_checkpoint(cpu + "/last.safetensors", gpu + "/last.safetensors", 5e-3, 5e-2);
   }
   TempDir dir_;
 };
