@@ -27,19 +27,12 @@ bool live(cublasHandle_t h) {
   std::lock_guard lock(g_mu);
   return g_handles.count(h) != 0;
 }
-float tf32(float v) {
-  if (!std::isfinite(v)) return v;
-  uint32_t b;
-  std::memcpy(&b, &v, 4);
-  b = (b + 0xFFFu + ((b >> 13) & 1u)) & ~0x1FFFu;
-  std::memcpy(&v, &b, 4);
-  return v;
-}
 // The op(X) matrix of rows x cols (column-major, leading dimension ld), TF32-rounded.
 std::vector<float> rounded(const float* x, int rows, int cols, int ld) {
   std::vector<float> out(size_t(ld) * cols);
   for (int j = 0; j < cols; ++j)
-    for (int i = 0; i < rows; ++i) out[size_t(j) * ld + i] = tf32(x[size_t(j) * ld + i]);
+    for (int i = 0; i < rows; ++i)
+      out[size_t(j) * ld + i] = cuda_emu::round_to_tf32(x[size_t(j) * ld + i]);
   return out;
 }
 }  // namespace

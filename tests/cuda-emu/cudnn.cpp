@@ -16,9 +16,8 @@
 #include <vector>
 
 #include "cuda_emu.h"
-#include "emu_api.h"
-
 #include "cudnn_internal.h"
+#include "emu_api.h"
 
 namespace {
 using cuda_emu::ConvAlgorithm;
@@ -100,16 +99,6 @@ size_t needed(ConvPass pass, int algo, const cudnnConvolutionStruct& conv, int n
   return SIZE_MAX;
 }
 
-float tf32(float v) {
-  if (!std::isfinite(v)) return v;
-  uint32_t b;
-  std::memcpy(&b, &v, 4);
-  b = (b + 0xFFFu + ((b >> 13) & 1u)) & ~0x1FFFu;  // round to nearest even, 10 mantissa bits
-  std::memcpy(&v, &b, 4);
-  return v;
-}
-
-
 // Shapes: x [N, C, H, W], w [K, C, R, S], y [N, K, OH, OW]; the descriptors must agree.
 struct ConvShape {
   int N, C, H, W, K, R, S, OH, OW, PH, PW, SH, SW;
@@ -122,6 +111,13 @@ bool shape(const cudnnTensorStruct* x, const cudnnFilterStruct* w, const cudnnTe
   return x->c == w->c && y->n == x->n && y->c == w->k &&
          y->h == out_size(x->h, c->pad_h, w->h, c->stride_h) &&
          y->w == out_size(x->w, c->pad_w, w->w, c->stride_w) && y->h > 0 && y->w > 0;
+}
+
+// Whether the input, filter and output tensors of shape `s` lie in device memory.
+bool on_device(const ConvShape& s, const void* x, const void* w, const void* y) {
+  return cuda_emu::is_device(x, size_t(s.N) * s.C * s.H * s.W * 4) &&
+         cuda_emu::is_device(w, size_t(s.K) * s.C * s.R * s.S * 4) &&
+         cuda_emu::is_device(y, size_t(s.N) * s.K * s.OH * s.OW * 4);
 }
 
 // A convolution call: checked now, queued on the handle's stream with copies of what it reads.
@@ -142,7 +138,6 @@ cudnnStatus_t queue_conv(cudnnHandle_t h, ConvPass pass, int algo, const cudnnCo
   });
   return e == cudaSuccess ? CUDNN_STATUS_SUCCESS : CUDNN_STATUS_EXECUTION_FAILED;
 }
-
 
 }  // namespace
 
@@ -329,10 +324,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void* alpha,
   ConvShape s;
   if (!alpha || !beta || !x || !w || !y || !shape(xd, wd, yd, conv, s))
     return CUDNN_STATUS_BAD_PARAM;
-  if (!cuda_emu::is_device(x, size_t(s.N) * s.C * s.H * s.W * 4) ||
-      !cuda_emu::is_device(w, size_t(s.K) * s.C * s.R * s.S * 4) ||
-      !cuda_emu::is_device(y, size_t(s.N) * s.K * s.OH * s.OW * 4))
-    return CUDNN_STATUS_BAD_PARAM;
+  if (!on_device(s, x, w, y)) return CUDNN_STATUS_BAD_PARAM;
   const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
   const auto* X = static_cast<const float*>(x);
   const auto* Wt = static_cast<const float*>(w);
@@ -348,7 +340,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void* alpha,
                           for (int r = 0; r < s.R; ++r)
                             for (int q = 0; q < s.S; ++q) {
                               float wv = Wt[((size_t(k) * s.C + c) * s.R + r) * s.S + q];
-                              if (tensor) wv = tf32(wv);
+                              if (tensor) wv = cuda_emu::round_to_tf32(wv);
                               const float* plane = X + (size_t(n) * s.C + c) * s.H * s.W;
                               for (int oh = 0; oh < s.OH; ++oh) {
                                 const int ih = oh * s.SH - s.PH + r;
@@ -357,7 +349,7 @@ cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t h, const void* alpha,
                                   const int iw = ow * s.SW - s.PW + q;
                                   if (iw < 0 || iw >= s.W) continue;
                                   float xv = plane[size_t(ih) * s.W + iw];
-                                  if (tensor) xv = tf32(xv);
+                                  if (tensor) xv = cuda_emu::round_to_tf32(xv);
                                   acc[size_t(oh) * s.OW + ow] += double(wv) * xv;
                                 }
                               }
@@ -379,10 +371,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void* alpha,
   ConvShape s;
   if (!alpha || !beta || !w || !dy || !dx || !shape(dxd, wd, dyd, conv, s))
     return CUDNN_STATUS_BAD_PARAM;
-  if (!cuda_emu::is_device(dx, size_t(s.N) * s.C * s.H * s.W * 4) ||
-      !cuda_emu::is_device(w, size_t(s.K) * s.C * s.R * s.S * 4) ||
-      !cuda_emu::is_device(dy, size_t(s.N) * s.K * s.OH * s.OW * 4))
-    return CUDNN_STATUS_BAD_PARAM;
+  if (!on_device(s, dx, w, dy)) return CUDNN_STATUS_BAD_PARAM;
   const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
   const auto* Wt = static_cast<const float*>(w);
   const auto* DY = static_cast<const float*>(dy);
@@ -398,7 +387,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void* alpha,
                           for (int r = 0; r < s.R; ++r)
                             for (int q = 0; q < s.S; ++q) {
                               float wv = Wt[((size_t(k) * s.C + c) * s.R + r) * s.S + q];
-                              if (tensor) wv = tf32(wv);
+                              if (tensor) wv = cuda_emu::round_to_tf32(wv);
                               const float* g = DY + (size_t(n) * s.K + k) * s.OH * s.OW;
                               for (int oh = 0; oh < s.OH; ++oh) {
                                 const int ih = oh * s.SH - s.PH + r;
@@ -407,7 +396,7 @@ cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t h, const void* alpha,
                                   const int iw = ow * s.SW - s.PW + q;
                                   if (iw < 0 || iw >= s.W) continue;
                                   float gv = g[size_t(oh) * s.OW + ow];
-                                  if (tensor) gv = tf32(gv);
+                                  if (tensor) gv = cuda_emu::round_to_tf32(gv);
                                   acc[size_t(ih) * s.W + iw] += double(wv) * gv;
                                 }
                               }
@@ -429,42 +418,39 @@ cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t h, const void* alpha,
   ConvShape s;
   if (!alpha || !beta || !x || !dy || !dw || !shape(xd, dwd, dyd, conv, s))
     return CUDNN_STATUS_BAD_PARAM;
-  if (!cuda_emu::is_device(x, size_t(s.N) * s.C * s.H * s.W * 4) ||
-      !cuda_emu::is_device(dw, size_t(s.K) * s.C * s.R * s.S * 4) ||
-      !cuda_emu::is_device(dy, size_t(s.N) * s.K * s.OH * s.OW * 4))
-    return CUDNN_STATUS_BAD_PARAM;
+  if (!on_device(s, x, dw, dy)) return CUDNN_STATUS_BAD_PARAM;
   const float a = *static_cast<const float*>(alpha), b = *static_cast<const float*>(beta);
   const auto* X = static_cast<const float*>(x);
   const auto* DY = static_cast<const float*>(dy);
   auto* DW = static_cast<float*>(dw);
-  return queue_conv(h, ConvPass::backward_filter, algo, conv, s.N, workspace, workspace_bytes,
-                    "cudnnConvolutionBackwardFilter", [=](bool tensor) {
-                      const size_t filters = size_t(s.K) * s.C;
+  return queue_conv(
+      h, ConvPass::backward_filter, algo, conv, s.N, workspace, workspace_bytes,
+      "cudnnConvolutionBackwardFilter", [=](bool tensor) {
+        const size_t filters = size_t(s.K) * s.C;
 #pragma omp parallel for schedule(static)
-                      for (size_t f = 0; f < filters; ++f) {
-                        const int k = int(f / s.C), c = int(f % s.C);
-                        for (int r = 0; r < s.R; ++r)
-                          for (int q = 0; q < s.S; ++q) {
-                            double acc = 0;
-                            for (int n = 0; n < s.N; ++n) {
-                              const float* plane = X + (size_t(n) * s.C + c) * s.H * s.W;
-                              const float* g = DY + (size_t(n) * s.K + k) * s.OH * s.OW;
-                              for (int oh = 0; oh < s.OH; ++oh) {
-                                const int ih = oh * s.SH - s.PH + r;
-                                if (ih < 0 || ih >= s.H) continue;
-                                for (int ow = 0; ow < s.OW; ++ow) {
-                                  const int iw = ow * s.SW - s.PW + q;
-                                  if (iw < 0 || iw >= s.W) continue;
-                                  float xv = plane[size_t(ih) * s.W + iw],
-                                        gv = g[size_t(oh) * s.OW + ow];
-                                  if (tensor) xv = tf32(xv), gv = tf32(gv);
-                                  acc += double(xv) * gv;
-                                }
-                              }
-                            }
-                            float& out = DW[(f * s.R + r) * s.S + q];
-                            out = blend(a, acc, b, out);
-                          }
-                      }
-                    });
+        for (size_t f = 0; f < filters; ++f) {
+          const int k = int(f / s.C), c = int(f % s.C);
+          for (int r = 0; r < s.R; ++r)
+            for (int q = 0; q < s.S; ++q) {
+              double acc = 0;
+              for (int n = 0; n < s.N; ++n) {
+                const float* plane = X + (size_t(n) * s.C + c) * s.H * s.W;
+                const float* g = DY + (size_t(n) * s.K + k) * s.OH * s.OW;
+                for (int oh = 0; oh < s.OH; ++oh) {
+                  const int ih = oh * s.SH - s.PH + r;
+                  if (ih < 0 || ih >= s.H) continue;
+                  for (int ow = 0; ow < s.OW; ++ow) {
+                    const int iw = ow * s.SW - s.PW + q;
+                    if (iw < 0 || iw >= s.W) continue;
+                    float xv = plane[size_t(ih) * s.W + iw], gv = g[size_t(oh) * s.OW + ow];
+                    if (tensor) xv = cuda_emu::round_to_tf32(xv), gv = cuda_emu::round_to_tf32(gv);
+                    acc += double(xv) * gv;
+                  }
+                }
+              }
+              float& out = DW[(f * s.R + r) * s.S + q];
+              out = blend(a, acc, b, out);
+            }
+        }
+      });
 }

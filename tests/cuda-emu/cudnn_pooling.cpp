@@ -11,7 +11,6 @@
 using cuda_emu::cudnn::blend;
 using cuda_emu::cudnn::out_size;
 
-
 cudnnStatus_t cudnnSetPooling2dDescriptor(cudnnPoolingDescriptor_t d, cudnnPoolingMode_t mode,
                                           cudnnNanPropagation_t, int window_h, int window_w,
                                           int pad_h, int pad_w, int stride_h, int stride_w) {

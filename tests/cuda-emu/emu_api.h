@@ -8,6 +8,16 @@
 
 #include "cuda_runtime.h"
 
+// CUDA_EMU_ASAN: built with AddressSanitizer (GCC or clang).
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CUDA_EMU_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define CUDA_EMU_ASAN 1
+#endif
+
 namespace cuda_emu {
 
 enum class WarpOp : int { sync, shfl_idx, shfl_up, shfl_down, shfl_xor, ballot, any, all };
@@ -60,6 +70,15 @@ bool capturing(cudaStream_t s);
 cudaError_t forbidden_during_capture(const char* what);
 // Whether the handle names a live stream (null and cudaStreamLegacy do).
 bool valid_stream(cudaStream_t s);
+
+// A float rounded to TF32 (10 mantissa bits, to nearest even), as tensor cores read their
+// inputs: the cuDNN and cuBLAS stand-ins' tensor-op math.
+inline float round_to_tf32(float v) {
+  if (!(v - v == 0.f)) return v;  // NaN and infinities as they are
+  uint32_t b = __builtin_bit_cast(uint32_t, v);
+  b = (b + 0xFFFu + ((b >> 13) & 1u)) & ~0x1FFFu;
+  return __builtin_bit_cast(float, b);
+}
 
 // ---- device memory (memory.cpp) ----
 

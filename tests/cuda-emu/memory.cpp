@@ -22,14 +22,6 @@
 #include "cuda_runtime.h"
 #include "emu_api.h"
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CUDA_EMU_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define CUDA_EMU_ASAN 1
-#endif
 #ifdef CUDA_EMU_ASAN
 #include <sanitizer/asan_interface.h>
 #define EMU_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)

@@ -23,14 +23,6 @@
 #include "cuda_runtime.h"
 #include "emu_api.h"
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CUDA_EMU_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define CUDA_EMU_ASAN 1
-#endif
 #ifdef CUDA_EMU_ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
