@@ -297,6 +297,32 @@ void pool_forward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& r
   dispatch<Forward>(p.method, g, p, rng, n, x, y, scratch_for(g, n, scratch, scratch_threads, own));
 }
 
+void pool_forward_generic(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng,
+                          int n, const float* x, float* y) {
+  std::vector<float> own;
+  dispatch<Forward>(p.method, g, p, rng, n, x, y, scratch_for(g, n, nullptr, 0, own));
+}
+
+void pool_backward_generic(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng,
+                           int n, const float* x, const float* y, const float* dy, float* dx) {
+  std::vector<float> own;
+  dispatch<Backward>(p.method, g, p, rng, n, x, y, dy, dx, nullptr,
+                     scratch_for(g, n, nullptr, 0, own));
+}
+
+const char* pool_path(const PoolGeom& g, const PoolWindowParams& p, bool recording,
+                      bool wants_dlambda) {
+  const bool selects = p.method == PoolMethod::max || p.method == PoolMethod::min;
+  if (recording && selects && pool_fast_records_selection(g, p)) {
+    if (p.method == PoolMethod::max && all_full_2x2(g)) return "max 2x2, recording";
+    return p.method == PoolMethod::max ? "max, recording (window template)"
+                                       : "min, recording (window template)";
+  }
+  if (recording && p.method == PoolMethod::max) return "max, recording (any window, scalar)";
+  if (const char* fast = pool_fast_path(g, p, wants_dlambda)) return fast;
+  return "generic (each window gathered)";
+}
+
 void pool_backward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                    const float* x, const float* y, const float* dy, float* dx, float* dlambda,
                    const int32_t* argmax, float* scratch, int scratch_threads) {

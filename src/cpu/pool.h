@@ -29,4 +29,18 @@ void pool_backward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& 
                    const float* x, const float* y, const float* dy, float* dx, float* dlambda,
                    const int32_t* argmax, float* scratch = nullptr, int scratch_threads = 0);
 
+// The generic path alone, for any method and geometry: each window gathered and passed to
+// pool_math.cuh's per-window math. What pool_forward/pool_backward fall back to; the tests'
+// oracle for the fast paths, which must agree with it bit for bit (pool_fast.h says where
+// they may differ by rounding).
+void pool_forward_generic(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng,
+                          int n, const float* x, float* y);
+void pool_backward_generic(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng,
+                           int n, const float* x, const float* y, const float* dy, float* dx);
+
+// Which path a call takes ("window 3x3, masked edges", "generic", "max 2x2, recording"...),
+// so that a benchmark can say what it measured.
+const char* pool_path(const PoolGeom& g, const PoolWindowParams& p, bool recording,
+                      bool wants_dlambda);
+
 }  // namespace convpool::cpu

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 namespace convpool::cpu {
 
@@ -14,14 +15,48 @@ namespace {
 
 using namespace simd;
 
+// ---- per-window math, window size N known at compile time ----
+//
+// kMasked: some of a lane's N positions are not window elements (padding, or the columns and
+// rows a smaller or non-square window leaves of the K x K template): ok[i] says which are.
+// Every masked position is left out as the generic path leaves it out of its gathered
+// window: extremes skip it, sums add -0 (which changes no float), counts and ranks skip it.
+
+template <bool kMasked, int N>
+struct Mask {
+  const vi* ok;
+  vi at(int i) const {
+    if constexpr (kMasked) return ok[i];
+    else return vi{} - 1;
+  }
+  // Lane-wise count of window elements, as floats.
+  vf count() const {
+    if constexpr (kMasked) {
+      vi c = vi{};
+      for (int i = 0; i < N; ++i) c -= ok[i];
+      return __builtin_convertvector(c, vf);
+    } else {
+      return splat(float(N));
+    }
+  }
+  vf only(int i, vf x, float other) const {
+    if constexpr (kMasked) return sel(ok[i], x, splat(other));
+    else return x;
+  }
+};
+
 // The top-ranked value, as pool_argmax ranks (the first NaN, else the first maximum), and its
 // window position.
-template <int N>
-inline vf top_value(const vf (&v)[N], vi* at = nullptr) {
+template <bool kM, int N>
+inline vf top_value(const vf (&v)[N], Mask<kM, N> ok, vi* at = nullptr) {
   vf m = v[0];
-  vi pos = vi{};
+  vi pos = vi{}, have = ok.at(0);
   for (int i = 1; i < N; ++i) {
-    const vi t = (isnan(v[i]) & ~isnan(m)) | (v[i] > m);
+    vi t = (isnan(v[i]) & ~isnan(m)) | (v[i] > m);
+    if constexpr (kM) {
+      t = ok.at(i) & (t | ~have);
+      have |= ok.at(i);
+    }
     m = sel(t, v[i], m);
     pos = t ? vi{} + i : pos;
   }
@@ -30,12 +65,16 @@ inline vf top_value(const vf (&v)[N], vi* at = nullptr) {
 }
 
 // pool_argmin: the first NaN, else the first minimum.
-template <int N>
-inline vf min_value(const vf (&v)[N], vi* at = nullptr) {
+template <bool kM, int N>
+inline vf min_value(const vf (&v)[N], Mask<kM, N> ok, vi* at = nullptr) {
   vf m = v[0];
-  vi pos = vi{};
+  vi pos = vi{}, have = ok.at(0);
   for (int i = 1; i < N; ++i) {
-    const vi t = ~isnan(m) & (isnan(v[i]) | (v[i] < m));
+    vi t = ~isnan(m) & (isnan(v[i]) | (v[i] < m));
+    if constexpr (kM) {
+      t = ok.at(i) & (t | ~have);
+      have |= ok.at(i);
+    }
     m = sel(t, v[i], m);
     pos = t ? vi{} + i : pos;
   }
@@ -43,60 +82,96 @@ inline vf min_value(const vf (&v)[N], vi* at = nullptr) {
   return m;
 }
 
-template <int N>
-inline vf sum_in_order(const vf (&v)[N]) {
+template <bool kM, int N>
+inline vf sum_in_order(const vf (&v)[N], Mask<kM, N> ok) {
   vf s = vf{};
-  for (int i = 0; i < N; ++i) s += v[i];
+  for (int i = 0; i < N; ++i) s += ok.only(i, v[i], -0.f);
   return s;
 }
 
 // fmaxf over the window, as pool_softpool computes it (NaN dropped unless all are NaN).
-template <int N>
-inline vf fmax_all(const vf (&v)[N]) {
+template <bool kM, int N>
+inline vf fmax_all(const vf (&v)[N], Mask<kM, N> ok) {
   vf m = v[0];
-  for (int i = 1; i < N; ++i) m = sel((v[i] > m) | isnan(m), v[i], m);
+  vi have = ok.at(0);
+  for (int i = 1; i < N; ++i) {
+    vi t = (v[i] > m) | isnan(m);
+    if constexpr (kM) {
+      t = ok.at(i) & (t | ~have);
+      have |= ok.at(i);
+    }
+    m = sel(t, v[i], m);
+  }
   return m;
 }
 
-// ---- per-window math, window size N known at compile time ----
+// The window's values sorted descending (NaN first), masked positions as -inf: they sort
+// behind every element (an element equal to -inf ties with them in value only, and the
+// callers read values, never positions, of the sorted copy).
+template <bool kM, int N>
+inline void sorted_values(const vf (&v)[N], Mask<kM, N> ok, vf (&w)[N]) {
+  for (int i = 0; i < N; ++i) w[i] = ok.only(i, v[i], -std::numeric_limits<float>::infinity());
+  sort_descending(w);
+}
 
-template <PoolMethod M, int N, LpKind L>
-inline vf window_forward(const PoolWindowParams& P, int k, vf (&v)[N]) {
+// What the per-method math needs of a lane's window beyond its values: which positions are
+// elements, how many of the largest it averages (k, or fewer in a window with fewer elements)
+// and an average's divisor.
+template <bool kM, int N>
+struct WindowShape {
+  Mask<kM, N> ok;
+  vi k;        // avgtopk, tmaxavg: min(k, elements)
+  vf divisor;  // avg, mixed
+};
+
+template <bool kM, int N>
+inline WindowShape<kM, N> window_shape(const PoolWindowParams& P, int full_size, bool include_pad,
+                                       const vi* ok) {
+  const Mask<kM, N> m{ok};
+  const vf count = m.count();
+  const vi elements = __builtin_convertvector(count, vi);
+  const vi k = elements < P.k ? elements : vi{} + P.k;
+  return {m, k, include_pad ? splat(float(full_size)) : count};
+}
+
+template <PoolMethod M, bool kM, int N, LpKind L>
+inline vf window_forward(const PoolWindowParams& P, const WindowShape<kM, N>& ws, vf (&v)[N]) {
+  const Mask<kM, N> ok = ws.ok;
   if constexpr (M == PoolMethod::max) {
-    return top_value(v);
+    return top_value(v, ok);
   } else if constexpr (M == PoolMethod::min) {
-    return min_value(v);
+    return min_value(v, ok);
   } else if constexpr (M == PoolMethod::avg) {
-    return sum_in_order(v) / float(N);
+    return sum_in_order(v, ok) / ws.divisor;
   } else if constexpr (M == PoolMethod::mixed) {
-    return P.lambda * top_value(v) + (1.f - P.lambda) * (sum_in_order(v) / float(N));
+    return P.lambda * top_value(v, ok) + (1.f - P.lambda) * (sum_in_order(v, ok) / ws.divisor);
   } else if constexpr (M == PoolMethod::avgtopk || M == PoolMethod::tmaxavg) {
-    sort_descending(v);
+    vf w[N];
+    sorted_values(v, ok, w);
     vf s = vf{};
-    for (int r = 0; r < N; ++r)
-      if (r < k) s += v[r];  // k is uniform across lanes; sums in rank order
-    const vf mean = s / float(k);
-    if constexpr (M == PoolMethod::tmaxavg) return sel(v[0] >= P.threshold, v[0], mean);
+    for (int r = 0; r < N; ++r) s += sel(ws.k > r, w[r], splat(-0.f));  // in rank order
+    const vf mean = s / __builtin_convertvector(ws.k, vf);
+    if constexpr (M == PoolMethod::tmaxavg) return sel(w[0] >= P.threshold, w[0], mean);
     return mean;
   } else if constexpr (M == PoolMethod::softpool) {
-    const vf m = fmax_all(v);
+    const vf m = fmax_all(v, ok);
     vf num = vf{}, den = vf{};
     for (int i = 0; i < N; ++i) {
       const vf e = exp_nonpositive(v[i] - m);
-      num += e * v[i];
-      den += e;
+      num += ok.only(i, e * v[i], -0.f);
+      den += ok.only(i, e, -0.f);
     }
     return sel(m > kPoolFloatMax, m, num / den);
   } else {  // lp
     vi nan = vi{};
     vf m = vf{};
     for (int i = 0; i < N; ++i) {
-      nan |= isnan(v[i]);
-      const vf a = vabs(v[i]);
+      nan |= ok.at(i) & isnan(v[i]);
+      const vf a = ok.only(i, vabs(v[i]), 0.f);
       m = sel(a > m, a, m);
     }
     vf s = vf{};
-    for (int i = 0; i < N; ++i) s += lp_power<L>(vabs(v[i]) / m, P.p);
+    for (int i = 0; i < N; ++i) s += ok.only(i, lp_power<L>(vabs(v[i]) / m, P.p), -0.f);
     vf out = m * lp_root<L>(s, P.p);
     out = sel(m > kPoolFloatMax, m, out);
     out = sel(m == 0.f, splat(0.f), out);
@@ -104,49 +179,63 @@ inline vf window_forward(const PoolWindowParams& P, int k, vf (&v)[N]) {
   }
 }
 
-// gr[i] = dy * d(forward)/d(v_i), as pool_window_backward_ranked computes it.
-template <PoolMethod M, int N, LpKind L>
-inline void window_backward(const PoolWindowParams& P, int k, const vf (&v)[N], vf y, vf dy,
-                            vf (&gr)[N]) {
+// gr[i] = dy * d(forward)/d(v_i), as pool_window_backward_ranked computes it (masked
+// positions receive values no caller reads).
+template <PoolMethod M, bool kM, int N, LpKind L>
+inline void window_backward(const PoolWindowParams& P, const WindowShape<kM, N>& ws,
+                            const vf (&v)[N], vf y, vf dy, vf (&gr)[N]) {
+  const Mask<kM, N> ok = ws.ok;
   if constexpr (M == PoolMethod::max || M == PoolMethod::min) {
     // The element pool_argmax (pool_argmin) picks is the first one equal to the output, NaN
-    // matching NaN (the first NaN wins; else the first extreme, -0 and +0 being equal): nine
+    // matching NaN (the first NaN wins; else the first extreme, -0 and +0 being equal): N
     // independent compares instead of the forward's serial tournament.
     vi found = vi{};
     const vi y_nan = isnan(y);
     for (int i = 0; i < N; ++i) {
-      const vi hit = ((v[i] == y) | (isnan(v[i]) & y_nan)) & ~found;
+      const vi hit = ok.at(i) & ((v[i] == y) | (isnan(v[i]) & y_nan)) & ~found;
       gr[i] = sel(hit, dy, splat(0.f));
       found |= hit;
     }
   } else if constexpr (M == PoolMethod::avg) {
-    for (int i = 0; i < N; ++i) gr[i] = dy / float(N);
+    for (int i = 0; i < N; ++i) gr[i] = dy / ws.divisor;
   } else if constexpr (M == PoolMethod::mixed) {
     vi at;
-    top_value(v, &at);
-    const vf base = dy * (1.f - P.lambda) / float(N), top = dy * P.lambda;
+    top_value(v, ok, &at);
+    const vf base = dy * (1.f - P.lambda) / ws.divisor, top = dy * P.lambda;
     for (int i = 0; i < N; ++i) gr[i] = sel(at == i, base + top, base);
   } else if constexpr (M == PoolMethod::avgtopk || M == PoolMethod::tmaxavg) {
     // Selected = ranked among the first kk (pool_ranks_before: NaN first, then larger, then
-    // the lower window index).
+    // the lower window index). With t the kk-th largest value: every element ranked above t
+    // is selected, and of those equal to t the first (kk - above) in window order. One sort
+    // and two passes instead of N * N rank comparisons.
+    vf w[N];
+    sorted_values(v, ok, w);
     vi only_max = vi{};
-    if constexpr (M == PoolMethod::tmaxavg) only_max = top_value(v) >= P.threshold;
-    const vi kk = only_max ? vi{} + 1 : vi{} + k;
-    const vf share = sel(only_max, dy, dy / float(k));
+    if constexpr (M == PoolMethod::tmaxavg) only_max = w[0] >= P.threshold;
+    const vi kk = only_max ? vi{} + 1 : ws.k;
+    const vf share = sel(only_max, dy, dy / __builtin_convertvector(ws.k, vf));
+    vf t = w[0];
+    for (int r = 1; r < N; ++r) t = sel(kk > r, w[r], t);
+    const vi t_nan = isnan(t);
+    vi above[N], equal[N], left = kk;
     for (int i = 0; i < N; ++i) {
-      vi rank = vi{};
-      for (int j = 0; j < i; ++j) rank -= isnan(v[j]) | (v[j] >= v[i]);
-      for (int j = i + 1; j < N; ++j) rank -= (isnan(v[j]) & ~isnan(v[i])) | (v[j] > v[i]);
-      gr[i] = sel(rank < kk, share, splat(0.f));
+      above[i] = ok.at(i) & ((isnan(v[i]) & ~t_nan) | (v[i] > t));
+      equal[i] = ok.at(i) & ((v[i] == t) | (isnan(v[i]) & t_nan));
+      left += above[i];  // a true mask is -1
+    }
+    for (int i = 0; i < N; ++i) {
+      const vi take = above[i] | (equal[i] & (left > 0));
+      left += equal[i];
+      gr[i] = sel(take, share, splat(0.f));
     }
   } else if constexpr (M == PoolMethod::softpool) {
-    const vf m = fmax_all(v);
+    const vf m = fmax_all(v, ok);
     vi count = vi{};
     vf den = vf{}, e[N];
     for (int i = 0; i < N; ++i) {
-      count -= v[i] > kPoolFloatMax;
+      count -= ok.at(i) & (v[i] > kPoolFloatMax);
       e[i] = exp_nonpositive(v[i] - m);
-      den += e[i];
+      den += ok.only(i, e[i], -0.f);
     }
     const vi inf = m > kPoolFloatMax;
     const vf inf_share = dy / __builtin_convertvector(count > 0 ? count : vi{} + 1, vf);
@@ -168,7 +257,7 @@ inline void window_backward(const PoolWindowParams& P, int k, const vf (&v)[N], 
   }
 }
 
-// ---- the loops: planes in parallel, each output row in chunks of kLanes windows ----
+// ---- loading windows ----
 
 inline vf load4(const float* p) {
   vf r;
@@ -176,20 +265,19 @@ inline vf load4(const float* p) {
   return r;
 }
 
-// The KW columns of four whole windows of one input row that starts at e, at stride S: from
+// The K columns of four whole windows of one input row that starts at e, at stride S: from
 // contiguous loads split by shuffles (building each vector from scalars costs 4 loads and 3
-// inserts). Only windows at stride KW (2x2/2, 3x3/3) and 3x3/2; reads nothing past the fourth
+// inserts). Only windows at stride K (2x2/2, 3x3/3) and 3x3/2; reads nothing past the fourth
 // window's last element. False: not one of those.
-template <int KW>
+template <int K>
 inline bool load_row_columns(const float* e, int S, vf* col) {
-  if constexpr (KW == 2) {
+  if constexpr (K == 2) {
     if (S != 2) return false;
     const vf a = load4(e), b = load4(e + 4);
     col[0] = __builtin_shufflevector(a, b, 0, 2, 4, 6);
     col[1] = __builtin_shufflevector(a, b, 1, 3, 5, 7);
     return true;
-  } else {
-    static_assert(KW == 3);
+  } else if constexpr (K == 3) {
     if (S == 3) {  // elements 0..11: column j holds j, j + 3, j + 6, j + 9
       const vf a = load4(e), b = load4(e + 4), c = load4(e + 8);
       col[0] = __builtin_shufflevector(__builtin_shufflevector(a, b, 0, 3, 6, 6), c, 0, 1, 2, 5);
@@ -206,108 +294,190 @@ inline bool load_row_columns(const float* e, int S, vf* col) {
       return true;
     }
     return false;
+  } else {
+    (void)e, (void)S, (void)col;
+    return false;
   }
 }
 
-// v[i] lane l = window element i of output ow0 + l (lanes past the row repeat output ow0).
-// Four whole windows at a supported stride come from contiguous loads (load_row_columns);
-// otherwise vectors are built from scalars in registers (writing lanes through memory would
-// stall on store forwarding).
-template <int KH, int KW>
-inline void load_windows(const PoolGeom& g, const float* row, int ow0, int cnt, vf (&v)[KH * KW]) {
+inline vf relu_lanes(vf v) { return sel((v > 0.f) | isnan(v), v, splat(0.f)); }
+
+// Windows wholly inside the plane, K x K: v[i] lane l = window element i of the l-th window,
+// whose element (0, 0) is b + l * S (lanes past cnt repeat lane 0). Four whole windows at a
+// supported stride come from contiguous loads (load_row_columns); otherwise vectors are built
+// from scalars in registers (writing lanes through memory would stall on store forwarding).
+template <int K>
+inline void load_windows(const PoolGeom& g, const float* b, int cnt, vf (&v)[K * K]) {
   const int S = g.SW;
-  const float* b = row + size_t(ow0) * S;
   bool done = cnt == kLanes;
-  for (int i = 0; i < KH && done; ++i) done = load_row_columns<KW>(b + i * g.W, S, v + i * KW);
+  for (int i = 0; i < K && done; ++i) done = load_row_columns<K>(b + i * g.W, S, v + i * K);
   if (!done) {
     const int o1 = cnt > 1 ? S : 0, o2 = cnt > 2 ? 2 * S : 0, o3 = cnt > 3 ? 3 * S : 0;
-    for (int i = 0; i < KH; ++i)
-      for (int j = 0; j < KW; ++j) {
+    for (int i = 0; i < K; ++i)
+      for (int j = 0; j < K; ++j) {
         const float* e = b + i * g.W + j;
-        v[i * KW + j] = vf{e[0], e[o1], e[o2], e[o3]};
+        v[i * K + j] = vf{e[0], e[o1], e[o2], e[o3]};
       }
   }
   if (g.relu_in)
-    for (int i = 0; i < KH * KW; ++i) v[i] = sel((v[i] > 0.f) | isnan(v[i]), v[i], splat(0.f));
+    for (int i = 0; i < K * K; ++i) v[i] = relu_lanes(v[i]);
 }
 
-// The inverse of load_row_columns at stride KW: adds the KW column vectors of four disjoint
-// windows to the 4 * KW contiguous elements of d (added, not stored, so that a zero gradient
+// The windows of one chunk: element (0, 0) of lane l's window is at plane row h0, column
+// w0 + l * S (lanes past cnt repeat lane 0); it may lie in the padding.
+struct Chunk {
+  int h0, w0, cnt;
+  vi lane_w(int S) const {
+    const vi l = vi{0, 1, 2, 3};
+    return (l < cnt ? l : vi{}) * S + w0;
+  }
+};
+
+// Windows that cross the plane's edge or are smaller than the K x K template: element (i, j)
+// is a window element if i < KH, j < KW and it lies in the plane; others read 0 and are masked.
+template <int K>
+inline void load_masked(const PoolGeom& g, const float* xp, const Chunk& c, vf (&v)[K * K],
+                        vi (&ok)[K * K]) {
+  const vi lw = c.lane_w(g.SW);
+  for (int i = 0; i < K; ++i) {
+    const int h = c.h0 + i;
+    const bool row = i < g.KH && h >= 0 && h < g.H;
+    const float* r = xp + size_t(row ? h : 0) * g.W;
+    for (int j = 0; j < K; ++j) {
+      const vi w = lw + j;
+      const vi in = (w >= 0) & (w < g.W) & (vi{} - int(row && j < g.KW));
+      vf x;
+      for (int l = 0; l < kLanes; ++l) x[l] = in[l] ? r[w[l]] : 0.f;
+      v[i * K + j] = g.relu_in ? relu_lanes(x) : x;
+      ok[i * K + j] = in;
+    }
+  }
+}
+
+// ---- the loops: planes in parallel; each output row as masked chunks at the edges and
+// unmasked chunks of kLanes windows inside the plane ----
+
+// The outputs of a row whose windows lie inside the plane's columns: [lo, hi).
+struct Interior {
+  int lo, hi;
+};
+inline Interior interior_columns(const PoolGeom& g) {
+  const int lo = std::min(g.OW, (g.PW + g.SW - 1) / g.SW);
+  const int last = g.W + g.PW - g.KW;  // the window of output ow starts at ow * SW - PW
+  const int hi = last < 0 ? lo : std::clamp(last / g.SW + 1, lo, g.OW);
+  return {lo, hi};
+}
+
+// Calls f(chunk, first output, masked) for each chunk of output row oh, in output order.
+template <int K, class F>
+inline void for_each_chunk(const PoolGeom& g, const Interior& in, int oh, F&& f) {
+  const int h0 = oh * g.SH - g.PH;
+  const bool square = g.KH == K && g.KW == K;
+  const bool row_inside = square && h0 >= 0 && h0 + K <= g.H;
+  const int lo = row_inside ? in.lo : g.OW, hi = row_inside ? in.hi : g.OW;
+  auto run = [&](int from, int to, bool masked) {
+    for (int ow0 = from; ow0 < to; ow0 += kLanes)
+      f(Chunk{h0, ow0 * g.SW - g.PW, std::min(kLanes, to - ow0)}, ow0, masked);
+  };
+  run(0, lo, true);
+  run(lo, hi, false);
+  run(hi, g.OW, true);
+}
+
+template <PoolMethod M, int K, LpKind L>
+void forward_rows(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x, float* y) {
+  constexpr int N = K * K;
+  const int planes = n * g.C;
+  const Interior in = interior_columns(g);
+#pragma omp parallel for schedule(static)
+  for (int pl = 0; pl < planes; ++pl) {
+    const float* xp = x + size_t(pl) * g.H * g.W;
+    float* yp = y + size_t(pl) * g.OH * g.OW;
+    for (int oh = 0; oh < g.OH; ++oh)
+      for_each_chunk<K>(g, in, oh, [&](const Chunk& c, int ow0, bool masked) {
+        vf v[N], r;
+        if (!masked) {
+          load_windows<K>(g, xp + size_t(c.h0) * g.W + c.w0, c.cnt, v);
+          r = window_forward<M, false, N, L>(P, window_shape<false, N>(P, N, true, nullptr), v);
+        } else {
+          vi ok[N];
+          load_masked<K>(g, xp, c, v, ok);
+          r = window_forward<M, true, N, L>(
+              P, window_shape<true, N>(P, g.KH * g.KW, g.include_pad, ok), v);
+        }
+        store_lanes(yp + size_t(oh) * g.OW + ow0, r, c.cnt);
+      });
+  }
+}
+
+// The inverse of load_row_columns at stride K: adds the K column vectors of four disjoint
+// windows to the 4 * K contiguous elements of d (added, not stored, so that a zero gradient
 // keeps the sign the scalar path's 0 + g gives it).
-template <int KW>
+template <int K>
 inline void add_row_columns(float* d, const vf* col) {
-  vf out[KW];
-  if constexpr (KW == 2) {
+  vf out[K];
+  if constexpr (K == 2) {
     out[0] = __builtin_shufflevector(col[0], col[1], 0, 4, 1, 5);
     out[1] = __builtin_shufflevector(col[0], col[1], 2, 6, 3, 7);
   } else {
-    static_assert(KW == 3);
+    static_assert(K == 3);
     const vf c0 = col[0], c1 = col[1], c2 = col[2];
     out[0] = __builtin_shufflevector(__builtin_shufflevector(c0, c1, 0, 4, 1, 1), c2, 0, 1, 4, 2);
     out[1] = __builtin_shufflevector(__builtin_shufflevector(c1, c2, 1, 5, 1, 2), c0, 0, 1, 6, 3);
     out[2] = __builtin_shufflevector(__builtin_shufflevector(c2, c0, 2, 7, 3, 3), c1, 0, 1, 7, 2);
   }
-  for (int q = 0; q < KW; ++q) {
+  for (int q = 0; q < K; ++q) {
     const vf sum = load4(d + 4 * q) + out[q];
     std::memcpy(d + 4 * q, &sum, sizeof sum);
   }
 }
 
-template <PoolMethod M, int KH, int KW, LpKind L>
-void forward_rows(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x, float* y) {
-  const int planes = n * g.C, k = std::min(P.k, KH * KW);
-#pragma omp parallel for schedule(static)
-  for (int pl = 0; pl < planes; ++pl) {
-    const float* xp = x + size_t(pl) * g.H * g.W;
-    float* yp = y + size_t(pl) * g.OH * g.OW;
-    for (int oh = 0; oh < g.OH; ++oh) {
-      const float* row = xp + size_t(oh) * g.SH * g.W;
-      float* yrow = yp + size_t(oh) * g.OW;
-      for (int ow0 = 0; ow0 < g.OW; ow0 += kLanes) {
-        const int cnt = std::min(kLanes, g.OW - ow0);
-        vf v[KH * KW];
-        load_windows<KH, KW>(g, row, ow0, cnt, v);
-        const vf r = window_forward<M, KH * KW, L>(P, k, v);
-        store_lanes(yrow + ow0, r, cnt);
-      }
-    }
-  }
-}
-
-template <PoolMethod M, int KH, int KW, LpKind L>
+// Overlapping windows add into shared elements within one plane, on one thread, in window
+// order: no atomics, and the sums are the generic path's, bit for bit.
+template <PoolMethod M, int K, LpKind L>
 void backward_rows(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x,
                    const float* y, const float* dy, float* dx) {
-  constexpr int N = KH * KW;
-  const int planes = n * g.C, k = std::min(P.k, N);
+  constexpr int N = K * K;
+  const int planes = n * g.C;
+  const Interior in = interior_columns(g);
 #pragma omp parallel for schedule(static)
   for (int pl = 0; pl < planes; ++pl) {
     const float* xp = x + size_t(pl) * g.H * g.W;
     float* dxp = dx + size_t(pl) * g.H * g.W;
     const size_t o = size_t(pl) * g.OH * g.OW;
     std::fill(dxp, dxp + g.H * g.W, 0.f);
-    for (int oh = 0; oh < g.OH; ++oh) {
-      const float* row = xp + size_t(oh) * g.SH * g.W;
-      float* drow = dxp + size_t(oh) * g.SH * g.W;
-      for (int ow0 = 0; ow0 < g.OW; ow0 += kLanes) {
-        const int cnt = std::min(kLanes, g.OW - ow0);
-        vf v[N], gr[N];
-        load_windows<KH, KW>(g, row, ow0, cnt, v);
+    for (int oh = 0; oh < g.OH; ++oh)
+      for_each_chunk<K>(g, in, oh, [&](const Chunk& c, int ow0, bool masked) {
+        vf v[N], gr[N] = {};
+        vi ok[N];
         const size_t at = o + size_t(oh) * g.OW + ow0;
-        window_backward<M, N, L>(P, k, v, load_lanes(y + at, cnt), load_lanes(dy + at, cnt), gr);
-        if (cnt == kLanes && g.SW == KW) {  // disjoint windows: whole rows of dx at once
-          for (int i = 0; i < KH; ++i)
-            add_row_columns<KW>(drow + i * g.W + size_t(ow0) * KW, gr + i * KW);
-          continue;
+        const vf yv = load_lanes(y + at, c.cnt), dyv = load_lanes(dy + at, c.cnt);
+        // Lane 0's element (0, 0); with padding it may lie before the plane, so the masked
+        // scatter below indexes from the plane's start.
+        const ptrdiff_t first = ptrdiff_t(c.h0) * g.W + c.w0;
+        if (!masked) {
+          load_windows<K>(g, xp + first, c.cnt, v);
+          window_backward<M, false, N, L>(P, window_shape<false, N>(P, N, true, nullptr), v, yv,
+                                          dyv, gr);
+          if constexpr (K <= 3) {
+            if (c.cnt == kLanes && g.SW == K) {  // disjoint windows: whole rows of dx at once
+              for (int i = 0; i < K; ++i) add_row_columns<K>(dxp + first + i * g.W, gr + i * K);
+              return;
+            }
+          }
+        } else {
+          load_masked<K>(g, xp, c, v, ok);
+          window_backward<M, true, N, L>(
+              P, window_shape<true, N>(P, g.KH * g.KW, g.include_pad, ok), v, yv, dyv, gr);
         }
         // Columns right to left, so that an element covered by several windows of this row
         // receives their gradients in window order, as the generic path adds them.
-        for (int i = 0; i < KH; ++i)
-          for (int j = KW - 1; j >= 0; --j) {
-            float* d = drow + i * g.W + j + size_t(ow0) * g.SW;
-            for (int l = 0; l < cnt; ++l) d[l * g.SW] += gr[i * KW + j][l];
-          }
-      }
-    }
+        for (int i = 0; i < K; ++i)
+          for (int j = K - 1; j >= 0; --j)
+            for (int l = 0; l < c.cnt; ++l)
+              if (!masked || ok[i * K + j][l])
+                dxp[first + i * g.W + j + l * g.SW] += gr[i * K + j][l];
+      });
     if (g.relu_in)
       for (int i = 0; i < g.H * g.W; ++i) dxp[i] = pool_input_grad(g, xp[i], dxp[i]);
   }
@@ -316,81 +486,68 @@ void backward_rows(const PoolGeom& g, const PoolWindowParams& P, int n, const fl
 // Max (min) over the windows of forward_rows, also recording the plane offset of the element
 // pool_argmax (pool_argmin) picks: the first NaN, else the first maximum (minimum); for a
 // scatter-only backward.
-template <bool kMin, int KH, int KW>
+template <bool kMin, int K>
 void select_rows_recording(const PoolGeom& g, int n, const float* x, float* y, int32_t* argmax) {
-  constexpr int N = KH * KW;
+  constexpr int N = K * K;
   const int planes = n * g.C;
+  const Interior in = interior_columns(g);
 #pragma omp parallel for schedule(static)
   for (int pl = 0; pl < planes; ++pl) {
     const float* xp = x + size_t(pl) * g.H * g.W;
     const size_t o = size_t(pl) * g.OH * g.OW;
-    for (int oh = 0; oh < g.OH; ++oh) {
-      const float* row = xp + size_t(oh) * g.SH * g.W;
-      for (int ow0 = 0; ow0 < g.OW; ow0 += kLanes) {
-        const int cnt = std::min(kLanes, g.OW - ow0);
-        vf v[N];
-        load_windows<KH, KW>(g, row, ow0, cnt, v);
-        // Lane l's window starts at plane offset first[l]; element i lies i / KW rows and
-        // i % KW columns further.
-        const int base = oh * g.SH * g.W + ow0 * g.SW;
-        const vi first = vi{0, 1, 2, 3} * g.SW + base;
-        vf m = v[0];
-        vi at = first;
-        for (int i = 1; i < N; ++i) {
-          const vi t = kMin ? ~isnan(m) & (isnan(v[i]) | (v[i] < m))
-                            : (isnan(v[i]) & ~isnan(m)) | (v[i] > m);
-          m = sel(t, v[i], m);
-          at = t ? first + ((i / KW) * g.W + i % KW) : at;
+    for (int oh = 0; oh < g.OH; ++oh)
+      for_each_chunk<K>(g, in, oh, [&](const Chunk& c, int ow0, bool masked) {
+        vf v[N], m;
+        vi ok[N], at;
+        if (!masked) {
+          load_windows<K>(g, xp + size_t(c.h0) * g.W + c.w0, c.cnt, v);
+          const Mask<false, N> all{nullptr};
+          m = kMin ? min_value(v, all, &at) : top_value(v, all, &at);
+        } else {
+          load_masked<K>(g, xp, c, v, ok);
+          const Mask<true, N> some{ok};
+          m = kMin ? min_value(v, some, &at) : top_value(v, some, &at);
         }
-        store_lanes(y + o + size_t(oh) * g.OW + ow0, m, cnt);
-        for (int l = 0; l < cnt; ++l) argmax[o + size_t(oh) * g.OW + ow0 + l] = at[l];
-      }
-    }
+        // Lane l's window element (0, 0) is at plane offset first[l]; element i lies i / K
+        // rows and i % K columns further.
+        const vi first = c.lane_w(g.SW) + c.h0 * g.W;
+        const vi offset = (at / K) * g.W + at % K;
+        const size_t out = o + size_t(oh) * g.OW + ow0;
+        store_lanes(y + out, m, c.cnt);
+        for (int l = 0; l < c.cnt; ++l) argmax[out + l] = first[l] + offset[l];
+      });
   }
 }
 
-// 2x2 and 3x3 windows inside the plane (pool_fast_covers), else a global window.
-bool small_window(const PoolGeom& g) {
-  return ((g.KH == 2 && g.KW == 2) || (g.KH == 3 && g.KW == 3)) && g.PH == 0 && g.PW == 0 &&
-         (g.OH - 1) * g.SH + g.KH <= g.H && (g.OW - 1) * g.SW + g.KW <= g.W;
+// The window template for this geometry: K x K with K the larger window side, 2 to 5, and
+// padding smaller than the window (so every window has an element). 0: not covered.
+int window_template(const PoolGeom& g) {
+  const int K = std::max(g.KH, g.KW);
+  if (K < 2 || K > 5 || g.PH >= g.KH || g.PW >= g.KW) return 0;
+  return K;
+}
+
+template <class F>
+void with_template(int K, F&& f) {
+  switch (K) {
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    default: return f(std::integral_constant<int, 5>{});
+  }
 }
 
 template <PoolMethod M, LpKind L>
 void forward_geom(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x, float* y) {
-  if (g.KH == 2) return forward_rows<M, 2, 2, L>(g, P, n, x, y);
-  forward_rows<M, 3, 3, L>(g, P, n, x, y);
+  with_template(window_template(g), [&](auto K) { forward_rows<M, K(), L>(g, P, n, x, y); });
 }
 
 template <PoolMethod M, LpKind L>
 void backward_geom(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x,
                    const float* y, const float* dy, float* dx) {
-  if (g.KH == 2) return backward_rows<M, 2, 2, L>(g, P, n, x, y, dy, dx);
-  backward_rows<M, 3, 3, L>(g, P, n, x, y, dy, dx);
+  with_template(window_template(g),
+                [&](auto K) { backward_rows<M, K(), L>(g, P, n, x, y, dy, dx); });
 }
-
-}  // namespace
-
-bool pool_fast_records_selection(const PoolGeom& g, const PoolWindowParams& p) {
-  return (p.method == PoolMethod::max || p.method == PoolMethod::min) && small_window(g);
-}
-
-void pool_fast_select_recording(const PoolGeom& g, const PoolWindowParams& p, int n,
-                                const float* x, float* y, int32_t* argmax) {
-  const bool min = p.method == PoolMethod::min;
-  if (g.KH == 2)
-    return min ? select_rows_recording<true, 2, 2>(g, n, x, y, argmax)
-               : select_rows_recording<false, 2, 2>(g, n, x, y, argmax);
-  min ? select_rows_recording<true, 3, 3>(g, n, x, y, argmax)
-      : select_rows_recording<false, 3, 3>(g, n, x, y, argmax);
-}
-
-bool pool_fast_covers(const PoolGeom& g, const PoolWindowParams& p, bool wants_dlambda) {
-  if (p.method == PoolMethod::stochastic || wants_dlambda) return false;
-  if (small_window(g)) return true;
-  return pool_global_covers(g, p);
-}
-
-namespace {
 
 template <bool kForward>
 struct Run {
@@ -422,16 +579,46 @@ struct Run {
 
 }  // namespace
 
+const char* pool_fast_path(const PoolGeom& g, const PoolWindowParams& p, bool wants_dlambda) {
+  if (p.method == PoolMethod::stochastic || wants_dlambda) return nullptr;
+  if (pool_global_covers(g, p)) return "global, four planes per vector";
+  static const char* const names[2][4] = {
+      {"window 2x2", "window 3x3", "window 4x4", "window 5x5"},
+      {"window 2x2, masked edges", "window 3x3, masked edges", "window 4x4, masked edges",
+       "window 5x5, masked edges"}};
+  const int K = window_template(g);
+  if (!K) return nullptr;
+  const bool all_inside = g.KH == K && g.KW == K && g.PH == 0 && g.PW == 0 &&
+                          (g.OH - 1) * g.SH + K <= g.H && (g.OW - 1) * g.SW + K <= g.W;
+  return names[!all_inside][K - 2];
+}
+
+bool pool_fast_covers(const PoolGeom& g, const PoolWindowParams& p, bool wants_dlambda) {
+  return pool_fast_path(g, p, wants_dlambda) != nullptr;
+}
+
+bool pool_fast_records_selection(const PoolGeom& g, const PoolWindowParams& p) {
+  return (p.method == PoolMethod::max || p.method == PoolMethod::min) && window_template(g);
+}
+
+void pool_fast_select_recording(const PoolGeom& g, const PoolWindowParams& p, int n,
+                                const float* x, float* y, int32_t* argmax) {
+  const bool min = p.method == PoolMethod::min;
+  with_template(window_template(g), [&](auto K) {
+    min ? select_rows_recording<true, K()>(g, n, x, y, argmax)
+        : select_rows_recording<false, K()>(g, n, x, y, argmax);
+  });
+}
 
 void pool_forward_fast(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
                        float* y) {
-  if (!small_window(g)) return pool_global_forward(g, p, n, x, y);
+  if (pool_global_covers(g, p)) return pool_global_forward(g, p, n, x, y);
   Run<true>::method(g, p, n, x, nullptr, nullptr, y);
 }
 
 void pool_backward_fast(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
                         const float* y, const float* dy, float* dx) {
-  if (!small_window(g)) return pool_global_backward(g, p, n, x, y, dy, dx);
+  if (pool_global_covers(g, p)) return pool_global_backward(g, p, n, x, y, dy, dx);
   Run<false>::method(g, p, n, x, y, dy, dx);
 }
 

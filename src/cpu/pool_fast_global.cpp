@@ -1,7 +1,7 @@
-// Global pooling of planes larger than 3x3 (smaller ones take pool_fast.cpp's window paths):
+// Global pooling (one window over the whole plane, any plane size):
 // four planes at a time, one per vector lane, the window loop at run time in window order, so
 // each plane's sums keep the generic path's order. Max, min, avg, mixed, Lp and SoftPool;
-// Avg-TopK and T-Max-Avg over a whole plane stay on the generic path.
+// Avg-TopK and T-Max-Avg keep a sorted list of each plane's k top-ranked elements (TopList).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -29,8 +29,51 @@ struct PlaneLanes {
 
 constexpr bool global_method(PoolMethod m) {
   return m == PoolMethod::max || m == PoolMethod::min || m == PoolMethod::avg ||
-         m == PoolMethod::mixed || m == PoolMethod::lp || m == PoolMethod::softpool;
+         m == PoolMethod::mixed || m == PoolMethod::lp || m == PoolMethod::softpool ||
+         m == PoolMethod::avgtopk || m == PoolMethod::tmaxavg;
 }
+
+// pool_ranks_before, lane-wise: (a, ia) ranks before (b, ib): NaN first, then larger values,
+// then the lower index.
+inline vi ranks_before(vf a, vi ia, vf b, vi ib) {
+  const vi na = isnan(a), nb = isnan(b);
+  const vi tie = (a == b) | (na & nb);
+  return (na & ~nb) | (~na & ~nb & (a > b)) | (tie & (ia < ib));
+}
+
+inline bool any(vi m) {
+#if defined(__SSE__)
+  return _mm_movemask_ps((__m128)m) != 0;
+#else
+  return m[0] | m[1] | m[2] | m[3];
+#endif
+}
+
+// The kk top-ranked elements of each lane's plane, in rank order, with their plane offsets:
+// one pass, each element inserted into a sorted list only if it ranks before the list's last
+// (on most data, few do once the list has filled). Empty slots hold (-inf, offset N), behind
+// every element.
+struct TopList {
+  vf value[kPoolMaxTopK];
+  vi at[kPoolMaxTopK];
+  TopList(const PlaneLanes& w, int kk) {
+    for (int r = 0; r < kk; ++r) value[r] = splat(-std::numeric_limits<float>::infinity()), at[r] = vi{} + w.N;
+    for (int i = 0; i < w.N; ++i) {
+      vf cur = w.at(i);
+      vi ci = vi{} + i;
+      if (!any(ranks_before(cur, ci, value[kk - 1], at[kk - 1]))) continue;
+      for (int r = 0; r < kk; ++r) {  // the displaced entry moves down one slot
+        const vi before = ranks_before(cur, ci, value[r], at[r]);
+        const vf v = value[r];
+        const vi a = at[r];
+        value[r] = sel(before, cur, v);
+        at[r] = before ? ci : a;
+        cur = sel(before, v, cur);
+        ci = before ? a : ci;
+      }
+    }
+  }
+};
 
 // The top-ranked (max) or first minimum value and position over the plane.
 template <PoolMethod M>
@@ -51,7 +94,15 @@ template <PoolMethod M, LpKind L>
 inline vf global_forward_lanes(const PoolWindowParams& P, const PlaneLanes& w) {
   const int N = w.N;
   vi at;
-  if constexpr (M == PoolMethod::max || M == PoolMethod::min) {
+  if constexpr (M == PoolMethod::avgtopk || M == PoolMethod::tmaxavg) {
+    const int kk = std::min(P.k, N);
+    const TopList top(w, kk);
+    vf s = vf{};
+    for (int r = 0; r < kk; ++r) s += top.value[r];  // in rank order
+    const vf mean = s / float(kk);
+    if constexpr (M == PoolMethod::tmaxavg) return sel(top.value[0] >= P.threshold, top.value[0], mean);
+    return mean;
+  } else if constexpr (M == PoolMethod::max || M == PoolMethod::min) {
     return global_select<M>(w, at);
   } else if constexpr (M == PoolMethod::avg || M == PoolMethod::mixed) {
     vf s = vf{};
@@ -109,10 +160,21 @@ void global_backward(const PoolGeom& g, const PoolWindowParams& P, int n, const 
     const PlaneLanes w{g, x + size_t(p0) * N, N, cnt};
     const vf yv = load_lanes(y + p0, cnt), d = load_lanes(dy + p0, cnt);
     float* out = dx + size_t(p0) * N;
+    // 0 + g, as the generic path adds each gradient to a zeroed dx: a -0 gradient lands as +0.
     auto put = [&](int i, vf gv) {
-      for (int l = 0; l < cnt; ++l) out[size_t(l) * N + i] = gv[l];
+      for (int l = 0; l < cnt; ++l) out[size_t(l) * N + i] = 0.f + gv[l];
     };
-    if constexpr (M == PoolMethod::max || M == PoolMethod::min) {
+    if constexpr (M == PoolMethod::avgtopk || M == PoolMethod::tmaxavg) {
+      const int kk = std::min(P.k, N);
+      const TopList top(w, kk);
+      for (size_t i = 0; i < size_t(cnt) * N; ++i) out[i] = 0.f;
+      vi only_max = vi{};
+      if constexpr (M == PoolMethod::tmaxavg) only_max = top.value[0] >= P.threshold;
+      const vf share = sel(only_max, d, d / float(kk));
+      for (int r = 0; r < kk; ++r)
+        for (int l = 0; l < cnt; ++l)
+          if (r == 0 || !only_max[l]) out[size_t(l) * N + top.at[r][l]] = 0.f + share[l];
+    } else if constexpr (M == PoolMethod::max || M == PoolMethod::min) {
       vi at;
       global_select<M>(w, at);
       for (int i = 0; i < N; ++i) put(i, sel(at == i, d, splat(0.f)));
@@ -179,6 +241,10 @@ void dispatch(const PoolGeom& g, const PoolWindowParams& P, int n, const float* 
     case PoolMethod::mixed: return go(std::integral_constant<PoolMethod, PoolMethod::mixed>{}, G{});
     case PoolMethod::softpool:
       return go(std::integral_constant<PoolMethod, PoolMethod::softpool>{}, G{});
+    case PoolMethod::avgtopk:
+      return go(std::integral_constant<PoolMethod, PoolMethod::avgtopk>{}, G{});
+    case PoolMethod::tmaxavg:
+      return go(std::integral_constant<PoolMethod, PoolMethod::tmaxavg>{}, G{});
     case PoolMethod::lp: {
       using Lp = std::integral_constant<PoolMethod, PoolMethod::lp>;
       if (P.p == 1.f) return go(Lp{}, std::integral_constant<LpKind, LpKind::one>{});

@@ -1,0 +1,311 @@
+// The CPU pooling paths on every window geometry of the pooling benchmark matrix (2x2/2,
+// 3x3/2 pad 1, 3x3/3, 5x5/2 pad 2, global) and the shapes between them (overlapping, strided,
+// non-square, padded, planes smaller than a window, rows not a multiple of the vector width):
+// - the path a call takes is a fast one (a benchmark cannot measure the generic loop unawares);
+// - forward and backward against a naive double-precision reference written here, with ties
+//   (inputs drawn from a few values) and signed zeros;
+// - forward and backward equal to the generic path bit for bit (within float rounding for Lp
+//   p = 2, 3 and SoftPool), also with NaN and infinities in the input.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cpu/pool.h"
+#include "cpu/pool_fast.h"
+
+using namespace convpool;
+
+namespace {
+
+struct Geometry {
+  const char* name;
+  int kh, kw, sh, sw, ph, pw;
+  bool global = false;
+};
+
+// The matrix's geometries, then the others the window templates must also get right.
+const Geometry kGeometries[] = {
+    {"2x2/2", 2, 2, 2, 2, 0, 0},        {"3x3/2 pad 1", 3, 3, 2, 2, 1, 1},
+    {"3x3/3", 3, 3, 3, 3, 0, 0},        {"5x5/2 pad 2", 5, 5, 2, 2, 2, 2},
+    {"global", 0, 0, 1, 1, 0, 0, true}, {"3x3/1 pad 1", 3, 3, 1, 1, 1, 1},
+    {"2x2/1", 2, 2, 1, 1, 0, 0},        {"4x4/2 pad 1", 4, 4, 2, 2, 1, 1},
+    {"5x5/3", 5, 5, 3, 3, 0, 0},        {"2x3/1x2 pad 0x1", 2, 3, 1, 2, 0, 1},
+    {"3x3/2 pad 0", 3, 3, 2, 2, 0, 0},
+};
+
+// Plane sizes: ragged rows (not a multiple of 4 outputs), planes barely larger than a window,
+// and planes smaller than a padded window.
+const std::pair<int, int> kPlanes[] = {{13, 11}, {7, 9}, {4, 4}, {5, 6}, {2, 3}};
+
+struct Method {
+  const char* name;
+  PoolWindowParams p;
+  bool exact;  // bit-identical to the generic path
+};
+
+std::vector<Method> methods() {
+  auto make = [](PoolMethod m) {
+    PoolWindowParams p;
+    p.method = m;
+    return p;
+  };
+  std::vector<Method> out;
+  out.push_back({"max", make(PoolMethod::max), true});
+  out.push_back({"min", make(PoolMethod::min), true});
+  out.push_back({"avg", make(PoolMethod::avg), true});
+  auto mixed = make(PoolMethod::mixed);
+  mixed.lambda = 0.3f;
+  out.push_back({"mixed", mixed, true});
+  for (int k : {1, 2, 5, 9, 25}) {
+    auto p = make(PoolMethod::avgtopk);
+    p.k = k;
+    out.push_back({"avgtopk", p, true});
+  }
+  auto tmax = make(PoolMethod::tmaxavg);
+  tmax.k = 3;
+  tmax.threshold = 0.4f;
+  out.push_back({"tmaxavg", tmax, true});
+  for (float pp : {1.f, 2.f, 3.f, 2.5f}) {
+    auto p = make(PoolMethod::lp);
+    p.p = pp;
+    out.push_back({"lp", p, pp == 1.f || pp == 2.5f});
+  }
+  out.push_back({"softpool", make(PoolMethod::softpool), false});
+  return out;
+}
+
+PoolGeom geometry(const Geometry& G, int C, int H, int W, bool include_pad, bool relu) {
+  if (G.global) return make_pool_geom(C, H, W, H, W, 1, 1, 0, 0, include_pad, relu);
+  return make_pool_geom(C, H, W, G.kh, G.kw, G.sh, G.sw, G.ph, G.pw, include_pad, relu);
+}
+
+// Whether the geometry has at least one output and every window an element.
+bool usable(const PoolGeom& g) {
+  return g.OH >= 1 && g.OW >= 1 && g.PH < g.KH && g.PW < g.KW;
+}
+
+// Inputs drawn from a few values, so that windows hold ties (and -0 beside +0).
+std::vector<float> tied_input(size_t n, std::mt19937_64& rng, bool specials) {
+  const float pool[] = {-1.f, -0.5f, -0.f, 0.f, 0.25f, 0.5f, 1.f, 2.f};
+  std::uniform_int_distribution<int> pick(0, 7), rare(0, 40);
+  std::vector<float> x(n);
+  for (float& v : x) {
+    v = pool[pick(rng)];
+    if (specials) {
+      const int r = rare(rng);
+      if (r == 0) v = std::numeric_limits<float>::quiet_NaN();
+      if (r == 1) v = std::numeric_limits<float>::infinity();
+      if (r == 2) v = -std::numeric_limits<float>::infinity();
+    }
+  }
+  return x;
+}
+
+// ---- the naive reference: windows gathered here, the methods' definitions in double ----
+
+struct RefWindow {
+  std::vector<double> v;
+  std::vector<int> at;  // plane offsets
+};
+
+RefWindow ref_window(const PoolGeom& g, const float* plane, int oh, int ow) {
+  RefWindow w;
+  for (int i = 0; i < g.KH; ++i)
+    for (int j = 0; j < g.KW; ++j) {
+      const int h = oh * g.SH - g.PH + i, c = ow * g.SW - g.PW + j;
+      if (h < 0 || h >= g.H || c < 0 || c >= g.W) continue;
+      const double x = plane[h * g.W + c];
+      w.v.push_back(g.relu_in ? std::max(x, 0.0) : x);
+      w.at.push_back(h * g.W + c);
+    }
+  return w;
+}
+
+// Window positions in descending order, ties to the lower position (a stable sort).
+std::vector<int> ranking(const std::vector<double>& v) {
+  std::vector<int> r(v.size());
+  std::iota(r.begin(), r.end(), 0);
+  std::stable_sort(r.begin(), r.end(), [&](int a, int b) { return v[a] > v[b]; });
+  return r;
+}
+
+// Forward value and d(value)/d(element) of one window.
+double ref_forward_backward(const PoolWindowParams& P, const std::vector<double>& v, int divisor,
+                            std::vector<double>& grad) {
+  const int n = int(v.size());
+  grad.assign(n, 0.0);
+  const std::vector<int> r = ranking(v);
+  const double sum = std::accumulate(v.begin(), v.end(), 0.0);
+  auto topk = [&](int k) {
+    k = std::min(k, n);
+    double s = 0;
+    for (int i = 0; i < k; ++i) s += v[r[i]], grad[r[i]] = 1.0 / k;
+    return s / k;
+  };
+  switch (P.method) {
+    case PoolMethod::max:
+      grad[r[0]] = 1;
+      return v[r[0]];
+    case PoolMethod::min: {
+      const int m = int(std::min_element(v.begin(), v.end()) - v.begin());  // the first minimum
+      grad[m] = 1;
+      return v[m];
+    }
+    case PoolMethod::avg:
+      for (double& x : grad) x = 1.0 / divisor;
+      return sum / divisor;
+    case PoolMethod::mixed:
+      for (double& x : grad) x = (1 - P.lambda) / divisor;
+      grad[r[0]] += P.lambda;
+      return P.lambda * v[r[0]] + (1 - P.lambda) * sum / divisor;
+    case PoolMethod::avgtopk:
+      return topk(P.k);
+    case PoolMethod::tmaxavg:
+      if (v[r[0]] >= P.threshold) {
+        grad[r[0]] = 1;
+        return v[r[0]];
+      }
+      return topk(P.k);
+    case PoolMethod::lp: {
+      double s = 0;
+      for (double x : v) s += std::pow(std::abs(x), P.p);
+      const double y = std::pow(s, 1.0 / P.p);
+      if (y > 0)
+        for (int i = 0; i < n; ++i)
+          if (v[i] != 0) grad[i] = (v[i] > 0 ? 1 : -1) * std::pow(std::abs(v[i]) / y, P.p - 1);
+      return y;
+    }
+    case PoolMethod::softpool: {
+      double den = 0, num = 0;
+      for (double x : v) den += std::exp(x), num += std::exp(x) * x;
+      const double y = num / den;
+      for (int i = 0; i < n; ++i) grad[i] = std::exp(v[i]) / den * (1 + v[i] - y);
+      return y;
+    }
+    case PoolMethod::stochastic:
+      break;
+  }
+  ADD_FAILURE() << "no reference";
+  return 0;
+}
+
+bool same_bits(float a, float b) {
+  if (std::isnan(a) && std::isnan(b)) return true;
+  return std::memcmp(&a, &b, sizeof a) == 0;
+}
+
+bool close(double got, double want) {
+  if (std::isnan(want)) return std::isnan(got);
+  return std::abs(got - want) <= 2e-6 + 2e-5 * std::abs(want);
+}
+
+struct Case {
+  const Geometry* G;
+  int H, W;
+  Method m;
+  bool include_pad, relu, specials;
+  std::string what() const {
+    return std::string(m.name) + " k=" + std::to_string(m.p.k) + " p=" + std::to_string(m.p.p) +
+           " " + G->name + " on " + std::to_string(H) + "x" + std::to_string(W) +
+           (include_pad ? "" : " include_pad=0") + (relu ? " relu_in" : "") +
+           (specials ? " with NaN/inf" : "");
+  }
+};
+
+// Runs one case: the fast path against the generic path and (finite inputs) the reference.
+void check(const Case& c, std::mt19937_64& rng) {
+  const int n = 2, C = 3;
+  const PoolGeom g = geometry(*c.G, C, c.H, c.W, c.include_pad, c.relu);
+  if (!usable(g)) return;
+  const PoolWindowParams& P = c.m.p;
+  ASSERT_TRUE(cpu::pool_fast_covers(g, P, false)) << c.what() << ": takes the generic path";
+  const size_t in = size_t(n) * C * c.H * c.W, out = size_t(n) * C * g.OH * g.OW;
+  const std::vector<float> x = tied_input(in, rng, c.specials);
+  std::vector<float> dy = tied_input(out, rng, false);
+  const float poison = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> y_fast(out, poison), y_gen(out, poison), dx_fast(in, poison), dx_gen(in, poison);
+  const PoolRng rng_unused{};
+  cpu::pool_forward_fast(g, P, n, x.data(), y_fast.data());
+  cpu::pool_forward_generic(g, P, rng_unused, n, x.data(), y_gen.data());
+  cpu::pool_backward_fast(g, P, n, x.data(), y_gen.data(), dy.data(), dx_fast.data());
+  cpu::pool_backward_generic(g, P, rng_unused, n, x.data(), y_gen.data(), dy.data(),
+                             dx_gen.data());
+  for (size_t i = 0; i < out; ++i) {
+    if (c.m.exact) ASSERT_TRUE(same_bits(y_fast[i], y_gen[i]))
+        << c.what() << ": output " << i << " fast " << y_fast[i] << " generic " << y_gen[i];
+    else ASSERT_TRUE(close(y_fast[i], y_gen[i]) || (std::isinf(y_gen[i]) && y_fast[i] == y_gen[i]))
+        << c.what() << ": output " << i << " fast " << y_fast[i] << " generic " << y_gen[i];
+  }
+  for (size_t i = 0; i < in; ++i) {
+    if (c.m.exact) ASSERT_TRUE(same_bits(dx_fast[i], dx_gen[i]))
+        << c.what() << ": dx " << i << " fast " << dx_fast[i] << " generic " << dx_gen[i];
+    else ASSERT_TRUE(close(dx_fast[i], dx_gen[i]))
+        << c.what() << ": dx " << i << " fast " << dx_fast[i] << " generic " << dx_gen[i];
+  }
+  if (c.specials) return;
+  // The reference (finite inputs): outputs, and dx accumulated window by window in double.
+  std::vector<double> dx_ref(in, 0.0), grad;
+  for (int pl = 0; pl < n * C; ++pl) {
+    const float* plane = x.data() + size_t(pl) * c.H * c.W;
+    for (int oh = 0; oh < g.OH; ++oh)
+      for (int ow = 0; ow < g.OW; ++ow) {
+        const RefWindow w = ref_window(g, plane, oh, ow);
+        const int divisor = g.include_pad ? g.KH * g.KW : int(w.v.size());
+        const size_t o = (size_t(pl) * g.OH + oh) * g.OW + ow;
+        const double want = ref_forward_backward(P, w.v, divisor, grad);
+        ASSERT_TRUE(close(y_fast[o], want))
+            << c.what() << ": output " << o << " is " << y_fast[o] << ", reference " << want;
+        for (size_t i = 0; i < w.at.size(); ++i)
+          dx_ref[size_t(pl) * c.H * c.W + w.at[i]] += grad[i] * dy[o];
+      }
+  }
+  for (size_t i = 0; i < in; ++i) {
+    const double want = c.relu && !(x[i] > 0.f) ? 0.0 : dx_ref[i];
+    ASSERT_TRUE(close(dx_fast[i], want))
+        << c.what() << ": dx " << i << " is " << dx_fast[i] << ", reference " << want;
+  }
+}
+
+TEST(PoolGeometry, EveryGeometryTakesAFastPathAndMatchesReferenceAndGenericPath) {
+  std::mt19937_64 rng(2026);
+  int ran = 0;
+  for (const Geometry& G : kGeometries)
+    for (auto [H, W] : kPlanes)
+      for (const Method& m : methods())
+        for (bool specials : {false, true}) {
+          const bool include_pad = (H + W) % 2 == 0, relu = (H * W + int(m.p.method)) % 3 == 0;
+          Case c{&G, H, W, m, include_pad, relu, specials};
+          // Softpool's exp of large values is compared on the generic path only.
+          if (specials && m.p.method == PoolMethod::softpool) continue;
+          check(c, rng);
+          if (::testing::Test::HasFatalFailure()) return;
+          ++ran;
+        }
+  EXPECT_GT(ran, 1000);
+}
+
+// The paths the benchmark matrix measures are the ones named here, so a benchmark that
+// silently fell back to the generic loop would fail this first.
+TEST(PoolGeometry, TheBenchmarkGeometriesNameTheirPath) {
+  const PoolGeom g = make_pool_geom(64, 32, 32, 3, 3, 2, 2, 1, 1, true, false);
+  PoolWindowParams p;
+  p.method = PoolMethod::avgtopk;
+  p.k = 5;
+  EXPECT_STREQ(cpu::pool_path(g, p, false, false), "window 3x3, masked edges");
+  p.method = PoolMethod::max;
+  EXPECT_STREQ(cpu::pool_path(g, p, true, false), "max, recording (window template)");
+  p.method = PoolMethod::stochastic;
+  EXPECT_STREQ(cpu::pool_path(g, p, false, false), "generic (each window gathered)");
+  const PoolGeom two = make_pool_geom(64, 32, 32, 2, 2, 2, 2, 0, 0, true, false);
+  p.method = PoolMethod::avgtopk;
+  EXPECT_STREQ(cpu::pool_path(two, p, false, false), "window 2x2");
+}
+
+}  // namespace
