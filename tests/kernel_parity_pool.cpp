@@ -283,8 +283,9 @@ INSTANTIATE_TEST_SUITE_P(
 
 // Every row of the method table (kernels/pool_methods.cuh), generated from it: a method added
 // there runs through both kernel families here, in training and in evaluation, at the
-// table's defaults, with no edit of this file. Small: 2x2 and overlapping padded 3x3 windows;
-// Warp: global pooling (also under each forced warp selection, as the other Warp cases).
+// table's defaults, with no edit of this file. Small: the window geometries of the pooling
+// benchmark matrix (2x2/2, 3x3/2 pad 1, 3x3/3, 5x5/2 pad 2); Warp: global pooling (also under
+// each forced warp selection, as the other Warp cases).
 std::string table_params(std::initializer_list<std::string> parts) {
   std::string s;
   for (const auto& p : parts) s += p;
@@ -299,7 +300,8 @@ std::vector<PoolCase> every_method(bool warp) {
   std::vector<PoolCase> cases;
   const std::vector<std::string> geometries =
       warp ? std::vector<std::string>{" global"}
-           : std::vector<std::string>{" size=2", " size=3 stride=2 pad=1"};
+           : std::vector<std::string>{" size=2", " size=3 stride=2 pad=1", " size=3 stride=3",
+                                      " size=5 stride=2 pad=2"};
 #define CONVPOOL_POOL_CASE_PARAM(key, kind, def, lo, hi) param_text(#key, def)
 #define CONVPOOL_POOL_CASE_ROW(id, cls, onnx, study, inputs, definition, ...)                    \
   for (const std::string& geometry : geometries)                                               \

@@ -225,6 +225,7 @@ int bench_pool(const BenchOptions& o, Device device) {
     j["device"] = device_line(device);
     j["method"] = o.method;
     j["layer"] = graph->layer(0).describe();
+    j["path"] = graph->layer(0).backend_detail(N);
     j["shape"] = {N, C, H, W};
     j["output_shape"] = {out_shape.n, out_shape.c, out_shape.h, out_shape.w};
     j["forward_ms"] = fwd;
@@ -250,6 +251,8 @@ int bench_pool(const BenchOptions& o, Device device) {
   std::printf("convpool bench pool: %s (%s) on %s, input %dx%dx%dx%d -> %dx%dx%dx%d, %d reps\n",
               o.method.c_str(), graph->layer(0).describe().c_str(), device_line(device).c_str(), N,
               C, H, W, out_shape.n, out_shape.c, out_shape.h, out_shape.w, o.reps);
+  if (const std::string path = graph->layer(0).backend_detail(N); !path.empty())
+    std::printf("path: %s\n", path.c_str());
   std::printf("forward  %9.4f ms  %8.1f GB/s  (%.0f%% of the device's copy bandwidth, %.1f GB/s)\n",
               fwd, fwd_gbs, 100 * fwd_gbs / copy_gbs, copy_gbs);
   std::printf("backward %9.4f ms  %8.1f GB/s\n", bwd, bwd_gbs);

@@ -292,7 +292,7 @@ void pool_forward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& r
     if (pool_fast_records_selection(g, p)) return pool_fast_select_recording(g, p, n, x, y, argmax);
     return max_forward_recording<false>(g, n, x, y, argmax);
   }
-  if (pool_fast_covers(g, p, false)) return pool_forward_fast(g, p, n, x, y);
+  if (pool_fast_covers(g, p, false)) return pool_forward_fast(g, p, rng, n, x, y);
   std::vector<float> own;
   dispatch<Forward>(p.method, g, p, rng, n, x, y, scratch_for(g, n, scratch, scratch_threads, own));
 }
@@ -332,7 +332,7 @@ void pool_backward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& 
     return;
   }
   if (dx && pool_fast_covers(g, p, dlambda != nullptr))
-    return pool_backward_fast(g, p, n, x, y, dy, dx);
+    return pool_backward_fast(g, p, rng, n, x, y, dy, dx);
   std::vector<float> own;
   dispatch<Backward>(p.method, g, p, rng, n, x, y, dy, dx, dlambda,
                      scratch_for(g, n, scratch, scratch_threads, own));

@@ -1,5 +1,6 @@
 #include "pool_fast.h"
 
+#include "kernels/philox.cuh"
 #include "pool_avgtopk_network.h"
 #include "pool_simd.h"
 
@@ -122,6 +123,7 @@ struct WindowShape {
   Mask<kM, N> ok;
   vi k;        // avgtopk, tmaxavg: min(k, elements)
   vf divisor;  // avg, mixed
+  vf u = vf{};  // stochastic, training: each window's uniform draw
 };
 
 template <bool kM, int N>
@@ -134,6 +136,46 @@ inline WindowShape<kM, N> window_shape(const PoolWindowParams& P, int full_size,
   return {m, k, include_pad ? splat(float(full_size)) : count};
 }
 
+// pool_stochastic_pick, lane-wise: the window position drawn with probability max(v, 0) / sum
+// (the first NaN, else the first +inf, with certainty; the first element of an all-zero
+// window), scanning in window order as the generic path does.
+template <bool kM, int N>
+inline vi stochastic_pick(const vf (&v)[N], Mask<kM, N> ok, vf u) {
+  vi nan_at = vi{} - 1, inf_at = vi{} - 1, first = vi{} - 1;
+  vf s = vf{};
+  for (int i = 0; i < N; ++i) {
+    const vi here = ok.at(i);
+    nan_at = (here & isnan(v[i]) & (nan_at < 0)) ? vi{} + i : nan_at;
+    inf_at = (here & (v[i] > kPoolFloatMax) & (inf_at < 0)) ? vi{} + i : inf_at;
+    first = (here & (first < 0)) ? vi{} + i : first;
+    s += ok.only(i, sel(v[i] > 0.f, v[i], splat(0.f)), 0.f);
+  }
+  const vf target = u * s;
+  vf c = vf{};
+  vi pick = vi{} - 1, last_positive = first;
+  for (int i = 0; i < N; ++i) {
+    const vf w = ok.only(i, sel(v[i] > 0.f, v[i], splat(0.f)), 0.f);
+    last_positive = (w > 0.f) ? vi{} + i : last_positive;
+    c += w;
+    pick = (ok.at(i) & (pick < 0) & (target < c)) ? vi{} + i : pick;
+  }
+  pick = pick < 0 ? last_positive : pick;  // rounding put the target at the very end
+  pick = s > 0.f ? pick : first;
+  pick = inf_at >= 0 ? inf_at : pick;
+  return nan_at >= 0 ? nan_at : pick;
+}
+
+// sum v^2 / sum v over v > 0: evaluation-time stochastic pooling's sums, in window order.
+template <bool kM, int N>
+inline void stochastic_sums(const vf (&v)[N], Mask<kM, N> ok, vf& s, vf& q) {
+  s = vf{}, q = vf{};
+  for (int i = 0; i < N; ++i) {
+    const vf w = ok.only(i, sel(v[i] > 0.f, v[i], splat(0.f)), 0.f);
+    s += w;
+    q += w * w;
+  }
+}
+
 template <PoolMethod M, bool kM, int N, LpKind L>
 inline vf window_forward(const PoolWindowParams& P, const WindowShape<kM, N>& ws, vf (&v)[N]) {
   const Mask<kM, N> ok = ws.ok;
@@ -141,6 +183,24 @@ inline vf window_forward(const PoolWindowParams& P, const WindowShape<kM, N>& ws
     return top_value(v, ok);
   } else if constexpr (M == PoolMethod::min) {
     return min_value(v, ok);
+  } else if constexpr (M == PoolMethod::stochastic) {
+    if (P.training) {
+      const vi at = stochastic_pick(v, ok, ws.u);
+      vf out = v[0];
+      for (int i = 1; i < N; ++i) out = sel(at == i, v[i], out);
+      return out;
+    }
+    vi nan_at = vi{} - 1, inf = vi{};
+    for (int i = 0; i < N; ++i) {
+      nan_at = (ok.at(i) & isnan(v[i]) & (nan_at < 0)) ? vi{} + i : nan_at;
+      inf |= ok.at(i) & (v[i] > kPoolFloatMax);
+    }
+    vf s, q, nan = v[0];
+    stochastic_sums(v, ok, s, q);
+    for (int i = 1; i < N; ++i) nan = sel(nan_at == i, v[i], nan);
+    vf out = sel(s > 0.f, q / s, splat(0.f));
+    out = sel(inf, splat(HUGE_VALF), out);
+    return sel(nan_at >= 0, nan, out);
   } else if constexpr (M == PoolMethod::avg) {
     return sum_in_order(v, ok) / ws.divisor;
   } else if constexpr (M == PoolMethod::mixed) {
@@ -195,6 +255,18 @@ inline void window_backward(const PoolWindowParams& P, const WindowShape<kM, N>&
       const vi hit = ok.at(i) & ((v[i] == y) | (isnan(v[i]) & y_nan)) & ~found;
       gr[i] = sel(hit, dy, splat(0.f));
       found |= hit;
+    }
+  } else if constexpr (M == PoolMethod::stochastic) {
+    if (P.training) {
+      const vi at = stochastic_pick(v, ok, ws.u);
+      for (int i = 0; i < N; ++i) gr[i] = sel(at == i, dy, splat(0.f));
+      return;
+    }
+    vf s, q;
+    stochastic_sums(v, ok, s, q);
+    for (int i = 0; i < N; ++i) {
+      const vf g = dy * (2.f * v[i] * s - q) / (s * s);
+      gr[i] = sel((s > 0.f) & (v[i] > 0.f), g, splat(0.f));
     }
   } else if constexpr (M == PoolMethod::avg) {
     for (int i = 0; i < N; ++i) gr[i] = dy / ws.divisor;
@@ -384,8 +456,24 @@ inline void for_each_chunk(const PoolGeom& g, const Interior& in, int oh, F&& f)
   run(hi, g.OW, true);
 }
 
+// Stochastic pooling's draws for the chunk's windows, from their global output indices, as
+// the generic path draws them (training only; other methods draw nothing).
+template <PoolMethod M, bool kM, int N>
+inline void draw(WindowShape<kM, N>& ws, const PoolWindowParams& P, const PoolRng& rng,
+                 uint64_t first_output, int cnt) {
+  if constexpr (M == PoolMethod::stochastic) {
+    if (!P.training) return;
+    for (int l = 0; l < kLanes; ++l)
+      ws.u[l] = philox_uniform(rng.seed, kRngPoolSample, rng.layer, uint32_t(rng.step),
+                               rng.first_output + first_output + (l < cnt ? l : 0));
+  } else {
+    (void)ws, (void)P, (void)rng, (void)first_output, (void)cnt;
+  }
+}
+
 template <PoolMethod M, int K, LpKind L>
-void forward_rows(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x, float* y) {
+void forward_rows(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
+                  const float* x, float* y) {
   constexpr int N = K * K;
   const int planes = n * g.C;
   const Interior in = interior_columns(g);
@@ -396,14 +484,18 @@ void forward_rows(const PoolGeom& g, const PoolWindowParams& P, int n, const flo
     for (int oh = 0; oh < g.OH; ++oh)
       for_each_chunk<K>(g, in, oh, [&](const Chunk& c, int ow0, bool masked) {
         vf v[N], r;
+        const uint64_t out = (uint64_t(pl) * g.OH + oh) * g.OW + ow0;
         if (!masked) {
           load_windows<K>(g, xp + size_t(c.h0) * g.W + c.w0, c.cnt, v);
-          r = window_forward<M, false, N, L>(P, window_shape<false, N>(P, N, true, nullptr), v);
+          auto ws = window_shape<false, N>(P, N, true, nullptr);
+          draw<M>(ws, P, rng, out, c.cnt);
+          r = window_forward<M, false, N, L>(P, ws, v);
         } else {
           vi ok[N];
           load_masked<K>(g, xp, c, v, ok);
-          r = window_forward<M, true, N, L>(
-              P, window_shape<true, N>(P, g.KH * g.KW, g.include_pad, ok), v);
+          auto ws = window_shape<true, N>(P, g.KH * g.KW, g.include_pad, ok);
+          draw<M>(ws, P, rng, out, c.cnt);
+          r = window_forward<M, true, N, L>(P, ws, v);
         }
         store_lanes(yp + size_t(oh) * g.OW + ow0, r, c.cnt);
       });
@@ -435,8 +527,8 @@ inline void add_row_columns(float* d, const vf* col) {
 // Overlapping windows add into shared elements within one plane, on one thread, in window
 // order: no atomics, and the sums are the generic path's, bit for bit.
 template <PoolMethod M, int K, LpKind L>
-void backward_rows(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x,
-                   const float* y, const float* dy, float* dx) {
+void backward_rows(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
+                   const float* x, const float* y, const float* dy, float* dx) {
   constexpr int N = K * K;
   const int planes = n * g.C;
   const Interior in = interior_columns(g);
@@ -457,8 +549,9 @@ void backward_rows(const PoolGeom& g, const PoolWindowParams& P, int n, const fl
         const ptrdiff_t first = ptrdiff_t(c.h0) * g.W + c.w0;
         if (!masked) {
           load_windows<K>(g, xp + first, c.cnt, v);
-          window_backward<M, false, N, L>(P, window_shape<false, N>(P, N, true, nullptr), v, yv,
-                                          dyv, gr);
+          auto ws = window_shape<false, N>(P, N, true, nullptr);
+          draw<M>(ws, P, rng, at, c.cnt);
+          window_backward<M, false, N, L>(P, ws, v, yv, dyv, gr);
           if constexpr (K <= 3) {
             if (c.cnt == kLanes && g.SW == K) {  // disjoint windows: whole rows of dx at once
               for (int i = 0; i < K; ++i) add_row_columns<K>(dxp + first + i * g.W, gr + i * K);
@@ -467,8 +560,9 @@ void backward_rows(const PoolGeom& g, const PoolWindowParams& P, int n, const fl
           }
         } else {
           load_masked<K>(g, xp, c, v, ok);
-          window_backward<M, true, N, L>(
-              P, window_shape<true, N>(P, g.KH * g.KW, g.include_pad, ok), v, yv, dyv, gr);
+          auto ws = window_shape<true, N>(P, g.KH * g.KW, g.include_pad, ok);
+          draw<M>(ws, P, rng, at, c.cnt);
+          window_backward<M, true, N, L>(P, ws, v, yv, dyv, gr);
         }
         // Columns right to left, so that an element covered by several windows of this row
         // receives their gradients in window order, as the generic path adds them.
@@ -538,41 +632,42 @@ void with_template(int K, F&& f) {
 }
 
 template <PoolMethod M, LpKind L>
-void forward_geom(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x, float* y) {
-  with_template(window_template(g), [&](auto K) { forward_rows<M, K(), L>(g, P, n, x, y); });
+void forward_geom(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
+                  const float* x, float* y) {
+  with_template(window_template(g), [&](auto K) { forward_rows<M, K(), L>(g, P, rng, n, x, y); });
 }
 
 template <PoolMethod M, LpKind L>
-void backward_geom(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x,
-                   const float* y, const float* dy, float* dx) {
+void backward_geom(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
+                   const float* x, const float* y, const float* dy, float* dx) {
   with_template(window_template(g),
-                [&](auto K) { backward_rows<M, K(), L>(g, P, n, x, y, dy, dx); });
+                [&](auto K) { backward_rows<M, K(), L>(g, P, rng, n, x, y, dy, dx); });
 }
 
 template <bool kForward>
 struct Run {
   template <PoolMethod M, LpKind L = LpKind::general>
-  static void go(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x,
-                 const float* y, const float* dy, float* out) {
-    if constexpr (kForward) forward_geom<M, L>(g, P, n, x, out);
-    else backward_geom<M, L>(g, P, n, x, y, dy, out);
+  static void go(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
+                 const float* x, const float* y, const float* dy, float* out) {
+    if constexpr (kForward) forward_geom<M, L>(g, P, rng, n, x, out);
+    else backward_geom<M, L>(g, P, rng, n, x, y, dy, out);
   }
-  static void method(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x,
-                     const float* y, const float* dy, float* out) {
+  static void method(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
+                     const float* x, const float* y, const float* dy, float* out) {
     switch (P.method) {
-      case PoolMethod::max: return go<PoolMethod::max>(g, P, n, x, y, dy, out);
-      case PoolMethod::avg: return go<PoolMethod::avg>(g, P, n, x, y, dy, out);
-      case PoolMethod::min: return go<PoolMethod::min>(g, P, n, x, y, dy, out);
-      case PoolMethod::mixed: return go<PoolMethod::mixed>(g, P, n, x, y, dy, out);
-      case PoolMethod::avgtopk: return go<PoolMethod::avgtopk>(g, P, n, x, y, dy, out);
-      case PoolMethod::tmaxavg: return go<PoolMethod::tmaxavg>(g, P, n, x, y, dy, out);
-      case PoolMethod::softpool: return go<PoolMethod::softpool>(g, P, n, x, y, dy, out);
+      case PoolMethod::max: return go<PoolMethod::max>(g, P, rng, n, x, y, dy, out);
+      case PoolMethod::avg: return go<PoolMethod::avg>(g, P, rng, n, x, y, dy, out);
+      case PoolMethod::min: return go<PoolMethod::min>(g, P, rng, n, x, y, dy, out);
+      case PoolMethod::mixed: return go<PoolMethod::mixed>(g, P, rng, n, x, y, dy, out);
+      case PoolMethod::stochastic: return go<PoolMethod::stochastic>(g, P, rng, n, x, y, dy, out);
+      case PoolMethod::avgtopk: return go<PoolMethod::avgtopk>(g, P, rng, n, x, y, dy, out);
+      case PoolMethod::tmaxavg: return go<PoolMethod::tmaxavg>(g, P, rng, n, x, y, dy, out);
+      case PoolMethod::softpool: return go<PoolMethod::softpool>(g, P, rng, n, x, y, dy, out);
       case PoolMethod::lp:
-        if (P.p == 1.f) return go<PoolMethod::lp, LpKind::one>(g, P, n, x, y, dy, out);
-        if (P.p == 2.f) return go<PoolMethod::lp, LpKind::two>(g, P, n, x, y, dy, out);
-        if (P.p == 3.f) return go<PoolMethod::lp, LpKind::three>(g, P, n, x, y, dy, out);
-        return go<PoolMethod::lp, LpKind::general>(g, P, n, x, y, dy, out);
-      case PoolMethod::stochastic: return;  // not covered (pool_fast_covers)
+        if (P.p == 1.f) return go<PoolMethod::lp, LpKind::one>(g, P, rng, n, x, y, dy, out);
+        if (P.p == 2.f) return go<PoolMethod::lp, LpKind::two>(g, P, rng, n, x, y, dy, out);
+        if (P.p == 3.f) return go<PoolMethod::lp, LpKind::three>(g, P, rng, n, x, y, dy, out);
+        return go<PoolMethod::lp, LpKind::general>(g, P, rng, n, x, y, dy, out);
     }
   }
 };
@@ -580,7 +675,7 @@ struct Run {
 }  // namespace
 
 const char* pool_fast_path(const PoolGeom& g, const PoolWindowParams& p, bool wants_dlambda) {
-  if (p.method == PoolMethod::stochastic || wants_dlambda) return nullptr;
+  if (wants_dlambda) return nullptr;
   if (pool_global_covers(g, p)) return "global, four planes per vector";
   static const char* const names[2][4] = {
       {"window 2x2", "window 3x3", "window 4x4", "window 5x5"},
@@ -610,16 +705,16 @@ void pool_fast_select_recording(const PoolGeom& g, const PoolWindowParams& p, in
   });
 }
 
-void pool_forward_fast(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
-                       float* y) {
+void pool_forward_fast(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
+                       const float* x, float* y) {
   if (pool_global_covers(g, p)) return pool_global_forward(g, p, n, x, y);
-  Run<true>::method(g, p, n, x, nullptr, nullptr, y);
+  Run<true>::method(g, p, rng, n, x, nullptr, nullptr, y);
 }
 
-void pool_backward_fast(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
-                        const float* y, const float* dy, float* dx) {
+void pool_backward_fast(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
+                        const float* x, const float* y, const float* dy, float* dx) {
   if (pool_global_covers(g, p)) return pool_global_backward(g, p, n, x, y, dy, dx);
-  Run<false>::method(g, p, n, x, y, dy, dx);
+  Run<false>::method(g, p, rng, n, x, y, dy, dx);
 }
 
 }  // namespace convpool::cpu

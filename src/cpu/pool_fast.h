@@ -17,22 +17,22 @@
 
 namespace convpool::cpu {
 
-// Whether the fast paths cover this call (geometry and method). Stochastic pooling and the
-// learned-mixed gradient of lambda stay on the generic path.
+// Whether the fast paths cover this call (geometry and method). Global stochastic pooling and
+// the learned-mixed gradient of lambda stay on the generic path.
 bool pool_fast_covers(const PoolGeom& g, const PoolWindowParams& p, bool wants_dlambda);
 // The name of the fast path that takes this call ("window 3x3, masked edges"), or null.
 const char* pool_fast_path(const PoolGeom& g, const PoolWindowParams& p, bool wants_dlambda);
 
-void pool_forward_fast(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
-                       float* y);
+void pool_forward_fast(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
+                       const float* x, float* y);
 // Max and min pooling over the same windows, recording the plane offset of each
 // window's selected element (pool_argmax's, pool_argmin's choice) for the scatter in backward.
 bool pool_fast_records_selection(const PoolGeom& g, const PoolWindowParams& p);
 void pool_fast_select_recording(const PoolGeom& g, const PoolWindowParams& p, int n,
                                 const float* x, float* y, int32_t* argmax);
 // dx is overwritten.
-void pool_backward_fast(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
-                        const float* y, const float* dy, float* dx);
+void pool_backward_fast(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
+                        const float* x, const float* y, const float* dy, float* dx);
 
 // pool_fast_global.cpp: global windows over any plane (every method but stochastic;
 // called by the two above).

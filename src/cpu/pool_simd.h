@@ -16,7 +16,11 @@ constexpr int kLanes = 4;
 typedef float vf __attribute__((vector_size(4 * kLanes)));
 typedef int vi __attribute__((vector_size(4 * kLanes)));
 
-inline vf splat(float a) { return vf{} + a; }
+// Every lane a (vf{} + a would turn -0 into +0).
+inline vf splat(float a) {
+  static_assert(kLanes == 4);
+  return vf{a, a, a, a};
+}
 inline vf sel(vi m, vf a, vf b) { return m ? a : b; }
 inline vi isnan(vf a) { return a != a; }
 inline vf vabs(vf a) { return (vf)((vi)a & 0x7fffffff); }

@@ -130,6 +130,13 @@ class PoolLayer : public Layer {
     return os.str();
   }
 
+  // Which CPU path runs this layer (cpu::pool_path), so that benchmarks and --verbose say what
+  // they measured; on CUDA the kernel choice is the launcher's.
+  std::string backend_detail(int) const override {
+    if (device_ != Device::cpu) return "";
+    return std::string("cpu: ") + cpu::pool_path(g_, wp_, state_floats(1) > 0, learned_);
+  }
+
   // CPU max pooling (and min, over the windows its fast paths cover) records its selection
   // (one int32 per output) for a scatter-only backward; the CUDA large-window kernels keep
   // each output's selection.
