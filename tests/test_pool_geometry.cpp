@@ -37,7 +37,7 @@ const Geometry kGeometries[] = {
     {"global", 0, 0, 1, 1, 0, 0, true}, {"3x3/1 pad 1", 3, 3, 1, 1, 1, 1},
     {"2x2/1", 2, 2, 1, 1, 0, 0},        {"4x4/2 pad 1", 4, 4, 2, 2, 1, 1},
     {"5x5/3", 5, 5, 3, 3, 0, 0},        {"2x3/1x2 pad 0x1", 2, 3, 1, 2, 0, 1},
-    {"3x3/2 pad 0", 3, 3, 2, 2, 0, 0},
+    {"3x3/2 pad 0", 3, 3, 2, 2, 0, 0},  {"4x4/4", 4, 4, 4, 4, 0, 0},
 };
 
 // Plane sizes: ragged rows (not a multiple of 4 outputs), planes barely larger than a window,

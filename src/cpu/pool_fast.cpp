@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 namespace convpool::cpu {
 
@@ -339,11 +340,47 @@ inline vf load4(const float* p) {
 
 // The K columns of four whole windows of one input row that starts at e, at stride S: from
 // contiguous loads split by shuffles (building each vector from scalars costs 4 loads and 3
-// inserts). Only windows at stride K (2x2/2, 3x3/3) and 3x3/2; reads nothing past the fourth
-// window's last element. False: not one of those.
+// inserts). Stride 1 at any K; 2x2/2, 3x3/3, 3x3/2, 4x4/2, 4x4/4 and 5x5/2; reads nothing past
+// the fourth window's last element. False: not one of those.
 template <int K>
 inline bool load_row_columns(const float* e, int S, vf* col) {
-  if constexpr (K == 2) {
+  if (S == 1) {  // column j holds j .. j + 3
+    for (int j = 0; j < K; ++j) col[j] = load4(e + j);
+    return true;
+  }
+  if constexpr (K == 4) {
+    if (S == 2) {  // elements 0..9: column j holds j, j + 2, j + 4, j + 6
+      const vf a = load4(e), b = load4(e + 4), c = load4(e + 6);
+      col[0] = __builtin_shufflevector(a, b, 0, 2, 4, 6);
+      col[1] = __builtin_shufflevector(a, b, 1, 3, 5, 7);
+      col[2] = __builtin_shufflevector(__builtin_shufflevector(a, b, 2, 4, 6, 6), c, 0, 1, 2, 6);
+      col[3] = __builtin_shufflevector(__builtin_shufflevector(a, b, 3, 5, 7, 7), c, 0, 1, 2, 7);
+      return true;
+    }
+    if (S == 4) {  // elements 0..15: a 4x4 transpose
+      const vf a = load4(e), b = load4(e + 4), c = load4(e + 8), d = load4(e + 12);
+      const vf ab_lo = __builtin_shufflevector(a, b, 0, 4, 1, 5);
+      const vf ab_hi = __builtin_shufflevector(a, b, 2, 6, 3, 7);
+      const vf cd_lo = __builtin_shufflevector(c, d, 0, 4, 1, 5);
+      const vf cd_hi = __builtin_shufflevector(c, d, 2, 6, 3, 7);
+      col[0] = __builtin_shufflevector(ab_lo, cd_lo, 0, 1, 4, 5);
+      col[1] = __builtin_shufflevector(ab_lo, cd_lo, 2, 3, 6, 7);
+      col[2] = __builtin_shufflevector(ab_hi, cd_hi, 0, 1, 4, 5);
+      col[3] = __builtin_shufflevector(ab_hi, cd_hi, 2, 3, 6, 7);
+      return true;
+    }
+    return false;
+  } else if constexpr (K == 5) {
+    if (S != 2) return false;
+    // elements 0..10: column j holds j, j + 2, j + 4, j + 6
+    const vf a = load4(e), b = load4(e + 4), c = load4(e + 7);
+    col[0] = __builtin_shufflevector(a, b, 0, 2, 4, 6);
+    col[1] = __builtin_shufflevector(a, b, 1, 3, 5, 7);
+    col[2] = __builtin_shufflevector(__builtin_shufflevector(a, b, 2, 4, 6, 6), c, 0, 1, 2, 5);
+    col[3] = __builtin_shufflevector(__builtin_shufflevector(a, b, 3, 5, 7, 7), c, 0, 1, 2, 6);
+    col[4] = __builtin_shufflevector(b, c, 0, 2, 5, 7);
+    return true;
+  } else if constexpr (K == 2) {
     if (S != 2) return false;
     const vf a = load4(e), b = load4(e + 4);
     col[0] = __builtin_shufflevector(a, b, 0, 2, 4, 6);
@@ -366,28 +403,53 @@ inline bool load_row_columns(const float* e, int S, vf* col) {
       return true;
     }
     return false;
-  } else {
-    (void)e, (void)S, (void)col;
-    return false;
   }
+  return false;
 }
 
 inline vf relu_lanes(vf v) { return sel((v > 0.f) | isnan(v), v, splat(0.f)); }
 
-// Windows wholly inside the plane, K x K: v[i] lane l = window element i of the l-th window,
-// whose element (0, 0) is b + l * S (lanes past cnt repeat lane 0). Four whole windows at a
+// Where a plane's windows are read: the plane itself, or a copy of it inside a margin when
+// windows cross its edge (padding) or are smaller than their K x K template, so that every
+// chunk loads whole templates with load_row_columns and is masked by position alone.
+struct Source {
+  const float* origin;  // plane element (0, 0)
+  int ld;               // row length
+  const float* at(int h, int w) const { return origin + ptrdiff_t(h) * ld + w; }
+};
+
+inline bool needs_margin(const PoolGeom& g, int K) {
+  return g.PH || g.PW || g.KH != K || g.KW != K;
+}
+
+// The plane xp as a Source: itself, or copied into this thread's margin buffer (PH rows and PW
+// columns before it, and enough after it for the last template; the buffer grows to the
+// largest layout once and its margins hold earlier values, never read unmasked).
+template <int K>
+inline Source source_for(const PoolGeom& g, const float* xp) {
+  if (!needs_margin(g, K)) return {xp, g.W};
+  thread_local std::vector<float> buffer;
+  const int ld = g.W + 2 * g.PW + K, rows = g.H + 2 * g.PH + K;
+  if (buffer.size() < size_t(ld) * rows) buffer.resize(size_t(ld) * rows);
+  float* origin = buffer.data() + size_t(g.PH) * ld + g.PW;
+  for (int h = 0; h < g.H; ++h) std::memcpy(origin + size_t(h) * ld, xp + size_t(h) * g.W, sizeof(float) * g.W);
+  return {origin, ld};
+}
+
+// K x K templates: v[i] lane l = template element i of the l-th window, whose element (0, 0)
+// is b + l * S in rows of length ld (lanes past cnt repeat lane 0). Four whole windows at a
 // supported stride come from contiguous loads (load_row_columns); otherwise vectors are built
 // from scalars in registers (writing lanes through memory would stall on store forwarding).
 template <int K>
-inline void load_windows(const PoolGeom& g, const float* b, int cnt, vf (&v)[K * K]) {
+inline void load_windows(const PoolGeom& g, int ld, const float* b, int cnt, vf (&v)[K * K]) {
   const int S = g.SW;
   bool done = cnt == kLanes;
-  for (int i = 0; i < K && done; ++i) done = load_row_columns<K>(b + i * g.W, S, v + i * K);
+  for (int i = 0; i < K && done; ++i) done = load_row_columns<K>(b + i * ld, S, v + i * K);
   if (!done) {
     const int o1 = cnt > 1 ? S : 0, o2 = cnt > 2 ? 2 * S : 0, o3 = cnt > 3 ? 3 * S : 0;
     for (int i = 0; i < K; ++i)
       for (int j = 0; j < K; ++j) {
-        const float* e = b + i * g.W + j;
+        const float* e = b + i * ld + j;
         v[i * K + j] = vf{e[0], e[o1], e[o2], e[o3]};
       }
   }
@@ -405,29 +467,24 @@ struct Chunk {
   }
 };
 
-// Windows that cross the plane's edge or are smaller than the K x K template: element (i, j)
-// is a window element if i < KH, j < KW and it lies in the plane; others read 0 and are masked.
+// The chunk's templates from the source, and which positions are window elements: (i, j) is
+// one if i < KH, j < KW and it lies in the plane.
 template <int K>
-inline void load_masked(const PoolGeom& g, const float* xp, const Chunk& c, vf (&v)[K * K],
+inline void load_masked(const PoolGeom& g, const Source& src, const Chunk& c, vf (&v)[K * K],
                         vi (&ok)[K * K]) {
+  load_windows<K>(g, src.ld, src.at(c.h0, c.w0), c.cnt, v);
   const vi lw = c.lane_w(g.SW);
+  vi column[K];
+  for (int j = 0; j < K; ++j) column[j] = (lw + j >= 0) & (lw + j < g.W) & (vi{} - int(j < g.KW));
   for (int i = 0; i < K; ++i) {
     const int h = c.h0 + i;
-    const bool row = i < g.KH && h >= 0 && h < g.H;
-    const float* r = xp + size_t(row ? h : 0) * g.W;
-    for (int j = 0; j < K; ++j) {
-      const vi w = lw + j;
-      const vi in = (w >= 0) & (w < g.W) & (vi{} - int(row && j < g.KW));
-      vf x;
-      for (int l = 0; l < kLanes; ++l) x[l] = in[l] ? r[w[l]] : 0.f;
-      v[i * K + j] = g.relu_in ? relu_lanes(x) : x;
-      ok[i * K + j] = in;
-    }
+    const vi row = vi{} - int(i < g.KH && h >= 0 && h < g.H);
+    for (int j = 0; j < K; ++j) ok[i * K + j] = row & column[j];
   }
 }
 
-// ---- the loops: planes in parallel; each output row as masked chunks at the edges and
-// unmasked chunks of kLanes windows inside the plane ----
+// ---- the loops: planes in parallel; each output row in chunks of kLanes windows, masked
+// where a window of the chunk crosses the plane's edge ----
 
 // The outputs of a row whose windows lie inside the plane's columns: [lo, hi).
 struct Interior {
@@ -446,14 +503,11 @@ inline void for_each_chunk(const PoolGeom& g, const Interior& in, int oh, F&& f)
   const int h0 = oh * g.SH - g.PH;
   const bool square = g.KH == K && g.KW == K;
   const bool row_inside = square && h0 >= 0 && h0 + K <= g.H;
-  const int lo = row_inside ? in.lo : g.OW, hi = row_inside ? in.hi : g.OW;
-  auto run = [&](int from, int to, bool masked) {
-    for (int ow0 = from; ow0 < to; ow0 += kLanes)
-      f(Chunk{h0, ow0 * g.SW - g.PW, std::min(kLanes, to - ow0)}, ow0, masked);
-  };
-  run(0, lo, true);
-  run(lo, hi, false);
-  run(hi, g.OW, true);
+  for (int ow0 = 0; ow0 < g.OW; ow0 += kLanes) {
+    const int cnt = std::min(kLanes, g.OW - ow0);
+    const bool inside = row_inside && ow0 >= in.lo && ow0 + cnt <= in.hi;
+    f(Chunk{h0, ow0 * g.SW - g.PW, cnt}, ow0, !inside);
+  }
 }
 
 // Stochastic pooling's draws for the chunk's windows, from their global output indices, as
@@ -479,20 +533,20 @@ void forward_rows(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& r
   const Interior in = interior_columns(g);
 #pragma omp parallel for schedule(static)
   for (int pl = 0; pl < planes; ++pl) {
-    const float* xp = x + size_t(pl) * g.H * g.W;
+    const Source src = source_for<K>(g, x + size_t(pl) * g.H * g.W);
     float* yp = y + size_t(pl) * g.OH * g.OW;
     for (int oh = 0; oh < g.OH; ++oh)
       for_each_chunk<K>(g, in, oh, [&](const Chunk& c, int ow0, bool masked) {
         vf v[N], r;
         const uint64_t out = (uint64_t(pl) * g.OH + oh) * g.OW + ow0;
         if (!masked) {
-          load_windows<K>(g, xp + size_t(c.h0) * g.W + c.w0, c.cnt, v);
+          load_windows<K>(g, src.ld, src.at(c.h0, c.w0), c.cnt, v);
           auto ws = window_shape<false, N>(P, N, true, nullptr);
           draw<M>(ws, P, rng, out, c.cnt);
           r = window_forward<M, false, N, L>(P, ws, v);
         } else {
           vi ok[N];
-          load_masked<K>(g, xp, c, v, ok);
+          load_masked<K>(g, src, c, v, ok);
           auto ws = window_shape<true, N>(P, g.KH * g.KW, g.include_pad, ok);
           draw<M>(ws, P, rng, out, c.cnt);
           r = window_forward<M, true, N, L>(P, ws, v);
@@ -524,6 +578,57 @@ inline void add_row_columns(float* d, const vf* col) {
   }
 }
 
+// Lanes moved up by s (lane l takes lane l - s; the first s lanes, all of them from 4, are 0).
+template <int s>
+inline vf shift_up(vf a) {
+  const vf z = vf{};
+  if constexpr (s == 0) return a;
+  else if constexpr (s == 1) return __builtin_shufflevector(z, a, 0, 4, 5, 6);
+  else if constexpr (s == 2) return __builtin_shufflevector(z, a, 0, 1, 4, 5);
+  else if constexpr (s == 3) return __builtin_shufflevector(z, a, 0, 1, 2, 4);
+  else return z;
+}
+
+// One template row of the gradients of four overlapping windows at stride S (1 or 2), added
+// to the dx row d that lane 0's window starts at: window l's column j lands on d[l * S + j].
+// Each element receives its windows' gradients in window order (the generic path's sums,
+// bit for bit): per position the lanes ascend as the columns descend. The vector part covers
+// d[0 .. 4 * S), the rest (what the next chunk's windows also cover) is added lane by lane.
+// Adding a 0 where no window reaches changes nothing: dx starts at +0 and never becomes -0.
+template <int K>
+inline void add_row_overlapping(float* d, int S, const vf* col) {
+  auto add = [&](float* at, auto... shifted) {
+    vf sum = load4(at);
+    ((sum += shifted), ...);
+    std::memcpy(at, &sum, sizeof sum);
+  };
+  if (S == 1) {  // position p = l + j
+    vf acc[K];
+    for (int j = 0; j < K; ++j) acc[j] = col[j];
+    [&]<int... J>(std::integer_sequence<int, J...>) {
+      add(d, shift_up<K - 1 - J>(acc[K - 1 - J])...);
+    }(std::make_integer_sequence<int, K>{});
+    for (int p = 4; p < 3 + K; ++p)
+      for (int l = 0; l < kLanes; ++l)
+        if (p - l >= 0 && p - l < K) d[p] += col[p - l][l];
+    return;
+  }
+  // S == 2: even positions 2m take the even columns j of lane m - j / 2, odd positions 2m + 1
+  // the odd columns of lane m - (j - 1) / 2; de-interleaved, added, interleaved again.
+  vf e = __builtin_shufflevector(load4(d), load4(d + 4), 0, 2, 4, 6);
+  vf o = __builtin_shufflevector(load4(d), load4(d + 4), 1, 3, 5, 7);
+  for (int j = (K - 1) & ~1; j >= 0; j -= 2)
+    e += j == 0 ? col[0] : j == 2 ? shift_up<1>(col[2]) : shift_up<2>(col[4 < K ? 4 : 0]);
+  for (int j = (K % 2 == 0 ? K - 1 : K - 2); j >= 1; j -= 2)
+    o += j == 1 ? col[1] : shift_up<1>(col[3 < K ? 3 : 0]);
+  const vf lo = __builtin_shufflevector(e, o, 0, 4, 1, 5), hi = __builtin_shufflevector(e, o, 2, 6, 3, 7);
+  std::memcpy(d, &lo, sizeof lo);
+  std::memcpy(d + 4, &hi, sizeof hi);
+  for (int p = 8; p < 6 + K; ++p)
+    for (int l = 0; l < kLanes; ++l)
+      if (p - 2 * l >= 0 && p - 2 * l < K) d[p] += col[p - 2 * l][l];
+}
+
 // Overlapping windows add into shared elements within one plane, on one thread, in window
 // order: no atomics, and the sums are the generic path's, bit for bit.
 template <PoolMethod M, int K, LpKind L>
@@ -535,6 +640,7 @@ void backward_rows(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& 
 #pragma omp parallel for schedule(static)
   for (int pl = 0; pl < planes; ++pl) {
     const float* xp = x + size_t(pl) * g.H * g.W;
+    const Source src = source_for<K>(g, xp);
     float* dxp = dx + size_t(pl) * g.H * g.W;
     const size_t o = size_t(pl) * g.OH * g.OW;
     std::fill(dxp, dxp + g.H * g.W, 0.f);
@@ -548,7 +654,7 @@ void backward_rows(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& 
         // scatter below indexes from the plane's start.
         const ptrdiff_t first = ptrdiff_t(c.h0) * g.W + c.w0;
         if (!masked) {
-          load_windows<K>(g, xp + first, c.cnt, v);
+          load_windows<K>(g, src.ld, src.at(c.h0, c.w0), c.cnt, v);
           auto ws = window_shape<false, N>(P, N, true, nullptr);
           draw<M>(ws, P, rng, at, c.cnt);
           window_backward<M, false, N, L>(P, ws, v, yv, dyv, gr);
@@ -559,10 +665,14 @@ void backward_rows(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& 
             }
           }
         } else {
-          load_masked<K>(g, xp, c, v, ok);
+          load_masked<K>(g, src, c, v, ok);
           auto ws = window_shape<true, N>(P, g.KH * g.KW, g.include_pad, ok);
           draw<M>(ws, P, rng, at, c.cnt);
           window_backward<M, true, N, L>(P, ws, v, yv, dyv, gr);
+        }
+        if (!masked && c.cnt == kLanes && (g.SW == 1 || g.SW == 2)) {
+          for (int i = 0; i < K; ++i) add_row_overlapping<K>(dxp + first + i * g.W, g.SW, gr + i * K);
+          return;
         }
         // Columns right to left, so that an element covered by several windows of this row
         // receives their gradients in window order, as the generic path adds them.
@@ -587,18 +697,18 @@ void select_rows_recording(const PoolGeom& g, int n, const float* x, float* y, i
   const Interior in = interior_columns(g);
 #pragma omp parallel for schedule(static)
   for (int pl = 0; pl < planes; ++pl) {
-    const float* xp = x + size_t(pl) * g.H * g.W;
+    const Source src = source_for<K>(g, x + size_t(pl) * g.H * g.W);
     const size_t o = size_t(pl) * g.OH * g.OW;
     for (int oh = 0; oh < g.OH; ++oh)
       for_each_chunk<K>(g, in, oh, [&](const Chunk& c, int ow0, bool masked) {
         vf v[N], m;
         vi ok[N], at;
         if (!masked) {
-          load_windows<K>(g, xp + size_t(c.h0) * g.W + c.w0, c.cnt, v);
+          load_windows<K>(g, src.ld, src.at(c.h0, c.w0), c.cnt, v);
           const Mask<false, N> all{nullptr};
           m = kMin ? min_value(v, all, &at) : top_value(v, all, &at);
         } else {
-          load_masked<K>(g, xp, c, v, ok);
+          load_masked<K>(g, src, c, v, ok);
           const Mask<true, N> some{ok};
           m = kMin ? min_value(v, some, &at) : top_value(v, some, &at);
         }

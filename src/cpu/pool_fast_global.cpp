@@ -6,6 +6,7 @@
 #include <cmath>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "pool_fast.h"
 #include "pool_simd.h"
@@ -16,15 +17,47 @@ namespace {
 
 using namespace simd;
 
+inline vf load4(const float* p) {
+  vf r;
+  std::memcpy(&r, p, sizeof r);
+  return r;
+}
+
+// A group of up to four planes, one per lane: at(i) is element i of each (lanes past cnt
+// repeat plane 0), read from a transposed copy made once per group with contiguous loads and
+// 4x4 shuffles (gathering each vector from four planes costs 4 loads and 3 inserts, on every
+// pass of a method over the plane). The copy lives in a per-thread buffer that grows to the
+// largest plane once.
 struct PlaneLanes {
   const PoolGeom& g;
   const float* base;  // first plane of the group
   int N, cnt;         // elements per plane, planes in this group
-  vf at(int i) const {
-    const float* p = base + i;
-    vf v = vf{p[0], p[cnt > 1 ? N : 0], p[cnt > 2 ? 2 * N : 0], p[cnt > 3 ? 3 * N : 0]};
-    return g.relu_in ? sel((v > 0.f) | isnan(v), v, splat(0.f)) : v;
+  const vf* t;
+  PlaneLanes(const PoolGeom& g_, const float* base_, int N_, int cnt_)
+      : g(g_), base(base_), N(N_), cnt(cnt_) {
+    thread_local std::vector<vf> buffer;
+    if (buffer.size() < size_t(N)) buffer.resize(N);
+    vf* out = buffer.data();
+    const float* p[kLanes];
+    for (int l = 0; l < kLanes; ++l) p[l] = base + size_t(l < cnt ? l : 0) * N;
+    int i = 0;
+    for (; i + 4 <= N; i += 4) {
+      const vf a = load4(p[0] + i), b = load4(p[1] + i), c = load4(p[2] + i), d = load4(p[3] + i);
+      const vf ab_lo = __builtin_shufflevector(a, b, 0, 4, 1, 5);
+      const vf ab_hi = __builtin_shufflevector(a, b, 2, 6, 3, 7);
+      const vf cd_lo = __builtin_shufflevector(c, d, 0, 4, 1, 5);
+      const vf cd_hi = __builtin_shufflevector(c, d, 2, 6, 3, 7);
+      out[i] = __builtin_shufflevector(ab_lo, cd_lo, 0, 1, 4, 5);
+      out[i + 1] = __builtin_shufflevector(ab_lo, cd_lo, 2, 3, 6, 7);
+      out[i + 2] = __builtin_shufflevector(ab_hi, cd_hi, 0, 1, 4, 5);
+      out[i + 3] = __builtin_shufflevector(ab_hi, cd_hi, 2, 3, 6, 7);
+    }
+    for (; i < N; ++i) out[i] = vf{p[0][i], p[1][i], p[2][i], p[3][i]};
+    if (g.relu_in)
+      for (i = 0; i < N; ++i) out[i] = sel((out[i] > 0.f) | isnan(out[i]), out[i], splat(0.f));
+    t = out;
   }
+  vf at(int i) const { return t[i]; }
 };
 
 constexpr bool global_method(PoolMethod m) {
@@ -145,7 +178,7 @@ void global_forward(const PoolGeom& g, const PoolWindowParams& P, int n, const f
 #pragma omp parallel for schedule(static)
   for (int grp = 0; grp < groups; ++grp) {
     const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
-    const PlaneLanes w{g, x + size_t(p0) * N, N, cnt};
+    const PlaneLanes w(g, x + size_t(p0) * N, N, cnt);
     store_lanes(y + p0, global_forward_lanes<M, L>(P, w), cnt);
   }
 }
@@ -157,13 +190,15 @@ void global_backward(const PoolGeom& g, const PoolWindowParams& P, int n, const 
 #pragma omp parallel for schedule(static)
   for (int grp = 0; grp < groups; ++grp) {
     const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
-    const PlaneLanes w{g, x + size_t(p0) * N, N, cnt};
+    const PlaneLanes w(g, x + size_t(p0) * N, N, cnt);
     const vf yv = load_lanes(y + p0, cnt), d = load_lanes(dy + p0, cnt);
     float* out = dx + size_t(p0) * N;
     // 0 + g, as the generic path adds each gradient to a zeroed dx: a -0 gradient lands as +0.
-    auto put = [&](int i, vf gv) {
-      for (int l = 0; l < cnt; ++l) out[size_t(l) * N + i] = 0.f + gv[l];
-    };
+    // Element i of each plane goes to a transposed buffer, stored back by 4x4 shuffles.
+    thread_local std::vector<vf> grads;
+    if (grads.size() < size_t(N)) grads.resize(N);
+    vf* gb = grads.data();
+    auto put = [&](int i, vf gv) { gb[i] = vf{} + gv; };
     if constexpr (M == PoolMethod::avgtopk || M == PoolMethod::tmaxavg) {
       const int kk = std::min(P.k, N);
       const TopList top(w, kk);
@@ -216,6 +251,24 @@ void global_backward(const PoolGeom& g, const PoolWindowParams& P, int n, const 
         gv = sel(yv > kPoolFloatMax, sel(a > kPoolFloatMax, d * s, splat(0.f)), gv);
         put(i, sel(yv > 0.f, gv, splat(0.f)));
       }
+    }
+    if constexpr (M != PoolMethod::avgtopk && M != PoolMethod::tmaxavg) {
+      int i = 0;
+      if (cnt == kLanes)
+        for (; i + 4 <= N; i += 4) {
+          const vf a = gb[i], b = gb[i + 1], c = gb[i + 2], e = gb[i + 3];
+          const vf ab_lo = __builtin_shufflevector(a, b, 0, 4, 1, 5);
+          const vf ab_hi = __builtin_shufflevector(a, b, 2, 6, 3, 7);
+          const vf ce_lo = __builtin_shufflevector(c, e, 0, 4, 1, 5);
+          const vf ce_hi = __builtin_shufflevector(c, e, 2, 6, 3, 7);
+          const vf rows[4] = {__builtin_shufflevector(ab_lo, ce_lo, 0, 1, 4, 5),
+                              __builtin_shufflevector(ab_lo, ce_lo, 2, 3, 6, 7),
+                              __builtin_shufflevector(ab_hi, ce_hi, 0, 1, 4, 5),
+                              __builtin_shufflevector(ab_hi, ce_hi, 2, 3, 6, 7)};
+          for (int l = 0; l < kLanes; ++l) std::memcpy(out + size_t(l) * N + i, &rows[l], sizeof(vf));
+        }
+      for (; i < N; ++i)
+        for (int l = 0; l < cnt; ++l) out[size_t(l) * N + i] = gb[i][l];
     }
     if (g.relu_in) {
       const float* xp = x + size_t(p0) * N;
