@@ -262,6 +262,18 @@ void check(const Case& c, std::mt19937_64& rng) {
     else ASSERT_TRUE(close(dx_fast[i], dx_gen[i]))
         << c.what() << ": dx " << i << " fast " << dx_fast[i] << " generic " << dx_gen[i];
   }
+  // Max and min as the training layer runs them: recording the selection, backward a scatter.
+  if (P.method == PoolMethod::max || P.method == PoolMethod::min) {
+    std::vector<int32_t> selection(out, -1);
+    std::vector<float> y_rec(out, poison), dx_rec(in, poison);
+    cpu::pool_forward(g, P, draws, n, x.data(), y_rec.data(), selection.data());
+    cpu::pool_backward(g, P, draws, n, x.data(), y_rec.data(), dy.data(), dx_rec.data(), nullptr,
+                       selection.data());
+    for (size_t i = 0; i < out; ++i)
+      ASSERT_TRUE(same_bits(y_rec[i], y_gen[i])) << c.what() << ": recorded output " << i;
+    for (size_t i = 0; i < in; ++i)
+      ASSERT_TRUE(same_bits(dx_rec[i], dx_gen[i])) << c.what() << ": scattered dx " << i;
+  }
   // Training-time stochastic pooling draws: it is compared with the generic path only (its
   // sampling distribution is test_pool.cpp's).
   if (c.specials || (P.method == PoolMethod::stochastic && P.training)) return;

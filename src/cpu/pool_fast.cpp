@@ -803,11 +803,13 @@ bool pool_fast_covers(const PoolGeom& g, const PoolWindowParams& p, bool wants_d
 }
 
 bool pool_fast_records_selection(const PoolGeom& g, const PoolWindowParams& p) {
-  return (p.method == PoolMethod::max || p.method == PoolMethod::min) && window_template(g);
+  return (p.method == PoolMethod::max || p.method == PoolMethod::min) &&
+         (pool_global_covers(g, p) || window_template(g));
 }
 
 void pool_fast_select_recording(const PoolGeom& g, const PoolWindowParams& p, int n,
                                 const float* x, float* y, int32_t* argmax) {
+  if (pool_global_covers(g, p)) return pool_global_select_recording(g, p, n, x, y, argmax);
   const bool min = p.method == PoolMethod::min;
   with_template(window_template(g), [&](auto K) {
     min ? select_rows_recording<true, K()>(g, n, x, y, argmax)

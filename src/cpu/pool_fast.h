@@ -41,5 +41,9 @@ void pool_global_forward(const PoolGeom& g, const PoolWindowParams& p, int n, co
                          float* y);
 void pool_global_backward(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
                           const float* y, const float* dy, float* dx);
+// Max or min over each plane, recording the selected element's offset (as
+// pool_fast_select_recording does for windows).
+void pool_global_select_recording(const PoolGeom& g, const PoolWindowParams& p, int n,
+                                  const float* x, float* y, int32_t* argmax);
 
 }  // namespace convpool::cpu

@@ -316,6 +316,21 @@ bool pool_global_covers(const PoolGeom& g, const PoolWindowParams& p) {
          global_method(p.method);
 }
 
+void pool_global_select_recording(const PoolGeom& g, const PoolWindowParams& p, int n,
+                                  const float* x, float* y, int32_t* argmax) {
+  const int planes = n * g.C, N = g.H * g.W, groups = (planes + kLanes - 1) / kLanes;
+  const bool min = p.method == PoolMethod::min;
+#pragma omp parallel for schedule(static)
+  for (int grp = 0; grp < groups; ++grp) {
+    const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
+    const PlaneLanes w(g, x + size_t(p0) * N, N, cnt);
+    vi at;
+    const vf m = min ? global_select<PoolMethod::min>(w, at) : global_select<PoolMethod::max>(w, at);
+    store_lanes(y + p0, m, cnt);
+    for (int l = 0; l < cnt; ++l) argmax[p0 + l] = at[l];
+  }
+}
+
 void pool_global_forward(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
                          float* y) {
   dispatch<true>(g, p, n, x, nullptr, nullptr, y);
