@@ -110,7 +110,11 @@ TEST(KillAndResume, ARunKilledEarlyOrFailedAtStepZeroRestarts) {
   const std::string cmd = "train --device cpu --threads 1 --epochs 1 --limit-test 20 --data " +
                           d.str("data") + " --out " + d.str("killed");
   const pid_t pid = spawn_convpool(cmd);
-  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  // Killed once its run directory exists (a loaded machine may take longer than any fixed
+  // delay to get there), and before its first epoch can end.
+  for (int i = 0; i < 3000 && !fs::exists(d.str("killed/config.toml")); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
   ASSERT_TRUE(fs::exists(d.str("killed/config.toml")));

@@ -40,9 +40,10 @@ const Geometry kGeometries[] = {
     {"3x3/2 pad 0", 3, 3, 2, 2, 0, 0},  {"4x4/4", 4, 4, 4, 4, 0, 0},
 };
 
-// Plane sizes: ragged rows (not a multiple of 4 outputs), planes barely larger than a window,
-// and planes smaller than a padded window.
-const std::pair<int, int> kPlanes[] = {{13, 11}, {7, 9}, {4, 4}, {5, 6}, {2, 3}};
+// Plane sizes: over 64 x 64 (four windows of a row per vector), smaller ones (four planes per
+// vector), ragged rows (not a multiple of 4 outputs), planes barely larger than a window, and
+// planes smaller than a padded window.
+const std::pair<int, int> kPlanes[] = {{9, 467}, {21, 37}, {13, 11}, {7, 9}, {4, 4}, {5, 6}, {2, 3}};
 
 struct Method {
   const char* name;
@@ -325,16 +326,19 @@ TEST(PoolGeometry, TheBenchmarkGeometriesNameTheirPath) {
   PoolWindowParams p;
   p.method = PoolMethod::avgtopk;
   p.k = 5;
-  EXPECT_STREQ(cpu::pool_path(g, p, false, false), "window 3x3, masked edges");
+  EXPECT_STREQ(cpu::pool_path(g, p, false, false), "window 3x3, four planes per vector");
+  const PoolGeom wide = make_pool_geom(64, 96, 96, 3, 3, 2, 2, 1, 1, true, false);
+  EXPECT_STREQ(cpu::pool_path(wide, p, false, false), "window 3x3, masked edges");
   p.method = PoolMethod::max;
   EXPECT_STREQ(cpu::pool_path(g, p, true, false), "max, recording (window template)");
   p.method = PoolMethod::stochastic;
-  EXPECT_STREQ(cpu::pool_path(g, p, false, false), "window 3x3, masked edges");
+  EXPECT_STREQ(cpu::pool_path(g, p, false, false), "window 3x3, four planes per vector");
   const PoolGeom global = make_pool_geom(64, 32, 32, 32, 32, 1, 1, 0, 0, true, false);
   EXPECT_STREQ(cpu::pool_path(global, p, false, false), "generic (each window gathered)");
   const PoolGeom two = make_pool_geom(64, 32, 32, 2, 2, 2, 2, 0, 0, true, false);
   p.method = PoolMethod::avgtopk;
   EXPECT_STREQ(cpu::pool_path(two, p, false, false), "window 2x2");
+
 }
 
 }  // namespace

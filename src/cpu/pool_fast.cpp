@@ -47,41 +47,43 @@ struct Mask {
   }
 };
 
-// The top-ranked value, as pool_argmax ranks (the first NaN, else the first maximum), and its
-// window position.
-template <bool kM, int N>
-inline vf top_value(const vf (&v)[N], Mask<kM, N> ok, vi* at = nullptr) {
-  vf m = v[0];
-  vi pos = vi{}, have = ok.at(0);
-  for (int i = 1; i < N; ++i) {
-    vi t = (isnan(v[i]) & ~isnan(m)) | (v[i] > m);
-    if constexpr (kM) {
-      t = ok.at(i) & (t | ~have);
-      have |= ok.at(i);
-    }
-    m = sel(t, v[i], m);
-    pos = t ? vi{} + i : pos;
+// The selected element of each lane's window and its position: max as pool_argmax ranks (the
+// first NaN, else the first maximum), min as pool_argmin (the first NaN, else the first
+// minimum). A tree of pairwise tournaments in which the later half wins only if strictly
+// better picks what the in-order scan picks, with a dependency chain of log2(N) steps instead
+// of N.
+struct Pick {
+  vf m;
+  vi at, have;
+};
+
+template <bool kMin, bool kM, int N, int lo, int hi>
+inline Pick pick_range(const vf (&v)[N], Mask<kM, N> ok) {
+  if constexpr (hi - lo == 1) {
+    return {v[lo], vi{} + lo, ok.at(lo)};
+  } else {
+    constexpr int mid = lo + (hi - lo) / 2;
+    const Pick a = pick_range<kMin, kM, N, lo, mid>(v, ok);
+    const Pick b = pick_range<kMin, kM, N, mid, hi>(v, ok);
+    vi later = kMin ? ~isnan(a.m) & (isnan(b.m) | (b.m < a.m))
+                    : (isnan(b.m) & ~isnan(a.m)) | (b.m > a.m);
+    if constexpr (kM) later = b.have & (later | ~a.have);
+    return {sel(later, b.m, a.m), later ? b.at : a.at, a.have | b.have};
   }
-  if (at) *at = pos;
-  return m;
 }
 
-// pool_argmin: the first NaN, else the first minimum.
+template <bool kM, int N>
+inline vf top_value(const vf (&v)[N], Mask<kM, N> ok, vi* at = nullptr) {
+  const Pick p = pick_range<false, kM, N, 0, N>(v, ok);
+  if (at) *at = p.at;
+  return p.m;
+}
+
 template <bool kM, int N>
 inline vf min_value(const vf (&v)[N], Mask<kM, N> ok, vi* at = nullptr) {
-  vf m = v[0];
-  vi pos = vi{}, have = ok.at(0);
-  for (int i = 1; i < N; ++i) {
-    vi t = ~isnan(m) & (isnan(v[i]) | (v[i] < m));
-    if constexpr (kM) {
-      t = ok.at(i) & (t | ~have);
-      have |= ok.at(i);
-    }
-    m = sel(t, v[i], m);
-    pos = t ? vi{} + i : pos;
-  }
-  if (at) *at = pos;
-  return m;
+  const Pick p = pick_range<true, kM, N, 0, N>(v, ok);
+  if (at) *at = p.at;
+  return p.m;
 }
 
 template <bool kM, int N>
@@ -512,16 +514,17 @@ inline void for_each_chunk(const PoolGeom& g, const Interior& in, int oh, F&& f)
 
 // Stochastic pooling's draws for the chunk's windows, from their global output indices, as
 // the generic path draws them (training only; other methods draw nothing).
+// Lane l's output is first_output + l * lane_stride.
 template <PoolMethod M, bool kM, int N>
 inline void draw(WindowShape<kM, N>& ws, const PoolWindowParams& P, const PoolRng& rng,
-                 uint64_t first_output, int cnt) {
+                 uint64_t first_output, int cnt, uint64_t lane_stride = 1) {
   if constexpr (M == PoolMethod::stochastic) {
     if (!P.training) return;
     for (int l = 0; l < kLanes; ++l)
       ws.u[l] = philox_uniform(rng.seed, kRngPoolSample, rng.layer, uint32_t(rng.step),
-                               rng.first_output + first_output + (l < cnt ? l : 0));
+                               rng.first_output + first_output + (l < cnt ? l : 0) * lane_stride);
   } else {
-    (void)ws, (void)P, (void)rng, (void)first_output, (void)cnt;
+    (void)ws, (void)P, (void)rng, (void)first_output, (void)cnt, (void)lane_stride;
   }
 }
 
@@ -630,58 +633,72 @@ inline void add_row_overlapping(float* d, int S, const vf* col) {
 }
 
 // Overlapping windows add into shared elements within one plane, on one thread, in window
-// order: no atomics, and the sums are the generic path's, bit for bit.
+// order: no atomics, and the sums are the generic path's, bit for bit. Where windows cross the
+// plane's edge, gradients go to a zeroed copy of dx inside the same margin as the input's
+// (masked positions add 0), so that every chunk adds with vectors; the plane is copied out.
 template <PoolMethod M, int K, LpKind L>
 void backward_rows(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
                    const float* x, const float* y, const float* dy, float* dx) {
   constexpr int N = K * K;
   const int planes = n * g.C;
   const Interior in = interior_columns(g);
+  const bool margin = needs_margin(g, K);
 #pragma omp parallel for schedule(static)
   for (int pl = 0; pl < planes; ++pl) {
     const float* xp = x + size_t(pl) * g.H * g.W;
     const Source src = source_for<K>(g, xp);
     float* dxp = dx + size_t(pl) * g.H * g.W;
     const size_t o = size_t(pl) * g.OH * g.OW;
-    std::fill(dxp, dxp + g.H * g.W, 0.f);
+    float* d_origin = dxp;  // dx element (0, 0), rows of length src.ld
+    if (margin) {
+      thread_local std::vector<float> buffer;
+      const int rows = g.H + 2 * g.PH + K;
+      if (buffer.size() < size_t(src.ld) * rows) buffer.resize(size_t(src.ld) * rows);
+      std::fill(buffer.begin(), buffer.begin() + size_t(src.ld) * rows, 0.f);
+      d_origin = buffer.data() + size_t(g.PH) * src.ld + g.PW;
+    } else {
+      std::fill(dxp, dxp + g.H * g.W, 0.f);
+    }
     for (int oh = 0; oh < g.OH; ++oh)
       for_each_chunk<K>(g, in, oh, [&](const Chunk& c, int ow0, bool masked) {
         vf v[N], gr[N] = {};
         vi ok[N];
         const size_t at = o + size_t(oh) * g.OW + ow0;
         const vf yv = load_lanes(y + at, c.cnt), dyv = load_lanes(dy + at, c.cnt);
-        // Lane 0's element (0, 0); with padding it may lie before the plane, so the masked
-        // scatter below indexes from the plane's start.
-        const ptrdiff_t first = ptrdiff_t(c.h0) * g.W + c.w0;
         if (!masked) {
           load_windows<K>(g, src.ld, src.at(c.h0, c.w0), c.cnt, v);
           auto ws = window_shape<false, N>(P, N, true, nullptr);
           draw<M>(ws, P, rng, at, c.cnt);
           window_backward<M, false, N, L>(P, ws, v, yv, dyv, gr);
-          if constexpr (K <= 3) {
-            if (c.cnt == kLanes && g.SW == K) {  // disjoint windows: whole rows of dx at once
-              for (int i = 0; i < K; ++i) add_row_columns<K>(dxp + first + i * g.W, gr + i * K);
-              return;
-            }
-          }
         } else {
           load_masked<K>(g, src, c, v, ok);
           auto ws = window_shape<true, N>(P, g.KH * g.KW, g.include_pad, ok);
           draw<M>(ws, P, rng, at, c.cnt);
           window_backward<M, true, N, L>(P, ws, v, yv, dyv, gr);
+          for (int i = 0; i < N; ++i) gr[i] = sel(ok[i], gr[i], splat(0.f));
         }
-        if (!masked && c.cnt == kLanes && (g.SW == 1 || g.SW == 2)) {
-          for (int i = 0; i < K; ++i) add_row_overlapping<K>(dxp + first + i * g.W, g.SW, gr + i * K);
-          return;
+        float* d = d_origin + ptrdiff_t(c.h0) * src.ld + c.w0;  // lane 0's element (0, 0)
+        if (c.cnt == kLanes) {
+          if constexpr (K <= 3) {
+            if (g.SW == K) {  // disjoint windows: whole rows of dx at once
+              for (int i = 0; i < K; ++i) add_row_columns<K>(d + i * src.ld, gr + i * K);
+              return;
+            }
+          }
+          if (g.SW == 1 || g.SW == 2) {
+            for (int i = 0; i < K; ++i) add_row_overlapping<K>(d + i * src.ld, g.SW, gr + i * K);
+            return;
+          }
         }
         // Columns right to left, so that an element covered by several windows of this row
         // receives their gradients in window order, as the generic path adds them.
         for (int i = 0; i < K; ++i)
           for (int j = K - 1; j >= 0; --j)
-            for (int l = 0; l < c.cnt; ++l)
-              if (!masked || ok[i * K + j][l])
-                dxp[first + i * g.W + j + l * g.SW] += gr[i * K + j][l];
+            for (int l = 0; l < c.cnt; ++l) d[i * src.ld + j + l * g.SW] += gr[i * K + j][l];
       });
+    if (margin)
+      for (int h = 0; h < g.H; ++h)
+        std::memcpy(dxp + size_t(h) * g.W, d_origin + size_t(h) * src.ld, sizeof(float) * g.W);
     if (g.relu_in)
       for (int i = 0; i < g.H * g.W; ++i) dxp[i] = pool_input_grad(g, xp[i], dxp[i]);
   }
@@ -723,6 +740,157 @@ void select_rows_recording(const PoolGeom& g, int n, const float* x, float* y, i
   }
 }
 
+// ---- four planes per vector ----
+//
+// Four planes' windows at the same position fill every lane, whatever the row length, and a
+// position is padding in all four lanes or in none, so masks cost nothing where windows cross
+// the edge and loads are whole vectors at any stride. The planes are read through a transposed
+// copy (element i of each plane in one vector, made with 4x4 shuffles); backward adds into a
+// transposed dx in window order and stores it back. Measured on 128 x 32 x 32 x 32 (2 threads,
+// docs/benchmarks.md), this beats four windows of a row per vector at every geometry but whole
+// 2x2/2 windows, whose row loads split by shuffles need no transposition; planes above 64 x 64
+// keep the row path, whose working set does not grow with the plane.
+
+inline bool planes_per_vector(const PoolGeom& g) {
+  const bool whole_2x2 = g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && !g.PH && !g.PW;
+  return !whole_2x2 && g.H * g.W <= 64 * 64;
+}
+
+// Four transposed planes in this thread's buffer (relu applied when fused).
+inline const vf* transposed_group(const PoolGeom& g, const float* first_plane, int cnt) {
+  const int HW = g.H * g.W;
+  thread_local std::vector<vf> buffer;
+  if (buffer.size() < size_t(HW)) buffer.resize(HW);
+  transpose_planes(first_plane, size_t(HW), HW, cnt, buffer.data());
+  if (g.relu_in)
+    for (int i = 0; i < HW; ++i) buffer[i] = relu_lanes(buffer[i]);
+  return buffer.data();
+}
+
+// The window whose element (0, 0) is at (h0, w0), from transposed planes T; true if it
+// crosses the plane's edge or is smaller than its template, ok then saying which positions
+// are elements (the same in every lane).
+template <int K>
+inline bool load_plane_window(const PoolGeom& g, const vf* T, int h0, int w0, vf (&v)[K * K],
+                              vi (&ok)[K * K]) {
+  const bool inside = g.KH == K && g.KW == K && h0 >= 0 && h0 + K <= g.H && w0 >= 0 &&
+                      w0 + K <= g.W;
+  for (int i = 0; i < K; ++i)
+    for (int j = 0; j < K; ++j) {
+      const int h = h0 + i, w = w0 + j;
+      const bool e = inside || (i < g.KH && j < g.KW && h >= 0 && h < g.H && w >= 0 && w < g.W);
+      v[i * K + j] = e ? T[h * g.W + w] : vf{};
+      ok[i * K + j] = vi{} - int(e);
+    }
+  return !inside;
+}
+
+template <PoolMethod M, int K, LpKind L>
+void forward_planes(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
+                    const float* x, float* y) {
+  constexpr int N = K * K;
+  const int planes = n * g.C, OHW = g.OH * g.OW, groups = (planes + kLanes - 1) / kLanes;
+#pragma omp parallel for schedule(static)
+  for (int grp = 0; grp < groups; ++grp) {
+    const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
+    const vf* T = transposed_group(g, x + size_t(p0) * g.H * g.W, cnt);
+    for (int oh = 0; oh < g.OH; ++oh)
+      for (int ow = 0; ow < g.OW; ++ow) {
+        vf v[N], r;
+        vi ok[N];
+        const uint64_t out = uint64_t(p0) * OHW + oh * g.OW + ow;
+        if (!load_plane_window<K>(g, T, oh * g.SH - g.PH, ow * g.SW - g.PW, v, ok)) {
+          auto ws = window_shape<false, N>(P, N, true, nullptr);
+          draw<M>(ws, P, rng, out, cnt, OHW);
+          r = window_forward<M, false, N, L>(P, ws, v);
+        } else {
+          auto ws = window_shape<true, N>(P, g.KH * g.KW, g.include_pad, ok);
+          draw<M>(ws, P, rng, out, cnt, OHW);
+          r = window_forward<M, true, N, L>(P, ws, v);
+        }
+        for (int l = 0; l < cnt; ++l) y[out + size_t(l) * OHW] = r[l];
+      }
+  }
+}
+
+template <PoolMethod M, int K, LpKind L>
+void backward_planes(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
+                     const float* x, const float* y, const float* dy, float* dx) {
+  constexpr int N = K * K;
+  const int planes = n * g.C, HW = g.H * g.W, OHW = g.OH * g.OW;
+  const int groups = (planes + kLanes - 1) / kLanes;
+#pragma omp parallel for schedule(static)
+  for (int grp = 0; grp < groups; ++grp) {
+    const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
+    const vf* T = transposed_group(g, x + size_t(p0) * HW, cnt);
+    thread_local std::vector<vf> grads;
+    if (grads.size() < size_t(HW)) grads.resize(HW);
+    vf* D = grads.data();
+    std::fill(D, D + HW, vf{});
+    for (int oh = 0; oh < g.OH; ++oh)
+      for (int ow = 0; ow < g.OW; ++ow) {
+        vf v[N], gr[N] = {};
+        vi ok[N];
+        const uint64_t out = uint64_t(p0) * OHW + oh * g.OW + ow;
+        vf yv, dyv;
+        for (int l = 0; l < kLanes; ++l) {
+          const size_t at = out + size_t(l < cnt ? l : 0) * OHW;
+          yv[l] = y[at];
+          dyv[l] = dy[at];
+        }
+        const int h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
+        const bool masked = load_plane_window<K>(g, T, h0, w0, v, ok);
+        if (!masked) {
+          auto ws = window_shape<false, N>(P, N, true, nullptr);
+          draw<M>(ws, P, rng, out, cnt, OHW);
+          window_backward<M, false, N, L>(P, ws, v, yv, dyv, gr);
+        } else {
+          auto ws = window_shape<true, N>(P, g.KH * g.KW, g.include_pad, ok);
+          draw<M>(ws, P, rng, out, cnt, OHW);
+          window_backward<M, true, N, L>(P, ws, v, yv, dyv, gr);
+        }
+        for (int i = 0; i < K; ++i)
+          for (int j = 0; j < K; ++j)
+            if (!masked || ok[i * K + j][0]) D[(h0 + i) * g.W + w0 + j] += gr[i * K + j];
+      }
+    float* dxp = dx + size_t(p0) * HW;
+    untranspose_planes(D, HW, cnt, dxp, size_t(HW));
+    if (g.relu_in) {
+      const float* xp = x + size_t(p0) * HW;
+      for (size_t i = 0; i < size_t(cnt) * HW; ++i) dxp[i] = pool_input_grad(g, xp[i], dxp[i]);
+    }
+  }
+}
+
+template <bool kMin, int K>
+void select_planes_recording(const PoolGeom& g, int n, const float* x, float* y, int32_t* argmax) {
+  constexpr int N = K * K;
+  const int planes = n * g.C, OHW = g.OH * g.OW, groups = (planes + kLanes - 1) / kLanes;
+#pragma omp parallel for schedule(static)
+  for (int grp = 0; grp < groups; ++grp) {
+    const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
+    const vf* T = transposed_group(g, x + size_t(p0) * g.H * g.W, cnt);
+    for (int oh = 0; oh < g.OH; ++oh)
+      for (int ow = 0; ow < g.OW; ++ow) {
+        vf v[N], m;
+        vi ok[N], at;
+        const int h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
+        if (!load_plane_window<K>(g, T, h0, w0, v, ok)) {
+          const Mask<false, N> all{nullptr};
+          m = kMin ? min_value(v, all, &at) : top_value(v, all, &at);
+        } else {
+          const Mask<true, N> some{ok};
+          m = kMin ? min_value(v, some, &at) : top_value(v, some, &at);
+        }
+        const size_t out = size_t(p0) * OHW + oh * g.OW + ow;
+        for (int l = 0; l < cnt; ++l) {
+          y[out + size_t(l) * OHW] = m[l];
+          argmax[out + size_t(l) * OHW] = (h0 + at[l] / K) * g.W + w0 + at[l] % K;
+        }
+      }
+  }
+}
+
 // The window template for this geometry: K x K with K the larger window side, 2 to 5, and
 // padding smaller than the window (so every window has an element). 0: not covered.
 int window_template(const PoolGeom& g) {
@@ -744,14 +912,19 @@ void with_template(int K, F&& f) {
 template <PoolMethod M, LpKind L>
 void forward_geom(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
                   const float* x, float* y) {
-  with_template(window_template(g), [&](auto K) { forward_rows<M, K(), L>(g, P, rng, n, x, y); });
+  with_template(window_template(g), [&](auto K) {
+    if (planes_per_vector(g)) return forward_planes<M, K(), L>(g, P, rng, n, x, y);
+    forward_rows<M, K(), L>(g, P, rng, n, x, y);
+  });
 }
 
 template <PoolMethod M, LpKind L>
 void backward_geom(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
                    const float* x, const float* y, const float* dy, float* dx) {
-  with_template(window_template(g),
-                [&](auto K) { backward_rows<M, K(), L>(g, P, rng, n, x, y, dy, dx); });
+  with_template(window_template(g), [&](auto K) {
+    if (planes_per_vector(g)) return backward_planes<M, K(), L>(g, P, rng, n, x, y, dy, dx);
+    backward_rows<M, K(), L>(g, P, rng, n, x, y, dy, dx);
+  });
 }
 
 template <bool kForward>
@@ -791,8 +964,12 @@ const char* pool_fast_path(const PoolGeom& g, const PoolWindowParams& p, bool wa
       {"window 2x2", "window 3x3", "window 4x4", "window 5x5"},
       {"window 2x2, masked edges", "window 3x3, masked edges", "window 4x4, masked edges",
        "window 5x5, masked edges"}};
+  static const char* const planes[4] = {
+      "window 2x2, four planes per vector", "window 3x3, four planes per vector",
+      "window 4x4, four planes per vector", "window 5x5, four planes per vector"};
   const int K = window_template(g);
   if (!K) return nullptr;
+  if (planes_per_vector(g)) return planes[K - 2];
   const bool all_inside = g.KH == K && g.KW == K && g.PH == 0 && g.PW == 0 &&
                           (g.OH - 1) * g.SH + K <= g.H && (g.OW - 1) * g.SW + K <= g.W;
   return names[!all_inside][K - 2];
@@ -812,6 +989,9 @@ void pool_fast_select_recording(const PoolGeom& g, const PoolWindowParams& p, in
   if (pool_global_covers(g, p)) return pool_global_select_recording(g, p, n, x, y, argmax);
   const bool min = p.method == PoolMethod::min;
   with_template(window_template(g), [&](auto K) {
+    if (planes_per_vector(g))
+      return min ? select_planes_recording<true, K()>(g, n, x, y, argmax)
+                 : select_planes_recording<false, K()>(g, n, x, y, argmax);
     min ? select_rows_recording<true, K()>(g, n, x, y, argmax)
         : select_rows_recording<false, K()>(g, n, x, y, argmax);
   });

@@ -17,12 +17,6 @@ namespace {
 
 using namespace simd;
 
-inline vf load4(const float* p) {
-  vf r;
-  std::memcpy(&r, p, sizeof r);
-  return r;
-}
-
 // A group of up to four planes, one per lane: at(i) is element i of each (lanes past cnt
 // repeat plane 0), read from a transposed copy made once per group with contiguous loads and
 // 4x4 shuffles (gathering each vector from four planes costs 4 loads and 3 inserts, on every
@@ -38,23 +32,9 @@ struct PlaneLanes {
     thread_local std::vector<vf> buffer;
     if (buffer.size() < size_t(N)) buffer.resize(N);
     vf* out = buffer.data();
-    const float* p[kLanes];
-    for (int l = 0; l < kLanes; ++l) p[l] = base + size_t(l < cnt ? l : 0) * N;
-    int i = 0;
-    for (; i + 4 <= N; i += 4) {
-      const vf a = load4(p[0] + i), b = load4(p[1] + i), c = load4(p[2] + i), d = load4(p[3] + i);
-      const vf ab_lo = __builtin_shufflevector(a, b, 0, 4, 1, 5);
-      const vf ab_hi = __builtin_shufflevector(a, b, 2, 6, 3, 7);
-      const vf cd_lo = __builtin_shufflevector(c, d, 0, 4, 1, 5);
-      const vf cd_hi = __builtin_shufflevector(c, d, 2, 6, 3, 7);
-      out[i] = __builtin_shufflevector(ab_lo, cd_lo, 0, 1, 4, 5);
-      out[i + 1] = __builtin_shufflevector(ab_lo, cd_lo, 2, 3, 6, 7);
-      out[i + 2] = __builtin_shufflevector(ab_hi, cd_hi, 0, 1, 4, 5);
-      out[i + 3] = __builtin_shufflevector(ab_hi, cd_hi, 2, 3, 6, 7);
-    }
-    for (; i < N; ++i) out[i] = vf{p[0][i], p[1][i], p[2][i], p[3][i]};
+    transpose_planes(base, N, N, cnt, out);
     if (g.relu_in)
-      for (i = 0; i < N; ++i) out[i] = sel((out[i] > 0.f) | isnan(out[i]), out[i], splat(0.f));
+      for (int i = 0; i < N; ++i) out[i] = sel((out[i] > 0.f) | isnan(out[i]), out[i], splat(0.f));
     t = out;
   }
   vf at(int i) const { return t[i]; }
@@ -252,24 +232,8 @@ void global_backward(const PoolGeom& g, const PoolWindowParams& P, int n, const 
         put(i, sel(yv > 0.f, gv, splat(0.f)));
       }
     }
-    if constexpr (M != PoolMethod::avgtopk && M != PoolMethod::tmaxavg) {
-      int i = 0;
-      if (cnt == kLanes)
-        for (; i + 4 <= N; i += 4) {
-          const vf a = gb[i], b = gb[i + 1], c = gb[i + 2], e = gb[i + 3];
-          const vf ab_lo = __builtin_shufflevector(a, b, 0, 4, 1, 5);
-          const vf ab_hi = __builtin_shufflevector(a, b, 2, 6, 3, 7);
-          const vf ce_lo = __builtin_shufflevector(c, e, 0, 4, 1, 5);
-          const vf ce_hi = __builtin_shufflevector(c, e, 2, 6, 3, 7);
-          const vf rows[4] = {__builtin_shufflevector(ab_lo, ce_lo, 0, 1, 4, 5),
-                              __builtin_shufflevector(ab_lo, ce_lo, 2, 3, 6, 7),
-                              __builtin_shufflevector(ab_hi, ce_hi, 0, 1, 4, 5),
-                              __builtin_shufflevector(ab_hi, ce_hi, 2, 3, 6, 7)};
-          for (int l = 0; l < kLanes; ++l) std::memcpy(out + size_t(l) * N + i, &rows[l], sizeof(vf));
-        }
-      for (; i < N; ++i)
-        for (int l = 0; l < cnt; ++l) out[size_t(l) * N + i] = gb[i][l];
-    }
+    if constexpr (M != PoolMethod::avgtopk && M != PoolMethod::tmaxavg)
+      untranspose_planes(gb, N, cnt, out, N);
     if (g.relu_in) {
       const float* xp = x + size_t(p0) * N;
       for (size_t i = 0; i < size_t(cnt) * N; ++i) out[i] = pool_input_grad(g, xp[i], out[i]);

@@ -112,4 +112,50 @@ inline void store_lanes(float* p, vf r, int cnt) {
   for (int l = 0; l < cnt; ++l) p[l] = r[l];
 }
 
+// Four planes of N elements, one per lane: out[i] holds element i of each (lanes past cnt
+// repeat plane 0), by contiguous loads and 4x4 shuffles (gathering each vector from four
+// planes costs 4 loads and 3 inserts).
+inline void transpose_planes(const float* base, size_t stride, int N, int cnt, vf* out) {
+  const float* p[kLanes];
+  for (int l = 0; l < kLanes; ++l) p[l] = base + (l < cnt ? l : 0) * stride;
+  auto load = [](const float* a) {
+    vf r;
+    std::memcpy(&r, a, sizeof r);
+    return r;
+  };
+  int i = 0;
+  for (; i + 4 <= N; i += 4) {
+    const vf a = load(p[0] + i), b = load(p[1] + i), c = load(p[2] + i), d = load(p[3] + i);
+    const vf ab_lo = __builtin_shufflevector(a, b, 0, 4, 1, 5);
+    const vf ab_hi = __builtin_shufflevector(a, b, 2, 6, 3, 7);
+    const vf cd_lo = __builtin_shufflevector(c, d, 0, 4, 1, 5);
+    const vf cd_hi = __builtin_shufflevector(c, d, 2, 6, 3, 7);
+    out[i] = __builtin_shufflevector(ab_lo, cd_lo, 0, 1, 4, 5);
+    out[i + 1] = __builtin_shufflevector(ab_lo, cd_lo, 2, 3, 6, 7);
+    out[i + 2] = __builtin_shufflevector(ab_hi, cd_hi, 0, 1, 4, 5);
+    out[i + 3] = __builtin_shufflevector(ab_hi, cd_hi, 2, 3, 6, 7);
+  }
+  for (; i < N; ++i) out[i] = vf{p[0][i], p[1][i], p[2][i], p[3][i]};
+}
+
+// The inverse: lane l of in[i] to element i of plane l, for the first cnt planes.
+inline void untranspose_planes(const vf* in, int N, int cnt, float* base, size_t stride) {
+  int i = 0;
+  if (cnt == kLanes)
+    for (; i + 4 <= N; i += 4) {
+      const vf a = in[i], b = in[i + 1], c = in[i + 2], d = in[i + 3];
+      const vf ab_lo = __builtin_shufflevector(a, b, 0, 4, 1, 5);
+      const vf ab_hi = __builtin_shufflevector(a, b, 2, 6, 3, 7);
+      const vf cd_lo = __builtin_shufflevector(c, d, 0, 4, 1, 5);
+      const vf cd_hi = __builtin_shufflevector(c, d, 2, 6, 3, 7);
+      const vf rows[kLanes] = {__builtin_shufflevector(ab_lo, cd_lo, 0, 1, 4, 5),
+                               __builtin_shufflevector(ab_lo, cd_lo, 2, 3, 6, 7),
+                               __builtin_shufflevector(ab_hi, cd_hi, 0, 1, 4, 5),
+                               __builtin_shufflevector(ab_hi, cd_hi, 2, 3, 6, 7)};
+      for (int l = 0; l < kLanes; ++l) std::memcpy(base + l * stride + i, &rows[l], sizeof(vf));
+    }
+  for (; i < N; ++i)
+    for (int l = 0; l < cnt; ++l) base[l * stride + i] = in[i][l];
+}
+
 }  // namespace convpool::cpu::simd
