@@ -43,7 +43,8 @@ const Geometry kGeometries[] = {
 // Plane sizes: over 64 x 64 (four windows of a row per vector), smaller ones (four planes per
 // vector), ragged rows (not a multiple of 4 outputs), planes barely larger than a window, and
 // planes smaller than a padded window.
-const std::pair<int, int> kPlanes[] = {{9, 467}, {21, 37}, {13, 11}, {7, 9}, {4, 4}, {5, 6}, {2, 3}};
+const std::pair<int, int> kPlanes[] = {{9, 467}, {21, 37}, {13, 11}, {7, 9},
+                                       {4, 4},   {5, 6},   {2, 3}};
 
 struct Method {
   const char* name;
@@ -93,9 +94,7 @@ PoolGeom geometry(const Geometry& G, int C, int H, int W, bool include_pad, bool
 }
 
 // Whether the geometry has at least one output and every window an element.
-bool usable(const PoolGeom& g) {
-  return g.OH >= 1 && g.OW >= 1 && g.PH < g.KH && g.PW < g.KW;
-}
+bool usable(const PoolGeom& g) { return g.OH >= 1 && g.OW >= 1 && g.PH < g.KH && g.PW < g.KW; }
 
 // Inputs drawn from a few values, so that windows hold ties (and -0 beside +0).
 std::vector<float> tied_input(size_t n, std::mt19937_64& rng, bool specials) {
@@ -245,23 +244,28 @@ void check(const Case& c, std::mt19937_64& rng) {
   const std::vector<float> x = tied_input(in, rng, c.specials);
   std::vector<float> dy = tied_input(out, rng, false);
   const float poison = std::numeric_limits<float>::quiet_NaN();
-  std::vector<float> y_fast(out, poison), y_gen(out, poison), dx_fast(in, poison), dx_gen(in, poison);
+  std::vector<float> y_fast(out, poison), y_gen(out, poison), dx_fast(in, poison),
+      dx_gen(in, poison);
   const PoolRng draws{7, 2, 5, 1000};
   cpu::pool_forward_fast(g, P, draws, n, x.data(), y_fast.data());
   cpu::pool_forward_generic(g, P, draws, n, x.data(), y_gen.data());
   cpu::pool_backward_fast(g, P, draws, n, x.data(), y_gen.data(), dy.data(), dx_fast.data());
   cpu::pool_backward_generic(g, P, draws, n, x.data(), y_gen.data(), dy.data(), dx_gen.data());
   for (size_t i = 0; i < out; ++i) {
-    if (c.m.exact) ASSERT_TRUE(same_bits(y_fast[i], y_gen[i]))
-        << c.what() << ": output " << i << " fast " << y_fast[i] << " generic " << y_gen[i];
-    else ASSERT_TRUE(close(y_fast[i], y_gen[i]) || (std::isinf(y_gen[i]) && y_fast[i] == y_gen[i]))
-        << c.what() << ": output " << i << " fast " << y_fast[i] << " generic " << y_gen[i];
+    if (c.m.exact)
+      ASSERT_TRUE(same_bits(y_fast[i], y_gen[i]))
+          << c.what() << ": output " << i << " fast " << y_fast[i] << " generic " << y_gen[i];
+    else
+      ASSERT_TRUE(close(y_fast[i], y_gen[i]) || (std::isinf(y_gen[i]) && y_fast[i] == y_gen[i]))
+          << c.what() << ": output " << i << " fast " << y_fast[i] << " generic " << y_gen[i];
   }
   for (size_t i = 0; i < in; ++i) {
-    if (c.m.exact) ASSERT_TRUE(same_bits(dx_fast[i], dx_gen[i]))
-        << c.what() << ": dx " << i << " fast " << dx_fast[i] << " generic " << dx_gen[i];
-    else ASSERT_TRUE(close(dx_fast[i], dx_gen[i]))
-        << c.what() << ": dx " << i << " fast " << dx_fast[i] << " generic " << dx_gen[i];
+    if (c.m.exact)
+      ASSERT_TRUE(same_bits(dx_fast[i], dx_gen[i]))
+          << c.what() << ": dx " << i << " fast " << dx_fast[i] << " generic " << dx_gen[i];
+    else
+      ASSERT_TRUE(close(dx_fast[i], dx_gen[i]))
+          << c.what() << ": dx " << i << " fast " << dx_fast[i] << " generic " << dx_gen[i];
   }
   // Max and min as the training layer runs them: recording the selection, backward a scatter.
   if (P.method == PoolMethod::max || P.method == PoolMethod::min) {
@@ -338,7 +342,6 @@ TEST(PoolGeometry, TheBenchmarkGeometriesNameTheirPath) {
   const PoolGeom two = make_pool_geom(64, 32, 32, 2, 2, 2, 2, 0, 0, true, false);
   p.method = PoolMethod::avgtopk;
   EXPECT_STREQ(cpu::pool_path(two, p, false, false), "window 2x2");
-
 }
 
 }  // namespace

@@ -52,7 +52,8 @@ inline void sort_descending(simd::vf (&v)[N]) {
       v[b] = sel(keep, y, x);
     };
     (exchange(net.a[I], net.b[I]), ...);
-  }(std::make_index_sequence<net.size>{});
+  }
+  (std::make_index_sequence<net.size>{});
 }
 
 }  // namespace convpool::cpu

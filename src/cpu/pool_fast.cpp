@@ -1,9 +1,5 @@
 #include "pool_fast.h"
 
-#include "kernels/philox.cuh"
-#include "pool_avgtopk_network.h"
-#include "pool_simd.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -11,326 +7,16 @@
 #include <type_traits>
 #include <vector>
 
+#include "pool_fast_planes.h"
+#include "pool_simd.h"
+#include "pool_window_simd.h"
+
 namespace convpool::cpu {
 
 namespace {
 
 using namespace simd;
-
-// ---- per-window math, window size N known at compile time ----
-//
-// kMasked: some of a lane's N positions are not window elements (padding, or the columns and
-// rows a smaller or non-square window leaves of the K x K template): ok[i] says which are.
-// Every masked position is left out as the generic path leaves it out of its gathered
-// window: extremes skip it, sums add -0 (which changes no float), counts and ranks skip it.
-
-template <bool kMasked, int N>
-struct Mask {
-  const vi* ok;
-  vi at(int i) const {
-    if constexpr (kMasked) return ok[i];
-    else return vi{} - 1;
-  }
-  // Lane-wise count of window elements, as floats.
-  vf count() const {
-    if constexpr (kMasked) {
-      vi c = vi{};
-      for (int i = 0; i < N; ++i) c -= ok[i];
-      return __builtin_convertvector(c, vf);
-    } else {
-      return splat(float(N));
-    }
-  }
-  vf only(int i, vf x, float other) const {
-    if constexpr (kMasked) return sel(ok[i], x, splat(other));
-    else return x;
-  }
-};
-
-// The selected element of each lane's window and its position: max as pool_argmax ranks (the
-// first NaN, else the first maximum), min as pool_argmin (the first NaN, else the first
-// minimum). A tree of pairwise tournaments in which the later half wins only if strictly
-// better picks what the in-order scan picks, with a dependency chain of log2(N) steps instead
-// of N.
-struct Pick {
-  vf m;
-  vi at, have;
-};
-
-template <bool kMin, bool kM, int N, int lo, int hi>
-inline Pick pick_range(const vf (&v)[N], Mask<kM, N> ok) {
-  if constexpr (hi - lo == 1) {
-    return {v[lo], vi{} + lo, ok.at(lo)};
-  } else {
-    constexpr int mid = lo + (hi - lo) / 2;
-    const Pick a = pick_range<kMin, kM, N, lo, mid>(v, ok);
-    const Pick b = pick_range<kMin, kM, N, mid, hi>(v, ok);
-    vi later = kMin ? ~isnan(a.m) & (isnan(b.m) | (b.m < a.m))
-                    : (isnan(b.m) & ~isnan(a.m)) | (b.m > a.m);
-    if constexpr (kM) later = b.have & (later | ~a.have);
-    return {sel(later, b.m, a.m), later ? b.at : a.at, a.have | b.have};
-  }
-}
-
-template <bool kM, int N>
-inline vf top_value(const vf (&v)[N], Mask<kM, N> ok, vi* at = nullptr) {
-  const Pick p = pick_range<false, kM, N, 0, N>(v, ok);
-  if (at) *at = p.at;
-  return p.m;
-}
-
-template <bool kM, int N>
-inline vf min_value(const vf (&v)[N], Mask<kM, N> ok, vi* at = nullptr) {
-  const Pick p = pick_range<true, kM, N, 0, N>(v, ok);
-  if (at) *at = p.at;
-  return p.m;
-}
-
-template <bool kM, int N>
-inline vf sum_in_order(const vf (&v)[N], Mask<kM, N> ok) {
-  vf s = vf{};
-  for (int i = 0; i < N; ++i) s += ok.only(i, v[i], -0.f);
-  return s;
-}
-
-// fmaxf over the window, as pool_softpool computes it (NaN dropped unless all are NaN).
-template <bool kM, int N>
-inline vf fmax_all(const vf (&v)[N], Mask<kM, N> ok) {
-  vf m = v[0];
-  vi have = ok.at(0);
-  for (int i = 1; i < N; ++i) {
-    vi t = (v[i] > m) | isnan(m);
-    if constexpr (kM) {
-      t = ok.at(i) & (t | ~have);
-      have |= ok.at(i);
-    }
-    m = sel(t, v[i], m);
-  }
-  return m;
-}
-
-// The window's values sorted descending (NaN first), masked positions as -inf: they sort
-// behind every element (an element equal to -inf ties with them in value only, and the
-// callers read values, never positions, of the sorted copy).
-template <bool kM, int N>
-inline void sorted_values(const vf (&v)[N], Mask<kM, N> ok, vf (&w)[N]) {
-  for (int i = 0; i < N; ++i) w[i] = ok.only(i, v[i], -std::numeric_limits<float>::infinity());
-  sort_descending(w);
-}
-
-// What the per-method math needs of a lane's window beyond its values: which positions are
-// elements, how many of the largest it averages (k, or fewer in a window with fewer elements)
-// and an average's divisor.
-template <bool kM, int N>
-struct WindowShape {
-  Mask<kM, N> ok;
-  vi k;        // avgtopk, tmaxavg: min(k, elements)
-  vf divisor;  // avg, mixed
-  vf u = vf{};  // stochastic, training: each window's uniform draw
-};
-
-template <bool kM, int N>
-inline WindowShape<kM, N> window_shape(const PoolWindowParams& P, int full_size, bool include_pad,
-                                       const vi* ok) {
-  const Mask<kM, N> m{ok};
-  const vf count = m.count();
-  const vi elements = __builtin_convertvector(count, vi);
-  const vi k = elements < P.k ? elements : vi{} + P.k;
-  return {m, k, include_pad ? splat(float(full_size)) : count};
-}
-
-// pool_stochastic_pick, lane-wise: the window position drawn with probability max(v, 0) / sum
-// (the first NaN, else the first +inf, with certainty; the first element of an all-zero
-// window), scanning in window order as the generic path does.
-template <bool kM, int N>
-inline vi stochastic_pick(const vf (&v)[N], Mask<kM, N> ok, vf u) {
-  vi nan_at = vi{} - 1, inf_at = vi{} - 1, first = vi{} - 1;
-  vf s = vf{};
-  for (int i = 0; i < N; ++i) {
-    const vi here = ok.at(i);
-    nan_at = (here & isnan(v[i]) & (nan_at < 0)) ? vi{} + i : nan_at;
-    inf_at = (here & (v[i] > kPoolFloatMax) & (inf_at < 0)) ? vi{} + i : inf_at;
-    first = (here & (first < 0)) ? vi{} + i : first;
-    s += ok.only(i, sel(v[i] > 0.f, v[i], splat(0.f)), 0.f);
-  }
-  const vf target = u * s;
-  vf c = vf{};
-  vi pick = vi{} - 1, last_positive = first;
-  for (int i = 0; i < N; ++i) {
-    const vf w = ok.only(i, sel(v[i] > 0.f, v[i], splat(0.f)), 0.f);
-    last_positive = (w > 0.f) ? vi{} + i : last_positive;
-    c += w;
-    pick = (ok.at(i) & (pick < 0) & (target < c)) ? vi{} + i : pick;
-  }
-  pick = pick < 0 ? last_positive : pick;  // rounding put the target at the very end
-  pick = s > 0.f ? pick : first;
-  pick = inf_at >= 0 ? inf_at : pick;
-  return nan_at >= 0 ? nan_at : pick;
-}
-
-// sum v^2 / sum v over v > 0: evaluation-time stochastic pooling's sums, in window order.
-template <bool kM, int N>
-inline void stochastic_sums(const vf (&v)[N], Mask<kM, N> ok, vf& s, vf& q) {
-  s = vf{}, q = vf{};
-  for (int i = 0; i < N; ++i) {
-    const vf w = ok.only(i, sel(v[i] > 0.f, v[i], splat(0.f)), 0.f);
-    s += w;
-    q += w * w;
-  }
-}
-
-template <PoolMethod M, bool kM, int N, LpKind L>
-inline vf window_forward(const PoolWindowParams& P, const WindowShape<kM, N>& ws, vf (&v)[N]) {
-  const Mask<kM, N> ok = ws.ok;
-  if constexpr (M == PoolMethod::max) {
-    return top_value(v, ok);
-  } else if constexpr (M == PoolMethod::min) {
-    return min_value(v, ok);
-  } else if constexpr (M == PoolMethod::stochastic) {
-    if (P.training) {
-      const vi at = stochastic_pick(v, ok, ws.u);
-      vf out = v[0];
-      for (int i = 1; i < N; ++i) out = sel(at == i, v[i], out);
-      return out;
-    }
-    vi nan_at = vi{} - 1, inf = vi{};
-    for (int i = 0; i < N; ++i) {
-      nan_at = (ok.at(i) & isnan(v[i]) & (nan_at < 0)) ? vi{} + i : nan_at;
-      inf |= ok.at(i) & (v[i] > kPoolFloatMax);
-    }
-    vf s, q, nan = v[0];
-    stochastic_sums(v, ok, s, q);
-    for (int i = 1; i < N; ++i) nan = sel(nan_at == i, v[i], nan);
-    vf out = sel(s > 0.f, q / s, splat(0.f));
-    out = sel(inf, splat(HUGE_VALF), out);
-    return sel(nan_at >= 0, nan, out);
-  } else if constexpr (M == PoolMethod::avg) {
-    return sum_in_order(v, ok) / ws.divisor;
-  } else if constexpr (M == PoolMethod::mixed) {
-    return P.lambda * top_value(v, ok) + (1.f - P.lambda) * (sum_in_order(v, ok) / ws.divisor);
-  } else if constexpr (M == PoolMethod::avgtopk || M == PoolMethod::tmaxavg) {
-    vf w[N];
-    sorted_values(v, ok, w);
-    vf s = vf{};
-    for (int r = 0; r < N; ++r) s += sel(ws.k > r, w[r], splat(-0.f));  // in rank order
-    const vf mean = s / __builtin_convertvector(ws.k, vf);
-    if constexpr (M == PoolMethod::tmaxavg) return sel(w[0] >= P.threshold, w[0], mean);
-    return mean;
-  } else if constexpr (M == PoolMethod::softpool) {
-    const vf m = fmax_all(v, ok);
-    vf num = vf{}, den = vf{};
-    for (int i = 0; i < N; ++i) {
-      const vf e = exp_nonpositive(v[i] - m);
-      num += ok.only(i, e * v[i], -0.f);
-      den += ok.only(i, e, -0.f);
-    }
-    return sel(m > kPoolFloatMax, m, num / den);
-  } else {  // lp
-    vi nan = vi{};
-    vf m = vf{};
-    for (int i = 0; i < N; ++i) {
-      nan |= ok.at(i) & isnan(v[i]);
-      const vf a = ok.only(i, vabs(v[i]), 0.f);
-      m = sel(a > m, a, m);
-    }
-    vf s = vf{};
-    for (int i = 0; i < N; ++i) s += ok.only(i, lp_power<L>(vabs(v[i]) / m, P.p), -0.f);
-    vf out = m * lp_root<L>(s, P.p);
-    out = sel(m > kPoolFloatMax, m, out);
-    out = sel(m == 0.f, splat(0.f), out);
-    return sel(nan, splat(std::numeric_limits<float>::quiet_NaN()), out);
-  }
-}
-
-// gr[i] = dy * d(forward)/d(v_i), as pool_window_backward_ranked computes it (masked
-// positions receive values no caller reads).
-template <PoolMethod M, bool kM, int N, LpKind L>
-inline void window_backward(const PoolWindowParams& P, const WindowShape<kM, N>& ws,
-                            const vf (&v)[N], vf y, vf dy, vf (&gr)[N]) {
-  const Mask<kM, N> ok = ws.ok;
-  if constexpr (M == PoolMethod::max || M == PoolMethod::min) {
-    // The element pool_argmax (pool_argmin) picks is the first one equal to the output, NaN
-    // matching NaN (the first NaN wins; else the first extreme, -0 and +0 being equal): N
-    // independent compares instead of the forward's serial tournament.
-    vi found = vi{};
-    const vi y_nan = isnan(y);
-    for (int i = 0; i < N; ++i) {
-      const vi hit = ok.at(i) & ((v[i] == y) | (isnan(v[i]) & y_nan)) & ~found;
-      gr[i] = sel(hit, dy, splat(0.f));
-      found |= hit;
-    }
-  } else if constexpr (M == PoolMethod::stochastic) {
-    if (P.training) {
-      const vi at = stochastic_pick(v, ok, ws.u);
-      for (int i = 0; i < N; ++i) gr[i] = sel(at == i, dy, splat(0.f));
-      return;
-    }
-    vf s, q;
-    stochastic_sums(v, ok, s, q);
-    for (int i = 0; i < N; ++i) {
-      const vf g = dy * (2.f * v[i] * s - q) / (s * s);
-      gr[i] = sel((s > 0.f) & (v[i] > 0.f), g, splat(0.f));
-    }
-  } else if constexpr (M == PoolMethod::avg) {
-    for (int i = 0; i < N; ++i) gr[i] = dy / ws.divisor;
-  } else if constexpr (M == PoolMethod::mixed) {
-    vi at;
-    top_value(v, ok, &at);
-    const vf base = dy * (1.f - P.lambda) / ws.divisor, top = dy * P.lambda;
-    for (int i = 0; i < N; ++i) gr[i] = sel(at == i, base + top, base);
-  } else if constexpr (M == PoolMethod::avgtopk || M == PoolMethod::tmaxavg) {
-    // Selected = ranked among the first kk (pool_ranks_before: NaN first, then larger, then
-    // the lower window index). With t the kk-th largest value: every element ranked above t
-    // is selected, and of those equal to t the first (kk - above) in window order. One sort
-    // and two passes instead of N * N rank comparisons.
-    vf w[N];
-    sorted_values(v, ok, w);
-    vi only_max = vi{};
-    if constexpr (M == PoolMethod::tmaxavg) only_max = w[0] >= P.threshold;
-    const vi kk = only_max ? vi{} + 1 : ws.k;
-    const vf share = sel(only_max, dy, dy / __builtin_convertvector(ws.k, vf));
-    vf t = w[0];
-    for (int r = 1; r < N; ++r) t = sel(kk > r, w[r], t);
-    const vi t_nan = isnan(t);
-    vi above[N], equal[N], left = kk;
-    for (int i = 0; i < N; ++i) {
-      above[i] = ok.at(i) & ((isnan(v[i]) & ~t_nan) | (v[i] > t));
-      equal[i] = ok.at(i) & ((v[i] == t) | (isnan(v[i]) & t_nan));
-      left += above[i];  // a true mask is -1
-    }
-    for (int i = 0; i < N; ++i) {
-      const vi take = above[i] | (equal[i] & (left > 0));
-      left += equal[i];
-      gr[i] = sel(take, share, splat(0.f));
-    }
-  } else if constexpr (M == PoolMethod::softpool) {
-    const vf m = fmax_all(v, ok);
-    vi count = vi{};
-    vf den = vf{}, e[N];
-    for (int i = 0; i < N; ++i) {
-      count -= ok.at(i) & (v[i] > kPoolFloatMax);
-      e[i] = exp_nonpositive(v[i] - m);
-      den += ok.only(i, e[i], -0.f);
-    }
-    const vi inf = m > kPoolFloatMax;
-    const vf inf_share = dy / __builtin_convertvector(count > 0 ? count : vi{} + 1, vf);
-    const vf scale = dy / den;  // one division per window (the generic path divides per element)
-    for (int i = 0; i < N; ++i) {
-      const vf g = scale * e[i] * (1.f + v[i] - y);
-      gr[i] = sel(inf, sel(v[i] > kPoolFloatMax, inf_share, splat(0.f)), g);
-    }
-  } else {  // lp
-    const float pm1 = P.p - 1.f;
-    for (int i = 0; i < N; ++i) {
-      const vf a = vabs(v[i]);
-      const vf s = sel(v[i] > 0.f, splat(1.f), splat(-1.f));
-      vf g = dy * s * lp_grad_power<L>(a / y, pm1);
-      g = sel(a > 0.f, g, splat(0.f));
-      g = sel(y > kPoolFloatMax, sel(a > kPoolFloatMax, dy * s, splat(0.f)), g);
-      gr[i] = sel(y > 0.f, g, splat(0.f));
-    }
-  }
-}
+using namespace pool_window;
 
 // ---- loading windows ----
 
@@ -409,8 +95,6 @@ inline bool load_row_columns(const float* e, int S, vf* col) {
   return false;
 }
 
-inline vf relu_lanes(vf v) { return sel((v > 0.f) | isnan(v), v, splat(0.f)); }
-
 // Where a plane's windows are read: the plane itself, or a copy of it inside a margin when
 // windows cross its edge (padding) or are smaller than their K x K template, so that every
 // chunk loads whole templates with load_row_columns and is masked by position alone.
@@ -434,7 +118,8 @@ inline Source source_for(const PoolGeom& g, const float* xp) {
   const int ld = g.W + 2 * g.PW + K, rows = g.H + 2 * g.PH + K;
   if (buffer.size() < size_t(ld) * rows) buffer.resize(size_t(ld) * rows);
   float* origin = buffer.data() + size_t(g.PH) * ld + g.PW;
-  for (int h = 0; h < g.H; ++h) std::memcpy(origin + size_t(h) * ld, xp + size_t(h) * g.W, sizeof(float) * g.W);
+  for (int h = 0; h < g.H; ++h)
+    std::memcpy(origin + size_t(h) * ld, xp + size_t(h) * g.W, sizeof(float) * g.W);
   return {origin, ld};
 }
 
@@ -512,22 +197,6 @@ inline void for_each_chunk(const PoolGeom& g, const Interior& in, int oh, F&& f)
   }
 }
 
-// Stochastic pooling's draws for the chunk's windows, from their global output indices, as
-// the generic path draws them (training only; other methods draw nothing).
-// Lane l's output is first_output + l * lane_stride.
-template <PoolMethod M, bool kM, int N>
-inline void draw(WindowShape<kM, N>& ws, const PoolWindowParams& P, const PoolRng& rng,
-                 uint64_t first_output, int cnt, uint64_t lane_stride = 1) {
-  if constexpr (M == PoolMethod::stochastic) {
-    if (!P.training) return;
-    for (int l = 0; l < kLanes; ++l)
-      ws.u[l] = philox_uniform(rng.seed, kRngPoolSample, rng.layer, uint32_t(rng.step),
-                               rng.first_output + first_output + (l < cnt ? l : 0) * lane_stride);
-  } else {
-    (void)ws, (void)P, (void)rng, (void)first_output, (void)cnt, (void)lane_stride;
-  }
-}
-
 template <PoolMethod M, int K, LpKind L>
 void forward_rows(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
                   const float* x, float* y) {
@@ -585,11 +254,16 @@ inline void add_row_columns(float* d, const vf* col) {
 template <int s>
 inline vf shift_up(vf a) {
   const vf z = vf{};
-  if constexpr (s == 0) return a;
-  else if constexpr (s == 1) return __builtin_shufflevector(z, a, 0, 4, 5, 6);
-  else if constexpr (s == 2) return __builtin_shufflevector(z, a, 0, 1, 4, 5);
-  else if constexpr (s == 3) return __builtin_shufflevector(z, a, 0, 1, 2, 4);
-  else return z;
+  if constexpr (s == 0)
+    return a;
+  else if constexpr (s == 1)
+    return __builtin_shufflevector(z, a, 0, 4, 5, 6);
+  else if constexpr (s == 2)
+    return __builtin_shufflevector(z, a, 0, 1, 4, 5);
+  else if constexpr (s == 3)
+    return __builtin_shufflevector(z, a, 0, 1, 2, 4);
+  else
+    return z;
 }
 
 // One template row of the gradients of four overlapping windows at stride S (1 or 2), added
@@ -610,7 +284,8 @@ inline void add_row_overlapping(float* d, int S, const vf* col) {
     for (int j = 0; j < K; ++j) acc[j] = col[j];
     [&]<int... J>(std::integer_sequence<int, J...>) {
       add(d, shift_up<K - 1 - J>(acc[K - 1 - J])...);
-    }(std::make_integer_sequence<int, K>{});
+    }
+    (std::make_integer_sequence<int, K>{});
     for (int p = 4; p < 3 + K; ++p)
       for (int l = 0; l < kLanes; ++l)
         if (p - l >= 0 && p - l < K) d[p] += col[p - l][l];
@@ -624,7 +299,8 @@ inline void add_row_overlapping(float* d, int S, const vf* col) {
     e += j == 0 ? col[0] : j == 2 ? shift_up<1>(col[2]) : shift_up<2>(col[4 < K ? 4 : 0]);
   for (int j = (K % 2 == 0 ? K - 1 : K - 2); j >= 1; j -= 2)
     o += j == 1 ? col[1] : shift_up<1>(col[3 < K ? 3 : 0]);
-  const vf lo = __builtin_shufflevector(e, o, 0, 4, 1, 5), hi = __builtin_shufflevector(e, o, 2, 6, 3, 7);
+  const vf lo = __builtin_shufflevector(e, o, 0, 4, 1, 5),
+           hi = __builtin_shufflevector(e, o, 2, 6, 3, 7);
   std::memcpy(d, &lo, sizeof lo);
   std::memcpy(d + 4, &hi, sizeof hi);
   for (int p = 8; p < 6 + K; ++p)
@@ -740,157 +416,6 @@ void select_rows_recording(const PoolGeom& g, int n, const float* x, float* y, i
   }
 }
 
-// ---- four planes per vector ----
-//
-// Four planes' windows at the same position fill every lane, whatever the row length, and a
-// position is padding in all four lanes or in none, so masks cost nothing where windows cross
-// the edge and loads are whole vectors at any stride. The planes are read through a transposed
-// copy (element i of each plane in one vector, made with 4x4 shuffles); backward adds into a
-// transposed dx in window order and stores it back. Measured on 128 x 32 x 32 x 32 (2 threads,
-// docs/benchmarks.md), this beats four windows of a row per vector at every geometry but whole
-// 2x2/2 windows, whose row loads split by shuffles need no transposition; planes above 64 x 64
-// keep the row path, whose working set does not grow with the plane.
-
-inline bool planes_per_vector(const PoolGeom& g) {
-  const bool whole_2x2 = g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && !g.PH && !g.PW;
-  return !whole_2x2 && g.H * g.W <= 64 * 64;
-}
-
-// Four transposed planes in this thread's buffer (relu applied when fused).
-inline const vf* transposed_group(const PoolGeom& g, const float* first_plane, int cnt) {
-  const int HW = g.H * g.W;
-  thread_local std::vector<vf> buffer;
-  if (buffer.size() < size_t(HW)) buffer.resize(HW);
-  transpose_planes(first_plane, size_t(HW), HW, cnt, buffer.data());
-  if (g.relu_in)
-    for (int i = 0; i < HW; ++i) buffer[i] = relu_lanes(buffer[i]);
-  return buffer.data();
-}
-
-// The window whose element (0, 0) is at (h0, w0), from transposed planes T; true if it
-// crosses the plane's edge or is smaller than its template, ok then saying which positions
-// are elements (the same in every lane).
-template <int K>
-inline bool load_plane_window(const PoolGeom& g, const vf* T, int h0, int w0, vf (&v)[K * K],
-                              vi (&ok)[K * K]) {
-  const bool inside = g.KH == K && g.KW == K && h0 >= 0 && h0 + K <= g.H && w0 >= 0 &&
-                      w0 + K <= g.W;
-  for (int i = 0; i < K; ++i)
-    for (int j = 0; j < K; ++j) {
-      const int h = h0 + i, w = w0 + j;
-      const bool e = inside || (i < g.KH && j < g.KW && h >= 0 && h < g.H && w >= 0 && w < g.W);
-      v[i * K + j] = e ? T[h * g.W + w] : vf{};
-      ok[i * K + j] = vi{} - int(e);
-    }
-  return !inside;
-}
-
-template <PoolMethod M, int K, LpKind L>
-void forward_planes(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
-                    const float* x, float* y) {
-  constexpr int N = K * K;
-  const int planes = n * g.C, OHW = g.OH * g.OW, groups = (planes + kLanes - 1) / kLanes;
-#pragma omp parallel for schedule(static)
-  for (int grp = 0; grp < groups; ++grp) {
-    const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
-    const vf* T = transposed_group(g, x + size_t(p0) * g.H * g.W, cnt);
-    for (int oh = 0; oh < g.OH; ++oh)
-      for (int ow = 0; ow < g.OW; ++ow) {
-        vf v[N], r;
-        vi ok[N];
-        const uint64_t out = uint64_t(p0) * OHW + oh * g.OW + ow;
-        if (!load_plane_window<K>(g, T, oh * g.SH - g.PH, ow * g.SW - g.PW, v, ok)) {
-          auto ws = window_shape<false, N>(P, N, true, nullptr);
-          draw<M>(ws, P, rng, out, cnt, OHW);
-          r = window_forward<M, false, N, L>(P, ws, v);
-        } else {
-          auto ws = window_shape<true, N>(P, g.KH * g.KW, g.include_pad, ok);
-          draw<M>(ws, P, rng, out, cnt, OHW);
-          r = window_forward<M, true, N, L>(P, ws, v);
-        }
-        for (int l = 0; l < cnt; ++l) y[out + size_t(l) * OHW] = r[l];
-      }
-  }
-}
-
-template <PoolMethod M, int K, LpKind L>
-void backward_planes(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
-                     const float* x, const float* y, const float* dy, float* dx) {
-  constexpr int N = K * K;
-  const int planes = n * g.C, HW = g.H * g.W, OHW = g.OH * g.OW;
-  const int groups = (planes + kLanes - 1) / kLanes;
-#pragma omp parallel for schedule(static)
-  for (int grp = 0; grp < groups; ++grp) {
-    const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
-    const vf* T = transposed_group(g, x + size_t(p0) * HW, cnt);
-    thread_local std::vector<vf> grads;
-    if (grads.size() < size_t(HW)) grads.resize(HW);
-    vf* D = grads.data();
-    std::fill(D, D + HW, vf{});
-    for (int oh = 0; oh < g.OH; ++oh)
-      for (int ow = 0; ow < g.OW; ++ow) {
-        vf v[N], gr[N] = {};
-        vi ok[N];
-        const uint64_t out = uint64_t(p0) * OHW + oh * g.OW + ow;
-        vf yv, dyv;
-        for (int l = 0; l < kLanes; ++l) {
-          const size_t at = out + size_t(l < cnt ? l : 0) * OHW;
-          yv[l] = y[at];
-          dyv[l] = dy[at];
-        }
-        const int h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
-        const bool masked = load_plane_window<K>(g, T, h0, w0, v, ok);
-        if (!masked) {
-          auto ws = window_shape<false, N>(P, N, true, nullptr);
-          draw<M>(ws, P, rng, out, cnt, OHW);
-          window_backward<M, false, N, L>(P, ws, v, yv, dyv, gr);
-        } else {
-          auto ws = window_shape<true, N>(P, g.KH * g.KW, g.include_pad, ok);
-          draw<M>(ws, P, rng, out, cnt, OHW);
-          window_backward<M, true, N, L>(P, ws, v, yv, dyv, gr);
-        }
-        for (int i = 0; i < K; ++i)
-          for (int j = 0; j < K; ++j)
-            if (!masked || ok[i * K + j][0]) D[(h0 + i) * g.W + w0 + j] += gr[i * K + j];
-      }
-    float* dxp = dx + size_t(p0) * HW;
-    untranspose_planes(D, HW, cnt, dxp, size_t(HW));
-    if (g.relu_in) {
-      const float* xp = x + size_t(p0) * HW;
-      for (size_t i = 0; i < size_t(cnt) * HW; ++i) dxp[i] = pool_input_grad(g, xp[i], dxp[i]);
-    }
-  }
-}
-
-template <bool kMin, int K>
-void select_planes_recording(const PoolGeom& g, int n, const float* x, float* y, int32_t* argmax) {
-  constexpr int N = K * K;
-  const int planes = n * g.C, OHW = g.OH * g.OW, groups = (planes + kLanes - 1) / kLanes;
-#pragma omp parallel for schedule(static)
-  for (int grp = 0; grp < groups; ++grp) {
-    const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
-    const vf* T = transposed_group(g, x + size_t(p0) * g.H * g.W, cnt);
-    for (int oh = 0; oh < g.OH; ++oh)
-      for (int ow = 0; ow < g.OW; ++ow) {
-        vf v[N], m;
-        vi ok[N], at;
-        const int h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
-        if (!load_plane_window<K>(g, T, h0, w0, v, ok)) {
-          const Mask<false, N> all{nullptr};
-          m = kMin ? min_value(v, all, &at) : top_value(v, all, &at);
-        } else {
-          const Mask<true, N> some{ok};
-          m = kMin ? min_value(v, some, &at) : top_value(v, some, &at);
-        }
-        const size_t out = size_t(p0) * OHW + oh * g.OW + ow;
-        for (int l = 0; l < cnt; ++l) {
-          y[out + size_t(l) * OHW] = m[l];
-          argmax[out + size_t(l) * OHW] = (h0 + at[l] / K) * g.W + w0 + at[l] % K;
-        }
-      }
-  }
-}
-
 // The window template for this geometry: K x K with K the larger window side, 2 to 5, and
 // padding smaller than the window (so every window has an element). 0: not covered.
 int window_template(const PoolGeom& g) {
@@ -902,10 +427,14 @@ int window_template(const PoolGeom& g) {
 template <class F>
 void with_template(int K, F&& f) {
   switch (K) {
-    case 2: return f(std::integral_constant<int, 2>{});
-    case 3: return f(std::integral_constant<int, 3>{});
-    case 4: return f(std::integral_constant<int, 4>{});
-    default: return f(std::integral_constant<int, 5>{});
+    case 2:
+      return f(std::integral_constant<int, 2>{});
+    case 3:
+      return f(std::integral_constant<int, 3>{});
+    case 4:
+      return f(std::integral_constant<int, 4>{});
+    default:
+      return f(std::integral_constant<int, 5>{});
   }
 }
 
@@ -932,20 +461,30 @@ struct Run {
   template <PoolMethod M, LpKind L = LpKind::general>
   static void go(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
                  const float* x, const float* y, const float* dy, float* out) {
-    if constexpr (kForward) forward_geom<M, L>(g, P, rng, n, x, out);
-    else backward_geom<M, L>(g, P, rng, n, x, y, dy, out);
+    if constexpr (kForward)
+      forward_geom<M, L>(g, P, rng, n, x, out);
+    else
+      backward_geom<M, L>(g, P, rng, n, x, y, dy, out);
   }
   static void method(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
                      const float* x, const float* y, const float* dy, float* out) {
     switch (P.method) {
-      case PoolMethod::max: return go<PoolMethod::max>(g, P, rng, n, x, y, dy, out);
-      case PoolMethod::avg: return go<PoolMethod::avg>(g, P, rng, n, x, y, dy, out);
-      case PoolMethod::min: return go<PoolMethod::min>(g, P, rng, n, x, y, dy, out);
-      case PoolMethod::mixed: return go<PoolMethod::mixed>(g, P, rng, n, x, y, dy, out);
-      case PoolMethod::stochastic: return go<PoolMethod::stochastic>(g, P, rng, n, x, y, dy, out);
-      case PoolMethod::avgtopk: return go<PoolMethod::avgtopk>(g, P, rng, n, x, y, dy, out);
-      case PoolMethod::tmaxavg: return go<PoolMethod::tmaxavg>(g, P, rng, n, x, y, dy, out);
-      case PoolMethod::softpool: return go<PoolMethod::softpool>(g, P, rng, n, x, y, dy, out);
+      case PoolMethod::max:
+        return go<PoolMethod::max>(g, P, rng, n, x, y, dy, out);
+      case PoolMethod::avg:
+        return go<PoolMethod::avg>(g, P, rng, n, x, y, dy, out);
+      case PoolMethod::min:
+        return go<PoolMethod::min>(g, P, rng, n, x, y, dy, out);
+      case PoolMethod::mixed:
+        return go<PoolMethod::mixed>(g, P, rng, n, x, y, dy, out);
+      case PoolMethod::stochastic:
+        return go<PoolMethod::stochastic>(g, P, rng, n, x, y, dy, out);
+      case PoolMethod::avgtopk:
+        return go<PoolMethod::avgtopk>(g, P, rng, n, x, y, dy, out);
+      case PoolMethod::tmaxavg:
+        return go<PoolMethod::tmaxavg>(g, P, rng, n, x, y, dy, out);
+      case PoolMethod::softpool:
+        return go<PoolMethod::softpool>(g, P, rng, n, x, y, dy, out);
       case PoolMethod::lp:
         if (P.p == 1.f) return go<PoolMethod::lp, LpKind::one>(g, P, rng, n, x, y, dy, out);
         if (P.p == 2.f) return go<PoolMethod::lp, LpKind::two>(g, P, rng, n, x, y, dy, out);
@@ -960,10 +499,9 @@ struct Run {
 const char* pool_fast_path(const PoolGeom& g, const PoolWindowParams& p, bool wants_dlambda) {
   if (wants_dlambda) return nullptr;
   if (pool_global_covers(g, p)) return "global, four planes per vector";
-  static const char* const names[2][4] = {
-      {"window 2x2", "window 3x3", "window 4x4", "window 5x5"},
-      {"window 2x2, masked edges", "window 3x3, masked edges", "window 4x4, masked edges",
-       "window 5x5, masked edges"}};
+  static const char* const names[2][4] = {{"window 2x2", "window 3x3", "window 4x4", "window 5x5"},
+                                          {"window 2x2, masked edges", "window 3x3, masked edges",
+                                           "window 4x4, masked edges", "window 5x5, masked edges"}};
   static const char* const planes[4] = {
       "window 2x2, four planes per vector", "window 3x3, four planes per vector",
       "window 4x4, four planes per vector", "window 5x5, four planes per vector"};
@@ -984,8 +522,8 @@ bool pool_fast_records_selection(const PoolGeom& g, const PoolWindowParams& p) {
          (pool_global_covers(g, p) || window_template(g));
 }
 
-void pool_fast_select_recording(const PoolGeom& g, const PoolWindowParams& p, int n,
-                                const float* x, float* y, int32_t* argmax) {
+void pool_fast_select_recording(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
+                                float* y, int32_t* argmax) {
   if (pool_global_covers(g, p)) return pool_global_select_recording(g, p, n, x, y, argmax);
   const bool min = p.method == PoolMethod::min;
   with_template(window_template(g), [&](auto K) {

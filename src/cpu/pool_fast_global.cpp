@@ -70,7 +70,8 @@ struct TopList {
   vf value[kPoolMaxTopK];
   vi at[kPoolMaxTopK];
   TopList(const PlaneLanes& w, int kk) {
-    for (int r = 0; r < kk; ++r) value[r] = splat(-std::numeric_limits<float>::infinity()), at[r] = vi{} + w.N;
+    for (int r = 0; r < kk; ++r)
+      value[r] = splat(-std::numeric_limits<float>::infinity()), at[r] = vi{} + w.N;
     for (int i = 0; i < w.N; ++i) {
       vf cur = w.at(i);
       vi ci = vi{} + i;
@@ -95,8 +96,8 @@ inline vf global_select(const PlaneLanes& w, vi& at) {
   at = vi{};
   for (int i = 1; i < w.N; ++i) {
     const vf v = w.at(i);
-    const vi t = M == PoolMethod::min ? ~isnan(m) & (isnan(v) | (v < m))
-                                      : (isnan(v) & ~isnan(m)) | (v > m);
+    const vi t =
+        M == PoolMethod::min ? ~isnan(m) & (isnan(v) | (v < m)) : (isnan(v) & ~isnan(m)) | (v > m);
     m = sel(t, v, m);
     at = t ? vi{} + i : at;
   }
@@ -113,15 +114,18 @@ inline vf global_forward_lanes(const PoolWindowParams& P, const PlaneLanes& w) {
     vf s = vf{};
     for (int r = 0; r < kk; ++r) s += top.value[r];  // in rank order
     const vf mean = s / float(kk);
-    if constexpr (M == PoolMethod::tmaxavg) return sel(top.value[0] >= P.threshold, top.value[0], mean);
+    if constexpr (M == PoolMethod::tmaxavg)
+      return sel(top.value[0] >= P.threshold, top.value[0], mean);
     return mean;
   } else if constexpr (M == PoolMethod::max || M == PoolMethod::min) {
     return global_select<M>(w, at);
   } else if constexpr (M == PoolMethod::avg || M == PoolMethod::mixed) {
     vf s = vf{};
     for (int i = 0; i < N; ++i) s += w.at(i);
-    if constexpr (M == PoolMethod::avg) return s / float(N);
-    else return P.lambda * global_select<PoolMethod::max>(w, at) + (1.f - P.lambda) * (s / float(N));
+    if constexpr (M == PoolMethod::avg)
+      return s / float(N);
+    else
+      return P.lambda * global_select<PoolMethod::max>(w, at) + (1.f - P.lambda) * (s / float(N));
   } else if constexpr (M == PoolMethod::softpool) {
     vf m = w.at(0);
     for (int i = 1; i < N; ++i) {
@@ -247,15 +251,21 @@ void dispatch(const PoolGeom& g, const PoolWindowParams& P, int n, const float* 
   auto go = [&](auto m, auto l) {
     constexpr PoolMethod M = decltype(m)::value;
     constexpr LpKind L = decltype(l)::value;
-    if constexpr (kForward) global_forward<M, L>(g, P, n, x, out);
-    else global_backward<M, L>(g, P, n, x, y, dy, out);
+    if constexpr (kForward)
+      global_forward<M, L>(g, P, n, x, out);
+    else
+      global_backward<M, L>(g, P, n, x, y, dy, out);
   };
   using G = std::integral_constant<LpKind, LpKind::general>;
   switch (P.method) {
-    case PoolMethod::max: return go(std::integral_constant<PoolMethod, PoolMethod::max>{}, G{});
-    case PoolMethod::min: return go(std::integral_constant<PoolMethod, PoolMethod::min>{}, G{});
-    case PoolMethod::avg: return go(std::integral_constant<PoolMethod, PoolMethod::avg>{}, G{});
-    case PoolMethod::mixed: return go(std::integral_constant<PoolMethod, PoolMethod::mixed>{}, G{});
+    case PoolMethod::max:
+      return go(std::integral_constant<PoolMethod, PoolMethod::max>{}, G{});
+    case PoolMethod::min:
+      return go(std::integral_constant<PoolMethod, PoolMethod::min>{}, G{});
+    case PoolMethod::avg:
+      return go(std::integral_constant<PoolMethod, PoolMethod::avg>{}, G{});
+    case PoolMethod::mixed:
+      return go(std::integral_constant<PoolMethod, PoolMethod::mixed>{}, G{});
     case PoolMethod::softpool:
       return go(std::integral_constant<PoolMethod, PoolMethod::softpool>{}, G{});
     case PoolMethod::avgtopk:
@@ -269,7 +279,8 @@ void dispatch(const PoolGeom& g, const PoolWindowParams& P, int n, const float* 
       if (P.p == 3.f) return go(Lp{}, std::integral_constant<LpKind, LpKind::three>{});
       return go(Lp{}, G{});
     }
-    default: return;  // not covered (pool_global_covers)
+    default:
+      return;  // not covered (pool_global_covers)
   }
 }
 
@@ -289,7 +300,8 @@ void pool_global_select_recording(const PoolGeom& g, const PoolWindowParams& p, 
     const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
     const PlaneLanes w(g, x + size_t(p0) * N, N, cnt);
     vi at;
-    const vf m = min ? global_select<PoolMethod::min>(w, at) : global_select<PoolMethod::max>(w, at);
+    const vf m =
+        min ? global_select<PoolMethod::min>(w, at) : global_select<PoolMethod::max>(w, at);
     store_lanes(y + p0, m, cnt);
     for (int l = 0; l < cnt; ++l) argmax[p0 + l] = at[l];
   }

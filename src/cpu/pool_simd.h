@@ -24,6 +24,8 @@ inline vf splat(float a) {
 inline vf sel(vi m, vf a, vf b) { return m ? a : b; }
 inline vi isnan(vf a) { return a != a; }
 inline vf vabs(vf a) { return (vf)((vi)a & 0x7fffffff); }
+// max(x, 0) with NaN kept, as relu_forward (a fused ReLU before pooling).
+inline vf relu_lanes(vf v) { return sel((v > 0.f) | isnan(v), v, splat(0.f)); }
 
 // exp(x) for x <= 0 (or NaN): Cephes' expf polynomial with round-to-nearest range reduction,
 // about 1 ulp. exp(-inf) = 0; below -87 it flushes to 0.
@@ -78,24 +80,36 @@ enum class LpKind { one, two, three, general };
 // q^p, s^(1/p) and r^(p-1) for an Lp kind (q, r in [0, 1]; pm1 = p - 1).
 template <LpKind L>
 inline vf lp_power(vf q, float p) {
-  if constexpr (L == LpKind::one) return q;
-  else if constexpr (L == LpKind::two) return q * q;
-  else if constexpr (L == LpKind::three) return q * q * q;
-  else return per_lane(q, [p](float a) { return powf(a, p); });
+  if constexpr (L == LpKind::one)
+    return q;
+  else if constexpr (L == LpKind::two)
+    return q * q;
+  else if constexpr (L == LpKind::three)
+    return q * q * q;
+  else
+    return per_lane(q, [p](float a) { return powf(a, p); });
 }
 template <LpKind L>
 inline vf lp_root(vf s, float p) {
-  if constexpr (L == LpKind::one) return s;
-  else if constexpr (L == LpKind::two) return vsqrt(s);
-  else if constexpr (L == LpKind::three) return vcbrt_window(s);
-  else return per_lane(s, [p](float a) { return powf(a, 1.f / p); });
+  if constexpr (L == LpKind::one)
+    return s;
+  else if constexpr (L == LpKind::two)
+    return vsqrt(s);
+  else if constexpr (L == LpKind::three)
+    return vcbrt_window(s);
+  else
+    return per_lane(s, [p](float a) { return powf(a, 1.f / p); });
 }
 template <LpKind L>
 inline vf lp_grad_power(vf r, float pm1) {
-  if constexpr (L == LpKind::one) return splat(1.f);
-  else if constexpr (L == LpKind::two) return r;
-  else if constexpr (L == LpKind::three) return r * r;
-  else return per_lane(r, [pm1](float a) { return powf(a, pm1); });
+  if constexpr (L == LpKind::one)
+    return splat(1.f);
+  else if constexpr (L == LpKind::two)
+    return r;
+  else if constexpr (L == LpKind::three)
+    return r * r;
+  else
+    return per_lane(r, [pm1](float a) { return powf(a, pm1); });
 }
 
 inline vf load_lanes(const float* p, int cnt) {

@@ -1,0 +1,162 @@
+// The four-planes-per-vector loops of the CPU's fast pooling paths (pool_fast.cpp): forward,
+// backward and max/min recording their selection. Internal header of pool_fast.cpp.
+#pragma once
+#include <algorithm>
+#include <vector>
+
+#include "pool_window_simd.h"
+
+namespace convpool::cpu::pool_window {
+
+// ---- four planes per vector ----
+//
+// Four planes' windows at the same position fill every lane, whatever the row length, and a
+// position is padding in all four lanes or in none, so masks cost nothing where windows cross
+// the edge and loads are whole vectors at any stride. The planes are read through a transposed
+// copy (element i of each plane in one vector, made with 4x4 shuffles); backward adds into a
+// transposed dx in window order and stores it back. Measured on 128 x 32 x 32 x 32 (2 threads,
+// docs/benchmarks.md), this beats four windows of a row per vector at every geometry but whole
+// 2x2/2 windows, whose row loads split by shuffles need no transposition; planes above 64 x 64
+// keep the row path, whose working set does not grow with the plane.
+
+inline bool planes_per_vector(const PoolGeom& g) {
+  const bool whole_2x2 = g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && !g.PH && !g.PW;
+  return !whole_2x2 && g.H * g.W <= 64 * 64;
+}
+
+// Four transposed planes in this thread's buffer (relu applied when fused).
+inline const vf* transposed_group(const PoolGeom& g, const float* first_plane, int cnt) {
+  const int HW = g.H * g.W;
+  thread_local std::vector<vf> buffer;
+  if (buffer.size() < size_t(HW)) buffer.resize(HW);
+  transpose_planes(first_plane, size_t(HW), HW, cnt, buffer.data());
+  if (g.relu_in)
+    for (int i = 0; i < HW; ++i) buffer[i] = relu_lanes(buffer[i]);
+  return buffer.data();
+}
+
+// The window whose element (0, 0) is at (h0, w0), from transposed planes T; true if it
+// crosses the plane's edge or is smaller than its template, ok then saying which positions
+// are elements (the same in every lane).
+template <int K>
+inline bool load_plane_window(const PoolGeom& g, const vf* T, int h0, int w0, vf (&v)[K * K],
+                              vi (&ok)[K * K]) {
+  const bool inside =
+      g.KH == K && g.KW == K && h0 >= 0 && h0 + K <= g.H && w0 >= 0 && w0 + K <= g.W;
+  for (int i = 0; i < K; ++i)
+    for (int j = 0; j < K; ++j) {
+      const int h = h0 + i, w = w0 + j;
+      const bool e = inside || (i < g.KH && j < g.KW && h >= 0 && h < g.H && w >= 0 && w < g.W);
+      v[i * K + j] = e ? T[h * g.W + w] : vf{};
+      ok[i * K + j] = vi{} - int(e);
+    }
+  return !inside;
+}
+
+template <PoolMethod M, int K, LpKind L>
+void forward_planes(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
+                    const float* x, float* y) {
+  constexpr int N = K * K;
+  const int planes = n * g.C, OHW = g.OH * g.OW, groups = (planes + kLanes - 1) / kLanes;
+#pragma omp parallel for schedule(static)
+  for (int grp = 0; grp < groups; ++grp) {
+    const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
+    const vf* T = transposed_group(g, x + size_t(p0) * g.H * g.W, cnt);
+    for (int oh = 0; oh < g.OH; ++oh)
+      for (int ow = 0; ow < g.OW; ++ow) {
+        vf v[N], r;
+        vi ok[N];
+        const uint64_t out = uint64_t(p0) * OHW + oh * g.OW + ow;
+        if (!load_plane_window<K>(g, T, oh * g.SH - g.PH, ow * g.SW - g.PW, v, ok)) {
+          auto ws = window_shape<false, N>(P, N, true, nullptr);
+          draw<M>(ws, P, rng, out, cnt, OHW);
+          r = window_forward<M, false, N, L>(P, ws, v);
+        } else {
+          auto ws = window_shape<true, N>(P, g.KH * g.KW, g.include_pad, ok);
+          draw<M>(ws, P, rng, out, cnt, OHW);
+          r = window_forward<M, true, N, L>(P, ws, v);
+        }
+        for (int l = 0; l < cnt; ++l) y[out + size_t(l) * OHW] = r[l];
+      }
+  }
+}
+
+template <PoolMethod M, int K, LpKind L>
+void backward_planes(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
+                     const float* x, const float* y, const float* dy, float* dx) {
+  constexpr int N = K * K;
+  const int planes = n * g.C, HW = g.H * g.W, OHW = g.OH * g.OW;
+  const int groups = (planes + kLanes - 1) / kLanes;
+#pragma omp parallel for schedule(static)
+  for (int grp = 0; grp < groups; ++grp) {
+    const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
+    const vf* T = transposed_group(g, x + size_t(p0) * HW, cnt);
+    thread_local std::vector<vf> grads;
+    if (grads.size() < size_t(HW)) grads.resize(HW);
+    vf* D = grads.data();
+    std::fill(D, D + HW, vf{});
+    for (int oh = 0; oh < g.OH; ++oh)
+      for (int ow = 0; ow < g.OW; ++ow) {
+        vf v[N], gr[N] = {};
+        vi ok[N];
+        const uint64_t out = uint64_t(p0) * OHW + oh * g.OW + ow;
+        vf yv, dyv;
+        for (int l = 0; l < kLanes; ++l) {
+          const size_t at = out + size_t(l < cnt ? l : 0) * OHW;
+          yv[l] = y[at];
+          dyv[l] = dy[at];
+        }
+        const int h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
+        const bool masked = load_plane_window<K>(g, T, h0, w0, v, ok);
+        if (!masked) {
+          auto ws = window_shape<false, N>(P, N, true, nullptr);
+          draw<M>(ws, P, rng, out, cnt, OHW);
+          window_backward<M, false, N, L>(P, ws, v, yv, dyv, gr);
+        } else {
+          auto ws = window_shape<true, N>(P, g.KH * g.KW, g.include_pad, ok);
+          draw<M>(ws, P, rng, out, cnt, OHW);
+          window_backward<M, true, N, L>(P, ws, v, yv, dyv, gr);
+        }
+        for (int i = 0; i < K; ++i)
+          for (int j = 0; j < K; ++j)
+            if (!masked || ok[i * K + j][0]) D[(h0 + i) * g.W + w0 + j] += gr[i * K + j];
+      }
+    float* dxp = dx + size_t(p0) * HW;
+    untranspose_planes(D, HW, cnt, dxp, size_t(HW));
+    if (g.relu_in) {
+      const float* xp = x + size_t(p0) * HW;
+      for (size_t i = 0; i < size_t(cnt) * HW; ++i) dxp[i] = pool_input_grad(g, xp[i], dxp[i]);
+    }
+  }
+}
+
+template <bool kMin, int K>
+void select_planes_recording(const PoolGeom& g, int n, const float* x, float* y, int32_t* argmax) {
+  constexpr int N = K * K;
+  const int planes = n * g.C, OHW = g.OH * g.OW, groups = (planes + kLanes - 1) / kLanes;
+#pragma omp parallel for schedule(static)
+  for (int grp = 0; grp < groups; ++grp) {
+    const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
+    const vf* T = transposed_group(g, x + size_t(p0) * g.H * g.W, cnt);
+    for (int oh = 0; oh < g.OH; ++oh)
+      for (int ow = 0; ow < g.OW; ++ow) {
+        vf v[N], m;
+        vi ok[N], at;
+        const int h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
+        if (!load_plane_window<K>(g, T, h0, w0, v, ok)) {
+          const Mask<false, N> all{nullptr};
+          m = kMin ? min_value(v, all, &at) : top_value(v, all, &at);
+        } else {
+          const Mask<true, N> some{ok};
+          m = kMin ? min_value(v, some, &at) : top_value(v, some, &at);
+        }
+        const size_t out = size_t(p0) * OHW + oh * g.OW + ow;
+        for (int l = 0; l < cnt; ++l) {
+          y[out + size_t(l) * OHW] = m[l];
+          argmax[out + size_t(l) * OHW] = (h0 + at[l] / K) * g.W + w0 + at[l] % K;
+        }
+      }
+  }
+}
+
+}  // namespace convpool::cpu::pool_window
