@@ -38,6 +38,7 @@ const Geometry kGeometries[] = {
     {"2x2/1", 2, 2, 1, 1, 0, 0},        {"4x4/2 pad 1", 4, 4, 2, 2, 1, 1},
     {"5x5/3", 5, 5, 3, 3, 0, 0},        {"2x3/1x2 pad 0x1", 2, 3, 1, 2, 0, 1},
     {"3x3/2 pad 0", 3, 3, 2, 2, 0, 0},  {"4x4/4", 4, 4, 4, 4, 0, 0},
+    {"2x2/3", 2, 2, 3, 3, 0, 0},        {"3x3/4 pad 1", 3, 3, 4, 4, 1, 1},
 };
 
 // Plane sizes: over 64 x 64 (four windows of a row per vector), smaller ones (four planes per
