@@ -14,10 +14,12 @@ namespace convpool::cpu::pool_window {
 // position is padding in all four lanes or in none, so masks cost nothing where windows cross
 // the edge and loads are whole vectors at any stride. The planes are read through a transposed
 // copy (element i of each plane in one vector, made with 4x4 shuffles); backward adds into a
-// transposed dx in window order and stores it back. Measured on 128 x 32 x 32 x 32 (2 threads,
-// docs/benchmarks.md), this beats four windows of a row per vector at every geometry but whole
-// 2x2/2 windows, whose row loads split by shuffles need no transposition; planes above 64 x 64
-// keep the row path, whose working set does not grow with the plane.
+// transposed dx in window order and stores it back. Timed against four windows of a row per
+// vector with `convpool bench pool` on 128 x 32 x 32 x 32 while this was written (2 threads;
+// those side-by-side times are not in docs/benchmarks.md), it was faster at every geometry of
+// the benchmark matrix but whole 2x2/2 windows, whose row loads split by shuffles need no
+// transposition. Planes above 64 x 64 keep the row path, whose working set does not grow with
+// the plane (not measured).
 
 inline bool planes_per_vector(const PoolGeom& g) {
   const bool whole_2x2 = g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && !g.PH && !g.PW;
