@@ -48,23 +48,15 @@ target_include_directories(convpool_emu_kernels PUBLIC ${CMAKE_SOURCE_DIR}/inclu
 target_compile_options(convpool_emu_kernels PRIVATE -iquote ${CMAKE_SOURCE_DIR}/kernels)
 target_link_libraries(convpool_emu_kernels PUBLIC Boost::context)
 
-# The oracle: the CPU backend's own sources for the ops the kernels implement, compiled
-# without CUDA (convpool_lib may hold the real kernels, whose names these emulated ones share).
-add_library(convpool_emu_oracle STATIC
-            ${CMAKE_SOURCE_DIR}/src/cpu/pool.cpp ${CMAKE_SOURCE_DIR}/src/cpu/pool_fast.cpp
-            ${CMAKE_SOURCE_DIR}/src/cpu/pool_fast_global.cpp
-            ${CMAKE_SOURCE_DIR}/src/cpu/loss.cpp
-            ${CMAKE_SOURCE_DIR}/src/cpu/batchnorm.cpp ${CMAKE_SOURCE_DIR}/src/cpu/relu.cpp
-            ${CMAKE_SOURCE_DIR}/src/cpu/gelu.cpp ${CMAKE_SOURCE_DIR}/src/cpu/leaky_relu.cpp
-            ${CMAKE_SOURCE_DIR}/src/cpu/dropout.cpp ${CMAKE_SOURCE_DIR}/src/cpu/scale.cpp
-            ${CMAKE_SOURCE_DIR}/src/cpu/add.cpp ${CMAKE_SOURCE_DIR}/src/cpu/concat.cpp
-            ${CMAKE_SOURCE_DIR}/src/core/distributed.cpp
-            ${CMAKE_SOURCE_DIR}/src/train/optim.cpp ${CMAKE_SOURCE_DIR}/src/train/lr_schedule.cpp
-            ${CMAKE_SOURCE_DIR}/src/data/cifar.cpp
-            ${CMAKE_SOURCE_DIR}/src/core/file_io.cpp)  # cifar.cpp reads files with it
+# The oracle: the CPU backend's own sources for the ops the kernels implement, without CUDA
+# (convpool_lib may hold the real kernels, whose names these emulated ones share): the shared
+# CPU ops (CMakeLists.txt), the optimizer compiled here without CUDA, and the MPI-free build
+# of distributed.cpp.
+add_library(convpool_emu_oracle STATIC ${CMAKE_SOURCE_DIR}/src/core/distributed.cpp
+            ${CMAKE_SOURCE_DIR}/src/train/optim.cpp)
 target_include_directories(convpool_emu_oracle PUBLIC ${CMAKE_SOURCE_DIR}/include
                            ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR})
-target_link_libraries(convpool_emu_oracle PUBLIC OpenMP::OpenMP_CXX)
+target_link_libraries(convpool_emu_oracle PUBLIC convpool_cpu_ops OpenMP::OpenMP_CXX)
 
 # Every kernel parity file: tests/kernel_parity.cpp and one per op (kernel_parity_<op>.cpp).
 file(GLOB _emu_parity CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/kernel_parity*.cpp)
@@ -132,7 +124,8 @@ if(MPI_CXX_FOUND AND CONVPOOL_CCCL_INCLUDE_DIR)
   add_library(convpool_emu_engine STATIC ${CONVPOOL_CUDA_AWARE_SOURCES} ${_engine_cpp}
               ${CMAKE_SOURCE_DIR}/src/train/cuda_step.cpp ${_emu_engine_cu}
               ${CMAKE_SOURCE_DIR}/tools/cli_bench.cpp)
-  target_link_libraries(convpool_emu_engine PUBLIC convpool_common convpool_cli_common)
+  target_link_libraries(convpool_emu_engine PUBLIC convpool_common convpool_cpu_ops
+                        convpool_cli_common)
   target_include_directories(convpool_emu_engine BEFORE PUBLIC ${_emu}/include)
   target_include_directories(convpool_emu_engine PUBLIC ${CMAKE_SOURCE_DIR}/include
                              ${CMAKE_SOURCE_DIR}/src ${CMAKE_SOURCE_DIR})
