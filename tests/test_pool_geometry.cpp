@@ -19,6 +19,8 @@
 
 #include "cpu/pool.h"
 #include "cpu/pool_fast.h"
+#include "cpu/pool_window_simd.h"
+#include "kernels/philox.cuh"
 
 using namespace convpool;
 
@@ -343,6 +345,71 @@ TEST(PoolGeometry, TheBenchmarkGeometriesNameTheirPath) {
   const PoolGeom two = make_pool_geom(64, 32, 32, 2, 2, 2, 2, 0, 0, true, false);
   p.method = PoolMethod::avgtopk;
   EXPECT_STREQ(cpu::pool_path(two, p, false, false), "window 2x2");
+}
+
+// SoftPool on four planes per vector takes each element's exp once, shifted by its plane's
+// max; a window whose max lies far below that (here 100 below a spike) takes the window math,
+// as do planes holding NaN or inf (the test above). With spikes 30 and 100 in some planes,
+// next to planes without one in the same vector, every output and gradient agrees with the
+// generic path.
+TEST(PoolGeometry, SoftPoolSharedWeightsAndTheirFallbackMatchTheGenericPath) {
+  PoolWindowParams P;
+  P.method = PoolMethod::softpool;
+  std::mt19937_64 rng(99);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  const int n = 2, C = 3, H = 16, W = 16;
+  struct G {
+    int k, s, pad;
+  };
+  for (const G& w : {G{3, 2, 1}, G{5, 2, 2}, G{2, 2, 0}, G{3, 3, 0}})
+    for (const float spike : {30.f, 100.f}) {
+      const PoolGeom g = make_pool_geom(C, H, W, w.k, w.k, w.s, w.s, w.pad, w.pad, true, false);
+      const std::string what = "window " + std::to_string(w.k) + " stride " +
+                               std::to_string(w.s) + ", spike " + std::to_string(spike);
+      if (w.k != 2) EXPECT_STREQ(cpu::pool_path(g, P, false, false),
+                                 (std::string("window ") + std::to_string(w.k) + "x" +
+                                  std::to_string(w.k) + ", four planes per vector").c_str());
+      const size_t in = size_t(n) * C * H * W, out = size_t(n) * C * g.OH * g.OW;
+      std::vector<float> x(in), dy(out);
+      for (float& v : x) v = normal(rng);
+      for (float& v : dy) v = normal(rng);
+      for (int pl : {0, 3, 4}) x[size_t(pl) * H * W + (pl * 37) % (H * W)] = spike;
+      const float poison = std::numeric_limits<float>::quiet_NaN();
+      std::vector<float> y_fast(out, poison), y_gen(out, poison), dx_fast(in, poison),
+          dx_gen(in, poison);
+      const PoolRng draws{7, 2, 5, 0};
+      cpu::pool_forward_fast(g, P, draws, n, x.data(), y_fast.data());
+      cpu::pool_forward_generic(g, P, draws, n, x.data(), y_gen.data());
+      cpu::pool_backward_fast(g, P, draws, n, x.data(), y_gen.data(), dy.data(), dx_fast.data());
+      cpu::pool_backward_generic(g, P, draws, n, x.data(), y_gen.data(), dy.data(),
+                                 dx_gen.data());
+      for (size_t i = 0; i < out; ++i)
+        ASSERT_TRUE(close(y_fast[i], y_gen[i]))
+            << what << ": output " << i << " fast " << y_fast[i] << " generic " << y_gen[i];
+      for (size_t i = 0; i < in; ++i)
+        ASSERT_TRUE(close(dx_fast[i], dx_gen[i]))
+            << what << ": dx " << i << " fast " << dx_fast[i] << " generic " << dx_gen[i];
+    }
+}
+
+// The fast paths' four-lane draws are the generic path's scalar draws, bit for bit, for
+// indices that share a Philox block, straddle two, or use the counter's high words.
+TEST(PoolGeometry, FourLaneDrawsAreTheScalarDraws) {
+  std::mt19937_64 rng(20261206);
+  for (int t = 0; t < 2000; ++t) {
+    const uint64_t seed = rng(), base = t < 1000 ? rng() % 4096 : rng();
+    const uint64_t stride = t % 3 == 0 ? 1 : rng() % 5000;
+    const uint32_t layer = uint32_t(rng() % 7), step = uint32_t(rng());
+    uint64_t index[cpu::simd::kLanes];
+    for (int l = 0; l < cpu::simd::kLanes; ++l) index[l] = base + l * stride;
+    const cpu::simd::vf u =
+        cpu::pool_window::philox_uniform_lanes(seed, kRngPoolSample, layer, step, index);
+    for (int l = 0; l < cpu::simd::kLanes; ++l) {
+      const float want = philox_uniform(seed, kRngPoolSample, layer, step, index[l]);
+      ASSERT_EQ(std::memcmp(&u[l], &want, sizeof want), 0)
+          << "index " << index[l] << " lane " << l << ": " << u[l] << " vs " << want;
+    }
+  }
 }
 
 }  // namespace

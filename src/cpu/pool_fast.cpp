@@ -498,7 +498,7 @@ struct Run {
 
 const char* pool_fast_path(const PoolGeom& g, const PoolWindowParams& p, bool wants_dlambda) {
   if (wants_dlambda) return nullptr;
-  if (pool_global_covers(g, p)) return "global, four planes per vector";
+  if (pool_global_covers(g, p)) return pool_global_path(g, p);
   static const char* const names[2][4] = {{"window 2x2", "window 3x3", "window 4x4", "window 5x5"},
                                           {"window 2x2, masked edges", "window 3x3, masked edges",
                                            "window 4x4, masked edges", "window 5x5, masked edges"}};

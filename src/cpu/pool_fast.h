@@ -10,8 +10,9 @@
 // Results: max, avg, min, mixed, avgtopk, tmaxavg and lp with p = 1 are bit-identical to the
 // generic path (same operations in the same order, gradients added in the same order, also
 // where windows overlap); lp with p = 2 uses sqrt for pow(s, 1/2) and p = 3 a Newton cube
-// root; softpool uses a vectorisable exp (Cephes polynomial, about 1 ulp): within float
-// rounding of the generic path.
+// root; softpool uses a vectorisable exp (Cephes polynomial, about 1 ulp) and, on four planes
+// per vector, each element's exp once (pool_fast_planes.h): within float rounding of the
+// generic path.
 #pragma once
 #include "pool.h"
 
@@ -37,6 +38,8 @@ void pool_backward_fast(const PoolGeom& g, const PoolWindowParams& p, const Pool
 // pool_fast_global.cpp: global windows over any plane (every method but stochastic;
 // called by the two above).
 bool pool_global_covers(const PoolGeom& g, const PoolWindowParams& p);
+// The forward's path, for pool_fast_path.
+const char* pool_global_path(const PoolGeom& g, const PoolWindowParams& p);
 void pool_global_forward(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
                          float* y);
 void pool_global_backward(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,

@@ -2,6 +2,8 @@
 // four planes at a time, one per vector lane, the window loop at run time in window order, so
 // each plane's sums keep the generic path's order. Max, min, avg, mixed, Lp and SoftPool;
 // Avg-TopK and T-Max-Avg keep a sorted list of each plane's k top-ranked elements (TopList).
+// Max and min over planes of 64 elements or more scan one plane at a time instead
+// (plane_select), and avg's gradient, one value per plane, is written as it lies.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -104,6 +106,60 @@ inline vf global_select(const PlaneLanes& w, vi& at) {
   return m;
 }
 
+// ---- one large plane at a time (max and min) ----
+//
+// Max and min only compare, so any scan that breaks ties by position selects what the
+// sequential scan does. A large plane is read as it lies, four positions per vector in four
+// independent chains (the transposed copy and one dependent chain over the plane, as above,
+// left global max on 32x32 planes at PyTorch's speed), and the sixteen candidates are merged.
+constexpr int kPlaneScanMin = 64;  // smaller planes: four per vector, as above
+
+template <bool kMin>
+inline vi scan_better(vf v, vf m) {
+  return kMin ? ~isnan(m) & (isnan(v) | (v < m)) : (isnan(v) & ~isnan(m)) | (v > m);
+}
+
+// (v, i) ranks before (b, bi): the first NaN, else the first maximum (minimum).
+template <bool kMin>
+inline bool ranks_first(float v, int i, float b, int bi) {
+  const bool nv = v != v, nb = b != b;
+  if (nv != nb) return nv;
+  if (nv || v == b) return i < bi;
+  return kMin ? v < b : v > b;
+}
+
+template <bool kMin>
+float plane_select(const float* p, int N, bool relu, int32_t* at) {
+  constexpr int kChains = 4, kBlock = kChains * kLanes;
+  auto in = [relu](vf v) { return relu ? relu_lanes(v) : v; };
+  const vi lane = {0, 1, 2, 3};
+  vf m[kChains];
+  vi idx[kChains];
+  for (int c = 0; c < kChains; ++c) {
+    m[c] = in(load_lanes(p + c * kLanes, kLanes));
+    idx[c] = lane + c * kLanes;
+  }
+  const int blocks = N / kBlock;
+  for (int j = 1; j < blocks; ++j)
+    for (int c = 0; c < kChains; ++c) {
+      const int o = j * kBlock + c * kLanes;
+      const vf v = in(load_lanes(p + o, kLanes));
+      const vi t = scan_better<kMin>(v, m[c]);
+      m[c] = sel(t, v, m[c]);
+      idx[c] = t ? lane + o : idx[c];
+    }
+  float best = m[0][0];
+  int bi = idx[0][0];
+  auto take = [&](float v, int i) {
+    if (ranks_first<kMin>(v, i, best, bi)) best = v, bi = i;
+  };
+  for (int c = 0; c < kChains; ++c)
+    for (int l = 0; l < kLanes; ++l) take(m[c][l], idx[c][l]);
+  for (int i = blocks * kBlock; i < N; ++i) take(relu ? relu_lanes(splat(p[i]))[0] : p[i], i);
+  *at = bi;
+  return best;
+}
+
 template <PoolMethod M, LpKind L>
 inline vf global_forward_lanes(const PoolWindowParams& P, const PlaneLanes& w) {
   const int N = w.N;
@@ -159,6 +215,16 @@ inline vf global_forward_lanes(const PoolWindowParams& P, const PlaneLanes& w) {
 template <PoolMethod M, LpKind L>
 void global_forward(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x, float* y) {
   const int planes = n * g.C, N = g.H * g.W, groups = (planes + kLanes - 1) / kLanes;
+  if constexpr (M == PoolMethod::max || M == PoolMethod::min) {
+    if (N >= kPlaneScanMin) {
+#pragma omp parallel for schedule(static)
+      for (int pl = 0; pl < planes; ++pl) {
+        int32_t at;
+        y[pl] = plane_select<M == PoolMethod::min>(x + size_t(pl) * N, N, g.relu_in, &at);
+      }
+      return;
+    }
+  }
 #pragma omp parallel for schedule(static)
   for (int grp = 0; grp < groups; ++grp) {
     const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
@@ -174,9 +240,19 @@ void global_backward(const PoolGeom& g, const PoolWindowParams& P, int n, const 
 #pragma omp parallel for schedule(static)
   for (int grp = 0; grp < groups; ++grp) {
     const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
+    float* out = dx + size_t(p0) * N;
+    if constexpr (M == PoolMethod::avg) {  // one value per plane: no need to read x
+      // 0 + g, as below.
+      const vf share = vf{} + load_lanes(dy + p0, cnt) / float(N);
+      for (int l = 0; l < cnt; ++l) std::fill(out + size_t(l) * N, out + size_t(l + 1) * N, share[l]);
+      if (g.relu_in) {
+        const float* xp = x + size_t(p0) * N;
+        for (size_t i = 0; i < size_t(cnt) * N; ++i) out[i] = pool_input_grad(g, xp[i], out[i]);
+      }
+      continue;
+    }
     const PlaneLanes w(g, x + size_t(p0) * N, N, cnt);
     const vf yv = load_lanes(y + p0, cnt), d = load_lanes(dy + p0, cnt);
-    float* out = dx + size_t(p0) * N;
     // 0 + g, as the generic path adds each gradient to a zeroed dx: a -0 gradient lands as +0.
     // Element i of each plane goes to a transposed buffer, stored back by 4x4 shuffles.
     thread_local std::vector<vf> grads;
@@ -197,8 +273,6 @@ void global_backward(const PoolGeom& g, const PoolWindowParams& P, int n, const 
       vi at;
       global_select<M>(w, at);
       for (int i = 0; i < N; ++i) put(i, sel(at == i, d, splat(0.f)));
-    } else if constexpr (M == PoolMethod::avg) {
-      for (int i = 0; i < N; ++i) put(i, d / float(N));
     } else if constexpr (M == PoolMethod::mixed) {
       vi at;
       global_select<PoolMethod::max>(w, at);
@@ -212,17 +286,18 @@ void global_backward(const PoolGeom& g, const PoolWindowParams& P, int n, const 
       }
       vi count = vi{};
       vf den = vf{};
-      for (int i = 0; i < N; ++i) {
+      for (int i = 0; i < N; ++i) {  // each exp kept in gb[i] until its gradient replaces it
         const vf v = w.at(i);
         count -= v > kPoolFloatMax;
-        den += exp_nonpositive(v - m);
+        gb[i] = exp_nonpositive(v - m);
+        den += gb[i];
       }
       const vi inf = m > kPoolFloatMax;
       const vf inf_share = d / __builtin_convertvector(count > 0 ? count : vi{} + 1, vf);
       const vf scale = d / den;
       for (int i = 0; i < N; ++i) {
         const vf v = w.at(i);
-        const vf gv = scale * exp_nonpositive(v - m) * (1.f + v - yv);
+        const vf gv = scale * gb[i] * (1.f + v - yv);
         put(i, sel(inf, sel(v > kPoolFloatMax, inf_share, splat(0.f)), gv));
       }
     } else {  // lp
@@ -291,10 +366,25 @@ bool pool_global_covers(const PoolGeom& g, const PoolWindowParams& p) {
          global_method(p.method);
 }
 
+const char* pool_global_path(const PoolGeom& g, const PoolWindowParams& p) {
+  const bool selects = p.method == PoolMethod::max || p.method == PoolMethod::min;
+  return selects && g.H * g.W >= kPlaneScanMin ? "global, each plane in four chains"
+                                               : "global, four planes per vector";
+}
+
 void pool_global_select_recording(const PoolGeom& g, const PoolWindowParams& p, int n,
                                   const float* x, float* y, int32_t* argmax) {
   const int planes = n * g.C, N = g.H * g.W, groups = (planes + kLanes - 1) / kLanes;
   const bool min = p.method == PoolMethod::min;
+  if (N >= kPlaneScanMin) {
+#pragma omp parallel for schedule(static)
+    for (int pl = 0; pl < planes; ++pl) {
+      const float* xp = x + size_t(pl) * N;
+      y[pl] = min ? plane_select<true>(xp, N, g.relu_in, argmax + pl)
+                  : plane_select<false>(xp, N, g.relu_in, argmax + pl);
+    }
+    return;
+  }
 #pragma omp parallel for schedule(static)
   for (int grp = 0; grp < groups; ++grp) {
     const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);

@@ -55,6 +55,54 @@ inline bool load_plane_window(const PoolGeom& g, const vf* T, int h0, int w0, vf
   return !inside;
 }
 
+// ---- SoftPool: each element's exp once ----
+//
+// SoftPool weighs a window's elements by exp(v - m), m the window's max; overlapping windows
+// would take each element's exp once per window covering it (about six times at 5x5 stride
+// 2). The weights' ratios do not depend on the shift, so a lane whose plane is finite takes
+// exp(v - M) once per element, M the plane's max. Where a window's largest weight is below
+// 2^-60 (its max more than 41 below the plane's: its smaller weights could lose precision)
+// or the plane holds a NaN or an infinity, the lane takes the window math (its own shift).
+// Either way the result is the generic path's within float rounding, as softpool's window
+// math already is.
+struct SharedExp {
+  const vf* E = nullptr;  // exp(v - M), transposed as the planes
+  vi finite{};            // lanes whose plane is finite
+};
+
+inline SharedExp shared_exp(const PoolGeom& g, const vf* T) {
+  const int HW = g.H * g.W;
+  thread_local std::vector<vf> buffer;
+  if (buffer.size() < size_t(HW)) buffer.resize(HW);
+  vf m = T[0];
+  vi finite = vi{} - 1;
+  for (int i = 0; i < HW; ++i) {
+    finite &= vabs(T[i]) <= kPoolFloatMax;  // false for NaN too
+    m = sel(T[i] > m, T[i], m);
+  }
+  m = sel(finite, m, splat(0.f));  // a lane that falls back must not make NaNs from its inf
+  for (int i = 0; i < HW; ++i) buffer[i] = exp_nonpositive(sel(finite, T[i] - m, splat(0.f)));
+  return {buffer.data(), finite};
+}
+
+inline bool lanes_all(vi m, int cnt) {
+  for (int l = 0; l < cnt; ++l)
+    if (!m[l]) return false;
+  return true;
+}
+
+// The window's weights e (0 where not an element) and whether each lane can use them.
+template <int N>
+inline vi shared_weights_usable(const SharedExp& sx, const vf (&e)[N], vf& den) {
+  vf top = vf{};
+  den = vf{};
+  for (int i = 0; i < N; ++i) {
+    den += e[i];
+    top = sel(e[i] > top, e[i], top);
+  }
+  return sx.finite & (top >= 0x1p-60f);
+}
+
 template <PoolMethod M, int K, LpKind L>
 void forward_planes(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
                     const float* x, float* y) {
@@ -64,19 +112,35 @@ void forward_planes(const PoolGeom& g, const PoolWindowParams& P, const PoolRng&
   for (int grp = 0; grp < groups; ++grp) {
     const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
     const vf* T = transposed_group(g, x + size_t(p0) * g.H * g.W, cnt);
+    [[maybe_unused]] SharedExp sx;
+    if constexpr (M == PoolMethod::softpool) sx = shared_exp(g, T);
     for (int oh = 0; oh < g.OH; ++oh)
       for (int ow = 0; ow < g.OW; ++ow) {
         vf v[N], r;
         vi ok[N];
         const uint64_t out = uint64_t(p0) * OHW + oh * g.OW + ow;
-        if (!load_plane_window<K>(g, T, oh * g.SH - g.PH, ow * g.SW - g.PW, v, ok)) {
-          auto ws = window_shape<false, N>(P, N, true, nullptr);
-          draw<M>(ws, P, rng, out, cnt, OHW);
-          r = window_forward<M, false, N, L>(P, ws, v);
-        } else {
+        const int h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
+        const bool masked = load_plane_window<K>(g, T, h0, w0, v, ok);
+        auto window_math = [&] {
+          if (!masked) {
+            auto ws = window_shape<false, N>(P, N, true, nullptr);
+            draw<M>(ws, P, rng, out, cnt, OHW);
+            return window_forward<M, false, N, L>(P, ws, v);
+          }
           auto ws = window_shape<true, N>(P, g.KH * g.KW, g.include_pad, ok);
           draw<M>(ws, P, rng, out, cnt, OHW);
-          r = window_forward<M, true, N, L>(P, ws, v);
+          return window_forward<M, true, N, L>(P, ws, v);
+        };
+        if constexpr (M == PoolMethod::softpool) {
+          vf e[N], num = vf{}, den;
+          vi e_ok[N];
+          load_plane_window<K>(g, sx.E, h0, w0, e, e_ok);
+          const vi use = shared_weights_usable(sx, e, den);
+          for (int i = 0; i < N; ++i) num += e[i] * v[i];
+          r = num / den;
+          if (!lanes_all(use, cnt)) r = sel(use, r, window_math());
+        } else {
+          r = window_math();
         }
         for (int l = 0; l < cnt; ++l) y[out + size_t(l) * OHW] = r[l];
       }
@@ -93,6 +157,8 @@ void backward_planes(const PoolGeom& g, const PoolWindowParams& P, const PoolRng
   for (int grp = 0; grp < groups; ++grp) {
     const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
     const vf* T = transposed_group(g, x + size_t(p0) * HW, cnt);
+    [[maybe_unused]] SharedExp sx;
+    if constexpr (M == PoolMethod::softpool) sx = shared_exp(g, T);
     thread_local std::vector<vf> grads;
     if (grads.size() < size_t(HW)) grads.resize(HW);
     vf* D = grads.data();
@@ -110,14 +176,31 @@ void backward_planes(const PoolGeom& g, const PoolWindowParams& P, const PoolRng
         }
         const int h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
         const bool masked = load_plane_window<K>(g, T, h0, w0, v, ok);
-        if (!masked) {
-          auto ws = window_shape<false, N>(P, N, true, nullptr);
-          draw<M>(ws, P, rng, out, cnt, OHW);
-          window_backward<M, false, N, L>(P, ws, v, yv, dyv, gr);
+        auto window_math = [&](vf (&out_gr)[N]) {
+          if (!masked) {
+            auto ws = window_shape<false, N>(P, N, true, nullptr);
+            draw<M>(ws, P, rng, out, cnt, OHW);
+            window_backward<M, false, N, L>(P, ws, v, yv, dyv, out_gr);
+          } else {
+            auto ws = window_shape<true, N>(P, g.KH * g.KW, g.include_pad, ok);
+            draw<M>(ws, P, rng, out, cnt, OHW);
+            window_backward<M, true, N, L>(P, ws, v, yv, dyv, out_gr);
+          }
+        };
+        if constexpr (M == PoolMethod::softpool) {
+          vf e[N], den;
+          vi e_ok[N];
+          load_plane_window<K>(g, sx.E, h0, w0, e, e_ok);
+          const vi use = shared_weights_usable(sx, e, den);
+          const vf scale = dyv / den;
+          for (int i = 0; i < N; ++i) gr[i] = scale * e[i] * (1.f + v[i] - yv);
+          if (!lanes_all(use, cnt)) {
+            vf exact[N] = {};
+            window_math(exact);
+            for (int i = 0; i < N; ++i) gr[i] = sel(use, gr[i], exact[i]);
+          }
         } else {
-          auto ws = window_shape<true, N>(P, g.KH * g.KW, g.include_pad, ok);
-          draw<M>(ws, P, rng, out, cnt, OHW);
-          window_backward<M, true, N, L>(P, ws, v, yv, dyv, gr);
+          window_math(gr);
         }
         for (int i = 0; i < K; ++i)
           for (int j = 0; j < K; ++j)

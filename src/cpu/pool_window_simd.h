@@ -335,6 +335,43 @@ inline void window_backward(const PoolWindowParams& P, const WindowShape<kM, N>&
   }
 }
 
+// philox_uniform (kernels/philox.cuh) for four indices at once, one per lane: Philox4x32-10
+// on four counters in parallel, the same numbers as the scalar function the generic path
+// calls (four scalar calls cost four times the rounds).
+typedef uint32_t vu __attribute__((vector_size(4 * kLanes)));
+typedef uint64_t vu64 __attribute__((vector_size(8 * kLanes)));
+
+inline void philox_mulhilo_lanes(uint32_t m, vu a, vu& hi, vu& lo) {
+  const vu64 p = __builtin_convertvector(a, vu64) * uint64_t(m);
+  hi = __builtin_convertvector(p >> 32, vu);
+  lo = __builtin_convertvector(p, vu);
+}
+
+inline vf philox_uniform_lanes(uint64_t seed, uint32_t purpose, uint32_t a, uint32_t b,
+                               const uint64_t (&index)[kLanes]) {
+  vu c0 = vu{} + purpose, c1 = vu{} + a, c2, c3, word;
+  for (int l = 0; l < kLanes; ++l) {
+    c2[l] = b ^ uint32_t(index[l] >> 34);
+    c3[l] = uint32_t(index[l] >> 2);
+    word[l] = uint32_t(index[l] & 3);
+  }
+  uint32_t k0 = uint32_t(seed), k1 = uint32_t(seed >> 32);
+  for (int round = 0; round < 10; ++round) {
+    vu hi0, lo0, hi1, lo1;
+    philox_mulhilo_lanes(0xD2511F53u, c0, hi0, lo0);
+    philox_mulhilo_lanes(0xCD9E8D57u, c2, hi1, lo1);
+    c0 = hi1 ^ c1 ^ k0;
+    c1 = lo1;
+    c2 = hi0 ^ c3 ^ k1;
+    c3 = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  const vu bits = word == 0 ? c0 : word == 1 ? c1 : word == 2 ? c2 : c3;
+  // uniform_from_bits: 24 bits, exact in a float whichever conversion.
+  return __builtin_convertvector((vi)(bits >> 8), vf) * (1.0f / 16777216.0f);
+}
+
 // Stochastic pooling's draws for the chunk's windows, from their global output indices, as
 // the generic path draws them (training only; other methods draw nothing).
 // Lane l's output is first_output + l * lane_stride.
@@ -343,9 +380,10 @@ inline void draw(WindowShape<kM, N>& ws, const PoolWindowParams& P, const PoolRn
                  uint64_t first_output, int cnt, uint64_t lane_stride = 1) {
   if constexpr (M == PoolMethod::stochastic) {
     if (!P.training) return;
+    uint64_t index[kLanes];
     for (int l = 0; l < kLanes; ++l)
-      ws.u[l] = philox_uniform(rng.seed, kRngPoolSample, rng.layer, uint32_t(rng.step),
-                               rng.first_output + first_output + (l < cnt ? l : 0) * lane_stride);
+      index[l] = rng.first_output + first_output + (l < cnt ? l : 0) * lane_stride;
+    ws.u = philox_uniform_lanes(rng.seed, kRngPoolSample, rng.layer, uint32_t(rng.step), index);
   } else {
     (void)ws, (void)P, (void)rng, (void)first_output, (void)cnt, (void)lane_stride;
   }
