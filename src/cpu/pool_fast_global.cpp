@@ -108,56 +108,61 @@ inline vf global_select(const PlaneLanes& w, vi& at) {
 
 // ---- one large plane at a time (max and min) ----
 //
-// Max and min only compare, so any scan that breaks ties by position selects what the
-// sequential scan does. A large plane is read as it lies, four positions per vector in four
-// independent chains (the transposed copy and one dependent chain over the plane, as above,
-// left global max on 32x32 planes at PyTorch's speed), and the sixteen candidates are merged.
+// Max and min only compare, so the selection need not come from one sequential scan: a large
+// plane is read as it lies, its extreme value found with four independent max (min) chains
+// and a NaN flag, then the first position holding it (or the first NaN) found by a second
+// scan that stops there, from cache. The transposed copy and one dependent chain over the
+// plane, as above, left global max on 32x32 planes at PyTorch's speed.
 constexpr int kPlaneScanMin = 64;  // smaller planes: four per vector, as above
-
-template <bool kMin>
-inline vi scan_better(vf v, vf m) {
-  return kMin ? ~isnan(m) & (isnan(v) | (v < m)) : (isnan(v) & ~isnan(m)) | (v > m);
-}
-
-// (v, i) ranks before (b, bi): the first NaN, else the first maximum (minimum).
-template <bool kMin>
-inline bool ranks_first(float v, int i, float b, int bi) {
-  const bool nv = v != v, nb = b != b;
-  if (nv != nb) return nv;
-  if (nv || v == b) return i < bi;
-  return kMin ? v < b : v > b;
-}
 
 template <bool kMin>
 float plane_select(const float* p, int N, bool relu, int32_t* at) {
   constexpr int kChains = 4, kBlock = kChains * kLanes;
   auto in = [relu](vf v) { return relu ? relu_lanes(v) : v; };
-  const vi lane = {0, 1, 2, 3};
   vf m[kChains];
-  vi idx[kChains];
-  for (int c = 0; c < kChains; ++c) {
-    m[c] = in(load_lanes(p + c * kLanes, kLanes));
-    idx[c] = lane + c * kLanes;
-  }
+  vi nan = vi{};
+  for (int c = 0; c < kChains; ++c) m[c] = in(load_lanes(p + c * kLanes, kLanes));
   const int blocks = N / kBlock;
   for (int j = 1; j < blocks; ++j)
     for (int c = 0; c < kChains; ++c) {
-      const int o = j * kBlock + c * kLanes;
-      const vf v = in(load_lanes(p + o, kLanes));
-      const vi t = scan_better<kMin>(v, m[c]);
-      m[c] = sel(t, v, m[c]);
-      idx[c] = t ? lane + o : idx[c];
+      const vf v = in(load_lanes(p + j * kBlock + c * kLanes, kLanes));
+      nan |= isnan(v);
+      m[c] = kMin ? sel(v < m[c], v, m[c]) : sel(v > m[c], v, m[c]);  // minps / maxps
     }
+  for (int c = 0; c < kChains; ++c) nan |= isnan(m[c]);  // the first block's NaNs
   float best = m[0][0];
-  int bi = idx[0][0];
-  auto take = [&](float v, int i) {
-    if (ranks_first<kMin>(v, i, best, bi)) best = v, bi = i;
-  };
+  bool any_nan = any(nan);
   for (int c = 0; c < kChains; ++c)
-    for (int l = 0; l < kLanes; ++l) take(m[c][l], idx[c][l]);
-  for (int i = blocks * kBlock; i < N; ++i) take(relu ? relu_lanes(splat(p[i]))[0] : p[i], i);
-  *at = bi;
-  return best;
+    for (int l = 0; l < kLanes; ++l) best = kMin ? std::min(best, m[c][l]) : std::max(best, m[c][l]);
+  const int tail = blocks * kBlock;
+  for (int i = tail; i < N; ++i) {
+    const float v = relu ? relu_lanes(splat(p[i]))[0] : p[i];
+    any_nan |= v != v;
+    best = kMin ? std::min(best, v) : std::max(best, v);
+  }
+  // The first NaN, else the first element equal to the extreme (either zero matches a zero,
+  // and the element's own sign is returned, as the sequential scan's strict comparison keeps
+  // the first of equal values).
+  const vf target = splat(best);
+  for (int i = 0; i + kLanes <= tail; i += kLanes) {
+    const vf v = in(load_lanes(p + i, kLanes));
+    const vi hit = any_nan ? isnan(v) : v == target;
+    if (any(hit))
+      for (int l = 0; l < kLanes; ++l)
+        if (hit[l]) {
+          *at = i + l;
+          return v[l];
+        }
+  }
+  for (int i = tail; i < N; ++i) {
+    const float v = relu ? relu_lanes(splat(p[i]))[0] : p[i];
+    if (any_nan ? v != v : v == best) {
+      *at = i;
+      return v;
+    }
+  }
+  *at = 0;  // not reached: the extreme is one of the elements
+  return p[0];
 }
 
 template <PoolMethod M, LpKind L>
