@@ -165,6 +165,19 @@ float plane_select(const float* p, int N, bool relu, int32_t* at) {
   return p[0];
 }
 
+// The max and its first position over each lane's plane (mixed pooling's max part): the
+// plane scan above on large planes.
+inline vf lanes_top(const PlaneLanes& w, vi& at) {
+  if (w.N < kPlaneScanMin) return global_select<PoolMethod::max>(w, at);
+  vf m;
+  for (int l = 0; l < kLanes; ++l) {
+    int32_t a;
+    m[l] = plane_select<false>(w.base + size_t(l < w.cnt ? l : 0) * w.N, w.N, w.g.relu_in, &a);
+    at[l] = a;
+  }
+  return m;
+}
+
 template <PoolMethod M, LpKind L>
 inline vf global_forward_lanes(const PoolWindowParams& P, const PlaneLanes& w) {
   const int N = w.N;
@@ -186,7 +199,7 @@ inline vf global_forward_lanes(const PoolWindowParams& P, const PlaneLanes& w) {
     if constexpr (M == PoolMethod::avg)
       return s / float(N);
     else
-      return P.lambda * global_select<PoolMethod::max>(w, at) + (1.f - P.lambda) * (s / float(N));
+      return P.lambda * lanes_top(w, at) + (1.f - P.lambda) * (s / float(N));
   } else if constexpr (M == PoolMethod::softpool) {
     vf m = w.at(0);
     for (int i = 1; i < N; ++i) {
@@ -246,15 +259,28 @@ void global_backward(const PoolGeom& g, const PoolWindowParams& P, int n, const 
   for (int grp = 0; grp < groups; ++grp) {
     const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
     float* out = dx + size_t(p0) * N;
-    if constexpr (M == PoolMethod::avg) {  // one value per plane: no need to read x
-      // 0 + g, as below.
-      const vf share = vf{} + load_lanes(dy + p0, cnt) / float(N);
-      for (int l = 0; l < cnt; ++l) std::fill(out + size_t(l) * N, out + size_t(l + 1) * N, share[l]);
-      if (g.relu_in) {
-        const float* xp = x + size_t(p0) * N;
-        for (size_t i = 0; i < size_t(cnt) * N; ++i) out[i] = pool_input_grad(g, xp[i], out[i]);
+    // Avg's gradient is one value per plane, and mixed's one more at the plane's max: written
+    // as they lie (0 + g, as below), without the transposed copy.
+    if constexpr (M == PoolMethod::avg || M == PoolMethod::mixed) {
+      if (M == PoolMethod::avg || N >= kPlaneScanMin) {
+        const vf d = load_lanes(dy + p0, cnt);
+        const vf base = M == PoolMethod::avg ? d / float(N) : d * (1.f - P.lambda) / float(N);
+        const vf rest = vf{} + base, at_top = vf{} + (base + d * P.lambda);
+        for (int l = 0; l < cnt; ++l) {
+          float* plane = out + size_t(l) * N;
+          std::fill(plane, plane + N, rest[l]);
+          if constexpr (M == PoolMethod::mixed) {
+            int32_t a;
+            plane_select<false>(x + size_t(p0 + l) * N, N, g.relu_in, &a);
+            plane[a] = at_top[l];
+          }
+        }
+        if (g.relu_in) {
+          const float* xp = x + size_t(p0) * N;
+          for (size_t i = 0; i < size_t(cnt) * N; ++i) out[i] = pool_input_grad(g, xp[i], out[i]);
+        }
+        continue;
       }
-      continue;
     }
     const PlaneLanes w(g, x + size_t(p0) * N, N, cnt);
     const vf yv = load_lanes(y + p0, cnt), d = load_lanes(dy + p0, cnt);
