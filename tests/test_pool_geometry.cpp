@@ -220,6 +220,39 @@ bool close(double got, double want) {
   return std::abs(got - want) <= 2e-6 + 2e-5 * std::abs(want);
 }
 
+// The fast and the generic path's outputs and gradients (both backwards from the generic y),
+// every output poisoned first.
+struct BothPaths {
+  std::vector<float> y_fast, y_gen, dx_fast, dx_gen;
+};
+
+BothPaths run_both(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& draws, int n,
+                   const std::vector<float>& x, const std::vector<float>& dy) {
+  const float poison = std::numeric_limits<float>::quiet_NaN();
+  BothPaths r{std::vector<float>(dy.size(), poison), std::vector<float>(dy.size(), poison),
+              std::vector<float>(x.size(), poison), std::vector<float>(x.size(), poison)};
+  cpu::pool_forward_fast(g, P, draws, n, x.data(), r.y_fast.data());
+  cpu::pool_forward_generic(g, P, draws, n, x.data(), r.y_gen.data());
+  cpu::pool_backward_fast(g, P, draws, n, x.data(), r.y_gen.data(), dy.data(), r.dx_fast.data());
+  cpu::pool_backward_generic(g, P, draws, n, x.data(), r.y_gen.data(), dy.data(),
+                             r.dx_gen.data());
+  return r;
+}
+
+// The two paths agree: bit for bit, or within float rounding (an infinite output exactly).
+void expect_agree(const BothPaths& r, bool exact, const std::string& what) {
+  for (size_t i = 0; i < r.y_gen.size(); ++i) {
+    const float a = r.y_fast[i], b = r.y_gen[i];
+    ASSERT_TRUE(exact ? same_bits(a, b) : close(a, b) || (std::isinf(b) && a == b))
+        << what << ": output " << i << " fast " << a << " generic " << b;
+  }
+  for (size_t i = 0; i < r.dx_gen.size(); ++i) {
+    const float a = r.dx_fast[i], b = r.dx_gen[i];
+    ASSERT_TRUE(exact ? same_bits(a, b) : close(a, b))
+        << what << ": dx " << i << " fast " << a << " generic " << b;
+  }
+}
+
 struct Case {
   const Geometry* G;
   int H, W;
@@ -246,41 +279,24 @@ void check(const Case& c, std::mt19937_64& rng) {
   const size_t in = size_t(n) * C * c.H * c.W, out = size_t(n) * C * g.OH * g.OW;
   const std::vector<float> x = tied_input(in, rng, c.specials);
   std::vector<float> dy = tied_input(out, rng, false);
-  const float poison = std::numeric_limits<float>::quiet_NaN();
-  std::vector<float> y_fast(out, poison), y_gen(out, poison), dx_fast(in, poison),
-      dx_gen(in, poison);
   const PoolRng draws{7, 2, 5, 1000};
-  cpu::pool_forward_fast(g, P, draws, n, x.data(), y_fast.data());
-  cpu::pool_forward_generic(g, P, draws, n, x.data(), y_gen.data());
-  cpu::pool_backward_fast(g, P, draws, n, x.data(), y_gen.data(), dy.data(), dx_fast.data());
-  cpu::pool_backward_generic(g, P, draws, n, x.data(), y_gen.data(), dy.data(), dx_gen.data());
-  for (size_t i = 0; i < out; ++i) {
-    if (c.m.exact)
-      ASSERT_TRUE(same_bits(y_fast[i], y_gen[i]))
-          << c.what() << ": output " << i << " fast " << y_fast[i] << " generic " << y_gen[i];
-    else
-      ASSERT_TRUE(close(y_fast[i], y_gen[i]) || (std::isinf(y_gen[i]) && y_fast[i] == y_gen[i]))
-          << c.what() << ": output " << i << " fast " << y_fast[i] << " generic " << y_gen[i];
-  }
-  for (size_t i = 0; i < in; ++i) {
-    if (c.m.exact)
-      ASSERT_TRUE(same_bits(dx_fast[i], dx_gen[i]))
-          << c.what() << ": dx " << i << " fast " << dx_fast[i] << " generic " << dx_gen[i];
-    else
-      ASSERT_TRUE(close(dx_fast[i], dx_gen[i]))
-          << c.what() << ": dx " << i << " fast " << dx_fast[i] << " generic " << dx_gen[i];
-  }
+  const BothPaths r = run_both(g, P, draws, n, x, dy);
+  expect_agree(r, c.m.exact, c.what());
+  if (::testing::Test::HasFatalFailure()) return;
+  const std::vector<float>& y_fast = r.y_fast;
+  const std::vector<float>& dx_fast = r.dx_fast;
   // Max and min as the training layer runs them: recording the selection, backward a scatter.
   if (P.method == PoolMethod::max || P.method == PoolMethod::min) {
     std::vector<int32_t> selection(out, -1);
+    const float poison = std::numeric_limits<float>::quiet_NaN();
     std::vector<float> y_rec(out, poison), dx_rec(in, poison);
     cpu::pool_forward(g, P, draws, n, x.data(), y_rec.data(), selection.data());
     cpu::pool_backward(g, P, draws, n, x.data(), y_rec.data(), dy.data(), dx_rec.data(), nullptr,
                        selection.data());
     for (size_t i = 0; i < out; ++i)
-      ASSERT_TRUE(same_bits(y_rec[i], y_gen[i])) << c.what() << ": recorded output " << i;
+      ASSERT_TRUE(same_bits(y_rec[i], r.y_gen[i])) << c.what() << ": recorded output " << i;
     for (size_t i = 0; i < in; ++i)
-      ASSERT_TRUE(same_bits(dx_rec[i], dx_gen[i])) << c.what() << ": scattered dx " << i;
+      ASSERT_TRUE(same_bits(dx_rec[i], r.dx_gen[i])) << c.what() << ": scattered dx " << i;
   }
   // Training-time stochastic pooling draws: it is compared with the generic path only (its
   // sampling distribution is test_pool.cpp's).
@@ -366,29 +382,18 @@ TEST(PoolGeometry, SoftPoolSharedWeightsAndTheirFallbackMatchTheGenericPath) {
       const PoolGeom g = make_pool_geom(C, H, W, w.k, w.k, w.s, w.s, w.pad, w.pad, true, false);
       const std::string what = "window " + std::to_string(w.k) + " stride " +
                                std::to_string(w.s) + ", spike " + std::to_string(spike);
-      if (w.k != 2) EXPECT_STREQ(cpu::pool_path(g, P, false, false),
-                                 (std::string("window ") + std::to_string(w.k) + "x" +
-                                  std::to_string(w.k) + ", four planes per vector").c_str());
+      const std::string planes_path = "window " + std::to_string(w.k) + "x" +
+                                      std::to_string(w.k) + ", four planes per vector";
+      if (w.k != 2) {
+        EXPECT_STREQ(cpu::pool_path(g, P, false, false), planes_path.c_str());
+      }
       const size_t in = size_t(n) * C * H * W, out = size_t(n) * C * g.OH * g.OW;
       std::vector<float> x(in), dy(out);
       for (float& v : x) v = normal(rng);
       for (float& v : dy) v = normal(rng);
       for (int pl : {0, 3, 4}) x[size_t(pl) * H * W + (pl * 37) % (H * W)] = spike;
-      const float poison = std::numeric_limits<float>::quiet_NaN();
-      std::vector<float> y_fast(out, poison), y_gen(out, poison), dx_fast(in, poison),
-          dx_gen(in, poison);
-      const PoolRng draws{7, 2, 5, 0};
-      cpu::pool_forward_fast(g, P, draws, n, x.data(), y_fast.data());
-      cpu::pool_forward_generic(g, P, draws, n, x.data(), y_gen.data());
-      cpu::pool_backward_fast(g, P, draws, n, x.data(), y_gen.data(), dy.data(), dx_fast.data());
-      cpu::pool_backward_generic(g, P, draws, n, x.data(), y_gen.data(), dy.data(),
-                                 dx_gen.data());
-      for (size_t i = 0; i < out; ++i)
-        ASSERT_TRUE(close(y_fast[i], y_gen[i]))
-            << what << ": output " << i << " fast " << y_fast[i] << " generic " << y_gen[i];
-      for (size_t i = 0; i < in; ++i)
-        ASSERT_TRUE(close(dx_fast[i], dx_gen[i]))
-            << what << ": dx " << i << " fast " << dx_fast[i] << " generic " << dx_gen[i];
+      expect_agree(run_both(g, P, PoolRng{7, 2, 5, 0}, n, x, dy), false, what);
+      if (::testing::Test::HasFatalFailure()) return;
     }
 }
 
