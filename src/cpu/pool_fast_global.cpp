@@ -214,13 +214,24 @@ inline vf global_forward_lanes(const PoolWindowParams& P, const PlaneLanes& w) {
     }
     return sel(m > kPoolFloatMax, m, num / den);
   } else {  // lp
+    // The largest |v| in four independent chains (a max: any order gives the same value).
     vi nan = vi{};
-    vf m = vf{};
-    for (int i = 0; i < N; ++i) {
-      const vf v = w.at(i), a = vabs(v);
+    vf m0 = vf{}, m1 = vf{}, m2 = vf{}, m3 = vf{};
+    auto take = [&](vf& m, vf v) {
       nan |= isnan(v);
-      m = sel(a > m, a, m);
+      m = sel(vabs(v) > m, vabs(v), m);
+    };
+    int i = 0;
+    for (; i + 4 <= N; i += 4) {
+      take(m0, w.at(i));
+      take(m1, w.at(i + 1));
+      take(m2, w.at(i + 2));
+      take(m3, w.at(i + 3));
     }
+    for (; i < N; ++i) take(m0, w.at(i));
+    m0 = sel(m1 > m0, m1, m0);
+    m2 = sel(m3 > m2, m3, m2);
+    const vf m = sel(m2 > m0, m2, m0);
     vf s = vf{};
     for (int i = 0; i < N; ++i) s += lp_power<L>(vabs(w.at(i)) / m, P.p);
     vf out = m * lp_root<L>(s, P.p);
@@ -251,6 +262,17 @@ void global_forward(const PoolGeom& g, const PoolWindowParams& P, int n, const f
   }
 }
 
+// Lp's gradient of one element given its plane's output y (elementwise: any layout).
+template <LpKind L>
+inline vf lp_global_grad(vf v, vf yv, vf d, float pm1) {
+  const vf a = vabs(v);
+  const vf s = sel(v > 0.f, splat(1.f), splat(-1.f));
+  vf gv = d * s * lp_grad_power<L>(a / yv, pm1);
+  gv = sel(a > 0.f, gv, splat(0.f));
+  gv = sel(yv > kPoolFloatMax, sel(a > kPoolFloatMax, d * s, splat(0.f)), gv);
+  return sel(yv > 0.f, gv, splat(0.f));
+}
+
 template <PoolMethod M, LpKind L>
 void global_backward(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x,
                      const float* y, const float* dy, float* dx) {
@@ -259,8 +281,15 @@ void global_backward(const PoolGeom& g, const PoolWindowParams& P, int n, const 
   for (int grp = 0; grp < groups; ++grp) {
     const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
     float* out = dx + size_t(p0) * N;
-    // Avg's gradient is one value per plane, and mixed's one more at the plane's max: written
-    // as they lie (0 + g, as below), without the transposed copy.
+    // Gradients that need no sum over the plane in window order are written on each plane as
+    // it lies (0 + g, as below), without the transposed copy: avg's, one value per plane;
+    // mixed's, one more at the plane's max; Lp's, elementwise given the plane's y.
+    auto finish = [&] {
+      if (g.relu_in) {
+        const float* xp = x + size_t(p0) * N;
+        for (size_t i = 0; i < size_t(cnt) * N; ++i) out[i] = pool_input_grad(g, xp[i], out[i]);
+      }
+    };
     if constexpr (M == PoolMethod::avg || M == PoolMethod::mixed) {
       if (M == PoolMethod::avg || N >= kPlaneScanMin) {
         const vf d = load_lanes(dy + p0, cnt);
@@ -275,12 +304,23 @@ void global_backward(const PoolGeom& g, const PoolWindowParams& P, int n, const 
             plane[a] = at_top[l];
           }
         }
-        if (g.relu_in) {
-          const float* xp = x + size_t(p0) * N;
-          for (size_t i = 0; i < size_t(cnt) * N; ++i) out[i] = pool_input_grad(g, xp[i], out[i]);
-        }
+        finish();
         continue;
       }
+    } else if constexpr (M == PoolMethod::lp) {
+      const float pm1 = P.p - 1.f;
+      for (int l = 0; l < cnt; ++l) {
+        const float* xp = x + size_t(p0 + l) * N;
+        float* plane = out + size_t(l) * N;
+        const vf yv = splat(y[p0 + l]), d = splat(dy[p0 + l]);
+        for (int i = 0; i < N; i += kLanes) {
+          const int c = std::min(kLanes, N - i);
+          const vf v = g.relu_in ? relu_lanes(load_lanes(xp + i, c)) : load_lanes(xp + i, c);
+          store_lanes(plane + i, vf{} + lp_global_grad<L>(v, yv, d, pm1), c);
+        }
+      }
+      finish();
+      continue;
     }
     const PlaneLanes w(g, x + size_t(p0) * N, N, cnt);
     const vf yv = load_lanes(y + p0, cnt), d = load_lanes(dy + p0, cnt);
@@ -331,23 +371,10 @@ void global_backward(const PoolGeom& g, const PoolWindowParams& P, int n, const 
         const vf gv = scale * gb[i] * (1.f + v - yv);
         put(i, sel(inf, sel(v > kPoolFloatMax, inf_share, splat(0.f)), gv));
       }
-    } else {  // lp
-      const float pm1 = P.p - 1.f;
-      for (int i = 0; i < N; ++i) {
-        const vf v = w.at(i), a = vabs(v);
-        const vf s = sel(v > 0.f, splat(1.f), splat(-1.f));
-        vf gv = d * s * lp_grad_power<L>(a / yv, pm1);
-        gv = sel(a > 0.f, gv, splat(0.f));
-        gv = sel(yv > kPoolFloatMax, sel(a > kPoolFloatMax, d * s, splat(0.f)), gv);
-        put(i, sel(yv > 0.f, gv, splat(0.f)));
-      }
-    }
+    }  // lp: written above
     if constexpr (M != PoolMethod::avgtopk && M != PoolMethod::tmaxavg)
       untranspose_planes(gb, N, cnt, out, N);
-    if (g.relu_in) {
-      const float* xp = x + size_t(p0) * N;
-      for (size_t i = 0; i < size_t(cnt) * N; ++i) out[i] = pool_input_grad(g, xp[i], out[i]);
-    }
+    finish();
   }
 }
 
