@@ -102,3 +102,32 @@ TEST(Statistics, StudySummaryComparesEachMethodWithMax) {
   EXPECT_NE(md.find("| softpool | 1 | 1 | 0.7100 ± 0.0000 | +0.0000 |"), std::string::npos) << md;
   EXPECT_NE(md.find("| max | 2 | 1 | 0.7100 ± 0.0141 | - |"), std::string::npos) << md;
 }
+
+// A study at another window geometry names max with its parameters; it is still the baseline.
+TEST(Statistics, StudySummaryTakesMaxWithParametersAsTheBaseline) {
+  std::vector<StudyRow> rows;
+  const std::vector<std::pair<const char*, std::vector<double>>> finals = {
+      {"max:size=3,stride=2,pad=1", {0.70, 0.72}}, {"avgtopk:k=5,size=3,stride=2,pad=1", {0.74, 0.75}}};
+  for (auto& [method, accs] : finals)
+    for (size_t seed = 0; seed < accs.size(); ++seed) {
+      StudyRow r{method, seed + 1, {}};
+      r.m.epoch = 1;
+      r.m.test_accuracy = accs[seed];
+      r.m.seconds = method[0] == 'm' ? 2 : 3;
+      rows.push_back(r);
+    }
+  auto s = summarize_study(rows);
+  ASSERT_EQ(s.size(), 2u);
+  EXPECT_EQ(s[0].method, "avgtopk:k=5,size=3,stride=2,pad=1");
+  EXPECT_NEAR(s[0].difference_vs_max, 0.035, 1e-12);
+  EXPECT_NEAR(s[0].relative_cost, 1.5, 1e-12);
+  EXPECT_TRUE(s[1].is_baseline);
+  const std::string md = study_summary_markdown(s, "t");
+  EXPECT_NE(md.find("| max:size=3,stride=2,pad=1 | 2 | 1 | 0.7100 ± 0.0141 | - |"),
+            std::string::npos) << md;
+  // Two variants of max and no plain max: no baseline to compare with.
+  rows.push_back(StudyRow{"max:size=2", 1, {}});
+  rows.back().m.epoch = 1;
+  s = summarize_study(rows);
+  for (auto& m : s) EXPECT_TRUE(std::isnan(m.difference_vs_max)) << m.method;
+}

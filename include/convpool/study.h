@@ -41,6 +41,8 @@ struct MethodSummary {
   int best_epoch = 0;
   double best_mean_accuracy = 0;
   double seconds_per_epoch = 0;
+  // Max pooling is the baseline: "max", or the one "max:..." where no plain max is studied.
+  bool is_baseline = false;
   double relative_cost = 0;  // seconds_per_epoch / max's; 0 when max is absent
   std::vector<double> final_accuracies;  // one per seed, in seed order
   // Against max pooling's final accuracies (when max is in the study and this is not max):

@@ -126,17 +126,28 @@ std::vector<MethodSummary> summarize_study(const std::vector<StudyRow>& rows) {
     s.final_accuracies = finals;
     out.push_back(s);
   }
+  // The baseline: max pooling, or its one variant with parameters (a study at another window
+  // geometry, "max:size=3,stride=2,pad=1"); none where several variants and no plain max.
+  const MethodSummary* base = nullptr;
+  int variants = 0;
   for (auto& s : out)
-    for (auto& base : out)
-      if (base.method == "max") {
-        if (base.seconds_per_epoch > 0)
-          s.relative_cost = s.seconds_per_epoch / base.seconds_per_epoch;
-        if (&s != &base) {
-          const WelchTest w = welch_t_test(s.final_accuracies, base.final_accuracies);
-          s.difference_vs_max = w.difference;
-          s.p_vs_max = w.p;
-        }
-      }
+    if (s.method == "max") {
+      base = &s;
+      break;
+    } else if (s.method.rfind("max:", 0) == 0 && ++variants == 1) {
+      base = &s;
+    }
+  if (!base || (base->method != "max" && variants > 1)) base = nullptr;
+  for (auto& s : out) {
+    if (!base) break;
+    s.is_baseline = &s == base;
+    if (base->seconds_per_epoch > 0) s.relative_cost = s.seconds_per_epoch / base->seconds_per_epoch;
+    if (&s != base) {
+      const WelchTest w = welch_t_test(s.final_accuracies, base->final_accuracies);
+      s.difference_vs_max = w.difference;
+      s.p_vs_max = w.p;
+    }
+  }
   std::stable_sort(out.begin(), out.end(), [](const MethodSummary& a, const MethodSummary& b) {
     return a.mean_accuracy > b.mean_accuracy;
   });
@@ -153,7 +164,7 @@ std::string study_summary_markdown(const std::vector<MethodSummary>& s, const st
   for (auto& m : s) {
     char cost[32] = "n/a", versus[48] = "n/a";
     if (m.relative_cost > 0) std::snprintf(cost, sizeof cost, "%.2fx", m.relative_cost);
-    if (m.method == "max") {
+    if (m.is_baseline) {
       std::snprintf(versus, sizeof versus, "-");
     } else if (!std::isnan(m.difference_vs_max)) {
       const int n = std::snprintf(versus, sizeof versus, "%+.4f", m.difference_vs_max);
