@@ -410,9 +410,9 @@ TEST(PoolGeometry, FourLaneDrawsAreTheScalarDraws) {
     const cpu::simd::vf u =
         cpu::pool_window::philox_uniform_lanes(seed, kRngPoolSample, layer, step, index);
     for (int l = 0; l < cpu::simd::kLanes; ++l) {
-      const float want = philox_uniform(seed, kRngPoolSample, layer, step, index[l]);
-      ASSERT_EQ(std::memcmp(&u[l], &want, sizeof want), 0)
-          << "index " << index[l] << " lane " << l << ": " << u[l] << " vs " << want;
+      const float got = u[l], want = philox_uniform(seed, kRngPoolSample, layer, step, index[l]);
+      ASSERT_EQ(std::memcmp(&got, &want, sizeof want), 0)
+          << "index " << index[l] << " lane " << l << ": " << got << " vs " << want;
     }
   }
 }
