@@ -2,8 +2,9 @@
 // four planes at a time, one per vector lane, the window loop at run time in window order, so
 // each plane's sums keep the generic path's order. Max, min, avg, mixed, Lp and SoftPool;
 // Avg-TopK and T-Max-Avg keep a sorted list of each plane's k top-ranked elements (TopList).
-// Max and min over planes of 64 elements or more scan one plane at a time instead
-// (plane_select), and avg's gradient, one value per plane, is written as it lies.
+// Max and min over planes of 64 elements or more (and mixed's max part) scan one plane at a
+// time instead (plane_select); the gradients that need no sum in window order (avg's, mixed's
+// on such planes, Lp's) are written on each plane as it lies.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -136,7 +137,7 @@ float plane_select(const float* p, int N, bool relu, int32_t* at) {
     for (int l = 0; l < kLanes; ++l) best = kMin ? std::min(best, m[c][l]) : std::max(best, m[c][l]);
   const int tail = blocks * kBlock;
   for (int i = tail; i < N; ++i) {
-    const float v = relu ? relu_lanes(splat(p[i]))[0] : p[i];
+    const float v = in(splat(p[i]))[0];
     any_nan |= v != v;
     best = kMin ? std::min(best, v) : std::max(best, v);
   }
@@ -155,7 +156,7 @@ float plane_select(const float* p, int N, bool relu, int32_t* at) {
         }
   }
   for (int i = tail; i < N; ++i) {
-    const float v = relu ? relu_lanes(splat(p[i]))[0] : p[i];
+    const float v = in(splat(p[i]))[0];
     if (any_nan ? v != v : v == best) {
       *at = i;
       return v;

@@ -137,17 +137,18 @@ std::vector<MethodSummary> summarize_study(const std::vector<StudyRow>& rows) {
     } else if (s.method.rfind("max:", 0) == 0 && ++variants == 1) {
       base = &s;
     }
-  if (!base || (base->method != "max" && variants > 1)) base = nullptr;
-  for (auto& s : out) {
-    if (!base) break;
-    s.is_baseline = &s == base;
-    if (base->seconds_per_epoch > 0) s.relative_cost = s.seconds_per_epoch / base->seconds_per_epoch;
-    if (&s != base) {
-      const WelchTest w = welch_t_test(s.final_accuracies, base->final_accuracies);
-      s.difference_vs_max = w.difference;
-      s.p_vs_max = w.p;
+  if (base && base->method != "max" && variants > 1) base = nullptr;
+  if (base)
+    for (auto& s : out) {
+      s.is_baseline = &s == base;
+      if (base->seconds_per_epoch > 0)
+        s.relative_cost = s.seconds_per_epoch / base->seconds_per_epoch;
+      if (&s != base) {
+        const WelchTest w = welch_t_test(s.final_accuracies, base->final_accuracies);
+        s.difference_vs_max = w.difference;
+        s.p_vs_max = w.p;
+      }
     }
-  }
   std::stable_sort(out.begin(), out.end(), [](const MethodSummary& a, const MethodSummary& b) {
     return a.mean_accuracy > b.mean_accuracy;
   });

@@ -99,18 +99,18 @@ class WholeStep : public ::testing::Test {
     return {train_cpu(tag, args), train_cuda(tag, args, cuda_args)};
   }
   std::string train_cpu(const std::string& tag, const std::string& args) {
-    const std::string out = dir_.str(tag + "-cpu");
-    const CommandResult c = run_convpool("train --device cpu --threads 1 --out " + out +
-                                         " --data " + dir_.str("data") + " --quiet " + args);
-    EXPECT_EQ(c.exit_code, 0) << c.output;
-    return out;
+    return train("cpu --threads 1", tag + "-cpu", args);
   }
   std::string train_cuda(const std::string& tag, const std::string& args,
                          const std::string& cuda_args = "") {
-    const std::string out = dir_.str(tag + "-cuda");
-    const CommandResult g = run_convpool("train --device cuda --out " + out + " --data " +
-                                         dir_.str("data") + " --quiet " + args + " " + cuda_args);
-    EXPECT_EQ(g.exit_code, 0) << g.output;
+    return train("cuda", tag + "-cuda", args + " " + cuda_args);
+  }
+  // `train --device DEVICE` into dir_/NAME; the run directory.
+  std::string train(const std::string& device, const std::string& name, const std::string& args) {
+    const std::string out = dir_.str(name);
+    const CommandResult r = run_convpool("train --device " + device + " --out " + out +
+                                         " --data " + dir_.str("data") + " --quiet " + args);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
     return out;
   }
   void expect_same_run(const std::string& cpu, const std::string& gpu, int train_images,
