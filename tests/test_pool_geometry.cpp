@@ -30,9 +30,12 @@ struct Geometry {
   const char* name;
   int kh, kw, sh, sw, ph, pw;
   bool global = false;
+  // Larger than the 5x5 templates: max, min, avg and mixed take the window lists on planes up
+  // to 64 x 64; the others stay on the generic path.
+  bool lists_only = false;
 };
 
-// The matrix's geometries, then the others the window templates must also get right.
+// The matrix's geometries, then the others the window templates and lists must also get right.
 const Geometry kGeometries[] = {
     {"2x2/2", 2, 2, 2, 2, 0, 0},        {"3x3/2 pad 1", 3, 3, 2, 2, 1, 1},
     {"3x3/3", 3, 3, 3, 3, 0, 0},        {"5x5/2 pad 2", 5, 5, 2, 2, 2, 2},
@@ -41,6 +44,8 @@ const Geometry kGeometries[] = {
     {"5x5/3", 5, 5, 3, 3, 0, 0},        {"2x3/1x2 pad 0x1", 2, 3, 1, 2, 0, 1},
     {"3x3/2 pad 0", 3, 3, 2, 2, 0, 0},  {"4x4/4", 4, 4, 4, 4, 0, 0},
     {"2x2/3", 2, 2, 3, 3, 0, 0},        {"3x3/4 pad 1", 3, 3, 4, 4, 1, 1},
+    {"7x7/2 pad 3", 7, 7, 2, 2, 3, 3, false, true},
+    {"6x4/3x2 pad 2x1", 6, 4, 3, 2, 2, 1, false, true},
 };
 
 // Plane sizes: over 64 x 64 (four windows of a row per vector), smaller ones (four planes per
@@ -272,8 +277,12 @@ void check(const Case& c, std::mt19937_64& rng) {
   const PoolGeom g = geometry(*c.G, C, c.H, c.W, c.include_pad, c.relu);
   if (!usable(g)) return;
   const PoolWindowParams& P = c.m.p;
-  // Global stochastic pooling of planes over 5x5 is the one case left to the generic path.
-  const bool generic = c.G->global && P.method == PoolMethod::stochastic && c.H * c.W > 25;
+  // Global stochastic pooling of planes over 5x5 is left to the generic path, as are windows
+  // beyond the templates but for the methods of the window lists on planes they take.
+  const bool listed = P.method == PoolMethod::max || P.method == PoolMethod::min ||
+                      P.method == PoolMethod::avg || P.method == PoolMethod::mixed;
+  const bool generic = (c.G->global && P.method == PoolMethod::stochastic && c.H * c.W > 25) ||
+                       (c.G->lists_only && !(listed && c.H * c.W <= 64 * 64));
   ASSERT_EQ(cpu::pool_fast_covers(g, P, false), !generic) << c.what() << ": the path";
   if (generic) return;
   const size_t in = size_t(n) * C * c.H * c.W, out = size_t(n) * C * g.OH * g.OW;
@@ -353,7 +362,14 @@ TEST(PoolGeometry, TheBenchmarkGeometriesNameTheirPath) {
   const PoolGeom wide = make_pool_geom(64, 96, 96, 3, 3, 2, 2, 1, 1, true, false);
   EXPECT_STREQ(cpu::pool_path(wide, p, false, false), "window 3x3, masked edges");
   p.method = PoolMethod::max;
-  EXPECT_STREQ(cpu::pool_path(g, p, true, false), "max, recording (window template)");
+  EXPECT_STREQ(cpu::pool_path(g, p, true, false), "max, recording (window lists)");
+  EXPECT_STREQ(cpu::pool_path(wide, p, true, false), "max, recording (window template)");
+  for (PoolMethod m : {PoolMethod::max, PoolMethod::min, PoolMethod::avg, PoolMethod::mixed}) {
+    p.method = m;
+    EXPECT_STREQ(cpu::pool_path(g, p, false, false), "window lists, four planes per vector");
+  }
+  const PoolGeom seven = make_pool_geom(64, 32, 32, 7, 7, 2, 2, 3, 3, true, false);
+  EXPECT_STREQ(cpu::pool_path(seven, p, false, false), "window lists, four planes per vector");
   p.method = PoolMethod::stochastic;
   EXPECT_STREQ(cpu::pool_path(g, p, false, false), "window 3x3, four planes per vector");
   const PoolGeom global = make_pool_geom(64, 32, 32, 32, 32, 1, 1, 0, 0, true, false);

@@ -315,10 +315,12 @@ const char* pool_path(const PoolGeom& g, const PoolWindowParams& p, bool recordi
   const bool selects = p.method == PoolMethod::max || p.method == PoolMethod::min;
   if (recording && selects && pool_fast_records_selection(g, p)) {
     if (p.method == PoolMethod::max && all_full_2x2(g)) return "max 2x2, recording";
-    const bool global = pool_global_covers(g, p);
-    if (p.method == PoolMethod::max)
-      return global ? "max, recording (global)" : "max, recording (window template)";
-    return global ? "min, recording (global)" : "min, recording (window template)";
+    const bool max = p.method == PoolMethod::max;
+    if (pool_global_covers(g, p))
+      return max ? "max, recording (global)" : "min, recording (global)";
+    if (pool_lists_cover(g, p))
+      return max ? "max, recording (window lists)" : "min, recording (window lists)";
+    return max ? "max, recording (window template)" : "min, recording (window template)";
   }
   if (recording && p.method == PoolMethod::max) return "max, recording (any window, scalar)";
   if (const char* fast = pool_fast_path(g, p, wants_dlambda)) return fast;

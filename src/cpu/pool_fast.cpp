@@ -442,7 +442,9 @@ template <PoolMethod M, LpKind L>
 void forward_geom(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
                   const float* x, float* y) {
   with_template(window_template(g), [&](auto K) {
-    if (planes_per_vector(g)) return forward_planes<M, K(), L>(g, P, rng, n, x, y);
+    // Planes per vector are the window lists' for the methods they take: not instantiated.
+    if constexpr (!pool_lists_method(M))
+      if (planes_per_vector(g)) return forward_planes<M, K(), L>(g, P, rng, n, x, y);
     forward_rows<M, K(), L>(g, P, rng, n, x, y);
   });
 }
@@ -451,7 +453,8 @@ template <PoolMethod M, LpKind L>
 void backward_geom(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
                    const float* x, const float* y, const float* dy, float* dx) {
   with_template(window_template(g), [&](auto K) {
-    if (planes_per_vector(g)) return backward_planes<M, K(), L>(g, P, rng, n, x, y, dy, dx);
+    if constexpr (!pool_lists_method(M))
+      if (planes_per_vector(g)) return backward_planes<M, K(), L>(g, P, rng, n, x, y, dy, dx);
     backward_rows<M, K(), L>(g, P, rng, n, x, y, dy, dx);
   });
 }
@@ -499,6 +502,7 @@ struct Run {
 const char* pool_fast_path(const PoolGeom& g, const PoolWindowParams& p, bool wants_dlambda) {
   if (wants_dlambda) return nullptr;
   if (pool_global_covers(g, p)) return pool_global_path(g, p);
+  if (pool_lists_cover(g, p)) return "window lists, four planes per vector";
   static const char* const names[2][4] = {{"window 2x2", "window 3x3", "window 4x4", "window 5x5"},
                                           {"window 2x2, masked edges", "window 3x3, masked edges",
                                            "window 4x4, masked edges", "window 5x5, masked edges"}};
@@ -519,17 +523,15 @@ bool pool_fast_covers(const PoolGeom& g, const PoolWindowParams& p, bool wants_d
 
 bool pool_fast_records_selection(const PoolGeom& g, const PoolWindowParams& p) {
   return (p.method == PoolMethod::max || p.method == PoolMethod::min) &&
-         (pool_global_covers(g, p) || window_template(g));
+         (pool_global_covers(g, p) || pool_lists_cover(g, p) || window_template(g));
 }
 
 void pool_fast_select_recording(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
                                 float* y, int32_t* argmax) {
   if (pool_global_covers(g, p)) return pool_global_select_recording(g, p, n, x, y, argmax);
+  if (pool_lists_cover(g, p)) return pool_lists_forward(g, p, n, x, y, argmax);
   const bool min = p.method == PoolMethod::min;
   with_template(window_template(g), [&](auto K) {
-    if (planes_per_vector(g))
-      return min ? select_planes_recording<true, K()>(g, n, x, y, argmax)
-                 : select_planes_recording<false, K()>(g, n, x, y, argmax);
     min ? select_rows_recording<true, K()>(g, n, x, y, argmax)
         : select_rows_recording<false, K()>(g, n, x, y, argmax);
   });
@@ -538,12 +540,14 @@ void pool_fast_select_recording(const PoolGeom& g, const PoolWindowParams& p, in
 void pool_forward_fast(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                        const float* x, float* y) {
   if (pool_global_covers(g, p)) return pool_global_forward(g, p, n, x, y);
+  if (pool_lists_cover(g, p)) return pool_lists_forward(g, p, n, x, y, nullptr);
   Run<true>::method(g, p, rng, n, x, nullptr, nullptr, y);
 }
 
 void pool_backward_fast(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                         const float* x, const float* y, const float* dy, float* dx) {
   if (pool_global_covers(g, p)) return pool_global_backward(g, p, n, x, y, dy, dx);
+  if (pool_lists_cover(g, p)) return pool_lists_backward(g, p, n, x, y, dy, dx);
   Run<false>::method(g, p, rng, n, x, y, dy, dx);
 }
 

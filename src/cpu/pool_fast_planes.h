@@ -1,5 +1,6 @@
-// The four-planes-per-vector loops of the CPU's fast pooling paths (pool_fast.cpp): forward,
-// backward and max/min recording their selection. Internal header of pool_fast.cpp.
+// The four-planes-per-vector loops of the CPU's window templates (pool_fast.cpp): forward and
+// backward. Internal header of pool_fast.cpp and pool_fast_lists.cpp, which shares the choice
+// of planes (planes_per_vector) and their transposed copies.
 #pragma once
 #include <algorithm>
 #include <vector>
@@ -212,35 +213,6 @@ void backward_planes(const PoolGeom& g, const PoolWindowParams& P, const PoolRng
       const float* xp = x + size_t(p0) * HW;
       for (size_t i = 0; i < size_t(cnt) * HW; ++i) dxp[i] = pool_input_grad(g, xp[i], dxp[i]);
     }
-  }
-}
-
-template <bool kMin, int K>
-void select_planes_recording(const PoolGeom& g, int n, const float* x, float* y, int32_t* argmax) {
-  constexpr int N = K * K;
-  const int planes = n * g.C, OHW = g.OH * g.OW, groups = (planes + kLanes - 1) / kLanes;
-#pragma omp parallel for schedule(static)
-  for (int grp = 0; grp < groups; ++grp) {
-    const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
-    const vf* T = transposed_group(g, x + size_t(p0) * g.H * g.W, cnt);
-    for (int oh = 0; oh < g.OH; ++oh)
-      for (int ow = 0; ow < g.OW; ++ow) {
-        vf v[N], m;
-        vi ok[N], at;
-        const int h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
-        if (!load_plane_window<K>(g, T, h0, w0, v, ok)) {
-          const Mask<false, N> all{nullptr};
-          m = kMin ? min_value(v, all, &at) : top_value(v, all, &at);
-        } else {
-          const Mask<true, N> some{ok};
-          m = kMin ? min_value(v, some, &at) : top_value(v, some, &at);
-        }
-        const size_t out = size_t(p0) * OHW + oh * g.OW + ow;
-        for (int l = 0; l < cnt; ++l) {
-          y[out + size_t(l) * OHW] = m[l];
-          argmax[out + size_t(l) * OHW] = (h0 + at[l] / K) * g.W + w0 + at[l] % K;
-        }
-      }
   }
 }
 
