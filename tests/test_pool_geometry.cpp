@@ -3,7 +3,8 @@
 // non-square, padded, planes smaller than a window, rows not a multiple of the vector width):
 // - the path a call takes is a fast one (a benchmark cannot measure the generic loop unawares);
 // - forward and backward against a naive double-precision reference written here, with ties
-//   (inputs drawn from a few values) and signed zeros;
+//   (inputs drawn from a few values) and signed zeros, and with continuous values (whose sums
+//   show their order in their bits);
 // - forward and backward equal to the generic path bit for bit (within float rounding for Lp
 //   p = 2, 3 and SoftPool), also with NaN and infinities in the input.
 #include <gtest/gtest.h>
@@ -104,13 +105,17 @@ PoolGeom geometry(const Geometry& G, int C, int H, int W, bool include_pad, bool
 // Whether the geometry has at least one output and every window an element.
 bool usable(const PoolGeom& g) { return g.OH >= 1 && g.OW >= 1 && g.PH < g.KH && g.PW < g.KW; }
 
-// Inputs drawn from a few values, so that windows hold ties (and -0 beside +0).
-std::vector<float> tied_input(size_t n, std::mt19937_64& rng, bool specials) {
+// Inputs drawn from a few values, so that windows hold ties (and -0 beside +0). Sums of
+// those are exact in any order, so `rounding` makes most values continuous, for which the
+// order of a sum shows in its bits.
+std::vector<float> tied_input(size_t n, std::mt19937_64& rng, bool specials,
+                              bool rounding = false) {
   const float pool[] = {-1.f, -0.5f, -0.f, 0.f, 0.25f, 0.5f, 1.f, 2.f};
   std::uniform_int_distribution<int> pick(0, 7), rare(0, 40);
+  std::normal_distribution<float> normal(0.f, 1.f);
   std::vector<float> x(n);
   for (float& v : x) {
-    v = pool[pick(rng)];
+    v = rounding && rare(rng) > 4 ? normal(rng) : pool[pick(rng)];
     if (specials) {
       const int r = rare(rng);
       if (r == 0) v = std::numeric_limits<float>::quiet_NaN();
@@ -262,12 +267,12 @@ struct Case {
   const Geometry* G;
   int H, W;
   Method m;
-  bool include_pad, relu, specials;
+  bool include_pad, relu, specials, rounding;
   std::string what() const {
     return std::string(m.name) + " k=" + std::to_string(m.p.k) + " p=" + std::to_string(m.p.p) +
            " " + G->name + " on " + std::to_string(H) + "x" + std::to_string(W) +
            (include_pad ? "" : " include_pad=0") + (relu ? " relu_in" : "") +
-           (specials ? " with NaN/inf" : "");
+           (specials ? " with NaN/inf" : "") + (rounding ? " continuous" : "");
   }
 };
 
@@ -286,8 +291,8 @@ void check(const Case& c, std::mt19937_64& rng) {
   ASSERT_EQ(cpu::pool_fast_covers(g, P, false), !generic) << c.what() << ": the path";
   if (generic) return;
   const size_t in = size_t(n) * C * c.H * c.W, out = size_t(n) * C * g.OH * g.OW;
-  const std::vector<float> x = tied_input(in, rng, c.specials);
-  std::vector<float> dy = tied_input(out, rng, false);
+  const std::vector<float> x = tied_input(in, rng, c.specials, c.rounding);
+  std::vector<float> dy = tied_input(out, rng, false, c.rounding);
   const PoolRng draws{7, 2, 5, 1000};
   const BothPaths r = run_both(g, P, draws, n, x, dy);
   expect_agree(r, c.m.exact, c.what());
@@ -339,9 +344,10 @@ TEST(PoolGeometry, EveryGeometryTakesAFastPathAndMatchesReferenceAndGenericPath)
   for (const Geometry& G : kGeometries)
     for (auto [H, W] : kPlanes)
       for (const Method& m : methods())
-        for (bool specials : {false, true}) {
+        for (int kind = 0; kind < 3; ++kind) {
+          const bool specials = kind == 1, rounding = kind == 2;
           const bool include_pad = (H + W) % 2 == 0, relu = (H * W + int(m.p.method)) % 3 == 0;
-          Case c{&G, H, W, m, include_pad, relu, specials};
+          Case c{&G, H, W, m, include_pad, relu, specials, rounding};
           // Softpool's exp of large values is compared on the generic path only.
           if (specials && m.p.method == PoolMethod::softpool) continue;
           check(c, rng);

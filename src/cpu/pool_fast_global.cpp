@@ -3,8 +3,9 @@
 // each plane's sums keep the generic path's order. Max, min, avg, mixed, Lp and SoftPool;
 // Avg-TopK and T-Max-Avg keep a sorted list of each plane's k top-ranked elements (TopList).
 // Max and min over planes of 64 elements or more (and mixed's max part) scan one plane at a
-// time instead (plane_select); the gradients that need no sum in window order (avg's, mixed's
-// on such planes, Lp's) are written on each plane as it lies.
+// time instead (plane_select), and avg's and mixed's sums on such planes run sixteen planes
+// at a time (planes_sums); the gradients that need no sum in window order (avg's, mixed's on
+// such planes, Lp's) are written on each plane as it lies.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -168,15 +169,69 @@ float plane_select(const float* p, int N, bool relu, int32_t* at) {
 
 // The max and its first position over each lane's plane (mixed pooling's max part): the
 // plane scan above on large planes.
-inline vf lanes_top(const PlaneLanes& w, vi& at) {
-  if (w.N < kPlaneScanMin) return global_select<PoolMethod::max>(w, at);
+inline vf planes_top(const float* base, int N, int cnt, bool relu, vi& at) {
   vf m;
   for (int l = 0; l < kLanes; ++l) {
     int32_t a;
-    m[l] = plane_select<false>(w.base + size_t(l < w.cnt ? l : 0) * w.N, w.N, w.g.relu_in, &a);
+    m[l] = plane_select<false>(base + size_t(l < cnt ? l : 0) * N, N, relu, &a);
     at[l] = a;
   }
   return m;
+}
+inline vf lanes_top(const PlaneLanes& w, vi& at) {
+  if (w.N < kPlaneScanMin) return global_select<PoolMethod::max>(w, at);
+  return planes_top(w.base, w.N, w.cnt, w.g.relu_in, at);
+}
+
+// ---- sums in window order, sixteen planes at a time ----
+//
+// A plane's sum in window order is a chain of N dependent adds; four planes per vector keep
+// one chain in flight, so on large planes the adds' latency, not memory, set the pace. Four
+// groups of four planes side by side keep four chains in flight, each plane's sum still in
+// window order (the generic path's bits).
+constexpr int kSumGroups = 4, kSumPlanes = kSumGroups * kLanes;
+
+// The sums of up to sixteen planes starting at base: sums[q] lane l is plane 4q + l's (lanes
+// past cnt repeat the group's first plane).
+inline void planes_sums(const PoolGeom& g, const float* base, int N, int cnt,
+                        vf (&sums)[kSumGroups]) {
+  thread_local std::vector<vf> buffer;
+  if (buffer.size() < size_t(kSumGroups) * N) buffer.resize(size_t(kSumGroups) * N);
+  const vf* t[kSumGroups];
+  for (int q = 0; q < kSumGroups; ++q) {
+    const int c = std::clamp(cnt - q * kLanes, 1, kLanes);  // empty groups repeat a plane
+    const int first = q * kLanes < cnt ? q * kLanes : 0;
+    vf* out = buffer.data() + size_t(q) * N;
+    transpose_planes(base + size_t(first) * N, N, N, c, out);
+    if (g.relu_in)
+      for (int i = 0; i < N; ++i) out[i] = relu_lanes(out[i]);
+    t[q] = out;
+    sums[q] = vf{};
+  }
+  for (int i = 0; i < N; ++i)
+    for (int q = 0; q < kSumGroups; ++q) sums[q] += t[q][i];
+}
+
+// SoftPool's shift, fmaxf over the plane as pool_softpool takes it (NaN dropped unless all
+// are), in four chains: the same value as one scan but for the sign of a zero maximum (which
+// shifts every weight by the same 0) and the payload of an all-NaN plane's NaN.
+inline vf softpool_shift(const PlaneLanes& w) {
+  auto take = [](vf m, vf v) { return sel((v > m) | isnan(m), v, m); };
+  if (w.N < 8) {
+    vf m = w.at(0);
+    for (int i = 1; i < w.N; ++i) m = take(m, w.at(i));
+    return m;
+  }
+  vf m0 = w.at(0), m1 = w.at(1), m2 = w.at(2), m3 = w.at(3);
+  int i = 4;
+  for (; i + 4 <= w.N; i += 4) {
+    m0 = take(m0, w.at(i));
+    m1 = take(m1, w.at(i + 1));
+    m2 = take(m2, w.at(i + 2));
+    m3 = take(m3, w.at(i + 3));
+  }
+  for (; i < w.N; ++i) m0 = take(m0, w.at(i));
+  return take(take(m0, m1), take(m2, m3));
 }
 
 template <PoolMethod M, LpKind L>
@@ -202,11 +257,7 @@ inline vf global_forward_lanes(const PoolWindowParams& P, const PlaneLanes& w) {
     else
       return P.lambda * lanes_top(w, at) + (1.f - P.lambda) * (s / float(N));
   } else if constexpr (M == PoolMethod::softpool) {
-    vf m = w.at(0);
-    for (int i = 1; i < N; ++i) {
-      const vf v = w.at(i);
-      m = sel((v > m) | isnan(m), v, m);
-    }
+    const vf m = softpool_shift(w);
     vf num = vf{}, den = vf{};
     for (int i = 0; i < N; ++i) {
       const vf v = w.at(i), e = exp_nonpositive(v - m);
@@ -234,7 +285,22 @@ inline vf global_forward_lanes(const PoolWindowParams& P, const PlaneLanes& w) {
     m2 = sel(m3 > m2, m3, m2);
     const vf m = sel(m2 > m0, m2, m0);
     vf s = vf{};
-    for (int i = 0; i < N; ++i) s += lp_power<L>(vabs(w.at(i)) / m, P.p);
+    if constexpr (L == LpKind::two || L == LpKind::three) {
+      // Within float rounding of the generic path already (sqrt, cube root): the sum too
+      // runs in four chains.
+      vf s1 = vf{}, s2 = vf{}, s3 = vf{};
+      int i = 0;
+      for (; i + 4 <= N; i += 4) {
+        s += lp_power<L>(vabs(w.at(i)) / m, P.p);
+        s1 += lp_power<L>(vabs(w.at(i + 1)) / m, P.p);
+        s2 += lp_power<L>(vabs(w.at(i + 2)) / m, P.p);
+        s3 += lp_power<L>(vabs(w.at(i + 3)) / m, P.p);
+      }
+      for (; i < N; ++i) s += lp_power<L>(vabs(w.at(i)) / m, P.p);
+      s = (s + s1) + (s2 + s3);
+    } else {
+      for (int i = 0; i < N; ++i) s += lp_power<L>(vabs(w.at(i)) / m, P.p);
+    }
     vf out = m * lp_root<L>(s, P.p);
     out = sel(m > kPoolFloatMax, m, out);
     out = sel(m == 0.f, splat(0.f), out);
@@ -251,6 +317,29 @@ void global_forward(const PoolGeom& g, const PoolWindowParams& P, int n, const f
       for (int pl = 0; pl < planes; ++pl) {
         int32_t at;
         y[pl] = plane_select<M == PoolMethod::min>(x + size_t(pl) * N, N, g.relu_in, &at);
+      }
+      return;
+    }
+  }
+  if constexpr (M == PoolMethod::avg || M == PoolMethod::mixed) {
+    if (N >= kPlaneScanMin) {
+      const int sets = (planes + kSumPlanes - 1) / kSumPlanes;
+#pragma omp parallel for schedule(static)
+      for (int set = 0; set < sets; ++set) {
+        const int p0 = set * kSumPlanes, cnt = std::min(kSumPlanes, planes - p0);
+        vf sums[kSumGroups];
+        planes_sums(g, x + size_t(p0) * N, N, cnt, sums);
+        for (int q = 0; q * kLanes < cnt; ++q) {
+          const int first = p0 + q * kLanes, c = std::min(kLanes, cnt - q * kLanes);
+          const vf mean = sums[q] / float(N);
+          vf r = mean;
+          if constexpr (M == PoolMethod::mixed) {
+            vi at;
+            r = P.lambda * planes_top(x + size_t(first) * N, N, c, g.relu_in, at) +
+                (1.f - P.lambda) * mean;
+          }
+          store_lanes(y + first, r, c);
+        }
       }
       return;
     }
@@ -351,11 +440,7 @@ void global_backward(const PoolGeom& g, const PoolWindowParams& P, int n, const 
       const vf base = d * (1.f - P.lambda) / float(N), top = d * P.lambda;
       for (int i = 0; i < N; ++i) put(i, sel(at == i, base + top, base));
     } else if constexpr (M == PoolMethod::softpool) {
-      vf m = w.at(0);
-      for (int i = 1; i < N; ++i) {
-        const vf v = w.at(i);
-        m = sel((v > m) | isnan(m), v, m);
-      }
+      const vf m = softpool_shift(w);
       vi count = vi{};
       vf den = vf{};
       for (int i = 0; i < N; ++i) {  // each exp kept in gb[i] until its gradient replaces it

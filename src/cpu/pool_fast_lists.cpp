@@ -179,7 +179,10 @@ void backward_lists(const PoolGeom& g, const PoolWindowParams& P, int n, const f
 #pragma omp parallel for schedule(static)
   for (int grp = 0; grp < groups; ++grp) {
     const int p0 = grp * kLanes, cnt = std::min(kLanes, planes - p0);
-    const vf* T = pool_window::transposed_group(g, x + size_t(p0) * HW, cnt);
+    // avg's shares do not depend on x
+    const vf* T = M == PoolMethod::avg
+                      ? nullptr
+                      : pool_window::transposed_group(g, x + size_t(p0) * HW, cnt);
     thread_local std::vector<vf> dy_buffer, y_buffer, share_buffer, extra_buffer, at_buffer,
         grad_buffer;
     const vf* DY = transposed(dy + size_t(p0) * OHW, OHW, cnt, dy_buffer);
