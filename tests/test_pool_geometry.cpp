@@ -383,6 +383,11 @@ TEST(PoolGeometry, TheBenchmarkGeometriesNameTheirPath) {
   const PoolGeom two = make_pool_geom(64, 32, 32, 2, 2, 2, 2, 0, 0, true, false);
   p.method = PoolMethod::avgtopk;
   EXPECT_STREQ(cpu::pool_path(two, p, false, false), "window 2x2");
+  // Rows of fewer than four whole 2x2 windows leave the vector's lanes to four planes.
+  const PoolGeom small = make_pool_geom(64, 4, 4, 2, 2, 2, 2, 0, 0, true, false);
+  EXPECT_STREQ(cpu::pool_path(small, p, false, false), "window 2x2, four planes per vector");
+  p.method = PoolMethod::avg;
+  EXPECT_STREQ(cpu::pool_path(small, p, false, false), "window lists, four planes per vector");
 }
 
 // SoftPool on four planes per vector takes each element's exp once, shifted by its plane's

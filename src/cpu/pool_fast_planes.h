@@ -19,12 +19,13 @@ namespace convpool::cpu::pool_window {
 // vector with `convpool bench pool` on 128 x 32 x 32 x 32 while this was written (2 threads;
 // those side-by-side times are not in docs/benchmarks.md), it was faster at every geometry of
 // the benchmark matrix but whole 2x2/2 windows, whose row loads split by shuffles need no
-// transposition. Planes above 64 x 64 keep the row path, whose working set does not grow with
-// the plane (not measured).
+// transposition, as long as a row has four windows to fill a vector (on rows of fewer, half
+// the lanes or more would be empty). Planes above 64 x 64 keep the row path, whose working
+// set does not grow with the plane (not measured).
 
 inline bool planes_per_vector(const PoolGeom& g) {
   const bool whole_2x2 = g.KH == 2 && g.KW == 2 && g.SH == 2 && g.SW == 2 && !g.PH && !g.PW;
-  return !whole_2x2 && g.H * g.W <= 64 * 64;
+  return (!whole_2x2 || g.OW < kLanes) && g.H * g.W <= 64 * 64;
 }
 
 // Four transposed planes in this thread's buffer (relu applied when fused).
