@@ -31,7 +31,7 @@ struct Geometry {
   const char* name;
   int kh, kw, sh, sw, ph, pw;
   bool global = false;
-  // Larger than the 5x5 templates: max, min, avg and mixed take the window lists on planes up
+  // Larger than the 5x5 templates: max, min, avg, mixed and Lp take the window lists on planes up
   // to 64 x 64; the others stay on the generic path.
   bool lists_only = false;
 };
@@ -285,7 +285,8 @@ void check(const Case& c, std::mt19937_64& rng) {
   // Global stochastic pooling of planes over 5x5 is left to the generic path, as are windows
   // beyond the templates but for the methods of the window lists on planes they take.
   const bool listed = P.method == PoolMethod::max || P.method == PoolMethod::min ||
-                      P.method == PoolMethod::avg || P.method == PoolMethod::mixed;
+                      P.method == PoolMethod::avg || P.method == PoolMethod::mixed ||
+                      P.method == PoolMethod::lp;
   const bool generic = (c.G->global && P.method == PoolMethod::stochastic && c.H * c.W > 25) ||
                        (c.G->lists_only && !(listed && c.H * c.W <= 64 * 64));
   ASSERT_EQ(cpu::pool_fast_covers(g, P, false), !generic) << c.what() << ": the path";
@@ -370,7 +371,8 @@ TEST(PoolGeometry, TheBenchmarkGeometriesNameTheirPath) {
   p.method = PoolMethod::max;
   EXPECT_STREQ(cpu::pool_path(g, p, true, false), "max, recording (window lists)");
   EXPECT_STREQ(cpu::pool_path(wide, p, true, false), "max, recording (window template)");
-  for (PoolMethod m : {PoolMethod::max, PoolMethod::min, PoolMethod::avg, PoolMethod::mixed}) {
+  for (PoolMethod m :
+       {PoolMethod::max, PoolMethod::min, PoolMethod::avg, PoolMethod::mixed, PoolMethod::lp}) {
     p.method = m;
     EXPECT_STREQ(cpu::pool_path(g, p, false, false), "window lists, four planes per vector");
   }

@@ -1,12 +1,13 @@
-// Specialised CPU pooling paths, organised by window geometry rather than by method: every
-// window up to 5x5 (any stride, any padding smaller than the window, square or not) runs on a
-// K x K template (K = 2..5, the larger side) with the window size known at compile time, four
-// windows per vector, the method's math written branch-free; global pooling
-// (pool_fast_global.cpp); and, for the one-pass methods (max, min, avg, mixed) on planes up to
-// 64 x 64, lists of each window's elements at any window size (pool_fast_lists.cpp). Windows inside the plane load without masks; windows that cross its
-// edge, or are smaller than their template, carry a mask of which positions are elements.
-// Avg-TopK and T-Max-Avg select with a pruned odd-even merge sorting network (forward) and the
-// k-th value found by it (backward); Lp calls pow only when p is not 1, 2 or 3.
+// Specialised CPU pooling paths, organised by window geometry rather than by method: every window
+// up to 5x5 (any stride, any padding smaller than the window, square or not) runs on a K x K
+// template (K = 2..5, the larger side) with the window size known at compile time, four windows
+// per vector, the method's math written branch-free; global pooling (pool_fast_global.cpp); and,
+// for the one-pass methods (max, min, avg, mixed, Lp) on planes up to 64 x 64, lists of each
+// window's elements at any window size (pool_fast_lists.cpp). Windows inside the plane load
+// without masks; windows that cross its edge, or are smaller than their template, carry a mask of
+// which positions are elements. Avg-TopK and T-Max-Avg select with a pruned odd-even merge
+// sorting network (forward) and the k-th value found by it (backward); Lp calls pow only when p
+// is not 1, 2 or 3.
 //
 // Results: max, avg, min, mixed, avgtopk, tmaxavg and lp with p = 1 are bit-identical to the
 // generic path (same operations in the same order, gradients added in the same order, also
@@ -36,12 +37,12 @@ void pool_fast_select_recording(const PoolGeom& g, const PoolWindowParams& p, in
 void pool_backward_fast(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                         const float* x, const float* y, const float* dy, float* dx);
 
-// pool_fast_lists.cpp: max, min, avg and mixed over windows of any size on planes up to
+// pool_fast_lists.cpp: max, min, avg, mixed and Lp over windows of any size on planes up to
 // 64 x 64 (called by the ones above; pool_lists_forward records the selection when argmax is
 // not null).
 constexpr bool pool_lists_method(PoolMethod m) {
   return m == PoolMethod::max || m == PoolMethod::min || m == PoolMethod::avg ||
-         m == PoolMethod::mixed;
+         m == PoolMethod::mixed || m == PoolMethod::lp;
 }
 bool pool_lists_cover(const PoolGeom& g, const PoolWindowParams& p);
 void pool_lists_forward(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,

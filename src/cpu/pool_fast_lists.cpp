@@ -1,19 +1,21 @@
-// Window lists: max, min, avg and mixed pooling at any window size, stride and padding (padding
-// smaller than the window) on planes up to 64 x 64, four planes per vector. A list built once
-// per call holds, for each output, the plane offsets of its window's elements in window order,
-// and for each input element the outputs whose windows cover it, in output order. Forward
-// reads a window's elements from the transposed planes through its list; backward computes
-// each output's gradient once and gives each input element the sum of its covering outputs'
-// gradients in output order: the sums the generic path forms (it adds window by window, each
-// window's share to every element it covers), bit for bit, written once per element.
+// Window lists: max, min, avg, mixed and Lp pooling at any window size, stride and padding
+// (padding smaller than the window) on the planes that run four planes per vector
+// (planes_per_vector). Lists built once per geometry hold, for each output, the plane offsets
+// of its window's elements in window order, and for each input element the outputs whose
+// windows cover it, in output order. Forward reads a window's elements from the transposed
+// planes through its list; backward computes each output's gradient share once and gives each
+// input element the sum of its covering outputs' shares in output order: the sums the generic
+// path forms (it adds window by window, each window's share to every element it covers), in
+// the same order and with the same operations, written once per element.
 //
 // Why lists rather than the K x K templates of pool_fast.cpp for these methods: their window
-// math is one pass with no per-window setup, so a template's masks, zeroed gradient arrays
-// and read-modify-write of dx per window (25 per 5x5 window) cost more than the math. Where
-// windows cross the plane's edge (small planes, padding), a list simply leaves the outside
-// positions out.
+// math is one or two passes with no per-window setup, so a template's masks, zeroed gradient
+// arrays and read-modify-write of dx per window (25 per 5x5 window) cost more than the math.
+// Where windows cross the plane's edge (small planes, padding), a list simply leaves the
+// outside positions out.
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <vector>
 
 #include "pool_fast.h"
@@ -127,9 +129,23 @@ inline const vf* transposed(const float* first_plane, int n, int cnt, std::vecto
   return out;
 }
 
-template <PoolMethod M>
+template <PoolMethod M, LpKind K>
 vf window_value(const PoolWindowParams& P, const WindowLists& L, const vf* T, int o, vi* at) {
   const int32_t *e = L.elem.data() + L.first[o], *end = L.elem.data() + L.first[o + 1];
+  if constexpr (M == PoolMethod::lp) {  // as window_forward's lp: max |v|, then the scaled sum
+    vi nan = vi{};
+    vf m = vf{};
+    for (const int32_t* q = e; q < end; ++q) {
+      nan |= isnan(T[*q]);
+      m = sel(vabs(T[*q]) > m, vabs(T[*q]), m);
+    }
+    vf s = vf{};
+    for (const int32_t* q = e; q < end; ++q) s += lp_power<K>(vabs(T[*q]) / m, P.p);
+    vf out = m * lp_root<K>(s, P.p);
+    out = sel(m > kPoolFloatMax, m, out);
+    out = sel(m == 0.f, splat(0.f), out);
+    return sel(nan, splat(std::numeric_limits<float>::quiet_NaN()), out);
+  }
   if constexpr (M == PoolMethod::max || M == PoolMethod::min) {
     const Pick p = select_scan<M == PoolMethod::min>(T, e, end);
     if (at) *at = p.at;
@@ -142,7 +158,7 @@ vf window_value(const PoolWindowParams& P, const WindowLists& L, const vf* T, in
   return P.lambda * select_scan<false>(T, e, end).m + (1.f - P.lambda) * mean;
 }
 
-template <PoolMethod M>
+template <PoolMethod M, LpKind K>
 void forward_lists(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x, float* y,
                    int32_t* argmax) {
   const WindowLists& L = lists_for(g);
@@ -157,7 +173,7 @@ void forward_lists(const PoolGeom& g, const PoolWindowParams& P, int n, const fl
     vf* A = argmax ? group_buffer(at_buffer, OHW) : nullptr;
     for (int o = 0; o < OHW; ++o) {
       vi at = vi{};
-      Y[o] = window_value<M>(P, L, T, o, A ? &at : nullptr);
+      Y[o] = window_value<M, K>(P, L, T, o, A ? &at : nullptr);
       if (A) A[o] = (vf)at;
     }
     untranspose_planes(Y, OHW, cnt, y + size_t(p0) * OHW, size_t(OHW));
@@ -166,11 +182,23 @@ void forward_lists(const PoolGeom& g, const PoolWindowParams& P, int n, const fl
   }
 }
 
+// Lp's gradient of element v in a window whose output is y, as window_backward's lp.
+template <LpKind K>
+inline vf lp_grad(vf v, vf y, vf dy, float pm1) {
+  const vf a = vabs(v);
+  const vf s = sel(v > 0.f, splat(1.f), splat(-1.f));
+  vf g = dy * s * lp_grad_power<K>(a / y, pm1);
+  g = sel(a > 0.f, g, splat(0.f));
+  g = sel(y > kPoolFloatMax, sel(a > kPoolFloatMax, dy * s, splat(0.f)), g);
+  return sel(y > 0.f, g, splat(0.f));
+}
+
 // Each output's gradient share (avg: dy / divisor to every element; mixed: that times
 // 1 - lambda, plus dy * lambda to the selected one; max, min: dy to the selected one, 0 to the
-// rest), then per element the sum over its covering outputs in output order, as the generic
-// path adds them (it adds the zeros too, which keeps a -0 sum's sign as it does).
-template <PoolMethod M>
+// rest; lp: a function of the element, y and dy), then per element the sum over its covering
+// outputs in output order, as the generic path adds them (it adds the zeros too, which keeps a
+// -0 sum's sign as it does).
+template <PoolMethod M, LpKind K>
 void backward_lists(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x,
                     const float* y, const float* dy, float* dx) {
   const WindowLists& L = lists_for(g);
@@ -189,10 +217,14 @@ void backward_lists(const PoolGeom& g, const PoolWindowParams& P, int n, const f
     vf* share = group_buffer(share_buffer, OHW);  // to every covered element (max, min: 0)
     vf* extra = group_buffer(extra_buffer, OHW);  // to the selected element instead
     vi* at = (vi*)group_buffer(at_buffer, OHW);
-    if constexpr (M == PoolMethod::max || M == PoolMethod::min) {
+    const vf* Y = M == PoolMethod::max || M == PoolMethod::min || M == PoolMethod::lp
+                      ? transposed(y + size_t(p0) * OHW, OHW, cnt, y_buffer)
+                      : nullptr;
+    if constexpr (M == PoolMethod::lp) {
+      // shares are per element
+    } else if constexpr (M == PoolMethod::max || M == PoolMethod::min) {
       // The element that gets dy is the first one equal to the output y (NaN matching NaN),
       // as the window paths find it: y may come from a forward other than this scan.
-      const vf* Y = transposed(y + size_t(p0) * OHW, OHW, cnt, y_buffer);
       for (int o = 0; o < OHW; ++o) {
         vi found = vi{}, where = vi{} - 1;
         const vi y_nan = isnan(Y[o]);
@@ -220,11 +252,14 @@ void backward_lists(const PoolGeom& g, const PoolWindowParams& P, int n, const f
       }
     }
     vf* D = group_buffer(grad_buffer, HW);
+    [[maybe_unused]] const float pm1 = P.p - 1.f;
     for (int i = 0; i < HW; ++i) {
       vf d = vf{};
       for (int32_t q = L.cover_at[i]; q < L.cover_at[i + 1]; ++q) {
         const int o = L.cover[q];
-        if constexpr (M == PoolMethod::avg)
+        if constexpr (M == PoolMethod::lp)
+          d += lp_grad<K>(T[i], Y[o], DY[o], pm1);
+        else if constexpr (M == PoolMethod::avg)
           d += share[o];
         else
           d += sel(at[o] == i, extra[o], share[o]);
@@ -241,16 +276,23 @@ void backward_lists(const PoolGeom& g, const PoolWindowParams& P, int n, const f
 }
 
 template <class F>
-void with_method(PoolMethod m, F&& f) {
-  switch (m) {
+void with_method(const PoolWindowParams& p, F&& f) {
+  using General = std::integral_constant<LpKind, LpKind::general>;
+  auto lp = [&](auto kind) { f(std::integral_constant<PoolMethod, PoolMethod::lp>{}, kind); };
+  switch (p.method) {
     case PoolMethod::max:
-      return f(std::integral_constant<PoolMethod, PoolMethod::max>{});
+      return f(std::integral_constant<PoolMethod, PoolMethod::max>{}, General{});
     case PoolMethod::min:
-      return f(std::integral_constant<PoolMethod, PoolMethod::min>{});
+      return f(std::integral_constant<PoolMethod, PoolMethod::min>{}, General{});
     case PoolMethod::avg:
-      return f(std::integral_constant<PoolMethod, PoolMethod::avg>{});
+      return f(std::integral_constant<PoolMethod, PoolMethod::avg>{}, General{});
+    case PoolMethod::lp:
+      if (p.p == 1.f) return lp(std::integral_constant<LpKind, LpKind::one>{});
+      if (p.p == 2.f) return lp(std::integral_constant<LpKind, LpKind::two>{});
+      if (p.p == 3.f) return lp(std::integral_constant<LpKind, LpKind::three>{});
+      return lp(General{});
     default:
-      return f(std::integral_constant<PoolMethod, PoolMethod::mixed>{});
+      return f(std::integral_constant<PoolMethod, PoolMethod::mixed>{}, General{});
   }
 }
 
@@ -263,12 +305,12 @@ bool pool_lists_cover(const PoolGeom& g, const PoolWindowParams& p) {
 
 void pool_lists_forward(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
                         float* y, int32_t* argmax) {
-  with_method(p.method, [&](auto M) { forward_lists<M()>(g, p, n, x, y, argmax); });
+  with_method(p, [&](auto M, auto K) { forward_lists<M(), K()>(g, p, n, x, y, argmax); });
 }
 
 void pool_lists_backward(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
                          const float* y, const float* dy, float* dx) {
-  with_method(p.method, [&](auto M) { backward_lists<M()>(g, p, n, x, y, dy, dx); });
+  with_method(p, [&](auto M, auto K) { backward_lists<M(), K()>(g, p, n, x, y, dy, dx); });
 }
 
 }  // namespace convpool::cpu
