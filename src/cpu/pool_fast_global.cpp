@@ -352,17 +352,6 @@ void global_forward(const PoolGeom& g, const PoolWindowParams& P, int n, const f
   }
 }
 
-// Lp's gradient of one element given its plane's output y (elementwise: any layout).
-template <LpKind L>
-inline vf lp_global_grad(vf v, vf yv, vf d, float pm1) {
-  const vf a = vabs(v);
-  const vf s = sel(v > 0.f, splat(1.f), splat(-1.f));
-  vf gv = d * s * lp_grad_power<L>(a / yv, pm1);
-  gv = sel(a > 0.f, gv, splat(0.f));
-  gv = sel(yv > kPoolFloatMax, sel(a > kPoolFloatMax, d * s, splat(0.f)), gv);
-  return sel(yv > 0.f, gv, splat(0.f));
-}
-
 template <PoolMethod M, LpKind L>
 void global_backward(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x,
                      const float* y, const float* dy, float* dx) {
@@ -406,7 +395,7 @@ void global_backward(const PoolGeom& g, const PoolWindowParams& P, int n, const 
         for (int i = 0; i < N; i += kLanes) {
           const int c = std::min(kLanes, N - i);
           const vf v = g.relu_in ? relu_lanes(load_lanes(xp + i, c)) : load_lanes(xp + i, c);
-          store_lanes(plane + i, vf{} + lp_global_grad<L>(v, yv, d, pm1), c);
+          store_lanes(plane + i, vf{} + lp_grad_lanes<L>(v, yv, d, pm1), c);
         }
       }
       finish();

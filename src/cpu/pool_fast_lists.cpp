@@ -182,17 +182,6 @@ void forward_lists(const PoolGeom& g, const PoolWindowParams& P, int n, const fl
   }
 }
 
-// Lp's gradient of element v in a window whose output is y, as window_backward's lp.
-template <LpKind K>
-inline vf lp_grad(vf v, vf y, vf dy, float pm1) {
-  const vf a = vabs(v);
-  const vf s = sel(v > 0.f, splat(1.f), splat(-1.f));
-  vf g = dy * s * lp_grad_power<K>(a / y, pm1);
-  g = sel(a > 0.f, g, splat(0.f));
-  g = sel(y > kPoolFloatMax, sel(a > kPoolFloatMax, dy * s, splat(0.f)), g);
-  return sel(y > 0.f, g, splat(0.f));
-}
-
 // Each output's gradient share (avg: dy / divisor to every element; mixed: that times
 // 1 - lambda, plus dy * lambda to the selected one; max, min: dy to the selected one, 0 to the
 // rest; lp: a function of the element, y and dy), then per element the sum over its covering
@@ -258,7 +247,7 @@ void backward_lists(const PoolGeom& g, const PoolWindowParams& P, int n, const f
       for (int32_t q = L.cover_at[i]; q < L.cover_at[i + 1]; ++q) {
         const int o = L.cover[q];
         if constexpr (M == PoolMethod::lp)
-          d += lp_grad<K>(T[i], Y[o], DY[o], pm1);
+          d += lp_grad_lanes<K>(T[i], Y[o], DY[o], pm1);
         else if constexpr (M == PoolMethod::avg)
           d += share[o];
         else

@@ -3,6 +3,8 @@
 #pragma once
 #include <cmath>
 #include <cstring>
+
+#include "kernels/pool_math.cuh"
 #if defined(__SSE__)
 #include <immintrin.h>
 #endif
@@ -110,6 +112,19 @@ inline vf lp_grad_power(vf r, float pm1) {
     return r * r;
   else
     return per_lane(r, [pm1](float a) { return powf(a, pm1); });
+}
+
+// Lp's gradient of element v of a window (or plane) whose output is y: 0 for a zero element
+// or output, dy * sign(v) * (|v| / y)^(p-1), and with an infinite output dy * sign(v) for
+// the infinite elements, 0 for the rest.
+template <LpKind L>
+inline vf lp_grad_lanes(vf v, vf y, vf dy, float pm1) {
+  const vf a = vabs(v);
+  const vf s = sel(v > 0.f, splat(1.f), splat(-1.f));
+  vf g = dy * s * lp_grad_power<L>(a / y, pm1);
+  g = sel(a > 0.f, g, splat(0.f));
+  g = sel(y > kPoolFloatMax, sel(a > kPoolFloatMax, dy * s, splat(0.f)), g);
+  return sel(y > 0.f, g, splat(0.f));
 }
 
 inline vf load_lanes(const float* p, int cnt) {

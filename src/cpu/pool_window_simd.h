@@ -324,14 +324,7 @@ inline void window_backward(const PoolWindowParams& P, const WindowShape<kM, N>&
     }
   } else {  // lp
     const float pm1 = P.p - 1.f;
-    for (int i = 0; i < N; ++i) {
-      const vf a = vabs(v[i]);
-      const vf s = sel(v[i] > 0.f, splat(1.f), splat(-1.f));
-      vf g = dy * s * lp_grad_power<L>(a / y, pm1);
-      g = sel(a > 0.f, g, splat(0.f));
-      g = sel(y > kPoolFloatMax, sel(a > kPoolFloatMax, dy * s, splat(0.f)), g);
-      gr[i] = sel(y > 0.f, g, splat(0.f));
-    }
+    for (int i = 0; i < N; ++i) gr[i] = lp_grad_lanes<L>(v[i], y, dy, pm1);
   }
 }
 
