@@ -62,15 +62,19 @@ TEST(PoolAllocations, NoneInSteadyStateSteps) {
 #ifdef CP_TEST_NO_NEW_HOOK
   GTEST_SKIP() << "operator new belongs to the sanitizer runtime here";
 #else
-  // Fast paths (2x2, 3x3/3, 3x3/2), the generic path (padding, stochastic, learned mixed,
-  // global), every method at least once.
+  // Fast paths (2x2, 3x3/3, 3x3/2, window lists, global), the generic path (stochastic,
+  // learned mixed), every method at least once.
   const char* lines[] = {
       "pool max size=2",          "pool avg size=3 stride=2",           "pool min size=2",
       "pool lp p=3 size=3",       "pool lp p=2 size=3 stride=2 pad=1",  "pool mixed size=2",
       "pool mixed learned=1 size=3 stride=2",                           "pool stochastic size=2",
       "pool avgtopk k=5 size=3",  "pool avgtopk k=3 size=3 stride=2 pad=1",
       "pool tmaxavg k=2 t=0.1 size=2",                                  "pool softpool size=3",
-      "pool avgtopk global k=4",  "pool softpool size=5 stride=2"};
+      "pool avgtopk global k=4",  "pool softpool size=5 stride=2",
+      // the window lists (max and min recording their selection) and global sums
+      "pool max size=3 stride=2 pad=1", "pool min size=5 stride=2 pad=2",
+      "pool mixed size=3 stride=2",     "pool avg global",
+      "pool mixed global"};
   for (const char* line : lines) {
     SCOPED_TRACE(line);
     LayerHarness h(line, {1, 4, 12, 12}, 3, 7);

@@ -392,6 +392,32 @@ TEST(PoolGeometry, TheBenchmarkGeometriesNameTheirPath) {
   EXPECT_STREQ(cpu::pool_path(small, p, false, false), "window lists, four planes per vector");
 }
 
+// Global avg and mixed on planes of 64 elements or more sum sixteen planes at a time: whole
+// sets of sixteen and a partial one (39 planes), each plane's sum still in window order, with
+// continuous values (whose sums show their order) and a NaN in one plane.
+TEST(PoolGeometry, GlobalSumsOverSetsOfSixteenPlanesMatchTheGenericPath) {
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  const int n = 3, C = 13;
+  for (auto [H, W] : {std::pair{9, 9}, std::pair{16, 16}})
+    for (bool relu : {false, true})
+      for (PoolMethod m : {PoolMethod::avg, PoolMethod::mixed}) {
+        PoolWindowParams P;
+        P.method = m;
+        P.lambda = 0.3f;
+        const PoolGeom g = make_pool_geom(C, H, W, H, W, 1, 1, 0, 0, true, relu);
+        std::vector<float> x(size_t(n) * C * H * W), dy(size_t(n) * C);
+        for (float& v : x) v = normal(rng);
+        for (float& v : dy) v = normal(rng);
+        x[size_t(20) * H * W + 7] = std::numeric_limits<float>::quiet_NaN();
+        const std::string what = std::string(m == PoolMethod::avg ? "avg" : "mixed") +
+                                 " global " + std::to_string(H) + "x" + std::to_string(W) +
+                                 (relu ? " relu_in" : "");
+        expect_agree(run_both(g, P, PoolRng{}, n, x, dy), true, what);
+        if (::testing::Test::HasFatalFailure()) return;
+      }
+}
+
 // SoftPool on four planes per vector takes each element's exp once, shifted by its plane's
 // max; a window whose max lies far below that (here 100 below a spike) takes the window math,
 // as do planes holding NaN or inf (the test above). With spikes 30 and 100 in some planes,

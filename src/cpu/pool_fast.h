@@ -1,9 +1,9 @@
 // Specialised CPU pooling paths, organised by window geometry rather than by method: every window
 // up to 5x5 (any stride, any padding smaller than the window, square or not) runs on a K x K
 // template (K = 2..5, the larger side) with the window size known at compile time, four windows
-// per vector, the method's math written branch-free; global pooling (pool_fast_global.cpp); and,
-// for the one-pass methods (max, min, avg, mixed, Lp) on planes up to 64 x 64, lists of each
-// window's elements at any window size (pool_fast_lists.cpp). Windows inside the plane load
+// per vector, the method's math written branch-free, but where the window lists take it: max,
+// min, avg, mixed and Lp on planes up to 64 x 64 run from lists of each window's elements, at
+// any window size (pool_fast_lists.cpp); global windows have their own (pool_fast_global.cpp). Windows inside the plane load
 // without masks; windows that cross its edge, or are smaller than their template, carry a mask of
 // which positions are elements. Avg-TopK and T-Max-Avg select with a pruned odd-even merge
 // sorting network (forward) and the k-th value found by it (backward); Lp calls pow only when p

@@ -192,7 +192,7 @@ inline vf lanes_top(const PlaneLanes& w, vi& at) {
 constexpr int kSumGroups = 4, kSumPlanes = kSumGroups * kLanes;
 
 // The sums of up to sixteen planes starting at base: sums[q] lane l is plane 4q + l's (lanes
-// past cnt repeat the group's first plane).
+// past cnt repeat their group's first plane; groups past cnt, the set's first plane).
 inline void planes_sums(const PoolGeom& g, const float* base, int N, int cnt,
                         vf (&sums)[kSumGroups]) {
   thread_local std::vector<vf> buffer;

@@ -68,9 +68,9 @@ WindowLists build_lists(const PoolGeom& g) {
 // allocates nothing); a program has a few pooling geometries, so the cache is a short list,
 // emptied if it ever grows past 64.
 const WindowLists& lists_for(const PoolGeom& g) {
-  using Key = std::array<int, 9>;
+  using Key = std::array<int, 11>;
   thread_local std::vector<std::pair<Key, WindowLists>> cache;
-  const Key key{g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, int(g.include_pad)};
+  const Key key{g.H, g.W, g.KH, g.KW, g.SH, g.SW, g.PH, g.PW, g.OH, g.OW, int(g.include_pad)};
   for (const auto& [k, lists] : cache)
     if (k == key) return lists;
   if (cache.size() >= 64) cache.clear();
@@ -117,7 +117,8 @@ inline Pick select_scan(const vf* T, const int32_t* e, const int32_t* end) {
 }
 
 // Per-thread buffers of one group of planes, grown to the largest layout once.
-inline vf* group_buffer(std::vector<vf>& b, size_t n) {
+template <class V>
+inline V* group_buffer(std::vector<V>& b, size_t n) {
   if (b.size() < n) b.resize(n);
   return b.data();
 }
@@ -185,8 +186,7 @@ void forward_lists(const PoolGeom& g, const PoolWindowParams& P, int n, const fl
 // Each output's gradient share (avg: dy / divisor to every element; mixed: that times
 // 1 - lambda, plus dy * lambda to the selected one; max, min: dy to the selected one, 0 to the
 // rest; lp: a function of the element, y and dy), then per element the sum over its covering
-// outputs in output order, as the generic path adds them (it adds the zeros too, which keeps a
-// -0 sum's sign as it does).
+// outputs in output order, from +0, as the generic path adds them.
 template <PoolMethod M, LpKind K>
 void backward_lists(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x,
                     const float* y, const float* dy, float* dx) {
@@ -200,12 +200,12 @@ void backward_lists(const PoolGeom& g, const PoolWindowParams& P, int n, const f
     const vf* T = M == PoolMethod::avg
                       ? nullptr
                       : pool_window::transposed_group(g, x + size_t(p0) * HW, cnt);
-    thread_local std::vector<vf> dy_buffer, y_buffer, share_buffer, extra_buffer, at_buffer,
-        grad_buffer;
+    thread_local std::vector<vf> dy_buffer, y_buffer, share_buffer, extra_buffer, grad_buffer;
+    thread_local std::vector<vi> at_buffer;
     const vf* DY = transposed(dy + size_t(p0) * OHW, OHW, cnt, dy_buffer);
     vf* share = group_buffer(share_buffer, OHW);  // to every covered element (max, min: 0)
     vf* extra = group_buffer(extra_buffer, OHW);  // to the selected element instead
-    vi* at = (vi*)group_buffer(at_buffer, OHW);
+    vi* at = group_buffer(at_buffer, OHW);
     const vf* Y = M == PoolMethod::max || M == PoolMethod::min || M == PoolMethod::lp
                       ? transposed(y + size_t(p0) * OHW, OHW, cnt, y_buffer)
                       : nullptr;
@@ -213,7 +213,7 @@ void backward_lists(const PoolGeom& g, const PoolWindowParams& P, int n, const f
       // shares are per element
     } else if constexpr (M == PoolMethod::max || M == PoolMethod::min) {
       // The element that gets dy is the first one equal to the output y (NaN matching NaN),
-      // as the window paths find it: y may come from a forward other than this scan.
+      // as the window templates find it: given this forward's y, the forward's pick.
       for (int o = 0; o < OHW; ++o) {
         vi found = vi{}, where = vi{} - 1;
         const vi y_nan = isnan(Y[o]);
@@ -280,7 +280,7 @@ void with_method(const PoolWindowParams& p, F&& f) {
       if (p.p == 2.f) return lp(std::integral_constant<LpKind, LpKind::two>{});
       if (p.p == 3.f) return lp(std::integral_constant<LpKind, LpKind::three>{});
       return lp(General{});
-    default:
+    default:  // mixed: pool_lists_cover admits no other method
       return f(std::integral_constant<PoolMethod, PoolMethod::mixed>{}, General{});
   }
 }
