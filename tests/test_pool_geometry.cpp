@@ -31,8 +31,8 @@ struct Geometry {
   const char* name;
   int kh, kw, sh, sw, ph, pw;
   bool global = false;
-  // Larger than the 5x5 templates: max, min, avg, mixed and Lp take the window lists on planes up
-  // to 64 x 64; the others stay on the generic path.
+  // Larger than the 5x5 templates: max, min, avg, mixed, Lp and training-time stochastic
+  // pooling take the window lists on planes up to 64 x 64; the others stay on the generic path.
   bool lists_only = false;
 };
 
@@ -282,13 +282,17 @@ void check(const Case& c, std::mt19937_64& rng) {
   const PoolGeom g = geometry(*c.G, C, c.H, c.W, c.include_pad, c.relu);
   if (!usable(g)) return;
   const PoolWindowParams& P = c.m.p;
-  // Global stochastic pooling of planes over 5x5 is left to the generic path, as are windows
-  // beyond the templates but for the methods of the window lists on planes they take.
+  // Global stochastic pooling of planes over 5x5 is left to the generic path but where the
+  // window lists take it (training, planes up to 64 x 64), as are windows beyond the templates
+  // but for the methods of the window lists on planes they take.
+  const bool stochastic_training = P.method == PoolMethod::stochastic && P.training;
   const bool listed = P.method == PoolMethod::max || P.method == PoolMethod::min ||
                       P.method == PoolMethod::avg || P.method == PoolMethod::mixed ||
-                      P.method == PoolMethod::lp;
-  const bool generic = (c.G->global && P.method == PoolMethod::stochastic && c.H * c.W > 25) ||
-                       (c.G->lists_only && !(listed && c.H * c.W <= 64 * 64));
+                      P.method == PoolMethod::lp || stochastic_training;
+  const bool on_lists = listed && c.H * c.W <= 64 * 64;
+  const bool generic =
+      (c.G->global && P.method == PoolMethod::stochastic && c.H * c.W > 25 && !on_lists) ||
+      (c.G->lists_only && !on_lists);
   ASSERT_EQ(cpu::pool_fast_covers(g, P, false), !generic) << c.what() << ": the path";
   if (generic) return;
   const size_t in = size_t(n) * C * c.H * c.W, out = size_t(n) * C * g.OH * g.OW;
@@ -300,8 +304,10 @@ void check(const Case& c, std::mt19937_64& rng) {
   if (::testing::Test::HasFatalFailure()) return;
   const std::vector<float>& y_fast = r.y_fast;
   const std::vector<float>& dx_fast = r.dx_fast;
-  // Max and min as the training layer runs them: recording the selection, backward a scatter.
-  if (P.method == PoolMethod::max || P.method == PoolMethod::min) {
+  // Max, min and (where it records) training-time stochastic pooling as the training layer
+  // runs them: recording the selection, backward a scatter.
+  if (P.method == PoolMethod::max || P.method == PoolMethod::min ||
+      (stochastic_training && cpu::pool_fast_records_selection(g, P))) {
     std::vector<int32_t> selection(out, -1);
     const float poison = std::numeric_limits<float>::quiet_NaN();
     std::vector<float> y_rec(out, poison), dx_rec(in, poison);
@@ -380,6 +386,11 @@ TEST(PoolGeometry, TheBenchmarkGeometriesNameTheirPath) {
   EXPECT_STREQ(cpu::pool_path(seven, p, false, false), "window lists, four planes per vector");
   p.method = PoolMethod::stochastic;
   EXPECT_STREQ(cpu::pool_path(g, p, false, false), "window 3x3, four planes per vector");
+  p.training = true;  // in training it draws on the window lists and records its draw
+  EXPECT_STREQ(cpu::pool_path(g, p, false, false), "window lists, four planes per vector");
+  EXPECT_STREQ(cpu::pool_path(g, p, true, false), "stochastic, recording (window lists)");
+  EXPECT_STREQ(cpu::pool_path(wide, p, true, false), "window 3x3, masked edges");
+  p.training = false;
   const PoolGeom global = make_pool_geom(64, 32, 32, 32, 32, 1, 1, 0, 0, true, false);
   EXPECT_STREQ(cpu::pool_path(global, p, false, false), "generic (each window gathered)");
   const PoolGeom two = make_pool_geom(64, 32, 32, 2, 2, 2, 2, 0, 0, true, false);

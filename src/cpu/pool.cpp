@@ -283,13 +283,15 @@ size_t pool_scratch_floats(const PoolGeom& g, int n, int threads) {
 void pool_forward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                   const float* x, float* y, int32_t* argmax, float* scratch,
                   int scratch_threads) {
-  // Max (and min where the fast paths record it): the selection is recorded for a
-  // scatter-only backward.
-  if (argmax && p.method == PoolMethod::min && pool_fast_records_selection(g, p))
-    return pool_fast_select_recording(g, p, n, x, y, argmax);
+  // Max (and min, and training-time stochastic pooling, where the fast paths record it): the
+  // selection is recorded for a scatter-only backward.
+  if (argmax && (p.method == PoolMethod::min || p.method == PoolMethod::stochastic) &&
+      pool_fast_records_selection(g, p))
+    return pool_fast_select_recording(g, p, rng, n, x, y, argmax);
   if (p.method == PoolMethod::max && argmax) {
     if (all_full_2x2(g)) return max_forward_recording<true>(g, n, x, y, argmax);
-    if (pool_fast_records_selection(g, p)) return pool_fast_select_recording(g, p, n, x, y, argmax);
+    if (pool_fast_records_selection(g, p))
+      return pool_fast_select_recording(g, p, rng, n, x, y, argmax);
     return max_forward_recording<false>(g, n, x, y, argmax);
   }
   if (pool_fast_covers(g, p, false)) return pool_forward_fast(g, p, rng, n, x, y);
@@ -312,9 +314,11 @@ void pool_backward_generic(const PoolGeom& g, const PoolWindowParams& p, const P
 
 const char* pool_path(const PoolGeom& g, const PoolWindowParams& p, bool recording,
                       bool wants_dlambda) {
-  const bool selects = p.method == PoolMethod::max || p.method == PoolMethod::min;
+  const bool selects = p.method == PoolMethod::max || p.method == PoolMethod::min ||
+                       p.method == PoolMethod::stochastic;
   if (recording && selects && pool_fast_records_selection(g, p)) {
     if (p.method == PoolMethod::max && all_full_2x2(g)) return "max 2x2, recording";
+    if (p.method == PoolMethod::stochastic) return "stochastic, recording (window lists)";
     const bool max = p.method == PoolMethod::max;
     if (pool_global_covers(g, p))
       return max ? "max, recording (global)" : "min, recording (global)";
@@ -331,7 +335,8 @@ void pool_backward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& 
                    const float* x, const float* y, const float* dy, float* dx, float* dlambda,
                    const int32_t* argmax, float* scratch, int scratch_threads) {
   if (argmax && (p.method == PoolMethod::max ||
-                 (p.method == PoolMethod::min && pool_fast_records_selection(g, p)))) {
+                 ((p.method == PoolMethod::min || p.method == PoolMethod::stochastic) &&
+                  pool_fast_records_selection(g, p)))) {
     if (dx) scatter_to_argmax(g, n, x, dy, argmax, dx);
     return;
   }

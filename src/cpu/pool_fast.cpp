@@ -522,14 +522,15 @@ bool pool_fast_covers(const PoolGeom& g, const PoolWindowParams& p, bool wants_d
 }
 
 bool pool_fast_records_selection(const PoolGeom& g, const PoolWindowParams& p) {
+  if (p.method == PoolMethod::stochastic) return p.training && pool_lists_cover(g, p);
   return (p.method == PoolMethod::max || p.method == PoolMethod::min) &&
          (pool_global_covers(g, p) || pool_lists_cover(g, p) || window_template(g));
 }
 
-void pool_fast_select_recording(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
-                                float* y, int32_t* argmax) {
+void pool_fast_select_recording(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng,
+                                int n, const float* x, float* y, int32_t* argmax) {
   if (pool_global_covers(g, p)) return pool_global_select_recording(g, p, n, x, y, argmax);
-  if (pool_lists_cover(g, p)) return pool_lists_forward(g, p, n, x, y, argmax);
+  if (pool_lists_cover(g, p)) return pool_lists_forward(g, p, rng, n, x, y, argmax);
   const bool min = p.method == PoolMethod::min;
   with_template(window_template(g), [&](auto K) {
     min ? select_rows_recording<true, K()>(g, n, x, y, argmax)
@@ -540,14 +541,14 @@ void pool_fast_select_recording(const PoolGeom& g, const PoolWindowParams& p, in
 void pool_forward_fast(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                        const float* x, float* y) {
   if (pool_global_covers(g, p)) return pool_global_forward(g, p, n, x, y);
-  if (pool_lists_cover(g, p)) return pool_lists_forward(g, p, n, x, y, nullptr);
+  if (pool_lists_cover(g, p)) return pool_lists_forward(g, p, rng, n, x, y, nullptr);
   Run<true>::method(g, p, rng, n, x, nullptr, nullptr, y);
 }
 
 void pool_backward_fast(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                         const float* x, const float* y, const float* dy, float* dx) {
   if (pool_global_covers(g, p)) return pool_global_backward(g, p, n, x, y, dy, dx);
-  if (pool_lists_cover(g, p)) return pool_lists_backward(g, p, n, x, y, dy, dx);
+  if (pool_lists_cover(g, p)) return pool_lists_backward(g, p, rng, n, x, y, dy, dx);
   Run<false>::method(g, p, rng, n, x, y, dy, dx);
 }
 

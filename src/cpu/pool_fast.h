@@ -29,10 +29,12 @@ const char* pool_fast_path(const PoolGeom& g, const PoolWindowParams& p, bool wa
 void pool_forward_fast(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                        const float* x, float* y);
 // Max and min pooling over the same windows, recording the plane offset of each
-// window's selected element (pool_argmax's, pool_argmin's choice) for the scatter in backward.
+// window's selected element (pool_argmax's, pool_argmin's choice) for the scatter in backward;
+// and training-time stochastic pooling, recording the element each window drew, on the
+// window lists.
 bool pool_fast_records_selection(const PoolGeom& g, const PoolWindowParams& p);
-void pool_fast_select_recording(const PoolGeom& g, const PoolWindowParams& p, int n,
-                                const float* x, float* y, int32_t* argmax);
+void pool_fast_select_recording(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng,
+                                int n, const float* x, float* y, int32_t* argmax);
 // dx is overwritten.
 void pool_backward_fast(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                         const float* x, const float* y, const float* dy, float* dx);
@@ -45,10 +47,10 @@ constexpr bool pool_lists_method(PoolMethod m) {
          m == PoolMethod::mixed || m == PoolMethod::lp;
 }
 bool pool_lists_cover(const PoolGeom& g, const PoolWindowParams& p);
-void pool_lists_forward(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
-                        float* y, int32_t* argmax);
-void pool_lists_backward(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
-                         const float* y, const float* dy, float* dx);
+void pool_lists_forward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
+                        const float* x, float* y, int32_t* argmax);
+void pool_lists_backward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
+                         const float* x, const float* y, const float* dy, float* dx);
 
 // pool_fast_global.cpp: global windows over any plane (every method but stochastic;
 // called by the two above).

@@ -116,6 +116,45 @@ inline Pick select_scan(const vf* T, const int32_t* e, const int32_t* end) {
   return join<kMin>(join<kMin>(p0, p1), join<kMin>(p2, p3));
 }
 
+// Training-time stochastic pooling, as pool_window's stochastic_pick (pool_stochastic_pick):
+// the plane offset drawn with probability max(v, 0) / sum by the uniform u (the first NaN,
+// else the first +inf, with certainty; the first element of an all-zero window), in window
+// order.
+inline vi stochastic_pick(const vf* T, const int32_t* e, const int32_t* end, vf u) {
+  vi nan_at = vi{} - 1, inf_at = vi{} - 1;
+  const vi first = vi{} + *e;
+  vf s = vf{};
+  for (const int32_t* q = e; q < end; ++q) {
+    const vf v = T[*q];
+    nan_at = (isnan(v) & (nan_at < 0)) ? vi{} + *q : nan_at;
+    inf_at = ((v > kPoolFloatMax) & (inf_at < 0)) ? vi{} + *q : inf_at;
+    s += sel(v > 0.f, v, splat(0.f));
+  }
+  const vf target = u * s;
+  vf c = vf{};
+  vi pick = vi{} - 1, last_positive = first;
+  for (const int32_t* q = e; q < end; ++q) {
+    const vf w = sel(T[*q] > 0.f, T[*q], splat(0.f));
+    last_positive = (w > 0.f) ? vi{} + *q : last_positive;
+    c += w;
+    pick = ((pick < 0) & (target < c)) ? vi{} + *q : pick;
+  }
+  pick = pick < 0 ? last_positive : pick;  // rounding put the target at the very end
+  pick = s > 0.f ? pick : first;
+  pick = inf_at >= 0 ? inf_at : pick;
+  return nan_at >= 0 ? nan_at : pick;
+}
+
+// The uniforms of four planes' output o (lanes past cnt repeat the first plane's), from
+// their global output indices, as the generic path draws them.
+inline vf stochastic_draws(const PoolRng& rng, int p0, int cnt, int OHW, int o) {
+  uint64_t index[kLanes];
+  for (int l = 0; l < kLanes; ++l)
+    index[l] = rng.first_output + uint64_t(p0 + (l < cnt ? l : 0)) * OHW + o;
+  return pool_window::philox_uniform_lanes(rng.seed, kRngPoolSample, rng.layer,
+                                           uint32_t(rng.step), index);
+}
+
 // Per-thread buffers of one group of planes, grown to the largest layout once.
 template <class V>
 inline V* group_buffer(std::vector<V>& b, size_t n) {
@@ -160,8 +199,8 @@ vf window_value(const PoolWindowParams& P, const WindowLists& L, const vf* T, in
 }
 
 template <PoolMethod M, LpKind K>
-void forward_lists(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x, float* y,
-                   int32_t* argmax) {
+void forward_lists(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
+                   const float* x, float* y, int32_t* argmax) {
   const WindowLists& L = lists_for(g);
   const int planes = n * g.C, HW = g.H * g.W, OHW = g.OH * g.OW;
   const int groups = (planes + kLanes - 1) / kLanes;
@@ -173,6 +212,13 @@ void forward_lists(const PoolGeom& g, const PoolWindowParams& P, int n, const fl
     vf* Y = group_buffer(out_buffer, OHW);
     vf* A = argmax ? group_buffer(at_buffer, OHW) : nullptr;
     for (int o = 0; o < OHW; ++o) {
+      if constexpr (M == PoolMethod::stochastic) {
+        const vi at = stochastic_pick(T, L.elem.data() + L.first[o], L.elem.data() + L.first[o + 1],
+                                      stochastic_draws(rng, p0, cnt, OHW, o));
+        for (int l = 0; l < kLanes; ++l) Y[o][l] = T[at[l]][l];
+        if (A) A[o] = (vf)at;
+        continue;
+      }
       vi at = vi{};
       Y[o] = window_value<M, K>(P, L, T, o, A ? &at : nullptr);
       if (A) A[o] = (vf)at;
@@ -188,8 +234,8 @@ void forward_lists(const PoolGeom& g, const PoolWindowParams& P, int n, const fl
 // rest; lp: a function of the element, y and dy), then per element the sum over its covering
 // outputs in output order, from +0, as the generic path adds them.
 template <PoolMethod M, LpKind K>
-void backward_lists(const PoolGeom& g, const PoolWindowParams& P, int n, const float* x,
-                    const float* y, const float* dy, float* dx) {
+void backward_lists(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
+                    const float* x, const float* y, const float* dy, float* dx) {
   const WindowLists& L = lists_for(g);
   const int planes = n * g.C, HW = g.H * g.W, OHW = g.OH * g.OW;
   const int groups = (planes + kLanes - 1) / kLanes;
@@ -211,6 +257,13 @@ void backward_lists(const PoolGeom& g, const PoolWindowParams& P, int n, const f
                       : nullptr;
     if constexpr (M == PoolMethod::lp) {
       // shares are per element
+    } else if constexpr (M == PoolMethod::stochastic) {  // training: dy to the drawn element
+      for (int o = 0; o < OHW; ++o) {
+        share[o] = splat(0.f);
+        extra[o] = DY[o];
+        at[o] = stochastic_pick(T, L.elem.data() + L.first[o], L.elem.data() + L.first[o + 1],
+                                stochastic_draws(rng, p0, cnt, OHW, o));
+      }
     } else if constexpr (M == PoolMethod::max || M == PoolMethod::min) {
       // The element that gets dy is the first one equal to the output y (NaN matching NaN),
       // as the window templates find it: given this forward's y, the forward's pick.
@@ -275,6 +328,8 @@ void with_method(const PoolWindowParams& p, F&& f) {
       return f(std::integral_constant<PoolMethod, PoolMethod::min>{}, General{});
     case PoolMethod::avg:
       return f(std::integral_constant<PoolMethod, PoolMethod::avg>{}, General{});
+    case PoolMethod::stochastic:
+      return f(std::integral_constant<PoolMethod, PoolMethod::stochastic>{}, General{});
     case PoolMethod::lp:
       if (p.p == 1.f) return lp(std::integral_constant<LpKind, LpKind::one>{});
       if (p.p == 2.f) return lp(std::integral_constant<LpKind, LpKind::two>{});
@@ -288,18 +343,19 @@ void with_method(const PoolWindowParams& p, F&& f) {
 }  // namespace
 
 bool pool_lists_cover(const PoolGeom& g, const PoolWindowParams& p) {
-  return pool_lists_method(p.method) && g.PH < g.KH && g.PW < g.KW &&
-         pool_window::planes_per_vector(g);
+  const bool method =
+      pool_lists_method(p.method) || (p.method == PoolMethod::stochastic && p.training);
+  return method && g.PH < g.KH && g.PW < g.KW && pool_window::planes_per_vector(g);
 }
 
-void pool_lists_forward(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
-                        float* y, int32_t* argmax) {
-  with_method(p, [&](auto M, auto K) { forward_lists<M(), K()>(g, p, n, x, y, argmax); });
+void pool_lists_forward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
+                        const float* x, float* y, int32_t* argmax) {
+  with_method(p, [&](auto M, auto K) { forward_lists<M(), K()>(g, p, rng, n, x, y, argmax); });
 }
 
-void pool_lists_backward(const PoolGeom& g, const PoolWindowParams& p, int n, const float* x,
-                         const float* y, const float* dy, float* dx) {
-  with_method(p, [&](auto M, auto K) { backward_lists<M(), K()>(g, p, n, x, y, dy, dx); });
+void pool_lists_backward(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
+                         const float* x, const float* y, const float* dy, float* dx) {
+  with_method(p, [&](auto M, auto K) { backward_lists<M(), K()>(g, p, rng, n, x, y, dy, dx); });
 }
 
 }  // namespace convpool::cpu

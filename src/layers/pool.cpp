@@ -130,23 +130,24 @@ class PoolLayer : public Layer {
     return os.str();
   }
 
-  // Which CPU path runs this layer (cpu::pool_path), so that benchmarks and --verbose say what
-  // they measured; on CUDA the kernel choice is the launcher's.
+  // Which CPU path runs this layer's training step (cpu::pool_path), so that benchmarks and
+  // --verbose say what they measured; on CUDA the kernel choice is the launcher's.
   std::string backend_detail(int) const override {
     if (device_ != Device::cpu) return "";
-    return std::string("cpu: ") + cpu::pool_path(g_, wp_, state_floats(1) > 0, learned_);
+    return std::string("cpu: ") +
+           cpu::pool_path(g_, training_params(), state_floats(1) > 0, learned_);
   }
 
-  // CPU max pooling (and min, over the windows its fast paths cover) records its selection
-  // (one int32 per output) for a scatter-only backward; the CUDA large-window kernels keep
-  // each output's selection.
+  // CPU max pooling (and min, and stochastic pooling in training, over the windows its fast
+  // paths cover) records its selection (one int32 per output) for a scatter-only backward; the
+  // CUDA large-window kernels keep each output's selection.
   size_t state_floats(int batch) const override {
 #ifdef CONVPOOL_HAVE_CUDA
     if (device_ == Device::cuda) return cuda::pool_state_ints(g_, wp_, batch);
 #endif
     const bool record = device_ == Device::cpu &&
                         (wp_.method == PoolMethod::max ||
-                         (wp_.method == PoolMethod::min && cpu::pool_fast_records_selection(g_, wp_)));
+                         cpu::pool_fast_records_selection(g_, training_params()));
     return record ? size_t(batch) * g_.C * g_.OH * g_.OW : 0;
   }
 
@@ -194,6 +195,11 @@ class PoolLayer : public Layer {
     return p;
   }
   const float* alpha() const { return learned_ ? params_[0].data : nullptr; }
+  PoolWindowParams training_params() const {
+    PoolWindowParams p = wp_;
+    p.training = true;
+    return p;
+  }
   // The layer state as int32: CPU max's argmax, or the CUDA large-window selections.
   int32_t* state_ints() const { return reinterpret_cast<int32_t*>(state_); }
   PoolRng rng(const StepContext& ctx) const {
