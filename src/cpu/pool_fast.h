@@ -39,9 +39,9 @@ void pool_fast_select_recording(const PoolGeom& g, const PoolWindowParams& p, co
 void pool_backward_fast(const PoolGeom& g, const PoolWindowParams& p, const PoolRng& rng, int n,
                         const float* x, const float* y, const float* dy, float* dx);
 
-// pool_fast_lists.cpp: max, min, avg, mixed and Lp over windows of any size on planes up to
-// 64 x 64 (called by the ones above; pool_lists_forward records the selection when argmax is
-// not null).
+// pool_fast_lists.cpp: max, min, avg, mixed and Lp (pool_lists_method), and stochastic
+// pooling in training, over windows of any size on planes up to 64 x 64 (called by the ones
+// above; pool_lists_forward records the selection, or the draw, when argmax is not null).
 constexpr bool pool_lists_method(PoolMethod m) {
   return m == PoolMethod::max || m == PoolMethod::min || m == PoolMethod::avg ||
          m == PoolMethod::mixed || m == PoolMethod::lp;

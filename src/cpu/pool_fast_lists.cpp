@@ -1,5 +1,5 @@
-// Window lists: max, min, avg, mixed and Lp pooling at any window size, stride and padding
-// (padding smaller than the window) on the planes that run four planes per vector
+// Window lists: max, min, avg, mixed and Lp pooling, and stochastic pooling in training, at
+// any window size, stride and padding (padding smaller than the window) on the planes that run four planes per vector
 // (planes_per_vector). Lists built once per geometry hold, for each output, the plane offsets
 // of its window's elements in window order, and for each input element the outputs whose
 // windows cover it, in output order. Forward reads a window's elements from the transposed
