@@ -231,8 +231,9 @@ void forward_lists(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& 
 
 // Each output's gradient share (avg: dy / divisor to every element; mixed: that times
 // 1 - lambda, plus dy * lambda to the selected one; max, min: dy to the selected one, 0 to the
-// rest; lp: a function of the element, y and dy), then per element the sum over its covering
-// outputs in output order, from +0, as the generic path adds them.
+// rest; stochastic in training: dy to the drawn element, 0 to the rest; lp: a function of the
+// element, y and dy), then per element the sum over its covering outputs in output order, from
+// +0, as the generic path adds them.
 template <PoolMethod M, LpKind K>
 void backward_lists(const PoolGeom& g, const PoolWindowParams& P, const PoolRng& rng, int n,
                     const float* x, const float* y, const float* dy, float* dx) {
