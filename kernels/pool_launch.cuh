@@ -19,7 +19,7 @@ __device__ __forceinline__ PoolWindowParams params_for(const PoolLaunch& L, uint
       p.lambda = 0.5f;
     }
   }
-  if (p.method == PoolMethod::stochastic && p.training)
+  if (pool_draws_per_window(p.method) && p.training)
     p.u = philox_uniform(L.seed, kRngPoolSample, L.layer, uint32_t(step), L.first_output + out_index);
   return p;
 }

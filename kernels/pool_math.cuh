@@ -23,7 +23,8 @@ struct PoolWindowParams {
   float p = 2.f;          // lp
   float threshold = 0.f;  // tmaxavg
   float lambda = 0.5f;    // mixed: weight of max (drawn per step in training, 0.5 in eval)
-  float u = 0.f;          // stochastic: the uniform draw for this window (training)
+  float u = 0.f;          // stochastic, rsp: the uniform draw for this window (training)
+  float rank_a = 0.5f;    // rwp, rsp: the weight of rank r is a (1 - a)^(r-1)
   bool training = false;
 };
 
@@ -204,6 +205,40 @@ CP_HD float pool_stochastic_expect(const float* v, int n) {
   return s > 0.f ? q / s : 0.f;
 }
 
+// Methods that draw a uniform number per window in training (PoolWindowParams::u).
+CP_HD constexpr bool pool_draws_per_window(PoolMethod m) {
+  return m == PoolMethod::stochastic || m == PoolMethod::rsp;
+}
+
+// Rank-weighted pooling (rwp; rsp in evaluation) weighs the r-th largest element by
+// w_r = a (1 - a)^(r-1), normalised over the window's n elements. The weights are
+// formed by repeated multiplication and summed in rank order on every backend, so their
+// floats agree; a weight that is 0 (a = 1, or underflow) leaves its element out, so that
+// an infinity there does not make 0 * inf = NaN.
+CP_HD float pool_rank_weight_sum(float a, int n) {
+  const float q = 1.f - a;
+  float w = a, s = 0.f;
+  for (int r = 0; r < n; ++r) s += w, w *= q;
+  return s;
+}
+
+// The rank that rsp draws in training with the uniform u: the first r whose cumulative weight
+// exceeds u * sum (the last weighted rank if rounding put the target at the end). A NaN ranks
+// first and is drawn surely: NaN propagates, as in max.
+CP_HD int pool_rank_draw(const float* v, int n, const int* ranked, float a, float u) {
+  if (n == 0 || v[ranked[0]] != v[ranked[0]]) return 0;
+  const float q = 1.f - a, target = u * pool_rank_weight_sum(a, n);
+  float w = a, c = 0.f;
+  int last = 0;
+  for (int r = 0; r < n; ++r) {
+    if (w > 0.f) last = r;
+    c += w;
+    if (target < c) return r;
+    w *= q;
+  }
+  return last;
+}
+
 // How many of the window's top-ranked elements a method reads: its selection, which
 // pool_rank_top computes sequentially and warp_rank_top (kernels/pool_avgtopk_select.cuh) by warp.
 CP_HD int pool_ranks_needed(const PoolWindowParams& P, int n) {
@@ -214,6 +249,9 @@ CP_HD int pool_ranks_needed(const PoolWindowParams& P, int n) {
     case PoolMethod::avgtopk:
     case PoolMethod::tmaxavg:
       return P.k < n ? P.k : n;
+    case PoolMethod::rwp:
+    case PoolMethod::rsp:  // the layer refuses larger windows; the bound keeps `ranked` safe
+      return n < kPoolMaxRanked ? n : kPoolMaxRanked;
     default:
       return 0;
   }
@@ -253,6 +291,19 @@ CP_HD float pool_window_forward_ranked(const PoolWindowParams& P, const float* v
     }
     case PoolMethod::softpool:
       return pool_softpool(v, n);
+    case PoolMethod::rwp:
+    case PoolMethod::rsp: {
+      const int m = pool_ranks_needed(P, n);
+      if (P.method == PoolMethod::rsp && P.training)
+        return v[ranked[pool_rank_draw(v, m, ranked, P.rank_a, P.u)]];
+      const float q = 1.f - P.rank_a;
+      float w = P.rank_a, num = 0.f;
+      for (int r = 0; r < m; ++r) {
+        if (w > 0.f) num += w * v[ranked[r]];
+        w *= q;
+      }
+      return num / pool_rank_weight_sum(P.rank_a, m);
+    }
   }
   return 0.f;
 }
@@ -329,6 +380,21 @@ CP_HD void pool_window_backward_ranked(const PoolWindowParams& P, const float* v
       float den = 0.f;
       for (int i = 0; i < n; ++i) den += expf(v[i] - m);
       for (int i = 0; i < n; ++i) g[i] = dy * expf(v[i] - m) / den * (1.f + v[i] - y);
+      return;
+    }
+    case PoolMethod::rwp:
+    case PoolMethod::rsp: {
+      const int m = pool_ranks_needed(P, n);
+      if (P.method == PoolMethod::rsp && P.training) {
+        if (m > 0) g[ranked[pool_rank_draw(v, m, ranked, P.rank_a, P.u)]] = dy;
+        return;
+      }
+      const float share = dy / pool_rank_weight_sum(P.rank_a, m), q = 1.f - P.rank_a;
+      float w = P.rank_a;
+      for (int r = 0; r < m; ++r) {
+        g[ranked[r]] = w * share;
+        w *= q;
+      }
       return;
     }
   }

@@ -43,7 +43,15 @@ constexpr int kPoolMaxTopK = 64;
     "mean of the k largest values", P(k, integer, 2, 1, ::convpool::kPoolMaxTopK))                         \
   M(tmaxavg, "TMaxAvg", patches, "", any, "max if max >= t, else the mean of the k largest",  \
     P(k, integer, 2, 1, ::convpool::kPoolMaxTopK), P(t, real, 0, -1e30, 1e30))                             \
-  M(softpool, "SoftPool", patches, "softpool", any, "sum softmax(x)_i * x_i, computed stably")
+  M(softpool, "SoftPool", patches, "softpool", any, "sum softmax(x)_i * x_i, computed stably") \
+  M(rwp, "RankWeightedPool", patches, "rwp", any,                                              \
+    "rank-weighted: sum_r w_r x_(r) / sum_r w_r, w_r = a (1-a)^(r-1), x_(r) the r-th " \
+    "largest (at most 64 elements a window)",                                                  \
+    P(a, real, 0.5, 1e-3, 1))                                                              \
+  M(rsp, "RankStochasticPool", patches, "rsp", any,                                            \
+    "training: x_(r) drawn with probability w_r / sum w (rwp's weights; a NaN is drawn "       \
+    "surely); eval: rwp (at most 64 elements a window)",                                       \
+    P(a, real, 0.5, 1e-3, 1))
 
 #define CONVPOOL_POOL_ENUM_ROW(id, ...) id,
 enum class PoolMethod : int { CONVPOOL_POOL_METHODS(CONVPOOL_POOL_ENUM_ROW, ) };
@@ -54,7 +62,16 @@ constexpr int kPoolMethodCount = 0 CONVPOOL_POOL_METHODS(CONVPOOL_POOL_COUNT_ROW
 #undef CONVPOOL_POOL_COUNT_ROW
 
 // Where the layer keeps a method parameter: one slot per parameter key in the table.
-enum class PoolParamSlot : int { k, p, t, include_pad, learned };
-constexpr int kPoolParamSlots = 5;
+enum class PoolParamSlot : int { k, p, t, include_pad, learned, a };
+constexpr int kPoolParamSlots = 6;
+
+// Rank-weighted methods (rwp, rsp) weigh every rank of the window: at most this many elements.
+constexpr int kPoolMaxRanked = kPoolMaxTopK;
+
+// Other names of a method, under which a paper introduced it: A(alias, method, alias_key,
+// method_key, source). `pool rap t=3` is `pool avgtopk k=3`: Shi, Ye and Wu's rank-based
+// average pooling averages the t largest activations of the window, which is Avg-TopK.
+#define CONVPOOL_POOL_ALIASES(A)                                                               \
+  A(rap, avgtopk, t, k, "rank-based average pooling (Shi, Ye and Wu, Neural Networks 2016)")
 
 }  // namespace convpool

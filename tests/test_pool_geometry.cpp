@@ -94,6 +94,17 @@ std::vector<Method> methods() {
     p.training = training;
     out.push_back({training ? "stochastic (training)" : "stochastic (eval)", p, true});
   }
+  for (float a : {0.5f, 0.2f, 1.f}) {
+    auto p = make(PoolMethod::rwp);
+    p.rank_a = a;
+    out.push_back({"rwp", p, true});
+  }
+  for (bool training : {false, true}) {
+    auto p = make(PoolMethod::rsp);
+    p.rank_a = 0.3f;
+    p.training = training;
+    out.push_back({training ? "rsp (training)" : "rsp (eval)", p, true});
+  }
   return out;
 }
 
@@ -207,6 +218,14 @@ double ref_forward_backward(const PoolWindowParams& P, const std::vector<double>
       for (int i = 0; i < n; ++i) grad[i] = std::exp(v[i]) / den * (1 + v[i] - y);
       return y;
     }
+    case PoolMethod::rwp:
+    case PoolMethod::rsp: {  // rsp in evaluation: rank weights a (1 - a)^r, normalised
+      double den = 0, num = 0, w = P.rank_a;
+      for (int i = 0; i < n; ++i, w *= 1 - P.rank_a) den += w, num += w * v[r[i]];
+      w = P.rank_a;
+      for (int i = 0; i < n; ++i, w *= 1 - P.rank_a) grad[r[i]] = w / den;
+      return num / den;
+    }
     case PoolMethod::stochastic: {  // evaluation: sum w^2 / sum w over w = max(v, 0)
       double s = 0, q = 0;
       for (double x : v) s += std::max(x, 0.0), q += std::max(x, 0.0) * std::max(x, 0.0);
@@ -290,8 +309,13 @@ void check(const Case& c, std::mt19937_64& rng) {
                       P.method == PoolMethod::avg || P.method == PoolMethod::mixed ||
                       P.method == PoolMethod::lp || stochastic_training;
   const bool on_lists = listed && c.H * c.W <= 64 * 64;
+  // Rank-weighted pooling: windows of at most kPoolMaxRanked elements (the layer refuses
+  // larger), on the window templates (up to 5x5).
+  const bool rank_weighted = P.method == PoolMethod::rwp || P.method == PoolMethod::rsp;
+  if (rank_weighted && g.KH * g.KW > kPoolMaxRanked) return;
   const bool generic =
       (c.G->global && P.method == PoolMethod::stochastic && c.H * c.W > 25 && !on_lists) ||
+      (c.G->global && rank_weighted && std::max(c.H, c.W) > 5) ||
       (c.G->lists_only && !on_lists);
   ASSERT_EQ(cpu::pool_fast_covers(g, P, false), !generic) << c.what() << ": the path";
   if (generic) return;
@@ -321,7 +345,7 @@ void check(const Case& c, std::mt19937_64& rng) {
   }
   // Training-time stochastic pooling draws: it is compared with the generic path only (its
   // sampling distribution is test_pool.cpp's).
-  if (c.specials || (P.method == PoolMethod::stochastic && P.training)) return;
+  if (c.specials || (pool_draws_per_window(P.method) && P.training)) return;
   // The reference (finite inputs): outputs, and dx accumulated window by window in double.
   std::vector<double> dx_ref(in, 0.0), grad;
   for (int pl = 0; pl < n * C; ++pl) {

@@ -76,4 +76,62 @@ TEST(PoolNonFinite, StochasticSamplesPlusInfWithCertainty) {
   EXPECT_EQ(forward(params(PoolMethod::stochastic, false), {1.f, kInf, 2.f}), kInf);
 }
 
+PoolWindowParams ranked(PoolMethod m, float a, bool training = false, float u = 0.f) {
+  PoolWindowParams P = params(m, training, 2.f, u);
+  P.rank_a = a;
+  return P;
+}
+
+TEST(PoolRankWeighted, WeighsTheSortedWindowByRank) {
+  // a = 0.5: ranks 3, 2, 1 weigh 1/2, 1/4, 1/8 (sum 7/8).
+  const auto P = ranked(PoolMethod::rwp, 0.5f);
+  EXPECT_FLOAT_EQ(forward(P, {1.f, 3.f, 2.f}), (0.5f * 3 + 0.25f * 2 + 0.125f * 1) / 0.875f);
+  const auto g = backward(P, {1.f, 3.f, 2.f}, 2.f);
+  EXPECT_FLOAT_EQ(g[0], 2 * 0.125f / 0.875f);
+  EXPECT_FLOAT_EQ(g[1], 2 * 0.5f / 0.875f);
+  EXPECT_FLOAT_EQ(g[2], 2 * 0.25f / 0.875f);
+  // Ties: the lower window index ranks first.
+  const auto t = backward(P, {2.f, 2.f});
+  EXPECT_GT(t[0], t[1]);
+  // rsp in evaluation is rwp, bit for bit.
+  const auto E = ranked(PoolMethod::rsp, 0.5f);
+  EXPECT_EQ(forward(E, {1.f, 3.f, 2.f}), forward(P, {1.f, 3.f, 2.f}));
+}
+
+TEST(PoolRankWeighted, AtAOneIsMaxEvenBesideMinusInf) {
+  const auto P = ranked(PoolMethod::rwp, 1.f);
+  EXPECT_EQ(forward(P, {-kInf, 2.f, 1.f}), 2.f);  // 0 * -inf would be NaN
+  EXPECT_EQ(backward(P, {-kInf, 2.f, 1.f}), (std::vector<float>{0.f, 1.f, 0.f}));
+}
+
+TEST(PoolRankWeighted, NaNPropagatesAndPlusInfStaysInf) {
+  for (float a : {0.2f, 1.f}) {
+    EXPECT_TRUE(std::isnan(forward(ranked(PoolMethod::rwp, a), {1.f, kNan, 2.f}))) << a;
+    EXPECT_EQ(forward(ranked(PoolMethod::rwp, a), {1.f, kInf, 2.f}), kInf) << a;
+    for (float x : backward(ranked(PoolMethod::rwp, a), {1.f, kInf, 2.f}))
+      EXPECT_TRUE(std::isfinite(x)) << a;
+  }
+  for (float u : {0.f, 0.5f, 0.999f}) {  // rsp draws the NaN surely
+    EXPECT_TRUE(std::isnan(forward(ranked(PoolMethod::rsp, 0.5f, true, u), {1.f, kNan, 2.f})));
+    EXPECT_EQ(backward(ranked(PoolMethod::rsp, 0.5f, true, u), {1.f, kNan, 2.f}),
+              (std::vector<float>{0.f, 1.f, 0.f}));
+  }
+}
+
+TEST(PoolRankWeighted, RspDrawsTheRankWhoseCumulativeWeightPassesU) {
+  // a = 0.5, two elements: weights 1/2 and 1/4, so rank 1 (the 3) for u < 2/3.
+  for (float u : {0.f, 0.6f, 0.66f}) {
+    EXPECT_EQ(forward(ranked(PoolMethod::rsp, 0.5f, true, u), {1.f, 3.f}), 3.f) << u;
+    EXPECT_EQ(backward(ranked(PoolMethod::rsp, 0.5f, true, u), {1.f, 3.f}),
+              (std::vector<float>{0.f, 1.f}));
+  }
+  for (float u : {0.67f, 0.9999f}) {
+    EXPECT_EQ(forward(ranked(PoolMethod::rsp, 0.5f, true, u), {1.f, 3.f}), 1.f) << u;
+    EXPECT_EQ(backward(ranked(PoolMethod::rsp, 0.5f, true, u), {1.f, 3.f}),
+              (std::vector<float>{1.f, 0.f}));
+  }
+  // a = 1: always the max.
+  EXPECT_EQ(forward(ranked(PoolMethod::rsp, 1.f, true, 0.9999f), {1.f, 3.f, 2.f}), 3.f);
+}
+
 }  // namespace

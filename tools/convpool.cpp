@@ -160,6 +160,11 @@ int run_pool_methods(bool json) {
     std::printf("%-11s %-22s %s\n", m.name.c_str(), params.empty() ? "-" : params.c_str(),
                 m.definition.c_str());
   }
+  for (auto& a : pool_method_aliases())
+    std::printf("%-11s %-22s %s\n", a.name.c_str(), (a.key + "=" + a.method_key).c_str(),
+                ("the same as " + pool_method(a.method).name + " (" + a.key + " is its " +
+                 a.method_key + "): " + a.source)
+                    .c_str());
   std::printf(
       "\nEvery method takes size=N stride=N pad=N, or the word 'global' for the whole "
       "plane.\nExamples: `pool avgtopk k=3 size=2` in a model file; "

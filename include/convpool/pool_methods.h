@@ -35,6 +35,17 @@ struct PoolMethodSpec {
   bool has(PoolParamSlot slot) const;
 };
 
+// Another name of a method (CONVPOOL_POOL_ALIASES): `alias key=v` is `method method_key=v`.
+struct PoolMethodAlias {
+  std::string name;        // "rap"
+  PoolMethod method;       // avgtopk
+  std::string key;         // "t": the parameter's name in the alias's paper
+  std::string method_key;  // "k"
+  std::string source;
+};
+const std::vector<PoolMethodAlias>& pool_method_aliases();
+const PoolMethodAlias* find_pool_method_alias(const std::string& name);
+
 // Every method, in enum order.
 const std::vector<PoolMethodSpec>& pool_methods();
 const PoolMethodSpec& pool_method(PoolMethod id);

@@ -76,7 +76,7 @@ def _check_input(x):
 
 class PoolFunction(torch.autograd.Function):
     """apply(x, alpha, cfg): alpha is the learned-mixed parameter (or None); cfg the tuple
-    (method, kh, kw, sh, sw, ph, pw, include_pad, k, p, t, training, seed, layer, step)."""
+    (method, kh, kw, sh, sw, ph, pw, include_pad, k, p, t, a, training, seed, layer, step)."""
 
     @staticmethod
     def forward(ctx, x, alpha, cfg):
@@ -106,15 +106,17 @@ class PoolFunction(torch.autograd.Function):
 
 
 def pool2d(x, method, kernel_size=2, stride=None, padding=0, *, global_pool=False, k=2, p=2.0,
-           t=0.0, include_pad=True, training=False, seed=0, step=0, layer=0, alpha=None):
+           t=0.0, a=0.5, include_pad=True, training=False, seed=0, step=0, layer=0, alpha=None):
     """Pools x (N, C, H, W) with one of METHODS.
 
     kernel_size/stride/padding: int or pair (stride defaults to kernel_size; padding at most
     half the window). global_pool: one window over the whole plane. k: avgtopk and tmaxavg
-    (1..64, at most the window). p: lp (> 0). t: tmaxavg's threshold. include_pad: avg's
-    divisor. training: stochastic samples and mixed draws lambda in {0, 1} from (seed, layer,
-    step); in evaluation stochastic is the expectation and mixed uses lambda 0.5. alpha: mixed
-    with a learned lambda = sigmoid(alpha) (a 1-element tensor, differentiable).
+    (1..64, at most the window). p: lp (> 0). t: tmaxavg's threshold. a: rwp's and rsp's rank
+    weight a (1 - a)^(r-1), in (0, 1] (windows of at most 64 elements). include_pad: avg's
+    divisor. training: stochastic samples, rsp draws a rank and mixed draws lambda in {0, 1}
+    from (seed, layer, step); in evaluation stochastic is the expectation, rsp is rwp and mixed
+    uses lambda 0.5. alpha: mixed with a learned lambda = sigmoid(alpha) (a 1-element tensor,
+    differentiable).
     """
     _check_input(x)
     if method not in METHODS:
@@ -138,6 +140,12 @@ def pool2d(x, method, kernel_size=2, stride=None, padding=0, *, global_pool=Fals
         if k > kh * kw:
             raise ValueError(f"convpool_torch: k={k} is larger than the window ({kh * kw} "
                              "elements)")
+    if method in ("rwp", "rsp"):
+        if not (isinstance(a, numbers.Real) and 0 < a <= 1):
+            raise ValueError(f"convpool_torch: a must be a number in (0, 1], got {a!r}")
+        if kh * kw > MAX_TOPK:
+            raise ValueError(f"convpool_torch: {method} weighs every rank of its window: at most "
+                             f"{MAX_TOPK} elements, not {kh}x{kw}")
     if method == "lp" and not (isinstance(p, numbers.Real) and 0 < p < float("inf")):
         raise ValueError(f"convpool_torch: p must be a finite number > 0, got {p!r}")
     if alpha is not None:
@@ -146,7 +154,7 @@ def pool2d(x, method, kernel_size=2, stride=None, padding=0, *, global_pool=Fals
         if not isinstance(alpha, torch.Tensor) or alpha.numel() != 1:
             raise ValueError("convpool_torch: alpha must be a 1-element tensor")
     cfg = (METHODS[method], kh, kw, sh, sw, ph, pw, bool(include_pad), int(k), float(p),
-           float(t), bool(training), int(seed), int(layer), int(step))
+           float(t), float(a), bool(training), int(seed), int(layer), int(step))
     return PoolFunction.apply(x, alpha, cfg)
 
 
@@ -238,6 +246,26 @@ class StochasticPool(_Seeded):
     """Training: samples x_i with probability max(x_i, 0) / sum (draws from seed, layer and a
     step counted per training call); evaluation: the expectation."""
     method = "stochastic"
+
+
+class RankWeightedPool(_Pool):
+    """Rank-weighted pooling (Shi, Ye and Wu 2016): the window's values sorted descending,
+    weighted a (1 - a)^(r-1) for rank r, normalised over the window."""
+    method = "rwp"
+
+    def __init__(self, a=0.5, kernel_size=2, stride=None, padding=0, global_pool=False):
+        super().__init__(kernel_size, stride, padding, global_pool, a=a)
+
+
+class RankStochasticPool(_Seeded):
+    """Rank-based stochastic pooling (Shi, Ye and Wu 2016): training draws the r-th largest
+    value with probability a (1 - a)^(r-1) (normalised; a NaN surely); evaluation is
+    RankWeightedPool."""
+    method = "rsp"
+
+    def __init__(self, a=0.5, kernel_size=2, stride=None, padding=0, global_pool=False, seed=0,
+                 layer=0):
+        super().__init__(kernel_size, stride, padding, global_pool, seed=seed, layer=layer, a=a)
 
 
 class MixedPool(_Seeded):

@@ -31,6 +31,16 @@ def softpool(x, size, stride):
     return F.avg_pool2d(e * x, size, stride) / F.avg_pool2d(e, size, stride)
 
 
+def rank_weighted(x, size, stride, a):
+    """unfold + sort + rank weights a (1 - a)^r, normalised: rank-weighted pooling (rwp), and
+    rsp in evaluation."""
+    n = size * size
+    w = a * (1 - a) ** torch.arange(n, dtype=x.dtype, device=x.device)
+    w = w / w.sum()
+    v = _windows(x, size, stride).sort(dim=2, descending=True).values
+    return (v * w.view(1, 1, n, 1, 1)).sum(dim=2)
+
+
 def lp(x, size, stride, p):
     """(sum |x|^p)^(1/p); F.lp_pool2d is the same for p = 2 (and for x >= 0)."""
     return (F.avg_pool2d(x.abs().pow(p), size, stride) * (size * size)).pow(1.0 / p)
@@ -65,6 +75,8 @@ BY_METHOD = {
     "avgtopk": lambda x, size, stride, k=2: avgtopk(x, size, stride, k),
     "tmaxavg": lambda x, size, stride, k=2, t=0.0: tmaxavg(x, size, stride, k, t),
     "softpool": softpool,
+    "rwp": lambda x, size, stride, a=0.5: rank_weighted(x, size, stride, a),
+    "rsp": lambda x, size, stride, a=0.5: rank_weighted(x, size, stride, a),
 }
 
 

@@ -43,6 +43,7 @@ METHOD_CASES = [
     ("avgtopk", {"k": 1}), ("avgtopk", {"k": 2}), ("avgtopk", {"k": 3}),
     ("tmaxavg", {"k": 2, "t": 0.51}), ("tmaxavg", {"k": 3, "t": -0.49}),
     ("softpool", {}),
+    ("rwp", {}), ("rwp", {"a": 0.2}), ("rwp", {"a": 1.0}), ("rsp", {"a": 0.7}),
 ]
 
 
@@ -93,7 +94,8 @@ def tie_input(shape, gen):
     return torch.randint(-4, 5, shape, generator=gen).double() / 4
 
 
-def reference(x, method, kernel, stride, pad, include_pad=True, k=2, p=2.0, t=0.0, lam=0.5):
+def reference(x, method, kernel, stride, pad, include_pad=True, k=2, p=2.0, t=0.0, a=0.5,
+              lam=0.5):
     """Independent float64 per-window reference, differentiable by autograd."""
     (kh, kw), (sh, sw), (ph, pw) = kernel, stride, pad
     n, c, h, w = x.shape
@@ -123,6 +125,10 @@ def reference(x, method, kernel, stride, pad, include_pad=True, k=2, p=2.0, t=0.
                     r = torch.where(top >= t, top, r)
             elif method == "softpool":
                 r = (torch.softmax(v, dim=2) * v).sum(dim=2)
+            elif method in ("rwp", "rsp"):  # rsp in evaluation is rwp
+                wr = a * (1 - a) ** torch.arange(cnt, dtype=x.dtype)
+                srt = v.sort(dim=2, descending=True).values
+                r = (srt * wr).sum(dim=2) / wr.sum()
             elif method == "stochastic":  # evaluation: the expectation
                 pos = v.clamp(min=0)
                 s, q = pos.sum(dim=2), (pos * pos).sum(dim=2)
@@ -179,6 +185,8 @@ class ForwardEquality(unittest.TestCase):
                     (cpt.SoftPool(s), C.softpool(x, s, s)),
                     (cpt.MixedPool(kernel_size=s).eval(), C.mixed(x, s, s, 0.5)),
                     (cpt.StochasticPool(s).eval(), C.stochastic_eval(x, s, s)),
+                    (cpt.RankWeightedPool(0.3, s), C.rank_weighted(x, s, s, 0.3)),
+                    (cpt.RankStochasticPool(0.3, s).eval(), C.rank_weighted(x, s, s, 0.3)),
                 ]
                 for module, want in cases:
                     with self.subTest(module=repr(module), size=size):
@@ -204,7 +212,7 @@ class Gradients(unittest.TestCase):
         for kernel, stride, pad in GEOMS:
             for method, params in METHOD_CASES:
                 for training in (False, True):
-                    if training and method not in ("mixed", "stochastic"):
+                    if training and method not in ("mixed", "stochastic", "rsp"):
                         continue
                     pos = method == "stochastic" and training
                     x = grid_input((2, 2, 6, 7), gen, positive=pos).requires_grad_(True)
@@ -279,6 +287,15 @@ class Randomness(unittest.TestCase):
         frac = (y == 3).double().mean().item()
         self.assertAlmostEqual(frac, 0.75, delta=0.015)
 
+    def test_rank_draws_follow_the_rank_weights(self):
+        # Windows [1, 3], a = 0.5: rank 1 (the 3) has weight 0.5, rank 2 0.25: 3 drawn 2/3.
+        x = torch.tensor([1.0, 3.0]).repeat(20000).reshape(1, 1, 1, 40000)
+        y = cpt.pool2d(x, "rsp", (1, 2), a=0.5, training=True, seed=3, step=1)
+        self.assertTrue(((y == 3) | (y == 1)).all())
+        self.assertAlmostEqual((y == 3).double().mean().item(), 2 / 3, delta=0.015)
+        self.assertFalse(torch.equal(
+            y, cpt.pool2d(x, "rsp", (1, 2), a=0.5, training=True, seed=3, step=2)))
+
     def test_mixed_training_draws_max_or_avg(self):
         x = torch.randn(2, 3, 8, 8, dtype=torch.float64)
         seen = set()
@@ -311,15 +328,22 @@ class BadInput(unittest.TestCase):
             (TypeError, lambda: cpt.pool2d(x, "max", 2.5)),
             (TypeError, lambda: cpt.pool2d([1, 2], "max")),
             (ValueError, lambda: cpt.AvgTopK(k=10, kernel_size=3)),
+            (ValueError, lambda: cpt.pool2d(x, "rwp", a=0.0)),
+            (ValueError, lambda: cpt.pool2d(x, "rsp", a=1.5)),
+            (ValueError, lambda: cpt.RankWeightedPool(kernel_size=(8, 9))),
+            (RuntimeError, lambda: cpt._C.forward(torch.randn(1, 1, 9, 9), 9, 9, 9, 9, 9, 0, 0,
+                                                  True, 2, 2.0, 0.0, 0.5, False, 0, 0, 0,
+                                                  torch.empty(0))),
             (RuntimeError, lambda: cpt._C.forward(torch.randn(3, 8, 8), 0, 2, 2, 2, 2, 0, 0, True,
-                                                  2, 2.0, 0.0, False, 0, 0, 0, torch.empty(0))),
-            (RuntimeError, lambda: cpt._C.forward(x, 6, 2, 2, 2, 2, 0, 0, True, 9, 2.0, 0.0, False,
-                                                  0, 0, 0, torch.empty(0))),
-            (RuntimeError, lambda: cpt._C.forward(x, 1, 20, 20, 1, 1, 0, 0, True, 2, 2.0, 0.0,
+                                                  2, 2.0, 0.0, 0.5, False, 0, 0, 0,
+                                                  torch.empty(0))),
+            (RuntimeError, lambda: cpt._C.forward(x, 6, 2, 2, 2, 2, 0, 0, True, 9, 2.0, 0.0, 0.5,
                                                   False, 0, 0, 0, torch.empty(0))),
+            (RuntimeError, lambda: cpt._C.forward(x, 1, 20, 20, 1, 1, 0, 0, True, 2, 2.0, 0.0,
+                                                  0.5, False, 0, 0, 0, torch.empty(0))),
             (RuntimeError, lambda: cpt._C.backward(x, torch.zeros(2, 3, 3, 3), torch.zeros(2, 3, 3, 3),
-                                                   1, 2, 2, 2, 2, 0, 0, True, 2, 2.0, 0.0, False, 0,
-                                                   0, 0, torch.empty(0), torch.empty(0))),
+                                                   1, 2, 2, 2, 2, 0, 0, True, 2, 2.0, 0.0, 0.5, False,
+                                                   0, 0, 0, torch.empty(0), torch.empty(0))),
         ]
         for i, (exc, fn) in enumerate(bad):
             with self.subTest(case=i):

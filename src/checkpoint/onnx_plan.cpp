@@ -69,6 +69,7 @@ nlohmann::json pool_attrs(const NodeContext& c) {
   j["t"] = cfg->param(PoolParamSlot::t);
   j["include_pad"] = cfg->param(PoolParamSlot::include_pad) == 1;
   j["learned"] = cfg->param(PoolParamSlot::learned) == 1;
+  j["a"] = cfg->param(PoolParamSlot::a);
   // Methods computed from explicit patches: one Slice per window offset when windows overlap.
   const bool overlap = !cfg->global && st < k && (c.out.h > 1 || c.out.w > 1);
   if (m.onnx == PoolOnnxForm::patches && overlap && k * k > kOnnxMaxWindowOffsets)

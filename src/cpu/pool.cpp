@@ -15,13 +15,13 @@ namespace convpool::cpu {
 namespace {
 
 // The per-window parameters with the method fixed at compile time (so the method switch in
-// pool_math.cuh folds away) and the stochastic draw for this output.
+// pool_math.cuh folds away) and the draw for this output (stochastic, rsp).
 template <PoolMethod M>
 inline PoolWindowParams for_window(const PoolWindowParams& base, const PoolRng& rng,
                                    uint64_t out_index) {
   PoolWindowParams p = base;
   p.method = M;
-  if constexpr (M == PoolMethod::stochastic)
+  if constexpr (pool_draws_per_window(M))
     if (p.training)
       p.u = philox_uniform(rng.seed, kRngPoolSample, rng.layer, uint32_t(rng.step),
                            rng.first_output + out_index);

@@ -488,6 +488,10 @@ struct Run {
         return go<PoolMethod::tmaxavg>(g, P, rng, n, x, y, dy, out);
       case PoolMethod::softpool:
         return go<PoolMethod::softpool>(g, P, rng, n, x, y, dy, out);
+      case PoolMethod::rwp:
+        return go<PoolMethod::rwp>(g, P, rng, n, x, y, dy, out);
+      case PoolMethod::rsp:
+        return go<PoolMethod::rsp>(g, P, rng, n, x, y, dy, out);
       case PoolMethod::lp:
         if (P.p == 1.f) return go<PoolMethod::lp, LpKind::one>(g, P, rng, n, x, y, dy, out);
         if (P.p == 2.f) return go<PoolMethod::lp, LpKind::two>(g, P, rng, n, x, y, dy, out);

@@ -129,7 +129,8 @@ struct WindowShape {
   Mask<kM, N> ok;
   vi k;         // avgtopk, tmaxavg: min(k, elements)
   vf divisor;   // avg, mixed
-  vf u = vf{};  // stochastic, training: each window's uniform draw
+  vi count;     // rwp, rsp: the elements
+  vf u = vf{};  // stochastic, rsp, training: each window's uniform draw
 };
 
 template <bool kM, int N>
@@ -139,7 +140,62 @@ inline WindowShape<kM, N> window_shape(const PoolWindowParams& P, int full_size,
   const vf count = m.count();
   const vi elements = __builtin_convertvector(count, vi);
   const vi k = elements < P.k ? elements : vi{} + P.k;
-  return {m, k, include_pad ? splat(float(full_size)) : count};
+  return {m, k, include_pad ? splat(float(full_size)) : count, elements};
+}
+
+// rwp's and rsp's unnormalised rank weights a (1 - a)^r, r = 0..N-1, formed as
+// pool_math.cuh forms them (one multiplication a rank).
+template <int N>
+struct RankWeights {
+  float w[N];
+  explicit RankWeights(float a) {
+    w[0] = a;
+    for (int r = 1; r < N; ++r) w[r] = w[r - 1] * (1.f - a);
+  }
+  // Their sum over each lane's elements, in rank order (pool_rank_weight_sum).
+  vf sum(vi count) const {
+    vf s = vf{};
+    for (int r = 0; r < N; ++r) s += sel(count > r, splat(w[r]), splat(-0.f));
+    return s;
+  }
+};
+
+// pool_rank_draw, lane-wise: the rank rsp draws (0 surely where the window holds a NaN).
+template <int N>
+inline vi rank_draw(const RankWeights<N>& rw, vi count, vf u, vi has_nan) {
+  const vf target = u * rw.sum(count);
+  vf c = vf{};
+  vi pick = vi{} - 1, last = vi{};
+  for (int r = 0; r < N; ++r) {
+    const vi in = count > r;
+    if (rw.w[r] > 0.f) last = in ? vi{} + r : last;
+    c += sel(in, splat(rw.w[r]), splat(-0.f));
+    pick = (in & (pick < 0) & (target < c)) ? vi{} + r : pick;
+  }
+  pick = pick < 0 ? last : pick;
+  return has_nan ? vi{} : pick;
+}
+
+// Each element's rank (0 = first) in pool_ranks_before's order among the lane's elements.
+template <bool kM, int N>
+inline void ranks_of(const vf (&v)[N], Mask<kM, N> ok, vi (&rank)[N]) {
+  vi nan[N];
+  for (int i = 0; i < N; ++i) nan[i] = isnan(v[i]), rank[i] = vi{};
+  for (int i = 0; i < N; ++i)
+    for (int j = 0; j < N; ++j) {
+      if (j == i) continue;
+      // j before i: NaN before a number, then the larger, then (a tie) the lower index.
+      vi before = (nan[j] & ~nan[i]) | (v[j] > v[i]);
+      if (j < i) before |= (v[j] == v[i]) | (nan[j] & nan[i]);
+      rank[i] -= ok.at(j) & before;
+    }
+}
+
+template <bool kM, int N>
+inline vi any_nan(const vf (&v)[N], Mask<kM, N> ok) {
+  vi nan = vi{};
+  for (int i = 0; i < N; ++i) nan |= ok.at(i) & isnan(v[i]);
+  return nan;
 }
 
 // pool_stochastic_pick, lane-wise: the window position drawn with probability max(v, 0) / sum
@@ -228,6 +284,24 @@ inline vf window_forward(const PoolWindowParams& P, const WindowShape<kM, N>& ws
       den += ok.only(i, e, -0.f);
     }
     return sel(m > kPoolFloatMax, m, num / den);
+  } else if constexpr (M == PoolMethod::rwp || M == PoolMethod::rsp) {
+    const RankWeights<N> rw(P.rank_a);
+    if (M == PoolMethod::rsp && P.training) {
+      // The drawn element by its rank, not the sorted copy: of -0 and +0 (equal values) the
+      // generic path returns the one of the lower window index.
+      vi rank[N];
+      ranks_of(v, ok, rank);
+      const vi at = rank_draw(rw, ws.count, ws.u, any_nan(v, ok));
+      vf out = vf{};
+      for (int i = 0; i < N; ++i) out = sel(ok.at(i) & (rank[i] == at), v[i], out);
+      return out;
+    }
+    vf w[N];
+    sorted_values(v, ok, w);
+    vf num = vf{};
+    for (int r = 0; r < N; ++r)  // in rank order; a zero weight leaves its element out
+      if (rw.w[r] > 0.f) num += sel(ws.count > r, rw.w[r] * w[r], splat(-0.f));
+    return num / rw.sum(ws.count);
   } else {  // lp
     vi nan = vi{};
     vf m = vf{};
@@ -322,6 +396,22 @@ inline void window_backward(const PoolWindowParams& P, const WindowShape<kM, N>&
       const vf g = scale * e[i] * (1.f + v[i] - y);
       gr[i] = sel(inf, sel(v[i] > kPoolFloatMax, inf_share, splat(0.f)), g);
     }
+  } else if constexpr (M == PoolMethod::rwp || M == PoolMethod::rsp) {
+    // Each element's rank by N * N comparisons (no sort: the gradient goes to positions).
+    const RankWeights<N> rw(P.rank_a);
+    vi rank[N];
+    ranks_of(v, ok, rank);
+    if (M == PoolMethod::rsp && P.training) {
+      const vi at = rank_draw(rw, ws.count, ws.u, any_nan(v, ok));
+      for (int i = 0; i < N; ++i) gr[i] = sel(rank[i] == at, dy, splat(0.f));
+      return;
+    }
+    const vf share = dy / rw.sum(ws.count);
+    for (int i = 0; i < N; ++i) {
+      vf wt = vf{};
+      for (int r = 0; r < N; ++r) wt = sel(rank[i] == r, splat(rw.w[r]), wt);
+      gr[i] = wt * share;
+    }
   } else {  // lp
     const float pm1 = P.p - 1.f;
     for (int i = 0; i < N; ++i) gr[i] = lp_grad_lanes<L>(v[i], y, dy, pm1);
@@ -365,13 +455,13 @@ inline vf philox_uniform_lanes(uint64_t seed, uint32_t purpose, uint32_t a, uint
   return __builtin_convertvector((vi)(bits >> 8), vf) * (1.0f / 16777216.0f);
 }
 
-// Stochastic pooling's draws for the chunk's windows, from their global output indices, as
+// The draws of stochastic pooling and rsp for the chunk's windows, from their global output indices, as
 // the generic path draws them (training only; other methods draw nothing).
 // Lane l's output is first_output + l * lane_stride.
 template <PoolMethod M, bool kM, int N>
 inline void draw(WindowShape<kM, N>& ws, const PoolWindowParams& P, const PoolRng& rng,
                  uint64_t first_output, int cnt, uint64_t lane_stride = 1) {
-  if constexpr (M == PoolMethod::stochastic) {
+  if constexpr (pool_draws_per_window(M)) {
     if (!P.training) return;
     uint64_t index[kLanes];
     for (int l = 0; l < kLanes; ++l)

@@ -5,6 +5,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <sstream>
@@ -37,6 +38,7 @@ std::string unknown_method(const std::string& name) {
 class PoolLayer : public Layer {
  public:
   explicit PoolLayer(const LayerSpec& spec) : Layer(spec) {
+    resolve_alias();
     LayerArgs a(spec_);
     std::string method_name = a.get_string("method", "");
     for (auto& word : spec_.positional) {
@@ -61,7 +63,7 @@ class PoolLayer : public Layer {
     // Method parameters: only the method's own keys are read, so others are rejected. Slots
     // the method does not have keep the values its window params start with.
     parsed_ = {double(wp_.k), double(wp_.p), double(wp_.threshold), double(include_pad_),
-               double(learned_)};
+               double(learned_), double(wp_.rank_a)};
     for (const PoolParamSpec& p : method_->params) {
       const double v = p.kind == PoolParamKind::real
                            ? a.get_double(p.key, p.def, p.lo, p.hi)
@@ -73,6 +75,7 @@ class PoolLayer : public Layer {
         case PoolParamSlot::t: wp_.threshold = float(v); break;
         case PoolParamSlot::include_pad: include_pad_ = v == 1; break;
         case PoolParamSlot::learned: learned_ = v == 1; break;
+        case PoolParamSlot::a: wp_.rank_a = float(v); break;
       }
     }
     a.finish();
@@ -88,6 +91,10 @@ class PoolLayer : public Layer {
     if (method_->has(PoolParamSlot::k) && wp_.k > window)
       fail("k=" + std::to_string(wp_.k) + " is larger than the window (" + std::to_string(window) +
            " elements)");
+    if (method_->has(PoolParamSlot::a) && window > kPoolMaxRanked)
+      fail(method_->name + " weighs every rank of its window: at most " +
+           std::to_string(kPoolMaxRanked) + " elements, not " + std::to_string(kh_) + "x" +
+           std::to_string(kw_) + " = " + std::to_string(window));
     g_ = make_pool_geom(in.c, in.h, in.w, kh_, kw_, sh_, sw_, ph_, pw_, include_pad_, relu_in_);
     return {1, in.c, g_.OH, g_.OW};
   }
@@ -118,6 +125,7 @@ class PoolLayer : public Layer {
       if (p.slot == PoolParamSlot::k) os << " k=" << wp_.k;
       if (p.slot == PoolParamSlot::t) os << " t=" << wp_.threshold;
       if (p.slot == PoolParamSlot::p) os << " p=" << wp_.p;
+      if (p.slot == PoolParamSlot::a) os << " a=" << wp_.rank_a;
     }
     if (learned_) os << " learned";
     if (global_) {
@@ -188,6 +196,23 @@ class PoolLayer : public Layer {
   }
 
  private:
+  // A method's other name (`pool rap t=3`) becomes the method (`pool avgtopk k=3`), which
+  // describe() and every report then name.
+  void resolve_alias() {
+    for (std::string& word : spec_.positional) {
+      if (word == "global") continue;
+      const PoolMethodAlias* alias = find_pool_method_alias(word);
+      if (!alias) return;
+      word = pool_method(alias->method).name;
+      for (auto& kv : spec_.args) {
+        if (kv.first == alias->method_key)
+          LayerArgs(spec_).fail(alias->name + " takes " + alias->key + ", not " + alias->method_key);
+        if (kv.first == alias->key) kv.first = alias->method_key;
+      }
+      return;
+    }
+  }
+
   // On CUDA the kernels draw lambda and the samples themselves, from the device step.
   PoolWindowParams device_params(const StepContext& ctx) const {
     PoolWindowParams p = wp_;
@@ -246,7 +271,24 @@ const PoolLayerConfig* pool_layer_config(const Layer& layer) {
   return pool ? &pool->config() : nullptr;
 }
 
-void apply_pool_override(ModelSpec& spec, const std::string& text) {
+void apply_pool_override(ModelSpec& spec, const std::string& override_text) {
+  std::string text = override_text;
+  if (const PoolMethodAlias* alias = find_pool_method_alias(text.substr(0, text.find(':')))) {
+    // `rap:t=3` is `avgtopk:k=3`.
+    std::string rest = text.substr(alias->name.size()), out;
+    for (size_t at = 0; at < rest.size();) {
+      const size_t end = std::min(rest.find(',', at + 1), rest.size());
+      std::string part = rest.substr(at, end - at);  // ":t=3" or ",t=3"
+      const std::string key = part.substr(1, part.find('=') - 1);
+      if (key == alias->method_key)
+        CP_USER_ERROR("--pool " << override_text << ": " << alias->name << " takes " << alias->key
+                                << ", not " << alias->method_key);
+      if (key == alias->key) part = part.substr(0, 1) + alias->method_key + part.substr(1 + key.size());
+      out += part;
+      at = end;
+    }
+    text = pool_method(alias->method).name + out;
+  }
   const auto colon = text.find(':');
   const std::string method = text.substr(0, colon);
   if (!find_pool_method(method)) CP_USER_ERROR("--pool: " << unknown_method(method));
@@ -259,7 +301,7 @@ void apply_pool_override(ModelSpec& spec, const std::string& text) {
         CP_USER_ERROR("--pool: malformed parameter '" << kv << "' (expected key=value)");
       const std::string key = kv.substr(0, eq);
       for (auto& p : params)
-        if (p.first == key) CP_USER_ERROR("--pool " << text << ": '" << key << "' is given twice");
+        if (p.first == key) CP_USER_ERROR("--pool " << override_text << ": '" << key << "' is given twice");
       params.emplace_back(key, kv.substr(eq + 1));
     }
   }
@@ -284,9 +326,9 @@ void apply_pool_override(ModelSpec& spec, const std::string& text) {
         kept.push_back(kv);
     for (auto& kv : params) kept.push_back(kv);
     layer.args = kept;
-    layer.where += " (with --pool " + text + ")";
+    layer.where += " (with --pool " + override_text + ")";
   }
-  if (!any) CP_USER_ERROR("--pool " << text << ": the model has no pool layers to override");
+  if (!any) CP_USER_ERROR("--pool " << override_text << ": the model has no pool layers to override");
 }
 
 OpInfo pool_op() {

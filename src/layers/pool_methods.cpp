@@ -87,6 +87,20 @@ const PoolMethodSpec& pool_method(PoolMethod id) {
   return rows[size_t(i)];
 }
 
+const std::vector<PoolMethodAlias>& pool_method_aliases() {
+#define CONVPOOL_POOL_ALIAS_ROW(alias, method, key, method_key, source) \
+  PoolMethodAlias{#alias, PoolMethod::method, #key, #method_key, source},
+  static const std::vector<PoolMethodAlias> rows = {CONVPOOL_POOL_ALIASES(CONVPOOL_POOL_ALIAS_ROW)};
+#undef CONVPOOL_POOL_ALIAS_ROW
+  return rows;
+}
+
+const PoolMethodAlias* find_pool_method_alias(const std::string& name) {
+  for (auto& a : pool_method_aliases())
+    if (a.name == name) return &a;
+  return nullptr;
+}
+
 const PoolMethodSpec* find_pool_method(const std::string& name) {
   for (auto& m : table())
     if (m.name == name) return &m;
@@ -103,6 +117,11 @@ nlohmann::json pool_methods_json() {
                         {"default", p.def},
                         {"min", p.lo},
                         {"max", p.hi}});
+    nlohmann::json aliases = nlohmann::json::array();
+    for (auto& a : pool_method_aliases())
+      if (a.method == m.id)
+        aliases.push_back({{"name", a.name}, {"key", a.key}, {"method_key", a.method_key},
+                           {"source", a.source}});
     out.push_back({{"name", m.name},
                    {"id", int(m.id)},
                    {"python_class", m.python_class},
@@ -110,7 +129,8 @@ nlohmann::json pool_methods_json() {
                    {"study", m.study},
                    {"nonneg_inputs", m.inputs == PoolInputs::nonneg},
                    {"definition", m.definition},
-                   {"params", params}});
+                   {"params", params},
+                   {"aliases", aliases}});
   }
   return out;
 }

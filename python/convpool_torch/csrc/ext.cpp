@@ -41,7 +41,8 @@ struct Call {
 
 Call make_call(const at::Tensor& x, int64_t method, int64_t kh, int64_t kw, int64_t sh,
                int64_t sw, int64_t ph, int64_t pw, bool include_pad, int64_t k, double pnorm,
-               double t, bool training, int64_t seed, int64_t layer, int64_t step) {
+               double t, double rank_a, bool training, int64_t seed, int64_t layer,
+               int64_t step) {
   TORCH_CHECK(x.dim() == 4, "convpool_torch: expected a 4-D input (N, C, H, W), got ", x.dim(),
               "-D");
   TORCH_CHECK(x.scalar_type() == at::kFloat, "convpool_torch: the kernels take float32");
@@ -64,10 +65,17 @@ Call make_call(const at::Tensor& x, int64_t method, int64_t kh, int64_t kw, int6
     TORCH_CHECK(k <= kh * kw, "convpool_torch: k=", k, " is larger than the window (", kh * kw,
                 " elements)");
   }
+  if (cp::pool_method(c.p.method).has(cp::PoolParamSlot::a)) {
+    TORCH_CHECK(rank_a > 0 && rank_a <= 1, "convpool_torch: a must be in (0, 1], got ", rank_a);
+    TORCH_CHECK(kh * kw <= cp::kPoolMaxRanked, "convpool_torch: ",
+                cp::pool_method(c.p.method).name, " weighs every rank of its window: at most ",
+                cp::kPoolMaxRanked, " elements, not ", kh * kw);
+  }
   TORCH_CHECK(pnorm > 0 && std::isfinite(pnorm), "convpool_torch: p must be > 0 and finite");
   c.p.k = int(k);
   c.p.p = float(pnorm);
   c.p.threshold = float(t);
+  c.p.rank_a = float(rank_a);
   c.p.training = training;
   c.g = cp::make_pool_geom(int(C), int(H), int(W), int(kh), int(kw), int(sh), int(sw), int(ph),
                            int(pw), include_pad, false);
@@ -99,10 +107,11 @@ at::Tensor scratch_for(const Call& c, bool wants_dlambda) {
 // Returns (y, ranked): ranked is the CUDA large-window kernels' saved selection (empty on CPU).
 std::vector<at::Tensor> forward(const at::Tensor& x, int64_t method, int64_t kh, int64_t kw,
                                 int64_t sh, int64_t sw, int64_t ph, int64_t pw, bool include_pad,
-                                int64_t k, double pnorm, double t, bool training, int64_t seed,
-                                int64_t layer, int64_t step, const at::Tensor& alpha) {
-  Call c = make_call(x, method, kh, kw, sh, sw, ph, pw, include_pad, k, pnorm, t, training, seed,
-                     layer, step);
+                                int64_t k, double pnorm, double t, double rank_a, bool training,
+                                int64_t seed, int64_t layer, int64_t step,
+                                const at::Tensor& alpha) {
+  Call c = make_call(x, method, kh, kw, sh, sw, ph, pw, include_pad, k, pnorm, t, rank_a,
+                     training, seed, layer, step);
   if (x.is_cuda()) {
 #ifdef CONVPOOL_TORCH_CUDA
     return cuda_pool_forward(c.g, c.p, c.rng.seed, c.rng.layer, c.rng.step, alpha, x);
@@ -123,11 +132,11 @@ std::vector<at::Tensor> forward(const at::Tensor& x, int64_t method, int64_t kh,
 std::vector<at::Tensor> backward(const at::Tensor& x, const at::Tensor& y, const at::Tensor& dy,
                                  int64_t method, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
                                  int64_t ph, int64_t pw, bool include_pad, int64_t k,
-                                 double pnorm, double t, bool training, int64_t seed,
-                                 int64_t layer, int64_t step, const at::Tensor& alpha,
-                                 const at::Tensor& ranked) {
-  Call c = make_call(x, method, kh, kw, sh, sw, ph, pw, include_pad, k, pnorm, t, training, seed,
-                     layer, step);
+                                 double pnorm, double t, double rank_a, bool training,
+                                 int64_t seed, int64_t layer, int64_t step,
+                                 const at::Tensor& alpha, const at::Tensor& ranked) {
+  Call c = make_call(x, method, kh, kw, sh, sw, ph, pw, include_pad, k, pnorm, t, rank_a,
+                     training, seed, layer, step);
   TORCH_CHECK(y.is_contiguous() && dy.is_contiguous() && y.scalar_type() == at::kFloat &&
                   dy.scalar_type() == at::kFloat,
               "convpool_torch: y and dy must be contiguous float32");
