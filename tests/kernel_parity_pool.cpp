@@ -224,6 +224,12 @@ INSTANTIATE_TEST_SUITE_P(
         with(PoolCase{"pool softpool size=2", 4, 8, 8, 2}, Fill::special),
         with(PoolCase{"pool stochastic size=2", 4, 8, 8, 2}, Fill::special_non_negative),
         eval(with(PoolCase{"pool stochastic size=2", 4, 8, 8, 2}, Fill::special_non_negative)),
+        // Rank-weighted: NaN and infinities (a = 1 beside -inf), ties in both modes.
+        with(PoolCase{"pool rwp size=3 stride=2 pad=1 a=0.3", 5, 13, 11, 3}, Fill::special),
+        with(PoolCase{"pool rwp size=2 a=1", 4, 8, 8, 2}, Fill::special),
+        with(PoolCase{"pool rsp size=3 stride=2 a=0.6", 4, 9, 9, 2}, Fill::special),
+        with(PoolCase{"pool rsp size=2 a=0.4", 4, 8, 8, 2}, Fill::ties),
+        eval(with(PoolCase{"pool rsp size=2 a=0.4", 4, 8, 8, 2}, Fill::ties)),
         // Stride above the window: uncovered elements get a zero gradient.
         PoolCase{"pool max size=2 stride=3", 3, 11, 10, 2},
         PoolCase{"pool avgtopk k=2 size=2 stride=3", 3, 11, 10, 2},
@@ -270,6 +276,10 @@ INSTANTIATE_TEST_SUITE_P(
         with(PoolCase{"pool lp p=0.5 size=9", 3, 18, 9, 2}, Fill::ties),
         with(PoolCase{"pool lp p=2 size=9", 3, 18, 9, 2}, Fill::special),
         with(PoolCase{"pool softpool size=9", 3, 18, 9, 2}, Fill::special),
+        // Rank-weighted over the largest window it takes (64 elements), NaN and ties.
+        with(PoolCase{"pool rwp global a=0.2", 4, 8, 8, 2}, Fill::special),
+        with(PoolCase{"pool rsp global a=0.5", 4, 8, 8, 2}, Fill::ties),
+        with(PoolCase{"pool rsp global a=0.5", 4, 7, 9, 2}, Fill::special),
         // Grid-stride second passes, pooling as the first layer, a fused ReLU.
         capped(PoolCase{"pool avgtopk global k=4", 6, 7, 5, 3}, 2),
         capped(PoolCase{"pool max size=9 stride=9", 4, 27, 18, 2}, 3),

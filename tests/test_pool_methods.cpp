@@ -138,6 +138,52 @@ TEST(PoolMethodTable, EveryMethodHasACpuPath) {
   }
 }
 
+// A method's other name builds the method itself, with its parameter renamed; the alias is
+// listed, and its paper's key only is taken.
+TEST(PoolMethodTable, AnAliasIsItsMethod) {
+  ASSERT_FALSE(pool_method_aliases().empty());
+  for (const PoolMethodAlias& a : pool_method_aliases()) {
+    const PoolMethodSpec& m = pool_method(a.method);
+    EXPECT_EQ(find_pool_method(a.name), nullptr) << a.name << " is a method and an alias";
+    EXPECT_TRUE(m.has([&] {
+      for (const PoolParamSpec& p : m.params)
+        if (p.key == a.method_key) return p.slot;
+      ADD_FAILURE() << a.name << ": " << m.name << " has no parameter " << a.method_key;
+      return PoolParamSlot::k;
+    }()));
+    const auto aliased = pool_layer(a.name, " " + a.key + "=3");
+    const auto direct = pool_layer(m.name, " " + a.method_key + "=3");
+    EXPECT_EQ(aliased->describe(), direct->describe());
+    EXPECT_THROW(pool_layer(a.name, " " + a.method_key + "=3"), Error) << a.name;
+    ModelSpec spec = parse_model_text("input channels=1 height=4 width=4\npool max size=2\n", "t");
+    apply_pool_override(spec, a.name + ":" + a.key + "=3");
+    EXPECT_EQ(make_layer(spec.layers.at(0))->describe(), direct->describe());
+    ModelSpec bad = parse_model_text("input channels=1 height=4 width=4\npool max size=2\n", "t");
+    EXPECT_THROW(apply_pool_override(bad, a.name + ":" + a.method_key + "=3"), Error);
+  }
+  const CommandResult listed = run_convpool("pool-methods");
+  EXPECT_NE(listed.output.find("\nrap "), std::string::npos) << listed.output;
+}
+
+// Rank-weighted methods weigh every rank: windows above kPoolMaxRanked elements are refused.
+TEST(PoolMethodTable, RankWeightedMethodsRefuseWindowsAbove64Elements) {
+  for (const char* m : {"rwp", "rsp"}) {
+    auto build = [&](const std::string& line) {
+      const auto g = Graph::build(
+          parse_model_text("input channels=1 height=9 width=9\n" + line + "\n", "t"),
+          GraphOptions{Device::cpu, 1, 0});
+      (void)g;
+    };
+    EXPECT_NO_THROW(build(std::string("pool ") + m + " size=8"));
+    try {
+      build(std::string("pool ") + m + " size=9");
+      ADD_FAILURE() << m << ": a 9x9 window was taken";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("at most 64 elements"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(PoolMethodTable, EveryMethodIsListedAndInTheOnnxPlanOrRefused) {
   const CommandResult listed = run_convpool("pool-methods");
   ASSERT_EQ(listed.exit_code, 0) << listed.output;

@@ -275,19 +275,25 @@ void apply_pool_override(ModelSpec& spec, const std::string& override_text) {
   std::string text = override_text;
   if (const PoolMethodAlias* alias = find_pool_method_alias(text.substr(0, text.find(':')))) {
     // `rap:t=3` is `avgtopk:k=3`.
-    std::string rest = text.substr(alias->name.size()), out;
-    for (size_t at = 0; at < rest.size();) {
-      const size_t end = std::min(rest.find(',', at + 1), rest.size());
-      std::string part = rest.substr(at, end - at);  // ":t=3" or ",t=3"
-      const std::string key = part.substr(1, part.find('=') - 1);
-      if (key == alias->method_key)
-        CP_USER_ERROR("--pool " << override_text << ": " << alias->name << " takes " << alias->key
-                                << ", not " << alias->method_key);
-      if (key == alias->key) part = part.substr(0, 1) + alias->method_key + part.substr(1 + key.size());
-      out += part;
-      at = end;
+    std::ostringstream out;
+    out << pool_method(alias->method).name;
+    const size_t colon = text.find(':');
+    if (colon != std::string::npos) {
+      std::istringstream is(text.substr(colon + 1));
+      char sep = ':';
+      std::vector<std::string> seen;
+      for (std::string kv; std::getline(is, kv, ','); sep = ',') {
+        const std::string key = kv.substr(0, kv.find('='));
+        if (std::find(seen.begin(), seen.end(), key) != seen.end())
+          CP_USER_ERROR("--pool " << override_text << ": '" << key << "' is given twice");
+        seen.push_back(key);
+        if (key == alias->method_key)
+          CP_USER_ERROR("--pool " << override_text << ": " << alias->name << " takes "
+                                  << alias->key << ", not " << alias->method_key);
+        out << sep << (key == alias->key ? alias->method_key + kv.substr(key.size()) : kv);
+      }
     }
-    text = pool_method(alias->method).name + out;
+    text = out.str();
   }
   const auto colon = text.find(':');
   const std::string method = text.substr(0, colon);
@@ -334,8 +340,9 @@ void apply_pool_override(ModelSpec& spec, const std::string& override_text) {
 OpInfo pool_op() {
   // Every method of the table at a 2x2 window, each parameter away from its default; then a
   // non-square input, lp's specialised p, a threshold inside the inputs' range, a padded
-  // overlapping window, overlapping windows, a 3x3 top-k and global pooling. Max, min
-  // and the top-k methods have kinks at ties, which the gradient checker skips.
+  // overlapping window, overlapping windows, a 3x3 top-k, global pooling and the rank-weighted
+  // methods away from max. Max, min, the top-k and rank methods have kinks at ties, which the
+  // gradient checker skips.
   std::vector<OpExample> examples;
   for (const PoolMethodSpec& m : pool_methods()) {
     std::ostringstream line;
@@ -356,7 +363,10 @@ OpInfo pool_op() {
            {"pool avg size=3 stride=2 pad=1 include_pad=0", {{1, 2, 5, 5}}},
            {"pool min size=2 stride=1", {{1, 2, 3, 3}}},
            {"pool avgtopk k=3 size=3 stride=3", {{1, 2, 6, 6}}},
-           {"pool avgtopk global k=4", {{1, 3, 5, 5}}}})
+           {"pool avgtopk global k=4", {{1, 3, 5, 5}}},
+           {"pool rwp a=0.3 size=3 stride=2 pad=1", {{1, 2, 5, 5}}},
+           {"pool rsp a=0.6 size=2", {{1, 2, 4, 4}}},
+           {"pool rwp global a=0.2", {{1, 2, 4, 4}}}})
     examples.push_back(e);
   return {"pool",
           [](const LayerSpec& spec) -> std::unique_ptr<Layer> {

@@ -26,6 +26,7 @@
 
 #include "convpool/checkpoint.h"
 #include "convpool/device.h"
+#include "convpool/pool_methods.h"
 #include "cuda_emu.h"
 #include "test_helpers.h"
 
@@ -188,10 +189,10 @@ TEST_F(WholeStep, EveryPoolingMethodAndDropoutDrawLikeTheCpu) {
   std::string text =
       "input channels=3 height=32 width=32\nconv name=c filters=4 size=3 padding=1\n"
       "relu name=r\n";
-  const std::vector<std::string> pools = {"max",        "avg",         "min",
-                                          "lp p=3",     "mixed",       "mixed learned=1",
-                                          "stochastic", "avgtopk k=2", "tmaxavg k=2 t=0.5",
-                                          "softpool"};
+  // Every row of the method table at its defaults, and parameters away from them.
+  std::vector<std::string> pools = {"lp p=3", "mixed learned=1", "tmaxavg k=2 t=0.5",
+                                    "rwp a=0.3", "rsp a=0.7"};
+  for (const PoolMethodSpec& m : pool_methods()) pools.push_back(m.name);
   std::string names;
   for (size_t i = 0; i < pools.size(); ++i) {
     text += "pool name=p" + std::to_string(i) + " " + pools[i] + " size=2 in=r\n";
