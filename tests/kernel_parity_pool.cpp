@@ -75,6 +75,7 @@ PoolSetup parse_pool(const PoolCase& c) {
     if (key == "k") s.p.k = int(v);
     if (key == "p") s.p.p = float(v);
     if (key == "t") s.p.threshold = float(v);
+    if (key == "a") s.p.rank_a = float(v);
     if (key == "include_pad") include_pad = v != 0;
     if (key == "learned") s.learned = v != 0;
   }

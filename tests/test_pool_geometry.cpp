@@ -289,6 +289,7 @@ struct Case {
   bool include_pad, relu, specials, rounding;
   std::string what() const {
     return std::string(m.name) + " k=" + std::to_string(m.p.k) + " p=" + std::to_string(m.p.p) +
+           " a=" + std::to_string(m.p.rank_a) +
            " " + G->name + " on " + std::to_string(H) + "x" + std::to_string(W) +
            (include_pad ? "" : " include_pad=0") + (relu ? " relu_in" : "") +
            (specials ? " with NaN/inf" : "") + (rounding ? " continuous" : "");

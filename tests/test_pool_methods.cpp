@@ -114,6 +114,7 @@ TEST(PoolMethodTable, EveryMethodHasACpuPath) {
         if (param.slot == PoolParamSlot::k) p.k = int(param.def);
         if (param.slot == PoolParamSlot::p) p.p = float(param.def);
         if (param.slot == PoolParamSlot::t) p.threshold = float(param.def);
+        if (param.slot == PoolParamSlot::a) p.rank_a = float(param.def);
       }
       const PoolGeom g = make_pool_geom(C, H, W, 3, 3, 2, 2, 1, 1, true, false);
       std::uniform_real_distribution<float> u(m.inputs == PoolInputs::nonneg ? 0.1f : -1.f, 1.f);

@@ -161,7 +161,7 @@ int run_pool_methods(bool json) {
                 m.definition.c_str());
   }
   for (auto& a : pool_method_aliases())
-    std::printf("%-11s %-22s %s\n", a.name.c_str(), (a.key + "=" + a.method_key).c_str(),
+    std::printf("%-11s %-22s %s\n", a.name.c_str(), (a.key + " (its " + a.method_key + ")").c_str(),
                 ("the same as " + pool_method(a.method).name + " (" + a.key + " is its " +
                  a.method_key + "): " + a.source)
                     .c_str());

@@ -38,6 +38,9 @@ def methods():
 # Method name -> id, as in the engine's table.
 METHODS = {m["name"]: m["id"] for m in methods()}
 MAX_TOPK = _C.max_topk()
+# rwp's and rsp's a: the table's range.
+_RANK_A_RANGE = next((p["min"], p["max"]) for m in methods() if m["name"] == "rwp"
+                     for p in m["params"] if p["key"] == "a")
 _NONE = torch.empty(0)
 
 
@@ -141,8 +144,9 @@ def pool2d(x, method, kernel_size=2, stride=None, padding=0, *, global_pool=Fals
             raise ValueError(f"convpool_torch: k={k} is larger than the window ({kh * kw} "
                              "elements)")
     if method in ("rwp", "rsp"):
-        if not (isinstance(a, numbers.Real) and 0 < a <= 1):
-            raise ValueError(f"convpool_torch: a must be a number in (0, 1], got {a!r}")
+        lo, hi = _RANK_A_RANGE
+        if isinstance(a, bool) or not (isinstance(a, numbers.Real) and lo <= a <= hi):
+            raise ValueError(f"convpool_torch: a must be a number in [{lo}, {hi}], got {a!r}")
         if kh * kw > MAX_TOPK:
             raise ValueError(f"convpool_torch: {method} weighs every rank of its window: at most "
                              f"{MAX_TOPK} elements, not {kh}x{kw}")

@@ -25,6 +25,7 @@ namespace {
 std::vector<std::string> method_names() {
   std::vector<std::string> v;
   for (auto& m : pool_methods()) v.push_back(m.name);
+  for (auto& a : pool_method_aliases()) v.push_back(a.name);
   return v;
 }
 
@@ -199,18 +200,22 @@ class PoolLayer : public Layer {
   // A method's other name (`pool rap t=3`) becomes the method (`pool avgtopk k=3`), which
   // describe() and every report then name.
   void resolve_alias() {
-    for (std::string& word : spec_.positional) {
-      if (word == "global") continue;
-      const PoolMethodAlias* alias = find_pool_method_alias(word);
-      if (!alias) return;
-      word = pool_method(alias->method).name;
-      for (auto& kv : spec_.args) {
-        if (kv.first == alias->method_key)
-          LayerArgs(spec_).fail(alias->name + " takes " + alias->key + ", not " + alias->method_key);
-        if (kv.first == alias->key) kv.first = alias->method_key;
-      }
-      return;
+    std::string* name = nullptr;
+    for (auto& kv : spec_.args)
+      if (kv.first == "method") name = &kv.second;
+    for (std::string& word : spec_.positional)
+      if (word != "global" && !name) name = &word;
+    const PoolMethodAlias* alias = name ? find_pool_method_alias(*name) : nullptr;
+    if (!alias) return;
+    *name = pool_method(alias->method).name;
+    for (auto& kv : spec_.args) {
+      if (kv.first == alias->method_key)
+        LayerArgs(spec_).fail(alias->name + " takes " + alias->key + ", not " + alias->method_key);
+      if (kv.first == alias->key) kv.first = alias->method_key;
     }
+    // Errors about the parameter then say what it was called.
+    spec_.where += " (" + alias->name + ": " + alias->key + " is " + *name + "'s " +
+                   alias->method_key + ")";
   }
 
   // On CUDA the kernels draw lambda and the samples themselves, from the device step.

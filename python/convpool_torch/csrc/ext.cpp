@@ -65,8 +65,11 @@ Call make_call(const at::Tensor& x, int64_t method, int64_t kh, int64_t kw, int6
     TORCH_CHECK(k <= kh * kw, "convpool_torch: k=", k, " is larger than the window (", kh * kw,
                 " elements)");
   }
+  for (const cp::PoolParamSpec& spec : cp::pool_method(c.p.method).params)
+    if (spec.slot == cp::PoolParamSlot::a)
+      TORCH_CHECK(rank_a >= spec.lo && rank_a <= spec.hi, "convpool_torch: a must be in [",
+                  spec.lo, ", ", spec.hi, "], got ", rank_a);
   if (cp::pool_method(c.p.method).has(cp::PoolParamSlot::a)) {
-    TORCH_CHECK(rank_a > 0 && rank_a <= 1, "convpool_torch: a must be in (0, 1], got ", rank_a);
     TORCH_CHECK(kh * kw <= cp::kPoolMaxRanked, "convpool_torch: ",
                 cp::pool_method(c.p.method).name, " weighs every rank of its window: at most ",
                 cp::kPoolMaxRanked, " elements, not ", kh * kw);
