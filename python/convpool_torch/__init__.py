@@ -162,6 +162,57 @@ def pool2d(x, method, kernel_size=2, stride=None, padding=0, *, global_pool=Fals
     return PoolFunction.apply(x, alpha, cfg)
 
 
+class InterMapFunction(torch.autograd.Function):
+    """apply(x, groups, mode): inter-map pooling on convpool's kernels."""
+
+    @staticmethod
+    def forward(ctx, x, groups, mode):
+        xf = x.detach().to(torch.float32).contiguous()
+        ctx.save_for_backward(xf)
+        ctx.groups, ctx.mode, ctx.dtype = groups, mode, x.dtype
+        return _C.intermap_forward(xf, groups, mode).to(x.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gy):
+        (xf,) = ctx.saved_tensors
+        dx = _C.intermap_backward(xf, gy.to(torch.float32).contiguous(), ctx.groups, ctx.mode)
+        return dx.to(ctx.dtype), None, None
+
+
+def intermap_pool2d(x, groups, mode="max"):
+    """Pools x (N, C, H, W) across maps: C maps in groups of `groups` adjacent ones, reduced at
+    every position by max (maxout's form: the first largest, NaN propagates) or mean; returns
+    (N, C / groups, H, W). The engine's `intermap_pool` op."""
+    _check_input(x)
+    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
+        raise ValueError(f"convpool_torch: groups must be an int >= 1, got {groups!r}")
+    if x.shape[1] % groups:
+        raise ValueError(f"convpool_torch: groups={groups} does not divide the input's "
+                         f"{x.shape[1]} maps")
+    if mode not in ("max", "mean"):
+        raise ValueError(f"convpool_torch: mode must be 'max' or 'mean', got {mode!r}")
+    return InterMapFunction.apply(x, int(groups), 0 if mode == "max" else 1)
+
+
+class InterMapPool(nn.Module):
+    """Inter-map pooling (intermap_pool2d) as a module."""
+
+    def __init__(self, groups, mode="max"):
+        super().__init__()
+        if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1:
+            raise ValueError(f"convpool_torch: groups must be an int >= 1, got {groups!r}")
+        if mode not in ("max", "mean"):
+            raise ValueError(f"convpool_torch: mode must be 'max' or 'mean', got {mode!r}")
+        self.groups, self.mode = int(groups), mode
+
+    def forward(self, x):
+        return intermap_pool2d(x, self.groups, self.mode)
+
+    def extra_repr(self):
+        return f"groups={self.groups}, mode={self.mode}"
+
+
 class _Pool(nn.Module):
     method = None
 

@@ -41,6 +41,14 @@ def rank_weighted(x, size, stride, a):
     return (v * w.view(1, 1, n, 1, 1)).sum(dim=2)
 
 
+def intermap(x, groups, mode="max"):
+    """Inter-map pooling: maps in groups of `groups` adjacent ones, max or mean at each
+    position (view + amax / mean)."""
+    n, c, h, w = x.shape
+    v = x.view(n, c // groups, groups, h, w)
+    return v.amax(dim=2) if mode == "max" else v.mean(dim=2)
+
+
 def lp(x, size, stride, p):
     """(sum |x|^p)^(1/p); F.lp_pool2d is the same for p = 2 (and for x >= 0)."""
     return (F.avg_pool2d(x.abs().pow(p), size, stride) * (size * size)).pow(1.0 / p)

@@ -362,6 +362,48 @@ class BadInput(unittest.TestCase):
         torch.testing.assert_close(y, C.avgtopk(x, 2, 2, 3), rtol=1e-5, atol=1e-5)
 
 
+class InterMap(unittest.TestCase):
+    """Inter-map pooling (the engine's intermap_pool op) against its composition."""
+
+    def test_matches_the_composition_and_gradcheck(self):
+        gen = torch.Generator().manual_seed(SEED + 7)
+        for groups, mode in ((2, "max"), (3, "mean"), (6, "max"), (1, "max")):
+            # Distinct values: amax's gradient splits ties evenly, ours goes to the first.
+            x = grid_input((2, 6, 3, 4), gen).requires_grad_(True)
+            with self.subTest(groups=groups, mode=mode):
+                module = cpt.InterMapPool(groups, mode)
+                y = module(x)
+                self.assertEqual(y.dtype, torch.float64)
+                want = C.intermap(x, groups, mode)
+                torch.testing.assert_close(y, want, rtol=1e-6, atol=1e-6)
+                g = torch.randn(y.shape, generator=gen, dtype=torch.float64)
+                (g_ours,) = torch.autograd.grad((y * g).sum(), x)
+                (g_want,) = torch.autograd.grad((want * g).sum(), x)
+                torch.testing.assert_close(g_ours, g_want, rtol=1e-6, atol=1e-6)
+                self.assertTrue(gradcheck(lambda x: cpt.intermap_pool2d(x, groups, mode), (x,)))
+
+    def test_ties_go_to_the_first_map_and_nan_propagates(self):
+        x = torch.tensor([[[[2.0, 1.0]], [[2.0, float("nan")]]]], requires_grad=True)
+        y = cpt.intermap_pool2d(x, 2)
+        self.assertEqual(y[0, 0, 0, 0].item(), 2.0)
+        self.assertTrue(torch.isnan(y[0, 0, 0, 1]))
+        y.backward(torch.ones_like(y))
+        self.assertEqual(x.grad.flatten().tolist(), [1.0, 0.0, 0.0, 1.0])
+
+    def test_clear_errors(self):
+        x = torch.randn(2, 6, 4, 4)
+        for exc, fn in ((ValueError, lambda: cpt.intermap_pool2d(x, 4)),
+                        (ValueError, lambda: cpt.intermap_pool2d(x, 0)),
+                        (ValueError, lambda: cpt.intermap_pool2d(x, 2, "median")),
+                        (ValueError, lambda: cpt.InterMapPool(True)),
+                        (RuntimeError, lambda: cpt._C.intermap_forward(x, 4, 0)),
+                        (RuntimeError, lambda: cpt._C.intermap_backward(x, torch.zeros(2, 2, 4, 4),
+                                                                        2, 0))):
+            with self.assertRaises(exc) as ctx:
+                fn()
+            self.assertIn("convpool_torch", str(ctx.exception))
+
+
 class Modules(unittest.TestCase):
     def test_tutorial_cnn_trains(self):
         torch.manual_seed(SEED)

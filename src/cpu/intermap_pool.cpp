@@ -1,27 +1,84 @@
+// Inter-map pooling on the CPU: each output map is its group's G input maps reduced position
+// by position, in runs of contiguous positions the compiler vectorises. Every position gets
+// intermap_pool_math.cuh's result bit for bit (the same comparisons, the sums in map order),
+// which tests/kernel_parity_intermap_pool.cpp checks against the CUDA kernels.
 #include "intermap_pool.h"
+
+#include <algorithm>
+
+#include "kernels/hd.cuh"
 
 namespace convpool::cpu {
 
+namespace {
+
+constexpr size_t kRun = 256;  // positions per run: the selection of a run stays in registers/L1
+
+// The group's first largest member at positions [0, len) of a run (intermap_argmax), and its
+// value: a member replaces the best only where the best is not NaN and the member is NaN or
+// larger.
+inline void group_max(const float* first, int groups, size_t hw, size_t len, float* value,
+                      int* at) {
+  for (size_t p = 0; p < len; ++p) value[p] = first[p], at[p] = 0;
+  for (int g = 1; g < groups; ++g) {
+    const float* m = first + size_t(g) * hw;
+    for (size_t p = 0; p < len; ++p) {
+      const float v = m[p], b = value[p];
+      const bool take = (b == b) & ((v != v) | (v > b));
+      value[p] = cp_select(take, v, b);
+      at[p] = cp_select(take, g, at[p]);
+    }
+  }
+}
+
+}  // namespace
+
 void intermap_pool_forward(InterMapMode mode, int groups, const float* x, float* y, int n, int c,
                            size_t hw) {
-  const long outputs = long(n) * (c / groups) * long(hw);
-#pragma omp parallel for schedule(static) if (outputs > 16384)
-  for (long o = 0; o < outputs; ++o) {
-    const size_t map = size_t(o) / hw, at = size_t(o) % hw;  // map = sample * (c / groups) + out
-    const float* first = x + map * groups * hw + at;
-    y[o] = intermap_forward(mode, first, groups, hw);
+  const long maps = long(n) * (c / groups);
+#pragma omp parallel for schedule(static) if (maps * long(hw) * groups > 32768)
+  for (long m = 0; m < maps; ++m) {
+    const float* first = x + size_t(m) * groups * hw;
+    float* out = y + size_t(m) * hw;
+    for (size_t p0 = 0; p0 < hw; p0 += kRun) {
+      const size_t len = std::min(kRun, hw - p0);
+      if (mode == InterMapMode::max) {
+        int at[kRun];
+        group_max(first + p0, groups, hw, len, out + p0, at);
+        continue;
+      }
+      float s[kRun] = {};
+      for (int g = 0; g < groups; ++g) {
+        const float* v = first + size_t(g) * hw + p0;
+        for (size_t p = 0; p < len; ++p) s[p] += v[p];
+      }
+      for (size_t p = 0; p < len; ++p) out[p0 + p] = s[p] / float(groups);
+    }
   }
 }
 
 void intermap_pool_backward(InterMapMode mode, int groups, const float* x, const float* dy,
                             float* dx, int n, int c, size_t hw) {
-  const long inputs = long(n) * c * long(hw);
-#pragma omp parallel for schedule(static) if (inputs > 16384)
-  for (long i = 0; i < inputs; ++i) {
-    const size_t map = size_t(i) / hw, at = size_t(i) % hw;
-    const size_t out_map = map / size_t(groups);
-    const float* first = x + out_map * groups * hw + at;
-    dx[i] = intermap_grad(mode, first, groups, hw, int(map % size_t(groups)), dy[out_map * hw + at]);
+  const long maps = long(n) * (c / groups);
+#pragma omp parallel for schedule(static) if (maps * long(hw) * groups > 32768)
+  for (long m = 0; m < maps; ++m) {
+    const float* first = x + size_t(m) * groups * hw;
+    const float* d = dy + size_t(m) * hw;
+    float* out = dx + size_t(m) * groups * hw;
+    for (size_t p0 = 0; p0 < hw; p0 += kRun) {
+      const size_t len = std::min(kRun, hw - p0);
+      if (mode == InterMapMode::mean) {
+        for (int g = 0; g < groups; ++g)
+          for (size_t p = 0; p < len; ++p) out[size_t(g) * hw + p0 + p] = d[p0 + p] / float(groups);
+        continue;
+      }
+      float value[kRun];
+      int at[kRun];
+      group_max(first + p0, groups, hw, len, value, at);
+      for (int g = 0; g < groups; ++g)
+        for (size_t p = 0; p < len; ++p)
+          out[size_t(g) * hw + p0 + p] = cp_select(at[p] == g, d[p0 + p], 0.f);
+    }
   }
 }
 

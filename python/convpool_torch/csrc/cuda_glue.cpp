@@ -1,5 +1,6 @@
 // CUDA tensors -> convpool's pooling launchers (kernels/pool.cuh, defined in
-// kernels/pool_small.cu and kernels/pool_warp.cu, compiled by nvcc into this extension).
+// kernels/pool_small.cu and kernels/pool_warp.cu; kernels/intermap_pool.cuh), compiled by nvcc
+// into this extension.
 // Built only with CONVPOOL_TORCH_CUDA (scripts/build-torch-ext --cuda).
 //
 // Stream: PyTorch's current stream when the torch we build against has CUDA
@@ -10,6 +11,7 @@
 
 #include <algorithm>
 
+#include "kernels/intermap_pool.cuh"
 #include "kernels/pool.cuh"
 #ifdef CONVPOOL_TORCH_CUDA_STREAM
 #include <ATen/cuda/CUDAContext.h>
@@ -75,4 +77,23 @@ std::vector<at::Tensor> cuda_pool_backward(const cp::PoolGeom& g, const cp::Pool
                           dx.data_ptr<float>(), a ? dalpha.data_ptr<float>() : nullptr,
                           ranked.data_ptr<int32_t>(), current_stream());
   return {dx, dalpha};
+}
+
+at::Tensor cuda_intermap_forward(cp::InterMapMode mode, int groups, const at::Tensor& x) {
+  at::Tensor y = at::empty({x.size(0), x.size(1) / groups, x.size(2), x.size(3)}, x.options());
+  cp::cuda::intermap_pool_forward(mode, groups, x.data_ptr<float>(), y.data_ptr<float>(),
+                                  int(x.size(0)), int(x.size(1)), size_t(x.size(2) * x.size(3)),
+                                  current_stream());
+  return y;
+}
+
+at::Tensor cuda_intermap_backward(cp::InterMapMode mode, int groups, const at::Tensor& x,
+                                  const at::Tensor& dy) {
+  TORCH_CHECK(dy.is_cuda() && dy.device() == x.device(),
+              "convpool_torch: dy must be on the input's CUDA device");
+  at::Tensor dx = at::empty_like(x);
+  cp::cuda::intermap_pool_backward(mode, groups, x.data_ptr<float>(), dy.data_ptr<float>(),
+                                   dx.data_ptr<float>(), int(x.size(0)), int(x.size(1)),
+                                   size_t(x.size(2) * x.size(3)), current_stream());
+  return dx;
 }

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "kernels/philox.cuh"
+#include "cpu/intermap_pool.h"
 #include "cpu/pool.h"
 #include "cpu/pool_fast.h"
 #include "convpool/pool_methods.h"
@@ -26,6 +27,9 @@ std::vector<at::Tensor> cuda_pool_backward(const cp::PoolGeom& g, const cp::Pool
                                            const at::Tensor& alpha, const at::Tensor& x,
                                            const at::Tensor& y, const at::Tensor& dy,
                                            const at::Tensor& ranked);
+at::Tensor cuda_intermap_forward(cp::InterMapMode mode, int groups, const at::Tensor& x);
+at::Tensor cuda_intermap_backward(cp::InterMapMode mode, int groups, const at::Tensor& x,
+                                  const at::Tensor& dy);
 #endif
 
 namespace {
@@ -170,6 +174,56 @@ std::vector<at::Tensor> backward(const at::Tensor& x, const at::Tensor& y, const
   return {dx, dalpha};
 }
 
+// Inter-map pooling (src/cpu/intermap_pool.cpp, kernels/intermap_pool.cu): x is N x C x H x W
+// float32, contiguous; groups divides C; mode 0 max, 1 mean.
+cp::InterMapMode intermap_check(const at::Tensor& x, int64_t groups, int64_t mode) {
+  TORCH_CHECK(x.dim() == 4, "convpool_torch: expected a 4-D input (N, C, H, W), got ", x.dim(),
+              "-D");
+  TORCH_CHECK(x.scalar_type() == at::kFloat && x.is_contiguous(),
+              "convpool_torch: the kernels take contiguous float32");
+  TORCH_CHECK(groups >= 1 && x.size(1) % groups == 0, "convpool_torch: groups=", groups,
+              " does not divide the input's ", x.size(1), " maps");
+  TORCH_CHECK(mode == 0 || mode == 1, "convpool_torch: mode must be max or mean");
+  TORCH_CHECK(x.numel() < (int64_t(1) << 31), "convpool_torch: input too large");
+  return mode == 0 ? cp::InterMapMode::max : cp::InterMapMode::mean;
+}
+
+at::Tensor intermap_forward(const at::Tensor& x, int64_t groups, int64_t mode) {
+  const cp::InterMapMode m = intermap_check(x, groups, mode);
+  if (x.is_cuda()) {
+#ifdef CONVPOOL_TORCH_CUDA
+    return cuda_intermap_forward(m, int(groups), x);
+#else
+    TORCH_CHECK(false, "convpool_torch was built without CUDA (see scripts/build-torch-ext)");
+#endif
+  }
+  at::Tensor y = at::empty({x.size(0), x.size(1) / groups, x.size(2), x.size(3)}, x.options());
+  cp::cpu::intermap_pool_forward(m, int(groups), x.data_ptr<float>(), y.data_ptr<float>(),
+                                 int(x.size(0)), int(x.size(1)), size_t(x.size(2) * x.size(3)));
+  return y;
+}
+
+at::Tensor intermap_backward(const at::Tensor& x, const at::Tensor& dy, int64_t groups,
+                             int64_t mode) {
+  const cp::InterMapMode m = intermap_check(x, groups, mode);
+  TORCH_CHECK(dy.is_contiguous() && dy.scalar_type() == at::kFloat && dy.dim() == 4 &&
+                  dy.size(0) == x.size(0) && dy.size(1) == x.size(1) / groups &&
+                  dy.size(2) == x.size(2) && dy.size(3) == x.size(3),
+              "convpool_torch: dy does not match the inter-map pooling of x");
+  if (x.is_cuda()) {
+#ifdef CONVPOOL_TORCH_CUDA
+    return cuda_intermap_backward(m, int(groups), x, dy);
+#else
+    TORCH_CHECK(false, "convpool_torch was built without CUDA (see scripts/build-torch-ext)");
+#endif
+  }
+  at::Tensor dx = at::empty_like(x);
+  cp::cpu::intermap_pool_backward(m, int(groups), x.data_ptr<float>(), dy.data_ptr<float>(),
+                                  dx.data_ptr<float>(), int(x.size(0)), int(x.size(1)),
+                                  size_t(x.size(2) * x.size(3)));
+  return dx;
+}
+
 bool built_with_cuda() {
 #ifdef CONVPOOL_TORCH_CUDA
   return true;
@@ -184,6 +238,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "convpool pooling kernels (src/cpu/pool.cpp, kernels/pool_*.cu)";
   m.def("forward", &forward, "pooling forward: (y, ranked)");
   m.def("backward", &backward, "pooling backward: (dx, dalpha)");
+  m.def("intermap_forward", &intermap_forward, "inter-map pooling forward");
+  m.def("intermap_backward", &intermap_backward, "inter-map pooling backward: dx");
   m.def("built_with_cuda", &built_with_cuda);
   m.def("max_topk", [] { return cp::kPoolMaxTopK; });
   // The method table (kernels/pool_methods.cuh) as JSON: the Python side builds its method
