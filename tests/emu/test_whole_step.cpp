@@ -198,7 +198,9 @@ TEST_F(WholeStep, EveryPoolingMethodAndDropoutDrawLikeTheCpu) {
     text += "pool name=p" + std::to_string(i) + " " + pools[i] + " size=2 in=r\n";
     names += (i ? "," : "") + std::string("p") + std::to_string(i);
   }
-  text += "concat in=" + names + "\ndropout p=0.3\nflatten\ndense units=10\n";
+  // Inter-map pooling of the concatenated maps (4 per pool layer), both modes: C -> C/2 -> C/4.
+  text += "concat in=" + names + "\nintermap_pool groups=2\nintermap_pool groups=2 mode=mean\n" +
+          "dropout p=0.3\nflatten\ndense units=10\n";
   auto [cpu, gpu] = train_both("pools", "--model " + write_model("pools", text) + kShort);
   expect_same_run(cpu, gpu, 52, 44);
 }
