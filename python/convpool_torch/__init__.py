@@ -213,6 +213,29 @@ class InterMapPool(nn.Module):
         return f"groups={self.groups}, mode={self.mode}"
 
 
+class PyramidPool(nn.Module):
+    """Per-pixel pyramid pooling (4P; the engine's pyramid_pool op): convpool's max pooling at
+    stride 1 and padding size // 2 for each odd size in `sizes` (1..7), concatenated along
+    channels: C maps become C * len(sizes), height and width kept."""
+
+    def __init__(self, sizes):
+        super().__init__()
+        sizes = list(sizes)
+        if (not sizes or len(set(sizes)) != len(sizes) or
+                not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and
+                        1 <= s <= 7 and s % 2 for s in sizes)):
+            raise ValueError(f"convpool_torch: sizes must be distinct odd ints in 1..7, got "
+                             f"{sizes!r}")
+        self.sizes = [int(s) for s in sizes]
+
+    def forward(self, x):
+        return torch.cat([pool2d(x, "max", s, 1, s // 2, training=self.training)
+                          for s in self.sizes], dim=1)
+
+    def extra_repr(self):
+        return f"sizes={self.sizes}"
+
+
 class _Pool(nn.Module):
     method = None
 

@@ -49,6 +49,12 @@ def intermap(x, groups, mode="max"):
     return v.amax(dim=2) if mode == "max" else v.mean(dim=2)
 
 
+def pyramid(x, sizes):
+    """Per-pixel pyramid pooling: max_pool2d at stride 1, padding size // 2, per odd size,
+    concatenated along channels."""
+    return torch.cat([F.max_pool2d(x, s, 1, s // 2) for s in sizes], dim=1)
+
+
 def lp(x, size, stride, p):
     """(sum |x|^p)^(1/p); F.lp_pool2d is the same for p = 2 (and for x >= 0)."""
     return (F.avg_pool2d(x.abs().pow(p), size, stride) * (size * size)).pow(1.0 / p)

@@ -404,6 +404,23 @@ class InterMap(unittest.TestCase):
             self.assertIn("convpool_torch", str(ctx.exception))
 
 
+class Pyramid(unittest.TestCase):
+    def test_matches_the_composition_and_gradcheck(self):
+        gen = torch.Generator().manual_seed(SEED + 8)
+        for sizes in ((1, 3, 5), (3,), (7, 1)):
+            x = grid_input((2, 3, 6, 7), gen).requires_grad_(True)
+            with self.subTest(sizes=sizes):
+                y = cpt.PyramidPool(sizes)(x)
+                self.assertEqual(tuple(y.shape), (2, 3 * len(sizes), 6, 7))
+                torch.testing.assert_close(y, C.pyramid(x, sizes), rtol=1e-6, atol=1e-6)
+                self.assertTrue(gradcheck(cpt.PyramidPool(sizes), (x,)))
+
+    def test_clear_errors(self):
+        for sizes in ((2,), (9,), (3, 3), (), (True,)):
+            with self.assertRaises(ValueError):
+                cpt.PyramidPool(sizes)
+
+
 class Modules(unittest.TestCase):
     def test_tutorial_cnn_trains(self):
         torch.manual_seed(SEED)

@@ -98,6 +98,7 @@ nlohmann::json node_attrs(const NodeContext& c) {
   if (t == "leaky_relu") return {{"slope", a.get_double("slope", 0.01, 0.0, 1.0)}};
   if (t == "scale") return {{"factor", a.get_double("factor", 1.0, -1e6, 1e6)}};
   if (t == "dropout") return {{"p", a.get_double("p", 0.5, 0.0, 0.99)}};
+  if (t == "pyramid_pool") return {{"sizes", a.get_string("sizes", "")}};
   if (t == "intermap_pool")
     return {{"groups", a.get_int("groups", 2, 1, 4096)},
             {"mode", a.get_choice("mode", "max", {"max", "mean"})}};
@@ -130,6 +131,7 @@ const OnnxOpTable& onnx_op_table() {
       {"leaky_relu", {"slope"}},
       {"scale", {"factor"}},
       {"intermap_pool", {"groups", "mode"}},
+      {"pyramid_pool", {"sizes"}},
   };
   return table;
 }
