@@ -157,12 +157,15 @@ namespace {
 TEST(CudaParity, TwentyBatchesOfTheReferenceNetworkMatchCpu) {
   SKIP_WITHOUT_GPU();
   TempDir d;
-  write_cifar_dir(d.str("data"), 128, fresh_seed());  // 640 training images = 20 batches of 32
+  // Fixed seeds: a last-bit difference between the backends can flip a max-pooling argmax at
+  // a near-tie, and with fresh seeds now and then one did early enough to move the first
+  // epoch's mean loss by 6e-4 (relative) on the emulated device: a failure no one could rerun.
+  write_cifar_dir(d.str("data"), 128, 20261206);  // 640 training images = 20 batches of 32
   const Dataset train = load_cifar10(d.str("data"), "train");
   const Dataset test = load_cifar10(d.str("data"), "test");
   const ModelSpec spec =
       load_model_file(std::string(CONVPOOL_SOURCE_DIR) + "/models/keras_cifar10.cfg");
-  const uint64_t seed = fresh_seed();
+  const uint64_t seed = 7;
   auto run = [&](Device device, bool graph) {
     auto g = Graph::build(spec, GraphOptions{device, 32, 2});
     g->init_params(seed);
