@@ -146,7 +146,13 @@ INSTANTIATE_TEST_SUITE_P(
         LayerCase{"conv filters=4 size=2 padding=same", {1, 3, 9, 8}, 2, true},
         LayerCase{"conv filters=4 size=5 padding=2", {1, 3, 9, 17}, 2, true},
         LayerCase{"dense units=64", {1, 2304, 1, 1}, 32, true},
-        LayerCase{"dense units=10", {1, 37, 1, 1}, 5, true}));
+        LayerCase{"dense units=10", {1, 37, 1, 1}, 5, true},
+        // Pooling ops built on the pool kernels, or with kernels of their own.
+        LayerCase{"pyramid_pool sizes=1,3,5,7", {1, 3, 9, 7}, 3, true},
+        LayerCase{"pyramid_pool sizes=3,5", {1, 2, 6, 6}, 2, false},
+        LayerCase{"pyramid_pool sizes=1,3", {1, 4, 1, 1}, 3, true},  // size 1 on 1x1: global
+        LayerCase{"intermap_pool groups=3", {1, 6, 5, 4}, 3, true},
+        LayerCase{"intermap_pool groups=2 mode=mean", {1, 4, 3, 3}, 2, true}));
 
 }  // namespace
 

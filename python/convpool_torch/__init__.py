@@ -220,7 +220,7 @@ class PyramidPool(nn.Module):
 
     def __init__(self, sizes):
         super().__init__()
-        sizes = list(sizes)
+        sizes = list(sizes) if isinstance(sizes, (list, tuple)) else None
         if (not sizes or len(set(sizes)) != len(sizes) or
                 not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and
                         1 <= s <= 7 and s % 2 for s in sizes)):
@@ -364,5 +364,6 @@ class MixedPool(_Seeded):
         return extra
 
 
-__all__ = ["METHODS", "methods", "pool2d", "PoolFunction", "built_with_cuda"] + [
+__all__ = ["METHODS", "methods", "pool2d", "PoolFunction", "built_with_cuda", "intermap_pool2d",
+           "InterMapFunction", "InterMapPool", "PyramidPool"] + [
     m["python_class"] for m in methods()]

@@ -416,7 +416,7 @@ class Pyramid(unittest.TestCase):
                 self.assertTrue(gradcheck(cpt.PyramidPool(sizes), (x,)))
 
     def test_clear_errors(self):
-        for sizes in ((2,), (9,), (3, 3), (), (True,)):
+        for sizes in ((2,), (9,), (3, 3), (), (True,), 3):
             with self.assertRaises(ValueError):
                 cpt.PyramidPool(sizes)
 

@@ -21,8 +21,9 @@ namespace convpool {
 namespace {
 using namespace layers;
 
-// The largest window: 7x7 = 49 elements stays on the small-window kernels, which take
-// overlapping windows (the warp kernels do not).
+// The largest window: 7x7 = 49 elements stays on the CUDA small-window kernels, which take
+// overlapping windows (the warp kernels do not; they take a size-1 window on a 1x1 plane,
+// which is global pooling there, and keep its selection in the layer state).
 constexpr int kPyramidMaxSize = 7;
 
 class PyramidPoolLayer : public Layer {
@@ -64,7 +65,7 @@ class PyramidPoolLayer : public Layer {
   bool backward_reads_output() const override { return device_ == Device::cuda; }
   void prepare(Device device, int max_batch) override {
     Layer::prepare(device, max_batch);
-    block_ = pooled(max_batch);
+    max_batch_ = max_batch;
   }
 
   std::string describe() const override {
@@ -75,9 +76,12 @@ class PyramidPoolLayer : public Layer {
     return os.str();
   }
 
-  // CPU: each size's selection (one int32 per pooled element) for a scatter-only backward.
+  // Each size's selection: on the CPU one int32 per pooled element (a scatter-only
+  // backward), on CUDA what its kernels keep (cuda::pool_state_ints), one block per size.
   size_t state_floats(int batch) const override {
-    return device_ == Device::cpu ? sizes_.size() * pooled(batch) : 0;
+    size_t total = 0;
+    for (size_t i = 0; i < sizes_.size(); ++i) total += selection_ints(i, batch);
+    return total;
   }
   // One pooled map set (forward: a size's output; backward: its slice of dy), one input
   // gradient to add, and on CUDA the size's slice of y.
@@ -91,7 +95,7 @@ class PyramidPoolLayer : public Layer {
 #ifdef CONVPOOL_HAVE_CUDA
       if (ctx.device == Device::cuda) {
         cuda::pool_forward(geoms_[i], max_params(ctx), ctx.seed, index(), ctx.device_step, nullptr,
-                           n, x.data, workspace_, nullptr, ctx.stream);
+                           n, x.data, workspace_, selection(i), ctx.stream);
         cuda::concat_forward(n, c, total, c * int(i), plane_, workspace_, y.data, ctx.stream);
         continue;
       }
@@ -117,7 +121,7 @@ class PyramidPoolLayer : public Layer {
         cuda::concat_backward(n, c, total, c * int(i), plane_, dy.data, dy_part, false, ctx.stream);
         cuda::concat_backward(n, c, total, c * int(i), plane_, y.data, y_part, false, ctx.stream);
         cuda::pool_backward(geoms_[i], max_params(ctx), ctx.seed, index(), ctx.device_step,
-                            nullptr, n, x.data, y_part, dy_part, into, nullptr, nullptr,
+                            nullptr, n, x.data, y_part, dy_part, into, nullptr, selection(i),
                             ctx.stream);
         if (i) cuda::scaled_copy(dx_part, dx.data, count, 1.f, true, ctx.stream);
         continue;
@@ -134,20 +138,31 @@ class PyramidPoolLayer : public Layer {
   size_t pooled(int batch) const {
     return size_t(batch) * (geoms_.empty() ? 0 : geoms_[0].C) * plane_;
   }
-  static PoolWindowParams max_params(const StepContext& ctx) {
+  static PoolWindowParams max_params(bool training = true) {
     PoolWindowParams p;
     p.method = PoolMethod::max;
-    p.training = ctx.training;
+    p.training = training;
     return p;
   }
-  // Size i's recorded selection in the layer state, blocks laid out for the built batch (a
-  // smaller last batch uses the start of each block).
-  int32_t* selection(size_t i) const { return reinterpret_cast<int32_t*>(state_) + i * block_; }
+  static PoolWindowParams max_params(const StepContext& ctx) { return max_params(ctx.training); }
+  size_t selection_ints(size_t i, int batch) const {
+#ifdef CONVPOOL_HAVE_CUDA
+    if (device_ == Device::cuda) return cuda::pool_state_ints(geoms_[i], max_params(), batch);
+#endif
+    return pooled(batch);
+  }
+  // Size i's selection in the layer state, the blocks laid out for the built batch (a smaller
+  // last batch uses the start of each block); null where it keeps none.
+  int32_t* selection(size_t i) const {
+    if (!selection_ints(i, max_batch_)) return nullptr;
+    size_t at = 0;
+    for (size_t j = 0; j < i; ++j) at += selection_ints(j, max_batch_);
+    return reinterpret_cast<int32_t*>(state_) + at;
+  }
 
   std::vector<int> sizes_;
   std::vector<PoolGeom> geoms_;
-  int plane_ = 0;
-  size_t block_ = 0;
+  int plane_ = 0, max_batch_ = 0;
 };
 
 }  // namespace
