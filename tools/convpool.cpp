@@ -168,7 +168,10 @@ int run_pool_methods(bool json) {
   std::printf(
       "\nEvery method takes size=N stride=N pad=N, or the word 'global' for the whole "
       "plane.\nExamples: `pool avgtopk k=3 size=2` in a model file; "
-      "`convpool train --pool avgtopk:k=3`.\n");
+      "`convpool train --pool avgtopk:k=3`.\n"
+      "Pooling ops beside `pool`: `pyramid_pool sizes=1,3,5` (per-pixel pyramid: max at each "
+      "size, stride 1, concatenated) and `intermap_pool groups=G [mode=max|mean]` (across "
+      "groups of adjacent maps); docs/model-format.md.\n");
   return 0;
 }
 }  // namespace
