@@ -1,19 +1,14 @@
 // `pyramid_pool sizes=S1,S2,...`: per-pixel pyramid pooling (4P). Max pooling of the input at
 // each odd window size, stride 1 and padding size/2, so every pooled map keeps the input's
 // height and width; the pooled maps are concatenated along channels, size by size (C maps
-// become C * sizes). Each size runs the pooling layer's own max paths (kernels/pool_math.cuh:
-// CPU fast paths recording their selection, CUDA kernels/pool_small.cu) into a workspace,
-// and the concat op's copies place it.
+// become C * sizes). The backends' paths (src/cpu/pyramid_pool.cpp, src/cuda/pyramid_pool.cpp)
+// run the pooling layer's own max code for each size and the concat op's copies.
 #include <sstream>
 
-#include "cpu/concat.h"
-#include "cpu/pool.h"
-#include "cpu/scale.h"
+#include "cpu/pyramid_pool.h"
 #include "layer_kinds.h"
 #ifdef CONVPOOL_HAVE_CUDA
-#include "kernels/concat.cuh"
-#include "kernels/pool.cuh"
-#include "kernels/scale.cuh"
+#include "cuda/pyramid_pool.h"
 #endif
 
 namespace convpool {
@@ -58,15 +53,14 @@ class PyramidPoolLayer : public Layer {
     geoms_.clear();
     for (int s : sizes_)
       geoms_.push_back(make_pool_geom(in.c, in.h, in.w, s, s, 1, 1, s / 2, s / 2, true, false));
-    plane_ = in.h * in.w;
     return {1, in.c * int(sizes_.size()), in.h, in.w};
   }
-  // The CUDA kernels' backward reads each size's pooled output: its slice of y.
-  bool backward_reads_output() const override { return device_ == Device::cuda; }
   void prepare(Device device, int max_batch) override {
     Layer::prepare(device, max_batch);
     max_batch_ = max_batch;
   }
+  // The CUDA kernels' backward reads each size's pooled output: its slice of y.
+  bool backward_reads_output() const override { return device_ == Device::cuda; }
 
   std::string describe() const override {
     std::ostringstream os;
@@ -76,93 +70,69 @@ class PyramidPoolLayer : public Layer {
     return os.str();
   }
 
-  // Each size's selection: on the CPU one int32 per pooled element (a scatter-only
-  // backward), on CUDA what its kernels keep (cuda::pool_state_ints), one block per size.
+  // Each size's selection: on the CPU one int32 per pooled element (a scatter-only backward),
+  // on CUDA what its kernels keep, one block per size.
   size_t state_floats(int batch) const override {
     size_t total = 0;
     for (size_t i = 0; i < sizes_.size(); ++i) total += selection_ints(i, batch);
     return total;
   }
-  // One pooled map set (forward: a size's output; backward: its slice of dy), one input
-  // gradient to add, and on CUDA the size's slice of y.
+  // One pooled map set and one input gradient to add; on CUDA also the size's slice of y.
   size_t workspace_floats(int batch) const override {
     return (device_ == Device::cuda ? 3 : 2) * pooled(batch);
   }
 
   void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) override {
-    const int n = x.shape.n, c = geoms_[0].C, total = c * int(sizes_.size());
-    for (size_t i = 0; i < sizes_.size(); ++i) {
+    const std::vector<int32_t*> sel = selections();
 #ifdef CONVPOOL_HAVE_CUDA
-      if (ctx.device == Device::cuda) {
-        cuda::pool_forward(geoms_[i], max_params(ctx), ctx.seed, index(), ctx.device_step, nullptr,
-                           n, x.data, workspace_, selection(i), ctx.stream);
-        cuda::concat_forward(n, c, total, c * int(i), plane_, workspace_, y.data, ctx.stream);
-        continue;
-      }
+    if (ctx.device == Device::cuda)
+      return cuda::pyramid_pool_forward(geoms_, ctx.training, ctx.device_step, x.shape.n, x.data,
+                                        y.data, workspace_, sel, ctx.stream);
 #endif
-      cpu::pool_forward(geoms_[i], max_params(ctx), PoolRng{}, n, x.data, workspace_,
-                        selection(i));
-      cpu::concat_forward(n, c, total, c * int(i), plane_, workspace_, y.data);
-    }
+    (void)ctx;
+    cpu::pyramid_pool_forward(geoms_, x.shape.n, x.data, y.data, workspace_, sel);
   }
 
   void backward(const StepContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy,
                 const Tensor& dx) override {
     if (!dx.data) return;
-    const int n = x.shape.n, c = geoms_[0].C, total = c * int(sizes_.size());
-    float* dy_part = workspace_;
-    float* dx_part = workspace_ + pooled(n);
-    const size_t count = size_t(n) * c * plane_;
-    for (size_t i = 0; i < sizes_.size(); ++i) {
-      float* into = i == 0 ? dx.data : dx_part;  // the first size writes dx, the rest add to it
+    const std::vector<int32_t*> sel = selections();
 #ifdef CONVPOOL_HAVE_CUDA
-      if (ctx.device == Device::cuda) {
-        float* y_part = workspace_ + 2 * pooled(n);
-        cuda::concat_backward(n, c, total, c * int(i), plane_, dy.data, dy_part, false, ctx.stream);
-        cuda::concat_backward(n, c, total, c * int(i), plane_, y.data, y_part, false, ctx.stream);
-        cuda::pool_backward(geoms_[i], max_params(ctx), ctx.seed, index(), ctx.device_step,
-                            nullptr, n, x.data, y_part, dy_part, into, nullptr, selection(i),
-                            ctx.stream);
-        if (i) cuda::scaled_copy(dx_part, dx.data, count, 1.f, true, ctx.stream);
-        continue;
-      }
+    if (ctx.device == Device::cuda)
+      return cuda::pyramid_pool_backward(geoms_, ctx.training, ctx.device_step, x.shape.n, x.data,
+                                         y.data, dy.data, dx.data, workspace_, sel, ctx.stream);
 #endif
-      cpu::concat_backward(n, c, total, c * int(i), plane_, dy.data, dy_part, false);
-      cpu::pool_backward(geoms_[i], max_params(ctx), PoolRng{}, n, x.data, nullptr, dy_part, into,
-                         nullptr, selection(i));
-      if (i) cpu::scaled_copy(dx_part, dx.data, count, 1.f, true);
-    }
+    (void)ctx, (void)y;
+    cpu::pyramid_pool_backward(geoms_, x.shape.n, x.data, dy.data, dx.data, workspace_, sel);
   }
 
  private:
   size_t pooled(int batch) const {
-    return size_t(batch) * (geoms_.empty() ? 0 : geoms_[0].C) * plane_;
+    return geoms_.empty() ? 0 : size_t(batch) * geoms_[0].C * geoms_[0].H * geoms_[0].W;
   }
-  static PoolWindowParams max_params(bool training = true) {
-    PoolWindowParams p;
-    p.method = PoolMethod::max;
-    p.training = training;
-    return p;
-  }
-  static PoolWindowParams max_params(const StepContext& ctx) { return max_params(ctx.training); }
   size_t selection_ints(size_t i, int batch) const {
 #ifdef CONVPOOL_HAVE_CUDA
-    if (device_ == Device::cuda) return cuda::pool_state_ints(geoms_[i], max_params(), batch);
+    if (device_ == Device::cuda) return cuda::pyramid_pool_state_ints(geoms_[i], batch);
 #endif
+    (void)i;
     return pooled(batch);
   }
-  // Size i's selection in the layer state, the blocks laid out for the built batch (a smaller
-  // last batch uses the start of each block); null where it keeps none.
-  int32_t* selection(size_t i) const {
-    if (!selection_ints(i, max_batch_)) return nullptr;
+  // Each size's block of the layer state, laid out for the built batch (a smaller last batch
+  // uses the start of each block); null where a size keeps none.
+  std::vector<int32_t*> selections() const {
+    std::vector<int32_t*> out;
     size_t at = 0;
-    for (size_t j = 0; j < i; ++j) at += selection_ints(j, max_batch_);
-    return reinterpret_cast<int32_t*>(state_) + at;
+    for (size_t i = 0; i < sizes_.size(); ++i) {
+      const size_t ints = selection_ints(i, max_batch_);
+      out.push_back(ints ? reinterpret_cast<int32_t*>(state_) + at : nullptr);
+      at += ints;
+    }
+    return out;
   }
 
   std::vector<int> sizes_;
   std::vector<PoolGeom> geoms_;
-  int plane_ = 0, max_batch_ = 0;
+  int max_batch_ = 0;
 };
 
 }  // namespace
