@@ -31,11 +31,16 @@ def softpool(x, size, stride):
     return F.avg_pool2d(e * x, size, stride) / F.avg_pool2d(e, size, stride)
 
 
+def rank_weights(x, n, a):
+    """The unnormalised rank weights a (1 - a)^r, r = 0..n-1, in x's dtype and device."""
+    return a * (1 - a) ** torch.arange(n, dtype=x.dtype, device=x.device)
+
+
 def rank_weighted(x, size, stride, a):
     """unfold + sort + rank weights a (1 - a)^r, normalised: rank-weighted pooling (rwp), and
     rsp in evaluation."""
     n = size * size
-    w = a * (1 - a) ** torch.arange(n, dtype=x.dtype, device=x.device)
+    w = rank_weights(x, n, a)
     w = w / w.sum()
     v = _windows(x, size, stride).sort(dim=2, descending=True).values
     return (v * w.view(1, 1, n, 1, 1)).sum(dim=2)

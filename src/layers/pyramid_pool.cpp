@@ -3,6 +3,8 @@
 // height and width; the pooled maps are concatenated along channels, size by size (C maps
 // become C * sizes). The backends' paths (src/cpu/pyramid_pool.cpp, src/cuda/pyramid_pool.cpp)
 // run the pooling layer's own max code for each size and the concat op's copies.
+#include <cstdint>
+#include <span>
 #include <sstream>
 
 #include "cpu/pyramid_pool.h"
@@ -55,9 +57,18 @@ class PyramidPoolLayer : public Layer {
       geoms_.push_back(make_pool_geom(in.c, in.h, in.w, s, s, 1, 1, s / 2, s / 2, true, false));
     return {1, in.c * int(sizes_.size()), in.h, in.w};
   }
+  // Each size's block of the layer state, laid out for the built batch (a smaller last batch
+  // uses the start of each block); SIZE_MAX where a size keeps none.
   void prepare(Device device, int max_batch) override {
     Layer::prepare(device, max_batch);
-    max_batch_ = max_batch;
+    offsets_.clear();
+    size_t at = 0;
+    for (size_t i = 0; i < sizes_.size(); ++i) {
+      const size_t ints = selection_ints(i, max_batch);
+      offsets_.push_back(ints ? at : SIZE_MAX);
+      at += ints;
+    }
+    selections_.assign(sizes_.size(), nullptr);
   }
   // The CUDA kernels' backward reads each size's pooled output: its slice of y.
   bool backward_reads_output() const override { return device_ == Device::cuda; }
@@ -83,7 +94,7 @@ class PyramidPoolLayer : public Layer {
   }
 
   void forward(const StepContext& ctx, const Tensor& x, const Tensor& y) override {
-    const std::vector<int32_t*> sel = selections();
+    const std::span<int32_t* const> sel = selections();
 #ifdef CONVPOOL_HAVE_CUDA
     if (ctx.device == Device::cuda)
       return cuda::pyramid_pool_forward(geoms_, ctx.training, ctx.device_step, x.shape.n, x.data,
@@ -96,7 +107,7 @@ class PyramidPoolLayer : public Layer {
   void backward(const StepContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy,
                 const Tensor& dx) override {
     if (!dx.data) return;
-    const std::vector<int32_t*> sel = selections();
+    const std::span<int32_t* const> sel = selections();
 #ifdef CONVPOOL_HAVE_CUDA
     if (ctx.device == Device::cuda)
       return cuda::pyramid_pool_backward(geoms_, ctx.training, ctx.device_step, x.shape.n, x.data,
@@ -117,22 +128,19 @@ class PyramidPoolLayer : public Layer {
     (void)i;
     return pooled(batch);
   }
-  // Each size's block of the layer state, laid out for the built batch (a smaller last batch
-  // uses the start of each block); null where a size keeps none.
-  std::vector<int32_t*> selections() const {
-    std::vector<int32_t*> out;
-    size_t at = 0;
-    for (size_t i = 0; i < sizes_.size(); ++i) {
-      const size_t ints = selection_ints(i, max_batch_);
-      out.push_back(ints ? reinterpret_cast<int32_t*>(state_) + at : nullptr);
-      at += ints;
-    }
-    return out;
+  // The sizes' selections in the bound state (null where a size keeps none), written into a
+  // vector sized once in prepare(): a step allocates nothing here.
+  std::span<int32_t* const> selections() {
+    for (size_t i = 0; i < offsets_.size(); ++i)
+      selections_[i] =
+          offsets_[i] == SIZE_MAX ? nullptr : reinterpret_cast<int32_t*>(state_) + offsets_[i];
+    return selections_;
   }
 
   std::vector<int> sizes_;
   std::vector<PoolGeom> geoms_;
-  int max_batch_ = 0;
+  std::vector<size_t> offsets_;
+  std::vector<int32_t*> selections_;
 };
 
 }  // namespace
