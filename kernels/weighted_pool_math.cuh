@@ -1,0 +1,78 @@
+// Weighted pooling: each window position k has a learned logit w_k (one set per channel, or
+// one shared by all channels), and an output is the softmax-weighted mean of its window's
+// valid (non-padding) values:
+//   y = sum_k e_k x_k / sum_k e_k,   e_k = exp(w_k - m),   m = max of the valid positions' w_k
+// so it stays a convex combination at padded edges too, and w = 0 is average pooling with
+// padding not counted. The per-window math, shared by the CPU backend and the CUDA kernels.
+#pragma once
+#include <cstddef>
+
+#include "hd.cuh"
+#include "pool_math.cuh"
+
+namespace convpool {
+
+// Windows hold at most this many positions (each window's weights sit in registers).
+constexpr int kWeightedPoolMaxWindow = 64;
+
+// Scratch the backward passes need: the per-channel logit gradients, summed into the shared
+// set afterwards.
+inline size_t weighted_pool_scratch_floats(const PoolGeom& g, bool shared) {
+  return shared ? size_t(g.C) * g.KH * g.KW : 0;
+}
+
+// The valid part of window (oh, ow): rows [h_lo, h_hi) and columns [w_lo, w_hi) of the
+// plane, and the window position (row-major, kh * KW + kw) of its first valid element.
+struct PoolWindowRect {
+  int h_lo, h_hi, w_lo, w_hi, k0;
+};
+
+CP_HD PoolWindowRect pool_window_rect(const PoolGeom& g, int oh, int ow) {
+  const int h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
+  PoolWindowRect r;
+  r.h_lo = h0 > 0 ? h0 : 0;
+  r.w_lo = w0 > 0 ? w0 : 0;
+  r.h_hi = h0 + g.KH < g.H ? h0 + g.KH : g.H;
+  r.w_hi = w0 + g.KW < g.W ? w0 + g.KW : g.W;
+  r.k0 = (r.h_lo - h0) * g.KW + (r.w_lo - w0);
+  return r;
+}
+
+// The window's weights e (in the window's row-major order of valid elements) and their sum.
+// `logits` are the channel's KH x KW logits.
+CP_HD float weighted_pool_weights(const PoolGeom& g, const PoolWindowRect& r,
+                                  const float* logits, float* e) {
+  float m = logits[r.k0];
+  for (int h = r.h_lo; h < r.h_hi; ++h)
+    for (int w = r.w_lo; w < r.w_hi; ++w)
+      m = fmaxf(m, logits[r.k0 + (h - r.h_lo) * g.KW + (w - r.w_lo)]);
+  float den = 0.f;
+  int i = 0;
+  for (int h = r.h_lo; h < r.h_hi; ++h)
+    for (int w = r.w_lo; w < r.w_hi; ++w, ++i) {
+      e[i] = expf(logits[r.k0 + (h - r.h_lo) * g.KW + (w - r.w_lo)] - m);
+      den += e[i];
+    }
+  return den;
+}
+
+// The output of window (oh, ow) of a plane, given its weights.
+CP_HD float weighted_pool_output(const PoolGeom& g, const PoolWindowRect& r, const float* plane,
+                                 const float* e, float den) {
+  float num = 0.f;
+  int i = 0;
+  for (int h = r.h_lo; h < r.h_hi; ++h)
+    for (int w = r.w_lo; w < r.w_hi; ++w, ++i) num += e[i] * plane[h * g.W + w];
+  return num / den;
+}
+
+// The gradient reaching the window's i-th valid element from the output's gradient dy.
+CP_HD float weighted_pool_input_grad(float e, float den, float dy) { return e / den * dy; }
+
+// The gradient of the output with respect to the logit of the window's i-th valid element,
+// times dy: s_i (x_i - y) dy, with s_i = e_i / den.
+CP_HD float weighted_pool_logit_grad(float e, float den, float x, float y, float dy) {
+  return e / den * (x - y) * dy;
+}
+
+}  // namespace convpool
