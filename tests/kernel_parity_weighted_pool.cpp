@@ -54,6 +54,7 @@ WpRun run_device(const WpCase& k, const PoolGeom& g, const std::vector<float>& l
 const WpCase kCases[] = {
     {3, 4, 8, 8, 2, 2, 0, false},   {2, 3, 9, 7, 3, 2, 1, false}, {2, 2, 7, 6, 3, 1, 1, true},
     {2, 3, 11, 10, 2, 3, 0, false}, {1, 2, 9, 9, 8, 4, 4, true},  {2, 2, 5, 5, 5, 1, 2, false},
+    {2, 3, 9, 8, 2, 2, 1, false},   {2, 2, 10, 9, 3, 3, 1, true},  // padded, side by side
     {9, 2, 12, 12, 2, 2, 0, true},  // 2 x 9 x 36 = 648 windows a channel: several passes a block
 };
 

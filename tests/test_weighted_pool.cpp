@@ -100,7 +100,8 @@ TEST(WeightedPool, MatchesTheDefinitionInDoubleAtEveryGeometry) {
   std::uniform_real_distribution<float> u(-1.f, 1.f), lu(-3.f, 3.f);
   for (const Geo& q : {Geo{3, 8, 8, 2, 2, 0}, Geo{2, 7, 9, 3, 2, 1}, Geo{2, 6, 5, 3, 1, 1},
                        Geo{2, 9, 7, 2, 3, 0}, Geo{1, 5, 5, 5, 1, 2}, Geo{4, 13, 11, 8, 4, 4},
-                       Geo{3, 300, 3, 2, 1, 1}, Geo{2, 3, 600, 3, 2, 1}})
+                       Geo{3, 300, 3, 2, 1, 1}, Geo{2, 3, 600, 3, 2, 1}, Geo{2, 9, 8, 2, 2, 1},
+                       Geo{2, 5, 700, 3, 3, 1}})
     for (bool shared : {false, true}) {
       const PoolGeom g = make_pool_geom(q.c, q.h, q.w, q.k, q.k, q.s, q.s, q.p, q.p, false, false);
       const int n = 2;

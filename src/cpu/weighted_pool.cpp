@@ -20,8 +20,14 @@ float full_weights(const PoolGeom& g, const float* logits, float* e) {
   return weighted_pool_weights(g, whole, logits, e);
 }
 
-bool is_whole(const PoolGeom& g, const PoolWindowRect& r) {
-  return r.h_hi - r.h_lo == g.KH && r.w_hi - r.w_lo == g.KW;
+// The outputs ow in [lo, hi) whose windows are whole in width (inside the plane).
+struct WholeRange {
+  int lo, hi;
+};
+WholeRange whole_columns(const PoolGeom& g) {
+  const int lo = std::min(g.OW, (g.PW + g.SW - 1) / g.SW);
+  const int span = g.W + g.PW - g.KW;  // the last whole window's start, less PW
+  return {lo, span < 0 ? lo : std::max(lo, std::min(g.OW, span / g.SW + 1))};
 }
 
 // The outputs [ow_lo, ow_hi) of row oh, whose windows are all whole.
@@ -49,10 +55,8 @@ void weighted_pool_forward(const PoolGeom& g, const float* logits, bool shared, 
   const int K = g.KH * g.KW;
   const long planes = long(n) * g.C;
   const size_t in_plane = size_t(g.H) * g.W, out_plane = size_t(g.OH) * g.OW;
-  // Outputs whose windows are whole in width: ow in [ow_lo, ow_hi).
-  const int ow_lo = std::min(g.OW, (g.PW + g.SW - 1) / g.SW);
-  const int span = g.W + g.PW - g.KW;  // the last whole window's start, less PW
-  const int ow_hi = span < 0 ? ow_lo : std::max(ow_lo, std::min(g.OW, span / g.SW + 1));
+  const WholeRange cols = whole_columns(g);
+  const int ow_lo = cols.lo, ow_hi = cols.hi;
 #pragma omp parallel for schedule(static) if (planes * long(out_plane) * K > 32768)
   for (long p = 0; p < planes; ++p) {
     const float* lg = logits + (shared ? 0 : size_t(p % g.C) * K);
@@ -75,42 +79,96 @@ void weighted_pool_forward(const PoolGeom& g, const float* logits, bool shared, 
   }
 }
 
+namespace {
+
+// One window's terms: dx (if given) and the logit gradient's accumulators, in window order.
+inline void window_backward(const PoolGeom& g, const PoolWindowRect& r, const float* w, float den,
+                            const float* plane, float yo, float d, float* dxp, float* acc) {
+  int j = 0;
+  for (int h = r.h_lo; h < r.h_hi; ++h)
+    for (int v = r.w_lo; v < r.w_hi; ++v, ++j) {
+      const size_t at = size_t(h) * g.W + v;
+      if (dxp) dxp[at] += weighted_pool_input_grad(w[j], den, d);
+      acc[r.k0 + (h - r.h_lo) * g.KW + (v - r.w_lo)] +=
+          weighted_pool_logit_grad(w[j], den, plane[at], yo, d);
+    }
+}
+
+// The channel's weights over a whole window, e_k / den: weighted_pool_input_grad and
+// weighted_pool_logit_grad start with this quotient, so products of it are their bits.
+struct WholeWindow {
+  float e[kWeightedPoolMaxWindow], s[kWeightedPoolMaxWindow], den;
+};
+
+// One plane's backward: outputs in row-major order, so every dx element and every logit
+// accumulator receives its terms in the generic order. Rows of whole windows that do not
+// overlap in width (SW >= KW) are done a run of outputs at a time, offset by offset: no dx
+// element is reached twice in such a run, and each accumulator still adds its terms output by
+// output.
+void plane_backward(const PoolGeom& g, const float* lg, const WholeWindow& whole, int ow_lo,
+                    int ow_hi, const float* plane, const float* yp, const float* dyp, float* dxp,
+                    float* acc) {
+  float e[kWeightedPoolMaxWindow];
+  auto generic = [&](int oh, int ow) {
+    const PoolWindowRect r = pool_window_rect(g, oh, ow);
+    const bool is_whole = r.h_hi - r.h_lo == g.KH && r.w_hi - r.w_lo == g.KW;
+    const float den = is_whole ? whole.den : weighted_pool_weights(g, r, lg, e);
+    const size_t o = size_t(oh) * g.OW + ow;
+    window_backward(g, r, is_whole ? whole.e : e, den, plane, yp[o], dyp[o], dxp, acc);
+  };
+  for (int oh = 0; oh < g.OH; ++oh) {
+    const int h0 = oh * g.SH - g.PH;
+    if (h0 < 0 || h0 + g.KH > g.H || g.SW < g.KW) {
+      for (int ow = 0; ow < g.OW; ++ow) generic(oh, ow);
+      continue;
+    }
+    for (int ow = 0; ow < ow_lo; ++ow) generic(oh, ow);
+    for (int c0 = ow_lo; c0 < ow_hi; c0 += kChunk) {
+      const int len = std::min(kChunk, ow_hi - c0);
+      const float* d = dyp + size_t(oh) * g.OW + c0;
+      const float* yo = yp + size_t(oh) * g.OW + c0;
+      for (int kh = 0; kh < g.KH; ++kh)
+        for (int kw = 0; kw < g.KW; ++kw) {
+          const int k = kh * g.KW + kw;
+          const float sk = whole.s[k];
+          const size_t first = size_t(h0 + kh) * g.W + (size_t(c0) * g.SW - g.PW + kw);
+          if (dxp) {
+            float* dxr = dxp + first;
+            for (int j = 0; j < len; ++j) dxr[size_t(j) * g.SW] += sk * d[j];
+          }
+          const float* src = plane + first;
+          float a = acc[k];
+          for (int j = 0; j < len; ++j) a += sk * (src[size_t(j) * g.SW] - yo[j]) * d[j];
+          acc[k] = a;
+        }
+    }
+    for (int ow = ow_hi; ow < g.OW; ++ow) generic(oh, ow);
+  }
+}
+
+}  // namespace
+
 void weighted_pool_backward(const PoolGeom& g, const float* logits, bool shared, const float* x,
                             const float* y, const float* dy, float* dx, float* dlogits, int n,
                             float* scratch) {
   const int K = g.KH * g.KW;
   const size_t in_plane = size_t(g.H) * g.W, out_plane = size_t(g.OH) * g.OW;
+  const WholeRange cols = whole_columns(g);
   float* per_channel = shared ? scratch : dlogits;
 #pragma omp parallel for schedule(static) if (long(n) * g.C * long(out_plane) * K > 32768)
   for (int c = 0; c < g.C; ++c) {
     const float* lg = logits + (shared ? 0 : size_t(c) * K);
-    float full[kWeightedPoolMaxWindow], e[kWeightedPoolMaxWindow], acc[kWeightedPoolMaxWindow];
-    const float full_den = full_weights(g, lg, full);
+    WholeWindow whole;
+    whole.den = full_weights(g, lg, whole.e);
+    for (int k = 0; k < K; ++k) whole.s[k] = whole.e[k] / whole.den;
+    float acc[kWeightedPoolMaxWindow];
     for (int k = 0; k < K; ++k) acc[k] = 0.f;
     for (int i = 0; i < n; ++i) {
       const size_t p = size_t(i) * g.C + c;
-      const float* plane = x + p * in_plane;
-      const float* yp = y + p * out_plane;
-      const float* dyp = dy + p * out_plane;
       float* dxp = dx ? dx + p * in_plane : nullptr;
       if (dxp) std::memset(dxp, 0, in_plane * sizeof(float));
-      for (int oh = 0; oh < g.OH; ++oh)
-        for (int ow = 0; ow < g.OW; ++ow) {
-          const PoolWindowRect r = pool_window_rect(g, oh, ow);
-          const bool whole = is_whole(g, r);
-          const float* w = whole ? full : e;
-          const float den = whole ? full_den : weighted_pool_weights(g, r, lg, e);
-          const size_t o = size_t(oh) * g.OW + ow;
-          const float yo = yp[o], d = dyp[o];
-          int j = 0;
-          for (int h = r.h_lo; h < r.h_hi; ++h)
-            for (int v = r.w_lo; v < r.w_hi; ++v, ++j) {
-              const size_t at = size_t(h) * g.W + v;
-              if (dxp) dxp[at] += weighted_pool_input_grad(w[j], den, d);
-              acc[r.k0 + (h - r.h_lo) * g.KW + (v - r.w_lo)] +=
-                  weighted_pool_logit_grad(w[j], den, plane[at], yo, d);
-            }
-        }
+      plane_backward(g, lg, whole, cols.lo, cols.hi, x + p * in_plane, y + p * out_plane,
+                     dy + p * out_plane, dxp, acc);
     }
     for (int k = 0; k < K; ++k) per_channel[size_t(c) * K + k] = acc[k];
   }
