@@ -5,6 +5,7 @@
 // TestMethodTable in python/tests/test_convpool_torch.py.)
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -164,6 +165,47 @@ TEST(PoolMethodTable, AnAliasIsItsMethod) {
   }
   const CommandResult listed = run_convpool("pool-methods");
   EXPECT_NE(listed.output.find("\nrap "), std::string::npos) << listed.output;
+}
+
+// A window pooling op stands in for every non-global pool layer under --pool: a registered op,
+// built with the layer's geometry, listed by pool-methods; a global layer is refused with a
+// line naming it, as are unknown keys, and a misspelt name gets a suggestion.
+TEST(PoolMethodTable, AWindowPoolingOpReplacesPoolLayersKeepingTheirGeometry) {
+  ASSERT_FALSE(window_pooling_ops().empty());
+  const std::vector<std::string> types = layer_type_names();
+  const CommandResult listed = run_convpool("pool-methods");
+  for (const WindowPoolingOp& op : window_pooling_ops()) {
+    EXPECT_NE(std::find(types.begin(), types.end(), op.name), types.end())
+        << op.name << " is not a registered op";
+    EXPECT_EQ(find_pool_method(op.name), nullptr) << op.name << " is also a method";
+    EXPECT_NE(listed.output.find("\n" + op.name + " "), std::string::npos) << listed.output;
+    ModelSpec spec = parse_model_text(
+        "input channels=2 height=9 width=9\npool max size=3 stride=2 pad=1 name=p\n", "t");
+    apply_pool_override(spec, op.name);
+    EXPECT_EQ(spec.layers.at(0).type, op.name);
+    const auto g = Graph::build(spec, GraphOptions{Device::cpu, 1, 0});
+    EXPECT_EQ(g->layer_output_shape(0).str(), "1x2x5x5");  // (9 + 2 - 3) / 2 + 1
+    ModelSpec global = parse_model_text(
+        "input channels=2 height=4 width=4\npool max size=2\npool avg global name=gap\n", "t");
+    try {
+      apply_pool_override(global, op.name);
+      ADD_FAILURE() << op.name << " replaced a global pool layer";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("'gap' is global"), std::string::npos) << e.what();
+    }
+    const std::string one_pool = "input channels=1 height=4 width=4\npool max size=2\n";
+    ModelSpec unknown = parse_model_text(one_pool, "t");
+    apply_pool_override(unknown, op.name + ":k=2");
+    EXPECT_THROW(Graph::build(unknown, GraphOptions{Device::cpu, 1, 0}), Error);
+    ModelSpec typo = parse_model_text(one_pool, "t");
+    try {
+      apply_pool_override(typo, op.name.substr(0, op.name.size() - 1) + "x");
+      ADD_FAILURE() << "a misspelt op was taken";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("did you mean '" + op.name + "'"), std::string::npos)
+          << e.what();
+    }
+  }
 }
 
 // Rank-weighted methods weigh every rank: windows above kPoolMaxRanked elements are refused.

@@ -168,8 +168,14 @@ int run_pool_methods(bool json) {
   std::printf(
       "\nEvery method takes size=N stride=N pad=N, or the word 'global' for the whole "
       "plane.\nExamples: `pool avgtopk k=3 size=2` in a model file; "
-      "`convpool train --pool avgtopk:k=3`.\n"
-      "Pooling ops beside `pool`: `pyramid_pool sizes=1,3,5` (per-pixel pyramid: max at each "
+      "`convpool train --pool avgtopk:k=3`.\n");
+  std::printf("\nPooling ops with pool's windows (size, stride, pad; no global form), which "
+              "--pool and a study's --pools also take in place of a method "
+              "(`--pool weighted_pool:shared=1`):\n");
+  for (auto& op : window_pooling_ops())
+    std::printf("%-13s %-20s %s\n", op.name.c_str(), op.params.c_str(), op.definition.c_str());
+  std::printf(
+      "Other pooling ops: `pyramid_pool sizes=1,3,5` (per-pixel pyramid: max at each "
       "size, stride 1, concatenated) and `intermap_pool groups=G [mode=max|mean]` (across "
       "groups of adjacent maps); docs/model-format.md.\n");
   return 0;

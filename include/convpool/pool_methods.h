@@ -46,6 +46,18 @@ struct PoolMethodAlias {
 const std::vector<PoolMethodAlias>& pool_method_aliases();
 const PoolMethodAlias* find_pool_method_alias(const std::string& name);
 
+// The ops beside `pool` whose windows are `pool`'s (size, stride, pad) and which can stand in
+// for a pool layer: `--pool weighted_pool` (and a study's --pools) turns every non-global pool
+// layer into one, its geometry kept. Each is a registered op; tests/test_pool_methods.cpp
+// builds each in place of a pool layer.
+struct WindowPoolingOp {
+  std::string name;        // its layer type
+  std::string params;      // its own parameters, for `convpool pool-methods`
+  std::string definition;
+};
+const std::vector<WindowPoolingOp>& window_pooling_ops();
+const WindowPoolingOp* find_window_pooling_op(const std::string& name);
+
 // Every method, in enum order.
 const std::vector<PoolMethodSpec>& pool_methods();
 const PoolMethodSpec& pool_method(PoolMethod id);

@@ -203,10 +203,13 @@ void Graph::init_from_data(int n) {
 
 std::string Graph::summary() const {
   std::ostringstream os;
-  os << std::left << std::setw(12) << "layer" << std::setw(11) << "type" << std::setw(14)
+  // The type column fits the longest type in the graph (intermap_pool: 13).
+  int type_width = 11;
+  for (auto& l : layers_) type_width = std::max(type_width, int(l->type().size()) + 1);
+  os << std::left << std::setw(12) << "layer" << std::setw(type_width) << "type" << std::setw(14)
      << "output" << std::right << std::setw(10) << "params"
      << "  details\n";
-  os << std::left << std::setw(12) << "input" << std::setw(11) << "" << std::setw(14)
+  os << std::left << std::setw(12) << "input" << std::setw(type_width) << "" << std::setw(14)
      << shapes_[0].str().substr(2) << std::right << std::setw(10) << 0 << "\n";
   size_t trainable = 0, frozen = 0, buffers = 0;
   for (auto& p : param_infos_)
@@ -222,7 +225,8 @@ std::string Graph::summary() const {
         from += (from.empty() ? "from " : ", ") + (v == 0 ? std::string("input") : layers_[size_t(v - 1)]->name());
       from += "; ";
     }
-    os << std::left << std::setw(12) << layers_[i]->name() << std::setw(11) << layers_[i]->type()
+    os << std::left << std::setw(12) << layers_[i]->name() << std::setw(type_width)
+       << layers_[i]->type()
        << std::setw(14) << shapes_[i + 1].str().substr(2) << std::right << std::setw(10) << count
        << "  " << from << layers_[i]->describe() << "\n";
   }

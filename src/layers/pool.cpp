@@ -29,6 +29,12 @@ std::vector<std::string> method_names() {
   return v;
 }
 
+std::vector<std::string> override_names() {
+  std::vector<std::string> v = method_names();
+  for (auto& op : window_pooling_ops()) v.push_back(op.name);
+  return v;
+}
+
 std::string unknown_method(const std::string& name) {
   const std::string near = nearest_word(name, method_names());
   return "unknown pooling method '" + name + "'" +
@@ -302,7 +308,14 @@ void apply_pool_override(ModelSpec& spec, const std::string& override_text) {
   }
   const auto colon = text.find(':');
   const std::string method = text.substr(0, colon);
-  if (!find_pool_method(method)) CP_USER_ERROR("--pool: " << unknown_method(method));
+  const bool op = find_window_pooling_op(method) != nullptr;
+  if (!op && !find_pool_method(method)) {
+    const std::string near = nearest_word(method, override_names());
+    CP_USER_ERROR("--pool: unknown pooling method '"
+                  << method << "'"
+                  << (near.empty() ? std::string(" (see `convpool pool-methods`)")
+                                   : " (did you mean '" + near + "'?)"));
+  }
   std::vector<std::pair<std::string, std::string>> params;
   if (colon != std::string::npos) {
     std::istringstream is(text.substr(colon + 1));
@@ -322,7 +335,17 @@ void apply_pool_override(ModelSpec& spec, const std::string& override_text) {
     any = true;
     std::vector<std::string> positional = {method};
     for (auto& w : layer.positional)
-      if (w == "global") positional.push_back(w);
+      if (w == "global") {
+        if (op)
+          CP_USER_ERROR("--pool " << override_text << ": " << layer.where << ": pool layer '"
+                                  << layer.name << "' is global, and " << method
+                                  << " has no global form");
+        positional.push_back(w);
+      }
+    if (op) {  // the op stands in for the layer: no method word
+      layer.type = method;
+      positional.clear();
+    }
     layer.positional = positional;
     std::vector<std::pair<std::string, std::string>> kept;
     auto overridden = [&](const std::string& key) {

@@ -101,6 +101,21 @@ const PoolMethodAlias* find_pool_method_alias(const std::string& name) {
   return nullptr;
 }
 
+const std::vector<WindowPoolingOp>& window_pooling_ops() {
+  static const std::vector<WindowPoolingOp> rows = {
+      {"weighted_pool", "shared (flag, 0)",
+       "learned weights over the window positions, softmax over each window's valid ones; "
+       "per channel, or one set (shared=1); average pooling at the start"},
+  };
+  return rows;
+}
+
+const WindowPoolingOp* find_window_pooling_op(const std::string& name) {
+  for (auto& op : window_pooling_ops())
+    if (op.name == name) return &op;
+  return nullptr;
+}
+
 const PoolMethodSpec* find_pool_method(const std::string& name) {
   for (auto& m : table())
     if (m.name == name) return &m;
