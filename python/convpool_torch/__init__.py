@@ -236,6 +236,76 @@ class PyramidPool(nn.Module):
         return f"sizes={self.sizes}"
 
 
+class WeightedPoolFunction(torch.autograd.Function):
+    """apply(x, weight, size, stride, padding): weighted pooling on convpool's kernels."""
+
+    @staticmethod
+    def forward(ctx, x, weight, size, stride, padding):
+        xf = x.detach().to(torch.float32).contiguous()
+        wf = weight.detach().to(torch.float32).contiguous()
+        y = _C.weighted_forward(xf, wf, size, stride, padding)
+        ctx.save_for_backward(xf, wf, y)
+        ctx.geometry, ctx.dtypes = (size, stride, padding), (x.dtype, weight.dtype)
+        return y.to(x.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gy):
+        xf, wf, y = ctx.saved_tensors
+        dx, dw = _C.weighted_backward(xf, wf, y, gy.to(torch.float32).contiguous(),
+                                      *ctx.geometry)
+        return dx.to(ctx.dtypes[0]), dw.to(ctx.dtypes[1]), None, None, None
+
+
+def _int_at_least(value, lo, what):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
+        raise ValueError(f"convpool_torch: {what} must be an int >= {lo}, got {value!r}")
+    return int(value)
+
+
+def weighted_pool2d(x, weight, kernel_size, stride=None, padding=0):
+    """Weighted pooling (the engine's weighted_pool op): each output is the mean of its
+    window's valid (non-padding) values weighted by softmax(weight) over those positions.
+    weight: (C or 1, 1, kernel_size, kernel_size) logits, per channel or shared; zeros are
+    average pooling with padding not counted. Square windows of 1..8."""
+    _check_input(x)
+    size = _int_at_least(kernel_size, 1, "kernel_size")
+    stride = size if stride is None else _int_at_least(stride, 1, "stride")
+    padding = _int_at_least(padding, 0, "padding")
+    if size > 8 or padding > size // 2:
+        raise ValueError(f"convpool_torch: weighted pooling takes kernel_size 1..8 and padding "
+                         f"at most half of it, got {size} and {padding}")
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 4 or weight.shape[1:] != (
+            1, size, size) or weight.shape[0] not in (1, x.shape[1]):
+        raise ValueError(f"convpool_torch: weight must be (C or 1, 1, {size}, {size}), got "
+                         f"{tuple(weight.shape) if isinstance(weight, torch.Tensor) else weight!r}")
+    if size > x.shape[2] + 2 * padding or size > x.shape[3] + 2 * padding:
+        raise ValueError(f"convpool_torch: a {size}x{size} window is larger than the padded "
+                         f"input {tuple(x.shape[2:])}")
+    return WeightedPoolFunction.apply(x, weight, size, stride, padding)
+
+
+class WeightedPool(nn.Module):
+    """Weighted pooling (weighted_pool2d) with its logits as a parameter: one set of
+    kernel_size x kernel_size per channel, or one for all with shared=True; zeros at the start
+    (average pooling)."""
+
+    def __init__(self, channels, kernel_size=2, stride=None, padding=0, shared=False):
+        super().__init__()
+        channels = _int_at_least(channels, 1, "channels")
+        size = _int_at_least(kernel_size, 1, "kernel_size")
+        self.kernel_size, self.stride, self.padding = size, stride, padding
+        self.shared = bool(shared)
+        self.weight = nn.Parameter(torch.zeros(1 if shared else channels, 1, size, size))
+
+    def forward(self, x):
+        return weighted_pool2d(x, self.weight, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self):
+        return (f"channels={self.weight.shape[0]}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, shared={self.shared}")
+
+
 class _Pool(nn.Module):
     method = None
 
@@ -365,5 +435,6 @@ class MixedPool(_Seeded):
 
 
 __all__ = ["METHODS", "methods", "pool2d", "PoolFunction", "built_with_cuda", "intermap_pool2d",
-           "InterMapFunction", "InterMapPool", "PyramidPool"] + [
+           "InterMapFunction", "InterMapPool", "PyramidPool", "weighted_pool2d",
+           "WeightedPoolFunction", "WeightedPool"] + [
     m["python_class"] for m in methods()]

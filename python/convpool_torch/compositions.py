@@ -54,6 +54,21 @@ def intermap(x, groups, mode="max"):
     return v.amax(dim=2) if mode == "max" else v.mean(dim=2)
 
 
+def weighted(x, weight, size, stride=None, padding=0):
+    """Weighted pooling: softmax(weight) over each window's valid positions, a depthwise
+    conv2d of the softmax numerators over the same conv2d of the valid-position mask (what a
+    PyTorch user would write; without padding the mask's sums are a constant per channel)."""
+    stride = size if stride is None else stride
+    c = x.shape[1]
+    w = weight.expand(c, 1, size, size)
+    e = torch.exp(w - w.amax(dim=(2, 3), keepdim=True))
+    num = F.conv2d(x, e, stride=stride, padding=padding, groups=c)
+    if padding == 0:
+        return num / e.sum(dim=(2, 3)).view(1, c, 1, 1)
+    ones = torch.ones(1, c, x.shape[2], x.shape[3], dtype=x.dtype, device=x.device)
+    return num / F.conv2d(ones, e, stride=stride, padding=padding, groups=c)
+
+
 def pyramid(x, sizes):
     """Per-pixel pyramid pooling: max_pool2d at stride 1, padding size // 2, per odd size,
     concatenated along channels."""

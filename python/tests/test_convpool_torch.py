@@ -404,6 +404,56 @@ class InterMap(unittest.TestCase):
             self.assertIn("convpool_torch", str(ctx.exception))
 
 
+class Weighted(unittest.TestCase):
+    """Weighted pooling (the engine's weighted_pool op) against its composition."""
+
+    CASES = [(2, 2, 0, False), (3, 2, 1, False), (3, 1, 1, True), (2, 3, 0, True),
+             (4, 2, 2, False)]
+
+    def test_matches_the_composition_and_gradcheck(self):
+        gen = torch.Generator().manual_seed(SEED + 9)
+        for size, stride, pad, shared in self.CASES:
+            with self.subTest(size=size, stride=stride, pad=pad, shared=shared):
+                x = grid_input((2, 3, 7, 6), gen).requires_grad_(True)
+                module = cpt.WeightedPool(3, size, stride, pad, shared).double()
+                with torch.no_grad():
+                    module.weight.copy_(torch.randn(module.weight.shape, generator=gen,
+                                                    dtype=torch.float64))
+                y = module(x)
+                self.assertEqual(y.dtype, torch.float64)
+                want = C.weighted(x, module.weight, size, stride, pad)
+                torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-5)
+                g = torch.randn(y.shape, generator=gen, dtype=torch.float64)
+                ours = torch.autograd.grad((y * g).sum(), (x, module.weight))
+                theirs = torch.autograd.grad((want * g).sum(), (x, module.weight))
+                for a, b in zip(ours, theirs):
+                    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+                w = module.weight.detach().clone().requires_grad_(True)
+                self.assertTrue(gradcheck(
+                    lambda x, w: cpt.weighted_pool2d(x, w, size, stride, pad), (x, w)))
+
+    def test_zero_weights_are_average_pooling_without_the_padding(self):
+        x = torch.randn(2, 4, 6, 6)
+        y = cpt.WeightedPool(4, 3, 2, 1)(x)
+        want = F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
+        torch.testing.assert_close(y, want, rtol=1e-6, atol=1e-6)
+
+    def test_clear_errors(self):
+        x = torch.randn(2, 3, 5, 5)
+        w = torch.zeros(3, 1, 2, 2)
+        for exc, fn in ((ValueError, lambda: cpt.weighted_pool2d(x, w, 3)),
+                        (ValueError, lambda: cpt.weighted_pool2d(x, torch.zeros(2, 1, 2, 2), 2)),
+                        (ValueError, lambda: cpt.weighted_pool2d(x, w, 2, padding=2)),
+                        (ValueError, lambda: cpt.weighted_pool2d(x, torch.zeros(3, 1, 9, 9), 9)),
+                        (ValueError, lambda: cpt.WeightedPool(0)),
+                        (RuntimeError, lambda: cpt._C.weighted_forward(x, w, 3, 1, 0)),
+                        (RuntimeError, lambda: cpt._C.weighted_backward(
+                            x, w, torch.zeros(2, 3, 2, 2), torch.zeros(2, 3, 3, 3), 2, 2, 0))):
+            with self.assertRaises(exc) as ctx:
+                fn()
+            self.assertIn("convpool_torch", str(ctx.exception))
+
+
 class Pyramid(unittest.TestCase):
     def test_matches_the_composition_and_gradcheck(self):
         gen = torch.Generator().manual_seed(SEED + 8)

@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "kernels/intermap_pool.cuh"
+#include "kernels/weighted_pool.cuh"
 #include "kernels/pool.cuh"
 #ifdef CONVPOOL_TORCH_CUDA_STREAM
 #include <ATen/cuda/CUDAContext.h>
@@ -96,4 +97,25 @@ at::Tensor cuda_intermap_backward(cp::InterMapMode mode, int groups, const at::T
                                    dx.data_ptr<float>(), int(x.size(0)), int(x.size(1)),
                                    size_t(x.size(2) * x.size(3)), current_stream());
   return dx;
+}
+
+at::Tensor cuda_weighted_forward(const cp::PoolGeom& g, bool shared, const at::Tensor& x,
+                                 const at::Tensor& w) {
+  at::Tensor y = at::empty({x.size(0), x.size(1), g.OH, g.OW}, x.options());
+  cp::cuda::weighted_pool_forward(g, w.data_ptr<float>(), shared, x.data_ptr<float>(),
+                                  y.data_ptr<float>(), int(x.size(0)), current_stream());
+  return y;
+}
+
+std::vector<at::Tensor> cuda_weighted_backward(const cp::PoolGeom& g, bool shared,
+                                               const at::Tensor& x, const at::Tensor& w,
+                                               const at::Tensor& y, const at::Tensor& dy) {
+  at::Tensor dx = at::empty_like(x), dw = at::empty_like(w);
+  at::Tensor scratch = at::empty({int64_t(cp::weighted_pool_scratch_floats(g, shared))},
+                                 x.options());
+  cp::cuda::weighted_pool_backward(g, w.data_ptr<float>(), shared, x.data_ptr<float>(),
+                                   y.data_ptr<float>(), dy.data_ptr<float>(), dx.data_ptr<float>(),
+                                   dw.data_ptr<float>(), int(x.size(0)),
+                                   shared ? scratch.data_ptr<float>() : nullptr, current_stream());
+  return {dx, dw};
 }

@@ -13,6 +13,7 @@
 #include "cpu/intermap_pool.h"
 #include "cpu/pool.h"
 #include "cpu/pool_fast.h"
+#include "cpu/weighted_pool.h"
 #include "convpool/pool_methods.h"
 
 namespace cp = convpool;
@@ -30,6 +31,11 @@ std::vector<at::Tensor> cuda_pool_backward(const cp::PoolGeom& g, const cp::Pool
 at::Tensor cuda_intermap_forward(cp::InterMapMode mode, int groups, const at::Tensor& x);
 at::Tensor cuda_intermap_backward(cp::InterMapMode mode, int groups, const at::Tensor& x,
                                   const at::Tensor& dy);
+at::Tensor cuda_weighted_forward(const cp::PoolGeom& g, bool shared, const at::Tensor& x,
+                                 const at::Tensor& w);
+std::vector<at::Tensor> cuda_weighted_backward(const cp::PoolGeom& g, bool shared,
+                                               const at::Tensor& x, const at::Tensor& w,
+                                               const at::Tensor& y, const at::Tensor& dy);
 #endif
 
 namespace {
@@ -224,6 +230,74 @@ at::Tensor intermap_backward(const at::Tensor& x, const at::Tensor& dy, int64_t 
   return dx;
 }
 
+// Weighted pooling (src/cpu/weighted_pool.cpp, kernels/weighted_pool.cu): x is N x C x H x W,
+// the logits w are (C or 1) x 1 x size x size, both float32, contiguous, on one device.
+cp::PoolGeom weighted_check(const at::Tensor& x, const at::Tensor& w, int64_t size,
+                            int64_t stride, int64_t pad) {
+  TORCH_CHECK(x.dim() == 4, "convpool_torch: expected a 4-D input (N, C, H, W), got ", x.dim(),
+              "-D");
+  TORCH_CHECK(x.scalar_type() == at::kFloat && x.is_contiguous() &&
+                  w.scalar_type() == at::kFloat && w.is_contiguous(),
+              "convpool_torch: the kernels take contiguous float32");
+  TORCH_CHECK(w.device() == x.device(), "convpool_torch: the weights must be on x's device");
+  TORCH_CHECK(size >= 1 && size * size <= cp::kWeightedPoolMaxWindow && stride >= 1 &&
+                  pad >= 0 && pad <= size / 2,
+              "convpool_torch: weighted pooling takes size 1..8, stride >= 1 and padding at "
+              "most half the size");
+  const int64_t C = x.size(1), H = x.size(2), W = x.size(3);
+  TORCH_CHECK(w.dim() == 4 && (w.size(0) == C || w.size(0) == 1) && w.size(1) == 1 &&
+                  w.size(2) == size && w.size(3) == size,
+              "convpool_torch: the weights must be (C or 1) x 1 x ", size, " x ", size);
+  TORCH_CHECK(size <= H + 2 * pad && size <= W + 2 * pad,
+              "convpool_torch: the window is larger than the padded input");
+  TORCH_CHECK(x.numel() < (int64_t(1) << 31), "convpool_torch: input too large");
+  return cp::make_pool_geom(int(C), int(H), int(W), int(size), int(size), int(stride),
+                            int(stride), int(pad), int(pad), false, false);
+}
+
+at::Tensor weighted_forward(const at::Tensor& x, const at::Tensor& w, int64_t size,
+                            int64_t stride, int64_t pad) {
+  const cp::PoolGeom g = weighted_check(x, w, size, stride, pad);
+  const bool shared = w.size(0) == 1;
+  if (x.is_cuda()) {
+#ifdef CONVPOOL_TORCH_CUDA
+    return cuda_weighted_forward(g, shared, x, w);
+#else
+    TORCH_CHECK(false, "convpool_torch was built without CUDA (see scripts/build-torch-ext)");
+#endif
+  }
+  at::Tensor y = at::empty({x.size(0), x.size(1), g.OH, g.OW}, x.options());
+  cp::cpu::weighted_pool_forward(g, w.data_ptr<float>(), shared, x.data_ptr<float>(),
+                                 y.data_ptr<float>(), int(x.size(0)));
+  return y;
+}
+
+// (dx, dw).
+std::vector<at::Tensor> weighted_backward(const at::Tensor& x, const at::Tensor& w,
+                                          const at::Tensor& y, const at::Tensor& dy,
+                                          int64_t size, int64_t stride, int64_t pad) {
+  const cp::PoolGeom g = weighted_check(x, w, size, stride, pad);
+  const bool shared = w.size(0) == 1;
+  for (const at::Tensor* t : {&y, &dy})
+    TORCH_CHECK(t->is_contiguous() && t->scalar_type() == at::kFloat && t->dim() == 4 &&
+                    t->device() == x.device() && t->size(0) == x.size(0) &&
+                    t->size(1) == x.size(1) && t->size(2) == g.OH && t->size(3) == g.OW,
+                "convpool_torch: y and dy must match the weighted pooling of x");
+  if (x.is_cuda()) {
+#ifdef CONVPOOL_TORCH_CUDA
+    return cuda_weighted_backward(g, shared, x, w, y, dy);
+#else
+    TORCH_CHECK(false, "convpool_torch was built without CUDA (see scripts/build-torch-ext)");
+#endif
+  }
+  at::Tensor dx = at::empty_like(x), dw = at::empty_like(w);
+  std::vector<float> scratch(cp::weighted_pool_scratch_floats(g, shared));
+  cp::cpu::weighted_pool_backward(g, w.data_ptr<float>(), shared, x.data_ptr<float>(),
+                                  y.data_ptr<float>(), dy.data_ptr<float>(), dx.data_ptr<float>(),
+                                  dw.data_ptr<float>(), int(x.size(0)), scratch.data());
+  return {dx, dw};
+}
+
 bool built_with_cuda() {
 #ifdef CONVPOOL_TORCH_CUDA
   return true;
@@ -240,6 +314,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("backward", &backward, "pooling backward: (dx, dalpha)");
   m.def("intermap_forward", &intermap_forward, "inter-map pooling forward");
   m.def("intermap_backward", &intermap_backward, "inter-map pooling backward: dx");
+  m.def("weighted_forward", &weighted_forward, "weighted pooling forward");
+  m.def("weighted_backward", &weighted_backward, "weighted pooling backward: (dx, dweight)");
   m.def("built_with_cuda", &built_with_cuda);
   m.def("max_topk", [] { return cp::kPoolMaxTopK; });
   // The method table (kernels/pool_methods.cuh) as JSON: the Python side builds its method
