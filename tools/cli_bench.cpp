@@ -175,8 +175,11 @@ int bench_pool(const BenchOptions& o, Device device) {
   std::string words = o.method;
   for (char& ch : words)
     if (ch == ':' || ch == ',') ch = ' ';
+  // A window pooling op (weighted_pool) is its own layer type, not a pool method.
+  const bool op = find_window_pooling_op(words.substr(0, words.find(' '))) != nullptr;
   std::ostringstream text;
-  text << "input channels=" << C << " height=" << H << " width=" << W << "\npool " << words;
+  text << "input channels=" << C << " height=" << H << " width=" << W << "\n"
+       << (op ? "" : "pool ") << words;
   if (words.find("global") == std::string::npos && words.find("size=") == std::string::npos)
     text << " size=" << o.size << " stride=" << (o.stride ? o.stride : o.size) << " pad=" << o.pad;
   GraphOptions gopts{device, N, 0};

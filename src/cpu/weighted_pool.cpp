@@ -1,8 +1,8 @@
-// Weighted pooling on the CPU. Every output gets weighted_pool_math.cuh's result bit for bit:
-// a window that lies wholly inside the plane has the channel's full set of weights, computed
-// once per plane by the same function, and rows of such windows are summed for many outputs
-// at once, each output's terms still added in window order. tests/kernel_parity_weighted_pool.cpp
-// checks the CUDA kernels against this file.
+// Weighted pooling on the CPU. Every output and every dx element gets weighted_pool_math.cuh's
+// result bit for bit: a window that lies wholly inside the plane has the channel's full set of
+// weights, computed once per plane by the same function, and rows of such windows are done
+// for many outputs at once, each sum's terms still added in the per-window order.
+// tests/kernel_parity_weighted_pool.cpp checks the CUDA kernels against this file.
 #include "weighted_pool.h"
 
 #include <algorithm>
@@ -14,12 +14,6 @@ namespace {
 
 constexpr int kChunk = 256;  // outputs of a row summed together (their sums stay in L1)
 
-// The weights of a window that covers KH x KW plane elements (k0 = 0, no padding).
-float full_weights(const PoolGeom& g, const float* logits, float* e) {
-  const PoolWindowRect whole{0, g.KH, 0, g.KW, 0};
-  return weighted_pool_weights(g, whole, logits, e);
-}
-
 // The outputs ow in [lo, hi) whose windows are whole in width (inside the plane).
 struct WholeRange {
   int lo, hi;
@@ -28,6 +22,72 @@ WholeRange whole_columns(const PoolGeom& g) {
   const int lo = std::min(g.OW, (g.PW + g.SW - 1) / g.SW);
   const int span = g.W + g.PW - g.KW;  // the last whole window's start, less PW
   return {lo, span < 0 ? lo : std::max(lo, std::min(g.OW, span / g.SW + 1))};
+}
+
+// A channel's window weights by the shape of the window's valid part (the rows and columns of
+// the window inside the plane): computed once per channel and call, not once per window. The
+// whole window is one such shape; padded edges have a few. Weights are weighted_pool_weights'
+// for the first window of a shape, the same bits for every window of that shape.
+class ChannelWeights {
+ public:
+  ChannelWeights(const PoolGeom& g, const float* logits) : g_(g), logits_(logits) {
+    whole_ = find(PoolWindowRect{0, g.KH, 0, g.KW, 0});
+  }
+  int whole() const { return whole_; }
+  const float* e(int slot) const { return e_[slot]; }
+  float den(int slot) const { return den_[slot]; }
+  // The slot of r's shape (computed on first use), or -1 when the cache is full (then the
+  // caller computes the weights itself).
+  int find(const PoolWindowRect& r) {
+    const int k0h = r.k0 / g_.KW, k0w = r.k0 % g_.KW;
+    const int key[4] = {k0h, k0w, r.h_hi - r.h_lo, r.w_hi - r.w_lo};
+    for (int i = 0; i < count_; ++i)
+      if (std::equal(key, key + 4, key_[i])) return i;
+    if (count_ == kSlots) return -1;
+    std::copy(key, key + 4, key_[count_]);
+    den_[count_] = weighted_pool_weights(g_, r, logits_, e_[count_]);
+    return count_++;
+  }
+
+ private:
+  static constexpr int kSlots = 16;
+  const PoolGeom& g_;
+  const float* logits_;
+  int whole_ = 0, count_ = 0;
+  int key_[kSlots][4];
+  float e_[kSlots][kWeightedPoolMaxWindow], den_[kSlots];
+};
+
+// The loops over a run of outputs, with the stride a constant where it is 1 or 2 (the
+// compiler then vectorises the strided loads and stores), else read at run time.
+template <int S>
+void mac_run(float* num, const float* src, float ek, int len, int sw) {
+  const size_t st = S ? S : sw;
+  for (int j = 0; j < len; ++j) num[j] += ek * src[j * st];
+}
+template <int S>
+void scatter_run(float* dxr, float sk, const float* d, int len, int sw) {
+  const size_t st = S ? S : sw;
+  for (int j = 0; j < len; ++j) dxr[j * st] += sk * d[j];
+}
+template <int S>
+void terms_run(float* t, float sk, const float* src, const float* yo, const float* d, int len,
+               int sw) {
+  const size_t st = S ? S : sw;
+  for (int j = 0; j < len; ++j) t[j] = sk * (src[j * st] - yo[j]) * d[j];
+}
+#define CONVPOOL_BY_STRIDE(fn, sw, ...) \
+  ((sw) == 1 ? fn<1>(__VA_ARGS__, 1) : (sw) == 2 ? fn<2>(__VA_ARGS__, 2) : fn<0>(__VA_ARGS__, sw))
+
+// The sum of t[0, len) in eight interleaved partial sums, added in a fixed order: no chain of
+// dependent additions as long as the run (one order, whatever the thread count).
+float sum_run(const float* t, int len) {
+  float p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int j = 0;
+  for (; j + 8 <= len; j += 8)
+    for (int l = 0; l < 8; ++l) p[l] += t[j + l];
+  for (int l = 0; j < len; ++j, ++l) p[l] += t[j];
+  return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
 }
 
 // The outputs [ow_lo, ow_hi) of row oh, whose windows are all whole.
@@ -42,7 +102,7 @@ void whole_row(const PoolGeom& g, const float* plane, const float* e, float den,
       for (int kw = 0; kw < g.KW; ++kw) {
         const float ek = e[kh * g.KW + kw];
         const float* src = plane + size_t(h0 + kh) * g.W + (size_t(c0) * g.SW - g.PW + kw);
-        for (int j = 0; j < len; ++j) num[j] += ek * src[size_t(j) * g.SW];
+        CONVPOOL_BY_STRIDE(mac_run, g.SW, num, src, ek, len);
       }
     for (int j = 0; j < len; ++j) out[c0 + j] = num[j] / den;
   }
@@ -53,27 +113,31 @@ void whole_row(const PoolGeom& g, const float* plane, const float* e, float den,
 void weighted_pool_forward(const PoolGeom& g, const float* logits, bool shared, const float* x,
                            float* y, int n) {
   const int K = g.KH * g.KW;
-  const long planes = long(n) * g.C;
   const size_t in_plane = size_t(g.H) * g.W, out_plane = size_t(g.OH) * g.OW;
   const WholeRange cols = whole_columns(g);
-  const int ow_lo = cols.lo, ow_hi = cols.hi;
-#pragma omp parallel for schedule(static) if (planes * long(out_plane) * K > 32768)
-  for (long p = 0; p < planes; ++p) {
-    const float* lg = logits + (shared ? 0 : size_t(p % g.C) * K);
-    const float* plane = x + size_t(p) * in_plane;
-    float* out = y + size_t(p) * out_plane;
-    float full[kWeightedPoolMaxWindow], e[kWeightedPoolMaxWindow];
-    const float full_den = full_weights(g, lg, full);
-    for (int oh = 0; oh < g.OH; ++oh) {
-      float* row = out + size_t(oh) * g.OW;
-      const int h0 = oh * g.SH - g.PH;
-      const bool rows_whole = h0 >= 0 && h0 + g.KH <= g.H;
-      if (rows_whole) whole_row(g, plane, full, full_den, oh, ow_lo, ow_hi, row);
-      for (int ow = 0; ow < g.OW; ++ow) {
-        if (rows_whole && ow >= ow_lo && ow < ow_hi) continue;
-        const PoolWindowRect r = pool_window_rect(g, oh, ow);
-        const float den = weighted_pool_weights(g, r, lg, e);
-        row[ow] = weighted_pool_output(g, r, plane, e, den);
+#pragma omp parallel for schedule(static) if (long(n) * g.C * long(out_plane) * K > 32768)
+  for (int c = 0; c < g.C; ++c) {
+    const float* lg = logits + (shared ? 0 : size_t(c) * K);
+    ChannelWeights weights(g, lg);
+    const int whole = weights.whole();
+    float e[kWeightedPoolMaxWindow];
+    for (int i = 0; i < n; ++i) {
+      const size_t p = size_t(i) * g.C + c;
+      const float* plane = x + p * in_plane;
+      float* out = y + p * out_plane;
+      for (int oh = 0; oh < g.OH; ++oh) {
+        float* row = out + size_t(oh) * g.OW;
+        const int h0 = oh * g.SH - g.PH;
+        const bool rows_whole = h0 >= 0 && h0 + g.KH <= g.H;
+        if (rows_whole)
+          whole_row(g, plane, weights.e(whole), weights.den(whole), oh, cols.lo, cols.hi, row);
+        for (int ow = 0; ow < g.OW; ++ow) {
+          if (rows_whole && ow >= cols.lo && ow < cols.hi) continue;
+          const PoolWindowRect r = pool_window_rect(g, oh, ow);
+          const int slot = weights.find(r);
+          const float den = slot >= 0 ? weights.den(slot) : weighted_pool_weights(g, r, lg, e);
+          row[ow] = weighted_pool_output(g, r, plane, slot >= 0 ? weights.e(slot) : e, den);
+        }
       }
     }
   }
@@ -94,31 +158,29 @@ inline void window_backward(const PoolGeom& g, const PoolWindowRect& r, const fl
     }
 }
 
-// The channel's weights over a whole window, e_k / den: weighted_pool_input_grad and
-// weighted_pool_logit_grad start with this quotient, so products of it are their bits.
-struct WholeWindow {
-  float e[kWeightedPoolMaxWindow], s[kWeightedPoolMaxWindow], den;
-};
-
-// One plane's backward: outputs in row-major order, so every dx element and every logit
-// accumulator receives its terms in the generic order. Rows of whole windows that do not
-// overlap in width (SW >= KW) are done a run of outputs at a time, offset by offset: no dx
-// element is reached twice in such a run, and each accumulator still adds its terms output by
-// output.
-void plane_backward(const PoolGeom& g, const float* lg, const WholeWindow& whole, int ow_lo,
-                    int ow_hi, const float* plane, const float* yp, const float* dyp, float* dxp,
-                    float* acc) {
+// One plane's backward, row by row. Every dx element receives its terms in output order, as
+// the generic path (and the CUDA gather) adds them: rows of whole windows go a run of outputs
+// at a time, offset by offset, the columns of the window from right to left, so that where
+// windows overlap in width an element hears from the left window (its larger kw) first; within
+// one offset no element is reached twice. The logit accumulators add each run's terms as
+// sum_run does: a fixed order, not the generic one.
+// s_whole: the whole window's e_k / den, with which weighted_pool_input_grad and
+// weighted_pool_logit_grad start, so products of it are their bits.
+void plane_backward(const PoolGeom& g, const float* lg, ChannelWeights& weights,
+                    const float* s_whole, int ow_lo, int ow_hi, const float* plane,
+                    const float* yp, const float* dyp, float* dxp, float* acc) {
   float e[kWeightedPoolMaxWindow];
   auto generic = [&](int oh, int ow) {
     const PoolWindowRect r = pool_window_rect(g, oh, ow);
-    const bool is_whole = r.h_hi - r.h_lo == g.KH && r.w_hi - r.w_lo == g.KW;
-    const float den = is_whole ? whole.den : weighted_pool_weights(g, r, lg, e);
+    const int slot = weights.find(r);
+    const float den = slot >= 0 ? weights.den(slot) : weighted_pool_weights(g, r, lg, e);
     const size_t o = size_t(oh) * g.OW + ow;
-    window_backward(g, r, is_whole ? whole.e : e, den, plane, yp[o], dyp[o], dxp, acc);
+    window_backward(g, r, slot >= 0 ? weights.e(slot) : e, den, plane, yp[o], dyp[o], dxp, acc);
   };
+  float t[kChunk];
   for (int oh = 0; oh < g.OH; ++oh) {
     const int h0 = oh * g.SH - g.PH;
-    if (h0 < 0 || h0 + g.KH > g.H || g.SW < g.KW) {
+    if (h0 < 0 || h0 + g.KH > g.H) {
       for (int ow = 0; ow < g.OW; ++ow) generic(oh, ow);
       continue;
     }
@@ -128,18 +190,13 @@ void plane_backward(const PoolGeom& g, const float* lg, const WholeWindow& whole
       const float* d = dyp + size_t(oh) * g.OW + c0;
       const float* yo = yp + size_t(oh) * g.OW + c0;
       for (int kh = 0; kh < g.KH; ++kh)
-        for (int kw = 0; kw < g.KW; ++kw) {
+        for (int kw = g.KW - 1; kw >= 0; --kw) {
           const int k = kh * g.KW + kw;
-          const float sk = whole.s[k];
+          const float sk = s_whole[k];
           const size_t first = size_t(h0 + kh) * g.W + (size_t(c0) * g.SW - g.PW + kw);
-          if (dxp) {
-            float* dxr = dxp + first;
-            for (int j = 0; j < len; ++j) dxr[size_t(j) * g.SW] += sk * d[j];
-          }
-          const float* src = plane + first;
-          float a = acc[k];
-          for (int j = 0; j < len; ++j) a += sk * (src[size_t(j) * g.SW] - yo[j]) * d[j];
-          acc[k] = a;
+          if (dxp) CONVPOOL_BY_STRIDE(scatter_run, g.SW, dxp + first, sk, d, len);
+          CONVPOOL_BY_STRIDE(terms_run, g.SW, t, sk, plane + first, yo, d, len);
+          acc[k] += sum_run(t, len);
         }
     }
     for (int ow = ow_hi; ow < g.OW; ++ow) generic(oh, ow);
@@ -158,17 +215,18 @@ void weighted_pool_backward(const PoolGeom& g, const float* logits, bool shared,
 #pragma omp parallel for schedule(static) if (long(n) * g.C * long(out_plane) * K > 32768)
   for (int c = 0; c < g.C; ++c) {
     const float* lg = logits + (shared ? 0 : size_t(c) * K);
-    WholeWindow whole;
-    whole.den = full_weights(g, lg, whole.e);
-    for (int k = 0; k < K; ++k) whole.s[k] = whole.e[k] / whole.den;
+    ChannelWeights weights(g, lg);
+    float s_whole[kWeightedPoolMaxWindow];
+    for (int k = 0; k < K; ++k)
+      s_whole[k] = weights.e(weights.whole())[k] / weights.den(weights.whole());
     float acc[kWeightedPoolMaxWindow];
     for (int k = 0; k < K; ++k) acc[k] = 0.f;
     for (int i = 0; i < n; ++i) {
       const size_t p = size_t(i) * g.C + c;
       float* dxp = dx ? dx + p * in_plane : nullptr;
       if (dxp) std::memset(dxp, 0, in_plane * sizeof(float));
-      plane_backward(g, lg, whole, cols.lo, cols.hi, x + p * in_plane, y + p * out_plane,
-                     dy + p * out_plane, dxp, acc);
+      plane_backward(g, lg, weights, s_whole, cols.lo, cols.hi, x + p * in_plane,
+                     y + p * out_plane, dy + p * out_plane, dxp, acc);
     }
     for (int k = 0; k < K; ++k) per_channel[size_t(c) * K + k] = acc[k];
   }
