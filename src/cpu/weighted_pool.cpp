@@ -13,6 +13,8 @@ namespace convpool::cpu {
 namespace {
 
 constexpr int kChunk = 256;  // outputs of a row summed together (their sums stay in L1)
+constexpr int kMaxWidth = 8;  // windows of at most 64 positions are square: at most 8 wide
+static_assert(kMaxWidth * kMaxWidth == kWeightedPoolMaxWindow);
 
 // The outputs ow in [lo, hi) whose windows are whole in width (inside the plane).
 struct WholeRange {
@@ -58,37 +60,53 @@ class ChannelWeights {
   float e_[kSlots][kWeightedPoolMaxWindow], den_[kSlots];
 };
 
-// The loops over a run of outputs, with the stride a constant where it is 1 or 2 (the
-// compiler then vectorises the strided loads and stores), else read at run time.
-template <int S>
-void mac_run(float* num, const float* src, float ek, int len, int sw) {
+// The loops over a run of outputs, one row of the window at a time (kh fixed), its KW columns
+// in order inside: each output's terms in the per-window order. The stride and the window's
+// width are constants for the common windows (the compiler then vectorises the grouped
+// strided loads), else read at run time.
+template <int S, int KW>
+void forward_run(float* num, const float* src, const float* ek, int len, int sw, int kw_count) {
   const size_t st = S ? S : sw;
-  for (int j = 0; j < len; ++j) num[j] += ek * src[j * st];
+  const int kwn = KW ? KW : kw_count;
+  for (int j = 0; j < len; ++j) {
+    float a = num[j];
+    const float* v = src + j * st;
+    for (int kw = 0; kw < kwn; ++kw) a += ek[kw] * v[kw];
+    num[j] = a;
+  }
 }
-template <int S>
-void scatter_run(float* dxr, float sk, const float* d, int len, int sw) {
+// dx and each column's logit terms s_k (x - y_j) dy_j, added into four partial sums a column
+// (part[kw][j % 4]: a fixed order, whatever the thread count). dx goes column by column,
+// right to left: where windows overlap in width, an element hears from the left window (its
+// larger kw) first, as the per-window order has it, and no column reaches an element twice.
+template <int S, int KW>
+void backward_run(float* dxr, float (*part)[4], const float* sk, const float* src,
+                  const float* yo, const float* d, int len, int sw, int kw_count) {
   const size_t st = S ? S : sw;
-  for (int j = 0; j < len; ++j) dxr[j * st] += sk * d[j];
+  const int kwn = KW ? KW : kw_count;
+  if (dxr)
+    for (int kw = kwn - 1; kw >= 0; --kw) {
+      const float s = sk[kw];
+      float* dd = dxr + kw;
+      for (int j = 0; j < len; ++j) dd[j * st] += s * d[j];
+    }
+  for (int kw = 0; kw < kwn; ++kw) {
+    const float s = sk[kw];
+    const float* v = src + kw;
+    float* p = part[kw];
+    int j = 0;
+    for (; j + 4 <= len; j += 4)
+      for (int l = 0; l < 4; ++l) p[l] += s * (v[(j + l) * st] - yo[j + l]) * d[j + l];
+    for (int l = 0; j < len; ++j, ++l) p[l] += s * (v[j * st] - yo[j]) * d[j];
+  }
 }
-template <int S>
-void terms_run(float* t, float sk, const float* src, const float* yo, const float* d, int len,
-               int sw) {
-  const size_t st = S ? S : sw;
-  for (int j = 0; j < len; ++j) t[j] = sk * (src[j * st] - yo[j]) * d[j];
-}
-#define CONVPOOL_BY_STRIDE(fn, sw, ...) \
-  ((sw) == 1 ? fn<1>(__VA_ARGS__, 1) : (sw) == 2 ? fn<2>(__VA_ARGS__, 2) : fn<0>(__VA_ARGS__, sw))
-
-// The sum of t[0, len) in eight interleaved partial sums, added in a fixed order: no chain of
-// dependent additions as long as the run (one order, whatever the thread count).
-float sum_run(const float* t, int len) {
-  float p[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int j = 0;
-  for (; j + 8 <= len; j += 8)
-    for (int l = 0; l < 8; ++l) p[l] += t[j + l];
-  for (int l = 0; j < len; ++j, ++l) p[l] += t[j];
-  return ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
-}
+#define CONVPOOL_BY_WINDOW(fn, sw, kw, ...)                                        \
+  ((sw) == 1 && (kw) == 2   ? fn<1, 2>(__VA_ARGS__, 1, 2)                          \
+   : (sw) == 1 && (kw) == 3 ? fn<1, 3>(__VA_ARGS__, 1, 3)                          \
+   : (sw) == 2 && (kw) == 2 ? fn<2, 2>(__VA_ARGS__, 2, 2)                          \
+   : (sw) == 2 && (kw) == 3 ? fn<2, 3>(__VA_ARGS__, 2, 3)                          \
+   : (sw) == 3 && (kw) == 3 ? fn<3, 3>(__VA_ARGS__, 3, 3)                          \
+                            : fn<0, 0>(__VA_ARGS__, sw, kw))
 
 // The outputs [ow_lo, ow_hi) of row oh, whose windows are all whole.
 void whole_row(const PoolGeom& g, const float* plane, const float* e, float den, int oh,
@@ -98,12 +116,10 @@ void whole_row(const PoolGeom& g, const float* plane, const float* e, float den,
   for (int c0 = ow_lo; c0 < ow_hi; c0 += kChunk) {
     const int len = std::min(kChunk, ow_hi - c0);
     for (int j = 0; j < len; ++j) num[j] = 0.f;
-    for (int kh = 0; kh < g.KH; ++kh)
-      for (int kw = 0; kw < g.KW; ++kw) {
-        const float ek = e[kh * g.KW + kw];
-        const float* src = plane + size_t(h0 + kh) * g.W + (size_t(c0) * g.SW - g.PW + kw);
-        CONVPOOL_BY_STRIDE(mac_run, g.SW, num, src, ek, len);
-      }
+    for (int kh = 0; kh < g.KH; ++kh) {
+      const float* src = plane + size_t(h0 + kh) * g.W + (size_t(c0) * g.SW - g.PW);
+      CONVPOOL_BY_WINDOW(forward_run, g.SW, g.KW, num, src, e + kh * g.KW, len);
+    }
     for (int j = 0; j < len; ++j) out[c0 + j] = num[j] / den;
   }
 }
@@ -160,10 +176,8 @@ inline void window_backward(const PoolGeom& g, const PoolWindowRect& r, const fl
 
 // One plane's backward, row by row. Every dx element receives its terms in output order, as
 // the generic path (and the CUDA gather) adds them: rows of whole windows go a run of outputs
-// at a time, offset by offset, the columns of the window from right to left, so that where
-// windows overlap in width an element hears from the left window (its larger kw) first; within
-// one offset no element is reached twice. The logit accumulators add each run's terms as
-// sum_run does: a fixed order, not the generic one.
+// at a time (backward_run), one row of the window after another. The logit accumulators add
+// each run's four partial sums: a fixed order, not the generic one.
 // s_whole: the whole window's e_k / den, with which weighted_pool_input_grad and
 // weighted_pool_logit_grad start, so products of it are their bits.
 void plane_backward(const PoolGeom& g, const float* lg, ChannelWeights& weights,
@@ -177,7 +191,7 @@ void plane_backward(const PoolGeom& g, const float* lg, ChannelWeights& weights,
     const size_t o = size_t(oh) * g.OW + ow;
     window_backward(g, r, slot >= 0 ? weights.e(slot) : e, den, plane, yp[o], dyp[o], dxp, acc);
   };
-  float t[kChunk];
+  float part[kMaxWidth][4];
   for (int oh = 0; oh < g.OH; ++oh) {
     const int h0 = oh * g.SH - g.PH;
     if (h0 < 0 || h0 + g.KH > g.H) {
@@ -189,15 +203,14 @@ void plane_backward(const PoolGeom& g, const float* lg, ChannelWeights& weights,
       const int len = std::min(kChunk, ow_hi - c0);
       const float* d = dyp + size_t(oh) * g.OW + c0;
       const float* yo = yp + size_t(oh) * g.OW + c0;
-      for (int kh = 0; kh < g.KH; ++kh)
-        for (int kw = g.KW - 1; kw >= 0; --kw) {
-          const int k = kh * g.KW + kw;
-          const float sk = s_whole[k];
-          const size_t first = size_t(h0 + kh) * g.W + (size_t(c0) * g.SW - g.PW + kw);
-          if (dxp) CONVPOOL_BY_STRIDE(scatter_run, g.SW, dxp + first, sk, d, len);
-          CONVPOOL_BY_STRIDE(terms_run, g.SW, t, sk, plane + first, yo, d, len);
-          acc[k] += sum_run(t, len);
-        }
+      for (int kh = 0; kh < g.KH; ++kh) {
+        const size_t first = size_t(h0 + kh) * g.W + (size_t(c0) * g.SW - g.PW);
+        for (int kw = 0; kw < g.KW; ++kw) part[kw][0] = part[kw][1] = part[kw][2] = part[kw][3] = 0;
+        CONVPOOL_BY_WINDOW(backward_run, g.SW, g.KW, dxp ? dxp + first : nullptr, part,
+                           s_whole + kh * g.KW, plane + first, yo, d, len);
+        for (int kw = 0; kw < g.KW; ++kw)
+          acc[kh * g.KW + kw] += (part[kw][0] + part[kw][1]) + (part[kw][2] + part[kw][3]);
+      }
     }
     for (int ow = ow_hi; ow < g.OW; ++ow) generic(oh, ow);
   }
