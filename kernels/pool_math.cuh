@@ -84,6 +84,23 @@ CP_HD int pool_gather_window(const PoolGeom& g, const float* plane, int oh, int 
   return n;
 }
 
+// The valid part of window (oh, ow): rows [h_lo, h_hi) and columns [w_lo, w_hi) of the
+// plane, and the window position (row-major, kh * KW + kw) of its first valid element.
+struct PoolWindowRect {
+  int h_lo, h_hi, w_lo, w_hi, k0;
+};
+
+CP_HD PoolWindowRect pool_window_rect(const PoolGeom& g, int oh, int ow) {
+  const int h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
+  PoolWindowRect r;
+  r.h_lo = h0 > 0 ? h0 : 0;
+  r.w_lo = w0 > 0 ? w0 : 0;
+  r.h_hi = h0 + g.KH < g.H ? h0 + g.KH : g.H;
+  r.w_hi = w0 + g.KW < g.W ? w0 + g.KW : g.W;
+  r.k0 = (r.h_lo - h0) * g.KW + (r.w_lo - w0);
+  return r;
+}
+
 // Where plane element (h, w) sits among the values pool_gather_window returns for window
 // (oh, ow), or -1 if the window does not cover it. The valid part of a window is a rectangle.
 CP_HD int pool_window_position(const PoolGeom& g, int oh, int ow, int h, int w) {

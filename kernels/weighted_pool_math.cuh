@@ -21,23 +21,6 @@ inline size_t weighted_pool_scratch_floats(const PoolGeom& g, bool shared) {
   return shared ? size_t(g.C) * g.KH * g.KW : 0;
 }
 
-// The valid part of window (oh, ow): rows [h_lo, h_hi) and columns [w_lo, w_hi) of the
-// plane, and the window position (row-major, kh * KW + kw) of its first valid element.
-struct PoolWindowRect {
-  int h_lo, h_hi, w_lo, w_hi, k0;
-};
-
-CP_HD PoolWindowRect pool_window_rect(const PoolGeom& g, int oh, int ow) {
-  const int h0 = oh * g.SH - g.PH, w0 = ow * g.SW - g.PW;
-  PoolWindowRect r;
-  r.h_lo = h0 > 0 ? h0 : 0;
-  r.w_lo = w0 > 0 ? w0 : 0;
-  r.h_hi = h0 + g.KH < g.H ? h0 + g.KH : g.H;
-  r.w_hi = w0 + g.KW < g.W ? w0 + g.KW : g.W;
-  r.k0 = (r.h_lo - h0) * g.KW + (r.w_lo - w0);
-  return r;
-}
-
 // The window's weights e (in the window's row-major order of valid elements) and their sum.
 // `logits` are the channel's KH x KW logits.
 CP_HD float weighted_pool_weights(const PoolGeom& g, const PoolWindowRect& r,

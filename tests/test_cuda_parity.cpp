@@ -154,7 +154,8 @@ INSTANTIATE_TEST_SUITE_P(
         LayerCase{"intermap_pool groups=3", {1, 6, 5, 4}, 3, true},
         LayerCase{"intermap_pool groups=2 mode=mean", {1, 4, 3, 3}, 2, true},
         LayerCase{"weighted_pool size=3 stride=2 pad=1", {1, 3, 9, 7}, 3, true},
-        LayerCase{"weighted_pool size=2 shared=1", {1, 4, 6, 6}, 2, true}));
+        LayerCase{"weighted_pool size=2 shared=1", {1, 4, 6, 6}, 2, true},
+        LayerCase{"lip_pool size=3 stride=2 pad=1", {1, 3, 9, 7}, 3, true}));
 
 }  // namespace
 

@@ -63,16 +63,18 @@ TEST(EndToEnd, EveryPoolingMethodLearnsOnTwoThousandImages) {
 
 // The pooling ops beside `pool` in the seed CNN: per-pixel pyramid pooling after the first
 // pooling layer (32 maps -> 64), inter-map pooling after the second convolution (64 -> 32),
-// and weighted pooling as the second pooling stage (per channel; padded and shared).
+// and as the second pooling stage weighted pooling (per channel; padded and shared) or local
+// importance pooling.
 TEST(EndToEnd, ThePoolingOpsLearnOnTwoThousandImages) {
   const std::string dir = real_cifar_dir();
   if (dir.empty()) GTEST_SKIP() << "CIFAR-10 not found: set CIFAR10_DIR (tests/test-data does)";
   const Dataset train = load_cifar10(dir, "train", 2000);
   const Dataset test = load_cifar10(dir, "test", 1000);
-  for (const char* mode : {"max", "mean"}) {
-    const std::string second_pool = std::string(mode) == "max"
-                                        ? "weighted_pool size=2"
-                                        : "weighted_pool size=3 stride=2 pad=1 shared=1";
+  const std::pair<const char*, const char*> runs[] = {
+      {"max", "weighted_pool size=2"},
+      {"mean", "weighted_pool size=3 stride=2 pad=1 shared=1"},
+      {"max", "lip_pool size=2"}};
+  for (const auto& [mode, second_pool] : runs) {
     const std::string model = std::string(
         "input channels=3 height=32 width=32\nconv filters=32 size=3\nrelu\npool max size=2\n"
         "pyramid_pool sizes=1,3\nconv filters=64 size=3\nrelu\nintermap_pool groups=2 mode=") +
@@ -85,8 +87,8 @@ TEST(EndToEnd, ThePoolingOpsLearnOnTwoThousandImages) {
     Trainer t(*g, cfg);
     t.train_epoch(train);
     const EvalResult after = t.evaluate(test);
-    std::printf("pyramid_pool + intermap_pool %s + %s: test accuracy %.3f\n", mode,
-                second_pool.c_str(), after.accuracy);
-    EXPECT_GT(after.accuracy, 0.15) << mode;  // chance 0.10
+    std::printf("pyramid_pool + intermap_pool %s + %s: test accuracy %.3f\n", mode, second_pool,
+                after.accuracy);
+    EXPECT_GT(after.accuracy, 0.15) << mode << " " << second_pool;  // chance 0.10
   }
 }

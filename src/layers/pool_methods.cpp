@@ -106,6 +106,9 @@ const std::vector<WindowPoolingOp>& window_pooling_ops() {
       {"weighted_pool", "shared (flag, 0)",
        "learned weights over the window positions, softmax over each window's valid ones; "
        "per channel, or one set (shared=1); average pooling at the start"},
+      {"lip_pool", "-",
+       "local importance (LIP, light form): weights exp(gamma_c x) over each window's valid "
+       "positions, gamma learned per channel; average pooling at the start"},
   };
   return rows;
 }

@@ -212,10 +212,10 @@ TEST_F(WholeStep, EveryPoolingMethodAndDropoutDrawLikeTheCpu) {
   if (pools.size() > 8) text += "concat in=" + inputs + "\n";
   // Per-pixel pyramid pooling of them all (C -> 2C) and inter-map pooling, both modes
   // (2C -> C -> C/2; C = 4 per pool layer), then weighted pooling with weights per channel
-  // (padded, overlapping) and shared.
+  // (padded, overlapping) and shared, and local importance pooling.
   text += "pyramid_pool sizes=1,3\nintermap_pool groups=2\nintermap_pool groups=2 mode=mean\n"
           "weighted_pool size=3 stride=1 pad=1\nweighted_pool size=2 shared=1\n"
-          "dropout p=0.3\nflatten\ndense units=10\n";
+          "lip_pool size=3 stride=1 pad=1\ndropout p=0.3\nflatten\ndense units=10\n";
   auto [cpu, gpu] = train_both("pools", "--model " + write_model("pools", text) + kShort);
   expect_same_run(cpu, gpu, 52, 44);
 }

@@ -1,0 +1,18 @@
+// CPU kernel: local importance-based pooling (kernels/lip_pool_math.cuh). x is N x C x H x W,
+// y is N x C x OH x OW (g's geometry); gamma holds C logit scales. The CUDA twin is
+// kernels/lip_pool.cuh, tested against this one.
+#pragma once
+#include <cstddef>
+
+#include "kernels/lip_pool_math.cuh"
+
+namespace convpool::cpu {
+
+void lip_pool_forward(const PoolGeom& g, const float* gamma, const float* x, float* y, int n);
+// dx (may be null: no input gradient) and dgamma (C floats) are overwritten. Each channel's
+// dgamma is summed in one fixed order (images, then outputs row by row), whatever the thread
+// count.
+void lip_pool_backward(const PoolGeom& g, const float* gamma, const float* x, const float* y,
+                       const float* dy, float* dx, float* dgamma, int n);
+
+}  // namespace convpool::cpu

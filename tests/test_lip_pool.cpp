@@ -1,0 +1,187 @@
+// Local importance-based pooling's math on the CPU (kernels/lip_pool_math.cuh through
+// src/cpu/lip_pool.cpp) against a double-precision reference written here from the definition,
+// and its layer's refusals; the CUDA kernels are compared with the CPU in
+// tests/kernel_parity_lip_pool.cpp, gradients through a graph in the op registry suite.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "convpool/error.h"
+#include "convpool/graph.h"
+#include "convpool/model.h"
+#include "cpu/lip_pool.h"
+#include "cpu/pool.h"
+
+using namespace convpool;
+
+namespace {
+
+const float kNan = std::numeric_limits<float>::quiet_NaN();
+const float kInf = std::numeric_limits<float>::infinity();
+
+struct Reference {
+  std::vector<double> y, dx, dgamma;
+};
+
+// The definition, in double: window (oh, ow)'s valid elements x_k, logits l_k = gamma x_k,
+// s = softmax(l), y = sum s_k x_k; dx_k += s_k dy + gamma s_k (x_k - y) dy;
+// dgamma += s_k (x_k - y) x_k dy.
+Reference reference(const PoolGeom& g, const std::vector<float>& gamma,
+                    const std::vector<float>& x, const std::vector<float>& dy, int n) {
+  Reference r;
+  r.y.assign(size_t(n) * g.C * g.OH * g.OW, 0);
+  r.dx.assign(x.size(), 0);
+  r.dgamma.assign(gamma.size(), 0);
+  for (int i = 0; i < n; ++i)
+    for (int c = 0; c < g.C; ++c)
+      for (int oh = 0; oh < g.OH; ++oh)
+        for (int ow = 0; ow < g.OW; ++ow) {
+          std::vector<int> at;
+          for (int kh = 0; kh < g.KH; ++kh)
+            for (int kw = 0; kw < g.KW; ++kw) {
+              const int h = oh * g.SH - g.PH + kh, w = ow * g.SW - g.PW + kw;
+              if (h < 0 || h >= g.H || w < 0 || w >= g.W) continue;
+              at.push_back(((i * g.C + c) * g.H + h) * g.W + w);
+            }
+          const double gm = gamma[c];
+          double m = -1e300, den = 0;
+          for (int a : at) m = std::max(m, gm * x[a]);
+          std::vector<double> s;
+          for (int a : at) s.push_back(std::exp(gm * x[a] - m)), den += s.back();
+          double y = 0;
+          for (size_t j = 0; j < at.size(); ++j) y += s[j] / den * x[at[j]];
+          const size_t o = ((size_t(i) * g.C + c) * g.OH + oh) * g.OW + ow;
+          r.y[o] = y;
+          for (size_t j = 0; j < at.size(); ++j) {
+            const double t = s[j] / den * (x[at[j]] - y) * dy[o];
+            r.dx[at[j]] += s[j] / den * dy[o] + gm * t;
+            r.dgamma[c] += t * x[at[j]];
+          }
+        }
+  return r;
+}
+
+struct Outputs {
+  std::vector<float> y, dx, dgamma;
+};
+
+Outputs run_cpu(const PoolGeom& g, const std::vector<float>& gamma, const std::vector<float>& x,
+                const std::vector<float>& dy, int n) {
+  Outputs r;
+  r.y.assign(size_t(n) * g.C * g.OH * g.OW, kNan);  // poisoned
+  r.dx.assign(x.size(), kNan);
+  r.dgamma.assign(gamma.size(), kNan);
+  cpu::lip_pool_forward(g, gamma.data(), x.data(), r.y.data(), n);
+  cpu::lip_pool_backward(g, gamma.data(), x.data(), r.y.data(), dy.data(), r.dx.data(),
+                         r.dgamma.data(), n);
+  return r;
+}
+
+void expect_near(const std::vector<float>& got, const std::vector<double>& want, double tol,
+                 const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], tol * (1 + std::fabs(want[i]))) << what << "[" << i << "]";
+}
+
+struct Geo {
+  int c, h, w, k, s, p;
+};
+
+// Whole, padded, overlapping, strided-past and partial-last windows; scales of both signs and
+// large enough that a window's weights differ by orders of magnitude.
+TEST(LipPool, MatchesTheDefinitionInDoubleAtEveryGeometry) {
+  std::mt19937_64 rng(8);
+  std::uniform_real_distribution<float> u(-1.f, 1.f), gu(-4.f, 4.f);
+  for (const Geo& q : {Geo{3, 8, 8, 2, 2, 0}, Geo{2, 7, 9, 3, 2, 1}, Geo{2, 6, 5, 3, 1, 1},
+                       Geo{2, 9, 7, 2, 3, 0}, Geo{1, 5, 5, 5, 1, 2}, Geo{4, 13, 11, 8, 4, 4},
+                       Geo{2, 9, 8, 2, 2, 1}}) {
+    const PoolGeom g = make_pool_geom(q.c, q.h, q.w, q.k, q.k, q.s, q.s, q.p, q.p, false, false);
+    const int n = 2;
+    std::vector<float> gamma(size_t(q.c)), x(size_t(n) * q.c * q.h * q.w),
+        dy(size_t(n) * q.c * g.OH * g.OW);
+    for (auto& v : gamma) v = gu(rng);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = i % 5 == 0 ? 0.5f : u(rng);  // with ties
+    for (auto& v : dy) v = u(rng);
+    const Outputs got = run_cpu(g, gamma, x, dy, n);
+    const Reference want = reference(g, gamma, x, dy, n);
+    const std::string what = std::to_string(q.k) + "x" + std::to_string(q.k) + "/" +
+                             std::to_string(q.s) + " pad " + std::to_string(q.p);
+    expect_near(got.y, want.y, 1e-5, what + " y");
+    expect_near(got.dx, want.dx, 1e-5, what + " dx");
+    expect_near(got.dgamma, want.dgamma, 1e-4, what + " dgamma");
+  }
+}
+
+// gamma = 0 is average pooling without the padding; gamma = 1 is SoftPool.
+TEST(LipPool, ScaleZeroIsAverageAndScaleOneIsSoftPool) {
+  std::mt19937_64 rng(9);
+  std::uniform_real_distribution<float> u(-2.f, 2.f);
+  const PoolGeom g = make_pool_geom(2, 6, 6, 3, 3, 2, 2, 1, 1, false, false);
+  std::vector<float> x(72);
+  for (auto& v : x) v = u(rng);
+  std::vector<float> zero(2, 0.f), one(2, 1.f), y(18, kNan), want(18, kNan);
+  cpu::lip_pool_forward(g, zero.data(), x.data(), y.data(), 1);
+  PoolWindowParams avg;
+  avg.method = PoolMethod::avg;
+  cpu::pool_forward_generic(g, avg, PoolRng{}, 1, x.data(), want.data());
+  for (size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], want[i], 1e-6) << i;
+  cpu::lip_pool_forward(g, one.data(), x.data(), y.data(), 1);
+  PoolWindowParams soft;
+  soft.method = PoolMethod::softpool;
+  cpu::pool_forward_generic(g, soft, PoolRng{}, 1, x.data(), want.data());
+  for (size_t i = 0; i < y.size(); ++i) EXPECT_NEAR(y[i], want[i], 1e-6) << i;
+}
+
+TEST(LipPool, NanStaysInItsWindowAndAnInfiniteLogitTakesTheWeight) {
+  const PoolGeom g = make_pool_geom(1, 4, 4, 2, 2, 2, 2, 0, 0, false, false);
+  std::vector<float> gamma = {2.f}, x(16, 1.f), y(4, kNan);
+  x[0] = kNan;   // window (0, 0)
+  x[2] = kInf;   // window (0, 1): logit +inf takes all the weight
+  x[10] = -kInf;  // window (1, 1): logit -inf weighs nothing
+  cpu::lip_pool_forward(g, gamma.data(), x.data(), y.data(), 1);
+  EXPECT_TRUE(std::isnan(y[0]));
+  EXPECT_EQ(y[1], kInf);
+  EXPECT_FLOAT_EQ(y[2], 1.f);
+  EXPECT_FLOAT_EQ(y[3], 1.f);
+}
+
+TEST(LipPool, ScaleGradientIsTheSameBitsOnOneAndTwoThreads) {
+  std::mt19937_64 rng(4);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  const PoolGeom g = make_pool_geom(6, 17, 15, 3, 3, 2, 2, 1, 1, false, false);
+  const int n = 5;
+  std::vector<float> gamma(size_t(g.C)), x(size_t(n) * g.C * g.H * g.W),
+      dy(size_t(n) * g.C * g.OH * g.OW);
+  for (auto* v : {&gamma, &x, &dy})
+    for (auto& e : *v) e = u(rng);
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const Outputs one = run_cpu(g, gamma, x, dy, n);
+  omp_set_num_threads(2);
+  const Outputs two = run_cpu(g, gamma, x, dy, n);
+  omp_set_num_threads(threads);
+  ASSERT_EQ(std::memcmp(one.dgamma.data(), two.dgamma.data(), 4 * one.dgamma.size()), 0);
+  ASSERT_EQ(std::memcmp(one.dx.data(), two.dx.data(), 4 * one.dx.size()), 0);
+}
+
+TEST(LipPool, TheLayerRefusesBadGeometry) {
+  auto build = [](const std::string& line) {
+    return Graph::build(parse_model_text("input channels=2 height=6 width=6\n" + line + "\n", "m"),
+                        GraphOptions{Device::cpu, 1, 0});
+  };
+  EXPECT_NO_THROW(build("lip_pool size=3 stride=2 pad=1"));
+  EXPECT_THROW(build("lip_pool size=9"), Error);  // more than 64 positions
+  EXPECT_THROW(build("lip_pool size=7"), Error);  // larger than the input
+  EXPECT_THROW(build("lip_pool size=2 pad=2"), Error);
+  EXPECT_THROW(build("lip_pool shared=1"), Error);
+  EXPECT_THROW(build("lip_pool max"), Error);
+}
+
+}  // namespace
