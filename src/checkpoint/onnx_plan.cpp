@@ -102,6 +102,12 @@ nlohmann::json node_attrs(const NodeContext& c) {
   if (t == "intermap_pool")
     return {{"groups", a.get_int("groups", 2, 1, 4096)},
             {"mode", a.get_choice("mode", "max", {"max", "mean"})}};
+  if (t == "lip_pool") {
+    const int k = a.get_int("size", 2, 1, 8);
+    return {{"size", k},
+            {"stride", a.get_int("stride", k, 1, 1024)},
+            {"pad", a.get_int("pad", 0, 0, 4)}};
+  }
   if (t == "weighted_pool") {
     const int k = a.get_int("size", 2, 1, 8);
     return {{"size", k},
@@ -140,6 +146,7 @@ const OnnxOpTable& onnx_op_table() {
       {"intermap_pool", {"groups", "mode"}},
       {"pyramid_pool", {"sizes"}},
       {"weighted_pool", {"size", "stride", "pad", "shared"}},
+      {"lip_pool", {"size", "stride", "pad"}},
   };
   return table;
 }
