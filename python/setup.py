@@ -26,7 +26,8 @@ def rel(path):
 sources = [rel("python/convpool_torch/csrc/ext.cpp"), rel("src/cpu/pool.cpp"),
            rel("src/cpu/pool_fast.cpp"), rel("src/cpu/pool_fast_global.cpp"),
            rel("src/cpu/pool_fast_lists.cpp"), rel("src/cpu/intermap_pool.cpp"),
-           rel("src/cpu/weighted_pool.cpp"), rel("src/layers/pool_methods.cpp")]
+           rel("src/cpu/weighted_pool.cpp"), rel("src/cpu/lip_pool.cpp"),
+           rel("src/layers/pool_methods.cpp")]
 # C++20: PyTorch 2.x's headers refuse anything older, the engine's sources are C++20, and
 # torch 1.13's headers (Debian's) compile under it too.
 cxx = ["-O3", "-fopenmp", "-std=c++20", "-Wall", "-Wno-unknown-pragmas"]
@@ -40,7 +41,7 @@ if with_cuda:
     cuda_home = cpp_extension.CUDA_HOME or "/usr/local/cuda"
     sources += [rel("python/convpool_torch/csrc/cuda_glue.cpp"), rel("kernels/pool_small.cu"),
                 rel("kernels/pool_warp.cu"), rel("kernels/intermap_pool.cu"),
-                rel("kernels/weighted_pool.cu")]
+                rel("kernels/weighted_pool.cu"), rel("kernels/lip_pool.cu")]
     macros = [("CONVPOOL_TORCH_CUDA", "1")]
     torch_has_cuda = __import__("torch").version.cuda is not None
     if torch_has_cuda:

@@ -306,6 +306,69 @@ class WeightedPool(nn.Module):
                 f"stride={self.stride}, padding={self.padding}, shared={self.shared}")
 
 
+class LipPoolFunction(torch.autograd.Function):
+    """apply(x, gamma, size, stride, padding): local importance pooling on convpool's kernels."""
+
+    @staticmethod
+    def forward(ctx, x, gamma, size, stride, padding):
+        xf = x.detach().to(torch.float32).contiguous()
+        gf = gamma.detach().to(torch.float32).reshape(-1).contiguous()
+        y = _C.lip_forward(xf, gf, size, stride, padding)
+        ctx.save_for_backward(xf, gf, y)
+        ctx.geometry = (size, stride, padding)
+        ctx.dtypes, ctx.gamma_shape = (x.dtype, gamma.dtype), gamma.shape
+        return y.to(x.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, gy):
+        xf, gf, y = ctx.saved_tensors
+        dx, dgamma = _C.lip_backward(xf, gf, y, gy.to(torch.float32).contiguous(), *ctx.geometry)
+        return (dx.to(ctx.dtypes[0]), dgamma.reshape(ctx.gamma_shape).to(ctx.dtypes[1]), None,
+                None, None)
+
+
+def lip_pool2d(x, gamma, kernel_size, stride=None, padding=0):
+    """Local importance pooling, light form (the engine's lip_pool op): each output is the mean
+    of its window's valid values weighted by exp(gamma_c x), gamma one logit scale per channel
+    (C values); gamma = 0 is average pooling without the padding, 1 is SoftPool. Square windows
+    of 1..8."""
+    _check_input(x)
+    size = _int_at_least(kernel_size, 1, "kernel_size")
+    stride = size if stride is None else _int_at_least(stride, 1, "stride")
+    padding = _int_at_least(padding, 0, "padding")
+    if size > 8 or padding > size // 2:
+        raise ValueError(f"convpool_torch: local importance pooling takes kernel_size 1..8 and "
+                         f"padding at most half of it, got {size} and {padding}")
+    if not isinstance(gamma, torch.Tensor) or gamma.numel() != x.shape[1]:
+        raise ValueError(f"convpool_torch: gamma must hold one scale per channel "
+                         f"({x.shape[1]}), got "
+                         f"{tuple(gamma.shape) if isinstance(gamma, torch.Tensor) else gamma!r}")
+    if size > x.shape[2] + 2 * padding or size > x.shape[3] + 2 * padding:
+        raise ValueError(f"convpool_torch: a {size}x{size} window is larger than the padded "
+                         f"input {tuple(x.shape[2:])}")
+    return LipPoolFunction.apply(x, gamma, size, stride, padding)
+
+
+class LipPool(nn.Module):
+    """Local importance pooling (lip_pool2d) with its per-channel logit scale as a parameter,
+    zeros at the start (average pooling)."""
+
+    def __init__(self, channels, kernel_size=2, stride=None, padding=0):
+        super().__init__()
+        channels = _int_at_least(channels, 1, "channels")
+        self.kernel_size = _int_at_least(kernel_size, 1, "kernel_size")
+        self.stride, self.padding = stride, padding
+        self.logit_scale = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x):
+        return lip_pool2d(x, self.logit_scale, self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self):
+        return (f"channels={self.logit_scale.numel()}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}")
+
+
 class _Pool(nn.Module):
     method = None
 
@@ -436,5 +499,6 @@ class MixedPool(_Seeded):
 
 __all__ = ["METHODS", "methods", "pool2d", "PoolFunction", "built_with_cuda", "intermap_pool2d",
            "InterMapFunction", "InterMapPool", "PyramidPool", "weighted_pool2d",
-           "WeightedPoolFunction", "WeightedPool"] + [
+           "WeightedPoolFunction", "WeightedPool", "lip_pool2d", "LipPoolFunction",
+           "LipPool"] + [
     m["python_class"] for m in methods()]

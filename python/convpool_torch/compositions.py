@@ -69,6 +69,16 @@ def weighted(x, weight, size, stride=None, padding=0):
     return num / F.conv2d(ones, e, stride=stride, padding=padding, groups=c)
 
 
+def lip(x, gamma, size, stride=None, padding=0):
+    """Local importance pooling as its paper writes it (lip2d): avg_pool2d of x exp(logit)
+    over avg_pool2d of exp(logit), logit = gamma_c x (padding counts nothing: both sums take
+    its zeros)."""
+    stride = size if stride is None else stride
+    w = torch.exp(gamma.view(1, -1, 1, 1) * x)
+    return (F.avg_pool2d(x * w, size, stride, padding) /
+            F.avg_pool2d(w, size, stride, padding))
+
+
 def pyramid(x, sizes):
     """Per-pixel pyramid pooling: max_pool2d at stride 1, padding size // 2, per odd size,
     concatenated along channels."""

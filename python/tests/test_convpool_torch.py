@@ -454,6 +454,53 @@ class Weighted(unittest.TestCase):
             self.assertIn("convpool_torch", str(ctx.exception))
 
 
+class Lip(unittest.TestCase):
+    """Local importance pooling (the engine's lip_pool op) against its paper's lip2d."""
+
+    CASES = [(2, 2, 0), (3, 2, 1), (3, 1, 1), (2, 3, 0), (4, 2, 2)]
+
+    def test_matches_the_composition_and_gradcheck(self):
+        gen = torch.Generator().manual_seed(SEED + 10)
+        for size, stride, pad in self.CASES:
+            with self.subTest(size=size, stride=stride, pad=pad):
+                x = grid_input((2, 3, 7, 6), gen).requires_grad_(True)
+                module = cpt.LipPool(3, size, stride, pad).double()
+                with torch.no_grad():
+                    module.logit_scale.copy_(torch.tensor([0.0, 1.5, -2.0], dtype=torch.float64))
+                y = module(x)
+                self.assertEqual(y.dtype, torch.float64)
+                want = C.lip(x, module.logit_scale, size, stride, pad)
+                torch.testing.assert_close(y, want, rtol=1e-5, atol=1e-5)
+                g = torch.randn(y.shape, generator=gen, dtype=torch.float64)
+                ours = torch.autograd.grad((y * g).sum(), (x, module.logit_scale))
+                theirs = torch.autograd.grad((want * g).sum(), (x, module.logit_scale))
+                for a, b in zip(ours, theirs):
+                    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+                gamma = module.logit_scale.detach().clone().requires_grad_(True)
+                self.assertTrue(gradcheck(
+                    lambda x, gm: cpt.lip_pool2d(x, gm, size, stride, pad), (x, gamma)))
+
+    def test_zero_scale_is_average_pooling_without_the_padding(self):
+        x = torch.randn(2, 4, 6, 6)
+        y = cpt.LipPool(4, 3, 2, 1)(x)
+        want = F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
+        torch.testing.assert_close(y, want, rtol=1e-6, atol=1e-6)
+
+    def test_clear_errors(self):
+        x = torch.randn(2, 3, 5, 5)
+        gm = torch.zeros(3)
+        for exc, fn in ((ValueError, lambda: cpt.lip_pool2d(x, torch.zeros(2), 2)),
+                        (ValueError, lambda: cpt.lip_pool2d(x, gm, 2, padding=2)),
+                        (ValueError, lambda: cpt.lip_pool2d(x, gm, 9)),
+                        (ValueError, lambda: cpt.LipPool(0)),
+                        (RuntimeError, lambda: cpt._C.lip_forward(x, gm, 9, 1, 0)),
+                        (RuntimeError, lambda: cpt._C.lip_backward(
+                            x, gm, torch.zeros(2, 3, 2, 2), torch.zeros(2, 3, 3, 3), 2, 2, 0))):
+            with self.assertRaises(exc) as ctx:
+                fn()
+            self.assertIn("convpool_torch", str(ctx.exception))
+
+
 class Pyramid(unittest.TestCase):
     def test_matches_the_composition_and_gradcheck(self):
         gen = torch.Generator().manual_seed(SEED + 8)

@@ -12,6 +12,7 @@
 #include <algorithm>
 
 #include "kernels/intermap_pool.cuh"
+#include "kernels/lip_pool.cuh"
 #include "kernels/weighted_pool.cuh"
 #include "kernels/pool.cuh"
 #ifdef CONVPOOL_TORCH_CUDA_STREAM
@@ -118,4 +119,21 @@ std::vector<at::Tensor> cuda_weighted_backward(const cp::PoolGeom& g, bool share
                                    dw.data_ptr<float>(), int(x.size(0)),
                                    shared ? scratch.data_ptr<float>() : nullptr, current_stream());
   return {dx, dw};
+}
+
+at::Tensor cuda_lip_forward(const cp::PoolGeom& g, const at::Tensor& x, const at::Tensor& gamma) {
+  at::Tensor y = at::empty({x.size(0), x.size(1), g.OH, g.OW}, x.options());
+  cp::cuda::lip_pool_forward(g, gamma.data_ptr<float>(), x.data_ptr<float>(), y.data_ptr<float>(),
+                             int(x.size(0)), current_stream());
+  return y;
+}
+
+std::vector<at::Tensor> cuda_lip_backward(const cp::PoolGeom& g, const at::Tensor& x,
+                                          const at::Tensor& gamma, const at::Tensor& y,
+                                          const at::Tensor& dy) {
+  at::Tensor dx = at::empty_like(x), dgamma = at::empty_like(gamma);
+  cp::cuda::lip_pool_backward(g, gamma.data_ptr<float>(), x.data_ptr<float>(),
+                              y.data_ptr<float>(), dy.data_ptr<float>(), dx.data_ptr<float>(),
+                              dgamma.data_ptr<float>(), int(x.size(0)), current_stream());
+  return {dx, dgamma};
 }

@@ -13,6 +13,7 @@
 #include "cpu/intermap_pool.h"
 #include "cpu/pool.h"
 #include "cpu/pool_fast.h"
+#include "cpu/lip_pool.h"
 #include "cpu/weighted_pool.h"
 #include "convpool/pool_methods.h"
 
@@ -36,6 +37,10 @@ at::Tensor cuda_weighted_forward(const cp::PoolGeom& g, bool shared, const at::T
 std::vector<at::Tensor> cuda_weighted_backward(const cp::PoolGeom& g, bool shared,
                                                const at::Tensor& x, const at::Tensor& w,
                                                const at::Tensor& y, const at::Tensor& dy);
+at::Tensor cuda_lip_forward(const cp::PoolGeom& g, const at::Tensor& x, const at::Tensor& gamma);
+std::vector<at::Tensor> cuda_lip_backward(const cp::PoolGeom& g, const at::Tensor& x,
+                                          const at::Tensor& gamma, const at::Tensor& y,
+                                          const at::Tensor& dy);
 #endif
 
 namespace {
@@ -298,6 +303,70 @@ std::vector<at::Tensor> weighted_backward(const at::Tensor& x, const at::Tensor&
   return {dx, dw};
 }
 
+// Local importance pooling (src/cpu/lip_pool.cpp, kernels/lip_pool.cu): x is N x C x H x W,
+// gamma holds C logit scales, both float32, contiguous, on one device.
+cp::PoolGeom lip_check(const at::Tensor& x, const at::Tensor& gamma, int64_t size,
+                       int64_t stride, int64_t pad) {
+  TORCH_CHECK(x.dim() == 4, "convpool_torch: expected a 4-D input (N, C, H, W), got ", x.dim(),
+              "-D");
+  TORCH_CHECK(x.scalar_type() == at::kFloat && x.is_contiguous() &&
+                  gamma.scalar_type() == at::kFloat && gamma.is_contiguous(),
+              "convpool_torch: the kernels take contiguous float32");
+  TORCH_CHECK(gamma.device() == x.device(), "convpool_torch: gamma must be on x's device");
+  TORCH_CHECK(size >= 1 && size * size <= cp::kLipPoolMaxWindow && stride >= 1 && pad >= 0 &&
+                  pad <= size / 2,
+              "convpool_torch: local importance pooling takes size 1..8, stride >= 1 and "
+              "padding at most half the size");
+  const int64_t C = x.size(1), H = x.size(2), W = x.size(3);
+  TORCH_CHECK(gamma.numel() == C, "convpool_torch: gamma must hold one scale per channel (", C,
+              "), not ", gamma.numel());
+  TORCH_CHECK(size <= H + 2 * pad && size <= W + 2 * pad,
+              "convpool_torch: the window is larger than the padded input");
+  TORCH_CHECK(x.numel() < (int64_t(1) << 31), "convpool_torch: input too large");
+  return cp::make_pool_geom(int(C), int(H), int(W), int(size), int(size), int(stride),
+                            int(stride), int(pad), int(pad), false, false);
+}
+
+at::Tensor lip_forward(const at::Tensor& x, const at::Tensor& gamma, int64_t size, int64_t stride,
+                       int64_t pad) {
+  const cp::PoolGeom g = lip_check(x, gamma, size, stride, pad);
+  if (x.is_cuda()) {
+#ifdef CONVPOOL_TORCH_CUDA
+    return cuda_lip_forward(g, x, gamma);
+#else
+    TORCH_CHECK(false, "convpool_torch was built without CUDA (see scripts/build-torch-ext)");
+#endif
+  }
+  at::Tensor y = at::empty({x.size(0), x.size(1), g.OH, g.OW}, x.options());
+  cp::cpu::lip_pool_forward(g, gamma.data_ptr<float>(), x.data_ptr<float>(), y.data_ptr<float>(),
+                            int(x.size(0)));
+  return y;
+}
+
+// (dx, dgamma).
+std::vector<at::Tensor> lip_backward(const at::Tensor& x, const at::Tensor& gamma,
+                                     const at::Tensor& y, const at::Tensor& dy, int64_t size,
+                                     int64_t stride, int64_t pad) {
+  const cp::PoolGeom g = lip_check(x, gamma, size, stride, pad);
+  for (const at::Tensor* t : {&y, &dy})
+    TORCH_CHECK(t->is_contiguous() && t->scalar_type() == at::kFloat && t->dim() == 4 &&
+                    t->device() == x.device() && t->size(0) == x.size(0) &&
+                    t->size(1) == x.size(1) && t->size(2) == g.OH && t->size(3) == g.OW,
+                "convpool_torch: y and dy must match the local importance pooling of x");
+  if (x.is_cuda()) {
+#ifdef CONVPOOL_TORCH_CUDA
+    return cuda_lip_backward(g, x, gamma, y, dy);
+#else
+    TORCH_CHECK(false, "convpool_torch was built without CUDA (see scripts/build-torch-ext)");
+#endif
+  }
+  at::Tensor dx = at::empty_like(x), dgamma = at::empty_like(gamma);
+  cp::cpu::lip_pool_backward(g, gamma.data_ptr<float>(), x.data_ptr<float>(), y.data_ptr<float>(),
+                             dy.data_ptr<float>(), dx.data_ptr<float>(), dgamma.data_ptr<float>(),
+                             int(x.size(0)));
+  return {dx, dgamma};
+}
+
 bool built_with_cuda() {
 #ifdef CONVPOOL_TORCH_CUDA
   return true;
@@ -316,6 +385,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("intermap_backward", &intermap_backward, "inter-map pooling backward: dx");
   m.def("weighted_forward", &weighted_forward, "weighted pooling forward");
   m.def("weighted_backward", &weighted_backward, "weighted pooling backward: (dx, dweight)");
+  m.def("lip_forward", &lip_forward, "local importance pooling forward");
+  m.def("lip_backward", &lip_backward, "local importance pooling backward: (dx, dgamma)");
   m.def("built_with_cuda", &built_with_cuda);
   m.def("max_topk", [] { return cp::kPoolMaxTopK; });
   // The method table (kernels/pool_methods.cuh) as JSON: the Python side builds its method
