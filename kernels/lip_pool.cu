@@ -1,8 +1,8 @@
 // Local importance-based pooling: one thread per output (forward) and per input element (dx,
 // the gather form: each element sums its windows' terms in output order, as the CPU's scatter
-// adds them, so dx is the CPU's bits; no atomics); dgamma is one block per channel, each
-// thread's sum reduced by cub's block reduction in a fixed order. The math is
-// lip_pool_math.cuh.
+// adds them, so dx is the CPU's bits where the arithmetic is the host's, as on the emulated
+// target; no atomics); dgamma is one block per channel, each thread's sum reduced by cub's
+// block reduction in a fixed order. The math is lip_pool_math.cuh.
 #include <cub/block/block_reduce.cuh>
 
 #include "elementwise.cuh"
@@ -81,7 +81,7 @@ __global__ void __launch_bounds__(kThreads)
       for (int h = r.h_lo; h < r.h_hi; ++h)
         for (int w = r.w_lo; w < r.w_hi; ++w, ++j) {
           const float xv = plane[size_t(h) * g.W + w];
-          acc += lip_pool_logit_grad(e[j], den, xv, yo, d) * xv;
+          acc += lip_pool_gamma_grad(e[j], den, xv, yo, d);
         }
     }
     const float s = Reduce(tmp).Sum(acc);
@@ -93,6 +93,9 @@ __global__ void __launch_bounds__(kThreads)
 
 void lip_pool_forward(const PoolGeom& g, const float* gamma, const float* x, float* y, int n,
                       void* stream) {
+  CP_CHECK(g.KW <= 8 && g.KH * g.KW <= kLipPoolMaxWindow,
+           "lip_pool: windows of at most 8 columns and " << kLipPoolMaxWindow << " positions, not "
+               << g.KH << "x" << g.KW);
   const size_t outputs = size_t(n) * g.C * g.OH * g.OW;
   if (!outputs) return;
   lip_pool_forward_kernel<<<blocks_for(outputs), kThreads, 0, as_stream(stream)>>>(g, gamma, x,
@@ -102,6 +105,9 @@ void lip_pool_forward(const PoolGeom& g, const float* gamma, const float* x, flo
 
 void lip_pool_backward(const PoolGeom& g, const float* gamma, const float* x, const float* y,
                        const float* dy, float* dx, float* dgamma, int n, void* stream) {
+  CP_CHECK(g.KW <= 8 && g.KH * g.KW <= kLipPoolMaxWindow,
+           "lip_pool: windows of at most 8 columns and " << kLipPoolMaxWindow << " positions, not "
+               << g.KH << "x" << g.KW);
   const size_t inputs = size_t(n) * g.C * g.H * g.W;
   if (dx && inputs) {
     lip_pool_input_grad_kernel<<<blocks_for(inputs), kThreads, 0, as_stream(stream)>>>(

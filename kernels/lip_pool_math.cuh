@@ -52,6 +52,13 @@ CP_HD float lip_pool_logit_grad(float e, float den, float x, float y, float dy) 
   return e != 0.f ? e / den * (x - y) * dy : 0.f;
 }
 
+// Element x's term of dgamma: s (x - y) x dy, written s (x - y)^2 dy (equal, since the
+// window's s (x - y) sum to 0; it keeps its digits when the activations share a large offset);
+// 0 for an element of weight 0, whatever x.
+CP_HD float lip_pool_gamma_grad(float e, float den, float x, float y, float dy) {
+  return e != 0.f ? e / den * (x - y) * dy * (x - y) : 0.f;
+}
+
 // The gradient reaching element x from the output's gradient dy: directly (s dy) and through
 // its logit (gamma times the logit's gradient).
 CP_HD float lip_pool_input_grad(float e, float den, float x, float y, float gamma, float dy) {

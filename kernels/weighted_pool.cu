@@ -1,8 +1,8 @@
 // Weighted pooling: one thread per output (forward) and per input element (dx, the gather
 // form: each element sums its windows' terms in output order, as the CPU's scatter adds them,
-// so dx is the CPU's bits; no atomics); the logit gradient is one block per channel, each
-// thread's per-position sums reduced by cub's block reduction in a fixed order. The math is
-// weighted_pool_math.cuh.
+// so dx is the CPU's bits where the arithmetic is the host's, as on the emulated target; no
+// atomics); the logit gradient is one block per channel, each thread's per-position sums
+// reduced by cub's block reduction in a fixed order. The math is weighted_pool_math.cuh.
 #include <cub/block/block_reduce.cuh>
 
 #include "elementwise.cuh"
@@ -104,6 +104,10 @@ __global__ void weighted_pool_sum_channels_kernel(const float* __restrict__ per_
 
 void weighted_pool_forward(const PoolGeom& g, const float* logits, bool shared, const float* x,
                            float* y, int n, void* stream) {
+  CP_CHECK(g.KW <= 8 && g.KH * g.KW <= kWeightedPoolMaxWindow,
+           "weighted_pool: windows of at most 8 columns and " << kWeightedPoolMaxWindow
+                                                                 << " positions, not " << g.KH
+                                                                 << "x" << g.KW);
   const size_t outputs = size_t(n) * g.C * g.OH * g.OW;
   if (!outputs) return;
   weighted_pool_forward_kernel<<<blocks_for(outputs), kThreads, 0, as_stream(stream)>>>(
@@ -114,6 +118,10 @@ void weighted_pool_forward(const PoolGeom& g, const float* logits, bool shared, 
 void weighted_pool_backward(const PoolGeom& g, const float* logits, bool shared, const float* x,
                             const float* y, const float* dy, float* dx, float* dlogits, int n,
                             float* scratch, void* stream) {
+  CP_CHECK(g.KW <= 8 && g.KH * g.KW <= kWeightedPoolMaxWindow,
+           "weighted_pool: windows of at most 8 columns and " << kWeightedPoolMaxWindow
+                                                                 << " positions, not " << g.KH
+                                                                 << "x" << g.KW);
   const size_t inputs = size_t(n) * g.C * g.H * g.W;
   if (dx && inputs) {
     weighted_pool_input_grad_kernel<<<blocks_for(inputs), kThreads, 0, as_stream(stream)>>>(

@@ -1,6 +1,6 @@
 // Kernel parity of lip_pool: kernels/lip_pool.cu against its CPU twin (src/cpu/lip_pool.cpp)
-// on the same inputs: the output and the input gradient bit for bit, dgamma (summed in another
-// order) within a relative 1e-5, at whole, padded, overlapping and strided-past windows, scales
+// on the same inputs: the output and the input gradient bit for bit on the emulated target
+// (within rounding on a GPU), dgamma (summed in another order) within a relative 1e-5, at whole, padded, overlapping and strided-past windows, scales
 // of both signs and zero, on uniform values, exact ties and NaN/+-inf; outputs poisoned (NaN)
 // before the kernels run. dgamma is also the same bits under every thread schedule. Written
 // once for the real GPU (convpool_tests, skipped without a device) and the emulated target
@@ -21,6 +21,17 @@ using namespace convpool;
 using namespace convpool::kernel_test;
 
 namespace {
+
+// The CPU's bits on the emulated target (the same host expf, no contraction); within rounding
+// on a GPU, whose expf differs in the last bits and whose compiler contracts into FMAs.
+void expect_same_outputs(const std::vector<float>& got, const std::vector<float>& want,
+                         const std::string& what) {
+#ifdef CONVPOOL_EMULATED_CUDA
+  expect_same_bits(got, want, what);
+#else
+  expect_match(got, want, 1e-5, what);
+#endif
+}
 
 struct LipCase {
   int n, c, h, w, k, s, p;
@@ -73,8 +84,8 @@ TEST(KernelParityNn, LipPoolMatchesCpu) {
       cpu::lip_pool_forward(g, gamma.data(), x.data(), y.data(), k.n);
       cpu::lip_pool_backward(g, gamma.data(), x.data(), y.data(), dy.data(), dx.data(),
                              dgm.data(), k.n);
-      expect_same_bits(got.y, y, what);
-      expect_same_bits(got.dx, dx, what + " dx");
+      expect_same_outputs(got.y, y, what);
+      expect_same_outputs(got.dx, dx, what + " dx");
       for (size_t i = 0; i < dgm.size(); ++i) {
         if (!std::isfinite(dgm[i])) {  // NaN or an infinity: which one depends on the order
           EXPECT_FALSE(std::isfinite(got.dgamma[i])) << what << " dgamma " << i;

@@ -150,6 +150,15 @@ TEST(LipPool, NanStaysInItsWindowAndAnInfiniteLogitTakesTheWeight) {
   EXPECT_EQ(y[1], kInf);
   EXPECT_FLOAT_EQ(y[2], 1.f);
   EXPECT_FLOAT_EQ(y[3], 1.f);
+  // Without the NaN and the +inf window, the -inf element adds nothing to the gradients.
+  x[0] = 1.f, x[2] = 1.f;
+  std::vector<float> dy = {0.5f, -1.f, 2.f, 1.f}, dx(16, kNan), dgamma(1, kNan);
+  cpu::lip_pool_forward(g, gamma.data(), x.data(), y.data(), 1);
+  cpu::lip_pool_backward(g, gamma.data(), x.data(), y.data(), dy.data(), dx.data(),
+                         dgamma.data(), 1);
+  EXPECT_EQ(dx[10], 0.f);
+  for (float v : dx) EXPECT_TRUE(std::isfinite(v));
+  EXPECT_EQ(dgamma[0], 0.f);  // every window's values are equal: no gradient for the scale
 }
 
 TEST(LipPool, ScaleGradientIsTheSameBitsOnOneAndTwoThreads) {

@@ -122,6 +122,48 @@ TEST(WeightedPool, MatchesTheDefinitionInDoubleAtEveryGeometry) {
     }
 }
 
+// The CPU's paths (runs of whole windows, weights cached per window shape, padded edges) give
+// the per-window math's bits for y and dx, here computed window by window in the test, at
+// geometries whose rows cross the 256-output runs, overlap, pad and skip elements.
+TEST(WeightedPool, CpuPathsAreThePerWindowMathBitForBit) {
+  std::mt19937_64 rng(11);
+  std::uniform_real_distribution<float> u(-1.f, 1.f), lu(-3.f, 3.f);
+  for (const Geo& q : {Geo{2, 5, 600, 3, 2, 1}, Geo{2, 4, 530, 2, 1, 1}, Geo{1, 9, 800, 3, 3, 0},
+                       Geo{2, 7, 9, 3, 2, 1}, Geo{2, 9, 8, 2, 3, 1}, Geo{1, 12, 13, 5, 2, 2}})
+    for (bool shared : {false, true}) {
+      const PoolGeom g = make_pool_geom(q.c, q.h, q.w, q.k, q.k, q.s, q.s, q.p, q.p, false, false);
+      const int n = 2, K = q.k * q.k;
+      std::vector<float> logits(size_t(shared ? 1 : q.c) * K),
+          x(size_t(n) * q.c * q.h * q.w), dy(size_t(n) * q.c * g.OH * g.OW);
+      for (auto& v : logits) v = lu(rng);
+      for (auto& v : x) v = u(rng);
+      for (auto& v : dy) v = u(rng);
+      const Outputs got = run_cpu(g, logits, shared, x, dy, n);
+      std::vector<float> y(got.y.size()), dx(x.size(), 0.f);
+      float e[kWeightedPoolMaxWindow];
+      for (int i = 0; i < n; ++i)
+        for (int c = 0; c < q.c; ++c) {
+          const size_t p = size_t(i) * q.c + c;
+          const float* plane = x.data() + p * q.h * q.w;
+          const float* lg = logits.data() + (shared ? 0 : size_t(c) * K);
+          for (int oh = 0; oh < g.OH; ++oh)
+            for (int ow = 0; ow < g.OW; ++ow) {
+              const PoolWindowRect r = pool_window_rect(g, oh, ow);
+              const float den = weighted_pool_weights(g, r, lg, e);
+              const size_t o = (p * g.OH + oh) * g.OW + ow;
+              y[o] = weighted_pool_output(g, r, plane, e, den);
+              int j = 0;
+              for (int h = r.h_lo; h < r.h_hi; ++h)
+                for (int w = r.w_lo; w < r.w_hi; ++w, ++j)
+                  dx[p * q.h * q.w + size_t(h) * q.w + w] +=
+                      weighted_pool_input_grad(e[j], den, dy[o]);
+            }
+        }
+      ASSERT_EQ(std::memcmp(got.y.data(), y.data(), 4 * y.size()), 0) << q.w << " y";
+      ASSERT_EQ(std::memcmp(got.dx.data(), dx.data(), 4 * dx.size()), 0) << q.w << " dx";
+    }
+}
+
 TEST(WeightedPool, ZeroLogitsAverageTheValidElements) {
   const PoolGeom g = make_pool_geom(1, 3, 3, 3, 3, 1, 1, 1, 1, false, false);
   std::vector<float> logits(9, 0.f), x = {1, 2, 3, 4, 5, 6, 7, 8, 9}, y(9, kNan);

@@ -6,9 +6,14 @@
 
 #include <cstring>
 
+#include "convpool/error.h"
+
 namespace convpool::cpu {
 
 void lip_pool_forward(const PoolGeom& g, const float* gamma, const float* x, float* y, int n) {
+  CP_CHECK(g.KW <= 8 && g.KH * g.KW <= kLipPoolMaxWindow,
+           "lip_pool: windows of at most 8 columns and " << kLipPoolMaxWindow << " positions, not "
+               << g.KH << "x" << g.KW);
   const size_t in_plane = size_t(g.H) * g.W, out_plane = size_t(g.OH) * g.OW;
   const long planes = long(n) * g.C;
 #pragma omp parallel for schedule(static) if (planes * long(out_plane) * g.KH * g.KW > 32768)
@@ -28,6 +33,9 @@ void lip_pool_forward(const PoolGeom& g, const float* gamma, const float* x, flo
 
 void lip_pool_backward(const PoolGeom& g, const float* gamma, const float* x, const float* y,
                        const float* dy, float* dx, float* dgamma, int n) {
+  CP_CHECK(g.KW <= 8 && g.KH * g.KW <= kLipPoolMaxWindow,
+           "lip_pool: windows of at most 8 columns and " << kLipPoolMaxWindow << " positions, not "
+               << g.KH << "x" << g.KW);
   const size_t in_plane = size_t(g.H) * g.W, out_plane = size_t(g.OH) * g.OW;
 #pragma omp parallel for schedule(static) if (long(n) * g.C * long(out_plane) * g.KH * g.KW > 32768)
   for (int c = 0; c < g.C; ++c) {
@@ -51,7 +59,7 @@ void lip_pool_backward(const PoolGeom& g, const float* gamma, const float* x, co
               const size_t at = size_t(h) * g.W + w;
               const float xv = plane[at];
               if (dxp) dxp[at] += lip_pool_input_grad(e[j], den, xv, yo, gm, d);
-              acc += lip_pool_logit_grad(e[j], den, xv, yo, d) * xv;
+              acc += lip_pool_gamma_grad(e[j], den, xv, yo, d);
             }
         }
     }

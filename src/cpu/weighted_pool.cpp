@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "convpool/error.h"
+
 namespace convpool::cpu {
 
 namespace {
@@ -128,6 +130,10 @@ void whole_row(const PoolGeom& g, const float* plane, const float* e, float den,
 
 void weighted_pool_forward(const PoolGeom& g, const float* logits, bool shared, const float* x,
                            float* y, int n) {
+  CP_CHECK(g.KW <= 8 && g.KH * g.KW <= kWeightedPoolMaxWindow,
+           "weighted_pool: windows of at most 8 columns and " << kWeightedPoolMaxWindow
+                                                                 << " positions, not " << g.KH
+                                                                 << "x" << g.KW);
   const int K = g.KH * g.KW;
   const size_t in_plane = size_t(g.H) * g.W, out_plane = size_t(g.OH) * g.OW;
   const WholeRange cols = whole_columns(g);
@@ -221,6 +227,10 @@ void plane_backward(const PoolGeom& g, const float* lg, ChannelWeights& weights,
 void weighted_pool_backward(const PoolGeom& g, const float* logits, bool shared, const float* x,
                             const float* y, const float* dy, float* dx, float* dlogits, int n,
                             float* scratch) {
+  CP_CHECK(g.KW <= 8 && g.KH * g.KW <= kWeightedPoolMaxWindow,
+           "weighted_pool: windows of at most 8 columns and " << kWeightedPoolMaxWindow
+                                                                 << " positions, not " << g.KH
+                                                                 << "x" << g.KW);
   const int K = g.KH * g.KW;
   const size_t in_plane = size_t(g.H) * g.W, out_plane = size_t(g.OH) * g.OW;
   const WholeRange cols = whole_columns(g);
