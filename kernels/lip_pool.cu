@@ -93,9 +93,8 @@ __global__ void __launch_bounds__(kThreads)
 
 void lip_pool_forward(const PoolGeom& g, const float* gamma, const float* x, float* y, int n,
                       void* stream) {
-  CP_CHECK(g.KW <= 8 && g.KH * g.KW <= kLipPoolMaxWindow,
-           "lip_pool: windows of at most 8 columns and " << kLipPoolMaxWindow << " positions, not "
-               << g.KH << "x" << g.KW);
+  CP_CHECK(lip_pool_window_fits(g),
+           "lip_pool: windows of at most 8 columns and 64 positions, not " << g.KH << "x" << g.KW);
   const size_t outputs = size_t(n) * g.C * g.OH * g.OW;
   if (!outputs) return;
   lip_pool_forward_kernel<<<blocks_for(outputs), kThreads, 0, as_stream(stream)>>>(g, gamma, x,
@@ -105,9 +104,8 @@ void lip_pool_forward(const PoolGeom& g, const float* gamma, const float* x, flo
 
 void lip_pool_backward(const PoolGeom& g, const float* gamma, const float* x, const float* y,
                        const float* dy, float* dx, float* dgamma, int n, void* stream) {
-  CP_CHECK(g.KW <= 8 && g.KH * g.KW <= kLipPoolMaxWindow,
-           "lip_pool: windows of at most 8 columns and " << kLipPoolMaxWindow << " positions, not "
-               << g.KH << "x" << g.KW);
+  CP_CHECK(lip_pool_window_fits(g),
+           "lip_pool: windows of at most 8 columns and 64 positions, not " << g.KH << "x" << g.KW);
   const size_t inputs = size_t(n) * g.C * g.H * g.W;
   if (dx && inputs) {
     lip_pool_input_grad_kernel<<<blocks_for(inputs), kThreads, 0, as_stream(stream)>>>(

@@ -13,6 +13,10 @@ namespace convpool {
 
 // Windows hold at most this many positions (each window's weights sit in registers).
 constexpr int kLipPoolMaxWindow = 64;
+// The launchers' check of that bound (and of the 8 columns the CPU's runs take).
+inline bool lip_pool_window_fits(const PoolGeom& g) {
+  return g.KW <= 8 && g.KH * g.KW <= kLipPoolMaxWindow;
+}
 
 // The window's weights e (in the order of its valid elements) and their sum. A +inf logit takes
 // all the weight (exp(inf - inf) would be NaN); an element of weight 0 (a -inf logit, or one

@@ -104,10 +104,9 @@ __global__ void weighted_pool_sum_channels_kernel(const float* __restrict__ per_
 
 void weighted_pool_forward(const PoolGeom& g, const float* logits, bool shared, const float* x,
                            float* y, int n, void* stream) {
-  CP_CHECK(g.KW <= 8 && g.KH * g.KW <= kWeightedPoolMaxWindow,
-           "weighted_pool: windows of at most 8 columns and " << kWeightedPoolMaxWindow
-                                                                 << " positions, not " << g.KH
-                                                                 << "x" << g.KW);
+  CP_CHECK(weighted_pool_window_fits(g),
+           "weighted_pool: windows of at most 8 columns and 64 positions, not "
+               << g.KH << "x" << g.KW);
   const size_t outputs = size_t(n) * g.C * g.OH * g.OW;
   if (!outputs) return;
   weighted_pool_forward_kernel<<<blocks_for(outputs), kThreads, 0, as_stream(stream)>>>(
@@ -118,10 +117,9 @@ void weighted_pool_forward(const PoolGeom& g, const float* logits, bool shared, 
 void weighted_pool_backward(const PoolGeom& g, const float* logits, bool shared, const float* x,
                             const float* y, const float* dy, float* dx, float* dlogits, int n,
                             float* scratch, void* stream) {
-  CP_CHECK(g.KW <= 8 && g.KH * g.KW <= kWeightedPoolMaxWindow,
-           "weighted_pool: windows of at most 8 columns and " << kWeightedPoolMaxWindow
-                                                                 << " positions, not " << g.KH
-                                                                 << "x" << g.KW);
+  CP_CHECK(weighted_pool_window_fits(g),
+           "weighted_pool: windows of at most 8 columns and 64 positions, not "
+               << g.KH << "x" << g.KW);
   const size_t inputs = size_t(n) * g.C * g.H * g.W;
   if (dx && inputs) {
     weighted_pool_input_grad_kernel<<<blocks_for(inputs), kThreads, 0, as_stream(stream)>>>(

@@ -14,6 +14,10 @@ namespace convpool {
 
 // Windows hold at most this many positions (each window's weights sit in registers).
 constexpr int kWeightedPoolMaxWindow = 64;
+// The launchers' check of that bound (and of the 8 columns the CPU's runs take).
+inline bool weighted_pool_window_fits(const PoolGeom& g) {
+  return g.KW <= 8 && g.KH * g.KW <= kWeightedPoolMaxWindow;
+}
 
 // Scratch the backward passes need: the per-channel logit gradients, summed into the shared
 // set afterwards.

@@ -156,22 +156,9 @@ TEST(KernelParity, SoftmaxXentLossSumIsTheSameBitsUnderEverySchedule) {
   std::vector<uint8_t> labels(n);
   for (auto& l : labels) l = uint8_t(rng() % classes);
   std::vector<double> sums;
-#ifdef CONVPOOL_EMULATED_CUDA
-  const std::string previous = cuda_emu::schedule_name();
-  const cuda_emu::Schedule orders[] = {cuda_emu::Schedule::forward, cuda_emu::Schedule::reverse,
-                                       cuda_emu::Schedule::random, cuda_emu::Schedule::random};
-  for (int run = 0; run < 4; ++run) {
-    cuda_emu::set_schedule(orders[run], 100 + run);
+  run_under_four_schedules(100, [&](int) {
     sums.push_back(device_softmax_xent(n, classes, z, labels, 1).loss);
-  }
-  cuda_emu::Schedule s;
-  uint64_t seed = 0;
-  cuda_emu::parse_schedule(previous, s, seed);
-  cuda_emu::set_schedule(s, seed);
-#else
-  for (int run = 0; run < 4; ++run)
-    sums.push_back(device_softmax_xent(n, classes, z, labels, 1).loss);
-#endif
+  });
   for (size_t r = 1; r < sums.size(); ++r)
     EXPECT_EQ(std::memcmp(&sums[r], &sums[0], sizeof(double)), 0)
         << "run " << r << ": " << std::hexfloat << sums[r] << " vs " << sums[0];

@@ -38,6 +38,29 @@ namespace convpool::kernel_test {
 
 #define CHECK_CUDA(call) ASSERT_EQ((call), cudaSuccess) << #call
 
+// run(i) four times, i = 0..3: on the emulated target under the forward, reverse and two random
+// thread schedules (seeds seed0 + i; the suite's own schedule restored after), on a GPU four
+// times as it schedules them. For results that must be the same bits under every schedule.
+template <class Run>
+void run_under_four_schedules(uint64_t seed0, Run run) {
+#ifdef CONVPOOL_EMULATED_CUDA
+  const std::string previous = cuda_emu::schedule_name();
+  const cuda_emu::Schedule orders[] = {cuda_emu::Schedule::forward, cuda_emu::Schedule::reverse,
+                                       cuda_emu::Schedule::random, cuda_emu::Schedule::random};
+  for (int i = 0; i < 4; ++i) {
+    cuda_emu::set_schedule(orders[i], seed0 + uint64_t(i));
+    run(i);
+  }
+  cuda_emu::Schedule sched;
+  uint64_t seed = 0;
+  cuda_emu::parse_schedule(previous, sched, seed);
+  cuda_emu::set_schedule(sched, seed);
+#else
+  (void)seed0;
+  for (int i = 0; i < 4; ++i) run(i);
+#endif
+}
+
 // A device buffer of T, filled from the host or poisoned (all bits set: NaN as float).
 template <class T>
 class Dev {

@@ -200,21 +200,7 @@ TEST(KernelParityNn, BatchnormIsTheSameBitsUnderEverySchedule) {
         r.running_var, ddx.download(), ddg.download(), ddb.download()};
   };
   std::vector<std::vector<std::vector<float>>> runs;
-#ifdef CONVPOOL_EMULATED_CUDA
-  const std::string previous = cuda_emu::schedule_name();
-  const cuda_emu::Schedule orders[] = {cuda_emu::Schedule::forward, cuda_emu::Schedule::reverse,
-                                       cuda_emu::Schedule::random, cuda_emu::Schedule::random};
-  for (int run = 0; run < 4; ++run) {
-    cuda_emu::set_schedule(orders[run], 200 + run);
-    runs.push_back(run_once());
-  }
-  cuda_emu::Schedule sched;
-  uint64_t seed = 0;
-  cuda_emu::parse_schedule(previous, sched, seed);
-  cuda_emu::set_schedule(sched, seed);
-#else
-  for (int run = 0; run < 4; ++run) runs.push_back(run_once());
-#endif
+  run_under_four_schedules(200, [&](int) { runs.push_back(run_once()); });
   const char* names[] = {"y",           "save_mean", "save_invstd", "running_mean",
                          "running_var", "dx",        "dgamma",      "dbeta"};
   for (size_t r = 1; r < runs.size(); ++r)

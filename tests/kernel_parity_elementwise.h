@@ -25,6 +25,17 @@ inline void expect_same_bits(const std::vector<float>& got, const std::vector<fl
   }
 }
 
+// The CPU's bits on the emulated target (the host's expf, no contraction into FMAs); within
+// rounding on a GPU, whose expf differs in the last bits and whose compiler contracts.
+inline void expect_same_outputs(const std::vector<float>& got, const std::vector<float>& want,
+                                const std::string& what) {
+#ifdef CONVPOOL_EMULATED_CUDA
+  expect_same_bits(got, want, what);
+#else
+  expect_match(got, want, 1e-5, what);
+#endif
+}
+
 // Values for the element-wise ops: every fourth one from `special` (NaN, +-inf, exact
 // -1/0/1/2), the rest uniform in [-6, 6], so GELU's erf and exp see their whole range.
 inline std::vector<float> wide_input(size_t n, std::mt19937_64& rng) {

@@ -1,10 +1,11 @@
 // Kernel parity of lip_pool: kernels/lip_pool.cu against its CPU twin (src/cpu/lip_pool.cpp)
 // on the same inputs: the output and the input gradient bit for bit on the emulated target
-// (within rounding on a GPU), dgamma (summed in another order) within a relative 1e-5, at whole, padded, overlapping and strided-past windows, scales
-// of both signs and zero, on uniform values, exact ties and NaN/+-inf; outputs poisoned (NaN)
-// before the kernels run. dgamma is also the same bits under every thread schedule. Written
-// once for the real GPU (convpool_tests, skipped without a device) and the emulated target
-// (convpool_emu_tests); docs/emulation.md.
+// (within rounding on a GPU), dgamma (summed in another order) within a relative 1e-5, at
+// whole, padded, overlapping and strided-past windows, scales of both signs and zero, on
+// uniform values, exact ties and NaN/+-inf; outputs poisoned (NaN) before the kernels run.
+// dgamma is also the same bits under every thread schedule. Written once for the real GPU
+// (convpool_tests, skipped without a device) and the emulated target (convpool_emu_tests);
+// docs/emulation.md.
 #if defined(CONVPOOL_HAVE_CUDA) || defined(CONVPOOL_EMULATED_CUDA)
 #include <gtest/gtest.h>
 
@@ -21,17 +22,6 @@ using namespace convpool;
 using namespace convpool::kernel_test;
 
 namespace {
-
-// The CPU's bits on the emulated target (the same host expf, no contraction); within rounding
-// on a GPU, whose expf differs in the last bits and whose compiler contracts into FMAs.
-void expect_same_outputs(const std::vector<float>& got, const std::vector<float>& want,
-                         const std::string& what) {
-#ifdef CONVPOOL_EMULATED_CUDA
-  expect_same_bits(got, want, what);
-#else
-  expect_match(got, want, 1e-5, what);
-#endif
-}
 
 struct LipCase {
   int n, c, h, w, k, s, p;
@@ -108,21 +98,8 @@ TEST(KernelParityNn, LipPoolScaleGradientIsTheSameBitsUnderEverySchedule) {
   for (size_t i = 0; i < x.size(); ++i)  // magnitudes over several orders: rounding shows
     x[i] *= std::pow(10.f, float(int(i % 5) - 2));
   std::vector<std::vector<float>> runs;
-#ifdef CONVPOOL_EMULATED_CUDA
-  const std::string previous = cuda_emu::schedule_name();
-  const cuda_emu::Schedule orders[] = {cuda_emu::Schedule::forward, cuda_emu::Schedule::reverse,
-                                       cuda_emu::Schedule::random, cuda_emu::Schedule::random};
-  for (int run = 0; run < 4; ++run) {
-    cuda_emu::set_schedule(orders[run], 400 + run);
-    runs.push_back(run_device(k, g, gamma, x, dy).dgamma);
-  }
-  cuda_emu::Schedule sched;
-  uint64_t seed = 0;
-  cuda_emu::parse_schedule(previous, sched, seed);
-  cuda_emu::set_schedule(sched, seed);
-#else
-  for (int run = 0; run < 4; ++run) runs.push_back(run_device(k, g, gamma, x, dy).dgamma);
-#endif
+  run_under_four_schedules(400,
+                           [&](int) { runs.push_back(run_device(k, g, gamma, x, dy).dgamma); });
   for (size_t r = 1; r < runs.size(); ++r) expect_same_bits(runs[r], runs[0], "dgamma");
 }
 

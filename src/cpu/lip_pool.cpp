@@ -11,9 +11,8 @@
 namespace convpool::cpu {
 
 void lip_pool_forward(const PoolGeom& g, const float* gamma, const float* x, float* y, int n) {
-  CP_CHECK(g.KW <= 8 && g.KH * g.KW <= kLipPoolMaxWindow,
-           "lip_pool: windows of at most 8 columns and " << kLipPoolMaxWindow << " positions, not "
-               << g.KH << "x" << g.KW);
+  CP_CHECK(lip_pool_window_fits(g),
+           "lip_pool: windows of at most 8 columns and 64 positions, not " << g.KH << "x" << g.KW);
   const size_t in_plane = size_t(g.H) * g.W, out_plane = size_t(g.OH) * g.OW;
   const long planes = long(n) * g.C;
 #pragma omp parallel for schedule(static) if (planes * long(out_plane) * g.KH * g.KW > 32768)
@@ -33,9 +32,8 @@ void lip_pool_forward(const PoolGeom& g, const float* gamma, const float* x, flo
 
 void lip_pool_backward(const PoolGeom& g, const float* gamma, const float* x, const float* y,
                        const float* dy, float* dx, float* dgamma, int n) {
-  CP_CHECK(g.KW <= 8 && g.KH * g.KW <= kLipPoolMaxWindow,
-           "lip_pool: windows of at most 8 columns and " << kLipPoolMaxWindow << " positions, not "
-               << g.KH << "x" << g.KW);
+  CP_CHECK(lip_pool_window_fits(g),
+           "lip_pool: windows of at most 8 columns and 64 positions, not " << g.KH << "x" << g.KW);
   const size_t in_plane = size_t(g.H) * g.W, out_plane = size_t(g.OH) * g.OW;
 #pragma omp parallel for schedule(static) if (long(n) * g.C * long(out_plane) * g.KH * g.KW > 32768)
   for (int c = 0; c < g.C; ++c) {

@@ -130,10 +130,9 @@ void whole_row(const PoolGeom& g, const float* plane, const float* e, float den,
 
 void weighted_pool_forward(const PoolGeom& g, const float* logits, bool shared, const float* x,
                            float* y, int n) {
-  CP_CHECK(g.KW <= 8 && g.KH * g.KW <= kWeightedPoolMaxWindow,
-           "weighted_pool: windows of at most 8 columns and " << kWeightedPoolMaxWindow
-                                                                 << " positions, not " << g.KH
-                                                                 << "x" << g.KW);
+  CP_CHECK(weighted_pool_window_fits(g),
+           "weighted_pool: windows of at most 8 columns and 64 positions, not "
+               << g.KH << "x" << g.KW);
   const int K = g.KH * g.KW;
   const size_t in_plane = size_t(g.H) * g.W, out_plane = size_t(g.OH) * g.OW;
   const WholeRange cols = whole_columns(g);
@@ -227,10 +226,9 @@ void plane_backward(const PoolGeom& g, const float* lg, ChannelWeights& weights,
 void weighted_pool_backward(const PoolGeom& g, const float* logits, bool shared, const float* x,
                             const float* y, const float* dy, float* dx, float* dlogits, int n,
                             float* scratch) {
-  CP_CHECK(g.KW <= 8 && g.KH * g.KW <= kWeightedPoolMaxWindow,
-           "weighted_pool: windows of at most 8 columns and " << kWeightedPoolMaxWindow
-                                                                 << " positions, not " << g.KH
-                                                                 << "x" << g.KW);
+  CP_CHECK(weighted_pool_window_fits(g),
+           "weighted_pool: windows of at most 8 columns and 64 positions, not "
+               << g.KH << "x" << g.KW);
   const int K = g.KH * g.KW;
   const size_t in_plane = size_t(g.H) * g.W, out_plane = size_t(g.OH) * g.OW;
   const WholeRange cols = whole_columns(g);
