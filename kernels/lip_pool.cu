@@ -39,13 +39,10 @@ __global__ void lip_pool_input_grad_kernel(PoolGeom g, const float* __restrict__
     const int h = int(at / g.W), w = int(at % g.W);
     const float gm = gamma[p % g.C];
     const float* plane = x + p * in_plane;
-    // The windows that cover (h, w): oh * SH - PH <= h < oh * SH - PH + KH, and so for ow.
-    const int oh_lo = h + g.PH - g.KH + 1 > 0 ? (h + g.PH - g.KH + g.SH) / g.SH : 0;
-    const int ow_lo = w + g.PW - g.KW + 1 > 0 ? (w + g.PW - g.KW + g.SW) / g.SW : 0;
-    const int oh_hi = min(g.OH - 1, (h + g.PH) / g.SH), ow_hi = min(g.OW - 1, (w + g.PW) / g.SW);
+    const PoolCoverage cover = pool_covering_outputs(g, h, w);
     float sum = 0.f;
-    for (int oh = oh_lo; oh <= oh_hi; ++oh)
-      for (int ow = ow_lo; ow <= ow_hi; ++ow) {
+    for (int oh = cover.oh_lo; oh <= cover.oh_hi; ++oh)
+      for (int ow = cover.ow_lo; ow <= cover.ow_hi; ++ow) {
         const PoolWindowRect r = pool_window_rect(g, oh, ow);
         float e[kLipPoolMaxWindow];
         const float den = lip_pool_weights(g, r, plane, gm, e);

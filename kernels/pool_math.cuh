@@ -101,6 +101,24 @@ CP_HD PoolWindowRect pool_window_rect(const PoolGeom& g, int oh, int ow) {
   return r;
 }
 
+// The outputs whose windows cover plane element (h, w): rows [oh_lo, oh_hi] and columns
+// [ow_lo, ow_hi] (empty where lo > hi), from oh * SH - PH <= h < oh * SH - PH + KH. The
+// gather-form backward kernels sum over them.
+struct PoolCoverage {
+  int oh_lo, oh_hi, ow_lo, ow_hi;
+};
+
+CP_HD PoolCoverage pool_covering_outputs(const PoolGeom& g, int h, int w) {
+  const int first_h = h + g.PH - g.KH + 1, first_w = w + g.PW - g.KW + 1;
+  const int last_h = (h + g.PH) / g.SH, last_w = (w + g.PW) / g.SW;
+  PoolCoverage c;
+  c.oh_lo = first_h > 0 ? (first_h + g.SH - 1) / g.SH : 0;
+  c.ow_lo = first_w > 0 ? (first_w + g.SW - 1) / g.SW : 0;
+  c.oh_hi = last_h < g.OH - 1 ? last_h : g.OH - 1;
+  c.ow_hi = last_w < g.OW - 1 ? last_w : g.OW - 1;
+  return c;
+}
+
 // Where plane element (h, w) sits among the values pool_gather_window returns for window
 // (oh, ow), or -1 if the window does not cover it. The valid part of a window is a rectangle.
 CP_HD int pool_window_position(const PoolGeom& g, int oh, int ow, int h, int w) {

@@ -42,12 +42,10 @@ __global__ void pool_backward_kernel(PoolLaunch L, int planes, const float* __re
     const int w = int(ii % g.W), h = int((ii / g.W) % g.H);
     const size_t pl = ii / (size_t(g.H) * g.W);
     const float* plane = x + pl * g.H * g.W;
-    // Windows covering (h, w): oh*SH - PH <= h < oh*SH - PH + KH.
-    const int oh0 = max(0, (h + g.PH - g.KH + g.SH) / g.SH), oh1 = min(g.OH - 1, (h + g.PH) / g.SH);
-    const int ow0 = max(0, (w + g.PW - g.KW + g.SW) / g.SW), ow1 = min(g.OW - 1, (w + g.PW) / g.SW);
+    const PoolCoverage cover = pool_covering_outputs(g, h, w);
     float sum = 0.f;
-    for (int oh = oh0; oh <= oh1; ++oh)
-      for (int ow = ow0; ow <= ow1; ++ow) {
+    for (int oh = cover.oh_lo; oh <= cover.oh_hi; ++oh)
+      for (int ow = cover.ow_lo; ow <= cover.ow_hi; ++ow) {
         const int pos = pool_window_position(g, oh, ow, h, w);
         if (pos < 0) continue;
         const int cnt = pool_gather_window(g, plane, oh, ow, v, nullptr);
