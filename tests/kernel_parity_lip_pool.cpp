@@ -1,7 +1,7 @@
 // Kernel parity of lip_pool: kernels/lip_pool.cu against its CPU twin (src/cpu/lip_pool.cpp)
-// on the same inputs: the output and the input gradient bit for bit on the emulated target
-// (within rounding on a GPU), dgamma (summed in another order) within a relative 1e-5, at
-// whole, padded, overlapping and strided-past windows, scales of both signs and zero, on
+// (its generic path) on the same inputs: the output and the input gradient bit for bit on the
+// emulated target (within rounding on a GPU), dgamma (summed in another order) within a relative
+// 1e-5, at whole, padded, overlapping and strided-past windows, scales of both signs and zero, on
 // uniform values, exact ties and NaN/+-inf; outputs poisoned (NaN) before the kernels run.
 // dgamma is also the same bits under every thread schedule. Written once for the real GPU
 // (convpool_tests, skipped without a device) and the emulated target (convpool_emu_tests);
@@ -15,8 +15,8 @@
 #include <vector>
 
 #include "cpu/lip_pool.h"
-#include "kernels/lip_pool.cuh"
 #include "kernel_parity_elementwise.h"
+#include "kernels/lip_pool.cuh"
 
 using namespace convpool;
 using namespace convpool::kernel_test;
@@ -26,9 +26,9 @@ namespace {
 struct LipCase {
   int n, c, h, w, k, s, p;
   std::string str() const {
-    return "lip_pool size=" + std::to_string(k) + " stride=" + std::to_string(s) + " pad=" +
-           std::to_string(p) + " on " + std::to_string(c) + "x" + std::to_string(h) + "x" +
-           std::to_string(w) + " x" + std::to_string(n);
+    return "lip_pool size=" + std::to_string(k) + " stride=" + std::to_string(s) +
+           " pad=" + std::to_string(p) + " on " + std::to_string(c) + "x" + std::to_string(h) +
+           "x" + std::to_string(w) + " x" + std::to_string(n);
   }
 };
 
@@ -42,17 +42,18 @@ LipRun run_device(const LipCase& k, const PoolGeom& g, const std::vector<float>&
   {
     GRID_CAP(2);  // grid-stride second passes; blocks take several channels
     cuda::lip_pool_forward(g, dg.get(), dxin.get(), dout.get(), k.n, nullptr);
-    cuda::lip_pool_backward(g, dg.get(), dxin.get(), dout.get(), ddy.get(), ddx.get(),
-                            ddg.get(), k.n, nullptr);
+    cuda::lip_pool_backward(g, dg.get(), dxin.get(), dout.get(), ddy.get(), ddx.get(), ddg.get(),
+                            k.n, nullptr);
   }
   if (cudaDeviceSynchronize() != cudaSuccess) ADD_FAILURE() << "lip_pool kernels";
   return {dout.download(), ddx.download(), ddg.download()};
 }
 
-const LipCase kCases[] = {
-    {3, 4, 8, 8, 2, 2, 0},   {2, 3, 9, 7, 3, 2, 1}, {2, 3, 7, 6, 3, 1, 1}, {2, 3, 11, 10, 2, 3, 0},
-    {1, 3, 9, 9, 8, 4, 4},   {2, 3, 9, 8, 2, 2, 1},
-    {9, 3, 12, 12, 2, 2, 0},  // 9 x 36 = 324 windows a channel: two passes of the block
+const LipCase kCases[] =
+    {
+        {3, 4, 8, 8, 2, 2, 0},   {2, 3, 9, 7, 3, 2, 1}, {2, 3, 7, 6, 3, 1, 1},
+        {2, 3, 11, 10, 2, 3, 0}, {1, 3, 9, 9, 8, 4, 4}, {2, 3, 9, 8, 2, 2, 1},
+        {9, 3, 12, 12, 2, 2, 0},  // 9 x 36 = 324 windows a channel: two passes of the block
 };
 
 TEST(KernelParityNn, LipPoolMatchesCpu) {
@@ -71,9 +72,9 @@ TEST(KernelParityNn, LipPoolMatchesCpu) {
       const LipRun got = run_device(k, g, gamma, x, dy);
       std::vector<float> y(dy.size(), std::nanf("")), dx(x.size(), std::nanf("")),
           dgm(gamma.size(), std::nanf(""));
-      cpu::lip_pool_forward(g, gamma.data(), x.data(), y.data(), k.n);
-      cpu::lip_pool_backward(g, gamma.data(), x.data(), y.data(), dy.data(), dx.data(),
-                             dgm.data(), k.n);
+      cpu::lip_pool_forward_generic(g, gamma.data(), x.data(), y.data(), k.n);
+      cpu::lip_pool_backward_generic(g, gamma.data(), x.data(), y.data(), dy.data(), dx.data(),
+                                     dgm.data(), k.n);
       expect_same_outputs(got.y, y, what);
       expect_same_outputs(got.dx, dx, what + " dx");
       for (size_t i = 0; i < dgm.size(); ++i) {

@@ -32,8 +32,8 @@ struct Reference {
 // The definition, in double: window (oh, ow)'s valid elements x_k, logits l_k = gamma x_k,
 // s = softmax(l), y = sum s_k x_k; dx_k += s_k dy + gamma s_k (x_k - y) dy;
 // dgamma += s_k (x_k - y) x_k dy.
-Reference reference(const PoolGeom& g, const std::vector<float>& gamma,
-                    const std::vector<float>& x, const std::vector<float>& dy, int n) {
+Reference reference(const PoolGeom& g, const std::vector<float>& gamma, const std::vector<float>& x,
+                    const std::vector<float>& dy, int n) {
   Reference r;
   r.y.assign(size_t(n) * g.C * g.OH * g.OW, 0);
   r.dx.assign(x.size(), 0);
@@ -99,9 +99,9 @@ struct Geo {
 TEST(LipPool, MatchesTheDefinitionInDoubleAtEveryGeometry) {
   std::mt19937_64 rng(8);
   std::uniform_real_distribution<float> u(-1.f, 1.f), gu(-4.f, 4.f);
-  for (const Geo& q : {Geo{3, 8, 8, 2, 2, 0}, Geo{2, 7, 9, 3, 2, 1}, Geo{2, 6, 5, 3, 1, 1},
-                       Geo{2, 9, 7, 2, 3, 0}, Geo{1, 5, 5, 5, 1, 2}, Geo{4, 13, 11, 8, 4, 4},
-                       Geo{2, 9, 8, 2, 2, 1}}) {
+  for (const Geo& q :
+       {Geo{3, 8, 8, 2, 2, 0}, Geo{2, 7, 9, 3, 2, 1}, Geo{2, 6, 5, 3, 1, 1}, Geo{2, 9, 7, 2, 3, 0},
+        Geo{1, 5, 5, 5, 1, 2}, Geo{4, 13, 11, 8, 4, 4}, Geo{2, 9, 8, 2, 2, 1}}) {
     const PoolGeom g = make_pool_geom(q.c, q.h, q.w, q.k, q.k, q.s, q.s, q.p, q.p, false, false);
     const int n = 2;
     std::vector<float> gamma(size_t(q.c)), x(size_t(n) * q.c * q.h * q.w),
@@ -142,8 +142,8 @@ TEST(LipPool, ScaleZeroIsAverageAndScaleOneIsSoftPool) {
 TEST(LipPool, NanStaysInItsWindowAndAnInfiniteLogitTakesTheWeight) {
   const PoolGeom g = make_pool_geom(1, 4, 4, 2, 2, 2, 2, 0, 0, false, false);
   std::vector<float> gamma = {2.f}, x(16, 1.f), y(4, kNan);
-  x[0] = kNan;   // window (0, 0)
-  x[2] = kInf;   // window (0, 1): logit +inf takes all the weight
+  x[0] = kNan;    // window (0, 0)
+  x[2] = kInf;    // window (0, 1): logit +inf takes all the weight
   x[10] = -kInf;  // window (1, 1): logit -inf weighs nothing
   cpu::lip_pool_forward(g, gamma.data(), x.data(), y.data(), 1);
   EXPECT_TRUE(std::isnan(y[0]));
@@ -154,8 +154,8 @@ TEST(LipPool, NanStaysInItsWindowAndAnInfiniteLogitTakesTheWeight) {
   x[0] = 1.f, x[2] = 1.f;
   std::vector<float> dy = {0.5f, -1.f, 2.f, 1.f}, dx(16, kNan), dgamma(1, kNan);
   cpu::lip_pool_forward(g, gamma.data(), x.data(), y.data(), 1);
-  cpu::lip_pool_backward(g, gamma.data(), x.data(), y.data(), dy.data(), dx.data(),
-                         dgamma.data(), 1);
+  cpu::lip_pool_backward(g, gamma.data(), x.data(), y.data(), dy.data(), dx.data(), dgamma.data(),
+                         1);
   EXPECT_EQ(dx[10], 0.f);
   for (float v : dx) EXPECT_TRUE(std::isfinite(v));
   EXPECT_EQ(dgamma[0], 0.f);  // every window's values are equal: no gradient for the scale
@@ -178,6 +178,71 @@ TEST(LipPool, ScaleGradientIsTheSameBitsOnOneAndTwoThreads) {
   omp_set_num_threads(threads);
   ASSERT_EQ(std::memcmp(one.dgamma.data(), two.dgamma.data(), 4 * one.dgamma.size()), 0);
   ASSERT_EQ(std::memcmp(one.dx.data(), two.dx.data(), 4 * one.dx.size()), 0);
+}
+
+// The fast path (one exponential per element, shifted by the plane's largest logit) against
+// the generic path (the CUDA kernels' twin) and the double reference: uniform values, ties,
+// a wide range (windows 41 or more below the plane's largest logit take the generic math:
+// without it their weights underflow to 0 / 0), planes with NaN or infinities (generic whole)
+// and activations sharing a large offset (dgamma's digits).
+TEST(LipPool, TheFastPathAgreesWithTheGenericPathAndTheDefinition) {
+  std::mt19937_64 rng(81);
+  std::uniform_real_distribution<float> u(-1.f, 1.f), gu(-4.f, 4.f);
+  enum Fill { uniform, ties, wide, special, offset };
+  for (const Geo& q : {Geo{3, 8, 8, 2, 2, 0}, Geo{2, 9, 9, 3, 2, 1}, Geo{2, 6, 5, 3, 1, 1},
+                       Geo{2, 9, 7, 2, 3, 0}, Geo{2, 11, 11, 3, 3, 0}, Geo{1, 13, 11, 8, 4, 4}})
+    for (const Fill fill : {uniform, ties, wide, special, offset}) {
+      const PoolGeom g = make_pool_geom(q.c, q.h, q.w, q.k, q.k, q.s, q.s, q.p, q.p, false, false);
+      const int n = 3;
+      std::vector<float> gamma(size_t(q.c)), x(size_t(n) * q.c * q.h * q.w),
+          dy(size_t(n) * q.c * g.OH * g.OW);
+      for (auto& v : gamma) v = gu(rng);
+      gamma[0] = fill == wide ? 4.f : 0.f;  // average pooling (or the widest logits)
+      for (size_t i = 0; i < x.size(); ++i) {
+        const float v = u(rng);
+        x[i] = fill == ties     ? std::round(2 * v)
+               : fill == wide   ? 30 * v * v * v
+               : fill == offset ? 1000 + v
+                                : v;
+      }
+      if (fill == special) x[5] = kNan, x[x.size() / 2] = kInf, x.back() = -kInf;
+      for (auto& v : dy) v = u(rng);
+      const std::string what = std::to_string(q.k) + "x" + std::to_string(q.k) + "/" +
+                               std::to_string(q.s) + " pad " + std::to_string(q.p) + " fill " +
+                               std::to_string(int(fill));
+      const Outputs fast = run_cpu(g, gamma, x, dy, n);
+      Outputs gen;
+      gen.y.assign(fast.y.size(), kNan);
+      gen.dx.assign(x.size(), kNan);
+      gen.dgamma.assign(gamma.size(), kNan);
+      cpu::lip_pool_forward_generic(g, gamma.data(), x.data(), gen.y.data(), n);
+      cpu::lip_pool_backward_generic(g, gamma.data(), x.data(), gen.y.data(), dy.data(),
+                                     gen.dx.data(), gen.dgamma.data(), n);
+      if (fill == special) {  // NaN where the generic path has it, the rest within rounding
+        for (const auto& [a, b] : {std::pair{&fast.y, &gen.y}, {&fast.dx, &gen.dx}})
+          for (size_t i = 0; i < a->size(); ++i) {
+            const float u = (*a)[i], v = (*b)[i];
+            ASSERT_EQ(std::isnan(u), std::isnan(v)) << what << " " << i;
+            if (std::isinf(v)) {
+              ASSERT_EQ(u, v) << what << " " << i;
+            } else if (std::isfinite(v)) {
+              ASSERT_NEAR(u, v, 1e-6 * (1 + std::fabs(v))) << what << " " << i;
+            }
+          }
+        continue;
+      }
+      // Both paths within the same bounds of the definition: rounding of the logits (up to
+      // 120 in the wide fill) and of x - y (x near 1000 in the offset fill) sets them.
+      const double dx_tol = fill == offset ? 2e-4 : fill == wide ? 2e-5 : 2e-6;
+      const double dgamma_tol = fill == offset ? 5e-5 : 1e-5;
+      const Reference want = reference(g, gamma, x, dy, n);
+      for (const Outputs* got : {&fast, static_cast<const Outputs*>(&gen)}) {
+        const std::string path = what + (got == &fast ? " fast" : " generic");
+        expect_near(got->y, want.y, 1e-6, path + " y");
+        expect_near(got->dx, want.dx, dx_tol, path + " dx");
+        expect_near(got->dgamma, want.dgamma, dgamma_tol, path + " dgamma");
+      }
+    }
 }
 
 TEST(LipPool, TheLayerRefusesBadGeometry) {

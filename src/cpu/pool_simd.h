@@ -30,24 +30,30 @@ inline vf vabs(vf a) { return (vf)((vi)a & 0x7fffffff); }
 inline vf relu_lanes(vf v) { return sel((v > 0.f) | isnan(v), v, splat(0.f)); }
 
 // exp(x) for x <= 0 (or NaN): Cephes' expf polynomial with round-to-nearest range reduction,
-// about 1 ulp. exp(-inf) = 0; below -87 it flushes to 0.
-inline vf exp_nonpositive(vf x) {
-  const vi tiny = x < -87.f, nan = isnan(x);
-  vf xc = sel(tiny | nan, splat(0.f), x);
+// about 1 ulp. exp(-inf) = 0; below -87 it flushes to 0. Written for any width of GCC float
+// vector (V), with the same operations lane by lane: a wider instantiation in a function built
+// for a wider instruction set gives the same bits. Always inlined, so a wide V never crosses a
+// call.
+template <class V>
+[[gnu::always_inline]] inline V exp_nonpositive_lanes(V x) {
+  using VI = decltype(x < x);
+  const VI tiny = x < -87.f, nan = x != x;
+  const V xc = (tiny | nan) ? V{} : x;
   const float magic = 12582912.f;  // 1.5 * 2^23: adding it rounds to an integer
-  const vf nf = (xc * 1.44269504088896341f + magic) - magic;
-  const vf r = (xc - nf * 0.693359375f) - nf * -2.12194440e-4f;
-  vf q = splat(1.9875691500e-4f);
+  const V nf = (xc * 1.44269504088896341f + magic) - magic;
+  const V r = (xc - nf * 0.693359375f) - nf * -2.12194440e-4f;
+  V q = V{} + 1.9875691500e-4f;
   q = q * r + 1.3981999507e-3f;
   q = q * r + 8.3334519073e-3f;
   q = q * r + 4.1665795894e-2f;
   q = q * r + 1.6666665459e-1f;
   q = q * r + 5.0000001201e-1f;
   q = q * r * r + r + 1.f;
-  const vi e = (__builtin_convertvector(nf, vi) + 127) << 23;
-  const vf res = q * (vf)e;
-  return sel(tiny, splat(0.f), sel(nan, x, res));
+  const VI e = (__builtin_convertvector(nf, VI) + 127) << 23;
+  const V res = q * (V)e;
+  return tiny ? V{} : (nan ? x : res);
 }
+inline vf exp_nonpositive(vf x) { return exp_nonpositive_lanes(x); }
 
 static_assert(kLanes == 4, "per_lane and load_windows build 4-lane vectors");
 template <class F>
