@@ -184,14 +184,14 @@ TEST(LipPool, ScaleGradientIsTheSameBitsOnOneAndTwoThreads) {
 // the generic path (the CUDA kernels' twin) and the double reference: uniform values, ties,
 // a wide range (windows 41 or more below the plane's largest logit take the generic math:
 // without it their weights underflow to 0 / 0), planes with NaN or infinities (generic whole)
-// and activations sharing a large offset (dgamma's digits).
+// activations sharing a large offset, and one far-off element a plane (the others' digits).
 TEST(LipPool, TheFastPathAgreesWithTheGenericPathAndTheDefinition) {
   std::mt19937_64 rng(81);
   std::uniform_real_distribution<float> u(-1.f, 1.f), gu(-4.f, 4.f);
-  enum Fill { uniform, ties, wide, special, offset };
+  enum Fill { uniform, ties, wide, special, offset, outlier };
   for (const Geo& q : {Geo{3, 8, 8, 2, 2, 0}, Geo{2, 9, 9, 3, 2, 1}, Geo{2, 6, 5, 3, 1, 1},
                        Geo{2, 9, 7, 2, 3, 0}, Geo{2, 11, 11, 3, 3, 0}, Geo{1, 13, 11, 8, 4, 4}})
-    for (const Fill fill : {uniform, ties, wide, special, offset}) {
+    for (const Fill fill : {uniform, ties, wide, special, offset, outlier}) {
       const PoolGeom g = make_pool_geom(q.c, q.h, q.w, q.k, q.k, q.s, q.s, q.p, q.p, false, false);
       const int n = 3;
       std::vector<float> gamma(size_t(q.c)), x(size_t(n) * q.c * q.h * q.w),
@@ -206,6 +206,9 @@ TEST(LipPool, TheFastPathAgreesWithTheGenericPathAndTheDefinition) {
                                 : v;
       }
       if (fill == special) x[5] = kNan, x[x.size() / 2] = kInf, x.back() = -kInf;
+      if (fill == outlier)  // one element a plane far off, its logit the plane's lowest
+        for (size_t p = 0; p < size_t(n) * q.c; ++p)
+          x[p * q.h * q.w + (p * 7) % (q.h * q.w)] = gamma[p % q.c] > 0 ? -1e5f : 1e5f;
       for (auto& v : dy) v = u(rng);
       const std::string what = std::to_string(q.k) + "x" + std::to_string(q.k) + "/" +
                                std::to_string(q.s) + " pad " + std::to_string(q.p) + " fill " +

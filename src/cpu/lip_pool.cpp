@@ -13,11 +13,6 @@
 //   path whole. tests/test_lip_pool.cpp holds the fast path to the generic one within
 //   float rounding.
 //
-// 8-lane vectors exist here only inside always-inlined code of a function built for AVX2, so the
-// ABI change GCC warns of (passing them to code built without AVX) never arises. The warning
-// comes where templates are instantiated, at the end of the file: hence file-wide.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
 #include "lip_pool.h"
 
 #include <cfloat>
@@ -46,10 +41,6 @@ void check_window(const PoolGeom& g) {
 // weight is then under 2^-60 of the plane's, and those of its elements within 2^-60 of that
 // are still normal floats, so what the shared shift loses is below float rounding.
 constexpr float kMinWeightSum = 0x1p-60f;
-
-// A window's spread Q - m P (below) keeps its digits while it is at least this share of Q;
-// under it, the window's sum of e (x - y)^2 is taken term by term.
-constexpr float kMinSpreadShare = 1.f / 16;
 
 // The generic path's forward of one plane.
 void plane_forward_generic(const PoolGeom& g, float gm, const float* plane, float* out) {
@@ -93,20 +84,28 @@ void plane_backward_generic(const PoolGeom& g, float gm, const float* plane, con
 // Per-thread buffers of the fast path: kept between calls, so a training step allocates
 // nothing once the first has run.
 struct FastScratch {
-  std::vector<float> e, ex, eq, big_a, big_b, col_e, col_ex, col_q, row_a, row_b;
+  std::vector<float> e, ex, big_a, big_t, col_e, col_ex, per_out_a, per_out_s;
   std::vector<int> w_lo, w_hi;
+  int whole_lo = 0, whole_hi = 0;  // the outputs whose windows span all KW columns
   void fit(const PoolGeom& g) {
     const size_t in = size_t(g.H) * g.W;
-    for (auto* v : {&e, &ex, &eq, &big_a, &big_b})
+    for (auto* v : {&e, &ex, &big_a, &big_t})
       if (v->size() < in) v->resize(in);
-    for (auto* v : {&col_e, &col_ex, &col_q, &row_a, &row_b})
+    for (auto* v : {&col_e, &col_ex})
       if (v->size() < size_t(g.W)) v->resize(size_t(g.W));
+    for (auto* v : {&per_out_a, &per_out_s})
+      if (v->size() < size_t(g.OW)) v->resize(size_t(g.OW));
     w_lo.resize(size_t(g.OW));
     w_hi.resize(size_t(g.OW));
+    whole_lo = g.OW, whole_hi = g.OW;
     for (int ow = 0; ow < g.OW; ++ow) {
       const PoolWindowRect r = pool_window_rect(g, 0, ow);
       w_lo[size_t(ow)] = r.w_lo;
       w_hi[size_t(ow)] = r.w_hi;
+      if (r.w_hi - r.w_lo == g.KW) {
+        if (whole_lo == g.OW) whole_lo = ow;
+        whole_hi = ow + 1;
+      }
     }
   }
 };
@@ -122,17 +121,16 @@ inline vf load(const float* p) {
 }
 inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 
-// A plane's weights e = exp(gamma x - M) (M its largest logit), the products e x where ex is
-// given, and the midpoint of its inputs' range (the offset the backward's sums are taken
-// about). False, with nothing written, when an input or a logit is NaN or infinite: the plane
-// goes the generic way. In vectors of V; the result does not depend on their width.
+// A plane's weights e = exp(gamma x - M) (M its largest logit) and, where ex is given, the
+// products e x. False, with nothing written, when an input or a logit is NaN or infinite: the
+// plane goes the generic way. In vectors of V; the result does not depend on their width.
 template <class V>
 [[gnu::always_inline]] inline bool plane_weights_lanes(const float* x, size_t n, float gm, float* e,
-                                                       float* ex, float& mid) {
+                                                       float* ex) {
   using VI = decltype(V{} < V{});
   constexpr size_t kWidth = sizeof(V) / sizeof(float);
   const V big = V{} + FLT_MAX;
-  V m = V{} - INFINITY, lo = V{} + INFINITY, hi = V{} - INFINITY;
+  V m = V{} - INFINITY;
   VI finite = VI{} - 1;
   size_t i = 0;
   for (; i + kWidth <= n; i += kWidth) {
@@ -141,30 +139,26 @@ template <class V>
     const V l = v * gm;
     finite &= (v <= big) & (v >= -big) & (l <= big) & (l >= -big);
     m = l > m ? l : m;
-    lo = v < lo ? v : lo;
-    hi = v > hi ? v : hi;
   }
-  float mx = -INFINITY, x_lo = INFINITY, x_hi = -INFINITY;
+  float mx = -INFINITY;
   bool ok = true;
   for (size_t k = 0; k < kWidth; ++k) {
     ok = ok && finite[k];
     mx = std::max(mx, m[k]);
-    x_lo = std::min(x_lo, lo[k]);
-    x_hi = std::max(x_hi, hi[k]);
   }
   for (; i < n; ++i) {
     const float l = x[i] * gm;
     ok = ok && std::fabs(x[i]) <= FLT_MAX && std::fabs(l) <= FLT_MAX;
     mx = std::max(mx, l);
-    x_lo = std::min(x_lo, x[i]);
-    x_hi = std::max(x_hi, x[i]);
   }
   if (!ok) return false;
-  mid = 0.5f * x_lo + 0.5f * x_hi;
   for (i = 0; i + kWidth <= n; i += kWidth) {
     V v;
     std::memcpy(&v, x + i, sizeof v);
-    const V w = simd::exp_nonpositive_lanes(v * gm - mx), wx = w * v;
+    const V z = v * gm - mx;
+    V w;
+    simd::exp_nonpositive_lanes(z, w);
+    const V wx = w * v;
     std::memcpy(e + i, &w, sizeof w);
     if (ex) std::memcpy(ex + i, &wx, sizeof wx);
   }
@@ -179,20 +173,20 @@ template <class V>
 #if defined(__x86_64__)
 typedef float vf8 __attribute__((vector_size(32)));
 __attribute__((target("avx2"))) bool plane_weights_avx2(const float* x, size_t n, float gm,
-                                                        float* e, float* ex, float& mid) {
-  return plane_weights_lanes<vf8>(x, n, gm, e, ex, mid);
+                                                        float* e, float* ex) {
+  return plane_weights_lanes<vf8>(x, n, gm, e, ex);
 }
 #endif
 
 // plane_weights_lanes in the widest vectors the processor has (the exponentials are most of
 // the fast path's time): AVX2 where there is AVX2 (without FMA, so every lane rounds as the
 // baseline's), else the baseline's four lanes.
-bool plane_weights(const float* x, size_t n, float gm, float* e, float* ex, float& mid) {
+bool plane_weights(const float* x, size_t n, float gm, float* e, float* ex) {
 #if defined(__x86_64__)
   static const bool avx2 = __builtin_cpu_supports("avx2");
-  if (avx2) return plane_weights_avx2(x, n, gm, e, ex, mid);
+  if (avx2) return plane_weights_avx2(x, n, gm, e, ex);
 #endif
-  return plane_weights_lanes<vf>(x, n, gm, e, ex, mid);
+  return plane_weights_lanes<vf>(x, n, gm, e, ex);
 }
 
 // dst[w] = the sum of rows [h_lo, h_hi) of a plane-sized buffer at column w.
@@ -216,8 +210,7 @@ inline float span_sum(const float* v, int lo, int hi) {
 void plane_forward_fast(const PoolGeom& g, float gm, const float* plane, float* out,
                         FastScratch& s) {
   const size_t in_plane = size_t(g.H) * g.W;
-  float mid;
-  if (!plane_weights(plane, in_plane, gm, s.e.data(), s.ex.data(), mid))
+  if (!plane_weights(plane, in_plane, gm, s.e.data(), s.ex.data()))
     return plane_forward_generic(g, gm, plane, out);
   float ew[kLipPoolMaxWindow];
   for (int oh = 0; oh < g.OH; ++oh) {
@@ -238,98 +231,72 @@ void plane_forward_fast(const PoolGeom& g, float gm, const float* plane, float* 
   }
 }
 
-// The fast backward of one plane. With s = e / den the window's softmax weights,
-//   dx_i = e_i (A_i + gamma ((x_i - c) A_i - B_i))
-// where A_i sums dy / den and B_i sums dy (y - c) / den over the windows holding element i,
-// and c is any offset (a window's s (x - y) sum to zero): the middle of the plane's range, so
-// that activations sharing a large offset keep their digits. A and B go by row bands too:
-// each output row's terms spread over the columns, then added to the band's rows.
-// dgamma sums dy / den times each window's sum of e (x - y)^2, which comes from the window's
-// sums S, P, Q of e, e (x - c) and e (x - c)^2 as
-//   (Q - m P) + S (y - c - m)^2,   m = P / S:
-// an error in y changes it only to second order, as in the generic path's form (a form linear
-// in y would carry y's rounding). A window whose values sit far from c (Q - m P a small share
-// of Q) sums its own terms instead.
+// One window element's backward terms: a = dy / den of its window, y the window's output.
+struct ElementTerms {
+  float *big_a, *big_t;
+  const float *e, *x;
+  inline void add(size_t at, float a, float y, float& spread) const {
+    const float d = x[at] - y;
+    big_a[at] += a;
+    big_t[at] += a * d;
+    spread += e[at] * d * d;
+  }
+};
+
+// The fast backward of one plane. With a = dy / den for each window,
+//   dx_i = e_i (A_i + gamma T_i),   A_i = sum a,   T_i = sum a (x_i - y)
+// over the windows holding element i, and dgamma sums a sum e (x - y)^2 over the windows: the
+// generic path's terms, each x - y taken directly. They go window position by window
+// position (a row of the band and a column kw of the window, then every window of whole width
+// in the row): terms of different windows, which the processor overlaps; windows cut by the
+// plane's sides go one by one.
 void plane_backward_fast(const PoolGeom& g, float gm, const float* plane, const float* yp,
                          const float* dyp, float* dxp, float& acc, FastScratch& s) {
   const size_t in_plane = size_t(g.H) * g.W;
-  float c;
-  if (!plane_weights(plane, in_plane, gm, s.e.data(), nullptr, c)) {
+  if (!plane_weights(plane, in_plane, gm, s.e.data(), nullptr)) {
     if (dxp) std::memset(dxp, 0, in_plane * sizeof(float));
     return plane_backward_generic(g, gm, plane, yp, dyp, dxp, acc);
   }
-  {
-    const vf c4 = splat(c);
-    size_t i = 0;
-    for (; i + kLanes <= in_plane; i += kLanes) {
-      const vf xc = load(plane + i) - c4, p = load(s.e.data() + i) * xc;
-      store(s.ex.data() + i, p);
-      store(s.eq.data() + i, p * xc);
-    }
-    for (; i < in_plane; ++i) {
-      const float xc = plane[i] - c;
-      s.ex[i] = s.e[i] * xc;
-      s.eq[i] = s.ex[i] * xc;
-    }
-  }
   const float* e = s.e.data();
-  float* big_a = s.big_a.data();
-  float* big_b = s.big_b.data();
-  float* row_a = s.row_a.data();
-  float* row_b = s.row_b.data();
-  if (dxp) {
-    std::memset(big_a, 0, in_plane * sizeof(float));
-    std::memset(big_b, 0, in_plane * sizeof(float));
-  }
+  std::memset(s.big_a.data(), 0, in_plane * sizeof(float));
+  std::memset(s.big_t.data(), 0, in_plane * sizeof(float));
+  const ElementTerms terms{s.big_a.data(), s.big_t.data(), e, plane};
+  float* a = s.per_out_a.data();
+  float* spread = s.per_out_s.data();
   bool any_generic = false;
   for (int oh = 0; oh < g.OH; ++oh) {
     const PoolWindowRect rows = pool_window_rect(g, oh, 0);
     column_sums(g, e, rows.h_lo, rows.h_hi, s.col_e.data());
-    column_sums(g, s.ex.data(), rows.h_lo, rows.h_hi, s.col_ex.data());
-    column_sums(g, s.eq.data(), rows.h_lo, rows.h_hi, s.col_q.data());
-    std::memset(row_a, 0, size_t(g.W) * sizeof(float));
-    std::memset(row_b, 0, size_t(g.W) * sizeof(float));
-    const size_t o = size_t(oh) * g.OW;
+    const float* y = yp + size_t(oh) * g.OW;
+    const float* d = dyp + size_t(oh) * g.OW;
     for (int ow = 0; ow < g.OW; ++ow) {
-      const int lo = s.w_lo[size_t(ow)], hi = s.w_hi[size_t(ow)];
-      const float den = span_sum(s.col_e.data(), lo, hi);
-      if (!(den >= kMinWeightSum)) {
-        any_generic = true;
-        continue;
-      }
-      const float yo = yp[o + ow], a = dyp[o + ow] / den;
-      const float p = span_sum(s.col_ex.data(), lo, hi), q = span_sum(s.col_q.data(), lo, hi);
-      const float m = p / den, d = yo - c - m, spread = q - m * p;
-      if (spread >= q * kMinSpreadShare) {
-        acc += a * (spread + den * d * d);
-      } else {  // the window's values sit far from c, its sums cancel: its own terms
-        float exact = 0.f;
-        for (int h = rows.h_lo; h < rows.h_hi; ++h) {
-          const float* er = e + size_t(h) * g.W;
-          const float* xr = plane + size_t(h) * g.W;
-          for (int w = lo; w < hi; ++w) exact += er[w] * ((xr[w] - yo) * (xr[w] - yo));
-        }
-        acc += a * exact;
-      }
-      const float b = a * (yo - c);
-      for (int w = lo; w < hi; ++w) row_a[w] += a, row_b[w] += b;
+      const float den = span_sum(s.col_e.data(), s.w_lo[size_t(ow)], s.w_hi[size_t(ow)]);
+      const bool fast = den >= kMinWeightSum;
+      any_generic = any_generic || !fast;
+      a[ow] = fast ? d[ow] / den : 0.f;  // a generic window's terms come later
+      spread[ow] = 0.f;
     }
-    if (!dxp) continue;
-    for (int h = rows.h_lo; h < rows.h_hi; ++h) {
-      float* ar = big_a + size_t(h) * g.W;
-      float* br = big_b + size_t(h) * g.W;
-      for (int w = 0; w < g.W; ++w) ar[w] += row_a[w], br[w] += row_b[w];
+    for (int h = rows.h_lo; h < rows.h_hi; ++h)
+      for (int kw = 0; kw < g.KW; ++kw) {
+        const size_t first = size_t(h) * g.W + size_t(s.whole_lo) * g.SW - g.PW + kw;
+        for (int ow = s.whole_lo; ow < s.whole_hi; ++ow)
+          terms.add(first + size_t(ow - s.whole_lo) * g.SW, a[ow], y[ow], spread[ow]);
+      }
+    for (int ow = 0; ow < g.OW; ++ow) {
+      if (ow >= s.whole_lo && ow < s.whole_hi) continue;
+      for (int h = rows.h_lo; h < rows.h_hi; ++h)
+        for (int w = s.w_lo[size_t(ow)]; w < s.w_hi[size_t(ow)]; ++w)
+          terms.add(size_t(h) * g.W + w, a[ow], y[ow], spread[ow]);
     }
+    for (int ow = 0; ow < g.OW; ++ow)
+      if (a[ow] != 0.f) acc += a[ow] * spread[ow];
   }
   if (dxp) {
-    const vf g4 = splat(gm), c4 = splat(c);
+    const vf g4 = splat(gm);
     size_t i = 0;
-    for (; i + kLanes <= in_plane; i += kLanes) {
-      const vf a = load(big_a + i), t = (load(plane + i) - c4) * a - load(big_b + i);
-      store(dxp + i, load(e + i) * (a + g4 * t));
-    }
-    for (; i < in_plane; ++i)
-      dxp[i] = e[i] * (big_a[i] + gm * ((plane[i] - c) * big_a[i] - big_b[i]));
+    for (; i + kLanes <= in_plane; i += kLanes)
+      store(dxp + i, load(e + i) * (load(s.big_a.data() + i) + g4 * load(s.big_t.data() + i)));
+    for (; i < in_plane; ++i) dxp[i] = e[i] * (s.big_a[i] + gm * s.big_t[i]);
   }
   if (any_generic)
     for (int oh = 0; oh < g.OH; ++oh) {

@@ -32,10 +32,10 @@ inline vf relu_lanes(vf v) { return sel((v > 0.f) | isnan(v), v, splat(0.f)); }
 // exp(x) for x <= 0 (or NaN): Cephes' expf polynomial with round-to-nearest range reduction,
 // about 1 ulp. exp(-inf) = 0; below -87 it flushes to 0. Written for any width of GCC float
 // vector (V), with the same operations lane by lane: a wider instantiation in a function built
-// for a wider instruction set gives the same bits. Always inlined, so a wide V never crosses a
-// call.
+// for a wider instruction set gives the same bits. By reference, and always inlined: a wide V
+// never crosses a call.
 template <class V>
-[[gnu::always_inline]] inline V exp_nonpositive_lanes(V x) {
+[[gnu::always_inline]] inline void exp_nonpositive_lanes(const V& x, V& out) {
   using VI = decltype(x < x);
   const VI tiny = x < -87.f, nan = x != x;
   const V xc = (tiny | nan) ? V{} : x;
@@ -51,9 +51,13 @@ template <class V>
   q = q * r * r + r + 1.f;
   const VI e = (__builtin_convertvector(nf, VI) + 127) << 23;
   const V res = q * (V)e;
-  return tiny ? V{} : (nan ? x : res);
+  out = tiny ? V{} : (nan ? x : res);
 }
-inline vf exp_nonpositive(vf x) { return exp_nonpositive_lanes(x); }
+inline vf exp_nonpositive(vf x) {
+  vf out;
+  exp_nonpositive_lanes(x, out);
+  return out;
+}
 
 static_assert(kLanes == 4, "per_lane and load_windows build 4-lane vectors");
 template <class F>
