@@ -10,9 +10,8 @@
 //   ratio whichever shift its weights share, so only underflow tells the two apart: a window
 //   whose weights sum below 2^-60 (its largest logit 41 or more below the plane's) takes the
 //   generic per-window math instead, and planes holding NaN or an infinity take the generic
-//   path whole. tests/test_lip_pool.cpp holds the fast path to the generic one within
-//   float rounding.
-//
+//   path whole. tests/test_lip_pool.cpp holds both paths to the same bounds of a
+//   double-precision definition, over fills that reach each of these cases.
 #include "lip_pool.h"
 
 #include <cfloat>
@@ -30,7 +29,6 @@ namespace {
 using simd::kLanes;
 using simd::splat;
 using simd::vf;
-using simd::vi;
 
 void check_window(const PoolGeom& g) {
   CP_CHECK(lip_pool_window_fits(g),

@@ -1,8 +1,9 @@
 // CPU kernel: local importance-based pooling (kernels/lip_pool_math.cuh). x is N x C x H x W,
 // y is N x C x OH x OW (g's geometry); gamma holds C logit scales. lip_pool_forward/backward
 // take the fast path (one exponential per element) where a plane allows it and agree with the
-// generic path within float rounding; the generic path is the CUDA kernels' twin
-// (kernels/lip_pool.cuh, tested against it bit for bit on the emulated target).
+// generic path to within the rounding of the logits and of the sums; the generic path is the
+// CUDA kernels' twin (kernels/lip_pool.cuh, tested against it bit for bit on the emulated
+// target).
 #pragma once
 #include <cstddef>
 
