@@ -3,15 +3,16 @@
 //   for bit (dx summed over the windows in output order, as the CUDA gather sums it); it is the
 //   twin that tests/kernel_parity_lip_pool.cpp checks the CUDA kernels against.
 // - The fast path (lip_pool_forward/backward, for planes of finite inputs and logits) takes
-//   one exponential per element instead of one per window position, as a PyTorch user's
-//   composition does: the weights are exp(gamma x - M) with M the plane's largest logit, in
-//   vectors (simd::exp_nonpositive_lanes, about 1 ulp; AVX2's eight lanes where the processor
-//   has them, with the same bits), and windows sum them by row bands. A window is the same
-//   ratio whichever shift its weights share, so only underflow tells the two apart: a window
-//   whose weights sum below 2^-60 (its largest logit 41 or more below the plane's) takes the
-//   generic per-window math instead, and planes holding NaN or an infinity take the generic
-//   path whole. tests/test_lip_pool.cpp holds both paths to the same bounds of a
-//   double-precision definition, over fills that reach each of these cases.
+//   one exponential per element instead of one per window position, as the PyTorch
+//   composition (lip2d) has: the weights are exp(gamma x - M) with M the plane's largest
+//   logit, in vectors (simd::exp_nonpositive_lanes, about 1 ulp; AVX2's eight lanes where the
+//   processor has them, with the same bits), and windows sum them by row bands. A window is
+//   the same ratio whichever shift its weights share, so only underflow tells the two apart:
+//   a window whose weights sum below 2^-60 (its largest logit some 41.6 or more below the
+//   plane's) takes the generic per-window math instead, and planes holding NaN or an
+//   infinity (inputs or logits) take the generic path whole. tests/test_lip_pool.cpp holds
+//   both paths to the same bounds of a double-precision definition, over fills that reach
+//   each of these cases.
 #include "lip_pool.h"
 
 #include <cfloat>
