@@ -11,6 +11,7 @@ namespace convpool::cuda {
 
 namespace {
 struct InputParams {
+  int side;  // images are 3 x side x side
   int crop_pad;
   bool reflect, flip;
   int cutout;
@@ -28,8 +29,8 @@ struct InputSource {
   const uint64_t* cursor;
 };
 
-// One block per image: its draw is made once, then the block writes the 3072 outputs in order
-// (coalesced stores; the crop/flip gather reads stay within the image's 3 KB).
+// One block per image: its draw is made once, then the block writes the image's outputs in
+// order (coalesced stores; the crop/flip gather reads stay within the image's bytes).
 __global__ void input_to_float_kernel(InputSource src, float* __restrict__ dst,
                                       uint8_t* __restrict__ labels_out, InputParams p,
                                       bool augment, uint64_t seed,
@@ -39,7 +40,7 @@ __global__ void input_to_float_kernel(InputSource src, float* __restrict__ dst,
   __shared__ uint32_t shared_source;
   if (threadIdx.x == 0) {
     const AugmentDraw d = augment ? augment_draw(seed, *step, first + uint32_t(image), p.crop_pad,
-                                                 p.flip, p.reflect, p.cutout)
+                                                 p.flip, p.reflect, p.cutout, p.side)
                                   : view_draw(p.view_dy, p.view_dx, p.view_flip);
     shared_draw[0] = d.dy;
     shared_draw[1] = d.dx;
@@ -64,12 +65,12 @@ __global__ void input_to_float_kernel(InputSource src, float* __restrict__ dst,
   draw.cut_y0 = shared_draw[4];
   draw.cut_x0 = shared_draw[5];
   draw.cut_size = shared_draw[6];
-  const uint8_t* img = src.images + size_t(shared_source) * kCifarImageBytes;
-  float* out = dst + size_t(image) * kCifarImageBytes;
-  for (int i = threadIdx.x; i < kCifarImageBytes; i += blockDim.x) {
-    const int c = i / (kCifarSide * kCifarSide), y = (i / kCifarSide) % kCifarSide,
-              x = i % kCifarSide;
-    out[i] = input_pixel(img, c, y, x, draw, p.mean[c], p.inv_std[c]);
+  const int side = p.side, plane = side * side, bytes = kCifarChannels * plane;
+  const uint8_t* img = src.images + size_t(shared_source) * size_t(bytes);
+  float* out = dst + size_t(image) * size_t(bytes);
+  for (int i = threadIdx.x; i < bytes; i += blockDim.x) {
+    const int c = i / plane, y = (i / side) % side, x = i % side;
+    out[i] = input_pixel(img, side, c, y, x, draw, p.mean[c], p.inv_std[c]);
   }
 }
 
@@ -78,7 +79,8 @@ __global__ void input_to_float_kernel(InputSource src, float* __restrict__ dst,
 __global__ void advance_cursor_kernel(uint64_t* cursor, uint32_t by) { *cursor += by; }
 
 InputParams input_params(const InputTransform& t, const TtaView& view) {
-  InputParams p{t.crop_pad, t.reflect, t.flip, t.cutout, {}, {}, view.dy, view.dx, view.flip};
+  InputParams p{t.side, t.crop_pad, t.reflect, t.flip,  t.cutout,
+                {},     {},         view.dy,   view.dx, view.flip};
   for (int c = 0; c < kCifarChannels; ++c) {
     p.mean[c] = t.mean[c];
     p.inv_std[c] = 1.f / t.std[c];  // the same float the CPU path multiplies by

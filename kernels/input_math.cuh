@@ -22,10 +22,10 @@ struct AugmentDraw {
 };
 
 // The draws of image `image` of step `step`: one Philox call, its four words split between the
-// crop offsets (v0, v1), the flip (v2) and the cutout centre (v3), so that turning one
-// augmentation on leaves the others' draws unchanged.
+// crop offsets (v0, v1), the flip (v2) and the cutout centre (v3, uniform over a side x side
+// image), so that turning one augmentation on leaves the others' draws unchanged.
 CP_HD AugmentDraw augment_draw(uint64_t seed, uint64_t step, uint32_t image, int crop_pad,
-                               bool flip, bool reflect = false, int cutout = 0) {
+                               bool flip, bool reflect, int cutout, int side) {
   AugmentDraw d;
   d.reflect = reflect;
   if (crop_pad <= 0 && !flip && cutout <= 0) return d;
@@ -40,8 +40,8 @@ CP_HD AugmentDraw augment_draw(uint64_t seed, uint64_t step, uint32_t image, int
   if (cutout > 0) {
     // DeVries & Taylor (2017): the centre is uniform over the image, the square is clipped at
     // its borders (so a cutout near an edge removes less).
-    const int cy = int((r.v[3] & 0xFFFFu) % uint32_t(kCifarSide));
-    const int cx = int((r.v[3] >> 16) % uint32_t(kCifarSide));
+    const int cy = int((r.v[3] & 0xFFFFu) % uint32_t(side));
+    const int cx = int((r.v[3] >> 16) % uint32_t(side));
     d.cut_y0 = cy - cutout / 2;
     d.cut_x0 = cx - cutout / 2;
     d.cut_size = cutout;
@@ -60,33 +60,35 @@ CP_HD AugmentDraw view_draw(int dy, int dx, bool flip) {
   return d;
 }
 
-// Source row/column `i` of a crop that reaches `i` outside the image: 0 means zero padding
-// (returns -1), reflect mirrors about the edge pixel without repeating it (-1 -> 1, 32 -> 30,
-// as torch's "reflect" pad). |i| stays below 2 * kCifarSide since crop_pad <= kCifarSide / 2.
-CP_HD int padded_source(int i, bool reflect) {
-  if (i >= 0 && i < kCifarSide) return i;
+// Source row/column `i` of a crop that reaches `i` outside a side-pixel image: 0 means zero
+// padding (returns -1), reflect mirrors about the edge pixel without repeating it (-1 -> 1,
+// 32 -> 30 at side 32, as torch's "reflect" pad). |i| stays below 2 * side since
+// crop_pad <= side / 2.
+CP_HD int padded_source(int i, bool reflect, int side) {
+  if (i >= 0 && i < side) return i;
   if (!reflect) return -1;
-  return i < 0 ? -i : 2 * (kCifarSide - 1) - i;
+  return i < 0 ? -i : 2 * (side - 1) - i;
 }
 
-// Output pixel (c, y, x) of one image. `inv_std` is 1/std computed once on the host, so both
-// backends multiply by the same float. The product is rounded before the subtraction on the
-// GPU too (no fused multiply-add), so CPU and CUDA agree bit for bit.
-CP_HD float input_pixel(const uint8_t* image, int c, int y, int x, AugmentDraw d, float mean,
-                        float inv_std) {
+// Output pixel (c, y, x) of one 3 x side x side image. `inv_std` is 1/std computed once on the
+// host, so both backends multiply by the same float. The product is rounded before the
+// subtraction on the GPU too (no fused multiply-add), so CPU and CUDA agree bit for bit.
+CP_HD float input_pixel(const uint8_t* image, int side, int c, int y, int x, AugmentDraw d,
+                        float mean, float inv_std) {
   // Cutout zeroes the normalised value (the mean colour), as masks applied to the normalised
   // tensor do in the reference implementations.
   if (d.cut_size > 0 && y >= d.cut_y0 && y < d.cut_y0 + d.cut_size && x >= d.cut_x0 &&
       x < d.cut_x0 + d.cut_size)
     return 0.f;
-  const int sx0 = d.flip ? kCifarSide - 1 - x : x;
-  const int sy = padded_source(y + d.dy, d.reflect), sx = padded_source(sx0 + d.dx, d.reflect);
+  const int sx0 = d.flip ? side - 1 - x : x;
+  const int sy = padded_source(y + d.dy, d.reflect, side),
+            sx = padded_source(sx0 + d.dx, d.reflect, side);
   float v = 0.f;  // the zero padding is black, before normalisation (as torchvision pads)
   if (sy >= 0 && sx >= 0) {
 #if defined(__CUDA_ARCH__)
-    v = __fmul_rn(float(image[(c * kCifarSide + sy) * kCifarSide + sx]), 1.f / 255.f);
+    v = __fmul_rn(float(image[(size_t(c) * side + sy) * side + sx]), 1.f / 255.f);
 #else
-    v = float(image[(c * kCifarSide + sy) * kCifarSide + sx]) * (1.f / 255.f);
+    v = float(image[(size_t(c) * side + sy) * side + sx]) * (1.f / 255.f);
 #endif
   }
 #if defined(__CUDA_ARCH__)

@@ -17,7 +17,6 @@
 #include <string>
 #include <vector>
 
-#include "kernels/optim_math.cuh"
 #include "convpool/data.h"
 #include "convpool/optim.h"
 #include "cpu/loss.h"
@@ -25,6 +24,7 @@
 #include "kernels/input.cuh"
 #include "kernels/loss.cuh"
 #include "kernels/optim.cuh"
+#include "kernels/optim_math.cuh"
 #include "kernels/pad.cuh"
 
 using namespace convpool;
@@ -156,9 +156,8 @@ TEST(KernelParity, SoftmaxXentLossSumIsTheSameBitsUnderEverySchedule) {
   std::vector<uint8_t> labels(n);
   for (auto& l : labels) l = uint8_t(rng() % classes);
   std::vector<double> sums;
-  run_under_four_schedules(100, [&](int) {
-    sums.push_back(device_softmax_xent(n, classes, z, labels, 1).loss);
-  });
+  run_under_four_schedules(
+      100, [&](int) { sums.push_back(device_softmax_xent(n, classes, z, labels, 1).loss); });
   for (size_t r = 1; r < sums.size(); ++r)
     EXPECT_EQ(std::memcmp(&sums[r], &sums[0], sizeof(double)), 0)
         << "run " << r << ": " << std::hexfloat << sums[r] << " vs " << sums[0];
@@ -166,38 +165,46 @@ TEST(KernelParity, SoftmaxXentLossSumIsTheSameBitsUnderEverySchedule) {
 
 // ---------------------------------------------------------------- input conversion
 
-// kernels/input.cu (input_to_float_kernel) against the CPU's images_to_float.
+// kernels/input.cu (input_to_float_kernel) against the CPU's images_to_float, at CIFAR's side
+// and at others (odd, larger).
 TEST(KernelParity, InputConversionMatchesCpuBitForBit) {
   REQUIRE_DEVICE();
-  const Dataset ds = synthetic_cifar(12, 14);
-  const int n = 7;
-  std::vector<uint32_t> order(n);
-  for (int i = 0; i < n; ++i) order[i] = uint32_t((i * 5 + 3) % ds.size());
-  std::vector<uint8_t> px(size_t(n) * kCifarImageBytes);
-  for (int i = 0; i < n; ++i)
-    std::memcpy(px.data() + size_t(i) * kCifarImageBytes, ds.image(order[i]), kCifarImageBytes);
-  Dev<uint8_t> src(px);
-  const uint64_t step = 123, seed = 99;
-  Dev<uint64_t> dstep(std::vector<uint64_t>{step});
-  InputTransform aug;
-  aug.crop_pad = 4;
-  aug.flip = true;
-  aug.mean[0] = 0.49f, aug.mean[1] = 0.48f, aug.mean[2] = 0.45f;
-  aug.std[0] = 0.25f, aug.std[1] = 0.24f, aug.std[2] = 0.26f;
-  InputTransform reflect_cutout = aug;
-  reflect_cutout.reflect = true;
-  reflect_cutout.cutout = 12;
-  for (const InputTransform& t : {InputTransform{}, aug, reflect_cutout})
-    for (bool training : {false, true})
-      for (uint32_t first : {0u, 5u}) {  // 5: a data-parallel rank's slice from position 5
-      Dev<float> dst(px.size());
-      cuda::input_to_float(src.get(), dst.get(), n, t, training, seed, dstep.get(), nullptr, first);
-      std::vector<float> want(px.size());
-      images_to_float(ds, order.data(), n, want.data(), t, training, seed, step, first);
-      const auto got = dst.download();
-      for (size_t i = 0; i < px.size(); ++i)
-        ASSERT_EQ(got[i], want[i]) << i << " training " << training << " " << describe(t);
-    }
+  for (const int side : {32, 7, 48}) {
+    const Dataset ds = synthetic_cifar(12, 14, side);
+    const size_t bytes = ds.image_bytes();
+    const int n = 7;
+    std::vector<uint32_t> order(n);
+    for (int i = 0; i < n; ++i) order[i] = uint32_t((i * 5 + 3) % ds.size());
+    std::vector<uint8_t> px(size_t(n) * bytes);
+    for (int i = 0; i < n; ++i)
+      std::memcpy(px.data() + size_t(i) * bytes, ds.image(order[i]), bytes);
+    Dev<uint8_t> src(px);
+    const uint64_t step = 123, seed = 99;
+    Dev<uint64_t> dstep(std::vector<uint64_t>{step});
+    InputTransform plain;
+    plain.side = side;
+    InputTransform aug = plain;
+    aug.crop_pad = std::min(4, side / 2);
+    aug.flip = true;
+    aug.mean[0] = 0.49f, aug.mean[1] = 0.48f, aug.mean[2] = 0.45f;
+    aug.std[0] = 0.25f, aug.std[1] = 0.24f, aug.std[2] = 0.26f;
+    InputTransform reflect_cutout = aug;
+    reflect_cutout.reflect = true;
+    reflect_cutout.cutout = std::min(12, side);
+    for (const InputTransform& t : {plain, aug, reflect_cutout})
+      for (bool training : {false, true})
+        for (uint32_t first : {0u, 5u}) {  // 5: a data-parallel rank's slice from position 5
+          Dev<float> dst(px.size());
+          cuda::input_to_float(src.get(), dst.get(), n, t, training, seed, dstep.get(), nullptr,
+                               first);
+          std::vector<float> want(px.size());
+          images_to_float(ds, order.data(), n, want.data(), t, training, seed, step, first);
+          const auto got = dst.download();
+          for (size_t i = 0; i < px.size(); ++i)
+            ASSERT_EQ(got[i], want[i])
+                << i << " side " << side << " training " << training << " " << describe(t);
+        }
+  }
 }
 
 // Test-time views (eval --tta) through the conversion kernel: shifted with reflect padding and
@@ -365,7 +372,8 @@ TEST(KernelParity, OptimizersFlagANonFiniteGradient) {
       CHECK_CUDA(cudaDeviceSynchronize());
       EXPECT_EQ(dp.download(), before)
           << optimizer_name(kind) << ": a step after a flagged one was applied";
-      EXPECT_EQ(first_bad.download()[0], 7u) << optimizer_name(kind) << ": the first bad step moved";
+      EXPECT_EQ(first_bad.download()[0], 7u)
+          << optimizer_name(kind) << ": the first bad step moved";
     }
 }
 

@@ -2,14 +2,17 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <random>
 
 #include "convpool/data.h"
 #include "convpool/error.h"
+#include "convpool/image_file.h"
 #include "layer_harness.h"
 
 namespace convpool::test {
@@ -47,6 +50,56 @@ void write_cifar_dir(const std::string& dir, int per_batch, uint64_t seed) {
   for (const char* n :
        {"airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"})
     meta << n << "\n";
+}
+
+std::vector<std::string> write_image_folder(const std::string& root, int classes, int train,
+                                            int val, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<std::string> names;
+  for (int c = 0; c < classes; ++c)
+    names.push_back((c == classes - 1 ? "zz-c" : "c") + std::to_string(c));
+  const int sizes[][2] = {{48, 48}, {64, 40}, {30, 50}, {100, 80}, {17, 17}};
+  for (const char* split : {"train", "val"}) {
+    const int per_class = std::string(split) == "train" ? train : val;
+    for (int c = 0; c < classes; ++c) {
+      const std::string dir = root + "/" + split + "/" + names[size_t(c)];
+      std::filesystem::create_directories(dir);
+      // The class's colour: a hue spread round the channels.
+      const int base[3] = {40 + 170 * (c % 3 == 0), 40 + 170 * (c % 3 == 1),
+                           40 + 170 * (c % 3 == 2) - 60 * (c / 3 % 2)};
+      for (int i = 0; i < per_class; ++i) {
+        const int* wh = sizes[(i + c) % 5];
+        RgbImage im;
+        im.width = wh[0], im.height = wh[1];
+        im.rgb.resize(size_t(im.width) * size_t(im.height) * 3);
+        for (size_t p = 0; p < im.rgb.size(); ++p)
+          im.rgb[p] = uint8_t(std::clamp(base[p % 3] + int(rng() % 81) - 40, 0, 255));
+        const std::string stem = dir + "/img" + std::to_string(i);
+        switch (i % 4) {
+          case 0:
+            write_png(stem + ".png", im);
+            break;
+          case 1:
+            write_jpeg(stem + ".jpg", im, 92);
+            break;
+          case 2: {  // grey pixels: the mean of the channels
+            RgbImage grey = im;
+            for (size_t p = 0; p + 2 < grey.rgb.size(); p += 3) {
+              const uint8_t g = uint8_t((grey.rgb[p] + grey.rgb[p + 1] + grey.rgb[p + 2]) / 3);
+              grey.rgb[p] = grey.rgb[p + 1] = grey.rgb[p + 2] = g;
+            }
+            write_png(stem + ".grey.png", grey);
+            break;
+          }
+          default:
+            write_jpeg(stem + ".JPEG", im, 80);
+            break;
+        }
+      }
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 std::string real_cifar_dir() {

@@ -22,6 +22,15 @@ void write_cifar_file(const std::string& path, int records, uint64_t seed);
 // A complete synthetic data directory: 5 train batches and a test batch.
 void write_cifar_dir(const std::string& dir, int per_batch, uint64_t seed);
 
+// An image folder at `root`: train/<class>/ and val/<class>/ for `classes` classes named
+// "c0".. (with a "zz-" prefix on the last, so that names sort unlike indices), `train` and
+// `val` images per class. Each class has its own colour plus noise, so that a small network
+// learns it; sizes vary (square, wide, tall, smaller and larger than 48) and files alternate
+// between PNG, JPEG, PNG of grey pixels and JPEG named .JPEG. Returns the class names in
+// sorted (label) order.
+std::vector<std::string> write_image_folder(const std::string& root, int classes, int train,
+                                            int val, uint64_t seed);
+
 // The real CIFAR-10 directory from $CIFAR10_DIR, or "" (tests then skip with the reason).
 std::string real_cifar_dir();
 

@@ -5,9 +5,9 @@
 #include <random>
 #include <set>
 
-#include "kernels/input_math.cuh"
 #include "convpool/checkpoint.h"
 #include "convpool/data.h"
+#include "kernels/input_math.cuh"
 #include "layer_harness.h"
 #include "test_helpers.h"
 
@@ -15,17 +15,18 @@ using namespace convpool;
 using namespace convpool::test;
 
 namespace {
-Dataset random_images(int n, uint64_t seed) {
+Dataset random_images(int n, uint64_t seed, int side = kCifarSide) {
   std::mt19937_64 rng(seed);
   Dataset ds;
-  ds.pixels.resize(size_t(n) * kCifarImageBytes);
+  ds.side = side;
+  ds.pixels.resize(size_t(n) * ds.image_bytes());
   for (auto& p : ds.pixels) p = uint8_t(rng());
   ds.labels.assign(size_t(n), 0);
   return ds;
 }
 
 float pixel(const Dataset& ds, uint32_t image, int c, int y, int x) {
-  return float(ds.image(image)[(c * 32 + y) * 32 + x]) / 255.f;
+  return float(ds.image(image)[(c * ds.side + y) * ds.side + x]) / 255.f;
 }
 }  // namespace
 
@@ -55,7 +56,7 @@ TEST(Input, FlipMirrorsAndCropShiftsWithZeroPadding) {
   const Dataset ds = random_images(1, seed);
   for (int trial = 0; trial < 40; ++trial) {
     const uint64_t step = 1 + trial;
-    const AugmentDraw d = augment_draw(seed, step, 0, 3, true);
+    const AugmentDraw d = augment_draw(seed, step, 0, 3, true, false, 0, 32);
     ASSERT_GE(d.dy, -3);
     ASSERT_LE(d.dy, 3);
     ASSERT_GE(d.dx, -3);
@@ -77,50 +78,64 @@ TEST(Input, FlipMirrorsAndCropShiftsWithZeroPadding) {
   }
 }
 
-// Reflect padding and cutout against a reference written from their definitions: the crop
-// reads the image mirrored about its edge pixels (torch's "reflect": -1 -> 1, 32 -> 30), and
-// cutout zeroes the normalised values of a square clipped at the image's borders.
-TEST(Input, ReflectPaddingMirrorsAndCutoutZeroesASquare) {
+// Reflect padding and cutout against a reference written from their definitions, at CIFAR's
+// side and others (odd, and larger): the crop reads the image mirrored about its edge pixels
+// (torch's "reflect": -1 -> 1, side -> side - 2), and cutout zeroes the normalised values of a
+// square clipped at the image's borders.
+TEST(Input, ReflectPaddingMirrorsAndCutoutZeroesASquareAtAnySide) {
   const uint64_t seed = fresh_seed();
-  const Dataset ds = random_images(1, seed);
-  const auto mirror = [](int i) { return i < 0 ? -i : i > 31 ? 62 - i : i; };
-  int cut_pixels = 0, edge_cuts = 0;
-  for (int trial = 0; trial < 60; ++trial) {
-    const uint64_t step = 1 + trial;
-    InputTransform t;
-    t.crop_pad = 4 + trial % 13;  // up to 16, where the mirror reaches the far edge's pixel 15
-    t.reflect = true;
-    t.flip = true;
-    t.cutout = 1 + trial % 20;
-    t.mean[2] = 0.25f;
-    const AugmentDraw d = augment_draw(seed, step, 0, t.crop_pad, true, true, t.cutout);
-    // The cutout's draws do not move the crop's or the flip's.
-    const AugmentDraw plain = augment_draw(seed, step, 0, t.crop_pad, true);
-    ASSERT_EQ(d.dy, plain.dy);
-    ASSERT_EQ(d.dx, plain.dx);
-    ASSERT_EQ(d.flip, plain.flip);
-    std::vector<float> out(kCifarImageBytes, std::nanf(""));
-    const uint32_t idx = 0;
-    images_to_float(ds, &idx, 1, out.data(), t, true, seed, step);
-    const int half = t.cutout / 2;
-    const int cy = d.cut_y0 + half, cx = d.cut_x0 + half;  // the drawn centre
-    ASSERT_TRUE(cy >= 0 && cy < 32 && cx >= 0 && cx < 32) << cy << " " << cx;
-    edge_cuts += (d.cut_y0 < 0 || d.cut_x0 < 0 || d.cut_y0 + t.cutout > 32 ||
-                  d.cut_x0 + t.cutout > 32);
-    for (int c = 0; c < 3; ++c)
-      for (int y = 0; y < 32; ++y)
-        for (int x = 0; x < 32; ++x) {
-          const bool cut = y >= cy - half && y < cy - half + t.cutout && x >= cx - half &&
-                           x < cx - half + t.cutout;
-          const int sy = mirror(y + d.dy), sx = mirror((d.flip ? 31 - x : x) + d.dx);
-          const float want = cut ? 0.f : (pixel(ds, 0, c, sy, sx) - t.mean[c]) / t.std[c];
-          ASSERT_NEAR(out[(c * 32 + y) * 32 + x], want, 1e-6)
-              << "step " << step << " c" << c << " y" << y << " x" << x;
-          cut_pixels += cut;
-        }
+  for (const int side : {32, 7, 48}) {
+    SCOPED_TRACE("side " + std::to_string(side));
+    const Dataset ds = random_images(1, seed, side);
+    const auto mirror = [side](int i) { return i < 0 ? -i : i > side - 1 ? 2 * side - 2 - i : i; };
+    int cut_pixels = 0, edge_cuts = 0;
+    for (int trial = 0; trial < 60; ++trial) {
+      const uint64_t step = 1 + trial;
+      InputTransform t;
+      t.side = side;
+      // Up to side / 2, where the mirror reaches the far edge's pixel.
+      t.crop_pad = std::min(side / 2, 1 + trial % 17);
+      t.reflect = true;
+      t.flip = true;
+      t.cutout = 1 + trial % std::min(side, 20);
+      t.mean[2] = 0.25f;
+      const AugmentDraw d = augment_draw(seed, step, 0, t.crop_pad, true, true, t.cutout, t.side);
+      // The cutout's draws do not move the crop's or the flip's.
+      const AugmentDraw plain = augment_draw(seed, step, 0, t.crop_pad, true, false, 0, t.side);
+      ASSERT_EQ(d.dy, plain.dy);
+      ASSERT_EQ(d.dx, plain.dx);
+      ASSERT_EQ(d.flip, plain.flip);
+      std::vector<float> out(ds.image_bytes(), std::nanf(""));
+      const uint32_t idx = 0;
+      images_to_float(ds, &idx, 1, out.data(), t, true, seed, step);
+      const int half = t.cutout / 2;
+      const int cy = d.cut_y0 + half, cx = d.cut_x0 + half;  // the drawn centre
+      ASSERT_TRUE(cy >= 0 && cy < side && cx >= 0 && cx < side) << cy << " " << cx;
+      edge_cuts += (d.cut_y0 < 0 || d.cut_x0 < 0 || d.cut_y0 + t.cutout > side ||
+                    d.cut_x0 + t.cutout > side);
+      for (int c = 0; c < 3; ++c)
+        for (int y = 0; y < side; ++y)
+          for (int x = 0; x < side; ++x) {
+            const bool cut = y >= cy - half && y < cy - half + t.cutout && x >= cx - half &&
+                             x < cx - half + t.cutout;
+            const int sy = mirror(y + d.dy), sx = mirror((d.flip ? side - 1 - x : x) + d.dx);
+            const float want = cut ? 0.f : (pixel(ds, 0, c, sy, sx) - t.mean[c]) / t.std[c];
+            ASSERT_NEAR(out[(c * side + y) * side + x], want, 1e-6)
+                << "step " << step << " c" << c << " y" << y << " x" << x;
+            cut_pixels += cut;
+          }
+    }
+    EXPECT_GT(cut_pixels, 0);
+    EXPECT_GT(edge_cuts, 0);  // clipped squares were exercised
   }
-  EXPECT_GT(cut_pixels, 0);
-  EXPECT_GT(edge_cuts, 0);  // clipped squares were exercised
+  // A transform set for another side than the images' is refused, not read out of bounds.
+  const Dataset small = random_images(1, seed, 7);
+  std::vector<float> out(small.image_bytes() * 16);
+  const uint32_t idx = 0;
+  EXPECT_NE(error_of([&] {
+              images_to_float(small, &idx, 1, out.data(), InputTransform{});
+            }).find("are 7x7 but the input pipeline is set for 32x32"),
+            std::string::npos);
 }
 
 TEST(Input, DrawsCoverEveryOffsetAndFlipHalfTheTime) {
@@ -129,7 +144,7 @@ TEST(Input, DrawsCoverEveryOffsetAndFlipHalfTheTime) {
   int flips = 0;
   const int n = 4000;
   for (int i = 0; i < n; ++i) {
-    const AugmentDraw d = augment_draw(seed, 1 + i / 32, uint32_t(i % 32), 4, true);
+    const AugmentDraw d = augment_draw(seed, 1 + i / 32, uint32_t(i % 32), 4, true, false, 0, 32);
     dys.insert(d.dy);
     dxs.insert(d.dx);
     flips += d.flip;
@@ -138,11 +153,12 @@ TEST(Input, DrawsCoverEveryOffsetAndFlipHalfTheTime) {
   EXPECT_EQ(dxs.size(), 9u);
   EXPECT_NEAR(double(flips) / n, 0.5, 0.04);  // 5 standard errors
   // Evaluation never augments; the same (seed, step, image) always draws the same.
-  const AugmentDraw a = augment_draw(seed, 5, 3, 4, true), b = augment_draw(seed, 5, 3, 4, true);
+  const AugmentDraw a = augment_draw(seed, 5, 3, 4, true, false, 0, 32),
+                    b = augment_draw(seed, 5, 3, 4, true, false, 0, 32);
   EXPECT_EQ(a.dx, b.dx);
   EXPECT_EQ(a.dy, b.dy);
   EXPECT_EQ(a.flip, b.flip);
-  const AugmentDraw none = augment_draw(seed, 5, 3, 0, false);
+  const AugmentDraw none = augment_draw(seed, 5, 3, 0, false, false, 0, 32);
   EXPECT_EQ(none.dx | none.dy | int(none.flip), 0);
 }
 
@@ -166,4 +182,15 @@ TEST(Input, BadTransformsAreRejected) {
   EXPECT_NE(error_of([&] { validate(t); }).find("--cutout"), std::string::npos);
   t.cutout = -1;
   EXPECT_NE(error_of([&] { validate(t); }).find("--cutout"), std::string::npos);
+  // The bounds follow the image side.
+  t = {};
+  t.side = 64;
+  t.crop_pad = 32;
+  t.cutout = 64;
+  EXPECT_EQ(error_of([&] { validate(t); }), "");
+  t.crop_pad = 33;
+  EXPECT_NE(error_of([&] { validate(t); }).find("between 0 and 32 for 64x64"), std::string::npos);
+  t = {};
+  t.side = 0;
+  EXPECT_NE(error_of([&] { validate(t); }).find("image side"), std::string::npos);
 }

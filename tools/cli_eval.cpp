@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_common.h"
+#include "cli_data.h"
 #include "convpool/checkpoint.h"
 #include "convpool/data.h"
 #include "convpool/graph.h"
@@ -17,7 +18,7 @@ namespace convpool::cli {
 namespace {
 
 struct EvalOptions {
-  std::string checkpoint, data, device = "auto", tta = "none";
+  std::string checkpoint, data, cache_dir, device = "auto", tta = "none";
   std::string weights = "auto";  // ema, raw, or auto: the EMA's when the checkpoint has them
   int batch = 256, threads = 0;
   size_t limit_test = 0;
@@ -35,11 +36,12 @@ int run(const EvalOptions& o) {
   const std::string weights = describe_weights(ckpt, ema);  // said in both outputs
   auto graph = build_from_checkpoint(ckpt, o.checkpoint, GraphOptions{device, o.batch, 0}, ema);
   // The data set the checkpoint's run trained on (CIFAR-10 for checkpoints older than that).
-  const DatasetKind kind = parse_dataset_kind(ckpt.state.dataset);
-  const int classes = kind == DatasetKind::cifar100 ? kCifar100Classes : kCifarClasses;
-  require_cifar_model(*graph, o.checkpoint + " (model)", classes);
-  const std::string dir = resolve_data_dir(kind, o.data);
-  const Dataset test = load_dataset(kind, dir, "test", o.limit_test);
+  const DataChoice data = checkpoint_data(ckpt.state, o.data, o.cache_dir);
+  const int classes = data.classes;
+  require_model_fits_data(*graph, o.checkpoint + " (model)", classes, data.side,
+                          "the checkpoint's data set");
+  const std::string& dir = data.dir;
+  const Dataset test = load_split(data, "test", o.limit_test, o.json);
   if (const std::string note = data_note(test, "test"); !note.empty())
     std::fprintf(stderr, "convpool: %s\n", note.c_str());
 
@@ -85,6 +87,10 @@ int run(const EvalOptions& o) {
   std::printf("%-12s %8s %7s\n", "class", "accuracy", "images");
   for (int c = 0; c < classes; ++c)
     std::printf("%-12s %8.4f %7d\n", test.class_names[c].c_str(), class_acc(c), per_class_total[c]);
+  if (classes > 20) {  // a matrix too wide to read on a terminal
+    std::printf("\nconfusion matrix: %d classes, in --json\n", classes);
+    return 0;
+  }
   std::printf("\nconfusion matrix (rows: true class, columns: predicted)\n%-12s", "");
   for (int c = 0; c < classes; ++c) std::printf(" %5.5s", test.class_names[c].c_str());
   std::printf("\n");
@@ -106,6 +112,7 @@ std::unique_ptr<Trainer> checkpoint_evaluator(Graph& graph, const Checkpoint& ck
   cfg.device = device;
   cfg.input = ckpt.state.input;
   cfg.dataset = parse_dataset_kind(ckpt.state.dataset);
+  cfg.classes = int(checkpoint_class_names(ckpt.state).size());
   TrainState state = ckpt.state;
   state.batch = batch;
   return std::make_unique<Trainer>(graph, cfg, state);
@@ -117,8 +124,12 @@ Runner add_eval_command(CLI::App& app) {
   cmd->add_option("--checkpoint", o->checkpoint, "a .safetensors checkpoint from train")
       ->required();
   cmd->add_option("--data", o->data,
-                  "CIFAR-10 binary directory (default: $CIFAR10_DIR, then "
-                  "data/cifar-10-batches-bin)")
+                  "the checkpoint's data set: its CIFAR binary directory (default: $CIFAR10_DIR, "
+                  "then data/cifar-10-batches-bin), or its image folder (default: the one it "
+                  "trained on)")
+      ->check(kNonEmpty);
+  cmd->add_option("--cache-dir", o->cache_dir,
+                  "image folders: where the decoded images are kept (as train's)")
       ->check(kNonEmpty);
   add_device_options(cmd, o->device, o->threads);
   cmd->add_option("--batch", o->batch, "evaluation batch size")

@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_common.h"
+#include "cli_data.h"
 #include "cli_paths.h"
 #include "convpool/checkpoint.h"
 #include "convpool/data.h"
@@ -204,10 +205,10 @@ void write_logits(const Checkpoint& ckpt, const ExportOptions& o, bool ema,
                   const std::string& data_dir) {
   const int batch = 100;
   auto graph = build_from_checkpoint(ckpt, o.checkpoint, GraphOptions{Device::cpu, batch, 0}, ema);
-  const DatasetKind kind = parse_dataset_kind(ckpt.state.dataset);
-  require_cifar_model(*graph, o.checkpoint + " (model)",
-                      kind == DatasetKind::cifar100 ? kCifar100Classes : kCifarClasses);
-  const Dataset test = load_dataset(kind, data_dir, "test", o.images);
+  const DataChoice data = checkpoint_data(ckpt.state, data_dir, "");
+  require_model_fits_data(*graph, o.checkpoint + " (model)", data.classes, data.side,
+                          "the checkpoint's data set");
+  const Dataset test = load_split(data, "test", o.images, true);
   const size_t classes = graph->output_shape(1).numel();
   std::vector<float> logits(test.size() * classes);
   std::vector<uint32_t> order(test.size());
@@ -237,8 +238,7 @@ int run(const ExportOptions& o) {
   if (const std::string note = format_note(ckpt, o.checkpoint); !note.empty())
     std::fprintf(stderr, "convpool: %s\n", note.c_str());
   // The data --logits reads is found before anything is written.
-  const std::string data_dir =
-      o.logits.empty() ? "" : resolve_data_dir(parse_dataset_kind(ckpt.state.dataset), o.data);
+  const std::string data_dir = o.logits.empty() ? "" : checkpoint_data(ckpt.state, o.data, "").dir;
   // The weights eval uses; restoring them refuses a non-finite tensor among them.
   const bool ema = uses_ema_weights(ckpt, o.weights);
   auto graph = build_from_checkpoint(ckpt, o.checkpoint, GraphOptions{Device::cpu, 1, 0}, ema);

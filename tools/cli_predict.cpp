@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_common.h"
+#include "cli_data.h"
 #include "convpool/checkpoint.h"
 #include "convpool/data.h"
 #include "convpool/error.h"
@@ -86,10 +87,12 @@ int run(const PredictOptions& o) {
   const int batch = int(std::min<size_t>(size_t(o.batch), files.size()));
   auto graph = build_from_checkpoint(ckpt, o.checkpoint, GraphOptions{device, batch, 0}, ema);
   const DatasetKind kind = parse_dataset_kind(ckpt.state.dataset);
-  const int classes = kind == DatasetKind::cifar100 ? kCifar100Classes : kCifarClasses;
-  require_cifar_model(*graph, o.checkpoint + " (model)", classes);
-  std::vector<std::string> names = default_class_names(kind);
-  if (!o.data.empty())  // the data set's own name file, where the user has one
+  // The names the run trained with (image folders: its class folders).
+  std::vector<std::string> names = checkpoint_class_names(ckpt.state);
+  const int classes = int(names.size()), side = ckpt.state.input.side;
+  require_model_fits_data(*graph, o.checkpoint + " (model)", classes, side,
+                          "the checkpoint's data set");
+  if (!o.data.empty() && kind != DatasetKind::folder)  // the data set's own name file
     names = load_dataset(kind, resolve_data_dir(kind, o.data), "test", 1).class_names;
 
   const auto evaluator = checkpoint_evaluator(*graph, ckpt, device, batch);
@@ -109,7 +112,7 @@ int run(const PredictOptions& o) {
     for (size_t i = first; i < std::min(files.size(), first + size_t(batch)); ++i) {
       try {
         const std::vector<uint8_t> planar =
-            resample_to_square(read_image_file(files[i]), kCifarSide, fit);
+            resample_to_square(read_image_file(files[i]), side, fit);
         images.pixels.insert(images.pixels.end(), planar.begin(), planar.end());
         images.labels.push_back(0);  // unknown: the loss is not used
         ok.push_back(files[i]);
@@ -121,6 +124,8 @@ int run(const PredictOptions& o) {
     }
     if (ok.empty()) continue;
     images.class_names = names;
+    images.classes = classes;
+    images.side = side;
     const EvalResult r = evaluator->evaluate(images, views, true);
     for (size_t i = 0; i < ok.size(); ++i) {
       const auto ranked = top_classes(r.logits.data() + i * size_t(classes), classes, o.top);
@@ -190,8 +195,9 @@ Runner add_predict_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "ema", "raw"}));
   cmd->add_option("--data", o->data,
-                  "read the class names from this data set directory's name file (default: "
-                  "the built-in CIFAR-10 or CIFAR-100 names)")
+                  "CIFAR runs: read the class names from this data set directory's name file "
+                  "(default: the built-in CIFAR-10 or CIFAR-100 names; image-folder runs name "
+                  "their class folders, kept in the checkpoint)")
       ->check(kNonEmpty);
   cmd->add_flag("--json", o->json, "machine-readable output");
   cmd->footer(

@@ -22,11 +22,17 @@ namespace convpool::cli {
 
 namespace fs = std::filesystem;
 
-void check_model(const std::string& model, const std::string& pool, int classes) {
+std::string data_title(const DataChoice& d) {
+  return d.kind == DatasetKind::folder     ? "the image folder " + d.dir
+         : d.kind == DatasetKind::cifar100 ? "CIFAR-100"
+                                           : "CIFAR-10";
+}
+
+void check_model(const std::string& model, const std::string& pool, const DataChoice& data) {
   ModelSpec spec = load_model_file(model);
   if (!pool.empty()) apply_pool_override(spec, pool);
   const auto graph = Graph::build(spec, GraphOptions{Device::cpu, 1, 0});
-  require_cifar_model(*graph, model, classes);
+  require_model_fits_data(*graph, model, data.classes, data.side, data_title(data));
   // Training would change nothing: refused rather than run for hours.
   const ParamGroups& groups = graph->param_groups();
   bool learns = false;
@@ -41,10 +47,10 @@ void check_model(const std::string& model, const std::string& pool, int classes)
 
 RunData load_run_data(const TrainOptions& o) {
   RunData d;
-  const DatasetKind kind = parse_dataset_kind(o.dataset);
-  d.dir = resolve_data_dir(kind, o.data);
-  d.train = load_dataset(kind, d.dir, "train", o.limit_train);
-  d.test = load_dataset(kind, d.dir, "test", o.limit_test);
+  d.dir = o.resolved.dir;
+  const bool quiet = o.verbosity() == Verbosity::quiet;
+  d.train = load_split(o.resolved, "train", o.limit_train, quiet);
+  d.test = load_split(o.resolved, "test", o.limit_test, quiet);
   if (o.verbosity() != Verbosity::quiet)
     for (const std::string& note : {data_note(d.train, "training"), data_note(d.test, "test")})
       if (!note.empty()) std::fprintf(stderr, "convpool: %s\n", note.c_str());
@@ -184,7 +190,8 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
   const int local_batch = int(batch_slice(size_t(o.cfg.batch), comm.size() - 1, comm.size()).size());
   GraphOptions gopts{o.cfg.device, std::max(local_batch, 1), optimizer_state_slots(o.cfg.optimizer)};
   auto graph = Graph::build(spec, gopts);
-  require_cifar_model(*graph, ckpt ? o.resume + " (model)" : o.model, o.cfg.classes());
+  require_model_fits_data(*graph, ckpt ? o.resume + " (model)" : o.model, o.cfg.classes,
+                          o.cfg.input.side, data_title(o.resolved));
   graph->init_params(o.cfg.seed);
   if (ckpt) {
     restore_graph(*ckpt, o.resume, *graph, true);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cli_data.h"
 #include "cli_progress.h"
 #include "convpool/data.h"
 #include "convpool/trainer.h"
@@ -17,7 +18,9 @@ struct TrainOptions {
   std::string data, model, out, pool, device = "auto", resume, config;
   std::string optimizer = "adam";  // cfg.optimizer.kind once parsed
   std::string data_placement = "auto";  // cfg.data_placement once resolved
-  std::string dataset = "cifar10";      // cfg.classes once parsed
+  std::string dataset = "cifar10";      // `resolved` and cfg.classes once resolved
+  std::string cache_dir;                // image folders: where the decoded cache goes
+  int image_size = 0;                   // image folders: the side (0: the model's input)
   std::string pad_mode = "zero";        // cfg.input.reflect once parsed
   std::string tta = "none";             // test-time views evaluated after training
   std::string lr_schedule = "constant", milestone_unit = "epochs";  // cfg.optimizer.schedule
@@ -32,6 +35,7 @@ struct TrainOptions {
        tf32 = false;
   std::vector<float> mean, std;  // empty: from --normalize, else 0 and 1
   TrainConfig cfg;
+  DataChoice resolved;  // the data set resolve_options chose
   Verbosity verbosity() const;
 };
 
@@ -54,10 +58,11 @@ void resolve_options(CLI::App* cmd, TrainOptions& o);
 
 // Builds `model` with the pooling override `pool` on the CPU at batch 1, so that a bad model
 // file or method fails in a moment, before data is read or hours of training start.
-void check_model(const std::string& model, const std::string& pool, int classes);
+// `data`: the classes and side it must fit.
+void check_model(const std::string& model, const std::string& pool, const DataChoice& data);
 
-// Both splits from the --data directory (or where resolve_cifar_dir looks). A record count
-// that is not CIFAR-10's is noted on stderr, unless --quiet.
+// Both splits of the resolved data set. A record count that is not CIFAR-10's is noted on
+// stderr, unless --quiet; so are an image folder's classes, cache and unreadable files.
 struct RunData {
   std::string dir;
   Dataset train, test;

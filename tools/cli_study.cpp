@@ -238,7 +238,7 @@ int run(StudyOptions& so, CLI::App* cmd) {
   resolve_options(cmd, base);
   const auto pools = parse_pool_list(so.pools);
   const auto [shard, shards] = parse_shard(so.shard);
-  for (auto& p : pools) check_model(base.model, p, base.cfg.classes());
+  for (auto& p : pools) check_model(base.model, p, base.resolved);
   make_directory(base.out);
   const RunDirectoryLock lock(base.out, "--out");  // one study or merge writes here at a time
   if (const std::string restored = finish_interrupted_replace(base.out);

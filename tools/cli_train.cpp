@@ -175,7 +175,7 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
   if (o.out.empty())
     o.out = "runs/" + std::filesystem::path(o.model).stem().string() + "-" + timestamp();
 
-  if (o.resume.empty()) check_model(o.model, o.pool, o.cfg.classes());
+  if (o.resume.empty()) check_model(o.model, o.pool, o.resolved);
   // Data-parallel: rank 0 alone owns the run directory; the other ranks write nothing and
   // print nothing (an error still names its rank and ends the job).
   if (world().rank() != 0) {

@@ -8,15 +8,18 @@
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "cli_common.h"
 #include "cli_paths.h"
 #include "cli_run.h"
+#include "convpool/checkpoint.h"
 #include "convpool/conv_engine.h"
 #include "convpool/device.h"
 #include "convpool/distributed.h"
 #include "convpool/graph.h"
+#include "convpool/image_folder.h"
 #include "convpool/model.h"
 #include "convpool/pooling.h"
 
@@ -157,10 +160,21 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
                   "wins)")
       ->configurable(false);
   cmd->add_option("--data", o.data,
-                  "CIFAR-10 binary directory (default: $CIFAR10_DIR, then "
-                  "data/cifar-10-batches-bin)")
+                  "the data: a CIFAR-10 (or --dataset cifar100) binary directory (default: "
+                  "$CIFAR10_DIR, then data/cifar-10-batches-bin), or an image folder holding "
+                  "train/<class>/*.png|jpg and val/<class>/ (docs/data.md)")
       ->check(kNonEmpty)
       ->configurable(false);  // where the data lives is not part of the run
+  cmd->add_option("--image-size", o.image_size,
+                  "image folders: fit every image to this square side (shorter side resized, "
+                  "centre cropped); 0: the model's input side")
+      ->capture_default_str()
+      ->check(CLI::Range(0, kMaxInputSide));
+  cmd->add_option("--cache-dir", o.cache_dir,
+                  "image folders: where the decoded images are kept (default: DIR/.convpool-cache, "
+                  "or ~/.cache/convpool when DIR cannot be written)")
+      ->check(kNonEmpty)
+      ->configurable(false);
   cmd->add_option("--model", o.model, "model file")->capture_default_str();
   cmd->add_option("--epochs", o.cfg.epochs, "total epochs to train (also when resuming)")
       ->capture_default_str()
@@ -215,7 +229,7 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
   cmd->add_option("--crop-pad", o.cfg.input.crop_pad,
                   "augment: random 32x32 crop of the image zero-padded by N pixels (0: off)")
       ->capture_default_str()
-      ->check(CLI::Range(0, kCifarSide / 2));
+      ->check(CLI::Range(0, kMaxInputSide / 2));
   cmd->add_option("--pad-mode", o.pad_mode,
                   "what the crop's padding holds: zero (black) or reflect (the image mirrored "
                   "about its edge)")
@@ -230,7 +244,7 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
                   "augment: zero a random NxN square (clipped at the borders) after normalisation: "
                   "the mean colour with --normalize, black without (0: off)")
       ->capture_default_str()
-      ->check(CLI::Range(0, kCifarSide));
+      ->check(CLI::Range(0, kMaxInputSide));
   cmd->add_flag("--normalize", o.normalize,
                 "normalise each channel by the CIFAR-10 training mean and std");
   cmd->add_option("--mean", o.mean, "per-channel mean subtracted from pixel/255: R,G,B")
@@ -248,9 +262,10 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
                 "data-parallel runs (mpirun -np N convpool train ...): BatchNorm normalises with "
                 "the statistics of the whole global batch, not each rank's slice");
   cmd->add_option("--dataset", o.dataset,
-                  "cifar10, or cifar100 (its 100 fine classes: the model needs 100 outputs)")
+                  "cifar10, cifar100 (its 100 fine classes: the model needs 100 outputs), or "
+                  "folder (chosen by itself when --data holds train/)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"cifar10", "cifar100"}));
+      ->check(CLI::IsMember({"cifar10", "cifar100", "folder"}));
   cmd->add_option("--data-placement", o.data_placement,
                   "CUDA: where the data set lives: device (uploaded once; batches gathered and "
                   "augmented on the GPU), pinned (streamed from host memory), or auto (device "
@@ -485,6 +500,68 @@ void apply_config_text(CLI::App* cmd, const std::string& text, const std::string
   }
 }
 
+namespace {
+// The data set: its kind (an image folder when --data holds train/ and --dataset was not
+// given), where it is, its classes and the side its images are fitted to (an image folder's:
+// --image-size, else the model's input; a resumed run's: its checkpoint's).
+void resolve_data(CLI::App* cmd, TrainOptions& o) {
+  DatasetKind kind = parse_dataset_kind(o.dataset);
+  if (!cmd->count("--dataset") && o.resume.empty()) kind = detect_dataset_kind(o.data, kind);
+  o.dataset = dataset_name(kind);
+  o.cfg.dataset = kind;
+  std::optional<TrainState> resumed;
+  if (!o.resume.empty()) resumed = load_checkpoint(o.resume).state;
+  DataChoice& d = o.resolved;
+  d = DataChoice{};
+  d.kind = kind;
+  d.cache_dir = o.cache_dir;
+  if (kind != DatasetKind::folder) {
+    if (o.image_size != 0 && o.image_size != kCifarSide)
+      CP_USER_ERROR("--image-size " << o.image_size << ": CIFAR's images are " << kCifarSide << "x"
+                                    << kCifarSide << " (the option fits image folders)");
+    d.dir = resolve_data_dir(kind, o.data);
+    d.classes = kind == DatasetKind::cifar100 ? kCifar100Classes : kCifarClasses;
+  } else {
+    d.dir = o.data.empty() && resumed ? resumed->data : o.data;
+    if (d.dir.empty())
+      CP_USER_ERROR(
+          "--dataset folder needs --data DIR (a folder holding train/<class>/ and "
+          "val/<class>/)");
+    auto folder = std::make_shared<ImageFolder>(scan_image_folder(d.dir));
+    if (resumed && folder->class_names != resumed->class_names)
+      CP_USER_ERROR(d.dir << ": its classes are not those " << o.resume << " trained on ("
+                          << folder->class_names.size() << " vs " << resumed->class_names.size()
+                          << ")");
+    d.classes = int(folder->class_names.size());
+    if (resumed) {
+      if (o.image_size != 0 && o.image_size != resumed->input.side)
+        CP_USER_ERROR("--image-size " << o.image_size << ": " << o.resume << " trained on "
+                                      << resumed->input.side << "x" << resumed->input.side
+                                      << " images");
+      d.side = resumed->input.side;
+    } else if (o.image_size != 0) {
+      d.side = o.image_size;
+    } else {
+      const Shape in = load_model_file(o.model).input;
+      if (in.h != in.w)
+        CP_USER_ERROR(o.model << " takes " << in.h << "x" << in.w
+                              << " inputs; image folders are fitted to squares (set its input "
+                                 "line's height and width equal)");
+      d.side = in.h;
+    }
+    if (o.verbosity() != Verbosity::quiet)
+      for (const ImageFolderSplit* s : {&folder->train, &folder->test})
+        std::fprintf(stderr, "convpool: %s %s\n", d.dir.c_str(),
+                     describe_split(*folder, *s).c_str());
+    d.folder = std::move(folder);
+    o.cfg.data = fs::absolute(d.dir).lexically_normal().string();
+  }
+  o.cfg.classes = d.classes;
+  o.cfg.input.side = d.side;
+  set_effective(cmd, "--dataset", {o.dataset});
+}
+}  // namespace
+
 void resolve_options(CLI::App* cmd, TrainOptions& o) {
   set_threads(o.threads);
   o.threads = omp_get_max_threads();
@@ -498,9 +575,7 @@ void resolve_options(CLI::App* cmd, TrainOptions& o) {
     }
   }
   o.cfg.input.reflect = o.pad_mode == "reflect";
-  o.cfg.dataset = parse_dataset_kind(o.dataset);
   tta_views(o.tta);  // a bad --tta fails before training, not after it
-  validate(o.cfg.input);
   o.cfg.optimizer.kind = parse_optimizer_kind(o.optimizer);
   // train_run resolves it once the data sets' sizes are known; a CPU run asked for device
   // placement fails here, before it loads anything.
@@ -524,6 +599,8 @@ void resolve_options(CLI::App* cmd, TrainOptions& o) {
     o.model = find_data_file(o.model);
   if (fs::exists(o.model)) o.model = fs::absolute(o.model).lexically_normal().string();
   set_effective(cmd, "--model", {o.model});  // a config read from elsewhere finds it
+  resolve_data(cmd, o);
+  validate(o.cfg.input);  // its crop and cutout bounds follow the data's side
   set_effective(cmd, "--threads", {std::to_string(o.threads)});
   set_effective(cmd, "--device", {o.device});
   set_effective(cmd, "--mean", mean);

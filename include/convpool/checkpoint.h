@@ -42,6 +42,10 @@ struct TrainState {
   // the scheme says "fisher-yates", and cannot be resumed bit for bit.
   std::string epoch_order = kEpochOrderScheme;
   std::string dataset = "cifar10";  // dataset_name(): what the run trained and tested on
+  // The classes' names in label order (the training set's); empty in checkpoints older than
+  // image folders, whose data set's built-in names apply.
+  std::vector<std::string> class_names;
+  std::string data;  // image folders: the folder trained on, as the run named it
   // The finished epochs' metrics, epochs 1..epoch in order (trainers keep all of them; a
   // state made by hand may hold fewer): a resume rewrites metrics.csv from it, so the file
   // always agrees with the checkpoint it resumes from.

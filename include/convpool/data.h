@@ -12,21 +12,25 @@ constexpr int kCifarRecordBytes = 3073;
 constexpr int kCifarClasses = 10;
 constexpr int kCifarSide = 32;  // images are 3 x 32 x 32, stored as R, G and B planes
 constexpr int kCifarChannels = 3;
+// The largest square input side the input pipeline takes (ImageNet's usual crop is 224).
+constexpr int kMaxInputSide = 1024;
 constexpr size_t kCifarRecordsPerFile = 10000;  // in each of the six files of the real data set
 
 // What is done to every input image (kernels/input_math.cuh holds the per-pixel formula).
 // The defaults (no crop, no flip, mean 0, std 1) give pixel / 255: the reference recipe.
 struct InputTransform {
-  int crop_pad = 0;      // training: crop 32x32 out of the image padded by this many pixels
-  bool reflect = false;  // the crop's padding mirrors the image (else it is zeros)
-  bool flip = false;     // training: mirror left-right with probability 1/2
-  int cutout = 0;        // training: zero a random square this wide (after normalisation)
+  int side = kCifarSide;  // the images' (square, 3 channels) side: the data set's and the model's
+  int crop_pad = 0;       // training: crop side x side out of the image padded by this many pixels
+  bool reflect = false;   // the crop's padding mirrors the image (else it is zeros)
+  bool flip = false;      // training: mirror left-right with probability 1/2
+  int cutout = 0;         // training: zero a random square this wide (after normalisation)
   float mean[kCifarChannels] = {0.f, 0.f, 0.f};  // subtracted from pixel / 255, per channel
   float std[kCifarChannels] = {1.f, 1.f, 1.f};   // then divided by this
   bool augments() const { return crop_pad > 0 || flip || cutout > 0; }
   bool operator==(const InputTransform&) const = default;
 };
-// Throws a one-line error for a negative or over-large crop or cutout or a non-positive std.
+// Throws a one-line error for a negative or over-large crop or cutout (over half the side, over
+// the side) or a non-positive std.
 void validate(const InputTransform& t);
 // "crop_pad=4 reflect flip cutout=8 mean=... std=..." or "none", for run summaries.
 std::string describe(const InputTransform& t);
@@ -51,8 +55,9 @@ constexpr int kCifar100Classes = 100;
 constexpr int kCifar100CoarseClasses = 20;
 constexpr int kCifar100RecordBytes = 3074;
 
-enum class DatasetKind { cifar10, cifar100 };
-const char* dataset_name(DatasetKind kind);  // "cifar10", "cifar100"
+// `folder`: the user's images in class folders (convpool/image_folder.h).
+enum class DatasetKind { cifar10, cifar100, folder };
+const char* dataset_name(DatasetKind kind);  // "cifar10", "cifar100", "folder"
 // The CLI's names; a one-line error naming the choices otherwise.
 DatasetKind parse_dataset_kind(const std::string& name);
 // A data set's class names in label order, as its name file lists them (built in: a
@@ -61,16 +66,18 @@ std::vector<std::string> default_class_names(DatasetKind kind);
 std::vector<std::string> cifar10_class_names();
 
 struct Dataset {
-  std::vector<uint8_t> pixels;  // count x 3072
-  std::vector<uint8_t> labels;  // count: the class trained on (CIFAR-100: the fine label)
+  std::vector<uint8_t> pixels;         // count x image_bytes(): R, G and B planes of side x side
+  std::vector<uint8_t> labels;         // count: the class trained on (CIFAR-100: the fine label)
   std::vector<uint8_t> coarse_labels;  // CIFAR-100 only: the superclass of each image
   int classes = kCifarClasses;
   std::vector<std::string> class_names;
   std::vector<size_t> records_per_file;  // as found in each file read (load_cifar10)
   size_t expected_records_per_file = kCifarRecordsPerFile;  // what the full data set's hold
   std::string name = "CIFAR-10";
+  int side = kCifarSide;  // images are 3 x side x side
   size_t size() const { return labels.size(); }
-  const uint8_t* image(size_t i) const { return pixels.data() + i * kCifarImageBytes; }
+  size_t image_bytes() const { return size_t(kCifarChannels) * size_t(side) * size_t(side); }
+  const uint8_t* image(size_t i) const { return pixels.data() + i * image_bytes(); }
 };
 
 // Reads and validates one batch file, appending its records; errors name the file.
@@ -107,9 +114,9 @@ std::string resolve_data_dir(DatasetKind kind, const std::string& flag_value);
 // Throws a one-line error naming every place it looked when none holds the data.
 std::string resolve_cifar_dir(const std::string& flag_value);
 
-// `images` random images with random labels (for benchmarks and profiles that need no real
-// data), drawn from Philox with `seed`; class names "class0".."class9".
-Dataset synthetic_cifar(size_t images, uint64_t seed);
+// `images` random images (3 x side x side) with random labels (for benchmarks and profiles
+// that need no real data), drawn from Philox with `seed`; class names "class0".."class9".
+Dataset synthetic_cifar(size_t images, uint64_t seed, int side = kCifarSide);
 
 // A permutation of [0, n) for `epoch`: the images sorted by 64-bit Philox keys of (seed,
 // epoch, image), ties by index (kernels/epoch_order.cuh). The same on every platform, and made
@@ -119,7 +126,8 @@ std::vector<uint32_t> epoch_order(size_t n, uint64_t seed, uint64_t epoch);
 // 2026-12-01 used a serial Fisher-Yates shuffle) cannot be resumed exactly.
 constexpr const char* kEpochOrderScheme = "philox-key-sort";
 
-// Converts images order[0 .. count) to float NCHW: pixel / 255, normalised by `t`. In training
+// Converts images order[0 .. count) to float NCHW: pixel / 255, normalised by `t` (whose side
+// must be the data set's: a one-line error otherwise). In training
 // mode the crop and flip of `t` are drawn per image from (seed, step, position in the batch).
 // `first_index`: the position of order[0] in the step's global batch (data-parallel ranks
 // train on slices of it): the augmentation draws are keyed by that position, so they do not

@@ -11,6 +11,8 @@ namespace convpool {
 struct RgbImage {
   int width = 0, height = 0;
   std::vector<uint8_t> rgb;  // height x width x 3, row by row
+  // What the file held before it was made RGB: 1 grey, 2 grey and alpha, 3 RGB, 4 RGBA.
+  int source_channels = 3;
 };
 
 // The largest image read: a side of at most 16384 pixels and 64 Mi pixels in all, checked

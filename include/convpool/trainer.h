@@ -44,17 +44,17 @@ struct TrainConfig {
   // BatchNorm's running statistics, as timm's ModelEmaV2 averages the whole state), updated
   // after every step: ema = decay * ema + (1 - decay) * weights. Saved in checkpoints.
   float ema_decay = 0.f;
-  bool eval_ema = true;  // with ema_decay: evaluate, and pick best.safetensors, with the EMA
-  InputTransform input;             // normalisation; crop/flip of training batches
-  std::string out_dir;              // metrics.csv and checkpoints go here; empty: nothing written
-  std::string model_text;           // saved in checkpoints
-  std::string pool_override;        // saved in checkpoints
-  uint64_t save_every = 0;          // also save last.safetensors every N steps (0: per epoch only)
-  int keep = 0;                     // keep the N newest step-NNN.safetensors history files
+  bool eval_ema = true;       // with ema_decay: evaluate, and pick best.safetensors, with the EMA
+  InputTransform input;       // normalisation; crop/flip of training batches
+  std::string out_dir;        // metrics.csv and checkpoints go here; empty: nothing written
+  std::string model_text;     // saved in checkpoints
+  std::string pool_override;  // saved in checkpoints
+  uint64_t save_every = 0;    // also save last.safetensors every N steps (0: per epoch only)
+  int keep = 0;               // keep the N newest step-NNN.safetensors history files
   std::string nan_policy = "stop";  // "stop" or "skip" (skip the update of that batch; CPU)
   // The end of a non-finite loss's message: what the command that trains can change.
   std::string non_finite_advice = "try a lower --lr or --nan-policy skip";
-  bool cuda_graph = true;           // CUDA: replay full batches as a captured CUDA Graph
+  bool cuda_graph = true;  // CUDA: replay full batches as a captured CUDA Graph
   // CUDA: where the data set lives. `convpool train` resolves automatic with the data sets'
   // sizes (resolve_data_placement); a Trainer given automatic uses pinned.
   DataPlacement data_placement = DataPlacement::automatic;
@@ -62,8 +62,10 @@ struct TrainConfig {
   // the whole global batch rather than each rank's slice.
   bool sync_bn = false;
   DatasetKind dataset = DatasetKind::cifar10;  // saved in checkpoints
-  // The data set's classes: the model must give this many logits.
-  int classes() const { return dataset == DatasetKind::cifar100 ? kCifar100Classes : kCifarClasses; }
+  // The data set's classes: the model must give this many logits (and its images must be
+  // input.side wide).
+  int classes = kCifarClasses;
+  std::string data;  // image folders: the folder, saved in checkpoints for eval to find
 };
 
 // Where an epoch stands, for progress displays.
@@ -94,11 +96,12 @@ class TrainObserver {
 // checks them too, the CLI before it reads any data.
 void validate_recipe(const TrainConfig& cfg);
 
-// Throws a one-line error unless the graph takes CIFAR-10 images (3x32x32) and gives 10
-// logits. `origin` names the model in the message.
-// `classes`: the data set's (10 for CIFAR-10, 100 for CIFAR-100).
-void require_cifar_model(const Graph& graph, const std::string& origin,
-                         int classes = kCifarClasses);
+// Throws a one-line error naming both numbers unless the graph takes the data set's images
+// (3 x side x side) and gives its `classes` logits. `origin` names the model in the message,
+// `data` the data set ("CIFAR-10", "the image folder ...").
+void require_model_fits_data(const Graph& graph, const std::string& origin,
+                             int classes = kCifarClasses, int side = kCifarSide,
+                             const std::string& data = "CIFAR-10");
 
 // "epoch 3/10  loss 1.2345  acc 0.5678  test_loss ...  12.3s  4056 img/s"
 std::string format_epoch_line(const EpochMetrics& m, int epochs);

@@ -48,15 +48,21 @@ nlohmann::json schedule_json(const LrSchedule& s) {
 }
 
 nlohmann::json optimizer_json(const OptimizerConfig& o) {
-  return {{"kind", optimizer_name(o.kind)}, {"lr", o.lr},
-          {"beta1", o.beta1},       {"beta2", o.beta2},
-          {"eps", o.eps},           {"momentum", o.momentum},
-          {"nesterov", o.nesterov}, {"weight_decay", o.weight_decay},
-          {"schedule", schedule_json(o.schedule)}, {"clip_grad_norm", o.clip_grad_norm}};
+  return {{"kind", optimizer_name(o.kind)},
+          {"lr", o.lr},
+          {"beta1", o.beta1},
+          {"beta2", o.beta2},
+          {"eps", o.eps},
+          {"momentum", o.momentum},
+          {"nesterov", o.nesterov},
+          {"weight_decay", o.weight_decay},
+          {"schedule", schedule_json(o.schedule)},
+          {"clip_grad_norm", o.clip_grad_norm}};
 }
 
 nlohmann::json input_json(const InputTransform& t) {
-  return {{"crop_pad", t.crop_pad},
+  return {{"side", t.side},
+          {"crop_pad", t.crop_pad},
           {"reflect", t.reflect},
           {"flip", t.flip},
           {"cutout", t.cutout},
@@ -177,6 +183,8 @@ void save_checkpoint(const std::string& path, const Graph& graph, const std::str
       {"input", input_json(st.input).dump()},
       {"epoch_order", st.epoch_order},
       {"dataset", st.dataset},
+      {"class_names", nlohmann::json(st.class_names).dump()},
+      {"data", st.data},
       {"recipe", nlohmann::json{{"label_smoothing", st.label_smoothing},
                                 {"ema_decay", ema ? st.ema_decay : 0.f},
                                 {"eval_with", st.eval_ema ? "ema" : "raw"}}
@@ -212,8 +220,8 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
       CP_USER_ERROR(path << ": checkpoint has no header checksum");
   } else {
     CP_USER_ERROR(path << ": checkpoint format version " << version
-                       << " is not supported (this build reads versions 1 to "
-                       << kCheckpointVersion << ")");
+                       << " is not supported (this build reads versions 1 to " << kCheckpointVersion
+                       << ")");
   }
   if (m.find("data_crc32") == m.end()) CP_USER_ERROR(path << ": checkpoint has no data checksum");
   c.model_text = need("model");
@@ -230,10 +238,10 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
       // At an epoch boundary there is no unfinished epoch to have timed.
       const double most = c.state.epoch_batches ? 1e9 : 0;
       if (!(c.state.epoch_seconds >= 0 && c.state.epoch_seconds <= most))
-        throw MetadataRangeError("'epoch_seconds' is " + s.at("epoch_seconds").dump().substr(0, 40) +
-                                 (c.state.epoch_batches
-                                      ? ", expected a number of seconds from 0 to 1e9"
-                                      : ", expected 0 at an epoch boundary (epoch_batches 0)"));
+        throw MetadataRangeError(
+            "'epoch_seconds' is " + s.at("epoch_seconds").dump().substr(0, 40) +
+            (c.state.epoch_batches ? ", expected a number of seconds from 0 to 1e9"
+                                   : ", expected 0 at an epoch boundary (epoch_batches 0)"));
     }
     c.state.best_accuracy = json_real<double>(s, "best_accuracy");
     if (c.state.best_accuracy < -1 || c.state.best_accuracy > 1)  // -1: no evaluation yet
@@ -287,9 +295,21 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
     // Checkpoints written before CIFAR-100 was read trained on CIFAR-10.
     const auto dataset = m.find("dataset");
     c.state.dataset = dataset == m.end() ? "cifar10" : dataset->second;
-    if (c.state.dataset != "cifar10" && c.state.dataset != "cifar100")
+    if (c.state.dataset != "cifar10" && c.state.dataset != "cifar100" &&
+        c.state.dataset != "folder")
       CP_USER_ERROR(path << ": bad checkpoint metadata: unknown dataset '" << c.state.dataset
                          << "'");
+    // Checkpoints written before image folders were read name no classes (their data set's
+    // built-in names apply) and no data folder.
+    if (auto it = m.find("class_names"); it != m.end()) {
+      const auto names = nlohmann::json::parse(it->second);
+      if (!names.is_array() || names.size() > 65536)
+        throw MetadataRangeError("'class_names' is not a list of names");
+      for (const auto& name : names) c.state.class_names.push_back(name.get<std::string>());
+    }
+    if (auto it = m.find("data"); it != m.end()) c.state.data = it->second;
+    if (c.state.dataset == "folder" && c.state.class_names.empty())
+      throw MetadataRangeError("an image-folder run's checkpoint without its class names");
     // Checkpoints written before recipes existed trained without them.
     if (auto it = m.find("recipe"); it != m.end()) {
       const auto r = nlohmann::json::parse(it->second);
@@ -304,11 +324,15 @@ Checkpoint decode_checkpoint(const std::string& bytes, const std::string& path,
     // Checkpoints written before the input options existed used the defaults.
     if (auto it = m.find("input"); it != m.end()) {
       const auto in = nlohmann::json::parse(it->second);
-      c.state.input.crop_pad = json_integer<int>(in, "crop_pad", 0, kCifarSide);
+      // Added with image folders: older checkpoints took CIFAR's 32x32 images.
+      c.state.input.side =
+          in.contains("side") ? json_integer<int>(in, "side", 1, kMaxInputSide) : kCifarSide;
+      c.state.input.crop_pad = json_integer<int>(in, "crop_pad", 0, kMaxInputSide);
       c.state.input.flip = in.at("flip").get<bool>();
       // Added with reflect padding and cutout: older checkpoints had neither.
       c.state.input.reflect = in.contains("reflect") && in.at("reflect").get<bool>();
-      c.state.input.cutout = in.contains("cutout") ? json_integer<int>(in, "cutout", 0, kCifarSide) : 0;
+      c.state.input.cutout =
+          in.contains("cutout") ? json_integer<int>(in, "cutout", 0, kMaxInputSide) : 0;
       const auto& mean = in.at("mean");
       const auto& sd = in.at("std");
       if (!mean.is_array() || !sd.is_array() || mean.size() != kCifarChannels ||

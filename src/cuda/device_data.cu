@@ -12,7 +12,7 @@ namespace convpool::cuda {
 
 bool ResidentDataset::hold(const Dataset& ds, void* stream) {
   if (source_ == ds.pixels.data() && size_ == ds.size()) return false;
-  CP_CHECK(ds.pixels.size() == ds.size() * kCifarImageBytes, "malformed data set");
+  CP_CHECK(ds.pixels.size() == ds.size() * ds.image_bytes(), "malformed data set");
   images_ = Buffer(Device::cuda, std::max<size_t>(ds.pixels.size(), 1));
   labels_ = Buffer(Device::cuda, std::max<size_t>(ds.size(), 1));
   // On the compute stream, before every kernel that reads the data (the compute stream is

@@ -217,9 +217,10 @@ std::string resolve_cifar_dir(const std::string& flag_value) {
                      flag_value);
 }
 
-Dataset synthetic_cifar(size_t images, uint64_t seed) {
+Dataset synthetic_cifar(size_t images, uint64_t seed, int side) {
   Dataset ds;
-  ds.pixels.resize(images * kCifarImageBytes);
+  ds.side = side;
+  ds.pixels.resize(images * ds.image_bytes());
   ds.labels.resize(images);
   for (size_t i = 0; i < ds.pixels.size(); i += 16) {
     const Philox4 r =
@@ -227,7 +228,7 @@ Dataset synthetic_cifar(size_t images, uint64_t seed) {
     for (size_t k = 0; k < 16 && i + k < ds.pixels.size(); ++k)
       ds.pixels[i + k] = uint8_t(r.v[k / 4] >> (8 * (k % 4)));
   }
-  for (size_t i = 0; i < images; ++i) ds.labels[i] = uint8_t(ds.pixels[i * kCifarImageBytes] % 10);
+  for (size_t i = 0; i < images; ++i) ds.labels[i] = uint8_t(ds.pixels[i * ds.image_bytes()] % 10);
   for (int c = 0; c < kCifarClasses; ++c) ds.class_names.push_back("class" + std::to_string(c));
   return ds;
 }
@@ -245,11 +246,16 @@ std::vector<uint32_t> epoch_order(size_t n, uint64_t seed, uint64_t epoch) {
 }
 
 void validate(const InputTransform& t) {
-  if (t.crop_pad < 0 || t.crop_pad > kCifarSide / 2)
-    CP_USER_ERROR("--crop-pad must be between 0 and " << kCifarSide / 2 << " (got " << t.crop_pad
+  if (t.side < 1 || t.side > kMaxInputSide)
+    CP_USER_ERROR("the image side must be between 1 and " << kMaxInputSide << " (got " << t.side
+                                                          << ")");
+  if (t.crop_pad < 0 || t.crop_pad > t.side / 2)
+    CP_USER_ERROR("--crop-pad must be between 0 and " << t.side / 2 << " for " << t.side << "x"
+                                                      << t.side << " images (got " << t.crop_pad
                                                       << ")");
-  if (t.cutout < 0 || t.cutout > kCifarSide)
-    CP_USER_ERROR("--cutout must be between 0 and " << kCifarSide << " (got " << t.cutout << ")");
+  if (t.cutout < 0 || t.cutout > t.side)
+    CP_USER_ERROR("--cutout must be between 0 and " << t.side << " for " << t.side << "x" << t.side
+                                                    << " images (got " << t.cutout << ")");
   for (int c = 0; c < kCifarChannels; ++c) {
     if (!(t.std[c] > 0.f) || !std::isfinite(t.std[c]))
       CP_USER_ERROR("--std values must be positive (got " << t.std[c] << ")");
@@ -280,17 +286,22 @@ namespace {
 template <class DrawOf>
 void convert_images(const Dataset& ds, const uint32_t* order, int count, float* out,
                     const InputTransform& t, DrawOf draw_of) {
+  if (ds.side != t.side)
+    CP_USER_ERROR(ds.name << "'s images are " << ds.side << "x" << ds.side
+                          << " but the input pipeline is set for " << t.side << "x" << t.side);
+  const int side = t.side;
+  const size_t bytes = ds.image_bytes();
   float inv_std[kCifarChannels];
   for (int c = 0; c < kCifarChannels; ++c) inv_std[c] = 1.f / t.std[c];
 #pragma omp parallel for schedule(static) if (count >= 64)
   for (int i = 0; i < count; ++i) {
     const uint8_t* src = ds.image(order[i]);
-    float* dst = out + size_t(i) * kCifarImageBytes;
+    float* dst = out + size_t(i) * bytes;
     const AugmentDraw d = draw_of(i);
     for (int c = 0; c < kCifarChannels; ++c)
-      for (int y = 0; y < kCifarSide; ++y)
-        for (int x = 0; x < kCifarSide; ++x)
-          *dst++ = input_pixel(src, c, y, x, d, t.mean[c], inv_std[c]);
+      for (int y = 0; y < side; ++y)
+        for (int x = 0; x < side; ++x)
+          *dst++ = input_pixel(src, side, c, y, x, d, t.mean[c], inv_std[c]);
   }
 }
 }  // namespace
@@ -301,7 +312,7 @@ void images_to_float(const Dataset& ds, const uint32_t* order, int count, float*
   const bool augment = training && t.augments();
   convert_images(ds, order, count, out, t, [&](int i) {
     return augment ? augment_draw(seed, step, first_index + uint32_t(i), t.crop_pad, t.flip,
-                                  t.reflect, t.cutout)
+                                  t.reflect, t.cutout, t.side)
                    : AugmentDraw{};
   });
 }

@@ -13,7 +13,9 @@
 namespace convpool {
 
 const char* dataset_name(DatasetKind kind) {
-  return kind == DatasetKind::cifar100 ? "cifar100" : "cifar10";
+  return kind == DatasetKind::cifar100 ? "cifar100"
+         : kind == DatasetKind::folder ? "folder"
+                                       : "cifar10";
 }
 
 std::vector<std::string> default_class_names(DatasetKind kind) {
@@ -32,13 +34,15 @@ std::vector<std::string> default_class_names(DatasetKind kind) {
       "telephone", "television", "tiger", "tractor", "train", "trout", "tulip", "turtle",
       "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm"};
   if (kind == DatasetKind::cifar100) return {kFine, kFine + kCifar100Classes};
+  if (kind == DatasetKind::folder) return {};  // the folder's, recorded in checkpoints
   return cifar10_class_names();
 }
 
 DatasetKind parse_dataset_kind(const std::string& name) {
   if (name == "cifar10") return DatasetKind::cifar10;
   if (name == "cifar100") return DatasetKind::cifar100;
-  CP_USER_ERROR("--dataset must be cifar10 or cifar100 (got '" << name << "')");
+  if (name == "folder") return DatasetKind::folder;
+  CP_USER_ERROR("--dataset must be cifar10, cifar100 or folder (got '" << name << "')");
 }
 
 size_t parse_cifar100_records(const std::string& bytes, const std::string& origin, Dataset& out,
@@ -66,12 +70,18 @@ Dataset load_cifar100(const std::string& dir, const std::string& split, size_t l
 
 Dataset load_dataset(DatasetKind kind, const std::string& dir, const std::string& split,
                      size_t limit) {
+  if (kind == DatasetKind::folder) CP_FAIL("load_dataset: image folders load by load_image_folder");
   return kind == DatasetKind::cifar100 ? load_cifar100(dir, split, limit)
                                        : load_cifar10(dir, split, limit);
 }
 
 std::string resolve_data_dir(DatasetKind kind, const std::string& flag_value) {
   if (kind == DatasetKind::cifar10) return resolve_cifar_dir(flag_value);
+  if (kind == DatasetKind::folder) {
+    if (flag_value.empty())
+      CP_USER_ERROR("an image-folder data set needs --data DIR (the folder holding train/)");
+    return flag_value;
+  }
   return resolve_dir({"CIFAR-100", "CIFAR100_DIR", "cifar-100-binary", "train.bin", "test.bin",
                       "train.bin and test.bin", "data/get-cifar100"},
                      flag_value);

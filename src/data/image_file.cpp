@@ -47,8 +47,10 @@ RgbImage decode_png(const std::string& bytes, const std::string& origin) {
     png_image_free(&img);
     throw;
   }
-  img.format = PNG_FORMAT_RGB;  // alpha is composited onto the background below
   RgbImage out;
+  out.source_channels = ((img.format & PNG_FORMAT_FLAG_COLOR) ? 3 : 1) +
+                        ((img.format & PNG_FORMAT_FLAG_ALPHA) ? 1 : 0);
+  img.format = PNG_FORMAT_RGB;  // alpha is composited onto the background below
   out.width = int(img.width);
   out.height = int(img.height);
   out.rgb.resize(PNG_IMAGE_SIZE(img));
@@ -116,6 +118,7 @@ RgbImage decode_jpeg(const std::string& bytes, const std::string& origin) {
   }
   if (s->info.jpeg_color_space == JCS_CMYK || s->info.jpeg_color_space == JCS_YCCK)
     fail("a CMYK JPEG (convert it to RGB first)");
+  s->image.source_channels = s->info.jpeg_color_space == JCS_GRAYSCALE ? 1 : 3;
   s->info.out_color_space = JCS_RGB;
   jpeg_start_decompress(&s->info);
   if (s->info.output_components != 3) fail("the JPEG does not decode to RGB");

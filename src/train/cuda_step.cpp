@@ -85,9 +85,9 @@ struct TrainStepper::Impl {
         batch(g.max_batch()),
         resident(on_device) {
     for (auto& slot : slots) {
-      slot.host_pixels = PinnedBuffer(size_t(batch) * kCifarImageBytes);
+      slot.host_pixels = PinnedBuffer(size_t(batch) * image_bytes());
       slot.host_labels = PinnedBuffer(size_t(batch));
-      slot.pixels = Buffer(Device::cuda, size_t(batch) * kCifarImageBytes);
+      slot.pixels = Buffer(Device::cuda, size_t(batch) * image_bytes());
       slot.labels = Buffer(Device::cuda, size_t(batch));
     }
     sample_loss = Buffer(Device::cuda, sizeof(double) * size_t(batch));
@@ -117,6 +117,9 @@ struct TrainStepper::Impl {
       CP_CUDA_CHECK(cudaStreamSynchronize(stream()));
   }
   int classes() const { return int(graph.output_shape(1).numel()); }  // logits per image
+  size_t image_bytes() const {  // one uint8 image of the input pipeline's side
+    return size_t(kCifarChannels) * size_t(input.side) * size_t(input.side);
+  }
   StepScalars* step_scalars() const { return scalars.as<StepScalars>(); }
   Counters* device_counters() const { return counters.as<Counters>(); }
 
@@ -216,13 +219,16 @@ struct TrainStepper::Impl {
       CP_CUDA_CHECK(cudaEventSynchronize(slot.free.get()));  // the GPU is done with the slot
     }
     host_wait += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (ds.image_bytes() != image_bytes())
+      CP_USER_ERROR(ds.name << "'s images are " << ds.side << "x" << ds.side
+                            << " but the model takes " << input.side << "x" << input.side);
     uint8_t* px = slot.host_pixels.as<uint8_t>();
     uint8_t* lb = slot.host_labels.as<uint8_t>();
     for (int i = 0; i < n; ++i) {
-      std::memcpy(px + size_t(i) * kCifarImageBytes, ds.image(idx[i]), kCifarImageBytes);
+      std::memcpy(px + size_t(i) * image_bytes(), ds.image(idx[i]), image_bytes());
       lb[i] = ds.labels[idx[i]];
     }
-    CP_CUDA_CHECK(cudaMemcpyAsync(slot.pixels.get(), px, size_t(n) * kCifarImageBytes,
+    CP_CUDA_CHECK(cudaMemcpyAsync(slot.pixels.get(), px, size_t(n) * image_bytes(),
                                   cudaMemcpyHostToDevice, copy));
     CP_CUDA_CHECK(cudaMemcpyAsync(slot.labels.get(), lb, size_t(n), cudaMemcpyHostToDevice, copy));
     CP_CUDA_CHECK(cudaEventRecord(slot.copied.get(), copy));

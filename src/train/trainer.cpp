@@ -41,17 +41,31 @@ void validate_recipe(const TrainConfig& cfg) {
     CP_USER_ERROR("--nan-policy skip is only available on the CPU; CUDA runs stop instead");
 }
 
-void require_cifar_model(const Graph& graph, const std::string& origin, int classes) {
+void require_model_fits_data(const Graph& graph, const std::string& origin, int classes, int side,
+                             const std::string& data) {
   const Shape in = graph.input_shape(1);
-  if (in.c != kCifarChannels || in.h != kCifarSide || in.w != kCifarSide)
-    CP_USER_ERROR(origin << " takes " << in.c << "x" << in.h << "x" << in.w
-                         << " inputs, but CIFAR-10 images are 3x32x32 (set its input line to "
-                            "'input channels=3 height=32 width=32')");
+  if (in.c != kCifarChannels || in.h != side || in.w != side)
+    CP_USER_ERROR(origin << " takes " << in.c << "x" << in.h << "x" << in.w << " inputs, but "
+                         << data << "'s images are 3x" << side << "x" << side
+                         << " (set its input line to 'input channels=3 height=" << side
+                         << " width=" << side << "')");
   if (graph.output_shape(1).numel() != size_t(classes))
     CP_USER_ERROR(origin << " gives " << graph.output_shape(1).numel() << " outputs per image; "
-                         << (classes == kCifarClasses ? "CIFAR-10" : "CIFAR-100") << " needs "
-                         << classes << " logits (its last layer's units=" << classes << ")");
+                         << data << " needs " << classes
+                         << " logits (its last layer's units=" << classes << ")");
 }
+
+namespace {
+// The data a Trainer is handed must be what it was configured for.
+void require_data_fits(const Dataset& ds, const TrainConfig& cfg) {
+  if (ds.side != cfg.input.side)
+    CP_USER_ERROR(ds.name << "'s images are " << ds.side << "x" << ds.side << " but the run takes "
+                          << cfg.input.side << "x" << cfg.input.side);
+  if (ds.classes != cfg.classes)
+    CP_USER_ERROR(ds.name << " has " << ds.classes << " classes but the run trains "
+                          << cfg.classes);
+}
+}  // namespace
 
 // ---- trainer ----
 struct Trainer::Impl {
@@ -119,7 +133,7 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
         [this](const char* what, const std::string& where) { non_finite(what, where); }, comm,
         cfg.sync_bn);
   }
-  require_cifar_model(graph, "the model", cfg.classes());
+  require_model_fits_data(graph, "the model", cfg.classes, cfg.input.side, "the data set");
   state_.seed = cfg.seed;
   state_.batch = cfg.batch;
   state_.optimizer = cfg.optimizer;
@@ -128,6 +142,7 @@ Trainer::Trainer(Graph& graph, const TrainConfig& cfg, const TrainState& state,
   state_.eval_ema = cfg.eval_ema;
   state_.input = cfg.input;
   state_.dataset = dataset_name(cfg.dataset);
+  state_.data = cfg.data;
   if (!cfg.out_dir.empty()) {
     std::error_code ec;
     fs::create_directories(cfg.out_dir, ec);
@@ -370,7 +385,8 @@ EvalResult Trainer::evaluate(const Dataset& test, const std::vector<TtaView>& vi
   }
   EvalResult r;
   r.predictions.resize(test.size());
-  if (keep_logits) r.logits.assign(test.size() * size_t(cfg_.classes()), 0.f);
+  require_data_fits(test, cfg_);
+  if (keep_logits) r.logits.assign(test.size() * size_t(cfg_.classes), 0.f);
   std::vector<uint32_t> order(test.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = uint32_t(i);
   const int B = graph_.max_batch();
@@ -378,7 +394,7 @@ EvalResult Trainer::evaluate(const Dataset& test, const std::vector<TtaView>& vi
   long correct = 0;
   // Each rank evaluates its slice of the test set; the sums and predictions are combined.
   const BatchSlice mine = batch_slice(test.size(), comm.rank(), comm.size());
-  const int classes = cfg_.classes();
+  const int classes = cfg_.classes;
   std::vector<float> averaged(size_t(B) * size_t(classes));
   for (size_t first = mine.begin; first < mine.end; first += B) {
     const int n = int(std::min<size_t>(B, mine.end - first));
@@ -442,6 +458,9 @@ std::string format_epoch_line(const EpochMetrics& m, int epochs) {
 
 std::vector<EpochMetrics> Trainer::fit(const Dataset& train, const Dataset& test) {
   if (train.size() == 0) CP_USER_ERROR("no training images");
+  require_data_fits(train, cfg_);
+  require_data_fits(test, cfg_);
+  state_.class_names = train.class_names;
   if (test.size() == 0) CP_USER_ERROR("no test images");
   if (state_.epoch_batches * size_t(cfg_.batch) > train.size())
     CP_USER_ERROR(

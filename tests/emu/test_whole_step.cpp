@@ -221,6 +221,38 @@ TEST_F(WholeStep, EveryPoolingMethodAndDropoutDrawLikeTheCpu) {
 }
 
 // A checkpoint saved by the emulated CUDA run loads on the CPU and evaluates the same.
+// The user's own images: an image folder of mixed sizes and formats fitted to 48x48 (decoded
+// once into the cache the runs share), augmented with crop, flip and cutout at that side,
+// through the CUDA step with pinned and with resident data; then eval on each device.
+TEST_F(WholeStep, ImageFolderAt48MatchesTheCpuPinnedAndResident) {
+  const std::string images = dir_.str("images");
+  write_image_folder(images, 3, 12, 4, 21);
+  const std::string model = write_model("m48",
+                                        "input channels=3 height=48 width=48\n"
+                                        "conv filters=8 size=3 padding=same\nrelu\n"
+                                        "pool max size=2 stride=2\n"
+                                        "conv filters=8 size=3 padding=same\nrelu\n"
+                                        "pool avg global\nflatten\ndense units=3\n");
+  const std::string args =
+      " --quiet --model " + model + " --data " + images +
+      " --epochs 2 --batch 8 --crop-pad 4 --pad-mode reflect --flip --cutout 8";
+  auto run = [&](const std::string& device, const std::string& name) {
+    const CommandResult r =
+        run_convpool("train --device " + device + " --out " + dir_.str(name) + args);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return dir_.str(name);
+  };
+  const std::string cpu = run("cpu --threads 1", "folder-cpu");
+  expect_same_run(cpu, run("cuda --data-placement pinned", "folder-pinned"), 36, 12);
+  expect_same_run(cpu, run("cuda --data-placement device", "folder-device"), 36, 12);
+  const std::string ckpt = " --checkpoint " + cpu + "/last.safetensors";
+  const CommandResult on_cpu = run_convpool("eval --device cpu --json" + ckpt);
+  const CommandResult on_gpu = run_convpool("eval --device cuda --json" + ckpt);
+  ASSERT_EQ(on_cpu.exit_code, 0) << on_cpu.output;
+  ASSERT_EQ(on_gpu.exit_code, 0) << on_gpu.output;
+  EXPECT_NE(on_gpu.output.find("\"zz-c2\""), std::string::npos) << on_gpu.output;
+}
+
 TEST_F(WholeStep, CudaCheckpointEvaluatesTheSameOnTheCpu) {
   const std::string gpu = train_cuda("ckpt", std::string("--model ") + kSeed + kShort);
   const std::string ckpt = gpu + "/last.safetensors";

@@ -19,7 +19,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     convpool::GraphOptions opts{convpool::Device::cpu, 2, 0};
     opts.max_arena_bytes = 64u << 20;
     auto graph = convpool::build_from_checkpoint(ckpt, "fuzz", opts);
-    convpool::require_cifar_model(*graph, "fuzz");
+    convpool::require_model_fits_data(*graph, "fuzz");
     convpool::TrainConfig cfg;
     cfg.batch = 2;
     cfg.seed = ckpt.state.seed;

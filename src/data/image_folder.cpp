@@ -1,0 +1,509 @@
+// Image folders: listing (scan), decoding on all threads, and the records cache. The cache is
+// a records file (the split's images, side x side, channel-planar, in listing order) named by
+// a manifest that lists every file with its size and modification time: a file whose entry
+// matches is taken from the records, any other is decoded. The records file's name carries a
+// generation, so that a manifest always names records written whole before it.
+#include "convpool/image_folder.h"
+
+#include <fcntl.h>
+#include <omp.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "convpool/error.h"
+#include "convpool/file_io.h"
+
+namespace convpool {
+
+namespace fs = std::filesystem;
+
+namespace {
+constexpr int kCacheVersion = 1;
+constexpr size_t kMaxImageFileBytes = size_t(256) << 20;  // as read_image_file's limit
+
+bool hidden(const fs::path& p) {
+  const std::string n = p.filename().string();
+  return !n.empty() && n[0] == '.';
+}
+
+struct FileStat {
+  bool ok = false;
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+};
+
+FileStat stat_file(const std::string& path) {
+  struct stat st {};
+  FileStat s;
+  if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return s;
+  s.ok = true;
+  s.size = uint64_t(st.st_size);
+  s.mtime_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + int64_t(st.st_mtim.tv_nsec);
+  return s;
+}
+
+std::vector<std::string> sorted_subdirectories(const fs::path& dir) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (!hidden(it->path()) && it->is_directory(ec))
+      names.push_back(it->path().filename().string());
+  if (ec) CP_USER_ERROR(dir.string() << ": cannot list the folder (" << ec.message() << ")");
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// The images under one class folder (recursively, not following directory links), labelled
+// `label`, appended to split.files.
+void list_class(const fs::path& root, const fs::path& class_dir, int label, ImageFolderSplit& split,
+                size_t max_files, size_t& total) {
+  std::vector<ImageFolderFile> found;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(class_dir, fs::directory_options::none, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const fs::directory_entry& e = *it;
+    std::error_code ec2;
+    if (hidden(e.path())) {
+      if (e.is_directory(ec2))
+        it.disable_recursion_pending();
+      else
+        ++split.not_images;
+      continue;
+    }
+    if (e.is_symlink(ec2) && e.is_directory(ec2)) {
+      ++split.symlinked_dirs;
+      continue;
+    }
+    if (e.is_directory(ec2)) continue;
+    if (!e.is_regular_file(ec2) || !has_image_extension(e.path().filename().string())) {
+      ++split.not_images;
+      continue;
+    }
+    if (++total > max_files)
+      CP_USER_ERROR(root.string() << ": more than " << max_files << " image files");
+    ImageFolderFile f;
+    f.path = e.path().lexically_relative(root).generic_string();
+    f.label = label;
+    const FileStat st = stat_file(e.path().string());
+    f.size = st.size;
+    f.mtime_ns = st.mtime_ns;
+    found.push_back(std::move(f));
+  }
+  if (ec) CP_USER_ERROR(class_dir.string() << ": cannot list the folder (" << ec.message() << ")");
+  std::sort(found.begin(), found.end(),
+            [](const ImageFolderFile& a, const ImageFolderFile& b) { return a.path < b.path; });
+  split.per_class[size_t(label)] += found.size();
+  split.files.insert(split.files.end(), std::make_move_iterator(found.begin()),
+                     std::make_move_iterator(found.end()));
+}
+
+// Files directly in the split's folder: counted, since they belong to no class.
+size_t loose_files(const fs::path& dir) {
+  size_t n = 0;
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+    if (!hidden(it->path()) && !it->is_directory(ec)) ++n;
+  return n;
+}
+
+std::string fit_name(ImageFit fit) { return fit == ImageFit::crop ? "crop" : "stretch"; }
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+bool writable_dir(const fs::path& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return false;
+  const std::string probe = (dir / (".probe-" + std::to_string(::getpid()))).string();
+  const int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return false;
+  ::close(fd);
+  ::unlink(probe.c_str());
+  return true;
+}
+
+fs::path cache_directory(const ImageFolder& folder, const FolderLoadOptions& o) {
+  if (!o.cache_dir.empty()) {
+    if (!writable_dir(o.cache_dir))
+      CP_USER_ERROR("--cache-dir " << o.cache_dir << ": cannot write there");
+    return o.cache_dir;
+  }
+  const fs::path beside = fs::path(folder.root) / ".convpool-cache";
+  if (writable_dir(beside)) return beside;
+  std::error_code ec;
+  const std::string canonical = fs::weakly_canonical(folder.root, ec).string();
+  std::string base;
+  if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
+    base = x;
+  else if (const char* h = std::getenv("HOME"); h && *h)
+    base = std::string(h) + "/.cache";
+  else
+    base = "/tmp";
+  char hash[17];
+  std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(fnv1a(canonical)));
+  const fs::path there = fs::path(base) / "convpool" / "folders" / hash;
+  if (!writable_dir(there))
+    CP_USER_ERROR("cannot write an image cache beside "
+                  << folder.root << " or in " << there.string() << ": pass --cache-dir DIR");
+  return there;
+}
+
+// A records file mapped read-only; empty when absent or of the wrong size.
+class MappedRecords {
+ public:
+  MappedRecords(const std::string& path, size_t bytes) {
+    if (bytes == 0) return;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    struct stat st {};
+    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && uint64_t(st.st_size) == bytes) {
+      void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
+      if (p != MAP_FAILED) data_ = static_cast<const uint8_t*>(p), bytes_ = bytes;
+    }
+    ::close(fd);
+  }
+  ~MappedRecords() {
+    if (data_) ::munmap(const_cast<uint8_t*>(data_), bytes_);
+  }
+  MappedRecords(const MappedRecords&) = delete;
+  MappedRecords& operator=(const MappedRecords&) = delete;
+  const uint8_t* data() const { return data_; }
+
+ private:
+  const uint8_t* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Writes `bytes` to PATH through a temporary in the same folder, synced, then renamed.
+void write_records_atomic(const std::string& path, const uint8_t* data, size_t bytes) {
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  std::FILE* f = std::fopen(tmp.c_str(), "wb");
+  if (!f) CP_USER_ERROR(path << ": cannot write the image cache (" << std::strerror(errno) << ")");
+  const bool ok = (bytes == 0 || std::fwrite(data, 1, bytes, f) == bytes) && std::fflush(f) == 0 &&
+                  ::fsync(fileno(f)) == 0;
+  const int saved = errno;
+  std::fclose(f);
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    CP_USER_ERROR(path << ": cannot write the image cache (" << std::strerror(ok ? errno : saved)
+                       << ")");
+  }
+}
+
+struct ManifestEntry {
+  uint64_t size = 0;
+  int64_t mtime_ns = 0;
+  int64_t record = -1;  // -1: the file failed, `error` says why
+  std::string error;
+};
+
+struct Manifest {
+  std::string records_file;  // in the cache folder
+  size_t records = 0;
+  std::map<std::string, ManifestEntry> files;
+};
+
+// The manifest at `path` if it was written for these settings; otherwise none (a cache of
+// another version, side or fit, or a damaged one, is simply rebuilt).
+Manifest read_manifest(const fs::path& path, int side, ImageFit fit) {
+  Manifest m;
+  if (!is_regular_file(path.string())) return m;
+  try {
+    const auto j =
+        nlohmann::json::parse(read_regular_file(path.string(), size_t(1) << 31, "manifest"));
+    if (j.at("version").get<int>() != kCacheVersion || j.at("side").get<int>() != side ||
+        j.at("fit").get<std::string>() != fit_name(fit))
+      return m;
+    m.records_file = j.at("records_file").get<std::string>();
+    m.records = j.at("records").get<size_t>();
+    for (const auto& f : j.at("files")) {
+      ManifestEntry e;
+      e.size = f.at(1).get<uint64_t>();
+      e.mtime_ns = f.at(2).get<int64_t>();
+      e.record = f.at(3).get<int64_t>();
+      e.error = f.at(4).get<std::string>();
+      if (e.record >= int64_t(m.records)) return Manifest{};
+      m.files[f.at(0).get<std::string>()] = std::move(e);
+    }
+  } catch (const std::exception&) {
+    return Manifest{};
+  }
+  return m;
+}
+
+struct Decoded {
+  std::vector<uint8_t> planar;
+  std::string error;  // not empty: the file failed
+  bool changed = false;
+  bool converted = false, resized = false;
+};
+
+Decoded decode_one(const fs::path& root, const ImageFolderFile& f, int side, ImageFit fit) {
+  Decoded d;
+  const std::string path = (root / f.path).string();
+  try {
+    const std::string bytes = read_regular_file(path, kMaxImageFileBytes, "image file");
+    const FileStat after = stat_file(path);
+    if (!after.ok || after.size != f.size || after.mtime_ns != f.mtime_ns) {
+      d.changed = true;
+      return d;
+    }
+    const RgbImage img = decode_image(bytes, path);
+    d.converted = img.source_channels != 3;
+    d.resized = img.width != side || img.height != side;
+    d.planar = resample_to_square(img, side, fit);
+  } catch (const std::exception& e) {
+    d.error = e.what();
+    std::replace(d.error.begin(), d.error.end(), '\n', ' ');
+  }
+  return d;
+}
+}  // namespace
+
+bool has_image_extension(const std::string& name) {
+  const size_t dot = name.rfind('.');
+  if (dot == std::string::npos) return false;
+  std::string ext = name.substr(dot + 1);
+  for (char& c : ext) c = char(std::tolower(static_cast<unsigned char>(c)));
+  return ext == "png" || ext == "jpg" || ext == "jpeg";
+}
+
+bool is_image_folder(const std::string& dir) {
+  std::error_code ec;
+  return !dir.empty() && fs::is_directory(fs::path(dir) / "train", ec);
+}
+
+ImageFolder scan_image_folder(const std::string& root_name, size_t max_files) {
+  const fs::path root(root_name);
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) CP_USER_ERROR("--data " << root_name << ": not a folder");
+  if (!fs::is_directory(root / "train", ec))
+    CP_USER_ERROR(root_name << ": no train/ folder (an image folder holds train/<class>/*.png or "
+                               "*.jpg, and val/<class>/ for evaluation)");
+  const bool val = fs::is_directory(root / "val", ec), test = fs::is_directory(root / "test", ec);
+  if (val && test)
+    CP_USER_ERROR(root_name << ": holds both val/ and test/; convpool evaluates on one of them: "
+                               "move the other away");
+  if (!val && !test)
+    CP_USER_ERROR(root_name << ": no val/ (or test/) folder beside train/: convpool evaluates on "
+                               "it (put some images of each class there)");
+  ImageFolder f;
+  f.root = root_name;
+  f.class_names = sorted_subdirectories(root / "train");
+  if (f.class_names.empty())
+    CP_USER_ERROR(root_name << "/train: no class folders (expected train/<class>/*.png or *.jpg)");
+  if (f.class_names.size() > size_t(kMaxFolderClasses))
+    CP_USER_ERROR(root_name << "/train: " << f.class_names.size() << " class folders; convpool's "
+                            << "labels are 8-bit, so at most " << kMaxFolderClasses << " classes");
+  size_t total = 0;
+  f.train.name = "train";
+  f.train.per_class.assign(f.class_names.size(), 0);
+  f.train.loose = loose_files(root / "train");
+  for (size_t c = 0; c < f.class_names.size(); ++c) {
+    list_class(root, root / "train" / f.class_names[c], int(c), f.train, max_files, total);
+    if (f.train.per_class[c] == 0)
+      CP_USER_ERROR(root_name << "/train/" << f.class_names[c]
+                              << ": no images (.png, .jpg or .jpeg) in this class folder");
+  }
+  f.test.name = val ? "val" : "test";
+  f.test.per_class.assign(f.class_names.size(), 0);
+  f.test.loose = loose_files(root / f.test.name);
+  for (const std::string& name : sorted_subdirectories(root / f.test.name)) {
+    const auto at = std::find(f.class_names.begin(), f.class_names.end(), name);
+    if (at == f.class_names.end())
+      CP_USER_ERROR(root_name << "/" << f.test.name << "/" << name
+                              << ": a class that train/ does not have (add train/" << name
+                              << "/ or remove it)");
+    list_class(root, root / f.test.name / name, int(at - f.class_names.begin()), f.test, max_files,
+               total);
+  }
+  std::stable_sort(
+      f.test.files.begin(), f.test.files.end(),
+      [](const ImageFolderFile& a, const ImageFolderFile& b) { return a.label < b.label; });
+  if (f.test.files.empty())
+    CP_USER_ERROR(root_name << "/" << f.test.name << ": no images in its class folders");
+  return f;
+}
+
+Dataset load_image_folder(const ImageFolder& folder, const std::string& split_name, size_t limit,
+                          const FolderLoadOptions& o, FolderLoadReport* report) {
+  if (split_name != "train" && split_name != "test") CP_FAIL("load_image_folder: bad split");
+  const ImageFolderSplit& split = split_name == "train" ? folder.train : folder.test;
+  if (o.side < 1 || o.side > kMaxInputSide)
+    CP_USER_ERROR("the image side must be between 1 and " << kMaxInputSide << " (got " << o.side
+                                                          << ")");
+  FolderLoadReport local;
+  FolderLoadReport& r = report ? *report : local;
+  r = FolderLoadReport{};
+  const fs::path root(folder.root);
+  const size_t bytes = size_t(kCifarChannels) * size_t(o.side) * size_t(o.side);
+  const fs::path cache = cache_directory(folder, o);
+  const std::string stem = split.name + "-" + std::to_string(o.side) + "-" + fit_name(o.fit);
+  const fs::path manifest_path = cache / (stem + ".json");
+  const Manifest old = read_manifest(manifest_path, o.side, o.fit);
+  const MappedRecords old_records((cache / old.records_file).string(), old.records * bytes);
+  const bool have_old = old.records == 0 || old_records.data() != nullptr;
+
+  // Which files the cache answers for (a record or a known failure), which need decoding.
+  const size_t n = split.files.size();
+  std::vector<const ManifestEntry*> cached(n, nullptr);
+  std::vector<size_t> to_decode;
+  for (size_t i = 0; i < n; ++i) {
+    const ImageFolderFile& f = split.files[i];
+    const auto it = have_old ? old.files.find(f.path) : old.files.end();
+    if (it != old.files.end() && it->second.size == f.size && it->second.mtime_ns == f.mtime_ns &&
+        f.mtime_ns != 0)
+      cached[i] = &it->second;
+    else
+      to_decode.push_back(i);
+  }
+
+  std::vector<Decoded> decoded(to_decode.size());
+  std::atomic<size_t> done{0};
+  auto last = std::chrono::steady_clock::now();
+#pragma omp parallel for schedule(dynamic, 8)
+  for (size_t k = 0; k < to_decode.size(); ++k) {
+    decoded[k] = decode_one(root, split.files[to_decode[k]], o.side, o.fit);
+    const size_t now_done = ++done;
+    if (o.progress && omp_get_thread_num() == 0) {
+      const auto t = std::chrono::steady_clock::now();
+      if (t - last > std::chrono::milliseconds(200)) {
+        last = t;
+        o.progress(now_done, to_decode.size());
+      }
+    }
+  }
+  if (o.progress && !to_decode.empty()) o.progress(to_decode.size(), to_decode.size());
+
+  // The split's records in listing order, with the new manifest.
+  Dataset all;
+  all.side = o.side;
+  all.classes = int(folder.class_names.size());
+  all.class_names = folder.class_names;
+  all.name = "image folder " + folder.root;
+  all.expected_records_per_file = 0;
+  nlohmann::json files = nlohmann::json::array();
+  size_t changed = 0;
+  std::string first_changed;
+  for (size_t i = 0, k = 0; i < n; ++i) {
+    const ImageFolderFile& f = split.files[i];
+    std::string error;
+    const uint8_t* pixels = nullptr;
+    if (cached[i]) {
+      ++r.cached;
+      error = cached[i]->error;
+      if (cached[i]->record >= 0) pixels = old_records.data() + size_t(cached[i]->record) * bytes;
+    } else {
+      const Decoded& d = decoded[k++];
+      if (d.changed) {
+        if (changed++ == 0) first_changed = (root / f.path).string();
+        continue;  // not in the manifest: decoded again next time
+      }
+      ++r.decoded;
+      r.converted += d.converted;
+      r.resized += d.resized;
+      error = d.error;
+      if (error.empty()) pixels = d.planar.data();
+    }
+    const int64_t record = pixels ? int64_t(all.labels.size()) : -1;
+    if (pixels) {
+      all.pixels.insert(all.pixels.end(), pixels, pixels + bytes);
+      all.labels.push_back(uint8_t(f.label));
+    } else {
+      r.failures.push_back(error);
+    }
+    files.push_back({f.path, f.size, f.mtime_ns, record, error});
+  }
+
+  // The cache, when this load decoded anything or the listing changed.
+  const bool same = to_decode.empty() && old.files.size() == n && changed == 0;
+  std::string records_file = old.records_file;
+  if (!same) {
+    char gen[32];
+    std::snprintf(gen, sizeof gen, "%llx-%x",
+                  static_cast<unsigned long long>(
+                      std::chrono::system_clock::now().time_since_epoch().count()),
+                  unsigned(::getpid()));
+    records_file = stem + "-" + gen + ".u8";
+    write_records_atomic((cache / records_file).string(), all.pixels.data(), all.pixels.size());
+    nlohmann::json j = {{"format", "convpool image-folder cache"},
+                        {"version", kCacheVersion},
+                        {"root", folder.root},
+                        {"split", split.name},
+                        {"side", o.side},
+                        {"fit", fit_name(o.fit)},
+                        {"classes", folder.class_names},
+                        {"records_file", records_file},
+                        {"records", all.labels.size()},
+                        {"files", std::move(files)}};
+    write_file_atomic(manifest_path.string(), j.dump() + "\n");
+    // Records files the manifest no longer names (this split and settings only).
+    std::error_code ec;
+    for (fs::directory_iterator it(cache, ec), end; !ec && it != end; it.increment(ec)) {
+      const std::string name = it->path().filename().string();
+      if (name != records_file && name.rfind(stem + "-", 0) == 0 && it->path().extension() == ".u8")
+        fs::remove(it->path(), ec);
+    }
+  }
+  r.cache_path = (cache / records_file).string();
+  if (changed)
+    CP_USER_ERROR(changed << " file(s) changed while being decoded (the first: " << first_changed
+                          << "); run again once the folder has settled (the others are cached)");
+  if (all.labels.empty())
+    CP_USER_ERROR(folder.root << "/" << split.name << ": none of its " << n
+                              << " image files could be read (the first: "
+                              << (r.failures.empty() ? "?" : r.failures[0]) << ")");
+
+  if (limit == 0 || limit >= all.size()) return all;
+  // Evenly spaced over the listing, which is sorted by class: each class keeps its share.
+  Dataset some;
+  some.side = all.side;
+  some.classes = all.classes;
+  some.class_names = all.class_names;
+  some.name = all.name;
+  some.expected_records_per_file = 0;
+  for (size_t k = 0; k < limit; ++k) {
+    const size_t i = k * all.size() / limit;
+    some.pixels.insert(some.pixels.end(), all.image(i), all.image(i) + bytes);
+    some.labels.push_back(all.labels[i]);
+  }
+  return some;
+}
+
+std::string describe_split(const ImageFolder& folder, const ImageFolderSplit& split) {
+  std::ostringstream s;
+  s << split.name << "/: " << split.files.size() << " images in " << folder.class_names.size()
+    << " classes (";
+  for (size_t c = 0; c < folder.class_names.size(); ++c) {
+    if (c == 8 && folder.class_names.size() > 10) {
+      s << ", ... " << folder.class_names.size() - 8 << " more";
+      break;
+    }
+    s << (c ? ", " : "") << folder.class_names[c] << " " << split.per_class[c];
+  }
+  s << ")";
+  if (split.not_images)
+    s << "; passed over " << split.not_images << " file(s) that are hidden or not .png/.jpg/.jpeg";
+  if (split.loose) s << "; passed over " << split.loose << " file(s) outside the class folders";
+  if (split.symlinked_dirs)
+    s << "; did not follow " << split.symlinked_dirs << " linked folder(s) inside class folders";
+  return s.str();
+}
+
+}  // namespace convpool

@@ -1,0 +1,389 @@
+// Image folders: the listing and its one-line refusals, decoding into side x side records
+// equal to predict's fitting of each file, the cache (reused whole, a changed file decoded
+// again, unreadable files counted and reported), an evenly spaced --limit, and the CLI: train
+// on a generated folder at 48x48, eval's and predict's class names, the second run's cache.
+#include <gtest/gtest.h>
+#include <png.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "convpool/checkpoint.h"
+#include "convpool/image_file.h"
+#include "convpool/image_folder.h"
+#include "layer_harness.h"
+#include "test_helpers.h"
+
+using namespace convpool;
+using namespace convpool::test;
+namespace fs = std::filesystem;
+
+namespace {
+// A folder of `classes` classes and 2 images each in train/ and val/.
+std::string small_folder(const TempDir& d, const std::string& name, int classes = 3) {
+  write_image_folder(d.str(name), classes, 2, 2, 5);
+  return d.str(name);
+}
+
+// Sets a file's modification time `seconds` after its current one.
+void bump_mtime(const std::string& path, int seconds) {
+  const auto t = fs::last_write_time(path);
+  fs::last_write_time(path, t + std::chrono::seconds(seconds));
+}
+
+std::string scan_error(const std::string& root) {
+  return error_of([&] { scan_image_folder(root); });
+}
+}  // namespace
+
+TEST(ImageFolder, ScanSortsClassesAndCountsWhatItPassesOver) {
+  TempDir d;
+  const std::vector<std::string> names = write_image_folder(d.str("f"), 4, 3, 2, fresh_seed());
+  std::ofstream(d.str("f/train/c0/readme.txt")) << "not an image";
+  std::ofstream(d.str("f/train/c0/.hidden.png")) << "hidden";
+  std::ofstream(d.str("f/train/loose.png")) << "outside any class";
+  fs::create_directories(d.str("f/train/c1/nested"));
+  fs::copy_file(d.str("f/train/c1/img0.png"), d.str("f/train/c1/nested/deep.png"));
+  // A link back up: followed, it would loop for ever.
+  fs::create_directory_symlink("..", d.str("f/train/c1/loop"));
+  const ImageFolder f = scan_image_folder(d.str("f"));
+  EXPECT_EQ(f.class_names, names);
+  EXPECT_EQ(f.class_names.back(), "zz-c3");
+  ASSERT_EQ(f.train.per_class.size(), 4u);
+  EXPECT_EQ(f.train.per_class[0], 3u);
+  EXPECT_EQ(f.train.per_class[1], 4u);  // the nested file counts; the loop is not followed
+  EXPECT_EQ(f.train.files.size(), 13u);
+  EXPECT_EQ(f.train.not_images, 2u);
+  EXPECT_EQ(f.train.loose, 1u);
+  EXPECT_EQ(f.train.symlinked_dirs, 1u);
+  EXPECT_EQ(f.test.name, "val");
+  EXPECT_EQ(f.test.files.size(), 8u);
+  for (size_t i = 1; i < f.train.files.size(); ++i)
+    EXPECT_LE(f.train.files[i - 1].label, f.train.files[i].label);
+  const std::string said = describe_split(f, f.train);
+  EXPECT_NE(said.find("13 images in 4 classes"), std::string::npos) << said;
+  EXPECT_NE(said.find("passed over 2 file(s)"), std::string::npos) << said;
+  EXPECT_NE(said.find("did not follow 1 linked folder"), std::string::npos) << said;
+}
+
+// Each bad layout: one line naming the place and what to do.
+TEST(ImageFolder, BadLayoutsAreRefusedWithOneLine) {
+  TempDir d;
+  EXPECT_NE(scan_error(d.str("missing")).find("not a folder"), std::string::npos);
+  fs::create_directories(d.str("empty"));
+  EXPECT_NE(scan_error(d.str("empty")).find("no train/ folder"), std::string::npos);
+
+  const std::string no_val = small_folder(d, "noval");
+  fs::remove_all(no_val + "/val");
+  EXPECT_NE(scan_error(no_val).find("no val/ (or test/) folder"), std::string::npos);
+
+  const std::string both = small_folder(d, "both");
+  fs::create_directories(both + "/test/c0");
+  EXPECT_NE(scan_error(both).find("both val/ and test/"), std::string::npos);
+
+  const std::string test_named = small_folder(d, "testnamed");
+  fs::rename(test_named + "/val", test_named + "/test");
+  EXPECT_EQ(scan_image_folder(test_named).test.name, "test");
+
+  const std::string empty_class = small_folder(d, "emptyclass");
+  fs::create_directories(empty_class + "/train/c9");
+  std::ofstream(empty_class + "/train/c9/notes.txt") << "x";
+  const std::string e = scan_error(empty_class);
+  EXPECT_NE(e.find("train/c9: no images"), std::string::npos) << e;
+
+  const std::string only_val = small_folder(d, "onlyval");
+  fs::create_directories(only_val + "/val/extra");
+  EXPECT_NE(scan_error(only_val).find("val/extra: a class that train/ does not have"),
+            std::string::npos);
+
+  const std::string no_classes = d.str("noclasses");
+  fs::create_directories(no_classes + "/train");
+  fs::create_directories(no_classes + "/val");
+  std::ofstream(no_classes + "/train/a.png") << "x";
+  EXPECT_NE(scan_error(no_classes).find("no class folders"), std::string::npos);
+
+  const std::string empty_val = small_folder(d, "emptyval");
+  for (const auto& c : fs::directory_iterator(empty_val + "/val")) fs::remove_all(c.path());
+  EXPECT_NE(scan_error(empty_val).find("val: no images"), std::string::npos);
+
+  const std::string many = d.str("many");
+  for (int c = 0; c <= kMaxFolderClasses; ++c) {
+    fs::create_directories(many + "/train/k" + std::to_string(c));
+    fs::create_directories(many + "/val/k" + std::to_string(c));
+  }
+  EXPECT_NE(scan_error(many).find("at most 256 classes"), std::string::npos);
+
+  const std::string capped = small_folder(d, "capped");
+  EXPECT_NE(error_of([&] { scan_image_folder(capped, 5); }).find("more than 5 image files"),
+            std::string::npos);
+
+  if (::geteuid() != 0) {  // root reads any folder
+    const std::string locked = small_folder(d, "locked");
+    ::chmod((locked + "/train/c1").c_str(), 0);
+    EXPECT_NE(scan_error(locked).find("cannot list the folder"), std::string::npos);
+    ::chmod((locked + "/train/c1").c_str(), 0755);
+  }
+}
+
+// Every record is predict's fitting of its file (shorter side resized, centre cropped), grey
+// and alpha PNGs become RGB and are counted, and the cache gives the same records back.
+TEST(ImageFolder, RecordsAreEachFilesFitAndTheCacheGivesThemBack) {
+  TempDir d;
+  const std::string root = d.str("f");
+  write_image_folder(root, 3, 6, 2, fresh_seed());
+  // Two more colour types through libpng: grey with alpha, and RGBA.
+  for (const auto& [name, format, channels] :
+       {std::tuple{"ga.png", png_uint_32(PNG_FORMAT_GA), 2},
+        std::tuple{"rgba.png", png_uint_32(PNG_FORMAT_RGBA), 4}}) {
+    std::vector<uint8_t> px(size_t(20 * 30 * channels));
+    for (size_t i = 0; i < px.size(); ++i) px[i] = uint8_t(i * 7);
+    png_image img{};
+    img.version = PNG_IMAGE_VERSION;
+    img.width = 20, img.height = 30, img.format = format;
+    ASSERT_TRUE(png_image_write_to_file(&img, (root + "/train/c1/" + name).c_str(), 0, px.data(), 0,
+                                        nullptr));
+  }
+  const ImageFolder f = scan_image_folder(root);
+  FolderLoadOptions o;
+  o.side = 48;
+  o.cache_dir = d.str("cache");
+  size_t calls = 0;
+  o.progress = [&](size_t done, size_t total) {
+    ++calls;
+    EXPECT_LE(done, total);
+  };
+  FolderLoadReport r;
+  const Dataset a = load_image_folder(f, "train", 0, o, &r);
+  ASSERT_EQ(a.size(), f.train.files.size());
+  EXPECT_EQ(a.side, 48);
+  EXPECT_EQ(a.classes, 3);
+  EXPECT_EQ(a.class_names, f.class_names);
+  EXPECT_EQ(r.decoded, a.size());
+  EXPECT_EQ(r.cached, 0u);
+  EXPECT_EQ(r.converted, 2u);  // the GA and RGBA PNGs (the grey-pixel ones are RGB files)
+  EXPECT_GT(r.resized, 0u);
+  EXPECT_TRUE(r.failures.empty());
+  EXPECT_GE(calls, 1u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    const std::vector<uint8_t> want =
+        resample_to_square(read_image_file(root + "/" + f.train.files[i].path), 48, ImageFit::crop);
+    ASSERT_EQ(std::vector<uint8_t>(a.image(i), a.image(i) + a.image_bytes()), want)
+        << f.train.files[i].path;
+    ASSERT_EQ(a.labels[i], f.train.files[i].label);
+  }
+  // Again: everything from the cache, the same bytes.
+  const Dataset b = load_image_folder(scan_image_folder(root), "train", 0, o, &r);
+  EXPECT_EQ(r.decoded, 0u);
+  EXPECT_EQ(r.cached, a.size());
+  EXPECT_EQ(b.pixels, a.pixels);
+  EXPECT_EQ(b.labels, a.labels);
+  // Another side is another cache, beside the first.
+  o.side = 24;
+  const Dataset c = load_image_folder(scan_image_folder(root), "train", 0, o, &r);
+  EXPECT_EQ(r.decoded, a.size());
+  EXPECT_EQ(c.image_bytes(), size_t(3 * 24 * 24));
+  o.side = 48;
+  load_image_folder(scan_image_folder(root), "train", 0, o, &r);
+  EXPECT_EQ(r.decoded, 0u);
+}
+
+// A file rewritten (new pixels, new time) is decoded again and only it; a file that cannot be
+// read is left out, counted, named, and remembered by the cache; a removed file leaves the
+// records; a damaged cache is rebuilt rather than trusted.
+TEST(ImageFolder, AChangedFileIsDecodedAgainAndBadFilesAreCounted) {
+  TempDir d;
+  const std::string root = d.str("f");
+  write_image_folder(root, 2, 4, 1, fresh_seed());
+  FolderLoadOptions o;
+  o.side = 16;
+  FolderLoadReport r;
+  const Dataset first = load_image_folder(scan_image_folder(root), "train", 0, o, &r);
+  EXPECT_EQ(r.decoded, 8u);
+  EXPECT_NE(r.cache_path.find(root + "/.convpool-cache/"), std::string::npos) << r.cache_path;
+
+  // Rewrite one image with other pixels.
+  const std::string changed = root + "/train/c0/img0.png";
+  RgbImage white;
+  white.width = white.height = 16;
+  white.rgb.assign(16 * 16 * 3, 255);
+  write_png(changed, white);
+  bump_mtime(changed, 5);
+  // And damage two others: a truncated JPEG, and text named .png.
+  const std::string jpg = root + "/train/c0/img1.jpg";
+  const std::string bytes = read_file(jpg);
+  std::ofstream(jpg, std::ios::binary | std::ios::trunc) << bytes.substr(0, bytes.size() / 3);
+  bump_mtime(jpg, 5);
+  std::ofstream(root + "/train/zz-c1/notes.png") << "hello";
+  const Dataset second = load_image_folder(scan_image_folder(root), "train", 0, o, &r);
+  EXPECT_EQ(r.decoded, 3u);  // the rewritten, the truncated, the new text file
+  EXPECT_EQ(r.cached, 6u);
+  ASSERT_EQ(r.failures.size(), 2u);
+  EXPECT_NE(r.failures[0].find("img1.jpg: corrupt or truncated JPEG"), std::string::npos)
+      << r.failures[0];
+  EXPECT_NE(r.failures[1].find("notes.png: not a PNG or JPEG image"), std::string::npos)
+      << r.failures[1];
+  ASSERT_EQ(second.size(), 7u);
+  EXPECT_TRUE(std::all_of(second.image(0), second.image(0) + second.image_bytes(),
+                          [](uint8_t v) { return v == 255; }));
+  EXPECT_EQ(std::vector<uint8_t>(second.image(1), second.image(1) + second.image_bytes()),
+            std::vector<uint8_t>(first.image(2), first.image(2) + first.image_bytes()));
+  // The failures are remembered: reported again without decoding.
+  load_image_folder(scan_image_folder(root), "train", 0, o, &r);
+  EXPECT_EQ(r.decoded, 0u);
+  EXPECT_EQ(r.failures.size(), 2u);
+
+  // A removed file: gone from the records, nothing decoded.
+  fs::remove(root + "/train/zz-c1/img3.JPEG");
+  const Dataset third = load_image_folder(scan_image_folder(root), "train", 0, o, &r);
+  EXPECT_EQ(r.decoded, 0u);
+  EXPECT_EQ(third.size(), 6u);
+
+  // A records file cut short: the cache is not trusted, everything is decoded.
+  fs::resize_file(r.cache_path, 100);
+  load_image_folder(scan_image_folder(root), "train", 0, o, &r);
+  EXPECT_EQ(r.decoded, 8u);
+  // A manifest that is not JSON: the same.
+  for (const auto& e : fs::directory_iterator(root + "/.convpool-cache"))
+    if (e.path().extension() == ".json") std::ofstream(e.path()) << "{not json";
+  load_image_folder(scan_image_folder(root), "train", 0, o, &r);
+  EXPECT_EQ(r.decoded, 8u);
+
+  // Every file unreadable: one line, not an empty data set.
+  const std::string bad = d.str("bad");
+  for (const char* split : {"train/a", "val/a"}) {
+    fs::create_directories(bad + "/" + split);
+    std::ofstream(bad + "/" + split + "/x.png") << "no";
+  }
+  const std::string e =
+      error_of([&] { load_image_folder(scan_image_folder(bad), "train", 0, o, &r); });
+  EXPECT_NE(e.find("none of its 1 image files could be read"), std::string::npos) << e;
+}
+
+// --limit-train N keeps N images spread evenly over the listing, so every class keeps its
+// share rather than the first classes filling it.
+TEST(ImageFolder, ALimitKeepsEveryClassesShare) {
+  TempDir d;
+  write_image_folder(d.str("f"), 4, 10, 1, fresh_seed());
+  FolderLoadOptions o;
+  o.side = 8;
+  const ImageFolder f = scan_image_folder(d.str("f"));
+  const Dataset all = load_image_folder(f, "train", 0, o);
+  const Dataset some = load_image_folder(f, "train", 12, o);
+  ASSERT_EQ(some.size(), 12u);
+  std::vector<int> per_class(4, 0);
+  for (uint8_t l : some.labels) per_class[l]++;
+  EXPECT_EQ(per_class, (std::vector<int>{3, 3, 3, 3}));
+  EXPECT_EQ(std::vector<uint8_t>(some.image(1), some.image(1) + some.image_bytes()),
+            std::vector<uint8_t>(all.image(3), all.image(3) + all.image_bytes()));
+}
+
+// The cache goes to $XDG_CACHE_HOME/convpool/folders/ when it cannot be made beside the
+// folder (here a file stands where its folder would go: a read-only folder, for root too).
+TEST(ImageFolder, AFolderThatCannotHoldTheCacheCachesElsewhere) {
+  TempDir d;
+  write_image_folder(d.str("f"), 2, 2, 1, fresh_seed());
+  std::ofstream(d.str("f/.convpool-cache")) << "in the way";
+  ::setenv("XDG_CACHE_HOME", d.str("xdg").c_str(), 1);
+  FolderLoadOptions o;
+  o.side = 8;
+  FolderLoadReport r;
+  load_image_folder(scan_image_folder(d.str("f")), "train", 0, o, &r);
+  EXPECT_EQ(r.decoded, 4u);
+  load_image_folder(scan_image_folder(d.str("f")), "train", 0, o, &r);
+  ::unsetenv("XDG_CACHE_HOME");
+  EXPECT_EQ(r.decoded, 0u);
+  EXPECT_NE(r.cache_path.find(d.str("xdg") + "/convpool/folders/"), std::string::npos)
+      << r.cache_path;
+  // --cache-dir that cannot be written: one line.
+  o.cache_dir = d.str("f/.convpool-cache/sub");
+  EXPECT_NE(error_of([&] {
+              load_image_folder(scan_image_folder(d.str("f")), "train", 0, o);
+            }).find("cannot write there"),
+            std::string::npos);
+}
+
+// The whole CLI on a generated folder at 48x48: train learns it, the class names reach eval
+// and predict, a second run decodes nothing, a touched file is decoded again; a model of
+// another size or class count is refused with both numbers.
+TEST(ImageFolder, TrainEvalAndPredictOnAFolderAt48) {
+  TempDir d;
+  const std::string root = d.str("images");
+  const std::vector<std::string> names = write_image_folder(root, 3, 24, 6, fresh_seed());
+  const std::string model = d.str("m48.cfg");
+  std::ofstream(model) << "input channels=3 height=48 width=48\n"
+                          "conv filters=8 size=3 padding=same\nrelu\npool max size=2 stride=2\n"
+                          "conv filters=8 size=3 padding=same\nrelu\npool avg global\nflatten\n"
+                          "dense units=3\n";
+  const std::string common = " --device cpu --threads 2 --batch 12 --lr 0.01 --model " + model;
+  const CommandResult t = run_convpool("train --data " + root + common +
+                                       " --epochs 4 --flip "
+                                       "--crop-pad 4 --out " +
+                                       d.str("run"));
+  ASSERT_EQ(t.exit_code, 0) << t.output;
+  EXPECT_NE(t.output.find("train/: 72 images in 3 classes (c0 24, c1 24, zz-c2 24)"),
+            std::string::npos)
+      << t.output;
+  EXPECT_NE(t.output.find("train/: 72 images at 48x48 (72 decoded, 0 from the cache"),
+            std::string::npos)
+      << t.output;
+  const Checkpoint ckpt = load_checkpoint(d.str("run/last.safetensors"));
+  EXPECT_EQ(ckpt.state.dataset, "folder");
+  EXPECT_EQ(ckpt.state.class_names, names);
+  EXPECT_EQ(ckpt.state.input.side, 48);
+  EXPECT_GT(ckpt.state.history.back().test_accuracy, 0.6);  // chance is 1/3
+
+  const CommandResult e =
+      run_convpool("eval --device cpu --checkpoint " + d.str("run/last.safetensors"));
+  ASSERT_EQ(e.exit_code, 0) << e.output;
+  EXPECT_NE(e.output.find("val/: 18 images at 48x48 (0 decoded, 18 from the cache"),
+            std::string::npos)
+      << e.output;
+  for (const std::string& n : names)
+    EXPECT_NE(e.output.find("\n" + n + " "), std::string::npos) << n;
+  const CommandResult p = run_convpool("predict --device cpu --json --checkpoint " +
+                                       d.str("run/last.safetensors") + " " + root + "/val/zz-c2");
+  ASSERT_EQ(p.exit_code, 0) << p.output;
+  const auto j = nlohmann::json::parse(p.output.substr(p.output.find('{')));
+  ASSERT_EQ(j["predictions"].size(), 6u);
+  int right = 0;
+  for (const auto& pr : j["predictions"]) right += pr["top"][0]["class"] == "zz-c2";
+  EXPECT_GE(right, 4) << p.output;
+
+  // A second run: nothing decoded. One file touched: it alone.
+  bump_mtime(root + "/train/c1/img5.jpg", 3);
+  const CommandResult again =
+      run_convpool("train --data " + root + common + " --epochs 1 --out " + d.str("run2"));
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("72 images at 48x48 (1 decoded, 71 from the cache"),
+            std::string::npos)
+      << again.output;
+
+  // --image-size fits the images to another side; the model must take it.
+  const CommandResult size = run_convpool("train --data " + root + common +
+                                          " --epochs 1 --image-size 40 --out " + d.str("run3"));
+  EXPECT_EQ(size.exit_code, 1) << size.output;
+  EXPECT_NE(size.output.find("takes 3x48x48 inputs, but the image folder " + root +
+                             "'s images are 3x40x40"),
+            std::string::npos)
+      << size.output;
+  const std::string ten = d.str("m10.cfg");
+  std::ofstream(ten) << "input channels=3 height=48 width=48\nconv filters=4 size=3\nrelu\n"
+                        "pool avg global\nflatten\ndense units=10\n";
+  const CommandResult classes = run_convpool("train --device cpu --data " + root + " --model " +
+                                             ten + " --epochs 1 --out " + d.str("run4"));
+  EXPECT_EQ(classes.exit_code, 1) << classes.output;
+  EXPECT_NE(classes.output.find("gives 10 outputs per image; the image folder " + root +
+                                " needs 3 logits"),
+            std::string::npos)
+      << classes.output;
+  // CIFAR's images have one size.
+  const CommandResult cifar = run_convpool(
+      "train --device cpu --dataset cifar10 --image-size 40"
+      " --epochs 1 --out " +
+      d.str("run5"));
+  EXPECT_EQ(cifar.exit_code, 1);
+  EXPECT_NE(cifar.output.find("CIFAR's images are 32x32"), std::string::npos) << cifar.output;
+}

@@ -1,0 +1,89 @@
+#include "cli_data.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "convpool/error.h"
+
+namespace convpool::cli {
+
+DatasetKind detect_dataset_kind(const std::string& data_flag, DatasetKind given) {
+  return is_image_folder(data_flag) ? DatasetKind::folder : given;
+}
+
+Dataset load_split(const DataChoice& d, const std::string& split, size_t limit, bool quiet) {
+  if (d.kind != DatasetKind::folder) return load_dataset(d.kind, d.dir, split, limit);
+  if (!d.folder) CP_FAIL("load_split: the image folder was not scanned");
+  FolderLoadOptions o;
+  o.side = d.side;
+  o.cache_dir = d.cache_dir;
+  const bool bar = !quiet && ::isatty(2);
+  const std::string what = split == "train" ? "train/" : d.folder->test.name + "/";
+  if (bar)
+    o.progress = [&](size_t done, size_t total) {
+      std::fprintf(stderr, "\rconvpool: decoding %s %s %zu/%zu", what.c_str(),
+                   progress_bar(done, total, 24).c_str(), done, total);
+      if (done == total) std::fprintf(stderr, "\n");
+    };
+  FolderLoadReport r;
+  Dataset ds = load_image_folder(*d.folder, split, limit, o, &r);
+  if (!quiet) {
+    std::fprintf(stderr, "convpool: %s: %zu images at %dx%d (%zu decoded, %zu from the cache %s)",
+                 what.c_str(), ds.size(), d.side, d.side, r.decoded, r.cached,
+                 r.cache_path.c_str());
+    if (r.converted) std::fprintf(stderr, "; %zu grey or alpha image(s) made RGB", r.converted);
+    std::fprintf(stderr, "\n");
+  }
+  if (!r.failures.empty()) {
+    std::fprintf(stderr, "convpool: %s: left out %zu file(s) that could not be read:\n",
+                 what.c_str(), r.failures.size());
+    const size_t shown = std::min<size_t>(r.failures.size(), 10);
+    for (size_t i = 0; i < shown; ++i) std::fprintf(stderr, "  %s\n", r.failures[i].c_str());
+    if (shown < r.failures.size())
+      std::fprintf(stderr, "  ... and %zu more (the cache's manifest lists them all)\n",
+                   r.failures.size() - shown);
+  }
+  return ds;
+}
+
+std::vector<std::string> checkpoint_class_names(const TrainState& state) {
+  if (!state.class_names.empty()) return state.class_names;
+  return default_class_names(parse_dataset_kind(state.dataset));
+}
+
+DataChoice checkpoint_data(const TrainState& state, const std::string& data_flag,
+                           const std::string& cache_dir) {
+  DataChoice d;
+  d.kind = parse_dataset_kind(state.dataset);
+  d.side = state.input.side;
+  d.classes = int(checkpoint_class_names(state).size());
+  d.cache_dir = cache_dir;
+  if (d.kind != DatasetKind::folder) {
+    d.dir = resolve_data_dir(d.kind, data_flag);
+    return d;
+  }
+  d.dir = data_flag.empty() ? state.data : data_flag;
+  if (d.dir.empty())
+    CP_USER_ERROR("the checkpoint's run trained on an image folder: pass --data DIR");
+  if (!is_image_folder(d.dir))
+    CP_USER_ERROR(
+        "--data " << d.dir << ": not an image folder (no train/ folder there)"
+                  << (data_flag.empty() ? "; the checkpoint's run read it: pass --data DIR" : ""));
+  auto folder = std::make_shared<ImageFolder>(scan_image_folder(d.dir));
+  if (folder->class_names != state.class_names) {
+    size_t i = 0;
+    while (i < folder->class_names.size() && i < state.class_names.size() &&
+           folder->class_names[i] == state.class_names[i])
+      ++i;
+    CP_USER_ERROR(d.dir << " has " << folder->class_names.size() << " classes and the checkpoint "
+                        << state.class_names.size() << "; they first differ at class " << i << " ('"
+                        << (i < folder->class_names.size() ? folder->class_names[i] : "")
+                        << "' vs '" << (i < state.class_names.size() ? state.class_names[i] : "")
+                        << "')");
+  }
+  d.folder = std::move(folder);
+  return d;
+}
+
+}  // namespace convpool::cli
