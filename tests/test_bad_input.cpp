@@ -56,6 +56,19 @@ std::vector<BadInput> cases() {
   const std::string train = "train --device cpu --epochs 1 --batch 8 --data $D/data --out $D/new ";
   const std::string eval = "eval --device cpu --data $D/data --checkpoint ";
   auto none = [](const std::string&) {};
+  // An image folder of 2 classes ("c0", "zz-c1") at $D/f and a model for it at $D/m48.cfg,
+  // then `breaks` applied to the folder.
+  auto folder = [](std::function<void(const std::string&)> breaks) {
+    return [breaks](const std::string& d) {
+      write_image_folder(d + "/f", 2, 2, 1, 3);
+      write_text(d + "/m48.cfg", "input channels=3 height=48 width=48\nconv filters=2 size=3\n"
+                                 "pool avg global\nflatten\ndense units=2\n");
+      if (breaks) breaks(d + "/f");
+    };
+  };
+  const std::string folder_train =
+      "train --device cpu --quiet --epochs 1 --batch 4 --data $D/f --model $D/m48.cfg --out "
+      "$D/new ";
   auto model = [](const std::string& text) {
     return [text](const std::string& d) { write_text(d + "/m.cfg", text); };
   };
@@ -129,7 +142,7 @@ std::vector<BadInput> cases() {
        "NUL"},
       {"model input 1x1x1",
        model("input channels=1 height=1 width=1\nflatten\ndense units=10\n"),
-       train + "--model $D/m.cfg", "CIFAR-10 images are 3x32x32"},
+       train + "--model $D/m.cfg", "CIFAR-10's images are 3x32x32"},
       {"model input 1x28x28",
        model("input channels=1 height=28 width=28\nflatten\ndense units=10\n"),
        train + "--model $D/m.cfg", "takes 1x28x28 inputs"},
@@ -213,7 +226,8 @@ std::vector<BadInput> cases() {
        "--data-placement device keeps the data in GPU memory: it needs --device cuda"},
       {"--data-placement unknown", none, train + "--data-placement gpu", "--data-placement", 2},
       {"--pad-mode unknown", none, train + "--pad-mode mirror", "--pad-mode", 2},
-      {"--cutout over the image", none, train + "--cutout 33", "--cutout", 2},
+      {"--cutout over the image", none, train + "--cutout 33",
+       "--cutout must be between 0 and 32", 1},
       {"--tta unknown (train)", none, train + "--tta mirror", "--tta must be none, flip"},
       {"--tta unknown (eval)", none,
        "eval --device cpu --data $D/data --tta mirror --checkpoint $D/run/last.safetensors",
@@ -328,14 +342,14 @@ std::vector<BadInput> cases() {
          write_checkpoint_of(d + "/c.safetensors",
                              "input channels=1 height=1 width=1\nflatten\ndense units=10\n");
        },
-       eval + "$D/c.safetensors", "CIFAR-10 images are 3x32x32"},
+       eval + "$D/c.safetensors", "CIFAR-10's images are 3x32x32"},
       {"resume from a 1x28x28 model's checkpoint",
        [](const std::string& d) {
          write_checkpoint_of(d + "/c.safetensors",
                              "input channels=1 height=28 width=28\nflatten\ndense units=10\n");
        },
        "train --device cpu --epochs 2 --data $D/data --resume $D/c.safetensors",
-       "CIFAR-10 images are 3x32x32"},
+       "CIFAR-10's images are 3x32x32"},
       // ---- run directories ----
       {"--out holds another run", none,
        "train --device cpu --epochs 1 --batch 8 --data $D/data --out $D/run",
@@ -374,6 +388,59 @@ std::vector<BadInput> cases() {
       {"--resume past its epochs", none,
        "train --device cpu --epochs 1 --data $D/data --resume $D/run/last.safetensors",
        "has already trained 1 epochs"},
+      // Image folders (docs/data.md): each broken layout, file set or model.
+      {"image folder without train/",
+       folder([](const std::string& f) { fs::remove_all(f + "/train"); }),
+       folder_train + "--dataset folder", "no train/ folder"},
+      {"image folder without val/",
+       folder([](const std::string& f) { fs::remove_all(f + "/val"); }), folder_train,
+       "no val/ (or test/) folder"},
+      {"image folder with val/ and test/",
+       folder([](const std::string& f) { fs::create_directories(f + "/test/c0"); }), folder_train,
+       "holds both val/ and test/"},
+      {"image folder with an empty class",
+       folder([](const std::string& f) { fs::create_directories(f + "/train/empty"); }),
+       folder_train, "train/empty: no images"},
+      {"image folder with a class only in val/",
+       folder([](const std::string& f) { fs::create_directories(f + "/val/stray"); }),
+       folder_train, "val/stray: a class that train/ does not have"},
+      {"image folder of 257 classes",
+       folder([](const std::string& f) {
+         for (int c = 0; c < 257; ++c) fs::create_directories(f + "/train/k" + std::to_string(c));
+       }),
+       folder_train, "at most 256 classes"},
+      {"image folder whose training files are all unreadable",
+       folder([](const std::string& f) {
+         for (const auto& e : fs::recursive_directory_iterator(f + "/train"))
+           if (e.is_regular_file()) write_text(e.path().string(), "truncated");
+       }),
+       folder_train, "none of its 4 image files could be read"},
+      {"image folder, --image-size the model does not take", folder(nullptr),
+       folder_train + "--image-size 40", "takes 3x48x48 inputs, but the image folder"},
+      {"image folder, a model of 10 classes for 2",
+       folder([](const std::string& f) {
+         write_text(f + "/../m48.cfg", "input channels=3 height=48 width=48\nconv filters=2 "
+                                       "size=3\npool avg global\nflatten\ndense units=10\n");
+       }),
+       folder_train, "needs 2 logits"},
+      {"image folder, a model of non-square input",
+       folder([](const std::string& f) {
+         write_text(f + "/../m48.cfg", "input channels=3 height=48 width=40\nconv filters=2 "
+                                       "size=3\npool avg global\nflatten\ndense units=2\n");
+       }),
+       folder_train, "fitted to squares"},
+      {"image folder, --crop-pad over half its side", folder(nullptr),
+       folder_train + "--crop-pad 25", "--crop-pad must be between 0 and 24 for 48x48"},
+      {"image folder, a bad --memory-budget", folder(nullptr),
+       folder_train + "--memory-budget lots", "--memory-budget must be"},
+      {"eval of a folder checkpoint on other classes",
+       folder([](const std::string& f) {
+         run_convpool("train --device cpu --quiet --epochs 1 --batch 4 --data " + f +
+                      " --model " + f + "/../m48.cfg --out " + f + "/../frun");
+         fs::rename(f + "/train/c0", f + "/train/a0");
+         fs::rename(f + "/val/c0", f + "/val/a0");
+       }),
+       "eval --device cpu --checkpoint $D/frun/last.safetensors", "they first differ at class 0"},
   };
 }
 

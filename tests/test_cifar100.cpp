@@ -104,7 +104,7 @@ TEST(Cifar100, BadFilesGiveOneLineErrors) {
             std::string::npos);
   EXPECT_NE(error_of([&] { resolve_data_dir(DatasetKind::cifar100, d.str("x")); }).find("--data"),
             std::string::npos);
-  EXPECT_NE(error_of([] { parse_dataset_kind("cifar1000"); }).find("cifar10 or cifar100"),
+  EXPECT_NE(error_of([] { parse_dataset_kind("cifar1000"); }).find("cifar10, cifar100 or folder"),
             std::string::npos);
 }
 

@@ -7,9 +7,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "convpool/checkpoint.h"
 #include "convpool/image_file.h"
@@ -180,11 +182,27 @@ TEST(ImageFolder, RecordsAreEachFilesFitAndTheCacheGivesThemBack) {
   EXPECT_EQ(r.cached, a.size());
   EXPECT_EQ(b.pixels, a.pixels);
   EXPECT_EQ(b.labels, a.labels);
-  // Another side is another cache, beside the first.
+  // Over a memory budget: the same records, read from the mapped cache file.
+  o.memory_budget = a.pixels.size() - 1;
+  const Dataset mapped = load_image_folder(scan_image_folder(root), "train", 0, o, &r);
+  EXPECT_TRUE(r.streamed);
+  ASSERT_NE(mapped.mapped, nullptr);
+  EXPECT_TRUE(mapped.pixels.empty());
+  ASSERT_EQ(mapped.size(), a.size());
+  EXPECT_EQ(std::memcmp(mapped.pixel_data(), a.pixels.data(), a.pixels.size()), 0);
+  o.memory_budget = a.pixels.size();  // fits exactly: in memory
+  EXPECT_EQ(load_image_folder(scan_image_folder(root), "train", 0, o, &r).mapped, nullptr);
+  EXPECT_FALSE(r.streamed);
+  // Another side is another cache, beside the first; streamed as it is first written.
   o.side = 24;
+  o.memory_budget = 1;
   const Dataset c = load_image_folder(scan_image_folder(root), "train", 0, o, &r);
   EXPECT_EQ(r.decoded, a.size());
+  EXPECT_TRUE(r.streamed);
   EXPECT_EQ(c.image_bytes(), size_t(3 * 24 * 24));
+  o.memory_budget = 0;
+  const Dataset c_again = load_image_folder(scan_image_folder(root), "train", 0, o, &r);
+  EXPECT_EQ(std::memcmp(c_again.pixels.data(), c.pixel_data(), c.pixel_bytes()), 0);
   o.side = 48;
   load_image_folder(scan_image_folder(root), "train", 0, o, &r);
   EXPECT_EQ(r.decoded, 0u);
@@ -360,6 +378,46 @@ TEST(ImageFolder, TrainEvalAndPredictOnAFolderAt48) {
   EXPECT_NE(again.output.find("72 images at 48x48 (1 decoded, 71 from the cache"),
             std::string::npos)
       << again.output;
+
+  // Over the memory budget the records stream from the mapped cache: the same weights, bit
+  // for bit, as the run that held them in memory.
+  const CommandResult streamed = run_convpool("train --data " + root + common +
+                                              " --epochs 4 "
+                                              "--flip --crop-pad 4 --memory-budget 10K --out " +
+                                              d.str("run-streamed"));
+  ASSERT_EQ(streamed.exit_code, 0) << streamed.output;
+  EXPECT_NE(streamed.output.find("over the memory budget of 0.0 MiB: streamed from the "
+                                 "memory-mapped cache"),
+            std::string::npos)
+      << streamed.output;
+  const Checkpoint in_memory = load_checkpoint(d.str("run/last.safetensors"));
+  const Checkpoint from_map = load_checkpoint(d.str("run-streamed/last.safetensors"));
+  ASSERT_EQ(from_map.file.tensors.size(), in_memory.file.tensors.size());
+  for (const NamedTensor& t : in_memory.file.tensors) {
+    const NamedTensor* u = from_map.file.find(t.name);
+    ASSERT_NE(u, nullptr) << t.name;
+    ASSERT_EQ(u->data.size(), t.data.size()) << t.name;
+    EXPECT_EQ(std::memcmp(u->data.data(), t.data.data(), t.data.size() * sizeof(float)), 0)
+        << t.name;
+  }
+  // Each epoch's losses and accuracies (the columns before the timings).
+  const auto results = [](const std::string& csv) {
+    std::istringstream in(csv);
+    std::string line, out;
+    while (std::getline(in, line)) {
+      size_t at = 0;
+      for (int comma = 0; comma < 5 && at != std::string::npos; ++comma)
+        at = line.find(',', at + 1);
+      out += line.substr(0, at) + "\n";
+    }
+    return out;
+  };
+  EXPECT_EQ(results(read_file(d.str("run-streamed/metrics.csv"))),
+            results(read_file(d.str("run/metrics.csv"))));
+  EXPECT_NE(run_convpool("train --data " + root + common + " --memory-budget 12X --out " +
+                         d.str("run-bad"))
+                .output.find("--memory-budget must be"),
+            std::string::npos);
 
   // --image-size fits the images to another side; the model must take it.
   const CommandResult size = run_convpool("train --data " + root + common +

@@ -11,6 +11,7 @@
 #include "convpool/checkpoint.h"
 #include "convpool/graph.h"
 #include "convpool/metrics.h"
+#include "convpool/model.h"
 #include "test_helpers.h"
 
 using namespace convpool;
@@ -79,9 +80,21 @@ TEST(Recipes, EveryShippedRecipeTrainsOnTheCpu) {
     ++recipes;
     const std::string name = entry.path().stem().string();
     SCOPED_TRACE(name);
-    const CommandResult r = run_convpool(
-        "train --config " + entry.path().string() + " --data " + d.str("data") +
-        " --epochs 1 --batch 20 --device cpu --threads 2 --out " + d.str(name));
+    // A model for other images than CIFAR's trains on an image folder of its input side and
+    // class count, one image per class.
+    std::string data = d.str("data");
+    const std::string text = read_file(entry.path().string());
+    const size_t at = text.find("model=\"") + 7;
+    const ModelSpec spec = load_model_file(std::string(CONVPOOL_SOURCE_DIR) + "/" +
+                                           text.substr(at, text.find('"', at) - at));
+    const auto g = Graph::build(spec, GraphOptions{Device::cpu, 1, 0});
+    if (spec.input.h != 32 || g->output_shape(1).numel() != 10) {
+      data = d.str(name + "-images");
+      write_image_folder(data, int(g->output_shape(1).numel()), 1, 1, 23);
+    }
+    const CommandResult r =
+        run_convpool("train --config " + entry.path().string() + " --data " + data +
+                     " --epochs 1 --batch 20 --device cpu --threads 2 --out " + d.str(name));
     ASSERT_EQ(r.exit_code, 0) << r.output;
     const auto rows = read_metrics_csv(d.str(name) + "/metrics.csv");
     ASSERT_EQ(rows.size(), 1u);
@@ -89,11 +102,11 @@ TEST(Recipes, EveryShippedRecipeTrainsOnTheCpu) {
     EXPECT_NE(r.output.find("test-time augmentation"), std::string::npos) << r.output;
     // A pooling study takes the same recipe (its checkpointing keys included).
     const CommandResult study = run_convpool(
-        "study --config " + entry.path().string() + " --data " + d.str("data") +
+        "study --config " + entry.path().string() + " --data " + data +
         " --pools avg --seeds 1 --epochs 1 --batch 20 --device cpu --threads 2 --no-plot --out " +
         d.str(name + "-study"));
     ASSERT_EQ(study.exit_code, 0) << study.output;
     EXPECT_EQ(read_metrics_csv(d.str(name) + "-study/runs/avg/seed-1/metrics.csv").size(), 1u);
   }
-  EXPECT_GE(recipes, 3u);  // resnet20, vgg_bn, airbench94
+  EXPECT_GE(recipes, 4u);  // resnet20, vgg_bn, airbench94, resnet18_64
 }

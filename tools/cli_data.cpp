@@ -2,14 +2,58 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
+#include <stdexcept>
 
 #include "convpool/error.h"
 
 namespace convpool::cli {
 
+std::string data_title(DatasetKind kind, const std::string& dir) {
+  return kind == DatasetKind::folder     ? "the image folder " + dir
+         : kind == DatasetKind::cifar100 ? "CIFAR-100"
+                                         : "CIFAR-10";
+}
+std::string data_title(const DataChoice& d) { return data_title(d.kind, d.dir); }
+
 DatasetKind detect_dataset_kind(const std::string& data_flag, DatasetKind given) {
   return is_image_folder(data_flag) ? DatasetKind::folder : given;
+}
+
+size_t parse_memory_budget(const std::string& text) {
+  const auto bad = [&] {
+    CP_USER_ERROR(
+        "--memory-budget must be a share of memory (50%) or a size (8G, 512M, 64K, "
+        "bytes; 0: no limit), got '"
+        << text << "'");
+  };
+  if (text.empty()) bad();
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    bad();
+  }
+  const std::string unit = text.substr(used);
+  if (!(v >= 0) || !std::isfinite(v)) bad();
+  if (unit == "%") {
+    if (v > 100) bad();
+    const double physical = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGESIZE));
+    return size_t(std::max(1.0, physical * v / 100));
+  }
+  double scale = 1;
+  if (unit == "K" || unit == "k")
+    scale = 1024.0;
+  else if (unit == "M" || unit == "m")
+    scale = 1024.0 * 1024;
+  else if (unit == "G" || unit == "g")
+    scale = 1024.0 * 1024 * 1024;
+  else if (!unit.empty())
+    bad();
+  if (v * scale > 1e18) bad();
+  return size_t(v * scale);
 }
 
 Dataset load_split(const DataChoice& d, const std::string& split, size_t limit, bool quiet) {
@@ -18,6 +62,7 @@ Dataset load_split(const DataChoice& d, const std::string& split, size_t limit, 
   FolderLoadOptions o;
   o.side = d.side;
   o.cache_dir = d.cache_dir;
+  o.memory_budget = d.memory_budget;
   const bool bar = !quiet && ::isatty(2);
   const std::string what = split == "train" ? "train/" : d.folder->test.name + "/";
   if (bar)
@@ -34,6 +79,12 @@ Dataset load_split(const DataChoice& d, const std::string& split, size_t limit, 
                  r.cache_path.c_str());
     if (r.converted) std::fprintf(stderr, "; %zu grey or alpha image(s) made RGB", r.converted);
     std::fprintf(stderr, "\n");
+    if (r.streamed)
+      std::fprintf(stderr,
+                   "convpool: %s: %.1f MiB, over the memory budget of %.1f MiB: streamed from "
+                   "the memory-mapped cache\n",
+                   what.c_str(), double(ds.pixel_bytes()) / (1 << 20),
+                   double(d.memory_budget) / (1 << 20));
   }
   if (!r.failures.empty()) {
     std::fprintf(stderr, "convpool: %s: left out %zu file(s) that could not be read:\n",

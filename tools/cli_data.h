@@ -21,7 +21,18 @@ struct DataChoice {
   int side = kCifarSide;
   std::shared_ptr<const ImageFolder> folder;
   std::string cache_dir;  // image folders: --cache-dir (empty: beside the folder)
+  // Image folders: a split over this many bytes streams from its mapped cache (0: no limit).
+  size_t memory_budget = 0;
 };
+
+// --memory-budget: "50%" (of this machine's memory), "8G", "512M", "64K" or bytes; a one-line
+// error otherwise. "0" means no limit.
+size_t parse_memory_budget(const std::string& text);
+constexpr const char* kDefaultMemoryBudget = "50%";
+
+// How messages name the data set: "CIFAR-10", "CIFAR-100", "the image folder DIR".
+std::string data_title(const DataChoice& d);
+std::string data_title(DatasetKind kind, const std::string& dir);
 
 // The kind a --data directory holds when --dataset was not given: an image folder when it has
 // a train/ folder, else `given`.

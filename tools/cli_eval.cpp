@@ -19,6 +19,7 @@ namespace {
 
 struct EvalOptions {
   std::string checkpoint, data, cache_dir, device = "auto", tta = "none";
+  std::string memory_budget = kDefaultMemoryBudget;
   std::string weights = "auto";  // ema, raw, or auto: the EMA's when the checkpoint has them
   int batch = 256, threads = 0;
   size_t limit_test = 0;
@@ -36,10 +37,10 @@ int run(const EvalOptions& o) {
   const std::string weights = describe_weights(ckpt, ema);  // said in both outputs
   auto graph = build_from_checkpoint(ckpt, o.checkpoint, GraphOptions{device, o.batch, 0}, ema);
   // The data set the checkpoint's run trained on (CIFAR-10 for checkpoints older than that).
-  const DataChoice data = checkpoint_data(ckpt.state, o.data, o.cache_dir);
+  DataChoice data = checkpoint_data(ckpt.state, o.data, o.cache_dir);
+  data.memory_budget = parse_memory_budget(o.memory_budget);
   const int classes = data.classes;
-  require_model_fits_data(*graph, o.checkpoint + " (model)", classes, data.side,
-                          "the checkpoint's data set");
+  require_model_fits_data(*graph, o.checkpoint + " (model)", classes, data.side, data_title(data));
   const std::string& dir = data.dir;
   const Dataset test = load_split(data, "test", o.limit_test, o.json);
   if (const std::string note = data_note(test, "test"); !note.empty())
@@ -128,6 +129,9 @@ Runner add_eval_command(CLI::App& app) {
                   "then data/cifar-10-batches-bin), or its image folder (default: the one it "
                   "trained on)")
       ->check(kNonEmpty);
+  cmd->add_option("--memory-budget", o->memory_budget,
+                  "image folders: a test set over this size streams from its mapped cache")
+      ->capture_default_str();
   cmd->add_option("--cache-dir", o->cache_dir,
                   "image folders: where the decoded images are kept (as train's)")
       ->check(kNonEmpty);

@@ -207,7 +207,7 @@ void write_logits(const Checkpoint& ckpt, const ExportOptions& o, bool ema,
   auto graph = build_from_checkpoint(ckpt, o.checkpoint, GraphOptions{Device::cpu, batch, 0}, ema);
   const DataChoice data = checkpoint_data(ckpt.state, data_dir, "");
   require_model_fits_data(*graph, o.checkpoint + " (model)", data.classes, data.side,
-                          "the checkpoint's data set");
+                          data_title(data));
   const Dataset test = load_split(data, "test", o.images, true);
   const size_t classes = graph->output_shape(1).numel();
   std::vector<float> logits(test.size() * classes);

@@ -11,8 +11,10 @@ namespace {
 // A view of images [first, first + count) of `data` as its own dataset (copied: it is small).
 Dataset slice(const Dataset& data, size_t first, size_t count) {
   Dataset d;
-  d.pixels.assign(data.pixels.begin() + first * kCifarImageBytes,
-                  data.pixels.begin() + (first + count) * kCifarImageBytes);
+  d.side = data.side;
+  d.classes = data.classes;
+  d.name = data.name;
+  d.pixels.assign(data.image(first), data.image(first + count));
   d.labels.assign(data.labels.begin() + first, data.labels.begin() + first + count);
   d.class_names = data.class_names;
   return d;

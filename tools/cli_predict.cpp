@@ -91,7 +91,7 @@ int run(const PredictOptions& o) {
   std::vector<std::string> names = checkpoint_class_names(ckpt.state);
   const int classes = int(names.size()), side = ckpt.state.input.side;
   require_model_fits_data(*graph, o.checkpoint + " (model)", classes, side,
-                          "the checkpoint's data set");
+                          data_title(kind, ckpt.state.data));
   if (!o.data.empty() && kind != DatasetKind::folder)  // the data set's own name file
     names = load_dataset(kind, resolve_data_dir(kind, o.data), "test", 1).class_names;
 

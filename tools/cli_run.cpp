@@ -22,12 +22,6 @@ namespace convpool::cli {
 
 namespace fs = std::filesystem;
 
-std::string data_title(const DataChoice& d) {
-  return d.kind == DatasetKind::folder     ? "the image folder " + d.dir
-         : d.kind == DatasetKind::cifar100 ? "CIFAR-100"
-                                           : "CIFAR-10";
-}
-
 void check_model(const std::string& model, const std::string& pool, const DataChoice& data) {
   ModelSpec spec = load_model_file(model);
   if (!pool.empty()) apply_pool_override(spec, pool);
@@ -50,7 +44,11 @@ RunData load_run_data(const TrainOptions& o) {
   d.dir = o.resolved.dir;
   const bool quiet = o.verbosity() == Verbosity::quiet;
   d.train = load_split(o.resolved, "train", o.limit_train, quiet);
-  d.test = load_split(o.resolved, "test", o.limit_test, quiet);
+  // The test set has what the training set left of the budget.
+  DataChoice rest = o.resolved;
+  if (rest.memory_budget > 0)
+    rest.memory_budget -= std::min(rest.memory_budget - 1, d.train.pixels.size());
+  d.test = load_split(rest, "test", o.limit_test, quiet);
   if (o.verbosity() != Verbosity::quiet)
     for (const std::string& note : {data_note(d.train, "training"), data_note(d.test, "test")})
       if (!note.empty()) std::fprintf(stderr, "convpool: %s\n", note.c_str());
@@ -210,7 +208,7 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
 
   o.cfg.data_placement =
       resolve_data_placement(parse_data_placement(o.data_placement), o.cfg.device,
-                             train.pixels.size() + test.pixels.size());
+                             train.pixel_bytes() + test.pixel_bytes());
   if (o.verbosity() != Verbosity::quiet) {
     std::ostringstream head;
     head << (ckpt ? o.resume : o.model) << " on " << device_name(o.cfg.device) << ", "

@@ -20,6 +20,7 @@ struct TrainOptions {
   std::string data_placement = "auto";  // cfg.data_placement once resolved
   std::string dataset = "cifar10";      // `resolved` and cfg.classes once resolved
   std::string cache_dir;                // image folders: where the decoded cache goes
+  std::string memory_budget = kDefaultMemoryBudget;  // image folders: when to stream
   int image_size = 0;                   // image folders: the side (0: the model's input)
   std::string pad_mode = "zero";        // cfg.input.reflect once parsed
   std::string tta = "none";             // test-time views evaluated after training
@@ -34,6 +35,7 @@ struct TrainOptions {
   bool no_graph = false, deterministic = false, normalize = false, quiet = false, verbose = false,
        tf32 = false;
   std::vector<float> mean, std;  // empty: from --normalize, else 0 and 1
+  bool normalize_from_data = false;  // mean and std measured on the training set
   TrainConfig cfg;
   DataChoice resolved;  // the data set resolve_options chose
   Verbosity verbosity() const;
@@ -55,6 +57,11 @@ void apply_config_text(CLI::App* cmd, const std::string& text, const std::string
 // Resolves what the flags leave open (device, threads, input normalisation) into `o`, and
 // records the resolved values in `cmd`, so that write_config() stores the effective run.
 void resolve_options(CLI::App* cmd, TrainOptions& o);
+
+// --normalize-from-data: sets the input pipeline's mean and std to the training images'
+// per-channel statistics (pixel / 255) and records them as --mean and --std in `cmd`, so the
+// run's config.toml and checkpoints repeat them. Nothing without the flag or on a resume.
+void normalize_from_data(CLI::App* cmd, TrainOptions& o, const Dataset& train);
 
 // Builds `model` with the pooling override `pool` on the CPU at batch 1, so that a bad model
 // file or method fails in a moment, before data is read or hours of training start.

@@ -275,6 +275,7 @@ int run(StudyOptions& so, CLI::App* cmd) {
   }
 
   const RunData data = load_run_data(base);
+  normalize_from_data(cmd, base, data.train);
   const Dataset& train = data.train;
   const Dataset& test = data.test;
   install_stop_handlers();

@@ -26,9 +26,10 @@ namespace {
 // on its command line. --dataset is checked against the checkpoint apart from these.
 const std::set<std::string> kRecipeInCheckpoint = {
     "model", "pool", "batch", "optimizer", "lr", "seed", "momentum", "weight-decay", "nesterov",
-    "crop-pad", "pad-mode", "cutout", "flip", "normalize", "mean", "std", "lr-schedule", "warmup",
-    "final-lr-ratio", "onecycle-start-div", "onecycle-final-div", "lr-milestones",
-    "lr-milestone-unit", "lr-gamma", "clip-grad-norm", "label-smoothing", "ema", "eval-with"};
+    "crop-pad", "pad-mode", "cutout", "flip", "normalize", "normalize-from-data", "mean", "std",
+    "lr-schedule", "warmup", "final-lr-ratio", "onecycle-start-div", "onecycle-final-div",
+    "lr-milestones", "lr-milestone-unit", "lr-gamma", "clip-grad-norm", "label-smoothing", "ema",
+    "eval-with"};
 
 std::filesystem::path checkpoint_directory(const std::string& checkpoint) {
   const std::filesystem::path dir = std::filesystem::path(checkpoint).parent_path();
@@ -181,6 +182,7 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
   if (world().rank() != 0) {
     o.quiet = true;
     const RunData data = load_run_data(o);
+    normalize_from_data(cmd, o, data.train);
     install_stop_handlers();
     ConsoleReporter reporter(o.verbosity(), false);
     o.out.clear();
@@ -195,6 +197,7 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
   std::string restart_note;
   const Claim claim = claim_run_directory(o, overwrite, cmd, restart_note);
   const RunData data = load_run_data(o);
+  normalize_from_data(cmd, o, data.train);
   if (claim == Claim::restart) remove_run_files(o.out);
   // The replaced run is deleted only once this one has saved a checkpoint.
   std::optional<ReplacedRun> replaced;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -170,6 +171,12 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
                   "centre cropped); 0: the model's input side")
       ->capture_default_str()
       ->check(CLI::Range(0, kMaxInputSide));
+  cmd->add_option("--memory-budget", o.memory_budget,
+                  "image folders: a data set over this size (50%: of this machine's memory; or "
+                  "8G, 512M; 0: no limit) is not loaded but streamed from its memory-mapped "
+                  "cache, in the same order with the same augmentation")
+      ->capture_default_str()
+      ->configurable(false);
   cmd->add_option("--cache-dir", o.cache_dir,
                   "image folders: where the decoded images are kept (default: DIR/.convpool-cache, "
                   "or ~/.cache/convpool when DIR cannot be written)")
@@ -245,6 +252,9 @@ void add_training_options(CLI::App* cmd, TrainOptions& o) {
                   "the mean colour with --normalize, black without (0: off)")
       ->capture_default_str()
       ->check(CLI::Range(0, kMaxInputSide));
+  cmd->add_flag("--normalize-from-data", o.normalize_from_data,
+                "normalise each channel by the training images' own mean and std, measured "
+                "once (your own data; recorded as --mean and --std)");
   cmd->add_flag("--normalize", o.normalize,
                 "normalise each channel by the CIFAR-10 training mean and std");
   cmd->add_option("--mean", o.mean, "per-channel mean subtracted from pixel/255: R,G,B")
@@ -515,6 +525,7 @@ void resolve_data(CLI::App* cmd, TrainOptions& o) {
   d = DataChoice{};
   d.kind = kind;
   d.cache_dir = o.cache_dir;
+  d.memory_budget = parse_memory_budget(o.memory_budget);
   if (kind != DatasetKind::folder) {
     if (o.image_size != 0 && o.image_size != kCifarSide)
       CP_USER_ERROR("--image-size " << o.image_size << ": CIFAR's images are " << kCifarSide << "x"
@@ -562,12 +573,48 @@ void resolve_data(CLI::App* cmd, TrainOptions& o) {
 }
 }  // namespace
 
+void normalize_from_data(CLI::App* cmd, TrainOptions& o, const Dataset& train) {
+  if (!o.normalize_from_data || !o.resume.empty()) return;
+  const size_t plane = size_t(train.side) * size_t(train.side);
+  double sum[kCifarChannels] = {}, squares[kCifarChannels] = {};
+  for (size_t i = 0; i < train.size(); ++i)
+    for (int c = 0; c < kCifarChannels; ++c) {
+      const uint8_t* p = train.image(i) + size_t(c) * plane;
+      uint64_t s = 0, q = 0;  // exact per image
+      for (size_t k = 0; k < plane; ++k) s += p[k], q += uint64_t(p[k]) * p[k];
+      sum[c] += double(s), squares[c] += double(q);
+    }
+  const double n = double(train.size()) * double(plane);
+  std::vector<std::string> mean, sd;
+  for (int c = 0; c < kCifarChannels; ++c) {
+    const double m = sum[c] / n / 255.0;
+    const double var = std::max(0.0, squares[c] / n / (255.0 * 255.0) - m * m);
+    o.cfg.input.mean[c] = float(m);
+    // A constant channel would divide by 0: its std is taken as 1 (no scaling).
+    o.cfg.input.std[c] = var > 1e-12 ? float(std::sqrt(var)) : 1.f;
+    mean.push_back(float_str(o.cfg.input.mean[c]));
+    sd.push_back(float_str(o.cfg.input.std[c]));
+  }
+  validate(o.cfg.input);
+  set_effective(cmd, "--mean", mean);
+  set_effective(cmd, "--std", sd);
+  set_effective(cmd, "--normalize-from-data", {"false"});  // recorded as mean and std
+  if (o.verbosity() != Verbosity::quiet)
+    std::fprintf(stderr, "convpool: the training images' mean %s,%s,%s and std %s,%s,%s\n",
+                 mean[0].c_str(), mean[1].c_str(), mean[2].c_str(), sd[0].c_str(), sd[1].c_str(),
+                 sd[2].c_str());
+}
+
 void resolve_options(CLI::App* cmd, TrainOptions& o) {
   set_threads(o.threads);
   o.threads = omp_get_max_threads();
   o.cfg.device = pick_device(o.device);
   o.device = device_name(o.cfg.device);
   set_cuda_tf32(o.tf32);  // before any graph is built
+  if (o.normalize_from_data && (!o.mean.empty() || !o.std.empty() || o.normalize))
+    CP_USER_ERROR(
+        "--normalize-from-data measures the mean and std: drop --normalize, --mean and "
+        "--std");
   if (!o.mean.empty() || !o.std.empty() || o.normalize) {
     for (int c = 0; c < kCifarChannels; ++c) {
       o.cfg.input.mean[c] = o.mean.empty() ? (o.normalize ? kCifarMean[c] : 0.f) : o.mean[c];

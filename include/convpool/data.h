@@ -2,6 +2,7 @@
 // pixel bytes (R plane, G plane, B plane). Images stay uint8 in memory.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -67,6 +68,9 @@ std::vector<std::string> cifar10_class_names();
 
 struct Dataset {
   std::vector<uint8_t> pixels;         // count x image_bytes(): R, G and B planes of side x side
+  // Instead of `pixels` (then empty): the records of a data set over the memory budget, in a
+  // memory-mapped cache file (image folders), read by the OS page by page as batches touch them.
+  std::shared_ptr<const uint8_t> mapped;
   std::vector<uint8_t> labels;         // count: the class trained on (CIFAR-100: the fine label)
   std::vector<uint8_t> coarse_labels;  // CIFAR-100 only: the superclass of each image
   int classes = kCifarClasses;
@@ -77,7 +81,9 @@ struct Dataset {
   int side = kCifarSide;  // images are 3 x side x side
   size_t size() const { return labels.size(); }
   size_t image_bytes() const { return size_t(kCifarChannels) * size_t(side) * size_t(side); }
-  const uint8_t* image(size_t i) const { return pixels.data() + i * image_bytes(); }
+  const uint8_t* pixel_data() const { return mapped ? mapped.get() : pixels.data(); }
+  size_t pixel_bytes() const { return size() * image_bytes(); }
+  const uint8_t* image(size_t i) const { return pixel_data() + i * image_bytes(); }
 };
 
 // Reads and validates one batch file, appending its records; errors name the file.

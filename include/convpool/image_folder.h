@@ -59,6 +59,9 @@ struct FolderLoadOptions {
   std::string cache_dir;
   // Called now and then from the decoding threads' leader with (decoded, to decode).
   std::function<void(size_t, size_t)> progress;
+  // A split whose records would take more bytes than this stays in the cache file, memory
+  // mapped (Dataset::mapped), and is read page by page as batches touch it; 0: no limit.
+  size_t memory_budget = 0;
 };
 
 // What a load did, for the command to report.
@@ -68,6 +71,7 @@ struct FolderLoadReport {
   size_t cached = 0;       // images taken from the cache
   size_t converted = 0;    // grey or alpha images made RGB
   size_t resized = 0;      // images of another size than side x side
+  bool streamed = false;   // the records stay in the mapped cache file (memory_budget)
   // Files that could not be used (unreadable, corrupt, truncated, not an image): one line
   // each, "PATH: why". They are left out of the data set, and counted.
   std::vector<std::string> failures;
@@ -78,7 +82,8 @@ struct FolderLoadReport {
 // the file's size and modification time match its manifest entry; the rest are decoded on all
 // OpenMP threads and the cache is rewritten. A file that changes while it is decoded is a
 // one-line error (the cache keeps the others). `limit` > 0 keeps that many images, evenly
-// spaced over the split so that every class keeps its share.
+// spaced over the split so that every class keeps its share (copied into memory). Decoding
+// holds one chunk of images at a time, so a split of any size loads within the budget.
 Dataset load_image_folder(const ImageFolder& folder, const std::string& split, size_t limit,
                           const FolderLoadOptions& options, FolderLoadReport* report = nullptr);
 

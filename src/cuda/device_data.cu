@@ -11,21 +11,21 @@
 namespace convpool::cuda {
 
 bool ResidentDataset::hold(const Dataset& ds, void* stream) {
-  if (source_ == ds.pixels.data() && size_ == ds.size()) return false;
-  CP_CHECK(ds.pixels.size() == ds.size() * ds.image_bytes(), "malformed data set");
-  images_ = Buffer(Device::cuda, std::max<size_t>(ds.pixels.size(), 1));
+  if (source_ == ds.pixel_data() && size_ == ds.size()) return false;
+  CP_CHECK(ds.mapped || ds.pixels.size() == ds.pixel_bytes(), "malformed data set");
+  images_ = Buffer(Device::cuda, std::max<size_t>(ds.pixel_bytes(), 1));
   labels_ = Buffer(Device::cuda, std::max<size_t>(ds.size(), 1));
   // On the compute stream, before every kernel that reads the data (the compute stream is
   // non-blocking: a copy on the legacy stream would not be ordered before them).
   cudaStream_t s = as_stream(stream);
-  CP_CUDA_CHECK(cudaMemcpyAsync(images_.get(), ds.pixels.data(), ds.pixels.size(),
-                                cudaMemcpyHostToDevice, s));
+  CP_CUDA_CHECK(
+      cudaMemcpyAsync(images_.get(), ds.pixel_data(), ds.pixel_bytes(), cudaMemcpyHostToDevice, s));
   CP_CUDA_CHECK(
       cudaMemcpyAsync(labels_.get(), ds.labels.data(), ds.size(), cudaMemcpyHostToDevice, s));
   // redundant-sync: the copies precede every kernel on this stream and `ds` outlives them;
   // the wait puts the upload's time here instead of in the first step.
   CP_CUDA_CHECK(cudaStreamSynchronize(s));
-  source_ = ds.pixels.data();
+  source_ = ds.pixel_data();
   size_ = ds.size();
   return true;
 }

@@ -19,6 +19,7 @@
 #include <cstring>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -164,47 +165,57 @@ fs::path cache_directory(const ImageFolder& folder, const FolderLoadOptions& o) 
   return there;
 }
 
-// A records file mapped read-only; empty when absent or of the wrong size.
-class MappedRecords {
+// A records file mapped read-only (pages read on demand, no read-ahead: batches touch records
+// in a shuffled order); null when absent, unreadable or of another size than `bytes`.
+std::shared_ptr<const uint8_t> map_records(const std::string& path, size_t bytes) {
+  if (bytes == 0) return nullptr;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return nullptr;
+  struct stat st {};
+  void* p = MAP_FAILED;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && uint64_t(st.st_size) == bytes)
+    p = ::mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
+  ::close(fd);  // the mapping keeps the file
+  if (p == MAP_FAILED) return nullptr;
+  ::madvise(p, bytes, MADV_RANDOM);
+  return {static_cast<const uint8_t*>(p),
+          [bytes](const uint8_t* q) { ::munmap(const_cast<uint8_t*>(q), bytes); }};
+}
+
+// Writes records one after another to PATH through a temporary in the same folder; commit()
+// syncs it and renames it over PATH. Abandoned (an error on the way), the temporary goes.
+class RecordsWriter {
  public:
-  MappedRecords(const std::string& path, size_t bytes) {
-    if (bytes == 0) return;
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return;
-    struct stat st {};
-    if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && uint64_t(st.st_size) == bytes) {
-      void* p = ::mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
-      if (p != MAP_FAILED) data_ = static_cast<const uint8_t*>(p), bytes_ = bytes;
-    }
-    ::close(fd);
+  explicit RecordsWriter(std::string path)
+      : path_(std::move(path)), tmp_(path_ + ".tmp-" + std::to_string(::getpid())) {
+    file_ = std::fopen(tmp_.c_str(), "wb");
+    if (!file_) fail(errno);
   }
-  ~MappedRecords() {
-    if (data_) ::munmap(const_cast<uint8_t*>(data_), bytes_);
+  ~RecordsWriter() {
+    if (file_) std::fclose(file_);
+    if (!committed_) std::remove(tmp_.c_str());
   }
-  MappedRecords(const MappedRecords&) = delete;
-  MappedRecords& operator=(const MappedRecords&) = delete;
-  const uint8_t* data() const { return data_; }
+  RecordsWriter(const RecordsWriter&) = delete;
+  RecordsWriter& operator=(const RecordsWriter&) = delete;
+  void write(const uint8_t* data, size_t bytes) {
+    if (std::fwrite(data, 1, bytes, file_) != bytes) fail(errno);
+  }
+  void commit() {
+    if (std::fflush(file_) != 0 || ::fsync(fileno(file_)) != 0) fail(errno);
+    std::fclose(file_);
+    file_ = nullptr;
+    if (std::rename(tmp_.c_str(), path_.c_str()) != 0) fail(errno);
+    committed_ = true;
+  }
 
  private:
-  const uint8_t* data_ = nullptr;
-  size_t bytes_ = 0;
-};
-
-// Writes `bytes` to PATH through a temporary in the same folder, synced, then renamed.
-void write_records_atomic(const std::string& path, const uint8_t* data, size_t bytes) {
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  std::FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) CP_USER_ERROR(path << ": cannot write the image cache (" << std::strerror(errno) << ")");
-  const bool ok = (bytes == 0 || std::fwrite(data, 1, bytes, f) == bytes) && std::fflush(f) == 0 &&
-                  ::fsync(fileno(f)) == 0;
-  const int saved = errno;
-  std::fclose(f);
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    std::remove(tmp.c_str());
-    CP_USER_ERROR(path << ": cannot write the image cache (" << std::strerror(ok ? errno : saved)
-                       << ")");
+  [[noreturn]] void fail(int err) const {
+    CP_USER_ERROR(path_ << ": cannot write the image cache (" << std::strerror(err) << ")");
   }
-}
+  std::string path_, tmp_;
+  std::FILE* file_ = nullptr;
+  bool committed_ = false;
+};
 
 struct ManifestEntry {
   uint64_t size = 0;
@@ -357,13 +368,14 @@ Dataset load_image_folder(const ImageFolder& folder, const std::string& split_na
   const std::string stem = split.name + "-" + std::to_string(o.side) + "-" + fit_name(o.fit);
   const fs::path manifest_path = cache / (stem + ".json");
   const Manifest old = read_manifest(manifest_path, o.side, o.fit);
-  const MappedRecords old_records((cache / old.records_file).string(), old.records * bytes);
-  const bool have_old = old.records == 0 || old_records.data() != nullptr;
+  const std::shared_ptr<const uint8_t> old_records =
+      map_records((cache / old.records_file).string(), old.records * bytes);
+  const bool have_old = old.records == 0 || old_records != nullptr;
 
   // Which files the cache answers for (a record or a known failure), which need decoding.
   const size_t n = split.files.size();
   std::vector<const ManifestEntry*> cached(n, nullptr);
-  std::vector<size_t> to_decode;
+  size_t to_decode = 0;
   for (size_t i = 0; i < n; ++i) {
     const ImageFolderFile& f = split.files[i];
     const auto it = have_old ? old.files.find(f.path) : old.files.end();
@@ -371,27 +383,25 @@ Dataset load_image_folder(const ImageFolder& folder, const std::string& split_na
         f.mtime_ns != 0)
       cached[i] = &it->second;
     else
-      to_decode.push_back(i);
+      ++to_decode;
+  }
+  // The records file is rewritten unless the cache holds exactly this listing.
+  const bool rewrite = to_decode > 0 || old.files.size() != n;
+  // Over the budget (and no subset asked for): the records stay in the file, mapped.
+  const bool stream =
+      o.memory_budget > 0 && n * bytes > o.memory_budget && (limit == 0 || limit >= n);
+  std::string records_file = old.records_file;
+  std::unique_ptr<RecordsWriter> writer;
+  if (rewrite) {
+    char gen[48];
+    std::snprintf(gen, sizeof gen, "%llx-%x",
+                  static_cast<unsigned long long>(
+                      std::chrono::system_clock::now().time_since_epoch().count()),
+                  unsigned(::getpid()));
+    records_file = stem + "-" + gen + ".u8";
+    writer = std::make_unique<RecordsWriter>((cache / records_file).string());
   }
 
-  std::vector<Decoded> decoded(to_decode.size());
-  std::atomic<size_t> done{0};
-  auto last = std::chrono::steady_clock::now();
-#pragma omp parallel for schedule(dynamic, 8)
-  for (size_t k = 0; k < to_decode.size(); ++k) {
-    decoded[k] = decode_one(root, split.files[to_decode[k]], o.side, o.fit);
-    const size_t now_done = ++done;
-    if (o.progress && omp_get_thread_num() == 0) {
-      const auto t = std::chrono::steady_clock::now();
-      if (t - last > std::chrono::milliseconds(200)) {
-        last = t;
-        o.progress(now_done, to_decode.size());
-      }
-    }
-  }
-  if (o.progress && !to_decode.empty()) o.progress(to_decode.size(), to_decode.size());
-
-  // The split's records in listing order, with the new manifest.
   Dataset all;
   all.side = o.side;
   all.classes = int(folder.class_names.size());
@@ -399,49 +409,66 @@ Dataset load_image_folder(const ImageFolder& folder, const std::string& split_na
   all.name = "image folder " + folder.root;
   all.expected_records_per_file = 0;
   nlohmann::json files = nlohmann::json::array();
-  size_t changed = 0;
+  size_t changed = 0, done = 0;
   std::string first_changed;
-  for (size_t i = 0, k = 0; i < n; ++i) {
-    const ImageFolderFile& f = split.files[i];
-    std::string error;
-    const uint8_t* pixels = nullptr;
-    if (cached[i]) {
-      ++r.cached;
-      error = cached[i]->error;
-      if (cached[i]->record >= 0) pixels = old_records.data() + size_t(cached[i]->record) * bytes;
-    } else {
-      const Decoded& d = decoded[k++];
-      if (d.changed) {
-        if (changed++ == 0) first_changed = (root / f.path).string();
-        continue;  // not in the manifest: decoded again next time
+  auto last = std::chrono::steady_clock::now();
+  // A chunk of the listing at a time: its new files decoded on all threads, then every file
+  // of it in order to the records (file and, unless streamed, memory) and the manifest. The
+  // memory held is a chunk's, whatever the folder's size.
+  constexpr size_t kChunk = 1024;
+  for (size_t c0 = 0; c0 < n; c0 += kChunk) {
+    const size_t c1 = std::min(n, c0 + kChunk);
+    std::vector<size_t> todo;
+    for (size_t i = c0; i < c1; ++i)
+      if (!cached[i]) todo.push_back(i);
+    std::vector<Decoded> decoded(todo.size());
+#pragma omp parallel for schedule(dynamic, 4)
+    for (size_t k = 0; k < todo.size(); ++k) {
+      decoded[k] = decode_one(root, split.files[todo[k]], o.side, o.fit);
+      if (o.progress && omp_get_thread_num() == 0) {
+        const auto t = std::chrono::steady_clock::now();
+        if (t - last > std::chrono::milliseconds(200)) {
+          last = t;
+          o.progress(done + k, to_decode);
+        }
       }
-      ++r.decoded;
-      r.converted += d.converted;
-      r.resized += d.resized;
-      error = d.error;
-      if (error.empty()) pixels = d.planar.data();
     }
-    const int64_t record = pixels ? int64_t(all.labels.size()) : -1;
-    if (pixels) {
-      all.pixels.insert(all.pixels.end(), pixels, pixels + bytes);
-      all.labels.push_back(uint8_t(f.label));
-    } else {
-      r.failures.push_back(error);
+    done += todo.size();
+    for (size_t i = c0, k = 0; i < c1; ++i) {
+      const ImageFolderFile& f = split.files[i];
+      std::string error;
+      const uint8_t* pixels = nullptr;
+      if (cached[i]) {
+        ++r.cached;
+        error = cached[i]->error;
+        if (cached[i]->record >= 0) pixels = old_records.get() + size_t(cached[i]->record) * bytes;
+      } else {
+        const Decoded& d = decoded[k++];
+        if (d.changed) {
+          if (changed++ == 0) first_changed = (root / f.path).string();
+          continue;  // not in the manifest: decoded again next time
+        }
+        ++r.decoded;
+        r.converted += d.converted;
+        r.resized += d.resized;
+        error = d.error;
+        if (error.empty()) pixels = d.planar.data();
+      }
+      const int64_t record = pixels ? int64_t(all.labels.size()) : -1;
+      if (pixels) {
+        if (writer) writer->write(pixels, bytes);
+        if (!stream) all.pixels.insert(all.pixels.end(), pixels, pixels + bytes);
+        all.labels.push_back(uint8_t(f.label));
+      } else {
+        r.failures.push_back(error);
+      }
+      if (writer) files.push_back({f.path, f.size, f.mtime_ns, record, error});
     }
-    files.push_back({f.path, f.size, f.mtime_ns, record, error});
   }
+  if (o.progress && to_decode > 0) o.progress(to_decode, to_decode);
 
-  // The cache, when this load decoded anything or the listing changed.
-  const bool same = to_decode.empty() && old.files.size() == n && changed == 0;
-  std::string records_file = old.records_file;
-  if (!same) {
-    char gen[32];
-    std::snprintf(gen, sizeof gen, "%llx-%x",
-                  static_cast<unsigned long long>(
-                      std::chrono::system_clock::now().time_since_epoch().count()),
-                  unsigned(::getpid()));
-    records_file = stem + "-" + gen + ".u8";
-    write_records_atomic((cache / records_file).string(), all.pixels.data(), all.pixels.size());
+  if (writer) {
+    writer->commit();
     nlohmann::json j = {{"format", "convpool image-folder cache"},
                         {"version", kCacheVersion},
                         {"root", folder.root},
@@ -453,7 +480,8 @@ Dataset load_image_folder(const ImageFolder& folder, const std::string& split_na
                         {"records", all.labels.size()},
                         {"files", std::move(files)}};
     write_file_atomic(manifest_path.string(), j.dump() + "\n");
-    // Records files the manifest no longer names (this split and settings only).
+    // Records files the manifest no longer names (this split and settings only; a run still
+    // reading one keeps its mapping).
     std::error_code ec;
     for (fs::directory_iterator it(cache, ec), end; !ec && it != end; it.increment(ec)) {
       const std::string name = it->path().filename().string();
@@ -469,6 +497,11 @@ Dataset load_image_folder(const ImageFolder& folder, const std::string& split_na
     CP_USER_ERROR(folder.root << "/" << split.name << ": none of its " << n
                               << " image files could be read (the first: "
                               << (r.failures.empty() ? "?" : r.failures[0]) << ")");
+  if (stream) {
+    all.mapped = rewrite ? map_records(r.cache_path, all.labels.size() * bytes) : old_records;
+    if (!all.mapped) CP_USER_ERROR(r.cache_path << ": cannot map the image cache");
+    r.streamed = true;
+  }
 
   if (limit == 0 || limit >= all.size()) return all;
   // Evenly spaced over the listing, which is sorted by class: each class keeps its share.

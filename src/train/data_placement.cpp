@@ -21,12 +21,24 @@ DataPlacement parse_data_placement(const std::string& name) {
   CP_USER_ERROR("--data-placement must be auto, pinned or device (got '" << name << "')");
 }
 
+namespace {
+// An explicit --data-placement device may take more than automatic's share, not all of it:
+// activations, workspaces and the graphs need the rest.
+constexpr double kDeviceFraction = 0.8;
+}  // namespace
+
 DataPlacement resolve_data_placement(DataPlacement requested, Device device, size_t bytes) {
   if (device != Device::cuda) {
     if (requested == DataPlacement::device)
       CP_USER_ERROR("--data-placement device keeps the data in GPU memory: it needs --device cuda");
     return DataPlacement::pinned;
   }
+#ifdef CONVPOOL_HAVE_CUDA
+  if (requested == DataPlacement::device && !cuda::fits_in_free_memory(bytes, kDeviceFraction))
+    CP_USER_ERROR("--data-placement device: the data sets' "
+                  << (bytes >> 20) << " MiB do not fit in " << int(kDeviceFraction * 100)
+                  << "% of the GPU's free memory; use --data-placement pinned (or auto)");
+#endif
   if (requested != DataPlacement::automatic) return requested;
 #ifdef CONVPOOL_HAVE_CUDA
   return cuda::fits_in_free_memory(bytes, kResidentFraction) ? DataPlacement::device

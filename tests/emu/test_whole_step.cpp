@@ -27,6 +27,7 @@
 #include "convpool/checkpoint.h"
 #include "convpool/device.h"
 #include "convpool/pool_methods.h"
+#include "convpool/trainer.h"
 #include "cuda_emu.h"
 #include "test_helpers.h"
 
@@ -251,6 +252,22 @@ TEST_F(WholeStep, ImageFolderAt48MatchesTheCpuPinnedAndResident) {
   ASSERT_EQ(on_cpu.exit_code, 0) << on_cpu.output;
   ASSERT_EQ(on_gpu.exit_code, 0) << on_gpu.output;
   EXPECT_NE(on_gpu.output.find("\"zz-c2\""), std::string::npos) << on_gpu.output;
+}
+
+// --data-placement device refuses, with one line, data sets that do not fit on the GPU (the
+// emulated one holds 16 GiB); auto streams them through pinned memory instead.
+TEST(DataPlacement, DeviceRefusesWhatDoesNotFitAndAutoStreamsIt) {
+  const size_t too_big = size_t(15) << 30, small = size_t(1) << 20;
+  EXPECT_NE(error_of([&] {
+              resolve_data_placement(DataPlacement::device, Device::cuda, too_big);
+            }).find("do not fit in 80% of the GPU's free memory"),
+            std::string::npos);
+  EXPECT_EQ(resolve_data_placement(DataPlacement::automatic, Device::cuda, too_big),
+            DataPlacement::pinned);
+  EXPECT_EQ(resolve_data_placement(DataPlacement::device, Device::cuda, small),
+            DataPlacement::device);
+  EXPECT_EQ(resolve_data_placement(DataPlacement::automatic, Device::cuda, small),
+            DataPlacement::device);
 }
 
 TEST_F(WholeStep, CudaCheckpointEvaluatesTheSameOnTheCpu) {
