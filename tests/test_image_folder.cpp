@@ -506,3 +506,35 @@ TEST(ImageFolder, AHundredThousandTinyFiles) {
               std::chrono::duration<double>(t1 - t0).count(),
               std::chrono::duration<double>(t2 - t1).count());
 }
+
+// Two runs started at once on a new folder (shards of a study, say) take turns at its cache:
+// each image is decoded once between them, and both train.
+TEST(ImageFolder, TwoRunsAtOnceDecodeEachImageOnce) {
+  TempDir d;
+  const std::string root = d.str("f");
+  write_image_folder(root, 2, 300, 5, fresh_seed());  // long enough for the runs to overlap
+  const std::string model = d.str("m.cfg");
+  std::ofstream(model) << "input channels=3 height=16 width=16\nconv filters=2 size=3\n"
+                          "pool avg global\nflatten\ndense units=2\n";
+  const std::string run = std::string(CONVPOOL_BINARY) + " train --device cpu --threads 1 "
+                          "--epochs 1 --batch 8 --limit-train 16 --data " + root + " --model " + model + " --out ";
+  const CommandResult both =
+      run_command("(" + run + d.str("a") + " > " + d.str("a.txt") + " 2>&1 & " + run + d.str("b") +
+                  " > " + d.str("b.txt") + " 2>&1; wait) && grep -h 'images at 16x16' " +
+                  d.str("a.txt") + " " + d.str("b.txt"));
+  ASSERT_EQ(both.exit_code, 0) << both.output << read_file(d.str("a.txt")) << read_file(d.str("b.txt"));
+  size_t decoded[2] = {0, 0};
+  std::istringstream lines(both.output);
+  int seen = 0;
+  for (std::string line; std::getline(lines, line);) {
+    const size_t at = line.find("x16 (");
+    if (at == std::string::npos) continue;
+    ++seen;
+    decoded[line.find("train/") != std::string::npos ? 0 : 1] += std::stoul(line.substr(at + 5));
+  }
+  EXPECT_EQ(seen, 4) << both.output;
+  EXPECT_EQ(decoded[0], 600u) << both.output;
+  EXPECT_EQ(decoded[1], 10u) << both.output;
+  EXPECT_TRUE(fs::exists(d.str("a/last.safetensors")));
+  EXPECT_TRUE(fs::exists(d.str("b/last.safetensors")));
+}

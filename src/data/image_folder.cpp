@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <omp.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -181,6 +182,32 @@ std::shared_ptr<const uint8_t> map_records(const std::string& path, size_t bytes
   return {static_cast<const uint8_t*>(p),
           [bytes](const uint8_t* q) { ::munmap(const_cast<uint8_t*>(q), bytes); }};
 }
+
+// An exclusive lock on one cache (a split at a side and fit) for as long as it is alive:
+// processes loading the same folder at once (shards of a study, ranks of a data-parallel job)
+// take turns, and the second finds the first's records instead of decoding them again or
+// deleting records the other's manifest names.
+class CacheLock {
+ public:
+  explicit CacheLock(const std::string& path) {
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ < 0)
+      CP_USER_ERROR(path << ": cannot open the image cache's lock (" << std::strerror(errno)
+                         << ")");
+    while (::flock(fd_, LOCK_EX) != 0)
+      if (errno != EINTR) {
+        const int err = errno;
+        ::close(fd_);
+        CP_USER_ERROR(path << ": cannot lock the image cache (" << std::strerror(err) << ")");
+      }
+  }
+  ~CacheLock() { ::close(fd_); }  // closing releases the lock
+  CacheLock(const CacheLock&) = delete;
+  CacheLock& operator=(const CacheLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
 
 // Writes records one after another to PATH through a temporary in the same folder; commit()
 // syncs it and renames it over PATH. Abandoned (an error on the way), the temporary goes.
@@ -367,6 +394,7 @@ Dataset load_image_folder(const ImageFolder& folder, const std::string& split_na
   const fs::path cache = cache_directory(folder, o);
   const std::string stem = split.name + "-" + std::to_string(o.side) + "-" + fit_name(o.fit);
   const fs::path manifest_path = cache / (stem + ".json");
+  const CacheLock lock((cache / (stem + ".lock")).string());
   const Manifest old = read_manifest(manifest_path, o.side, o.fit);
   const std::shared_ptr<const uint8_t> old_records =
       map_records((cache / old.records_file).string(), old.records * bytes);
