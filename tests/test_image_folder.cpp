@@ -516,13 +516,15 @@ TEST(ImageFolder, TwoRunsAtOnceDecodeEachImageOnce) {
   const std::string model = d.str("m.cfg");
   std::ofstream(model) << "input channels=3 height=16 width=16\nconv filters=2 size=3\n"
                           "pool avg global\nflatten\ndense units=2\n";
-  const std::string run = std::string(CONVPOOL_BINARY) + " train --device cpu --threads 1 "
-                          "--epochs 1 --batch 8 --limit-train 16 --data " + root + " --model " + model + " --out ";
+  const std::string run = std::string(CONVPOOL_BINARY) +
+                          " train --device cpu --threads 1 --epochs 1 --batch 8 --limit-train 16"
+                          " --data " + root + " --model " + model + " --out ";
   const CommandResult both =
       run_command("(" + run + d.str("a") + " > " + d.str("a.txt") + " 2>&1 & " + run + d.str("b") +
                   " > " + d.str("b.txt") + " 2>&1; wait) && grep -h 'images at 16x16' " +
                   d.str("a.txt") + " " + d.str("b.txt"));
-  ASSERT_EQ(both.exit_code, 0) << both.output << read_file(d.str("a.txt")) << read_file(d.str("b.txt"));
+  ASSERT_EQ(both.exit_code, 0) << both.output << read_file(d.str("a.txt"))
+                               << read_file(d.str("b.txt"));
   size_t decoded[2] = {0, 0};
   std::istringstream lines(both.output);
   int seen = 0;
