@@ -385,6 +385,13 @@ TEST(ImageFolder, TrainEvalAndPredictOnAFolderAt48) {
   for (const auto& pr : j["predictions"]) right += pr["top"][0]["class"] == "zz-c2";
   EXPECT_GE(right, 4) << p.output;
 
+  // Export carries the input side (ONNX's input is N x 3 x 48 x 48).
+  const CommandResult plan = run_convpool("export --checkpoint " + d.str("run/last.safetensors") +
+                                          " --plan " + d.str("plan.json"));
+  ASSERT_EQ(plan.exit_code, 0) << plan.output;
+  EXPECT_EQ(nlohmann::json::parse(read_file(d.str("plan.json")))["input"],
+            nlohmann::json::array({3, 48, 48}));
+
   // A second run: nothing decoded. One file touched: it alone.
   bump_mtime(root + "/train/c1/img5.jpg", 3);
   const CommandResult again =
