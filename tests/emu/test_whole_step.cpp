@@ -224,7 +224,8 @@ TEST_F(WholeStep, EveryPoolingMethodAndDropoutDrawLikeTheCpu) {
 // A checkpoint saved by the emulated CUDA run loads on the CPU and evaluates the same.
 // The user's own images: an image folder of mixed sizes and formats fitted to 48x48 (decoded
 // once into the cache the runs share), augmented with crop, flip and cutout at that side,
-// through the CUDA step with pinned and with resident data; then eval on each device.
+// through the CUDA step with pinned, resident and memory-mapped (streamed) data; then eval on
+// each device, and predict on the emulated one naming the classes.
 TEST_F(WholeStep, ImageFolderAt48MatchesTheCpuPinnedAndResident) {
   const std::string images = dir_.str("images");
   write_image_folder(images, 3, 12, 4, 21);
@@ -246,12 +247,20 @@ TEST_F(WholeStep, ImageFolderAt48MatchesTheCpuPinnedAndResident) {
   const std::string cpu = run("cpu --threads 1", "folder-cpu");
   expect_same_run(cpu, run("cuda --data-placement pinned", "folder-pinned"), 36, 12);
   expect_same_run(cpu, run("cuda --data-placement device", "folder-device"), 36, 12);
+  // Streamed from the memory-mapped cache through the pinned path: the same again.
+  expect_same_run(cpu, run("cuda --data-placement pinned --memory-budget 1K", "folder-mapped"), 36,
+                  12);
   const std::string ckpt = " --checkpoint " + cpu + "/last.safetensors";
   const CommandResult on_cpu = run_convpool("eval --device cpu --json" + ckpt);
   const CommandResult on_gpu = run_convpool("eval --device cuda --json" + ckpt);
   ASSERT_EQ(on_cpu.exit_code, 0) << on_cpu.output;
   ASSERT_EQ(on_gpu.exit_code, 0) << on_gpu.output;
   EXPECT_NE(on_gpu.output.find("\"zz-c2\""), std::string::npos) << on_gpu.output;
+  const CommandResult predicted =
+      run_convpool("predict --device cuda" + ckpt + " " + images + "/val/c1/img0.png");
+  ASSERT_EQ(predicted.exit_code, 0) << predicted.output;
+  EXPECT_NE(predicted.output.find("img0.png: "), std::string::npos) << predicted.output;
+  EXPECT_NE(predicted.output.find("zz-c2 "), std::string::npos) << predicted.output;
 }
 
 // --data-placement device refuses, with one line, data sets that do not fit on the GPU (the
