@@ -406,7 +406,8 @@ std::vector<BadInput> cases() {
        folder_train, "val/stray: a class that train/ does not have"},
       {"image folder of 257 classes",
        folder([](const std::string& f) {
-         for (int c = 0; c < 257; ++c) fs::create_directories(f + "/train/k" + std::to_string(c));
+         // 255 beside its c0 and zz-c1: 257 in all.
+         for (int c = 0; c < 255; ++c) fs::create_directories(f + "/train/k" + std::to_string(c));
        }),
        folder_train, "at most 256 classes"},
       {"image folder whose training files are all unreadable",
@@ -431,6 +432,8 @@ std::vector<BadInput> cases() {
        folder_train, "fitted to squares"},
       {"image folder, --crop-pad over half its side", folder(nullptr),
        folder_train + "--crop-pad 25", "--crop-pad must be between 0 and 24 for 48x48"},
+      {"image folder under --dataset cifar10", folder(nullptr), folder_train + "--dataset cifar10",
+       "holds an image folder (train/), but the run's --dataset is cifar10"},
       {"image folder, a bad --memory-budget", folder(nullptr),
        folder_train + "--memory-budget lots", "--memory-budget must be"},
       {"eval of a folder checkpoint on other classes",

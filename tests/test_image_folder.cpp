@@ -52,6 +52,13 @@ TEST(ImageFolder, ScanSortsClassesAndCountsWhatItPassesOver) {
   fs::copy_file(d.str("f/train/c1/img0.png"), d.str("f/train/c1/nested/deep.png"));
   // A link back up: followed, it would loop for ever.
   fs::create_directory_symlink("..", d.str("f/train/c1/loop"));
+  // Hidden folders, as a class and inside one, and a hidden file beside the classes.
+  fs::create_directories(d.str("f/train/.thumbnails"));
+  fs::create_directories(d.str("f/train/c2/.git"));
+  fs::copy_file(d.str("f/train/c2/img0.png"), d.str("f/train/c2/.git/x.png"));
+  std::ofstream(d.str("f/train/.DS_Store")) << "x";
+  // A file name that is not UTF-8 (Latin-1): passed over, counted, shown escaped.
+  fs::copy_file(d.str("f/train/c2/img0.png"), d.str("f/train/c2/caf\xe9.png"));
   const ImageFolder f = scan_image_folder(d.str("f"));
   EXPECT_EQ(f.class_names, names);
   EXPECT_EQ(f.class_names.back(), "zz-c3");
@@ -59,16 +66,27 @@ TEST(ImageFolder, ScanSortsClassesAndCountsWhatItPassesOver) {
   EXPECT_EQ(f.train.per_class[0], 3u);
   EXPECT_EQ(f.train.per_class[1], 4u);  // the nested file counts; the loop is not followed
   EXPECT_EQ(f.train.files.size(), 13u);
-  EXPECT_EQ(f.train.not_images, 2u);
+  EXPECT_EQ(f.train.not_images, 1u);  // readme.txt
+  EXPECT_EQ(f.train.hidden, 4u);      // .hidden.png, .thumbnails, .git, .DS_Store
   EXPECT_EQ(f.train.loose, 1u);
   EXPECT_EQ(f.train.symlinked_dirs, 1u);
+  EXPECT_EQ(f.train.bad_names, 1u);
   EXPECT_EQ(f.test.name, "val");
   EXPECT_EQ(f.test.files.size(), 8u);
   for (size_t i = 1; i < f.train.files.size(); ++i)
     EXPECT_LE(f.train.files[i - 1].label, f.train.files[i].label);
   const std::string said = describe_split(f, f.train);
   EXPECT_NE(said.find("13 images in 4 classes"), std::string::npos) << said;
-  EXPECT_NE(said.find("passed over 2 file(s)"), std::string::npos) << said;
+  EXPECT_NE(said.find("passed over 1 file(s) that are not .png"), std::string::npos) << said;
+  EXPECT_NE(said.find("passed over 4 hidden file(s) or folder(s)"), std::string::npos) << said;
+  EXPECT_NE(said.find("1 file(s) whose names are not UTF-8 (the first: " + d.str("f") +
+                      "/train/c2/caf\\xE9.png)"),
+            std::string::npos)
+      << said;
+  // A class folder so named cannot be a class name (checkpoints hold them as text).
+  fs::create_directories(d.str("f/train/caf\xe9"));
+  EXPECT_NE(scan_error(d.str("f")).find("train/caf\\xE9: a class folder whose name is not UTF-8"),
+            std::string::npos);
   EXPECT_NE(said.find("did not follow 1 linked folder"), std::string::npos) << said;
 }
 
@@ -253,6 +271,48 @@ TEST(ImageFolder, AChangedFileIsDecodedAgainAndBadFilesAreCounted) {
   load_image_folder(scan_image_folder(root), "train", 0, o, &r);
   EXPECT_EQ(r.decoded, 0u);
   EXPECT_EQ(r.failures.size(), 2u);
+
+  // New pixels of the same size with the old modification time put back (touch -r, cp -p,
+  // rsync -t): the status-change time tells, and the file is decoded again.
+  {
+    const std::string p = root + "/train/zz-c1/img0.png";
+    const auto mtime = fs::last_write_time(p);
+    const std::string before = read_file(p);
+    RgbImage black;
+    black.width = black.height = 16;
+    black.rgb.assign(16 * 16 * 3, 0);
+    write_png(p, black);
+    std::string after = read_file(p);
+    after.resize(before.size(), '\0');  // the same size: trailing bytes after IEND are ignored
+    std::ofstream(p, std::ios::binary | std::ios::trunc) << after;
+    fs::last_write_time(p, mtime);
+    ASSERT_EQ(fs::file_size(p), before.size());
+    const Dataset restamped = load_image_folder(scan_image_folder(root), "train", 0, o, &r);
+    EXPECT_EQ(r.decoded, 1u);
+    EXPECT_EQ(restamped.image(3)[0], 0);  // zz-c1's first image (after c0's three), now black
+  }
+
+  // A file gone between the listing and its reading: reported, and not remembered (the next
+  // run tries again); leftovers of dead runs in the cache are removed.
+  {
+    const std::string p = root + "/train/zz-c1/img1.jpg";
+    bump_mtime(p, 3);  // to be decoded, not taken from the cache
+    const ImageFolder listed = scan_image_folder(root);
+    const std::string keep = read_file(p);
+    fs::remove(p);
+    std::ofstream(root + "/.convpool-cache/train-16-crop-0-1.u8") << "orphan";
+    std::ofstream(root + "/.convpool-cache/train-16-crop-x.u8.tmp-999999999") << "dead writer";
+    load_image_folder(listed, "train", 0, o, &r);
+    ASSERT_EQ(r.failures.size(), 3u);
+    EXPECT_NE(r.failures[1].find("zz-c1/img1.jpg"), std::string::npos) << r.failures[1];
+    EXPECT_FALSE(fs::exists(root + "/.convpool-cache/train-16-crop-0-1.u8"));
+    EXPECT_FALSE(fs::exists(root + "/.convpool-cache/train-16-crop-x.u8.tmp-999999999"));
+    std::ofstream(p, std::ios::binary) << keep;
+    const Dataset back = load_image_folder(scan_image_folder(root), "train", 0, o, &r);
+    EXPECT_EQ(r.decoded, 1u);  // the file that came back; the two bad ones are remembered
+    EXPECT_EQ(r.failures.size(), 2u);
+    EXPECT_EQ(back.size(), 7u);
+  }
 
   // A removed file: gone from the records, nothing decoded.
   fs::remove(root + "/train/zz-c1/img3.JPEG");
@@ -546,4 +606,22 @@ TEST(ImageFolder, TwoRunsAtOnceDecodeEachImageOnce) {
   EXPECT_EQ(decoded[1], 10u) << both.output;
   EXPECT_TRUE(fs::exists(d.str("a/last.safetensors")));
   EXPECT_TRUE(fs::exists(d.str("b/last.safetensors")));
+}
+
+// profile and bench train feed a model synthetic images of its own side and class count.
+TEST(ImageFolder, ProfileAndBenchTakeAModelOfAnySideAndClassCount) {
+  TempDir d;
+  const std::string model = d.str("m.cfg");
+  std::ofstream(model) << "input channels=3 height=40 width=40\nconv filters=4 size=3\nrelu\n"
+                          "pool avg global\nflatten\ndense units=7\n";
+  const CommandResult p = run_convpool(
+      "profile --device cpu --threads 1 --batch 4 --warmup 1 "
+      "--steps 1 --model " +
+      model);
+  EXPECT_EQ(p.exit_code, 0) << p.output;
+  const CommandResult b = run_convpool(
+      "bench train --device cpu --threads 1 --batch 4 --warmup 1 "
+      "--steps 1 --model " +
+      model);
+  EXPECT_EQ(b.exit_code, 0) << b.output;
 }

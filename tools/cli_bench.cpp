@@ -108,7 +108,7 @@ int bench_train(const BenchOptions& o, Device device) {
     reset_peak_memory(device);
     auto graph = Graph::build(spec, GraphOptions{device, batch, 2});
     graph->init_params(1);
-    const Dataset data = synthetic_cifar(size_t(o.warmup + o.steps) * batch, 1);
+    const Dataset data = synthetic_for(*graph, size_t(o.warmup + o.steps) * batch);
     TrainConfig cfg;
     cfg.batch = batch;
     cfg.device = device;

@@ -21,6 +21,23 @@ DatasetKind detect_dataset_kind(const std::string& data_flag, DatasetKind given)
   return is_image_folder(data_flag) ? DatasetKind::folder : given;
 }
 
+namespace {
+// The memory this process may use: the machine's, or less under a cgroup limit (a container,
+// a batch job), whose share a "50%" budget must be of.
+size_t usable_memory_bytes() {
+  size_t bytes = size_t(::sysconf(_SC_PHYS_PAGES)) * size_t(::sysconf(_SC_PAGESIZE));
+  for (const char* limit_file :
+       {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
+    std::FILE* f = std::fopen(limit_file, "r");
+    if (!f) continue;
+    unsigned long long limit = 0;
+    if (std::fscanf(f, "%llu", &limit) == 1 && limit > 0 && limit < bytes) bytes = size_t(limit);
+    std::fclose(f);  // "max" (no limit) reads no number
+  }
+  return bytes;
+}
+}  // namespace
+
 size_t parse_memory_budget(const std::string& text) {
   const auto bad = [&] {
     CP_USER_ERROR(
@@ -40,7 +57,7 @@ size_t parse_memory_budget(const std::string& text) {
   if (!(v >= 0) || !std::isfinite(v)) bad();
   if (unit == "%") {
     if (v > 100) bad();
-    const double physical = double(::sysconf(_SC_PHYS_PAGES)) * double(::sysconf(_SC_PAGESIZE));
+    const double physical = double(usable_memory_bytes());
     return size_t(std::max(1.0, physical * v / 100));
   }
   double scale = 1;

@@ -87,7 +87,11 @@ int run(const EvalOptions& o) {
                                : "");
   std::printf("%-12s %8s %7s\n", "class", "accuracy", "images");
   for (int c = 0; c < classes; ++c)
-    std::printf("%-12s %8.4f %7d\n", test.class_names[c].c_str(), class_acc(c), per_class_total[c]);
+    if (per_class_total[c] == 0)  // a class without test images (an image folder's val/)
+      std::printf("%-12s %8s %7d\n", test.class_names[c].c_str(), "-", 0);
+    else
+      std::printf("%-12s %8.4f %7d\n", test.class_names[c].c_str(), class_acc(c),
+                  per_class_total[c]);
   if (classes > 20) {  // a matrix too wide to read on a terminal
     std::printf("\nconfusion matrix: %d classes, in --json\n", classes);
     return 0;

@@ -267,13 +267,15 @@ Runner add_export_command(CLI::App& app) {
   cmd->add_option("--onnx", o->onnx, "the ONNX file to write");
   cmd->add_option("--plan", o->plan, "also write the export plan (JSON) here");
   cmd->add_option("--logits", o->logits,
-                  "also write convpool's logits of the first --images test images (.npy)");
+                  "also write convpool's logits of --images test images (.npy): the first N of "
+                  "CIFAR's, N spread evenly over an image folder's");
   cmd->add_option("--images", o->images, "test images for --logits")
       ->capture_default_str()
       ->check(kWholeNumber);
   cmd->add_option("--data", o->data,
-                  "CIFAR-10 binary directory for --logits (default: $CIFAR10_DIR, then "
-                  "data/cifar-10-batches-bin)")
+                  "the checkpoint's data set for --logits: its CIFAR binary directory (default: "
+                  "$CIFAR10_DIR, then data/cifar-10-batches-bin), or its image folder (default: "
+                  "the one it trained on)")
       ->check(kNonEmpty);
   cmd->add_option("--threads", o->threads, "CPU threads (default: all cores)")
       ->check(CLI::Range(1, 1024));

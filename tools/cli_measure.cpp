@@ -21,6 +21,18 @@ Dataset slice(const Dataset& data, size_t first, size_t count) {
 }
 }  // namespace
 
+Dataset synthetic_for(const Graph& graph, size_t images) {
+  const Shape in = graph.input_shape(1);
+  if (in.c != kCifarChannels || in.h != in.w)
+    CP_USER_ERROR("the model takes " << in.c << "x" << in.h << "x" << in.w
+                                     << " inputs; profiles and benchmarks feed 3 x side x side "
+                                        "images");
+  const size_t classes = graph.output_shape(1).numel();
+  if (classes < 1 || classes > 256)
+    CP_USER_ERROR("the model gives " << classes << " outputs; labels are 8-bit (at most 256)");
+  return synthetic_cifar(images, 1, in.h, int(classes));
+}
+
 StepTiming time_training_steps(Graph& graph, const TrainConfig& cfg, const Dataset& data,
                                int warmup, int steps, RegionTotals* timer, bool profiler_range) {
   const size_t B = size_t(cfg.batch);
@@ -30,6 +42,8 @@ StepTiming time_training_steps(Graph& graph, const TrainConfig& cfg, const Datas
   profiler_range = profiler_range && graph.device() == Device::cuda;
   TrainConfig c = cfg;
   c.out_dir.clear();  // nothing is written
+  c.classes = data.classes;  // what the data (and so the model) has
+  c.input.side = data.side;
   c.non_finite_advice =
       "the model overflows at the default learning rate on these images (profile and bench time "
       "it as given; train it with a lower --lr)";

@@ -27,6 +27,10 @@ StepTiming time_training_steps(Graph& graph, const TrainConfig& cfg, const Datas
                                int warmup, int steps, RegionTotals* timer = nullptr,
                                bool profiler_range = false);
 
+// `images` synthetic images and labels the graph takes: its input side and its class count (a
+// one-line error for a model whose input is not 3 x side x side).
+Dataset synthetic_for(const Graph& graph, size_t images);
+
 // "1.23 GB/s"-style helpers for tables.
 std::string human_bytes(double bytes);
 

@@ -94,6 +94,10 @@ int run(const PredictOptions& o) {
                           data_title(kind, ckpt.state.data));
   if (!o.data.empty() && kind != DatasetKind::folder)  // the data set's own name file
     names = load_dataset(kind, resolve_data_dir(kind, o.data), "test", 1).class_names;
+  else if (!o.data.empty())
+    std::fprintf(stderr,
+                 "convpool: note: --data is not read: the checkpoint holds its image "
+                 "folder's class names\n");
 
   const auto evaluator = checkpoint_evaluator(*graph, ckpt, device, batch);
 

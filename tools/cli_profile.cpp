@@ -66,7 +66,7 @@ int run(const ProfileOptions& o) {
                                     << images);
     source = "CIFAR-10 from " + o.data;
   } else {
-    data = synthetic_cifar(images, 1);
+    data = synthetic_for(*graph, images);
   }
 
   TrainConfig cfg;

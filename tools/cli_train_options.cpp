@@ -530,14 +530,22 @@ void resolve_data(CLI::App* cmd, TrainOptions& o) {
     if (o.image_size != 0 && o.image_size != kCifarSide)
       CP_USER_ERROR("--image-size " << o.image_size << ": CIFAR's images are " << kCifarSide << "x"
                                     << kCifarSide << " (the option fits image folders)");
-    d.dir = resolve_data_dir(kind, o.data);
+    try {
+      d.dir = resolve_data_dir(kind, o.data);
+    } catch (const Error&) {
+      if (!is_image_folder(o.data)) throw;
+      // --dataset cifar10 given, or recorded in a --config: say what --data holds.
+      CP_USER_ERROR("--data " << o.data << " holds an image folder (train/), but the run's "
+                              << "--dataset is " << o.dataset
+                              << " (from the command line or --config): pass --dataset folder");
+    }
     d.classes = kind == DatasetKind::cifar100 ? kCifar100Classes : kCifarClasses;
   } else {
     d.dir = o.data.empty() && resumed ? resumed->data : o.data;
     if (d.dir.empty())
       CP_USER_ERROR(
           "--dataset folder needs --data DIR (a folder holding train/<class>/ and "
-          "val/<class>/)");
+          "val/<class>/; a run's config.toml does not record where its data is)");
     auto folder = std::make_shared<ImageFolder>(scan_image_folder(d.dir));
     if (resumed && folder->class_names != resumed->class_names)
       CP_USER_ERROR(d.dir << ": its classes are not those " << o.resume << " trained on ("

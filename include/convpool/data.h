@@ -120,9 +120,10 @@ std::string resolve_data_dir(DatasetKind kind, const std::string& flag_value);
 // Throws a one-line error naming every place it looked when none holds the data.
 std::string resolve_cifar_dir(const std::string& flag_value);
 
-// `images` random images (3 x side x side) with random labels (for benchmarks and profiles
-// that need no real data), drawn from Philox with `seed`; class names "class0".."class9".
-Dataset synthetic_cifar(size_t images, uint64_t seed, int side = kCifarSide);
+// `images` random images (3 x side x side) with random labels below `classes` (for benchmarks
+// and profiles that need no real data), drawn from Philox with `seed`; class names "class0"...
+Dataset synthetic_cifar(size_t images, uint64_t seed, int side = kCifarSide,
+                        int classes = kCifarClasses);
 
 // A permutation of [0, n) for `epoch`: the images sorted by 64-bit Philox keys of (seed,
 // epoch, image), ties by index (kernels/epoch_order.cuh). The same on every platform, and made

@@ -23,15 +23,19 @@ bool has_image_extension(const std::string& name);
 struct ImageFolderFile {
   std::string path;  // relative to the folder's root: "train/cat/001.png"
   int label = 0;
-  uint64_t size = 0;
-  int64_t mtime_ns = 0;
+  // What the cache compares to know the file unchanged (image_folder.cpp's FileStat).
+  uint64_t size = 0, inode = 0;
+  int64_t mtime_ns = 0, ctime_ns = 0;
 };
 
 struct ImageFolderSplit {
   std::string name;                    // "train", "val" or "test"
   std::vector<ImageFolderFile> files;  // by class, then by name (bytewise)
   std::vector<size_t> per_class;       // files found per class
-  size_t not_images = 0;      // files without an image extension, or hidden ones, passed over
+  size_t not_images = 0;               // files without an image extension, passed over
+  size_t hidden = 0;                   // hidden files and folders (names starting '.'), passed over
+  size_t bad_names = 0;                // files whose paths are not UTF-8, passed over
+  std::string first_bad_name;          // the first of them, its odd bytes as \xNN
   size_t loose = 0;           // files directly in the split's folder, outside any class folder
   size_t symlinked_dirs = 0;  // directory links inside class folders, not followed
 };

@@ -183,7 +183,8 @@ void save_checkpoint(const std::string& path, const Graph& graph, const std::str
       {"input", input_json(st.input).dump()},
       {"epoch_order", st.epoch_order},
       {"dataset", st.dataset},
-      {"class_names", nlohmann::json(st.class_names).dump()},
+      {"class_names", nlohmann::json(st.class_names)
+                          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)},
       {"data", st.data},
       {"recipe", nlohmann::json{{"label_smoothing", st.label_smoothing},
                                 {"ema_decay", ema ? st.ema_decay : 0.f},

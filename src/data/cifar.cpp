@@ -217,9 +217,10 @@ std::string resolve_cifar_dir(const std::string& flag_value) {
                      flag_value);
 }
 
-Dataset synthetic_cifar(size_t images, uint64_t seed, int side) {
+Dataset synthetic_cifar(size_t images, uint64_t seed, int side, int classes) {
   Dataset ds;
   ds.side = side;
+  ds.classes = classes;
   ds.pixels.resize(images * ds.image_bytes());
   ds.labels.resize(images);
   for (size_t i = 0; i < ds.pixels.size(); i += 16) {
@@ -228,8 +229,9 @@ Dataset synthetic_cifar(size_t images, uint64_t seed, int side) {
     for (size_t k = 0; k < 16 && i + k < ds.pixels.size(); ++k)
       ds.pixels[i + k] = uint8_t(r.v[k / 4] >> (8 * (k % 4)));
   }
-  for (size_t i = 0; i < images; ++i) ds.labels[i] = uint8_t(ds.pixels[i * ds.image_bytes()] % 10);
-  for (int c = 0; c < kCifarClasses; ++c) ds.class_names.push_back("class" + std::to_string(c));
+  for (size_t i = 0; i < images; ++i)
+    ds.labels[i] = uint8_t(ds.pixels[i * ds.image_bytes()] % classes);
+  for (int c = 0; c < classes; ++c) ds.class_names.push_back("class" + std::to_string(c));
   return ds;
 }
 
@@ -246,8 +248,9 @@ std::vector<uint32_t> epoch_order(size_t n, uint64_t seed, uint64_t epoch) {
 }
 
 void validate(const InputTransform& t) {
-  if (t.side < 1 || t.side > kMaxInputSide)
-    CP_USER_ERROR("the image side must be between 1 and " << kMaxInputSide << " (got " << t.side
+  // A side of 1 has no pixel to mirror into (reflect padding, the translate views).
+  if (t.side < 2 || t.side > kMaxInputSide)
+    CP_USER_ERROR("the image side must be between 2 and " << kMaxInputSide << " (got " << t.side
                                                           << ")");
   if (t.crop_pad < 0 || t.crop_pad > t.side / 2)
     CP_USER_ERROR("--crop-pad must be between 0 and " << t.side / 2 << " for " << t.side << "x"

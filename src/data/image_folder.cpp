@@ -32,7 +32,7 @@ namespace convpool {
 namespace fs = std::filesystem;
 
 namespace {
-constexpr int kCacheVersion = 1;
+constexpr int kCacheVersion = 2;
 constexpr size_t kMaxImageFileBytes = size_t(256) << 20;  // as read_image_file's limit
 
 bool hidden(const fs::path& p) {
@@ -40,10 +40,53 @@ bool hidden(const fs::path& p) {
   return !n.empty() && n[0] == '.';
 }
 
+// Whether `s` is valid UTF-8 (no overlong forms, surrogates or code points past U+10FFFF): the
+// manifest (JSON) and checkpoints hold paths and class names as text.
+bool valid_utf8(const std::string& s) {
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    const int n = c < 0x80           ? 0
+                  : (c >> 5) == 0x6  ? 1
+                  : (c >> 4) == 0xE  ? 2
+                  : (c >> 3) == 0x1E ? 3
+                                     : -1;  // continuation bytes that follow this one
+    if (n < 0 || s.size() - i <= size_t(n)) return false;
+    uint32_t cp = n == 0 ? c : c & (0x3F >> n);
+    for (int k = 1; k <= n; ++k) {
+      const unsigned char t = static_cast<unsigned char>(s[i + size_t(k)]);
+      if ((t >> 6) != 0x2) return false;
+      cp = (cp << 6) | (t & 0x3F);
+    }
+    static const uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += size_t(n) + 1;
+  }
+  return true;
+}
+
+// A name as an error line can show it: bytes that are not UTF-8 as \xNN.
+std::string printable(const std::string& s) {
+  if (valid_utf8(s)) return s;
+  std::string out;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7F) {
+      out += char(c);
+    } else {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02X", c);
+      out += hex;
+    }
+  }
+  return out;
+}
+
+// What identifies a file's content without reading it: its size and modification time, and
+// its status-change time and inode, which tools that restore a modification time (touch -r,
+// cp -p, rsync -t, tar) cannot set, and chmod changes.
 struct FileStat {
   bool ok = false;
-  uint64_t size = 0;
-  int64_t mtime_ns = 0;
+  uint64_t size = 0, inode = 0;
+  int64_t mtime_ns = 0, ctime_ns = 0;
 };
 
 FileStat stat_file(const std::string& path) {
@@ -52,15 +95,25 @@ FileStat stat_file(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return s;
   s.ok = true;
   s.size = uint64_t(st.st_size);
+  s.inode = uint64_t(st.st_ino) ^ (uint64_t(st.st_dev) << 40);
   s.mtime_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + int64_t(st.st_mtim.tv_nsec);
+  s.ctime_ns = int64_t(st.st_ctim.tv_sec) * 1000000000 + int64_t(st.st_ctim.tv_nsec);
   return s;
 }
 
-std::vector<std::string> sorted_subdirectories(const fs::path& dir) {
+bool same_file(const FileStat& s, const ImageFolderFile& f) {
+  return s.ok && s.size == f.size && s.mtime_ns == f.mtime_ns && s.ctime_ns == f.ctime_ns &&
+         s.inode == f.inode;
+}
+
+// The non-hidden subfolders of `dir`, sorted; hidden entries are counted in `hidden`.
+std::vector<std::string> sorted_subdirectories(const fs::path& dir, size_t& hidden_entries) {
   std::vector<std::string> names;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
-    if (!hidden(it->path()) && it->is_directory(ec))
+    if (hidden(it->path()))
+      ++hidden_entries;
+    else if (it->is_directory(ec))
       names.push_back(it->path().filename().string());
   if (ec) CP_USER_ERROR(dir.string() << ": cannot list the folder (" << ec.message() << ")");
   std::sort(names.begin(), names.end());
@@ -78,10 +131,8 @@ void list_class(const fs::path& root, const fs::path& class_dir, int label, Imag
     const fs::directory_entry& e = *it;
     std::error_code ec2;
     if (hidden(e.path())) {
-      if (e.is_directory(ec2))
-        it.disable_recursion_pending();
-      else
-        ++split.not_images;
+      if (e.is_directory(ec2)) it.disable_recursion_pending();
+      ++split.hidden;
       continue;
     }
     if (e.is_symlink(ec2) && e.is_directory(ec2)) {
@@ -97,10 +148,16 @@ void list_class(const fs::path& root, const fs::path& class_dir, int label, Imag
       CP_USER_ERROR(root.string() << ": more than " << max_files << " image files");
     ImageFolderFile f;
     f.path = e.path().lexically_relative(root).generic_string();
+    if (!valid_utf8(f.path)) {
+      if (split.bad_names++ == 0) split.first_bad_name = printable(e.path().string());
+      continue;
+    }
     f.label = label;
     const FileStat st = stat_file(e.path().string());
     f.size = st.size;
     f.mtime_ns = st.mtime_ns;
+    f.ctime_ns = st.ctime_ns;
+    f.inode = st.inode;
     found.push_back(std::move(f));
   }
   if (ec) CP_USER_ERROR(class_dir.string() << ": cannot list the folder (" << ec.message() << ")");
@@ -111,13 +168,22 @@ void list_class(const fs::path& root, const fs::path& class_dir, int label, Imag
                      std::make_move_iterator(found.end()));
 }
 
-// Files directly in the split's folder: counted, since they belong to no class.
+// Files directly in the split's folder: counted, since they belong to no class (hidden ones
+// are counted with the hidden folders, by sorted_subdirectories).
 size_t loose_files(const fs::path& dir) {
   size_t n = 0;
   std::error_code ec;
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
     if (!hidden(it->path()) && !it->is_directory(ec)) ++n;
   return n;
+}
+
+// Class names go into checkpoints and manifests as text.
+void require_utf8_class(const std::string& root, const std::string& split,
+                        const std::string& name) {
+  if (!valid_utf8(name))
+    CP_USER_ERROR(root << "/" << split << "/" << printable(name)
+                       << ": a class folder whose name is not UTF-8 (rename it)");
 }
 
 std::string fit_name(ImageFit fit) { return fit == ImageFit::crop ? "crop" : "stretch"; }
@@ -140,16 +206,27 @@ bool writable_dir(const fs::path& dir) {
   return true;
 }
 
-fs::path cache_directory(const ImageFolder& folder, const FolderLoadOptions& o) {
+// Where a folder's cache lives, and the tag its files' names start with: none beside the
+// folder (the cache moves with it), a hash of the folder's path elsewhere (--cache-dir or the
+// user's cache may hold several folders' caches).
+struct CacheLocation {
+  fs::path dir;
+  std::string tag;
+};
+
+CacheLocation cache_location(const ImageFolder& folder, const FolderLoadOptions& o) {
+  std::error_code ec;
+  char hash[24];
+  std::snprintf(
+      hash, sizeof hash, "%016llx-",
+      static_cast<unsigned long long>(fnv1a(fs::weakly_canonical(folder.root, ec).string())));
   if (!o.cache_dir.empty()) {
     if (!writable_dir(o.cache_dir))
       CP_USER_ERROR("--cache-dir " << o.cache_dir << ": cannot write there");
-    return o.cache_dir;
+    return {o.cache_dir, hash};
   }
   const fs::path beside = fs::path(folder.root) / ".convpool-cache";
-  if (writable_dir(beside)) return beside;
-  std::error_code ec;
-  const std::string canonical = fs::weakly_canonical(folder.root, ec).string();
+  if (writable_dir(beside)) return {beside, ""};
   std::string base;
   if (const char* x = std::getenv("XDG_CACHE_HOME"); x && *x)
     base = x;
@@ -157,18 +234,17 @@ fs::path cache_directory(const ImageFolder& folder, const FolderLoadOptions& o) 
     base = std::string(h) + "/.cache";
   else
     base = "/tmp";
-  char hash[17];
-  std::snprintf(hash, sizeof hash, "%016llx", static_cast<unsigned long long>(fnv1a(canonical)));
-  const fs::path there = fs::path(base) / "convpool" / "folders" / hash;
+  const fs::path there = fs::path(base) / "convpool" / "folders";
   if (!writable_dir(there))
     CP_USER_ERROR("cannot write an image cache beside "
                   << folder.root << " or in " << there.string() << ": pass --cache-dir DIR");
-  return there;
+  return {there, hash};
 }
 
-// A records file mapped read-only (pages read on demand, no read-ahead: batches touch records
-// in a shuffled order); null when absent, unreadable or of another size than `bytes`.
-std::shared_ptr<const uint8_t> map_records(const std::string& path, size_t bytes) {
+// A records file mapped read-only, pages read on demand with `advice` (MADV_RANDOM for training,
+// whose batches touch records in a shuffled order; MADV_SEQUENTIAL to copy it through); null
+// when absent, unreadable or of another size than `bytes`.
+std::shared_ptr<const uint8_t> map_records(const std::string& path, size_t bytes, int advice) {
   if (bytes == 0) return nullptr;
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return nullptr;
@@ -178,7 +254,7 @@ std::shared_ptr<const uint8_t> map_records(const std::string& path, size_t bytes
     p = ::mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
   ::close(fd);  // the mapping keeps the file
   if (p == MAP_FAILED) return nullptr;
-  ::madvise(p, bytes, MADV_RANDOM);
+  ::madvise(p, bytes, advice);
   return {static_cast<const uint8_t*>(p),
           [bytes](const uint8_t* q) { ::munmap(const_cast<uint8_t*>(q), bytes); }};
 }
@@ -245,8 +321,8 @@ class RecordsWriter {
 };
 
 struct ManifestEntry {
-  uint64_t size = 0;
-  int64_t mtime_ns = 0;
+  uint64_t size = 0, inode = 0;
+  int64_t mtime_ns = 0, ctime_ns = 0;
   int64_t record = -1;  // -1: the file failed, `error` says why
   std::string error;
 };
@@ -258,8 +334,9 @@ struct Manifest {
 };
 
 // The manifest at `path` if it was written for these settings; otherwise none (a cache of
-// another version, side or fit, or a damaged one, is simply rebuilt).
-Manifest read_manifest(const fs::path& path, int side, ImageFit fit) {
+// another version, side or fit, or a damaged one, is simply rebuilt). Its records file must be
+// one of this cache's (`stem`-...), in the cache folder.
+Manifest read_manifest(const fs::path& path, int side, ImageFit fit, const std::string& stem) {
   Manifest m;
   if (!is_regular_file(path.string())) return m;
   try {
@@ -269,13 +346,17 @@ Manifest read_manifest(const fs::path& path, int side, ImageFit fit) {
         j.at("fit").get<std::string>() != fit_name(fit))
       return m;
     m.records_file = j.at("records_file").get<std::string>();
+    if (m.records_file.rfind(stem + "-", 0) != 0 || m.records_file.find('/') != std::string::npos)
+      return Manifest{};
     m.records = j.at("records").get<size_t>();
     for (const auto& f : j.at("files")) {
       ManifestEntry e;
       e.size = f.at(1).get<uint64_t>();
       e.mtime_ns = f.at(2).get<int64_t>();
-      e.record = f.at(3).get<int64_t>();
-      e.error = f.at(4).get<std::string>();
+      e.ctime_ns = f.at(3).get<int64_t>();
+      e.inode = f.at(4).get<uint64_t>();
+      e.record = f.at(5).get<int64_t>();
+      e.error = f.at(6).get<std::string>();
       if (e.record >= int64_t(m.records)) return Manifest{};
       m.files[f.at(0).get<std::string>()] = std::move(e);
     }
@@ -288,6 +369,9 @@ Manifest read_manifest(const fs::path& path, int side, ImageFit fit) {
 struct Decoded {
   std::vector<uint8_t> planar;
   std::string error;  // not empty: the file failed
+  // The failure may pass (the file could not be read: permissions, I/O, memory): reported, not
+  // remembered, so the next run tries it again. A file that decodes wrong is remembered.
+  bool transient = false;
   bool changed = false;
   bool converted = false, resized = false;
 };
@@ -295,21 +379,30 @@ struct Decoded {
 Decoded decode_one(const fs::path& root, const ImageFolderFile& f, int side, ImageFit fit) {
   Decoded d;
   const std::string path = (root / f.path).string();
+  std::string bytes;
   try {
-    const std::string bytes = read_regular_file(path, kMaxImageFileBytes, "image file");
-    const FileStat after = stat_file(path);
-    if (!after.ok || after.size != f.size || after.mtime_ns != f.mtime_ns) {
-      d.changed = true;
-      return d;
-    }
+    bytes = read_regular_file(path, kMaxImageFileBytes, "image file");
+  } catch (const std::exception& e) {
+    d.error = e.what();
+    d.transient = true;
+    return d;
+  }
+  if (!same_file(stat_file(path), f)) {
+    d.changed = true;
+    return d;
+  }
+  try {
     const RgbImage img = decode_image(bytes, path);
     d.converted = img.source_channels != 3;
     d.resized = img.width != side || img.height != side;
     d.planar = resample_to_square(img, side, fit);
+  } catch (const std::bad_alloc&) {
+    d.error = path + ": out of memory while decoding";
+    d.transient = true;
   } catch (const std::exception& e) {
     d.error = e.what();
-    std::replace(d.error.begin(), d.error.end(), '\n', ' ');
   }
+  std::replace(d.error.begin(), d.error.end(), '\n', ' ');
   return d;
 }
 }  // namespace
@@ -343,7 +436,8 @@ ImageFolder scan_image_folder(const std::string& root_name, size_t max_files) {
                                "it (put some images of each class there)");
   ImageFolder f;
   f.root = root_name;
-  f.class_names = sorted_subdirectories(root / "train");
+  f.class_names = sorted_subdirectories(root / "train", f.train.hidden);
+  for (const std::string& name : f.class_names) require_utf8_class(root_name, "train", name);
   if (f.class_names.empty())
     CP_USER_ERROR(root_name << "/train: no class folders (expected train/<class>/*.png or *.jpg)");
   if (f.class_names.size() > size_t(kMaxFolderClasses))
@@ -362,7 +456,8 @@ ImageFolder scan_image_folder(const std::string& root_name, size_t max_files) {
   f.test.name = val ? "val" : "test";
   f.test.per_class.assign(f.class_names.size(), 0);
   f.test.loose = loose_files(root / f.test.name);
-  for (const std::string& name : sorted_subdirectories(root / f.test.name)) {
+  for (const std::string& name : sorted_subdirectories(root / f.test.name, f.test.hidden)) {
+    require_utf8_class(root_name, f.test.name, name);
     const auto at = std::find(f.class_names.begin(), f.class_names.end(), name);
     if (at == f.class_names.end())
       CP_USER_ERROR(root_name << "/" << f.test.name << "/" << name
@@ -379,25 +474,61 @@ ImageFolder scan_image_folder(const std::string& root_name, size_t max_files) {
   return f;
 }
 
+namespace {
+// The records files and temporaries of cache `stem` that no manifest names (left by a run that
+// died, or by another version), removed under the cache's lock.
+void remove_orphans(const fs::path& cache, const std::string& stem, const std::string& keep) {
+  remove_stale_temporaries(cache.string());
+  std::error_code ec;
+  std::vector<fs::path> doomed;
+  for (fs::directory_iterator it(cache, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name != keep && name.rfind(stem + "-", 0) == 0 && it->path().extension() == ".u8")
+      doomed.push_back(it->path());
+  }
+  for (const fs::path& p : doomed) fs::remove(p, ec);
+}
+
+Dataset subset_of(const Dataset& all, size_t limit) {
+  // Evenly spaced over the listing, which is sorted by class: each class keeps its share.
+  Dataset some;
+  some.side = all.side;
+  some.classes = all.classes;
+  some.class_names = all.class_names;
+  some.name = all.name;
+  some.expected_records_per_file = 0;
+  some.pixels.reserve(limit * all.image_bytes());
+  for (size_t k = 0; k < limit; ++k) {
+    const size_t i = k * all.size() / limit;
+    some.pixels.insert(some.pixels.end(), all.image(i), all.image(i) + all.image_bytes());
+    some.labels.push_back(all.labels[i]);
+  }
+  return some;
+}
+}  // namespace
+
 Dataset load_image_folder(const ImageFolder& folder, const std::string& split_name, size_t limit,
                           const FolderLoadOptions& o, FolderLoadReport* report) {
   if (split_name != "train" && split_name != "test") CP_FAIL("load_image_folder: bad split");
   const ImageFolderSplit& split = split_name == "train" ? folder.train : folder.test;
-  if (o.side < 1 || o.side > kMaxInputSide)
-    CP_USER_ERROR("the image side must be between 1 and " << kMaxInputSide << " (got " << o.side
+  if (o.side < 2 || o.side > kMaxInputSide)
+    CP_USER_ERROR("the image side must be between 2 and " << kMaxInputSide << " (got " << o.side
                                                           << ")");
   FolderLoadReport local;
   FolderLoadReport& r = report ? *report : local;
   r = FolderLoadReport{};
   const fs::path root(folder.root);
   const size_t bytes = size_t(kCifarChannels) * size_t(o.side) * size_t(o.side);
-  const fs::path cache = cache_directory(folder, o);
-  const std::string stem = split.name + "-" + std::to_string(o.side) + "-" + fit_name(o.fit);
+  const CacheLocation where = cache_location(folder, o);
+  const fs::path& cache = where.dir;
+  const std::string stem =
+      where.tag + split.name + "-" + std::to_string(o.side) + "-" + fit_name(o.fit);
   const fs::path manifest_path = cache / (stem + ".json");
   const CacheLock lock((cache / (stem + ".lock")).string());
-  const Manifest old = read_manifest(manifest_path, o.side, o.fit);
+  const Manifest old = read_manifest(manifest_path, o.side, o.fit, stem);
+  remove_orphans(cache, stem, old.records_file);
   const std::shared_ptr<const uint8_t> old_records =
-      map_records((cache / old.records_file).string(), old.records * bytes);
+      map_records((cache / old.records_file).string(), old.records * bytes, MADV_SEQUENTIAL);
   const bool have_old = old.records == 0 || old_records != nullptr;
 
   // Which files the cache answers for (a record or a known failure), which need decoding.
@@ -408,16 +539,16 @@ Dataset load_image_folder(const ImageFolder& folder, const std::string& split_na
     const ImageFolderFile& f = split.files[i];
     const auto it = have_old ? old.files.find(f.path) : old.files.end();
     if (it != old.files.end() && it->second.size == f.size && it->second.mtime_ns == f.mtime_ns &&
-        f.mtime_ns != 0)
+        it->second.ctime_ns == f.ctime_ns && it->second.inode == f.inode && f.mtime_ns != 0)
       cached[i] = &it->second;
     else
       ++to_decode;
   }
   // The records file is rewritten unless the cache holds exactly this listing.
   const bool rewrite = to_decode > 0 || old.files.size() != n;
-  // Over the budget (and no subset asked for): the records stay in the file, mapped.
-  const bool stream =
-      o.memory_budget > 0 && n * bytes > o.memory_budget && (limit == 0 || limit >= n);
+  // Over the budget: the records stay in the file, mapped (a --limit subset is then copied
+  // out of the mapping).
+  const bool stream = o.memory_budget > 0 && n * bytes > o.memory_budget;
   std::string records_file = old.records_file;
   std::unique_ptr<RecordsWriter> writer;
   if (rewrite) {
@@ -436,16 +567,17 @@ Dataset load_image_folder(const ImageFolder& folder, const std::string& split_na
   all.class_names = folder.class_names;
   all.name = "image folder " + folder.root;
   all.expected_records_per_file = 0;
+  if (!stream) all.pixels.reserve(n * bytes);
   nlohmann::json files = nlohmann::json::array();
   size_t changed = 0, done = 0;
   std::string first_changed;
   auto last = std::chrono::steady_clock::now();
-  // A chunk of the listing at a time: its new files decoded on all threads, then every file
-  // of it in order to the records (file and, unless streamed, memory) and the manifest. The
-  // memory held is a chunk's, whatever the folder's size.
-  constexpr size_t kChunk = 1024;
-  for (size_t c0 = 0; c0 < n; c0 += kChunk) {
-    const size_t c1 = std::min(n, c0 + kChunk);
+  // A chunk of the listing at a time (about 64 MiB of records): its new files decoded on all
+  // threads, then every file of it in order to the records (file and, unless streamed,
+  // memory) and the manifest.
+  const size_t chunk = std::clamp<size_t>((size_t(64) << 20) / bytes, 16, 1024);
+  for (size_t c0 = 0; c0 < n; c0 += chunk) {
+    const size_t c1 = std::min(n, c0 + chunk);
     std::vector<size_t> todo;
     for (size_t i = c0; i < c1; ++i)
       if (!cached[i]) todo.push_back(i);
@@ -465,6 +597,7 @@ Dataset load_image_folder(const ImageFolder& folder, const std::string& split_na
     for (size_t i = c0, k = 0; i < c1; ++i) {
       const ImageFolderFile& f = split.files[i];
       std::string error;
+      bool remember = true;
       const uint8_t* pixels = nullptr;
       if (cached[i]) {
         ++r.cached;
@@ -480,6 +613,7 @@ Dataset load_image_folder(const ImageFolder& folder, const std::string& split_na
         r.converted += d.converted;
         r.resized += d.resized;
         error = d.error;
+        remember = !d.transient;
         if (error.empty()) pixels = d.planar.data();
       }
       const int64_t record = pixels ? int64_t(all.labels.size()) : -1;
@@ -490,7 +624,8 @@ Dataset load_image_folder(const ImageFolder& folder, const std::string& split_na
       } else {
         r.failures.push_back(error);
       }
-      if (writer) files.push_back({f.path, f.size, f.mtime_ns, record, error});
+      if (writer && remember)
+        files.push_back({f.path, f.size, f.mtime_ns, f.ctime_ns, f.inode, record, error});
     }
   }
   if (o.progress && to_decode > 0) o.progress(to_decode, to_decode);
@@ -507,15 +642,10 @@ Dataset load_image_folder(const ImageFolder& folder, const std::string& split_na
                         {"records_file", records_file},
                         {"records", all.labels.size()},
                         {"files", std::move(files)}};
-    write_file_atomic(manifest_path.string(), j.dump() + "\n");
-    // Records files the manifest no longer names (this split and settings only; a run still
-    // reading one keeps its mapping).
-    std::error_code ec;
-    for (fs::directory_iterator it(cache, ec), end; !ec && it != end; it.increment(ec)) {
-      const std::string name = it->path().filename().string();
-      if (name != records_file && name.rfind(stem + "-", 0) == 0 && it->path().extension() == ".u8")
-        fs::remove(it->path(), ec);
-    }
+    // Paths and class names are UTF-8 (scan_image_folder); the root as given may not be.
+    write_file_atomic(manifest_path.string(),
+                      j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
+    remove_orphans(cache, stem, records_file);  // the records the old manifest named
   }
   r.cache_path = (cache / records_file).string();
   if (changed)
@@ -526,25 +656,13 @@ Dataset load_image_folder(const ImageFolder& folder, const std::string& split_na
                               << " image files could be read (the first: "
                               << (r.failures.empty() ? "?" : r.failures[0]) << ")");
   if (stream) {
-    all.mapped = rewrite ? map_records(r.cache_path, all.labels.size() * bytes) : old_records;
+    all.mapped = map_records(r.cache_path, all.labels.size() * bytes,
+                             limit > 0 && limit < all.size() ? MADV_SEQUENTIAL : MADV_RANDOM);
     if (!all.mapped) CP_USER_ERROR(r.cache_path << ": cannot map the image cache");
-    r.streamed = true;
+    r.streamed = limit == 0 || limit >= all.size();
   }
-
   if (limit == 0 || limit >= all.size()) return all;
-  // Evenly spaced over the listing, which is sorted by class: each class keeps its share.
-  Dataset some;
-  some.side = all.side;
-  some.classes = all.classes;
-  some.class_names = all.class_names;
-  some.name = all.name;
-  some.expected_records_per_file = 0;
-  for (size_t k = 0; k < limit; ++k) {
-    const size_t i = k * all.size() / limit;
-    some.pixels.insert(some.pixels.end(), all.image(i), all.image(i) + bytes);
-    some.labels.push_back(all.labels[i]);
-  }
-  return some;
+  return subset_of(all, limit);
 }
 
 std::string describe_split(const ImageFolder& folder, const ImageFolderSplit& split) {
@@ -560,7 +678,11 @@ std::string describe_split(const ImageFolder& folder, const ImageFolderSplit& sp
   }
   s << ")";
   if (split.not_images)
-    s << "; passed over " << split.not_images << " file(s) that are hidden or not .png/.jpg/.jpeg";
+    s << "; passed over " << split.not_images << " file(s) that are not .png/.jpg/.jpeg";
+  if (split.hidden) s << "; passed over " << split.hidden << " hidden file(s) or folder(s)";
+  if (split.bad_names)
+    s << "; passed over " << split.bad_names
+      << " file(s) whose names are not UTF-8 (the first: " << split.first_bad_name << ")";
   if (split.loose) s << "; passed over " << split.loose << " file(s) outside the class folders";
   if (split.symlinked_dirs)
     s << "; did not follow " << split.symlinked_dirs << " linked folder(s) inside class folders";

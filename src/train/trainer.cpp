@@ -265,6 +265,7 @@ void Trainer::non_finite(const char* what, const std::string& where) {
 }
 
 EpochMetrics Trainer::train_epoch(const Dataset& train) {
+  require_data_fits(train, cfg_);
   Region epoch_region(regions::epoch, Device::cpu);
   const auto t0 = std::chrono::steady_clock::now();
   impl_->epoch_start = impl_->last_report = t0;
