@@ -57,6 +57,8 @@ TEST(ImageFolder, ScanSortsClassesAndCountsWhatItPassesOver) {
   fs::create_directories(d.str("f/train/c2/.git"));
   fs::copy_file(d.str("f/train/c2/img0.png"), d.str("f/train/c2/.git/x.png"));
   std::ofstream(d.str("f/train/.DS_Store")) << "x";
+  // A dangling link beside the classes: a loose entry, not a failed listing.
+  fs::create_symlink("nowhere", d.str("f/train/dangling"));
   // A file name that is not UTF-8 (Latin-1): passed over, counted, shown escaped.
   fs::copy_file(d.str("f/train/c2/img0.png"), d.str("f/train/c2/caf\xe9.png"));
   const ImageFolder f = scan_image_folder(d.str("f"));
@@ -68,7 +70,7 @@ TEST(ImageFolder, ScanSortsClassesAndCountsWhatItPassesOver) {
   EXPECT_EQ(f.train.files.size(), 13u);
   EXPECT_EQ(f.train.not_images, 1u);  // readme.txt
   EXPECT_EQ(f.train.hidden, 4u);      // .hidden.png, .thumbnails, .git, .DS_Store
-  EXPECT_EQ(f.train.loose, 1u);
+  EXPECT_EQ(f.train.loose, 2u);       // loose.png, dangling
   EXPECT_EQ(f.train.symlinked_dirs, 1u);
   EXPECT_EQ(f.train.bad_names, 1u);
   EXPECT_EQ(f.test.name, "val");
@@ -312,6 +314,34 @@ TEST(ImageFolder, AChangedFileIsDecodedAgainAndBadFilesAreCounted) {
     EXPECT_EQ(r.decoded, 1u);  // the file that came back; the two bad ones are remembered
     EXPECT_EQ(r.failures.size(), 2u);
     EXPECT_EQ(back.size(), 7u);
+
+    // A new file that cannot be read leaves the records file as it is (a file that fails run
+    // after run must not rewrite the whole cache each time); the cache folder's other files
+    // are not touched.
+    const std::string records = r.cache_path;
+    std::ofstream(root + "/.convpool-cache/report.tmp-20240101") << "the user's";
+    fs::copy_file(root + "/train/c0/img0.png", root + "/train/c0/new.png");
+    const ImageFolder with_new = scan_image_folder(root);
+    fs::remove(root + "/train/c0/new.png");
+    load_image_folder(with_new, "train", 0, o, &r);
+    EXPECT_EQ(r.failures.size(), 3u);
+    EXPECT_EQ(r.cache_path, records);
+    EXPECT_TRUE(fs::exists(records));
+    EXPECT_TRUE(fs::exists(root + "/.convpool-cache/report.tmp-20240101"));
+    load_image_folder(scan_image_folder(root), "train", 0, o, &r);
+    EXPECT_EQ(r.decoded, 0u);
+    EXPECT_EQ(r.cache_path, records);
+  }
+
+  // A manifest claiming more records than it lists (records x bytes would wrap): not trusted.
+  {
+    const std::string manifest = root + "/.convpool-cache/train-16-crop.json";
+    auto j = nlohmann::json::parse(read_file(manifest));
+    j["records"] = (uint64_t(1) << 62) + 10;
+    std::ofstream(manifest, std::ios::trunc) << j.dump();
+    const Dataset rebuilt = load_image_folder(scan_image_folder(root), "train", 0, o, &r);
+    EXPECT_EQ(r.decoded, 9u);
+    EXPECT_EQ(rebuilt.size(), 7u);
   }
 
   // A removed file: gone from the records, nothing decoded.

@@ -64,12 +64,14 @@ bool valid_utf8(const std::string& s) {
   return true;
 }
 
-// A name as an error line can show it: bytes that are not UTF-8 as \xNN.
+// A name as an error line can show it, odd bytes as \xNN.
+// Control bytes and backslashes are always escaped (a name may hold a newline or a terminal
+// escape); bytes from 0x80 are kept when the whole name is UTF-8.
 std::string printable(const std::string& s) {
-  if (valid_utf8(s)) return s;
+  const bool utf8 = valid_utf8(s);
   std::string out;
   for (unsigned char c : s) {
-    if (c >= 0x20 && c < 0x7F) {
+    if ((c >= 0x20 && c < 0x7F && c != '\\') || (c >= 0x80 && utf8)) {
       out += char(c);
     } else {
       char hex[5];
@@ -95,7 +97,9 @@ FileStat stat_file(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return s;
   s.ok = true;
   s.size = uint64_t(st.st_size);
-  s.inode = uint64_t(st.st_ino) ^ (uint64_t(st.st_dev) << 40);
+  // Not the device: anonymous device numbers (NFS, overlayfs, FUSE) change across remounts, and
+  // the path already places the file.
+  s.inode = uint64_t(st.st_ino);
   s.mtime_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + int64_t(st.st_mtim.tv_nsec);
   s.ctime_ns = int64_t(st.st_ctim.tv_sec) * 1000000000 + int64_t(st.st_ctim.tv_nsec);
   return s;
@@ -110,11 +114,13 @@ bool same_file(const FileStat& s, const ImageFolderFile& f) {
 std::vector<std::string> sorted_subdirectories(const fs::path& dir, size_t& hidden_entries) {
   std::vector<std::string> names;
   std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code entry_ec;  // a dangling link is not a folder, not a failed listing
     if (hidden(it->path()))
       ++hidden_entries;
-    else if (it->is_directory(ec))
+    else if (it->is_directory(entry_ec))
       names.push_back(it->path().filename().string());
+  }
   if (ec) CP_USER_ERROR(dir.string() << ": cannot list the folder (" << ec.message() << ")");
   std::sort(names.begin(), names.end());
   return names;
@@ -173,8 +179,10 @@ void list_class(const fs::path& root, const fs::path& class_dir, int label, Imag
 size_t loose_files(const fs::path& dir) {
   size_t n = 0;
   std::error_code ec;
-  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
-    if (!hidden(it->path()) && !it->is_directory(ec)) ++n;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code entry_ec;
+    if (!hidden(it->path()) && !it->is_directory(entry_ec)) ++n;
+  }
   return n;
 }
 
@@ -232,8 +240,10 @@ CacheLocation cache_location(const ImageFolder& folder, const FolderLoadOptions&
     base = x;
   else if (const char* h = std::getenv("HOME"); h && *h)
     base = std::string(h) + "/.cache";
-  else
-    base = "/tmp";
+  else  // not a shared folder such as /tmp, where others could plant records
+    CP_USER_ERROR("cannot write an image cache beside " << folder.root
+                                                        << ", and neither $XDG_CACHE_HOME nor "
+                                                           "$HOME is set: pass --cache-dir DIR");
   const fs::path there = fs::path(base) / "convpool" / "folders";
   if (!writable_dir(there))
     CP_USER_ERROR("cannot write an image cache beside "
@@ -266,16 +276,19 @@ std::shared_ptr<const uint8_t> map_records(const std::string& path, size_t bytes
 class CacheLock {
  public:
   explicit CacheLock(const std::string& path) {
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    // Read-only is enough for flock (a shared cache folder's lock may be another user's).
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd_ < 0)
       CP_USER_ERROR(path << ": cannot open the image cache's lock (" << std::strerror(errno)
                          << ")");
-    while (::flock(fd_, LOCK_EX) != 0)
-      if (errno != EINTR) {
-        const int err = errno;
-        ::close(fd_);
-        CP_USER_ERROR(path << ": cannot lock the image cache (" << std::strerror(err) << ")");
-      }
+    while (::flock(fd_, LOCK_EX) != 0) {
+      if (errno == EINTR) continue;
+      // A file system without locks (some network mounts): go on unlocked, as before locks.
+      if (errno == ENOLCK || errno == EOPNOTSUPP) break;
+      const int err = errno;
+      ::close(fd_);
+      CP_USER_ERROR(path << ": cannot lock the image cache (" << std::strerror(err) << ")");
+    }
   }
   ~CacheLock() { ::close(fd_); }  // closing releases the lock
   CacheLock(const CacheLock&) = delete;
@@ -336,7 +349,8 @@ struct Manifest {
 // The manifest at `path` if it was written for these settings; otherwise none (a cache of
 // another version, side or fit, or a damaged one, is simply rebuilt). Its records file must be
 // one of this cache's (`stem`-...), in the cache folder.
-Manifest read_manifest(const fs::path& path, int side, ImageFit fit, const std::string& stem) {
+Manifest read_manifest(const fs::path& path, int side, ImageFit fit, const std::string& stem,
+                       size_t record_bytes) {
   Manifest m;
   if (!is_regular_file(path.string())) return m;
   try {
@@ -349,6 +363,8 @@ Manifest read_manifest(const fs::path& path, int side, ImageFit fit, const std::
     if (m.records_file.rfind(stem + "-", 0) != 0 || m.records_file.find('/') != std::string::npos)
       return Manifest{};
     m.records = j.at("records").get<size_t>();
+    // Each record is a listed file's; and records x bytes must not wrap round.
+    if (m.records > j.at("files").size() || m.records > SIZE_MAX / record_bytes) return Manifest{};
     for (const auto& f : j.at("files")) {
       ManifestEntry e;
       e.size = f.at(1).get<uint64_t>();
@@ -376,33 +392,42 @@ struct Decoded {
   bool converted = false, resized = false;
 };
 
-Decoded decode_one(const fs::path& root, const ImageFolderFile& f, int side, ImageFit fit) {
+// Never throws: it runs inside an OpenMP loop, where an escaping exception terminates.
+Decoded decode_one(const fs::path& root, const ImageFolderFile& f, int side,
+                   ImageFit fit) noexcept {
   Decoded d;
-  const std::string path = (root / f.path).string();
-  std::string bytes;
   try {
-    bytes = read_regular_file(path, kMaxImageFileBytes, "image file");
-  } catch (const std::exception& e) {
-    d.error = e.what();
+    const std::string path = (root / f.path).string();
+    std::string bytes;
+    try {
+      bytes = read_regular_file(path, kMaxImageFileBytes, "image file");
+    } catch (const std::bad_alloc&) {
+      throw;
+    } catch (const std::exception& e) {
+      d.error = e.what();
+      // Over the size limit stays so; anything else (permissions, I/O) may pass.
+      d.transient = f.size <= kMaxImageFileBytes;
+      return d;
+    }
+    if (!same_file(stat_file(path), f)) {
+      d.changed = true;
+      return d;
+    }
+    try {
+      const RgbImage img = decode_image(bytes, path);
+      d.converted = img.source_channels != 3;
+      d.resized = img.width != side || img.height != side;
+      d.planar = resample_to_square(img, side, fit);
+    } catch (const std::bad_alloc&) {
+      throw;
+    } catch (const std::exception& e) {
+      d.error = e.what();
+    }
+    std::replace(d.error.begin(), d.error.end(), '\n', ' ');
+  } catch (...) {  // out of memory, even while saying so
+    d = Decoded{};
     d.transient = true;
-    return d;
   }
-  if (!same_file(stat_file(path), f)) {
-    d.changed = true;
-    return d;
-  }
-  try {
-    const RgbImage img = decode_image(bytes, path);
-    d.converted = img.source_channels != 3;
-    d.resized = img.width != side || img.height != side;
-    d.planar = resample_to_square(img, side, fit);
-  } catch (const std::bad_alloc&) {
-    d.error = path + ": out of memory while decoding";
-    d.transient = true;
-  } catch (const std::exception& e) {
-    d.error = e.what();
-  }
-  std::replace(d.error.begin(), d.error.end(), '\n', ' ');
   return d;
 }
 }  // namespace
@@ -475,15 +500,25 @@ ImageFolder scan_image_folder(const std::string& root_name, size_t max_files) {
 }
 
 namespace {
-// The records files and temporaries of cache `stem` that no manifest names (left by a run that
-// died, or by another version), removed under the cache's lock.
+// The records files of cache `stem` that its manifest does not name, and its temporaries
+// (stem-*.u8.tmp-PID, stem.json.tmp-PID): left by runs that died, removed under the cache's
+// lock, which no live writer of this cache can be holding. Nothing else in the folder is
+// touched.
 void remove_orphans(const fs::path& cache, const std::string& stem, const std::string& keep) {
-  remove_stale_temporaries(cache.string());
+  const auto is_temporary = [](const std::string& name, const std::string& of) {
+    if (name.rfind(of + ".tmp-", 0) != 0) return false;
+    const std::string pid = name.substr(of.size() + 5);
+    return !pid.empty() && pid.find_first_not_of("0123456789") == std::string::npos;
+  };
   std::error_code ec;
   std::vector<fs::path> doomed;
   for (fs::directory_iterator it(cache, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().filename().string();
-    if (name != keep && name.rfind(stem + "-", 0) == 0 && it->path().extension() == ".u8")
+    const bool records = name.rfind(stem + "-", 0) == 0;
+    const std::string base = name.substr(0, name.rfind(".tmp-"));
+    if ((records && name != keep && it->path().extension() == ".u8") ||
+        (records && base.size() > 3 && base.ends_with(".u8") && is_temporary(name, base)) ||
+        is_temporary(name, stem + ".json"))
       doomed.push_back(it->path());
   }
   for (const fs::path& p : doomed) fs::remove(p, ec);
@@ -525,7 +560,7 @@ Dataset load_image_folder(const ImageFolder& folder, const std::string& split_na
       where.tag + split.name + "-" + std::to_string(o.side) + "-" + fit_name(o.fit);
   const fs::path manifest_path = cache / (stem + ".json");
   const CacheLock lock((cache / (stem + ".lock")).string());
-  const Manifest old = read_manifest(manifest_path, o.side, o.fit, stem);
+  const Manifest old = read_manifest(manifest_path, o.side, o.fit, stem, bytes);
   remove_orphans(cache, stem, old.records_file);
   const std::shared_ptr<const uint8_t> old_records =
       map_records((cache / old.records_file).string(), old.records * bytes, MADV_SEQUENTIAL);
@@ -539,19 +574,23 @@ Dataset load_image_folder(const ImageFolder& folder, const std::string& split_na
     const ImageFolderFile& f = split.files[i];
     const auto it = have_old ? old.files.find(f.path) : old.files.end();
     if (it != old.files.end() && it->second.size == f.size && it->second.mtime_ns == f.mtime_ns &&
-        it->second.ctime_ns == f.ctime_ns && it->second.inode == f.inode && f.mtime_ns != 0)
+        it->second.ctime_ns == f.ctime_ns && it->second.inode == f.inode && f.inode != 0)
       cached[i] = &it->second;
     else
       ++to_decode;
   }
-  // The records file is rewritten unless the cache holds exactly this listing.
-  const bool rewrite = to_decode > 0 || old.files.size() != n;
+  // The manifest is rewritten unless it holds exactly this listing.
+  const bool relist = to_decode > 0 || old.files.size() != n;
   // Over the budget: the records stay in the file, mapped (a --limit subset is then copied
   // out of the mapping).
   const bool stream = o.memory_budget > 0 && n * bytes > o.memory_budget;
+  // The records file is rewritten only from the first record that differs from the old file's
+  // (a new image, or an old one gone): a file that fails to read run after run, or a changed
+  // file that still fails, leaves the records as they are.
   std::string records_file = old.records_file;
   std::unique_ptr<RecordsWriter> writer;
-  if (rewrite) {
+  size_t same_prefix = 0;  // records emitted so far that are the old file's first ones
+  const auto start_writing = [&] {
     char gen[48];
     std::snprintf(gen, sizeof gen, "%llx-%x",
                   static_cast<unsigned long long>(
@@ -559,7 +598,8 @@ Dataset load_image_folder(const ImageFolder& folder, const std::string& split_na
                   unsigned(::getpid()));
     records_file = stem + "-" + gen + ".u8";
     writer = std::make_unique<RecordsWriter>((cache / records_file).string());
-  }
+    if (same_prefix > 0) writer->write(old_records.get(), same_prefix * bytes);
+  };
 
   Dataset all;
   all.side = o.side;
@@ -589,7 +629,10 @@ Dataset load_image_folder(const ImageFolder& folder, const std::string& split_na
         const auto t = std::chrono::steady_clock::now();
         if (t - last > std::chrono::milliseconds(200)) {
           last = t;
-          o.progress(done + k, to_decode);
+          try {  // nothing may leave the parallel loop
+            o.progress(done + k, to_decode);
+          } catch (...) {
+          }
         }
       }
     }
@@ -618,20 +661,26 @@ Dataset load_image_folder(const ImageFolder& folder, const std::string& split_na
       }
       const int64_t record = pixels ? int64_t(all.labels.size()) : -1;
       if (pixels) {
+        if (!writer && cached[i] && size_t(cached[i]->record) == same_prefix)
+          ++same_prefix;
+        else if (!writer)
+          start_writing();
         if (writer) writer->write(pixels, bytes);
         if (!stream) all.pixels.insert(all.pixels.end(), pixels, pixels + bytes);
         all.labels.push_back(uint8_t(f.label));
       } else {
         r.failures.push_back(error);
       }
-      if (writer && remember)
+      if (relist && remember)
         files.push_back({f.path, f.size, f.mtime_ns, f.ctime_ns, f.inode, record, error});
     }
   }
   if (o.progress && to_decode > 0) o.progress(to_decode, to_decode);
+  // Old records past the last one kept (files gone from the listing): a shorter file.
+  if (!writer && (same_prefix != old.records || records_file.empty())) start_writing();
 
-  if (writer) {
-    writer->commit();
+  if (writer) writer->commit();
+  if (relist || writer) {
     nlohmann::json j = {{"format", "convpool image-folder cache"},
                         {"version", kCacheVersion},
                         {"root", folder.root},
@@ -645,7 +694,8 @@ Dataset load_image_folder(const ImageFolder& folder, const std::string& split_na
     // Paths and class names are UTF-8 (scan_image_folder); the root as given may not be.
     write_file_atomic(manifest_path.string(),
                       j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
-    remove_orphans(cache, stem, records_file);  // the records the old manifest named
+    if (records_file != old.records_file)
+      remove_orphans(cache, stem, records_file);  // the records the old manifest named
   }
   r.cache_path = (cache / records_file).string();
   if (changed)
@@ -656,8 +706,7 @@ Dataset load_image_folder(const ImageFolder& folder, const std::string& split_na
                               << " image files could be read (the first: "
                               << (r.failures.empty() ? "?" : r.failures[0]) << ")");
   if (stream) {
-    all.mapped = map_records(r.cache_path, all.labels.size() * bytes,
-                             limit > 0 && limit < all.size() ? MADV_SEQUENTIAL : MADV_RANDOM);
+    all.mapped = map_records(r.cache_path, all.labels.size() * bytes, MADV_RANDOM);
     if (!all.mapped) CP_USER_ERROR(r.cache_path << ": cannot map the image cache");
     r.streamed = limit == 0 || limit >= all.size();
   }
