@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 
 #include "convpool/error.h"
@@ -23,17 +24,42 @@ DatasetKind detect_dataset_kind(const std::string& data_flag, DatasetKind given)
 
 namespace {
 // The memory this process may use: the machine's, or less under a cgroup limit (a container,
-// a batch job), whose share a "50%" budget must be of.
+// a batch job), whose share a "50%" budget must be of. cgroup v2: the smallest memory.max from
+// the process's own cgroup up to the root; v1: the memory controller's limit.
 size_t usable_memory_bytes() {
   size_t bytes = size_t(::sysconf(_SC_PHYS_PAGES)) * size_t(::sysconf(_SC_PAGESIZE));
-  for (const char* limit_file :
-       {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"}) {
-    std::FILE* f = std::fopen(limit_file, "r");
-    if (!f) continue;
-    unsigned long long limit = 0;
+  const auto take_limit = [&](const std::string& file) {
+    std::FILE* f = std::fopen(file.c_str(), "r");
+    if (!f) return;
+    unsigned long long limit = 0;  // "max" (no limit) reads no number
     if (std::fscanf(f, "%llu", &limit) == 1 && limit > 0 && limit < bytes) bytes = size_t(limit);
-    std::fclose(f);  // "max" (no limit) reads no number
+    std::fclose(f);
+  };
+  // The process's cgroups: v2's "0::/path" and v1's memory controller "N:memory:/path".
+  std::string v2, v1;
+  if (std::FILE* f = std::fopen("/proc/self/cgroup", "r")) {
+    char line[4096];
+    while (std::fgets(line, sizeof line, f)) {
+      std::string l = line;
+      while (!l.empty() && (l.back() == '\n' || l.back() == '\r')) l.pop_back();
+      if (l.rfind("0::", 0) == 0) v2 = l.substr(3);
+      const size_t at = l.find(":memory:");
+      if (at != std::string::npos) v1 = l.substr(at + 8);
+    }
+    std::fclose(f);
   }
+  // From the cgroup up to the root: a parent's limit binds its children.
+  const auto walk = [&](std::string dir, const std::string& base, const std::string& file) {
+    if (dir.empty() || dir[0] != '/') return;
+    while (true) {
+      take_limit(base + (dir == "/" ? std::string() : dir) + "/" + file);
+      if (dir == "/") break;
+      const size_t slash = dir.rfind('/');
+      dir = slash == 0 ? "/" : dir.substr(0, slash);
+    }
+  };
+  walk(v2, "/sys/fs/cgroup", "memory.max");
+  walk(v1, "/sys/fs/cgroup/memory", "memory.limit_in_bytes");
   return bytes;
 }
 }  // namespace
