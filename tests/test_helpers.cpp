@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -100,6 +101,11 @@ std::vector<std::string> write_image_folder(const std::string& root, int classes
   }
   std::sort(names.begin(), names.end());
   return names;
+}
+
+void bump_mtime(const std::string& path, int seconds) {
+  const auto t = std::filesystem::last_write_time(path);
+  std::filesystem::last_write_time(path, t + std::chrono::seconds(seconds));
 }
 
 std::string real_cifar_dir() {

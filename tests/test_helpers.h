@@ -31,6 +31,9 @@ void write_cifar_dir(const std::string& dir, int per_batch, uint64_t seed);
 std::vector<std::string> write_image_folder(const std::string& root, int classes, int train,
                                             int val, uint64_t seed);
 
+// Sets a file's modification time `seconds` after its current one.
+void bump_mtime(const std::string& path, int seconds);
+
 // The real CIFAR-10 directory from $CIFAR10_DIR, or "" (tests then skip with the reason).
 std::string real_cifar_dir();
 

@@ -58,6 +58,17 @@ void apply_config_text(CLI::App* cmd, const std::string& text, const std::string
 // records the resolved values in `cmd`, so that write_config() stores the effective run.
 void resolve_options(CLI::App* cmd, TrainOptions& o);
 
+// The data set of a training command: its kind (an image folder when --data holds train/ and
+// --dataset was not given), where it is, its classes and image side, into o.resolved,
+// o.cfg.classes and o.cfg.input.side; records the kind in `cmd`. resolve_options calls it.
+void resolve_data(CLI::App* cmd, TrainOptions& o);
+
+// A float written so that it reads back exactly (config.toml values).
+std::string float_str(float v);
+// Replaces what an option holds by `values`, as if they had been given (so that config.toml
+// records the effective run).
+void set_effective(CLI::App* cmd, const std::string& name, const std::vector<std::string>& values);
+
 // --normalize-from-data: sets the input pipeline's mean and std to the training images'
 // per-channel statistics (pixel / 255) and records them as --mean and --std in `cmd`, so the
 // run's config.toml and checkpoints repeat them. Nothing without the flag or on a resume.
