@@ -109,6 +109,26 @@ TEST(Bench, TrainPoolAndConvWriteJson) {
   EXPECT_GT(conv["layers"][1]["backward_filter_ms"].get<double>(), 0);
 }
 
+// `bench pool` times the pooling ops beside `pool` too: the window ops with --size/--stride/
+// --pad, the others with their own parameters (a list value keeps its commas).
+TEST(Bench, PoolTimesThePoolingOps) {
+  for (auto [method, shape] :
+       {std::pair{"intermap_pool:groups=2,mode=mean", std::vector<int>{3, 2, 9, 7}},
+        std::pair{"intermap_pool:groups=4", std::vector<int>{3, 1, 9, 7}},
+        std::pair{"pyramid_pool:sizes=1,3,5", std::vector<int>{3, 12, 9, 7}},
+        std::pair{"weighted_pool:shared=1", std::vector<int>{3, 4, 4, 3}}}) {
+    const auto pool = run_json(std::string("bench pool --device cpu --threads 1 --method ") +
+                               method + " --shape 3,4,9,7 --size 3 --stride 2 --reps 2");
+    EXPECT_EQ(pool["output_shape"], shape) << method << "\n" << pool.dump();
+    EXPECT_GT(pool["backward_ms"].get<double>(), 0) << method;
+  }
+  const CommandResult r =
+      run_convpool("bench pool --device cpu --method intermap_pool:groups=3 --shape 1,4,5,5");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("groups"), std::string::npos) << r.output;
+  EXPECT_LE(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+}
+
 TEST(Bench, BadShapesAndMethodsGiveOneLine) {
   for (auto [args, needle] :
        {std::pair{"bench pool --device cpu --shape 1,2,3", "needs 4"},

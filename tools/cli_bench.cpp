@@ -5,6 +5,7 @@
 //   bench conv    each convolution of a model: the backend's algorithms, time per direction
 //   bench checkpoint  save and load time against the number of tensors (cli_bench_checkpoint)
 // Peers (PyTorch) run in bench/peer-compare, which calls these with --json.
+#include <cctype>
 #include <cerrno>
 #include <omp.h>
 
@@ -172,15 +173,27 @@ int bench_pool(const BenchOptions& o, Device device) {
   const auto s = parse_ints(o.shape, "--shape", 4);
   const int N = s[0], C = s[1], H = s[2], W = s[3];
   // "avgtopk:k=2,size=3" -> "pool avgtopk k=2 size=3"; --size/--stride/--pad fill the rest.
-  std::string words = o.method;
-  for (char& ch : words)
-    if (ch == ':' || ch == ',') ch = ' ';
-  // A window pooling op (weighted_pool) is its own layer type, not a pool method.
-  const bool op = find_window_pooling_op(words.substr(0, words.find(' '))) != nullptr;
+  // A number after a comma continues the list before it ("sizes=1,3,5").
+  std::string words = o.method.substr(0, o.method.find(':'));
+  if (const size_t colon = o.method.find(':'); colon != std::string::npos) {
+    std::istringstream items(o.method.substr(colon + 1));
+    bool after_value = false;
+    for (std::string item; std::getline(items, item, ',');) {
+      const bool number = !item.empty() && std::isdigit(static_cast<unsigned char>(item[0]));
+      words += (number && after_value ? "," : " ") + item;
+      after_value = item.find('=') != std::string::npos || (number && after_value);
+    }
+  }
+  const std::string first = words.substr(0, words.find(' '));
+  // A window pooling op (weighted_pool) is its own layer type, not a pool method; the other
+  // pooling ops (intermap_pool, pyramid_pool) take no window flags either.
+  const bool window_op = find_window_pooling_op(first) != nullptr;
+  const bool other_op = find_other_pooling_op(first) != nullptr;
   std::ostringstream text;
   text << "input channels=" << C << " height=" << H << " width=" << W << "\n"
-       << (op ? "" : "pool ") << words;
-  if (words.find("global") == std::string::npos && words.find("size=") == std::string::npos)
+       << (window_op || other_op ? "" : "pool ") << words;
+  if (!other_op && words.find("global") == std::string::npos &&
+      words.find("size=") == std::string::npos)
     text << " size=" << o.size << " stride=" << (o.stride ? o.stride : o.size) << " pad=" << o.pad;
   GraphOptions gopts{device, N, 0};
   gopts.input_gradient = true;  // the layer's backward must write dx
@@ -193,9 +206,12 @@ int bench_pool(const BenchOptions& o, Device device) {
     std::string why = e.what();
     if (const size_t at = why.find("': "); at != std::string::npos) why = why.substr(at + 3);
     else if (const size_t colon = why.find(": "); colon != std::string::npos) why = why.substr(colon + 2);
-    CP_USER_ERROR("--method " << o.method << " on --shape " << o.shape << " (--size " << o.size
-                              << ", --stride " << (o.stride ? o.stride : o.size) << ", --pad "
-                              << o.pad << "): " << why);
+    std::ostringstream window;
+    if (!other_op)
+      window << " (--size " << o.size << ", --stride " << (o.stride ? o.stride : o.size)
+             << ", --pad " << o.pad << ")";
+    CP_USER_ERROR("--method " << o.method << " on --shape " << o.shape << window.str() << ": "
+                              << why);
   }
   const bool nonnegative = o.method.rfind("stochastic", 0) == 0;  // its inputs must be >= 0
   fill_random(graph->input(N), 11, nonnegative ? 0.f : -1.f, 1.f);
@@ -439,7 +455,8 @@ Runner add_bench_command(CLI::App& app) {
       ->check(CLI::Range(1, 100000));
   CLI::App* pool = cmd->add_subcommand("pool", "one pooling layer: forward/backward time, GB/s");
   common(pool);
-  pool->add_option("--method", o->method, "METHOD[:key=value,...], e.g. avgtopk:k=2")
+  pool->add_option("--method", o->method, "METHOD[:key=value,...], e.g. avgtopk:k=2, weighted_pool:shared=1, "
+                   "intermap_pool:groups=2,mode=mean or pyramid_pool:sizes=1,3,5")
       ->capture_default_str();
   pool->add_option("--shape", o->shape, "input N,C,H,W")->capture_default_str();
   pool->add_option("--size", o->size, "window")->capture_default_str()->check(CLI::Range(1, 64));

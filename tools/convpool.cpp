@@ -174,10 +174,9 @@ int run_pool_methods(bool json) {
               "(`--pool weighted_pool:shared=1`):\n");
   for (auto& op : window_pooling_ops())
     std::printf("%-13s %-20s %s\n", op.name.c_str(), op.params.c_str(), op.definition.c_str());
-  std::printf(
-      "Other pooling ops: `pyramid_pool sizes=1,3,5` (per-pixel pyramid: max at each "
-      "size, stride 1, concatenated) and `intermap_pool groups=G [mode=max|mean]` (across "
-      "groups of adjacent maps); docs/model-format.md.\n");
+  std::printf("\nOther pooling ops, model-file layers of their own (docs/model-format.md):\n");
+  for (auto& op : other_pooling_ops())
+    std::printf("%-13s %-24s %s\n", op.name.c_str(), op.params.c_str(), op.definition.c_str());
   return 0;
 }
 }  // namespace

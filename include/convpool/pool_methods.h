@@ -57,6 +57,10 @@ struct WindowPoolingOp {
 };
 const std::vector<WindowPoolingOp>& window_pooling_ops();
 const WindowPoolingOp* find_window_pooling_op(const std::string& name);
+// The pooling ops with windows of their own (no size, stride or pad): `convpool pool-methods`
+// lists them and `convpool bench pool --method intermap_pool:groups=2` times them.
+const std::vector<WindowPoolingOp>& other_pooling_ops();
+const WindowPoolingOp* find_other_pooling_op(const std::string& name);
 
 // Every method, in enum order.
 const std::vector<PoolMethodSpec>& pool_methods();

@@ -119,6 +119,23 @@ const WindowPoolingOp* find_window_pooling_op(const std::string& name) {
   return nullptr;
 }
 
+const std::vector<WindowPoolingOp>& other_pooling_ops() {
+  static const std::vector<WindowPoolingOp> rows = {
+      {"pyramid_pool", "sizes=1,3,5",
+       "per-pixel pyramid (4P): max pooling at each odd size, stride 1, height and width kept, "
+       "concatenated along channels"},
+      {"intermap_pool", "groups=G [mode=max|mean]",
+       "across maps: each group of G adjacent maps reduced to one, position by position"},
+  };
+  return rows;
+}
+
+const WindowPoolingOp* find_other_pooling_op(const std::string& name) {
+  for (auto& op : other_pooling_ops())
+    if (op.name == name) return &op;
+  return nullptr;
+}
+
 const PoolMethodSpec* find_pool_method(const std::string& name) {
   for (auto& m : table())
     if (m.name == name) return &m;
