@@ -26,7 +26,8 @@ def rel(path):
 sources = [rel("python/convpool_torch/csrc/ext.cpp"), rel("src/cpu/pool.cpp"),
            rel("src/cpu/pool_fast.cpp"), rel("src/cpu/pool_fast_global.cpp"),
            rel("src/cpu/pool_fast_lists.cpp"), rel("src/cpu/intermap_pool.cpp"),
-           rel("src/cpu/weighted_pool.cpp"), rel("src/cpu/lip_pool.cpp"),
+           rel("src/cpu/weighted_pool.cpp"), rel("src/cpu/weighted_pool_disjoint.cpp"),
+           rel("src/cpu/lip_pool.cpp"),
            rel("src/layers/pool_methods.cpp")]
 # C++20: PyTorch 2.x's headers refuse anything older, the engine's sources are C++20, and
 # torch 1.13's headers (Debian's) compile under it too.

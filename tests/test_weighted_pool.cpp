@@ -122,22 +122,26 @@ TEST(WeightedPool, MatchesTheDefinitionInDoubleAtEveryGeometry) {
     }
 }
 
-// The CPU's paths (runs of whole windows, weights cached per window shape, padded edges) give
-// the per-window math's bits for y and dx, here computed window by window in the test, at
-// geometries whose rows cross the 256-output runs, overlap, pad and skip elements.
+// The CPU's paths (phase-split rows, weight tables by window shape, padded edges, the
+// disjoint windows' backward) give the per-window math's bits for y and dx, here computed
+// window by window in the test, at geometries that overlap, pad, skip elements and leave
+// row tails, with NaN, infinities and signed zeros among the inputs.
 TEST(WeightedPool, CpuPathsAreThePerWindowMathBitForBit) {
   std::mt19937_64 rng(11);
   std::uniform_real_distribution<float> u(-1.f, 1.f), lu(-3.f, 3.f);
+  const float special[] = {kNan, kInf, -kInf, -0.f, 0.f};
   for (const Geo& q : {Geo{2, 5, 600, 3, 2, 1}, Geo{2, 4, 530, 2, 1, 1}, Geo{1, 9, 800, 3, 3, 0},
-                       Geo{2, 7, 9, 3, 2, 1}, Geo{2, 9, 8, 2, 3, 1}, Geo{1, 12, 13, 5, 2, 2}})
+                       Geo{2, 7, 9, 3, 2, 1}, Geo{2, 9, 8, 2, 3, 1}, Geo{1, 12, 13, 5, 2, 2},
+                       Geo{2, 30, 30, 3, 3, 0}, Geo{2, 32, 32, 3, 2, 1}, Geo{2, 11, 13, 2, 2, 1},
+                       Geo{1, 10, 21, 4, 5, 2}, Geo{2, 17, 19, 3, 1, 1}})
     for (bool shared : {false, true}) {
       const PoolGeom g = make_pool_geom(q.c, q.h, q.w, q.k, q.k, q.s, q.s, q.p, q.p, false, false);
       const int n = 2, K = q.k * q.k;
       std::vector<float> logits(size_t(shared ? 1 : q.c) * K),
           x(size_t(n) * q.c * q.h * q.w), dy(size_t(n) * q.c * g.OH * g.OW);
       for (auto& v : logits) v = lu(rng);
-      for (auto& v : x) v = u(rng);
-      for (auto& v : dy) v = u(rng);
+      for (auto& v : x) v = rng() % 29 == 0 ? special[rng() % 5] : u(rng);
+      for (auto& v : dy) v = rng() % 31 == 0 ? special[1 + rng() % 4] : u(rng);
       const Outputs got = run_cpu(g, logits, shared, x, dy, n);
       std::vector<float> y(got.y.size()), dx(x.size(), 0.f);
       float e[kWeightedPoolMaxWindow];
@@ -211,8 +215,9 @@ TEST(WeightedPool, NanAndInfinityStayInTheirWindows) {
 TEST(WeightedPool, LogitGradientIsTheSameBitsOnOneAndTwoThreads) {
   std::mt19937_64 rng(3);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
-  const PoolGeom g = make_pool_geom(6, 17, 15, 3, 3, 2, 2, 1, 1, false, false);
   const int n = 5;
+  for (const PoolGeom& g : {make_pool_geom(6, 17, 15, 3, 3, 2, 2, 1, 1, false, false),
+                            make_pool_geom(6, 17, 15, 3, 3, 3, 3, 1, 1, false, false)})
   for (bool shared : {false, true}) {
     std::vector<float> logits(size_t(shared ? 1 : g.C) * 9), x(size_t(n) * g.C * g.H * g.W),
         dy(size_t(n) * g.C * g.OH * g.OW);

@@ -1,128 +1,158 @@
 // Weighted pooling on the CPU. Every output and every dx element gets weighted_pool_math.cuh's
-// result bit for bit: a window that lies wholly inside the plane has the channel's full set of
-// weights, computed once per plane by the same function, and rows of such windows are done
-// for many outputs at once, each sum's terms still added in the per-window order.
-// tests/kernel_parity_weighted_pool.cpp checks the CUDA kernels against this file.
+// result bit for bit, in vector loops over contiguous rows:
+// - The plane is zero-padded and split into its S column phases (S the column stride): window
+//   column kw of output ow reads phase kw % S at ow + kw / S, so a row of outputs reads
+//   contiguous floats for each window position.
+// - Each window's weights come from tables by window position and output column, one table
+//   for each shape of the windows' row part (top edge, whole, bottom edge): edge windows have
+//   weighted_pool_weights' own weights, padded positions weight 0 (reading the zero padding).
+//   A term 0 * 0 leaves a sum that started at +0 unchanged, so every sum is the per-window
+//   one, term for term.
+// - dx is gathered by phase: element (h, c) sums its covering windows in output order, as
+//   the per-window loops (and the CUDA gather) add them. Windows that do not overlap take
+//   their backward in the plane's own layout (weighted_pool_disjoint.cpp).
+// tests/kernel_parity_weighted_pool.cpp checks the CUDA kernels against these files.
 #include "weighted_pool.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <vector>
 
 #include "convpool/error.h"
+#include "pool_simd.h"
+#include "weighted_pool_tables.h"
 
 namespace convpool::cpu {
 
 namespace {
 
-constexpr int kChunk = 256;  // outputs of a row summed together (their sums stay in L1)
-constexpr int kMaxWidth = 8;  // windows of at most 64 positions are square: at most 8 wide
-static_assert(kMaxWidth * kMaxWidth == kWeightedPoolMaxWindow);
+using namespace weighted;
+using simd::vf;
+using simd::vi;
+constexpr int L = simd::kLanes;
 
-// The outputs ow in [lo, hi) whose windows are whole in width (inside the plane).
-struct WholeRange {
-  int lo, hi;
-};
-WholeRange whole_columns(const PoolGeom& g) {
-  const int lo = std::min(g.OW, (g.PW + g.SW - 1) / g.SW);
-  const int span = g.W + g.PW - g.KW;  // the last whole window's start, less PW
-  return {lo, span < 0 ? lo : std::max(lo, std::min(g.OW, span / g.SW + 1))};
+inline vf load(const float* p) {
+  vf v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+// Groups of S floats at src split into S rows qs floats apart (row q, element m: src[m S + q],
+// m < count; only the first `phases` rows where S is not a constant), and back; by shuffles
+// of whole vectors for S = 2 and 3, else one by one.
+template <int S>
+[[gnu::always_inline]] inline void split_phases(const float* src, float* dst, size_t qs, int count,
+                                                int s, int phases) {
+  int m = 0;
+  if constexpr (S == 2)
+    for (; m + L <= count; m += L) {
+      const vf a = load(src + 2 * m), b = load(src + 2 * m + L);
+      store(dst + m, __builtin_shuffle(a, b, vi{0, 2, 4, 6}));
+      store(dst + qs + m, __builtin_shuffle(a, b, vi{1, 3, 5, 7}));
+    }
+  if constexpr (S == 3)
+    for (; m + L <= count; m += L) {
+      const vf a = load(src + 3 * m), b = load(src + 3 * m + L), c = load(src + 3 * m + 2 * L);
+      store(dst + m, __builtin_shuffle(__builtin_shuffle(a, b, vi{0, 3, 6, 7}), c, vi{0, 1, 2, 5}));
+      store(dst + qs + m, __builtin_shuffle(__builtin_shuffle(a, b, vi{1, 4, 7, 7}), c, vi{0, 1, 2, 6}));
+      store(dst + 2 * qs + m, __builtin_shuffle(__builtin_shuffle(a, b, vi{2, 5, 5, 5}), c, vi{0, 1, 4, 7}));
+    }
+  const int sn = S ? S : s, kept = S ? S : phases;
+  for (; m < count; ++m)
+    for (int q = 0; q < kept; ++q) dst[q * qs + m] = src[m * sn + q];
+}
+template <int S>
+[[gnu::always_inline]] inline void join_phases(const float* src, size_t qs, float* dst, int count,
+                                               int s) {
+  int m = 0;
+  if constexpr (S == 2)
+    for (; m + L <= count; m += L) {
+      const vf a = load(src + m), b = load(src + qs + m);
+      store(dst + 2 * m, __builtin_shuffle(a, b, vi{0, 4, 1, 5}));
+      store(dst + 2 * m + L, __builtin_shuffle(a, b, vi{2, 6, 3, 7}));
+    }
+  if constexpr (S == 3)
+    for (; m + L <= count; m += L) {
+      const vf a = load(src + m), b = load(src + qs + m), c = load(src + 2 * qs + m);
+      const vf t = __builtin_shuffle(a, b, vi{0, 4, 1, 5}), u = __builtin_shuffle(a, b, vi{2, 6, 3, 7});
+      store(dst + 3 * m, __builtin_shuffle(t, c, vi{0, 1, 4, 2}));
+      store(dst + 3 * m + L, __builtin_shuffle(__builtin_shuffle(t, c, vi{3, 5, 5, 5}), u, vi{0, 1, 4, 5}));
+      store(dst + 3 * m + 2 * L, __builtin_shuffle(u, c, vi{6, 2, 3, 7}));
+    }
+  const int sn = S ? S : s;
+  for (; m < count; ++m)
+    for (int q = 0; q < sn; ++q) dst[m * sn + q] = src[q * qs + m];
 }
 
-// A channel's window weights by the shape of the window's valid part (the rows and columns of
-// the window inside the plane): computed once per channel and call, not once per window. The
-// whole window is one such shape; padded edges have a few. Weights are weighted_pool_weights'
-// for the first window of a shape, the same bits for every window of that shape.
-class ChannelWeights {
+// The plane's elements into their places in the phase buffer (class Phases): whole groups of
+// S columns (padded columns m S .. m S + S - 1 all inside the plane) by split_phases, the few
+// columns at either end one by one.
+CONVPOOL_WEIGHTED_CLONES
+void split_plane(const PoolGeom& g, const Layout& l, const float* plane, float* buf) {
+  const int S = l.S, W = g.W, PW = g.PW, m_lo = l.m_lo, m_hi = l.m_hi;
+  const size_t phase = size_t(l.Hp) * l.M;
+  for (int h = 0; h < g.H; ++h) {
+    const float* src = plane + size_t(h) * W;
+    float* dst = buf + size_t(h + g.PH) * l.M;
+    const float* from = src + m_lo * S - PW;
+    if (S == 1) std::memcpy(dst + m_lo, from, 4 * size_t(m_hi - m_lo));
+    else if (S == 2) split_phases<2>(from, dst + m_lo, phase, m_hi - m_lo, S, 2);
+    else if (S == 3) split_phases<3>(from, dst + m_lo, phase, m_hi - m_lo, S, 3);
+    else split_phases<0>(from, dst + m_lo, phase, m_hi - m_lo, S, l.P);
+    for (size_t i = 0; i < l.edge.size(); ++i) dst[l.split_at[i]] = src[l.edge[i]];
+  }
+}
+
+// The plane, zero-padded and split by column phase: phase q row r holds padded columns
+// q, q + S, q + 2S, ... of padded row r (for the kept phases, Layout::P). Only the plane's own elements are written: the
+// padding stays as zeroed at the start.
+class Phases {
  public:
-  ChannelWeights(const PoolGeom& g, const float* logits) : g_(g), logits_(logits) {
-    whole_ = find(PoolWindowRect{0, g.KH, 0, g.KW, 0});
-  }
-  int whole() const { return whole_; }
-  const float* e(int slot) const { return e_[slot]; }
-  float den(int slot) const { return den_[slot]; }
-  // The slot of r's shape (computed on first use), or -1 when the cache is full (then the
-  // caller computes the weights itself).
-  int find(const PoolWindowRect& r) {
-    const int k0h = r.k0 / g_.KW, k0w = r.k0 % g_.KW;
-    const int key[4] = {k0h, k0w, r.h_hi - r.h_lo, r.w_hi - r.w_lo};
-    for (int i = 0; i < count_; ++i)
-      if (std::equal(key, key + 4, key_[i])) return i;
-    if (count_ == kSlots) return -1;
-    std::copy(key, key + 4, key_[count_]);
-    den_[count_] = weighted_pool_weights(g_, r, logits_, e_[count_]);
-    return count_++;
-  }
+  Phases(const PoolGeom& g, const Layout& l)
+      : g_(g), l_(l), buf_(size_t(l.P) * l.Hp * l.M, 0.f) {}
+  const float* row(int q, int r) const { return buf_.data() + (size_t(q) * l_.Hp + r) * l_.M; }
+  void fill(const float* plane) { split_plane(g_, l_, plane, buf_.data()); }
 
  private:
-  static constexpr int kSlots = 16;
   const PoolGeom& g_;
-  const float* logits_;
-  int whole_ = 0, count_ = 0;
-  int key_[kSlots][4];
-  float e_[kSlots][kWeightedPoolMaxWindow], den_[kSlots];
+  const Layout& l_;
+  std::vector<float> buf_;
 };
 
-// The loops over a run of outputs, one row of the window at a time (kh fixed), its KW columns
-// in order inside: each output's terms in the per-window order. The stride and the window's
-// width are constants for the common windows (the compiler then vectorises the grouped
-// strided loads), else read at run time.
-template <int S, int KW>
-void forward_run(float* num, const float* src, const float* ek, int len, int sw, int kw_count) {
-  const size_t st = S ? S : sw;
-  const int kwn = KW ? KW : kw_count;
-  for (int j = 0; j < len; ++j) {
-    float a = num[j];
-    const float* v = src + j * st;
-    for (int kw = 0; kw < kwn; ++kw) a += ek[kw] * v[kw];
-    num[j] = a;
-  }
+// Where window position k reads: phase kw % S, rows kh on from the window's first row, kw / S
+// columns on: an offset into the phase buffer from the output row's first padded row.
+std::vector<size_t> position_offsets(const PoolGeom& g, const Layout& l) {
+  std::vector<size_t> at(size_t(l.K));
+  for (int kh = 0; kh < g.KH; ++kh)
+    for (int kw = 0; kw < g.KW; ++kw)
+      at[kh * g.KW + kw] = (size_t(kw % l.S) * l.Hp + kh) * l.M + kw / l.S;
+  return at;
 }
-// dx and each column's logit terms s_k (x - y_j) dy_j, added into four partial sums a column
-// (part[kw][j % 4]: a fixed order, whatever the thread count). dx goes column by column,
-// right to left: where windows overlap in width, an element hears from the left window (its
-// larger kw) first, as the per-window order has it, and no column reaches an element twice.
-template <int S, int KW>
-void backward_run(float* dxr, float (*part)[4], const float* sk, const float* src,
-                  const float* yo, const float* d, int len, int sw, int kw_count) {
-  const size_t st = S ? S : sw;
-  const int kwn = KW ? KW : kw_count;
-  if (dxr)
-    for (int kw = kwn - 1; kw >= 0; --kw) {
-      const float s = sk[kw];
-      float* dd = dxr + kw;
-      for (int j = 0; j < len; ++j) dd[j * st] += s * d[j];
-    }
-  for (int kw = 0; kw < kwn; ++kw) {
-    const float s = sk[kw];
-    const float* v = src + kw;
-    float* p = part[kw];
-    int j = 0;
-    for (; j + 4 <= len; j += 4)
-      for (int l = 0; l < 4; ++l) p[l] += s * (v[(j + l) * st] - yo[j + l]) * d[j + l];
-    for (int l = 0; j < len; ++j, ++l) p[l] += s * (v[j * st] - yo[j]) * d[j];
-  }
-}
-#define CONVPOOL_BY_WINDOW(fn, sw, kw, ...)                                        \
-  ((sw) == 1 && (kw) == 2   ? fn<1, 2>(__VA_ARGS__, 1, 2)                          \
-   : (sw) == 1 && (kw) == 3 ? fn<1, 3>(__VA_ARGS__, 1, 3)                          \
-   : (sw) == 2 && (kw) == 2 ? fn<2, 2>(__VA_ARGS__, 2, 2)                          \
-   : (sw) == 2 && (kw) == 3 ? fn<2, 3>(__VA_ARGS__, 2, 3)                          \
-   : (sw) == 3 && (kw) == 3 ? fn<3, 3>(__VA_ARGS__, 3, 3)                          \
-                            : fn<0, 0>(__VA_ARGS__, sw, kw))
 
-// The outputs [ow_lo, ow_hi) of row oh, whose windows are all whole.
-void whole_row(const PoolGeom& g, const float* plane, const float* e, float den, int oh,
-               int ow_lo, int ow_hi, float* out) {
-  float num[kChunk];
-  const int h0 = oh * g.SH - g.PH;
-  for (int c0 = ow_lo; c0 < ow_hi; c0 += kChunk) {
-    const int len = std::min(kChunk, ow_hi - c0);
-    for (int j = 0; j < len; ++j) num[j] = 0.f;
-    for (int kh = 0; kh < g.KH; ++kh) {
-      const float* src = plane + size_t(h0 + kh) * g.W + (size_t(c0) * g.SW - g.PW);
-      CONVPOOL_BY_WINDOW(forward_run, g.SW, g.KW, num, src, e + kh * g.KW, len);
+// y of the plane, 2L outputs of a row at a time: each sum gains its window positions' terms
+// in window order.
+CONVPOOL_WEIGHTED_CLONES
+void plane_forward(const PoolGeom& g, const Layout& l, const Tables& t, const Phases& ph,
+                   const size_t* offsets, float* out) {
+  for (int oh = 0; oh < g.OH; ++oh) {
+    const int s = t.shape(oh);
+    const float* base = ph.row(0, oh * g.SH);
+    const float* den = t.den(s);
+    float* row = out + size_t(oh) * g.OW;
+    for (int ow = 0; ow < g.OW; ow += 2 * V) {
+      vw a0 = vw{}, a1 = vw{};
+      for (int k = 0; k < l.K; ++k) {
+        const float* e = t.e(s, k) + ow;
+        const float* xr = base + offsets[k] + ow;
+        a0 += loadw(e) * loadw(xr);
+        a1 += loadw(e + V) * loadw(xr + V);
+      }
+      float y[2 * V];
+      storew(y, a0 / loadw(den + ow));
+      storew(y + V, a1 / loadw(den + ow + V));
+      std::memcpy(row + ow, y, 4 * size_t(std::min(2 * V, g.OW - ow)));
     }
-    for (int j = 0; j < len; ++j) out[c0 + j] = num[j] / den;
   }
 }
 
@@ -135,89 +165,138 @@ void weighted_pool_forward(const PoolGeom& g, const float* logits, bool shared, 
                << g.KH << "x" << g.KW);
   const int K = g.KH * g.KW;
   const size_t in_plane = size_t(g.H) * g.W, out_plane = size_t(g.OH) * g.OW;
-  const WholeRange cols = whole_columns(g);
+  const Layout l(g);
 #pragma omp parallel for schedule(static) if (long(n) * g.C * long(out_plane) * K > 32768)
   for (int c = 0; c < g.C; ++c) {
-    const float* lg = logits + (shared ? 0 : size_t(c) * K);
-    ChannelWeights weights(g, lg);
-    const int whole = weights.whole();
-    float e[kWeightedPoolMaxWindow];
+    const Tables tables(g, l, logits + (shared ? 0 : size_t(c) * K));
+    Phases phases(g, l);
+    const std::vector<size_t> offsets = position_offsets(g, l);
     for (int i = 0; i < n; ++i) {
       const size_t p = size_t(i) * g.C + c;
-      const float* plane = x + p * in_plane;
-      float* out = y + p * out_plane;
-      for (int oh = 0; oh < g.OH; ++oh) {
-        float* row = out + size_t(oh) * g.OW;
-        const int h0 = oh * g.SH - g.PH;
-        const bool rows_whole = h0 >= 0 && h0 + g.KH <= g.H;
-        if (rows_whole)
-          whole_row(g, plane, weights.e(whole), weights.den(whole), oh, cols.lo, cols.hi, row);
-        for (int ow = 0; ow < g.OW; ++ow) {
-          if (rows_whole && ow >= cols.lo && ow < cols.hi) continue;
-          const PoolWindowRect r = pool_window_rect(g, oh, ow);
-          const int slot = weights.find(r);
-          const float den = slot >= 0 ? weights.den(slot) : weighted_pool_weights(g, r, lg, e);
-          row[ow] = weighted_pool_output(g, r, plane, slot >= 0 ? weights.e(slot) : e, den);
-        }
-      }
+      if (i + 1 < n) prefetch(x + (p + g.C) * in_plane, in_plane);
+      phases.fill(x + p * in_plane);
+      plane_forward(g, l, tables, phases, offsets.data(), y + p * out_plane);
     }
   }
 }
 
 namespace {
 
-// One window's terms: dx (if given) and the logit gradient's accumulators, in window order.
-inline void window_backward(const PoolGeom& g, const PoolWindowRect& r, const float* w, float den,
-                            const float* plane, float yo, float d, float* dxp, float* acc) {
-  int j = 0;
-  for (int h = r.h_lo; h < r.h_hi; ++h)
-    for (int v = r.w_lo; v < r.w_hi; ++v, ++j) {
-      const size_t at = size_t(h) * g.W + v;
-      if (dxp) dxp[at] += weighted_pool_input_grad(w[j], den, d);
-      acc[r.k0 + (h - r.h_lo) * g.KW + (v - r.w_lo)] +=
-          weighted_pool_logit_grad(w[j], den, plane[at], yo, d);
+// A plane's y and dy, by output row, at offset T of rows of TL floats, zero elsewhere (the
+// columns the gather's taps reach outside the outputs).
+class OutputRows {
+ public:
+  OutputRows(const PoolGeom& g, const Layout& l)
+      : g_(g), l_(l), y_(size_t(g.OH) * l.TL, 0.f), dy_(size_t(g.OH) * l.TL, 0.f) {}
+  void fill(const float* y, const float* dy) {
+    for (int oh = 0; oh < g_.OH; ++oh) {
+      std::memcpy(y_.data() + size_t(oh) * l_.TL + l_.T, y + size_t(oh) * g_.OW, 4 * g_.OW);
+      std::memcpy(dy_.data() + size_t(oh) * l_.TL + l_.T, dy + size_t(oh) * g_.OW, 4 * g_.OW);
     }
+  }
+  const float* y(int oh) const { return y_.data() + size_t(oh) * l_.TL + l_.T; }
+  const float* dy(int oh) const { return dy_.data() + size_t(oh) * l_.TL + l_.T; }
+
+ private:
+  const PoolGeom& g_;
+  const Layout& l_;
+  std::vector<float> y_, dy_;
+};
+
+// Each window position's logit-gradient terms s_k (x - y) dy over the plane's windows, added
+// into V partial sums a position (acc[k]): a fixed order, whatever the thread count.
+CONVPOOL_WEIGHTED_CLONES
+void plane_logit_grad(const PoolGeom& g, const Layout& l, const Tables& t, const Phases& ph,
+                      const OutputRows& rows, const size_t* offsets, vw* acc) {
+  for (int oh = 0; oh < g.OH; ++oh) {
+    const int s = t.shape(oh);
+    const float* base = ph.row(0, oh * g.SH);
+    const float* yr = rows.y(oh);
+    const float* dr = rows.dy(oh);
+    for (int k = 0; k < l.K; ++k) {
+      const float* xr = base + offsets[k];
+      const float* sx = t.sx(s, k);
+      const int* mk = t.mask(s, k);
+      vw a = acc[k];
+      for (int ow = 0; ow < l.OWp; ow += V) {
+        const vw term = loadw(sx + ow) * (loadw(xr + ow) - loadw(yr + ow)) * loadw(dr + ow);
+        viw m;
+        std::memcpy(&m, mk + ow, sizeof m);
+        a += (vw)((viw)term & m);
+      }
+      acc[k] = a;
+    }
+  }
 }
 
-// One plane's backward, row by row. Every dx element receives its terms in output order, as
-// the generic path (and the CUDA gather) adds them: rows of whole windows go a run of outputs
-// at a time (backward_run), one row of the window after another. The logit accumulators add
-// each run's four partial sums: a fixed order, not the generic one.
-// s_whole: the whole window's e_k / den, with which weighted_pool_input_grad and
-// weighted_pool_logit_grad start, so products of it are their bits.
-void plane_backward(const PoolGeom& g, const float* lg, ChannelWeights& weights,
-                    const float* s_whole, int ow_lo, int ow_hi, const float* plane,
-                    const float* yp, const float* dyp, float* dxp, float* acc) {
-  float e[kWeightedPoolMaxWindow];
-  auto generic = [&](int oh, int ow) {
-    const PoolWindowRect r = pool_window_rect(g, oh, ow);
-    const int slot = weights.find(r);
-    const float den = slot >= 0 ? weights.den(slot) : weighted_pool_weights(g, r, lg, e);
-    const size_t o = size_t(oh) * g.OW + ow;
-    window_backward(g, r, slot >= 0 ? weights.e(slot) : e, den, plane, yp[o], dyp[o], dxp, acc);
-  };
-  float part[kMaxWidth][4];
-  for (int oh = 0; oh < g.OH; ++oh) {
-    const int h0 = oh * g.SH - g.PH;
-    if (h0 < 0 || h0 + g.KH > g.H) {
-      for (int ow = 0; ow < g.OW; ++ow) generic(oh, ow);
-      continue;
-    }
-    for (int ow = 0; ow < ow_lo; ++ow) generic(oh, ow);
-    for (int c0 = ow_lo; c0 < ow_hi; c0 += kChunk) {
-      const int len = std::min(kChunk, ow_hi - c0);
-      const float* d = dyp + size_t(oh) * g.OW + c0;
-      const float* yo = yp + size_t(oh) * g.OW + c0;
-      for (int kh = 0; kh < g.KH; ++kh) {
-        const size_t first = size_t(h0 + kh) * g.W + (size_t(c0) * g.SW - g.PW);
-        for (int kw = 0; kw < g.KW; ++kw) part[kw][0] = part[kw][1] = part[kw][2] = part[kw][3] = 0;
-        CONVPOOL_BY_WINDOW(backward_run, g.SW, g.KW, dxp ? dxp + first : nullptr, part,
-                           s_whole + kh * g.KW, plane + first, yo, d, len);
-        for (int kw = 0; kw < g.KW; ++kw)
-          acc[kh * g.KW + kw] += (part[kw][0] + part[kw][1]) + (part[kw][2] + part[kw][3]);
+// The terms of dx, the same for every plane of a channel: element (h, c) at padded column
+// c + PW = m S + q sums, for each covering output row in order, the windows ow = m - t (t = the
+// taps of phase q, largest first, so ow ascends) at window column kw = q + t S. Term i of row
+// h and phase q multiplies weights w[i] + m by dy dr[i] + m (window columns outside the
+// outputs read zero weights and zero dy).
+struct GatherPlan {
+  std::vector<int> first;  // (h, q)'s terms: [first[h S + q], first[h S + q + 1])
+  std::vector<const float*> w, dr;
+  GatherPlan(const PoolGeom& g, const Layout& l, const Tables& t, const OutputRows& rows) {
+    const int S = l.S;
+    for (int h = 0; h < g.H; ++h) {
+      const PoolCoverage cov = pool_covering_outputs(g, h, 0);
+      for (int q = 0; q < S; ++q) {
+        first.push_back(int(w.size()));
+        const int taps = q < g.KW ? (g.KW - 1 - q) / S + 1 : 0;
+        for (int oh = cov.oh_lo; oh <= cov.oh_hi && taps; ++oh) {
+          const int kh = h + g.PH - oh * g.SH, s = t.shape(oh);
+          for (int tap = taps - 1; tap >= 0; --tap) {
+            w.push_back(t.sx(s, kh * g.KW + q + tap * S) - tap);
+            dr.push_back(rows.dy(oh) - tap);
+          }
+        }
       }
     }
-    for (int ow = ow_hi; ow < g.OW; ++ow) generic(oh, ow);
+    first.push_back(int(w.size()));
+  }
+};
+
+// dx of the plane by the plan; sums holds each phase's Mg sums of a row.
+CONVPOOL_WEIGHTED_CLONES
+void plane_input_grad(const PoolGeom& g, const Layout& l, const GatherPlan& plan, float* dxp,
+                      float* sums) {
+  const int S = l.S;
+  for (int h = 0; h < g.H; ++h) {
+    for (int q = 0; q < S; ++q) {
+      float* d = sums + size_t(q) * l.Mg;
+      const int i0 = plan.first[size_t(h) * S + q], i1 = plan.first[size_t(h) * S + q + 1];
+      const float* const* w = plan.w.data();
+      const float* const* dr = plan.dr.data();
+      int m = 0;
+      for (; m + 2 * V <= l.Mg; m += 2 * V) {  // two sums at once: their adds overlap
+        vw a0 = vw{}, a1 = vw{};
+        for (int i = i0; i < i1; ++i) {
+          a0 += loadw(w[i] + m) * loadw(dr[i] + m);
+          a1 += loadw(w[i] + m + V) * loadw(dr[i] + m + V);
+        }
+        storew(d + m, a0);
+        storew(d + m + V, a1);
+      }
+      if (m < l.Mg) {
+        vw a = vw{};
+        for (int i = i0; i < i1; ++i) a += loadw(w[i] + m) * loadw(dr[i] + m);
+        storew(d + m, a);
+      }
+    }
+    float* row = dxp + size_t(h) * g.W;
+    if (S == 1) {
+      std::memcpy(row, sums + g.PW, 4 * size_t(g.W));
+      continue;
+    }
+    // Whole groups of S columns by join_phases, the few at either end one by one.
+    const int m_lo = l.m_lo, m_hi = l.m_hi;
+    const float* from = sums + m_lo;
+    float* to = row + (m_lo * S - g.PW);
+    if (S == 2) join_phases<2>(from, l.Mg, to, m_hi - m_lo, S);
+    else if (S == 3) join_phases<3>(from, l.Mg, to, m_hi - m_lo, S);
+    else join_phases<0>(from, l.Mg, to, m_hi - m_lo, S);
+    for (size_t i = 0; i < l.edge.size(); ++i) row[l.edge[i]] = sums[l.sums_at[i]];
   }
 }
 
@@ -231,25 +310,38 @@ void weighted_pool_backward(const PoolGeom& g, const float* logits, bool shared,
                << g.KH << "x" << g.KW);
   const int K = g.KH * g.KW;
   const size_t in_plane = size_t(g.H) * g.W, out_plane = size_t(g.OH) * g.OW;
-  const WholeRange cols = whole_columns(g);
+  const Layout l(g);
   float* per_channel = shared ? scratch : dlogits;
+  const bool disjoint = g.SW >= g.KW && g.SH >= g.KH;
 #pragma omp parallel for schedule(static) if (long(n) * g.C * long(out_plane) * K > 32768)
   for (int c = 0; c < g.C; ++c) {
-    const float* lg = logits + (shared ? 0 : size_t(c) * K);
-    ChannelWeights weights(g, lg);
-    float s_whole[kWeightedPoolMaxWindow];
-    for (int k = 0; k < K; ++k)
-      s_whole[k] = weights.e(weights.whole())[k] / weights.den(weights.whole());
-    float acc[kWeightedPoolMaxWindow];
-    for (int k = 0; k < K; ++k) acc[k] = 0.f;
+    const Tables tables(g, l, logits + (shared ? 0 : size_t(c) * K));
+    if (disjoint) {
+      backward_disjoint(g, l, tables, x, y, dy, dx, n, c, per_channel + size_t(c) * K);
+      continue;
+    }
+    Phases phases(g, l);
+    OutputRows rows(g, l);
+    const std::vector<size_t> offsets = position_offsets(g, l);
+    const GatherPlan plan(g, l, tables, rows);
+    std::vector<float> sums(size_t(l.S) * l.Mg);
+    vw acc[kWeightedPoolMaxWindow];
+    for (int k = 0; k < K; ++k) acc[k] = vw{};
     for (int i = 0; i < n; ++i) {
       const size_t p = size_t(i) * g.C + c;
-      float* dxp = dx ? dx + p * in_plane : nullptr;
-      if (dxp) std::memset(dxp, 0, in_plane * sizeof(float));
-      plane_backward(g, lg, weights, s_whole, cols.lo, cols.hi, x + p * in_plane,
-                     y + p * out_plane, dy + p * out_plane, dxp, acc);
+      if (i + 1 < n) {
+        prefetch(x + (p + g.C) * in_plane, in_plane);
+        prefetch(y + (p + g.C) * out_plane, out_plane);
+        prefetch(dy + (p + g.C) * out_plane, out_plane);
+      }
+      phases.fill(x + p * in_plane);
+      rows.fill(y + p * out_plane, dy + p * out_plane);
+      plane_logit_grad(g, l, tables, phases, rows, offsets.data(), acc);
+      if (dx) plane_input_grad(g, l, plan, dx + p * in_plane, sums.data());
     }
-    for (int k = 0; k < K; ++k) per_channel[size_t(c) * K + k] = acc[k];
+    for (int k = 0; k < K; ++k)
+      per_channel[size_t(c) * K + k] = ((acc[k][0] + acc[k][1]) + (acc[k][2] + acc[k][3])) +
+                                       ((acc[k][4] + acc[k][5]) + (acc[k][6] + acc[k][7]));
   }
   if (shared)
     for (int k = 0; k < K; ++k) {

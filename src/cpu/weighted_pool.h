@@ -11,9 +11,9 @@ namespace convpool::cpu {
 void weighted_pool_forward(const PoolGeom& g, const float* logits, bool shared, const float* x,
                            float* y, int n);
 // dx (may be null: no input gradient) is overwritten; so is dlogits (C x KH x KW, or KH x KW
-// when shared). Each channel's logit gradient is summed in one fixed order (images in turn;
-// runs of whole windows in four partial sums a window position), whatever the thread count;
-// shared logits then sum the channels in order.
+// when shared). Each channel's logit gradient is summed in one fixed order (images in turn,
+// into partial sums by output column, or by input column where windows do not overlap),
+// whatever the thread count; shared logits then sum the channels in order.
 // scratch: weighted_pool_scratch_floats(g, shared) floats.
 void weighted_pool_backward(const PoolGeom& g, const float* logits, bool shared, const float* x,
                             const float* y, const float* dy, float* dx, float* dlogits, int n,
