@@ -7,6 +7,9 @@
 #include <utility>
 
 #include "convpool/error.h"
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
 #ifdef CONVPOOL_HAVE_CUDA
 #include "cuda/check.h"
 #endif
@@ -40,14 +43,33 @@ void count_alloc(Device d, size_t bytes) {
 }
 }  // namespace
 
+namespace {
+// Host buffers of at least a huge page (the activation arena, large weights) are aligned to
+// one and asked to be backed by huge pages: the CPU ops stream through planes of a few KiB
+// spread over many megabytes, and with 4 KiB pages each plane costs a TLB miss (measured:
+// weighted pooling's forward + backward on 32x64x32x32 some 30 % faster). Linux's
+// transparent huge pages take the advice in its default "madvise" mode and ignore it when
+// they are off.
+constexpr size_t kHugePage = size_t(2) << 20;
+
+void* host_alloc(size_t bytes) {
+  if (bytes < kHugePage) return std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  const size_t rounded = (bytes + kHugePage - 1) / kHugePage * kHugePage;
+  void* p = std::aligned_alloc(kHugePage, rounded);
+#ifdef __linux__
+  if (p) ::madvise(p, rounded, MADV_HUGEPAGE);  // advice only: a refusal changes nothing
+#endif
+  return p;
+}
+}  // namespace
+
 MemoryStats memory_stats(Device d) { return {counter(d).current.load(), counter(d).peak.load()}; }
 void reset_peak_memory(Device d) { counter(d).peak.store(counter(d).current.load()); }
 
 Buffer::Buffer(Device device, size_t bytes) : bytes_(bytes), device_(device) {
   if (bytes == 0) return;
   if (device == Device::cpu) {
-    // 64-byte alignment for SIMD; aligned_alloc needs a size that is a multiple of it.
-    ptr_ = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    ptr_ = host_alloc(bytes);  // 64-byte aligned at least, for SIMD
     if (!ptr_)
       CP_USER_ERROR("out of host memory: cannot allocate " << (bytes >> 20) << " MiB (" << bytes
                                                            << " bytes); try a smaller --batch "
