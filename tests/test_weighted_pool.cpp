@@ -122,50 +122,62 @@ TEST(WeightedPool, MatchesTheDefinitionInDoubleAtEveryGeometry) {
     }
 }
 
-// The CPU's paths (phase-split rows, weight tables by window shape, padded edges, the
-// disjoint windows' backward) give the per-window math's bits for y and dx, here computed
-// window by window in the test, at geometries that overlap, pad, skip elements and leave
-// row tails, with NaN, infinities and signed zeros among the inputs.
-TEST(WeightedPool, CpuPathsAreThePerWindowMathBitForBit) {
-  std::mt19937_64 rng(11);
+// y and dx of the CPU's paths against the per-window math computed window by window here,
+// bit for bit, with NaN, infinities and signed zeros among x and dy.
+void expect_per_window_bits(const PoolGeom& g, bool shared, std::mt19937_64& rng) {
   std::uniform_real_distribution<float> u(-1.f, 1.f), lu(-3.f, 3.f);
   const float special[] = {kNan, kInf, -kInf, -0.f, 0.f};
+  const int n = 2, K = g.KH * g.KW;
+  const size_t in_plane = size_t(g.H) * g.W;
+  std::vector<float> logits(size_t(shared ? 1 : g.C) * K), x(size_t(n) * g.C * in_plane),
+      dy(size_t(n) * g.C * g.OH * g.OW);
+  for (auto& v : logits) v = lu(rng);
+  for (auto& v : x) v = rng() % 29 == 0 ? special[rng() % 5] : u(rng);
+  for (auto& v : dy) v = rng() % 31 == 0 ? special[1 + rng() % 4] : u(rng);
+  const Outputs got = run_cpu(g, logits, shared, x, dy, n);
+  std::vector<float> y(got.y.size()), dx(x.size(), 0.f);
+  float e[kWeightedPoolMaxWindow];
+  for (int i = 0; i < n; ++i)
+    for (int c = 0; c < g.C; ++c) {
+      const size_t p = size_t(i) * g.C + c;
+      const float* plane = x.data() + p * in_plane;
+      const float* lg = logits.data() + (shared ? 0 : size_t(c) * K);
+      for (int oh = 0; oh < g.OH; ++oh)
+        for (int ow = 0; ow < g.OW; ++ow) {
+          const PoolWindowRect r = pool_window_rect(g, oh, ow);
+          const float den = weighted_pool_weights(g, r, lg, e);
+          const size_t o = (p * g.OH + oh) * g.OW + ow;
+          y[o] = weighted_pool_output(g, r, plane, e, den);
+          int j = 0;
+          for (int h = r.h_lo; h < r.h_hi; ++h)
+            for (int w = r.w_lo; w < r.w_hi; ++w, ++j)
+              dx[p * in_plane + size_t(h) * g.W + w] += weighted_pool_input_grad(e[j], den, dy[o]);
+        }
+    }
+  const std::string what = std::to_string(g.KH) + "x" + std::to_string(g.KW) + "/" +
+                           std::to_string(g.SH) + "," + std::to_string(g.SW) + " pad " +
+                           std::to_string(g.PH) + "," + std::to_string(g.PW) + " on " +
+                           std::to_string(g.H) + "x" + std::to_string(g.W);
+  ASSERT_EQ(std::memcmp(got.y.data(), y.data(), 4 * y.size()), 0) << what << " y";
+  ASSERT_EQ(std::memcmp(got.dx.data(), dx.data(), 4 * dx.size()), 0) << what << " dx";
+}
+
+// The CPU's paths (phase-split rows, weight tables by window shape, padded edges, the
+// disjoint windows' backward) at geometries that overlap, pad, skip elements and leave row
+// tails; and, called directly, rectangular windows and strides the layer does not make.
+TEST(WeightedPool, CpuPathsAreThePerWindowMathBitForBit) {
+  std::mt19937_64 rng(11);
   for (const Geo& q : {Geo{2, 5, 600, 3, 2, 1}, Geo{2, 4, 530, 2, 1, 1}, Geo{1, 9, 800, 3, 3, 0},
                        Geo{2, 7, 9, 3, 2, 1}, Geo{2, 9, 8, 2, 3, 1}, Geo{1, 12, 13, 5, 2, 2},
                        Geo{2, 30, 30, 3, 3, 0}, Geo{2, 32, 32, 3, 2, 1}, Geo{2, 11, 13, 2, 2, 1},
                        Geo{1, 10, 21, 4, 5, 2}, Geo{2, 17, 19, 3, 1, 1}})
-    for (bool shared : {false, true}) {
-      const PoolGeom g = make_pool_geom(q.c, q.h, q.w, q.k, q.k, q.s, q.s, q.p, q.p, false, false);
-      const int n = 2, K = q.k * q.k;
-      std::vector<float> logits(size_t(shared ? 1 : q.c) * K),
-          x(size_t(n) * q.c * q.h * q.w), dy(size_t(n) * q.c * g.OH * g.OW);
-      for (auto& v : logits) v = lu(rng);
-      for (auto& v : x) v = rng() % 29 == 0 ? special[rng() % 5] : u(rng);
-      for (auto& v : dy) v = rng() % 31 == 0 ? special[1 + rng() % 4] : u(rng);
-      const Outputs got = run_cpu(g, logits, shared, x, dy, n);
-      std::vector<float> y(got.y.size()), dx(x.size(), 0.f);
-      float e[kWeightedPoolMaxWindow];
-      for (int i = 0; i < n; ++i)
-        for (int c = 0; c < q.c; ++c) {
-          const size_t p = size_t(i) * q.c + c;
-          const float* plane = x.data() + p * q.h * q.w;
-          const float* lg = logits.data() + (shared ? 0 : size_t(c) * K);
-          for (int oh = 0; oh < g.OH; ++oh)
-            for (int ow = 0; ow < g.OW; ++ow) {
-              const PoolWindowRect r = pool_window_rect(g, oh, ow);
-              const float den = weighted_pool_weights(g, r, lg, e);
-              const size_t o = (p * g.OH + oh) * g.OW + ow;
-              y[o] = weighted_pool_output(g, r, plane, e, den);
-              int j = 0;
-              for (int h = r.h_lo; h < r.h_hi; ++h)
-                for (int w = r.w_lo; w < r.w_hi; ++w, ++j)
-                  dx[p * q.h * q.w + size_t(h) * q.w + w] +=
-                      weighted_pool_input_grad(e[j], den, dy[o]);
-            }
-        }
-      ASSERT_EQ(std::memcmp(got.y.data(), y.data(), 4 * y.size()), 0) << q.w << " y";
-      ASSERT_EQ(std::memcmp(got.dx.data(), dx.data(), 4 * dx.size()), 0) << q.w << " dx";
-    }
+    for (bool shared : {false, true})
+      expect_per_window_bits(
+          make_pool_geom(q.c, q.h, q.w, q.k, q.k, q.s, q.s, q.p, q.p, false, false), shared, rng);
+  for (const PoolGeom& g : {make_pool_geom(1, 3, 7, 3, 2, 1, 4, 0, 0, false, false),
+                            make_pool_geom(2, 6, 10, 3, 2, 1, 4, 1, 1, false, false),
+                            make_pool_geom(2, 9, 11, 2, 3, 3, 1, 1, 0, false, false)})
+    expect_per_window_bits(g, false, rng);
 }
 
 TEST(WeightedPool, ZeroLogitsAverageTheValidElements) {

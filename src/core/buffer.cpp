@@ -49,7 +49,8 @@ namespace {
 // spread over many megabytes, and with 4 KiB pages each plane costs a TLB miss (measured:
 // weighted pooling's forward + backward on 32x64x32x32 some 30 % faster). Linux's
 // transparent huge pages take the advice in its default "madvise" mode and ignore it when
-// they are off.
+// they are off. The cost: up to 2 MiB more per such buffer (its size is rounded up to whole
+// huge pages), which the memory statistics (bytes asked for) do not count.
 constexpr size_t kHugePage = size_t(2) << 20;
 
 void* host_alloc(size_t bytes) {

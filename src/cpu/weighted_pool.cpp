@@ -100,7 +100,7 @@ void split_plane(const PoolGeom& g, const Layout& l, const float* plane, float* 
     else if (S == 2) split_phases<2>(from, dst + m_lo, phase, m_hi - m_lo, S, 2);
     else if (S == 3) split_phases<3>(from, dst + m_lo, phase, m_hi - m_lo, S, 3);
     else split_phases<0>(from, dst + m_lo, phase, m_hi - m_lo, S, l.P);
-    for (size_t i = 0; i < l.edge.size(); ++i) dst[l.split_at[i]] = src[l.edge[i]];
+    for (size_t i = 0; i < l.split_edge.size(); ++i) dst[l.split_at[i]] = src[l.split_edge[i]];
   }
 }
 

@@ -16,7 +16,8 @@
 namespace convpool::cpu::weighted {
 
 // The per-plane loops, built for AVX2 as well where the compiler can (chosen at load time):
-// the same operations lane by lane (no FMA), so the same bits on either.
+// the same operations lane by lane (no FMA), so the same bits on either. Sanitizer builds
+// keep the default build only, so that CI's sanitizer run tests that one.
 #if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
 #define CONVPOOL_WEIGHTED_CLONES __attribute__((target_clones("avx2", "default")))
 #else
@@ -81,11 +82,11 @@ struct Layout {
   int TL;       // floats of a table row: output columns -T .. from offset T, zero outside
   int OWp;      // output columns rounded up to 2V
   // Padded columns m S .. m S + S - 1 are all inside the plane for m in [m_lo, m_hi); the
-  // plane's other columns (fewer than S at either end) of a kept phase are `edge`, with
-  // their places in a phase buffer row (split_at: phase q at q Hp M, position m) and among the
-  // gather's sums (sums_at: q Mg + m).
+  // plane's other columns (fewer than S at either end) are `edge`, with their places among
+  // the gather's sums (sums_at: q Mg + m), and those of a kept phase `split_edge`, with their
+  // places in a phase buffer row (split_at: phase q at q Hp M, position m).
   int m_lo, m_hi;
-  std::vector<int> edge;
+  std::vector<int> edge, split_edge;
   std::vector<size_t> split_at, sums_at;
   Layout(const PoolGeom& g) {
     K = g.KH * g.KW;
@@ -101,10 +102,11 @@ struct Layout {
     m_hi = std::max(m_lo, (g.PW + g.W) / S);
     auto add = [&](int c) {
       const int cp = c + g.PW;
-      if (cp % S >= P) return;
       edge.push_back(c);
-      split_at.push_back(size_t(cp % S) * Hp * M + cp / S);
       sums_at.push_back(size_t(cp % S) * Mg + cp / S);
+      if (cp % S >= P) return;
+      split_edge.push_back(c);
+      split_at.push_back(size_t(cp % S) * Hp * M + cp / S);
     };
     for (int c = 0; c < std::min(g.W, m_lo * S - g.PW); ++c) add(c);
     for (int c = std::max({0, m_hi * S - g.PW, m_lo * S - g.PW}); c < g.W; ++c) add(c);
