@@ -46,13 +46,15 @@ template <int S>
                                                 int s, int phases) {
   int m = 0;
   if constexpr (S == 2)
-    for (; m + L <= count; m += L) {
+    for (; m < count && count >= L; m += L) {
+      m = std::min(m, count - L);  // the last vector overlaps the one before: no scalar tail
       const vf a = load(src + 2 * m), b = load(src + 2 * m + L);
       store(dst + m, __builtin_shuffle(a, b, vi{0, 2, 4, 6}));
       store(dst + qs + m, __builtin_shuffle(a, b, vi{1, 3, 5, 7}));
     }
   if constexpr (S == 3)
-    for (; m + L <= count; m += L) {
+    for (; m < count && count >= L; m += L) {
+      m = std::min(m, count - L);
       const vf a = load(src + 3 * m), b = load(src + 3 * m + L), c = load(src + 3 * m + 2 * L);
       store(dst + m, __builtin_shuffle(__builtin_shuffle(a, b, vi{0, 3, 6, 7}), c, vi{0, 1, 2, 5}));
       store(dst + qs + m, __builtin_shuffle(__builtin_shuffle(a, b, vi{1, 4, 7, 7}), c, vi{0, 1, 2, 6}));
@@ -67,13 +69,15 @@ template <int S>
                                                int s) {
   int m = 0;
   if constexpr (S == 2)
-    for (; m + L <= count; m += L) {
+    for (; m < count && count >= L; m += L) {
+      m = std::min(m, count - L);  // the last vector overlaps the one before: no scalar tail
       const vf a = load(src + m), b = load(src + qs + m);
       store(dst + 2 * m, __builtin_shuffle(a, b, vi{0, 4, 1, 5}));
       store(dst + 2 * m + L, __builtin_shuffle(a, b, vi{2, 6, 3, 7}));
     }
   if constexpr (S == 3)
-    for (; m + L <= count; m += L) {
+    for (; m < count && count >= L; m += L) {
+      m = std::min(m, count - L);
       const vf a = load(src + m), b = load(src + qs + m), c = load(src + 2 * qs + m);
       const vf t = __builtin_shuffle(a, b, vi{0, 4, 1, 5}), u = __builtin_shuffle(a, b, vi{2, 6, 3, 7});
       store(dst + 3 * m, __builtin_shuffle(t, c, vi{0, 1, 4, 2}));
@@ -92,6 +96,9 @@ CONVPOOL_WEIGHTED_CLONES
 void split_plane(const PoolGeom& g, const Layout& l, const float* plane, float* buf) {
   const int S = l.S, W = g.W, PW = g.PW, m_lo = l.m_lo, m_hi = l.m_hi;
   const size_t phase = size_t(l.Hp) * l.M;
+  const int edges = int(l.split_edge.size());
+  const int* split_edge = l.split_edge.data();
+  const size_t* split_at = l.split_at.data();
   for (int h = 0; h < g.H; ++h) {
     const float* src = plane + size_t(h) * W;
     float* dst = buf + size_t(h + g.PH) * l.M;
@@ -100,7 +107,7 @@ void split_plane(const PoolGeom& g, const Layout& l, const float* plane, float* 
     else if (S == 2) split_phases<2>(from, dst + m_lo, phase, m_hi - m_lo, S, 2);
     else if (S == 3) split_phases<3>(from, dst + m_lo, phase, m_hi - m_lo, S, 3);
     else split_phases<0>(from, dst + m_lo, phase, m_hi - m_lo, S, l.P);
-    for (size_t i = 0; i < l.split_edge.size(); ++i) dst[l.split_at[i]] = src[l.split_edge[i]];
+    for (int i = 0; i < edges; ++i) dst[split_at[i]] = src[split_edge[i]];
   }
 }
 
@@ -182,18 +189,31 @@ void weighted_pool_forward(const PoolGeom& g, const float* logits, bool shared, 
 
 namespace {
 
+// y and dy rows into rows of TL floats at offset T (short rows: inline copies, not calls).
+CONVPOOL_WEIGHTED_CLONES
+void copy_rows(const PoolGeom& g, const Layout& l, const float* y, const float* dy, float* yr,
+               float* dyr) {
+  for (int oh = 0; oh < g.OH; ++oh) {
+    const float* ys = y + size_t(oh) * g.OW;
+    const float* ds = dy + size_t(oh) * g.OW;
+    float* yd = yr + size_t(oh) * l.TL + l.T;
+    float* dd = dyr + size_t(oh) * l.TL + l.T;
+    int ow = 0;
+    for (; ow + V <= g.OW; ow += V) {
+      storew(yd + ow, loadw(ys + ow));
+      storew(dd + ow, loadw(ds + ow));
+    }
+    for (; ow < g.OW; ++ow) yd[ow] = ys[ow], dd[ow] = ds[ow];
+  }
+}
+
 // A plane's y and dy, by output row, at offset T of rows of TL floats, zero elsewhere (the
 // columns the gather's taps reach outside the outputs).
 class OutputRows {
  public:
   OutputRows(const PoolGeom& g, const Layout& l)
       : g_(g), l_(l), y_(size_t(g.OH) * l.TL, 0.f), dy_(size_t(g.OH) * l.TL, 0.f) {}
-  void fill(const float* y, const float* dy) {
-    for (int oh = 0; oh < g_.OH; ++oh) {
-      std::memcpy(y_.data() + size_t(oh) * l_.TL + l_.T, y + size_t(oh) * g_.OW, 4 * g_.OW);
-      std::memcpy(dy_.data() + size_t(oh) * l_.TL + l_.T, dy + size_t(oh) * g_.OW, 4 * g_.OW);
-    }
-  }
+  void fill(const float* y, const float* dy) { copy_rows(g_, l_, y, dy, y_.data(), dy_.data()); }
   const float* y(int oh) const { return y_.data() + size_t(oh) * l_.TL + l_.T; }
   const float* dy(int oh) const { return dy_.data() + size_t(oh) * l_.TL + l_.T; }
 
@@ -261,15 +281,19 @@ struct GatherPlan {
 CONVPOOL_WEIGHTED_CLONES
 void plane_input_grad(const PoolGeom& g, const Layout& l, const GatherPlan& plan, float* dxp,
                       float* sums) {
-  const int S = l.S;
+  const int S = l.S, Mg = l.Mg;
+  const int edges = int(l.edge.size());
+  const int* edge = l.edge.data();
+  const size_t* sums_at = l.sums_at.data();
+  const int* first = plan.first.data();
+  const float* const* w = plan.w.data();
+  const float* const* dr = plan.dr.data();
   for (int h = 0; h < g.H; ++h) {
     for (int q = 0; q < S; ++q) {
-      float* d = sums + size_t(q) * l.Mg;
-      const int i0 = plan.first[size_t(h) * S + q], i1 = plan.first[size_t(h) * S + q + 1];
-      const float* const* w = plan.w.data();
-      const float* const* dr = plan.dr.data();
+      float* d = sums + size_t(q) * Mg;
+      const int i0 = first[size_t(h) * S + q], i1 = first[size_t(h) * S + q + 1];
       int m = 0;
-      for (; m + 2 * V <= l.Mg; m += 2 * V) {  // two sums at once: their adds overlap
+      for (; m + 2 * V <= Mg; m += 2 * V) {  // two sums at once: their adds overlap
         vw a0 = vw{}, a1 = vw{};
         for (int i = i0; i < i1; ++i) {
           a0 += loadw(w[i] + m) * loadw(dr[i] + m);
@@ -278,7 +302,7 @@ void plane_input_grad(const PoolGeom& g, const Layout& l, const GatherPlan& plan
         storew(d + m, a0);
         storew(d + m + V, a1);
       }
-      if (m < l.Mg) {
+      if (m < Mg) {
         vw a = vw{};
         for (int i = i0; i < i1; ++i) a += loadw(w[i] + m) * loadw(dr[i] + m);
         storew(d + m, a);
@@ -296,7 +320,7 @@ void plane_input_grad(const PoolGeom& g, const Layout& l, const GatherPlan& plan
     if (S == 2) join_phases<2>(from, l.Mg, to, m_hi - m_lo, S);
     else if (S == 3) join_phases<3>(from, l.Mg, to, m_hi - m_lo, S);
     else join_phases<0>(from, l.Mg, to, m_hi - m_lo, S);
-    for (size_t i = 0; i < l.edge.size(); ++i) row[l.edge[i]] = sums[l.sums_at[i]];
+    for (int i = 0; i < edges; ++i) row[edge[i]] = sums[sums_at[i]];
   }
 }
 
