@@ -455,7 +455,8 @@ Runner add_bench_command(CLI::App& app) {
       ->check(CLI::Range(1, 100000));
   CLI::App* pool = cmd->add_subcommand("pool", "one pooling layer: forward/backward time, GB/s");
   common(pool);
-  pool->add_option("--method", o->method, "METHOD[:key=value,...], e.g. avgtopk:k=2, weighted_pool:shared=1, "
+  pool->add_option("--method", o->method,
+                   "METHOD[:key=value,...], e.g. avgtopk:k=2, weighted_pool:shared=1, "
                    "intermap_pool:groups=2,mode=mean or pyramid_pool:sizes=1,3,5")
       ->capture_default_str();
   pool->add_option("--shape", o->shape, "input N,C,H,W")->capture_default_str();

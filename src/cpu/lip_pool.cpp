@@ -28,7 +28,9 @@ namespace convpool::cpu {
 namespace {
 
 using simd::kLanes;
+using simd::load4;
 using simd::splat;
+using simd::store4;
 using simd::vf;
 
 void check_window(const PoolGeom& g) {
@@ -113,12 +115,6 @@ FastScratch& scratch() {
   return s;
 }
 
-inline vf load(const float* p) {
-  vf v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 
 // A plane's weights e = exp(gamma x - M) (M its largest logit) and, where ex is given, the
 // products e x. False, with nothing written, when an input or a logit is NaN or infinite: the
@@ -294,7 +290,7 @@ void plane_backward_fast(const PoolGeom& g, float gm, const float* plane, const 
     const vf g4 = splat(gm);
     size_t i = 0;
     for (; i + kLanes <= in_plane; i += kLanes)
-      store(dxp + i, load(e + i) * (load(s.big_a.data() + i) + g4 * load(s.big_t.data() + i)));
+      store4(dxp + i, load4(e + i) * (load4(s.big_a.data() + i) + g4 * load4(s.big_t.data() + i)));
     for (; i < in_plane; ++i) dxp[i] = e[i] * (s.big_a[i] + gm * s.big_t[i]);
   }
   if (any_generic)

@@ -20,12 +20,6 @@ using namespace pool_window;
 
 // ---- loading windows ----
 
-inline vf load4(const float* p) {
-  vf r;
-  std::memcpy(&r, p, sizeof r);
-  return r;
-}
-
 // The K columns of four whole windows of one input row that starts at e, at stride S: from
 // contiguous loads split by shuffles (building each vector from scalars costs 4 loads and 3
 // inserts). Stride 1 at any K; 2x2/2, 3x3/3, 3x3/2, 4x4/2, 4x4/4 and 5x5/2; reads nothing past

@@ -137,6 +137,14 @@ inline vf lp_grad_lanes(vf v, vf y, vf dy, float pm1) {
   return sel(y > 0.f, g, splat(0.f));
 }
 
+// Four contiguous floats as a vector (any alignment), and back.
+inline vf load4(const float* p) {
+  vf r;
+  std::memcpy(&r, p, sizeof r);
+  return r;
+}
+inline void store4(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
+
 inline vf load_lanes(const float* p, int cnt) {
   if (cnt == kLanes) {
     vf r;

@@ -28,16 +28,12 @@ namespace convpool::cpu {
 namespace {
 
 using namespace weighted;
+using simd::load4;
+using simd::store4;
 using simd::vf;
 using simd::vi;
 constexpr int L = simd::kLanes;
 
-inline vf load(const float* p) {
-  vf v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void store(float* p, vf v) { std::memcpy(p, &v, sizeof v); }
 // Groups of S floats at src split into S rows qs floats apart (row q, element m: src[m S + q],
 // m < count; only the first `phases` rows where S is not a constant), and back; by shuffles
 // of whole vectors for S = 2 and 3, else one by one.
@@ -48,17 +44,20 @@ template <int S>
   if constexpr (S == 2)
     for (; m < count && count >= L; m += L) {
       m = std::min(m, count - L);  // the last vector overlaps the one before: no scalar tail
-      const vf a = load(src + 2 * m), b = load(src + 2 * m + L);
-      store(dst + m, __builtin_shuffle(a, b, vi{0, 2, 4, 6}));
-      store(dst + qs + m, __builtin_shuffle(a, b, vi{1, 3, 5, 7}));
+      const vf a = load4(src + 2 * m), b = load4(src + 2 * m + L);
+      store4(dst + m, __builtin_shufflevector(a, b, 0, 2, 4, 6));
+      store4(dst + qs + m, __builtin_shufflevector(a, b, 1, 3, 5, 7));
     }
   if constexpr (S == 3)
     for (; m < count && count >= L; m += L) {
       m = std::min(m, count - L);
-      const vf a = load(src + 3 * m), b = load(src + 3 * m + L), c = load(src + 3 * m + 2 * L);
-      store(dst + m, __builtin_shuffle(__builtin_shuffle(a, b, vi{0, 3, 6, 7}), c, vi{0, 1, 2, 5}));
-      store(dst + qs + m, __builtin_shuffle(__builtin_shuffle(a, b, vi{1, 4, 7, 7}), c, vi{0, 1, 2, 6}));
-      store(dst + 2 * qs + m, __builtin_shuffle(__builtin_shuffle(a, b, vi{2, 5, 5, 5}), c, vi{0, 1, 4, 7}));
+      const vf a = load4(src + 3 * m), b = load4(src + 3 * m + L), c = load4(src + 3 * m + 2 * L);
+      store4(dst + m,
+             __builtin_shufflevector(__builtin_shufflevector(a, b, 0, 3, 6, 7), c, 0, 1, 2, 5));
+      store4(dst + qs + m,
+             __builtin_shufflevector(__builtin_shufflevector(a, b, 1, 4, 7, 7), c, 0, 1, 2, 6));
+      store4(dst + 2 * qs + m,
+             __builtin_shufflevector(__builtin_shufflevector(a, b, 2, 5, 5, 5), c, 0, 1, 4, 7));
     }
   const int sn = S ? S : s, kept = S ? S : phases;
   for (; m < count; ++m)
@@ -71,18 +70,20 @@ template <int S>
   if constexpr (S == 2)
     for (; m < count && count >= L; m += L) {
       m = std::min(m, count - L);  // the last vector overlaps the one before: no scalar tail
-      const vf a = load(src + m), b = load(src + qs + m);
-      store(dst + 2 * m, __builtin_shuffle(a, b, vi{0, 4, 1, 5}));
-      store(dst + 2 * m + L, __builtin_shuffle(a, b, vi{2, 6, 3, 7}));
+      const vf a = load4(src + m), b = load4(src + qs + m);
+      store4(dst + 2 * m, __builtin_shufflevector(a, b, 0, 4, 1, 5));
+      store4(dst + 2 * m + L, __builtin_shufflevector(a, b, 2, 6, 3, 7));
     }
   if constexpr (S == 3)
     for (; m < count && count >= L; m += L) {
       m = std::min(m, count - L);
-      const vf a = load(src + m), b = load(src + qs + m), c = load(src + 2 * qs + m);
-      const vf t = __builtin_shuffle(a, b, vi{0, 4, 1, 5}), u = __builtin_shuffle(a, b, vi{2, 6, 3, 7});
-      store(dst + 3 * m, __builtin_shuffle(t, c, vi{0, 1, 4, 2}));
-      store(dst + 3 * m + L, __builtin_shuffle(__builtin_shuffle(t, c, vi{3, 5, 5, 5}), u, vi{0, 1, 4, 5}));
-      store(dst + 3 * m + 2 * L, __builtin_shuffle(u, c, vi{6, 2, 3, 7}));
+      const vf a = load4(src + m), b = load4(src + qs + m), c = load4(src + 2 * qs + m);
+      const vf t = __builtin_shufflevector(a, b, 0, 4, 1, 5),
+               u = __builtin_shufflevector(a, b, 2, 6, 3, 7);
+      store4(dst + 3 * m, __builtin_shufflevector(t, c, 0, 1, 4, 2));
+      store4(dst + 3 * m + L,
+             __builtin_shufflevector(__builtin_shufflevector(t, c, 3, 5, 5, 5), u, 0, 1, 4, 5));
+      store4(dst + 3 * m + 2 * L, __builtin_shufflevector(u, c, 6, 2, 3, 7));
     }
   const int sn = S ? S : s;
   for (; m < count; ++m)
@@ -103,21 +104,24 @@ void split_plane(const PoolGeom& g, const Layout& l, const float* plane, float* 
     const float* src = plane + size_t(h) * W;
     float* dst = buf + size_t(h + g.PH) * l.M;
     const float* from = src + m_lo * S - PW;
-    if (S == 1) std::memcpy(dst + m_lo, from, 4 * size_t(m_hi - m_lo));
-    else if (S == 2) split_phases<2>(from, dst + m_lo, phase, m_hi - m_lo, S, 2);
-    else if (S == 3) split_phases<3>(from, dst + m_lo, phase, m_hi - m_lo, S, 3);
-    else split_phases<0>(from, dst + m_lo, phase, m_hi - m_lo, S, l.P);
+    if (S == 1)
+      std::memcpy(dst + m_lo, from, 4 * size_t(m_hi - m_lo));
+    else if (S == 2)
+      split_phases<2>(from, dst + m_lo, phase, m_hi - m_lo, S, 2);
+    else if (S == 3)
+      split_phases<3>(from, dst + m_lo, phase, m_hi - m_lo, S, 3);
+    else
+      split_phases<0>(from, dst + m_lo, phase, m_hi - m_lo, S, l.P);
     for (int i = 0; i < edges; ++i) dst[split_at[i]] = src[split_edge[i]];
   }
 }
 
 // The plane, zero-padded and split by column phase: phase q row r holds padded columns
-// q, q + S, q + 2S, ... of padded row r (for the kept phases, Layout::P). Only the plane's own elements are written: the
-// padding stays as zeroed at the start.
+// q, q + S, q + 2S, ... of padded row r (for the kept phases, Layout::P). Only the plane's own
+// elements are written: the padding stays as zeroed at the start.
 class Phases {
  public:
-  Phases(const PoolGeom& g, const Layout& l)
-      : g_(g), l_(l), buf_(size_t(l.P) * l.Hp * l.M, 0.f) {}
+  Phases(const PoolGeom& g, const Layout& l) : g_(g), l_(l), buf_(size_t(l.P) * l.Hp * l.M, 0.f) {}
   const float* row(int q, int r) const { return buf_.data() + (size_t(q) * l_.Hp + r) * l_.M; }
   void fill(const float* plane) { split_plane(g_, l_, plane, buf_.data()); }
 
@@ -135,6 +139,13 @@ std::vector<size_t> position_offsets(const PoolGeom& g, const Layout& l) {
     for (int kw = 0; kw < g.KW; ++kw)
       at[kh * g.KW + kw] = (size_t(kw % l.S) * l.Hp + kh) * l.M + kw / l.S;
   return at;
+}
+
+void require_window_fits(const PoolGeom& g) {
+  CP_CHECK(weighted_pool_window_fits(g),
+           "weighted_pool: windows of at most 8 columns and 64 "
+           "positions, not "
+               << g.KH << "x" << g.KW);
 }
 
 // y of the plane, 2L outputs of a row at a time: each sum gains its window positions' terms
@@ -167,9 +178,7 @@ void plane_forward(const PoolGeom& g, const Layout& l, const Tables& t, const Ph
 
 void weighted_pool_forward(const PoolGeom& g, const float* logits, bool shared, const float* x,
                            float* y, int n) {
-  CP_CHECK(weighted_pool_window_fits(g),
-           "weighted_pool: windows of at most 8 columns and 64 positions, not "
-               << g.KH << "x" << g.KW);
+  require_window_fits(g);
   const int K = g.KH * g.KW;
   const size_t in_plane = size_t(g.H) * g.W, out_plane = size_t(g.OH) * g.OW;
   const Layout l(g);
@@ -317,9 +326,12 @@ void plane_input_grad(const PoolGeom& g, const Layout& l, const GatherPlan& plan
     const int m_lo = l.m_lo, m_hi = l.m_hi;
     const float* from = sums + m_lo;
     float* to = row + (m_lo * S - g.PW);
-    if (S == 2) join_phases<2>(from, l.Mg, to, m_hi - m_lo, S);
-    else if (S == 3) join_phases<3>(from, l.Mg, to, m_hi - m_lo, S);
-    else join_phases<0>(from, l.Mg, to, m_hi - m_lo, S);
+    if (S == 2)
+      join_phases<2>(from, l.Mg, to, m_hi - m_lo, S);
+    else if (S == 3)
+      join_phases<3>(from, l.Mg, to, m_hi - m_lo, S);
+    else
+      join_phases<0>(from, l.Mg, to, m_hi - m_lo, S);
     for (int i = 0; i < edges; ++i) row[edge[i]] = sums[sums_at[i]];
   }
 }
@@ -329,9 +341,7 @@ void plane_input_grad(const PoolGeom& g, const Layout& l, const GatherPlan& plan
 void weighted_pool_backward(const PoolGeom& g, const float* logits, bool shared, const float* x,
                             const float* y, const float* dy, float* dx, float* dlogits, int n,
                             float* scratch) {
-  CP_CHECK(weighted_pool_window_fits(g),
-           "weighted_pool: windows of at most 8 columns and 64 positions, not "
-               << g.KH << "x" << g.KW);
+  require_window_fits(g);
   const int K = g.KH * g.KW;
   const size_t in_plane = size_t(g.H) * g.W, out_plane = size_t(g.OH) * g.OW;
   const Layout l(g);
@@ -353,11 +363,7 @@ void weighted_pool_backward(const PoolGeom& g, const float* logits, bool shared,
     for (int k = 0; k < K; ++k) acc[k] = vw{};
     for (int i = 0; i < n; ++i) {
       const size_t p = size_t(i) * g.C + c;
-      if (i + 1 < n) {
-        prefetch(x + (p + g.C) * in_plane, in_plane);
-        prefetch(y + (p + g.C) * out_plane, out_plane);
-        prefetch(dy + (p + g.C) * out_plane, out_plane);
-      }
+      prefetch_next_plane(g, x, y, dy, p, i, n);
       phases.fill(x + p * in_plane);
       rows.fill(y + p * out_plane, dy + p * out_plane);
       plane_logit_grad(g, l, tables, phases, rows, offsets.data(), acc);

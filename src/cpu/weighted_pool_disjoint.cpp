@@ -119,11 +119,7 @@ void backward_disjoint(const PoolGeom& g, const Layout& l, const Tables& t, cons
   std::vector<float> acc(size_t(g.KH) * nat.Wv, 0.f);  // partial sums by window row and column
   for (int i = 0; i < n; ++i) {
     const size_t p = size_t(i) * g.C + c;
-    if (i + 1 < n) {
-      prefetch(x + (p + g.C) * in_plane, in_plane);
-      prefetch(y + (p + g.C) * out_plane, out_plane);
-      prefetch(dy + (p + g.C) * out_plane, out_plane);
-    }
+    prefetch_next_plane(g, x, y, dy, p, i, n);
     float* dxp = dx ? dx + p * in_plane : nullptr;
     if (dxp)
       for (int h : nat.uncovered_rows()) std::memset(dxp + size_t(h) * g.W, 0, 4 * size_t(g.W));

@@ -11,7 +11,9 @@
 #include "kernels/weighted_pool_math.cuh"
 
 // The 32-byte vectors below never cross a call (every function taking one is inlined).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wpsabi"
+#endif
 
 namespace convpool::cpu::weighted {
 
@@ -71,6 +73,15 @@ class ChannelWeights {
 // page the hardware prefetchers follow.
 inline void prefetch(const float* p, size_t n) {
   for (size_t i = 0; i < n; i += 16) __builtin_prefetch(p + i);
+}
+// The backward's inputs of plane p + C, when image i + 1 exists.
+inline void prefetch_next_plane(const PoolGeom& g, const float* x, const float* y, const float* dy,
+                                size_t p, int i, int n) {
+  if (i + 1 >= n) return;
+  const size_t in_plane = size_t(g.H) * g.W, out_plane = size_t(g.OH) * g.OW;
+  prefetch(x + (p + g.C) * in_plane, in_plane);
+  prefetch(y + (p + g.C) * out_plane, out_plane);
+  prefetch(dy + (p + g.C) * out_plane, out_plane);
 }
 
 // Sizes of a channel's working buffers.
