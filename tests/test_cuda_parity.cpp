@@ -155,7 +155,10 @@ INSTANTIATE_TEST_SUITE_P(
         LayerCase{"intermap_pool groups=2 mode=mean", {1, 4, 3, 3}, 2, true},
         LayerCase{"weighted_pool size=3 stride=2 pad=1", {1, 3, 9, 7}, 3, true},
         LayerCase{"weighted_pool size=2 shared=1", {1, 4, 6, 6}, 2, true},
-        LayerCase{"lip_pool size=3 stride=2 pad=1", {1, 3, 9, 7}, 3, true}));
+        LayerCase{"lip_pool size=3 stride=2 pad=1", {1, 3, 9, 7}, 3, true},
+        // The global encoders.
+        LayerCase{"gem_pool shared=0", {1, 5, 8, 8}, 3, true},
+        LayerCase{"attention_pool heads=2", {1, 6, 4, 4}, 3, true}));
 
 }  // namespace
 

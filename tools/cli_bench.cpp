@@ -34,7 +34,7 @@ namespace convpool::cli {
 namespace {
 
 struct BenchOptions {
-  std::string model = default_model_path(), pool, device = "auto", batches = "32,256";
+  std::string model = default_model_path(), pool, global_pool, device = "auto", batches = "32,256";
   std::string method = "max", shape = "256,64,32,32", tensors = "1000,10000";
   int size = 2, stride = 0, pad = 0, warmup = 10, steps = 50, reps = 20, batch = 32, threads = 0,
       checkpoint_reps = 5;
@@ -97,6 +97,7 @@ int bench_train(const BenchOptions& o, Device device) {
   out["device"] = device_line(device);
   out["model"] = o.model;
   out["pool"] = o.pool;
+  out["global_pool"] = o.global_pool;
   if (!o.json)
     std::printf(
         "convpool bench train: %s on %s, %d warm-up + %d timed steps, synthetic data\n\n"
@@ -105,6 +106,7 @@ int bench_train(const BenchOptions& o, Device device) {
         "images/s", "peak memory");
   for (int batch : batches) {
     ModelSpec spec = load_model_file(o.model);
+    if (!o.global_pool.empty()) apply_global_pool_override(spec, o.global_pool);
     if (!o.pool.empty()) apply_pool_override(spec, o.pool);
     reset_peak_memory(device);
     auto graph = Graph::build(spec, GraphOptions{device, batch, 2});
@@ -188,7 +190,7 @@ int bench_pool(const BenchOptions& o, Device device) {
   // A window pooling op (weighted_pool) is its own layer type, not a pool method; the other
   // pooling ops (intermap_pool, pyramid_pool) take no window flags either.
   const bool window_op = find_window_pooling_op(first) != nullptr;
-  const bool other_op = find_other_pooling_op(first) != nullptr;
+  const bool other_op = find_other_pooling_op(first) || find_global_encoder_op(first);
   std::ostringstream text;
   text << "input channels=" << C << " height=" << H << " width=" << W << "\n"
        << (window_op || other_op ? "" : "pool ") << words;
@@ -446,6 +448,8 @@ Runner add_bench_command(CLI::App& app) {
   common(train);
   train->add_option("--model", o->model, "model file")->capture_default_str();
   train->add_option("--pool", o->pool, "override every pooling layer");
+  train->add_option("--global-pool", o->global_pool,
+                    "a global encoder in place of the last pool layer (as train does)");
   train->add_option("--batch", o->batches, "batch sizes, comma-separated")->capture_default_str();
   train->add_option("--warmup", o->warmup, "untimed steps")
       ->capture_default_str()

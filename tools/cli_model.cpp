@@ -15,13 +15,14 @@ namespace convpool::cli {
 namespace {
 
 struct ModelOptions {
-  std::string model, pool;
+  std::string model, pool, global_pool;
   int batch = 128;
   bool json = false;
 };
 
 int run(const ModelOptions& o) {
   ModelSpec spec = load_model_file(o.model);
+  if (!o.global_pool.empty()) apply_global_pool_override(spec, o.global_pool);
   if (!o.pool.empty()) apply_pool_override(spec, o.pool);
   GraphOptions gopts{Device::cpu, o.batch, 0};
   const auto graph = Graph::build(spec, gopts);
@@ -62,6 +63,8 @@ Runner add_model_command(CLI::App& app) {
       "model", "build a model file and print its layers, parameters and activation memory");
   cmd->add_option("model", o->model, "model file")->required();
   cmd->add_option("--pool", o->pool, "replace the method of every pool layer (as train does)");
+  cmd->add_option("--global-pool", o->global_pool,
+                  "a global encoder in place of the last pool layer (as train does)");
   cmd->add_option("--batch", o->batch, "batch size the activation memory is planned for")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));

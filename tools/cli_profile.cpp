@@ -19,7 +19,7 @@ namespace convpool::cli {
 namespace {
 
 struct ProfileOptions {
-  std::string model = default_model_path(), pool, device = "auto", data;
+  std::string model = default_model_path(), pool, global_pool, device = "auto", data;
   int batch = 32, warmup = 5, steps = 20, threads = 0;
   bool json = false, tf32 = false;
 };
@@ -53,6 +53,7 @@ int run(const ProfileOptions& o) {
   const Device device = pick_device(o.device);
   set_cuda_tf32(o.tf32);
   ModelSpec spec = load_model_file(o.model);
+  if (!o.global_pool.empty()) apply_global_pool_override(spec, o.global_pool);
   if (!o.pool.empty()) apply_pool_override(spec, o.pool);
   auto graph = Graph::build(spec, GraphOptions{device, o.batch, 2});
   graph->init_params(1);
@@ -105,6 +106,7 @@ int run(const ProfileOptions& o) {
     j["device"] = device == Device::cuda ? cuda_device_report() : "cpu";
     j["model"] = o.model;
     j["pool"] = o.pool;
+    j["global_pool"] = o.global_pool;
     j["batch"] = o.batch;
     j["warmup"] = o.warmup;
     j["steps"] = o.steps;
@@ -174,6 +176,8 @@ Runner add_profile_command(CLI::App& app) {
       "profile", "per-layer forward/backward times of the training step; Nsight capture range");
   cmd->add_option("--model", o->model, "model file")->capture_default_str();
   cmd->add_option("--pool", o->pool, "override every pooling layer (see pool-methods)");
+  cmd->add_option("--global-pool", o->global_pool,
+                  "a global encoder in place of the last pool layer (as train does)");
   cmd->add_option("--batch", o->batch, "batch size")
       ->capture_default_str()
       ->check(CLI::Range(1, 65536));

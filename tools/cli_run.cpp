@@ -22,8 +22,10 @@ namespace convpool::cli {
 
 namespace fs = std::filesystem;
 
-void check_model(const std::string& model, const std::string& pool, const DataChoice& data) {
+void check_model(const std::string& model, const std::string& pool, const DataChoice& data,
+                 const std::string& global_pool) {
   ModelSpec spec = load_model_file(model);
+  if (!global_pool.empty()) apply_global_pool_override(spec, global_pool);
   if (!pool.empty()) apply_pool_override(spec, pool);
   const auto graph = Graph::build(spec, GraphOptions{Device::cpu, 1, 0});
   require_model_fits_data(*graph, model, data.classes, data.side, data_title(data));
@@ -161,6 +163,7 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
     if (o.new_test_set) state.best_accuracy = -1;  // best is chosen afresh on this test set
   } else {
     spec = load_model_file(o.model);
+    if (!o.global_pool.empty()) apply_global_pool_override(spec, o.global_pool);
   }
   if (!o.pool.empty()) apply_pool_override(spec, o.pool);
   o.cfg.model_text = spec.text;

@@ -16,6 +16,7 @@ namespace convpool::cli {
 
 struct TrainOptions {
   std::string data, model, out, pool, device = "auto", resume, config;
+  std::string global_pool;         // --global-pool: an encoder in place of the last pool layer
   std::string optimizer = "adam";  // cfg.optimizer.kind once parsed
   std::string data_placement = "auto";  // cfg.data_placement once resolved
   std::string dataset = "cifar10";      // `resolved` and cfg.classes once resolved
@@ -74,10 +75,11 @@ void set_effective(CLI::App* cmd, const std::string& name, const std::vector<std
 // run's config.toml and checkpoints repeat them. Nothing without the flag or on a resume.
 void normalize_from_data(CLI::App* cmd, TrainOptions& o, const Dataset& train);
 
-// Builds `model` with the pooling override `pool` on the CPU at batch 1, so that a bad model
-// file or method fails in a moment, before data is read or hours of training start.
-// `data`: the classes and side it must fit.
-void check_model(const std::string& model, const std::string& pool, const DataChoice& data);
+// Builds `model` with the pooling overrides (`global_pool`, then `pool`; either may be empty)
+// on the CPU at batch 1, so that a bad model file or method fails in a moment, before data is
+// read or hours of training start. `data`: the classes and side it must fit.
+void check_model(const std::string& model, const std::string& pool, const DataChoice& data,
+                 const std::string& global_pool = "");
 
 // Both splits of the resolved data set. A record count that is not CIFAR-10's is noted on
 // stderr, unless --quiet; so are an image folder's classes, cache and unreadable files.

@@ -24,12 +24,36 @@ namespace {
 
 // What a checkpoint holds of its run's recipe: --resume takes these from it, and refuses them
 // on its command line. --dataset is checked against the checkpoint apart from these.
-const std::set<std::string> kRecipeInCheckpoint = {
-    "model", "pool", "batch", "optimizer", "lr", "seed", "momentum", "weight-decay", "nesterov",
-    "crop-pad", "pad-mode", "cutout", "flip", "normalize", "normalize-from-data", "mean", "std",
-    "lr-schedule", "warmup", "final-lr-ratio", "onecycle-start-div", "onecycle-final-div",
-    "lr-milestones", "lr-milestone-unit", "lr-gamma", "clip-grad-norm", "label-smoothing", "ema",
-    "eval-with"};
+const std::set<std::string> kRecipeInCheckpoint = {"model",
+                                                   "pool",
+                                                   "global-pool",
+                                                   "batch",
+                                                   "optimizer",
+                                                   "lr",
+                                                   "seed",
+                                                   "momentum",
+                                                   "weight-decay",
+                                                   "nesterov",
+                                                   "crop-pad",
+                                                   "pad-mode",
+                                                   "cutout",
+                                                   "flip",
+                                                   "normalize",
+                                                   "normalize-from-data",
+                                                   "mean",
+                                                   "std",
+                                                   "lr-schedule",
+                                                   "warmup",
+                                                   "final-lr-ratio",
+                                                   "onecycle-start-div",
+                                                   "onecycle-final-div",
+                                                   "lr-milestones",
+                                                   "lr-milestone-unit",
+                                                   "lr-gamma",
+                                                   "clip-grad-norm",
+                                                   "label-smoothing",
+                                                   "ema",
+                                                   "eval-with"};
 
 std::filesystem::path checkpoint_directory(const std::string& checkpoint) {
   const std::filesystem::path dir = std::filesystem::path(checkpoint).parent_path();
@@ -176,7 +200,7 @@ int run(TrainOptions& o, CLI::App* cmd, bool overwrite) {
   if (o.out.empty())
     o.out = "runs/" + std::filesystem::path(o.model).stem().string() + "-" + timestamp();
 
-  if (o.resume.empty()) check_model(o.model, o.pool, o.resolved);
+  if (o.resume.empty()) check_model(o.model, o.pool, o.resolved, o.global_pool);
   // Data-parallel: rank 0 alone owns the run directory; the other ranks write nothing and
   // print nothing (an error still names its rank and ends the job).
   if (world().rank() != 0) {
@@ -251,6 +275,10 @@ Runner add_train_command(CLI::App& app) {
   cmd->add_option("--pool", o->pool,
                   "override every pooling layer: METHOD[:key=value,...], "
                   "e.g. avgtopk:k=3 (see `convpool pool-methods`)")
+      ->capture_default_str();
+  cmd->add_option("--global-pool", o->global_pool,
+                  "a global encoder in place of the model's last pool layer: "
+                  "ENCODER[:key=value,...], e.g. gem_pool:p=3 or attention_pool:heads=2")
       ->capture_default_str();
   cmd->add_option("--out", o->out,
                   "run directory (default: runs/<model>-<time>; with --resume, "

@@ -61,6 +61,11 @@ const WindowPoolingOp* find_window_pooling_op(const std::string& name);
 // lists them and `convpool bench pool --method intermap_pool:groups=2` times them.
 const std::vector<WindowPoolingOp>& other_pooling_ops();
 const WindowPoolingOp* find_other_pooling_op(const std::string& name);
+// The global encoders: ops that turn each image's C x H x W maps into one feature vector
+// (C x 1 x 1, or a multiple of C), which `--global-pool` puts in place of a model's last pool
+// layer (apply_global_pool_override).
+const std::vector<WindowPoolingOp>& global_encoder_ops();
+const WindowPoolingOp* find_global_encoder_op(const std::string& name);
 
 // Every method, in enum order.
 const std::vector<PoolMethodSpec>& pool_methods();

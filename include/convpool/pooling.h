@@ -15,6 +15,12 @@ class Layer;
 // Replaces the method (and method parameters) of every `pool` layer by `override`, e.g.
 // "avgtopk:k=3" or "lp:p=3"; window size, stride and padding are kept.
 void apply_pool_override(ModelSpec& spec, const std::string& override_text);
+// Replaces the model's last `pool` layer (its head's pooling: ResNet-20's global average,
+// VGG-BN's last 2x2 max) by a global encoder, "gem_pool:p=3" or "attention_pool:heads=2"
+// (global_encoder_ops()), keeping its name and inputs. The model text is rewritten too (the
+// layer's line, and a closing comment naming what it replaced), so a checkpoint's model is
+// the one trained. Bad input is a one-line error.
+void apply_global_pool_override(ModelSpec& spec, const std::string& override_text);
 
 // The parsed configuration of a `pool` layer, as the ONNX planner reads it (the layer
 // parses its parameters once); null for any other layer.

@@ -108,6 +108,10 @@ nlohmann::json node_attrs(const NodeContext& c) {
             {"stride", a.get_int("stride", k, 1, 1024)},
             {"pad", a.get_int("pad", 0, 0, 4)}};
   }
+  if (t == "gem_pool")
+    return {{"eps", a.get_double("eps", 1e-6, 1e-30, 1.0)},
+            {"shared", a.get_int("shared", 1, 0, 1) == 1}};
+  if (t == "attention_pool") return {{"heads", a.get_int("heads", 1, 1, 64)}};
   if (t == "weighted_pool") {
     const int k = a.get_int("size", 2, 1, 8);
     return {{"size", k},
@@ -147,6 +151,8 @@ const OnnxOpTable& onnx_op_table() {
       {"pyramid_pool", {"sizes"}},
       {"weighted_pool", {"size", "stride", "pad", "shared"}},
       {"lip_pool", {"size", "stride", "pad"}},
+      {"gem_pool", {"p", "shared", "eps"}},
+      {"attention_pool", {"heads"}},
   };
   return table;
 }

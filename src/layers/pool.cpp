@@ -404,3 +404,78 @@ OpInfo pool_op() {
 }
 
 }  // namespace convpool
+
+namespace convpool {
+
+void apply_global_pool_override(ModelSpec& spec, const std::string& override_text) {
+  const size_t colon = override_text.find(':');
+  const std::string op = override_text.substr(0, colon);
+  if (!find_global_encoder_op(op)) {
+    std::string names;
+    for (auto& e : global_encoder_ops()) names += (names.empty() ? "" : ", ") + e.name;
+    CP_USER_ERROR("--global-pool: unknown global encoder '" << op << "' (one of " << names
+                                                            << "; see `convpool pool-methods`)");
+  }
+  std::string line = op;
+  if (colon != std::string::npos) {
+    std::istringstream is(override_text.substr(colon + 1));
+    std::vector<std::string> keys;
+    for (std::string kv; std::getline(is, kv, ',');) {
+      const size_t eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == kv.size() ||
+          kv.find_first_of(" \t#") != std::string::npos)
+        CP_USER_ERROR("--global-pool: malformed parameter '" << kv << "' (expected key=value)");
+      const std::string key = kv.substr(0, eq);
+      if (key == "name" || key == "in")
+        CP_USER_ERROR("--global-pool " << override_text << ": " << key
+                                       << "= is the replaced layer's");
+      if (std::find(keys.begin(), keys.end(), key) != keys.end())
+        CP_USER_ERROR("--global-pool " << override_text << ": '" << key << "' is given twice");
+      keys.push_back(key);
+      line += " " + kv;
+    }
+    if (keys.empty() || override_text.back() == ',')
+      CP_USER_ERROR("--global-pool " << override_text << ": nothing after ':'");
+  }
+  int last = -1;
+  for (size_t i = 0; i < spec.layers.size(); ++i)
+    if (spec.layers[i].type == "pool") last = int(i);
+  if (last < 0)
+    CP_USER_ERROR("--global-pool " << override_text << ": the model has no pool layer to replace");
+  const LayerSpec& pool = spec.layers[size_t(last)];
+  // "origin:line", with " (copy K of the repeat block)" after it in a repeat block.
+  const bool repeated = pool.where.find(" (copy ") != std::string::npos;
+  const size_t at = pool.where.rfind(':');
+  int line_no = 0;
+  if (at != std::string::npos && !repeated) try {
+      size_t used = 0;
+      line_no = std::stoi(pool.where.substr(at + 1), &used);
+      if (at + 1 + used != pool.where.size()) line_no = 0;
+    } catch (const std::exception&) {
+      line_no = 0;
+    }
+  std::vector<std::string> lines;
+  {
+    std::istringstream is(spec.text);
+    for (std::string l; std::getline(is, l);) lines.push_back(l);
+  }
+  if (line_no < 1 || size_t(line_no) > lines.size() ||
+      lines[size_t(line_no) - 1].find('$') != std::string::npos)
+    CP_USER_ERROR("--global-pool " << override_text << ": " << pool.where
+                                   << ": the last pool layer is inside a repeat block; "
+                                      "--global-pool replaces a layer that has a line of its own");
+  line += " name=" + pool.name;
+  if (!pool.inputs.empty()) {
+    line += " in=";
+    for (size_t i = 0; i < pool.inputs.size(); ++i) line += (i ? "," : "") + pool.inputs[i];
+  }
+  const std::string old = lines[size_t(line_no) - 1];
+  lines[size_t(line_no) - 1] = line;
+  std::string text;
+  for (const std::string& l : lines) text += l + "\n";
+  text += "# --global-pool " + override_text + " replaced line " + std::to_string(line_no) + ": " +
+          old + "\n";
+  spec = parse_model_text(text, pool.where.substr(0, at));
+}
+
+}  // namespace convpool
