@@ -32,7 +32,7 @@ __global__ void gem_pool_plane_grad_kernel(const float* __restrict__ exponent, b
     const float* plane = x + q * hw;
     const float m = gem_mean_power(plane, hw, p, eps);
     factor[q] = gem_input_factor(dy[q], y[q], m, hw);
-    term[q] = gem_exponent_grad(plane, hw, param, eps, y[q], m, dy[q]);
+    term[q] = gem_exponent_grad(param, gem_power_log_sum(plane, hw, p, eps), hw, y[q], m, dy[q]);
   }
 }
 
@@ -43,7 +43,7 @@ __global__ void gem_pool_input_grad_kernel(const float* __restrict__ exponent, b
   CP_GRID_STRIDE(i, inputs) {
     const size_t q = i / hw;
     const float p = gem_exponent(exponent[shared ? 0 : q % c]);
-    dx[i] = gem_input_grad(x[i], eps, p, factor[q]);
+    dx[i] = gem_input_grad(x[i], gem_log(x[i], eps), eps, p, factor[q]);
   }
 }
 
