@@ -11,7 +11,7 @@ namespace convpool::cuda {
 // attention: n x heads x hw floats, written here and read by backward.
 void attention_pool_forward(const float* w, int heads, const float* x, float* y, float* attention,
                             int n, int c, int hw, void* stream);
-// dx (may be null) and dw are overwritten. scratch: n x heads x hw floats.
+// dx (may be null) and dw are overwritten. scratch: attention_pool_scratch_floats floats.
 void attention_pool_backward(const float* w, int heads, const float* x, const float* attention,
                              const float* dy, float* dx, float* dw, int n, int c, int hw,
                              float* scratch, void* stream);

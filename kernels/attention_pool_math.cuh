@@ -9,9 +9,17 @@
 #include <cmath>
 #include <cstddef>
 
+#include "exp_log.cuh"
 #include "hd.cuh"
 
 namespace convpool {
+
+// Scratch of the backward passes: the score gradients (n x heads x hw; all the CUDA kernels
+// use), and on the CPU the images' maps transposed (n x hw x c), so that sums over positions
+// run along vectors of channels.
+inline size_t attention_pool_scratch_floats(int n, int heads, int c, int hw) {
+  return size_t(n) * hw * (size_t(heads) + size_t(c));
+}
 
 // The score of head k at position i: the channels in order. x is the image (C x hw).
 CP_HD float attention_pool_score(const float* w_k, const float* x, int c, int hw, int i) {
@@ -20,16 +28,15 @@ CP_HD float attention_pool_score(const float* w_k, const float* x, int c, int hw
   return s;
 }
 
-// Scores to weights in place: a softmax over the hw positions. A NaN score makes every weight
-// NaN; +inf scores share the weight (exp(inf - inf) would be NaN).
+// Scores to weights in place: a softmax over the hw positions, with exp_log.cuh's exp (the
+// CPU's loops vectorise it). A NaN score makes every weight NaN; +inf scores share the weight
+// (exp(inf - inf) would be NaN). Separate loops, so that the independent ones vectorise.
 CP_HD void attention_pool_softmax(float* a, int hw) {
   float m = a[0];
   for (int i = 1; i < hw; ++i) m = (a[i] > m || a[i] != a[i]) ? a[i] : m;
+  for (int i = 0; i < hw; ++i) a[i] = cp_select(a[i] == m, 1.f, cp_exp(a[i] - m));
   float den = 0.f;
-  for (int i = 0; i < hw; ++i) {
-    a[i] = a[i] == m ? 1.f : expf(a[i] - m);
-    den += a[i];
-  }
+  for (int i = 0; i < hw; ++i) den += a[i];
   for (int i = 0; i < hw; ++i) a[i] = a[i] / den;
 }
 

@@ -66,9 +66,9 @@ CP_HD float gem_power_log_sum(const float* plane, int hw, float p, float eps) {
 // 0 where the parameter is below kGemMinP (the exponent in use does not depend on it there).
 CP_HD float gem_exponent_grad(float param, float power_log_sum, int hw, float y,
                               float mean_power, float dy) {
-  if (param < kGemMinP) return 0.f;
   const float p = param, weighted_log = power_log_sum / float(hw);
-  return dy * y * (weighted_log / (p * mean_power) - cp_log(mean_power) / (p * p));
+  return cp_select(param < kGemMinP, 0.f,
+                   dy * y * (weighted_log / (p * mean_power) - cp_log(mean_power) / (p * p)));
 }
 
 }  // namespace convpool

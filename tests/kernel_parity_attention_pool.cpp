@@ -37,7 +37,7 @@ ApRun run_device(const ApCase& k, const std::vector<float>& w, const std::vector
                  const std::vector<float>& dy) {
   const size_t rows = size_t(k.n) * k.heads * k.hw;
   Dev<float> dwt(w), dxin(x), ddy(dy), dout(dy.size()), da(rows), ddx(x.size()), ddw(w.size()),
-      scratch(rows);
+      scratch(attention_pool_scratch_floats(k.n, k.heads, k.c, k.hw));
   {
     GRID_CAP(2);  // grid-stride second passes
     cuda::attention_pool_forward(dwt.get(), k.heads, dxin.get(), dout.get(), da.get(), k.n, k.c,
@@ -67,8 +67,10 @@ TEST(KernelParityNn, AttentionPoolMatchesCpu) {
       const ApRun got = run_device(k, w, x, dy);
       const size_t rows = size_t(k.n) * k.heads * k.hw;
       std::vector<float> y(dy.size(), std::nanf("")), a(rows, std::nanf("")),
-          dx(x.size(), std::nanf("")), dw(w.size(), std::nanf("")), scratch(rows, std::nanf(""));
-      cpu::attention_pool_forward(w.data(), k.heads, x.data(), y.data(), a.data(), k.n, k.c, k.hw);
+          dx(x.size(), std::nanf("")), dw(w.size(), std::nanf("")),
+          scratch(attention_pool_scratch_floats(k.n, k.heads, k.c, k.hw), std::nanf(""));
+      cpu::attention_pool_forward(w.data(), k.heads, x.data(), y.data(), a.data(), k.n, k.c, k.hw,
+                                  scratch.data());
       cpu::attention_pool_backward(w.data(), k.heads, x.data(), a.data(), dy.data(), dx.data(),
                                    dw.data(), k.n, k.c, k.hw, scratch.data());
       expect_same_outputs(got.y, y, what);

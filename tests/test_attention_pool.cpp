@@ -79,8 +79,9 @@ TEST(AttentionPool, MatchesTheDefinitionInDouble) {
         for (auto& v : dy) v = u(rng);
         const size_t rows = size_t(n) * heads * hw;
         std::vector<float> y(dy.size(), NAN), a(rows, NAN), dx(x.size(), NAN), dw(w.size(), NAN),
-            scratch(rows, NAN);
-        cpu::attention_pool_forward(w.data(), heads, x.data(), y.data(), a.data(), n, c, hw);
+            scratch(attention_pool_scratch_floats(n, heads, c, hw), NAN);
+        cpu::attention_pool_forward(w.data(), heads, x.data(), y.data(), a.data(), n, c, hw,
+                                    scratch.data());
         cpu::attention_pool_backward(w.data(), heads, x.data(), a.data(), dy.data(), dx.data(),
                                      dw.data(), n, c, hw, scratch.data());
         const Reference r = reference(w, heads, x, dy, n, c, hw);
@@ -92,8 +93,8 @@ TEST(AttentionPool, MatchesTheDefinitionInDouble) {
 
 TEST(AttentionPool, ZeroWeightsAverageThePositions) {
   const std::vector<float> w(2, 0.f), x = {1, 2, 3, 6, -1, 0, 1, 4};  // 2 maps of 4
-  std::vector<float> y(2), a(4);
-  cpu::attention_pool_forward(w.data(), 1, x.data(), y.data(), a.data(), 1, 2, 4);
+  std::vector<float> y(2), a(4), scratch(attention_pool_scratch_floats(1, 1, 2, 4));
+  cpu::attention_pool_forward(w.data(), 1, x.data(), y.data(), a.data(), 1, 2, 4, scratch.data());
   EXPECT_FLOAT_EQ(y[0], 3.f);
   EXPECT_FLOAT_EQ(y[1], 1.f);
   for (float v : a) EXPECT_FLOAT_EQ(v, 0.25f);
@@ -103,8 +104,8 @@ TEST(AttentionPool, InfiniteScoresShareTheWeightAndNaNSpreads) {
   const std::vector<float> w = {1.f};
   const std::vector<float> x = {INFINITY, 1.f, INFINITY, 2.f,   // image 0
                                 NAN,      1.f, 2.f,      3.f};  // image 1
-  std::vector<float> y(2), a(8);
-  cpu::attention_pool_forward(w.data(), 1, x.data(), y.data(), a.data(), 2, 1, 4);
+  std::vector<float> y(2), a(8), scratch(attention_pool_scratch_floats(2, 1, 1, 4));
+  cpu::attention_pool_forward(w.data(), 1, x.data(), y.data(), a.data(), 2, 1, 4, scratch.data());
   EXPECT_EQ(a[0], 0.5f);
   EXPECT_EQ(a[1], 0.f);
   EXPECT_EQ(a[2], 0.5f);

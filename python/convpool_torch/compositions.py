@@ -85,6 +85,21 @@ def pyramid(x, sizes):
     return torch.cat([F.max_pool2d(x, s, 1, s // 2) for s in sizes], dim=1)
 
 
+def gem(x, p, eps=1e-6):
+    """Generalised-mean pooling (Radenovic et al.): (mean over the plane of max(x, eps)^p)^(1/p),
+    p a learned tensor (one, or one per channel), as [N, C, 1, 1]."""
+    e = p.view(1, -1, 1, 1)
+    return x.clamp(min=eps).pow(e).mean((-2, -1), keepdim=True).pow(1.0 / e)
+
+
+def attention(x, weight):
+    """Attention pooling: each head's scores by a 1x1 convolution (weight [h, C, 1, 1]), a
+    softmax over the positions, the maps' weighted sum: [N, h C, 1, 1], head by head."""
+    n, c, h, w = x.shape
+    a = F.conv2d(x, weight).flatten(2).softmax(-1)  # N, heads, HW
+    return torch.bmm(a, x.flatten(2).transpose(1, 2)).reshape(n, -1, 1, 1)
+
+
 def lp(x, size, stride, p):
     """(sum |x|^p)^(1/p); F.lp_pool2d is the same for p = 2 (and for x >= 0)."""
     return (F.avg_pool2d(x.abs().pow(p), size, stride) * (size * size)).pow(1.0 / p)

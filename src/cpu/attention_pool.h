@@ -8,11 +8,13 @@
 
 namespace convpool::cpu {
 
-// attention: n x heads x hw floats, written here and read by backward.
-void attention_pool_forward(const float* w, int heads, const float* x, float* y, float* attention,
-                            int n, int c, int hw);
+// attention: n x heads x hw floats, written here and read by backward. scratch:
+// attention_pool_scratch_floats floats.
+void attention_pool_forward(const float* w, int heads, const float* x, float* y,
+                            float* attention, int n, int c, int hw, float* scratch);
 // dx (may be null: no input gradient) and dw are overwritten; dw sums the images, then the
-// positions, in order, whatever the thread count. scratch: n x heads x hw floats.
+// positions, in order, whatever the thread count. scratch: attention_pool_scratch_floats
+// floats.
 void attention_pool_backward(const float* w, int heads, const float* x, const float* attention,
                              const float* dy, float* dx, float* dw, int n, int c, int hw,
                              float* scratch);

@@ -37,9 +37,12 @@ class AttentionPoolLayer : public Layer {
     d.wd_mult = 0.f;
     return {d};
   }
-  // The attention weights, kept from forward for backward; the score gradients are scratch.
+  // The attention weights, kept from forward for backward; the score gradients and the
+  // transposed maps are scratch.
   size_t state_floats(int batch) const override { return size_t(batch) * heads_ * hw_; }
-  size_t workspace_floats(int batch) const override { return size_t(batch) * heads_ * hw_; }
+  size_t workspace_floats(int batch) const override {
+    return attention_pool_scratch_floats(batch, heads_, c_, hw_);
+  }
 
   std::string describe() const override {
     return std::to_string(heads_) + (heads_ == 1 ? " head" : " heads") +
@@ -54,7 +57,7 @@ class AttentionPoolLayer : public Layer {
 #endif
     (void)ctx;
     cpu::attention_pool_forward(params_[0].data, heads_, x.data, y.data, state_, x.shape.n, c_,
-                                hw_);
+                                hw_, workspace_);
   }
   void backward(const StepContext& ctx, const Tensor& x, const Tensor& y, const Tensor& dy,
                 const Tensor& dx) override {
