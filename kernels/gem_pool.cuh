@@ -8,11 +8,11 @@
 
 namespace convpool::cuda {
 
-void gem_pool_forward(const float* exponent, bool shared, float eps, const float* x, float* y,
-                      int n, int c, int hw, void* stream);
-// dx (may be null) and dexponent are overwritten. scratch: gem_pool_scratch_floats(n, c).
-void gem_pool_backward(const float* exponent, bool shared, float eps, const float* x,
-                       const float* y, const float* dy, float* dx, float* dexponent, int n, int c,
-                       int hw, float* scratch, void* stream);
+void gem_pool_forward(const float* theta, bool shared, float eps, const float* x, float* y, int n,
+                      int c, int hw, void* stream);
+// dx (may be null) and dtheta are overwritten. scratch: gem_pool_scratch_floats(n, c).
+void gem_pool_backward(const float* theta, bool shared, float eps, const float* x, const float* y,
+                       const float* dy, float* dx, float* dtheta, int n, int c, int hw,
+                       float* scratch, void* stream);
 
 }  // namespace convpool::cuda

@@ -1,12 +1,12 @@
 // kernels/exp_log.cuh: cp_exp and cp_log within 1 ulp of the double-precision functions over a
-// sweep of every 307th float (normals, subnormals, both signs), their special values, and the
-// same bits whether the compiler vectorises a loop of them or not.
+// sweep of every 307th float (normals, subnormals, both signs), and their special values. (That
+// the CPU's vector loops give the scalar bits is tested where they are used:
+// GemPool.CpuIsTheSharedMathBitForBit.)
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <vector>
 
 #include "kernels/exp_log.cuh"
 
@@ -55,19 +55,6 @@ TEST(ExpLog, SpecialValues) {
   EXPECT_TRUE(std::isnan(cp_log(-inf)));
   EXPECT_TRUE(std::isnan(cp_log(nan)));
   EXPECT_NEAR(cp_log(std::numeric_limits<float>::denorm_min()), std::log(1.4012984643e-45), 1e-5);
-}
-
-// The CPU's GeM loops rely on this: a vectorised loop gives each element the scalar bits.
-TEST(ExpLog, VectorisedLoopsGiveTheScalarBits) {
-  std::vector<float> x(4099), a(x.size()), b(x.size());
-  for (size_t i = 0; i < x.size(); ++i) x[i] = std::ldexp(float(i % 97) - 48.f, int(i % 23) - 11);
-#pragma omp simd
-  for (size_t i = 0; i < x.size(); ++i) a[i] = cp_exp(1.5f * cp_log(x[i] + 60.f)) - cp_exp(x[i]);
-  for (size_t i = 0; i < x.size(); ++i) {
-    volatile float v = x[i];  // one element at a time
-    b[i] = cp_exp(1.5f * cp_log(v + 60.f)) - cp_exp(v);
-  }
-  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.size() * 4), 0);
 }
 
 }  // namespace

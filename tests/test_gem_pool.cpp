@@ -1,12 +1,14 @@
 // GeM pooling on the CPU (kernels/gem_pool_math.cuh through src/cpu/gem_pool.cpp) against its
-// definition in double precision, its limits (p = 1 is average pooling, large p tends to max
-// pooling), the clamp at eps, the exponent's floor at 1, and the layer's refusals; the CUDA
+// definition in double precision, its limits (p near 1 is average pooling, large p tends to max
+// pooling), planes far from 1 in size, the clamp at eps, NaN and infinity, the CPU paths
+// against the shared per-plane math bit for bit, and the layer's refusals; the CUDA
 // kernels are compared with this in tests/kernel_parity_gem_pool.cpp, gradients through a
 // graph (finite differences) in the op registry suite.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -20,21 +22,22 @@ using namespace convpool;
 namespace {
 
 struct Reference {
-  std::vector<double> y, dx, dp;
+  std::vector<double> y, dx, dtheta;
 };
 
-// The definition in double: y = (mean z^p)^(1/p), z = max(x, eps), and its derivatives.
-Reference reference(const std::vector<float>& p, bool shared, float eps,
+// The definition in double, unscaled: y = (mean z^p)^(1/p), z = max(x, eps), p = 1 + e^theta,
+// and its derivatives.
+Reference reference(const std::vector<float>& theta, bool shared, float eps,
                     const std::vector<float>& x, const std::vector<float>& dy, int n, int c,
                     int hw) {
   Reference r;
   r.y.resize(size_t(n) * c);
   r.dx.resize(x.size());
-  r.dp.assign(p.size(), 0.0);
+  r.dtheta.assign(theta.size(), 0.0);
   for (int img = 0; img < n; ++img)
     for (int ch = 0; ch < c; ++ch) {
       const size_t q = size_t(img) * c + ch;
-      const double param = p[shared ? 0 : ch], e = std::max(param, 1.0);
+      const double e = 1 + std::exp(double(theta[shared ? 0 : ch]));
       double m = 0, ml = 0;
       for (int i = 0; i < hw; ++i) {
         const double z = std::max(double(x[q * hw + i]), double(eps));
@@ -47,13 +50,13 @@ Reference reference(const std::vector<float>& p, bool shared, float eps,
         const double v = x[q * hw + i];
         r.dx[q * hw + i] = v < eps ? 0 : dy[q] * y / (m * hw) * std::pow(v, e - 1);
       }
-      if (param >= 1) r.dp[shared ? 0 : ch] += dy[q] * y * (ml / (e * m) - std::log(m) / (e * e));
+      r.dtheta[shared ? 0 : ch] += (e - 1) * dy[q] * y * (ml / (e * m) - std::log(m) / (e * e));
     }
   return r;
 }
 
-// Relative to each value and to the largest, with a floor for the exponent's gradient on
-// one-position planes (0 exactly, a cancellation of rounded logs in float).
+// Relative to each value and to the largest, with a floor for the parameter's gradient on
+// one-position planes (0 exactly: y does not depend on p there).
 void expect_close(const std::vector<float>& got, const std::vector<double>& want, double rel,
                   const char* what) {
   ASSERT_EQ(got.size(), want.size());
@@ -64,57 +67,125 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& want
         << what << " " << i;
 }
 
+struct GemRun {
+  std::vector<float> y, dx, dtheta;
+};
+GemRun run_cpu(const std::vector<float>& theta, bool shared, float eps, const std::vector<float>& x,
+               const std::vector<float>& dy, int n, int c, int hw) {
+  GemRun r{std::vector<float>(dy.size(), NAN), std::vector<float>(x.size(), NAN),
+           std::vector<float>(theta.size(), NAN)};
+  std::vector<float> scratch(gem_pool_scratch_floats(n, c), NAN);
+  cpu::gem_pool_forward(theta.data(), shared, eps, x.data(), r.y.data(), n, c, hw);
+  cpu::gem_pool_backward(theta.data(), shared, eps, x.data(), r.y.data(), dy.data(), r.dx.data(),
+                         r.dtheta.data(), n, c, hw, scratch.data());
+  return r;
+}
+
 TEST(GemPool, MatchesTheDefinitionInDouble) {
   std::mt19937_64 rng(5);
   std::uniform_real_distribution<float> u(-0.5f, 2.f), du(-1.f, 1.f);
   for (const bool shared : {true, false})
-    for (const int hw : {1, 9, 64}) {
+    for (const int hw : {1, 9, 64, 1100}) {  // 1100: a plane in two runs
       const int n = 3, c = 4;
-      std::vector<float> p =
-          shared ? std::vector<float>{2.7f} : std::vector<float>{1.f, 3.f, 0.6f, 6.f};
+      // p = 2.7, and per channel 1.05, 3, 1.5 and 7.
+      const std::vector<float> theta =
+          shared ? std::vector<float>{gem_parameter(2.7f)}
+                 : std::vector<float>{gem_parameter(1.05f), gem_parameter(3.f), gem_parameter(1.5f),
+                                      gem_parameter(7.f)};
       std::vector<float> x(size_t(n) * c * hw), dy(size_t(n) * c);
       for (auto& v : x) v = u(rng);  // about a fifth below eps: clamped
       for (auto& v : dy) v = du(rng);
-      std::vector<float> y(dy.size(), NAN), dx(x.size(), NAN), dp(p.size(), NAN),
-          scratch(gem_pool_scratch_floats(n, c), NAN);
-      cpu::gem_pool_forward(p.data(), shared, 1e-6f, x.data(), y.data(), n, c, hw);
-      cpu::gem_pool_backward(p.data(), shared, 1e-6f, x.data(), y.data(), dy.data(), dx.data(),
-                             dp.data(), n, c, hw, scratch.data());
-      const Reference r = reference(p, shared, 1e-6f, x, dy, n, c, hw);
-      expect_close(y, r.y, 1e-5, "y");
-      expect_close(dx, r.dx, 1e-4, "dx");
-      expect_close(dp, r.dp, 1e-3, "dp");
-      if (!shared) {
-        EXPECT_EQ(dp[2], 0.f) << "p = 0.6 is used as 1: no gradient";
-      }
+      const GemRun got = run_cpu(theta, shared, 1e-6f, x, dy, n, c, hw);
+      const Reference r = reference(theta, shared, 1e-6f, x, dy, n, c, hw);
+      expect_close(got.y, r.y, 1e-5, "y");
+      expect_close(got.dx, r.dx, 1e-4, "dx");
+      expect_close(got.dtheta, r.dtheta, 1e-3, "dtheta");
     }
 }
 
-TEST(GemPool, OneIsTheMeanAndALargeExponentTendsToTheMax) {
+// Scaled by each plane's largest value, nothing overflows or underflows where the result
+// itself fits: planes of 1e30 at p = 9 (z^p is 1e270), of eps = 1e-30 at p = 20 (z^p is
+// 1e-600), and a dead plane of zeros.
+TEST(GemPool, LargeAndTinyPlanesStayFinite) {
+  const int hw = 4;
+  const std::vector<float> x = {1e30f,  2e30f,  5e29f,  1e30f,  // huge
+                                0.f,    0.f,    0.f,    0.f,    // dead: all at eps
+                                1e-30f, 3e-30f, 2e-30f, 0.f};
+  const std::vector<float> dy = {1.f, 1.f, 1.f};
+  for (const float p : {9.f, 20.f}) {
+    const std::vector<float> theta = {gem_parameter(p)};
+    const GemRun got = run_cpu(theta, true, 1e-30f, x, dy, 1, 3, hw);
+    const Reference r = reference(theta, true, 1e-30f, x, dy, 1, 3, hw);
+    for (int q = 0; q < 3; ++q) EXPECT_TRUE(std::isfinite(got.y[q])) << p << " plane " << q;
+    EXPECT_NEAR(got.y[1], 1e-30f, 1e-36f);  // every element at eps
+    EXPECT_NEAR(
+        got.y[0],
+        std::pow((std::pow(1.0, p) + std::pow(2.0, p) + std::pow(0.5, p) + 1) / 4, 1 / double(p)) *
+            1e30,
+        1e24);
+    for (float v : got.dx) EXPECT_TRUE(std::isfinite(v)) << p;
+    EXPECT_TRUE(std::isfinite(got.dtheta[0])) << p;
+    (void)r;
+  }
+}
+
+TEST(GemPool, ALargeExponentTendsToTheMaxAndOneNearTheMean) {
   const std::vector<float> x = {0.5f, 2.f, 1.f, 0.25f};
   std::vector<float> y(1);
-  const float one = 1.f, big = 60.f;
-  cpu::gem_pool_forward(&one, true, 1e-6f, x.data(), y.data(), 1, 1, 4);
-  EXPECT_FLOAT_EQ(y[0], (0.5f + 2.f + 1.f + 0.25f) / 4);
+  const float near_one = gem_parameter(1.0001f), big = gem_parameter(60.f);
+  cpu::gem_pool_forward(&near_one, true, 1e-6f, x.data(), y.data(), 1, 1, 4);
+  EXPECT_NEAR(y[0], (0.5f + 2.f + 1.f + 0.25f) / 4, 1e-3f);
   cpu::gem_pool_forward(&big, true, 1e-6f, x.data(), y.data(), 1, 1, 4);
   EXPECT_NEAR(y[0], 2.f, 2.f * 0.03f);  // 2 * (1/4)^(1/60)
   EXPECT_LT(y[0], 2.f);
 }
 
-TEST(GemPool, ClampsBelowEpsAndKeepsNaN) {
-  const float p = 2.f;
-  const std::vector<float> x = {-3.f, 0.f, NAN, 1.f};  // plane 0: {-3, 0}; plane 1: {NaN, 1}
-  std::vector<float> y(2), dx(4), dp(1), scratch(gem_pool_scratch_floats(1, 2));
-  const std::vector<float> dy = {1.f, 1.f};
-  cpu::gem_pool_forward(&p, true, 0.5f, x.data(), y.data(), 1, 2, 2);
-  EXPECT_FLOAT_EQ(y[0], 0.5f);  // both clamped to eps
-  EXPECT_TRUE(std::isnan(y[1]));
-  cpu::gem_pool_backward(&p, true, 0.5f, x.data(), y.data(), dy.data(), dx.data(), dp.data(), 1, 2,
-                         2, scratch.data());
-  EXPECT_EQ(dx[0], 0.f);
-  EXPECT_EQ(dx[1], 0.f);
-  EXPECT_TRUE(std::isnan(dx[2]));
-  EXPECT_TRUE(std::isnan(dp[0]));
+TEST(GemPool, ClampsBelowEpsAndKeepsNaNAndInfinity) {
+  const float theta = gem_parameter(2.f);
+  // Plane 0: {-3, 0} (both at eps); plane 1: {NaN, 1}; plane 2: {+inf, 1}.
+  const std::vector<float> x = {-3.f, 0.f, NAN, 1.f, INFINITY, 1.f};
+  const std::vector<float> dy = {1.f, 1.f, 1.f};
+  const GemRun got = run_cpu({theta}, true, 0.5f, x, dy, 1, 3, 2);
+  EXPECT_FLOAT_EQ(got.y[0], 0.5f);
+  EXPECT_TRUE(std::isnan(got.y[1]));
+  EXPECT_EQ(got.y[2], INFINITY);
+  EXPECT_EQ(got.dx[0], 0.f);
+  EXPECT_EQ(got.dx[1], 0.f);
+  EXPECT_TRUE(std::isnan(got.dx[2]));
+  EXPECT_TRUE(std::isnan(got.dtheta[0]));
+}
+
+// The CPU's blocks, runs and vectors give each plane the shared math's bits (as the CUDA
+// kernels compute it, one plane per thread): outputs, input gradients and parameter terms, at
+// sizes that take one or many planes a block and planes in runs, with ties and NaN.
+TEST(GemPool, CpuIsTheSharedMathBitForBit) {
+  std::mt19937_64 rng(8);
+  std::uniform_int_distribution<int> level(-4, 12);
+  for (const int hw : {1, 7, 16, 64, 1024, 2500})
+    for (const bool shared : {true, false}) {
+      const int n = 3, c = 5;
+      std::vector<float> theta(shared ? 1 : c), x(size_t(n) * c * hw), dy(size_t(n) * c);
+      for (auto& v : theta) v = float(level(rng)) * 0.2f;
+      for (auto& v : x) v = float(level(rng)) * 0.25f;  // ties, zeros, values below eps
+      x[x.size() / 2] = NAN;
+      for (auto& v : dy) v = float(level(rng)) * 0.1f;
+      const GemRun got = run_cpu(theta, shared, 1e-6f, x, dy, n, c, hw);
+      for (int q = 0; q < n * c; ++q) {
+        const float p = gem_exponent(theta[shared ? 0 : q % c]);
+        const float* plane = x.data() + size_t(q) * hw;
+        const float zmax = gem_max(plane, hw, 1e-6f), lmax = cp_log(zmax);
+        const float m = gem_mean_power(plane, hw, p, 1e-6f, lmax);
+        const float y = gem_output(zmax, m, p);
+        ASSERT_EQ(std::memcmp(&got.y[q], &y, 4), 0) << hw << " plane " << q;
+        const float f = gem_input_factor(dy[q], m, p, hw);
+        for (int i = 0; i < hw; ++i) {
+          const float want = gem_input_grad(plane[i], gem_log(plane[i], 1e-6f), lmax, 1e-6f, p, f);
+          const float have = got.dx[size_t(q) * hw + i];
+          if (std::isnan(want) && std::isnan(have)) continue;
+          ASSERT_EQ(std::memcmp(&have, &want, 4), 0) << hw << " plane " << q << " dx " << i;
+        }
+      }
+    }
 }
 
 TEST(GemPool, TheLayerSaysWhatItTakesInOneLine) {
@@ -127,9 +198,11 @@ TEST(GemPool, TheLayerSaysWhatItTakesInOneLine) {
   EXPECT_EQ(g->output_shape(1).h, 1);
   ASSERT_EQ(g->param_infos().size(), 1u);
   EXPECT_EQ(g->param_infos()[0].shape.n, 3);  // one exponent per channel
+  EXPECT_EQ(g->param_infos()[0].name, "gem_pool1.log_p_minus_1");
   EXPECT_EQ(g->param_infos()[0].wd_mult, 0.f);
-  for (const char* bad : {"gem_pool p=0.5", "gem_pool p=x", "gem_pool shared=2", "gem_pool eps=0",
-                          "gem_pool max", "gem_pool size=2"}) {
+  for (const char* bad :
+       {"gem_pool p=0.5", "gem_pool p=1", "gem_pool p=65", "gem_pool p=x", "gem_pool shared=2",
+        "gem_pool eps=0", "gem_pool max", "gem_pool size=2"}) {
     try {
       build(bad);
       ADD_FAILURE() << bad << ": built";

@@ -1,8 +1,8 @@
 // `gem_pool [p=3] [shared=1] [eps=1e-6]`: generalised-mean pooling, a global encoder: each
 // plane becomes (mean of max(x, eps)^p)^(1/p) (kernels/gem_pool_math.cuh), C x H x W becomes
 // C x 1 x 1. The exponent is learned, starting at p: one for the layer, or one per channel
-// with shared=0. It is not decayed (weight decay would pull it towards 0, below average
-// pooling).
+// with shared=0. Its parameter is `log_p_minus_1`, ln(p - 1), so that every value is an
+// exponent above 1; it is not decayed (decay would pull p towards 2).
 #include "cpu/gem_pool.h"
 
 #include "layer_kinds.h"
@@ -19,7 +19,8 @@ class GemPoolLayer : public Layer {
  public:
   explicit GemPoolLayer(const LayerSpec& spec) : Layer(spec) {
     LayerArgs a(spec_);
-    p0_ = float(a.get_double("p", 3.0, kGemMinP, 64.0));
+    p0_ = float(a.get_double("p", 3.0, 1.0, 64.0));
+    if (p0_ <= 1.f) a.fail("p=1 is average pooling: GeM's p starts above 1 (e.g. p=3)");
     shared_ = a.get_int("shared", 1, 0, 1) == 1;
     eps_ = float(a.get_double("eps", 1e-6, 1e-30, 1.0));
     no_positional(spec_, a);
@@ -33,7 +34,8 @@ class GemPoolLayer : public Layer {
   }
 
   std::vector<ParamDecl> param_decls() const override {
-    ParamDecl d{"p", {shared_ ? 1 : c_, 1, 1, 1}, Init::constant, 0, 0, p0_, 1};
+    ParamDecl d{
+        "log_p_minus_1", {shared_ ? 1 : c_, 1, 1, 1}, Init::constant, 0, 0, gem_parameter(p0_), 1};
     d.wd_mult = 0.f;
     return {d};
   }

@@ -1,19 +1,20 @@
 // pool: every pooling method. `pool METHOD [global] [size=2] [stride=size] [pad=0]` and the
 // method's own parameters, as the table in kernels/pool_methods.cuh gives them.
 #include "cpu/pool.h"
-#include "cpu/pool_fast.h"
 
 #include <omp.h>
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cmath>
 #include <sstream>
 
-#include "kernels/philox.cuh"
 #include "convpool/error.h"
 #include "convpool/layer.h"
 #include "convpool/pooling.h"
+#include "cpu/pool_fast.h"
+#include "kernels/philox.cuh"
 #ifdef CONVPOOL_HAVE_CUDA
 #include "kernels/pool.cuh"
 #endif
@@ -422,8 +423,9 @@ void apply_global_pool_override(ModelSpec& spec, const std::string& override_tex
     std::vector<std::string> keys;
     for (std::string kv; std::getline(is, kv, ',');) {
       const size_t eq = kv.find('=');
-      if (eq == std::string::npos || eq == 0 || eq + 1 == kv.size() ||
-          kv.find_first_of(" \t#") != std::string::npos)
+      const bool plain = std::all_of(
+          kv.begin(), kv.end(), [](unsigned char ch) { return std::isgraph(ch) && ch != '#'; });
+      if (eq == std::string::npos || eq == 0 || eq + 1 == kv.size() || !plain)
         CP_USER_ERROR("--global-pool: malformed parameter '" << kv << "' (expected key=value)");
       const std::string key = kv.substr(0, eq);
       if (key == "name" || key == "in")
@@ -459,12 +461,20 @@ void apply_global_pool_override(ModelSpec& spec, const std::string& override_tex
     std::istringstream is(spec.text);
     for (std::string l; std::getline(is, l);) lines.push_back(l);
   }
-  if (line_no < 1 || size_t(line_no) > lines.size() ||
-      lines[size_t(line_no) - 1].find('$') != std::string::npos)
+  const bool in_text = line_no >= 1 && size_t(line_no) <= lines.size();
+  if (repeated || (in_text && lines[size_t(line_no) - 1].find('$') != std::string::npos))
     CP_USER_ERROR("--global-pool " << override_text << ": " << pool.where
                                    << ": the last pool layer is inside a repeat block; "
                                       "--global-pool replaces a layer that has a line of its own");
+  if (!in_text)
+    CP_USER_ERROR("--global-pool " << override_text << ": " << pool.where
+                                   << ": the model text has no such line to rewrite");
   line += " name=" + pool.name;
+  std::ostringstream multipliers;  // the pool line's own, kept (they scale no parameter of a pool)
+  if (pool.lr_mult != 1.f) multipliers << " lr_mult=" << pool.lr_mult;
+  if (pool.wd_mult != 1.f) multipliers << " wd_mult=" << pool.wd_mult;
+  if (pool.frozen) multipliers << " frozen=1";
+  line += multipliers.str();
   if (!pool.inputs.empty()) {
     line += " in=";
     for (size_t i = 0; i < pool.inputs.size(); ++i) line += (i ? "," : "") + pool.inputs[i];
