@@ -139,8 +139,8 @@ const WindowPoolingOp* find_other_pooling_op(const std::string& name) {
 const std::vector<WindowPoolingOp>& global_encoder_ops() {
   static const std::vector<WindowPoolingOp> rows = {
       {"gem_pool", "[p=3] [shared=1] [eps=1e-6]",
-       "generalised mean (GeM): (mean of max(x, eps)^p)^(1/p) per map, p learned (one, or one "
-       "per map with shared=0); p = 1 is the average, large p tends to the max"},
+       "generalised mean (GeM): (mean of max(x, eps)^p)^(1/p) per map, p > 1 learned (one, or "
+       "one per map with shared=0); p near 1 is the average, large p tends to the max"},
       {"attention_pool", "[heads=1]",
        "softmax attention over positions: each head scores the positions by a learned 1x1 "
        "convolution and sums the maps with the softmax of its scores; heads x C features; "
