@@ -31,13 +31,14 @@ __global__ void gem_pool_plane_grad_kernel(const float* __restrict__ theta, bool
                                            float* __restrict__ log_max, float* __restrict__ term,
                                            size_t planes, int c, int hw) {
   CP_GRID_STRIDE(q, planes) {
-    const float p = gem_exponent(theta[shared ? 0 : q % c]);
+    const float t = theta[shared ? 0 : q % c], p = gem_exponent(t);
     const float* plane = x + q * hw;
     const float zmax = gem_max(plane, hw, eps), lmax = cp_log(zmax);
     const float m = gem_mean_power(plane, hw, p, eps, lmax);
     factor[q] = gem_input_factor(dy[q], m, p, hw);
     log_max[q] = lmax;
-    term[q] = gem_parameter_grad(p, gem_power_log_sum(plane, hw, p, eps, lmax), hw, y[q], m, dy[q]);
+    term[q] =
+        gem_parameter_grad(t, p, gem_power_log_sum(plane, hw, p, eps, lmax), hw, y[q], m, dy[q]);
   }
 }
 

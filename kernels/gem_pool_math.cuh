@@ -82,11 +82,12 @@ CP_HD float gem_power_log_sum(const float* plane, int hw, float p, float eps, fl
   return s;
 }
 
-// A plane's term of the parameter's gradient, dy * dy/dtheta, from its sums.
-CP_HD float gem_parameter_grad(float p, float power_log_sum, int hw, float y, float mean_power,
-                               float dy) {
+// A plane's term of the parameter's gradient, dy * dy/dtheta, from its sums; dp/dtheta =
+// e^theta, taken from theta itself (p - 1 would round to 0 for theta below about -16.6).
+CP_HD float gem_parameter_grad(float theta, float p, float power_log_sum, int hw, float y,
+                               float mean_power, float dy) {
   const float weighted_log = power_log_sum / float(hw);
-  return (p - 1.f) * dy * y * (weighted_log / (p * mean_power) - cp_log(mean_power) / (p * p));
+  return cp_exp(theta) * dy * y * (weighted_log / (p * mean_power) - cp_log(mean_power) / (p * p));
 }
 
 }  // namespace convpool

@@ -52,6 +52,7 @@ ApRun run_device(const ApCase& k, const std::vector<float>& w, const std::vector
 const ApCase kCases[] = {
     {3, 4, 64, 1},  {2, 5, 16, 2}, {4, 3, 1, 1},
     {2, 11, 49, 3}, {9, 20, 9, 2},  // 360 outputs, 324 scores, 3240 inputs: grid-stride passes
+    {8, 40, 64, 2},                 // 40,960 terms: the CPU's threads (images; dw by channels)
 };
 
 TEST(KernelParityNn, AttentionPoolMatchesCpu) {

@@ -64,9 +64,10 @@ void expect_same_sums(const std::vector<float>& got, const std::vector<float>& w
 }
 
 const GemCase kCases[] = {
-    {3, 4, 64, true, 1e-6f},  {2, 5, 16, false, 1e-6f}, {4, 3, 1, false, 1e-6f},
-    {2, 3, 49, true, 0.25f},  {9, 70, 4, false, 1e-6f},  // 630 planes: grid-stride passes
-    {1, 600, 3, true, 1e-6f},
+    {3, 4, 64, true, 1e-6f},  {2, 5, 16, false, 1e-6f},   {4, 3, 1, false, 1e-6f},
+    {2, 3, 49, true, 0.25f},  {9, 70, 4, false, 1e-6f},    // 630 planes: grid-stride passes
+    {1, 600, 3, true, 1e-6f}, {2, 3, 1500, false, 1e-6f},  // planes in runs of the CPU's block
+    {4, 8, 700, true, 1e-6f},                              // 22,400 elements: the CPU's threads
 };
 
 TEST(KernelParityNn, GemPoolMatchesCpu) {

@@ -125,7 +125,8 @@ TEST(GemPool, LargeAndTinyPlanesStayFinite) {
         1e24);
     for (float v : got.dx) EXPECT_TRUE(std::isfinite(v)) << p;
     EXPECT_TRUE(std::isfinite(got.dtheta[0])) << p;
-    (void)r;
+    for (int i = 0; i < hw && p == 9.f; ++i)  // the huge plane in double: 1e270 fits
+      EXPECT_NEAR(got.dx[i], r.dx[i], 1e-4 * std::fabs(r.dx[i])) << p << " dx " << i;
   }
 }
 
@@ -138,6 +139,11 @@ TEST(GemPool, ALargeExponentTendsToTheMaxAndOneNearTheMean) {
   cpu::gem_pool_forward(&big, true, 1e-6f, x.data(), y.data(), 1, 1, 4);
   EXPECT_NEAR(y[0], 2.f, 2.f * 0.03f);  // 2 * (1/4)^(1/60)
   EXPECT_LT(y[0], 2.f);
+  // theta = -20: p is 1 in float, and the parameter still has its gradient, e^theta dy/dp.
+  const GemRun low = run_cpu({-20.f}, true, 1e-6f, x, {1.f}, 1, 1, 4);
+  const Reference r = reference({-20.f}, true, 1e-6f, x, {1.f}, 1, 1, 4);
+  EXPECT_NE(low.dtheta[0], 0.f);
+  EXPECT_NEAR(low.dtheta[0], r.dtheta[0], 1e-3 * std::fabs(r.dtheta[0]));
 }
 
 TEST(GemPool, ClampsBelowEpsAndKeepsNaNAndInfinity) {
@@ -170,13 +176,16 @@ TEST(GemPool, CpuIsTheSharedMathBitForBit) {
       x[x.size() / 2] = NAN;
       for (auto& v : dy) v = float(level(rng)) * 0.1f;
       const GemRun got = run_cpu(theta, shared, 1e-6f, x, dy, n, c, hw);
+      std::vector<float> term(size_t(n) * c);
       for (int q = 0; q < n * c; ++q) {
-        const float p = gem_exponent(theta[shared ? 0 : q % c]);
+        const float t = theta[shared ? 0 : q % c], p = gem_exponent(t);
         const float* plane = x.data() + size_t(q) * hw;
         const float zmax = gem_max(plane, hw, 1e-6f), lmax = cp_log(zmax);
         const float m = gem_mean_power(plane, hw, p, 1e-6f, lmax);
         const float y = gem_output(zmax, m, p);
         ASSERT_EQ(std::memcmp(&got.y[q], &y, 4), 0) << hw << " plane " << q;
+        term[q] =
+            gem_parameter_grad(t, p, gem_power_log_sum(plane, hw, p, 1e-6f, lmax), hw, y, m, dy[q]);
         const float f = gem_input_factor(dy[q], m, p, hw);
         for (int i = 0; i < hw; ++i) {
           const float want = gem_input_grad(plane[i], gem_log(plane[i], 1e-6f), lmax, 1e-6f, p, f);
@@ -184,6 +193,23 @@ TEST(GemPool, CpuIsTheSharedMathBitForBit) {
           if (std::isnan(want) && std::isnan(have)) continue;
           ASSERT_EQ(std::memcmp(&have, &want, 4), 0) << hw << " plane " << q << " dx " << i;
         }
+      }
+      // The parameter's gradient: each channel's planes over the images in order, then the
+      // channels in order when shared (as the kernels add them).
+      std::vector<float> want(theta.size());
+      float all = 0.f;
+      for (int ch = 0; ch < c; ++ch) {
+        float s = 0.f;
+        for (int i = 0; i < n; ++i) s += term[size_t(i) * c + ch];
+        if (shared)
+          all += s;
+        else
+          want[size_t(ch)] = s;
+      }
+      if (shared) want[0] = all;
+      for (size_t k = 0; k < want.size(); ++k) {
+        if (std::isnan(want[k]) && std::isnan(got.dtheta[k])) continue;
+        ASSERT_EQ(std::memcmp(&got.dtheta[k], &want[k], 4), 0) << hw << " dtheta " << k;
       }
     }
 }

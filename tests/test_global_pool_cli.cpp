@@ -12,6 +12,7 @@
 #include "convpool/checkpoint.h"
 #include "convpool/metrics.h"
 #include "convpool/pool_methods.h"
+#include "convpool/pooling.h"
 #include "test_helpers.h"
 
 using namespace convpool;
@@ -83,6 +84,36 @@ TEST(GlobalPool, TheCheckpointHoldsTheRewrittenModel) {
                                            "/last.safetensors --global-pool gem_pool --epochs 2");
   EXPECT_NE(again.exit_code, 0);
   EXPECT_NE(again.output.find("--global-pool cannot change it"), std::string::npos) << again.output;
+}
+
+// The rewrite keeps the layer's name, inputs, multipliers (the same floats) and freezing, and
+// leaves a comment on the line alone.
+TEST(GlobalPool, TheRewriteKeepsTheLayersNameInputsAndMultipliers) {
+  ModelSpec spec = parse_model_text(
+      "input channels=3 height=8 width=8\nconv filters=4 size=3 name=c\nrelu name=r\n"
+      "pool avg global name=head in=c lr_mult=0.1234567 frozen=1  # costs $5\nflatten\n"
+      "dense units=10\n",
+      "m.cfg");
+  apply_global_pool_override(spec, "gem_pool:p=2.5,shared=0");
+  const LayerSpec& l = spec.layers.at(2);
+  EXPECT_EQ(l.type, "gem_pool");
+  EXPECT_EQ(l.name, "head");
+  EXPECT_EQ(l.inputs, std::vector<std::string>{"c"});
+  EXPECT_EQ(l.lr_mult, 0.1234567f);
+  EXPECT_TRUE(l.frozen);
+  EXPECT_EQ(l.where, "m.cfg:4");
+  EXPECT_NE(spec.text.find("# --global-pool gem_pool:p=2.5,shared=0 replaced line 4: pool avg"),
+            std::string::npos);
+  for (const char* bad : {"gem_pool:p=2\nrelu", "gem_pool:p=\t2", "gem_pool:p=2#x"})
+    EXPECT_NE(error_of([&] {
+                ModelSpec again = parse_model_text(
+                    "input channels=3 height=8 width=8\npool avg "
+                    "global\nflatten\ndense units=10\n",
+                    "m.cfg");
+                apply_global_pool_override(again, bad);
+              }).find("malformed parameter"),
+              std::string::npos)
+        << bad;
 }
 
 TEST(GlobalPool, BadInputIsOneLine) {

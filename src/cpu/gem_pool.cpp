@@ -84,12 +84,12 @@ CONVPOOL_GEM_CLONES void outputs(const float* zmax, const float* mean_power, con
 }
 
 // Each plane's parameter term and input-gradient factor.
-CONVPOOL_GEM_CLONES void plane_grads(const float* p, const float* power_log, int hw, const float* y,
-                                     const float* mean_power, const float* dy, int planes,
-                                     float* term, float* factor) {
+CONVPOOL_GEM_CLONES void plane_grads(const float* theta, const float* p, const float* power_log,
+                                     int hw, const float* y, const float* mean_power,
+                                     const float* dy, int planes, float* term, float* factor) {
 #pragma omp simd
   for (int j = 0; j < planes; ++j) {
-    term[j] = gem_parameter_grad(p[j], power_log[j], hw, y[j], mean_power[j], dy[j]);
+    term[j] = gem_parameter_grad(theta[j], p[j], power_log[j], hw, y[j], mean_power[j], dy[j]);
     factor[j] = gem_input_factor(dy[j], mean_power[j], p[j], hw);
   }
 }
@@ -97,12 +97,13 @@ CONVPOOL_GEM_CLONES void plane_grads(const float* p, const float* power_log, int
 // One block's planes: their exponents, largest z and its log, and the sums of r^p (and of
 // r^p ln r when power_log is given), with the logarithms and powers of the last run in lz, pw.
 struct Sums {
-  float p[kBlock], zmax[kBlock], lmax[kBlock], sum[kBlock], power_log[kBlock];
+  float theta[kBlock], p[kBlock], zmax[kBlock], lmax[kBlock], sum[kBlock], power_log[kBlock];
   float lz[kBlock], pw[kBlock];
-  void take(const float* theta, bool shared, int c, long q0, int count, const float* xb, int hw,
+  void take(const float* params, bool shared, int c, long q0, int count, const float* xb, int hw,
             float eps, bool with_log) {
     for (int j = 0; j < count; ++j) {
-      p[j] = gem_exponent(theta[shared ? 0 : (q0 + j) % c]);
+      theta[j] = params[shared ? 0 : (q0 + j) % c];
+      p[j] = gem_exponent(theta[j]);
       sum[j] = power_log[j] = 0.f;
     }
     plane_maxima(xb, count, hw, eps, zmax);
@@ -160,7 +161,7 @@ void gem_pool_backward(const float* theta, bool shared, float eps, const float* 
     Sums s;
     s.take(theta, shared, c, q0, count, xb, hw, eps, true);
     float factor[kBlock];
-    plane_grads(s.p, s.power_log, hw, y + q0, s.sum, dy + q0, count, term + q0, factor);
+    plane_grads(s.theta, s.p, s.power_log, hw, y + q0, s.sum, dy + q0, count, term + q0, factor);
     if (!dx) continue;
     float* db = dx + size_t(q0) * hw;
     if (hw <= kBlock) {  // lz holds the block's logarithms

@@ -8,6 +8,7 @@
 #include <array>
 #include <cctype>
 #include <cmath>
+#include <iomanip>
 #include <sstream>
 
 #include "convpool/error.h"
@@ -462,7 +463,7 @@ void apply_global_pool_override(ModelSpec& spec, const std::string& override_tex
     for (std::string l; std::getline(is, l);) lines.push_back(l);
   }
   const bool in_text = line_no >= 1 && size_t(line_no) <= lines.size();
-  if (repeated || (in_text && lines[size_t(line_no) - 1].find('$') != std::string::npos))
+  if (repeated)
     CP_USER_ERROR("--global-pool " << override_text << ": " << pool.where
                                    << ": the last pool layer is inside a repeat block; "
                                       "--global-pool replaces a layer that has a line of its own");
@@ -470,7 +471,10 @@ void apply_global_pool_override(ModelSpec& spec, const std::string& override_tex
     CP_USER_ERROR("--global-pool " << override_text << ": " << pool.where
                                    << ": the model text has no such line to rewrite");
   line += " name=" + pool.name;
-  std::ostringstream multipliers;  // the pool line's own, kept (they scale no parameter of a pool)
+  // The pool line's own multipliers and freezing, kept: they now apply to the encoder's
+  // parameters. Nine digits give back the same float.
+  std::ostringstream multipliers;
+  multipliers << std::setprecision(9);
   if (pool.lr_mult != 1.f) multipliers << " lr_mult=" << pool.lr_mult;
   if (pool.wd_mult != 1.f) multipliers << " wd_mult=" << pool.wd_mult;
   if (pool.frozen) multipliers << " frozen=1";
