@@ -158,7 +158,8 @@ INSTANTIATE_TEST_SUITE_P(
         LayerCase{"lip_pool size=3 stride=2 pad=1", {1, 3, 9, 7}, 3, true},
         // The global encoders.
         LayerCase{"gem_pool shared=0", {1, 5, 8, 8}, 3, true},
-        LayerCase{"attention_pool heads=2", {1, 6, 4, 4}, 3, true}));
+        LayerCase{"attention_pool heads=2", {1, 6, 4, 4}, 3, true},
+        LayerCase{"compact_bilinear d=32 eps=0.01", {1, 6, 4, 4}, 3, true}));
 
 }  // namespace
 

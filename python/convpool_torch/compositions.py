@@ -100,6 +100,22 @@ def attention(x, weight):
     return torch.bmm(a, x.flatten(2).transpose(1, 2)).reshape(n, -1, 1, 1)
 
 
+def compact_bilinear(x, bins1, signs1, bins2, signs2, d, eps=1e-6):
+    """Compact bilinear pooling, Tensor Sketch (Gao et al.), as PyTorch code writes it: each
+    position's count sketches (index_add of the signed channels into d bins; bins and signs
+    [C]), their circular convolution by rfft/irfft, summed over the positions; then the signed
+    square root z / (sqrt(|z| + eps) + sqrt(eps)) and L2 normalisation: [N, d, 1, 1]."""
+    n = x.shape[0]
+    f = x.flatten(2).transpose(1, 2)  # N, HW, C
+
+    def sketch(bins, signs):
+        return torch.zeros(f.shape[:-1] + (d,), dtype=x.dtype).index_add_(-1, bins, f * signs)
+    spectrum = torch.fft.rfft(sketch(bins1, signs1)) * torch.fft.rfft(sketch(bins2, signs2))
+    z = torch.fft.irfft(spectrum, n=d).sum(1)
+    y = z / (torch.sqrt(z.abs() + eps) + eps ** 0.5)
+    return F.normalize(y, dim=1).view(n, d, 1, 1)
+
+
 def lp(x, size, stride, p):
     """(sum |x|^p)^(1/p); F.lp_pool2d is the same for p = 2 (and for x >= 0)."""
     return (F.avg_pool2d(x.abs().pow(p), size, stride) * (size * size)).pow(1.0 / p)

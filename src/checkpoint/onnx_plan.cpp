@@ -9,6 +9,7 @@
 #include "convpool/error.h"
 #include "convpool/model.h"
 #include "convpool/pooling.h"
+#include "kernels/compact_bilinear_math.cuh"
 
 namespace convpool {
 
@@ -112,6 +113,24 @@ nlohmann::json node_attrs(const NodeContext& c) {
     return {{"eps", a.get_double("eps", 1e-6, 1e-30, 1.0)},
             {"shared", a.get_int("shared", 1, 0, 1) == 1}};
   if (t == "attention_pool") return {{"heads", a.get_int("heads", 1, 1, 64)}};
+  if (t == "compact_bilinear") {
+    // The hashes as tables: each channel's bin and sign in both sketches.
+    const int d = a.get_int("d", 8192, 2, 1 << 20);
+    const double eps = a.get_double("eps", 1e-6, 1e-30, 1.0);
+    const CompactBilinearSketch sk =
+        compact_bilinear_sketch(uint64_t(a.get_int("seed", 1, 0, 2147483647)), d, float(eps));
+    nlohmann::json j = {{"d", d}, {"eps", eps}};
+    for (const auto& [key, h] : {std::pair{"1", &sk.h1}, std::pair{"2", &sk.h2}}) {
+      nlohmann::json bins = nlohmann::json::array(), signs = nlohmann::json::array();
+      for (int i = 0; i < c.in[0].c; ++i) {
+        bins.push_back(sketch_bin(*h, uint32_t(i)));
+        signs.push_back(int(sketch_sign(*h, uint32_t(i))));
+      }
+      j[std::string("bin") + key] = bins;
+      j[std::string("sign") + key] = signs;
+    }
+    return j;
+  }
   if (t == "weighted_pool") {
     const int k = a.get_int("size", 2, 1, 8);
     return {{"size", k},
@@ -153,6 +172,7 @@ const OnnxOpTable& onnx_op_table() {
       {"lip_pool", {"size", "stride", "pad"}},
       {"gem_pool", {"p", "shared", "eps"}},
       {"attention_pool", {"heads"}},
+      {"compact_bilinear", {"d", "seed", "eps"}},
   };
   return table;
 }

@@ -145,6 +145,10 @@ const std::vector<WindowPoolingOp>& global_encoder_ops() {
        "softmax attention over positions: each head scores the positions by a learned 1x1 "
        "convolution and sums the maps with the softmax of its scores; heads x C features; "
        "average pooling at the start"},
+      {"compact_bilinear", "[d=8192] [seed=1] [eps=1e-6]",
+       "compact bilinear pooling (Tensor Sketch): the count sketch in d bins of the maps' "
+       "bilinear matrix summed over positions, signed square root, L2 normalised; d features, "
+       "nothing learned"},
   };
   return rows;
 }

@@ -24,13 +24,29 @@ OpInfo lip_pool_op();
 OpInfo pyramid_pool_op();
 OpInfo gem_pool_op();
 OpInfo attention_pool_op();
+OpInfo compact_bilinear_op();
 
 const std::vector<OpInfo>& op_registry() {
   static const std::vector<OpInfo> table = {
-      conv_op(),       dense_op(),    pool_op(),           relu_op(),         flatten_op(),
-      batchnorm_op(),  add_op(),      concat_op(),         dropout_op(),      gelu_op(),
-      leaky_relu_op(), scale_op(),    intermap_pool_op(),  pyramid_pool_op(), weighted_pool_op(),
-      lip_pool_op(),   gem_pool_op(), attention_pool_op(),
+      conv_op(),
+      dense_op(),
+      pool_op(),
+      relu_op(),
+      flatten_op(),
+      batchnorm_op(),
+      add_op(),
+      concat_op(),
+      dropout_op(),
+      gelu_op(),
+      leaky_relu_op(),
+      scale_op(),
+      intermap_pool_op(),
+      pyramid_pool_op(),
+      weighted_pool_op(),
+      lip_pool_op(),
+      gem_pool_op(),
+      attention_pool_op(),
+      compact_bilinear_op(),
   };
   return table;
 }
