@@ -181,7 +181,7 @@ int run_pool_methods(bool json) {
       "\nGlobal encoders, model-file layers of their own, which --global-pool puts in "
       "place of a model's last pool layer (`--global-pool gem_pool:p=3`):\n");
   for (auto& op : global_encoder_ops())
-    std::printf("%-15s %-28s %s\n", op.name.c_str(), op.params.c_str(), op.definition.c_str());
+    std::printf("%-16s %-29s %s\n", op.name.c_str(), op.params.c_str(), op.definition.c_str());
   return 0;
 }
 }  // namespace
