@@ -176,7 +176,7 @@ int run_pool_methods(bool json) {
     std::printf("%-13s %-20s %s\n", op.name.c_str(), op.params.c_str(), op.definition.c_str());
   std::printf("\nOther pooling ops, model-file layers of their own (docs/model-format.md):\n");
   for (auto& op : other_pooling_ops())
-    std::printf("%-13s %-24s %s\n", op.name.c_str(), op.params.c_str(), op.definition.c_str());
+    std::printf("%-13s %-29s %s\n", op.name.c_str(), op.params.c_str(), op.definition.c_str());
   std::printf(
       "\nGlobal encoders, model-file layers of their own, which --global-pool puts in "
       "place of a model's last pool layer (`--global-pool gem_pool:p=3`):\n");

@@ -10,6 +10,7 @@
 #include "convpool/model.h"
 #include "convpool/pooling.h"
 #include "kernels/compact_bilinear_math.cuh"
+#include "kernels/spectral_pool_math.cuh"
 
 namespace convpool {
 
@@ -113,6 +114,16 @@ nlohmann::json node_attrs(const NodeContext& c) {
     return {{"eps", a.get_double("eps", 1e-6, 1e-30, 1.0)},
             {"shared", a.get_int("shared", 1, 0, 1) == 1}};
   if (t == "attention_pool") return {{"heads", a.get_int("heads", 1, 1, 64)}};
+  if (t == "spectral_pool") {
+    // The two matrices, rows: A_h (h x H) and A_w (w x W).
+    const Shape& in = c.in[0];
+    nlohmann::json rows = nlohmann::json::array(), cols = nlohmann::json::array();
+    for (int m = 0; m < c.out.h; ++m)
+      for (int r = 0; r < in.h; ++r) rows.push_back(spectral_pool_weight(c.out.h, in.h, m, r));
+    for (int q = 0; q < c.out.w; ++q)
+      for (int n = 0; n < in.w; ++n) cols.push_back(spectral_pool_weight(c.out.w, in.w, q, n));
+    return {{"rows", rows}, {"cols", cols}};
+  }
   if (t == "compact_bilinear") {
     // The hashes as tables: each channel's bin and sign in both sketches.
     const int d = a.get_int("d", 8192, 2, 1 << 20);
@@ -173,6 +184,7 @@ const OnnxOpTable& onnx_op_table() {
       {"gem_pool", {"p", "shared", "eps"}},
       {"attention_pool", {"heads"}},
       {"compact_bilinear", {"d", "seed", "eps"}},
+      {"spectral_pool", {"factor", "height", "width"}},
   };
   return table;
 }

@@ -126,6 +126,9 @@ const std::vector<WindowPoolingOp>& other_pooling_ops() {
        "concatenated along channels"},
       {"intermap_pool", "groups=G [mode=max|mean]",
        "across maps: each group of G adjacent maps reduced to one, position by position"},
+      {"spectral_pool", "[factor=2] [height=H width=W]",
+       "spectral: each map's 2-D spectrum cropped to its lowest frequencies, H x W to "
+       "ceil(H / factor) x ceil(W / factor) (any factor >= 1) or height x width"},
   };
   return rows;
 }

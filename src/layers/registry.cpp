@@ -25,6 +25,7 @@ OpInfo pyramid_pool_op();
 OpInfo gem_pool_op();
 OpInfo attention_pool_op();
 OpInfo compact_bilinear_op();
+OpInfo spectral_pool_op();
 
 const std::vector<OpInfo>& op_registry() {
   static const std::vector<OpInfo> table = {
@@ -47,6 +48,7 @@ const std::vector<OpInfo>& op_registry() {
       gem_pool_op(),
       attention_pool_op(),
       compact_bilinear_op(),
+      spectral_pool_op(),
   };
   return table;
 }

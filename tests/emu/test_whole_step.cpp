@@ -213,12 +213,13 @@ TEST_F(WholeStep, EveryPoolingMethodAndDropoutDrawLikeTheCpu) {
   if (pools.size() > 8) text += "concat in=" + inputs + "\n";
   // Per-pixel pyramid pooling of them all (C -> 2C) and inter-map pooling, both modes
   // (2C -> C -> C/2; C = 4 per pool layer), then weighted pooling with weights per channel
-  // (padded, overlapping) and shared, and local importance pooling; its planes flattened
-  // beside the global encoders' features (GeM with an exponent per channel, attention with
-  // two heads, compact bilinear).
+  // (padded, overlapping), spectral pooling by 1.5 and weighted pooling shared, and local
+  // importance pooling; its planes flattened beside the global encoders' features (GeM with an
+  // exponent per channel, attention with two heads, compact bilinear).
   text +=
       "pyramid_pool sizes=1,3\nintermap_pool groups=2\nintermap_pool groups=2 mode=mean\n"
-      "weighted_pool size=3 stride=1 pad=1\nweighted_pool size=2 shared=1\n"
+      "weighted_pool size=3 stride=1 pad=1\nspectral_pool factor=1.5\nweighted_pool size=2 "
+      "shared=1\n"
       "lip_pool size=3 stride=1 pad=1 name=lip\ngem_pool shared=0 name=gem in=lip\n"
       "attention_pool heads=2 name=att in=lip\ncompact_bilinear d=128 name=cbp in=lip\n"
       "flatten name=flat in=lip\nconcat in=flat,gem,att,cbp\ndropout p=0.3\ndense units=10\n";
