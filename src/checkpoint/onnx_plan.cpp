@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <sstream>
 
 #include "convpool/error.h"
 #include "convpool/model.h"
@@ -114,6 +115,12 @@ nlohmann::json node_attrs(const NodeContext& c) {
     return {{"eps", a.get_double("eps", 1e-6, 1e-30, 1.0)},
             {"shared", a.get_int("shared", 1, 0, 1) == 1}};
   if (t == "attention_pool") return {{"heads", a.get_int("heads", 1, 1, 64)}};
+  if (t == "spp_pool") {
+    nlohmann::json levels = nlohmann::json::array();
+    std::istringstream is(a.get_string("levels", "1,2,4"));
+    for (std::string item; std::getline(is, item, ',');) levels.push_back(std::stoi(item));
+    return {{"levels", levels}, {"mode", a.get_choice("mode", "max", {"max", "avg"})}};
+  }
   if (t == "spectral_pool") {
     // The two matrices, rows: A_h (h x H) and A_w (w x W).
     const Shape& in = c.in[0];
@@ -185,6 +192,7 @@ const OnnxOpTable& onnx_op_table() {
       {"attention_pool", {"heads"}},
       {"compact_bilinear", {"d", "seed", "eps"}},
       {"spectral_pool", {"factor", "height", "width"}},
+      {"spp_pool", {"levels", "mode"}},
   };
   return table;
 }

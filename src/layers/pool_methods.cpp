@@ -152,6 +152,9 @@ const std::vector<WindowPoolingOp>& global_encoder_ops() {
        "compact bilinear pooling (Tensor Sketch): the count sketch in d bins of the maps' "
        "bilinear matrix summed over positions, signed square root, L2 normalised; d features, "
        "nothing learned"},
+      {"spp_pool", "[levels=1,2,4] [mode=max|avg]",
+       "spatial pyramid pooling: each level's L x L cells of every map pooled by max or mean, "
+       "levels concatenated; C (L1^2 + L2^2 + ...) features whatever the map's size"},
   };
   return rows;
 }

@@ -26,6 +26,7 @@ OpInfo gem_pool_op();
 OpInfo attention_pool_op();
 OpInfo compact_bilinear_op();
 OpInfo spectral_pool_op();
+OpInfo spp_pool_op();
 
 const std::vector<OpInfo>& op_registry() {
   static const std::vector<OpInfo> table = {
@@ -49,6 +50,7 @@ const std::vector<OpInfo>& op_registry() {
       attention_pool_op(),
       compact_bilinear_op(),
       spectral_pool_op(),
+      spp_pool_op(),
   };
   return table;
 }
