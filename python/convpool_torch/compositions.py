@@ -116,6 +116,14 @@ def compact_bilinear(x, bins1, signs1, bins2, signs2, d, eps=1e-6):
     return F.normalize(y, dim=1).view(n, d, 1, 1)
 
 
+def spp(x, levels, mode="max"):
+    """Spatial pyramid pooling: adaptive max (or average) pooling to L x L per level, each
+    flattened channel-major, concatenated: [N, C sum L^2, 1, 1]."""
+    pool = F.adaptive_max_pool2d if mode == "max" else F.adaptive_avg_pool2d
+    n = x.shape[0]
+    return torch.cat([pool(x, L).flatten(1) for L in levels], 1).view(n, -1, 1, 1)
+
+
 def lp(x, size, stride, p):
     """(sum |x|^p)^(1/p); F.lp_pool2d is the same for p = 2 (and for x >= 0)."""
     return (F.avg_pool2d(x.abs().pow(p), size, stride) * (size * size)).pow(1.0 / p)
