@@ -8,6 +8,8 @@
 #include "attention_pool.h"
 
 #include <algorithm>
+
+#include "avx2_clones.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -16,17 +18,10 @@ namespace convpool::cpu {
 
 namespace {
 
-#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define CONVPOOL_ATTENTION_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define CONVPOOL_ATTENTION_CLONES
-#endif
-
 // out[k][i] = sum_c v[k][c] x[c][i] for one image: the channels in order, every position at
 // once (attention_pool_score for each i).
-CONVPOOL_ATTENTION_CLONES void scores(const float* __restrict v, int heads,
-                                      const float* __restrict x, int c, int hw,
-                                      float* __restrict out) {
+CONVPOOL_AVX2_CLONES void scores(const float* __restrict v, int heads, const float* __restrict x,
+                                 int c, int hw, float* __restrict out) {
   for (int k = 0; k < heads; ++k) {
     float* o = out + size_t(k) * hw;
     const float* v_k = v + size_t(k) * c;
@@ -48,9 +43,9 @@ void transpose(const float* __restrict x, int c, int hw, float* __restrict xt) {
 
 // y[k][c] = sum_i a[k][i] xt[i][c] (attention_pool_output for each c): the positions in order,
 // every channel at once.
-CONVPOOL_ATTENTION_CLONES void weighted_sums(const float* __restrict a, int heads,
-                                             const float* __restrict xt, int c, int hw,
-                                             float* __restrict y) {
+CONVPOOL_AVX2_CLONES void weighted_sums(const float* __restrict a, int heads,
+                                        const float* __restrict xt, int c, int hw,
+                                        float* __restrict y) {
   for (int k = 0; k < heads; ++k) {
     float* yk = y + size_t(k) * c;
     const float* a_k = a + size_t(k) * hw;
@@ -65,9 +60,9 @@ CONVPOOL_ATTENTION_CLONES void weighted_sums(const float* __restrict a, int head
 }
 
 // dx[c][i] = sum_k (a[k][i] dy[k][c] + w[k][c] ds[k][i]) (attention_pool_input_grad).
-CONVPOOL_ATTENTION_CLONES void input_grads(const float* __restrict a, const float* __restrict ds,
-                                           const float* __restrict w, const float* __restrict dy,
-                                           int heads, int c, int hw, float* __restrict dx) {
+CONVPOOL_AVX2_CLONES void input_grads(const float* __restrict a, const float* __restrict ds,
+                                      const float* __restrict w, const float* __restrict dy,
+                                      int heads, int c, int hw, float* __restrict dx) {
   for (int ch = 0; ch < c; ++ch) {
     float* o = dx + size_t(ch) * hw;
     for (int i = 0; i < hw; ++i) o[i] = 0.f;
@@ -84,9 +79,9 @@ CONVPOOL_ATTENTION_CLONES void input_grads(const float* __restrict a, const floa
 }
 
 // dw[k][c0, c1) += sum_i ds[k][i] xt[i][c] for one image: the positions in order.
-CONVPOOL_ATTENTION_CLONES void weight_grads(const float* __restrict ds, int heads,
-                                            const float* __restrict xt, int c, int hw, int c0,
-                                            int c1, float* __restrict dw) {
+CONVPOOL_AVX2_CLONES void weight_grads(const float* __restrict ds, int heads,
+                                       const float* __restrict xt, int c, int hw, int c0, int c1,
+                                       float* __restrict dw) {
   for (int k = 0; k < heads; ++k) {
     float* d = dw + size_t(k) * c;
     const float* ds_k = ds + size_t(k) * hw;

@@ -10,15 +10,11 @@
 
 #include <vector>
 
+#include "avx2_clones.h"
+
 namespace convpool::cpu {
 
 namespace {
-
-#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define CONVPOOL_COMPACT_BILINEAR_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define CONVPOOL_COMPACT_BILINEAR_CLONES
-#endif
 
 // Each channel's bin and sign under one hash.
 struct ChannelHashes {
@@ -33,8 +29,8 @@ struct ChannelHashes {
 };
 
 // g = x x^T for one image (x: C x hw, xt: hw x C).
-CONVPOOL_COMPACT_BILINEAR_CLONES void gram(const float* __restrict x, const float* __restrict xt,
-                                           int c, int hw, float* __restrict g) {
+CONVPOOL_AVX2_CLONES void gram(const float* __restrict x, const float* __restrict xt, int c, int hw,
+                               float* __restrict g) {
   for (int i = 0; i < c; ++i) {
     float* row = g + size_t(i) * c;
     const float* xi = x + size_t(i) * hw;
@@ -51,8 +47,8 @@ CONVPOOL_COMPACT_BILINEAR_CLONES void gram(const float* __restrict x, const floa
 }
 
 // One image's u from its z, and the divisor (compact_bilinear_norm, in vectors of eight).
-CONVPOOL_COMPACT_BILINEAR_CLONES float normalise(const float* __restrict z, int d, float eps,
-                                                 float* __restrict u) {
+CONVPOOL_AVX2_CLONES float normalise(const float* __restrict z, int d, float eps,
+                                     float* __restrict u) {
   float lane[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
   int k = 0;
   for (; k + 8 <= d; k += 8)
@@ -73,10 +69,9 @@ CONVPOOL_COMPACT_BILINEAR_CLONES float normalise(const float* __restrict z, int 
 }
 
 // One image's dz (compact_bilinear_dot and compact_bilinear_dz, in vectors of eight).
-CONVPOOL_COMPACT_BILINEAR_CLONES void sketch_grad(const float* __restrict u,
-                                                  const float* __restrict du,
-                                                  const float* __restrict z, float norm, int d,
-                                                  float eps, float* __restrict dz) {
+CONVPOOL_AVX2_CLONES void sketch_grad(const float* __restrict u, const float* __restrict du,
+                                      const float* __restrict z, float norm, int d, float eps,
+                                      float* __restrict dz) {
   float lane[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
   int k = 0;
   for (; k + 8 <= d; k += 8)
@@ -89,9 +84,8 @@ CONVPOOL_COMPACT_BILINEAR_CLONES void sketch_grad(const float* __restrict u,
 }
 
 // dx[ch][l] = sum_j m[ch][j] x[j][l] for one image (compact_bilinear_input_grad for each l).
-CONVPOOL_COMPACT_BILINEAR_CLONES void input_grads(const float* __restrict m,
-                                                  const float* __restrict x, int c, int hw,
-                                                  float* __restrict dx) {
+CONVPOOL_AVX2_CLONES void input_grads(const float* __restrict m, const float* __restrict x, int c,
+                                      int hw, float* __restrict dx) {
   for (int ch = 0; ch < c; ++ch) {
     float* o = dx + size_t(ch) * hw;
     const float* row = m + size_t(ch) * c;

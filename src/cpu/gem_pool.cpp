@@ -10,15 +10,11 @@
 
 #include <algorithm>
 
+#include "avx2_clones.h"
+
 namespace convpool::cpu {
 
 namespace {
-
-#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define CONVPOOL_GEM_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define CONVPOOL_GEM_CLONES
-#endif
 
 constexpr int kBlock = 1024;  // elements whose logarithms and powers are kept at once
 
@@ -26,14 +22,14 @@ constexpr int kBlock = 1024;  // elements whose logarithms and powers are kept a
 int planes_per_block(int hw) { return hw <= kBlock ? std::max(1, kBlock / hw) : 1; }
 
 // ln z of `planes` runs of len elements.
-CONVPOOL_GEM_CLONES void logs(const float* x, int count, float eps, float* lz) {
+CONVPOOL_AVX2_CLONES void logs(const float* x, int count, float eps, float* lz) {
 #pragma omp simd
   for (int i = 0; i < count; ++i) lz[i] = gem_log(x[i], eps);
 }
 
 // r^p of `planes` runs of len elements, run j at exponent p[j] and ln zmax lmax[j].
-CONVPOOL_GEM_CLONES void powers(const float* lz, int planes, int len, const float* p,
-                                const float* lmax, float* pw) {
+CONVPOOL_AVX2_CLONES void powers(const float* lz, int planes, int len, const float* p,
+                                 const float* lmax, float* pw) {
   for (int j = 0; j < planes; ++j) {
     const float pj = p[j], lj = lmax[j];
     const float* l = lz + size_t(j) * len;
@@ -43,9 +39,9 @@ CONVPOOL_GEM_CLONES void powers(const float* lz, int planes, int len, const floa
   }
 }
 
-CONVPOOL_GEM_CLONES void input_grads(const float* x, const float* lz, int planes, int len,
-                                     const float* p, const float* lmax, float eps,
-                                     const float* factor, float* dx) {
+CONVPOOL_AVX2_CLONES void input_grads(const float* x, const float* lz, int planes, int len,
+                                      const float* p, const float* lmax, float eps,
+                                      const float* factor, float* dx) {
   for (int j = 0; j < planes; ++j) {
     const float pj = p[j], lj = lmax[j], fj = factor[j];
     const float *xj = x + size_t(j) * len, *l = lz + size_t(j) * len;
@@ -57,7 +53,8 @@ CONVPOOL_GEM_CLONES void input_grads(const float* x, const float* lz, int planes
 
 // Each plane's gem_max: the largest clamped element, in vectors (the largest of a set of
 // floats above 0 is one value whatever the order), NaN where the plane holds one.
-CONVPOOL_GEM_CLONES void plane_maxima(const float* x, int planes, int len, float eps, float* zmax) {
+CONVPOOL_AVX2_CLONES void plane_maxima(const float* x, int planes, int len, float eps,
+                                       float* zmax) {
   for (int j = 0; j < planes; ++j) {
     const float* xj = x + size_t(j) * len;
     float m = eps;
@@ -72,21 +69,21 @@ CONVPOOL_GEM_CLONES void plane_maxima(const float* x, int planes, int len, float
   }
 }
 
-CONVPOOL_GEM_CLONES void plane_logs(const float* zmax, int planes, float* lmax) {
+CONVPOOL_AVX2_CLONES void plane_logs(const float* zmax, int planes, float* lmax) {
 #pragma omp simd
   for (int j = 0; j < planes; ++j) lmax[j] = cp_log(zmax[j]);
 }
 
-CONVPOOL_GEM_CLONES void outputs(const float* zmax, const float* mean_power, const float* p,
-                                 int planes, float* y) {
+CONVPOOL_AVX2_CLONES void outputs(const float* zmax, const float* mean_power, const float* p,
+                                  int planes, float* y) {
 #pragma omp simd
   for (int j = 0; j < planes; ++j) y[j] = gem_output(zmax[j], mean_power[j], p[j]);
 }
 
 // Each plane's parameter term and input-gradient factor.
-CONVPOOL_GEM_CLONES void plane_grads(const float* theta, const float* p, const float* power_log,
-                                     int hw, const float* y, const float* mean_power,
-                                     const float* dy, int planes, float* term, float* factor) {
+CONVPOOL_AVX2_CLONES void plane_grads(const float* theta, const float* p, const float* power_log,
+                                      int hw, const float* y, const float* mean_power,
+                                      const float* dy, int planes, float* term, float* factor) {
 #pragma omp simd
   for (int j = 0; j < planes; ++j) {
     term[j] = gem_parameter_grad(theta[j], p[j], power_log[j], hw, y[j], mean_power[j], dy[j]);

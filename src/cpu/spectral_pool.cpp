@@ -7,15 +7,11 @@
 // operations lane by lane, no FMA.
 #include "spectral_pool.h"
 
+#include "avx2_clones.h"
+
 namespace convpool::cpu {
 
 namespace {
-
-#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define CONVPOOL_SPECTRAL_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define CONVPOOL_SPECTRAL_CLONES
-#endif
 
 struct Matrices {
   float *ah, *aw, *awt, *t;
@@ -37,10 +33,9 @@ Matrices matrices(float* scratch, int h_in, int w_in, int h_out, int w_out) {
 }
 
 // One plane: t = x A_w^T (H x w), then y = A_h t.
-CONVPOOL_SPECTRAL_CLONES void forward_plane(const float* __restrict x, const float* __restrict ah,
-                                            const float* __restrict awt, int h_in, int w_in,
-                                            int h_out, int w_out, float* __restrict t,
-                                            float* __restrict y) {
+CONVPOOL_AVX2_CLONES void forward_plane(const float* __restrict x, const float* __restrict ah,
+                                        const float* __restrict awt, int h_in, int w_in, int h_out,
+                                        int w_out, float* __restrict t, float* __restrict y) {
   for (int r = 0; r < h_in; ++r) {
     float* tr = t + size_t(r) * w_out;
     const float* xr = x + size_t(r) * w_in;
@@ -66,10 +61,9 @@ CONVPOOL_SPECTRAL_CLONES void forward_plane(const float* __restrict x, const flo
 }
 
 // One plane: dt = A_h^T dy (H x w), then dx = dt A_w.
-CONVPOOL_SPECTRAL_CLONES void backward_plane(const float* __restrict dy, const float* __restrict ah,
-                                             const float* __restrict aw, int h_in, int w_in,
-                                             int h_out, int w_out, float* __restrict dt,
-                                             float* __restrict dx) {
+CONVPOOL_AVX2_CLONES void backward_plane(const float* __restrict dy, const float* __restrict ah,
+                                         const float* __restrict aw, int h_in, int w_in, int h_out,
+                                         int w_out, float* __restrict dt, float* __restrict dx) {
   for (int r = 0; r < h_in; ++r) {
     float* d = dt + size_t(r) * w_out;
     for (int q = 0; q < w_out; ++q) d[q] = 0.f;

@@ -93,7 +93,7 @@ template <int S>
 // The plane's elements into their places in the phase buffer (class Phases): whole groups of
 // S columns (padded columns m S .. m S + S - 1 all inside the plane) by split_phases, the few
 // columns at either end one by one.
-CONVPOOL_WEIGHTED_CLONES
+CONVPOOL_AVX2_CLONES
 void split_plane(const PoolGeom& g, const Layout& l, const float* plane, float* buf) {
   const int S = l.S, W = g.W, PW = g.PW, m_lo = l.m_lo, m_hi = l.m_hi;
   const size_t phase = size_t(l.Hp) * l.M;
@@ -150,7 +150,7 @@ void require_window_fits(const PoolGeom& g) {
 
 // y of the plane, 2L outputs of a row at a time: each sum gains its window positions' terms
 // in window order.
-CONVPOOL_WEIGHTED_CLONES
+CONVPOOL_AVX2_CLONES
 void plane_forward(const PoolGeom& g, const Layout& l, const Tables& t, const Phases& ph,
                    const size_t* offsets, float* out) {
   for (int oh = 0; oh < g.OH; ++oh) {
@@ -199,7 +199,7 @@ void weighted_pool_forward(const PoolGeom& g, const float* logits, bool shared, 
 namespace {
 
 // y and dy rows into rows of TL floats at offset T (short rows: inline copies, not calls).
-CONVPOOL_WEIGHTED_CLONES
+CONVPOOL_AVX2_CLONES
 void copy_rows(const PoolGeom& g, const Layout& l, const float* y, const float* dy, float* yr,
                float* dyr) {
   for (int oh = 0; oh < g.OH; ++oh) {
@@ -234,7 +234,7 @@ class OutputRows {
 
 // Each window position's logit-gradient terms s_k (x - y) dy over the plane's windows, added
 // into V partial sums a position (acc[k]): a fixed order, whatever the thread count.
-CONVPOOL_WEIGHTED_CLONES
+CONVPOOL_AVX2_CLONES
 void plane_logit_grad(const PoolGeom& g, const Layout& l, const Tables& t, const Phases& ph,
                       const OutputRows& rows, const size_t* offsets, vw* acc) {
   for (int oh = 0; oh < g.OH; ++oh) {
@@ -287,7 +287,7 @@ struct GatherPlan {
 };
 
 // dx of the plane by the plan; sums holds each phase's Mg sums of a row.
-CONVPOOL_WEIGHTED_CLONES
+CONVPOOL_AVX2_CLONES
 void plane_input_grad(const PoolGeom& g, const Layout& l, const GatherPlan& plan, float* dxp,
                       float* sums) {
   const int S = l.S, Mg = l.Mg;

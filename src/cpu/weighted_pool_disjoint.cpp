@@ -71,7 +71,7 @@ class Natural {
   std::vector<int> uncovered_;
 };
 
-CONVPOOL_WEIGHTED_CLONES
+CONVPOOL_AVX2_CLONES
 void plane_backward(const PoolGeom& g, const Tables& t, const Natural& nat, const float* x,
                     const float* y, const float* dy, float* dx, float* yu, float* du, float* acc) {
   const int Wv = nat.Wv, W = g.W;

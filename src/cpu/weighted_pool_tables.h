@@ -8,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "cpu/avx2_clones.h"
 #include "kernels/weighted_pool_math.cuh"
 
 // The 32-byte vectors below never cross a call (every function taking one is inlined).
@@ -16,15 +17,6 @@
 #endif
 
 namespace convpool::cpu::weighted {
-
-// The per-plane loops, built for AVX2 as well where the compiler can (chosen at load time):
-// the same operations lane by lane (no FMA), so the same bits on either. Sanitizer builds
-// keep the default build only, so that CI's sanitizer run tests that one.
-#if defined(__x86_64__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
-#define CONVPOOL_WEIGHTED_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define CONVPOOL_WEIGHTED_CLONES
-#endif
 
 // The compute loops' vectors: V floats, one AVX register (in the AVX2 clones), two SSE ones.
 constexpr int V = 8;
