@@ -7,7 +7,7 @@
 // output, to which the input's +o/2 and -o/2 both fold: half each keeps the spectrum
 // conjugate-symmetric and the output real). A constant plane stays the same constant, a 1 x 1
 // output is the plane's mean, and o = i is the identity. Backward: dX = A_h^T dY A_w.
-// A plane costs h H W + h H w multiply-adds forward, less than the FFT pair at CNN sizes
+// A plane costs H W w + h H w multiply-adds forward, less than the FFT pair at CNN sizes
 // (H, W <= 64) and with no FFT library.
 // The matrices come from spectral_pool_weight, in float arithmetic from integers (the angle
 // reduced exactly by quarter turns, Cephes' cosf and sinf polynomials), so the CPU and the

@@ -3,13 +3,15 @@
 // divisor and the input gradient bit for bit on the emulated target (within rounding on a GPU,
 // whose compiler contracts products into FMAs), for d from 4 (below the CPU's eight lanes) to
 // 8192, C from 1 to d, one position to 300, enough images for the CPU's threads, on uniform
-// values, exact ties, all-zero maps and NaN/+-inf; outputs poisoned (NaN) before the kernels
-// run, and the same bits under every schedule of the emulated target.
+// values, exact ties, all-zero maps and an image with +inf and one with NaN beside finite
+// ones; outputs poisoned (NaN) before the kernels run, and the same bits under every schedule
+// of the emulated target.
 // Written once for the real GPU (convpool_tests, skipped without a device) and the emulated
 // target (convpool_emu_tests); docs/emulation.md.
 #if defined(CONVPOOL_HAVE_CUDA) || defined(CONVPOOL_EMULATED_CUDA)
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -78,7 +80,14 @@ TEST(KernelParityNn, CompactBilinearMatchesCpu) {
     for (const Fill fill : {Fill::uniform, Fill::ties, Fill::non_negative, Fill::special}) {
       const std::string what = k.str() + " fill " + std::to_string(int(fill));
       const CompactBilinearSketch s = compact_bilinear_sketch(rng() % 1000, k.d, 1e-6f);
-      std::vector<float> x = make_input(size_t(k.n) * k.c * k.hw, fill, rng);
+      // Special values only in the first two images (+inf, then NaN), so that the other
+      // images stay finite: a NaN or infinity spreads over its whole image.
+      std::vector<float> x =
+          make_input(size_t(k.n) * k.c * k.hw, fill == Fill::special ? Fill::ties : fill, rng);
+      if (fill == Fill::special) {
+        x[0] = std::numeric_limits<float>::infinity();
+        if (k.n > 1) x[size_t(k.c) * k.hw] = std::nanf("");
+      }
       if (fill == Fill::non_negative)  // and one image of zeros: the divisor's floor
         std::fill(x.begin(), x.begin() + size_t(k.c) * k.hw, 0.f);
       const std::vector<float> du = make_input(size_t(k.n) * k.d, Fill::uniform, rng);

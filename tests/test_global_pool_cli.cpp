@@ -104,6 +104,13 @@ TEST(GlobalPool, TheRewriteKeepsTheLayersNameInputsAndMultipliers) {
   EXPECT_EQ(l.where, "m.cfg:4");
   EXPECT_NE(spec.text.find("# --global-pool gem_pool:p=2.5,shared=0 replaced line 4: pool avg"),
             std::string::npos);
+  // A number after a comma continues a list.
+  ModelSpec pyramid = parse_model_text(
+      "input channels=3 height=8 width=8\nconv filters=4 size=3\npool max global\n", "m.cfg");
+  apply_global_pool_override(pyramid, "spp_pool:levels=1,3,4,mode=avg");
+  EXPECT_EQ(pyramid.layers.at(1).type, "spp_pool");
+  EXPECT_NE(pyramid.text.find("\nspp_pool levels=1,3,4 mode=avg name="), std::string::npos)
+      << pyramid.text;
   for (const char* bad : {"gem_pool:p=2\nrelu", "gem_pool:p=\t2", "gem_pool:p=2#x"})
     EXPECT_NE(error_of([&] {
                 ModelSpec again = parse_model_text(

@@ -109,7 +109,7 @@ def compact_bilinear(x, bins1, signs1, bins2, signs2, d, eps=1e-6):
     f = x.flatten(2).transpose(1, 2)  # N, HW, C
 
     def sketch(bins, signs):
-        return torch.zeros(f.shape[:-1] + (d,), dtype=x.dtype).index_add_(-1, bins, f * signs)
+        return torch.zeros(f.shape[:-1] + (d,), dtype=x.dtype, device=x.device).index_add_(-1, bins, f * signs)
     spectrum = torch.fft.rfft(sketch(bins1, signs1)) * torch.fft.rfft(sketch(bins2, signs2))
     z = torch.fft.irfft(spectrum, n=d).sum(1)
     y = z / (torch.sqrt(z.abs() + eps) + eps ** 0.5)

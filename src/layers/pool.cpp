@@ -420,9 +420,18 @@ void apply_global_pool_override(ModelSpec& spec, const std::string& override_tex
   }
   std::string line = op;
   if (colon != std::string::npos) {
+    // A number after a comma continues the list before it ("levels=1,2,4").
+    std::vector<std::string> items;
     std::istringstream is(override_text.substr(colon + 1));
+    for (std::string item; std::getline(is, item, ',');) {
+      const bool number = !item.empty() && std::isdigit(static_cast<unsigned char>(item[0]));
+      if (number && !items.empty() && items.back().find('=') != std::string::npos)
+        items.back() += "," + item;
+      else
+        items.push_back(item);
+    }
     std::vector<std::string> keys;
-    for (std::string kv; std::getline(is, kv, ',');) {
+    for (const std::string& kv : items) {
       const size_t eq = kv.find('=');
       const bool plain = std::all_of(
           kv.begin(), kv.end(), [](unsigned char ch) { return std::isgraph(ch) && ch != '#'; });
