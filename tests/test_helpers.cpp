@@ -1,5 +1,6 @@
 #include "test_helpers.h"
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -13,7 +14,9 @@
 
 #include "convpool/data.h"
 #include "convpool/error.h"
+#include "convpool/graph.h"
 #include "convpool/image_file.h"
+#include "convpool/model.h"
 #include "layer_harness.h"
 
 namespace convpool::test {
@@ -144,6 +147,19 @@ std::string error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "";
+}
+
+void expect_layer_refusals(const std::string& input_line,
+                           const std::vector<std::string>& layer_lines) {
+  for (const std::string& line : layer_lines) {
+    const std::string what = error_of([&] {
+      Graph::build(parse_model_text(input_line + "\n" + line + "\n", "m"),
+                   GraphOptions{Device::cpu, 1, 0});
+    });
+    EXPECT_FALSE(what.empty()) << line << ": built";
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    EXPECT_NE(what.find("m:2"), std::string::npos) << line << ": " << what;
+  }
 }
 
 }  // namespace convpool::test

@@ -50,4 +50,9 @@ CommandResult run_convpool(const std::string& args);
 // The message of the convpool::Error that f throws, or "" if it throws none.
 std::string error_of(const std::function<void()>& f);
 
+// Builds a model of `input_line` and then each of `layer_lines` on the CPU: each must be
+// refused (a convpool::Error) with one line that names the layer's line ("m:2").
+void expect_layer_refusals(const std::string& input_line,
+                           const std::vector<std::string>& layer_lines);
+
 }  // namespace convpool::test

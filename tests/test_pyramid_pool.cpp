@@ -11,8 +11,10 @@
 
 #include "convpool/error.h"
 #include "convpool/graph.h"
+#include "test_helpers.h"
 
 using namespace convpool;
+using namespace convpool::test;
 
 namespace {
 
@@ -61,20 +63,10 @@ TEST(PyramidPool, IsMaxPoolingAtEachSizeConcatenated) {
 }
 
 TEST(PyramidPool, RefusesWhatItCannotDoWithOneLine) {
-  for (const char* bad : {"pyramid_pool", "pyramid_pool sizes=2,3", "pyramid_pool sizes=9",
-                          "pyramid_pool sizes=3,3", "pyramid_pool sizes=3,", "pyramid_pool sizes=x",
-                          "pyramid_pool sizes=", "pyramid_pool sizes=3 max"}) {
-    try {
-      Graph::build(parse_model_text(std::string("input channels=2 height=8 width=8\n") + bad + "\n",
-                                    "m"),
-                   GraphOptions{Device::cpu, 1, 0});
-      ADD_FAILURE() << bad << ": built";
-    } catch (const Error& e) {
-      const std::string what = e.what();
-      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
-      EXPECT_NE(what.find("m:2"), std::string::npos) << what;
-    }
-  }
+  expect_layer_refusals("input channels=2 height=8 width=8",
+                        {"pyramid_pool", "pyramid_pool sizes=2,3", "pyramid_pool sizes=9",
+                         "pyramid_pool sizes=3,3", "pyramid_pool sizes=3,", "pyramid_pool sizes=x",
+                         "pyramid_pool sizes=", "pyramid_pool sizes=3 max"});
 }
 
 }  // namespace
