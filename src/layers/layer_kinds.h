@@ -1,6 +1,7 @@
 // What several layers share: argument checks, the one-input element-wise base (its backward
 // takes the accumulate flag), the several-input merge base, and a factory for a layer class.
 #pragma once
+#include <exception>
 #include <memory>
 #include <span>
 #include <sstream>
@@ -23,6 +24,34 @@ inline void no_arguments(const LayerSpec& spec) {
 
 inline void no_positional(const LayerSpec& spec, LayerArgs& a) {
   if (!spec.positional.empty()) a.fail("unexpected word '" + spec.positional[0] + "'");
+}
+
+// The numbers of a list argument, key=text ("1,3,5"): each in lo..hi, accepted by `valid`
+// (when given) and listed once. `noun` names one in refusals ("an odd window size"), `item`
+// the kind ("size").
+inline std::vector<int> number_list(LayerArgs& a, const std::string& key, const std::string& text,
+                                    int lo, int hi, const std::string& noun,
+                                    const std::string& item, bool (*valid)(int) = nullptr) {
+  std::vector<int> out;
+  std::istringstream is(text);
+  for (std::string word; std::getline(is, word, ',');) {
+    int v = lo - 1;
+    try {
+      size_t used = 0;
+      v = std::stoi(word, &used);
+      if (used != word.size()) v = lo - 1;
+    } catch (const std::exception&) {
+      v = lo - 1;
+    }
+    if (v < lo || v > hi || (valid && !valid(v)))
+      a.fail(key + "=" + text + ": '" + word + "' is not " + noun + " in " + std::to_string(lo) +
+             ".." + std::to_string(hi));
+    for (int seen : out)
+      if (seen == v) a.fail(key + "=" + text + ": " + word + " is given twice");
+    out.push_back(v);
+  }
+  if (out.empty() || text.back() == ',') a.fail(key + "=" + text + " lists no " + item);
+  return out;
 }
 
 // A one-input op whose backward takes the accumulate flag.

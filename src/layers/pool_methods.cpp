@@ -101,6 +101,15 @@ const PoolMethodAlias* find_pool_method_alias(const std::string& name) {
   return nullptr;
 }
 
+namespace {
+const WindowPoolingOp* find_op_row(const std::vector<WindowPoolingOp>& rows,
+                                   const std::string& name) {
+  for (auto& op : rows)
+    if (op.name == name) return &op;
+  return nullptr;
+}
+}  // namespace
+
 const std::vector<WindowPoolingOp>& window_pooling_ops() {
   static const std::vector<WindowPoolingOp> rows = {
       {"weighted_pool", "shared (flag, 0)",
@@ -114,9 +123,7 @@ const std::vector<WindowPoolingOp>& window_pooling_ops() {
 }
 
 const WindowPoolingOp* find_window_pooling_op(const std::string& name) {
-  for (auto& op : window_pooling_ops())
-    if (op.name == name) return &op;
-  return nullptr;
+  return find_op_row(window_pooling_ops(), name);
 }
 
 const std::vector<WindowPoolingOp>& other_pooling_ops() {
@@ -134,9 +141,7 @@ const std::vector<WindowPoolingOp>& other_pooling_ops() {
 }
 
 const WindowPoolingOp* find_other_pooling_op(const std::string& name) {
-  for (auto& op : other_pooling_ops())
-    if (op.name == name) return &op;
-  return nullptr;
+  return find_op_row(other_pooling_ops(), name);
 }
 
 const std::vector<WindowPoolingOp>& global_encoder_ops() {
@@ -160,9 +165,7 @@ const std::vector<WindowPoolingOp>& global_encoder_ops() {
 }
 
 const WindowPoolingOp* find_global_encoder_op(const std::string& name) {
-  for (auto& op : global_encoder_ops())
-    if (op.name == name) return &op;
-  return nullptr;
+  return find_op_row(global_encoder_ops(), name);
 }
 
 const PoolMethodSpec* find_pool_method(const std::string& name) {

@@ -28,25 +28,8 @@ class PyramidPoolLayer : public Layer {
   explicit PyramidPoolLayer(const LayerSpec& spec) : Layer(spec) {
     LayerArgs a(spec_);
     if (!a.has("sizes")) a.fail("needs sizes=S1,S2,... (odd window sizes, e.g. sizes=1,3,5)");
-    const std::string text = a.get_string("sizes", "");
-    std::istringstream is(text);
-    for (std::string item; std::getline(is, item, ',');) {
-      int s = 0;
-      try {
-        size_t used = 0;
-        s = std::stoi(item, &used);
-        if (used != item.size()) s = 0;
-      } catch (const std::exception&) {
-        s = 0;
-      }
-      if (s < 1 || s > kPyramidMaxSize || s % 2 == 0)
-        a.fail("sizes=" + text + ": '" + item + "' is not an odd window size in 1.." +
-               std::to_string(kPyramidMaxSize));
-      for (int t : sizes_)
-        if (t == s) a.fail("sizes=" + text + ": " + item + " is given twice");
-      sizes_.push_back(s);
-    }
-    if (sizes_.empty() || text.back() == ',') a.fail("sizes=" + text + " lists no size");
+    sizes_ = number_list(a, "sizes", a.get_string("sizes", ""), 1, kPyramidMaxSize,
+                         "an odd window size", "size", [](int s) { return s % 2 == 1; });
     no_positional(spec_, a);
     a.finish();
   }

@@ -20,26 +20,11 @@ class SppPoolLayer : public Layer {
   explicit SppPoolLayer(const LayerSpec& spec) : Layer(spec) {
     LayerArgs a(spec_);
     const std::string text = a.get_string("levels", "1,2,4");
-    std::istringstream is(text);
-    for (std::string item; std::getline(is, item, ',');) {
-      int L = 0;
-      try {
-        size_t used = 0;
-        L = std::stoi(item, &used);
-        if (used != item.size()) L = 0;
-      } catch (const std::exception&) {
-        L = 0;
-      }
-      if (L < 1 || L > kSppMaxCells)
-        a.fail("levels=" + text + ": '" + item + "' is not a number of cells a side in 1.." +
-               std::to_string(kSppMaxCells));
-      for (int t = 0; t < levels_.count; ++t)
-        if (levels_.cells[t] == L) a.fail("levels=" + text + ": " + item + " is given twice");
-      if (levels_.count == kSppMaxLevels)
-        a.fail("levels=" + text + ": at most " + std::to_string(kSppMaxLevels) + " levels");
-      levels_.cells[levels_.count++] = L;
-    }
-    if (!levels_.count || text.back() == ',') a.fail("levels=" + text + " lists no level");
+    const std::vector<int> cells =
+        number_list(a, "levels", text, 1, kSppMaxCells, "a number of cells a side", "level");
+    if (cells.size() > size_t(kSppMaxLevels))
+      a.fail("levels=" + text + ": at most " + std::to_string(kSppMaxLevels) + " levels");
+    for (int L : cells) levels_.cells[levels_.count++] = L;
     levels_.max = a.get_choice("mode", "max", {"max", "avg"}) == "max";
     no_positional(spec_, a);
     a.finish();
