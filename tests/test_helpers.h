@@ -47,6 +47,11 @@ std::string read_file(const std::string& path);
 // Runs the convpool binary built with the tests.
 CommandResult run_convpool(const std::string& args);
 
+// Starts the convpool binary with `args` (split on spaces) in the background, output
+// discarded; wait_exit reaps it: its exit code, or 128 + the signal that ended it.
+int spawn_convpool(const std::string& args);
+int wait_exit(int pid);
+
 // The message of the convpool::Error that f throws, or "" if it throws none.
 std::string error_of(const std::function<void()>& f);
 

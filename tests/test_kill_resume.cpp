@@ -23,30 +23,6 @@ namespace {
 
 constexpr int kEpochs = 3;
 
-// Starts convpool with `args` (split on spaces), output discarded.
-pid_t spawn_convpool(const std::string& args) {
-  std::vector<std::string> words{CONVPOOL_BINARY};
-  std::istringstream in(args);
-  for (std::string w; in >> w;) words.push_back(w);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    std::vector<char*> argv;
-    for (auto& w : words) argv.push_back(w.data());
-    argv.push_back(nullptr);
-    freopen("/dev/null", "w", stdout);
-    freopen("/dev/null", "w", stderr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
 // The rows of metrics.csv as written (no de-duplication): epoch and the four loss columns.
 std::vector<std::string> metric_rows(const std::string& path, std::string* header) {
   std::ifstream f(path);

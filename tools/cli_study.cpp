@@ -20,6 +20,7 @@
 #include "cli_common.h"
 #include "cli_paths.h"
 #include "cli_run.h"
+#include "cli_study.h"
 #include "convpool/checkpoint.h"
 #include "convpool/file_io.h"
 #include "convpool/pooling.h"
@@ -44,6 +45,8 @@ struct StudyOptions {
   std::string shard = "0/1";        // I/N: this process runs runs I, I+N, I+2N, ... (from 0)
   std::vector<std::string> merge;   // shard directories to combine into --out
   std::string recipe;               // training_recipe of the effective config
+  std::string search = "none";      // "genetic": evolve one method per pool layer
+  GeneticSearchOptions genetic;
 };
 
 // "I/N" with 0 <= I < N.
@@ -80,9 +83,8 @@ nlohmann::json study_definition(const StudyOptions& so, const std::vector<std::s
           {"recipe", so.recipe}};
 }
 
-// Every setting of the study's config that shapes training (not where it writes, which shard
-// it is, what it prints, how often it saves, or its thread count): shards merge only with an
-// equal recipe.
+}  // namespace
+
 std::string training_recipe(const std::string& config) {
   std::istringstream in(config);
   std::string recipe;
@@ -90,7 +92,7 @@ std::string training_recipe(const std::string& config) {
     const std::string key = line.substr(0, line.find('='));
     if (line.empty() || line[0] == '#' ||
         std::set<std::string>{"out", "shard", "merge", "no-plot", "quiet", "verbose", "save-every",
-                              "keep", "threads", "config"}
+                              "keep", "threads", "config", "final-epochs"}
             .count(key))
       continue;
     recipe += line + "\n";
@@ -98,7 +100,7 @@ std::string training_recipe(const std::string& config) {
   return recipe;
 }
 
-std::string study_title(const nlohmann::json& def) {
+static std::string study_title(const nlohmann::json& def) {
   return "Pooling study: " + def.at("model").get<std::string>() + ", " +
          std::to_string(def.at("seeds").size()) + " seed(s), " +
          std::to_string(def.at("epochs").get<int>()) + " epochs, " +
@@ -106,8 +108,6 @@ std::string study_title(const nlohmann::json& def) {
          def.at("device").get<std::string>();
 }
 
-// The first field of two study descriptions that differs (for the recipe, its first differing
-// setting), for a one-line refusal.
 std::string first_difference(const nlohmann::json& a, const nlohmann::json& b) {
   auto lines = [](const std::string& text) {
     std::vector<std::string> v;
@@ -130,6 +130,8 @@ std::string first_difference(const nlohmann::json& a, const nlohmann::json& b) {
     if (!a.contains(key)) return key;
   return "nothing";
 }
+
+namespace {
 
 // DIR/study.json if there is one (null otherwise); a file that is not a study description is
 // a one-line error.
@@ -163,10 +165,8 @@ std::string run_dir(const std::string& pool, uint64_t seed) {
 void write_study_tables(const std::string& out, const std::vector<StudyRow>& rows,
                         const std::string& title, bool plot, ConsoleReporter& reporter);
 
-std::string plot_script() { return find_helper("plot"); }
+}  // namespace
 
-// The first of $CONVPOOL_PYTHON, /usr/bin/python3 (Debian's, where python3-matplotlib
-// installs) and python3 on PATH that can import matplotlib; "" if none can.
 std::string python_with_matplotlib() {
   std::vector<std::string> candidates;
   if (const char* env = std::getenv("CONVPOOL_PYTHON"); env && *env) candidates.push_back(env);
@@ -178,11 +178,10 @@ std::string python_with_matplotlib() {
   return "";
 }
 
-// Draws DIR/study.png through the plot helper (libexec/plot, installed in libexec/convpool).
-void plot_study(const std::string& dir, ConsoleReporter& out) {
+void plot_with_helper(const std::string& args, ConsoleReporter& out) {
   std::string script;
   try {
-    script = plot_script();
+    script = find_helper("plot");
   } catch (const Error& e) {
     out.line(std::string("plot skipped: ") + e.what());
     return;
@@ -192,12 +191,19 @@ void plot_study(const std::string& dir, ConsoleReporter& out) {
     out.line(
         "plot skipped: no python3 with matplotlib (apt install python3-matplotlib, or set "
         "CONVPOOL_PYTHON), then run: " +
-        script + " --study " + dir);
+        script + " " + args);
     return;
   }
-  const std::string cmd = "'" + py + "' '" + script + "' --study '" + dir + "'";
+  const std::string cmd = "'" + py + "' '" + script + "' " + args;
   if (std::system(cmd.c_str()) != 0)
     out.line("plot failed (the tables are written); command: " + cmd);
+}
+
+namespace {
+
+// Draws DIR/study.png through the plot helper.
+void plot_study(const std::string& dir, ConsoleReporter& out) {
+  plot_with_helper("--study '" + dir + "'", out);
 }
 
 // Each run this shard would continue: its checkpoint must be that run's, trained with this
@@ -238,6 +244,16 @@ int run(StudyOptions& so, CLI::App* cmd) {
   resolve_options(cmd, base);
   const auto pools = parse_pool_list(so.pools);
   const auto [shard, shards] = parse_shard(so.shard);
+  if (so.search == "genetic") {
+    if (so.seeds != 1)
+      CP_USER_ERROR("--search genetic trains each genotype once, at --seed: --seeds does not apply");
+    if (so.overwrite)
+      CP_USER_ERROR("--search genetic resumes what --out holds: choose a fresh --out instead of "
+                    "--overwrite");
+    return run_genetic_search(base, cmd, so.genetic, pools, shard, shards, !so.no_plot);
+  }
+  if (const auto given = genetic_flags_given(cmd); !given.empty())
+    CP_USER_ERROR(given[0] << " applies to --search genetic only");
   for (auto& p : pools) check_model(base.model, p, base.resolved);
   make_directory(base.out);
   const RunDirectoryLock lock(base.out, "--out");  // one study or merge writes here at a time
@@ -530,6 +546,12 @@ Runner add_study_command(CLI::App& app) {
                 "run) instead of refusing; it is deleted once the new study has saved its first "
                 "checkpoint (a merge: written its tables)")
       ->configurable(false);
+  cmd->add_option("--search", so->search,
+                  "none: train every method of --pools; genetic: evolve one of them per pool "
+                  "layer (see the genetic search's flags)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "genetic"}));
+  add_genetic_search_options(cmd, so->genetic);
   cmd->add_option("--shard", so->shard,
                   "I/N: run only runs I, I+N, I+2N, ... of the study (from 0), e.g. one Slurm "
                   "array task each (scripts/slurm-study.sh)")
@@ -547,9 +569,18 @@ Runner add_study_command(CLI::App& app) {
       "  convpool study --pools max,avg,avgtopk:k=2 --seeds 2 --epochs 10 --out studies/first\n"
       "  convpool study --pools max,mixed --epochs 1 --limit-train 2000 --device cpu --out /tmp/s\n"
       "  convpool study --pools max,avg --seeds 4 --shard 0/2 --out s/shard-0   # and --shard 1/2\n"
-      "  convpool study --merge s/shard-0,s/shard-1 --out s");
+      "  convpool study --merge s/shard-0,s/shard-1 --out s\n"
+      "  convpool study --search genetic --model models/vgg_bn.cfg --pools max,avg,lip \\\n"
+      "      --population 8 --generations 5 --epochs 1 --final-epochs 30 --out s/genetic\n\n"
+      "--search genetic writes DIR/runs/LABEL/ (one run per genotype), individuals.csv,\n"
+      "summary.md, search.png, best.cfg (a model file train takes) and, with --final-epochs,\n"
+      "final/ and final.json. Processes given --shard I/N share one --out.");
   return [so, cmd] {
     if (so->merge.empty()) return run(*so, cmd);
+    if (so->search == "genetic")
+      CP_USER_ERROR("--merge does not apply to --search genetic: its processes share one --out "
+                    "(each generation needs every fitness of the one before), and the tables "
+                    "there are already whole");
     if (cmd->count("--shard"))
       CP_USER_ERROR("--merge combines finished shards; --shard (which runs one) does not apply");
     return merge(*so);

@@ -4,6 +4,7 @@
 // holder dies, so a killed run never blocks the next one: the next writer notes that it takes
 // over from a process that is gone.
 #pragma once
+#include <memory>
 #include <string>
 
 namespace convpool {
@@ -13,6 +14,10 @@ class RunDirectoryLock {
   // Locks `dir` (which must exist); `what` names the directory in errors ("--out").
   RunDirectoryLock(const std::string& dir, const std::string& what);
   ~RunDirectoryLock();
+  // Locks `dir` unless another process holds it: null then, instead of an error (a genetic
+  // search's processes share out the individuals this way).
+  static std::unique_ptr<RunDirectoryLock> try_lock(const std::string& dir,
+                                                    const std::string& what);
   RunDirectoryLock(const RunDirectoryLock&) = delete;
   RunDirectoryLock& operator=(const RunDirectoryLock&) = delete;
 
@@ -23,6 +28,9 @@ class RunDirectoryLock {
   static constexpr const char* kFileName = ".convpool.lock";
 
  private:
+  RunDirectoryLock() = default;
+  // Takes the lock; false when another process holds it and `busy_is_error` is false.
+  bool acquire(const std::string& dir, const std::string& what, bool busy_is_error);
   int fd_ = -1;
   std::string previous_;
 };

@@ -40,6 +40,18 @@ std::string this_process() {
 }  // namespace
 
 RunDirectoryLock::RunDirectoryLock(const std::string& dir, const std::string& what) {
+  acquire(dir, what, true);
+}
+
+std::unique_ptr<RunDirectoryLock> RunDirectoryLock::try_lock(const std::string& dir,
+                                                             const std::string& what) {
+  std::unique_ptr<RunDirectoryLock> lock(new RunDirectoryLock());
+  if (!lock->acquire(dir, what, false)) return nullptr;
+  return lock;
+}
+
+bool RunDirectoryLock::acquire(const std::string& dir, const std::string& what,
+                               bool busy_is_error) {
   const std::string path = dir + "/" + kFileName;
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0)
@@ -50,6 +62,7 @@ RunDirectoryLock::RunDirectoryLock(const std::string& dir, const std::string& wh
     const std::string holder = read_all(fd_);
     ::close(fd_);
     fd_ = -1;
+    if (err == EWOULDBLOCK && !busy_is_error) return false;
     if (err == EWOULDBLOCK)
       CP_USER_ERROR(what << " " << dir << " is in use by "
                          << (holder.empty() ? std::string("another process") : holder)
@@ -63,6 +76,7 @@ RunDirectoryLock::RunDirectoryLock(const std::string& dir, const std::string& wh
   const std::string me = this_process() + "\n";
   if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, me.data(), me.size(), 0) != ssize_t(me.size()))
     previous_.clear();  // the lock is held; its description is only a courtesy
+  return true;
 }
 
 RunDirectoryLock::~RunDirectoryLock() {
