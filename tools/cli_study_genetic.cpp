@@ -11,6 +11,7 @@
 // share of a generation first, then any genotype no live process is training (a run directory
 // is locked while it trains, and the lock dies with its process), then waits for the rest.
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -515,6 +516,12 @@ int run_genetic_search(TrainOptions& base, CLI::App* cmd, const GeneticSearchOpt
                             std::to_string(base.cfg.epochs) + " epoch(s) on " +
                             std::to_string(train.size()) + " images, seed " +
                             std::to_string(ga.seed) + ", " + base.device;
+  const double steps = double(base.cfg.epochs) * std::ceil(double(train.size()) / base.cfg.batch);
+  if (base.cfg.ema_decay > 0 && base.cfg.eval_ema && steps < 2 / (1 - double(base.cfg.ema_decay)))
+    reporter.line("note: each genotype trains " + std::to_string(int(steps)) +
+                  " steps, and the EMA of decay " + float_str(base.cfg.ema_decay) +
+                  " still holds much of the initial weights then: its fitness measures little "
+                  "(pass --eval-with raw, or a lower --ema)");
   GeneticSearch search(base, g, pools, spec.text, genes, shard, shards, train, validation,
                        reporter);
   const auto rows = search.run(title, plot);
