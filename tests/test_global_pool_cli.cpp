@@ -32,6 +32,7 @@ TEST(GlobalPool, ResNet20LearnsWithEachEncoderInOneShortEpoch) {
   std::vector<std::string> encoders;
   for (const WindowPoolingOp& op : global_encoder_ops()) encoders.push_back(op.name);
   encoders.push_back("attention_pool:heads=2");
+  encoders.push_back("spp_pool:mode=vlad,clusters=8");
   for (const std::string& encoder : encoders) {
     TempDir d;
     const CommandResult r = run_convpool(

@@ -14,6 +14,7 @@
 #include "convpool/graph.h"
 #include "convpool/model.h"
 #include "cpu/spp_pool.h"
+#include "cpu/spp_pool_vlad.h"
 #include "test_helpers.h"
 
 using namespace convpool;
@@ -120,10 +121,121 @@ TEST(SppPool, TheLayerGivesCTimesTheCellsAndRefusesInOneLine) {
   EXPECT_EQ(s.c, 30);
   EXPECT_EQ(s.h, 1);
   EXPECT_EQ(s.w, 1);
+  EXPECT_EQ(build("spp_pool mode=vlad")->output_shape(1).c, 8 * 3 * 21);
+  EXPECT_EQ(build("spp_pool mode=vlad clusters=5 levels=2")->output_shape(1).c, 5 * 3 * 4);
   expect_layer_refusals("input channels=3 height=9 width=7",
                         {"spp_pool levels=0", "spp_pool levels=17", "spp_pool levels=1,1",
                          "spp_pool levels=1,", "spp_pool levels=a", "spp_pool levels=1,2,3,4,5,6,7",
-                         "spp_pool mode=min", "spp_pool global", "spp_pool size=2"});
+                         "spp_pool mode=min", "spp_pool global", "spp_pool size=2",
+                         "spp_pool clusters=4", "spp_pool mode=avg clusters=4",
+                         "spp_pool mode=vlad clusters=0", "spp_pool mode=vlad clusters=65"});
+}
+
+// NetVLAD over the pyramid against its definition in double: soft assignment, residual sums
+// per cell (PyTorch's adaptive bins, overlapping at 7 = 3 + 3 + 1), intra- then L2
+// normalisation; ties in x and an empty-looking cell (all-equal descriptors at a centre).
+TEST(SppPoolVlad, MatchesNetVladOverThePyramidInDouble) {
+  const int n = 2, c = 3, h = 7, w = 5, k = 4;
+  const SppLevels s = levels({1, 3}, true);
+  std::mt19937_64 rng(5);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  std::vector<float> x(size_t(n) * c * h * w), wt(size_t(k) * c), bias(static_cast<size_t>(k)), mu(wt.size());
+  for (auto& v : x) v = std::round(u(rng) * 4) / 4;  // ties
+  for (auto& v : wt) v = u(rng) * 2;
+  for (auto& v : bias) v = u(rng);
+  for (auto& v : mu) v = u(rng);
+  const int cells = 1 + 9, p = h * w;
+  std::vector<float> y(size_t(n) * cells * k * c, NAN),
+      state(size_t(n) * vlad_image_state_floats(s, k, c, p), NAN);
+  cpu::spp_pool_vlad_forward(s, wt.data(), bias.data(), mu.data(), k, x.data(), y.data(),
+                             state.data(), n, c, h, w);
+  for (int img = 0; img < n; ++img) {
+    auto X = [&](int ch, int i) { return double(x[(size_t(img) * c + ch) * p + i]); };
+    std::vector<double> a(size_t(k) * p);
+    for (int i = 0; i < p; ++i) {
+      double den = 0, l[8];
+      for (int j = 0; j < k; ++j) {
+        l[j] = bias[j];
+        for (int ch = 0; ch < c; ++ch) l[j] += double(wt[size_t(j) * c + ch]) * X(ch, i);
+      }
+      for (int j = 0; j < k; ++j) den += std::exp(l[j]);
+      for (int j = 0; j < k; ++j) a[size_t(j) * p + i] = std::exp(l[j]) / den;
+    }
+    int cell = 0;
+    for (int L : {1, 3})
+      for (int ra = 0; ra < L; ++ra)
+        for (int cb = 0; cb < L; ++cb, ++cell) {
+          const int r0 = ra * h / L, r1 = ((ra + 1) * h + L - 1) / L;
+          const int c0 = cb * w / L, c1 = ((cb + 1) * w + L - 1) / L;
+          std::vector<double> v(size_t(k) * c, 0.0);
+          for (int j = 0; j < k; ++j)
+            for (int ch = 0; ch < c; ++ch)
+              for (int r = r0; r < r1; ++r)
+                for (int q = c0; q < c1; ++q)
+                  v[size_t(j) * c + ch] +=
+                      a[size_t(j) * p + r * w + q] * (X(ch, r * w + q) - mu[size_t(j) * c + ch]);
+          double total = 0;
+          for (int j = 0; j < k; ++j) {
+            double norm = 0;
+            for (int ch = 0; ch < c; ++ch) norm += v[size_t(j) * c + ch] * v[size_t(j) * c + ch];
+            norm = std::max(std::sqrt(norm), 1e-12);
+            for (int ch = 0; ch < c; ++ch) v[size_t(j) * c + ch] /= norm;
+            for (int ch = 0; ch < c; ++ch) total += v[size_t(j) * c + ch] * v[size_t(j) * c + ch];
+          }
+          total = std::sqrt(total);
+          for (int e = 0; e < k * c; ++e) {
+            const float got = y[(size_t(img) * cells + cell) * k * c + e];
+            EXPECT_NEAR(got, v[size_t(e)] / total, 2e-5) << "image " << img << " cell " << cell
+                                                         << " element " << e;
+          }
+        }
+  }
+}
+
+// The initialisation from data: descriptors around three well-separated points give centres at
+// those points (k-means), and assignment weights that put each descriptor on its own centre.
+TEST(SppPoolVlad, InitialisationFindsTheClustersAndAssignsSharply) {
+  const int n = 4, c = 2, p = 30, k = 3;
+  const float points[3][2] = {{5, 0}, {-5, 1}, {0, 8}};
+  std::mt19937_64 rng(9);
+  std::normal_distribution<float> noise(0.f, 0.3f);
+  std::vector<float> x(size_t(n) * c * p);
+  std::vector<int> truth(size_t(n) * p);
+  for (int img = 0; img < n; ++img)
+    for (int i = 0; i < p; ++i) {
+      const int which = int((img * 7 + i * 5) % 3);
+      truth[size_t(img) * p + i] = which;
+      for (int ch = 0; ch < c; ++ch)
+        x[(size_t(img) * c + ch) * p + i] = points[which][ch] + noise(rng);
+    }
+  std::vector<float> wt(size_t(k) * c), bias(static_cast<size_t>(k)), mu(wt.size());
+  cpu::spp_pool_vlad_init(x.data(), n, c, p, k, wt.data(), bias.data(), mu.data());
+  for (const auto& point : points) {
+    double best = 1e30;
+    for (int j = 0; j < k; ++j)
+      best = std::min(best, double(std::hypot(mu[size_t(j) * c] - point[0], mu[size_t(j) * c + 1] - point[1])));
+    EXPECT_LT(best, 0.2) << point[0] << "," << point[1];
+  }
+  const SppLevels s = levels({1}, true);
+  std::vector<float> y(size_t(n) * k * c), state(size_t(n) * vlad_image_state_floats(s, k, c, p));
+  cpu::spp_pool_vlad_forward(s, wt.data(), bias.data(), mu.data(), k, x.data(), y.data(),
+                             state.data(), n, c, 1, p);
+  for (int img = 0; img < n; ++img)
+    for (int i = 0; i < p; ++i) {
+      const float* a = state.data() + img * vlad_image_state_floats(s, k, c, p);
+      int top = 0;
+      for (int j = 1; j < k; ++j)
+        if (a[size_t(j) * p + i] > a[size_t(top) * p + i]) top = j;
+      EXPECT_GT(a[size_t(top) * p + i], 0.9f);
+      // The same centre for every descriptor of a cluster.
+      const int ref = truth[size_t(img) * p + i];
+      for (int other = 0; other < n * p; ++other)
+        if (truth[size_t(other)] == ref) {
+          const float* b = state.data() + (other / p) * vlad_image_state_floats(s, k, c, p);
+          EXPECT_GT(b[size_t(top) * p + other % p], 0.9f);
+          break;
+        }
+    }
 }
 
 }  // namespace

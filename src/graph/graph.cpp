@@ -9,6 +9,7 @@
 
 #include "kernels/philox.cuh"
 #include "cpu/scale.h"
+#include "convpool/buffer.h"
 #include "convpool/error.h"
 #include "convpool/profile.h"
 #ifdef CONVPOOL_HAVE_CUDA
@@ -188,7 +189,15 @@ void Graph::init_from_data(int n) {
   StepContext ctx;
   ctx.device = opts_.device;
   ctx.training = false;
-  for (size_t i = 0; i < layers_.size(); ++i) {
+  // CUDA kernels with per-step randomness read the step from device memory: step 0 here.
+  Buffer step(opts_.device, sizeof(uint64_t));
+  const uint64_t zero = 0;
+  copy_bytes(step.get(), opts_.device, &zero, Device::cpu, sizeof zero);
+  ctx.device_step = step.as<uint64_t>();
+  size_t last = 0;  // the last layer that initialises from data; the rest need not run
+  for (size_t t = 0; t < param_infos_.size(); ++t)
+    if (param_decls_[t].init == Init::from_data) last = std::max(last, size_t(param_infos_[t].layer));
+  for (size_t i = 0; i <= last && i < layers_.size(); ++i) {
     bool wants = false;
     for (size_t t = 0; t < param_infos_.size(); ++t)
       wants |= param_infos_[t].layer == int(i) && param_decls_[t].init == Init::from_data;
