@@ -119,7 +119,10 @@ nlohmann::json node_attrs(const NodeContext& c) {
     nlohmann::json levels = nlohmann::json::array();
     std::istringstream is(a.get_string("levels", "1,2,4"));
     for (std::string item; std::getline(is, item, ',');) levels.push_back(std::stoi(item));
-    return {{"levels", levels}, {"mode", a.get_choice("mode", "max", {"max", "avg"})}};
+    const std::string mode = a.get_choice("mode", "max", {"max", "avg", "vlad"});
+    return {{"levels", levels},
+            {"mode", mode},
+            {"clusters", mode == "vlad" ? a.get_int("clusters", 8, 1, 64) : 0}};
   }
   if (t == "spectral_pool") {
     // The two matrices, rows: A_h (h x H) and A_w (w x W).
@@ -192,7 +195,7 @@ const OnnxOpTable& onnx_op_table() {
       {"attention_pool", {"heads"}},
       {"compact_bilinear", {"d", "seed", "eps"}},
       {"spectral_pool", {"factor", "height", "width"}},
-      {"spp_pool", {"levels", "mode"}},
+      {"spp_pool", {"levels", "mode", "clusters"}},
   };
   return table;
 }
