@@ -124,6 +124,25 @@ def spp(x, levels, mode="max"):
     return torch.cat([pool(x, L).flatten(1) for L in levels], 1).view(n, -1, 1, 1)
 
 
+def netvlad_spp(x, weight, bias, centres, levels):
+    """NetVLAD on each cell of a spatial pyramid (multi-scale orderless pooling): soft
+    assignment by a 1x1 convolution and a softmax over the K centres (weight [K, C], bias [K],
+    centres [K, C]), each cell's residual sums as a bmm, then F.normalize per centre and over
+    the cell's block; the cells concatenated: [N, K C sum L^2, 1, 1]."""
+    n, c, h, w = x.shape
+    a = F.conv2d(x, weight.view(-1, c, 1, 1), bias).softmax(1)  # N, K, H, W
+    blocks = []
+    for L in levels:
+        for i in range(L):
+            for j in range(L):
+                rows = slice(i * h // L, -(-(i + 1) * h // L))
+                cols = slice(j * w // L, -(-(j + 1) * w // L))
+                xs, av = x[:, :, rows, cols].flatten(2), a[:, :, rows, cols].flatten(2)
+                v = torch.bmm(av, xs.transpose(1, 2)) - av.sum(2, keepdim=True) * centres
+                blocks.append(F.normalize(F.normalize(v, dim=2).flatten(1), dim=1))
+    return torch.cat(blocks, 1).view(n, -1, 1, 1)
+
+
 def lp(x, size, stride, p):
     """(sum |x|^p)^(1/p); F.lp_pool2d is the same for p = 2 (and for x >= 0)."""
     return (F.avg_pool2d(x.abs().pow(p), size, stride) * (size * size)).pow(1.0 / p)
