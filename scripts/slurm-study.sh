@@ -29,7 +29,8 @@ binary=${CONVPOOL:-build/convpool}
 dir="$out/shard-${SLURM_ARRAY_TASK_ID}"
 previous=""
 for arg in "$@"; do
-  if [ "$arg" = "--search=genetic" ] || { [ "$previous" = "--search" ] && [ "$arg" = "genetic" ]; }; then
+  if [ "$arg" = "--search=genetic" ] || { [ "$previous" = "--search" ] && [ "$arg" = "genetic" ]; } ||
+     { [ "$previous" = "--config" ] && grep -Eq '^search *= *"?genetic"?' "$arg" 2>/dev/null; }; then
     dir="$out"
   fi
   previous=$arg

@@ -8,10 +8,12 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
 
+#include "convpool/file_io.h"
 #include "convpool/genetic_search.h"
 #include "convpool/graph.h"
 #include "convpool/model.h"
@@ -29,7 +31,7 @@ const std::string kModel =
     "pool max size=2 name=p1   # first\n"
     "repeat 2\n"
     "  conv filters=4 size=3 padding=same in=$in\n"
-    "  pool avg size=3 stride=1 pad=1 lr_mult=0.5\n"
+    "  pool avg size=3 stride=1 pad=1 lr_mult=0.5 name=rp$i\n"
     "end\n"
     "pool avg global\n"
     "dense units=10\n";
@@ -46,8 +48,9 @@ TEST(GeneticSearch, GenesAreTheWindowedPoolLinesAndRewriteKeepsTheRest) {
   for (std::string l; std::getline(in, l);) lines.push_back(l);
   ASSERT_EQ(lines.size(), 9u);
   EXPECT_EQ(lines[2], "pool avgtopk size=2 name=p1 k=3  # first");
-  EXPECT_EQ(lines[5], "  lip_pool size=3 stride=1 pad=1 lr_mult=0.5");
-  EXPECT_EQ(lines[7], "pool avg global");
+  EXPECT_EQ(lines[5], "  lip_pool size=3 stride=1 pad=1 lr_mult=0.5 name=rp$i");
+  EXPECT_EQ(lines[7], "pool avg global name=pool4");  // every name written out
+  EXPECT_EQ(lines[8], "dense units=10 name=dense1");
   // The rewritten model builds, with both copies of the block's pool replaced.
   const ModelSpec spec = parse_model_text(text, "rewritten");
   int lip = 0;
@@ -57,10 +60,50 @@ TEST(GeneticSearch, GenesAreTheWindowedPoolLinesAndRewriteKeepsTheRest) {
   // A choice's geometry wins over the line's; aliases are spelled as their method.
   const std::string t2 = rewrite_pool_lines(kModel, "m", genes, {"max:size=3,stride=2", "rap:t=2"});
   EXPECT_NE(t2.find("pool max name=p1 size=3 stride=2  # first"), std::string::npos) << t2;
-  EXPECT_NE(t2.find("  pool avgtopk size=3 stride=1 pad=1 lr_mult=0.5 k=2"), std::string::npos) << t2;
+  EXPECT_NE(t2.find("  pool avgtopk size=3 stride=1 pad=1 lr_mult=0.5 name=rp$i k=2"), std::string::npos)
+      << t2;
   EXPECT_NE(error_of([&] { rewrite_pool_lines(kModel, "m", genes, {"nosuch", "max"}); })
                 .find("unknown pooling method 'nosuch'"),
             std::string::npos);
+}
+
+// A pool line that becomes an op keeps its name, and so do the unnamed pools after it;
+// a choice cannot rewire the layer.
+TEST(GeneticSearch, RewritingKeepsEveryLayersName) {
+  const std::string model =
+      "input channels=3 height=8 width=8\n"
+      "conv filters=4 size=3 padding=same\n"
+      "pool max size=2\n"
+      "conv filters=4 size=3 padding=same\n"
+      "pool max size=2   # second\n"
+      "pool avg global\n"
+      "dense units=10\n";
+  const auto genes = searchable_pool_lines(model, "m");
+  ASSERT_EQ(genes.size(), 2u);
+  EXPECT_EQ(genes[0].layer, "pool1");
+  EXPECT_EQ(genes[1].layer, "pool2");
+  const std::string text = rewrite_pool_lines(model, "m", genes, {"lip_pool", "avg"});
+  const ModelSpec spec = parse_model_text(text, "rewritten");
+  std::vector<std::string> names;
+  for (const auto& l : spec.layers) names.push_back(l.name);
+  EXPECT_EQ(names, (std::vector<std::string>{"conv1", "pool1", "conv2", "pool2", "pool3",
+                                             "dense1"}))
+      << text;
+  EXPECT_NE(text.find("lip_pool size=2 name=pool1"), std::string::npos) << text;
+  EXPECT_NE(text.find("pool avg size=2 name=pool2  # second"), std::string::npos) << text;
+  EXPECT_NE(error_of([&] { rewrite_pool_lines(model, "m", genes, {"avg:in=conv1", "max"}); })
+                .find("in= belongs to the pool layer"),
+            std::string::npos);
+  // In a repeat block names are the copies' defaults: an op there needs the line named.
+  const std::string block =
+      "input channels=3 height=8 width=8\nrepeat 2\n  conv filters=4 size=3 padding=same\n"
+      "  pool max size=2 stride=1 pad=1\nend\ndense units=10\n";
+  const auto g2 = searchable_pool_lines(block, "b");
+  ASSERT_EQ(g2.size(), 1u);
+  EXPECT_NE(error_of([&] { rewrite_pool_lines(block, "b", g2, {"lip_pool"}); })
+                .find("give the repeat block's pool line a name"),
+            std::string::npos);
+  EXPECT_EQ(error_of([&] { rewrite_pool_lines(block, "b", g2, {"avg"}); }), "");
 }
 
 TEST(GeneticSearch, SettingsOutOfRangeAreOneLineErrors) {
@@ -228,11 +271,75 @@ TEST(GeneticSearch, RunsResumesAfterSigkillAndSharesOutToTheSameResult) {
   EXPECT_EQ(read_file(d.str("shared/final.json")), final_whole);
   EXPECT_EQ(read_file(d.str("killed/final.json")), final_whole);
 
-  // Another search in the same directory is refused, naming what differs.
+  // Another search in the same directory is refused, naming what differs, and leaves the
+  // directory's config as it was.
+  const std::string config = read_file(d.str("whole/config.toml"));
   const CommandResult other = run_convpool(args + " --mutation 0.5 --out " + d.str("whole"));
   EXPECT_EQ(other.exit_code, 1);
   EXPECT_NE(other.output.find("holds another search (its mutation differs)"), std::string::npos)
       << other.output;
+  EXPECT_EQ(read_file(d.str("whole/config.toml")), config);
+  // --seed draws another search.
+  const CommandResult seeded = run_convpool(args + " --seed 5 --out " + d.str("seeded"));
+  ASSERT_EQ(seeded.exit_code, 0) << seeded.output;
+  EXPECT_NE(individuals_without_seconds(d.str("seeded")), table);
+  EXPECT_NE(read_file(d.str("seeded/search.json")).find("\"seed\": 5"), std::string::npos);
+}
+
+// Two processes on one directory train each genotype once between them.
+TEST(GeneticSearch, TwoProcessesTrainEachGenotypeOnce) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 40, 22);
+  const std::string args =
+      std::string(CONVPOOL_BINARY) +
+      " study --search genetic --device cpu --threads 1 --no-plot --batch 25 --epochs 1 "
+      "--model " CONVPOOL_SOURCE_DIR "/models/keras_cifar10.cfg "
+      "--pools max,avg,avgtopk:k=2,lip_pool --population 6 --generations 3 --data " +
+      d.str("data") + " --out " + d.str("shared");
+  const CommandResult both = run_command("(" + args + " --shard 0/2 > " + d.str("a.log") +
+                                         " 2>&1 & " + args + " --shard 1/2 > " + d.str("b.log") +
+                                         " 2>&1 & wait)");
+  ASSERT_EQ(both.exit_code, 0) << both.output;
+  const std::string logs = read_file(d.str("a.log")) + read_file(d.str("b.log"));
+  std::map<std::string, int> trained;
+  std::istringstream in(logs);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("generation ", 0) == 0 && line.back() == ')')
+      trained[line.substr(line.rfind('(') + 1, line.size() - line.rfind('(') - 2)]++;
+  std::set<std::string> labels;
+  std::istringstream table(read_file(d.str("shared/individuals.csv")));
+  std::string row;
+  std::getline(table, row);
+  while (std::getline(table, row)) {
+    std::istringstream cols(row.substr(row.rfind('"') + 2));
+    std::string label;
+    std::getline(cols, label, ',');
+    labels.insert(label);
+  }
+  EXPECT_EQ(trained.size(), labels.size()) << logs;
+  for (const auto& [label, times] : trained) {
+    EXPECT_EQ(times, 1) << label << "\n" << logs;
+    EXPECT_TRUE(labels.count(label)) << label;
+  }
+}
+
+// A genotype that cannot be built (here a 9x9 window on the 8x8 map a 4x4 stride-4 window
+// leaves, though each method builds on its own) gets fitness 0 and the search goes on.
+TEST(GeneticSearch, AGenotypeThatFailsIsTheLeastFitAndTheSearchGoesOn) {
+  TempDir d;
+  write_cifar_dir(d.str("data"), 20, 23);
+  write_file_atomic(d.str("m.cfg"),
+                    "input channels=3 height=32 width=32\nconv filters=4 size=3 padding=same\n"
+                    "pool max size=2\npool max size=2\nflatten\ndense units=10\n");
+  const CommandResult r = run_convpool(
+      "study --search genetic --device cpu --threads 1 --no-plot --batch 20 --epochs 1 "
+      "--pools max:size=4,stride=4,avg:size=9,stride=1 --population 8 --generations 2 --data " +
+      d.str("data") + " --model " + d.str("m.cfg") + " --out " + d.str("s"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string fitness = read_file(d.str("s/runs/g01/fitness.json"));
+  EXPECT_NE(fitness.find("\"failed\""), std::string::npos) << fitness << r.output;
+  EXPECT_NE(read_file(d.str("s/individuals.csv")).find("g01,0.000000,"), std::string::npos);
+  EXPECT_NE(r.output.find("g01 failed, its fitness is 0"), std::string::npos) << r.output;
 }
 
 TEST(GeneticSearch, BadSearchesAreOneLineErrors) {

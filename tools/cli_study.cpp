@@ -92,7 +92,9 @@ std::string training_recipe(const std::string& config) {
     const std::string key = line.substr(0, line.find('='));
     if (line.empty() || line[0] == '#' ||
         std::set<std::string>{"out", "shard", "merge", "no-plot", "quiet", "verbose", "save-every",
-                              "keep", "threads", "config", "final-epochs"}
+                              "keep", "threads", "config", "search", "population", "generations",
+                              "tournament", "elite", "crossover", "mutation", "validation",
+                              "final-epochs"}
             .count(key))
       continue;
     recipe += line + "\n";
@@ -250,6 +252,7 @@ int run(StudyOptions& so, CLI::App* cmd) {
     if (so.overwrite)
       CP_USER_ERROR("--search genetic resumes what --out holds: choose a fresh --out instead of "
                     "--overwrite");
+    base.cfg.seed = so.first_seed;  // the search's draws and every genotype's training
     return run_genetic_search(base, cmd, so.genetic, pools, shard, shards, !so.no_plot);
   }
   if (const auto given = genetic_flags_given(cmd); !given.empty())
@@ -266,6 +269,9 @@ int run(StudyOptions& so, CLI::App* cmd) {
   // study again (extended by epochs, methods or seeds), never a merged table or another
   // study, shard, data set or a training run.
   if (replace) {
+  } else if (fs::exists(base.out + "/search.json")) {
+    CP_USER_ERROR("--out " << base.out << " holds a genetic search (search.json), not a study: "
+                           << "choose another --out, or pass --overwrite to replace it");
   } else if (const std::string writer = config_writer(base.out);
              writer == "train" || fs::exists(base.out + "/last.safetensors")) {
     CP_USER_ERROR("--out " << base.out << " holds a training run, not a study: choose another "

@@ -10,9 +10,13 @@
 // one directory (--shard I/N, e.g. Slurm array tasks on a shared file system): each trains its
 // share of a generation first, then any genotype no live process is training (a run directory
 // is locked while it trains, and the lock dies with its process), then waits for the rest.
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -53,6 +57,9 @@ Dataset subset(const Dataset& all, const std::vector<size_t>& idx) {
   return d;
 }
 
+// The validation loss recorded for a genotype that failed: finite, so JSON keeps it.
+constexpr double kFailedLoss = 1e30;
+
 struct Evaluation {
   Fitness fitness;
   double seconds = 0;
@@ -79,10 +86,14 @@ class GeneticSearch {
   std::string dir(const Genotype& g) const {
     return base_.out + "/runs/" + genotype_label(g);
   }
-  std::optional<Evaluation> read_fitness(const std::string& run) const;
+  std::optional<Evaluation> read_fitness(const Genotype& g) const;
+  // final.json, or null when there is none; a damaged one is a one-line error.
+  nlohmann::json read_final() const;
   // Evaluates `g` unless another live process is at it; false then.
   bool settle(const Genotype& g, const std::string& what);
+  // Trains (or resumes) g and writes its fitness.json; a failure is recorded, not thrown.
   Evaluation train_individual(const Genotype& g);
+  Evaluation train_genotype(const Genotype& g);
   std::string final_section() const;
 
   TrainOptions& base_;
@@ -97,14 +108,16 @@ class GeneticSearch {
   std::map<std::string, Evaluation> known_;  // by genotype label
 };
 
-std::optional<Evaluation> GeneticSearch::read_fitness(const std::string& run) const {
-  const std::string path = run + "/fitness.json";
+std::optional<Evaluation> GeneticSearch::read_fitness(const Genotype& g) const {
+  const std::string path = dir(g) + "/fitness.json";
   if (!fs::exists(path)) return std::nullopt;
   try {
     const auto j = nlohmann::json::parse(read_regular_file(path, size_t(1) << 20, "fitness"));
-    if (j.at("epochs").get<int>() != base_.cfg.epochs)
-      CP_USER_ERROR(path << " holds a fitness after " << j.at("epochs").get<int>()
-                         << " epochs, not " << base_.cfg.epochs << ": use a fresh --out");
+    if (j.at("epochs").get<int>() != base_.cfg.epochs ||
+        j.at("genotype").get<std::string>() != describe_genotype(g, genes_, pools_))
+      CP_USER_ERROR(path << " holds the fitness of " << j.at("genotype").dump() << " after "
+                         << j.at("epochs").get<int>() << " epochs, not of this search's genotype: "
+                         << "use a fresh --out");
     return Evaluation{{j.at("validation_accuracy").get<double>(),
                        j.at("validation_loss").get<double>()},
                       j.at("seconds").get<double>()};
@@ -115,19 +128,46 @@ std::optional<Evaluation> GeneticSearch::read_fitness(const std::string& run) co
 
 Evaluation GeneticSearch::train_individual(const Genotype& g) {
   const std::string run = dir(g);
+  std::string failed;
+  Evaluation e;
+  try {
+    e = train_genotype(g);
+    if (!std::isfinite(e.fitness.accuracy) || !std::isfinite(e.fitness.loss))
+      failed = "a non-finite validation loss or accuracy";
+  } catch (const Interrupted&) {
+    throw;
+  } catch (const Error& err) {
+    failed = err.what();
+  }
+  // A genotype that cannot be built or trained (a window larger than its input, a loss that
+  // diverged) is the least fit: the search goes on, and replays it the same way.
+  if (!failed.empty()) e = Evaluation{{0.0, kFailedLoss}, e.seconds};
+  nlohmann::json j = {{"genotype", describe_genotype(g, genes_, pools_)},
+                      {"epochs", base_.cfg.epochs},
+                      {"validation_accuracy", e.fitness.accuracy},
+                      {"validation_loss", e.fitness.loss},
+                      {"seconds", e.seconds}};
+  if (!failed.empty()) {
+    j["failed"] = failed;
+    reporter_.line(genotype_label(g) + " failed, its fitness is 0: " + failed);
+  }
+  write_file_atomic(run + "/fitness.json", j.dump(2) + "\n");
+  return e;
+}
+
+Evaluation GeneticSearch::train_genotype(const Genotype& g) {
+  const std::string run = dir(g);
   const std::string model = run + "/model.cfg";
-  write_file_atomic(model, rewrite_pool_lines(text_, base_.model, genes_,
-                                              [&] {
-                                                std::vector<std::string> c;
-                                                for (int i : g) c.push_back(pools_[size_t(i)]);
-                                                return c;
-                                              }()));
+  std::vector<std::string> choice;
+  for (int i : g) choice.push_back(pools_[size_t(i)]);
+  write_file_atomic(model, rewrite_pool_lines(text_, base_.model, genes_, choice));
   TrainOptions o = base_;
   o.model = model;
   o.pool.clear();
   o.global_pool.clear();  // already in the model text
   o.out = run;
   o.resume.clear();
+  o.tta = "none";  // the fitness is the plain validation accuracy
   const std::string last = run + "/last.safetensors";
   int done_epochs = 0;
   if (fs::exists(last)) {
@@ -148,12 +188,6 @@ Evaluation GeneticSearch::train_individual(const Genotype& g) {
     }
   }
   if (!found) CP_USER_ERROR(run << "/metrics.csv has no epoch " << base_.cfg.epochs);
-  const nlohmann::json j = {{"genotype", describe_genotype(g, genes_, pools_)},
-                            {"epochs", base_.cfg.epochs},
-                            {"validation_accuracy", e.fitness.accuracy},
-                            {"validation_loss", e.fitness.loss},
-                            {"seconds", e.seconds}};
-  write_file_atomic(run + "/fitness.json", j.dump(2) + "\n");
   return e;
 }
 
@@ -161,14 +195,14 @@ bool GeneticSearch::settle(const Genotype& g, const std::string& what) {
   const std::string label = genotype_label(g);
   if (known_.count(label)) return true;
   const std::string run = dir(g);
-  if (auto e = read_fitness(run)) {
+  if (auto e = read_fitness(g)) {
     known_[label] = *e;
     return true;
   }
   make_directory(run);
   const auto lock = RunDirectoryLock::try_lock(run, "run");
   if (!lock) return false;
-  if (auto e = read_fitness(run)) {  // finished while this process looked elsewhere
+  if (auto e = read_fitness(g)) {  // finished while this process looked elsewhere
     known_[label] = *e;
     return true;
   }
@@ -224,9 +258,16 @@ std::vector<SearchIndividual> GeneticSearch::run(const std::string& title, bool 
       if (!waiting.empty() &&
           std::chrono::steady_clock::now() - last_note > std::chrono::seconds(60)) {
         last_note = std::chrono::steady_clock::now();
+        const std::string first = dir(fresh[waiting[0]]);
+        std::string holder;
+        try {
+          holder = read_regular_file(first + "/" + RunDirectoryLock::kFileName, 4096, "lock file");
+        } catch (const Error&) {  // only a courtesy in the note
+        }
+        while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\r')) holder.pop_back();
         reporter_.line(where + ": waiting for " + std::to_string(waiting.size()) +
-                       " genotype(s) other processes are training (first: " +
-                       dir(fresh[waiting[0]]) + ")");
+                       " genotype(s) other processes are training (first: " + first +
+                       (holder.empty() ? "" : ", by " + holder) + ")");
       }
     }
     fitness.clear();
@@ -259,10 +300,19 @@ std::vector<SearchIndividual> GeneticSearch::run(const std::string& title, bool 
   return rows;
 }
 
-std::string GeneticSearch::final_section() const {
+nlohmann::json GeneticSearch::read_final() const {
   const std::string path = base_.out + "/final.json";
-  if (fs::exists(path)) {
-    const auto j = nlohmann::json::parse(read_regular_file(path, size_t(1) << 20, "final result"));
+  if (!fs::exists(path)) return nullptr;
+  try {
+    return nlohmann::json::parse(read_regular_file(path, size_t(1) << 20, "final result"));
+  } catch (const nlohmann::json::exception& e) {
+    CP_USER_ERROR(path << ": not a final result (" << e.what()
+                       << "); remove it to evaluate the final run again");
+  }
+}
+
+std::string GeneticSearch::final_section() const {
+  if (const nlohmann::json j = read_final(); !j.is_null()) try {
     char buf[512];
     std::snprintf(buf, sizeof buf,
                   "`best.cfg` trained for %d epochs on the %zu training images (seed %llu; "
@@ -274,7 +324,13 @@ std::string GeneticSearch::final_section() const {
                   j.at("validation_images").get<size_t>(), j.at("test_accuracy").get<double>(),
                   j.at("test_loss").get<double>(), j.at("test_images").get<size_t>());
     return buf;
+  } catch (const nlohmann::json::exception& e) {
+    CP_USER_ERROR(base_.out << "/final.json: not a final result (" << e.what() << ")");
   }
+  if (g_.final_epochs > 0)
+    return "Pending: the full training of the best genotype (" +
+           std::to_string(g_.final_epochs) +
+           " epochs, in final/) has not finished; run the search's command again to finish it.";
   return "Not run by this search (`--final-epochs 0`): train the best genotype with `convpool "
          "train --model " + base_.out + "/best.cfg` and the search's other settings.";
 }
@@ -303,12 +359,10 @@ void GeneticSearch::train_best(const SearchIndividual& best, const Dataset& test
     reporter_.line("the best genotype's full training runs in another process (" + run + ")");
     return;
   }
-  if (fs::exists(base_.out + "/final.json")) {
-    const auto j = nlohmann::json::parse(
-        read_regular_file(base_.out + "/final.json", size_t(1) << 20, "final result"));
-    if (j.value("epochs", 0) == g_.final_epochs && j.value("label", "") == genotype_label(best.genotype))
-      return;
-  }
+  if (const nlohmann::json j = read_final(); !j.is_null() && j.is_object() &&
+      j.value("epochs", 0) == g_.final_epochs &&
+      j.value("label", "") == genotype_label(best.genotype))
+    return;
   TrainOptions o = base_;
   o.model = base_.out + "/best.cfg";
   o.pool.clear();
@@ -317,16 +371,20 @@ void GeneticSearch::train_best(const SearchIndividual& best, const Dataset& test
   o.resume.clear();
   o.cfg.epochs = g_.final_epochs;
   const std::string last = run + "/last.safetensors";
-  if (fs::exists(last)) {
-    const Checkpoint c = load_checkpoint(last);
-    if (c.model_text != read_regular_file(o.model, kMaxModelFileBytes, "model file") ||
-        c.state.epoch > g_.final_epochs)
-      remove_run_files(run);  // another genotype's or a longer training: start again
-    else if (c.state.epoch < g_.final_epochs)
-      o.resume = last;
-  } else {
-    remove_run_files(run);
-  }
+  // The epochs a checkpoint there was trained towards: its schedule ends there, so a run for
+  // another --final-epochs starts again rather than resume past (or short of) that end.
+  const std::string target = run + "/target-epochs";
+  const std::string wanted = std::to_string(g_.final_epochs) + "\n";
+  if (fs::exists(last) &&
+      (!fs::exists(target) ||
+       read_regular_file(target, 64, "final run's target") != wanted ||
+       load_checkpoint(last).model_text !=
+           read_regular_file(o.model, kMaxModelFileBytes, "model file")))
+    remove_run_files(run);  // another genotype's, or another length of training
+  if (!fs::exists(last)) remove_run_files(run);
+  else if (load_checkpoint(last).state.epoch < g_.final_epochs)
+    o.resume = last;
+  write_file_atomic(target, wanted);
   reporter_.line("full training of the best genotype, " + std::to_string(g_.final_epochs) +
                  " epochs: " + describe_genotype(best.genotype, genes_, pools_));
   std::vector<EpochMetrics> metrics;
@@ -347,8 +405,8 @@ void GeneticSearch::train_best(const SearchIndividual& best, const Dataset& test
   const bool ema = uses_ema_weights(ckpt, base_.eval_with == "raw" ? "raw" : "auto");
   auto graph = build_from_checkpoint(ckpt, last, GraphOptions{base_.cfg.device, base_.cfg.batch, 0},
                                      ema);
-  const EvalResult r =
-      checkpoint_evaluator(*graph, ckpt, base_.cfg.device, base_.cfg.batch)->evaluate(test);
+  const EvalResult r = checkpoint_evaluator(*graph, ckpt, base_.cfg.device, base_.cfg.batch)
+                           ->evaluate(test, tta_views(base_.tta));
   const nlohmann::json j = {{"genotype", describe_genotype(best.genotype, genes_, pools_)},
                             {"label", genotype_label(best.genotype)},
                             {"epochs", g_.final_epochs},
@@ -357,6 +415,7 @@ void GeneticSearch::train_best(const SearchIndividual& best, const Dataset& test
                             {"validation_images", validation_.size()},
                             {"validation_accuracy", metrics.back().test_accuracy},
                             {"test_images", test.size()},
+                            {"tta", base_.tta},
                             {"test_accuracy", r.accuracy},
                             {"test_loss", r.loss}};
   write_file_atomic(base_.out + "/final.json", j.dump(2) + "\n");
@@ -462,7 +521,6 @@ int run_genetic_search(TrainOptions& base, CLI::App* cmd, const GeneticSearchOpt
       train_idx.push_back(i);
   const Dataset train = subset(data.train, train_idx), validation = subset(data.train, val_idx);
 
-  write_config(cmd, base.out + "/config.toml");
   std::vector<std::string> gene_names;
   for (auto& gene : genes) gene_names.push_back(gene.layer);
   const nlohmann::json def = {
@@ -484,7 +542,18 @@ int run_genetic_search(TrainOptions& base, CLI::App* cmd, const GeneticSearchOpt
       {"device", base.device},
       {"recipe", training_recipe(config_text(cmd, base.out + "/config.toml"))}};
   const std::string def_path = base.out + "/search.json";
-  if (fs::exists(def_path)) {
+  // Created once, atomically (a hard link fails where the file exists), so processes started
+  // together with different settings cannot both write it: the second compares and refuses.
+  {
+    const std::string tmp = def_path + ".new-" + std::to_string(::getpid());
+    write_file_atomic(tmp, def.dump(2) + "\n");
+    const int linked = ::link(tmp.c_str(), def_path.c_str());
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    if (linked != 0 && err != EEXIST)
+      CP_USER_ERROR("cannot create " << def_path << ": " << std::strerror(err));
+  }
+  {
     nlohmann::json old;
     try {
       old = nlohmann::json::parse(read_regular_file(def_path, size_t(64) << 20, "search"));
@@ -496,9 +565,8 @@ int run_genetic_search(TrainOptions& base, CLI::App* cmd, const GeneticSearchOpt
                              << first_difference(def, old)
                              << " differs): run its own command to resume it, or choose another "
                                 "--out");
-  } else {
-    write_file_atomic(def_path, def.dump(2) + "\n");
   }
+  write_config(cmd, base.out + "/config.toml");
 
   install_stop_handlers();
   ConsoleReporter reporter(base.verbosity(), stdout_is_terminal());

@@ -61,7 +61,12 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   namespace fs = std::filesystem;
   const fs::path target(path);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  // Host and pid: processes on several machines may write one file of a shared directory.
+  char host[64] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  for (char& ch : host)
+    if (ch == '/') ch = '_';
+  const std::string tmp = path + ".tmp-" + host + "-" + std::to_string(::getpid());
   auto fail = [&](const std::string& what) {
     const int err = errno;
     ::unlink(tmp.c_str());

@@ -157,9 +157,11 @@ const std::vector<WindowPoolingOp>& global_encoder_ops() {
        "compact bilinear pooling (Tensor Sketch): the count sketch in d bins of the maps' "
        "bilinear matrix summed over positions, signed square root, L2 normalised; d features, "
        "nothing learned"},
-      {"spp_pool", "[levels=1,2,4] [mode=max|avg]",
+      {"spp_pool", "[levels=1,2,4] [mode=max|avg|vlad] [clusters=8]",
        "spatial pyramid pooling: each level's L x L cells of every map pooled by max or mean, "
-       "levels concatenated; C (L1^2 + L2^2 + ...) features whatever the map's size"},
+       "levels concatenated; C (L1^2 + L2^2 + ...) features whatever the map's size; "
+       "mode=vlad (multi-scale orderless pooling): each cell encoded by NetVLAD over K learned "
+       "centres, K times the features"},
   };
   return rows;
 }

@@ -85,6 +85,24 @@ std::string rewrite_pool_lines(const std::string& model_text, const std::string&
                                const std::vector<std::string>& choices) {
   CP_CHECK(genes.size() == choices.size(), "one choice per gene");
   std::vector<std::string> lines = split_lines(model_text);
+  // Every layer outside a repeat block gets its name written out: a pool layer that becomes an
+  // op (lip_pool) would otherwise take another default name, and shift the pools after it.
+  const ModelSpec before = parse_model_text(model_text, origin);
+  const std::string prefix = origin + ":";
+  for (const LayerSpec& layer : before.layers) {
+    if (layer.where.rfind(prefix, 0) != 0 || layer.where.find(" (copy ") != std::string::npos)
+      continue;
+    const int at = std::atoi(layer.where.c_str() + prefix.size()) - 1;
+    if (at < 0 || size_t(at) >= lines.size()) continue;
+    std::string& line = lines[size_t(at)];
+    const size_t hash = line.find('#');
+    std::istringstream words(line.substr(0, hash));
+    bool named = false;
+    for (std::string w; words >> w;) named = named || w.rfind("name=", 0) == 0;
+    if (named) continue;
+    const size_t end = line.substr(0, hash).find_last_not_of(" \t\r");
+    line.insert(end == std::string::npos ? 0 : end + 1, " name=" + layer.name);
+  }
   for (size_t i = 0; i < genes.size(); ++i) {
     const int at = genes[i].line - 1;
     if (at < 0 || size_t(at) >= lines.size())
@@ -100,7 +118,13 @@ std::string rewrite_pool_lines(const std::string& model_text, const std::string&
     apply_pool_override(one, choices[i]);
     const LayerSpec& chosen = one.layers[0];
     std::set<std::string> set_by_choice;
-    for (auto& kv : chosen.args) set_by_choice.insert(kv.first);
+    for (auto& kv : chosen.args) {
+      set_by_choice.insert(kv.first);
+      if (kv.first == "name" || kv.first == "in" || kv.first == "lr_mult" ||
+          kv.first == "wd_mult" || kv.first == "frozen")
+        CP_USER_ERROR("--pools " << choices[i] << ": " << kv.first
+                                 << "= belongs to the pool layer, not to a method");
+    }
 
     const std::string& old = lines[size_t(at)];
     const size_t hash = old.find('#');
@@ -126,6 +150,15 @@ std::string rewrite_pool_lines(const std::string& model_text, const std::string&
   }
   std::string out;
   for (auto& l : lines) out += l + "\n";
+  // Inside a repeat block names stay defaults: a choice that changed any layer's name is refused.
+  const ModelSpec after = parse_model_text(out, origin);
+  for (size_t l = 0; l < before.layers.size() && l < after.layers.size(); ++l)
+    if (before.layers[l].name != after.layers[l].name)
+      CP_USER_ERROR(before.layers[l].where << ": searching its pool line renames layer '"
+                                           << before.layers[l].name << "' to '"
+                                           << after.layers[l].name
+                                           << "': give the repeat block's pool line a name "
+                                              "(name=pool$i) to search ops on it");
   return out;
 }
 
@@ -134,7 +167,7 @@ void check_genetic_settings(const GeneticSettings& s, int genes, int choices) {
     CP_USER_ERROR("--search genetic: the model has no pool layer to search (global pool layers "
                   "are --global-pool's)");
   if (choices < 2) CP_USER_ERROR("--search genetic: --pools needs at least two methods to choose from");
-  if (genes > 36 * 36) CP_USER_ERROR("--search genetic: the model has over 1296 pool lines");
+  if (genes > 200) CP_USER_ERROR("--search genetic: the model has over 200 pool lines to search");
   if (choices > 36) CP_USER_ERROR("--search genetic: --pools lists over 36 methods");
   if (s.population < 2 || s.population > 10000)
     CP_USER_ERROR("--population " << s.population << ": expected 2 to 10000");
