@@ -20,13 +20,25 @@ namespace {
 struct ChannelHashes {
   std::vector<uint32_t> bin;
   std::vector<float> sign;
-  ChannelHashes(const SketchHash& h, int c) : bin(size_t(c)), sign(size_t(c)) {
+  void fill(const SketchHash& h, int c) {
+    bin.resize(size_t(c));
+    sign.resize(size_t(c));
     for (int i = 0; i < c; ++i) {
       bin[size_t(i)] = sketch_bin(h, uint32_t(i));
       sign[size_t(i)] = sketch_sign(h, uint32_t(i));
     }
   }
 };
+
+// The two hashes' tables, filled each call into buffers the calling thread keeps: a training
+// step allocates nothing once warm.
+std::pair<const ChannelHashes&, const ChannelHashes&> channel_hashes(const CompactBilinearSketch& s,
+                                                                     int c) {
+  thread_local ChannelHashes first, second;
+  first.fill(s.h1, c);
+  second.fill(s.h2, c);
+  return {first, second};
+}
 
 // g = x x^T for one image (x: C x hw, xt: hw x C).
 CONVPOOL_AVX2_CLONES void gram(const float* __restrict x, const float* __restrict xt, int c, int hw,
@@ -106,7 +118,7 @@ bool parallel(int n, int c, int hw, int d) { return long(n) * (long(c) * c * hw 
 void compact_bilinear_forward(const CompactBilinearSketch& s, const float* x, float* u, float* z,
                               float* norm, int n, int c, int hw, float* scratch) {
   const int d = s.d;
-  const ChannelHashes a(s.h1, c), b(s.h2, c);
+  const auto [a, b] = channel_hashes(s, c);
   const size_t per = compact_bilinear_scratch_floats(1, c, hw, d);
   const uint32_t mask = s.h1.mask;
 #pragma omp parallel for schedule(static) if (parallel(n, c, hw, d))
@@ -134,7 +146,7 @@ void compact_bilinear_backward(const CompactBilinearSketch& s, const float* x, c
                                const float* z, const float* norm, const float* du, float* dx, int n,
                                int c, int hw, float* scratch) {
   const int d = s.d;
-  const ChannelHashes a(s.h1, c), b(s.h2, c);
+  const auto [a, b] = channel_hashes(s, c);
   const size_t per = compact_bilinear_scratch_floats(1, c, hw, d);
   const uint32_t mask = s.h1.mask;
 #pragma omp parallel for schedule(static) if (parallel(n, c, hw, d))
