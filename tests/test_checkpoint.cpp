@@ -361,14 +361,21 @@ TEST(Checkpoint, StaleTemporariesOfDeadWritersAreRemoved) {
   pid_t dead = 0;
   if ((dead = fork()) == 0) _exit(0);
   waitpid(dead, nullptr, 0);  // reaped: no process has this pid now
+  char host[64] = {};
+  gethostname(host, sizeof host - 1);
+  const std::string here = host;
+  // NAME.tmp-HOST-PID, and NAME.tmp-PID as older versions wrote them; another host's pid
+  // cannot be checked from here, so its file stays.
   const std::vector<std::string> stale = {"last.safetensors.tmp-" + std::to_string(dead),
-                                          "best.safetensors.tmp-" + std::to_string(dead)};
-  const std::vector<std::string> kept = {"last.safetensors.tmp-" + std::to_string(getpid()),
-                                         "last.safetensors.tmp-1", "notes.tmp-x1",
-                                         "last.safetensors"};
+                                          "best.safetensors.tmp-" + std::to_string(dead),
+                                          "summary.md.tmp-" + here + "-" + std::to_string(dead)};
+  const std::vector<std::string> kept = {
+      "last.safetensors.tmp-" + std::to_string(getpid()),
+      "last.safetensors.tmp-" + here + "-" + std::to_string(getpid()), "last.safetensors.tmp-1",
+      "notes.tmp-x1", "summary.md.tmp-other-host-" + std::to_string(dead), "last.safetensors"};
   for (auto& n : stale) std::ofstream(d.str(n)) << "partial";
   for (auto& n : kept) std::ofstream(d.str(n)) << "keep";
-  EXPECT_EQ(remove_stale_temporaries(d.str()), 2);
+  EXPECT_EQ(remove_stale_temporaries(d.str()), 3);
   for (auto& n : stale) EXPECT_FALSE(std::filesystem::exists(d.str(n))) << n;
   for (auto& n : kept) EXPECT_TRUE(std::filesystem::exists(d.str(n))) << n;
 }

@@ -21,6 +21,16 @@ struct FileDescriptor {
     if (fd >= 0) ::close(fd);
   }
 };
+
+// This machine's name as a temporary file carries it ('/' replaced).
+std::string this_host() {
+  char host[64] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  for (char& ch : host)
+    if (ch == '/') ch = '_';
+  return host;
+}
+
 }  // namespace
 
 bool is_regular_file(const std::string& path) {
@@ -62,11 +72,7 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   const fs::path target(path);
   const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
   // Host and pid: processes on several machines may write one file of a shared directory.
-  char host[64] = {};
-  if (::gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
-  for (char& ch : host)
-    if (ch == '/') ch = '_';
-  const std::string tmp = path + ".tmp-" + host + "-" + std::to_string(::getpid());
+  const std::string tmp = path + ".tmp-" + this_host() + "-" + std::to_string(::getpid());
   auto fail = [&](const std::string& what) {
     const int err = errno;
     ::unlink(tmp.c_str());
@@ -108,7 +114,12 @@ int remove_stale_temporaries(const std::string& dir) {
     const std::string name = it->path().filename().string();
     const auto at = name.rfind(".tmp-");
     if (at == std::string::npos) continue;
-    const std::string pid_text = name.substr(at + 5);
+    // NAME.tmp-HOST-PID (NAME.tmp-PID from older versions): only this host's can be checked.
+    std::string pid_text = name.substr(at + 5);
+    if (const auto dash = pid_text.rfind('-'); dash != std::string::npos) {
+      if (pid_text.substr(0, dash) != this_host()) continue;
+      pid_text = pid_text.substr(dash + 1);
+    }
     if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos ||
         pid_text.size() > 9)
       continue;
