@@ -51,9 +51,12 @@ __global__ void vlad_residual_kernel(VladShape g, const float* __restrict__ x,
 __global__ void vlad_norms_kernel(VladShape g, float* __restrict__ state, size_t count) {
   CP_GRID_STRIDE(t, count) {
     const size_t img = t / g.cells;
-    vlad_cell_norms(state + img * g.per_state + size_t(g.k) * g.p +
-                        size_t(t % g.cells) * vlad_cell_floats(g.k, g.c),
-                    g.k, g.c);
+    const int cell = int(t % g.cells);
+    int r0, r1, c0, c1;
+    vlad_cell_bounds(g.s, cell, g.h, g.w, &r0, &r1, &c0, &c1);
+    float* a = state + img * g.per_state;
+    vlad_cell_norms(a + size_t(g.k) * g.p + size_t(cell) * vlad_cell_floats(g.k, g.c), a, g.k,
+                    g.c, g.p, g.w, r0, r1, c0, c1);
   }
 }
 
@@ -119,8 +122,8 @@ __global__ void vlad_param_grad_kernel(VladShape g, int n, const float* __restri
       acc += vlad_weight_grad(dl + size_t(img) * g.k * g.p, x + size_t(img) * g.c * g.p, g.p, j,
                               ch);
       if (!bias)
-        gm += vlad_centre_grad(g.s, dv + img * g.per_out, state + img * g.per_state, g.k, g.c,
-                               g.h, g.w, j, ch);
+        gm += vlad_centre_grad(g.cells, dv + img * g.per_out,
+                               state + img * g.per_state + size_t(g.k) * g.p, g.k, g.c, j, ch);
     }
     if (bias) {
       dbias[j] = acc;

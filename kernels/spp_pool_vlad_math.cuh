@@ -11,8 +11,11 @@
 // centre, channel by channel: K C (L1^2 + L2^2 + ...) features.
 //
 // Per image, the layer state holds a (K x P, P = H W positions) and, per cell, V (K x C), the
-// row norms r (K) and the block norm R (1). The backward: dq = (dy - y (y . dy)) / R (dy /
-// eps when R <= eps), dV_k = (dq_k - q_k (q_k . dq_k)) / r_k (likewise), q = V / max(r, eps);
+// row norms r (K), the block norm R (1) and the assignment masses S_k = sum_{i in s} a_k(i)
+// (K). Each row's scale, 1 / max(r_k, eps) / max(R, eps), is taken once and multiplied in
+// (R = ||q|| is sqrt(sum_k (r_k / max(r_k, eps))^2), q's rows being unit or below eps).
+// The backward: dq = (dy - y (y . dy)) / R (dy / eps when R <= eps),
+// dV_k = (dq_k - q_k (q_k . dq_k)) / r_k (likewise), q = V / max(r, eps);
 // then da_k(i) = sum_{s containing i} dV_s(k) . (x_i - mu_k), the softmax's dl_k(i) =
 // a_k(i) (da_k(i) - sum_j a_j(i) da_j(i)), and
 //   dx_i = sum_{s containing i} sum_k a_k(i) dV_s(k) + sum_k w_k dl_k(i),
@@ -33,8 +36,8 @@ namespace convpool {
 constexpr int kVladMaxClusters = 64;
 constexpr float kVladEps = 1e-12f;
 
-// Floats of one cell's state: V, r and R.
-CP_HD int vlad_cell_floats(int k, int c) { return k * c + k + 1; }
+// Floats of one cell's state: V, r, R and S.
+CP_HD int vlad_cell_floats(int k, int c) { return k * c + 2 * k + 1; }
 // Floats of one image's state: the assignments and every cell's.
 CP_HD size_t vlad_image_state_floats(const SppLevels& s, int k, int c, int p) {
   return size_t(k) * p + size_t(spp_features_per_channel(s)) * vlad_cell_floats(k, c);
@@ -85,28 +88,37 @@ CP_HD float vlad_residual_sum(const float* a, const float* x, const float* mu, i
   return s;
 }
 
-// A cell's norms from its V (k x c): r_j = ||V_j|| and R = ||q||, q_j = V_j / max(r_j, eps).
-CP_HD void vlad_cell_norms(float* cell, int k, int c) {
+// A cell's norms and masses from its V (k x c) and the image's assignments a: r_j = ||V_j||,
+// R = ||q|| and S_j, the cell's positions row by row.
+CP_HD void vlad_cell_norms(float* cell, const float* a, int k, int c, int p, int w, int r0, int r1,
+                           int c0, int c1) {
   const float* v = cell;
   float* r = cell + size_t(k) * c;
+  float* mass = r + k + 1;
   float big = 0.f;
   for (int j = 0; j < k; ++j) {
     float s = 0.f;
     for (int ch = 0; ch < c; ++ch) s += v[size_t(j) * c + ch] * v[size_t(j) * c + ch];
     r[j] = sqrtf(s);
-    const float floor_r = fmaxf(r[j], kVladEps);
-    for (int ch = 0; ch < c; ++ch) {
-      const float q = v[size_t(j) * c + ch] / floor_r;
-      big += q * q;
-    }
+    const float unit = r[j] * (1.f / fmaxf(r[j], kVladEps));
+    big += unit * unit;
+    float m = 0.f;
+    for (int row = r0; row < r1; ++row)
+      for (int col = c0; col < c1; ++col) m += a[size_t(j) * p + row * w + col];
+    mass[j] = m;
   }
   r[k] = sqrtf(big);
 }
 
+// Row j's scale: 1 / max(r_j, eps) / max(R, eps).
+CP_HD float vlad_row_scale(const float* cell, int k, int c, int j) {
+  const float* r = cell + size_t(k) * c;
+  return (1.f / fmaxf(r[j], kVladEps)) * (1.f / fmaxf(r[k], kVladEps));
+}
+
 // One output: V(j, ch) normalised by its row's norm and then by the block's.
 CP_HD float vlad_output(const float* cell, int k, int c, int j, int ch) {
-  const float* r = cell + size_t(k) * c;
-  return cell[size_t(j) * c + ch] / fmaxf(r[j], kVladEps) / fmaxf(r[k], kVladEps);
+  return cell[size_t(j) * c + ch] * vlad_row_scale(cell, k, c, j);
 }
 
 // dV of one cell (k x c, written to dv) from its output gradient dy (k x c).
@@ -114,17 +126,26 @@ CP_HD void vlad_cell_backward(const float* cell, const float* dy, int k, int c, 
   const float* r = cell + size_t(k) * c;
   const float R = r[k];
   float dot = 0.f;
-  for (int e = 0; e < k * c; ++e) dot += vlad_output(cell, k, c, e / c, e % c) * dy[e];
-  for (int e = 0; e < k * c; ++e)
-    dv[e] = R > kVladEps ? (dy[e] - vlad_output(cell, k, c, e / c, e % c) * dot) / R
-                         : dy[e] / kVladEps;
   for (int j = 0; j < k; ++j) {
-    const float rj = r[j], floor_r = fmaxf(rj, kVladEps);
-    float rowdot = 0.f;
-    for (int ch = 0; ch < c; ++ch) rowdot += cell[size_t(j) * c + ch] / floor_r * dv[size_t(j) * c + ch];
+    const float scale = vlad_row_scale(cell, k, c, j);
+    for (int ch = 0; ch < c; ++ch)
+      dot += cell[size_t(j) * c + ch] * scale * dy[size_t(j) * c + ch];
+  }
+  const float inv_big = R > kVladEps ? 1.f / R : 1.f / kVladEps;
+  const float keep = R > kVladEps ? 1.f : 0.f;  // below eps, y's term is not there
+  for (int j = 0; j < k; ++j) {
+    const float scale = vlad_row_scale(cell, k, c, j), inv_floor = 1.f / fmaxf(r[j], kVladEps);
+    const float inv_row = r[j] > kVladEps ? 1.f / r[j] : 1.f / kVladEps;
+    const float keep_row = r[j] > kVladEps ? 1.f : 0.f;
     for (int ch = 0; ch < c; ++ch) {
       const size_t e = size_t(j) * c + ch;
-      dv[e] = rj > kVladEps ? (dv[e] - cell[e] / floor_r * rowdot) / rj : dv[e] / kVladEps;
+      dv[e] = (dy[e] - keep * (cell[e] * scale) * dot) * inv_big;
+    }
+    float rowdot = 0.f;
+    for (int ch = 0; ch < c; ++ch) rowdot += cell[size_t(j) * c + ch] * inv_floor * dv[size_t(j) * c + ch];
+    for (int ch = 0; ch < c; ++ch) {
+      const size_t e = size_t(j) * c + ch;
+      dv[e] = (dv[e] - keep_row * (cell[e] * inv_floor) * rowdot) * inv_row;
     }
   }
 }
@@ -185,16 +206,15 @@ CP_HD float vlad_weight_grad(const float* dl, const float* x, int p, int j, int 
   for (int i = 0; i < p; ++i) g += dl[size_t(j) * p + i] * (ch < 0 ? 1.f : x[size_t(ch) * p + i]);
   return g;
 }
-CP_HD float vlad_centre_grad(const SppLevels& s, const float* dv, const float* a, int k, int c,
-                             int h, int w, int j, int ch) {
-  const int cells = spp_features_per_channel(s);
+// Where centre j's mass sits in a cell's state.
+CP_HD int vlad_mass_at(int k, int c, int j) { return k * c + k + 1 + j; }
+
+// cells: the image's cell states (after its assignments).
+CP_HD float vlad_centre_grad(int cells, const float* dv, const float* cell_states, int k, int c,
+                             int j, int ch) {
   float g = 0.f;
   for (int cell = 0; cell < cells; ++cell) {
-    int r0, r1, c0, c1;
-    vlad_cell_bounds(s, cell, h, w, &r0, &r1, &c0, &c1);
-    float mass = 0.f;
-    for (int r = r0; r < r1; ++r)
-      for (int col = c0; col < c1; ++col) mass += a[size_t(j) * h * w + r * w + col];
+    const float mass = cell_states[size_t(cell) * vlad_cell_floats(k, c) + vlad_mass_at(k, c, j)];
     g -= dv[(size_t(cell) * k + j) * c + ch] * mass;
   }
   return g;

@@ -25,15 +25,21 @@ void spp_pool_vlad_forward(const SppLevels& s, const float* wt, const float* bia
       for (int j = 0; j < k; ++j)
         for (int ch = 0; ch < c; ++ch)
           st[size_t(j) * c + ch] = vlad_residual_sum(a, xi, mu, c, p, w, r0, r1, c0, c1, j, ch);
-      vlad_cell_norms(st, k, c);
+      vlad_cell_norms(st, a, k, c, p, w, r0, r1, c0, c1);
       float* out = y + img * per_out + size_t(cell) * k * c;
-      for (int e = 0; e < k * c; ++e) out[e] = vlad_output(st, k, c, e / c, e % c);
+      for (int j = 0; j < k; ++j) {
+        const float scale = vlad_row_scale(st, k, c, j);
+        for (int ch = 0; ch < c; ++ch) out[size_t(j) * c + ch] = st[size_t(j) * c + ch] * scale;
+      }
     }
   }
 }
 
 size_t spp_pool_vlad_scratch_floats(const SppLevels& s, int n, int k, int c, int p) {
-  return size_t(n) * k * (size_t(spp_features_per_channel(s)) * c + p);
+  // dV and dl per image; then the CPU's rows: a position's input gradients per image, and
+  // a centre row's per-image share per centre.
+  return size_t(n) * k * (size_t(spp_features_per_channel(s)) * c + p) + size_t(n) * c +
+         size_t(k) * c;
 }
 
 void spp_pool_vlad_backward(const SppLevels& s, const float* wt, const float* mu, int k,
@@ -55,25 +61,51 @@ void spp_pool_vlad_backward(const SppLevels& s, const float* wt, const float* mu
                          dy + img * per_out + size_t(cell) * k * c, k, c,
                          dv + size_t(cell) * k * c);
     for (int i = 0; i < p; ++i) vlad_assign_grad(s, dv, a, xi, mu, k, c, h, w, i, dl);
-    if (dx)
-      for (int ch = 0; ch < c; ++ch)
-        for (int i = 0; i < p; ++i)
-          dx[(size_t(img) * c + ch) * p + i] = vlad_input_grad(s, dv, a, dl, wt, k, c, h, w, ch, i);
-  }
-  const int params = k * c;
-#pragma omp parallel for schedule(static) if (size_t(n) * params * p > 65536)
-  for (int e = 0; e < params + k; ++e) {
-    const bool bias = e >= params;
-    const int j = bias ? e - params : e / c, ch = bias ? -1 : e % c;
-    float g = 0.f, gm = 0.f;
-    for (int img = 0; img < n; ++img) {
-      g += vlad_weight_grad(dl_all + size_t(img) * k * p, x + size_t(img) * c * p, p, j, ch);
-      if (!bias)
-        gm += vlad_centre_grad(s, dv_all + img * per_out, state + img * per_state, k, c, h, w, j,
-                               ch);
+    if (!dx) continue;
+    // vlad_input_grad's sums, a position's channels at a time (the same order per element).
+    float* acc = scratch + size_t(n) * k * (size_t(cells) * c + p) + size_t(img) * c;
+    for (int i = 0; i < p; ++i) {
+      for (int ch = 0; ch < c; ++ch) acc[ch] = 0.f;
+      vlad_cells_holding(s, h, w, i / w, i % w, [&](int cell) {
+        for (int j = 0; j < k; ++j) {
+          const float aj = a[size_t(j) * p + i];
+          const float* d = dv + (size_t(cell) * k + j) * c;
+          for (int ch = 0; ch < c; ++ch) acc[ch] += aj * d[ch];
+        }
+      });
+      for (int j = 0; j < k; ++j) {
+        const float dj = dl[size_t(j) * p + i];
+        const float* wr = wt + size_t(j) * c;
+        for (int ch = 0; ch < c; ++ch) acc[ch] += wr[ch] * dj;
+      }
+      for (int ch = 0; ch < c; ++ch) dx[(size_t(img) * c + ch) * p + i] = acc[ch];
     }
-    (bias ? dbias[j] : dwt[e]) = g;
-    if (!bias) dmu[e] = gm;
+  }
+  // The parameters, a centre's row at a time; each element sums the images in order, and
+  // within an image its positions (dw, db) or cells (dmu) in order, as the CUDA kernel does.
+  float* part_all = scratch + size_t(n) * k * (size_t(cells) * c + p) + size_t(n) * c;
+#pragma omp parallel for schedule(static) if (size_t(n) * k * c * p > 65536)
+  for (int j = 0; j < k; ++j) {
+    float* gw = dwt + size_t(j) * c;
+    float* gm = dmu + size_t(j) * c;
+    float* part = part_all + size_t(j) * c;
+    float gb = 0.f;
+    for (int ch = 0; ch < c; ++ch) gw[ch] = gm[ch] = 0.f;
+    for (int img = 0; img < n; ++img) {
+      const float* dl = dl_all + size_t(img) * k * p;
+      const float* xi = x + size_t(img) * c * p;
+      for (int ch = 0; ch < c; ++ch) gw[ch] += vlad_weight_grad(dl, xi, p, j, ch);
+      gb += vlad_weight_grad(dl, xi, p, j, -1);
+      const float* cell_states = state + img * per_state + size_t(k) * p;
+      for (int ch = 0; ch < c; ++ch) part[ch] = 0.f;
+      for (int cell = 0; cell < cells; ++cell) {
+        const float mass = cell_states[size_t(cell) * vlad_cell_floats(k, c) + vlad_mass_at(k, c, j)];
+        const float* d = dv_all + img * per_out + (size_t(cell) * k + j) * c;
+        for (int ch = 0; ch < c; ++ch) part[ch] -= d[ch] * mass;
+      }
+      for (int ch = 0; ch < c; ++ch) gm[ch] += part[ch];
+    }
+    dbias[j] = gb;
   }
 }
 
