@@ -20,8 +20,8 @@ struct VladShape {
 
 VladShape vlad_shape(const SppLevels& s, int k, int c, int h, int w) {
   const int cells = spp_features_per_channel(s);
-  return {s, k, c, h, w, h * w, cells, vlad_image_state_floats(s, k, c, h * w),
-          size_t(cells) * k * c};
+  return {
+      s, k, c, h, w, h * w, cells, vlad_image_state_floats(s, k, c, h * w), size_t(cells) * k * c};
 }
 
 __global__ void vlad_assign_kernel(VladShape g, const float* __restrict__ wt,
@@ -55,8 +55,8 @@ __global__ void vlad_norms_kernel(VladShape g, float* __restrict__ state, size_t
     int r0, r1, c0, c1;
     vlad_cell_bounds(g.s, cell, g.h, g.w, &r0, &r1, &c0, &c1);
     float* a = state + img * g.per_state;
-    vlad_cell_norms(a + size_t(g.k) * g.p + size_t(cell) * vlad_cell_floats(g.k, g.c), a, g.k,
-                    g.c, g.p, g.w, r0, r1, c0, c1);
+    vlad_cell_norms(a + size_t(g.k) * g.p + size_t(cell) * vlad_cell_floats(g.k, g.c), a, g.k, g.c,
+                    g.p, g.w, r0, r1, c0, c1);
   }
 }
 
@@ -65,9 +65,9 @@ __global__ void vlad_output_kernel(VladShape g, const float* __restrict__ state,
   CP_GRID_STRIDE(t, count) {
     const size_t img = t / g.per_out;
     const int e = int(t % g.per_out), cell = e / (g.k * g.c), f = e % (g.k * g.c);
-    y[t] = vlad_output(state + img * g.per_state + size_t(g.k) * g.p +
-                           size_t(cell) * vlad_cell_floats(g.k, g.c),
-                       g.k, g.c, f / g.c, f % g.c);
+    y[t] = vlad_output(
+        state + img * g.per_state + size_t(g.k) * g.p + size_t(cell) * vlad_cell_floats(g.k, g.c),
+        g.k, g.c, f / g.c, f % g.c);
   }
 }
 
@@ -78,9 +78,9 @@ __global__ void vlad_cell_backward_kernel(VladShape g, const float* __restrict__
     const size_t img = t / g.cells;
     const int cell = int(t % g.cells);
     const size_t out = img * g.per_out + size_t(cell) * g.k * g.c;
-    vlad_cell_backward(state + img * g.per_state + size_t(g.k) * g.p +
-                           size_t(cell) * vlad_cell_floats(g.k, g.c),
-                       dy + out, g.k, g.c, dv + out);
+    vlad_cell_backward(
+        state + img * g.per_state + size_t(g.k) * g.p + size_t(cell) * vlad_cell_floats(g.k, g.c),
+        dy + out, g.k, g.c, dv + out);
   }
 }
 
@@ -119,8 +119,8 @@ __global__ void vlad_param_grad_kernel(VladShape g, int n, const float* __restri
     const int j = bias ? e - params : e / g.c, ch = bias ? -1 : e % g.c;
     float acc = 0.f, gm = 0.f;
     for (int img = 0; img < n; ++img) {
-      acc += vlad_weight_grad(dl + size_t(img) * g.k * g.p, x + size_t(img) * g.c * g.p, g.p, j,
-                              ch);
+      acc +=
+          vlad_weight_grad(dl + size_t(img) * g.k * g.p, x + size_t(img) * g.c * g.p, g.p, j, ch);
       if (!bias)
         gm += vlad_centre_grad(g.cells, dv + img * g.per_out,
                                state + img * g.per_state + size_t(g.k) * g.p, g.k, g.c, j, ch);

@@ -77,8 +77,8 @@ CP_HD void vlad_assign(const float* wt, const float* bias, const float* x, int k
 }
 
 // V(j, ch) of the cell [r0, r1) x [c0, c1): its positions row by row.
-CP_HD float vlad_residual_sum(const float* a, const float* x, const float* mu, int c, int p,
-                              int w, int r0, int r1, int c0, int c1, int j, int ch) {
+CP_HD float vlad_residual_sum(const float* a, const float* x, const float* mu, int c, int p, int w,
+                              int r0, int r1, int c0, int c1, int j, int ch) {
   const float centre = mu[size_t(j) * c + ch];
   const float* aj = a + size_t(j) * p;
   const float* map = x + size_t(ch) * p;
@@ -128,8 +128,7 @@ CP_HD void vlad_cell_backward(const float* cell, const float* dy, int k, int c, 
   float dot = 0.f;
   for (int j = 0; j < k; ++j) {
     const float scale = vlad_row_scale(cell, k, c, j);
-    for (int ch = 0; ch < c; ++ch)
-      dot += cell[size_t(j) * c + ch] * scale * dy[size_t(j) * c + ch];
+    for (int ch = 0; ch < c; ++ch) dot += cell[size_t(j) * c + ch] * scale * dy[size_t(j) * c + ch];
   }
   const float inv_big = R > kVladEps ? 1.f / R : 1.f / kVladEps;
   const float keep = R > kVladEps ? 1.f : 0.f;  // below eps, y's term is not there
@@ -142,7 +141,8 @@ CP_HD void vlad_cell_backward(const float* cell, const float* dy, int k, int c, 
       dv[e] = (dy[e] - keep * (cell[e] * scale) * dot) * inv_big;
     }
     float rowdot = 0.f;
-    for (int ch = 0; ch < c; ++ch) rowdot += cell[size_t(j) * c + ch] * inv_floor * dv[size_t(j) * c + ch];
+    for (int ch = 0; ch < c; ++ch)
+      rowdot += cell[size_t(j) * c + ch] * inv_floor * dv[size_t(j) * c + ch];
     for (int ch = 0; ch < c; ++ch) {
       const size_t e = size_t(j) * c + ch;
       dv[e] = (dv[e] - keep_row * (cell[e] * inv_floor) * rowdot) * inv_row;

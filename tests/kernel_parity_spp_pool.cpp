@@ -124,10 +124,10 @@ VladRun run_vlad(const VladCase& v, const std::vector<float>& wt, const std::vec
   const SppLevels s = k.levels();
   const size_t state = size_t(k.n) * vlad_image_state_floats(s, v.k, k.c, k.h * k.w);
   const size_t scratch = cpu::spp_pool_vlad_scratch_floats(s, k.n, v.k, k.c, k.h * k.w);
-  VladRun r{std::vector<float>(dy.size(), std::nanf("")), std::vector<float>(state, std::nanf("")),
-            std::vector<float>(x.size(), std::nanf("")), std::vector<float>(wt.size(), std::nanf("")),
-            std::vector<float>(bias.size(), std::nanf("")),
-            std::vector<float>(mu.size(), std::nanf(""))};
+  VladRun r{
+      std::vector<float>(dy.size(), std::nanf("")),   std::vector<float>(state, std::nanf("")),
+      std::vector<float>(x.size(), std::nanf("")),    std::vector<float>(wt.size(), std::nanf("")),
+      std::vector<float>(bias.size(), std::nanf("")), std::vector<float>(mu.size(), std::nanf(""))};
   if (!on_device) {
     std::vector<float> work(scratch, std::nanf(""));
     cpu::spp_pool_vlad_forward(s, wt.data(), bias.data(), mu.data(), v.k, x.data(), r.y.data(),
@@ -174,8 +174,8 @@ TEST(KernelParityNn, SppPoolVladMatchesCpu) {
   for (const VladCase& v : kVladCases)
     for (const Fill fill : {Fill::uniform, Fill::ties, Fill::special}) {
       const SppCase& k = v.shape;
-      const std::string what = "vlad clusters=" + std::to_string(v.k) + " " + k.str() +
-                               " fill " + std::to_string(int(fill));
+      const std::string what = "vlad clusters=" + std::to_string(v.k) + " " + k.str() + " fill " +
+                               std::to_string(int(fill));
       const size_t outs = size_t(k.n) * k.c * spp_features_per_channel(k.levels()) * v.k;
       const std::vector<float> x = make_input(size_t(k.n) * k.c * k.h * k.w, fill, rng),
                                dy = make_input(outs, Fill::uniform, rng),
@@ -199,7 +199,8 @@ TEST(KernelParityNn, SppPoolVladIsTheSameBitsUnderEverySchedule) {
                            bias = make_input(size_t(v.k), Fill::uniform, rng),
                            mu = make_input(size_t(v.k) * k.c, Fill::uniform, rng);
   std::vector<VladRun> runs;
-  run_under_four_schedules(341, [&](int) { runs.push_back(run_vlad(v, wt, bias, mu, x, dy, true)); });
+  run_under_four_schedules(341,
+                           [&](int) { runs.push_back(run_vlad(v, wt, bias, mu, x, dy, true)); });
   for (size_t r = 1; r < runs.size(); ++r) expect_same_vlad(runs[r], runs[0], "vlad schedule");
 }
 

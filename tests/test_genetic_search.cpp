@@ -60,10 +60,12 @@ TEST(GeneticSearch, GenesAreTheWindowedPoolLinesAndRewriteKeepsTheRest) {
   // A choice's geometry wins over the line's; aliases are spelled as their method.
   const std::string t2 = rewrite_pool_lines(kModel, "m", genes, {"max:size=3,stride=2", "rap:t=2"});
   EXPECT_NE(t2.find("pool max name=p1 size=3 stride=2  # first"), std::string::npos) << t2;
-  EXPECT_NE(t2.find("  pool avgtopk size=3 stride=1 pad=1 lr_mult=0.5 name=rp$i k=2"), std::string::npos)
+  EXPECT_NE(t2.find("  pool avgtopk size=3 stride=1 pad=1 lr_mult=0.5 name=rp$i k=2"),
+            std::string::npos)
       << t2;
-  EXPECT_NE(error_of([&] { rewrite_pool_lines(kModel, "m", genes, {"nosuch", "max"}); })
-                .find("unknown pooling method 'nosuch'"),
+  EXPECT_NE(error_of([&] {
+              rewrite_pool_lines(kModel, "m", genes, {"nosuch", "max"});
+            }).find("unknown pooling method 'nosuch'"),
             std::string::npos);
 }
 
@@ -86,13 +88,14 @@ TEST(GeneticSearch, RewritingKeepsEveryLayersName) {
   const ModelSpec spec = parse_model_text(text, "rewritten");
   std::vector<std::string> names;
   for (const auto& l : spec.layers) names.push_back(l.name);
-  EXPECT_EQ(names, (std::vector<std::string>{"conv1", "pool1", "conv2", "pool2", "pool3",
-                                             "dense1"}))
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"conv1", "pool1", "conv2", "pool2", "pool3", "dense1"}))
       << text;
   EXPECT_NE(text.find("lip_pool size=2 name=pool1"), std::string::npos) << text;
   EXPECT_NE(text.find("pool avg size=2 name=pool2  # second"), std::string::npos) << text;
-  EXPECT_NE(error_of([&] { rewrite_pool_lines(model, "m", genes, {"avg:in=conv1", "max"}); })
-                .find("in= belongs to the pool layer"),
+  EXPECT_NE(error_of([&] {
+              rewrite_pool_lines(model, "m", genes, {"avg:in=conv1", "max"});
+            }).find("in= belongs to the pool layer"),
             std::string::npos);
   // In a repeat block names are the copies' defaults: an op there needs the line named.
   const std::string block =
@@ -100,8 +103,9 @@ TEST(GeneticSearch, RewritingKeepsEveryLayersName) {
       "  pool max size=2 stride=1 pad=1\nend\ndense units=10\n";
   const auto g2 = searchable_pool_lines(block, "b");
   ASSERT_EQ(g2.size(), 1u);
-  EXPECT_NE(error_of([&] { rewrite_pool_lines(block, "b", g2, {"lip_pool"}); })
-                .find("give the repeat block's pool line a name"),
+  EXPECT_NE(error_of([&] {
+              rewrite_pool_lines(block, "b", g2, {"lip_pool"});
+            }).find("give the repeat block's pool line a name"),
             std::string::npos);
   EXPECT_EQ(error_of([&] { rewrite_pool_lines(block, "b", g2, {"avg"}); }), "");
 }
@@ -112,7 +116,8 @@ TEST(GeneticSearch, SettingsOutOfRangeAreOneLineErrors) {
             std::string::npos);
   EXPECT_NE(error_of([&] { check_genetic_settings(s, 2, 1); }).find("at least two methods"),
             std::string::npos);
-  for (auto [field, value, flag] : std::vector<std::tuple<int GeneticSettings::*, int, const char*>>{
+  for (auto [field, value, flag] :
+       std::vector<std::tuple<int GeneticSettings::*, int, const char*>>{
            {&GeneticSettings::population, 1, "--population"},
            {&GeneticSettings::generations, 0, "--generations"},
            {&GeneticSettings::tournament, 9, "--tournament"},
@@ -183,7 +188,8 @@ TEST(GeneticSearch, BreedingIsDeterministicKeepsTheEliteAndMutatesToOtherChoices
   keep.tournament = 4;
   const auto kept = next_generation(keep, 1, 4, first, fit);
   EXPECT_GE(std::count(kept.begin(), kept.end(), first[9]), 3);
-  for (const auto& child : kept) EXPECT_NE(std::find(first.begin(), first.end(), child), first.end());
+  for (const auto& child : kept)
+    EXPECT_NE(std::find(first.begin(), first.end(), child), first.end());
 }
 
 TEST(GeneticSearch, HoldOutIsASeededSortedSubset) {
@@ -221,7 +227,8 @@ TEST(GeneticSearch, RunsResumesAfterSigkillAndSharesOutToTheSameResult) {
   write_cifar_dir(d.str("data"), 60, 21);  // 300 training images, 60 test images
   const std::string args =
       "study --search genetic --device cpu --threads 1 --no-plot --batch 25 --epochs 1 "
-      "--model " CONVPOOL_SOURCE_DIR "/models/keras_cifar10.cfg "
+      "--model " CONVPOOL_SOURCE_DIR
+      "/models/keras_cifar10.cfg "
       "--pools max,avg,avgtopk:k=2,lip_pool --population 4 --generations 3 --validation 0.2 "
       "--final-epochs 1 --data " +
       d.str("data");
@@ -236,10 +243,10 @@ TEST(GeneticSearch, RunsResumesAfterSigkillAndSharesOutToTheSameResult) {
   EXPECT_NE(summary.find("test accuracy"), std::string::npos) << summary;
   EXPECT_EQ(summary.find("partial"), std::string::npos) << summary;
   // The best genotype is a model file train takes.
-  const CommandResult trained =
-      run_convpool("train --device cpu --threads 1 --epochs 1 --limit-train 50 --limit-test 20 "
-                   "--quiet --model " + d.str("whole/best.cfg") + " --data " + d.str("data") +
-                   " --out " + d.str("retrain"));
+  const CommandResult trained = run_convpool(
+      "train --device cpu --threads 1 --epochs 1 --limit-train 50 --limit-test 20 "
+      "--quiet --model " +
+      d.str("whole/best.cfg") + " --data " + d.str("data") + " --out " + d.str("retrain"));
   EXPECT_EQ(trained.exit_code, 0) << trained.output;
   // Running the finished search again trains nothing and writes the same tables.
   const CommandResult again = run_convpool(args + " --out " + d.str("whole"));
@@ -258,8 +265,9 @@ TEST(GeneticSearch, RunsResumesAfterSigkillAndSharesOutToTheSameResult) {
   const CommandResult resumed = run_convpool(args + " --out " + d.str("killed"));
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_EQ(individuals_without_seconds(d.str("killed")), table);
-  EXPECT_EQ(read_file(d.str("killed/best.cfg")).substr(read_file(d.str("killed/best.cfg")).find('\n')),
-            read_file(d.str("whole/best.cfg")).substr(read_file(d.str("whole/best.cfg")).find('\n')));
+  EXPECT_EQ(
+      read_file(d.str("killed/best.cfg")).substr(read_file(d.str("killed/best.cfg")).find('\n')),
+      read_file(d.str("whole/best.cfg")).substr(read_file(d.str("whole/best.cfg")).find('\n')));
 
   // Two processes on one directory, started together.
   const int a = spawn_convpool(args + " --shard 0/2 --out " + d.str("shared"));
@@ -293,12 +301,13 @@ TEST(GeneticSearch, TwoProcessesTrainEachGenotypeOnce) {
   const std::string args =
       std::string(CONVPOOL_BINARY) +
       " study --search genetic --device cpu --threads 1 --no-plot --batch 25 --epochs 1 "
-      "--model " CONVPOOL_SOURCE_DIR "/models/keras_cifar10.cfg "
+      "--model " CONVPOOL_SOURCE_DIR
+      "/models/keras_cifar10.cfg "
       "--pools max,avg,avgtopk:k=2,lip_pool --population 6 --generations 3 --data " +
       d.str("data") + " --out " + d.str("shared");
-  const CommandResult both = run_command("(" + args + " --shard 0/2 > " + d.str("a.log") +
-                                         " 2>&1 & " + args + " --shard 1/2 > " + d.str("b.log") +
-                                         " 2>&1 & wait)");
+  const CommandResult both =
+      run_command("(" + args + " --shard 0/2 > " + d.str("a.log") + " 2>&1 & " + args +
+                  " --shard 1/2 > " + d.str("b.log") + " 2>&1 & wait)");
   ASSERT_EQ(both.exit_code, 0) << both.output;
   const std::string logs = read_file(d.str("a.log")) + read_file(d.str("b.log"));
   std::map<std::string, int> trained;
@@ -345,8 +354,8 @@ TEST(GeneticSearch, AGenotypeThatFailsIsTheLeastFitAndTheSearchGoesOn) {
 TEST(GeneticSearch, BadSearchesAreOneLineErrors) {
   TempDir d;
   write_cifar_dir(d.str("data"), 8, 3);
-  const std::string base = "study --device cpu --no-plot --data " + d.str("data") + " --out " +
-                           d.str("s") + " ";
+  const std::string base =
+      "study --device cpu --no-plot --data " + d.str("data") + " --out " + d.str("s") + " ";
   const std::string keras = "--model " CONVPOOL_SOURCE_DIR "/models/keras_cifar10.cfg ";
   for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
            {"--search genetic --seeds 2 " + keras, "--seeds does not apply"},

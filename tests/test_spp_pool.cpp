@@ -123,12 +123,12 @@ TEST(SppPool, TheLayerGivesCTimesTheCellsAndRefusesInOneLine) {
   EXPECT_EQ(s.w, 1);
   EXPECT_EQ(build("spp_pool mode=vlad")->output_shape(1).c, 8 * 3 * 21);
   EXPECT_EQ(build("spp_pool mode=vlad clusters=5 levels=2")->output_shape(1).c, 5 * 3 * 4);
-  expect_layer_refusals("input channels=3 height=9 width=7",
-                        {"spp_pool levels=0", "spp_pool levels=17", "spp_pool levels=1,1",
-                         "spp_pool levels=1,", "spp_pool levels=a", "spp_pool levels=1,2,3,4,5,6,7",
-                         "spp_pool mode=min", "spp_pool global", "spp_pool size=2",
-                         "spp_pool clusters=4", "spp_pool mode=avg clusters=4",
-                         "spp_pool mode=vlad clusters=0", "spp_pool mode=vlad clusters=65"});
+  expect_layer_refusals(
+      "input channels=3 height=9 width=7",
+      {"spp_pool levels=0", "spp_pool levels=17", "spp_pool levels=1,1", "spp_pool levels=1,",
+       "spp_pool levels=a", "spp_pool levels=1,2,3,4,5,6,7", "spp_pool mode=min", "spp_pool global",
+       "spp_pool size=2", "spp_pool clusters=4", "spp_pool mode=avg clusters=4",
+       "spp_pool mode=vlad clusters=0", "spp_pool mode=vlad clusters=65"});
 }
 
 // NetVLAD over the pyramid against its definition in double: soft assignment, residual sums
@@ -139,7 +139,8 @@ TEST(SppPoolVlad, MatchesNetVladOverThePyramidInDouble) {
   const SppLevels s = levels({1, 3}, true);
   std::mt19937_64 rng(5);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
-  std::vector<float> x(size_t(n) * c * h * w), wt(size_t(k) * c), bias(static_cast<size_t>(k)), mu(wt.size());
+  std::vector<float> x(size_t(n) * c * h * w), wt(size_t(k) * c), bias(static_cast<size_t>(k)),
+      mu(wt.size());
   for (auto& v : x) v = std::round(u(rng) * 4) / 4;  // ties
   for (auto& v : wt) v = u(rng) * 2;
   for (auto& v : bias) v = u(rng);
@@ -185,8 +186,8 @@ TEST(SppPoolVlad, MatchesNetVladOverThePyramidInDouble) {
           total = std::sqrt(total);
           for (int e = 0; e < k * c; ++e) {
             const float got = y[(size_t(img) * cells + cell) * k * c + e];
-            EXPECT_NEAR(got, v[size_t(e)] / total, 2e-5) << "image " << img << " cell " << cell
-                                                         << " element " << e;
+            EXPECT_NEAR(got, v[size_t(e)] / total, 2e-5)
+                << "image " << img << " cell " << cell << " element " << e;
           }
         }
   }
@@ -213,7 +214,8 @@ TEST(SppPoolVlad, InitialisationFindsTheClustersAndAssignsSharply) {
   for (const auto& point : points) {
     double best = 1e30;
     for (int j = 0; j < k; ++j)
-      best = std::min(best, double(std::hypot(mu[size_t(j) * c] - point[0], mu[size_t(j) * c + 1] - point[1])));
+      best = std::min(
+          best, double(std::hypot(mu[size_t(j) * c] - point[0], mu[size_t(j) * c + 1] - point[1])));
     EXPECT_LT(best, 0.2) << point[0] << "," << point[1];
   }
   const SppLevels s = levels({1}, true);

@@ -71,8 +71,15 @@ class GeneticSearch {
                 const std::vector<std::string>& pools, const std::string& model_text,
                 std::vector<PoolGene> genes, int shard, int shards, const Dataset& train,
                 const Dataset& validation, ConsoleReporter& reporter)
-      : base_(base), g_(g), pools_(pools), text_(model_text), genes_(std::move(genes)),
-        shard_(shard), shards_(shards), train_(train), validation_(validation),
+      : base_(base),
+        g_(g),
+        pools_(pools),
+        text_(model_text),
+        genes_(std::move(genes)),
+        shard_(shard),
+        shards_(shards),
+        train_(train),
+        validation_(validation),
         reporter_(reporter) {}
 
   // Every generation, then best.cfg and the tables; returns the individuals.
@@ -83,9 +90,7 @@ class GeneticSearch {
                     bool final);
 
  private:
-  std::string dir(const Genotype& g) const {
-    return base_.out + "/runs/" + genotype_label(g);
-  }
+  std::string dir(const Genotype& g) const { return base_.out + "/runs/" + genotype_label(g); }
   std::optional<Evaluation> read_fitness(const Genotype& g) const;
   // final.json, or null when there is none; a damaged one is a one-line error.
   nlohmann::json read_final() const;
@@ -118,9 +123,9 @@ std::optional<Evaluation> GeneticSearch::read_fitness(const Genotype& g) const {
       CP_USER_ERROR(path << " holds the fitness of " << j.at("genotype").dump() << " after "
                          << j.at("epochs").get<int>() << " epochs, not of this search's genotype: "
                          << "use a fresh --out");
-    return Evaluation{{j.at("validation_accuracy").get<double>(),
-                       j.at("validation_loss").get<double>()},
-                      j.at("seconds").get<double>()};
+    return Evaluation{
+        {j.at("validation_accuracy").get<double>(), j.at("validation_loss").get<double>()},
+        j.at("seconds").get<double>()};
   } catch (const nlohmann::json::exception& e) {
     CP_USER_ERROR(path << ": not a fitness record (" << e.what() << ")");
   }
@@ -241,16 +246,17 @@ std::vector<SearchIndividual> GeneticSearch::run(const std::string& title, bool 
       if (int(k % size_t(shards_)) == shard_) order.push_back(k);
     for (size_t k = 0; k < fresh.size(); ++k)
       if (int(k % size_t(shards_)) != shard_) order.push_back(k);
-    const std::string where = "generation " + std::to_string(gen + 1) + "/" +
-                              std::to_string(ga.generations);
+    const std::string where =
+        "generation " + std::to_string(gen + 1) + "/" + std::to_string(ga.generations);
     for (size_t k : order)
       if (!settle(fresh[k], where)) waiting.push_back(k);
     auto last_note = std::chrono::steady_clock::now();
     while (!waiting.empty()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(500));
       if (stop_requested())
-        throw Interrupted("search interrupted while waiting for other processes' genotypes; "
-                          "run the same command again to resume");
+        throw Interrupted(
+            "search interrupted while waiting for other processes' genotypes; "
+            "run the same command again to resume");
       std::vector<size_t> still;
       for (size_t k : waiting)
         if (!settle(fresh[k], where)) still.push_back(k);
@@ -264,7 +270,8 @@ std::vector<SearchIndividual> GeneticSearch::run(const std::string& title, bool 
           holder = read_regular_file(first + "/" + RunDirectoryLock::kFileName, 4096, "lock file");
         } catch (const Error&) {  // only a courtesy in the note
         }
-        while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\r')) holder.pop_back();
+        while (!holder.empty() && (holder.back() == '\n' || holder.back() == '\r'))
+          holder.pop_back();
         reporter_.line(where + ": waiting for " + std::to_string(waiting.size()) +
                        " genotype(s) other processes are training (first: " + first +
                        (holder.empty() ? "" : ", by " + holder) + ")");
@@ -274,15 +281,16 @@ std::vector<SearchIndividual> GeneticSearch::run(const std::string& title, bool 
     for (size_t i = 0; i < population.size(); ++i) {
       const std::string label = genotype_label(population[i]);
       const Evaluation& e = known_.at(label);
-      rows.push_back({gen + 1, int(i) + 1, population[i], e.fitness, !seen.insert(label).second,
-                      e.seconds});
+      rows.push_back(
+          {gen + 1, int(i) + 1, population[i], e.fitness, !seen.insert(label).second, e.seconds});
       fitness.push_back(e.fitness);
     }
-    write_tables(rows, title + (gen + 1 < ga.generations
-                                    ? " (partial: " + std::to_string(gen + 1) + " of " +
-                                          std::to_string(ga.generations) + " generations)"
-                                    : ""),
-                 false);
+    write_tables(
+        rows,
+        title + (gen + 1 < ga.generations ? " (partial: " + std::to_string(gen + 1) + " of " +
+                                                std::to_string(ga.generations) + " generations)"
+                                          : ""),
+        false);
   }
   const SearchIndividual& best = best_individual(rows);
   std::vector<std::string> choice;
@@ -313,26 +321,26 @@ nlohmann::json GeneticSearch::read_final() const {
 
 std::string GeneticSearch::final_section() const {
   if (const nlohmann::json j = read_final(); !j.is_null()) try {
-    char buf[512];
-    std::snprintf(buf, sizeof buf,
-                  "`best.cfg` trained for %d epochs on the %zu training images (seed %llu; "
-                  "validation accuracy %.4f on the %zu held out), then evaluated once on the "
-                  "test set: **test accuracy %.4f** (loss %.4f, %zu images; final/).",
-                  j.at("epochs").get<int>(), j.at("train_images").get<size_t>(),
-                  (unsigned long long)j.at("seed").get<uint64_t>(),
-                  j.at("validation_accuracy").get<double>(),
-                  j.at("validation_images").get<size_t>(), j.at("test_accuracy").get<double>(),
-                  j.at("test_loss").get<double>(), j.at("test_images").get<size_t>());
-    return buf;
-  } catch (const nlohmann::json::exception& e) {
-    CP_USER_ERROR(base_.out << "/final.json: not a final result (" << e.what() << ")");
-  }
+      char buf[512];
+      std::snprintf(buf, sizeof buf,
+                    "`best.cfg` trained for %d epochs on the %zu training images (seed %llu; "
+                    "validation accuracy %.4f on the %zu held out), then evaluated once on the "
+                    "test set: **test accuracy %.4f** (loss %.4f, %zu images; final/).",
+                    j.at("epochs").get<int>(), j.at("train_images").get<size_t>(),
+                    (unsigned long long)j.at("seed").get<uint64_t>(),
+                    j.at("validation_accuracy").get<double>(),
+                    j.at("validation_images").get<size_t>(), j.at("test_accuracy").get<double>(),
+                    j.at("test_loss").get<double>(), j.at("test_images").get<size_t>());
+      return buf;
+    } catch (const nlohmann::json::exception& e) {
+      CP_USER_ERROR(base_.out << "/final.json: not a final result (" << e.what() << ")");
+    }
   if (g_.final_epochs > 0)
-    return "Pending: the full training of the best genotype (" +
-           std::to_string(g_.final_epochs) +
+    return "Pending: the full training of the best genotype (" + std::to_string(g_.final_epochs) +
            " epochs, in final/) has not finished; run the search's command again to finish it.";
   return "Not run by this search (`--final-epochs 0`): train the best genotype with `convpool "
-         "train --model " + base_.out + "/best.cfg` and the search's other settings.";
+         "train --model " +
+         base_.out + "/best.cfg` and the search's other settings.";
 }
 
 void GeneticSearch::write_tables(const std::vector<SearchIndividual>& rows,
@@ -342,8 +350,7 @@ void GeneticSearch::write_tables(const std::vector<SearchIndividual>& rows,
   // Processes of one search write the same tables; one that lags never puts back fewer rows.
   if (fs::exists(path)) {
     const std::string old = read_regular_file(path, size_t(256) << 20, "individuals table");
-    if (std::count(old.begin(), old.end(), '\n') > std::count(csv.begin(), csv.end(), '\n'))
-      return;
+    if (std::count(old.begin(), old.end(), '\n') > std::count(csv.begin(), csv.end(), '\n')) return;
   }
   write_file_atomic(path, csv);
   write_file_atomic(base_.out + "/summary.md",
@@ -360,8 +367,8 @@ void GeneticSearch::train_best(const SearchIndividual& best, const Dataset& test
     return;
   }
   if (const nlohmann::json j = read_final(); !j.is_null() && j.is_object() &&
-      j.value("epochs", 0) == g_.final_epochs &&
-      j.value("label", "") == genotype_label(best.genotype))
+                                             j.value("epochs", 0) == g_.final_epochs &&
+                                             j.value("label", "") == genotype_label(best.genotype))
     return;
   TrainOptions o = base_;
   o.model = base_.out + "/best.cfg";
@@ -376,12 +383,12 @@ void GeneticSearch::train_best(const SearchIndividual& best, const Dataset& test
   const std::string target = run + "/target-epochs";
   const std::string wanted = std::to_string(g_.final_epochs) + "\n";
   if (fs::exists(last) &&
-      (!fs::exists(target) ||
-       read_regular_file(target, 64, "final run's target") != wanted ||
+      (!fs::exists(target) || read_regular_file(target, 64, "final run's target") != wanted ||
        load_checkpoint(last).model_text !=
            read_regular_file(o.model, kMaxModelFileBytes, "model file")))
     remove_run_files(run);  // another genotype's, or another length of training
-  if (!fs::exists(last)) remove_run_files(run);
+  if (!fs::exists(last))
+    remove_run_files(run);
   else if (load_checkpoint(last).state.epoch < g_.final_epochs)
     o.resume = last;
   write_file_atomic(target, wanted);
@@ -394,8 +401,9 @@ void GeneticSearch::train_best(const SearchIndividual& best, const Dataset& test
     try {
       train_run(o, train_, validation_, reporter_);
     } catch (const Interrupted&) {
-      throw Interrupted("search interrupted during the best genotype's full training; its "
-                        "checkpoint is saved: run the same command again to resume");
+      throw Interrupted(
+          "search interrupted during the best genotype's full training; its "
+          "checkpoint is saved: run the same command again to resume");
     }
     metrics = read_metrics_csv(run + "/metrics.csv");
   }
@@ -403,8 +411,8 @@ void GeneticSearch::train_best(const SearchIndividual& best, const Dataset& test
   // The one evaluation on the test set.
   const Checkpoint ckpt = load_checkpoint(last);
   const bool ema = uses_ema_weights(ckpt, base_.eval_with == "raw" ? "raw" : "auto");
-  auto graph = build_from_checkpoint(ckpt, last, GraphOptions{base_.cfg.device, base_.cfg.batch, 0},
-                                     ema);
+  auto graph =
+      build_from_checkpoint(ckpt, last, GraphOptions{base_.cfg.device, base_.cfg.batch, 0}, ema);
   const EvalResult r = checkpoint_evaluator(*graph, ckpt, base_.cfg.device, base_.cfg.batch)
                            ->evaluate(test, tta_views(base_.tta));
   const nlohmann::json j = {{"genotype", describe_genotype(best.genotype, genes_, pools_)},
@@ -420,8 +428,9 @@ void GeneticSearch::train_best(const SearchIndividual& best, const Dataset& test
                             {"test_loss", r.loss}};
   write_file_atomic(base_.out + "/final.json", j.dump(2) + "\n");
   char line[160];
-  std::snprintf(line, sizeof line, "best genotype after %d epochs: test accuracy %.4f on %zu images",
-                g_.final_epochs, r.accuracy, test.size());
+  std::snprintf(line, sizeof line,
+                "best genotype after %d epochs: test accuracy %.4f on %zu images", g_.final_epochs,
+                r.accuracy, test.size());
   reporter_.line(line);
 }
 
@@ -439,7 +448,8 @@ void add_genetic_search_options(CLI::App* cmd, GeneticSearchOptions& g) {
                   "individuals drawn to pick each parent (the fittest of them wins)")
       ->capture_default_str()
       ->group(group);
-  cmd->add_option("--elite", g.ga.elite, "best individuals carried unchanged to the next generation")
+  cmd->add_option("--elite", g.ga.elite,
+                  "best individuals carried unchanged to the next generation")
       ->capture_default_str()
       ->group(group);
   cmd->add_option("--crossover", g.ga.crossover,
@@ -488,8 +498,8 @@ int run_genetic_search(TrainOptions& base, CLI::App* cmd, const GeneticSearchOpt
     CP_USER_ERROR("--final-epochs " << g.final_epochs << ": expected 0 to 100000");
   // Every method at every searched layer builds: a bad choice fails now, not in generation 9.
   for (const std::string& pool : pools) {
-    const std::string text =
-        rewrite_pool_lines(spec.text, base.model, genes, std::vector<std::string>(genes.size(), pool));
+    const std::string text = rewrite_pool_lines(spec.text, base.model, genes,
+                                                std::vector<std::string>(genes.size(), pool));
     const auto graph = Graph::build(parse_model_text(text, base.model + " (with " + pool + ")"),
                                     GraphOptions{Device::cpu, 1, 0});
     require_model_fits_data(*graph, base.model, base.resolved.classes, base.resolved.side,
@@ -497,16 +507,17 @@ int run_genetic_search(TrainOptions& base, CLI::App* cmd, const GeneticSearchOpt
   }
   make_directory(base.out);
   if (fs::exists(base.out + "/study.json") || fs::exists(base.out + "/last.safetensors"))
-    CP_USER_ERROR("--out " << base.out << " holds " << (fs::exists(base.out + "/study.json")
-                                                            ? "a pooling study"
-                                                            : "a training run")
-                           << ", not a genetic search: choose another --out");
+    CP_USER_ERROR(
+        "--out " << base.out << " holds "
+                 << (fs::exists(base.out + "/study.json") ? "a pooling study" : "a training run")
+                 << ", not a genetic search: choose another --out");
 
   const RunData data = load_run_data(base);
   normalize_from_data(cmd, base, data.train);
   if (data.train.mapped)
-    CP_USER_ERROR("--search genetic holds the training images in memory, and these are over "
-                  "--memory-budget: raise it, or search on fewer (--limit-train)");
+    CP_USER_ERROR(
+        "--search genetic holds the training images in memory, and these are over "
+        "--memory-budget: raise it, or search on fewer (--limit-train)");
   const size_t held = size_t(std::llround(g.validation * double(data.train.size())));
   if (held < 1 || held >= data.train.size())
     CP_USER_ERROR("--validation " << g.validation << " of " << data.train.size()
@@ -579,9 +590,8 @@ int run_genetic_search(TrainOptions& base, CLI::App* cmd, const GeneticSearchOpt
   reporter.line(head + std::string("process ") + std::to_string(shard) + "/" +
                 std::to_string(shards) + ", into " + base.out);
   const std::string title = "Genetic pooling search: " + def["model"].get<std::string>() + ", " +
-                            std::to_string(ga.population) + " x " +
-                            std::to_string(ga.generations) + " generations, " +
-                            std::to_string(base.cfg.epochs) + " epoch(s) on " +
+                            std::to_string(ga.population) + " x " + std::to_string(ga.generations) +
+                            " generations, " + std::to_string(base.cfg.epochs) + " epoch(s) on " +
                             std::to_string(train.size()) + " images, seed " +
                             std::to_string(ga.seed) + ", " + base.device;
   const double steps = double(base.cfg.epochs) * std::ceil(double(train.size()) / base.cfg.batch);

@@ -86,8 +86,8 @@ std::string individuals_csv(const std::vector<SearchIndividual>& rows,
 // and `final_section` (the full training of the best genotype, or how to run it).
 std::string search_summary_markdown(const std::vector<SearchIndividual>& rows,
                                     const std::vector<PoolGene>& genes,
-                                    const std::vector<std::string>& pools,
-                                    const std::string& title, const std::string& final_section);
+                                    const std::vector<std::string>& pools, const std::string& title,
+                                    const std::string& final_section);
 
 // The individual with the best fitness (the first one of the best, under the tie rule).
 const SearchIndividual& best_individual(const std::vector<SearchIndividual>& rows);

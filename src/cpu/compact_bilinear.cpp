@@ -118,7 +118,9 @@ bool parallel(int n, int c, int hw, int d) { return long(n) * (long(c) * c * hw 
 void compact_bilinear_forward(const CompactBilinearSketch& s, const float* x, float* u, float* z,
                               float* norm, int n, int c, int hw, float* scratch) {
   const int d = s.d;
-  const auto [a, b] = channel_hashes(s, c);
+  // Named references, not a structured binding: clang cannot capture one in OpenMP regions.
+  const auto hashes = channel_hashes(s, c);
+  const ChannelHashes &a = hashes.first, &b = hashes.second;
   const size_t per = compact_bilinear_scratch_floats(1, c, hw, d);
   const uint32_t mask = s.h1.mask;
 #pragma omp parallel for schedule(static) if (parallel(n, c, hw, d))
@@ -146,7 +148,9 @@ void compact_bilinear_backward(const CompactBilinearSketch& s, const float* x, c
                                const float* z, const float* norm, const float* du, float* dx, int n,
                                int c, int hw, float* scratch) {
   const int d = s.d;
-  const auto [a, b] = channel_hashes(s, c);
+  // Named references, not a structured binding: clang cannot capture one in OpenMP regions.
+  const auto hashes = channel_hashes(s, c);
+  const ChannelHashes &a = hashes.first, &b = hashes.second;
   const size_t per = compact_bilinear_scratch_floats(1, c, hw, d);
   const uint32_t mask = s.h1.mask;
 #pragma omp parallel for schedule(static) if (parallel(n, c, hw, d))

@@ -4,8 +4,6 @@
 // emulated target).
 #include "spp_pool.h"
 
-#include <algorithm>
-
 namespace convpool::cpu {
 
 namespace {
@@ -40,8 +38,11 @@ void spp_pool_forward(const SppLevels& s, const float* x, float* y, float* arg, 
   // Levels finest first: a max level that a finer one tiles takes its cells' maxima from the
   // finer level's (the same element, so the same bits as the scan; the CUDA kernels scan).
   int order[kSppMaxLevels], source[kSppMaxLevels];
-  for (int t = 0; t < s.count; ++t) order[t] = t;
-  std::sort(order, order + s.count, [&](int a, int b) { return s.cells[a] > s.cells[b]; });
+  for (int t = 0; t < s.count; ++t) {  // insertion by decreasing L (at most 6 levels)
+    int at = t;
+    while (at > 0 && s.cells[order[at - 1]] < s.cells[t]) order[at] = order[at - 1], --at;
+    order[at] = t;
+  }
   for (int t = 0; t < s.count; ++t) source[t] = finer_level_tiling(s, t, h, w);
 #pragma omp parallel for schedule(static) if (planes * h * w > 65536)
   for (long p = 0; p < planes; ++p) {
@@ -53,7 +54,8 @@ void spp_pool_forward(const SppLevels& s, const float* x, float* y, float* arg, 
       const size_t base = size_t(img) * per_image + spp_level_offset(s, t, c) + size_t(ch) * L * L;
       if (const int u = source[t]; u >= 0) {
         const int F = s.cells[u], r = F / L;
-        const size_t fine = size_t(img) * per_image + spp_level_offset(s, u, c) + size_t(ch) * F * F;
+        const size_t fine =
+            size_t(img) * per_image + spp_level_offset(s, u, c) + size_t(ch) * F * F;
         for (int a = 0; a < L; ++a)
           for (int b = 0; b < L; ++b) {
             float m = y[fine + size_t(a * r) * F + b * r];

@@ -48,7 +48,7 @@ void spp_pool_vlad_backward(const SppLevels& s, const float* wt, const float* mu
                             float* scratch) {
   const int p = h * w, cells = spp_features_per_channel(s);
   const size_t per_state = vlad_image_state_floats(s, k, c, p), per_out = size_t(cells) * k * c;
-  float* dv_all = scratch;                     // n x cells x k x c
+  float* dv_all = scratch;                        // n x cells x k x c
   float* dl_all = scratch + size_t(n) * per_out;  // n x k x p
 #pragma omp parallel for schedule(static) if (size_t(n) * per_out > 4096)
   for (int img = 0; img < n; ++img) {
@@ -99,7 +99,8 @@ void spp_pool_vlad_backward(const SppLevels& s, const float* wt, const float* mu
       const float* cell_states = state + img * per_state + size_t(k) * p;
       for (int ch = 0; ch < c; ++ch) part[ch] = 0.f;
       for (int cell = 0; cell < cells; ++cell) {
-        const float mass = cell_states[size_t(cell) * vlad_cell_floats(k, c) + vlad_mass_at(k, c, j)];
+        const float mass =
+            cell_states[size_t(cell) * vlad_cell_floats(k, c) + vlad_mass_at(k, c, j)];
         const float* d = dv_all + img * per_out + (size_t(cell) * k + j) * c;
         for (int ch = 0; ch < c; ++ch) part[ch] -= d[ch] * mass;
       }
@@ -112,9 +113,7 @@ void spp_pool_vlad_backward(const SppLevels& s, const float* wt, const float* mu
 void spp_pool_vlad_init(const float* x, int n, int c, int p, int k, float* wt, float* bias,
                         float* mu) {
   const size_t m = size_t(n) * p;  // descriptors: image img, position i
-  auto desc = [&](size_t d, int ch) {
-    return double(x[(d / p * c + ch) * size_t(p) + d % p]);
-  };
+  auto desc = [&](size_t d, int ch) { return double(x[(d / p * c + ch) * size_t(p) + d % p]); };
   std::vector<double> centre(size_t(k) * c), sum(size_t(k) * c);
   std::vector<size_t> count(static_cast<size_t>(k));
   for (int j = 0; j < k; ++j)
@@ -151,8 +150,10 @@ void spp_pool_vlad_init(const float* x, int n, int c, int p, int k, float* wt, f
     double d1 = INFINITY, d2 = INFINITY;
     for (int j = 0; j < k; ++j) {
       const double t = dist(d, j);
-      if (t < d1) d2 = d1, d1 = t;
-      else if (t < d2) d2 = t;
+      if (t < d1)
+        d2 = d1, d1 = t;
+      else if (t < d2)
+        d2 = t;
     }
     gap += d2 - d1;
   }

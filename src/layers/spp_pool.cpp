@@ -4,14 +4,13 @@
 // (C sum L^2) x 1 x 1, whatever H and W. mode=vlad encodes each cell by NetVLAD instead
 // (kernels/spp_pool_vlad_math.cuh): K C features a cell, with learned assignment weights,
 // biases and centres, initialised from the first batch's descriptors by k-means.
+#include "cpu/spp_pool.h"
+
+#include <sstream>
 #include <vector>
 
 #include "convpool/buffer.h"
-#include "cpu/spp_pool.h"
 #include "cpu/spp_pool_vlad.h"
-
-#include <sstream>
-
 #include "layer_kinds.h"
 #ifdef CONVPOOL_HAVE_CUDA
 #include "kernels/spp_pool.cuh"
@@ -75,9 +74,10 @@ class SppPoolLayer : public Layer {
     const Tensor& x = in[0];
     std::vector<float> host(x.numel());
     copy_bytes(host.data(), Device::cpu, x.data, x.device, host.size() * sizeof(float));
-    std::vector<float> wt(size_t(clusters_) * c_), bias(static_cast<size_t>(clusters_)), mu(wt.size());
-    cpu::spp_pool_vlad_init(host.data(), x.shape.n, c_, h_ * w_, clusters_, wt.data(),
-                            bias.data(), mu.data());
+    std::vector<float> wt(size_t(clusters_) * c_), bias(static_cast<size_t>(clusters_)),
+        mu(wt.size());
+    cpu::spp_pool_vlad_init(host.data(), x.shape.n, c_, h_ * w_, clusters_, wt.data(), bias.data(),
+                            mu.data());
     const std::vector<float>* values[] = {&wt, &bias, &mu};
     for (int t = 0; t < 3; ++t)
       copy_bytes(params_[size_t(t)].data, params_[size_t(t)].device, values[t]->data(), Device::cpu,
@@ -87,7 +87,9 @@ class SppPoolLayer : public Layer {
   std::string describe() const override {
     std::ostringstream os;
     os << "spatial pyramid of "
-       << (vlad_ ? "NetVLAD (" + std::to_string(clusters_) + " centres)" : levels_.max ? "max" : "mean")
+       << (vlad_         ? "NetVLAD (" + std::to_string(clusters_) + " centres)"
+           : levels_.max ? "max"
+                         : "mean")
        << " cells, levels";
     for (int t = 0; t < levels_.count; ++t)
       os << (t ? "," : " ") << levels_.cells[t] << "x" << levels_.cells[t];

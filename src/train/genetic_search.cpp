@@ -128,7 +128,8 @@ std::string rewrite_pool_lines(const std::string& model_text, const std::string&
 
     const std::string& old = lines[size_t(at)];
     const size_t hash = old.find('#');
-    const std::string body = old.substr(0, hash), comment = hash == std::string::npos ? "" : old.substr(hash);
+    const std::string body = old.substr(0, hash),
+                      comment = hash == std::string::npos ? "" : old.substr(hash);
     std::istringstream words(body);
     std::vector<std::string> tokens;
     for (std::string w; words >> w;) tokens.push_back(w);
@@ -164,9 +165,11 @@ std::string rewrite_pool_lines(const std::string& model_text, const std::string&
 
 void check_genetic_settings(const GeneticSettings& s, int genes, int choices) {
   if (genes < 1)
-    CP_USER_ERROR("--search genetic: the model has no pool layer to search (global pool layers "
-                  "are --global-pool's)");
-  if (choices < 2) CP_USER_ERROR("--search genetic: --pools needs at least two methods to choose from");
+    CP_USER_ERROR(
+        "--search genetic: the model has no pool layer to search (global pool layers "
+        "are --global-pool's)");
+  if (choices < 2)
+    CP_USER_ERROR("--search genetic: --pools needs at least two methods to choose from");
   if (genes > 200) CP_USER_ERROR("--search genetic: the model has over 200 pool lines to search");
   if (choices > 36) CP_USER_ERROR("--search genetic: --pools lists over 36 methods");
   if (s.population < 2 || s.population > 10000)
@@ -215,9 +218,8 @@ std::vector<Genotype> next_generation(const GeneticSettings& s, int generation, 
   const int n = int(previous.size());
   std::vector<int> ranked(static_cast<size_t>(n));
   std::iota(ranked.begin(), ranked.end(), 0);
-  std::sort(ranked.begin(), ranked.end(), [&](int a, int b) {
-    return fitter(fitness[size_t(a)], a, fitness[size_t(b)], b);
-  });
+  std::sort(ranked.begin(), ranked.end(),
+            [&](int a, int b) { return fitter(fitness[size_t(a)], a, fitness[size_t(b)], b); });
   SearchRng rng(s.seed, generation);
   auto tournament = [&] {
     int best = rng.below(n);
@@ -285,8 +287,8 @@ std::string individuals_csv(const std::vector<SearchIndividual>& rows,
 
 std::string search_summary_markdown(const std::vector<SearchIndividual>& rows,
                                     const std::vector<PoolGene>& genes,
-                                    const std::vector<std::string>& pools,
-                                    const std::string& title, const std::string& final_section) {
+                                    const std::vector<std::string>& pools, const std::string& title,
+                                    const std::string& final_section) {
   std::ostringstream md;
   char buf[256];
   md << "# " << title << "\n\n";
