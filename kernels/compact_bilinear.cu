@@ -98,12 +98,32 @@ void compact_bilinear_forward(const CompactBilinearSketch& s, const float* x, fl
   compact_bilinear_sketch_kernel<<<blocks_for(bins), kThreads, 0, as_stream(stream)>>>(
       s, scratch, z, bins, c, per);
   CP_CUDA_CHECK_LAUNCH("compact_bilinear_sketch_kernel");
+  compact_bilinear_normalise(z, norm, u, n, s.d, s.eps, stream);
+}
+
+void compact_bilinear_normalise(const float* z, float* norm, float* u, int n, int d, float eps,
+                                void* stream) {
+  if (n <= 0) return;
   compact_bilinear_norm_kernel<<<blocks_for(size_t(n)), kThreads, 0, as_stream(stream)>>>(
-      z, norm, n, s.d, s.eps);
+      z, norm, n, d, eps);
   CP_CUDA_CHECK_LAUNCH("compact_bilinear_norm_kernel");
+  const size_t bins = size_t(n) * d;
   compact_bilinear_output_kernel<<<blocks_for(bins), kThreads, 0, as_stream(stream)>>>(
-      z, norm, u, bins, s.d, s.eps);
+      z, norm, u, bins, d, eps);
   CP_CUDA_CHECK_LAUNCH("compact_bilinear_output_kernel");
+}
+
+void compact_bilinear_sketch_grad(const float* u, const float* du, const float* z,
+                                  const float* norm, float* dz, size_t stride, int n, int d,
+                                  float eps, void* stream) {
+  if (n <= 0) return;
+  compact_bilinear_dot_kernel<<<blocks_for(size_t(n)), kThreads, 0, as_stream(stream)>>>(
+      u, du, dz, n, d, stride);
+  CP_CUDA_CHECK_LAUNCH("compact_bilinear_dot_kernel");
+  const size_t bins = size_t(n) * d;
+  compact_bilinear_sketch_grad_kernel<<<blocks_for(bins), kThreads, 0, as_stream(stream)>>>(
+      u, du, z, norm, dz, bins, d, eps, stride);
+  CP_CUDA_CHECK_LAUNCH("compact_bilinear_sketch_grad_kernel");
 }
 
 void compact_bilinear_backward(const CompactBilinearSketch& s, const float* x, const float* u,
@@ -111,14 +131,9 @@ void compact_bilinear_backward(const CompactBilinearSketch& s, const float* x, c
                                int c, int hw, float* scratch, void* stream) {
   if (n <= 0) return;
   const size_t per = compact_bilinear_scratch_floats(1, c, hw, s.d);
-  const size_t pairs = size_t(n) * c * c, bins = size_t(n) * s.d, inputs = size_t(n) * c * hw;
+  const size_t pairs = size_t(n) * c * c, inputs = size_t(n) * c * hw;
   float* dz = scratch + size_t(c) * c;  // each image's dz and u . du follow its M
-  compact_bilinear_dot_kernel<<<blocks_for(size_t(n)), kThreads, 0, as_stream(stream)>>>(
-      u, du, dz, n, s.d, per);
-  CP_CUDA_CHECK_LAUNCH("compact_bilinear_dot_kernel");
-  compact_bilinear_sketch_grad_kernel<<<blocks_for(bins), kThreads, 0, as_stream(stream)>>>(
-      u, du, z, norm, dz, bins, s.d, s.eps, per);
-  CP_CUDA_CHECK_LAUNCH("compact_bilinear_sketch_grad_kernel");
+  compact_bilinear_sketch_grad(u, du, z, norm, dz, per, n, s.d, s.eps, stream);
   compact_bilinear_gram_grad_kernel<<<blocks_for(pairs), kThreads, 0, as_stream(stream)>>>(
       s, dz, scratch, pairs, c, per);
   CP_CUDA_CHECK_LAUNCH("compact_bilinear_gram_grad_kernel");

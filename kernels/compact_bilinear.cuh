@@ -17,4 +17,12 @@ void compact_bilinear_backward(const CompactBilinearSketch& s, const float* x, c
                                const float* z, const float* norm, const float* du, float* dx, int n,
                                int c, int hw, float* scratch, void* stream);
 
+// The two forms' shared ends. u and norm from z (n x d); and each image's dz (at img * stride)
+// with u . du after it (at img * stride + d).
+void compact_bilinear_normalise(const float* z, float* norm, float* u, int n, int d, float eps,
+                                void* stream);
+void compact_bilinear_sketch_grad(const float* u, const float* du, const float* z,
+                                  const float* norm, float* dz, size_t stride, int n, int d,
+                                  float eps, void* stream);
+
 }  // namespace convpool::cuda

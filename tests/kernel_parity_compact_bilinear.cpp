@@ -5,7 +5,10 @@
 // 8192, C from 1 to d, one position to 300, enough images for the CPU's threads, on uniform
 // values, exact ties, all-zero maps and an image with +inf and one with NaN beside finite
 // ones; outputs poisoned (NaN) before the kernels run, and the same bits under every schedule
-// of the emulated target.
+// of the emulated target. The FFT form the same way (kernels/compact_bilinear_fft.cu against
+// src/cpu/compact_bilinear_fft.cpp): on the emulated target cuFFT's stand-in runs FFTW's
+// plans, so the kernels around the transforms must give the CPU's bits; chunks of images
+// whole and short.
 // Written once for the real GPU (convpool_tests, skipped without a device) and the emulated
 // target (convpool_emu_tests); docs/emulation.md.
 #if defined(CONVPOOL_HAVE_CUDA) || defined(CONVPOOL_EMULATED_CUDA)
@@ -17,8 +20,10 @@
 #include <vector>
 
 #include "cpu/compact_bilinear.h"
+#include "cpu/compact_bilinear_fft.h"
 #include "kernel_parity_elementwise.h"
 #include "kernels/compact_bilinear.cuh"
+#include "kernels/compact_bilinear_fft.cuh"
 
 using namespace convpool;
 using namespace convpool::kernel_test;
@@ -36,6 +41,39 @@ struct BilinearCase {
 struct BilinearRun {
   std::vector<float> u, z, norm, dx;
 };
+
+// The FFT form through cuFFT, `chunk` images a batch.
+BilinearRun run_device_fft(const CompactBilinearSketch& s, const BilinearCase& k, int chunk,
+                           const std::vector<float>& x, const std::vector<float>& du) {
+  const size_t outs = size_t(k.n) * k.d;
+  const cuda::CompactBilinearFftPlans plans(k.d, k.hw, chunk);
+  Dev<float> dxin(x), ddu(du), du_out(outs), dz(outs), dnorm(size_t(k.n)), ddx(x.size()),
+      scratch(compact_bilinear_fft_device_scratch_floats(k.n, k.hw, k.d, chunk));
+  {
+    GRID_CAP(2);  // grid-stride second passes
+    cuda::compact_bilinear_fft_forward(plans, s, dxin.get(), du_out.get(), dz.get(), dnorm.get(),
+                                       k.n, k.c, k.hw, scratch.get(), nullptr);
+    cuda::compact_bilinear_fft_backward(plans, s, dxin.get(), du_out.get(), dz.get(), dnorm.get(),
+                                        ddu.get(), ddx.get(), k.n, k.c, k.hw, scratch.get(),
+                                        nullptr);
+  }
+  if (cudaDeviceSynchronize() != cudaSuccess) ADD_FAILURE() << "compact_bilinear_fft kernels";
+  return {du_out.download(), dz.download(), dnorm.download(), ddx.download()};
+}
+
+BilinearRun run_cpu_fft(const CompactBilinearSketch& s, const BilinearCase& k,
+                        const std::vector<float>& x, const std::vector<float>& du) {
+  const size_t outs = size_t(k.n) * k.d;
+  BilinearRun r{std::vector<float>(outs, std::nanf("")), std::vector<float>(outs, std::nanf("")),
+                std::vector<float>(size_t(k.n), std::nanf("")),
+                std::vector<float>(x.size(), std::nanf(""))};
+  std::vector<float> scratch(compact_bilinear_fft_scratch_floats(k.n, k.d), std::nanf(""));
+  cpu::compact_bilinear_fft_forward(s, x.data(), r.u.data(), r.z.data(), r.norm.data(), k.n, k.c,
+                                    k.hw, scratch.data());
+  cpu::compact_bilinear_fft_backward(s, x.data(), r.u.data(), r.z.data(), r.norm.data(), du.data(),
+                                     r.dx.data(), k.n, k.c, k.hw, scratch.data());
+  return r;
+}
 
 BilinearRun run_device(const CompactBilinearSketch& s, const BilinearCase& k,
                        const std::vector<float>& x, const std::vector<float>& du) {
@@ -108,6 +146,57 @@ TEST(KernelParityNn, CompactBilinearIsTheSameBitsUnderEverySchedule) {
                            du = make_input(size_t(k.n) * k.d, Fill::uniform, rng);
   std::vector<BilinearRun> runs;
   run_under_four_schedules(320, [&](int) { runs.push_back(run_device(s, k, x, du)); });
+  for (size_t r = 1; r < runs.size(); ++r) {
+    expect_same_bits(runs[r].u, runs[0].u, "u");
+    expect_same_bits(runs[r].dx, runs[0].dx, "dx");
+  }
+}
+
+// Chunks of images: whole ones, then a short last one taken an image at a time.
+struct FftCase {
+  BilinearCase k;
+  int chunk;
+};
+const FftCase kFftCases[] = {
+    {{3, 4, 5, 16}, 2},     {{2, 16, 9, 16}, 1},  {{5, 7, 13, 64}, 3},  // C = d; 3 + 2 images
+    {{1, 1, 30, 8}, 1},     {{9, 70, 4, 128}, 4},                       // grid-stride passes
+    {{4, 64, 16, 1024}, 4},
+};
+
+TEST(KernelParityNn, CompactBilinearFftMatchesCpu) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(55);
+  for (const FftCase& f : kFftCases)
+    for (const Fill fill : {Fill::uniform, Fill::ties, Fill::non_negative, Fill::special}) {
+      const BilinearCase& k = f.k;
+      const std::string what = k.str() + " by FFT, chunk " + std::to_string(f.chunk) + " fill " +
+                               std::to_string(int(fill));
+      const CompactBilinearSketch s = compact_bilinear_sketch(rng() % 1000, k.d, 1e-6f);
+      std::vector<float> x =
+          make_input(size_t(k.n) * k.c * k.hw, fill == Fill::special ? Fill::ties : fill, rng);
+      if (fill == Fill::special) {
+        x[0] = std::numeric_limits<float>::infinity();
+        if (k.n > 1) x[size_t(k.c) * k.hw] = std::nanf("");
+      }
+      if (fill == Fill::non_negative) std::fill(x.begin(), x.begin() + size_t(k.c) * k.hw, 0.f);
+      const std::vector<float> du = make_input(size_t(k.n) * k.d, Fill::uniform, rng);
+      const BilinearRun got = run_device_fft(s, k, f.chunk, x, du), want = run_cpu_fft(s, k, x, du);
+      expect_same_outputs(got.z, want.z, what + " z");
+      expect_same_outputs(got.norm, want.norm, what + " norm");
+      expect_same_outputs(got.u, want.u, what + " u");
+      expect_same_outputs(got.dx, want.dx, what + " dx");
+    }
+}
+
+TEST(KernelParityNn, CompactBilinearFftIsTheSameBitsUnderEverySchedule) {
+  REQUIRE_DEVICE();
+  std::mt19937_64 rng(56);
+  const BilinearCase k{5, 12, 7, 32};
+  const CompactBilinearSketch s = compact_bilinear_sketch(4, k.d, 1e-6f);
+  const std::vector<float> x = make_input(size_t(k.n) * k.c * k.hw, Fill::uniform, rng),
+                           du = make_input(size_t(k.n) * k.d, Fill::uniform, rng);
+  std::vector<BilinearRun> runs;
+  run_under_four_schedules(320, [&](int) { runs.push_back(run_device_fft(s, k, 2, x, du)); });
   for (size_t r = 1; r < runs.size(); ++r) {
     expect_same_bits(runs[r].u, runs[0].u, "u");
     expect_same_bits(runs[r].dx, runs[0].dx, "dx");

@@ -1,8 +1,8 @@
-// Compact bilinear pooling on the CPU (kernels/compact_bilinear_math.cuh through
-// src/cpu/compact_bilinear.cpp) against the paper's Tensor Sketch in double precision (two
-// count sketches of every position, their circular convolution, summed), with its gradient
-// derived from that form rather than from the Gram matrix; the hashes (permutations, their
-// inverses, balanced signs); the sketch's inner products against the bilinear ones; zero,
+// Compact bilinear pooling on the CPU, both forms (the Gram matrix, src/cpu/compact_bilinear.cpp,
+// and the FFT, src/cpu/compact_bilinear_fft.cpp), against the paper's Tensor Sketch in double
+// precision (two count sketches of every position, their circular convolution, summed), with
+// its gradient derived from that form; the hashes (permutations, their inverses, balanced
+// signs); the sketch's inner products against the bilinear ones; zero,
 // NaN and infinite maps; and the layer's shape and refusals. The CUDA kernels are compared
 // with this in tests/kernel_parity_compact_bilinear.cpp, gradients through a graph (finite
 // differences) in the op registry suite.
@@ -17,6 +17,7 @@
 #include "convpool/graph.h"
 #include "convpool/model.h"
 #include "cpu/compact_bilinear.h"
+#include "cpu/compact_bilinear_fft.h"
 #include "test_helpers.h"
 
 using namespace convpool;
@@ -86,11 +87,20 @@ struct Pooled {
   std::vector<float> u, z, norm, dx;
 };
 
+// The Gram form, or the FFT form with `fft`.
 Pooled run(const CompactBilinearSketch& s, const std::vector<float>& x,
-           const std::vector<float>& du, int n, int c, int hw) {
+           const std::vector<float>& du, int n, int c, int hw, bool fft = false) {
   const size_t outs = size_t(n) * s.d;
   Pooled r{std::vector<float>(outs, NAN), std::vector<float>(outs, NAN), std::vector<float>(n, NAN),
            std::vector<float>(x.size(), NAN)};
+  if (fft) {
+    std::vector<float> scratch(compact_bilinear_fft_scratch_floats(n, s.d), NAN);
+    cpu::compact_bilinear_fft_forward(s, x.data(), r.u.data(), r.z.data(), r.norm.data(), n, c, hw,
+                                      scratch.data());
+    cpu::compact_bilinear_fft_backward(s, x.data(), r.u.data(), r.z.data(), r.norm.data(),
+                                       du.data(), r.dx.data(), n, c, hw, scratch.data());
+    return r;
+  }
   std::vector<float> scratch(compact_bilinear_scratch_floats(n, c, hw, s.d), NAN);
   cpu::compact_bilinear_forward(s, x.data(), r.u.data(), r.z.data(), r.norm.data(), n, c, hw,
                                 scratch.data());
@@ -108,24 +118,53 @@ void expect_close(const std::vector<float>& got, const std::vector<double>& want
     ASSERT_NEAR(got[i], want[i], tol * (scale + std::fabs(want[i]))) << what << " " << i;
 }
 
-TEST(CompactBilinear, MatchesThePapersTensorSketchInDouble) {
+TEST(CompactBilinear, BothFormsMatchThePapersTensorSketchInDouble) {
   std::mt19937_64 rng(8);
   std::uniform_real_distribution<float> uni(-1.f, 1.f);
-  for (const int d : {4, 16, 64})
-    for (const int c : {1, 3, 11})
-      for (const int hw : {1, 7}) {
-        if (c > d) continue;
-        const int n = 3;
-        const CompactBilinearSketch s = compact_bilinear_sketch(uint64_t(d + c), d, 1e-3f);
-        std::vector<float> x(size_t(n) * c * hw), du(size_t(n) * d);
-        for (auto& v : x) v = uni(rng);
-        for (auto& v : du) v = uni(rng);
-        const Pooled got = run(s, x, du, n, c, hw);
-        const Reference want = reference(s, x, du, n, c, hw);
-        expect_close(got.z, want.z, 1e-5, "z");
-        expect_close(got.u, want.u, 1e-5, "u");
-        expect_close(got.dx, want.dx, 1e-4, "dx");
-      }
+  for (const bool fft : {false, true})
+    for (const int d : {2, 4, 16, 64})
+      for (const int c : {1, 3, 11})
+        for (const int hw : {1, 7}) {
+          if (c > d) continue;
+          const int n = 3;
+          const CompactBilinearSketch s = compact_bilinear_sketch(uint64_t(d + c), d, 1e-3f);
+          std::vector<float> x(size_t(n) * c * hw), du(size_t(n) * d);
+          for (auto& v : x) v = uni(rng);
+          for (auto& v : du) v = uni(rng);
+          const Pooled got = run(s, x, du, n, c, hw, fft);
+          const Reference want = reference(s, x, du, n, c, hw);
+          const char* form = fft ? "fft" : "gram";
+          SCOPED_TRACE(std::string(form) + " d=" + std::to_string(d) + " c=" + std::to_string(c) +
+                       " hw=" + std::to_string(hw));
+          expect_close(got.z, want.z, 1e-5, "z");
+          expect_close(got.u, want.u, 1e-5, "u");
+          if (c > 1) {
+            expect_close(got.dx, want.dx, 1e-4, "dx");
+            continue;
+          }
+          // One channel: u has one non-zero bin, +-1, whose gradient the normalisation
+          // removes: dx is 0, which the FFT form gives up to its rounding.
+          for (const float v : got.dx) ASSERT_LE(std::fabs(v), 1e-5f);
+        }
+}
+
+// Both forms at a wide head's shape (where auto takes the FFT) against the reference.
+TEST(CompactBilinear, BothFormsMatchTheReferenceOnAWideHead) {
+  std::mt19937_64 rng(10);
+  std::uniform_real_distribution<float> uni(-1.f, 1.f);
+  const int n = 2, c = 600, hw = 3, d = 1024;
+  const CompactBilinearSketch s = compact_bilinear_sketch(7, d, 1e-3f);
+  std::vector<float> x(size_t(n) * c * hw), du(size_t(n) * d);
+  for (auto& v : x) v = uni(rng);
+  for (auto& v : du) v = uni(rng);
+  const Reference want = reference(s, x, du, n, c, hw);
+  for (const bool fft : {false, true}) {
+    SCOPED_TRACE(fft ? "fft" : "gram");
+    const Pooled got = run(s, x, du, n, c, hw, fft);
+    expect_close(got.z, want.z, 1e-5, "z");
+    expect_close(got.u, want.u, 1e-5, "u");
+    expect_close(got.dx, want.dx, 1e-4, "dx");
+  }
 }
 
 TEST(CompactBilinear, EachHashIsAPermutationWithBalancedSigns) {
@@ -190,23 +229,26 @@ TEST(CompactBilinear, SketchInnerProductsEstimateTheBilinearOnes) {
 }
 
 TEST(CompactBilinear, ZeroMapsGiveZerosAndNaNStaysInItsImage) {
-  const int c = 4, hw = 3, d = 16, n = 3;
-  const CompactBilinearSketch s = compact_bilinear_sketch(1, d, 1e-6f);
-  std::vector<float> x(size_t(n) * c * hw, 0.5f), du(size_t(n) * d, 1.f);
-  for (int i = 0; i < c * hw; ++i) x[size_t(i)] = 0.f;  // image 0: all zero
-  x[size_t(c * hw) + 5] = NAN;                          // image 1: one NaN
-  x[size_t(2 * c * hw)] = INFINITY;                     // image 2: +inf
-  const Pooled r = run(s, x, du, n, c, hw);
-  for (int k = 0; k < d; ++k) {
-    EXPECT_EQ(r.u[size_t(k)], 0.f);
-    EXPECT_TRUE(std::isnan(r.u[size_t(d + k)]));
+  for (const bool fft : {false, true}) {
+    SCOPED_TRACE(fft ? "fft" : "gram");
+    const int c = 4, hw = 3, d = 16, n = 3;
+    const CompactBilinearSketch s = compact_bilinear_sketch(1, d, 1e-6f);
+    std::vector<float> x(size_t(n) * c * hw, 0.5f), du(size_t(n) * d, 1.f);
+    for (int i = 0; i < c * hw; ++i) x[size_t(i)] = 0.f;  // image 0: all zero
+    x[size_t(c * hw) + 5] = NAN;                          // image 1: one NaN
+    x[size_t(2 * c * hw)] = INFINITY;                     // image 2: +inf
+    const Pooled r = run(s, x, du, n, c, hw, fft);
+    for (int k = 0; k < d; ++k) {
+      EXPECT_EQ(r.u[size_t(k)], 0.f);
+      EXPECT_TRUE(std::isnan(r.u[size_t(d + k)]));
+    }
+    for (int i = 0; i < c * hw; ++i) {
+      EXPECT_EQ(r.dx[size_t(i)], 0.f) << i;  // finite: the divisor's floor, times zero maps
+      EXPECT_TRUE(std::isnan(r.dx[size_t(c * hw + i)])) << i;
+    }
+    EXPECT_TRUE(std::isnan(r.norm[1]));
+    EXPECT_TRUE(std::isnan(r.norm[2]) || std::isinf(r.norm[2]));
   }
-  for (int i = 0; i < c * hw; ++i) {
-    EXPECT_EQ(r.dx[size_t(i)], 0.f) << i;  // finite: the divisor's floor, times zero maps
-    EXPECT_TRUE(std::isnan(r.dx[size_t(c * hw + i)])) << i;
-  }
-  EXPECT_TRUE(std::isnan(r.norm[1]));
-  EXPECT_TRUE(std::isnan(r.norm[2]) || std::isinf(r.norm[2]));
 }
 
 TEST(CompactBilinear, TheLayerGivesDFeaturesAndRefusesInOneLine) {
@@ -220,11 +262,26 @@ TEST(CompactBilinear, TheLayerGivesDFeaturesAndRefusesInOneLine) {
   EXPECT_EQ(g->output_shape(1).w, 1);
   EXPECT_TRUE(g->param_infos().empty());
   EXPECT_EQ(build("compact_bilinear")->output_shape(1).c, 8192);
+  // algo=auto takes the FFT form where it is cheaper: a wide head, not ResNet-20's.
+  auto form = [&](int c, const std::string& line) {
+    const auto g = Graph::build(
+        parse_model_text(
+            "input channels=" + std::to_string(c) + " height=4 width=4\n" + line + "\n", "m"),
+        GraphOptions{Device::cpu, 1, 0});
+    return g->layer(0).describe();
+  };
+  EXPECT_NE(form(64, "compact_bilinear").find("by the Gram matrix"), std::string::npos);
+  EXPECT_NE(form(2048, "compact_bilinear").find("by FFT"), std::string::npos);
+  EXPECT_NE(form(64, "compact_bilinear algo=fft").find("by FFT"), std::string::npos);
+  EXPECT_NE(form(2048, "compact_bilinear algo=gram").find("by the Gram matrix"), std::string::npos);
+  EXPECT_TRUE(compact_bilinear_fft_pays(2048, 8192));
+  EXPECT_FALSE(compact_bilinear_fft_pays(256, 8192));
   expect_layer_refusals(
       "input channels=3 height=4 width=5",
       {"compact_bilinear d=1000", "compact_bilinear d=2", "compact_bilinear d=0",
        "compact_bilinear d=x", "compact_bilinear seed=-1", "compact_bilinear eps=0",
-       "compact_bilinear global", "compact_bilinear p=2"});
+       "compact_bilinear global", "compact_bilinear p=2", "compact_bilinear algo=dft",
+       "compact_bilinear algo="});
 }
 
 }  // namespace

@@ -160,6 +160,7 @@ INSTANTIATE_TEST_SUITE_P(
         LayerCase{"gem_pool shared=0", {1, 5, 8, 8}, 3, true},
         LayerCase{"attention_pool heads=2", {1, 6, 4, 4}, 3, true},
         LayerCase{"compact_bilinear d=32 eps=0.01", {1, 6, 4, 4}, 3, true},
+        LayerCase{"compact_bilinear d=32 eps=0.01 algo=fft", {1, 6, 4, 4}, 3, true},
         LayerCase{"spectral_pool factor=1.5", {1, 3, 9, 7}, 3, true},
         LayerCase{"spp_pool levels=1,3", {1, 4, 7, 5}, 3, true},
         LayerCase{"spp_pool mode=vlad clusters=3 levels=1,2", {1, 4, 6, 5}, 3, true}));

@@ -133,16 +133,18 @@ TEST(GraphAllocations, NoneInSteadyStateSteps) {
   const std::string models[] = {
       std::string(CONVPOOL_SOURCE_DIR) + "/models/resnet20.cfg",
       "input channels=3 height=8 width=8\nconv name=a filters=4 size=3 padding=same\n"
-      "gelu\nconv name=b filters=4 size=1 in=input\nleaky_relu\nconcat name=cat in=gelu1,leaky_relu1\n"
+      "gelu\nconv name=b filters=4 size=1 in=input\nleaky_relu\nconcat name=cat "
+      "in=gelu1,leaky_relu1\n"
       "dropout p=0.2\nscale factor=0.5\nadd name=sum in=scale1,cat\npool softpool size=2\n"
       "flatten\ndense units=3\n",
       "input channels=3 height=8 width=8\nconv filters=8 size=3 padding=same\n"
       "pyramid_pool sizes=1,3\nintermap_pool groups=2\nspectral_pool factor=1.5\n"
       "lip_pool size=3 stride=1 pad=1 name=lip\ngem_pool name=gem in=lip\n"
       "attention_pool heads=2 name=att in=lip\ncompact_bilinear d=64 name=cbp in=lip\n"
+      "compact_bilinear d=64 algo=fft name=cbf in=lip\n"
       "spp_pool levels=1,2 name=spp in=lip\n"
       "spp_pool levels=1,2 mode=vlad clusters=3 name=vlad in=lip\n"
-      "concat in=gem,att,cbp,spp,vlad\ndense units=3\n"};
+      "concat in=gem,att,cbp,cbf,spp,vlad\ndense units=3\n"};
   for (const std::string& m : models) {
     g_aligned_allocations = 0;
     const auto counts = steady_state_allocations(m);

@@ -193,7 +193,7 @@ const OnnxOpTable& onnx_op_table() {
       {"lip_pool", {"size", "stride", "pad"}},
       {"gem_pool", {"p", "shared", "eps"}},
       {"attention_pool", {"heads"}},
-      {"compact_bilinear", {"d", "seed", "eps"}},
+      {"compact_bilinear", {"d", "seed", "eps", "algo"}},  // algo: the same function
       {"spectral_pool", {"factor", "height", "width"}},
       {"spp_pool", {"levels", "mode", "clusters"}},
   };

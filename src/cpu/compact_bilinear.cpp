@@ -58,9 +58,11 @@ CONVPOOL_AVX2_CLONES void gram(const float* __restrict x, const float* __restric
     for (int j = i + 1; j < c; ++j) g[size_t(i) * c + j] = g[size_t(j) * c + i];
 }
 
+}  // namespace
+
 // One image's u from its z, and the divisor (compact_bilinear_norm, in vectors of eight).
-CONVPOOL_AVX2_CLONES float normalise(const float* __restrict z, int d, float eps,
-                                     float* __restrict u) {
+CONVPOOL_AVX2_CLONES float compact_bilinear_normalise(const float* __restrict z, int d, float eps,
+                                                      float* __restrict u) {
   float lane[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
   int k = 0;
   for (; k + 8 <= d; k += 8)
@@ -81,9 +83,10 @@ CONVPOOL_AVX2_CLONES float normalise(const float* __restrict z, int d, float eps
 }
 
 // One image's dz (compact_bilinear_dot and compact_bilinear_dz, in vectors of eight).
-CONVPOOL_AVX2_CLONES void sketch_grad(const float* __restrict u, const float* __restrict du,
-                                      const float* __restrict z, float norm, int d, float eps,
-                                      float* __restrict dz) {
+CONVPOOL_AVX2_CLONES void compact_bilinear_sketch_grad(const float* __restrict u,
+                                                       const float* __restrict du,
+                                                       const float* __restrict z, float norm, int d,
+                                                       float eps, float* __restrict dz) {
   float lane[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
   int k = 0;
   for (; k + 8 <= d; k += 8)
@@ -94,6 +97,8 @@ CONVPOOL_AVX2_CLONES void sketch_grad(const float* __restrict u, const float* __
 #pragma omp simd
   for (int i = 0; i < d; ++i) dz[i] = compact_bilinear_dz(du[i], u[i], dot, norm, z[i], eps);
 }
+
+namespace {
 
 // dx[ch][l] = sum_j m[ch][j] x[j][l] for one image (compact_bilinear_input_grad for each l).
 CONVPOOL_AVX2_CLONES void input_grads(const float* __restrict m, const float* __restrict x, int c,
@@ -140,7 +145,7 @@ void compact_bilinear_forward(const CompactBilinearSketch& s, const float* x, fl
       for (int j = 0; j < c; ++j)
         zi[(bi + b.bin[size_t(j)]) & mask] += si * b.sign[size_t(j)] * row[j];
     }
-    norm[img] = normalise(zi, d, s.eps, u + size_t(img) * d);
+    norm[img] = compact_bilinear_normalise(zi, d, s.eps, u + size_t(img) * d);
   }
 }
 
@@ -158,7 +163,7 @@ void compact_bilinear_backward(const CompactBilinearSketch& s, const float* x, c
     float* m = scratch + size_t(img) * per;
     float* dz = m + size_t(c) * c;
     const size_t at = size_t(img) * d;
-    sketch_grad(u + at, du + at, z + at, norm[img], d, s.eps, dz);
+    compact_bilinear_sketch_grad(u + at, du + at, z + at, norm[img], d, s.eps, dz);
     for (int i = 0; i < c; ++i)
       for (int j = 0; j < c; ++j)
         m[size_t(i) * c + j] = a.sign[size_t(i)] * b.sign[size_t(j)] *

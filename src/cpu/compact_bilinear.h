@@ -17,4 +17,10 @@ void compact_bilinear_backward(const CompactBilinearSketch& s, const float* x, c
                                const float* z, const float* norm, const float* du, float* dx, int n,
                                int c, int hw, float* scratch);
 
+// One image's u from its z (d floats), returning the divisor; and its dz from du (the two
+// forms' shared ends).
+float compact_bilinear_normalise(const float* z, int d, float eps, float* u);
+void compact_bilinear_sketch_grad(const float* u, const float* du, const float* z, float norm,
+                                  int d, float eps, float* dz);
+
 }  // namespace convpool::cpu

@@ -1,4 +1,4 @@
-// The one family of check macros for CUDA, cuDNN and cuBLAS calls. Each throws
+// The one family of check macros for CUDA, cuDNN, cuBLAS and cuFFT calls. Each throws
 // convpool::Error naming the failing call, the library's error text and file:line.
 #pragma once
 #include <cuda_runtime.h>
@@ -61,6 +61,43 @@ inline bool sync_after_launch() {
     if (cp_st_ != CUBLAS_STATUS_SUCCESS)                                                \
       CP_FAIL("cuBLAS call `" #call "` failed: " << cublasGetStatusName(cp_st_) << ": " \
                                                  << cublasGetStatusString(cp_st_));     \
+  } while (0)
+#endif
+
+#ifdef CONVPOOL_CHECK_CUFFT
+#include <cufft.h>
+namespace convpool::cuda {
+// cuFFT has no error-string function: its result codes by name.
+inline const char* cufft_result_name(cufftResult r) {
+  switch (r) {
+    case CUFFT_SUCCESS:
+      return "CUFFT_SUCCESS";
+    case CUFFT_INVALID_PLAN:
+      return "CUFFT_INVALID_PLAN";
+    case CUFFT_ALLOC_FAILED:
+      return "CUFFT_ALLOC_FAILED";
+    case CUFFT_INVALID_VALUE:
+      return "CUFFT_INVALID_VALUE";
+    case CUFFT_INTERNAL_ERROR:
+      return "CUFFT_INTERNAL_ERROR";
+    case CUFFT_EXEC_FAILED:
+      return "CUFFT_EXEC_FAILED";
+    case CUFFT_SETUP_FAILED:
+      return "CUFFT_SETUP_FAILED";
+    case CUFFT_INVALID_SIZE:
+      return "CUFFT_INVALID_SIZE";
+    case CUFFT_NOT_SUPPORTED:
+      return "CUFFT_NOT_SUPPORTED";
+    default:
+      return "a cufftResult without a name here";
+  }
+}
+}  // namespace convpool::cuda
+#define CP_CUFFT_CHECK(call)                                                                     \
+  do {                                                                                           \
+    cufftResult cp_st_ = (call);                                                                 \
+    if (cp_st_ != CUFFT_SUCCESS)                                                                 \
+      CP_FAIL("cuFFT call `" #call "` failed: " << ::convpool::cuda::cufft_result_name(cp_st_)); \
   } while (0)
 #endif
 

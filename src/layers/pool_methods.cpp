@@ -153,10 +153,10 @@ const std::vector<WindowPoolingOp>& global_encoder_ops() {
        "softmax attention over positions: each head scores the positions by a learned 1x1 "
        "convolution and sums the maps with the softmax of its scores; heads x C features; "
        "average pooling at the start"},
-      {"compact_bilinear", "[d=8192] [seed=1] [eps=1e-6]",
+      {"compact_bilinear", "[d=8192] [seed=1] [eps=1e-6] [algo=auto|gram|fft]",
        "compact bilinear pooling (Tensor Sketch): the count sketch in d bins of the maps' "
        "bilinear matrix summed over positions, signed square root, L2 normalised; d features, "
-       "nothing learned"},
+       "nothing learned; computed from the Gram matrix or by FFT (auto: the cheaper)"},
       {"spp_pool", "[levels=1,2,4] [mode=max|avg|vlad] [clusters=8]",
        "spatial pyramid pooling: each level's L x L cells of every map pooled by max or mean, "
        "levels concatenated; C (L1^2 + L2^2 + ...) features whatever the map's size; "

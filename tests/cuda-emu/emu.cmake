@@ -39,14 +39,14 @@ convpool_emu_rewrite(_emu_selftest ${CMAKE_SOURCE_DIR}/tests/emu/selftest.cu)
 
 # The kernels and the emulator's runtime. No CONVPOOL_HAVE_CUDA: nothing here sees the toolkit.
 add_library(convpool_emu_kernels STATIC ${_emu_generated} ${_emu}/runtime.cpp ${_emu}/memory.cpp
-            ${_emu}/streams.cpp)
+            ${_emu}/streams.cpp ${_emu}/cufft.cpp)
 target_include_directories(convpool_emu_kernels BEFORE PUBLIC ${_emu}/include)
 target_include_directories(convpool_emu_kernels PUBLIC ${CMAKE_SOURCE_DIR}/include
                            ${CMAKE_SOURCE_DIR} PRIVATE ${_emu} ${CMAKE_SOURCE_DIR}/src)
 # The rewritten kernels live in the build folder: their sibling includes ("philox.cuh")
 # resolve from kernels/, as in nvcc.
 target_compile_options(convpool_emu_kernels PRIVATE -iquote ${CMAKE_SOURCE_DIR}/kernels)
-target_link_libraries(convpool_emu_kernels PUBLIC Boost::context)
+target_link_libraries(convpool_emu_kernels PUBLIC Boost::context PkgConfig::FFTW3F)
 
 # The oracle: the CPU backend's own sources for the ops the kernels implement, without CUDA
 # (convpool_lib may hold the real kernels, whose names these emulated ones share): the shared

@@ -215,14 +215,15 @@ TEST_F(WholeStep, EveryPoolingMethodAndDropoutDrawLikeTheCpu) {
   // (2C -> C -> C/2; C = 4 per pool layer), then weighted pooling with weights per channel
   // (padded, overlapping), spectral pooling by 1.5 and weighted pooling shared, and local
   // importance pooling; its planes flattened beside the global encoders' features (GeM with an
-  // exponent per channel, attention with two heads, compact bilinear, a spatial pyramid of
-  // means and one of NetVLAD).
+  // exponent per channel, attention with two heads, compact bilinear (its FFT form, through cuFFT;
+  // the Gram form's kernels have their parity tests), a spatial pyramid of means and one of
+  // NetVLAD).
   text +=
       "pyramid_pool sizes=1,3\nintermap_pool groups=2\nintermap_pool groups=2 mode=mean\n"
       "weighted_pool size=3 stride=1 pad=1\nspectral_pool factor=1.5\nweighted_pool size=2 "
       "shared=1\n"
       "lip_pool size=3 stride=1 pad=1 name=lip\ngem_pool shared=0 name=gem in=lip\n"
-      "attention_pool heads=2 name=att in=lip\ncompact_bilinear d=128 name=cbp in=lip\n"
+      "attention_pool heads=2 name=att in=lip\ncompact_bilinear d=128 algo=fft name=cbp in=lip\n"
       "spp_pool levels=1,3 mode=avg name=spp in=lip\n"
       "spp_pool levels=1,2 mode=vlad clusters=3 name=vlad in=lip\nflatten name=flat in=lip\n"
       "concat in=flat,gem,att,cbp,spp,vlad\ndropout p=0.3\ndense units=10\n";
