@@ -95,15 +95,15 @@ inline int compact_bilinear_fft_chunk(int max_batch, int hw, int d) {
   return int(fit < 1 ? 1 : (fit < size_t(max_batch) ? fit : size_t(max_batch)));
 }
 
-// algo=auto's choice. Per position, fwd + bwd, the Gram form costs about 1.5 C^2
-// multiply-adds and the FFT form six real FFTs of d points and some complex products;
-// kGramPerFft is the measured cost of a d log2 d unit of FFT against one Gram multiply-add
-// on the CPU (docs/benchmarks.md, "Compact bilinear: Gram or FFT").
-inline bool compact_bilinear_fft_pays(int c, int d) {
-  constexpr double kGramPerFft = 8.0;
+// algo=auto's choice, from a cost model fitted to CPU timings at 2 threads (docs/benchmarks.md,
+// "Compact bilinear: the Gram matrix or the FFT"), in units of one Gram multiply-add: per image
+// the Gram form costs C^2 (hw + 21) (its products, and adding and reading back the C^2 pairs'
+// bins, about 21 products' time each), the FFT form 6 d log2(d) a position (six real
+// transforms, fwd + bwd, and the products of their spectra). Taken where the FFT costs less.
+inline bool compact_bilinear_fft_pays(int c, int hw, int d) {
   int bits = 0;
   while ((1 << bits) < d) ++bits;
-  return 1.5 * double(c) * c > kGramPerFft * double(d) * bits;
+  return 6.0 * hw * double(d) * bits < double(c) * c * (hw + 21.0);
 }
 
 }  // namespace convpool

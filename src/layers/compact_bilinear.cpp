@@ -41,7 +41,7 @@ class CompactBilinearLayer : public Layer {
            " channels: d must be at least C");
     c_ = in.c;
     hw_ = in.h * in.w;
-    fft_ = algo_ == "fft" || (algo_ == "auto" && compact_bilinear_fft_pays(c_, d_));
+    fft_ = algo_ == "fft" || (algo_ == "auto" && compact_bilinear_fft_pays(c_, hw_, d_));
     return {1, d_, 1, 1};
   }
   void prepare(Device device, int max_batch) override {
