@@ -2,22 +2,18 @@
 
 #include <chrono>
 #include <cstdio>
+#include <numeric>
 
 #include "convpool/device.h"
 
 namespace convpool::cli {
 
 namespace {
-// A view of images [first, first + count) of `data` as its own dataset (copied: it is small).
+// Images [first, first + count) of `data` as a data set of their own (copied: they are few).
 Dataset slice(const Dataset& data, size_t first, size_t count) {
-  Dataset d;
-  d.side = data.side;
-  d.classes = data.classes;
-  d.name = data.name;
-  d.pixels.assign(data.image(first), data.image(first + count));
-  d.labels.assign(data.labels.begin() + first, data.labels.begin() + first + count);
-  d.class_names = data.class_names;
-  return d;
+  std::vector<size_t> indices(count);
+  std::iota(indices.begin(), indices.end(), first);
+  return select_images(data, indices);
 }
 }  // namespace
 

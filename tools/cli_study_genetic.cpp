@@ -38,25 +38,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Images `idx` of `all`, in that order (a training set held in memory).
-Dataset subset(const Dataset& all, const std::vector<size_t>& idx) {
-  Dataset d;
-  d.classes = all.classes;
-  d.class_names = all.class_names;
-  d.records_per_file = all.records_per_file;
-  d.expected_records_per_file = all.expected_records_per_file;
-  d.name = all.name;
-  d.side = all.side;
-  const size_t bytes = all.image_bytes();
-  d.pixels.resize(idx.size() * bytes);
-  for (size_t k = 0; k < idx.size(); ++k) {
-    std::copy_n(all.image(idx[k]), bytes, d.pixels.data() + k * bytes);
-    d.labels.push_back(all.labels[idx[k]]);
-    if (!all.coarse_labels.empty()) d.coarse_labels.push_back(all.coarse_labels[idx[k]]);
-  }
-  return d;
-}
-
 // The validation loss recorded for a genotype that failed: finite, so JSON keeps it.
 constexpr double kFailedLoss = 1e30;
 
@@ -530,7 +511,8 @@ int run_genetic_search(TrainOptions& base, CLI::App* cmd, const GeneticSearchOpt
       ++k;
     else
       train_idx.push_back(i);
-  const Dataset train = subset(data.train, train_idx), validation = subset(data.train, val_idx);
+  const Dataset train = select_images(data.train, train_idx),
+                validation = select_images(data.train, val_idx);
 
   std::vector<std::string> gene_names;
   for (auto& gene : genes) gene_names.push_back(gene.layer);

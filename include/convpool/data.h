@@ -86,6 +86,11 @@ struct Dataset {
   const uint8_t* image(size_t i) const { return pixel_data() + i * image_bytes(); }
 };
 
+// Images `indices` of `all`, in that order, held in memory whatever `all` is: their pixels
+// and labels (coarse ones too) with `all`'s description (name, classes, class names, side,
+// and the files its records came from).
+Dataset select_images(const Dataset& all, const std::vector<size_t>& indices);
+
 // Reads and validates one batch file, appending its records; errors name the file.
 // Returns the number of records in the file (all of them, whatever max_records takes).
 size_t read_cifar_file(const std::string& path, Dataset& out, size_t max_records = SIZE_MAX);

@@ -217,6 +217,25 @@ std::string resolve_cifar_dir(const std::string& flag_value) {
                      flag_value);
 }
 
+Dataset select_images(const Dataset& all, const std::vector<size_t>& indices) {
+  Dataset d;
+  d.classes = all.classes;
+  d.class_names = all.class_names;
+  d.records_per_file = all.records_per_file;
+  d.expected_records_per_file = all.expected_records_per_file;
+  d.name = all.name;
+  d.side = all.side;
+  const size_t bytes = all.image_bytes();
+  d.pixels.resize(indices.size() * bytes);
+  d.labels.reserve(indices.size());
+  for (size_t k = 0; k < indices.size(); ++k) {
+    std::copy_n(all.image(indices[k]), bytes, d.pixels.data() + k * bytes);
+    d.labels.push_back(all.labels[indices[k]]);
+    if (!all.coarse_labels.empty()) d.coarse_labels.push_back(all.coarse_labels[indices[k]]);
+  }
+  return d;
+}
+
 Dataset synthetic_cifar(size_t images, uint64_t seed, int side, int classes) {
   Dataset ds;
   ds.side = side;

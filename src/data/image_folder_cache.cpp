@@ -293,19 +293,9 @@ void remove_orphans(const fs::path& cache, const std::string& stem, const std::s
 
 Dataset subset_of(const Dataset& all, size_t limit) {
   // Evenly spaced over the listing, which is sorted by class: each class keeps its share.
-  Dataset some;
-  some.side = all.side;
-  some.classes = all.classes;
-  some.class_names = all.class_names;
-  some.name = all.name;
-  some.expected_records_per_file = 0;
-  some.pixels.reserve(limit * all.image_bytes());
-  for (size_t k = 0; k < limit; ++k) {
-    const size_t i = k * all.size() / limit;
-    some.pixels.insert(some.pixels.end(), all.image(i), all.image(i) + all.image_bytes());
-    some.labels.push_back(all.labels[i]);
-  }
-  return some;
+  std::vector<size_t> indices(limit);
+  for (size_t k = 0; k < limit; ++k) indices[k] = k * all.size() / limit;
+  return select_images(all, indices);
 }
 }  // namespace
 
