@@ -9,21 +9,6 @@
 
 namespace convpool {
 
-CP_HD float cp_bits_float(uint32_t b) {
-#if defined(__CUDA_ARCH__)
-  return __uint_as_float(b);
-#else
-  return __builtin_bit_cast(float, b);
-#endif
-}
-CP_HD uint32_t cp_float_bits(float f) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_uint(f);
-#else
-  return __builtin_bit_cast(uint32_t, f);
-#endif
-}
-
 // e^x for every float: +inf above 89, 0 below -104, gradual underflow between, NaN kept.
 CP_HD float cp_exp(float x) {
   const bool big = x > 89.f, tiny = x < -104.f, nan = x != x;

@@ -12,6 +12,22 @@
 
 namespace convpool {
 
+// A float's bits and back.
+CP_HD float cp_bits_float(uint32_t b) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(b);
+#else
+  return __builtin_bit_cast(float, b);
+#endif
+}
+CP_HD uint32_t cp_float_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
+  return __builtin_bit_cast(uint32_t, f);
+#endif
+}
+
 // take ? a : b without a branch. GCC compiles a plain ?: in scalar selection loops into
 // branches that mispredict on random data (measured: CPU max pooling ran 2x slower with
 // them); the GPU predicates ?: by itself.

@@ -74,7 +74,6 @@ void add_genetic_search_options(CLI::App* cmd, GeneticSearchOptions& g) {
 
 std::vector<std::string> genetic_flags_given(const CLI::App* cmd) {
   std::vector<std::string> given;
-  const GeneticSearchOptions d;
   for (const char* name : {"--population", "--generations", "--tournament", "--elite",
                            "--crossover", "--mutation", "--validation", "--final-epochs"}) {
     const CLI::Option* opt = cmd->get_option(name);
