@@ -1,7 +1,8 @@
 // The CPU convolution engines (im2col + OpenBLAS, oneDNN direct, oneDNN's own choice with
 // Winograd) against naive double-precision loops in all three directions, on shapes that reach
 // each kernel family: 3x3 stride 1 at 16+ channels (Winograd), stride 2, 1x1, 5x5, the 3-channel
-// first layer, uneven sizes, a fused ReLU. Outputs are poisoned with NaN before every call.
+// first layer, uneven sizes, a fused ReLU; and oneDNN's bf16 primitives (--precision bf16) within
+// bf16's rounding. Outputs are poisoned with NaN before every call.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -11,10 +12,11 @@
 #include <random>
 #include <vector>
 
+#include "convpool/conv_engine.h"
+#include "convpool/precision.h"
 #include "cpu/conv.h"
 #include "cpu/conv_engine.h"
 #include "cpu/conv_onednn.h"
-#include "convpool/conv_engine.h"
 #include "layer_harness.h"
 
 using namespace convpool;
@@ -115,8 +117,8 @@ constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 using Held = std::vector<std::vector<float>>;
 
 // One engine through all three directions at batch n, against the reference.
-void check_engine(OnednnConv* onednn, const ConvGeom& g, const EngineCase& c, int n,
-                  uint64_t seed, double rel, Held* held = nullptr) {
+void check_engine(OnednnConv* onednn, const ConvGeom& g, const EngineCase& c, int n, uint64_t seed,
+                  double rel, Held* held = nullptr, double rel_db = 1e-6) {
   std::mt19937_64 rng(seed);
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   std::vector<float> x(size_t(n) * g.C * g.H * g.W), w(size_t(g.OC) * g.K()),
@@ -148,7 +150,7 @@ void check_engine(OnednnConv* onednn, const ConvGeom& g, const EngineCase& c, in
   expect_close("dw", dw, r.dw, r.dw_mag, rel);
   if (c.bias) {
     std::vector<double> mag(g.OC, double(n) * g.P());
-    expect_close("db", db, r.db, mag, 1e-6);
+    expect_close("db", db, r.db, mag, rel_db);
   }
   if (held)
     for (auto* v : {&x, &w, &b, &dy, &y, &dx, &dw, &db}) held->push_back(std::move(*v));
@@ -162,10 +164,12 @@ TEST_P(ConvEngineTest, Im2colMatchesNaiveLoops) {
 
 // Made for batch `max`, run at max, then at 2 (a last partial batch: its own primitives), then
 // at max again (the cached ones, with other inputs in other buffers).
-void check_onednn(OnednnAlgo algo, const EngineCase& c, double rel, int max = 5) {
+// bf16: the primitives in bf16 (--precision bf16), whose inputs round to 8 significant bits.
+void check_onednn(OnednnAlgo algo, const EngineCase& c, double rel, int max = 5,
+                  bool bf16 = false) {
   if (!have_onednn()) GTEST_SKIP() << "this build has no oneDNN";
   const ConvGeom g = geometry(c);
-  auto conv = OnednnConv::create(g, max, c.bias, c.relu, algo);
+  auto conv = OnednnConv::create(g, max, c.bias, c.relu, algo, bf16);
   ASSERT_TRUE(conv) << "oneDNN has no JIT kernel for " << c.name << " on this CPU";
   const uint64_t seed = test::fresh_seed();
   SCOPED_TRACE("seed " + std::to_string(seed) + ", " + conv->implementation(max));
@@ -173,7 +177,7 @@ void check_onednn(OnednnAlgo algo, const EngineCase& c, double rel, int max = 5)
   int call = 0;
   for (int n : {max, 2, max}) {
     SCOPED_TRACE("batch " + std::to_string(n) + ", call " + std::to_string(call));
-    check_engine(conv.get(), g, c, n, seed + uint64_t(++call), rel, &held);
+    check_engine(conv.get(), g, c, n, seed + uint64_t(++call), rel, &held, bf16 ? rel : 1e-6);
   }
 }
 
@@ -183,6 +187,32 @@ TEST_P(ConvEngineTest, OnednnDirectMatchesNaiveLoops) {
 
 TEST_P(ConvEngineTest, OnednnAutoMatchesNaiveLoops) {
   check_onednn(OnednnAlgo::automatic, GetParam(), 1e-4);
+}
+
+// Each product's two factors round to bf16 (a relative 2^-9 each), the sums stay fp32: within
+// 2^-7 of the terms' magnitude, where fp32 holds 1e-5.
+TEST_P(ConvEngineTest, OnednnBf16MatchesNaiveLoopsWithinBf16Rounding) {
+  if (!cpu_has_bf16()) GTEST_SKIP() << "this CPU has no bf16 arithmetic (AVX512-BF16, AMX)";
+  check_onednn(OnednnAlgo::direct, GetParam(), 1.0 / 128, 5, true);
+}
+
+// The tolerance above is not loose enough to pass an fp32 engine's error of bf16's size.
+TEST(ConvEngineBf16, IsNotFp32) {
+  if (!cpu_has_bf16()) GTEST_SKIP() << "this CPU has no bf16 arithmetic (AVX512-BF16, AMX)";
+  const EngineCase c{"3x3_s1_c16", 16, 8, 8, 16, 3, 1, 1, false, false};
+  const ConvGeom g = geometry(c);
+  std::vector<float> x(size_t(2) * 16 * 64, 1.f + 1.f / 512), w(size_t(16) * g.K(), 1.f),
+      y(size_t(2) * 16 * 64, kNaN);
+  for (const bool bf16 : {false, true}) {
+    auto conv = OnednnConv::create(g, 2, false, false, OnednnAlgo::direct, bf16);
+    ASSERT_TRUE(conv);
+    EXPECT_EQ(conv->implementation(2).rfind("bf16: ", 0) == 0, bf16);
+    std::vector<float> ws(conv->workspace_floats(), kNaN);
+    conv->forward(2, x.data(), w.data(), nullptr, y.data(), ws.data());
+    // A centre output sums 144 terms of 1 + 2^-9, which bf16 rounds to 1 (a tie, to even).
+    const float centre = y[size_t(3) * 8 + 3];
+    EXPECT_EQ(centre, bf16 ? 144.f : 144.f * (1.f + 1.f / 512)) << (bf16 ? "bf16" : "fp32");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(

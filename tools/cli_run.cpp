@@ -16,6 +16,7 @@
 #include "convpool/metrics.h"
 #include "convpool/model.h"
 #include "convpool/pooling.h"
+#include "convpool/precision.h"
 #include "convpool/safetensors.h"
 
 namespace convpool::cli {
@@ -230,6 +231,8 @@ std::vector<EpochMetrics> train_run(TrainOptions& o, const Dataset& train, const
     if (o.cfg.device == Device::cpu)  // which engines the CPU's convolutions run (bench conv --engines)
       head << ", conv engine " << cpu_conv_engine_name(cpu_conv_engine())
            << (have_onednn() ? "" : " (no oneDNN in this build: im2col)");
+    if (precision() != Precision::fp32)
+      head << ", precision " << precision_name(precision()) << " (convolutions)";
     head << ", batch " << o.cfg.batch << ", " << optimizer_name(o.cfg.optimizer.kind)
          << " lr " << o.cfg.optimizer.lr << describe_schedule_suffix(o.cfg.optimizer.schedule)
          << describe_clipping_suffix(o.cfg.optimizer)

@@ -6,22 +6,23 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <new>
-#include <sstream>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <new>
+#include <sstream>
 
-#include "cpu/gemm.h"
 #include "cli_common.h"
 #include "cli_paths.h"
 #include "convpool/conv_engine.h"
-#include "convpool/distributed.h"
 #include "convpool/device.h"
+#include "convpool/distributed.h"
 #include "convpool/error.h"
 #include "convpool/model.h"
 #include "convpool/pooling.h"
+#include "convpool/precision.h"
 #include "convpool/trainer.h"
+#include "cpu/gemm.h"
 
 namespace convpool::cli {
 
@@ -123,6 +124,11 @@ void add_device_options(CLI::App* cmd, std::string& device, int& threads) {
          [](const std::string& name) { set_cpu_conv_engine(parse_cpu_conv_engine(name)); },
          "CPU convolutions: auto (by shape), im2col, onednn-direct, onednn-auto")
       ->check(CLI::IsMember({"auto", "im2col", "onednn-direct", "onednn-auto"}));
+  cmd->add_option_function<std::string>(
+         "--precision", [](const std::string& name) { set_precision(parse_precision(name)); },
+         "arithmetic: fp32, or bf16 (the CPU's convolutions in bf16 through oneDNN, where the "
+         "CPU has AVX512-BF16 or AMX; docs/training.md)")
+      ->check(CLI::IsMember({"fp32", "bf16", "fp16"}));
 }
 
 std::string suggest_flag(const CLI::App& app, int argc, char** argv) {

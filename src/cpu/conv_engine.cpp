@@ -3,6 +3,7 @@
 #include <atomic>
 
 #include "convpool/error.h"
+#include "convpool/precision.h"
 
 namespace convpool {
 
@@ -48,8 +49,14 @@ namespace cpu {
 // - few input channels (the first layer, C=3): oneDNN's direct kernels; its Winograd is slower
 //   there;
 // - everything else: oneDNN's own choice, Winograd for most 3x3 stride-1 shapes, 2-5x im2col.
+// In bf16 (--precision) every convolution that oneDNN has bf16 kernels for takes them,
+// whatever the policy; a shape without them stays on the fp32 rule below (the layer's backend
+// description says which).
 std::unique_ptr<OnednnConv> choose_conv_engine(const ConvGeom& g, int max_batch, bool bias,
                                                bool relu) {
+  if (precision() == Precision::bf16)
+    if (auto conv = OnednnConv::create(g, max_batch, bias, relu, OnednnAlgo::direct, true))
+      return conv;
   const CpuConvEngine policy = cpu_conv_engine();
   if (policy == CpuConvEngine::im2col) return nullptr;
   OnednnAlgo algo = policy == CpuConvEngine::onednn_direct ? OnednnAlgo::direct

@@ -1,6 +1,7 @@
 #include "conv_onednn.h"
 
 #include "convpool/error.h"
+#include "convpool/precision.h"
 
 #ifdef CONVPOOL_HAVE_ONEDNN
 #include <dnnl.hpp>
@@ -18,7 +19,7 @@ namespace convpool::cpu {
 #ifndef CONVPOOL_HAVE_ONEDNN
 
 struct OnednnConv::Impl {};
-std::unique_ptr<OnednnConv> OnednnConv::create(const ConvGeom&, int, bool, bool, OnednnAlgo) {
+std::unique_ptr<OnednnConv> OnednnConv::create(const ConvGeom&, int, bool, bool, OnednnAlgo, bool) {
   return nullptr;
 }
 OnednnConv::OnednnConv(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -35,6 +36,12 @@ void OnednnConv::backward_data(int, const float*, float*, float*) {
   CP_FAIL("this build has no oneDNN");
 }
 std::string OnednnConv::implementation(int) { return "no oneDNN"; }
+
+}  // namespace convpool::cpu
+namespace convpool {
+bool cpu_has_bf16() { return false; }
+}  // namespace convpool
+namespace convpool::cpu {
 
 #else
 
@@ -109,6 +116,7 @@ struct OnednnConv::Impl {
   ConvGeom g;
   int max_batch;
   bool bias, relu;
+  bool bf16 = false;  // x, w, y and dy in bf16 inside the primitives; dw, db and the bias fp32
   dnnl::algorithm algo;
   std::vector<std::unique_ptr<BatchPrimitives>> batches;
   size_t ws_floats = 0;
@@ -167,8 +175,11 @@ struct OnednnConv::Impl {
     p->user_scratchpad = user_scratchpad;
     const auto mode = user_scratchpad ? dnnl::scratchpad_mode::user : dnnl::scratchpad_mode::library;
     const auto f32 = memory::data_type::f32;
-    const memory::desc x_any(src_dims(n), f32, Tag::any), y_any(dst_dims(n), f32, Tag::any),
-        w_any(wei_dims(), f32, Tag::any), b_desc({g.OC}, f32, Tag::x);
+    // In bf16 the staging reorders convert (to nearest even) as they reblock.
+    const auto inner = bf16 ? memory::data_type::bf16 : f32;
+    const memory::desc x_any(src_dims(n), inner, Tag::any), y_any(dst_dims(n), inner, Tag::any),
+        w_any(wei_dims(), inner, Tag::any), dw_any(wei_dims(), f32, Tag::any),
+        b_desc({g.OC}, f32, Tag::x);
     const memory::desc x_user(src_dims(n), f32, Tag::nchw), y_user(dst_dims(n), f32, Tag::nchw),
         w_user(wei_dims(), f32, Tag::oihw);
     // Attributes are handles: the forward's (with its ReLU) is a separate object.
@@ -191,15 +202,15 @@ struct OnednnConv::Impl {
     const BwdData::primitive_desc dpd(
         BwdData::desc(algo, x_any, w_any, y_any, strides(), pad_l(), pad_r()), attr, cpu_engine(),
         fpd);
-    const auto wd = bias ? BwdW::desc(algo, x_any, w_any, b_desc, y_any, strides(), pad_l(),
-                                      pad_r())
-                         : BwdW::desc(algo, x_any, w_any, y_any, strides(), pad_l(), pad_r());
+    const auto wd =
+        bias ? BwdW::desc(algo, x_any, dw_any, b_desc, y_any, strides(), pad_l(), pad_r())
+             : BwdW::desc(algo, x_any, dw_any, y_any, strides(), pad_l(), pad_r());
     const BwdW::primitive_desc wpd(wd, attr, cpu_engine(), fpd);
     p->fwd = Fwd(fpd);
     p->bwd_data = BwdData(dpd);
     p->bwd_weights = BwdW(wpd);
-    p->implementation = std::string("fwd ") + fpd.impl_info_str() + ", bwd-data " +
-                        dpd.impl_info_str() + ", bwd-filter " + wpd.impl_info_str();
+    p->implementation = std::string(bf16 ? "bf16: " : "") + "fwd " + fpd.impl_info_str() +
+                        ", bwd-data " + dpd.impl_info_str() + ", bwd-filter " + wpd.impl_info_str();
 
     size_t off = 0;
     if (relu) {  // dy masked by the ReLU, NCHW, before any reorder
@@ -283,9 +294,19 @@ struct OnednnConv::Impl {
 OnednnConv::OnednnConv(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 OnednnConv::~OnednnConv() = default;
 
+}  // namespace convpool::cpu
+namespace convpool {
+bool cpu_has_bf16() {
+  const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+  return isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx;
+}
+}  // namespace convpool
+namespace convpool::cpu {
+
 std::unique_ptr<OnednnConv> OnednnConv::create(const ConvGeom& g, int max_batch, bool bias,
-                                               bool relu, OnednnAlgo algo) {
+                                               bool relu, OnednnAlgo algo, bool bf16) {
   auto impl = std::make_unique<Impl>();
+  impl->bf16 = bf16;
   impl->g = g;
   impl->max_batch = max_batch;
   impl->bias = bias;

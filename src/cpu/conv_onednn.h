@@ -22,9 +22,10 @@ enum class OnednnAlgo { direct, automatic };
 class OnednnConv {
  public:
   // Null when oneDNN has no JIT-compiled implementation for g on this CPU (only its slow
-  // reference kernels), or when this build has no oneDNN.
-  static std::unique_ptr<OnednnConv> create(const ConvGeom& g, int max_batch, bool bias,
-                                            bool relu, OnednnAlgo algo);
+  // reference kernels), or when this build has no oneDNN. bf16: the primitives compute in
+  // bf16 (include/convpool/precision.h); the caller's tensors stay fp32.
+  static std::unique_ptr<OnednnConv> create(const ConvGeom& g, int max_batch, bool bias, bool relu,
+                                            OnednnAlgo algo, bool bf16 = false);
   ~OnednnConv();
   OnednnConv(const OnednnConv&) = delete;
   OnednnConv& operator=(const OnednnConv&) = delete;

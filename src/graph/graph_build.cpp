@@ -7,6 +7,7 @@
 
 #include "convpool/error.h"
 #include "convpool/graph.h"
+#include "convpool/precision.h"
 #include "memory_plan.h"
 
 namespace convpool {
@@ -384,6 +385,7 @@ struct Graph::Builder {
 std::unique_ptr<Graph> Graph::build(const ModelSpec& spec, const GraphOptions& opts) {
   if (opts.batch < 1) CP_USER_ERROR("batch size must be at least 1 (got " << opts.batch << ")");
   if (spec.layers.empty()) CP_USER_ERROR("the model defines no layers");
+  require_precision_supported(precision(), opts.device == Device::cuda);
   auto g = std::unique_ptr<Graph>(new Graph());
   g->opts_ = opts;
   Builder b(*g, g->opts_);
