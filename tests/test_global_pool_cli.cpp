@@ -33,6 +33,7 @@ TEST(GlobalPool, ResNet20LearnsWithEachEncoderInOneShortEpoch) {
   for (const WindowPoolingOp& op : global_encoder_ops()) encoders.push_back(op.name);
   encoders.push_back("attention_pool:heads=2");
   encoders.push_back("spp_pool:mode=vlad,clusters=8");
+  encoders.push_back("compact_bilinear:d=2048,algo=fft");  // the FFT form, end to end
   for (const std::string& encoder : encoders) {
     TempDir d;
     const CommandResult r = run_convpool(

@@ -143,6 +143,28 @@ def netvlad_spp(x, weight, bias, centres, levels):
     return torch.cat(blocks, 1).view(n, -1, 1, 1)
 
 
+def _spectral_crop(spec, dim, i, o):
+    """The o lowest frequencies of an i-point spectrum along dim, in o-point order; for an
+    even o, its Nyquist frequency is the mean of the input's +o/2 and -o/2 (which fold there)."""
+    def pick(ks):
+        return spec.index_select(dim, torch.tensor([k % i for k in ks], device=spec.device))
+    half = o // 2
+    if o % 2:
+        return pick(list(range(0, half + 1)) + list(range(-half, 0)))
+    nyquist = (pick([half]) + pick([-half])) / 2
+    return torch.cat([pick(range(0, half)), nyquist, pick(range(-half + 1, 0))], dim)
+
+
+def spectral(x, h, w):
+    """Spectral pooling (Rippel, Snoek and Adams, 2015) as a PyTorch user writes it: fft2,
+    the h x w lowest frequencies kept, ifft2, the real part, scaled by hw / HW so that a
+    constant plane keeps its value: [N, C, h, w]."""
+    H, W = x.shape[-2:]
+    spec = torch.fft.fft2(x)
+    spec = _spectral_crop(_spectral_crop(spec, -2, H, h), -1, W, w)
+    return torch.fft.ifft2(spec).real * (h * w / (H * W))
+
+
 def lp(x, size, stride, p):
     """(sum |x|^p)^(1/p); F.lp_pool2d is the same for p = 2 (and for x >= 0)."""
     return (F.avg_pool2d(x.abs().pow(p), size, stride) * (size * size)).pow(1.0 / p)
