@@ -25,16 +25,27 @@ struct FftPlans {
   fftwf_plan r2c = nullptr, c2r = nullptr;
 };
 
+// Every size's plans, kept for the process and destroyed at its exit.
+struct PlanCache {
+  std::mutex mu;
+  std::map<int, FftPlans> plans;
+  ~PlanCache() {
+    for (auto& entry : plans) {
+      fftwf_destroy_plan(entry.second.r2c);
+      fftwf_destroy_plan(entry.second.c2r);
+    }
+  }
+};
+
 // The plans of d points, made on FFTW's own (aligned) arrays and executed on others of the
 // same alignment (fft_region_floats keeps ours 64-byte aligned). Planning is serialised;
 // executing a plan is thread-safe.
 const FftPlans& plans_for(int d) {
-  static std::mutex mu;
-  static std::map<int, FftPlans> cache;
-  std::lock_guard lock(mu);
+  static PlanCache cache;
+  std::lock_guard lock(cache.mu);
   static const bool safe = (fftwf_make_planner_thread_safe(), true);
   (void)safe;
-  if (const auto it = cache.find(d); it != cache.end()) return it->second;
+  if (const auto it = cache.plans.find(d); it != cache.plans.end()) return it->second;
   float* r = fftwf_alloc_real(size_t(d));
   fftwf_complex* c = fftwf_alloc_complex(size_t(compact_bilinear_half(d)));
   FftPlans p;
@@ -44,10 +55,13 @@ const FftPlans& plans_for(int d) {
   }
   fftwf_free(r);
   fftwf_free(c);
-  if (!p.r2c || !p.c2r)
+  if (!p.r2c || !p.c2r) {
+    if (p.r2c) fftwf_destroy_plan(p.r2c);
+    if (p.c2r) fftwf_destroy_plan(p.c2r);
     throw std::runtime_error("compact_bilinear: FFTW could not plan a transform of " +
                              std::to_string(d) + " points");
-  return cache.emplace(d, p).first->second;
+  }
+  return cache.plans.emplace(d, p).first->second;
 }
 
 void r2c(const FftPlans& p, float* in, float* out) {

@@ -25,9 +25,19 @@ std::mutex g_mu;
 std::map<cufftHandle, Plan> g_plans;
 cufftHandle g_next = 1;
 
+// FFTW's plans, kept for the process and destroyed at its exit.
+struct FftwPlans {
+  std::map<std::tuple<int, int, bool>, fftwf_plan> plans;
+  ~FftwPlans() {
+    for (auto& entry : plans)
+      if (entry.second) fftwf_destroy_plan(entry.second);
+  }
+};
+
 // FFTW's plan of n points for `type`, aligned or not; made once, under g_mu.
 fftwf_plan fftw_plan_for(int n, cufftType type, bool aligned) {
-  static std::map<std::tuple<int, int, bool>, fftwf_plan> cache;
+  static FftwPlans owned;
+  auto& cache = owned.plans;
   static const bool safe = (fftwf_make_planner_thread_safe(), true);
   (void)safe;
   const auto key = std::make_tuple(n, int(type), aligned);
